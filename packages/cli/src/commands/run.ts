@@ -1,0 +1,49 @@
+import { configOption, stringOption, type CommandSpec } from '../command.js';
+import { loadCliConfig } from '../load-cli-config.js';
+import { ROLES, type Role } from '../run/roles.js';
+import { runUntilStopped, startWalpurge } from '../run/start-walpurge.js';
+import { httpPortOption, logLevelOption, parsePort } from './shared-options.js';
+
+export const runCommand: CommandSpec = {
+  name: 'run',
+  summary:
+    'Run walpurge: the listener, the invalidator, the write-behind flusher, or all of them in one process.',
+  usage:
+    'walpurge run [--config FILE] [--role all|listener|invalidator|flusher] [--http-port PORT] [--log-level LEVEL]',
+  options: {
+    config: configOption,
+    role: {
+      type: 'string',
+      description: 'Which services to run.',
+      env: 'WALPURGE_ROLE',
+      default: 'all',
+      choices: ROLES,
+      valueName: 'ROLE',
+    },
+    'http-port': httpPortOption,
+    'log-level': logLevelOption,
+  },
+  details: `--role all with transport: inline is the embedded mode: the listener hands committed changes to the
+invalidator in-process and acknowledges them to PostgreSQL only after their purges succeeded.
+With transport: kafka the roles talk through Kafka and can run as separate processes.
+SIGTERM/SIGINT drain and stop gracefully (a second signal exits at once).`,
+  async run({ io, options }) {
+    const loaded = await loadCliConfig(options, io);
+    const httpPort = parsePort(options, 'run');
+    const logLevel = stringOption(options, 'log-level');
+    const running = await startWalpurge({
+      config: loaded.config,
+      role: (stringOption(options, 'role') ?? 'all') as Role,
+      problemAt: loaded.problemAt,
+      configFile: loaded.file,
+      ...(httpPort !== undefined ? { httpPort } : {}),
+      ...(logLevel ? { logLevel } : {}),
+    });
+    return runUntilStopped(running, io, shutdownTimeoutMs(loaded.config.invalidator.stopTimeoutMs));
+  },
+};
+
+/** Long enough for the invalidator's own drain deadline, plus the listener's final acknowledgement. */
+function shutdownTimeoutMs(invalidatorStopMs: number): number {
+  return Math.max(30_000, invalidatorStopMs + 15_000);
+}

@@ -1,0 +1,104 @@
+import { errorMessage } from '@walpurge/core';
+import { ExitCode, UsageError, writeLine } from '../cli-io.js';
+import { configOption, jsonOption, type CommandSpec } from '../command.js';
+import { loadCliConfig } from '../load-cli-config.js';
+import { connectDatabase } from '../live/connect-database.js';
+import { readSlotStatus, type SlotStatus } from '../status/slot-status.js';
+import { readKafkaStatus, type KafkaStatus } from '../status/kafka-status.js';
+import { readWriteBehindStatus, type WriteBehindStatus } from '../status/write-behind-status.js';
+import { formatBytes, formatDuration, renderPairs } from '../format/units.js';
+
+interface Status {
+  transport: string;
+  slot: SlotStatus;
+  kafka: KafkaStatus | { error: string } | null;
+  writeBehind: WriteBehindStatus | { error: string } | null;
+}
+
+function describeSlot(slot: SlotStatus): Array<[string, string]> {
+  if (!slot.exists)
+    return [
+      ['replication slot', `${slot.slot}: does not exist (created when walpurge starts)`],
+      ['current WAL LSN', slot.currentLsn],
+    ];
+  const state = slot.active ? `active (pid ${slot.activePid ?? '?'})` : 'inactive: no walpurge is reading it';
+  return [
+    ['replication slot', `${slot.slot}: ${state}${slot.walStatus ? `, wal_status ${slot.walStatus}` : ''}`],
+    ['confirmed LSN', slot.confirmedLsn ?? 'none'],
+    ['current WAL LSN', slot.currentLsn],
+    ['WAL retained', slot.walRetainedBytes == null ? 'unknown' : formatBytes(slot.walRetainedBytes)],
+    [
+      'replication lag',
+      slot.lagBytes == null ? 'unknown' : `${formatBytes(slot.lagBytes)} not yet acknowledged`,
+    ],
+  ];
+}
+
+function describeKafka(status: Status): Array<[string, string]> {
+  if (status.kafka === null) return [['consumer lag', `n/a (transport ${status.transport})`]];
+  if ('error' in status.kafka) return [['kafka', `unavailable: ${status.kafka.error}`]];
+  const kafka = status.kafka;
+  return [
+    [
+      'consumer lag',
+      kafka.consumerLag === null
+        ? `${kafka.consumerGroup} has not committed on ${kafka.topic} yet`
+        : `${kafka.consumerLag} events (group ${kafka.consumerGroup}, ${kafka.partitions.length} partitions)`,
+    ],
+    ['dead-letter events', `${kafka.deadLetters} in ${kafka.deadLetterTopic}`],
+  ];
+}
+
+function describeWriteBehind(status: Status): Array<[string, string]> {
+  if (status.writeBehind === null) return [['write-behind', 'n/a (no flusher section)']];
+  if ('error' in status.writeBehind) return [['write-behind', `unavailable: ${status.writeBehind.error}`]];
+  const wb = status.writeBehind;
+  return [
+    [
+      'write-behind queue',
+      `${wb.pending} pending${wb.oldestPendingAgeMs == null ? '' : `, oldest ${formatDuration(wb.oldestPendingAgeMs)} old`}`,
+    ],
+    ['failed writes', `${wb.failed}${wb.failedCapped ? '+' : ''} (walpurge dlq list --source writes)`],
+  ];
+}
+
+export const statusCommand: CommandSpec = {
+  name: 'status',
+  summary:
+    'Slot state, confirmed LSN, WAL retained, replication and consumer lag, write-behind queue, dead letters.',
+  usage: 'walpurge status [--config FILE] [--json]',
+  options: { config: configOption, json: jsonOption },
+  details: `Reads PostgreSQL (pg_replication_slots), Kafka (consumer-group offsets, dead-letter topic) when
+transport is kafka, and the write-behind queue when a flusher section exists. Exit 1 when the
+database cannot be reached; parts that cannot be reached otherwise are reported, not fatal.`,
+  async run({ io, options }) {
+    const { config } = await loadCliConfig(options, io);
+    if (!config.database) throw new UsageError('the config has no database section', 'status');
+    const client = await connectDatabase(config.database.url);
+    let slot: SlotStatus;
+    try {
+      slot = await readSlotStatus(client, config.database.slot);
+    } finally {
+      await client.end().catch(() => {});
+    }
+    const status: Status = { transport: config.transport, slot, kafka: null, writeBehind: null };
+    if (config.transport === 'kafka' && config.kafka) {
+      status.kafka = await readKafkaStatus(config.kafka).catch((error: unknown) => ({
+        error: errorMessage(error),
+      }));
+    }
+    if (config.flusher) {
+      status.writeBehind = await readWriteBehindStatus(config).catch((error: unknown) => ({
+        error: errorMessage(error),
+      }));
+    }
+    if (options['json'] === true) {
+      writeLine(io.stdout, JSON.stringify(status, null, 2));
+    } else {
+      io.stdout.write(
+        renderPairs([...describeSlot(slot), ...describeKafka(status), ...describeWriteBehind(status)]),
+      );
+    }
+    return ExitCode.Ok;
+  },
+};

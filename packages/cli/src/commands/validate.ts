@@ -1,0 +1,83 @@
+import { ConfigError, type ConfigProblem } from '@walpurge/config';
+import { ErrorCode } from '@walpurge/core';
+import { validateRulesAgainstSchema } from '@walpurge/rules';
+import { ExitCode, writeLine } from '../cli-io.js';
+import { configOption, jsonOption, type CommandSpec } from '../command.js';
+import { loadCliConfig } from '../load-cli-config.js';
+import { connectDatabase, describeDatabase } from '../live/connect-database.js';
+import { loadTableCatalog } from '../live/table-catalog.js';
+import { checkServer } from '../live/server-checks.js';
+
+export const validateCommand: CommandSpec = {
+  name: 'validate',
+  summary:
+    'Check walpurge.yaml, then the live database (tables, columns, REPLICA IDENTITY, wal_level, privileges).',
+  usage: 'walpurge validate [--config FILE] [--offline] [--json]',
+  options: {
+    config: configOption,
+    offline: {
+      type: 'boolean',
+      description: 'Check the file only; do not connect to the database.',
+      env: 'WALPURGE_OFFLINE',
+    },
+    json: jsonOption,
+  },
+  details: `Every problem is listed at once, as FILE:LINE:COLUMN: PATH: MESSAGE.
+Live checks run when the config has a database section; an unreachable database is an error
+(exit 1) unless --offline is given.`,
+  async run({ io, options }) {
+    const json = options['json'] === true;
+    let loaded;
+    try {
+      loaded = await loadCliConfig(options, io);
+    } catch (error) {
+      if (json && error instanceof ConfigError) {
+        writeLine(
+          io.stdout,
+          JSON.stringify({ ok: false, file: error.file, code: error.code, problems: error.problems }),
+        );
+        return ExitCode.Failure;
+      }
+      throw error;
+    }
+    const { config, file } = loaded;
+    const problems: ConfigProblem[] = [];
+    let live: 'skipped (--offline)' | 'skipped (no database section)' | 'passed' | 'failed' =
+      'skipped (no database section)';
+
+    if (options['offline'] === true) live = 'skipped (--offline)';
+    else if (config.database) {
+      const client = await connectDatabase(config.database.url);
+      try {
+        const catalog = await loadTableCatalog(
+          client,
+          config.rules.map((rule) => rule.table),
+        );
+        problems.push(...(await validateRulesAgainstSchema(config.rules, client, loaded.problemAt)));
+        problems.push(...(await checkServer(client, config.database, catalog, loaded.problemAt)));
+      } finally {
+        await client.end().catch(() => {});
+      }
+      live = problems.length === 0 ? 'passed' : 'failed';
+    }
+    problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+
+    if (json) {
+      writeLine(
+        io.stdout,
+        JSON.stringify({ ok: problems.length === 0, file, rules: config.rules.length, live, problems }),
+      );
+      return problems.length === 0 ? ExitCode.Ok : ExitCode.Failure;
+    }
+    if (problems.length > 0) {
+      throw new ConfigError(ErrorCode.SchemaMismatch, file, problems);
+    }
+    const target =
+      config.database && live === 'passed' ? ` against ${describeDatabase(config.database.url)}` : '';
+    writeLine(
+      io.stdout,
+      `${file}: OK (${config.rules.length} rule${config.rules.length === 1 ? '' : 's'}; live checks${target} ${live})`,
+    );
+    return ExitCode.Ok;
+  },
+};

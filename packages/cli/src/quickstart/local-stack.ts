@@ -1,0 +1,49 @@
+import { startLocalPostgres, startLocalRedis } from '@walpurge/testing';
+
+export interface DemoStack {
+  databaseUrl: string;
+  redisUrl: string;
+  /** What this process started ("PostgreSQL 127.0.0.1:5433 (wal_level=logical)"), for the banner. */
+  started: string[];
+  /** Stops only what it started; idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * DATABASE_URL / REDIS_URL when given; otherwise throw-away local servers from the binaries on this
+ * machine (the test environment's local-process path): PostgreSQL with logical WAL, and Redis.
+ */
+export async function provideDemoStack(
+  env: Record<string, string | undefined>,
+  log: (line: string) => void,
+): Promise<DemoStack> {
+  const stops: Array<() => Promise<void>> = [];
+  const started: string[] = [];
+  const stop = async (): Promise<void> => {
+    for (const fn of stops.splice(0).reverse()) await fn().catch(() => {});
+  };
+  try {
+    const givenDb = env['DATABASE_URL'];
+    const givenRedis = env['REDIS_URL'];
+    const [postgres, redis] = await Promise.all([
+      givenDb ? undefined : startLocalPostgres({ log }),
+      givenRedis ? undefined : startLocalRedis({ log }),
+    ]);
+    if (postgres) {
+      stops.push(() => postgres.stop());
+      started.push(`PostgreSQL on 127.0.0.1:${postgres.port} (wal_level=logical, data in a temp dir)`);
+    }
+    if (redis) {
+      stops.push(() => redis.stop());
+      started.push(`Redis on 127.0.0.1:${redis.port}`);
+    }
+    const databaseUrl = givenDb ?? postgres?.url;
+    const redisUrl = givenRedis ?? redis?.url;
+    if (!databaseUrl || !redisUrl) throw new Error('no database or Redis URL');
+    let stopped: Promise<void> | undefined;
+    return { databaseUrl, redisUrl, started, stop: () => (stopped ??= stop()) };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

@@ -1,0 +1,89 @@
+import type { WalpurgeConfig } from '@walpurge/config';
+import type { Logger, Registry, Service, WalpurgeError } from '@walpurge/core';
+import type { ChangeEvent } from '@walpurge/protocol';
+import { createListener } from '@walpurge/listener';
+import { createInvalidator } from '@walpurge/invalidator';
+import { createFlusher } from '@walpurge/flusher';
+import type { ProblemAt } from '@walpurge/rules';
+import { UsageError } from '../cli-io.js';
+import type { Role } from './roles.js';
+
+export type ReadyService = Service & { isReady(): boolean };
+
+export interface ComposeOptions {
+  role: Role;
+  config: WalpurgeConfig;
+  logger: Logger;
+  registry: Registry;
+  /** The listener cannot go on (slot dropped, privileges revoked): stop with exit code 1. */
+  onFatal: (error: WalpurgeError) => void;
+  /** Embedded mode only: called after the purges of a batch succeeded (quickstart's live view). */
+  onPurged?: (events: readonly ChangeEvent[], purgedAt: number) => void;
+  /** Locates rule problems the invalidator finds against the live schema at start. */
+  problemAt?: ProblemAt;
+  configFile?: string;
+}
+
+function need(condition: unknown, message: string): void {
+  if (!condition) throw new UsageError(message, 'run');
+}
+
+/**
+ * The one composition root: which services a role runs, in start order (the group stops them in
+ * reverse). Consumers start before producers, so on shutdown the producer stops first and nothing
+ * is acknowledged after its downstream went away.
+ */
+export function composeServices({
+  role,
+  config,
+  logger,
+  registry,
+  onFatal,
+  onPurged,
+  problemAt,
+  configFile,
+}: ComposeOptions): ReadyService[] {
+  const inline = config.transport === 'inline';
+  const base = { config, logger, registry };
+  const located = { ...(problemAt ? { problemAt } : {}), ...(configFile ? { configFile } : {}) };
+  if (role === 'listener' || role === 'invalidator') {
+    need(
+      !inline,
+      `role '${role}' alone needs transport: kafka; with transport: inline the listener hands events to the invalidator in the same process (use --role all)`,
+    );
+  }
+  if (role === 'listener' || role === 'all')
+    need(config.database, `role '${role}' needs a database section in the config`);
+  if (role === 'flusher') need(config.flusher, "role 'flusher' needs a flusher section in the config");
+
+  switch (role) {
+    case 'listener':
+      return [createListener({ ...base, onFatal })];
+    case 'invalidator':
+      return [createInvalidator({ ...base, ...located, consume: 'kafka' })];
+    case 'flusher':
+      return [createFlusher(base)];
+    case 'all': {
+      const services: ReadyService[] = [];
+      if (inline) {
+        // Embedded mode: the listener's "durable downstream" is the purge itself, so a commit's
+        // LSN is acknowledged only after invalidator.handle resolved for all of its events.
+        const invalidator = createInvalidator({ ...base, ...located, consume: 'none' });
+        const sink = {
+          publish: async (events: readonly ChangeEvent[], signal?: AbortSignal): Promise<void> => {
+            await invalidator.handle(events, signal);
+            onPurged?.(events, Date.now());
+          },
+        };
+        services.push(invalidator, createListener({ ...base, sink, onFatal }));
+      } else {
+        services.push(
+          createInvalidator({ ...base, ...located, consume: 'kafka' }),
+          createListener({ ...base, onFatal }),
+        );
+      }
+      if (config.flusher) services.push(createFlusher(base));
+      return services;
+    }
+  }
+}

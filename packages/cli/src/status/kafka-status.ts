@@ -1,0 +1,80 @@
+import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
+import type { KafkaConfig } from '@walpurge/config';
+
+export interface KafkaStatus {
+  topic: string;
+  consumerGroup: string;
+  /** Sum over partitions of (high watermark − committed offset); null when the group never committed. */
+  consumerLag: number | null;
+  partitions: Array<{ partition: number; high: number; committed: number | null; lag: number }>;
+  deadLetterTopic: string;
+  /** Messages currently held by the dead-letter topic (high − low watermarks). */
+  deadLetters: number;
+}
+
+export function kafkaClient(config: KafkaConfig, clientSuffix: string): Kafka {
+  return new Kafka({
+    clientId: `${config.clientId}-${clientSuffix}`,
+    brokers: config.brokers,
+    ssl: config.ssl,
+    ...(config.sasl
+      ? {
+          sasl: {
+            mechanism: config.sasl.mechanism,
+            username: config.sasl.username,
+            password: config.sasl.password,
+          } as SASLOptions,
+        }
+      : {}),
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 3_000,
+    retry: { retries: 2, initialRetryTime: 200 },
+  });
+}
+
+async function topicSize(admin: ReturnType<Kafka['admin']>, topic: string): Promise<number> {
+  const topics = await admin.listTopics();
+  if (!topics.includes(topic)) return 0;
+  const offsets = await admin.fetchTopicOffsets(topic);
+  return offsets.reduce((sum, partition) => sum + (Number(partition.high) - Number(partition.low)), 0);
+}
+
+export async function readKafkaStatus(config: KafkaConfig): Promise<KafkaStatus> {
+  const admin = kafkaClient(config, 'status').admin();
+  await admin.connect();
+  try {
+    const topics = await admin.listTopics();
+    const partitions: KafkaStatus['partitions'] = [];
+    let consumerLag: number | null = null;
+    if (topics.includes(config.topic)) {
+      const high = await admin.fetchTopicOffsets(config.topic);
+      const committed = await admin.fetchOffsets({ groupId: config.consumerGroup, topics: [config.topic] });
+      const byPartition = new Map(
+        (committed[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]),
+      );
+      for (const partition of high) {
+        const offset = byPartition.get(partition.partition);
+        const committedOffset = offset === undefined || offset < 0 ? null : offset;
+        const lag = Number(partition.high) - (committedOffset ?? Number(partition.low));
+        partitions.push({
+          partition: partition.partition,
+          high: Number(partition.high),
+          committed: committedOffset,
+          lag,
+        });
+      }
+      if (partitions.some((p) => p.committed !== null))
+        consumerLag = partitions.reduce((sum, p) => sum + p.lag, 0);
+    }
+    return {
+      topic: config.topic,
+      consumerGroup: config.consumerGroup,
+      consumerLag,
+      partitions,
+      deadLetterTopic: config.deadLetterTopic,
+      deadLetters: await topicSize(admin, config.deadLetterTopic),
+    };
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}

@@ -1,0 +1,47 @@
+import { Redis } from 'ioredis';
+import { writeBehindLayout } from '@walpurge/client';
+import type { WalpurgeConfig } from '@walpurge/config';
+import { listFailedWrites } from '@walpurge/flusher';
+
+export interface WriteBehindStatus {
+  /** Rows with a write accepted but not yet in PostgreSQL. */
+  pending: number;
+  oldestPendingAgeMs: number | null;
+  /** Failed writes kept for redrive (capped at FAILED_LIMIT). */
+  failed: number;
+  failedCapped: boolean;
+}
+
+const FAILED_LIMIT = 1_000;
+
+/** Reads the queue Redis the same way the flusher's metrics do (pending index: row → accepted-at score). */
+export async function readWriteBehindStatus(
+  config: WalpurgeConfig,
+  now = Date.now(),
+): Promise<WriteBehindStatus | null> {
+  if (!config.flusher) return null;
+  const layout = writeBehindLayout(config.flusher.keyPrefix);
+  const redis = new Redis(config.flusher.queueRedisUrl, {
+    maxRetriesPerRequest: 1,
+    connectTimeout: 3_000,
+    lazyConnect: true,
+  });
+  redis.on('error', () => {});
+  try {
+    await redis.connect();
+    const [pending, oldest] = await Promise.all([
+      redis.zcard(layout.index),
+      redis.zrange(layout.index, 0, 0, 'WITHSCORES'),
+    ]);
+    const failed = await listFailedWrites({ config, redis, limit: FAILED_LIMIT });
+    const oldestScore = oldest[1] === undefined ? undefined : Number(oldest[1]);
+    return {
+      pending,
+      oldestPendingAgeMs: oldestScore === undefined ? null : Math.max(0, now - oldestScore),
+      failed: failed.length,
+      failedCapped: failed.length >= FAILED_LIMIT,
+    };
+  } finally {
+    redis.disconnect();
+  }
+}

@@ -1,0 +1,167 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  createIsolatedDatabase,
+  findPostgresBinDir,
+  startLocalPostgres,
+  uniqueName,
+  type IsolatedDatabase,
+  type LocalPostgres,
+} from '@walpurge/testing';
+import { runCli } from './cli.js';
+import { captureIo } from './testing/capture-io.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'walpurge-validate-'));
+let database: IsolatedDatabase;
+
+async function sql(url: string, text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
+
+function configFile(name: string, body: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, body);
+  return file;
+}
+
+/** The config under test; the database URL comes from the environment like in production. */
+function rules(text: string): string {
+  return `database:\n  url: \${DATABASE_URL}\n  slot: walpurge_validate\n  publication: walpurge_validate\nrules:\n${text}`;
+}
+
+async function validate(file: string, url: string): Promise<{ code: number; out: string; err: string }> {
+  const io = captureIo({ DATABASE_URL: url });
+  const code = await runCli(['validate', '--config', file], io);
+  return { code, out: io.out(), err: io.err() };
+}
+
+beforeAll(async () => {
+  database = await createIsolatedDatabase(inject('services').databaseUrl, 'cli_validate');
+  await sql(
+    database.url,
+    `CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, name text);
+     CREATE TABLE products (id int PRIMARY KEY, sku text NOT NULL);
+     ALTER TABLE products REPLICA IDENTITY FULL;`,
+  );
+});
+afterAll(async () => {
+  await database?.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('walpurge validate against the live database', () => {
+  it('passes a config that matches the schema', async () => {
+    const file = configFile(
+      'ok.yaml',
+      rules(
+        '  - table: users\n    redis: { keys: ["user:{id}", "user:{new.email}"] }\n  - table: products\n    redis: { keys: ["sku:{old.sku}"] }\n',
+      ),
+    );
+    const result = await validate(file, database.url);
+    expect(result.err).toBe('');
+    expect(result.out).toMatch(
+      new RegExp(
+        `^${file}: OK \\(2 rules; live checks against 127\\.0\\.0\\.1:\\d+/${database.name} passed\\)\\n$`,
+      ),
+    );
+    expect(result.code).toBe(0);
+  });
+
+  const cases: Array<{ name: string; rules: string; problems: string[] }> = [
+    {
+      name: 'unknown table',
+      rules: '  - table: public.orders\n    redis: { keys: ["order:{id}"] }\n',
+      problems: [
+        '6:12: rules[0].table: unknown table public.orders (no such table, or not visible to this role)',
+      ],
+    },
+    {
+      name: 'unknown column in a template and in when.changed',
+      rules:
+        '  - table: users\n    on: [insert, update]\n    when: { changed: [emial] }\n    redis: { keys: ["user:{id}", "user_by_email:{new.emial}"] }\n',
+      problems: [
+        "8:23: rules[0].when.changed[0]: unknown column 'emial' in public.users",
+        "9:34: rules[0].redis.keys[1]: unknown column 'emial' in public.users",
+      ],
+    },
+    {
+      name: 'old-value template with REPLICA IDENTITY DEFAULT',
+      rules: '  - table: users\n    on: [update]\n    redis: { keys: ["user_by_email:{old.email}"] }\n',
+      problems: [
+        "8:21: rules[0].redis.keys[0]: {old.email} needs the old value of 'email', but public.users has REPLICA IDENTITY DEFAULT, which only sends the old values of id; run ALTER TABLE public.users REPLICA IDENTITY FULL",
+      ],
+    },
+  ];
+  it.each(cases)('$name → exit 1, every problem located', async (testCase) => {
+    const file = configFile(`${testCase.name.replace(/\W+/g, '-')}.yaml`, rules(testCase.rules));
+    const result = await validate(file, database.url);
+    const count = testCase.problems.length;
+    expect(result.err).toBe(
+      `${file}: ${count} problem${count === 1 ? '' : 's'}\n${testCase.problems.map((p) => `  ${file}:${p}\n`).join('')}`,
+    );
+    expect(result.out).toBe('');
+    expect(result.code).toBe(1);
+  });
+
+  it('reports a role without REPLICATION (and what else it may not do)', async () => {
+    const role = uniqueName('norepl');
+    await sql(database.url, `CREATE ROLE ${role} LOGIN PASSWORD 'pw-${role}'`);
+    try {
+      const url = new URL(database.url);
+      url.username = role;
+      url.password = `pw-${role}`;
+      const file = configFile('norepl.yaml', rules('  - table: users\n    redis: { keys: ["user:{id}"] }\n'));
+      const result = await validate(file, url.toString());
+      expect(result.err).toBe(
+        `${file}: 2 problems\n` +
+          `  ${file}:2:8: database.url: role '${role}' lacks the REPLICATION attribute (fix: ALTER ROLE ${role} REPLICATION)\n` +
+          `  ${file}:4:16: database.publication: role '${role}' may not create publication 'walpurge_validate' (needs CREATE on the database)\n`,
+      );
+      expect(result.err).not.toContain(`pw-${role}`);
+      expect(result.code).toBe(1);
+    } finally {
+      await sql(database.url, `DROP OWNED BY ${role}; DROP ROLE ${role}`);
+    }
+  });
+});
+
+describe('walpurge validate against a server with wal_level=replica', () => {
+  let replicaServer: LocalPostgres | undefined;
+  let skipReason = '';
+  beforeAll(async () => {
+    try {
+      findPostgresBinDir();
+    } catch (error) {
+      skipReason = `no local PostgreSQL binaries to start a wal_level=replica server: ${(error as Error).message}`;
+      return;
+    }
+    replicaServer = await startLocalPostgres({ settings: { wal_level: 'replica' } });
+    await sql(replicaServer.url, 'CREATE TABLE users (id int PRIMARY KEY, email text)');
+  }, 120_000);
+  afterAll(async () => {
+    await replicaServer?.stop();
+  });
+
+  it('reports the wrong wal_level at database.url', async (context) => {
+    if (!replicaServer) {
+      console.warn(`skipped: ${skipReason}`);
+      context.skip();
+      return;
+    }
+    const file = configFile('replica.yaml', rules('  - table: users\n    redis: { keys: ["user:{id}"] }\n'));
+    const result = await validate(file, replicaServer.url);
+    expect(result.err).toBe(
+      `${file}: 1 problem\n  ${file}:2:8: database.url: wal_level is 'replica', walpurge needs 'logical' (ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)\n`,
+    );
+    expect(result.code).toBe(1);
+  });
+});

@@ -1,0 +1,3 @@
+export * from './write/index.js';
+export * from './read/index.js';
+export * from './http/index.js';

@@ -1,0 +1,343 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { ErrorCode, Registry, WalpurgeError, createLogger, errorMessage, sleep } from '@walpurge/core';
+import { EntryStore, type LookupResult } from './entry-store.js';
+import { InvalidationTracker } from './invalidation-tracker.js';
+import { L1Cache, type ReadTicket } from './l1-cache.js';
+import { createClientMetrics, type ClientMetrics } from './metrics.js';
+import { NumericOptions, type CacheClientOptions, type GetOptions } from './options.js';
+import { PayloadCodec, jsonSerializer } from './serializer.js';
+import { SingleFlight } from './singleflight.js';
+import { jitteredTtlMs, shouldRefreshEarly } from './xfetch.js';
+
+export type Loader<T> = () => Promise<T>;
+
+export interface CacheClient {
+  /**
+   * Cache-aside read: L1 → Redis → loader, with leases so that only one caller in the whole fleet
+   * loads a missing key and a fill that raced a purge is never stored.
+   */
+  get<T>(key: string, loader: Loader<T>, options: GetOptions): Promise<T>;
+  /** Resolves once the in-process level is usable (immediately without L1). */
+  ready(): Promise<void>;
+  /** Stops background work and closes the connections the client opened itself. Idempotent. */
+  close(): Promise<void>;
+  readonly metrics: ClientMetrics;
+  /** Redis client id of the connection receiving invalidations, while L1 tracking is live; for tests/diagnostics. */
+  trackingClientId(): number | undefined;
+}
+
+type LoadReason = 'miss' | 'refresh' | 'early_refresh' | 'wait_timeout' | 'fail_open' | 'decode_error';
+
+const FAIL_OPEN_LOG_INTERVAL_MS = 10_000;
+
+export function createCacheClient(options: CacheClientOptions): CacheClient {
+  const settings = NumericOptions.parse({
+    keyPrefix: options.keyPrefix,
+    earlyRefreshBeta: options.earlyRefreshBeta,
+    ttlJitter: options.ttlJitter,
+    redisTimeoutMs: options.redisTimeoutMs,
+    coalesce: options.coalesce,
+    leases: options.leases ?? undefined,
+    l1: options.l1,
+    compression: options.compression,
+  });
+  const ownsRedis = typeof options.redis === 'string';
+  const redis =
+    typeof options.redis === 'string'
+      ? new Redis(options.redis, {
+          commandTimeout: settings.redisTimeoutMs,
+          maxRetriesPerRequest: 1,
+          // Commands issued while disconnected fail at once (→ loader) instead of queueing.
+          enableOfflineQueue: false,
+          connectionName: 'walpurge-client',
+        })
+      : options.redis;
+  if (redis.options.keyPrefix) {
+    throw new WalpurgeError(
+      ErrorCode.ConfigInvalid,
+      'the ioredis connection given to createCacheClient has its own keyPrefix',
+      {
+        hint: 'pass the prefix as createCacheClient({ keyPrefix }) instead, so tag-set members and invalidation tracking use it too',
+      },
+    );
+  }
+  if (ownsRedis) redis.on('error', () => {}); // reported through fail-open metrics, not as crashes
+
+  const logger = (options.logger ?? createLogger({ level: 'silent', pretty: false })).child({
+    component: 'cache-client',
+  });
+  const metrics = createClientMetrics(options.registry ?? new Registry());
+  const now = options.now ?? Date.now;
+  const random = options.random ?? Math.random;
+  const codec = new PayloadCodec<unknown>(options.serializer ?? jsonSerializer, settings.compression);
+  const store = new EntryStore(redis, settings.keyPrefix, settings.redisTimeoutMs);
+  const leaseTtlMs = settings.leases.ttlMs;
+  const maxWaitMs = settings.leases.maxWaitMs ?? leaseTtlMs;
+  const singleFlight = new SingleFlight();
+  const refreshing = new Set<string>();
+  const background = new Set<Promise<unknown>>();
+
+  const l1Options = settings.l1 === false ? undefined : settings.l1 === true ? {} : settings.l1;
+  const l1 = l1Options ? new L1Cache(l1Options, now) : undefined;
+  const tracker = l1 ? new InvalidationTracker(redis, settings.keyPrefix, l1, metrics, logger) : undefined;
+  const started = tracker ? tracker.start() : Promise.resolve(true);
+  let closed = false;
+  let lastFailOpenLog = -Infinity;
+
+  function newToken(): string {
+    return randomBytes(12).toString('base64url');
+  }
+
+  function track<T>(promise: Promise<T>): void {
+    const settled = promise.catch(() => undefined).finally(() => background.delete(settled));
+    background.add(settled);
+  }
+
+  async function callLoader<T>(loader: Loader<T>, reason: LoadReason): Promise<T> {
+    metrics.loaderCalls.inc({ reason });
+    const end = metrics.loaderDuration.startTimer();
+    try {
+      return await loader();
+    } catch (error) {
+      metrics.loaderErrors.inc();
+      throw error;
+    } finally {
+      end();
+    }
+  }
+
+  function failOpen<T>(loader: Loader<T>, reason: string, error?: unknown): Promise<T> {
+    metrics.failOpen.inc({ reason });
+    const at = now();
+    if (at - lastFailOpenLog >= FAIL_OPEN_LOG_INTERVAL_MS) {
+      lastFailOpenLog = at;
+      logger.warn({ reason, err: error }, 'Redis unavailable: reading through to the loader (fail open)');
+    }
+    return callLoader(loader, 'fail_open');
+  }
+
+  /**
+   * Loads with a lease held and stores the value only if the lease survived. Returns the loaded value
+   * either way: the caller asked for data, and what it read is as fresh as a database read can be.
+   */
+  async function loadAndFill<T>(
+    key: string,
+    token: string,
+    loader: Loader<T>,
+    opts: GetOptions,
+    reason: LoadReason,
+    ticket: ReadTicket | undefined,
+  ): Promise<T> {
+    const startedAt = now();
+    let value: T;
+    try {
+      value = await callLoader(loader, reason);
+    } catch (error) {
+      // Give the lease back so waiters load themselves now instead of sitting out the lease TTL.
+      await store.releaseLease(key, token).catch(() => undefined);
+      throw error;
+    }
+    const deltaMs = Math.max(0, now() - startedAt);
+    let payload: Buffer;
+    try {
+      payload = await codec.encode(value);
+    } catch (error) {
+      await store.releaseLease(key, token).catch(() => undefined);
+      throw error;
+    }
+    const softTtlMs = jitteredTtlMs(opts.ttl * 1000, settings.ttlJitter, random);
+    const physicalTtlMs = softTtlMs + Math.max(0, Math.round((opts.staleWhileRevalidate ?? 0) * 1000));
+    try {
+      const stored = await store.fill({
+        key,
+        token,
+        payload,
+        softTtlMs,
+        physicalTtlMs,
+        deltaMs,
+        tags: opts.tags ?? [],
+      });
+      if (!stored) {
+        metrics.fillRejections.inc();
+        logger.debug({ key }, 'fill rejected: the key was purged or re-leased while loading');
+      } else if (ticket && l1) {
+        l1.complete(ticket, { value, softExpiresAt: now() + softTtlMs, deltaMs, sizeBytes: payload.length });
+      }
+    } catch (error) {
+      metrics.fillErrors.inc();
+      logger.debug({ key, err: error }, 'fill failed');
+    }
+    return value;
+  }
+
+  function refreshInBackground(
+    key: string,
+    token: string,
+    loader: Loader<unknown>,
+    opts: GetOptions,
+    reason: LoadReason,
+  ): void {
+    refreshing.add(key);
+    track(
+      loadAndFill(key, token, loader, opts, reason, undefined)
+        .catch((error: unknown) =>
+          logger.warn({ key, err: error }, `background refresh failed: ${errorMessage(error)}`),
+        )
+        .finally(() => refreshing.delete(key)),
+    );
+  }
+
+  /** XFetch said "refresh now": whoever wins the refresh lease in the fleet reloads; everyone else carries on. */
+  function maybeRefreshEarly(
+    key: string,
+    remainingMs: number,
+    deltaMs: number,
+    loader: Loader<unknown>,
+    opts: GetOptions,
+  ): void {
+    if (refreshing.has(key) || closed) return;
+    if (!shouldRefreshEarly({ remainingMs, deltaMs, beta: settings.earlyRefreshBeta, random })) return;
+    const token = newToken();
+    refreshing.add(key);
+    track(
+      store
+        .takeRefreshLease(key, token, opts.leaseTtlMs ?? leaseTtlMs, opts.tags ?? [])
+        .then((won) => {
+          refreshing.delete(key);
+          if (!won) return;
+          metrics.earlyRefreshes.inc();
+          refreshInBackground(key, token, loader, opts, 'early_refresh');
+        })
+        .catch(() => refreshing.delete(key)),
+    );
+  }
+
+  async function decodeOrNull(key: string, payload: Buffer): Promise<{ value: unknown } | undefined> {
+    try {
+      return { value: await codec.decode(payload) };
+    } catch (error) {
+      metrics.decodeErrors.inc();
+      logger.warn({ key, err: error }, 'cache entry could not be decoded; reading through to the loader');
+      return undefined;
+    }
+  }
+
+  async function fromRedis<T>(key: string, loader: Loader<T>, opts: GetOptions): Promise<T> {
+    if (redis.status !== 'ready') return failOpen(loader, 'not_connected');
+    const token = newToken();
+    const ticket = l1?.begin(key);
+    const lease = opts.leaseTtlMs ?? leaseTtlMs;
+    const tags = opts.tags ?? [];
+    const deadline = now() + maxWaitMs;
+    let poll = settings.leases.pollInitialMs;
+    let waited = false;
+    try {
+      for (;;) {
+        let result: LookupResult;
+        try {
+          result = await store.lookup(key, token, lease, tags);
+        } catch (error) {
+          return await failOpen(
+            loader,
+            error instanceof Error && error.name === 'RedisTimeoutError' ? 'timeout' : 'error',
+            error,
+          );
+        }
+        switch (result.kind) {
+          case 'hit': {
+            const decoded = await decodeOrNull(key, result.payload);
+            if (!decoded) return await callLoader(loader, 'decode_error');
+            metrics.requests.inc({ level: 'redis', result: 'hit' });
+            if (ticket && l1) {
+              l1.complete(ticket, {
+                value: decoded.value,
+                softExpiresAt: now() + result.remainingMs,
+                deltaMs: result.deltaMs,
+                sizeBytes: result.payload.length,
+              });
+            }
+            maybeRefreshEarly(key, result.remainingMs, result.deltaMs, loader, opts);
+            return decoded.value as T;
+          }
+          case 'stale': {
+            if (result.leased) refreshInBackground(key, token, loader, opts, 'refresh');
+            const decoded = await decodeOrNull(key, result.payload);
+            if (!decoded) return await callLoader(loader, 'decode_error');
+            metrics.requests.inc({ level: 'redis', result: 'stale' });
+            metrics.staleServed.inc();
+            return decoded.value as T;
+          }
+          case 'leased':
+            if (!waited) metrics.requests.inc({ level: 'redis', result: 'miss' });
+            return await loadAndFill(key, token, loader, opts, 'miss', ticket);
+          case 'wait': {
+            if (!waited) {
+              waited = true;
+              metrics.requests.inc({ level: 'redis', result: 'miss' });
+              metrics.leaseWaits.inc();
+            }
+            const left = deadline - now();
+            if (left <= 0 || closed) {
+              metrics.leaseWaitTimeouts.inc();
+              return await callLoader(loader, 'wait_timeout');
+            }
+            const jittered = poll * (0.5 + random() / 2);
+            await sleep(Math.max(1, Math.min(jittered, left, result.leaseRemainingMs + 1)));
+            poll = Math.min(settings.leases.pollMaxMs, poll * 1.5);
+            break;
+          }
+        }
+      }
+    } finally {
+      if (ticket && l1) l1.complete(ticket, undefined);
+    }
+  }
+
+  async function get<T>(key: string, loader: Loader<T>, opts: GetOptions): Promise<T> {
+    if (closed) throw new WalpurgeError(ErrorCode.Internal, 'cache client is closed');
+    if (!(opts.ttl > 0) || !Number.isFinite(opts.ttl)) {
+      throw new WalpurgeError(
+        ErrorCode.ConfigInvalid,
+        `get(${JSON.stringify(key)}): ttl must be a positive number of seconds`,
+      );
+    }
+    if (l1) {
+      const entry = l1.get(key);
+      if (entry) {
+        const remainingMs = entry.softExpiresAt - now();
+        const early = shouldRefreshEarly({
+          remainingMs,
+          deltaMs: entry.deltaMs,
+          beta: settings.earlyRefreshBeta,
+          random,
+        });
+        if (!early) {
+          metrics.requests.inc({ level: 'l1', result: 'hit' });
+          return entry.value as T;
+        }
+      }
+      metrics.requests.inc({ level: 'l1', result: 'miss' });
+    }
+    if (!settings.coalesce) return fromRedis(key, loader, opts);
+    return singleFlight.run(key, () => fromRedis(key, loader, opts));
+  }
+
+  return {
+    get,
+    metrics,
+    async ready() {
+      await started;
+    },
+    trackingClientId() {
+      return tracker?.clientId();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.allSettled([...background]);
+      await tracker?.stop();
+      if (ownsRedis) await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

@@ -1,0 +1,14 @@
+export { createCacheClient, type CacheClient, type Loader } from './cache-client.js';
+export type { CacheClientOptions, GetOptions, LeaseOptions } from './options.js';
+export type { L1Options } from './l1-cache.js';
+export {
+  jsonSerializer,
+  PayloadCodec,
+  PayloadMarker,
+  type Serializer,
+  type CompressionOptions,
+  type CompressionAlgorithm,
+} from './serializer.js';
+export { shouldRefreshEarly, jitteredTtlMs } from './xfetch.js';
+export { entryKey, tagSetKey } from './keys.js';
+export type { ClientMetrics } from './metrics.js';

@@ -1,0 +1,91 @@
+import { Counter, Histogram, latencyBuckets, type Registry } from '@walpurge/core';
+
+/**
+ * Read-side metrics. Hit rate per level = hits / (hits + misses) of `walpurge_client_requests_total`
+ * for that level. Get-or-create so several clients can share one registry.
+ */
+export interface ClientMetrics {
+  requests: Counter<'level' | 'result'>;
+  staleServed: Counter;
+  leaseWaits: Counter;
+  leaseWaitTimeouts: Counter;
+  loaderCalls: Counter<'reason'>;
+  loaderErrors: Counter;
+  fillRejections: Counter;
+  fillErrors: Counter;
+  earlyRefreshes: Counter;
+  failOpen: Counter<'reason'>;
+  decodeErrors: Counter;
+  l1Invalidations: Counter;
+  l1Flushes: Counter<'reason'>;
+  loaderDuration: Histogram;
+}
+
+export function createClientMetrics(registry: Registry): ClientMetrics {
+  function counter<L extends string = never>(name: string, help: string, labelNames: L[] = []): Counter<L> {
+    const existing = registry.getSingleMetric(name);
+    if (existing) return existing as Counter<L>;
+    return new Counter<L>({ name, help, labelNames, registers: [registry] });
+  }
+  const histogramName = 'walpurge_client_loader_duration_seconds';
+  const loaderDuration =
+    (registry.getSingleMetric(histogramName) as Histogram | undefined) ??
+    new Histogram({
+      name: histogramName,
+      help: 'Time the loader (database fetch) took',
+      buckets: latencyBuckets,
+      registers: [registry],
+    });
+  return {
+    requests: counter(
+      'walpurge_client_requests_total',
+      'Cache lookups by level (l1, redis) and result (hit, miss)',
+      ['level', 'result'],
+    ),
+    staleServed: counter(
+      'walpurge_client_stale_served_total',
+      'Soft-expired values served inside the stale-while-revalidate window',
+    ),
+    leaseWaits: counter(
+      'walpurge_client_lease_waits_total',
+      'Misses that waited for another caller holding the lease instead of loading',
+    ),
+    leaseWaitTimeouts: counter(
+      'walpurge_client_lease_wait_timeouts_total',
+      'Lease waits that ran out of time and called the loader without storing',
+    ),
+    loaderCalls: counter('walpurge_client_loader_calls_total', 'Loader (database) calls by reason', [
+      'reason',
+    ]),
+    loaderErrors: counter('walpurge_client_loader_errors_total', 'Loader calls that threw'),
+    fillRejections: counter(
+      'walpurge_client_fill_rejections_total',
+      'Fills refused because the lease was purged or taken over (a write raced the read)',
+    ),
+    fillErrors: counter(
+      'walpurge_client_fill_errors_total',
+      'Fills that failed on the Redis side (timeout, connection)',
+    ),
+    earlyRefreshes: counter(
+      'walpurge_client_early_refreshes_total',
+      'Probabilistic (XFetch) refreshes started before expiry',
+    ),
+    failOpen: counter(
+      'walpurge_client_fail_open_total',
+      'Reads served straight from the loader because Redis was unavailable',
+      ['reason'],
+    ),
+    decodeErrors: counter(
+      'walpurge_client_decode_errors_total',
+      'Stored entries that could not be decoded (treated as misses)',
+    ),
+    l1Invalidations: counter(
+      'walpurge_client_l1_invalidations_total',
+      'Keys evicted from the in-process cache by Redis invalidation messages',
+    ),
+    l1Flushes: counter('walpurge_client_l1_flushes_total', 'Whole in-process cache flushes by reason', [
+      'reason',
+    ]),
+    loaderDuration,
+  };
+}

@@ -1,0 +1,84 @@
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import type { Logger, Registry } from '@walpurge/core';
+import type { L1Options } from './l1-cache.js';
+import type { CompressionOptions, Serializer } from './serializer.js';
+
+export interface LeaseOptions {
+  /** How long a lease blocks other fillers if its holder never fills (crash, hang), ms. Default 5,000. */
+  ttlMs?: number;
+  /** Longest a caller waits for another caller's fill before loading itself (without storing), ms. Default: ttlMs. */
+  maxWaitMs?: number;
+  /** First poll interval while waiting, ms; grows ×1.5 with jitter up to pollMaxMs. Default 10. */
+  pollInitialMs?: number;
+  /** Default 200. */
+  pollMaxMs?: number;
+}
+
+export interface CacheClientOptions {
+  /** An ioredis connection (shared with the application), or a URL for a connection the client owns. */
+  redis: Redis | string;
+  /** Prepended to every key; must equal `redis.keyPrefix` in walpurge.yaml so the invalidator purges the same keys. */
+  keyPrefix: string;
+  /** In-process cache in front of Redis; off unless given (it needs one extra Redis connection). */
+  l1?: L1Options | boolean;
+  leases?: LeaseOptions;
+  serializer?: Serializer;
+  compression?: CompressionOptions;
+  /** XFetch aggressiveness: 1 (default) as in the paper, larger refreshes earlier, 0 turns it off. */
+  earlyRefreshBeta?: number;
+  /** TTLs are shortened at random by up to this fraction (0..1). Default 0.1. */
+  ttlJitter?: number;
+  /** Budget for each Redis round trip before failing open to the loader, ms. Default 250. */
+  redisTimeoutMs?: number;
+  /** Share one in-flight lookup among concurrent get() calls of the same key in this process. Default true. */
+  coalesce?: boolean;
+  registry?: Registry;
+  logger?: Logger;
+  /** Injected for tests: local clock (ms) and uniform random in [0, 1). */
+  now?: () => number;
+  random?: () => number;
+}
+
+export interface GetOptions {
+  /** Seconds the value is fresh (fractions allowed), like Cache-Control max-age. */
+  ttl: number;
+  /** Seconds after `ttl` during which the stale value is served while one caller refreshes it. Default 0. */
+  staleWhileRevalidate?: number;
+  /** Tag names (as in the rules' `redis.tags`) whose purge must remove this entry. */
+  tags?: readonly string[];
+  /** Overrides `leases.ttlMs` for this key (a loader known to be slow). */
+  leaseTtlMs?: number;
+}
+
+const nonNegative = z.number().finite().nonnegative();
+const positive = z.number().finite().positive();
+
+/** The numeric knobs, checked once at construction so a typo fails loudly instead of caching forever. */
+export const NumericOptions = z.object({
+  keyPrefix: z.string(),
+  earlyRefreshBeta: nonNegative.default(1),
+  ttlJitter: z.number().min(0).max(1).default(0.1),
+  redisTimeoutMs: positive.default(250),
+  coalesce: z.boolean().default(true),
+  leases: z
+    .object({
+      ttlMs: positive.default(5_000),
+      maxWaitMs: nonNegative.optional(),
+      pollInitialMs: positive.default(10),
+      pollMaxMs: positive.default(200),
+    })
+    .default({ ttlMs: 5_000, pollInitialMs: 10, pollMaxMs: 200 }),
+  l1: z
+    .union([
+      z.boolean(),
+      z.object({
+        maxEntries: positive.int().optional(),
+        maxBytes: positive.int().optional(),
+        maxStalenessMs: nonNegative.optional(),
+      }),
+    ])
+    .default(false),
+  compression: z.object({ algorithm: z.enum(['gzip', 'brotli']), thresholdBytes: nonNegative }).optional(),
+});
+export type NumericOptions = z.infer<typeof NumericOptions>;

@@ -1,0 +1,57 @@
+import type { Redis } from 'ioredis';
+import { PayloadCodec, jsonSerializer, type Serializer } from '../read/serializer.js';
+import { CACHE_PUT_SCRIPT } from './scripts.js';
+import { WriteScript } from './lua.js';
+
+const cachePut = new WriteScript(CACHE_PUT_SCRIPT);
+
+export interface CacheWriterOptions {
+  redis: Redis;
+  /** config.redis.keyPrefix: prepended to every key, as the invalidator does. */
+  keyPrefix: string;
+  /** Soft TTL of written entries (read side's freshness), ms. */
+  ttlMs: number;
+  serializer?: Serializer;
+}
+
+/** Writes rows into the cache in the read side's entry format, guarded by version. */
+export class CacheWriter {
+  private readonly codec: PayloadCodec<unknown>;
+
+  constructor(private readonly options: CacheWriterOptions) {
+    this.codec = new PayloadCodec(options.serializer ?? jsonSerializer);
+  }
+
+  /** Returns how many of the keys now hold this version (0 when newer values were already there). */
+  async set(keys: readonly string[], value: unknown, version: string): Promise<number> {
+    if (keys.length === 0) return 0;
+    const payload = await this.codec.encode(value);
+    return this.run(keys, version, 'set', payload);
+  }
+
+  async delete(keys: readonly string[], version: string): Promise<number> {
+    if (keys.length === 0) return 0;
+    return this.run(keys, version, 'del', Buffer.alloc(0));
+  }
+
+  /** Best effort after a failure: whatever is cached for these keys can no longer be trusted. */
+  async forget(keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.options.redis.unlink(...keys.map((key) => this.options.keyPrefix + key));
+  }
+
+  private async run(
+    keys: readonly string[],
+    version: string,
+    op: 'set' | 'del',
+    payload: Buffer,
+  ): Promise<number> {
+    const ttl = this.options.ttlMs;
+    const reply = await cachePut.run(
+      this.options.redis,
+      keys.map((key) => this.options.keyPrefix + key),
+      [version, op, payload, ttl, ttl],
+    );
+    return Number(reply);
+  }
+}

@@ -1,0 +1,8 @@
+export * from './layout.js';
+export * from './pending-entry.js';
+export * from './job-options.js';
+export * from './sql.js';
+export { CACHE_PUT_SCRIPT, ECHO_PURGE_SCRIPT, MARK_FAILED_SCRIPT, SETTLE_SCRIPT } from './scripts.js';
+export { WriteScript, stringArrayReply } from './lua.js';
+export { CacheWriter, type CacheWriterOptions } from './cache-writer.js';
+export * from './write-client.js';

@@ -1,0 +1,130 @@
+/**
+ * Lua run inside Redis so that each step of the write-behind protocol is atomic. Versions come from a
+ * hybrid logical clock: max(last + 1, Redis TIME in µs). It only moves forward, and even if the
+ * queue Redis lost its data the next versions stay above everything already written to Postgres.
+ * (µs since 1970 ≈ 1.8e15 < 2^53: exact in Lua doubles, JavaScript numbers and PostgreSQL bigint.)
+ */
+const NEXT_VERSION = `
+local function nextVersion(clockKey)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local last = tonumber(redis.call('GET', clockKey) or '0')
+  if now <= last then now = last + 1 end
+  local text = string.format('%.0f', now)
+  redis.call('SET', clockKey, text)
+  return text, math.floor(tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000)
+end
+`;
+
+/**
+ * Accept one write-behind write: record it as the row's latest pending value with a fresh version,
+ * and decide whether a flush job must be queued (none queued yet, or the queued one failed and this
+ * newer value supersedes it). The caller adds the job with the returned id; if it crashes before
+ * that, the flusher's reconciler finds the entry through the index and queues it.
+ * KEYS: pending, index, clock, stats. ARGV: rowId, table, primaryKeyJson, rowJson, op (u|d).
+ * Returns { version, jobId or '' }.
+ */
+export const ACCEPT_WRITE_SCRIPT = `${NEXT_VERSION}
+local version, nowMs = nextVersion(KEYS[3])
+redis.call('HSET', KEYS[1], 't', ARGV[2], 'k', ARGV[3], 'r', ARGV[4], 'op', ARGV[5], 'v', version, 'w', nowMs)
+redis.call('HSETNX', KEYS[1], 's', nowMs)
+redis.call('ZADD', KEYS[2], 'NX', nowMs, ARGV[1])
+redis.call('HINCRBY', KEYS[4], 'accepted', 1)
+local queued = redis.call('HGET', KEYS[1], 'q')
+local failed = redis.call('HGET', KEYS[1], 'f')
+if queued and not failed then return { version, '' } end
+local jobId = ARGV[1] .. '-' .. version
+redis.call('HSET', KEYS[1], 'q', jobId)
+redis.call('HDEL', KEYS[1], 'f')
+return { version, jobId }
+`;
+
+/** A version for write-through writes, from the same clock. KEYS: clock. */
+export const NEXT_VERSION_SCRIPT = `${NEXT_VERSION}
+local version = nextVersion(KEYS[1])
+return version
+`;
+
+/**
+ * After the row's flushed version committed: delete the pending entry only if no newer write
+ * replaced it meanwhile (compare-and-delete). If one did, keep it and name the job that must flush
+ * it; its oldest-write time becomes the time the flushed value was read (the newer write came after).
+ * KEYS: pending, index. ARGV: flushedVersion, rowId, readAtMs.
+ * Returns { 'done' } | { 'gone' } | { 'requeue', jobId }.
+ */
+export const SETTLE_SCRIPT = `
+local version = redis.call('HGET', KEYS[1], 'v')
+if not version then return { 'gone' } end
+if version == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  return { 'done' }
+end
+local jobId = ARGV[2] .. '-' .. version
+redis.call('HSET', KEYS[1], 'q', jobId, 's', ARGV[3])
+redis.call('HDEL', KEYS[1], 'f')
+redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[2])
+return { 'requeue', jobId }
+`;
+
+/**
+ * A flush job failed for good: remember it on the entry (the entry itself stays: never dropped), so
+ * that the next write to the row queues a fresh job instead of waiting behind the failed one.
+ * KEYS: pending. ARGV: jobId.
+ */
+export const MARK_FAILED_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'f', ARGV[1])
+return 1
+`;
+
+/**
+ * Version-guarded cache write on the cache Redis, in the read side's entry layout (one hash per key:
+ * v = payload, e = soft expiry ms, d = load time ms) plus `wv`, the version of the value. The entry is
+ * replaced as a whole, which also drops any read-side lease: a fill that read the database before
+ * this write is then rejected. An entry holding a newer version is left alone, so concurrent writers
+ * (or a write-through racing a write-behind) never leave an older value behind. A delete leaves a
+ * hash with only `wv` (the read side sees a miss) so a late older write cannot re-create the value.
+ * KEYS: entries. ARGV: version, op (set|del), payload, softTtlMs, physicalTtlMs (0 = none).
+ * Returns the number of entries changed.
+ */
+export const CACHE_PUT_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local version = tonumber(ARGV[1])
+local physical = tonumber(ARGV[5])
+local changed = 0
+for i = 1, #KEYS do
+  local current = tonumber(redis.call('HGET', KEYS[i], 'wv') or '0')
+  if current < version then
+    redis.call('DEL', KEYS[i])
+    if ARGV[2] == 'set' then
+      redis.call('HSET', KEYS[i], 'v', ARGV[3], 'e', now + tonumber(ARGV[4]), 'd', 0, 'wv', ARGV[1])
+    else
+      redis.call('HSET', KEYS[i], 'wv', ARGV[1])
+    end
+    if physical > 0 then redis.call('PEXPIRE', KEYS[i], physical) end
+    changed = changed + 1
+  end
+end
+return changed
+`;
+
+/**
+ * For the invalidator, on a change event the flusher committed (source.origin = write-behind
+ * origin): purge the row's own keys only where the cache does NOT already hold that version or a
+ * newer one. A cache that kept the written value keeps it (read-your-writes); an entry that was
+ * evicted and refilled from the database before the flush (older or no `wv`) is purged as usual.
+ * KEYS: entries. ARGV: committed version. Returns the number of keys purged.
+ */
+export const ECHO_PURGE_SCRIPT = `
+local version = tonumber(ARGV[1])
+local purged = 0
+for i = 1, #KEYS do
+  local current = tonumber(redis.call('HGET', KEYS[i], 'wv') or '0')
+  if current < version then
+    purged = purged + redis.call('UNLINK', KEYS[i])
+  end
+end
+return purged
+`;

@@ -1,0 +1,105 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from './config-error.js';
+import { loadConfig, parseConfigText } from './load-config.js';
+
+const valid = `
+transport: inline
+database:
+  url: \${DATABASE_URL}
+redis:
+  url: \${REDIS_URL:-redis://127.0.0.1:6379}
+http:
+  port: \${PORT}
+rules:
+  - table: public.users
+    on: [update, delete]
+    redis:
+      keys: ["user:{id}", "user_by_email:{old.email}"]
+`;
+
+function problemsOf(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config loading', () => {
+  it('substitutes ${VAR} and ${VAR:-default}, types plain scalars, applies defaults', () => {
+    const { config } = parseConfigText(valid, 'walpurge.yaml', {
+      env: { DATABASE_URL: 'postgres://u:p@db/app', PORT: '9100' },
+    });
+    expect(config.database?.url).toBe('postgres://u:p@db/app');
+    expect(config.database?.slot).toBe('walpurge');
+    expect(config.redis?.url).toBe('redis://127.0.0.1:6379');
+    expect(config.http.port).toBe(9100);
+    expect(config.rules[0]?.on).toEqual(['update', 'delete']);
+  });
+
+  it('names every missing variable with its line', () => {
+    const error = problemsOf(() => parseConfigText(valid, 'walpurge.yaml', { env: {} }));
+    expect(error.code).toBe('WP_CONFIG_ENV_MISSING');
+    expect(error.problems.map((p) => [p.line, p.message.split(' (')[0]])).toEqual([
+      [4, 'environment variable DATABASE_URL is not set'],
+      [8, 'environment variable PORT is not set'],
+    ]);
+  });
+
+  it('reports YAML syntax errors with their line', () => {
+    const error = problemsOf(() =>
+      parseConfigText('rules:\n  - table: [a\n  x: 1\n', 'bad.yaml', { env: {} }),
+    );
+    expect(error.code).toBe('WP_CONFIG_SYNTAX');
+    expect(error.problems[0]?.line).toBeGreaterThanOrEqual(2);
+    expect(error.message).toMatch(/^bad\.yaml: \d+ problems?\n {2}bad\.yaml:\d+:\d+: /);
+  });
+
+  it('lists every schema problem at once, located by YAML path and line', () => {
+    const text = [
+      'transport: kafka', // 1: needs a kafka section
+      'databse:', // 2: typo → unknown key
+      '  url: x',
+      'rules:',
+      '  - table: public.users',
+      '    on: [upsert]', // 6: bad enum
+      '    redis:',
+      '      keys: ["user:{id"]', // 8: bad template
+    ].join('\n');
+    const error = problemsOf(() => parseConfigText(text, 'w.yaml', { env: {} }));
+    expect(error.code).toBe('WP_CONFIG_INVALID');
+    const byPath = Object.fromEntries(error.problems.map((p) => [p.path, p]));
+    expect(byPath['databse']).toMatchObject({ line: 2, message: "unknown key 'databse'" });
+    expect(byPath['rules[0].on[0]']).toMatchObject({ line: 6 });
+    expect(byPath['rules[0].redis.keys[0]']).toMatchObject({ line: 8 });
+    expect(byPath['rules[0].redis.keys[0]']?.message).toContain("unclosed '{'");
+    expect(byPath['kafka']?.message).toContain("transport is 'kafka'");
+    expect(error.message).toContain('w.yaml:8:');
+  });
+
+  it('says plainly when the file does not exist', async () => {
+    const error = await loadConfig('/nonexistent/walpurge.yaml').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toBe(
+      '/nonexistent/walpurge.yaml: 1 problem\n  /nonexistent/walpurge.yaml: file not found',
+    );
+  });
+
+  it('locates paths for problems found later, e.g. against the live schema', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wp-config-'));
+    const file = join(dir, 'walpurge.yaml');
+    writeFileSync(file, valid);
+    const loaded = await loadConfig(file, { env: { DATABASE_URL: 'x', PORT: '1' } });
+    expect(loaded.problemAt(['rules', 0, 'redis', 'keys', 1], "unknown column 'email'")).toEqual({
+      path: 'rules[0].redis.keys[1]',
+      line: 13,
+      column: 27,
+      message: "unknown column 'email'",
+    });
+  });
+});

@@ -1,0 +1,167 @@
+import { readFile } from 'node:fs/promises';
+import { isMap, isScalar, LineCounter, parseDocument, Scalar, visit, type Document } from 'yaml';
+import type { z } from 'zod';
+import { ErrorCode } from '@walpurge/core';
+import { ConfigError, formatPath, type ConfigProblem } from './config-error.js';
+import { substituteEnv } from './env-substitution.js';
+import { crossSectionProblems, WalpurgeConfig } from './schema/index.js';
+
+export interface LoadedConfig<T = WalpurgeConfig> {
+  config: T;
+  file: string;
+  /** Line/column of a config path, for errors found later (e.g. against the live schema). */
+  locate(path: ReadonlyArray<PropertyKey>): { line: number; column: number } | undefined;
+  /** A located problem at `path`, ready to put into a ConfigError. */
+  problemAt(path: ReadonlyArray<PropertyKey>, message: string): ConfigProblem;
+}
+
+export interface ParseOptions {
+  env?: Record<string, string | undefined>;
+}
+
+function locator(doc: Document, lineCounter: LineCounter) {
+  return (
+    path: ReadonlyArray<PropertyKey>,
+    keyName?: string,
+  ): { line: number; column: number } | undefined => {
+    // Walk up to the nearest node that exists: a missing key is reported at its parent.
+    for (let depth = path.length; depth >= 0; depth -= 1) {
+      const node: unknown = depth === 0 ? doc.contents : doc.getIn(path.slice(0, depth) as unknown[], true);
+      if (!node || typeof node !== 'object' || !('range' in node)) continue;
+      if (keyName && depth === path.length && isMap(node)) {
+        const pair = node.items.find((item) => isScalar(item.key) && item.key.value === keyName);
+        if (pair && isScalar(pair.key) && pair.key.range) {
+          const pos = lineCounter.linePos(pair.key.range[0]);
+          return { line: pos.line, column: pos.col };
+        }
+      }
+      const range = (node as { range?: [number, number, number] | null }).range;
+      if (range) {
+        const pos = lineCounter.linePos(range[0]);
+        return { line: pos.line, column: pos.col };
+      }
+    }
+    return undefined;
+  };
+}
+
+function issuesToProblems(issues: z.core.$ZodIssue[], locate: ReturnType<typeof locator>): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const issue of issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        const path = [...issue.path, key];
+        problems.push({
+          path: formatPath(path),
+          message: `unknown key '${key}'`,
+          ...locate(issue.path, key),
+        });
+      }
+      continue;
+    }
+    if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+      const first = issue.errors[0]?.[0];
+      if (first) {
+        problems.push({
+          path: formatPath([...issue.path, ...first.path]),
+          message: first.message,
+          ...locate([...issue.path, ...first.path]),
+        });
+        continue;
+      }
+    }
+    problems.push({ path: formatPath(issue.path), message: issue.message, ...locate(issue.path) });
+  }
+  return problems;
+}
+
+/** Parses YAML text into a validated config; every problem located by YAML path and line. */
+export function parseConfigText<S extends z.ZodType = typeof WalpurgeConfig>(
+  text: string,
+  file: string,
+  options: ParseOptions & { schema?: S } = {},
+): LoadedConfig<z.infer<S>> {
+  const env = options.env ?? process.env;
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const locate = locator(doc, lineCounter);
+
+  if (doc.errors.length > 0) {
+    const problems = doc.errors.map((error) => {
+      const pos = lineCounter.linePos(error.pos[0]);
+      return {
+        path: '',
+        message: error.message.split('\n')[0] ?? error.message,
+        ...(pos ? { line: pos.line, column: pos.col } : {}),
+      };
+    });
+    throw new ConfigError(ErrorCode.ConfigSyntax, file, problems, 'fix the YAML syntax at the line shown');
+  }
+
+  const envProblems: ConfigProblem[] = [];
+  visit(doc, {
+    Scalar(key, node, path) {
+      if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return;
+      const { value, missing } = substituteEnv(node.value, env);
+      const pos = node.range ? lineCounter.linePos(node.range[0]) : undefined;
+      for (const variable of missing) {
+        envProblems.push({
+          path: '',
+          message: `environment variable ${variable.name} is not set (write \${${variable.name}:-default} for a default)`,
+          ...(pos ? { line: pos.line, column: pos.col } : {}),
+        });
+      }
+      void path;
+      // A plain (unquoted) scalar that became a number/boolean is typed like YAML would type it.
+      if (node.type === Scalar.PLAIN && /^(-?\d+(\.\d+)?|true|false)$/.test(value)) {
+        node.value = value === 'true' ? true : value === 'false' ? false : Number(value);
+      } else node.value = value;
+    },
+  });
+  if (envProblems.length > 0) {
+    throw new ConfigError(
+      ErrorCode.ConfigEnvMissing,
+      file,
+      envProblems,
+      'export the variables or give defaults',
+    );
+  }
+
+  const schema = (options.schema ?? WalpurgeConfig) as S;
+  const raw: unknown = doc.toJS() ?? {};
+  const result = schema.safeParse(raw);
+  const problems = result.success ? [] : issuesToProblems(result.error.issues, locate);
+  if (!options.schema) {
+    for (const extra of crossSectionProblems(raw)) {
+      problems.push({ path: formatPath(extra.path), message: extra.message, ...locate(extra.path) });
+    }
+  }
+  if (!result.success || problems.length > 0) {
+    problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+    throw new ConfigError(ErrorCode.ConfigInvalid, file, problems);
+  }
+  return {
+    config: result.data as z.infer<S>,
+    file,
+    locate: (path) => locate(path),
+    problemAt: (path, message) => ({ path: formatPath(path), message, ...locate(path) }),
+  };
+}
+
+/** Reads and validates a config file. Errors are ConfigError with located problems, never stack traces. */
+export async function loadConfig(file: string, options: ParseOptions = {}): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (error as Error).message;
+    throw new ConfigError(
+      ErrorCode.ConfigNotFound,
+      file,
+      [{ path: '', message: reason }],
+      'pass --config with the path of your walpurge.yaml',
+    );
+  }
+  return parseConfigText(text, file, options);
+}

@@ -1,0 +1,102 @@
+import { z } from 'zod';
+import { PostgresIdentifier, milliseconds, positiveInt } from './common.js';
+
+const qualifiedName = z
+  .string()
+  .regex(
+    /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/,
+    "must be 'schema.table' or 'table' (lower-case identifiers)",
+  );
+
+/** The write-behind flusher: BullMQ queue on a data-keeping Redis → batched, version-guarded upserts. */
+export const FlusherConfig = z.strictObject({
+  queueRedisUrl: z
+    .string()
+    .min(1)
+    .describe(
+      'Redis holding the write-behind queue and pending writes. Must keep data (maxmemory-policy noeviction, appendonly yes); never the LRU cache Redis.',
+    ),
+  allowUnsafeRedis: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Start even when the queue Redis may evict keys or has no AOF (pending writes can then be lost). For experiments only.',
+    ),
+  keyPrefix: z
+    .string()
+    .min(1)
+    .default('walpurge:wb:')
+    .describe('Prefix of every key the write-behind queue and pending entries use in the queue Redis.'),
+  queueName: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/)
+    .default('flush')
+    .describe('BullMQ queue name (under keyPrefix).'),
+  versionColumn: PostgresIdentifier.default('_walpurge_version').describe(
+    'bigint column every write-behind table must have; an older write never overwrites a newer one (INSERT … ON CONFLICT … WHERE version <).',
+  ),
+  tables: z
+    .array(qualifiedName)
+    .default([])
+    .describe(
+      'Tables written through write-behind; checked at start-up (primary key, version column). Others are checked on first write.',
+    ),
+  batchSize: positiveInt.default(200).describe('Rows written to PostgreSQL in one transaction at most.'),
+  batchDelayMs: milliseconds
+    .default(20)
+    .describe('How long a batch waits for more rows after its first one.'),
+  concurrency: positiveInt
+    .optional()
+    .describe(
+      'Flush jobs held at once; default 2 × batchSize so one batch fills while the previous commits.',
+    ),
+  retryInitialMs: milliseconds
+    .default(200)
+    .describe(
+      'First delay when PostgreSQL is unreachable; doubles up to retryMaxMs. Transient errors are retried without limit.',
+    ),
+  retryMaxMs: milliseconds
+    .default(30_000)
+    .describe('Longest delay between retries of a batch while PostgreSQL is unreachable.'),
+  maxAttempts: positiveInt
+    .default(10)
+    .describe('Attempts for unexpected (non-database) errors before a job is failed and kept for redrive.'),
+  maxStalledCount: positiveInt
+    .default(20)
+    .describe(
+      'How often a job may be recovered from a crashed worker before it is failed (kept for redrive).',
+    ),
+  lockDurationMs: milliseconds
+    .default(30_000)
+    .describe(
+      "How long a job stays locked to a worker without renewal; a crashed flusher's jobs are picked up again after about this long.",
+    ),
+  replicationOrigin: PostgresIdentifier.default('walpurge_write_behind').describe(
+    "Replication origin that marks the flusher's commits, so the invalidator can tell its own echo (source.origin) apart. Replicas fall back to <name>_2, <name>_3 …",
+  ),
+  markOrigin: z
+    .boolean()
+    .default(true)
+    .describe(
+      'Mark flusher transactions with the replication origin (needs superuser or EXECUTE on pg_replication_origin_session_setup).',
+    ),
+  tombstoneTable: qualifiedName
+    .default('walpurge_write_behind_tombstones')
+    .describe(
+      "Table (created when missing) remembering deleted rows' versions, so a late older write cannot resurrect a deleted row.",
+    ),
+  tombstoneRetentionMs: milliseconds.default(86_400_000).describe('How long tombstones are kept.'),
+  reconcileIntervalMs: milliseconds
+    .default(30_000)
+    .describe('How often pending writes without a queued job (crash between two steps) are re-queued.'),
+  drainTimeoutMs: milliseconds
+    .default(15_000)
+    .describe(
+      'On shutdown, how long the batch in flight may keep retrying an unreachable database before its jobs are handed back to the queue.',
+    ),
+  metricsIntervalMs: milliseconds
+    .default(5_000)
+    .describe('How often queue depth and oldest pending age are refreshed.'),
+});
+export type FlusherConfig = z.infer<typeof FlusherConfig>;
+export type FlusherConfigInput = z.input<typeof FlusherConfig>;

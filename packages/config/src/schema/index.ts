@@ -1,0 +1,55 @@
+import { z } from 'zod';
+import { DatabaseConfig } from './database.js';
+import { KafkaConfig } from './kafka.js';
+import { RedisConfig } from './redis.js';
+import { HttpConfig, LogConfig } from './http.js';
+import { Rule } from './rules.js';
+import { FlusherConfig } from './flusher.js';
+import { InvalidatorConfig } from './invalidator.js';
+import { CdnConfig } from './cdn.js';
+
+export * from './common.js';
+export * from './database.js';
+export * from './kafka.js';
+export * from './redis.js';
+export * from './http.js';
+export * from './rules.js';
+export * from './flusher.js';
+export * from './invalidator.js';
+export * from './cdn.js';
+
+/** The whole walpurge.yaml. Sections for components not in use may be omitted. */
+export const WalpurgeConfig = z.strictObject({
+  $schema: z.string().optional().describe('Path or URL of walpurge.schema.json, for editors.'),
+  transport: z
+    .enum(['inline', 'kafka'])
+    .default('inline')
+    .describe(
+      'inline: listener hands events to the invalidator in-process; kafka: roles talk through Kafka.',
+    ),
+  database: DatabaseConfig.optional().describe('The PostgreSQL database whose commits drive invalidation.'),
+  kafka: KafkaConfig.optional().describe('Kafka, required when transport is kafka.'),
+  redis: RedisConfig.optional().describe('The cache Redis walpurge purges.'),
+  http: HttpConfig.default({ port: 9464, host: '0.0.0.0' }).describe('Ops HTTP server.'),
+  log: LogConfig.default({ level: 'info' }).describe('Logging.'),
+  invalidator: InvalidatorConfig.prefault({}).describe('Invalidator batching, retries and shutdown.'),
+  cdn: CdnConfig.optional().describe('CDN purge drivers (Cloudflare, Fastly, CloudFront, generic HTTP).'),
+  flusher: FlusherConfig.optional().describe('Write-behind flusher (BullMQ queue → PostgreSQL).'),
+  rules: z.array(Rule).default([]).describe('Which rows map to which cache entries.'),
+});
+export type WalpurgeConfig = z.infer<typeof WalpurgeConfig>;
+export type WalpurgeConfigInput = z.input<typeof WalpurgeConfig>;
+
+/**
+ * Checks that span sections. Kept outside the zod object because zod skips refinements once any
+ * field fails, and users should see every problem in one run. Works on raw (unvalidated) input.
+ */
+export function crossSectionProblems(raw: unknown): Array<{ path: PropertyKey[]; message: string }> {
+  if (!raw || typeof raw !== 'object') return [];
+  const config = raw as Record<string, unknown>;
+  const problems: Array<{ path: PropertyKey[]; message: string }> = [];
+  if (config['transport'] === 'kafka' && !config['kafka']) {
+    problems.push({ path: ['kafka'], message: "transport is 'kafka' but no kafka section is configured" });
+  }
+  return problems;
+}

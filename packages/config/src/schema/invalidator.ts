@@ -1,0 +1,33 @@
+import { z } from 'zod';
+import { milliseconds, positiveInt } from './common.js';
+
+/** How the invalidator batches, retries and drains. Defaults favour low latency over throughput. */
+export const InvalidatorConfig = z.strictObject({
+  coalesceWindowMs: milliseconds
+    .default(10)
+    .describe(
+      'Collect events for at most this long before purging, so the same key purged by many events is sent once.',
+    ),
+  maxBatchEvents: positiveInt
+    .default(1000)
+    .describe('Purge as soon as this many events are waiting, even inside the coalescing window.'),
+  partitionsConsumedConcurrently: positiveInt
+    .default(4)
+    .describe('Kafka partitions processed in parallel (order is kept within each partition).'),
+  retryInitialMs: milliseconds
+    .default(100)
+    .describe('First delay before retrying a failed purge; doubles up to retryMaxMs, with jitter.'),
+  retryMaxMs: milliseconds
+    .default(10_000)
+    .describe('Longest delay between purge retries. Purges are retried until they succeed.'),
+  stopTimeoutMs: milliseconds
+    .default(15_000)
+    .describe(
+      'On shutdown, how long an in-flight batch may take to finish (and be committed) before it is abandoned uncommitted and replayed later.',
+    ),
+  redisBatchSize: positiveInt.default(500).describe('Keys per UNLINK command; commands are pipelined.'),
+  redisScanCount: positiveInt
+    .default(1000)
+    .describe('COUNT hint of each SCAN / SSCAN step when purging patterns and tags.'),
+});
+export type InvalidatorConfig = z.infer<typeof InvalidatorConfig>;

@@ -1,0 +1,34 @@
+import { z } from 'zod';
+import { positiveInt } from './common.js';
+
+export const KafkaConfig = z.strictObject({
+  brokers: z.array(z.string().min(1)).min(1).describe('Bootstrap brokers, host:port.'),
+  clientId: z.string().default('walpurge').describe('Kafka client id.'),
+  topic: z
+    .string()
+    .min(1)
+    .default('walpurge.changes')
+    .describe('Topic the listener writes change events to (and the invalidator reads).'),
+  partitions: positiveInt.default(6).describe('Partitions when walpurge creates the topic.'),
+  replicationFactor: positiveInt.default(1).describe('Replication factor when walpurge creates topics.'),
+  deadLetterTopic: z
+    .string()
+    .min(1)
+    .default('walpurge.dlq')
+    .describe('Where undecodable or poison events go, with error headers.'),
+  consumerGroup: z
+    .string()
+    .min(1)
+    .default('walpurge-invalidator')
+    .describe('Consumer group of the invalidators.'),
+  ssl: z.boolean().default(false).describe('Use TLS to the brokers.'),
+  sasl: z
+    .strictObject({
+      mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
+      username: z.string(),
+      password: z.string(),
+    })
+    .optional()
+    .describe('SASL authentication.'),
+});
+export type KafkaConfig = z.infer<typeof KafkaConfig>;

@@ -1,0 +1,5 @@
+export * from './lsn.js';
+export * from './change-event.js';
+export * from './decode.js';
+export * from './transport.js';
+export * from './debezium.js';

@@ -1,0 +1,322 @@
+import { describe, expect, it } from 'vitest';
+import { Rule, type RuleOperation } from '@walpurge/config';
+import type { ChangeEvent } from '@walpurge/protocol';
+import { compileRules } from './compile-rules.js';
+
+type RuleInput = Parameters<typeof Rule.parse>[0];
+const rules = (...input: RuleInput[]) => compileRules(input.map((r) => Rule.parse(r)));
+
+function event(op: ChangeEvent['op'], parts: Partial<ChangeEvent> & { table?: string } = {}): ChangeEvent {
+  const { table = 'users', ...rest } = parts;
+  const [schema, name] = table.includes('.') ? (table.split('.') as [string, string]) : ['public', table];
+  return {
+    v: 1,
+    op,
+    source: {
+      db: 'app',
+      schema,
+      table: name,
+      lsn: '0/16B3748',
+      xid: 7,
+      commitTs: '2026-01-01T00:00:00.000Z',
+      origin: null,
+    },
+    key: op === 't' ? null : { id: 42 },
+    before: null,
+    after: op === 'c' || op === 'u' ? { id: 42, email: 'a@x', name: 'A' } : null,
+    unchanged: [],
+    ...rest,
+  };
+}
+
+describe('matching', () => {
+  const set = rules({ table: 'users', redis: { keys: ['user:{id}'] } });
+
+  it('treats a bare table name as public.<name> and ignores other tables and schemas', () => {
+    expect(set.planPurges(event('c')).redis.keys).toEqual(['user:42']);
+    expect(set.planPurges(event('c', { table: 'audit.users' })).skipped).toBe(
+      'no rule for table audit.users',
+    );
+    expect(set.planPurges(event('c', { table: 'orders' })).redis.keys).toEqual([]);
+  });
+
+  it.each<[RuleOperation, ChangeEvent['op']]>([
+    ['insert', 'c'],
+    ['update', 'u'],
+    ['delete', 'd'],
+  ])('filters by operation: on [%s] matches only op %s', (name, op) => {
+    const only = rules({ table: 'public.users', on: [name], redis: { keys: ['user:{id}'] } });
+    for (const other of ['c', 'u', 'd'] as const) {
+      const plan = only.planPurges(event(other, { before: other === 'c' ? null : { id: 42 } }));
+      expect(plan.redis.keys).toEqual(other === op ? ['user:42'] : []);
+      if (other !== op) expect(plan.skipped).toContain('is not in on');
+    }
+  });
+
+  it('applies every rule of a table and merges their entries without duplicates', () => {
+    const two = rules(
+      { table: 'users', redis: { keys: ['user:{id}', 'all-users'] } },
+      { table: 'users', redis: { keys: ['user:{id}'], tags: ['u{id}'] } },
+    );
+    const plan = two.planPurges(event('c'));
+    expect(plan.redis.keys).toEqual(['user:42', 'all-users']);
+    expect(plan.redis.tags).toEqual(['u42']);
+    expect(plan.rules.map((r) => r.purged)).toEqual([true, true]);
+  });
+});
+
+describe('templates by operation', () => {
+  const set = rules({
+    table: 'users',
+    redis: { keys: ['user:{id}', 'by_email:{email}', 'old_email:{old.email}', 'new_email:{new.email}'] },
+    cdn: { urls: ['https://ex.com/u/{id}'], tags: ['user-{id}'], prefixes: ['https://ex.com/u/{id}/'] },
+  });
+
+  it('insert renders from the new row and skips {old.*}', () => {
+    const plan = set.planPurges(event('c'));
+    expect(plan.redis.keys).toEqual(['user:42', 'by_email:a@x', 'new_email:a@x']);
+    expect(plan.cdn).toEqual({
+      urls: ['https://ex.com/u/42'],
+      tags: ['user-42'],
+      prefixes: ['https://ex.com/u/42/'],
+    });
+    expect(plan.unknown).toBeUndefined();
+  });
+
+  it('delete renders from the old row and skips {new.*}', () => {
+    const plan = set.planPurges(event('d', { before: { id: 42, email: 'gone@x', name: 'G' } }));
+    expect(plan.redis.keys).toEqual(['user:42', 'by_email:gone@x', 'old_email:gone@x']);
+  });
+
+  it('delete without before takes key columns from `key`, and reports others as unknown', () => {
+    const plan = set.planPurges(event('d', { key: { id: 9 }, before: null }));
+    expect(plan.redis.keys).toEqual(['user:9']);
+    expect(plan.unknown?.map((u) => [u.path, u.column, u.reason])).toEqual([
+      ['rules[0].redis.keys[1]', 'email', 'old-value-unavailable'],
+      ['rules[0].redis.keys[2]', 'email', 'old-value-unavailable'],
+    ]);
+  });
+
+  it('update that changes a key column purges the old and the new entry', () => {
+    const plan = set.planPurges(
+      event('u', {
+        key: { id: 42 },
+        before: { id: 42, email: 'old@x', name: 'A' },
+        after: { id: 42, email: 'new@x', name: 'A' },
+      }),
+    );
+    expect(plan.redis.keys).toEqual([
+      'user:42',
+      'by_email:new@x',
+      'by_email:old@x',
+      'old_email:old@x',
+      'new_email:new@x',
+    ]);
+  });
+
+  it('update of the primary key purges both ids (old id from `key`)', () => {
+    const plan = set.planPurges(
+      event('u', { key: { id: 1 }, before: null, after: { id: 2, email: 'a@x', name: 'A' } }),
+    );
+    expect(plan.redis.keys).toContain('user:1');
+    expect(plan.redis.keys).toContain('user:2');
+    expect(plan.cdn.urls).toEqual(['https://ex.com/u/2', 'https://ex.com/u/1']);
+  });
+
+  it('update without old values purges the new entries and reports {old.*} as unknown', () => {
+    const plan = set.planPurges(event('u', { before: null }));
+    expect(plan.redis.keys).toEqual(['user:42', 'by_email:a@x', 'new_email:a@x']);
+    expect(plan.unknown?.map((u) => u.path)).toEqual(['rules[0].redis.keys[2]']);
+  });
+
+  it('renders numbers, int8 strings, booleans, NULL and json predictably', () => {
+    const typed = rules({ table: 't', redis: { keys: ['k:{a}:{b}:{c}:{d}:{e}'] } });
+    const plan = typed.planPurges(
+      event('c', { table: 't', after: { a: 1.5, b: '9007199254740993', c: true, d: null, e: { z: 1 } } }),
+    );
+    expect(plan.redis.keys).toEqual(['k:1.5:9007199254740993:true:null:{"z":1}']);
+  });
+
+  it('keeps literal braces', () => {
+    const braces = rules({ table: 'users', redis: { keys: ['{{x}}:{id}'] } });
+    expect(braces.planPurges(event('c')).redis.keys).toEqual(['{x}:42']);
+  });
+});
+
+describe('when.changed', () => {
+  const set = rules({ table: 'users', when: { changed: ['email', 'name'] }, redis: { keys: ['user:{id}'] } });
+
+  it('skips an update that changed none of the listed columns', () => {
+    const plan = set.planPurges(
+      event('u', {
+        before: { id: 42, email: 'a@x', name: 'A', bio: 'x' },
+        after: { id: 42, email: 'a@x', name: 'A', bio: 'y' },
+      }),
+    );
+    expect(plan.redis.keys).toEqual([]);
+    expect(plan.skipped).toContain('update changed none of when.changed: [email, name]');
+  });
+
+  it('purges when any listed column changed', () => {
+    const plan = set.planPurges(
+      event('u', { before: { id: 42, email: 'a@x', name: 'A' }, after: { id: 42, email: 'a@x', name: 'B' } }),
+    );
+    expect(plan.redis.keys).toEqual(['user:42']);
+  });
+
+  it('purges when the old row is unavailable: unknowable counts as changed', () => {
+    expect(set.planPurges(event('u', { before: null })).redis.keys).toEqual(['user:42']);
+    expect(set.planPurges(event('u', { before: { id: 42 } })).redis.keys).toEqual(['user:42']);
+  });
+
+  it('an unchanged TOAST column did not change', () => {
+    const plan = set.planPurges(
+      event('u', { before: { id: 42, name: 'A' }, after: { id: 42, name: 'A' }, unchanged: ['email'] }),
+    );
+    expect(plan.redis.keys).toEqual([]);
+  });
+
+  it('compares json values structurally, not by key order', () => {
+    const json = rules({ table: 'users', when: { changed: ['prefs'] }, redis: { keys: ['user:{id}'] } });
+    const plan = json.planPurges(
+      event('u', {
+        before: { id: 42, prefs: { a: 1, b: [1, 2] } },
+        after: { id: 42, prefs: { b: [1, 2], a: 1 } },
+      }),
+    );
+    expect(plan.redis.keys).toEqual([]);
+    const changed = json.planPurges(
+      event('u', { before: { id: 42, prefs: { a: 1 } }, after: { id: 42, prefs: { a: '1' } } }),
+    );
+    expect(changed.redis.keys).toEqual(['user:42']);
+  });
+
+  it('does not filter inserts and deletes', () => {
+    expect(set.planPurges(event('c')).redis.keys).toEqual(['user:42']);
+    expect(set.planPurges(event('d', { before: { id: 42 } })).redis.keys).toEqual(['user:42']);
+  });
+});
+
+describe('hostile values', () => {
+  const set = rules({
+    table: 'users',
+    redis: { keys: ['user:{name}'], patterns: ['user:{name}:*'], tags: ['t:{name}'] },
+    cdn: { urls: ['https://ex.com/u/{name}'], prefixes: ['https://ex.com/p/{name}'] },
+  });
+
+  it.each(['*', '?', '[a-z]', 'a\\', 'x]y', '\\*'])('escapes glob characters in patterns for %j', (name) => {
+    const plan = set.planPurges(event('c', { after: { id: 1, name } }));
+    expect(plan.redis.keys).toEqual([`user:${name}`]);
+    expect(plan.redis.tags).toEqual([`t:${name}`]);
+    const [pattern] = plan.redis.patterns;
+    expect(pattern).toBe(`user:${name.replace(/[*?[\]\\]/g, (c) => `\\${c}`)}:*`);
+  });
+
+  it('percent-encodes values in CDN URLs and prefixes so they cannot address other paths', () => {
+    const plan = set.planPurges(event('c', { after: { id: 1, name: '../admin?x=1#' } }));
+    expect(plan.cdn.urls).toEqual(['https://ex.com/u/..%2Fadmin%3Fx%3D1%23']);
+    expect(plan.cdn.prefixes).toEqual(['https://ex.com/p/..%2Fadmin%3Fx%3D1%23']);
+  });
+});
+
+describe('unchanged TOAST values', () => {
+  const withFallback = rules({
+    table: 'docs',
+    redis: { keys: ['doc:{id}', 'doc_by_body:{body}'] },
+    fallback: { redis: { patterns: ['doc_by_body:*'] }, cdn: { tags: ['docs'] } },
+  });
+
+  it('uses the old value when the event carries it (REPLICA IDENTITY FULL)', () => {
+    const plan = withFallback.planPurges(
+      event('u', { table: 'docs', before: { id: 1, body: 'big' }, after: { id: 1 }, unchanged: ['body'] }),
+    );
+    expect(plan.redis.keys).toEqual(['doc:1', 'doc_by_body:big']);
+    expect(plan.unknown).toBeUndefined();
+  });
+
+  it('purges the fallback and reports the value as unknown, never rendering "undefined"', () => {
+    const plan = withFallback.planPurges(
+      event('u', { table: 'docs', key: { id: 1 }, before: null, after: { id: 1 }, unchanged: ['body'] }),
+    );
+    expect(plan.redis.keys).toEqual(['doc:1']);
+    expect(plan.redis.patterns).toEqual(['doc_by_body:*']);
+    expect(plan.cdn.tags).toEqual(['docs']);
+    expect(plan.unknown).toEqual([
+      {
+        rule: 'rules[0] public.docs',
+        path: 'rules[0].redis.keys[1]',
+        template: 'doc_by_body:{body}',
+        column: 'body',
+        reason: 'unchanged-toast',
+        fallbackUsed: true,
+      },
+    ]);
+    expect(JSON.stringify(plan)).not.toContain('undefined');
+  });
+
+  it('without a fallback still reports the unknown value', () => {
+    const plain = rules({ table: 'docs', redis: { keys: ['doc_by_body:{body}'] } });
+    const plan = plain.planPurges(event('u', { table: 'docs', after: { id: 1 }, unchanged: ['body'] }));
+    expect(plan.redis.keys).toEqual([]);
+    expect(plan.unknown?.[0]).toMatchObject({ column: 'body', fallbackUsed: false });
+  });
+});
+
+describe('truncate', () => {
+  const set = rules(
+    {
+      table: 'users',
+      redis: {
+        keys: ['user:{id}', 'users:count', '{email}'],
+        patterns: ['user:{id}:*', 'lists:*'],
+        tags: ['all-users', 'user-{id}'],
+      },
+      cdn: { urls: ['https://ex.com/users', 'https://ex.com/u/{id}'], tags: ['users'] },
+    },
+    { table: 'users', on: ['insert'], redis: { keys: ['never'] } },
+  );
+
+  it('purges literal entries, widens templated keys/patterns with a literal prefix, reports the rest', () => {
+    const plan = set.planPurges(event('t'));
+    expect(plan.redis.keys).toEqual(['users:count']);
+    expect(plan.redis.patterns).toEqual(['user:*', 'user:*:*', 'lists:*']);
+    expect(plan.redis.tags).toEqual(['all-users']);
+    expect(plan.cdn.urls).toEqual(['https://ex.com/users']);
+    expect(plan.cdn.tags).toEqual(['users']);
+    expect(plan.unknown?.map((u) => [u.template, u.reason])).toEqual([
+      ['{email}', 'truncate'],
+      ['user-{id}', 'truncate'],
+      ['https://ex.com/u/{id}', 'truncate'],
+    ]);
+    expect(plan.rules[1]).toMatchObject({ purged: false });
+  });
+
+  it('escapes glob characters of a literal key prefix when widening it', () => {
+    const odd = rules({ table: 'users', redis: { keys: ['a*b:{id}'] } });
+    expect(odd.planPurges(event('t')).redis.patterns).toEqual(['a\\*b:*']);
+  });
+
+  it('purges the fallback for what it cannot render', () => {
+    const fb = rules({
+      table: 'users',
+      redis: { tags: ['user-{id}'] },
+      fallback: { redis: { tags: ['users'] } },
+    });
+    const plan = fb.planPurges(event('t'));
+    expect(plan.redis.tags).toEqual(['users']);
+    expect(plan.unknown?.[0]).toMatchObject({ reason: 'truncate', fallbackUsed: true });
+  });
+});
+
+describe('compileRules', () => {
+  it('lists the watched tables and names rules', () => {
+    const set = rules({ table: 'users' }, { table: 'billing.invoices', name: 'invoices' });
+    expect(set.tables()).toEqual(['public.users', 'billing.invoices']);
+    expect(set.rules.map((r) => r.name)).toEqual(['rules[0] public.users', 'invoices']);
+  });
+
+  it('says why an event purges nothing', () => {
+    const set = rules({ table: 'users', redis: { keys: ['x:{old.id}'] } });
+    expect(set.planPurges(event('c')).skipped).toBe('the matching rules derive no entries from this change');
+  });
+});

@@ -1,0 +1,55 @@
+import type { ChangeEvent } from '@walpurge/protocol';
+import type { CompiledTemplate } from './compile.js';
+import { newValue, oldValue, valueText, type UnknownReason } from './row-values.js';
+
+export type RenderResult =
+  | { ok: true; text: string }
+  | { ok: false; unknown: { column: string; reason: UnknownReason } }
+  /** The template refers to a row that this operation does not have ({old.x} on insert, {new.x} on delete). */
+  | { ok: false; notApplicable: true };
+
+/** Renders a template with `{col}` read from `rowSide`; `{old.col}`/`{new.col}` pick their side. */
+export function renderTemplate(
+  template: CompiledTemplate,
+  event: ChangeEvent,
+  rowSide: 'old' | 'new',
+): RenderResult {
+  let text = '';
+  for (const part of template.parsed.parts) {
+    if (part.kind === 'text') {
+      text += part.text;
+      continue;
+    }
+    const side = part.side === 'row' ? rowSide : part.side;
+    if (side === 'old' && event.op === 'c') return { ok: false, notApplicable: true };
+    if (side === 'new' && event.op === 'd') return { ok: false, notApplicable: true };
+    const lookup = side === 'old' ? oldValue(event, part.column) : newValue(event, part.column);
+    if (!lookup.known) return { ok: false, unknown: { column: part.column, reason: lookup.reason } };
+    text += template.escape(valueText(lookup.value));
+  }
+  return { ok: true, text };
+}
+
+export function hasFields(template: CompiledTemplate): boolean {
+  return template.parsed.fields.length > 0;
+}
+
+export function hasRowFields(template: CompiledTemplate): boolean {
+  return template.parsed.fields.some((field) => field.side === 'row');
+}
+
+/** The literal text before the template's first field (`user:` of `user:{id}:posts`). */
+export function literalPrefix(template: CompiledTemplate): string {
+  const first = template.parsed.parts[0];
+  return first?.kind === 'text' ? first.text : '';
+}
+
+/**
+ * For truncate: the template with every field turned into `*`. In a Redis pattern the literal text
+ * is already glob syntax; in a key, glob characters of the literal text are escaped first.
+ */
+export function wildcardPattern(template: CompiledTemplate, escapeLiteral: (text: string) => string): string {
+  return template.parsed.parts
+    .map((part) => (part.kind === 'text' ? escapeLiteral(part.text) : '*'))
+    .join('');
+}

@@ -1,0 +1,115 @@
+import { z } from 'zod';
+import type { ConfigProblem, Rule } from '@walpurge/config';
+import { compileRule, type CompiledRule, type CompiledTemplate } from './compile.js';
+
+/** Anything that runs a parameterised query: a pg Client, Pool or PoolClient. */
+export interface SchemaQueryable {
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+}
+
+export type ProblemAt = (path: ReadonlyArray<PropertyKey>, message: string) => ConfigProblem;
+
+const TableInfoRow = z.object({
+  qualified: z.string(),
+  identity: z.enum(['d', 'n', 'f', 'i']),
+  columns: z.array(z.string()),
+  identity_columns: z.array(z.string()),
+});
+type TableInfo = z.infer<typeof TableInfoRow>;
+
+const TABLES_SQL = `
+SELECT n.nspname || '.' || c.relname AS qualified,
+       c.relreplident::text AS identity,
+       array(SELECT a.attname::text FROM pg_attribute a
+              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) AS columns,
+       array(SELECT a.attname::text FROM pg_index i
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+              WHERE i.indrelid = c.oid
+                AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))) AS identity_columns
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p') AND n.nspname || '.' || c.relname = ANY($1::text[])`;
+
+const identityNames = { d: 'DEFAULT', n: 'NOTHING', f: 'FULL', i: 'USING INDEX' } as const;
+
+function oldValueProblem(info: TableInfo, table: string, column: string, why: string): string | undefined {
+  if (info.identity === 'f' || info.identity_columns.includes(column)) return undefined;
+  const sent =
+    info.identity === 'n'
+      ? 'which sends no old values at all'
+      : info.identity_columns.length > 0
+        ? `which only sends the old values of ${info.identity_columns.join(', ')}`
+        : 'but the table has no primary key, so no old values are sent';
+  return `${why} needs the old value of '${column}', but ${table} has REPLICA IDENTITY ${identityNames[info.identity]}, ${sent}; run ALTER TABLE ${table} REPLICA IDENTITY FULL`;
+}
+
+function templateProblems(
+  rule: CompiledRule,
+  template: CompiledTemplate,
+  info: TableInfo,
+  problemAt: ProblemAt,
+): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const reported = new Set<string>();
+  for (const field of template.parsed.fields) {
+    const ref = field.side === 'row' ? `{${field.column}}` : `{${field.side}.${field.column}}`;
+    if (!info.columns.includes(field.column)) {
+      if (!reported.has(field.column))
+        problems.push(problemAt(template.segments, `unknown column '${field.column}' in ${rule.table}`));
+      reported.add(field.column);
+      continue;
+    }
+    // Old values are needed by {old.col} on updates/deletes and by {col} on deletes.
+    const needsOld =
+      (field.side === 'old' && (rule.operations.has('u') || rule.operations.has('d'))) ||
+      (field.side === 'row' && rule.operations.has('d'));
+    if (!needsOld) continue;
+    const why = field.side === 'old' ? ref : `${ref} on delete (rendered from the deleted row)`;
+    const message = oldValueProblem(info, rule.table, field.column, why);
+    if (message) problems.push(problemAt(template.segments, message));
+  }
+  return problems;
+}
+
+/**
+ * Checks rules against the live schema: unknown tables and columns (in templates and
+ * `when.changed`), and templates that need old values the table's REPLICA IDENTITY cannot deliver.
+ * Returns located problems naming the rule, e.g.
+ * `rules[2].redis.keys[0]: unknown column 'emial' in public.users`. An empty list means all good.
+ */
+export async function validateRulesAgainstSchema(
+  rules: readonly Rule[],
+  client: SchemaQueryable,
+  problemAt: ProblemAt,
+): Promise<ConfigProblem[]> {
+  const compiled = rules.map((rule, index) => compileRule(rule, index));
+  const tables = [...new Set(compiled.map((rule) => rule.table))];
+  const result = await client.query(TABLES_SQL, [tables]);
+  const infos = new Map(
+    result.rows.map((row) => TableInfoRow.parse(row)).map((info) => [info.qualified, info]),
+  );
+  const problems: ConfigProblem[] = [];
+  for (const rule of compiled) {
+    const info = infos.get(rule.table);
+    if (!info) {
+      problems.push(
+        problemAt(
+          ['rules', rule.index, 'table'],
+          `unknown table ${rule.table} (no such table, or not visible to this role)`,
+        ),
+      );
+      continue;
+    }
+    (rule.changed ?? []).forEach((column, i) => {
+      if (!info.columns.includes(column))
+        problems.push(
+          problemAt(
+            ['rules', rule.index, 'when', 'changed', i],
+            `unknown column '${column}' in ${rule.table}`,
+          ),
+        );
+    });
+    for (const template of [...rule.templates, ...rule.fallback])
+      problems.push(...templateProblems(rule, template, info, problemAt));
+  }
+  return problems;
+}

@@ -1,0 +1,16 @@
+export type { Provider, ServiceName, ServiceUrls } from './types.js';
+export { startTestEnvironment, type StartOptions, type TestEnvironment } from './environment.js';
+export {
+  startLocalPostgres,
+  findPostgresBinDir,
+  type LocalPostgres,
+  type LocalPostgresOptions,
+} from './local-postgres.js';
+export { startLocalRedis, type LocalRedis, type LocalRedisOptions } from './local-redis.js';
+export { startLocalKafka, type LocalKafka, type LocalKafkaOptions } from './local-kafka.js';
+export { ensureKafkaJars, walpurgeCacheDir, KAFKA_VERSION, type KafkaJarsOptions } from './kafka-jars.js';
+export { SERVICE_ENV_VARS, servicesFromEnv, servicesToEnv } from './from-env.js';
+export { uniqueName, createIsolatedDatabase, withDatabase, type IsolatedDatabase } from './isolation.js';
+export { waitFor, WaitForAbortError, type WaitForOptions } from './wait-for.js';
+export { freePort } from './ports.js';
+export type { LogFn } from './log.js';

@@ -1,0 +1,19 @@
+import pg from 'pg';
+
+/** Opens a connection, runs `work`, always closes it. For short administrative round trips. */
+export async function withPgClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  // A server going away mid-query emits 'error' on the client; unhandled, that kills the process.
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** Double-quotes an identifier for SQL that cannot take it as a bind parameter (CREATE DATABASE). */
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}

@@ -1,0 +1,136 @@
+import type { PendingWrite } from '@walpurge/client';
+import { ErrorCode, WalpurgeError, backoffDelay, sleep, type Logger } from '@walpurge/core';
+import type { BatchResult, RowOutcome } from './batch-writer.js';
+import { describeSqlError, isPermanentWriteError } from './sql-errors.js';
+
+export interface BatcherOptions {
+  size: number;
+  delayMs: number;
+  retryInitialMs: number;
+  retryMaxMs: number;
+  write(entries: PendingWrite[]): Promise<BatchResult>;
+  logger: Logger;
+  onBatch?(result: BatchResult, seconds: number): void;
+  onTransientError?(error: unknown, attempt: number, delayMs: number): void;
+}
+
+interface Slot {
+  entry: PendingWrite;
+  waiters: Array<{ resolve(outcome: RowOutcome): void; reject(error: unknown): void }>;
+}
+
+/**
+ * Collects rows from concurrently running flush jobs into batches (up to `size` rows, or whatever
+ * arrived `delayMs` after the first one) and writes one batch at a time. Two jobs for the same row
+ * in one batch share one write of the newer version. While the database is unreachable the batch is
+ * retried with backoff and no new batch starts, so jobs simply stay active: backpressure, no loss.
+ */
+export class Batcher {
+  private slots = new Map<string, Slot>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private draining = false;
+  private readonly abort = new AbortController();
+  /** Consecutive failed attempts of the batch in flight (0 = healthy). */
+  failingAttempts = 0;
+
+  constructor(private readonly options: BatcherOptions) {}
+
+  /** Resolves with the row's outcome once its batch committed (or it failed for good). */
+  submit(entry: PendingWrite): Promise<RowOutcome> {
+    if (this.abort.signal.aborted)
+      return Promise.reject(new WalpurgeError(ErrorCode.Aborted, 'flusher is stopping'));
+    return new Promise<RowOutcome>((resolve, reject) => {
+      const slot = this.slots.get(entry.rowId);
+      if (slot) {
+        if (BigInt(entry.version) > BigInt(slot.entry.version)) slot.entry = entry;
+        slot.waiters.push({ resolve, reject });
+      } else {
+        this.slots.set(entry.rowId, { entry, waiters: [{ resolve, reject }] });
+      }
+      this.schedule();
+    });
+  }
+
+  /** Shutdown: write what is collected without waiting for the delay. */
+  drain(): void {
+    this.draining = true;
+    this.schedule();
+  }
+
+  /** Shutdown while the database is down: give up the retries; waiting jobs get an Aborted error. */
+  giveUp(): void {
+    this.abort.abort();
+    const error = new WalpurgeError(ErrorCode.Aborted, 'flusher is stopping');
+    for (const slot of this.slots.values()) for (const waiter of slot.waiters) waiter.reject(error);
+    this.slots.clear();
+  }
+
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private schedule(): void {
+    if (this.running || this.slots.size === 0) return;
+    if (this.slots.size >= this.options.size || this.draining) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.start();
+    } else {
+      this.timer ??= setTimeout(() => {
+        this.timer = undefined;
+        this.start();
+      }, this.options.delayMs);
+    }
+  }
+
+  private start(): void {
+    if (this.running || this.slots.size === 0) return;
+    const taken = [...this.slots.values()].slice(0, this.options.size);
+    for (const slot of taken) this.slots.delete(slot.entry.rowId);
+    this.running = this.writeWithRetry(taken).finally(() => {
+      this.running = undefined;
+      this.schedule();
+    });
+  }
+
+  private async writeWithRetry(slots: Slot[]): Promise<void> {
+    const entries = slots.map((slot) => slot.entry);
+    for (let attempt = 0; ; attempt += 1) {
+      const began = process.hrtime.bigint();
+      try {
+        const result = await this.options.write(entries);
+        this.failingAttempts = 0;
+        this.options.onBatch?.(result, Number(process.hrtime.bigint() - began) / 1e9);
+        for (const slot of slots) {
+          const outcome = result.outcomes.get(slot.entry.rowId) ?? {
+            ok: false,
+            reason: 'row missing from batch result',
+          };
+          for (const waiter of slot.waiters) waiter.resolve(outcome);
+        }
+        return;
+      } catch (error) {
+        if (isPermanentWriteError(error)) {
+          // Not row-specific (e.g. schema lookup failed for good): fail the rows, do not spin.
+          for (const slot of slots)
+            for (const waiter of slot.waiters) waiter.resolve({ ok: false, reason: describeSqlError(error) });
+          return;
+        }
+        this.failingAttempts = attempt + 1;
+        const delayMs = backoffDelay(attempt, {
+          initialMs: this.options.retryInitialMs,
+          maxMs: this.options.retryMaxMs,
+        });
+        this.options.onTransientError?.(error, attempt + 1, delayMs);
+        try {
+          if (this.abort.signal.aborted) throw new WalpurgeError(ErrorCode.Aborted, 'flusher is stopping');
+          await sleep(delayMs, this.abort.signal);
+        } catch (aborted) {
+          for (const slot of slots) for (const waiter of slot.waiters) waiter.reject(aborted);
+          return;
+        }
+      }
+    }
+  }
+}

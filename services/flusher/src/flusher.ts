@@ -1,0 +1,397 @@
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import {
+  FLUSH_JOB_NAME,
+  MARK_FAILED_SCRIPT,
+  SETTLE_SCRIPT,
+  WriteScript,
+  flushJobOptions,
+  parsePendingWrite,
+  stringArrayReply,
+  tombstoneTableDdl,
+  writeBehindLayout,
+  describeWriteTable,
+  sqlTable,
+  type FlushJobData,
+  type WriteBehindLayout,
+} from '@walpurge/client';
+import type { FlusherConfig, WalpurgeConfig } from '@walpurge/config';
+import {
+  ErrorCode,
+  WalpurgeError,
+  errorMessage,
+  isRetriable,
+  retry,
+  type Logger,
+  type Registry,
+  type Service,
+} from '@walpurge/core';
+import { BatchWriter } from './batch-writer.js';
+import { Batcher } from './batcher.js';
+import { FlushConnection } from './flush-connection.js';
+import { createFlusherMetrics, type FlusherMetrics } from './metrics.js';
+import { assertQueueRedisSafe } from './queue-redis-safety.js';
+import { reconcilePending } from './reconciler.js';
+
+const settle = new WriteScript(SETTLE_SCRIPT);
+const markFailed = new WriteScript(MARK_FAILED_SCRIPT);
+
+export interface FlusherOptions {
+  config: WalpurgeConfig;
+  logger: Logger;
+  registry: Registry;
+}
+
+export type FlushOutcome = 'flushed' | 'requeued' | 'nothing-pending';
+
+export function requireFlusherConfig(config: WalpurgeConfig): {
+  flusher: FlusherConfig;
+  databaseUrl: string;
+} {
+  if (!config.flusher) {
+    throw new WalpurgeError(
+      ErrorCode.ConfigInvalid,
+      'the flusher role needs a `flusher` section in walpurge.yaml',
+      {
+        hint: 'add flusher: { queueRedisUrl: ${QUEUE_REDIS_URL} }',
+      },
+    );
+  }
+  if (!config.database) {
+    throw new WalpurgeError(
+      ErrorCode.ConfigInvalid,
+      'the flusher role needs a `database` section in walpurge.yaml',
+    );
+  }
+  return { flusher: config.flusher, databaseUrl: config.database.url };
+}
+
+/**
+ * The write-behind flusher: a BullMQ worker on the queue Redis that takes the latest pending value
+ * of each queued row, writes rows in batches with version-guarded upserts, and clears a pending
+ * entry only if no newer write replaced it meanwhile. See DESIGN.md and docs/write-behind.md.
+ */
+export function createFlusher(options: FlusherOptions): Service & { isReady(): boolean } {
+  return new Flusher(options);
+}
+
+class Flusher implements Service {
+  readonly name = 'flusher';
+  private readonly log: Logger;
+  private readonly metrics: FlusherMetrics;
+  private readonly flusher: FlusherConfig;
+  private readonly databaseUrl: string;
+  private readonly layout: WriteBehindLayout;
+  private redis: Redis | undefined;
+  private workerRedis: Redis | undefined;
+  private queue: Queue<FlushJobData> | undefined;
+  private worker: Worker<FlushJobData, FlushOutcome> | undefined;
+  private connection: FlushConnection | undefined;
+  private batcher: Batcher | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private stopping: Promise<void> | undefined;
+
+  constructor(private readonly options: FlusherOptions) {
+    ({ flusher: this.flusher, databaseUrl: this.databaseUrl } = requireFlusherConfig(options.config));
+    this.log = options.logger.child({ component: 'flusher' });
+    this.metrics = createFlusherMetrics(options.registry);
+    this.layout = writeBehindLayout(this.flusher.keyPrefix);
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    try {
+      await this.startAll(signal);
+    } catch (error) {
+      // A failed start must not leave connections behind (nobody will call stop() for it).
+      await this.stop().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async startAll(signal: AbortSignal): Promise<void> {
+    const config = this.flusher;
+    this.redis = new Redis(config.queueRedisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+    this.redis.on('error', (error) => this.log.warn({ err: error }, 'queue Redis connection error'));
+    await this.redis.connect();
+    if (config.allowUnsafeRedis) {
+      await assertQueueRedisSafe(this.redis).catch((error: unknown) =>
+        this.log.warn(
+          { err: error },
+          'queue Redis may lose writes; running anyway because flusher.allowUnsafeRedis is true',
+        ),
+      );
+    } else {
+      await assertQueueRedisSafe(this.redis);
+    }
+
+    this.connection = new FlushConnection({
+      url: this.databaseUrl,
+      origin: config.markOrigin ? config.replicationOrigin : undefined,
+      logger: this.log,
+    });
+    await retry(() => this.prepareDatabase(), {
+      signal,
+      initialMs: config.retryInitialMs,
+      maxMs: config.retryMaxMs,
+      isRetriable,
+      onRetry: (error, attempt, delayMs) =>
+        this.log.warn({ err: error, attempt, delayMs }, 'database not ready for the flusher; retrying'),
+    });
+
+    const writer = new BatchWriter(this.connection, config.versionColumn, config.tombstoneTable);
+    this.batcher = new Batcher({
+      size: config.batchSize,
+      delayMs: config.batchDelayMs,
+      retryInitialMs: config.retryInitialMs,
+      retryMaxMs: config.retryMaxMs,
+      logger: this.log,
+      write: (entries) => writer.write(entries),
+      onBatch: (result, seconds) => {
+        this.metrics.batches.inc();
+        this.metrics.batchRows.observe(result.rowsWritten);
+        this.metrics.flushDuration.observe(seconds);
+        this.metrics.rowsApplied.inc(result.rowsApplied);
+        if (result.rowsWritten > 0)
+          void this.redis?.hincrby(this.layout.stats, 'written', result.rowsWritten).catch(() => undefined);
+      },
+      onTransientError: (error, attempt, delayMs) => {
+        this.metrics.failures.inc({ kind: 'transient' });
+        this.log.warn({ err: error, attempt, delayMs }, 'writing a batch to PostgreSQL failed; retrying');
+      },
+    });
+
+    this.queue = new Queue<FlushJobData>(config.queueName, {
+      connection: this.redis,
+      prefix: this.layout.bullPrefix,
+    });
+    this.workerRedis = new Redis(config.queueRedisUrl, { maxRetriesPerRequest: null });
+    this.workerRedis.on('error', (error) =>
+      this.log.warn({ err: error }, 'queue Redis (worker) connection error'),
+    );
+    this.worker = new Worker<FlushJobData, FlushOutcome>(
+      config.queueName,
+      (job, token) => this.process(job, token),
+      {
+        connection: this.workerRedis,
+        prefix: this.layout.bullPrefix,
+        concurrency: config.concurrency ?? config.batchSize * 2,
+        lockDuration: config.lockDurationMs,
+        stalledInterval: config.lockDurationMs,
+        maxStalledCount: config.maxStalledCount,
+        autorun: false,
+      },
+    );
+    this.worker.on('error', (error) => this.log.error({ err: error }, 'flush worker error'));
+    this.worker.on('failed', (job, error) => {
+      if (!job) return;
+      const final = error instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+      if (!(error instanceof UnrecoverableError)) this.metrics.failures.inc({ kind: 'unexpected' });
+      if (final && !(error instanceof UnrecoverableError)) void this.recordFailed(job.data.rowId, job.id);
+      this.log[final ? 'error' : 'warn'](
+        {
+          jobId: job.id,
+          table: job.data.table,
+          key: job.data.key,
+          attemptsMade: job.attemptsMade,
+          err: error,
+        },
+        final ? 'write-behind row failed; kept for inspection and redrive' : 'flush job failed; will retry',
+      );
+    });
+    void this.worker.run().catch((error: unknown) => {
+      if (!this.stopping) this.log.error({ err: error }, 'flush worker stopped');
+    });
+
+    this.every(config.reconcileIntervalMs, () => this.reconcile(), true);
+    this.every(config.metricsIntervalMs, () => this.refreshMetrics(), true);
+    this.every(
+      Math.max(60_000, Math.min(config.tombstoneRetentionMs, 3_600_000)),
+      () => this.pruneTombstones(),
+      false,
+    );
+    this.log.info(
+      {
+        queue: config.queueName,
+        origin: this.connection.originName,
+        batchSize: config.batchSize,
+        batchDelayMs: config.batchDelayMs,
+      },
+      'flusher started',
+    );
+  }
+
+  isReady(): boolean {
+    return !this.stopping && this.redis?.status === 'ready' && this.worker?.isRunning() === true;
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.stopAll();
+    return this.stopping;
+  }
+
+  private async stopAll(): Promise<void> {
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    const batcher = this.batcher;
+    const worker = this.worker;
+    if (worker) {
+      // Stop taking jobs, write what is collected now, wait for the batch in flight. If the database
+      // is down, give it drainTimeoutMs, then hand the jobs back to the queue (delayed) untouched.
+      const closing = worker.close();
+      batcher?.drain();
+      const giveUp = setTimeout(
+        () => batcher?.giveUp(),
+        batcher && batcher.failingAttempts > 0 ? 0 : this.flusher.drainTimeoutMs,
+      );
+      try {
+        await closing;
+      } finally {
+        clearTimeout(giveUp);
+      }
+    }
+    await batcher?.idle();
+    await this.queue?.close().catch(() => undefined);
+    await this.connection?.close();
+    for (const redis of [this.workerRedis, this.redis]) {
+      if (redis) await redis.quit().catch(() => redis.disconnect());
+    }
+    this.log.info('flusher stopped');
+  }
+
+  private async prepareDatabase(): Promise<void> {
+    const connection = this.connection!;
+    try {
+      const client = await connection.get();
+      for (const statement of tombstoneTableDdl(this.flusher.tombstoneTable)) await client.query(statement);
+      for (const table of this.flusher.tables)
+        await describeWriteTable(client, table, this.flusher.versionColumn);
+    } catch (error) {
+      connection.reset();
+      throw error;
+    }
+  }
+
+  /** One flush job: the latest pending value of one row, written in the next batch. */
+  private async process(job: Job<FlushJobData>, token: string | undefined): Promise<FlushOutcome> {
+    const { rowId } = job.data;
+    const redis = this.redis!;
+    const readAtMs = Date.now();
+    const entry = parsePendingWrite(rowId, await redis.hgetall(this.layout.pending(rowId)));
+    if (!entry) return 'nothing-pending'; // a duplicate run: another job already flushed it
+
+    let outcome;
+    try {
+      outcome = await this.batcher!.submit(entry);
+    } catch (error) {
+      if (error instanceof WalpurgeError && error.code === ErrorCode.Aborted) {
+        // Shutdown while the database is down: nothing was written; hand the job back untouched.
+        await job.moveToDelayed(Date.now() + this.flusher.retryInitialMs, token);
+        throw new DelayedError();
+      }
+      throw error;
+    }
+    if (!outcome.ok) {
+      this.metrics.failures.inc({ kind: 'permanent' });
+      await markFailed.run(redis, [this.layout.pending(rowId)], [job.id ?? '']);
+      throw new UnrecoverableError(
+        `${entry.table} ${JSON.stringify(entry.primaryKey)} version ${entry.version}: ${outcome.reason}`,
+      );
+    }
+
+    this.metrics.rowsFlushed.inc();
+    this.metrics.writeLatency.observe(Math.max(0, Date.now() - entry.pendingSinceMs) / 1000);
+    const reply = stringArrayReply(
+      await settle.run(
+        redis,
+        [this.layout.pending(rowId), this.layout.index],
+        [entry.version, rowId, readAtMs],
+      ),
+      'settle',
+    );
+    if (reply[0] === 'requeue' && reply[1]) {
+      // A newer write arrived while this one was being written: it needs its own flush.
+      this.metrics.requeued.inc({ reason: 'changed' });
+      await this.queue!.add(FLUSH_JOB_NAME, job.data, flushJobOptions(reply[1], this.flusher.maxAttempts));
+      return 'requeued';
+    }
+    return 'flushed';
+  }
+
+  private async recordFailed(rowId: string, jobId: string | undefined): Promise<void> {
+    if (!jobId || !this.redis) return;
+    await markFailed.run(this.redis, [this.layout.pending(rowId)], [jobId]).catch(() => undefined);
+  }
+
+  private async reconcile(): Promise<void> {
+    if (!this.redis || !this.queue) return;
+    const requeued = await reconcilePending({
+      redis: this.redis,
+      queue: this.queue,
+      layout: this.layout,
+      attempts: this.flusher.maxAttempts,
+      minAgeMs: Math.min(5_000, this.flusher.reconcileIntervalMs),
+    });
+    if (requeued > 0) {
+      this.metrics.requeued.inc({ reason: 'reconcile' }, requeued);
+      this.log.warn(
+        { requeued },
+        'queued flush jobs for pending writes that had none (a writer or flusher crashed between steps)',
+      );
+    }
+  }
+
+  private async refreshMetrics(): Promise<void> {
+    const redis = this.redis;
+    const queue = this.queue;
+    if (!redis || !queue) return;
+    const [counts, pendingRows, oldest, stats] = await Promise.all([
+      queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized'),
+      redis.zcard(this.layout.index),
+      redis.zrange(this.layout.index, 0, 0, 'WITHSCORES'),
+      redis.hmget(this.layout.stats, 'accepted', 'written'),
+    ]);
+    for (const [state, count] of Object.entries(counts)) this.metrics.queueJobs.set({ state }, count);
+    this.metrics.pendingRows.set(pendingRows);
+    const oldestMs = oldest[1] === undefined ? undefined : Number(oldest[1]);
+    this.metrics.oldestPendingAge.set(oldestMs === undefined ? 0 : Math.max(0, Date.now() - oldestMs) / 1000);
+    const accepted = Number(stats[0] ?? 0);
+    const written = Number(stats[1] ?? 0);
+    this.metrics.writesAccepted.set(accepted);
+    this.metrics.coalescingRatio.set(written > 0 ? accepted / written : 0);
+  }
+
+  /** On its own short session: the flush session is reserved for batch transactions. */
+  private async pruneTombstones(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.databaseUrl, connectionTimeoutMillis: 5_000 });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      const result = await client.query(
+        `DELETE FROM ${sqlTable(this.flusher.tombstoneTable)} WHERE deleted_at < now() - make_interval(secs => $1)`,
+        [this.flusher.tombstoneRetentionMs / 1000],
+      );
+      if (result.rowCount) this.log.debug({ pruned: result.rowCount }, 'pruned write-behind tombstones');
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  private every(ms: number, task: () => Promise<void>, now: boolean): void {
+    if (ms <= 0) return;
+    let busy = false;
+    const run = (): void => {
+      if (busy || this.stopping) return;
+      busy = true;
+      task()
+        .catch((error: unknown) =>
+          this.log.warn({ err: error, error: errorMessage(error) }, 'periodic flusher task failed'),
+        )
+        .finally(() => (busy = false));
+    };
+    if (now) run();
+    const timer = setInterval(run, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+}

@@ -1,0 +1,76 @@
+import { Counter, Gauge, Histogram, latencyBuckets, type Registry } from '@walpurge/core';
+
+export type FlusherMetrics = ReturnType<typeof createFlusherMetrics>;
+
+export function createFlusherMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    queueJobs: new Gauge({
+      name: 'walpurge_flusher_queue_jobs',
+      help: 'Flush jobs in the write-behind queue by state (waiting, active, delayed, failed).',
+      labelNames: ['state'] as const,
+      registers,
+    }),
+    pendingRows: new Gauge({
+      name: 'walpurge_flusher_pending_rows',
+      help: 'Rows with a write accepted but not yet written to PostgreSQL (queue depth in rows).',
+      registers,
+    }),
+    oldestPendingAge: new Gauge({
+      name: 'walpurge_flusher_oldest_pending_age_seconds',
+      help: 'Age of the oldest write accepted but not yet written to PostgreSQL.',
+      registers,
+    }),
+    writesAccepted: new Gauge({
+      name: 'walpurge_flusher_writes_accepted',
+      help: 'Write-behind writes accepted by all clients since the queue was created (counter kept in the queue Redis).',
+      registers,
+    }),
+    coalescingRatio: new Gauge({
+      name: 'walpurge_flusher_coalescing_ratio',
+      help: 'Accepted writes per database row write since the queue was created (higher = more coalescing).',
+      registers,
+    }),
+    rowsFlushed: new Counter({
+      name: 'walpurge_flusher_rows_flushed_total',
+      help: 'Pending rows written to PostgreSQL and settled by this process.',
+      registers,
+    }),
+    rowsApplied: new Counter({
+      name: 'walpurge_flusher_rows_applied_total',
+      help: 'Row writes PostgreSQL applied (the rest were older than the row it already had).',
+      registers,
+    }),
+    batches: new Counter({ name: 'walpurge_flusher_batches_total', help: 'Batches committed.', registers }),
+    batchRows: new Histogram({
+      name: 'walpurge_flusher_batch_rows',
+      help: 'Rows per committed batch.',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+      registers,
+    }),
+    flushDuration: new Histogram({
+      name: 'walpurge_flusher_flush_duration_seconds',
+      help: 'Time to write one batch to PostgreSQL (transaction, including per-row isolation after a refusal).',
+      buckets: latencyBuckets,
+      registers,
+    }),
+    writeLatency: new Histogram({
+      name: 'walpurge_flusher_write_latency_seconds',
+      help: 'From the oldest unflushed write of a row to its commit in PostgreSQL.',
+      buckets: latencyBuckets,
+      registers,
+    }),
+    failures: new Counter({
+      name: 'walpurge_flusher_failures_total',
+      help: 'Flush failures: permanent (row failed, kept for redrive), transient (retried), unexpected.',
+      labelNames: ['kind'] as const,
+      registers,
+    }),
+    requeued: new Counter({
+      name: 'walpurge_flusher_requeued_total',
+      help: 'Jobs queued again because the row changed while being flushed (requeue) or had no job (reconcile).',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,75 @@
+import type { ClientBase } from 'pg';
+import { ErrorCode, WalpurgeError } from '@walpurge/core';
+import { sqlState } from './sql-errors.js';
+
+/**
+ * CDC echo marking. Every flusher transaction runs in a session set up with this PostgreSQL
+ * replication origin (pg_replication_origin_session_setup), so its commits carry the origin in the
+ * WAL: pgoutput sends an Origin message before the transaction's changes, and the listener reports
+ * it as `source.origin`. The invalidator uses that to tell the flusher's own commits apart: it purges
+ * derived keys (lists, tags, patterns) as always, but for the row's own keys it only removes entries
+ * that do not already hold the committed version (ECHO_PURGE_SCRIPT in @walpurge/client): the value
+ * the application just wrote stays cached (read-your-writes), a stale refill does not.
+ *
+ * PostgreSQL lets one session at a time use an origin, so a second flusher replica takes
+ * `walpurge_write_behind_2`, and so on: match with isWriteBehindOrigin, not by equality.
+ */
+export const WRITE_BEHIND_ORIGIN = 'walpurge_write_behind';
+
+const MAX_REPLICAS = 32;
+
+export function isWriteBehindOrigin(
+  origin: string | null | undefined,
+  base: string = WRITE_BEHIND_ORIGIN,
+): boolean {
+  if (!origin) return false;
+  if (origin === base) return true;
+  const suffix = origin.startsWith(`${base}_`) ? origin.slice(base.length + 1) : '';
+  return /^[0-9]+$/.test(suffix);
+}
+
+/** Sets the session's replication origin, creating it when missing; returns the name taken. */
+export async function setupReplicationOrigin(client: ClientBase, base: string): Promise<string> {
+  for (let n = 1; n <= MAX_REPLICAS; n += 1) {
+    const name = n === 1 ? base : `${base}_${n}`;
+    try {
+      await client.query(
+        'SELECT pg_replication_origin_create($1) WHERE pg_replication_origin_oid($1) IS NULL',
+        [name],
+      );
+    } catch (error) {
+      // Two replicas creating the same origin at once: the other one won, which is fine.
+      if (sqlState(error) !== '23505') throw originError(error);
+    }
+    try {
+      await client.query('SELECT pg_replication_origin_session_setup($1)', [name]);
+      return name;
+    } catch (error) {
+      if (sqlState(error) === '55006') continue; // in use by another flusher session
+      throw originError(error);
+    }
+  }
+  throw new WalpurgeError(
+    ErrorCode.DatabaseSetup,
+    `all ${MAX_REPLICAS} replication origins ${base}[_n] are in use`,
+    {
+      hint: 'too many flusher replicas on one database, or stale sessions holding origins (see pg_replication_origin_status)',
+    },
+  );
+}
+
+function originError(error: unknown): unknown {
+  if (sqlState(error) === '42501') {
+    return new WalpurgeError(
+      ErrorCode.Privileges,
+      'the flusher may not mark its transactions with a replication origin',
+      {
+        cause: error,
+        hint:
+          'run it as a superuser, or GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text), ' +
+          'pg_replication_origin_session_setup(text) TO <role>; or set flusher.markOrigin: false (its writes will then purge their own cache keys)',
+      },
+    );
+  }
+  return error;
+}

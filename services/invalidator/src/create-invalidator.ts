@@ -1,0 +1,187 @@
+import pg from 'pg';
+import type { Kafka, Producer } from 'kafkajs';
+import { ConfigError, formatPath, type ConfigProblem, type WalpurgeConfig } from '@walpurge/config';
+import {
+  ErrorCode,
+  WalpurgeError,
+  type BackoffOptions,
+  type Logger,
+  type Registry,
+  type Service,
+} from '@walpurge/core';
+import type { ChangeEvent, ChangeHandler } from '@walpurge/protocol';
+import { compileRules, validateRulesAgainstSchema, type ProblemAt } from '@walpurge/rules';
+import { ChangeConsumer } from './kafka/change-consumer.js';
+import { DeadLetterQueue } from './kafka/dead-letter.js';
+import { createKafka, ensureTopics } from './kafka/kafka-client.js';
+import { createInvalidatorMetrics } from './metrics.js';
+import { Coalescer } from './pipeline/coalescer.js';
+import { PurgeExecutor } from './pipeline/purge-executor.js';
+import { createPurgers } from './targets/create-purgers.js';
+import type { Purger } from './targets/purger.js';
+
+export interface InvalidatorOptions {
+  config: WalpurgeConfig;
+  logger: Logger;
+  registry: Registry;
+  /** 'kafka': also run the consumer group; 'none': only `handle` (inline transport, tests). */
+  consume: 'kafka' | 'none';
+  /** Locates rule problems found against the live schema (from loadConfig); default: path only. */
+  problemAt?: ProblemAt;
+  configFile?: string;
+  /** Check rules against the database schema at start when `database` is configured (default true). */
+  validateSchema?: boolean;
+  /** Replaces the purgers built from config (tests, embedding). */
+  purgers?: Purger[];
+}
+
+export type Invalidator = Service & { handle: ChangeHandler; isReady(): boolean };
+
+const notStarted = (): never => {
+  throw new WalpurgeError(ErrorCode.Internal, 'invalidator.handle called before start()');
+};
+
+export function createInvalidator(options: InvalidatorOptions): Invalidator {
+  const { config } = options;
+  const logger = options.logger.child({ component: 'invalidator' });
+  const metrics = createInvalidatorMetrics(options.registry);
+  const rules = compileRules(config.rules);
+  const backoff: BackoffOptions = {
+    initialMs: config.invalidator.retryInitialMs,
+    maxMs: config.invalidator.retryMaxMs,
+    multiplier: 2,
+    jitter: 0.5,
+  };
+  // Aborted only when a graceful stop runs out of time: in-flight purges are then abandoned uncommitted.
+  const purgeAbort = new AbortController();
+
+  let purgers: Purger[] = [];
+  let executor: PurgeExecutor | undefined;
+  let consumer: ChangeConsumer | undefined;
+  let kafka: Kafka | undefined;
+  let producer: Producer | undefined;
+  let started = false;
+  let stopping: Promise<void> | undefined;
+
+  async function validateSchema(): Promise<void> {
+    if (!config.database || options.validateSchema === false || config.rules.length === 0) return;
+    const client = new pg.Client({
+      connectionString: config.database.url,
+      application_name: 'walpurge-invalidator',
+    });
+    await client.connect();
+    let problems: ConfigProblem[];
+    try {
+      const problemAt: ProblemAt =
+        options.problemAt ?? ((path, message) => ({ path: formatPath(path), message }));
+      problems = await validateRulesAgainstSchema(config.rules, client, problemAt);
+    } finally {
+      await client.end();
+    }
+    if (problems.length > 0) {
+      throw new ConfigError(
+        ErrorCode.SchemaMismatch,
+        options.configFile ?? 'walpurge.yaml',
+        problems,
+        'fix the rules or the table definitions, then restart',
+      );
+    }
+  }
+
+  const handle: ChangeHandler = async (events: readonly ChangeEvent[], signal?: AbortSignal) => {
+    const active = executor ?? notStarted();
+    await active.handle(events, signal ? AbortSignal.any([signal, purgeAbort.signal]) : purgeAbort.signal);
+  };
+
+  async function start(signal: AbortSignal): Promise<void> {
+    await validateSchema();
+    purgers = options.purgers ?? createPurgers(config, rules, logger, backoff);
+    executor = new PurgeExecutor(rules, purgers, metrics, logger, backoff);
+    logger.info(
+      {
+        rules: rules.rules.length,
+        tables: rules.tables(),
+        targets: purgers.map((p) => p.name),
+        consume: options.consume,
+      },
+      'invalidator starting',
+    );
+    if (options.consume === 'kafka') {
+      if (!config.kafka) {
+        throw new ConfigError(ErrorCode.ConfigInvalid, options.configFile ?? 'walpurge.yaml', [
+          { path: 'kafka', message: 'the invalidator consumes Kafka but no kafka section is configured' },
+        ]);
+      }
+      signal.throwIfAborted();
+      kafka = createKafka(config.kafka, logger);
+      await ensureTopics(kafka, config.kafka);
+      producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      await producer.connect();
+      const deadLetters = new DeadLetterQueue(
+        producer,
+        config.kafka.deadLetterTopic,
+        metrics,
+        logger,
+        backoff,
+      );
+      const active = executor;
+      const coalescer = new Coalescer(
+        (events) => active.handle(events, purgeAbort.signal),
+        config.invalidator.coalesceWindowMs,
+        config.invalidator.maxBatchEvents,
+      );
+      consumer = new ChangeConsumer({
+        kafka,
+        kafkaConfig: config.kafka,
+        invalidatorConfig: config.invalidator,
+        coalescer,
+        handleOne: (event, purgeSignal) => active.handle([event], purgeSignal),
+        deadLetters,
+        metrics,
+        logger,
+        purgeSignal: purgeAbort.signal,
+      });
+      await consumer.start();
+    }
+    started = true;
+  }
+
+  async function stopAll(): Promise<void> {
+    // Let the in-flight batch finish and commit; abandon it (uncommitted, so replayed) past the deadline.
+    const deadline = setTimeout(() => {
+      logger.warn(
+        { stopTimeoutMs: config.invalidator.stopTimeoutMs },
+        'in-flight purges did not finish in time; abandoning them uncommitted',
+      );
+      purgeAbort.abort();
+    }, config.invalidator.stopTimeoutMs);
+    try {
+      await consumer?.stop();
+    } finally {
+      clearTimeout(deadline);
+      purgeAbort.abort();
+      await producer
+        ?.disconnect()
+        .catch((error: unknown) => logger.warn({ err: error }, 'dead-letter producer disconnect failed'));
+      await Promise.all(
+        purgers.map((purger) =>
+          purger
+            .close()
+            .catch((error: unknown) =>
+              logger.warn({ err: error, target: purger.name }, 'closing a purge target failed'),
+            ),
+        ),
+      );
+      started = false;
+    }
+  }
+
+  return {
+    name: 'invalidator',
+    start,
+    stop: () => (stopping ??= stopAll()),
+    handle,
+    isReady: () =>
+      started && !purgeAbort.signal.aborted && (options.consume === 'none' || (consumer?.isReady() ?? false)),
+  };
+}

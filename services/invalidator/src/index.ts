@@ -1,0 +1,13 @@
+export { createInvalidator, type Invalidator, type InvalidatorOptions } from './create-invalidator.js';
+export type { Purger, PurgeContext } from './targets/purger.js';
+export { RedisPurger, type RedisPurgerOptions } from './targets/redis/redis-purger.js';
+export { connectRedis } from './targets/redis/connect.js';
+export { groupBySlot } from './targets/redis/slot-groups.js';
+export { globToRegExp } from './targets/redis/glob-regexp.js';
+export { CloudflarePurger } from './targets/cdn/cloudflare.js';
+export { FastlyPurger } from './targets/cdn/fastly.js';
+export { CloudFrontPurger, cloudFrontPaths } from './targets/cdn/cloudfront.js';
+export { HttpPurger } from './targets/cdn/generic-http.js';
+export { createPurgers } from './targets/create-purgers.js';
+export { deadLetterHeaders } from './kafka/dead-letter.js';
+export { createInvalidatorMetrics, type InvalidatorMetrics } from './metrics.js';

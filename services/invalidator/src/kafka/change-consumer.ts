@@ -1,0 +1,154 @@
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import type { InvalidatorConfig, KafkaConfig } from '@walpurge/config';
+import { isRetriable, type Logger } from '@walpurge/core';
+import { decodeAnyChangeEvent, type ChangeEvent } from '@walpurge/protocol';
+import type { InvalidatorMetrics } from '../metrics.js';
+import type { Coalescer } from '../pipeline/coalescer.js';
+import { chunk } from '../targets/redis/slot-groups.js';
+import type { DeadLetterQueue } from './dead-letter.js';
+
+export interface ChangeConsumerOptions {
+  kafka: Kafka;
+  kafkaConfig: KafkaConfig;
+  invalidatorConfig: InvalidatorConfig;
+  coalescer: Coalescer;
+  /** Purges one event on its own, to find which event of a rejected batch is the poison one. */
+  handleOne: (event: ChangeEvent, signal: AbortSignal) => Promise<void>;
+  deadLetters: DeadLetterQueue;
+  metrics: InvalidatorMetrics;
+  logger: Logger;
+  /** Aborts in-flight purges (only when a graceful stop ran out of time). */
+  purgeSignal: AbortSignal;
+}
+
+/**
+ * The consumer group loop. Per partition, messages are handled in offset order in chunks of at most
+ * `maxBatchEvents`; a chunk's offset is committed only after all its purges (and dead-letter sends)
+ * succeeded. A failing target therefore stalls the partition — backpressure — and nothing past the
+ * failure is committed; after a crash the group replays from the last commit.
+ */
+export class ChangeConsumer {
+  private readonly consumer: Consumer;
+  private joined = false;
+
+  constructor(private readonly options: ChangeConsumerOptions) {
+    this.consumer = options.kafka.consumer({
+      groupId: options.kafkaConfig.consumerGroup,
+      sessionTimeout: 30_000,
+      heartbeatInterval: 3_000,
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
+    });
+    const { GROUP_JOIN, CRASH, STOP, DISCONNECT } = this.consumer.events;
+    this.consumer.on(GROUP_JOIN, (event) => {
+      this.joined = true;
+      options.logger.info(
+        { memberId: event.payload.memberId, assignment: event.payload.memberAssignment },
+        'joined the consumer group',
+      );
+    });
+    this.consumer.on(CRASH, (event) => {
+      this.joined = false;
+      options.logger.error({ err: event.payload.error, restart: event.payload.restart }, 'consumer crashed');
+    });
+    this.consumer.on(STOP, () => (this.joined = false));
+    this.consumer.on(DISCONNECT, () => (this.joined = false));
+  }
+
+  isReady(): boolean {
+    return this.joined;
+  }
+
+  async start(): Promise<void> {
+    await this.consumer.connect();
+    // A new group starts at the beginning: events produced before the first start are not skipped.
+    await this.consumer.subscribe({ topic: this.options.kafkaConfig.topic, fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.options.invalidatorConfig.partitionsConsumedConcurrently,
+      eachBatch: (payload) => this.eachBatch(payload),
+    });
+  }
+
+  /** Waits for the in-flight batch to finish and commit (kafkajs stops between batches), then leaves the group. */
+  async stop(): Promise<void> {
+    await this.consumer.disconnect();
+  }
+
+  private async eachBatch({
+    batch,
+    resolveOffset,
+    heartbeat,
+    isRunning,
+    isStale,
+  }: EachBatchPayload): Promise<void> {
+    const { purgeSignal, logger } = this.options;
+    // Purges may be retried for a long time while a target is down: keep the group membership alive.
+    const beat = setInterval(() => heartbeat().catch(() => undefined), 3_000);
+    try {
+      for (const messages of chunk(batch.messages, this.options.invalidatorConfig.maxBatchEvents)) {
+        if (!isRunning() || isStale()) return;
+        const source = { topic: batch.topic, partition: batch.partition };
+        const events: ChangeEvent[] = [];
+        const eventMessages: KafkaMessage[] = [];
+        for (const message of messages) {
+          try {
+            const event = decodeAnyChangeEvent(message.value, message.key);
+            if (event) {
+              events.push(event);
+              eventMessages.push(message);
+            }
+          } catch (error) {
+            await this.options.deadLetters.send(source, message, error, 'undecodable', purgeSignal);
+          }
+        }
+        await this.purge(source, events, eventMessages);
+        const last = (messages[messages.length - 1] as KafkaMessage).offset;
+        resolveOffset(last);
+        const next = (BigInt(last) + 1n).toString();
+        await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+        const lag = BigInt(batch.highWatermark) - BigInt(next);
+        this.options.metrics.consumerLag.set(
+          { topic: batch.topic, partition: String(batch.partition) },
+          Number(lag > 0n ? lag : 0n),
+        );
+        logger.debug({ partition: batch.partition, offset: next, events: events.length }, 'committed');
+        await heartbeat().catch(() => undefined);
+      }
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  private async purge(
+    source: { topic: string; partition: number },
+    events: ChangeEvent[],
+    messages: KafkaMessage[],
+  ): Promise<void> {
+    const { purgeSignal } = this.options;
+    try {
+      await this.options.coalescer.submit(events);
+      return;
+    } catch (error) {
+      if (purgeSignal.aborted || isRetriable(error)) throw error;
+      this.options.logger.warn(
+        { err: error, events: events.length },
+        'a purge was rejected; retrying the events one by one to isolate the poison event',
+      );
+    }
+    for (const [i, event] of events.entries()) {
+      try {
+        await this.options.handleOne(event, purgeSignal);
+      } catch (error) {
+        if (purgeSignal.aborted || isRetriable(error)) throw error;
+        await this.options.deadLetters.send(
+          source,
+          messages[i] as KafkaMessage,
+          error,
+          'purge-rejected',
+          purgeSignal,
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,84 @@
+import { Counter, Gauge, Histogram, latencyBuckets, type Registry } from '@walpurge/core';
+
+export type InvalidatorMetrics = ReturnType<typeof createInvalidatorMetrics>;
+
+export function createInvalidatorMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    events: new Counter({
+      name: 'walpurge_invalidator_events_total',
+      help: 'Change events handled, by operation.',
+      labelNames: ['op'],
+      registers,
+    }),
+    purges: new Counter({
+      name: 'walpurge_invalidator_purges_total',
+      help: 'Purged entries (after coalescing) by target, kind and outcome (success | failure; failures are retried).',
+      labelNames: ['target', 'kind', 'outcome'],
+      registers,
+    }),
+    purgeRetries: new Counter({
+      name: 'walpurge_invalidator_purge_retries_total',
+      help: 'Purge attempts retried, by target.',
+      labelNames: ['target'],
+      registers,
+    }),
+    purgeDuration: new Histogram({
+      name: 'walpurge_invalidator_purge_duration_seconds',
+      help: 'Time to purge one coalesced batch on one target, retries included.',
+      labelNames: ['target'],
+      buckets: latencyBuckets,
+      registers,
+    }),
+    endToEndLag: new Histogram({
+      name: 'walpurge_invalidator_end_to_end_lag_seconds',
+      help: 'Database commit → purge done, per event (now − commitTs).',
+      buckets: latencyBuckets,
+      registers,
+    }),
+    entriesPlanned: new Counter({
+      name: 'walpurge_invalidator_entries_planned_total',
+      help: 'Entries the rules derived from events, before coalescing.',
+      registers,
+    }),
+    entriesSent: new Counter({
+      name: 'walpurge_invalidator_entries_sent_total',
+      help: 'Distinct entries sent to targets after coalescing.',
+      registers,
+    }),
+    coalescingRatio: new Gauge({
+      name: 'walpurge_invalidator_coalescing_ratio',
+      help: 'Planned ÷ sent entries of the last batch (≥ 1; higher means more duplicates saved).',
+      registers,
+    }),
+    unknownValues: new Counter({
+      name: 'walpurge_invalidator_unknown_values_total',
+      help: 'Templates that could not be rendered (unchanged TOAST, missing old value, truncate), by rule and reason.',
+      labelNames: ['rule', 'reason', 'fallback'],
+      registers,
+    }),
+    skipped: new Counter({
+      name: 'walpurge_invalidator_events_without_purge_total',
+      help: 'Events that purged nothing (no rule, op or when.changed filter).',
+      registers,
+    }),
+    deadLetters: new Counter({
+      name: 'walpurge_invalidator_dead_letters_total',
+      help: 'Messages sent to the dead-letter topic, by reason.',
+      labelNames: ['reason'],
+      registers,
+    }),
+    consumerLag: new Gauge({
+      name: 'walpurge_invalidator_consumer_lag_messages',
+      help: 'Messages behind the partition high watermark after the last processed batch.',
+      labelNames: ['topic', 'partition'],
+      registers,
+    }),
+    batchEvents: new Histogram({
+      name: 'walpurge_invalidator_batch_events',
+      help: 'Events per coalesced purge batch.',
+      buckets: [1, 5, 10, 50, 100, 250, 500, 1000, 5000],
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,41 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from '@walpurge/core';
+import type { RedisConfig } from '@walpurge/config';
+
+/**
+ * The cache Redis. Commands fail fast while it is unreachable (the purge loop owns retries and
+ * backoff, and counts them); the client keeps reconnecting in the background.
+ */
+export function connectRedis(config: RedisConfig, logger: Logger): Redis | Cluster {
+  const base: RedisOptions = {
+    maxRetriesPerRequest: 1,
+    connectTimeout: 5_000,
+    enableAutoPipelining: true,
+    retryStrategy: (attempt) => Math.min(100 * 2 ** attempt, 2_000),
+    lazyConnect: false,
+  };
+  let client: Redis | Cluster;
+  if (config.cluster) {
+    const url = new URL(config.url);
+    client = new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
+      enableAutoPipelining: true,
+      redisOptions: {
+        ...base,
+        ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+        ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+        ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+      },
+    });
+  } else {
+    client = new Redis(config.url, base);
+  }
+  let lastLogged = 0;
+  client.on('error', (error: unknown) => {
+    // ioredis emits an error per reconnect attempt; once every 10 s is enough to see an outage.
+    const now = Date.now();
+    if (now - lastLogged < 10_000) return;
+    lastLogged = now;
+    logger.warn({ err: error }, 'cache Redis connection error');
+  });
+  return client;
+}

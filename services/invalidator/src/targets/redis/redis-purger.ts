@@ -1,0 +1,111 @@
+import type { Cluster, Redis } from 'ioredis';
+import { escapeGlob, tagSetKey, type PurgeTargets } from '@walpurge/rules';
+import type { PurgeContext, Purger } from '../purger.js';
+import { globToRegExp } from './glob-regexp.js';
+import { chunk, groupBySlot } from './slot-groups.js';
+
+export interface RedisPurgerOptions {
+  /** `redis.keyPrefix`, prepended to every key, pattern and tag set (and glob-escaped in patterns). */
+  keyPrefix: string;
+  /** Keys per UNLINK. */
+  batchSize: number;
+  /** COUNT hint of SCAN / SSCAN. */
+  scanCount: number;
+  /** Up to this many patterns get their own server-side SCAN MATCH; more share one SCAN pass. */
+  maxSeparatePatternScans?: number;
+}
+
+/**
+ * Purges keys, glob patterns and tag sets. Never KEYS: patterns use SCAN … MATCH … COUNT, on every
+ * master of a cluster; deletions use UNLINK (memory is reclaimed off the main thread) in pipelined
+ * batches, grouped by hash slot on a cluster so no command spans slots.
+ */
+export class RedisPurger implements Purger {
+  readonly name = 'redis';
+  readonly stage = 'redis' as const;
+
+  constructor(
+    private readonly client: Redis | Cluster,
+    private readonly options: RedisPurgerOptions,
+  ) {}
+
+  count(targets: PurgeTargets): number {
+    return targets.redis.keys.length + targets.redis.patterns.length + targets.redis.tags.length;
+  }
+
+  async purge(targets: PurgeTargets, context: PurgeContext): Promise<void> {
+    const prefix = this.options.keyPrefix;
+    await this.unlink(targets.redis.keys.map((key) => prefix + key));
+    for (const tag of targets.redis.tags) {
+      if (context.signal.aborted) break;
+      await this.purgeTag(tag);
+    }
+    if (targets.redis.patterns.length > 0) await this.purgePatterns(targets.redis.patterns, context.signal);
+    context.signal.throwIfAborted();
+  }
+
+  async close(): Promise<void> {
+    this.client.disconnect();
+  }
+
+  private get isCluster(): boolean {
+    return this.client.isCluster;
+  }
+
+  /** UNLINK in batches; standalone: one pipeline round trip; cluster: one command per slot batch. */
+  async unlink(keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    if (this.isCluster) {
+      await Promise.all(
+        groupBySlot(keys, this.options.batchSize).map((batch) => this.client.unlink(...batch)),
+      );
+      return;
+    }
+    const pipeline = (this.client as Redis).pipeline();
+    for (const batch of chunk(keys, this.options.batchSize)) pipeline.unlink(...batch);
+    const results = (await pipeline.exec()) ?? [];
+    const failed = results.find(([error]) => error !== null);
+    if (failed?.[0]) throw failed[0];
+  }
+
+  /**
+   * Members are unlinked, then removed from the set with SREM of exactly those members: a member
+   * the application adds while we purge stays registered instead of being dropped with the set.
+   * SSCAN rather than SMEMBERS so a huge tag set never blocks Redis.
+   */
+  private async purgeTag(tag: string): Promise<void> {
+    const setKey = tagSetKey(this.options.keyPrefix, tag);
+    let cursor = '0';
+    do {
+      const [next, members] = await this.client.sscan(setKey, cursor, 'COUNT', this.options.scanCount);
+      cursor = next;
+      if (members.length === 0) continue;
+      await this.unlink(members.map((member) => this.options.keyPrefix + member));
+      for (const batch of chunk(members, this.options.batchSize)) await this.client.srem(setKey, ...batch);
+    } while (cursor !== '0');
+  }
+
+  private scanNodes(): Array<Redis> {
+    return this.isCluster ? (this.client as Cluster).nodes('master') : [this.client as Redis];
+  }
+
+  private async purgePatterns(patterns: readonly string[], signal: AbortSignal): Promise<void> {
+    const prefix = escapeGlob(this.options.keyPrefix);
+    const separate = patterns.length <= (this.options.maxSeparatePatternScans ?? 3);
+    const scans = separate
+      ? patterns.map((pattern) => ({ match: prefix + pattern, test: undefined }))
+      : [{ match: `${prefix}*`, test: patterns.map((pattern) => globToRegExp(prefix + pattern)) }];
+    for (const node of this.scanNodes()) {
+      for (const scan of scans) {
+        let cursor = '0';
+        do {
+          signal.throwIfAborted();
+          const [next, found] = await node.scan(cursor, 'MATCH', scan.match, 'COUNT', this.options.scanCount);
+          cursor = next;
+          const keys = scan.test ? found.filter((key) => scan.test.some((re) => re.test(key))) : found;
+          await this.unlink(keys);
+        } while (cursor !== '0');
+      }
+    }
+  }
+}

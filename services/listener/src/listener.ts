@@ -1,0 +1,282 @@
+import type { DatabaseConfig, WalpurgeConfig } from '@walpurge/config';
+import {
+  ErrorCode,
+  WalpurgeError,
+  backoffDelay,
+  defaultBackoff,
+  errorMessage,
+  sleep,
+  type Logger,
+  type Registry,
+  type Service,
+} from '@walpurge/core';
+import { formatLsn, type ChangeSink } from '@walpurge/protocol';
+import { createKafkaSink } from './kafka/kafka-sink.js';
+import { createListenerMetrics, type ListenerMetrics } from './metrics.js';
+import { classifyPgError } from './setup/pg-errors.js';
+import { prepareDatabase, type PreparedDatabase } from './setup/prepare.js';
+import { tablesToPublish, type TableName } from './setup/table-names.js';
+import { ReplicationSession } from './stream/replication-session.js';
+import { SlotMonitor } from './stream/slot-monitor.js';
+
+/** A sink with an optional lifecycle and ordering promise (the Kafka sink has all three). */
+export interface ListenerSink extends ChangeSink {
+  /** Overlapping publish calls become durable in call order, so the listener may pipeline them. */
+  readonly preservesCallOrder?: boolean;
+  connect?(): Promise<void>;
+  close?(): Promise<void>;
+}
+
+export interface ListenerOptions {
+  config: WalpurgeConfig;
+  logger: Logger;
+  registry: Registry;
+  /** Where change events go; default: Kafka (`config.kafka`). */
+  sink?: ListenerSink;
+  /**
+   * Called once when the listener cannot go on (slot invalidated or dropped, privileges revoked).
+   * Default: log it and send this process SIGTERM, so the usual graceful shutdown runs and the
+   * process exits instead of looking alive while doing nothing.
+   */
+  onFatal?: (error: WalpurgeError) => void;
+  tuning?: Partial<ListenerTuning>;
+}
+
+export interface ListenerTuning {
+  /** Most events per sink call; a bigger transaction streams to the sink in chunks of this size. */
+  batchSize: number;
+  /** Decoded events not yet acknowledged by the sink at which reading the stream pauses. */
+  maxPendingEvents: number;
+  /** Sink calls in flight at once, for sinks that preserve call order (others get 1). */
+  maxConcurrentPublishes: number;
+  /** How long a stop waits for in-flight sink calls. */
+  drainTimeoutMs: number;
+}
+
+export const defaultListenerTuning: ListenerTuning = {
+  batchSize: 1000,
+  maxPendingEvents: 20_000,
+  maxConcurrentPublishes: 64,
+  drainTimeoutMs: 30_000,
+};
+
+export interface Listener extends Service {
+  isReady(): boolean;
+  /** Last LSN confirmed to PostgreSQL (null before the first commit). */
+  durableLsn(): string | null;
+}
+
+const STANDBY_BACKOFF = { initialMs: 500, maxMs: 5000, multiplier: 2, jitter: 0.3 };
+
+class WalpurgeListener implements Listener {
+  readonly name = 'listener';
+  private readonly log: Logger;
+  private readonly metrics: ListenerMetrics;
+  private readonly database: DatabaseConfig;
+  private readonly tables: TableName[];
+  private readonly tuning: ListenerTuning;
+  private sink: ListenerSink | undefined;
+  private ownsSink = false;
+  private readonly stopController = new AbortController();
+  private loop: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+  private session: ReplicationSession | undefined;
+  private durable: bigint | undefined;
+  private everStreamed = false;
+  private standbyLogged = false;
+
+  constructor(private readonly options: ListenerOptions) {
+    this.log = options.logger.child({ component: 'listener' });
+    this.metrics = createListenerMetrics(options.registry);
+    if (!options.config.database) {
+      throw new WalpurgeError(
+        ErrorCode.ConfigInvalid,
+        'the listener needs a database section in the config',
+        {
+          hint: 'add database.url (usually ${DATABASE_URL}) to walpurge.yaml',
+        },
+      );
+    }
+    this.database = options.config.database;
+    this.tables = tablesToPublish(options.config);
+    this.tuning = { ...defaultListenerTuning, ...options.tuning };
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    signal.addEventListener('abort', () => this.stopController.abort(), { once: true });
+    this.sink = this.options.sink ?? this.createDefaultSink();
+    // Configuration and permission problems fail the start with a clear error; an unreachable
+    // database or a busy slot (standby) does not: the loop keeps trying in the background.
+    let prepared: PreparedDatabase | undefined;
+    try {
+      prepared = await this.prepare();
+    } catch (error) {
+      const wrapped = classifyPgError(error, {
+        slot: this.database.slot,
+        publication: this.database.publication,
+      });
+      if (!wrapped.retriable) {
+        await this.closeSink();
+        throw wrapped;
+      }
+      this.noteRetry(wrapped);
+    }
+    this.loop = this.runLoop(prepared);
+  }
+
+  isReady(): boolean {
+    return this.session?.streaming === true && !this.stopController.signal.aborted;
+  }
+
+  durableLsn(): string | null {
+    return this.durable === undefined ? null : formatLsn(this.durable);
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.stopController.abort();
+      await this.loop;
+      await this.closeSink();
+    })();
+    return this.stopping;
+  }
+
+  private createDefaultSink(): ListenerSink {
+    const kafka = this.options.config.kafka;
+    if (!kafka) {
+      throw new WalpurgeError(
+        ErrorCode.ConfigInvalid,
+        'the listener publishes to Kafka but the config has no kafka section',
+        {
+          hint: 'add kafka.brokers to walpurge.yaml, or run with transport: inline (walpurge run --role all)',
+        },
+      );
+    }
+    this.ownsSink = true;
+    return createKafkaSink({ config: kafka, logger: this.options.logger, registry: this.options.registry });
+  }
+
+  private async closeSink(): Promise<void> {
+    if (this.ownsSink)
+      await this.sink
+        ?.close?.()
+        .catch((error: unknown) => this.log.warn({ err: error }, 'closing the sink failed'));
+  }
+
+  private prepare(): Promise<PreparedDatabase> {
+    return prepareDatabase({
+      config: this.database,
+      tables: this.tables,
+      logger: this.log,
+      slotMustExist: this.everStreamed,
+    });
+  }
+
+  private async runLoop(initial: PreparedDatabase | undefined): Promise<void> {
+    const stopSignal = this.stopController.signal;
+    let prepared = initial;
+    let attempt = 0;
+    while (!stopSignal.aborted) {
+      let streamed = false;
+      try {
+        prepared ??= await this.prepare();
+        const sink = this.sink as ListenerSink;
+        await sink.connect?.();
+        const slotLsn = prepared.slot.confirmedFlushLsn ?? 0n;
+        const startLsn = this.durable !== undefined && this.durable > slotLsn ? this.durable : slotLsn;
+        const monitor = new SlotMonitor({
+          url: this.database.url,
+          slot: this.database.slot,
+          pollIntervalMs: Math.min(5000, Math.max(1000, this.database.statusIntervalMs)),
+          heartbeatIntervalMs: this.database.heartbeatIntervalMs,
+          metrics: this.metrics,
+          logger: this.log,
+        });
+        const session = new ReplicationSession({
+          url: this.database.url,
+          slot: this.database.slot,
+          publication: this.database.publication,
+          startLsn,
+          prepared,
+          sink,
+          maxConcurrentPublishes: sink.preservesCallOrder === true ? this.tuning.maxConcurrentPublishes : 1,
+          batchSize: this.tuning.batchSize,
+          maxPendingEvents: Math.max(this.tuning.maxPendingEvents, this.tuning.batchSize * 2),
+          statusIntervalMs: this.database.statusIntervalMs,
+          drainTimeoutMs: this.tuning.drainTimeoutMs,
+          logger: this.log,
+          metrics: this.metrics,
+          onStreaming: () => {
+            streamed = true;
+            this.everStreamed = true;
+            this.standbyLogged = false;
+            this.metrics.streaming.set(1);
+            monitor.start();
+          },
+          onDurable: (lsn) => {
+            this.durable = lsn;
+          },
+        });
+        this.session = session;
+        try {
+          await session.run(stopSignal);
+        } finally {
+          this.session = undefined;
+          this.metrics.streaming.set(0);
+          await monitor.stop();
+        }
+      } catch (error) {
+        prepared = undefined;
+        if (stopSignal.aborted) break;
+        const wrapped = classifyPgError(error, {
+          slot: this.database.slot,
+          publication: this.database.publication,
+        });
+        if (!wrapped.retriable) {
+          this.fatal(wrapped);
+          return;
+        }
+        if (streamed) attempt = 0;
+        const delay = backoffDelay(
+          attempt,
+          wrapped.code === ErrorCode.SlotBusy ? STANDBY_BACKOFF : defaultBackoff,
+        );
+        attempt += 1;
+        this.noteRetry(wrapped, delay);
+        try {
+          await sleep(delay, stopSignal);
+        } catch {
+          break;
+        }
+      }
+    }
+  }
+
+  private noteRetry(error: WalpurgeError, delayMs?: number): void {
+    if (error.code === ErrorCode.SlotBusy) {
+      if (!this.standbyLogged) this.log.info({ slot: this.database.slot }, `standing by: ${error.message}`);
+      this.standbyLogged = true;
+      return;
+    }
+    this.metrics.reconnects.inc({ reason: error.code });
+    this.log.warn(
+      { err: error, retryInMs: delayMs, hint: error.hint },
+      `listener will reconnect: ${errorMessage(error)}`,
+    );
+  }
+
+  private fatal(error: WalpurgeError): void {
+    this.log.fatal({ err: error, code: error.code, hint: error.hint }, error.message);
+    if (this.options.onFatal) {
+      this.options.onFatal(error);
+      return;
+    }
+    process.exitCode = 1;
+    process.kill(process.pid, 'SIGTERM');
+  }
+}
+
+/** Composition contract: PostgreSQL logical replication → protocol v1 change events → sink (Kafka by default). */
+export function createListener(options: ListenerOptions): Listener {
+  return new WalpurgeListener(options);
+}

@@ -1,0 +1,134 @@
+import type { Client } from 'pg';
+import { ErrorCode, WalpurgeError } from '@walpurge/core';
+import { formatTableName, type TableName } from './table-names.js';
+
+export interface ServerFacts {
+  database: string;
+  serverVersion: number;
+  user: string;
+}
+
+/** wal_level and the role's right to replicate: without them nothing else can work. */
+export async function checkServer(client: Client): Promise<ServerFacts> {
+  const { rows } = await client.query<{
+    wal_level: string;
+    database: string;
+    version: number;
+    user: string;
+    rolsuper: boolean;
+    rolreplication: boolean;
+    rds_replication: boolean;
+  }>(
+    `SELECT current_setting('wal_level') AS wal_level, current_database() AS database,
+            current_setting('server_version_num')::int AS version, current_user AS "user",
+            r.rolsuper, r.rolreplication,
+            coalesce((SELECT pg_has_role(current_user, g.oid, 'member') FROM pg_roles g WHERE g.rolname = 'rds_replication'), false) AS rds_replication
+       FROM pg_roles r WHERE r.rolname = current_user`,
+  );
+  const facts = rows[0];
+  if (!facts)
+    throw new WalpurgeError(ErrorCode.DatabaseSetup, 'could not read the current role from pg_roles');
+  if (facts.wal_level !== 'logical') {
+    throw new WalpurgeError(
+      ErrorCode.WalLevel,
+      `wal_level is '${facts.wal_level}', logical replication needs 'logical'`,
+      {
+        hint: "run ALTER SYSTEM SET wal_level = 'logical' and restart PostgreSQL (managed services: set the rds.logical_replication / cloudsql.logical_decoding flag)",
+      },
+    );
+  }
+  if (facts.version < 100000) {
+    throw new WalpurgeError(
+      ErrorCode.DatabaseSetup,
+      `PostgreSQL ${facts.version} is too old: pgoutput needs PostgreSQL 10 or newer`,
+    );
+  }
+  if (!facts.rolsuper && !facts.rolreplication && !facts.rds_replication) {
+    throw new WalpurgeError(ErrorCode.Privileges, `role "${facts.user}" may not use logical replication`, {
+      hint: `run ALTER ROLE "${facts.user}" WITH REPLICATION (on RDS: GRANT rds_replication TO "${facts.user}")`,
+    });
+  }
+  return { database: facts.database, serverVersion: facts.version, user: facts.user };
+}
+
+export interface TableFacts extends TableName {
+  oid: number;
+  /** pg_class.relreplident: d default, n nothing, f full, i index. */
+  identity: string;
+  primaryKey: string[];
+  hasIdentityIndex: boolean;
+}
+
+/** Catalog facts of the given tables; `missing` lists names that are not tables. */
+export async function describeTables(
+  client: Client,
+  tables: readonly TableName[],
+): Promise<{ found: TableFacts[]; missing: TableName[] }> {
+  const { rows } = await client.query<TableFacts & { primary_key: string[]; has_identity_index: boolean }>(
+    `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS "table", c.relreplident AS identity,
+            coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
+                        FROM pg_index i
+                        CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+                        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                       WHERE i.indrelid = c.oid AND i.indisprimary), '{}') AS primary_key,
+            EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) AS has_identity_index
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p')
+        AND (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [tables.map((t) => t.schema), tables.map((t) => t.table)],
+  );
+  const found = rows.map((row) => ({
+    oid: row.oid,
+    schema: row.schema,
+    table: row.table,
+    identity: row.identity,
+    primaryKey: row.primary_key,
+    hasIdentityIndex: row.has_identity_index,
+  }));
+  const names = new Set(found.map(formatTableName));
+  return { found, missing: tables.filter((t) => !names.has(formatTableName(t))) };
+}
+
+export function assertTablesExist(missing: readonly TableName[]): void {
+  if (missing.length === 0) return;
+  const list = missing.map(formatTableName).join(', ');
+  throw new WalpurgeError(
+    ErrorCode.SchemaMismatch,
+    `table${missing.length > 1 ? 's' : ''} not found: ${list}`,
+    {
+      hint: "check the table names in rules / database.tables ('table' means public.table; write 'schema.table' otherwise)",
+      details: { tables: missing.map(formatTableName) },
+    },
+  );
+}
+
+/**
+ * Updates and deletes of a published table without a usable replica identity fail in PostgreSQL
+ * itself ("cannot update table ... because it does not have a replica identity"), breaking the
+ * application: refuse before publishing such a table, naming it and the fix.
+ */
+export function assertReplicaIdentity(tables: readonly TableFacts[]): void {
+  const bad = tables.filter(
+    (t) =>
+      t.identity === 'n' ||
+      (t.identity === 'd' && t.primaryKey.length === 0) ||
+      (t.identity === 'i' && !t.hasIdentityIndex),
+  );
+  if (bad.length === 0) return;
+  const first = bad[0] as TableFacts;
+  const name = formatTableName(first);
+  const why =
+    first.identity === 'n'
+      ? 'has REPLICA IDENTITY NOTHING'
+      : first.identity === 'i'
+        ? 'has REPLICA IDENTITY USING INDEX but the index is gone'
+        : 'has no primary key';
+  throw new WalpurgeError(
+    ErrorCode.ReplicaIdentity,
+    `table ${bad.map(formatTableName).join(', ')}: ${why}, so updates and deletes cannot be replicated`,
+    {
+      hint: `add a primary key, or run ALTER TABLE ${name} REPLICA IDENTITY FULL (old values of every column), or ALTER TABLE ${name} REPLICA IDENTITY USING INDEX <unique index on NOT NULL columns>`,
+      details: { tables: bad.map(formatTableName) },
+    },
+  );
+}

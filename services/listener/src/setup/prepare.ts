@@ -1,0 +1,97 @@
+import pg from 'pg';
+import type { DatabaseConfig } from '@walpurge/config';
+import { ErrorCode, WalpurgeError, type Logger } from '@walpurge/core';
+import { formatLsn } from '@walpurge/protocol';
+import type { PgTypeRow } from '../decode/value-converters.js';
+import { loadTypes } from './catalog.js';
+import { classifyPgError } from './pg-errors.js';
+import { assertReplicaIdentity, assertTablesExist, checkServer, describeTables } from './preflight.js';
+import { ensurePublication, publishedTableNames } from './publication.js';
+import { ensureSlot, readSlot, slotBusy, type SlotState } from './slot.js';
+import { formatTableName, type TableName } from './table-names.js';
+
+export interface PreparedDatabase {
+  database: string;
+  slot: SlotState;
+  types: PgTypeRow[];
+  /** Primary-key columns of every published table, by table OID. */
+  primaryKeys: Map<number, string[]>;
+  publishedTables: TableName[];
+}
+
+export interface PrepareOptions {
+  config: DatabaseConfig;
+  tables: readonly TableName[];
+  logger: Logger;
+  /** Set after the first successful start: a slot that vanished since then is data loss, not "create it". */
+  slotMustExist: boolean;
+}
+
+/**
+ * Everything that must hold before streaming, checked on every (re)connect: wal_level, privileges,
+ * tables and their replica identity, the publication, the slot (created when missing, refused when
+ * invalidated, SlotBusy when another reader holds it) and the type catalog for decoding.
+ */
+export async function prepareDatabase(options: PrepareOptions): Promise<PreparedDatabase> {
+  const { config, logger } = options;
+  const context = { slot: config.slot, publication: config.publication };
+  const client = new pg.Client({
+    connectionString: config.url,
+    application_name: 'walpurge-listener-setup',
+    connectionTimeoutMillis: 10_000,
+  });
+  client.on('error', () => {}); // reported through the failing query instead
+  try {
+    await client.connect();
+    const server = await checkServer(client);
+
+    const wanted = await describeTables(client, options.tables);
+    assertTablesExist(wanted.missing);
+    assertReplicaIdentity(wanted.found);
+
+    const created = await ensurePublication(client, {
+      name: config.publication,
+      create: config.createPublication,
+      tables: options.tables,
+    });
+    if (created)
+      logger.info(
+        { publication: config.publication, tables: options.tables.map(formatTableName) },
+        'created publication',
+      );
+
+    const publishedTables = await publishedTableNames(client, config.publication);
+    const published = await describeTables(client, publishedTables);
+    const primaryKeys = new Map(published.found.map((table) => [table.oid, table.primaryKey]));
+
+    if (options.slotMustExist) {
+      if (!(await readSlot(client, config.slot))) {
+        throw new WalpurgeError(
+          ErrorCode.SlotMissing,
+          `replication slot "${config.slot}" was dropped while walpurge was using it`,
+          {
+            hint: 'changes since then are lost: flush the caches walpurge maintains, then restart walpurge to create a new slot',
+          },
+        );
+      }
+    }
+    const { slot, created: slotCreated } = await ensureSlot(client, config.slot, server.database);
+    if (slotCreated) {
+      logger.info(
+        {
+          slot: config.slot,
+          lsn: slot.confirmedFlushLsn === null ? null : formatLsn(slot.confirmedFlushLsn),
+        },
+        'created replication slot',
+      );
+    }
+    if (slot.active) throw slotBusy(slot);
+
+    const types = await loadTypes(client);
+    return { database: server.database, slot, types, primaryKeys, publishedTables };
+  } catch (error) {
+    throw classifyPgError(error, context);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import type { ChangeEvent, ChangeSink } from '@walpurge/protocol';
+import { AckPipeline } from './ack-pipeline.js';
+
+const event = { v: 1, op: 'c' } as unknown as ChangeEvent;
+
+/** A sink whose calls finish when the test says so, in any order. */
+function controlledSink() {
+  const calls: Array<{ resolve(): void; reject(error: Error): void }> = [];
+  const sink: ChangeSink = {
+    publish: () => new Promise<void>((resolve, reject) => calls.push({ resolve, reject })),
+  };
+  return { sink, calls };
+}
+
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('AckPipeline', () => {
+  it('makes a commit durable only after it and every earlier chunk were acknowledged, whatever the finish order', async () => {
+    const { sink, calls } = controlledSink();
+    const durable: bigint[] = [];
+    const pipeline = new AckPipeline({
+      sink,
+      maxConcurrent: 8,
+      onDurable: (lsn) => durable.push(lsn),
+      onFailure: () => {},
+    });
+    pipeline.push([event]); // chunk of transaction A
+    pipeline.push([event], 100n); // last chunk of A
+    pipeline.push([event], 200n); // transaction B
+    expect(calls).toHaveLength(3);
+    calls[2]?.resolve();
+    calls[1]?.resolve();
+    await tick();
+    expect(durable).toEqual([]);
+    calls[0]?.resolve();
+    await tick();
+    expect(durable).toEqual([100n, 200n]);
+    expect(pipeline.pendingEvents).toBe(0);
+  });
+
+  it('passes idle markers only once everything before them is acknowledged', async () => {
+    const { sink, calls } = controlledSink();
+    const durable: bigint[] = [];
+    const pipeline = new AckPipeline({
+      sink,
+      maxConcurrent: 1,
+      onDurable: (lsn) => durable.push(lsn),
+      onFailure: () => {},
+    });
+    pipeline.push([], 50n);
+    expect(durable).toEqual([50n]);
+    pipeline.push([event], 100n);
+    pipeline.push([], 150n);
+    expect(durable).toEqual([50n]);
+    calls[0]?.resolve();
+    await tick();
+    expect(durable).toEqual([50n, 100n, 150n]);
+  });
+
+  it('calls a sink without ordering guarantee one call at a time', async () => {
+    const { sink, calls } = controlledSink();
+    const pipeline = new AckPipeline({ sink, maxConcurrent: 1, onDurable: () => {}, onFailure: () => {} });
+    pipeline.push([event], 1n);
+    pipeline.push([event], 2n);
+    expect(calls).toHaveLength(1);
+    calls[0]?.resolve();
+    await tick();
+    expect(calls).toHaveLength(2);
+  });
+
+  it('stops at the first failure: nothing after it is published or becomes durable', async () => {
+    const { sink, calls } = controlledSink();
+    const durable: bigint[] = [];
+    const failures: unknown[] = [];
+    const pipeline = new AckPipeline({
+      sink,
+      maxConcurrent: 2,
+      onDurable: (lsn) => durable.push(lsn),
+      onFailure: (e) => failures.push(e),
+    });
+    pipeline.push([event], 100n);
+    pipeline.push([event], 200n);
+    pipeline.push([event], 300n);
+    calls[0]?.reject(new Error('kafka down'));
+    calls[1]?.resolve();
+    await tick();
+    await pipeline.drained();
+    expect(failures).toHaveLength(1);
+    expect(durable).toEqual([]);
+    expect(calls).toHaveLength(2);
+    expect(pipeline.hasFailed).toBe(true);
+  });
+});

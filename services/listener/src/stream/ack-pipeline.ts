@@ -1,0 +1,140 @@
+import type { ChangeEvent, ChangeSink } from '@walpurge/protocol';
+
+export interface AckPipelineOptions {
+  sink: ChangeSink;
+  /**
+   * Sink calls allowed in flight at once. 1 unless the sink guarantees that overlapping calls become
+   * durable in call order (the Kafka sink does: it sends them sequentially, batched together).
+   */
+  maxConcurrent: number;
+  signal?: AbortSignal;
+  /** A commit (or an idle keepalive position) whose events, and everything before, are durable. */
+  onDurable(lsn: bigint, commitTimeMs: number | undefined): void;
+  /** First sink failure; nothing after it is published and nothing after it becomes durable. */
+  onFailure(error: unknown): void;
+  /** An item settled: pending events went down (the session may resume reading). */
+  onProgress?(): void;
+}
+
+interface Item {
+  events: readonly ChangeEvent[];
+  /** Set on a transaction's last chunk (its commit end LSN) and on idle markers. */
+  ackLsn: bigint | undefined;
+  commitTimeMs: number | undefined;
+  state: 'waiting' | 'publishing' | 'done' | 'failed';
+}
+
+/**
+ * Ordered hand-off of event chunks to the sink. A position becomes durable only when the chunk that
+ * carries it and every chunk before it were acknowledged, so the slot never moves past a change
+ * that is not safe downstream, however sink calls overlap or finish.
+ */
+export class AckPipeline {
+  private readonly items: Item[] = [];
+  private head = 0;
+  private nextToStart = 0;
+  private inFlight = 0;
+  private pending = 0;
+  private failed = false;
+  private drainWaiters: Array<() => void> = [];
+
+  constructor(private readonly options: AckPipelineOptions) {}
+
+  /** Events handed over but not yet acknowledged (memory held for them). */
+  get pendingEvents(): number {
+    return this.pending;
+  }
+
+  get isEmpty(): boolean {
+    return this.head === this.items.length;
+  }
+
+  get hasFailed(): boolean {
+    return this.failed;
+  }
+
+  /** Commit time of the oldest transaction not yet durable, for the lag-in-seconds gauge. */
+  oldestPendingCommitTimeMs(): number | undefined {
+    for (let i = this.head; i < this.items.length; i += 1) {
+      const time = (this.items[i] as Item).commitTimeMs;
+      if (time !== undefined) return time;
+    }
+    return undefined;
+  }
+
+  push(events: readonly ChangeEvent[], ackLsn?: bigint, commitTimeMs?: number): void {
+    if (this.failed) return;
+    const empty = events.length === 0;
+    this.items.push({ events, ackLsn, commitTimeMs, state: empty ? 'done' : 'waiting' });
+    this.pending += events.length;
+    if (empty) this.completeHead();
+    this.startMore();
+  }
+
+  /** Resolves once no sink call is in flight (after a failure or when stopping). */
+  drained(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private startMore(): void {
+    while (
+      !this.failed &&
+      this.inFlight < this.options.maxConcurrent &&
+      this.nextToStart < this.items.length
+    ) {
+      const item = this.items[this.nextToStart] as Item;
+      this.nextToStart += 1;
+      if (item.state !== 'waiting') continue;
+      item.state = 'publishing';
+      this.inFlight += 1;
+      let publishing: Promise<void>;
+      try {
+        publishing = this.options.sink.publish(item.events, this.options.signal);
+      } catch (error) {
+        publishing = Promise.reject(error);
+      }
+      publishing.then(
+        () => this.settle(item, undefined),
+        (error: unknown) => this.settle(item, error ?? new Error('sink rejected without a reason')),
+      );
+    }
+  }
+
+  private settle(item: Item, error: unknown): void {
+    this.inFlight -= 1;
+    if (error === undefined) {
+      item.state = 'done';
+      this.pending -= item.events.length;
+      this.completeHead();
+    } else {
+      item.state = 'failed';
+      if (!this.failed) {
+        this.failed = true;
+        this.options.onFailure(error);
+      }
+    }
+    if (this.inFlight === 0) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+    this.options.onProgress?.();
+    this.startMore();
+  }
+
+  private completeHead(): void {
+    while (this.head < this.items.length) {
+      const item = this.items[this.head] as Item;
+      if (item.state !== 'done') break;
+      this.head += 1;
+      if (item.ackLsn !== undefined) this.options.onDurable(item.ackLsn, item.commitTimeMs);
+    }
+    // Compact now and then so a long-running session does not keep every finished item.
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items.splice(0, this.head);
+      this.nextToStart = Math.max(0, this.nextToStart - this.head);
+      this.head = 0;
+    }
+  }
+}

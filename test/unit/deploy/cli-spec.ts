@@ -1,0 +1,65 @@
+/**
+ * The `walpurge` CLI's own option specs (imported from the CLI package, not copied): which roles
+ * `run` accepts, which flags exist, which environment variables the CLI reads.
+ */
+import { parseArgs } from 'node:util';
+import { commands } from 'walpurge';
+
+type Command = (typeof commands)[number];
+
+export function cliCommand(name: string): Command {
+  const command = commands.find((candidate) => candidate.name === name);
+  if (!command)
+    throw new Error(
+      `the walpurge CLI has no '${name}' command (has: ${commands.map((c) => c.name).join(', ')})`,
+    );
+  return command;
+}
+
+/** Values `walpurge run --role` accepts. */
+export function runRoles(): readonly string[] {
+  const choices = cliCommand('run').options['role']?.choices;
+  if (!choices || choices.length === 0) throw new Error('walpurge run has no --role option with choices');
+  return choices;
+}
+
+/** Every environment variable any CLI option falls back to (WALPURGE_CONFIG, LOG_LEVEL, …). */
+export function cliEnvVars(): Set<string> {
+  const names = new Set<string>();
+  for (const command of commands) {
+    for (const option of Object.values(command.options)) if (option.env) names.add(option.env);
+  }
+  return names;
+}
+
+export interface ParsedInvocation {
+  command: string;
+  options: Record<string, string | boolean | undefined>;
+}
+
+/**
+ * Parses `run --config F --role R …` against the command's real option spec: unknown flags and
+ * values outside an option's choices throw, as they would make the container exit with code 2.
+ */
+export function parseInvocation(argv: readonly string[]): ParsedInvocation {
+  const [name, ...rest] = argv;
+  if (!name) throw new Error('no command given to walpurge');
+  const command = cliCommand(name);
+  const { values, positionals } = parseArgs({
+    args: rest,
+    options: Object.fromEntries(
+      Object.entries(command.options).map(([flag, option]) => [flag, { type: option.type }]),
+    ),
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length > 0)
+    throw new Error(`unexpected arguments for walpurge ${name}: ${positionals.join(' ')}`);
+  for (const [flag, option] of Object.entries(command.options)) {
+    const value = values[flag];
+    if (option.choices && typeof value === 'string' && !option.choices.includes(value)) {
+      throw new Error(`walpurge ${name} --${flag} ${value}: not one of ${option.choices.join(', ')}`);
+    }
+  }
+  return { command: name, options: values as Record<string, string | boolean | undefined> };
+}

@@ -1,0 +1,85 @@
+/**
+ * Metric names the code registers, found at test time: every `name: 'walpurge_…'` in the shipped
+ * sources of services/ and packages/, plus the default process metrics createMetricsRegistry adds.
+ */
+import { createMetricsRegistry } from '@walpurge/core';
+import { productionSources } from './workspace.js';
+
+export interface RegisteredMetric {
+  name: string;
+  type: string;
+  file: string;
+  labelNames: string[];
+}
+
+/** `labelNames: [...]` inside the same constructor call as `name: '…'` at `at`. */
+function labelNamesAt(text: string, at: number): string[] {
+  const end = text.indexOf('})', at);
+  const call = text.slice(at, end < 0 ? undefined : end);
+  const list = /labelNames:\s*\[([^\]]*)\]/.exec(call)?.[1] ?? '';
+  return [...list.matchAll(/['"`]([A-Za-z_]\w*)['"`]/g)].map((match) => match[1] ?? '');
+}
+
+export async function registeredMetrics(): Promise<Map<string, RegisteredMetric>> {
+  const metrics = new Map<string, RegisteredMetric>();
+  for (const { path, text } of productionSources()) {
+    for (const match of text.matchAll(
+      /new (Counter|Gauge|Histogram|Summary)\(\s*\{\s*name:\s*['"`](walpurge_[a-z0-9_]+)['"`]/g,
+    )) {
+      const name = match[2] ?? '';
+      metrics.set(name, {
+        name,
+        type: (match[1] ?? '').toLowerCase(),
+        file: path,
+        labelNames: labelNamesAt(text, match.index),
+      });
+    }
+    // Names declared apart from the constructor call (e.g. in a table of definitions).
+    for (const match of text.matchAll(/name:\s*['"`](walpurge_[a-z0-9_]+)['"`]/g)) {
+      const name = match[1] ?? '';
+      if (!metrics.has(name))
+        metrics.set(name, { name, type: 'unknown', file: path, labelNames: labelNamesAt(text, match.index) });
+    }
+  }
+  const registry = createMetricsRegistry();
+  for (const metric of await registry.getMetricsAsJSON()) {
+    const labelNames = [...new Set(metric.values.flatMap((value) => Object.keys(value.labels)))];
+    metrics.set(metric.name, {
+      name: metric.name,
+      type: String(metric.type),
+      file: 'prom-client default metrics',
+      labelNames,
+    });
+  }
+  return metrics;
+}
+
+/** Series names Prometheus derives from a metric: histogram/summary `_bucket`, `_sum`, `_count`. */
+export function baseMetricName(
+  series: string,
+  known: ReadonlyMap<string, RegisteredMetric>,
+): string | undefined {
+  if (known.has(series)) return series;
+  const base = series.replace(/_(bucket|sum|count)$/, '');
+  const metric = known.get(base);
+  if (metric && (metric.type === 'histogram' || metric.type === 'summary' || metric.type === 'unknown'))
+    return base;
+  return undefined;
+}
+
+/**
+ * Labels every series has without the code setting them: Prometheus' target labels, the ones the
+ * ServiceMonitor relabels in (role, pod), and the histogram bucket label.
+ */
+export const TARGET_LABELS = new Set([
+  'namespace',
+  'pod',
+  'service',
+  'job',
+  'instance',
+  'endpoint',
+  'container',
+  'role',
+  'le',
+  'quantile',
+]);

@@ -1,0 +1,158 @@
+/**
+ * Alerts (deploy/k8s/components/monitoring/prometheusrule.yaml) and the Grafana dashboard
+ * (deploy/grafana/walpurge.json) query only metrics and labels the code registers, in PromQL that
+ * Prometheus' own grammar accepts.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { IPrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
+import { readYamlDocuments, type K8sObject } from './kustomize.js';
+import { validateAgainstSchema } from './k8s-schemas.js';
+import {
+  baseMetricName,
+  registeredMetrics,
+  TARGET_LABELS,
+  type RegisteredMetric,
+} from './metrics-in-code.js';
+import { expandGrafanaVariables, parsePromql } from './promql.js';
+import { readRepoFile, repoPath } from './workspace.js';
+
+let metrics: Map<string, RegisteredMetric>;
+beforeAll(async () => {
+  metrics = await registeredMetrics();
+});
+
+/** Every metric and label matcher of `expression` exists in the code; returns the metrics used. */
+function checkExpression(expression: string, where: string): string[] {
+  const facts = parsePromql(expression);
+  expect(facts.errors, `${where}: PromQL syntax error in ${expression}`).toEqual([]);
+  const used: string[] = [];
+  for (const series of facts.metrics.filter((name) => name.startsWith('walpurge_'))) {
+    const base = baseMetricName(series, metrics);
+    expect(base, `${where}: ${series} is not registered by any service or package`).toBeDefined();
+    if (base) used.push(base);
+  }
+  for (const { metric, label } of facts.matchers) {
+    const base = baseMetricName(metric, metrics);
+    if (!base) continue;
+    const labels = new Set([...(metrics.get(base)?.labelNames ?? []), ...TARGET_LABELS]);
+    expect(labels.has(label), `${where}: ${metric} has no label '${label}'`).toBe(true);
+  }
+  return used;
+}
+
+const Alert = z.strictObject({
+  alert: z.string().regex(/^Walpurge[A-Z]\w+$/),
+  expr: z.string(),
+  for: z.string().regex(/^\d+[smh]$/),
+  labels: z.strictObject({ severity: z.enum(['warning', 'critical']) }),
+  annotations: z.strictObject({ summary: z.string().min(10), description: z.string().min(10) }),
+});
+
+describe('PrometheusRule alerts', () => {
+  const file = repoPath('deploy/k8s/components/monitoring/prometheusrule.yaml');
+  const [document] = readYamlDocuments(file) as K8sObject[];
+  const rule = document as unknown as IPrometheusRule & K8sObject;
+
+  it('is a valid PrometheusRule', () => {
+    expect(() => validateAgainstSchema(rule)).not.toThrow();
+  });
+
+  const alerts = (rule.spec.groups ?? []).flatMap((group) => group.rules ?? []);
+
+  it('has well-formed alerts with unique names', () => {
+    expect(alerts.length).toBeGreaterThan(0);
+    for (const alert of alerts) expect(() => Alert.parse(alert), String(alert.alert)).not.toThrow();
+    const names = alerts.map((alert) => alert.alert);
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  it('queries only metrics and labels the code registers', () => {
+    for (const alert of alerts) checkExpression(String(alert.expr), String(alert.alert));
+  });
+
+  it('covers WAL retained, replication lag, end-to-end lag, dead letters and write-behind age', () => {
+    const used = alerts.flatMap((alert) => parsePromql(String(alert.expr)).metrics);
+    const covered = (pattern: RegExp): boolean => used.some((name) => pattern.test(name));
+    expect(covered(/retained_wal|wal_retained/), 'slot WAL retained').toBe(true);
+    expect(covered(/replication_lag/), 'replication lag').toBe(true);
+    expect(covered(/end_to_end|commit_to_purge/), 'end-to-end invalidation lag').toBe(true);
+    expect(covered(/dead_letter|dlq/), 'dead letters').toBe(true);
+    expect(covered(/oldest_pending/), 'write-behind oldest pending age').toBe(true);
+  });
+});
+
+const Target = z.looseObject({ expr: z.string(), refId: z.string() });
+const Panel = z.looseObject({
+  id: z.number(),
+  type: z.string(),
+  title: z.string(),
+  gridPos: z.strictObject({ h: z.number(), w: z.number(), x: z.number(), y: z.number() }),
+  targets: z.array(Target).optional(),
+});
+const Dashboard = z.looseObject({
+  uid: z.string(),
+  title: z.string(),
+  schemaVersion: z.number(),
+  templating: z.looseObject({ list: z.array(z.looseObject({ name: z.string(), type: z.string() })) }),
+  panels: z.array(Panel),
+});
+
+describe('Grafana dashboard deploy/grafana/walpurge.json', () => {
+  const dashboard = Dashboard.parse(JSON.parse(readRepoFile('deploy/grafana/walpurge.json')));
+
+  it('has unique panel ids and no overlapping panels', () => {
+    const ids = dashboard.panels.map((panel) => panel.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    const cells = new Map<string, string>();
+    for (const panel of dashboard.panels) {
+      const { x, y, w, h } = panel.gridPos;
+      expect(x + w, panel.title).toBeLessThanOrEqual(24);
+      for (let row = y; row < y + h; row += 1) {
+        for (let column = x; column < x + w; column += 1) {
+          const key = `${row}:${column}`;
+          expect(cells.get(key), `${panel.title} overlaps`).toBeUndefined();
+          cells.set(key, panel.title);
+        }
+      }
+    }
+  });
+
+  it('uses only variables it defines', () => {
+    const defined = new Set(dashboard.templating.list.map((variable) => variable.name));
+    const text = JSON.stringify(dashboard);
+    for (const match of text.matchAll(/\$\{?([A-Za-z]\w*)/g)) expect(defined, match[0]).toContain(match[1]);
+    expect(dashboard.templating.list.find((variable) => variable.name === 'datasource')?.type).toBe(
+      'datasource',
+    );
+    // Query variables (label_values(metric, label)) read registered metrics too.
+    for (const variable of dashboard.templating.list) {
+      const definition = typeof variable['definition'] === 'string' ? variable['definition'] : '';
+      const metric = /label_values\((\w+),/.exec(definition)?.[1];
+      if (variable.type === 'query')
+        expect(metric && baseMetricName(metric, metrics), `variable ${variable.name}`).toBeTruthy();
+    }
+  });
+
+  it('queries only metrics and labels the code registers, including every metric an alert uses', () => {
+    const used = new Set<string>();
+    for (const panel of dashboard.panels) {
+      for (const target of panel.targets ?? []) {
+        for (const name of checkExpression(
+          expandGrafanaVariables(target.expr),
+          `${panel.title} ${target.refId}`,
+        ))
+          used.add(name);
+      }
+    }
+    const [rule] = readYamlDocuments(
+      repoPath('deploy/k8s/components/monitoring/prometheusrule.yaml'),
+    ) as unknown as IPrometheusRule[];
+    const alerted = (rule?.spec.groups ?? [])
+      .flatMap((group) => group.rules ?? [])
+      .flatMap((alert) => parsePromql(String(alert.expr)).metrics)
+      .map((series) => baseMetricName(series, metrics))
+      .filter((name): name is string => name !== undefined);
+    for (const name of alerted) expect(used, `dashboard shows ${name}`).toContain(name);
+  });
+});
