@@ -42,8 +42,14 @@ export interface ParsedInvocation {
  * values outside an option's choices throw, as they would make the container exit with code 2.
  */
 export function parseInvocation(argv: readonly string[]): ParsedInvocation {
-  const [name, ...rest] = argv;
-  if (!name) throw new Error('no command given to walpurge');
+  if (argv.length === 0) throw new Error('no command given to walpurge');
+  // Commands may be two words (`slot drop`, `dlq list`): the longest name argv starts with.
+  const name =
+    commands
+      .map((candidate) => candidate.name)
+      .filter((candidate) => candidate.split(' ').every((word, index) => argv[index] === word))
+      .sort((a, b) => b.length - a.length)[0] ?? (argv[0] as string);
+  const rest = argv.slice(name.split(' ').length);
   const command = cliCommand(name);
   const { values, positionals } = parseArgs({
     args: rest,
@@ -53,7 +59,7 @@ export function parseInvocation(argv: readonly string[]): ParsedInvocation {
     allowPositionals: true,
     strict: true,
   });
-  if (positionals.length > 0)
+  if (positionals.length > (command.positionals?.length ?? 0))
     throw new Error(`unexpected arguments for walpurge ${name}: ${positionals.join(' ')}`);
   for (const [flag, option] of Object.entries(command.options)) {
     const value = values[flag];

@@ -11,7 +11,13 @@ import { z } from 'zod';
 import { parseConfigText, type WalpurgeConfig } from '@walpurge/config';
 import { cliEnvVars, parseInvocation, runRoles } from './cli-spec.js';
 import { parseDockerfile } from './dockerfile.js';
-import { configEnvReferences, productionSources, readRepoFile, repoPath } from './workspace.js';
+import {
+  cliShutdownDeadlineMs,
+  configEnvReferences,
+  productionSources,
+  readRepoFile,
+  repoPath,
+} from './workspace.js';
 
 const Healthcheck = z.looseObject({ test: z.union([z.string(), z.array(z.string())]) });
 const Service = z.looseObject({
@@ -145,10 +151,14 @@ describe('docker-compose.yml', () => {
         expect(compose.services[dependency]?.healthcheck, `${dependency} has a healthcheck`).toBeDefined();
         expect(condition, `${name} → ${dependency}`).toBe('service_healthy');
       }
+    }
+    // Docker sends SIGKILL after stop_grace_period: it must outlast walpurge's own shutdown deadline.
+    for (const { name, service, config } of walpurgeServices()) {
+      const deadline = cliShutdownDeadlineMs(config.invalidator.stopTimeoutMs) / 1000;
       expect(
         Number(/^(\d+)s$/.exec(service.stop_grace_period ?? '')?.[1]),
-        `${name} stop_grace_period`,
-      ).toBeGreaterThanOrEqual(30);
+        `${name} stop_grace_period vs walpurge's ${deadline} s shutdown deadline`,
+      ).toBeGreaterThanOrEqual(deadline + 5);
     }
     // walpurge services inherit the image's HEALTHCHECK (GET /healthz); the others declare theirs.
     const imageHealthcheck = parseDockerfile(readRepoFile('deploy/Dockerfile'))

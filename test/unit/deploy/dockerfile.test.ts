@@ -4,6 +4,7 @@
  * the binary it starts is the CLI's, and the runtime stage is the locked-down one Kubernetes expects.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { HttpConfig } from '@walpurge/config';
@@ -106,6 +107,33 @@ describe('deploy/Dockerfile', () => {
     }
   });
 
+  it("ships the CLI's bin, and the bin starts a module tsc -b compiles from the CLI's sources", () => {
+    const { dir, manifest, binPath } = cliPackage();
+    const bin = `${dir}/${binPath.replace(/^\.\//, '')}`;
+    expect(existsSync(repoPath(bin)), `${bin} exists (checked in, not built)`).toBe(true);
+    // `pnpm deploy` packs a workspace package through its `files`: the bin must be in them.
+    const topDir = binPath.replace(/^\.\//, '').split('/')[0] ?? '';
+    expect(manifest.files, `${manifest.name} files include ${topDir}`).toContain(topDir);
+    // The shim imports dist/…js; tsc maps src/X.ts → dist/X.js (rootDir src, outDir dist).
+    const tsconfig = JSON.parse(readRepoFile(`${dir}/tsconfig.json`)) as {
+      compilerOptions?: { rootDir?: string; outDir?: string };
+    };
+    const rootDir = (tsconfig.compilerOptions?.rootDir ?? 'src').replace(/^\.\//, '');
+    const outDir = (tsconfig.compilerOptions?.outDir ?? 'dist').replace(/^\.\//, '');
+    const binDir = posix.dirname(bin);
+    const imports = [...readRepoFile(bin).matchAll(/import\s*(?:[^'"]*from\s*)?['"](\.[^'"]+)['"]/g)].map(
+      (match) => posix.normalize(posix.join(binDir, match[1] ?? '')),
+    );
+    expect(imports.length, `${bin} imports the compiled entry point`).toBeGreaterThan(0);
+    for (const target of imports) {
+      expect(target, `${bin} imports from ${dir}/${outDir}`).toMatch(new RegExp(`^${dir}/${outDir}/.+\\.js$`));
+      const source = target
+        .replace(`${dir}/${outDir}/`, `${dir}/${rootDir}/`)
+        .replace(/\.js$/, '.ts');
+      expect(existsSync(repoPath(source)), `${target} is compiled from ${source}`).toBe(true);
+    }
+  });
+
   it('starts the CLI bin under tini as a numeric non-root user, exposing the ops port', () => {
     const entrypoint = execForm(instructions(runtime, 'ENTRYPOINT').at(-1) ?? '[]');
     expect(entrypoint[0]).toMatch(/tini$/);
@@ -154,5 +182,10 @@ describe('deploy/Dockerfile', () => {
     };
     for (const source of copied)
       expect(excluded(source), `${source} is excluded by the ignore file`).toBe(false);
+    // The bin shim is checked in beside dist/, which the ignore file drops: it must still reach the build.
+    const { dir, binPath } = cliPackage();
+    const bin = `${dir}/${binPath.replace(/^\.\//, '')}`;
+    expect(excluded(bin), `${bin} is excluded by the ignore file`).toBe(false);
+    expect(excluded(`${dir}/dist/main.js`), 'a host-built dist/ is excluded').toBe(true);
   });
 });

@@ -3,12 +3,19 @@
  * test runs (deploy/compose/postgres-init.sql), every Secret the manifests reference is documented,
  * and every alert, metric and environment variable it names exists.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { IPrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import { readYamlDocuments, renderKustomization, type Json } from './kustomize.js';
 import { baseMetricName, registeredMetrics } from './metrics-in-code.js';
-import { productionSources, readRepoFile, repoPath } from './workspace.js';
+import { parseInvocation } from './cli-spec.js';
+import {
+  configKeyExists,
+  configKeyReferences,
+  productionSources,
+  readRepoFile,
+  repoPath,
+} from './workspace.js';
 
 const guide = readRepoFile('docs/deployment.md');
 
@@ -108,4 +115,44 @@ describe('docs/deployment.md', () => {
       ).toBe(true);
     }
   });
+
+  it('names only config options walpurge.yaml has', () => {
+    const keys = configKeyReferences(guide);
+    expect(keys.length).toBeGreaterThan(5);
+    for (const key of keys) expect(configKeyExists(key), `config key ${key}`).toBe(true);
+  });
+
+  it('shows only walpurge commands and flags the CLI accepts', () => {
+    const inline = [...guide.matchAll(/`(walpurge [^`]+)`/g)].map((match) => match[1] ?? '');
+    const blocks = [...guide.matchAll(/```(?:sh|bash|shell)\n([\s\S]*?)```/g)].flatMap((match) =>
+      (match[1] ?? '').split('\n').filter((line) => line.trim().startsWith('walpurge ')),
+    );
+    const invocations = [...inline, ...blocks];
+    expect(invocations.length).toBeGreaterThan(3);
+    for (const line of invocations) {
+      const argv = line.replace(/\s+#.*$/, '').trim().split(/\s+/).slice(1);
+      expect(() => parseInvocation(argv), line).not.toThrow();
+    }
+  });
+
 });
+
+describe('deploy/ and docker-compose.yml comments', () => {
+  it('name only config options walpurge.yaml has', () => {
+    const files = ['docker-compose.yml', ...deployFiles('deploy')];
+    const found: string[] = [];
+    for (const file of files) {
+      for (const key of configKeyReferences(readRepoFile(file))) {
+        found.push(key);
+        expect(configKeyExists(key), `${file}: config key ${key}`).toBe(true);
+      }
+    }
+    expect(found.length).toBeGreaterThan(3);
+  });
+});
+
+function deployFiles(dir: string): string[] {
+  return readdirSync(repoPath(dir), { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? deployFiles(`${dir}/${entry.name}`) : [`${dir}/${entry.name}`],
+  );
+}

@@ -29,7 +29,14 @@ import {
   walpurgeContainer,
 } from './pod-spec.js';
 import { writeBehindLayout } from '@walpurge/client';
-import { cliPackage, configEnvReferences, opsServerPaths, productionSources, repoPath } from './workspace.js';
+import {
+  cliPackage,
+  cliShutdownDeadlineMs,
+  configEnvReferences,
+  opsServerPaths,
+  productionSources,
+  repoPath,
+} from './workspace.js';
 
 interface Variant {
   name: string;
@@ -309,6 +316,12 @@ describe.each(variants)('deploy/k8s $name', (variant) => {
         grace,
         `${nameOf(pod.deployment)}: ${timeouts.map((t) => `${t.path}=${t.ms}`).join(', ')}`,
       ).toBeGreaterThanOrEqual(needed);
+      // And past the process's own hard deadline, so walpurge gives up (and logs why) before the
+      // kubelet's SIGKILL, with a few seconds left for the exit itself.
+      const deadline = cliShutdownDeadlineMs(pod.config.invalidator.stopTimeoutMs) / 1000;
+      expect(grace, `${nameOf(pod.deployment)}: walpurge run exits after ${deadline} s`).toBeGreaterThanOrEqual(
+        deadline + 5,
+      );
     }
   });
 

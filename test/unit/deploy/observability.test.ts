@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { IPrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
-import { readYamlDocuments, type K8sObject } from './kustomize.js';
+import { readYamlDocuments, renderKustomization, type K8sObject } from './kustomize.js';
 import { validateAgainstSchema } from './k8s-schemas.js';
 import {
   baseMetricName,
@@ -15,14 +15,45 @@ import {
   type RegisteredMetric,
 } from './metrics-in-code.js';
 import { expandGrafanaVariables, parsePromql } from './promql.js';
-import { readRepoFile, repoPath } from './workspace.js';
+import { productionSources, readRepoFile, repoPath } from './workspace.js';
 
 let metrics: Map<string, RegisteredMetric>;
 beforeAll(async () => {
   metrics = await registeredMetrics();
 });
 
-/** Every metric and label matcher of `expression` exists in the code; returns the metrics used. */
+const sources = productionSources();
+/** Label values the code sets are string literals in the package that registers the metric. */
+function isLabelValueInPackage(value: string, registeredIn: string): boolean {
+  const packageDir = registeredIn.split('/').slice(0, 2).join('/');
+  return sources.some(
+    ({ path, text }) =>
+      path.startsWith(`${packageDir}/`) && (text.includes(`'${value}'`) || text.includes(`"${value}"`)),
+  );
+}
+
+/** Services the manifests render: `up{service="…"}` must name one of them. */
+const renderedServices = new Set(
+  renderKustomization(repoPath('deploy/k8s/overlays/kafka'))
+    .objects.filter((object) => object.kind === 'Service')
+    .map((object) => object.metadata.name),
+);
+
+/** Labels of the result series: the aggregation's `by`, or the selected metrics' own labels. */
+function outputLabels(expression: string): Set<string> {
+  const facts = parsePromql(expression);
+  if (facts.resultLabels) return new Set(facts.resultLabels);
+  const own = facts.metrics.flatMap((series) => {
+    const base = baseMetricName(series, metrics);
+    return base ? (metrics.get(base)?.labelNames ?? []) : [];
+  });
+  return new Set([...own, ...TARGET_LABELS]);
+}
+
+/**
+ * Every metric, label matcher, label value and grouping label of `expression` exists in the code;
+ * returns the metrics used.
+ */
 function checkExpression(expression: string, where: string): string[] {
   const facts = parsePromql(expression);
   expect(facts.errors, `${where}: PromQL syntax error in ${expression}`).toEqual([]);
@@ -32,13 +63,41 @@ function checkExpression(expression: string, where: string): string[] {
     expect(base, `${where}: ${series} is not registered by any service or package`).toBeDefined();
     if (base) used.push(base);
   }
-  for (const { metric, label } of facts.matchers) {
+  for (const { metric, label, op, value } of facts.matchers) {
+    if (metric === 'up' && label === 'service')
+      expect(renderedServices, `${where}: up{service="${value}"} names no rendered Service`).toContain(value);
     const base = baseMetricName(metric, metrics);
     if (!base) continue;
-    const labels = new Set([...(metrics.get(base)?.labelNames ?? []), ...TARGET_LABELS]);
-    expect(labels.has(label), `${where}: ${metric} has no label '${label}'`).toBe(true);
+    const own = metrics.get(base)?.labelNames ?? [];
+    expect(new Set([...own, ...TARGET_LABELS]).has(label), `${where}: ${metric} has no label '${label}'`).toBe(
+      true,
+    );
+    // An exact value of a label the code sets must be one the code writes (`outcome="failed"` never matches).
+    const registeredIn = metrics.get(base)?.file ?? '';
+    if ((op === '=' || op === '!=') && own.includes(label) && !value.startsWith('$'))
+      expect(
+        isLabelValueInPackage(value, registeredIn),
+        `${where}: ${metric}{${label}="${value}"}: ${registeredIn.split('/').slice(0, 2).join('/')} never sets that value`,
+      ).toBe(true);
   }
+  // `sum by (x)` on a metric without label x silently yields one series with no x.
+  const labelsInScope = new Set([
+    ...TARGET_LABELS,
+    ...used.flatMap((base) => metrics.get(base)?.labelNames ?? []),
+  ]);
+  if (used.length > 0)
+    for (const label of facts.grouping)
+      expect(labelsInScope.has(label), `${where}: groups by '${label}', which its metrics do not have`).toBe(
+        true,
+      );
   return used;
+}
+
+/** `{{ $labels.x }}` (alert templates) or `{{x}}` (Grafana legends) must be labels of the result. */
+function checkTemplateLabels(expression: string, template: string, pattern: RegExp, where: string): void {
+  const available = outputLabels(expression);
+  for (const match of template.matchAll(pattern))
+    expect(available, `${where}: ${match[0]} is not a label of ${expression}`).toContain(match[1]);
 }
 
 const Alert = z.strictObject({
@@ -71,6 +130,13 @@ describe('PrometheusRule alerts', () => {
     for (const alert of alerts) checkExpression(String(alert.expr), String(alert.alert));
   });
 
+  it('templates only labels its expression keeps', () => {
+    for (const alert of alerts) {
+      const text = Object.values(alert.annotations ?? {}).join('\n');
+      checkTemplateLabels(String(alert.expr), text, /\$labels\.([A-Za-z_]\w*)/g, String(alert.alert));
+    }
+  });
+
   it('covers WAL retained, replication lag, end-to-end lag, dead letters and write-behind age', () => {
     const used = alerts.flatMap((alert) => parsePromql(String(alert.expr)).metrics);
     const covered = (pattern: RegExp): boolean => used.some((name) => pattern.test(name));
@@ -82,7 +148,7 @@ describe('PrometheusRule alerts', () => {
   });
 });
 
-const Target = z.looseObject({ expr: z.string(), refId: z.string() });
+const Target = z.looseObject({ expr: z.string(), refId: z.string(), legendFormat: z.string().optional() });
 const Panel = z.looseObject({
   id: z.number(),
   type: z.string(),
@@ -154,5 +220,22 @@ describe('Grafana dashboard deploy/grafana/walpurge.json', () => {
       .map((series) => baseMetricName(series, metrics))
       .filter((name): name is string => name !== undefined);
     for (const name of alerted) expect(used, `dashboard shows ${name}`).toContain(name);
+  });
+
+  it('names legend series only by labels their query keeps', () => {
+    let legends = 0;
+    for (const panel of dashboard.panels) {
+      for (const target of panel.targets ?? []) {
+        if (!target.legendFormat) continue;
+        legends += 1;
+        checkTemplateLabels(
+          expandGrafanaVariables(target.expr),
+          target.legendFormat,
+          /\{\{\s*([A-Za-z_]\w*)\s*\}\}/g,
+          `${panel.title} ${target.refId}`,
+        );
+      }
+    }
+    expect(legends).toBeGreaterThan(0);
   });
 });

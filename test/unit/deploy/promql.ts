@@ -1,17 +1,34 @@
 /**
  * PromQL read with Prometheus' own grammar (@prometheus-io/lezer-promql): syntax errors, the metrics
- * an expression selects and the label names it matches or groups on.
+ * an expression selects, the label matchers it applies and the label names it groups on.
  */
 import { parser } from '@prometheus-io/lezer-promql';
+
+/** lezer's SyntaxNode, reached through the parser (@lezer/common is not a direct dependency). */
+type SyntaxNode = ReturnType<typeof parser.parse>['topNode'];
+
+export interface LabelMatcher {
+  metric: string;
+  label: string;
+  /** `=`, `!=`, `=~` or `!~`. */
+  op: string;
+  /** The matched value, quotes removed. */
+  value: string;
+}
 
 export interface PromqlFacts {
   /** Positions of syntax errors (empty when the expression parses). */
   errors: number[];
   metrics: string[];
-  /** Label names used in `{label="…"}` matchers, per metric. */
-  matchers: { metric: string; label: string }[];
+  /** `{label op "value"}` matchers, per metric. */
+  matchers: LabelMatcher[];
   /** Label names in `by (…)` / `without (…)` / `on (…)` / `ignoring (…)`. */
   grouping: string[];
+  /**
+   * The labels of the expression's result series when an aggregation decides them (`sum by (a, b)`
+   * → [a, b]; `sum(…)` → []); undefined when the result keeps the selected series' own labels.
+   */
+  resultLabels: string[] | undefined;
 }
 
 /** Grafana variables replaced by values of the right kind, so the expression parses as PromQL. */
@@ -21,31 +38,89 @@ export function expandGrafanaVariables(expression: string): string {
     .replace(/\$\{?[A-Za-z_]\w*(:\w+)?\}?/g, 'x');
 }
 
+function unquote(literal: string): string {
+  if (literal.startsWith('`')) return literal.slice(1, -1);
+  return JSON.parse(literal.startsWith("'") ? `"${literal.slice(1, -1).replace(/"/g, '\\"')}"` : literal) as string;
+}
+
+/**
+ * Follows the vector side of the expression from its root: through parentheses, comparisons with a
+ * scalar, and functions, to the first aggregation (which decides the labels) or selector (which keeps
+ * its own).
+ */
+function resultLabels(node: SyntaxNode | null, text: (node: SyntaxNode) => string): string[] | undefined {
+  if (!node) return undefined;
+  switch (node.name) {
+    case 'PromQL':
+    case 'ParenExpr':
+      return resultLabels(childExpressions(node)[0] ?? null, text);
+    case 'BinaryExpr': {
+      // `vector > scalar` keeps the vector's labels; with two vectors the left side's (one-to-one).
+      const left = node.firstChild;
+      const leftIsNumber = left?.name === 'NumberDurationLiteral';
+      return resultLabels(leftIsNumber ? (node.lastChild ?? null) : left, text);
+    }
+    case 'FunctionCall': {
+      const body = node.getChild('FunctionCallBody');
+      // rate(v), histogram_quantile(φ, v)…: the vector is the last argument; `le` is consumed.
+      const vector = (body ? childExpressions(body) : []).at(-1) ?? null;
+      return resultLabels(vector, text)?.filter((label) => label !== 'le');
+    }
+    case 'AggregateExpr': {
+      const modifier = node.getChild('AggregateModifier');
+      if (!modifier) return [];
+      const grouping = modifier.getChild('GroupingLabels');
+      const names = grouping ? grouping.getChildren('LabelName').map(text) : [];
+      return modifier.getChild('By') ? names : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Children of a node that are expressions (not punctuation or the function's name). */
+function childExpressions(node: SyntaxNode): SyntaxNode[] {
+  const children: SyntaxNode[] = [];
+  for (let child = node.firstChild; child; child = child.nextSibling) {
+    if (!['(', ')', ','].includes(child.name)) children.push(child);
+  }
+  return children;
+}
+
 export function parsePromql(expression: string): PromqlFacts {
   const tree = parser.parse(expression);
-  const facts: PromqlFacts = { errors: [], metrics: [], matchers: [], grouping: [] };
+  const text = (node: SyntaxNode): string => expression.slice(node.from, node.to);
+  const facts: PromqlFacts = { errors: [], metrics: [], matchers: [], grouping: [], resultLabels: undefined };
   let currentMetric: string | undefined;
   tree.iterate({
-    enter(node) {
-      if (node.type.isError) facts.errors.push(node.from);
-      const text = expression.slice(node.from, node.to);
-      if (node.name === 'VectorSelector') {
-        const identifier = node.node.getChild('Identifier');
-        currentMetric = identifier ? expression.slice(identifier.from, identifier.to) : undefined;
+    enter(ref) {
+      const node = ref.node;
+      if (ref.type.isError) facts.errors.push(ref.from);
+      if (ref.name === 'VectorSelector') {
+        const identifier = node.getChild('Identifier');
+        currentMetric = identifier ? text(identifier) : undefined;
         if (currentMetric) facts.metrics.push(currentMetric);
       }
-      if (node.name === 'LabelName') {
-        const parent = node.node.parent?.name;
-        if (parent === 'GroupingLabels') facts.grouping.push(text);
-        else if (currentMetric && parent?.endsWith('LabelMatcher'))
-          facts.matchers.push({ metric: currentMetric, label: text });
+      if (ref.name === 'LabelName' && node.parent?.name === 'GroupingLabels') facts.grouping.push(text(node));
+      if (ref.name.endsWith('LabelMatcher') && currentMetric) {
+        const label = node.getChild('LabelName');
+        const op = node.getChild('MatchOp');
+        const value = node.getChild('StringLiteral');
+        if (label && op && value)
+          facts.matchers.push({
+            metric: currentMetric,
+            label: text(label),
+            op: text(op),
+            value: unquote(text(value)),
+          });
       }
       return undefined;
     },
-    leave(node) {
-      if (node.name === 'VectorSelector') currentMetric = undefined;
+    leave(ref) {
+      if (ref.name === 'VectorSelector') currentMetric = undefined;
     },
   });
   facts.metrics = [...new Set(facts.metrics)];
+  facts.resultLabels = facts.errors.length === 0 ? resultLabels(tree.topNode, text) : undefined;
   return facts;
 }

@@ -128,3 +128,62 @@ export function opsServerPaths(): string[] {
   const source = readRepoFile('packages/core/src/ops-server.ts');
   return [...new Set([...source.matchAll(/path === '(\/[a-z]+)'/g)].map((match) => match[1] ?? ''))];
 }
+
+/**
+ * The hard deadline `walpurge run` gives a graceful shutdown before it exits on its own, as a function
+ * of invalidator.stopTimeoutMs, read from the CLI's source (packages/cli/src/commands/run.ts keeps
+ * the formula private). Throws when the formula changed shape, so the model here is updated with it.
+ */
+export function cliShutdownDeadlineMs(invalidatorStopTimeoutMs: number): number {
+  const source = readRepoFile('packages/cli/src/commands/run.ts');
+  const match =
+    /function shutdownTimeoutMs\((\w+): number\): number \{\s*return Math\.max\(([\d_]+), \1 \+ ([\d_]+)\);\s*\}/.exec(
+      source,
+    );
+  if (!match || !source.includes('shutdownTimeoutMs(loaded.config.invalidator.stopTimeoutMs)'))
+    throw new Error('packages/cli/src/commands/run.ts: shutdownTimeoutMs changed; update this model of it');
+  const floor = Number((match[2] ?? '').replace(/_/g, ''));
+  const extra = Number((match[3] ?? '').replace(/_/g, ''));
+  return Math.max(floor, invalidatorStopTimeoutMs + extra);
+}
+
+const JsonSchemaNode: z.ZodType<{ properties?: Record<string, unknown>; items?: unknown }> = z.looseObject({
+  properties: z.record(z.string(), z.unknown()).optional(),
+  items: z.unknown().optional(),
+});
+
+/**
+ * Whether `section.key.sub` is an option of walpurge.yaml, per the JSON Schema generated from the
+ * config's zod schema (packages/config/walpurge.schema.json; test/unit/config-docs keeps it current).
+ */
+export function configKeyExists(path: string): boolean {
+  let node: unknown = JSON.parse(readRepoFile('packages/config/walpurge.schema.json'));
+  for (const segment of path.split('.')) {
+    const parsed = JsonSchemaNode.safeParse(node);
+    if (!parsed.success) return false;
+    const { properties, items } = parsed.data;
+    const itemProperties = JsonSchemaNode.safeParse(items ?? {}).data?.properties;
+    const next = properties?.[segment] ?? itemProperties?.[segment];
+    if (next === undefined) return false;
+    node = next;
+  }
+  return true;
+}
+
+/** Top-level sections of walpurge.yaml that take nested options. */
+const CONFIG_SECTIONS = ['database', 'kafka', 'redis', 'flusher', 'invalidator', 'cdn', 'http', 'log', 'rules'];
+
+/**
+ * Dotted config keys named in prose or comments (`kafka.partitions`, `<flusher.keyPrefix>`). Host names
+ * like `kafka-bootstrap.kafka.svc`, paths like `deploy/k8s/base/walpurge.yaml` and file names like
+ * `flusher.yaml` are not keys.
+ */
+export function configKeyReferences(text: string): string[] {
+  const pattern = new RegExp(
+    `(?<![\\w./-])(?:${CONFIG_SECTIONS.join('|')})\\.[A-Za-z]+(?:\\.[A-Za-z]+)*(?![\\w/-]|\\.\\w)`,
+    'g',
+  );
+  return [...new Set([...text.matchAll(pattern)].map((match) => match[0]))].filter(
+    (reference) => !/\.(ya?ml|json|[cm]?[jt]s|sql|md)$/.test(reference), // file names (flusher.yaml)
+  );
+}

@@ -7,6 +7,10 @@
  *   d     delta: how long the loader took, ms (XFetch)
  *   lease token of the caller currently allowed to fill this key
  *   lx    lease expiry, Redis clock, epoch ms (a crashed filler's lease stops blocking others)
+ *   wv    version, when the write side (@walpurge/client writes) put the value or a delete tombstone
+ *   rf    set when a reader filled a value over a write-side tombstone: the value came from the
+ *         database, possibly before the write-behind delete was flushed, so the write side's
+ *         version no longer vouches for it (ECHO_PURGE_SCRIPT purges it)
  *
  * The physical TTL (PEXPIRE) is soft TTL + stale-while-revalidate window; a lease on a missing value
  * keeps the hash alive only for the lease TTL. All times come from Redis' own clock (TIME), so
@@ -72,6 +76,7 @@ if redis.call('HGET', key, 'lease') ~= ARGV[1] then return 0 end
 local physical = tonumber(ARGV[4])
 redis.call('HSET', key, 'v', ARGV[2], 'e', now + tonumber(ARGV[3]), 'd', ARGV[5])
 redis.call('HDEL', key, 'lease', 'lx')
+if redis.call('HEXISTS', key, 'wv') == 1 then redis.call('HSET', key, 'rf', '1') end
 redis.call('PEXPIRE', key, physical)
 tag(ARGV[6], physical)
 return 1

@@ -192,7 +192,9 @@ export class WriteClient {
     const shape = await this.shape(database, qualified);
     const problem = checkRowAgainstShape(shape, primaryKey, op === 'u' ? row : undefined);
     if (problem) throw new WalpurgeError(ErrorCode.WriteInvalid, problem);
-    if (op === 'd') await this.ensureTombstones(database);
+    // Both statements consult the tombstone table (an upsert must not resurrect a deleted row), and
+    // write-through may run before any flusher has created it.
+    await this.ensureTombstones(database);
     const version = String(await nextVersion.run(this.options.queueRedis, [this.layout.clock], []));
 
     const params = [
@@ -213,10 +215,13 @@ export class WriteClient {
       );
       applied = (result.rows[0]?.deleted ?? 0) > 0;
     }
-    // Committed. The cache must now show it, or show nothing (the next read loads it).
-    const cacheKeysWritten = applied
-      ? await this.updateCache(op, keys, row, version, 'committed to PostgreSQL')
-      : 0;
+    // Committed. The cache must now show it, or show nothing (the next read loads it). A delete
+    // always leaves its versioned tombstone in the cache, even when PostgreSQL had no row yet: a
+    // write-behind value of the row may be cached while its flush is pending, and that flush will be
+    // refused by the database tombstone, so no change event would ever purge it. (A newer cached
+    // value is left alone by the version guard.)
+    const cacheKeysWritten =
+      applied || op === 'd' ? await this.updateCache(op, keys, row, version, 'committed to PostgreSQL') : 0;
     return { table: qualified, rowId, version, cacheKeysWritten, applied };
   }
 

@@ -25,6 +25,14 @@ export const InvalidatorConfig = z.strictObject({
     .describe(
       'On shutdown, how long an in-flight batch may take to finish (and be committed) before it is abandoned uncommitted and replayed later.',
     ),
+  sessionTimeoutMs: z
+    .number()
+    .int()
+    .min(6_000)
+    .default(30_000)
+    .describe(
+      'Kafka consumer group session timeout: how long until the partitions of a crashed invalidator move to another member (must lie within the broker group.min/max.session.timeout.ms).',
+    ),
   redisBatchSize: positiveInt.default(500).describe('Keys per UNLINK command; commands are pipelined.'),
   redisScanCount: positiveInt
     .default(1000)

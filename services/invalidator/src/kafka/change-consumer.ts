@@ -30,12 +30,17 @@ export interface ChangeConsumerOptions {
 export class ChangeConsumer {
   private readonly consumer: Consumer;
   private joined = false;
+  private readonly heartbeatMs: number;
 
   constructor(private readonly options: ChangeConsumerOptions) {
+    const { sessionTimeoutMs } = options.invalidatorConfig;
+    this.heartbeatMs = Math.min(3_000, Math.floor(sessionTimeoutMs / 3));
     this.consumer = options.kafka.consumer({
       groupId: options.kafkaConfig.consumerGroup,
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3_000,
+      // The session timeout bounds how long a crashed member keeps its partitions (kill -9 never
+      // leaves the group); heartbeats go at a third of it, as Kafka recommends.
+      sessionTimeout: sessionTimeoutMs,
+      heartbeatInterval: this.heartbeatMs,
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
     });
     const { GROUP_JOIN, CRASH, STOP, DISCONNECT } = this.consumer.events;
@@ -84,7 +89,7 @@ export class ChangeConsumer {
   }: EachBatchPayload): Promise<void> {
     const { purgeSignal, logger } = this.options;
     // Purges may be retried for a long time while a target is down: keep the group membership alive.
-    const beat = setInterval(() => heartbeat().catch(() => undefined), 3_000);
+    const beat = setInterval(() => heartbeat().catch(() => undefined), this.heartbeatMs);
     try {
       for (const messages of chunk(batch.messages, this.options.invalidatorConfig.maxBatchEvents)) {
         if (!isRunning() || isStale()) return;

@@ -195,11 +195,14 @@ export class ChangeAssembler {
     const names = message.columns.map((column) => column.name);
     const identity = message.columns.flatMap((column, i) => (column.isKey ? [i] : []));
     let key = identity;
-    // Under FULL every column is "identity": the primary key is the row's stable identity.
+    // Under FULL every column is "identity": the primary key is the row's stable identity. A FULL
+    // table without one has no stable identity (the "key" would change with every update and scatter
+    // one row's changes over partitions): its key is null, so the Kafka key is the table alone and all
+    // of its changes stay in commit order in one partition. `before` still carries the whole old row.
     if (message.replicaIdentity === 'full') {
       const primaryKey = this.options.primaryKeys.get(message.relationOid);
       const positions = primaryKey?.map((name) => names.indexOf(name)) ?? [];
-      if (positions.length > 0 && positions.every((i) => i >= 0)) key = positions;
+      key = positions.length > 0 && positions.every((i) => i >= 0) ? positions : [];
     }
     return {
       schema: message.schema,

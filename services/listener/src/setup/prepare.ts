@@ -53,6 +53,7 @@ export async function prepareDatabase(options: PrepareOptions): Promise<Prepared
       name: config.publication,
       create: config.createPublication,
       tables: options.tables,
+      warn: (message, hint) => logger.warn({ publication: config.publication, hint }, message),
     });
     if (created)
       logger.info(

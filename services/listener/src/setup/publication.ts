@@ -6,6 +6,8 @@ export interface PublicationOptions {
   name: string;
   create: boolean;
   tables: readonly TableName[];
+  /** Problems that do not stop walpurge but that an operator should fix. */
+  warn(message: string, hint: string): void;
 }
 
 /**
@@ -19,9 +21,11 @@ export async function ensurePublication(client: Client, options: PublicationOpti
     pubupdate: boolean;
     pubdelete: boolean;
     pubinsert: boolean;
-  }>('SELECT puballtables, pubinsert, pubupdate, pubdelete FROM pg_publication WHERE pubname = $1', [
-    options.name,
-  ]);
+    pubtruncate: boolean;
+  }>(
+    'SELECT puballtables, pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1',
+    [options.name],
+  );
   const existing = rows[0];
   if (!existing) {
     if (options.tables.length === 0) {
@@ -71,6 +75,14 @@ export async function ensurePublication(client: Client, options: PublicationOpti
       {
         hint: `run ALTER PUBLICATION ${quoteIdent(options.name)} SET (publish = 'insert, update, delete, truncate')`,
       },
+    );
+  }
+  // Without truncates the caches of a truncated table stay stale; some operators exclude them on
+  // purpose (huge tables), so this is a warning, not a refusal.
+  if (!existing.pubtruncate) {
+    options.warn(
+      `publication "${options.name}" does not publish TRUNCATE: caches derived from a truncated table will not be purged`,
+      `run ALTER PUBLICATION ${quoteIdent(options.name)} SET (publish = 'insert, update, delete, truncate')`,
     );
   }
   return false;

@@ -1,0 +1,81 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { uniqueName } from '@walpurge/testing';
+import { createCacheClient } from '../read/cache-client.js';
+import { CacheWriter } from './cache-writer.js';
+import { WriteScript } from './lua.js';
+import { ECHO_PURGE_SCRIPT } from './scripts.js';
+
+/**
+ * The cache side of the write paths: version-guarded puts and tombstones, and the echo purge the
+ * invalidator runs for the flusher's own commits (keeps what the write put, drops everything else).
+ */
+const echoPurge = new WriteScript(ECHO_PURGE_SCRIPT);
+
+describe('write-side cache scripts on real Redis', () => {
+  const { redisUrl } = inject('services');
+  let redis: Redis;
+
+  beforeAll(async () => {
+    redis = new Redis(redisUrl);
+    await redis.ping();
+  });
+  afterAll(() => redis.disconnect());
+
+  function setup() {
+    const prefix = `${uniqueName('wcache')}:`;
+    const writer = new CacheWriter({ redis, keyPrefix: prefix, ttlMs: 60_000 });
+    const purge = async (keys: string[], version: number) =>
+      Number(
+        await echoPurge.run(
+          redis,
+          keys.map((key) => prefix + key),
+          [String(version)],
+        ),
+      );
+    const value = async (key: string) => {
+      const raw = await redis.hgetBuffer(prefix + key, 'v');
+      return raw ? (JSON.parse(raw.subarray(1).toString()) as unknown) : undefined;
+    };
+    return { prefix, writer, purge, value };
+  }
+
+  it('an older put never replaces a newer value or a newer delete tombstone', async () => {
+    const { writer, value } = setup();
+    expect(await writer.set(['a', 'b'], 'v20', '20')).toBe(2);
+    expect(await writer.set(['a', 'b'], 'v10', '10')).toBe(0);
+    expect(await value('a')).toBe('v20');
+    expect(await writer.delete(['a'], '30')).toBe(1);
+    expect(await value('a')).toBeUndefined();
+    expect(await writer.set(['a'], 'v25', '25')).toBe(0); // a late write cannot resurrect it
+    expect(await value('a')).toBeUndefined();
+    expect(await writer.set(['a'], 'v31', '31')).toBe(1);
+    expect(await value('a')).toBe('v31');
+  });
+
+  it('echo purge keeps entries holding the committed version or newer, and drops all others', async () => {
+    const { prefix, writer, purge, value } = setup();
+    await writer.set(['same'], 'v5', '5'); // what the write-behind put: read-your-writes
+    await writer.set(['newer'], 'v9', '9'); // a newer write already landed in the cache
+    await writer.set(['older'], 'v3', '3'); // an older write: stale once v5 commits
+    await redis.hset(`${prefix}plain`, 'v', Buffer.from('\u0000"filled"'), 'e', Date.now() + 60_000, 'd', 0);
+    expect(await purge(['same', 'newer', 'older', 'plain', 'absent'], 5)).toBe(2);
+    expect(await value('same')).toBe('v5');
+    expect(await value('newer')).toBe('v9');
+    expect(await redis.exists(`${prefix}older`, `${prefix}plain`)).toBe(0);
+  });
+
+  it('a value a reader filled over a delete tombstone is purged by the echo, whatever its version', async () => {
+    const { prefix, writer, purge } = setup();
+    const reader = createCacheClient({ redis, keyPrefix: prefix, earlyRefreshBeta: 0 });
+    await writer.delete(['row'], '7');
+    // The delete is not flushed yet, so the loader still finds the row in the database.
+    expect(await reader.get('row', async () => 'still in the database', { ttl: 60 })).toBe(
+      'still in the database',
+    );
+    expect(await redis.hmget(`${prefix}row`, 'wv', 'rf')).toEqual(['7', '1']);
+    expect(await purge(['row'], 7)).toBe(1); // the flushed delete's echo removes the refilled row
+    expect(await redis.exists(`${prefix}row`)).toBe(0);
+    await reader.close();
+  });
+});

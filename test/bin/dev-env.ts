@@ -1,0 +1,31 @@
+/**
+ * Starts the integration test environment (PostgreSQL, Redis, Kafka) once and keeps it running, so
+ * repeated `vitest run --project integration` loops reuse it instead of starting their own:
+ *
+ *   pnpm exec tsx --conditions=@walpurge/source test/bin/dev-env.ts [ENV_FILE]
+ *   . ENV_FILE   # in another shell: exports WALPURGE_TEST_* for the global setup to pick up
+ *
+ * Ctrl-C (or SIGTERM) stops and removes everything it started.
+ */
+import { writeFile, rm } from 'node:fs/promises';
+import { servicesToEnv, startTestEnvironment } from '@walpurge/testing';
+
+const envFile = process.argv[2] ?? '.walpurge/dev-env.sh';
+const env = await startTestEnvironment();
+const exports = Object.entries(servicesToEnv(env.urls))
+  .map(([key, value]) => `export ${key}='${value}'`)
+  .join('\n');
+await writeFile(envFile, `${exports}\n`);
+process.stdout.write(`${exports}\n\nwritten to ${envFile}; Ctrl-C stops the environment\n`);
+
+let stopping = false;
+const stop = async (): Promise<void> => {
+  if (stopping) return;
+  stopping = true;
+  await env.stop();
+  await rm(envFile, { force: true });
+  process.exit(0);
+};
+process.on('SIGINT', () => void stop());
+process.on('SIGTERM', () => void stop());
+setInterval(() => {}, 1 << 30);
