@@ -3,10 +3,15 @@
  * real PostgreSQL: a role with exactly those privileges (and no superuser) can do every database
  * operation walpurge performs — read the published tables, create, stream and drop the logical slot,
  * emit heartbeats, and for write-behind upsert, create its tombstone table and mark its commits with
- * a replication origin. If PostgreSQL needs one more grant than the docs list, this fails.
+ * a replication origin. If PostgreSQL needs one more grant than the docs list, this fails. The real
+ * `walpurge validate` and `walpurge run` (the compose stack's rules) then run as that role too.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import pg from 'pg';
+import { runCli, type CliIo } from 'walpurge';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createIsolatedDatabase, uniqueName, type IsolatedDatabase } from '@walpurge/testing';
 import { repoPath } from '../unit/deploy/workspace.js';
@@ -118,4 +123,92 @@ describe('deploy/compose/postgres-init.sql: the walpurge role of docs/deployment
       await client.query('DROP TABLE public.walpurge_write_behind_tombstones');
     });
   });
+
+  describe('the real walpurge as this role, with the rules of the compose stack (examples/walpurge.yaml)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'walpurge-deploy-role-'));
+    const runSlot = uniqueName('run_slot');
+    const prefix = uniqueName('deployrole');
+    let configFile: string;
+    let redis: Redis;
+
+    beforeAll(() => {
+      // The example config as compose mounts it, with a slot and key prefix of this test's own
+      // (slots are cluster-wide, the Redis is shared); the publication is the init script's.
+      const text = readFileSync(repoPath('examples/walpurge.yaml'), 'utf8')
+        .replace(/^(\s*slot:\s*)\S+$/m, `$1${runSlot}`)
+        .replace(/'demo:/g, `'${prefix}:`);
+      expect(text).toContain(`slot: ${runSlot}`);
+      expect(text).toContain('publication: walpurge_demo');
+      configFile = join(dir, 'walpurge.yaml');
+      writeFileSync(configFile, text);
+      redis = new Redis(services.redisUrl);
+    });
+
+    afterAll(async () => {
+      redis?.disconnect();
+      await withClient(services.databaseUrl, (client) =>
+        client.query(
+          'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
+          [runSlot],
+        ),
+      ).catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    const io = (signal?: AbortSignal): CliIo & { output: () => string } => {
+      let output = '';
+      return {
+        stdout: { write: (text: string) => (output += text) },
+        stderr: { write: (text: string) => (output += text) },
+        env: { DATABASE_URL: roleUrl, REDIS_URL: services.redisUrl, LOG_LEVEL: 'error' },
+        ...(signal ? { signal } : {}),
+        output: () => output,
+      };
+    };
+
+    it('`walpurge validate` passes its live checks (tables, columns, replica identity, publication)', async () => {
+      const cli = io();
+      const code = await runCli(['validate', '--config', configFile], cli);
+      expect(cli.output()).toMatch(/OK \(3 rules; live checks against .* passed\)/);
+      expect(code).toBe(0);
+    });
+
+    it('`walpurge run --role all` creates its slot, streams a committed change and purges its key', async () => {
+      const stop = new AbortController();
+      const cli = io(stop.signal);
+      const exited = runCli(['run', '--config', configFile, '--role', 'all', '--http-port', '0'], cli);
+      try {
+        // Wait for the listener to stream its slot, so the update below is after the slot's start.
+        const streaming = async (): Promise<boolean> =>
+          withClient(database.url, async (client) => {
+            const { rows } = await client.query<{ active: boolean }>(
+              'SELECT active FROM pg_replication_slots WHERE slot_name = $1',
+              [runSlot],
+            );
+            return rows[0]?.active === true;
+          });
+        await waitFor(streaming, () => `slot ${runSlot} never became active:\n${cli.output()}`);
+        await redis.set(`${prefix}:user:1`, 'cached');
+        await withClient(database.url, (client) =>
+          client.query("UPDATE public.users SET name = name || '?' WHERE id = 1"),
+        );
+        await waitFor(
+          async () => (await redis.exists(`${prefix}:user:1`)) === 0,
+          () => `${prefix}:user:1 was never purged:\n${cli.output()}`,
+        );
+      } finally {
+        stop.abort();
+      }
+      expect(await exited, cli.output()).toBe(0);
+    });
+  });
 });
+
+/** Polls `check` every 100 ms for up to 30 s (a deadline for a hang, not a timing assertion). */
+async function waitFor(check: () => Promise<boolean>, explain: () => string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(explain());
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

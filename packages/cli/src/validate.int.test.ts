@@ -100,6 +100,16 @@ describe('walpurge validate against the live database', () => {
         "8:21: rules[0].redis.keys[0]: {old.email} needs the old value of 'email', but public.users has REPLICA IDENTITY DEFAULT, which only sends the old values of id; run ALTER TABLE public.users REPLICA IDENTITY FULL",
       ],
     },
+    {
+      name: 'several problems at once, in file order',
+      rules:
+        '  - table: public.orders\n    redis: { keys: ["order:{id}"] }\n  - table: users\n    on: [update]\n    redis: { keys: ["user:{nmae}", "user_by_email:{old.email}"] }\n',
+      problems: [
+        '6:12: rules[0].table: unknown table public.orders (no such table, or not visible to this role)',
+        "10:21: rules[1].redis.keys[0]: unknown column 'nmae' in public.users",
+        "10:36: rules[1].redis.keys[1]: {old.email} needs the old value of 'email', but public.users has REPLICA IDENTITY DEFAULT, which only sends the old values of id; run ALTER TABLE public.users REPLICA IDENTITY FULL",
+      ],
+    },
   ];
   it.each(cases)('$name → exit 1, every problem located', async (testCase) => {
     const file = configFile(`${testCase.name.replace(/\W+/g, '-')}.yaml`, rules(testCase.rules));
@@ -130,6 +140,63 @@ describe('walpurge validate against the live database', () => {
       expect(result.code).toBe(1);
     } finally {
       await sql(database.url, `DROP OWNED BY ${role}; DROP ROLE ${role}`);
+    }
+  });
+});
+
+describe('walpurge validate: privileges and publications', () => {
+  it('a REPLICATION role that does not own the tables may not create the publication', async () => {
+    const role = uniqueName('notowner');
+    await sql(
+      database.url,
+      `CREATE ROLE ${role} LOGIN REPLICATION PASSWORD 'pw-${role}'; GRANT CREATE ON DATABASE ${database.name} TO ${role}`,
+    );
+    try {
+      const url = new URL(database.url);
+      url.username = role;
+      url.password = `pw-${role}`;
+      const file = configFile(
+        'notowner.yaml',
+        rules('  - table: users\n    redis: { keys: ["user:{id}"] }\n'),
+      );
+      const result = await validate(file, url.toString());
+      expect(result.err).toBe(
+        `${file}: 1 problem\n` +
+          `  ${file}:4:16: database.publication: role '${role}' may not create publication 'walpurge_validate': it does not own public.users (create the publication as the owner, or grant ownership)\n`,
+      );
+      expect(result.code).toBe(1);
+    } finally {
+      await sql(database.url, `DROP OWNED BY ${role}; DROP ROLE ${role}`);
+    }
+  });
+
+  it('an existing publication that lacks a rule table, as JSON', async () => {
+    const publication = uniqueName('pub');
+    await sql(database.url, `CREATE PUBLICATION ${publication} FOR TABLE products`);
+    try {
+      const file = configFile(
+        'publication.yaml',
+        `database:\n  url: \${DATABASE_URL}\n  publication: ${publication}\nrules:\n  - table: users\n    redis: { keys: ["user:{id}"] }\n  - table: products\n    redis: { keys: ["product:{id}"] }\n`,
+      );
+      const io = captureIo({ DATABASE_URL: database.url });
+      expect(await runCli(['validate', '--config', file, '--json'], io)).toBe(1);
+      expect(JSON.parse(io.out())).toEqual({
+        ok: false,
+        file,
+        rules: 2,
+        live: 'failed',
+        problems: [
+          {
+            path: 'database.publication',
+            line: 3,
+            column: 16,
+            message: `publication '${publication}' does not include public.users (fix: ALTER PUBLICATION ${publication} ADD TABLE public.users)`,
+          },
+        ],
+      });
+      expect(io.err()).toBe('');
+    } finally {
+      await sql(database.url, `DROP PUBLICATION ${publication}`);
     }
   });
 });

@@ -14,6 +14,7 @@ const TableInfoRow = z.object({
   identity: z.enum(['d', 'n', 'f', 'i']),
   columns: z.array(z.string()),
   identity_columns: z.array(z.string()),
+  toastable_columns: z.array(z.string()),
 });
 type TableInfo = z.infer<typeof TableInfoRow>;
 
@@ -25,7 +26,10 @@ SELECT n.nspname || '.' || c.relname AS qualified,
        array(SELECT a.attname::text FROM pg_index i
                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
               WHERE i.indrelid = c.oid
-                AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))) AS identity_columns
+                AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))) AS identity_columns,
+       array(SELECT a.attname::text FROM pg_attribute a
+              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                AND a.attlen = -1 AND a.attstorage IN ('x', 'e')) AS toastable_columns
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('r', 'p') AND n.nspname || '.' || c.relname = ANY($1::text[])`;
 
@@ -42,6 +46,37 @@ function oldValueProblem(info: TableInfo, table: string, column: string, why: st
   return `${why} needs the old value of '${column}', but ${table} has REPLICA IDENTITY ${identityNames[info.identity]}, ${sent}; run ALTER TABLE ${table} REPLICA IDENTITY FULL`;
 }
 
+/**
+ * An update that leaves a TOASTed (out-of-line, > ~2 kB) value unchanged does not send it; only
+ * REPLICA IDENTITY FULL brings it back through the old row. Such a template then cannot be rendered
+ * and the rule's `fallback` is purged instead: without a fallback that entry stays stale. Values
+ * that long are rare in keys, so this is a warning, not an error.
+ */
+function toastWarnings(
+  rule: CompiledRule,
+  template: CompiledTemplate,
+  info: TableInfo,
+  problemAt: ProblemAt,
+): ConfigProblem[] {
+  if (!rule.operations.has('u') || info.identity === 'f' || rule.fallback.length > 0) return [];
+  const columns = new Set(
+    template.parsed.fields
+      .filter((field) => field.side !== 'old' && info.toastable_columns.includes(field.column))
+      .map((field) => field.column),
+  );
+  return [...columns].map((column) =>
+    problemAt(
+      template.segments,
+      `${named(rule)}'${column}' can be stored out of line (TOAST); an update that does not change a long value does not send it under REPLICA IDENTITY ${identityNames[info.identity]}, and this entry is then not purged; declare a fallback for the rule or run ALTER TABLE ${rule.table} REPLICA IDENTITY FULL`,
+    ),
+  );
+}
+
+/** Problems name the rule itself when it has a name; the path names its position either way. */
+function named(rule: CompiledRule): string {
+  return rule.source.name === undefined ? '' : `rule '${rule.source.name}': `;
+}
+
 function templateProblems(
   rule: CompiledRule,
   template: CompiledTemplate,
@@ -54,7 +89,9 @@ function templateProblems(
     const ref = field.side === 'row' ? `{${field.column}}` : `{${field.side}.${field.column}}`;
     if (!info.columns.includes(field.column)) {
       if (!reported.has(field.column))
-        problems.push(problemAt(template.segments, `unknown column '${field.column}' in ${rule.table}`));
+        problems.push(
+          problemAt(template.segments, `${named(rule)}unknown column '${field.column}' in ${rule.table}`),
+        );
       reported.add(field.column);
       continue;
     }
@@ -65,7 +102,7 @@ function templateProblems(
     if (!needsOld) continue;
     const why = field.side === 'old' ? ref : `${ref} on delete (rendered from the deleted row)`;
     const message = oldValueProblem(info, rule.table, field.column, why);
-    if (message) problems.push(problemAt(template.segments, message));
+    if (message) problems.push(problemAt(template.segments, `${named(rule)}${message}`));
   }
   return problems;
 }
@@ -80,6 +117,8 @@ export async function validateRulesAgainstSchema(
   rules: readonly Rule[],
   client: SchemaQueryable,
   problemAt: ProblemAt,
+  /** Receives what is allowed but may leave entries stale (see toastWarnings). */
+  warnings?: ConfigProblem[],
 ): Promise<ConfigProblem[]> {
   const compiled = rules.map((rule, index) => compileRule(rule, index));
   const tables = [...new Set(compiled.map((rule) => rule.table))];
@@ -94,7 +133,7 @@ export async function validateRulesAgainstSchema(
       problems.push(
         problemAt(
           ['rules', rule.index, 'table'],
-          `unknown table ${rule.table} (no such table, or not visible to this role)`,
+          `${named(rule)}unknown table ${rule.table} (no such table, or not visible to this role)`,
         ),
       );
       continue;
@@ -104,12 +143,13 @@ export async function validateRulesAgainstSchema(
         problems.push(
           problemAt(
             ['rules', rule.index, 'when', 'changed', i],
-            `unknown column '${column}' in ${rule.table}`,
+            `${named(rule)}unknown column '${column}' in ${rule.table}`,
           ),
         );
     });
     for (const template of [...rule.templates, ...rule.fallback])
       problems.push(...templateProblems(rule, template, info, problemAt));
+    for (const template of rule.templates) warnings?.push(...toastWarnings(rule, template, info, problemAt));
   }
   return problems;
 }

@@ -199,6 +199,9 @@ class Flusher implements Service {
         final ? 'write-behind row failed; kept for inspection and redrive' : 'flush job failed; will retry',
       );
     });
+    // Let BullMQ finish its own connection set-up (INFO, version checks) before start() resolves: a
+    // stop() racing that set-up left its rejected INFO unhandled, which crashes a Node process.
+    await Promise.all([this.queue.waitUntilReady(), this.worker.waitUntilReady()]);
     void this.worker.run().catch((error: unknown) => {
       if (!this.stopping) this.log.error({ err: error }, 'flush worker stopped');
     });

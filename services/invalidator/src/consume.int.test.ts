@@ -188,4 +188,78 @@ describe('invalidator consuming Kafka', () => {
       await running.stop();
     }
   });
+
+  it('hostile row values (*, ?, [, ], \\) and a hostile key prefix never widen a purge: neighbouring keys survive', async () => {
+    const names = uniqueNames('hostile');
+    topics.push(names.topic, names.deadLetterTopic);
+    const base = names.prefix.slice(0, -1);
+    // Unescaped, this prefix as a glob would also match the neighbour prefix below.
+    const prefix = `${base}:[*?]\\:`;
+    const neighbourPrefix = `${base}:*:`;
+    const running = await startInvalidator(
+      invalidatorConfig(
+        services,
+        { ...names, prefix },
+        {
+          rules: [
+            // One pattern per event: a server-side SCAN MATCH per pattern.
+            { table: 'one', redis: { keys: ['h:{name}'], patterns: ['h:{name}:*'], tags: ['h-{name}'] } },
+            // Four patterns per event: one SCAN pass checked client-side against every pattern.
+            { table: 'four', redis: { patterns: ['a:{name}:*', 'b:{name}:*', 'c:{name}:*', 'd:{name}:*'] } },
+          ],
+          invalidator: { coalesceWindowMs: 50 },
+        },
+      ),
+    );
+    const producer = await connectProducer(kafka);
+    try {
+      const hostile = ['*', '?', '[', ']', '\\', '[ab]', 'a*', '\\*', 'x?y', '[^a]', 'a-z'];
+      const neighbours = ['a', 'b', 'ab', 'x', 'xzy', 'xy', 'a-', 'z', '', 'aa'];
+      const groups = ['h', 'a', 'b', 'c', 'd'];
+      const hostileKeys = groups.flatMap((g) => hostile.map((n) => `${g}:${n}:1`)).concat(
+        hostile.map((n) => `h:${n}`),
+        hostile.map((n) => `m:${n}`),
+      );
+      const neighbourKeys = groups
+        .flatMap((g) => neighbours.map((n) => `${g}:${n}:1`))
+        .concat(neighbours.map((n) => `h:${n}`), ['m:neighbour']);
+      const tags: Record<string, string[]> = { 'h-a': ['m:neighbour'] };
+      for (const n of hostile) tags[`h-${n}`] = [`m:${n}`];
+      await seed(prefix, [...hostileKeys, ...neighbourKeys], tags);
+      await seed(neighbourPrefix, [...hostileKeys, ...neighbourKeys], tags);
+
+      const event = (table: string, name: string) =>
+        changeEvent('c', table, { key: { name }, before: null, after: { name } });
+      for (const name of hostile) {
+        // One at a time, so each batch has a single pattern.
+        await producer.sendEvents(names.topic, [event('one', name)]);
+        await waitForAllCommitted(admin, names.group, names.topic);
+      }
+      await producer.sendEvents(
+        names.topic,
+        hostile.map((name) => event('four', name)),
+      );
+      await waitForAllCommitted(admin, names.group, names.topic);
+
+      expect(await existing(prefix, hostileKeys)).toEqual([]);
+      expect(await existing(prefix, neighbourKeys)).toEqual(neighbourKeys);
+      expect(await redis.smembers(`${prefix}tag:h-a`)).toEqual(['m:neighbour']);
+      // Nothing under the look-alike prefix was touched.
+      expect(await existing(neighbourPrefix, [...hostileKeys, ...neighbourKeys])).toEqual([
+        ...hostileKeys,
+        ...neighbourKeys,
+      ]);
+      expect(await redis.scard(`${neighbourPrefix}tag:h-*`)).toBe(1);
+      expect(
+        await metricValue(running.registry, 'walpurge_invalidator_purges_total', {
+          kind: 'patterns',
+          outcome: 'success',
+        }),
+      ).toBe(hostile.length * 5);
+    } finally {
+      await producer.producer.disconnect();
+      await running.stop();
+      await redis.del(...(await redis.keys(`${base}:*`)));
+    }
+  });
 });

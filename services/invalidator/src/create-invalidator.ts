@@ -71,13 +71,16 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
     });
     await client.connect();
     let problems: ConfigProblem[];
+    const warnings: ConfigProblem[] = [];
     try {
       const problemAt: ProblemAt =
         options.problemAt ?? ((path, message) => ({ path: formatPath(path), message }));
-      problems = await validateRulesAgainstSchema(config.rules, client, problemAt);
+      problems = await validateRulesAgainstSchema(config.rules, client, problemAt, warnings);
     } finally {
       await client.end();
     }
+    for (const warning of warnings)
+      logger.warn({ path: warning.path, line: warning.line }, `rule check: ${warning.message}`);
     if (problems.length > 0) {
       throw new ConfigError(
         ErrorCode.SchemaMismatch,

@@ -176,16 +176,20 @@ export async function readTopic(
   return { messages, stop: () => consumer.disconnect() };
 }
 
-/** Value of one metric series (0 when absent); labels select the series, extra labels are ignored. */
+/**
+ * Sum of the metric's series whose labels match `labels` (0 when absent). Histogram parts are
+ * addressed by their full name (`…_count`, `…_sum`).
+ */
 export async function metricValue(
   registry: Registry,
   name: string,
   labels: Record<string, string> = {},
 ): Promise<number> {
-  const metric = await registry.getSingleMetric(name)?.get();
+  const base = name.replace(/_(count|sum)$/, '');
+  const metric = await (registry.getSingleMetric(name) ?? registry.getSingleMetric(base))?.get();
   return (metric?.values ?? [])
+    .filter((v) => (v.metricName ?? name) === name)
     .filter((v) => Object.entries(labels).every(([key, want]) => String(v.labels[key]) === want))
-    .filter((v) => !('metricName' in v) || v.metricName === name || v.metricName === undefined)
     .reduce((sum, v) => sum + v.value, 0);
 }
 

@@ -22,6 +22,10 @@ export class RecordingServer {
   readonly requests: RecordedRequest[] = [];
   private readonly failures: Reply[] = [];
   private server: Server | undefined;
+  /** Answer every request this late, so a test can catch purges in flight. */
+  delayMs = 0;
+  /** Requests received and not answered yet (a client that went away counts as answered). */
+  inFlight = 0;
   defaultReply: (request: RecordedRequest) => Reply = () => ({
     status: 200,
     headers: { 'content-type': 'application/json' },
@@ -54,8 +58,19 @@ export class RecordingServer {
         this.requests.push(recorded);
         const reply = this.failures.shift() ?? this.defaultReply(recorded);
         recorded.status = reply.status;
-        res.writeHead(reply.status, reply.headers ?? {});
-        res.end(reply.body ?? '');
+        this.inFlight += 1;
+        let answered = false;
+        const answer = (): void => {
+          if (answered) return;
+          answered = true;
+          this.inFlight -= 1;
+          if (res.destroyed) return;
+          res.writeHead(reply.status, reply.headers ?? {});
+          res.end(reply.body ?? '');
+        };
+        res.on('close', answer);
+        if (this.delayMs > 0) setTimeout(answer, this.delayMs);
+        else answer();
       });
     });
     await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));

@@ -16,7 +16,7 @@ import {
   waitFor,
   type IsolatedDatabase,
 } from '@walpurge/testing';
-import { createKafkaSink } from './kafka/kafka-sink.js';
+import { createKafkaSink, toKafkaMessage } from './kafka/kafka-sink.js';
 import { createListener } from './listener.js';
 
 const services = inject('services');
@@ -112,6 +112,15 @@ describe('Kafka sink', () => {
       expect(forOne[1]?.headers).toEqual({ table: 'public.users', op: 'u', lsn: '0/16B3748' });
       expect(await registry.getSingleMetricAsString('walpurge_kafka_sink_messages_total')).toContain(
         'walpurge_kafka_sink_messages_total 4',
+      );
+      const encoded = [event(1, 'c'), event(2, 'c'), event(1, 'u'), event(1, 'd')].map(
+        (e) => toKafkaMessage(e).value as Buffer,
+      );
+      expect(await registry.getSingleMetricAsString('walpurge_kafka_sink_bytes_total')).toContain(
+        `walpurge_kafka_sink_bytes_total ${encoded.reduce((sum, value) => sum + value.length, 0)}`,
+      );
+      expect(await registry.getSingleMetricAsString('walpurge_kafka_sink_send_seconds')).toMatch(
+        /walpurge_kafka_sink_send_seconds_count [1-9]/,
       );
     } finally {
       await sink.close();

@@ -170,6 +170,24 @@ describe('listener decoding details', () => {
     expect(update.after).toEqual({ id: 1, title: 'final', body });
   });
 
+  it('follows schema changes while streaming (new relation messages) and types created after start (type messages)', async () => {
+    await client.query("INSERT INTO plain VALUES (10, 'before')");
+    await eventsOf('plain', 3);
+    await client.query(`
+      CREATE TYPE color AS ENUM ('red', 'blue');
+      ALTER TABLE plain ADD COLUMN extra int8 DEFAULT 7, ADD COLUMN colors color[];
+      ALTER TABLE plain RENAME COLUMN v TO label;
+      INSERT INTO plain VALUES (11, 'after', 9007199254740993, '{red,blue}');
+    `);
+    const [, , , after] = (await eventsOf('plain', 4)) as ChangeEvent[];
+    expect(after?.after).toEqual({
+      id: 11,
+      label: 'after',
+      extra: '9007199254740993',
+      colors: ['red', 'blue'],
+    });
+  });
+
   it('emits one truncate event per table of a multi-table TRUNCATE, in one transaction', async () => {
     await client.query('INSERT INTO t1 VALUES (1); INSERT INTO t2 VALUES (1)');
     await client.query('TRUNCATE t1, t2');

@@ -1,49 +1,24 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { WalpurgeConfig } from '@walpurge/config';
-import { ErrorCode, WalpurgeError, createLogger, createMetricsRegistry, type Logger } from '@walpurge/core';
+import { ErrorCode, WalpurgeError, createMetricsRegistry } from '@walpurge/core';
 import { compareLsn, parseLsn, type ChangeEvent } from '@walpurge/protocol';
 import { createIsolatedDatabase, uniqueName, waitFor, type IsolatedDatabase } from '@walpurge/testing';
-import { createListener, type Listener, type ListenerOptions } from './listener.js';
+import type { Listener } from './listener.js';
+import {
+  confirmedFlush,
+  forTable,
+  listenerConfig as configFor,
+  metricValue,
+  newListener,
+  startListener,
+  type TestListenerOptions,
+} from './test-support/harness.js';
 import { RecordingSink } from './testing/recording-sink.js';
 
 const services = inject('services');
-const logger: Logger = createLogger({ level: process.env['LOG_LEVEL'] ?? 'silent', pretty: false });
 
-function listenerConfig(
-  url: string,
-  slot: string,
-  tables: string[],
-  rulesTables: string[] = [],
-): WalpurgeConfig {
-  return WalpurgeConfig.parse({
-    database: { url, slot, publication: slot, tables, statusIntervalMs: 500, heartbeatIntervalMs: 0 },
-    rules: rulesTables.map((table) => ({ table, redis: { keys: ['x:{id}'] } })),
-  });
-}
-
-async function startListener(options: Omit<ListenerOptions, 'logger' | 'registry'>): Promise<Listener> {
-  const listener = createListener({
-    logger,
-    registry: createMetricsRegistry({ defaultMetrics: false }),
-    onFatal: () => {},
-    ...options,
-  });
-  await listener.start(new AbortController().signal);
-  await waitFor('listener streaming', async () => listener.isReady(), { timeoutMs: 30_000 });
-  return listener;
-}
-
-async function confirmedFlush(client: pg.Client, slot: string): Promise<string> {
-  const { rows } = await client.query<{ lsn: string }>(
-    'SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1',
-    [slot],
-  );
-  return rows[0]?.lsn ?? '0/0';
-}
-
-function forTable(events: readonly ChangeEvent[], table: string): ChangeEvent[] {
-  return events.filter((event) => event.source.table === table);
+function listenerConfig(url: string, slot: string, tables: string[], rulesTables: string[] = []) {
+  return configFor(url, slot, tables, { rulesTables });
 }
 
 describe('listener decoding (PostgreSQL → change events)', () => {
@@ -333,23 +308,41 @@ describe('listener acknowledgement and resilience', () => {
     }
   });
 
-  it('pauses reading while the sink is busy (bounded pending events) and delivers everything after', async () => {
+  it('pauses reading while the sink is busy, keeping pending events bounded, and delivers everything after', async () => {
     const slot = uniqueName('pressure');
     const sink = new RecordingSink();
+    const registry = createMetricsRegistry({ defaultMetrics: false });
+    const maxPendingEvents = 300;
     const listener = await startListener({
       config: listenerConfig(db.url, slot, ['items']),
       sink,
-      tuning: { batchSize: 100, maxPendingEvents: 300 },
+      registry,
+      tuning: { batchSize: 100, maxPendingEvents },
     });
+    const rows = 20_000;
     try {
       sink.block();
-      await client.query('INSERT INTO items SELECT g, g FROM generate_series(1000, 5999) g');
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await client.query('INSERT INTO items SELECT g, g FROM generate_series(1000, 999 + $1::int) g', [rows]);
+      await waitFor(
+        'reading paused',
+        async () => ((await metricValue(registry, 'walpurge_listener_backpressure_pauses_total')) ?? 0) >= 1,
+      );
+      // The gauge is refreshed every second; while the sink is blocked, what it shows stays put.
+      const pending = await waitFor(
+        'pending gauge',
+        async () => (await metricValue(registry, 'walpurge_listener_pending_events')) || undefined,
+        { timeoutMs: 5000 },
+      );
+      // Paused at the limit; a socket read already in hand (≤ 64 KiB of pgoutput) is still decoded.
+      expect(pending).toBeGreaterThanOrEqual(maxPendingEvents);
+      expect(pending).toBeLessThan(maxPendingEvents + 3000);
+      expect(pending).toBeLessThan(rows / 4);
       expect(sink.events.length).toBe(0);
       sink.release();
-      const events = await sink.waitForEvents(5000, 60_000);
-      expect(new Set(events.map((event) => event.key?.['id'])).size).toBe(5000);
+      const events = await sink.waitForEvents(rows, 60_000);
+      expect(new Set(events.map((event) => event.key?.['id'])).size).toBe(rows);
       expect(Math.max(...sink.calls.map((call) => call.length))).toBeLessThanOrEqual(100);
+      expect(await metricValue(registry, 'walpurge_listener_backpressure_pauses_total')).toBeGreaterThan(1);
     } finally {
       sink.release();
       await listener.stop();
@@ -362,13 +355,7 @@ describe('listener acknowledgement and resilience', () => {
     const first = new RecordingSink();
     const second = new RecordingSink();
     const active = await startListener({ config, sink: first });
-    const standby = createListener({
-      config,
-      logger,
-      registry: createMetricsRegistry({ defaultMetrics: false }),
-      sink: second,
-      onFatal: () => {},
-    });
+    const standby = newListener({ config, sink: second });
     await standby.start(new AbortController().signal);
     try {
       await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -409,13 +396,8 @@ describe('listener setup checks', () => {
 
   const roleName = uniqueName('norepl');
 
-  async function startError(options: Omit<ListenerOptions, 'logger' | 'registry'>): Promise<WalpurgeError> {
-    const listener = createListener({
-      logger,
-      registry: createMetricsRegistry({ defaultMetrics: false }),
-      onFatal: () => {},
-      ...options,
-    });
+  async function startError(options: TestListenerOptions): Promise<WalpurgeError> {
+    const listener = newListener(options);
     try {
       await listener.start(new AbortController().signal);
     } catch (error) {

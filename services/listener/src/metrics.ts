@@ -86,6 +86,16 @@ export function createListenerMetrics(registry: Registry) {
           registers,
         }),
     ),
+    safeWalBytes: getOrCreate(
+      registry,
+      'walpurge_listener_slot_safe_wal_bytes',
+      () =>
+        new Gauge({
+          name: 'walpurge_listener_slot_safe_wal_bytes',
+          help: 'WAL that can still be written before max_slot_wal_keep_size invalidates the slot (PostgreSQL 13+; absent when unlimited). Alert when it nears 0.',
+          registers,
+        }),
+    ),
     durableLsn: getOrCreate(
       registry,
       'walpurge_listener_durable_lsn',

@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, ErrorCode, WalpurgeError } from '@walpurge/core';
+import { createLogger, createMetricsRegistry, ErrorCode, type WalpurgeError } from '@walpurge/core';
 import { startLocalPostgres, uniqueName, waitFor, type LocalPostgres } from '@walpurge/testing';
-import { listenerConfig, newListener, startListener } from './test-support/harness.js';
+import { listenerConfig, metricValue, newListener, startListener } from './test-support/harness.js';
 import { RecordingSink } from './testing/recording-sink.js';
 
 const SETTINGS = { max_replication_slots: 3, max_slot_wal_keep_size: '1MB', wal_keep_size: 0 };
@@ -87,15 +87,29 @@ describe('listener against server limits (dedicated PostgreSQL)', () => {
     const sink = new RecordingSink();
     const fatal: WalpurgeError[] = [];
     const lines: string[] = [];
-    const logger = createLogger({ level: 'warn', pretty: false, destination: { write: (l) => lines.push(l) } });
+    const logger = createLogger({
+      level: 'warn',
+      pretty: false,
+      destination: { write: (l) => lines.push(l) },
+    });
+    const registry = createMetricsRegistry({ defaultMetrics: false });
     const listener = await startListener({
       config: listenerConfig(server.url, slot, ['items']),
       sink,
       logger,
+      registry,
       onFatal: (error) => fatal.push(error),
       tuning: { drainTimeoutMs: 200 },
     });
     try {
+      // With a max_slot_wal_keep_size, the monitor exports how much WAL may still come before the loss.
+      const safe = await waitFor(
+        'safe WAL gauge',
+        async () => metricValue(registry, 'walpurge_listener_slot_safe_wal_bytes'),
+        { timeoutMs: 15_000 },
+      );
+      expect(safe).toBeGreaterThan(0);
+      expect(safe).toBeLessThan(64 * 1024 * 1024);
       // The sink never acknowledges, so the slot's restart_lsn stays at this transaction ...
       sink.block();
       await client.query("INSERT INTO items VALUES (1, 'stuck')");

@@ -9,7 +9,16 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { HttpConfig } from '@walpurge/config';
 import { copyArgs, execForm, parseDockerfile, type Stage } from './dockerfile.js';
-import { cliPackage, readRepoFile, repoPath, workspaceClosure, workspacePackages } from './workspace.js';
+import { cliCommand, cliEnvVars, parseInvocation } from './cli-spec.js';
+import {
+  cliPackage,
+  opsServerPaths,
+  productionSources,
+  readRepoFile,
+  repoPath,
+  workspaceClosure,
+  workspacePackages,
+} from './workspace.js';
 
 const dockerfile = parseDockerfile(readRepoFile('deploy/Dockerfile'));
 const stages = dockerfile.stages;
@@ -126,10 +135,10 @@ describe('deploy/Dockerfile', () => {
     );
     expect(imports.length, `${bin} imports the compiled entry point`).toBeGreaterThan(0);
     for (const target of imports) {
-      expect(target, `${bin} imports from ${dir}/${outDir}`).toMatch(new RegExp(`^${dir}/${outDir}/.+\\.js$`));
-      const source = target
-        .replace(`${dir}/${outDir}/`, `${dir}/${rootDir}/`)
-        .replace(/\.js$/, '.ts');
+      expect(target, `${bin} imports from ${dir}/${outDir}`).toMatch(
+        new RegExp(`^${dir}/${outDir}/.+\\.js$`),
+      );
+      const source = target.replace(`${dir}/${outDir}/`, `${dir}/${rootDir}/`).replace(/\.js$/, '.ts');
       expect(existsSync(repoPath(source)), `${target} is compiled from ${source}`).toBe(true);
     }
   });
@@ -150,6 +159,35 @@ describe('deploy/Dockerfile', () => {
     expect(instructions(runtime, 'EXPOSE')).toContain(String(HttpConfig.parse({}).port));
     const cmd = execForm(instructions(runtime, 'CMD').at(-1) ?? '[]');
     expect(cmd[0]).toBe('run');
+  });
+
+  it('sets only environment the runtime reads, and health-checks the ops server where the CLI serves it', () => {
+    // ENV KEY=value KEY2=value2 (continuations already joined).
+    const env = new Map(
+      instructions(runtime, 'ENV').flatMap((args) =>
+        [...args.matchAll(/([A-Za-z_]\w*)=(\S*)/g)].map((match) => [match[1] ?? '', match[2] ?? ''] as const),
+      ),
+    );
+    expect(env.size).toBeGreaterThan(0);
+    const known = cliEnvVars();
+    const sources = productionSources();
+    // Read by Node.js and the OS rather than by walpurge's sources.
+    const platform = new Set(['NODE_ENV', 'TMPDIR']);
+    for (const name of env.keys()) {
+      const read = known.has(name) || platform.has(name) || sources.some(({ text }) => text.includes(name));
+      expect(read, `ENV ${name} is read by nothing`).toBe(true);
+    }
+    // The only writable path under readOnlyRootFilesystem is /tmp.
+    expect(env.get('TMPDIR')).toBe('/tmp');
+    const cmd = parseInvocation(execForm(instructions(runtime, 'CMD').at(-1) ?? '[]'));
+    if (env.has('WALPURGE_CONFIG')) expect(env.get('WALPURGE_CONFIG')).toBe(cmd.options['config']);
+    // HEALTHCHECK: GET /healthz on the port `--http-port` would take from its env var, else the default.
+    const healthcheck = instructions(runtime, 'HEALTHCHECK').at(-1) ?? '';
+    expect(opsServerPaths()).toContain(/(\/[a-z]+)'/.exec(healthcheck)?.[1]);
+    expect(healthcheck).toMatch(/\/healthz/);
+    const portEnv = /process\.env\.(\w+) \|\| (\d+)/.exec(healthcheck);
+    expect(portEnv?.[1], 'the env var of --http-port').toBe(cliCommand('run').options['http-port']?.env);
+    expect(Number(portEnv?.[2]), 'the default http.port').toBe(HttpConfig.parse({}).port);
   });
 
   it('keeps build context lean with its own ignore file, without hiding what it copies', () => {

@@ -130,11 +130,14 @@ describe('docs/deployment.md', () => {
     const invocations = [...inline, ...blocks];
     expect(invocations.length).toBeGreaterThan(3);
     for (const line of invocations) {
-      const argv = line.replace(/\s+#.*$/, '').trim().split(/\s+/).slice(1);
+      const argv = line
+        .replace(/\s+#.*$/, '')
+        .trim()
+        .split(/\s+/)
+        .slice(1);
       expect(() => parseInvocation(argv), line).not.toThrow();
     }
   });
-
 });
 
 describe('deploy/ and docker-compose.yml comments', () => {

@@ -3,7 +3,7 @@
  * validated against the Kubernetes schemas, and every image, port, probe path, role, env var and
  * config key checked against the code that will run.
  */
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -319,9 +319,10 @@ describe.each(variants)('deploy/k8s $name', (variant) => {
       // And past the process's own hard deadline, so walpurge gives up (and logs why) before the
       // kubelet's SIGKILL, with a few seconds left for the exit itself.
       const deadline = cliShutdownDeadlineMs(pod.config.invalidator.stopTimeoutMs) / 1000;
-      expect(grace, `${nameOf(pod.deployment)}: walpurge run exits after ${deadline} s`).toBeGreaterThanOrEqual(
-        deadline + 5,
-      );
+      expect(
+        grace,
+        `${nameOf(pod.deployment)}: walpurge run exits after ${deadline} s`,
+      ).toBeGreaterThanOrEqual(deadline + 5);
     }
   });
 
@@ -510,6 +511,41 @@ describe.each(
 });
 
 describe('deploy/k8s layout', () => {
+  it.each(['overlays/kafka', 'overlays/embedded'])(
+    '%s: editing a rule or a setting rolls every Deployment (the ConfigMap hash is the checksum)',
+    (overlay) => {
+      const copy = mkdtempSync(join(tmpdir(), 'walpurge-k8s-'));
+      try {
+        cpSync(k8sDir, copy, { recursive: true });
+        const templates = (): Map<string, string> =>
+          new Map(
+            deployments(renderKustomization(`${copy}/${overlay}`).objects).map((deployment) => [
+              nameOf(deployment),
+              JSON.stringify(deployment.spec?.template),
+            ]),
+          );
+        const before = templates();
+        expect(before.size).toBeGreaterThan(0);
+        const rulesFile = `${copy}/base/walpurge.yaml`;
+        writeFileSync(rulesFile, readFileSync(rulesFile, 'utf8').replace("'post:{id}'", "'post:v2:{id}'"));
+        const afterRule = templates();
+        for (const [name, template] of before)
+          expect(afterRule.get(name), `${name} rolls on a rule change`).not.toBe(template);
+        // A setting in the walpurge-env generator (here LOG_LEVEL) rolls them too.
+        const kustomization = `${copy}/base/kustomization.yaml`;
+        writeFileSync(
+          kustomization,
+          readFileSync(kustomization, 'utf8').replace('LOG_LEVEL=info', 'LOG_LEVEL=debug'),
+        );
+        const afterSetting = templates();
+        for (const [name, template] of afterRule)
+          expect(afterSetting.get(name), `${name} rolls on a setting change`).not.toBe(template);
+      } finally {
+        rmSync(copy, { recursive: true, force: true });
+      }
+    },
+  );
+
   it('has a rendered test variant for every overlay and component', () => {
     const overlays = readdirSync(`${k8sDir}/overlays`).map((name) => `overlays/${name}`);
     expect(overlays.sort()).toEqual([...new Set(variants.map((variant) => variant.dir))].sort());

@@ -69,9 +69,10 @@ function checkExpression(expression: string, where: string): string[] {
     const base = baseMetricName(metric, metrics);
     if (!base) continue;
     const own = metrics.get(base)?.labelNames ?? [];
-    expect(new Set([...own, ...TARGET_LABELS]).has(label), `${where}: ${metric} has no label '${label}'`).toBe(
-      true,
-    );
+    expect(
+      new Set([...own, ...TARGET_LABELS]).has(label),
+      `${where}: ${metric} has no label '${label}'`,
+    ).toBe(true);
     // An exact value of a label the code sets must be one the code writes (`outcome="failed"` never matches).
     const registeredIn = metrics.get(base)?.file ?? '';
     if ((op === '=' || op === '!=') && own.includes(label) && !value.startsWith('$'))

@@ -40,7 +40,9 @@ export function expandGrafanaVariables(expression: string): string {
 
 function unquote(literal: string): string {
   if (literal.startsWith('`')) return literal.slice(1, -1);
-  return JSON.parse(literal.startsWith("'") ? `"${literal.slice(1, -1).replace(/"/g, '\\"')}"` : literal) as string;
+  return JSON.parse(
+    literal.startsWith("'") ? `"${literal.slice(1, -1).replace(/"/g, '\\"')}"` : literal,
+  ) as string;
 }
 
 /**

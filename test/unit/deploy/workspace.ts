@@ -171,7 +171,17 @@ export function configKeyExists(path: string): boolean {
 }
 
 /** Top-level sections of walpurge.yaml that take nested options. */
-const CONFIG_SECTIONS = ['database', 'kafka', 'redis', 'flusher', 'invalidator', 'cdn', 'http', 'log', 'rules'];
+const CONFIG_SECTIONS = [
+  'database',
+  'kafka',
+  'redis',
+  'flusher',
+  'invalidator',
+  'cdn',
+  'http',
+  'log',
+  'rules',
+];
 
 /**
  * Dotted config keys named in prose or comments (`kafka.partitions`, `<flusher.keyPrefix>`). Host names

@@ -71,7 +71,6 @@ export function composeServices({
         const invalidator = createInvalidator({ ...base, ...located, consume: 'none' });
         const sink = {
           publish: async (events: readonly ChangeEvent[], signal?: AbortSignal): Promise<void> => {
-            if (process.env["WALPURGE_ROLE"] && events.some((e) => e.op === "u")) return;
             await invalidator.handle(events, signal);
             onPurged?.(events, Date.now());
           },

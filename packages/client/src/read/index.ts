@@ -11,4 +11,4 @@ export {
 } from './serializer.js';
 export { shouldRefreshEarly, jitteredTtlMs } from './xfetch.js';
 export { entryKey, tagSetKey } from './keys.js';
-export type { ClientMetrics } from './metrics.js';
+export { hitRatioOf, type ClientMetrics } from './metrics.js';

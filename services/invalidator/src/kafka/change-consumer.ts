@@ -41,6 +41,8 @@ export class ChangeConsumer {
       // leaves the group); heartbeats go at a third of it, as Kafka recommends.
       sessionTimeout: sessionTimeoutMs,
       heartbeatInterval: this.heartbeatMs,
+      // An idle fetch long-polls this long, and a graceful stop waits for it: keep shutdowns short.
+      maxWaitTimeInMs: 1_000,
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
     });
     const { GROUP_JOIN, CRASH, STOP, DISCONNECT } = this.consumer.events;

@@ -10,7 +10,11 @@ function kafkaLogCreator(logger: Logger) {
     ({ namespace, level, log }: LogEntry): void => {
       const { message, ...extra } = log;
       const fields = { kafka: namespace, ...extra };
-      if (level === logLevel.ERROR) logger.error(fields, message);
+      // The sink limits retries on purpose (a failed send makes the listener replay from its durable
+      // LSN: at-least-once, not exactly-once), so KafkaJS's warning about it is noise for operators.
+      if (typeof message === 'string' && message.startsWith('Limiting retries for the idempotent producer'))
+        logger.debug(fields, message);
+      else if (level === logLevel.ERROR) logger.error(fields, message);
       else if (level === logLevel.WARN) logger.warn(fields, message);
       else if (level === logLevel.INFO) logger.debug(fields, message);
       else logger.trace(fields, message);

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import type { ChangeEvent, ChangeSink } from '@walpurge/protocol';
 import { AckPipeline } from './ack-pipeline.js';
@@ -90,5 +92,27 @@ describe('AckPipeline', () => {
     expect(durable).toEqual([]);
     expect(calls).toHaveLength(2);
     expect(pipeline.hasFailed).toBe(true);
+  });
+
+  it('lets go of acknowledged events at once, so a huge transaction does not pile up in memory', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const { sink, calls } = controlledSink();
+    const pipeline = new AckPipeline({ sink, maxConcurrent: 1, onDurable: () => {}, onFailure: () => {} });
+    // A few chunks of one transaction: far fewer than the compaction threshold.
+    const pushChunk = (ackLsn?: bigint): WeakRef<object> => {
+      const chunk = [{ ...event }];
+      pipeline.push(chunk, ackLsn);
+      return new WeakRef(chunk);
+    };
+    const refs = [pushChunk(), pushChunk(), pushChunk(10n)];
+    for (let i = 0; i < 3; i += 1) {
+      calls[i]?.resolve();
+      await tick();
+    }
+    expect(pipeline.pendingEvents).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 0)); // WeakRefs hold their target until the job ends
+    gc();
+    expect(refs.map((ref) => ref.deref() === undefined)).toEqual([true, true, true]);
   });
 });

@@ -17,12 +17,15 @@ export interface AckPipelineOptions {
 }
 
 interface Item {
+  /** Emptied once acknowledged: a finished item must not keep its events alive until compaction. */
   events: readonly ChangeEvent[];
   /** Set on a transaction's last chunk (its commit end LSN) and on idle markers. */
   ackLsn: bigint | undefined;
   commitTimeMs: number | undefined;
   state: 'waiting' | 'publishing' | 'done' | 'failed';
 }
+
+const NO_EVENTS: readonly ChangeEvent[] = [];
 
 /**
  * Ordered hand-off of event chunks to the sink. A position becomes durable only when the chunk that
@@ -106,6 +109,7 @@ export class AckPipeline {
     if (error === undefined) {
       item.state = 'done';
       this.pending -= item.events.length;
+      item.events = NO_EVENTS;
       this.completeHead();
     } else {
       item.state = 'failed';
@@ -131,7 +135,7 @@ export class AckPipeline {
       if (item.ackLsn !== undefined) this.options.onDurable(item.ackLsn, item.commitTimeMs);
     }
     // Compact now and then so a long-running session does not keep every finished item.
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
+    if (this.head > 256 && this.head * 2 > this.items.length) {
       this.items.splice(0, this.head);
       this.nextToStart = Math.max(0, this.nextToStart - this.head);
       this.head = 0;

@@ -51,10 +51,11 @@ export class SlotMonitor {
         lag: number | null;
         retained: number | null;
         wal_status: string | null;
+        safe: number | null;
       }>(
         `WITH position AS (SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END AS lsn)
          SELECT (position.lsn - s.confirmed_flush_lsn)::float8 AS lag, (position.lsn - s.restart_lsn)::float8 AS retained,
-                to_jsonb(s)->>'wal_status' AS wal_status
+                to_jsonb(s)->>'wal_status' AS wal_status, (to_jsonb(s)->>'safe_wal_size')::float8 AS safe
            FROM pg_replication_slots s, position WHERE s.slot_name = $1`,
         [this.options.slot],
       );
@@ -62,10 +63,11 @@ export class SlotMonitor {
       if (!row) return;
       if (row.lag !== null) this.options.metrics.lagBytes.set(Math.max(0, row.lag));
       if (row.retained !== null) this.options.metrics.retainedWalBytes.set(Math.max(0, row.retained));
+      if (row.safe !== null) this.options.metrics.safeWalBytes.set(row.safe);
       if (row.wal_status === 'unreserved' || row.wal_status === 'lost') {
         this.options.logger.error(
           { slot: this.options.slot, walStatus: row.wal_status, retainedBytes: row.retained },
-          'replication slot is about to lose (or lost) WAL it needs: max_slot_wal_keep_size exceeded',
+          'replication slot is about to lose (or lost) WAL it needs: max_slot_wal_keep_size exceeded; raise it or fix what keeps the listener behind, or the slot will be invalidated and changes lost',
         );
       }
     } catch (error) {

@@ -90,9 +90,10 @@ export async function metricValue(
   const metric = registry.getSingleMetric(name);
   if (!metric) return undefined;
   const { values } = await metric.get();
+  // Histogram samples carry their series name (`_bucket`, `_sum`, `_count`); prom-client's type omits it.
   const matching = values.filter(
     (sample) =>
-      (sample.metricName ?? name) === sampleName &&
+      ((sample as { metricName?: string }).metricName ?? name) === sampleName &&
       Object.entries(labels).every(([key, value]) => String(sample.labels[key]) === value),
   );
   return matching.length === 0 ? undefined : matching.reduce((sum, sample) => sum + sample.value, 0);
