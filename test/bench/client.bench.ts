@@ -1,9 +1,10 @@
 /**
  * @walpurge/client read-path benchmark, beside a plain ioredis cache-aside baseline in the same run.
  *
- *   npx tsx --conditions=@walpurge/source test/bench/client.bench.ts
+ *   npm run bench:client
  *
- * Uses WALPURGE_TEST_REDIS_URL / WALPURGE_TEST_DATABASE_URL when set, else starts local servers.
+ * Uses WALPURGE_TEST_REDIS_URL / WALPURGE_TEST_DATABASE_URL when set, else starts servers
+ * (@walpurge/testing).
  * Prints: get() latency and throughput for an L1 hit, a Redis hit and a miss (real Postgres
  * loader), then a mixed concurrent workload with purges and a hot-key stampede, counting database
  * calls for each approach. Figures depend on the machine; compare columns, not runs.
@@ -11,7 +12,8 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createCacheClient, type CacheClient } from '@walpurge/client';
-import { createIsolatedDatabase, startLocalPostgres, startLocalRedis, uniqueName } from '@walpurge/testing';
+import { createIsolatedDatabase, startTestEnvironment, uniqueName } from '@walpurge/testing';
+import { loadLine, machineLine } from './support/report.js';
 
 const ROWS = 1_000;
 const PAYLOAD = 'x'.repeat(400);
@@ -71,19 +73,9 @@ function zipfPicker(): () => number {
 }
 
 async function main(): Promise<void> {
-  const stops: Array<() => Promise<void>> = [];
-  let redisUrl = process.env['WALPURGE_TEST_REDIS_URL'];
-  if (!redisUrl) {
-    const local = await startLocalRedis();
-    stops.push(() => local.stop());
-    redisUrl = local.url;
-  }
-  let adminUrl = process.env['WALPURGE_TEST_DATABASE_URL'];
-  if (!adminUrl) {
-    const local = await startLocalPostgres();
-    stops.push(() => local.stop());
-    adminUrl = local.url;
-  }
+  const loadBefore = loadLine('before');
+  const env = await startTestEnvironment({ kafka: false, log: () => {} });
+  const { databaseUrl: adminUrl, redisUrl } = env.urls as { databaseUrl: string; redisUrl: string };
   const db = await createIsolatedDatabase(adminUrl, 'client_bench');
   const pool = new pg.Pool({ connectionString: db.url, max: 16 });
   await pool.query('CREATE TABLE items (id int PRIMARY KEY, payload text NOT NULL)');
@@ -112,8 +104,15 @@ async function main(): Promise<void> {
     client.get(`item:${id}`, () => loadRow(id), { ttl: 300 });
 
   console.log(
-    `\n@walpurge/client read path vs plain ioredis cache-aside (Node ${process.version}, ${ROWS} rows, ~${PAYLOAD.length} B values)\n`,
+    `\n@walpurge/client read path vs plain ioredis cache-aside (${ROWS} rows, ~${PAYLOAD.length} B values)`,
   );
+  console.log(machineLine());
+  console.log(
+    `services: ${Object.entries(env.providers)
+      .map(([service, provider]) => `${service}=${provider}`)
+      .join(', ')}, on this machine`,
+  );
+  console.log(`${loadBefore}\n`);
 
   // --- single-request latency, one caller at a time -------------------------------------------
   console.log('Sequential get(), one caller:');
@@ -221,7 +220,8 @@ async function main(): Promise<void> {
   purger.disconnect();
   await pool.end();
   await db.drop();
-  for (const stop of stops.reverse()) await stop();
+  await env.stop();
+  console.log(`\n${loadLine('at the end')}`);
 }
 
 await main();

@@ -1,19 +1,20 @@
 /**
  * Listener benchmark (not part of the test suite): PostgreSQL → listener → Kafka on this machine.
  *
- *   npx tsx test/bench/listener.bench.ts
+ *   npm run bench:listener        (BENCH_* variables below change the parameters)
  *
  * Phase 1 (throughput): BENCH_CHANGES row inserts committed as fast as one client can, in
  * transactions of BENCH_TX_ROWS rows; sustained changes/s = changes / (first commit → Kafka acked the
- * last). Phase 2 (latency): BENCH_RATE changes/s for BENCH_RATE_SECONDS in small transactions;
- * commit → Kafka-ack latency per transaction (p50/p99/max). Uses WALPURGE_TEST_* services when set,
+ * last); one writer may be the limit, so then the same number of changes is committed while the
+ * listener is stopped and a new listener's catch-up is timed (listener + Kafka alone). Phase 2 (latency): BENCH_RATE changes/s for BENCH_RATE_SECONDS in transactions of
+ * BENCH_RATE_TX_ROWS rows; commit → Kafka-ack latency of every transaction (PostgreSQL's commit
+ * timestamp to the producer's acknowledgement, same clock). Uses WALPURGE_TEST_* services when set,
  * else starts local ones (@walpurge/testing).
  */
-import os from 'node:os';
 import pg from 'pg';
 import { WalpurgeConfig } from '@walpurge/config';
-import { createLogger, createMetricsRegistry } from '@walpurge/core';
-import { createKafkaSink, createListener, type ListenerSink } from '@walpurge/listener';
+import { createLogger, createMetricsRegistry, type Registry } from '@walpurge/core';
+import { createKafkaSink, createListener, type Listener, type ListenerSink } from '@walpurge/listener';
 import type { ChangeEvent } from '@walpurge/protocol';
 import {
   KAFKA_VERSION,
@@ -22,30 +23,36 @@ import {
   uniqueName,
   waitFor,
 } from '@walpurge/testing';
+import {
+  deleteTopics,
+  describeDistribution,
+  distribution,
+  envNumber,
+  loadLine,
+  machineLine,
+  paced,
+  rate,
+} from './support/report.js';
 
-const CHANGES = Number(process.env['BENCH_CHANGES'] ?? 200_000);
-const TX_ROWS = Number(process.env['BENCH_TX_ROWS'] ?? 500);
-const RATE = Number(process.env['BENCH_RATE'] ?? 5000);
-const RATE_SECONDS = Number(process.env['BENCH_RATE_SECONDS'] ?? 20);
-const RATE_TX_ROWS = Number(process.env['BENCH_RATE_TX_ROWS'] ?? 10);
-const PARTITIONS = Number(process.env['BENCH_PARTITIONS'] ?? 6);
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
-}
+const CHANGES = envNumber('BENCH_CHANGES', 200_000);
+const TX_ROWS = envNumber('BENCH_TX_ROWS', 500);
+const RATE = envNumber('BENCH_RATE', 5000);
+const RATE_SECONDS = envNumber('BENCH_RATE_SECONDS', 20);
+const RATE_TX_ROWS = envNumber('BENCH_RATE_TX_ROWS', 10);
+const PARTITIONS = envNumber('BENCH_PARTITIONS', 6);
 
 async function main(): Promise<void> {
+  const loadBefore = loadLine('before');
   const env = await startTestEnvironment({ redis: false, log: () => {} });
   const { databaseUrl, kafkaBrokers } = env.urls as { databaseUrl: string; kafkaBrokers: string[] };
   const db = await createIsolatedDatabase(databaseUrl, 'bench');
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
   await client.query('CREATE TABLE bench (id bigint PRIMARY KEY, v int NOT NULL, payload text NOT NULL)');
-  const serverVersion = (await client.query<{ v: string }>('SHOW server_version')).rows[0]?.v;
+  const serverVersion = (await client.query<{ v: string }>("SELECT current_setting('server_version') AS v"))
+    .rows[0]?.v;
 
   const logger = createLogger({ level: process.env['LOG_LEVEL'] ?? 'warn', pretty: false });
-  const registry = createMetricsRegistry({ defaultMetrics: false });
   const slot = uniqueName('bench');
   const config = WalpurgeConfig.parse({
     transport: 'kafka',
@@ -60,32 +67,47 @@ async function main(): Promise<void> {
     kafka: { brokers: kafkaBrokers, topic: slot, partitions: PARTITIONS },
   });
 
-  // Wraps the Kafka sink to time each transaction from its commit to Kafka's acknowledgement.
-  const kafka = createKafkaSink({ config: config.kafka!, logger, registry });
+  // Wraps the real Kafka sink to time each transaction from its commit to Kafka's acknowledgement.
   let acked = 0;
   let recordLatency: ((ms: number) => void) | undefined;
-  const sink: ListenerSink = {
-    preservesCallOrder: true,
-    connect: () => kafka.connect(),
-    close: () => kafka.close(),
-    async publish(events: readonly ChangeEvent[], signal?: AbortSignal) {
-      await kafka.publish(events, signal);
-      acked += events.length;
-      const last = events.at(-1);
-      if (last && recordLatency) recordLatency(Date.now() - Date.parse(last.source.commitTs));
-    },
+  const timedSink = (registry: Registry): ListenerSink => {
+    const kafka = createKafkaSink({ config: config.kafka!, logger, registry });
+    return {
+      preservesCallOrder: true,
+      connect: () => kafka.connect(),
+      close: () => kafka.close(),
+      async publish(events: readonly ChangeEvent[], signal?: AbortSignal) {
+        await kafka.publish(events, signal);
+        const ackedAt = Date.now();
+        acked += events.length;
+        if (!recordLatency) return;
+        // One sample per transaction (a batch may span several; a huge one spans several batches:
+        // its last batch's acknowledgement is when the transaction is durable).
+        for (let i = 0; i < events.length; i += 1) {
+          const event = events[i] as ChangeEvent;
+          if (events[i + 1]?.source.lsn !== event.source.lsn)
+            recordLatency(ackedAt - Date.parse(event.source.commitTs));
+        }
+      },
+    };
   };
-  const listener = createListener({
-    config,
-    logger,
-    registry,
-    sink,
-    onFatal: (error) => {
-      throw error;
-    },
-  });
-  await listener.start(new AbortController().signal);
-  await waitFor('listener streaming', async () => listener.isReady(), { timeoutMs: 60_000 });
+  const startListener = async (): Promise<Listener> => {
+    // A fresh registry per instance: metrics are registered once per registry.
+    const registry = createMetricsRegistry({ defaultMetrics: false });
+    const started = createListener({
+      config,
+      logger,
+      registry,
+      sink: timedSink(registry),
+      onFatal: (error) => {
+        throw error;
+      },
+    });
+    await started.start(new AbortController().signal);
+    await waitFor('listener streaming', async () => started.isReady(), { timeoutMs: 60_000 });
+    return started;
+  };
+  let listener = await startListener();
 
   // Phase 1: throughput.
   let nextId = 0;
@@ -105,44 +127,54 @@ async function main(): Promise<void> {
     intervalMs: 20,
   });
   const throughputSeconds = (performance.now() - started) / 1000;
+  const loadAfterThroughput = loadLine('after the live throughput phase');
+
+  // Phase 1b: catch-up. With the listener stopped the changes wait in the slot; a new listener then
+  // streams them as fast as it can decode and Kafka can acknowledge (the writer is out of the way).
+  await listener.stop();
+  const backlogFrom = acked;
+  for (let written = 0; written < CHANGES; written += TX_ROWS)
+    await insertTx(Math.min(TX_ROWS, CHANGES - written));
+  const catchUpStarted = performance.now();
+  listener = await startListener();
+  await waitFor('backlog acknowledged by Kafka', async () => acked - backlogFrom >= CHANGES, {
+    timeoutMs: 600_000,
+    intervalMs: 20,
+  });
+  const catchUpSeconds = (performance.now() - catchUpStarted) / 1000;
+  const loadAfterCatchUp = loadLine('after the catch-up phase');
 
   // Phase 2: latency at a fixed rate.
   const latencies: number[] = [];
   recordLatency = (ms) => latencies.push(ms);
   const target = acked + RATE * RATE_SECONDS;
-  const intervalMs = (1000 * RATE_TX_ROWS) / RATE;
-  const rateStart = performance.now();
-  for (let tick = 0; tick < (RATE * RATE_SECONDS) / RATE_TX_ROWS; tick += 1) {
-    const due = rateStart + tick * intervalMs;
-    const wait = due - performance.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    await insertTx(RATE_TX_ROWS);
-  }
-  const rateSeconds = (performance.now() - rateStart) / 1000;
+  const ticks = Math.round((RATE * RATE_SECONDS) / RATE_TX_ROWS);
+  const rateSeconds = await paced(ticks, (1000 * RATE_TX_ROWS) / RATE, () => insertTx(RATE_TX_ROWS));
   await waitFor('rate phase acknowledged', async () => acked >= target, {
     timeoutMs: 120_000,
     intervalMs: 20,
   });
   recordLatency = undefined;
-  latencies.sort((a, b) => a - b);
 
-  const cpu = os.cpus();
   const lines = [
     'walpurge listener benchmark — PostgreSQL → listener → Kafka (acks=all, idempotent producer)',
-    `machine: ${cpu[0]?.model ?? 'unknown cpu'} × ${cpu.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os.platform()} ${os.release()}, node ${process.version}`,
-    `services: PostgreSQL ${serverVersion}, Kafka ${KAFKA_VERSION} (${env.providers['kafka']}), all on this machine; load avg ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(' ')}`,
+    machineLine(),
+    `services: PostgreSQL ${serverVersion}, Kafka ${KAFKA_VERSION} (${env.providers['kafka']}), all on this machine`,
+    loadBefore,
+    loadAfterThroughput,
+    loadAfterCatchUp,
+    loadLine('at the end'),
     `parameters: ${CHANGES} inserts in transactions of ${TX_ROWS} rows, ${PARTITIONS} partitions; then ${RATE} changes/s for ${RATE_SECONDS} s in transactions of ${RATE_TX_ROWS} rows`,
-    `throughput: ${Math.round(CHANGES / throughputSeconds)} changes/s sustained (${CHANGES} changes acknowledged by Kafka ${throughputSeconds.toFixed(2)} s after the first commit; writer alone took ${writeSeconds.toFixed(2)} s)`,
-    `latency at ${Math.round((RATE * RATE_SECONDS) / rateSeconds)} changes/s (commit → Kafka ack, ${latencies.length} transactions): p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms, max ${latencies.at(-1)} ms`,
+    `throughput: ${rate(CHANGES, throughputSeconds)} changes/s sustained (${CHANGES} changes acknowledged by Kafka ${throughputSeconds.toFixed(2)} s after the first commit; the writer alone took ${writeSeconds.toFixed(2)} s)`,
+    `catch-up: ${rate(CHANGES, catchUpSeconds)} changes/s (a backlog of ${CHANGES} changes streamed and acknowledged by Kafka ${catchUpSeconds.toFixed(2)} s after a new listener started, connection and slot setup included)`,
+    `latency at ${rate(ticks * RATE_TX_ROWS, rateSeconds)} changes/s (commit → Kafka ack per transaction): ${describeDistribution(distribution(latencies))}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 
   await listener.stop();
   await client.end();
   await db.drop();
+  await deleteTopics(kafkaBrokers, [slot]);
   await env.stop();
 }
 

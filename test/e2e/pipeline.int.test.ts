@@ -133,7 +133,9 @@ describe.each(modes)('SQL commit → Redis purge, $label', ({ transport }) => {
     // cached before its insert, is purged by the insert's pattern (the last step of its purge).
     await fill('user:2:marker');
     await fill('user:10:marker');
-    await sql.query(`INSERT INTO users VALUES (2, 'bob@example.com', 'b*', 8), (10, 'cy@example.com', 'bo', 8)`);
+    await sql.query(
+      `INSERT INTO users VALUES (2, 'bob@example.com', 'b*', 8), (10, 'cy@example.com', 'bo', 8)`,
+    );
     await purged(['user:2:marker', 'user:10:marker']);
 
     // Entries whose purge must happen, and neighbours that must survive (a `user:2:*` pattern must
@@ -176,8 +178,7 @@ describe.each(modes)('SQL commit → Redis purge, $label', ({ transport }) => {
     await waitFor(
       'all 200 updates seen by the invalidator (at least once)',
       async () =>
-        (await scrapeMetric(stack!, 'walpurge_invalidator_events_total', { op: 'u' })) - updatesBefore >=
-        200,
+        (await scrapeMetric(stack!, 'walpurge_invalidator_events_total', { op: 'u' })) - updatesBefore >= 200,
       { timeoutMs: 60_000, intervalMs: 50 },
     );
     await purged(ids.map((id) => `user:${id}`));

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { commands, runCli } from './cli.js';
+import { parseCommandArgs } from './command.js';
 import { captureIo } from './testing/capture-io.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'walpurge-cli-test-'));
@@ -35,6 +36,32 @@ describe('walpurge command frame', () => {
     expect(run.out()).toContain('env: WALPURGE_HTTP_PORT');
     expect(run.out()).toContain('env: LOG_LEVEL');
     expect(run.out()).toContain('env: WALPURGE_CONFIG');
+  });
+
+  it('reads every option that names an environment variable from it; a flag wins', () => {
+    let checked = 0;
+    for (const command of commands) {
+      // explain's required inputs, so that parsing gets as far as the option under test.
+      const required = Object.entries(command.options)
+        .filter(([, option]) => option.required && !option.env)
+        .flatMap(([name]) => [`--${name}`, 'x']);
+      for (const [name, option] of Object.entries(command.options)) {
+        if (!option.env) continue;
+        const fromEnv = option.type === 'boolean' ? 'yes' : (option.choices?.at(-1) ?? '7');
+        const expected = option.type === 'boolean' ? true : fromEnv;
+        const parsed = parseCommandArgs(command, required, { [option.env]: fromEnv });
+        expect(parsed.options[name], `${command.name} --${name} from ${option.env}`).toBe(expected);
+        if (option.type === 'string') {
+          const flag = option.choices?.[0] ?? '9';
+          const both = parseCommandArgs(command, [...required, `--${name}`, flag], {
+            [option.env]: fromEnv,
+          });
+          expect(both.options[name], `${command.name} --${name} over ${option.env}`).toBe(flag);
+        }
+        checked += 1;
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(15);
   });
 
   it('lists the subcommands of a command group', async () => {
@@ -194,6 +221,62 @@ describe('walpurge validate (static checks)', () => {
     });
   });
 });
+
+describe('unreachable services: one clear line, no stack trace, exit 1', () => {
+  it.each([
+    {
+      argv: ['status'],
+      message: (p: Ports) =>
+        `error WP_DATABASE_UNREACHABLE: cannot reach PostgreSQL at 127.0.0.1:${p.pg}/app: connection refused\n`,
+    },
+    {
+      argv: ['slot', 'drop', '--yes'],
+      message: (p: Ports) =>
+        `error WP_DATABASE_UNREACHABLE: cannot reach PostgreSQL at 127.0.0.1:${p.pg}/app: connection refused\n`,
+    },
+    {
+      argv: ['dlq', 'list'],
+      message: (p: Ports) =>
+        `error WP_KAFKA_UNAVAILABLE: cannot reach Kafka at 127.0.0.1:${p.kafka}: connection refused\nhint: check kafka.brokers and that the brokers are up\n`,
+    },
+    {
+      argv: ['dlq', 'redrive'],
+      message: (p: Ports) =>
+        `error WP_KAFKA_UNAVAILABLE: cannot reach Kafka at 127.0.0.1:${p.kafka}: connection refused\nhint: check kafka.brokers and that the brokers are up\n`,
+    },
+    {
+      argv: ['dlq', 'list', '--source', 'writes'],
+      message: (p: Ports) =>
+        `error WP_REDIS_UNAVAILABLE: cannot reach the queue Redis at 127.0.0.1:${p.redis}: connection refused\n`,
+    },
+    {
+      argv: ['dlq', 'redrive', '--source', 'writes'],
+      message: (p: Ports) =>
+        `error WP_REDIS_UNAVAILABLE: cannot reach the queue Redis at 127.0.0.1:${p.redis}: connection refused\n`,
+    },
+  ])('walpurge $argv', async ({ argv, message }) => {
+    const { freePort } = await import('@walpurge/testing');
+    const ports: Ports = { pg: await freePort(), kafka: await freePort(), redis: await freePort() };
+    const path = configFile(
+      'unreachable-all.yaml',
+      'transport: kafka\ndatabase:\n  url: postgres://app:s3cret@127.0.0.1:${PGPORT}/app\nkafka:\n  brokers: ["127.0.0.1:${KAFKAPORT}"]\nflusher:\n  queueRedisUrl: redis://:s3cret@127.0.0.1:${REDISPORT}\n',
+    );
+    const io = captureIo({
+      PGPORT: String(ports.pg),
+      KAFKAPORT: String(ports.kafka),
+      REDISPORT: String(ports.redis),
+    });
+    expect(await runCli([...argv, '--config', path], io)).toBe(1);
+    expect(io.err()).toBe(message(ports));
+    expect(io.out()).toBe('');
+  });
+});
+
+interface Ports {
+  pg: number;
+  kafka: number;
+  redis: number;
+}
 
 describe('walpurge validate with an unreachable database', () => {
   it('prints one clear line, no stack trace, exit 1', async () => {

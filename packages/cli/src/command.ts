@@ -140,7 +140,11 @@ export const configOption: OptionSpec = {
   valueName: 'FILE',
 };
 
-export const jsonOption: OptionSpec = { type: 'boolean', description: 'Machine-readable JSON on stdout.' };
+export const jsonOption: OptionSpec = {
+  type: 'boolean',
+  description: 'Machine-readable JSON on stdout.',
+  env: 'WALPURGE_JSON',
+};
 
 export function stringOption(options: OptionValues, name: string): string | undefined {
   const value = options[name];

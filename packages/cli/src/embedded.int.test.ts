@@ -13,7 +13,7 @@ import {
 } from '@walpurge/testing';
 import { runCli } from './cli.js';
 import { captureIo } from './testing/capture-io.js';
-import { spawnWalpurge, waitUntilReady, type WalpurgeProcess } from './testing/walpurge-process.js';
+import { readyz, spawnWalpurge, waitUntilReady, type WalpurgeProcess } from './testing/walpurge-process.js';
 import type { SlotStatus } from './status/slot-status.js';
 
 /**
@@ -206,19 +206,49 @@ describe('walpurge run --role all (embedded mode)', () => {
     });
     expect(after.active).toBe(true);
 
-    // slot drop refuses a slot in use.
-    const busy = captureIo({ ...env(), WALPURGE_CONFIG: configFile });
-    expect(await runCli(['slot', 'drop', '--yes'], busy)).toBe(1);
-    expect(busy.err()).toMatch(
-      new RegExp(
-        `^error WP_SLOT_BUSY: slot '${slot}' is in use by backend pid \\d+\\nhint: stop walpurge \\(the listener\\) first\\n$`,
-      ),
+    // A second embedded instance on the same slot is alive but not ready: its listener waits as a
+    // standby while the first one streams, and takes over when that one stops.
+    const standbyPort = await freePort();
+    const standbyStop = new AbortController();
+    const standbyIo = captureIo(
+      { ...env(), WALPURGE_CONFIG: configFile, LOG_LEVEL: 'silent' },
+      { signal: standbyStop.signal },
     );
+    const standbyExit = runCli(['run', '--http-port', String(standbyPort)], standbyIo);
+    try {
+      const started = await waitFor('the standby to have started', async () => {
+        const answer = await readyz(standbyPort);
+        return answer.body.checks['invalidator'] === 'ok' ? answer : undefined;
+      });
+      expect(started).toEqual({
+        status: 503,
+        body: { status: 'unavailable', checks: { invalidator: 'ok', listener: 'not ready' } },
+      });
 
-    // SIGTERM drains and exits 0.
-    second.child.kill('SIGTERM');
-    expect(await second.exited).toBe(0);
-    expect(second.output()).not.toMatch(/"level":(50|60)/);
+      // SIGTERM drains and exits 0; the standby takes the slot over.
+      second.child.kill('SIGTERM');
+      expect(await second.exited).toBe(0);
+      expect(second.output()).not.toMatch(/"level":(50|60)/);
+      await waitUntilReady(standbyPort);
+      await redis.set(`${prefix}item:1`, 'stale');
+      await db.query("UPDATE items SET sku = 'after-takeover' WHERE id = 1");
+      await waitFor(
+        'a purge by the new active instance',
+        async () => (await redis.exists(`${prefix}item:1`)) === 0,
+      );
+
+      // slot drop refuses a slot in use.
+      const busy = captureIo({ ...env(), WALPURGE_CONFIG: configFile });
+      expect(await runCli(['slot', 'drop', '--yes'], busy)).toBe(1);
+      expect(busy.err()).toMatch(
+        new RegExp(
+          `^error WP_SLOT_BUSY: slot '${slot}' is in use by backend pid \\d+\\nhint: stop walpurge \\(the listener\\) first\\n$`,
+        ),
+      );
+    } finally {
+      standbyStop.abort();
+      expect(await standbyExit, standbyIo.err()).toBe(0);
+    }
   });
 
   it('slot drop asks for the slot name, refuses without a terminal, and drops with --yes', async () => {

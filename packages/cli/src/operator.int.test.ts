@@ -69,7 +69,7 @@ flusher:
 invalidator:
   retryMaxMs: 200
 log:
-  level: error
+  level: fatal
 rules:
   - table: public.items
     redis:
@@ -298,6 +298,12 @@ describe('roles through Kafka, with the operator commands', () => {
         { id: 11 },
       ]);
       expect((await cli('dlq', 'list', '--source', 'writes')).out).toBe('no failed writes\n');
+      // A job id that is not a failed write (a typo, or redriven already) fails the command.
+      expect(await cli('dlq', 'redrive', '--source', 'writes', '--id', `${failedLine?.[1]},nope`)).toEqual({
+        code: 1,
+        out: 're-queued 0 failed writes\n',
+        err: `not a failed write (wrong id, or already redriven): ${failedLine?.[1]}, nope\n`,
+      });
 
       // The queue Redis goes away: the flusher is not ready, and status says the queue is unavailable.
       await queueRedis.stop();

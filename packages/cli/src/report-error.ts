@@ -1,12 +1,14 @@
 import { ConfigError } from '@walpurge/config';
 import { WalpurgeError, redactSecrets } from '@walpurge/core';
 import { ExitCode, UsageError, writeLine, type CliIo } from './cli-io.js';
+import { asConnectionError } from './live/connection-errors.js';
 
 /**
  * Turns any error into what a person should read: one clear message (and a hint), never a stack
  * trace, unless WALPURGE_DEBUG is set. Returns the exit code.
  */
-export function reportError(error: unknown, io: CliIo): number {
+export function reportError(thrown: unknown, io: CliIo): number {
+  const error = asConnectionError(thrown) ?? thrown;
   const say = (text: string): void => writeLine(io.stderr, redactSecrets(text));
   if (error instanceof UsageError) {
     const prefix = error.command ? `walpurge ${error.command}` : 'walpurge';

@@ -122,6 +122,18 @@ describe('walpurge validate against the live database', () => {
     expect(result.code).toBe(1);
   });
 
+  it('walpurge run refuses to start on the same problems, located the same way', async () => {
+    const file = configFile(
+      'run-unknown-column.yaml',
+      `${rules('  - table: users\n    redis: { keys: ["user:{nmae}"] }\n')}redis:\n  url: redis://127.0.0.1:1\n`,
+    );
+    const io = captureIo({ DATABASE_URL: database.url });
+    expect(await runCli(['run', '--config', file, '--log-level', 'silent', '--http-port', '0'], io)).toBe(1);
+    expect(io.err()).toBe(
+      `${file}: 1 problem\n  ${file}:7:21: rules[0].redis.keys[0]: unknown column 'nmae' in public.users\nhint: fix the rules or the table definitions, then restart\n`,
+    );
+  });
+
   it('reports a role without REPLICATION (and what else it may not do)', async () => {
     const role = uniqueName('norepl');
     await sql(database.url, `CREATE ROLE ${role} LOGIN PASSWORD 'pw-${role}'`);

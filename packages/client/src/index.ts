@@ -1,3 +1,4 @@
 export * from './write/index.js';
 export * from './read/index.js';
 export * from './http/index.js';
+export * from './rules/index.js';

@@ -8,3 +8,4 @@ export * from './render.js';
 export * from './plan.js';
 export * from './compile-rules.js';
 export * from './validate-schema.js';
+export * from './write-echo.js';

@@ -212,6 +212,30 @@ describe('hostile values', () => {
     expect(pattern).toBe(`user:${name.replace(/[*?[\]\\]/g, (c) => `\\${c}`)}:*`);
   });
 
+  it('an empty value never widens a pattern or prefix to its siblings: reported, fallback purged instead', () => {
+    const widening = rules({
+      table: 'posts',
+      name: 'posts',
+      redis: { keys: ['post:{slug}'], patterns: ['{slug}*', 'post:{slug}?x', 'post:{slug}:*', '{slug}[ab]'] },
+      cdn: { prefixes: ['https://ex.com/p/{slug}', 'https://ex.com/p/{slug}/'] },
+      fallback: { redis: { keys: ['posts:index'] } },
+    });
+    const plan = widening.planPurges(event('c', { table: 'posts', after: { id: 1, slug: '' } }));
+    expect(plan.redis.keys).toEqual(['post:', 'posts:index']);
+    // `post::*` and `…/p//` address only this row's entries: kept.
+    expect(plan.redis.patterns).toEqual(['post::*']);
+    expect(plan.cdn.prefixes).toEqual(['https://ex.com/p//']);
+    expect(plan.unknown?.map((u) => [u.path, u.reason, u.fallbackUsed])).toEqual([
+      ['rules[0].redis.patterns[0]', 'empty-value', true],
+      ['rules[0].redis.patterns[1]', 'empty-value', true],
+      ['rules[0].redis.patterns[3]', 'empty-value', true],
+      ['rules[0].cdn.prefixes[0]', 'empty-value', true],
+    ]);
+    const filled = widening.planPurges(event('c', { table: 'posts', after: { id: 1, slug: 'a*' } }));
+    expect(filled.redis.patterns).toEqual(['a\\**', 'post:a\\*?x', 'post:a\\*:*', 'a\\*[ab]']);
+    expect(filled.unknown).toBeUndefined();
+  });
+
   it('percent-encodes values in CDN URLs and prefixes so they cannot address other paths', () => {
     const plan = set.planPurges(event('c', { after: { id: 1, name: '../admin?x=1#' } }));
     expect(plan.cdn.urls).toEqual(['https://ex.com/u/..%2Fadmin%3Fx%3D1%23']);

@@ -6,6 +6,17 @@ export interface RedisPurges {
   patterns: string[];
   /** Tag names; see tagSetKey for the set layout. */
   tags: string[];
+  /**
+   * Keys of rows the write-behind flusher itself committed (CDC echo, see write-echo.ts): each is
+   * purged only where the cache holds an older version than `version`. Never also in `keys`.
+   */
+  versioned?: VersionedKey[];
+}
+
+export interface VersionedKey {
+  key: string;
+  /** The version the flusher committed (decimal digits). */
+  version: string;
 }
 
 export interface CdnPurges {
@@ -32,7 +43,7 @@ export function countTargets(targets: PurgeTargets): number {
   let total = 0;
   for (const kind of redisKinds) total += targets.redis[kind].length;
   for (const kind of cdnKinds) total += targets.cdn[kind].length;
-  return total;
+  return total + (targets.redis.versioned?.length ?? 0);
 }
 
 export function isEmptyTargets(targets: PurgeTargets): boolean {
@@ -47,11 +58,27 @@ export function isEmptyTargets(targets: PurgeTargets): boolean {
 export class TargetAccumulator {
   private readonly redis = { keys: new Set<string>(), patterns: new Set<string>(), tags: new Set<string>() };
   private readonly cdn = { urls: new Set<string>(), tags: new Set<string>(), prefixes: new Set<string>() };
+  /** Echo keys → highest version committed for them in this batch. */
+  private readonly versioned = new Map<string, bigint>();
   added = 0;
 
-  add(targets: PurgeTargets): void {
+  /**
+   * `echoVersion`: the targets come from the write-behind flusher's own commit of that version, so
+   * their exact keys are version-guarded (see write-echo.ts) unless another event of the batch
+   * purges them unconditionally.
+   */
+  add(targets: PurgeTargets, echoVersion?: string): void {
     for (const kind of redisKinds) {
-      for (const entry of targets.redis[kind]) this.redis[kind].add(entry);
+      if (kind === 'keys' && echoVersion !== undefined) {
+        for (const key of targets.redis.keys) {
+          const previous = this.versioned.get(key);
+          // The newest version guards: a cache entry older than the row's latest committed write is stale.
+          if (previous === undefined || previous < BigInt(echoVersion))
+            this.versioned.set(key, BigInt(echoVersion));
+        }
+      } else {
+        for (const entry of targets.redis[kind]) this.redis[kind].add(entry);
+      }
       this.added += targets.redis[kind].length;
     }
     for (const kind of cdnKinds) {
@@ -64,13 +91,27 @@ export class TargetAccumulator {
     let total = 0;
     for (const kind of redisKinds) total += this.redis[kind].size;
     for (const kind of cdnKinds) total += this.cdn[kind].size;
-    return total;
+    return total + this.versionedOnly().length;
   }
 
   toTargets(): PurgeTargets {
+    const versioned = this.versionedOnly();
     return {
-      redis: { keys: [...this.redis.keys], patterns: [...this.redis.patterns], tags: [...this.redis.tags] },
+      redis: {
+        keys: [...this.redis.keys],
+        patterns: [...this.redis.patterns],
+        tags: [...this.redis.tags],
+        ...(versioned.length > 0 ? { versioned } : {}),
+      },
       cdn: { urls: [...this.cdn.urls], tags: [...this.cdn.tags], prefixes: [...this.cdn.prefixes] },
     };
+  }
+
+  /** Echo keys no other event of the batch purges unconditionally. */
+  private versionedOnly(): VersionedKey[] {
+    const out: VersionedKey[] = [];
+    for (const [key, version] of this.versioned)
+      if (!this.redis.keys.has(key)) out.push({ key, version: version.toString() });
+    return out;
   }
 }

@@ -15,6 +15,7 @@ export function renderTemplate(
   rowSide: 'old' | 'new',
 ): RenderResult {
   let text = '';
+  const empty: Array<{ at: number; column: string }> = [];
   for (const part of template.parsed.parts) {
     if (part.kind === 'text') {
       text += part.text;
@@ -25,9 +26,25 @@ export function renderTemplate(
     if (side === 'new' && event.op === 'd') return { ok: false, notApplicable: true };
     const lookup = side === 'old' ? oldValue(event, part.column) : newValue(event, part.column);
     if (!lookup.known) return { ok: false, unknown: { column: part.column, reason: lookup.reason } };
-    text += template.escape(valueText(lookup.value));
+    const value = template.escape(valueText(lookup.value));
+    if (value === '') empty.push({ at: text.length, column: part.column });
+    text += value;
   }
+  const widened = empty.find(({ at }) => widens(template, text, at));
+  if (widened) return { ok: false, unknown: { column: widened.column, reason: 'empty-value' } };
   return { ok: true, text };
+}
+
+/**
+ * An empty value right before a wildcard of the template (`{slug}*` → `*`, every key) or at the
+ * end of a CDN prefix (`https://x/p/{slug}` → all of /p/) would purge far more than the row's
+ * entries. Escaped values cannot produce an unescaped wildcard, so only the template's own text
+ * can follow at `at`.
+ */
+function widens(template: CompiledTemplate, text: string, at: number): boolean {
+  if (template.kind === 'redis.patterns') return /^[*?[]/.test(text.slice(at));
+  if (template.kind === 'cdn.prefixes') return at === text.length;
+  return false;
 }
 
 export function hasFields(template: CompiledTemplate): boolean {

@@ -1,6 +1,8 @@
 import type { ChangeEvent } from '@walpurge/protocol';
 
-export type UnknownReason = 'unchanged-toast' | 'old-value-unavailable' | 'column-missing' | 'truncate';
+/** `empty-value`: an empty value would widen a pattern or prefix (see render.ts), so it is not purged. */
+export type UnknownReason =
+  'unchanged-toast' | 'old-value-unavailable' | 'column-missing' | 'truncate' | 'empty-value';
 
 export type ValueLookup = { known: true; value: unknown } | { known: false; reason: UnknownReason };
 

@@ -140,6 +140,57 @@ describe('write-behind flusher under failure', () => {
     }
   });
 
+  it('SIGTERM: the process finishes the batch in flight, exits 0, and leaves nothing half-written', async () => {
+    const f = await createFixture({
+      databaseAdminUrl: services.databaseUrl,
+      cacheRedisUrl: services.redisUrl,
+      queueRedisUrl: queueRedis.url,
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'wb-term-'));
+    let child: (ChildProcess & { output: string[] }) | undefined;
+    try {
+      await f.pool.query(ITEMS_DDL);
+      const config = flusherConfig(
+        {
+          databaseAdminUrl: services.databaseUrl,
+          cacheRedisUrl: services.redisUrl,
+          queueRedisUrl: queueRedis.url,
+        },
+        f.databaseUrl,
+        f.prefix,
+        { batchSize: 40, batchDelayMs: 20 },
+      );
+      const configFile = join(dir, 'walpurge.yaml');
+      writeFileSync(configFile, JSON.stringify({ ...config, http: { port: 0, host: '127.0.0.1' } }, null, 2));
+      const latest = new LatestWrites();
+      child = spawnFlusher(configFile);
+      const writing = writeRounds(f, latest, 10, 100, 'term');
+      await waitFor(
+        'rows reaching PostgreSQL',
+        async () => (await f.pool.query('SELECT 1 FROM items LIMIT 1')).rows.length > 0,
+        { timeoutMs: 60_000, intervalMs: 20 },
+      );
+      const exited = new Promise<number | null>((done) => child!.once('exit', (code) => done(code)));
+      child.kill('SIGTERM');
+      const code = await exited;
+      expect(code, child.output.join('')).toBe(0);
+      await writing;
+      expect(await checkInvariants(f, latest)).toEqual([]);
+      const { rows } = await f.pool.query(
+        "SELECT 1 FROM pg_stat_activity WHERE application_name = 'walpurge-flusher' AND datname = current_database()",
+      );
+      expect(rows).toHaveLength(0);
+
+      await f.startFlusher(); // whatever the stopped process left queued is flushed by the next one
+      await f.drained();
+      expect(await checkFinal(f, latest)).toEqual([]);
+    } finally {
+      if (child && child.exitCode === null) await killNow(child);
+      await f.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('database outage: writes keep being accepted, batches retry with backoff, everything lands after recovery', async () => {
     const base = mkdtempSync(join(tmpdir(), 'wb-outage-'));
     chmodSync(base, 0o755); // the postgres user must reach the data dir inside

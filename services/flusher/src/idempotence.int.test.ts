@@ -90,9 +90,9 @@ describe('flush jobs that run twice or out of order', () => {
         (await metricValue(b.registry, 'walpurge_flusher_rows_flushed_total'));
       expect(flushed).toBeGreaterThanOrEqual(2 * ROWS);
       for (const flusher of [a, b]) {
-        expect(await metricValue(flusher.registry, 'walpurge_flusher_failures_total', { kind: 'permanent' })).toBe(
-          0,
-        );
+        expect(
+          await metricValue(flusher.registry, 'walpurge_flusher_failures_total', { kind: 'permanent' }),
+        ).toBe(0);
       }
       expect(await queue.getFailedCount()).toBe(0);
     } finally {

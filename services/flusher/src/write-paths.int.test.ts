@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { CacheWriter, createCacheClient } from '@walpurge/client';
+import { CacheWriter, createCacheClient, createWriteClientFromConfig } from '@walpurge/client';
+import { WalpurgeConfig } from '@walpurge/config';
 import { ErrorCode } from '@walpurge/core';
 import { startLocalRedis, type LocalRedis } from '@walpurge/testing';
 import { ITEMS_DDL, createFixture, type Fixture } from './test-support/fixture.js';
@@ -91,6 +92,32 @@ describe('write-through', () => {
       // No half state visible: the old value is gone, so the next read loads the committed row.
       expect(await f.cache.exists(`${f.cachePrefix}item:3`)).toBe(0);
     } finally {
+      await f.close();
+    }
+  });
+});
+
+describe('keys from the rules file', () => {
+  it('createWriteClientFromConfig writes the row to the rule keys picked in rowKeys, and refuses unknown ones', async () => {
+    const f = await fixture();
+    const config = WalpurgeConfig.parse({
+      ...f.config,
+      rules: [{ table: 'items', redis: { keys: ['item:{id}', 'items:all'], tags: ['items'] } }],
+    });
+    expect(() => createWriteClientFromConfig(config, { rowKeys: { items: ['itme:{id}'] } })).toThrow(
+      /"itme:\{id\}" is not among the redis.keys of any rule for public.items/,
+    );
+    const client = createWriteClientFromConfig(config, {
+      rowKeys: { items: ['item:{id}'] },
+      withDatabase: true,
+    });
+    try {
+      const result = await client.writeThrough('items', { id: 11, value: 'via rules', n: 1 });
+      expect(result.cacheKeysWritten).toBe(1);
+      expect(await f.cached('item:11')).toEqual({ id: 11, value: 'via rules', n: 1 });
+      expect(await f.cache.exists(`${f.cachePrefix}items:all`)).toBe(0); // a list: the invalidator's to purge
+    } finally {
+      await client.close();
       await f.close();
     }
   });

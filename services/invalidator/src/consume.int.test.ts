@@ -6,6 +6,7 @@ import { messageKey } from '@walpurge/protocol';
 import {
   changeEvent,
   connectProducer,
+  deleteKeys,
   endOffsets,
   invalidatorConfig,
   kafkaClient,
@@ -26,6 +27,7 @@ let kafka: Kafka;
 let admin: Admin;
 let redis: Redis;
 const topics: string[] = [];
+const prefixes: string[] = [];
 
 beforeAll(async () => {
   kafka = kafkaClient(services);
@@ -35,6 +37,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await admin?.deleteTopics({ topics }).catch(() => undefined);
+  for (const prefix of prefixes) await deleteKeys(redis, prefix);
   await admin?.disconnect();
   redis?.disconnect();
 });
@@ -46,7 +49,11 @@ async function existing(prefix: string, keys: readonly string[]): Promise<string
   return found;
 }
 
-async function seed(prefix: string, keys: readonly string[], tags: Record<string, string[]> = {}): Promise<void> {
+async function seed(
+  prefix: string,
+  keys: readonly string[],
+  tags: Record<string, string[]> = {},
+): Promise<void> {
   const multi = redis.multi();
   for (const key of keys) multi.set(prefix + key, 'cached');
   for (const [tag, members] of Object.entries(tags)) multi.sadd(`${prefix}tag:${tag}`, ...members);
@@ -57,6 +64,7 @@ describe('invalidator consuming Kafka', () => {
   it('purges keys, patterns and tags for protocol v1 and Debezium events; poison goes to the dead-letter topic and the partition goes on', async () => {
     const names = uniqueNames('consume');
     topics.push(names.topic, names.deadLetterTopic);
+    prefixes.push(names.prefix.slice(0, -1));
     const { prefix } = names;
     const running = await startInvalidator(
       invalidatorConfig(services, names, {
@@ -99,7 +107,11 @@ describe('invalidator consuming Kafka', () => {
         { key: poisonKey, value: '{"v":2,"op":"u"}' },
         { key: poisonKey, value: '{"hello":"world"}' },
         { key: poisonKey, value: JSON.stringify({ ...after, op: 'u', after: null }) },
-        { key: poisonKey, value: '{"payload":{"op":"x","source":{}},"schema":{}}', headers: { trace: 'abc' } },
+        {
+          key: poisonKey,
+          value: '{"payload":{"op":"x","source":{}},"schema":{}}',
+          headers: { trace: 'abc' },
+        },
       ];
       const v1Update = changeEvent('u', 'users', {
         key: { id: 1 },
@@ -110,7 +122,10 @@ describe('invalidator consuming Kafka', () => {
       await producer.sendRaw(names.topic, [
         { key: fixture('debezium-key-with-schema.json'), value: fixture('debezium-update-with-schema.json') },
         { key: '{"id":7}', value: fixture('debezium-insert-no-schema.json') },
-        { key: fixture('debezium-key-with-schema.json'), value: fixture('debezium-delete-default-identity.json') },
+        {
+          key: fixture('debezium-key-with-schema.json'),
+          value: fixture('debezium-delete-default-identity.json'),
+        },
         { key: null, value: fixture('debezium-truncate.json') },
         // A tombstone and a logical decoding message carry no row change: skipped, not dead-lettered.
         { key: '{"id":42}', value: null },
@@ -129,9 +144,7 @@ describe('invalidator consuming Kafka', () => {
 
       const dlq = await readTopic(kafka, names.deadLetterTopic);
       try {
-        await expect
-          .poll(() => dlq.messages.length, { timeout: 20_000, interval: 100 })
-          .toBe(poison.length);
+        await expect.poll(() => dlq.messages.length, { timeout: 20_000, interval: 100 }).toBe(poison.length);
       } finally {
         await dlq.stop();
       }
@@ -151,14 +164,16 @@ describe('invalidator consuming Kafka', () => {
       expect(dlq.messages[1]?.headers[deadLetterHeaders.error]).toMatch(/not a walpurge v1 change event: v/);
       expect(dlq.messages[2]?.headers[deadLetterHeaders.error]).toMatch(/neither a walpurge v1/);
       expect(dlq.messages[3]?.headers[deadLetterHeaders.error]).toMatch(/after: op 'u' needs an 'after' row/);
-      expect(dlq.messages[4]?.headers[deadLetterHeaders.error]).toMatch(/not a Debezium PostgreSQL change event/);
+      expect(dlq.messages[4]?.headers[deadLetterHeaders.error]).toMatch(
+        /not a Debezium PostgreSQL change event/,
+      );
       // Original headers travel with the message.
       expect(dlq.messages[4]?.headers['trace']).toBe('abc');
 
       const { registry } = running;
-      expect(await metricValue(registry, 'walpurge_invalidator_dead_letters_total', { reason: 'undecodable' })).toBe(
-        poison.length,
-      );
+      expect(
+        await metricValue(registry, 'walpurge_invalidator_dead_letters_total', { reason: 'undecodable' }),
+      ).toBe(poison.length);
       // v1 update, Debezium update/insert/delete/truncate, v1 delete.
       expect(await metricValue(registry, 'walpurge_invalidator_events_total')).toBe(6);
       expect(await metricValue(registry, 'walpurge_invalidator_events_total', { op: 't' })).toBe(1);
@@ -170,7 +185,10 @@ describe('invalidator consuming Kafka', () => {
         }),
       ).toBeGreaterThanOrEqual(8);
       expect(
-        await metricValue(registry, 'walpurge_invalidator_purges_total', { target: 'redis', outcome: 'failure' }),
+        await metricValue(registry, 'walpurge_invalidator_purges_total', {
+          target: 'redis',
+          outcome: 'failure',
+        }),
       ).toBe(0);
       // Deletes without the old email (Debezium under REPLICA IDENTITY DEFAULT, the v1 delete of
       // 1000): {old.email} is unknown and counted, once per event.
@@ -192,6 +210,7 @@ describe('invalidator consuming Kafka', () => {
   it('hostile row values (*, ?, [, ], \\) and a hostile key prefix never widen a purge: neighbouring keys survive', async () => {
     const names = uniqueNames('hostile');
     topics.push(names.topic, names.deadLetterTopic);
+    prefixes.push(names.prefix.slice(0, -1));
     const base = names.prefix.slice(0, -1);
     // Unescaped, this prefix as a glob would also match the neighbour prefix below.
     const prefix = `${base}:[*?]\\:`;
@@ -216,13 +235,18 @@ describe('invalidator consuming Kafka', () => {
       const hostile = ['*', '?', '[', ']', '\\', '[ab]', 'a*', '\\*', 'x?y', '[^a]', 'a-z'];
       const neighbours = ['a', 'b', 'ab', 'x', 'xzy', 'xy', 'a-', 'z', '', 'aa'];
       const groups = ['h', 'a', 'b', 'c', 'd'];
-      const hostileKeys = groups.flatMap((g) => hostile.map((n) => `${g}:${n}:1`)).concat(
-        hostile.map((n) => `h:${n}`),
-        hostile.map((n) => `m:${n}`),
-      );
+      const hostileKeys = groups
+        .flatMap((g) => hostile.map((n) => `${g}:${n}:1`))
+        .concat(
+          hostile.map((n) => `h:${n}`),
+          hostile.map((n) => `m:${n}`),
+        );
       const neighbourKeys = groups
         .flatMap((g) => neighbours.map((n) => `${g}:${n}:1`))
-        .concat(neighbours.map((n) => `h:${n}`), ['m:neighbour']);
+        .concat(
+          neighbours.map((n) => `h:${n}`),
+          ['m:neighbour'],
+        );
       const tags: Record<string, string[]> = { 'h-a': ['m:neighbour'] };
       for (const n of hostile) tags[`h-${n}`] = [`m:${n}`];
       await seed(prefix, [...hostileKeys, ...neighbourKeys], tags);
@@ -259,7 +283,63 @@ describe('invalidator consuming Kafka', () => {
     } finally {
       await producer.producer.disconnect();
       await running.stop();
-      await redis.del(...(await redis.keys(`${base}:*`)));
+    }
+  });
+
+  it('a purge Redis rejects for good (tag set of another type) dead-letters only its event; the rest of the batch and the partition go on', async () => {
+    const names = uniqueNames('wrongtype');
+    topics.push(names.topic, names.deadLetterTopic);
+    prefixes.push(names.prefix.slice(0, -1));
+    const { prefix } = names;
+    const running = await startInvalidator(
+      invalidatorConfig(services, names, {
+        partitions: 1,
+        rules: [{ table: 'posts', redis: { keys: ['post:{id}'], tags: ['post-{id}'] } }],
+        invalidator: { coalesceWindowMs: 50 },
+      }),
+    );
+    const producer = await connectProducer(kafka);
+    try {
+      await seed(prefix, ['post:1', 'post:2', 'post:3', 'post:4', 'page:1', 'page:3'], {
+        'post-1': ['page:1'],
+        'post-3': ['page:3'],
+      });
+      await redis.set(`${prefix}tag:post-2`, 'not a set');
+      const events = [1, 2, 3].map((id) =>
+        changeEvent('c', 'posts', { key: { id }, before: null, after: { id } }),
+      );
+      await producer.sendEvents(names.topic, events);
+      await producer.sendEvents(names.topic, [
+        changeEvent('c', 'posts', { key: { id: 4 }, before: null, after: { id: 4 } }),
+      ]);
+      await waitForAllCommitted(admin, names.group, names.topic);
+
+      expect(await existing(prefix, ['post:1', 'post:2', 'post:3', 'post:4', 'page:1', 'page:3'])).toEqual(
+        [],
+      );
+      const dlq = await readTopic(kafka, names.deadLetterTopic);
+      try {
+        await expect.poll(() => dlq.messages.length, { timeout: 20_000 }).toBe(1);
+      } finally {
+        await dlq.stop();
+      }
+      const [dead] = dlq.messages;
+      expect(dead?.value).toBe(JSON.stringify(events[1]));
+      expect(dead?.headers[deadLetterHeaders.reason]).toBe('purge-rejected');
+      expect(dead?.headers[deadLetterHeaders.offset]).toBe('1');
+      expect(dead?.headers[deadLetterHeaders.error]).toContain(
+        `tag set ${prefix}tag:post-2 holds another type`,
+      );
+      expect(
+        await metricValue(running.registry, 'walpurge_invalidator_dead_letters_total', {
+          reason: 'purge-rejected',
+        }),
+      ).toBe(1);
+      // The bad key is left alone: it is not ours to delete.
+      expect(await redis.get(`${prefix}tag:post-2`)).toBe('not a set');
+    } finally {
+      await producer.producer.disconnect();
+      await running.stop();
     }
   });
 });

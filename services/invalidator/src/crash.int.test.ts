@@ -10,6 +10,7 @@ import {
   changeEvent,
   committedOffsets,
   connectProducer,
+  deleteKeys,
   kafkaClient,
   uniqueNames,
   waitForAllCommitted,
@@ -96,7 +97,11 @@ describe('invalidator crash safety', () => {
         http: { port: 0, host: '127.0.0.1' },
         invalidator: { maxBatchEvents: 40, sessionTimeoutMs: 6_000, retryInitialMs: 20, retryMaxMs: 200 },
         rules: [
-          { table: 'items', redis: { keys: ['item:{id}:{v}'] }, cdn: { urls: ['https://cdn.test/items/{id}/{v}'] } },
+          {
+            table: 'items',
+            redis: { keys: ['item:{id}:{v}'] },
+            cdn: { urls: ['https://cdn.test/items/{id}/{v}'] },
+          },
         ],
       }),
     );
@@ -154,7 +159,8 @@ describe('invalidator crash safety', () => {
       }
       expect(remaining).toEqual([]);
       const purgedUrls = new Map<string, number>();
-      for (const request of cdn.succeeded) purgedUrls.set(request.path, (purgedUrls.get(request.path) ?? 0) + 1);
+      for (const request of cdn.succeeded)
+        purgedUrls.set(request.path, (purgedUrls.get(request.path) ?? 0) + 1);
       const missing = sent.map(({ id, v }) => `/items/${id}/${v}`).filter((path) => !purgedUrls.has(path));
       expect(missing).toEqual([]);
       // Each crash left a batch uncommitted with a purge in flight: it was replayed, not skipped.
@@ -173,8 +179,7 @@ describe('invalidator crash safety', () => {
       if (child) await kill(child, 'SIGKILL');
       await producer.producer.disconnect();
       await cdn.stop();
-      const leftovers = await redis.keys(`${names.prefix}*`);
-      if (leftovers.length > 0) await redis.del(...leftovers);
+      await deleteKeys(redis, names.prefix);
     }
   });
 });

@@ -3,13 +3,14 @@ import type { Kafka, Producer } from 'kafkajs';
 import { ConfigError, formatPath, type ConfigProblem, type WalpurgeConfig } from '@walpurge/config';
 import {
   ErrorCode,
+  isRetriable,
   WalpurgeError,
   type BackoffOptions,
   type Logger,
   type Registry,
   type Service,
 } from '@walpurge/core';
-import type { ChangeEvent, ChangeHandler } from '@walpurge/protocol';
+import { encodeChangeEvent, type ChangeEvent, type ChangeHandler } from '@walpurge/protocol';
 import { compileRules, validateRulesAgainstSchema, type ProblemAt } from '@walpurge/rules';
 import { ChangeConsumer } from './kafka/change-consumer.js';
 import { DeadLetterQueue } from './kafka/dead-letter.js';
@@ -91,15 +92,45 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
     }
   }
 
+  /**
+   * Inline transport: the listener acknowledges the LSN once this resolves. Retriable failures are
+   * retried inside (backpressure up to the replication slot). A purge a target rejects for good
+   * must not stop replication forever — the listener would fail, restart and meet the same event —
+   * and there is no dead-letter topic without Kafka: the event is isolated, logged in full at error
+   * level, counted, and the others of the batch are purged.
+   */
   const handle: ChangeHandler = async (events: readonly ChangeEvent[], signal?: AbortSignal) => {
     const active = executor ?? notStarted();
-    await active.handle(events, signal ? AbortSignal.any([signal, purgeAbort.signal]) : purgeAbort.signal);
+    const combined = signal ? AbortSignal.any([signal, purgeAbort.signal]) : purgeAbort.signal;
+    try {
+      await active.handle(events, combined);
+      return;
+    } catch (error) {
+      if (combined.aborted || isRetriable(error)) throw error;
+    }
+    for (const event of events) {
+      try {
+        await active.handle([event], combined);
+      } catch (error) {
+        if (combined.aborted || isRetriable(error)) throw error;
+        metrics.rejectedEvents.inc({ transport: 'inline' });
+        logger.error(
+          { err: error, event: encodeChangeEvent(event).toString('utf8') },
+          'purge rejected for good and no dead-letter topic (inline transport): event logged and skipped',
+        );
+      }
+    }
   };
 
   async function start(signal: AbortSignal): Promise<void> {
     await validateSchema();
     purgers = options.purgers ?? createPurgers(config, rules, logger, backoff);
-    executor = new PurgeExecutor(rules, purgers, metrics, logger, backoff);
+    // The flusher's own commits keep the entries it wrote (read-your-writes). The defaults match
+    // the flusher's, so an invalidator deployed without a flusher section still recognises them.
+    executor = new PurgeExecutor(rules, purgers, metrics, logger, backoff, Date.now, {
+      origin: config.flusher?.replicationOrigin ?? 'walpurge_write_behind',
+      versionColumn: config.flusher?.versionColumn ?? '_walpurge_version',
+    });
     logger.info(
       {
         rules: rules.rules.length,

@@ -6,6 +6,7 @@ import {
   changeEvent,
   committedOffsets,
   connectProducer,
+  deleteKeys,
   invalidatorConfig,
   kafkaClient,
   metricValue,
@@ -24,6 +25,7 @@ let kafka: Kafka;
 let admin: Admin;
 let redis: Redis;
 const topics: string[] = [];
+const prefixes: string[] = [];
 
 beforeAll(async () => {
   kafka = kafkaClient(services);
@@ -33,6 +35,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await admin?.deleteTopics({ topics }).catch(() => undefined);
+  for (const prefix of prefixes) await deleteKeys(redis, prefix);
   await admin?.disconnect();
   redis?.disconnect();
 });
@@ -51,18 +54,19 @@ function parsePath(path: string): { id: string; seq: number } {
 }
 
 describe('invalidator when a purge target fails', () => {
-  it('Redis down: retries with backoff, commits nothing past the failure, skips nothing, then recovers', async () => {
+  it('Redis down: retries with backoff, commits nothing past the failure, stops without committing, skips nothing, then recovers', async () => {
     const names = uniqueNames('redis_down');
     topics.push(names.topic, names.deadLetterTopic);
+    prefixes.push(names.prefix.slice(0, -1));
     const target = new URL(services.redisUrl);
     const proxy = new TcpProxy(target.hostname, Number(target.port));
     await proxy.start();
-    const running = await startInvalidator(
-      invalidatorConfig(services, names, {
-        redis: { url: `redis://127.0.0.1:${proxy.port}`, keyPrefix: names.prefix },
-        rules: [{ table: 'users', redis: { keys: ['user:{id}'] } }],
-      }),
-    );
+    const config = invalidatorConfig(services, names, {
+      redis: { url: `redis://127.0.0.1:${proxy.port}`, keyPrefix: names.prefix },
+      rules: [{ table: 'users', redis: { keys: ['user:{id}'] } }],
+      invalidator: { stopTimeoutMs: 1_000 },
+    });
+    let running = await startInvalidator(config);
     const producer = await connectProducer(kafka);
     const key = (id: number): string => `${names.prefix}user:${id}`;
     try {
@@ -95,7 +99,12 @@ describe('invalidator when a purge target fails', () => {
       ).toBeGreaterThan(0);
       expect(await metricValue(running.registry, 'walpurge_invalidator_dead_letters_total')).toBe(0);
 
+      // A graceful stop during the outage abandons the stuck batch after stopTimeoutMs, uncommitted.
+      await running.stop();
+      expect(await committedOffsets(admin, names.group, names.topic)).toEqual(before);
+
       await proxy.start();
+      running = await startInvalidator(config);
       await waitForAllCommitted(admin, names.group, names.topic);
       expect(await countExisting(during.map(key))).toBe(0);
       // And the pipeline goes on.
@@ -114,6 +123,7 @@ describe('invalidator when a purge target fails', () => {
   it('CDN failing: Redis is purged first, offsets wait for the CDN, every URL is purged once it recovers; a rejected purge is dead-lettered', async () => {
     const names = uniqueNames('cdn_down');
     topics.push(names.topic, names.deadLetterTopic);
+    prefixes.push(names.prefix.slice(0, -1));
     const cdn = new RecordingServer();
     let failing = true;
     cdn.defaultReply = (request) =>
@@ -126,7 +136,13 @@ describe('invalidator when a purge target fails', () => {
     const running = await startInvalidator(
       invalidatorConfig(services, names, {
         cdn: { http: { endpoint, concurrency: 2 } },
-        rules: [{ table: 'items', redis: { keys: ['item:{id}'] }, cdn: { urls: ['https://cdn.test/items/{id}/1'] } }],
+        rules: [
+          {
+            table: 'items',
+            redis: { keys: ['item:{id}'] },
+            cdn: { urls: ['https://cdn.test/items/{id}/1'] },
+          },
+        ],
       }),
     );
     const producer = await connectProducer(kafka);
@@ -139,7 +155,9 @@ describe('invalidator when a purge target fails', () => {
       );
       await waitFor('CDN purges to be retried', async () => cdn.requests.length >= 10, { timeoutMs: 30_000 });
       expect(await countExisting(ids.map((id) => `${names.prefix}item:${id}`))).toBe(0);
-      expect((await committedOffsets(admin, names.group, names.topic)).every((offset) => offset <= 0)).toBe(true);
+      expect((await committedOffsets(admin, names.group, names.topic)).every((offset) => offset <= 0)).toBe(
+        true,
+      );
       expect(
         await metricValue(running.registry, 'walpurge_invalidator_purge_retries_total', { target: 'http' }),
       ).toBeGreaterThan(0);
@@ -183,6 +201,7 @@ describe('invalidator when a purge target fails', () => {
   it('keeps per-partition order: the changes of one row are purged in commit order, across batches', async () => {
     const names = uniqueNames('order');
     topics.push(names.topic, names.deadLetterTopic);
+    prefixes.push(names.prefix.slice(0, -1));
     const cdn = new RecordingServer();
     cdn.defaultReply = () => ({ status: 200, body: '' });
     const endpoint = await cdn.start();

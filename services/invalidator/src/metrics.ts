@@ -68,6 +68,12 @@ export function createInvalidatorMetrics(registry: Registry) {
       labelNames: ['reason'],
       registers,
     }),
+    rejectedEvents: new Counter({
+      name: 'walpurge_invalidator_rejected_events_total',
+      help: 'Events whose purge a target rejected for good (not retriable), by transport: kafka → also on the dead-letter topic; inline → logged in full at error level.',
+      labelNames: ['transport'],
+      registers,
+    }),
     consumerLag: new Gauge({
       name: 'walpurge_invalidator_consumer_lag_messages',
       help: 'Messages behind the partition high watermark after the last processed batch.',

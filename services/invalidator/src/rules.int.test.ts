@@ -10,6 +10,7 @@ import { createIsolatedDatabase, type IsolatedDatabase } from '@walpurge/testing
 import {
   changeEvent,
   connectProducer,
+  deleteKeys,
   invalidatorConfig,
   kafkaClient,
   logger,
@@ -29,6 +30,7 @@ let kafka: Kafka;
 let admin: Admin;
 let redis: Redis;
 const topics: string[] = [];
+const prefixes: string[] = [];
 
 beforeAll(async () => {
   database = await createIsolatedDatabase(services.databaseUrl, 'inv_rules');
@@ -46,6 +48,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await admin?.deleteTopics({ topics }).catch(() => undefined);
+  for (const prefix of prefixes) await deleteKeys(redis, prefix);
   await admin?.disconnect();
   redis?.disconnect();
   await sql?.end();
@@ -63,7 +66,12 @@ describe('rules against the live schema', () => {
     const config = invalidatorConfig(services, names, {
       database: { url: database.url },
       rules: [
-        { table: 'users', name: 'users-by-old-email', on: ['update'], redis: { keys: ['by_email:{old.email}'] } },
+        {
+          table: 'users',
+          name: 'users-by-old-email',
+          on: ['update'],
+          redis: { keys: ['by_email:{old.email}'] },
+        },
         { table: 'public.ghosts', name: 'ghosts', redis: { keys: ['ghost:{id}'] } },
         { table: 'users', when: { changed: ['nme'] }, redis: { keys: ['user:{id}', 'u:{emial}'] } },
         { table: 'users', on: ['delete'], cdn: { urls: ['https://x.test/by-email/{email}'] } },
@@ -115,6 +123,7 @@ describe('rules against the live schema', () => {
         rules: config.rules.filter((_, index) => [0, 3, 4, 5, 7].includes(index)),
       });
       topics.push(names.topic, names.deadLetterTopic);
+      prefixes.push(names.prefix.slice(0, -1));
       const running = await startInvalidator(fixed);
       await running.stop();
     } finally {
@@ -149,6 +158,7 @@ describe('rules against the live schema', () => {
   it('an unchanged TOAST value at run time purges the rule fallback and is counted', async () => {
     const names = uniqueNames('inv_toast');
     topics.push(names.topic, names.deadLetterTopic);
+    prefixes.push(names.prefix.slice(0, -1));
     const running = await startInvalidator(
       invalidatorConfig(services, names, {
         rules: [
@@ -159,7 +169,12 @@ describe('rules against the live schema', () => {
             redis: { keys: ['doc:{id}:{body}'] },
             fallback: { redis: { patterns: ['doc:{id}:*'] } },
           },
-          { table: 'docs', name: 'docs-no-fallback', on: ['update'], redis: { keys: ['title:{title}:{body}'] } },
+          {
+            table: 'docs',
+            name: 'docs-no-fallback',
+            on: ['update'],
+            redis: { keys: ['title:{title}:{body}'] },
+          },
         ],
       }),
     );
@@ -176,7 +191,12 @@ describe('rules against the live schema', () => {
         },
       ]);
       await producer.sendEvents(names.topic, [
-        changeEvent('u', 'docs', { key: { id: 6 }, before: null, after: { id: 6, title: 't' }, unchanged: ['body'] }),
+        changeEvent('u', 'docs', {
+          key: { id: 6 },
+          before: null,
+          after: { id: 6, title: 't' },
+          unchanged: ['body'],
+        }),
         // REPLICA IDENTITY FULL: the old row supplies the unchanged value, so the exact key is purged.
         changeEvent('u', 'docs', {
           key: { id: 8 },

@@ -1,12 +1,13 @@
+import type { Redis } from 'ioredis';
 import kafkajs, { type Admin, type IHeaders, type Kafka, type Producer } from 'kafkajs';
 import { WalpurgeConfig, type WalpurgeConfigInput } from '@walpurge/config';
-import { createLogger, createMetricsRegistry, type Registry } from '@walpurge/core';
+import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@walpurge/core';
 import { encodeChangeEvent, messageKey, type ChangeEvent } from '@walpurge/protocol';
 import { uniqueName, waitFor, type ServiceUrls } from '@walpurge/testing';
 import { createInvalidator, type Invalidator, type InvalidatorOptions } from '../src/create-invalidator.js';
 
 /** Silent unless LOG_LEVEL is set: failures print their own evidence. */
-export const logger = createLogger({ level: process.env['LOG_LEVEL'] ?? 'silent', pretty: false });
+export const logger: Logger = createLogger({ level: process.env['LOG_LEVEL'] ?? 'silent', pretty: false });
 
 /** Names of one test's Kafka topics, consumer group and Redis key prefix, unique per call. */
 export interface Names {
@@ -139,7 +140,10 @@ export async function waitForAllCommitted(
   await waitFor(
     `group ${group} to commit all of ${topic}`,
     async () => {
-      const [committed, ends] = await Promise.all([committedOffsets(admin, group, topic), endOffsets(admin, topic)]);
+      const [committed, ends] = await Promise.all([
+        committedOffsets(admin, group, topic),
+        endOffsets(admin, topic),
+      ]);
       return ends.every((end, partition) => end === 0 || committed[partition] === end);
     },
     { timeoutMs, intervalMs: 100 },
@@ -188,7 +192,7 @@ export async function metricValue(
   const base = name.replace(/_(count|sum)$/, '');
   const metric = await (registry.getSingleMetric(name) ?? registry.getSingleMetric(base))?.get();
   return (metric?.values ?? [])
-    .filter((v) => (v.metricName ?? name) === name)
+    .filter((v) => ((v as { metricName?: string }).metricName ?? name) === name)
     .filter((v) => Object.entries(labels).every(([key, want]) => String(v.labels[key]) === want))
     .reduce((sum, v) => sum + v.value, 0);
 }
@@ -219,4 +223,15 @@ export function changeEvent(
     after: rows.after,
     unchanged: rows.unchanged ?? [],
   };
+}
+
+/** Deletes every key under `prefix` (SCAN, never KEYS): tests share one Redis. */
+export async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
+  const match = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== '0');
 }

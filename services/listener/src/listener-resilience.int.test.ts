@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createMetricsRegistry } from '@walpurge/core';
+import { ErrorCode, WalpurgeError, createLogger, createMetricsRegistry } from '@walpurge/core';
 import { compareLsn, parseLsn } from '@walpurge/protocol';
 import { createIsolatedDatabase, uniqueName, waitFor, type IsolatedDatabase } from '@walpurge/testing';
 import {
@@ -67,6 +67,75 @@ describe('listener resilience and observability', () => {
         async () => compareLsn(await confirmedFlush(client, slot), wal) >= 0,
         { timeoutMs: 30_000 },
       );
+    } finally {
+      await listener.stop();
+    }
+  });
+
+  it('backs off further on every failed attempt while the sink keeps failing, even though each attempt streams', async () => {
+    const slot = uniqueName('backoff');
+    const sink = new RecordingSink();
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: 'warn',
+      pretty: false,
+      destination: { write: (l) => lines.push(l) },
+    });
+    const retries = (): number[] =>
+      lines
+        .map((line) => JSON.parse(line) as { msg: string; retryInMs?: number })
+        .filter((entry) => entry.msg.startsWith('listener will reconnect'))
+        .map((entry) => entry.retryInMs as number);
+    const listener = await startListener({ config: listenerConfig(db.url, slot, ['items']), sink, logger });
+    try {
+      sink.failWith = new WalpurgeError(ErrorCode.KafkaUnavailable, 'broker rejects', { retriable: true });
+      await client.query('INSERT INTO items VALUES (500, 1)');
+      await waitFor('four failed attempts', async () => retries().length >= 4, { timeoutMs: 30_000 });
+      // Default backoff: attempt n waits 200·2ⁿ ms, jittered down to half. Had a session that streamed
+      // but acknowledged nothing reset the backoff, every wait would stay ≤ 200 ms: a hot loop.
+      const [first, , , fourth] = retries() as [number, number, number, number];
+      expect(first).toBeLessThanOrEqual(200);
+      expect(fourth).toBeGreaterThanOrEqual(800);
+      sink.failWith = undefined;
+      await waitFor(
+        'row 500 after the sink recovers',
+        async () => sink.events.some((event) => event.key?.['id'] === 500),
+        { timeoutMs: 30_000 },
+      );
+    } finally {
+      await listener.stop();
+    }
+  });
+
+  it('reports a slot dropped behind its back as fatal data loss instead of quietly creating a new one', async () => {
+    const slot = uniqueName('dropped');
+    const fatal: WalpurgeError[] = [];
+    const listener = await startListener({
+      config: listenerConfig(db.url, slot, ['items']),
+      sink: new RecordingSink(),
+      onFatal: (error) => fatal.push(error),
+    });
+    try {
+      await waitFor(
+        'slot dropped',
+        async () => {
+          await client.query(
+            'SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active',
+            [slot],
+          );
+          // Fails while the terminated walsender still holds the slot: try again.
+          await client.query('SELECT pg_drop_replication_slot($1)', [slot]);
+          return true;
+        },
+        { timeoutMs: 15_000, intervalMs: 20 },
+      );
+      await waitFor('fatal error', async () => fatal.length > 0, { timeoutMs: 30_000 });
+      expect(fatal[0]?.code).toBe(ErrorCode.SlotMissing);
+      expect(fatal[0]?.hint).toContain('flush the caches');
+      const { rowCount } = await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [
+        slot,
+      ]);
+      expect(rowCount).toBe(0);
     } finally {
       await listener.stop();
     }

@@ -67,6 +67,8 @@ export interface Listener extends Service {
 }
 
 const STANDBY_BACKOFF = { initialMs: 500, maxMs: 5000, multiplier: 2, jitter: 0.3 };
+/** A session streaming this long counts as healthy: its failure starts the backoff over. */
+const HEALTHY_SESSION_MS = 30_000;
 
 class WalpurgeListener implements Listener {
   readonly name = 'listener';
@@ -177,7 +179,8 @@ class WalpurgeListener implements Listener {
     let prepared = initial;
     let attempt = 0;
     while (!stopSignal.aborted) {
-      let streamed = false;
+      let streamedSince: number | undefined;
+      let session: ReplicationSession | undefined;
       try {
         prepared ??= await this.prepare();
         const sink = this.sink as ListenerSink;
@@ -192,7 +195,7 @@ class WalpurgeListener implements Listener {
           metrics: this.metrics,
           logger: this.log,
         });
-        const session = new ReplicationSession({
+        session = new ReplicationSession({
           url: this.database.url,
           slot: this.database.slot,
           publication: this.database.publication,
@@ -207,7 +210,7 @@ class WalpurgeListener implements Listener {
           logger: this.log,
           metrics: this.metrics,
           onStreaming: () => {
-            streamed = true;
+            streamedSince = Date.now();
             this.everStreamed = true;
             this.standbyLogged = false;
             this.metrics.streaming.set(1);
@@ -236,7 +239,14 @@ class WalpurgeListener implements Listener {
           this.fatal(wrapped);
           return;
         }
-        if (streamed) attempt = 0;
+        // Start the backoff over only after a session that worked: one whose sink acknowledged a
+        // commit, or that streamed for a good while. A session that streams and then fails at its first
+        // publish (Kafka rejecting sends) must not reset it, or the listener would hot-loop.
+        if (
+          streamedSince !== undefined &&
+          ((session?.acknowledgedCommits ?? 0) > 0 || Date.now() - streamedSince >= HEALTHY_SESSION_MS)
+        )
+          attempt = 0;
         const delay = backoffDelay(
           attempt,
           wrapped.code === ErrorCode.SlotBusy ? STANDBY_BACKOFF : defaultBackoff,

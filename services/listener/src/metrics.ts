@@ -185,6 +185,16 @@ export function createKafkaSinkMetrics(registry: Registry) {
           registers,
         }),
     ),
+    oversized: getOrCreate(
+      registry,
+      'walpurge_kafka_sink_oversized_events_total',
+      () =>
+        new Counter({
+          name: 'walpurge_kafka_sink_oversized_events_total',
+          help: 'Change events too big for one Kafka message, sent without their largest non-key columns.',
+          registers,
+        }),
+    ),
     errors: getOrCreate(
       registry,
       'walpurge_kafka_sink_errors_total',

@@ -8,7 +8,7 @@ import { startWalpurge, type RunningWalpurge } from '../../../packages/cli/src/r
 import type { Role } from '../../../packages/cli/src/run/roles.js';
 
 export const e2eLogger: Logger = createLogger({
-  level: process.env['LOG_LEVEL'] ?? 'warn',
+  level: process.env['LOG_LEVEL'] ?? 'error',
   pretty: false,
 });
 

@@ -3,6 +3,7 @@ import { ExitCode, UsageError, writeLine } from '../cli-io.js';
 import { configOption, jsonOption, stringOption, type CommandSpec, type OptionValues } from '../command.js';
 import { loadCliConfig } from '../load-cli-config.js';
 import { listDeadLetterEvents, redriveDeadLetterEvents } from '../dlq/dead-letter-events.js';
+import { connectOnce } from '../live/queue-redis.js';
 
 const sourceOption = {
   type: 'string',
@@ -28,7 +29,13 @@ export const dlqListCommand: CommandSpec = {
   options: {
     config: configOption,
     source: sourceOption,
-    limit: { type: 'string', description: 'Show at most N entries.', default: '100', valueName: 'N' },
+    limit: {
+      type: 'string',
+      description: 'Show at most N entries.',
+      default: '100',
+      env: 'WALPURGE_DLQ_LIMIT',
+      valueName: 'N',
+    },
     json: jsonOption,
   },
   async run({ io, options }) {
@@ -37,7 +44,8 @@ export const dlqListCommand: CommandSpec = {
     if (options['source'] === 'writes') {
       if (!config.flusher)
         throw new UsageError('--source writes needs a flusher section in the config', 'dlq list');
-      const failed = await listFailedWrites({ config, limit });
+      const redis = await connectOnce(config.flusher.queueRedisUrl, 'the queue Redis');
+      const failed = await listFailedWrites({ config, limit, redis }).finally(() => redis.disconnect());
       if (options['json'] === true) writeLine(io.stdout, JSON.stringify(failed, null, 2));
       else if (failed.length === 0) writeLine(io.stdout, 'no failed writes');
       else {
@@ -79,7 +87,7 @@ export const dlqListCommand: CommandSpec = {
 export const dlqRedriveCommand: CommandSpec = {
   name: 'dlq redrive',
   summary: 'Send dead letters back for another try (after fixing the cause).',
-  usage: 'walpurge dlq redrive [--config FILE] [--source events|writes] [--id ID]... ',
+  usage: 'walpurge dlq redrive [--config FILE] [--source events|writes] [--id ID[,ID...]]',
   options: {
     config: configOption,
     source: sourceOption,
@@ -102,12 +110,21 @@ writes: re-queues failed write-behind jobs; each writes the row's latest pending
     if (options['source'] === 'writes') {
       if (!config.flusher)
         throw new UsageError('--source writes needs a flusher section in the config', 'dlq redrive');
-      const { redriven } = await redriveFailedWrites({ config, ...(ids.length > 0 ? { jobIds: ids } : {}) });
+      const redis = await connectOnce(config.flusher.queueRedisUrl, 'the queue Redis');
+      const { redriven } = await redriveFailedWrites({
+        config,
+        redis,
+        ...(ids.length > 0 ? { jobIds: ids } : {}),
+      }).finally(() => redis.disconnect());
       writeLine(
         io.stdout,
         `re-queued ${redriven.length} failed write${redriven.length === 1 ? '' : 's'}${redriven.length ? `: ${redriven.join(', ')}` : ''}`,
       );
-      return ExitCode.Ok;
+      // An id that is not a failed job is most likely a typo: say so, and fail the command.
+      const notFailed = ids.filter((id) => !redriven.includes(id));
+      if (notFailed.length === 0) return ExitCode.Ok;
+      writeLine(io.stderr, `not a failed write (wrong id, or already redriven): ${notFailed.join(', ')}`);
+      return ExitCode.Failure;
     }
     if (config.transport !== 'kafka' || !config.kafka)
       throw new UsageError(

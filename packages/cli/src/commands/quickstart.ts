@@ -57,6 +57,7 @@ export const quickstartCommand: CommandSpec = {
       type: 'string',
       description: 'Pause between demo writes.',
       default: '0.5',
+      env: 'WALPURGE_INTERVAL',
       valueName: 'SECONDS',
     },
     config: {

@@ -13,8 +13,10 @@ export const slotDropCommand: CommandSpec = {
     slot: {
       type: 'string',
       description: 'Slot to drop; default: database.slot from the config.',
+      env: 'WALPURGE_SLOT',
       valueName: 'NAME',
     },
+    // Deliberately no environment variable: a dropped slot cannot be undone, so consent is per call.
     yes: { type: 'boolean', short: 'y', description: 'Do not ask for confirmation (for scripts).' },
   },
   details: `Dropping the slot forgets which changes walpurge has processed: changes committed while no slot

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { KafkaConfig } from '@walpurge/config';
 import type { IHeaders } from 'kafkajs';
 import { kafkaClient } from '../status/kafka-status.js';
+import { connectKafka } from '../live/connection-errors.js';
 
 export interface DeadLetterEvent {
   partition: number;
@@ -30,7 +31,7 @@ function headerText(headers: IHeaders | undefined): Record<string, string> {
 export async function readDeadLetterTopic(config: KafkaConfig, limit: number): Promise<DeadLetterEvent[]> {
   const kafka = kafkaClient(config, 'dlq');
   const admin = kafka.admin();
-  await admin.connect();
+  await connectKafka(admin, config.brokers);
   const groupId = `walpurge-dlq-cli-${randomUUID()}`;
   try {
     if (!(await admin.listTopics()).includes(config.deadLetterTopic)) return [];
@@ -97,7 +98,7 @@ export async function redriveDeadLetterEvents(config: KafkaConfig): Promise<numb
   const events = await readDeadLetterTopic(config, Number.MAX_SAFE_INTEGER);
   if (events.length === 0) return 0;
   const producer = kafkaClient(config, 'dlq-redrive').producer({ idempotent: true, maxInFlightRequests: 1 });
-  await producer.connect();
+  await connectKafka(producer, config.brokers);
   try {
     await producer.send({
       topic: config.topic,

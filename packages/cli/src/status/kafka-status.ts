@@ -1,5 +1,6 @@
 import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
 import type { KafkaConfig } from '@walpurge/config';
+import { connectKafka } from '../live/connection-errors.js';
 
 export interface KafkaStatus {
   topic: string;
@@ -41,7 +42,7 @@ async function topicSize(admin: ReturnType<Kafka['admin']>, topic: string): Prom
 
 export async function readKafkaStatus(config: KafkaConfig): Promise<KafkaStatus> {
   const admin = kafkaClient(config, 'status').admin();
-  await admin.connect();
+  await connectKafka(admin, config.brokers);
   try {
     const topics = await admin.listTopics();
     const partitions: KafkaStatus['partitions'] = [];

@@ -1,7 +1,7 @@
-import { Redis } from 'ioredis';
 import { writeBehindLayout } from '@walpurge/client';
 import type { WalpurgeConfig } from '@walpurge/config';
 import { listFailedWrites } from '@walpurge/flusher';
+import { connectOnce } from '../live/queue-redis.js';
 
 export interface WriteBehindStatus {
   /** Rows with a write accepted but not yet in PostgreSQL. */
@@ -21,14 +21,8 @@ export async function readWriteBehindStatus(
 ): Promise<WriteBehindStatus | null> {
   if (!config.flusher) return null;
   const layout = writeBehindLayout(config.flusher.keyPrefix);
-  const redis = new Redis(config.flusher.queueRedisUrl, {
-    maxRetriesPerRequest: 1,
-    connectTimeout: 3_000,
-    lazyConnect: true,
-  });
-  redis.on('error', () => {});
+  const redis = await connectOnce(config.flusher.queueRedisUrl, 'the queue Redis');
   try {
-    await redis.connect();
     const [pending, oldest] = await Promise.all([
       redis.zcard(layout.index),
       redis.zrange(layout.index, 0, 0, 'WITHSCORES'),

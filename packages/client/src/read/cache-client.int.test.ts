@@ -182,6 +182,62 @@ describe('createCacheClient against real Redis', () => {
     await client.close();
   });
 
+  it('shortens TTLs by a random share of at most ttlJitter, never lengthens them', async () => {
+    const prefix = `${uniqueName('jitter')}:`;
+    const ttls: number[] = [];
+    for (const draw of [0, 0.5, 0.999]) {
+      const client = createCacheClient({
+        redis,
+        keyPrefix: prefix,
+        ttlJitter: 0.4,
+        earlyRefreshBeta: 0,
+        random: () => draw,
+      });
+      await client.get(`k${draw}`, async () => draw, { ttl: 100, staleWhileRevalidate: 10 });
+      const softExpiry = Number(await admin.hget(`${prefix}k${draw}`, 'e'));
+      const [seconds, micros] = await admin.time();
+      ttls.push(softExpiry - (Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)));
+      // The stale window comes on top of the jittered soft TTL.
+      expect(await admin.pttl(`${prefix}k${draw}`)).toBeGreaterThan(ttls.at(-1)! + 9_000);
+      await client.close();
+    }
+    const [none, half, most] = ttls as [number, number, number];
+    expect(none).toBeGreaterThan(99_000);
+    expect(none).toBeLessThanOrEqual(100_000);
+    expect(half).toBeGreaterThan(79_000);
+    expect(half).toBeLessThanOrEqual(80_000);
+    expect(most).toBeGreaterThan(59_000);
+    expect(most).toBeLessThanOrEqual(60_100);
+  });
+
+  it('takes a pluggable serializer (and never evaluates what it reads)', async () => {
+    const prefix = `${uniqueName('serde')}:`;
+    // A serializer that keeps Dates, which JSON would turn into strings.
+    const client = createCacheClient({
+      redis,
+      keyPrefix: prefix,
+      serializer: {
+        serialize: (value) =>
+          // `this[key]` is the value before Date#toJSON turned it into a string.
+          JSON.stringify(value, function (this: Record<string, unknown>, key: string, v: unknown) {
+            const raw = this[key];
+            return raw instanceof Date ? { $date: raw.getTime() } : v;
+          }),
+        deserialize: (data) =>
+          JSON.parse(data.toString(), (_k, v: unknown) =>
+            v && typeof v === 'object' && '$date' in v ? new Date(Number((v as { $date: number }).$date)) : v,
+          ) as unknown,
+      },
+    });
+    const at = new Date('2026-01-02T03:04:05Z');
+    await client.get('d', async () => ({ at }), { ttl: 60 });
+    const again = await client.get<{ at: Date }>('d', async () => ({ at: new Date(0) }), { ttl: 60 });
+    expect(again.at).toBeInstanceOf(Date);
+    expect(again.at.getTime()).toBe(at.getTime());
+    expect((await admin.hget(`${prefix}d`, 'v'))?.slice(1)).toBe(`{"at":{"$date":${at.getTime()}}}`);
+    await client.close();
+  });
+
   it('compresses large values with a marker byte', async () => {
     const prefix = `${uniqueName('gzip')}:`;
     const client = createCacheClient({

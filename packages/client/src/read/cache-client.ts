@@ -248,7 +248,8 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
           case 'hit': {
             const decoded = await decodeOrNull(key, result.payload);
             if (!decoded) return await callLoader(loader, 'decode_error');
-            metrics.requests.inc({ level: 'redis', result: 'hit' });
+            // A caller that waited for another's fill was already counted, as a miss: once per get().
+            if (!waited) metrics.requests.inc({ level: 'redis', result: 'hit' });
             if (ticket && l1) {
               l1.complete(ticket, {
                 value: decoded.value,
@@ -264,7 +265,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
             if (result.leased) refreshInBackground(key, token, loader, opts, 'refresh');
             const decoded = await decodeOrNull(key, result.payload);
             if (!decoded) return await callLoader(loader, 'decode_error');
-            metrics.requests.inc({ level: 'redis', result: 'stale' });
+            if (!waited) metrics.requests.inc({ level: 'redis', result: 'stale' });
             metrics.staleServed.inc();
             return decoded.value as T;
           }

@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { uniqueName, waitFor } from '@walpurge/testing';
 import { createCacheClient, type CacheClient } from './cache-client.js';
+import { startRedisProxy } from './test-fixtures/redis-proxy.js';
 
 async function counterValue(
   client: CacheClient,
@@ -118,5 +119,43 @@ describe('two-level cache (in-process LRU kept honest by Redis tracking)', () =>
       },
     );
     await client.close();
+  });
+
+  it('bounds staleness when an invalidation message is lost: L1 asks Redis again after maxStalenessMs', async () => {
+    const prefix = `${uniqueName('l1bound')}:`;
+    const proxy = await startRedisProxy(redisUrl);
+    const own = new Redis(proxy.url);
+    await own.ping(); // connection 0: commands; the client's tracking connection will be 1
+    let offsetMs = 0; // the client's clock: real time, moved forward by the test
+    const client = createCacheClient({
+      redis: own,
+      keyPrefix: prefix,
+      l1: { maxStalenessMs: 5_000 },
+      earlyRefreshBeta: 0,
+      now: () => Date.now() + offsetMs,
+    });
+    try {
+      await client.ready();
+      expect(proxy.connections).toBe(2);
+      const db = source('v1');
+      await untilServedFromL1(client, 'k', db.loader, 'v1');
+
+      proxy.mute(1); // tracking stays connected, but its invalidation messages never arrive
+      db.state.value = 'v2';
+      await admin.unlink(`${prefix}k`);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the push had time to be (not) delivered
+      expect(await client.get('k', db.loader, { ttl: 600 })).toBe('v1'); // stale, from memory
+      expect(client.trackingClientId()).toBeDefined(); // L1 still believes it is being told
+
+      offsetMs += 5_001; // the entry is now older than the bound
+      expect(await client.get('k', db.loader, { ttl: 600 })).toBe('v2');
+      expect(
+        await counterValue(client, 'requests', { level: 'redis', result: 'miss' }),
+      ).toBeGreaterThanOrEqual(2);
+    } finally {
+      await client.close();
+      own.disconnect();
+      await proxy.close();
+    }
   });
 });

@@ -111,23 +111,9 @@ return changed
 `;
 
 /**
- * For the invalidator, on a change event the flusher committed (source.origin = write-behind
- * origin): purge the row's own keys only where the cache does NOT already hold that version or a
- * newer one. A cache that kept the written value keeps it (read-your-writes); an entry that was
- * evicted and refilled from the database before the flush (older or no `wv`, or `rf`: a reader
- * filled it over a delete tombstone) is purged as usual. Deletes: a delete event carries only the
- * key columns (no version) unless REPLICA IDENTITY FULL, so without a version purge unconditionally.
- * KEYS: entries. ARGV: committed version. Returns the number of keys purged.
+ * For the invalidator, on a change event the flusher committed (CDC echo): purge the row's own keys
+ * only where the cache does not already hold that version or a newer one. It lives in
+ * @walpurge/rules (write-echo.ts), beside the tag-set layout, because the invalidator runs it and
+ * does not depend on this package; it relies on this package's entry layout (`wv`, `rf`).
  */
-export const ECHO_PURGE_SCRIPT = `
-local version = tonumber(ARGV[1])
-local purged = 0
-for i = 1, #KEYS do
-  local f = redis.call('HMGET', KEYS[i], 'wv', 'rf')
-  local current = tonumber(f[1] or '0')
-  if current < version or f[2] then
-    purged = purged + redis.call('UNLINK', KEYS[i])
-  end
-end
-return purged
-`;
+export { ECHO_PURGE_SCRIPT } from '@walpurge/rules';

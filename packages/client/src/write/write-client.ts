@@ -28,6 +28,7 @@ import {
   upsertStatement,
   type TableShape,
 } from './sql.js';
+import { rowTargetsFromRules } from '../rules/row-targets.js';
 
 const acceptWrite = new WriteScript(ACCEPT_WRITE_SCRIPT);
 const nextVersion = new WriteScript(NEXT_VERSION_SCRIPT);
@@ -315,6 +316,12 @@ export function createWriteClientFromConfig(
   config: WalpurgeConfig,
   options: Omit<WriteClientOptions, 'cacheRedis' | 'queueRedis' | 'database' | 'owned'> & {
     withDatabase?: boolean;
+    /**
+     * Per table, which of its rules' `redis.keys` templates hold the row itself, e.g.
+     * `{ users: ['user:{id}', 'user_by_email:{email}'] }`: writes render and update exactly these keys
+     * (lists and other derived keys stay the invalidator's to purge). Used when `keys` is not given.
+     */
+    rowKeys?: Record<string, readonly string[]>;
   } = {},
 ): WriteClient {
   const flusher = config.flusher;
@@ -324,14 +331,15 @@ export function createWriteClientFromConfig(
       'write-behind needs the `redis` and `flusher` sections of walpurge.yaml',
     );
   }
+  const { rowKeys, withDatabase, ...rest } = options;
+  const keys = options.keys ?? (rowKeys ? keysFromRules(config, rowKeys) : undefined);
   const cacheRedis = new Redis(config.redis.url, { lazyConnect: false });
   const queueRedis = new Redis(flusher.queueRedisUrl, { maxRetriesPerRequest: null });
   const pool =
-    options.withDatabase && config.database
-      ? new pg.Pool({ connectionString: config.database.url })
-      : undefined;
+    withDatabase && config.database ? new pg.Pool({ connectionString: config.database.url }) : undefined;
   return new WriteClient({
-    ...options,
+    ...rest,
+    ...(keys ? { keys } : {}),
     cacheRedis,
     queueRedis,
     ...(pool ? { database: pool } : {}),
@@ -343,4 +351,21 @@ export function createWriteClientFromConfig(
     flushAttempts: flusher.maxAttempts,
     owned: { redis: [cacheRedis, queueRedis], ...(pool ? { pool } : {}) },
   });
+}
+
+/** Key renderer for the tables in `rowKeys`, checked against the rules file at once. */
+function keysFromRules(
+  config: WalpurgeConfig,
+  rowKeys: Record<string, readonly string[]>,
+): (table: string, row: WriteRow) => readonly string[] {
+  const targets = rowTargetsFromRules(config.rules);
+  const byTable = new Map<string, readonly string[]>();
+  for (const [table, templates] of Object.entries(rowKeys)) {
+    targets.checkKeyTemplates(table, templates);
+    byTable.set(qualifyWriteTable(table), templates);
+  }
+  return (table, row) => {
+    const templates = byTable.get(qualifyWriteTable(table));
+    return templates ? targets.redisKeys(table, row, templates) : [];
+  };
 }

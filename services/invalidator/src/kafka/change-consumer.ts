@@ -148,6 +148,7 @@ export class ChangeConsumer {
         await this.options.handleOne(event, purgeSignal);
       } catch (error) {
         if (purgeSignal.aborted || isRetriable(error)) throw error;
+        this.options.metrics.rejectedEvents.inc({ transport: 'kafka' });
         await this.options.deadLetters.send(
           source,
           messages[i] as KafkaMessage,

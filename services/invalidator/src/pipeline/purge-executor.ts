@@ -11,8 +11,10 @@ import {
   cdnKinds,
   redisKinds,
   TargetAccumulator,
+  writeEchoVersion,
   type CompiledRules,
   type PurgeTargets,
+  type WriteEchoOptions,
 } from '@walpurge/rules';
 import type { InvalidatorMetrics } from '../metrics.js';
 import type { Purger } from '../targets/purger.js';
@@ -31,6 +33,8 @@ export class PurgeExecutor {
     private readonly logger: Logger,
     private readonly backoff: BackoffOptions,
     private readonly now: () => number = Date.now,
+    /** Recognises the write-behind flusher's own commits (CDC echo); off when undefined. */
+    private readonly echo?: WriteEchoOptions,
   ) {}
 
   plan(events: readonly ChangeEvent[]): PurgeTargets {
@@ -38,7 +42,7 @@ export class PurgeExecutor {
     for (const event of events) {
       this.metrics.events.inc({ op: event.op });
       const plan = this.rules.planPurges(event);
-      accumulator.add(plan);
+      accumulator.add(plan, this.echo ? writeEchoVersion(event, this.echo) : undefined);
       if (plan.skipped) this.metrics.skipped.inc();
       for (const unknown of plan.unknown ?? []) {
         this.metrics.unknownValues.inc({

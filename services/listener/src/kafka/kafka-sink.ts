@@ -1,15 +1,12 @@
 import kafkajs, { type Message, type Producer } from 'kafkajs';
 import type { KafkaConfig } from '@walpurge/config';
 import { ErrorCode, WalpurgeError, errorMessage, type Logger, type Registry } from '@walpurge/core';
-import {
-  encodeChangeEvent,
-  messageKey,
-  qualifiedTable,
-  type ChangeEvent,
-  type ChangeSink,
-} from '@walpurge/protocol';
+import { qualifiedTable, type ChangeEvent, type ChangeSink } from '@walpurge/protocol';
 import { createKafkaSinkMetrics, type KafkaSinkMetrics } from '../metrics.js';
 import { createKafkaClient } from './kafka-client.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, fitMessage } from './message-size.js';
+
+export { toKafkaMessage } from './message-size.js';
 
 const { Partitioners } = kafkajs;
 
@@ -19,6 +16,11 @@ export interface KafkaSinkOptions {
   registry?: Registry;
   /** Most messages per produce call (several publish calls are batched together up to this). */
   maxBatchMessages?: number;
+  /**
+   * Largest message (key + value + headers) Kafka accepts: the topic's max.message.bytes. Bigger
+   * events lose their largest non-key columns (see fitMessage). Default 1,000,000.
+   */
+  maxMessageBytes?: number;
 }
 
 /** A ChangeSink whose overlapping `publish` calls become durable in call order. */
@@ -31,27 +33,29 @@ export interface KafkaSink extends ChangeSink {
 
 interface Pending {
   messages: Message[];
-  bytes: number;
+  sizes: number[];
+  /** Messages before this index were acknowledged by Kafka. */
+  sent: number;
+  /** Part of it is (or was) in a produce request: it can no longer be withdrawn. */
+  started: boolean;
   resolve(): void;
   reject(error: unknown): void;
 }
 
-export function toKafkaMessage(event: ChangeEvent): Message {
-  return {
-    key: messageKey(event),
-    value: encodeChangeEvent(event),
-    headers: { table: qualifiedTable(event), op: event.op, lsn: event.source.lsn },
-    timestamp: String(Date.parse(event.source.commitTs)),
-  };
+/** The messages of one produce request: whole or partial publish calls, in queue order. */
+interface Slice {
+  pending: Pending;
+  end: number;
 }
 
 /**
  * Publishes change events to Kafka with an idempotent producer (acks from all in-sync replicas,
  * one request in flight, so retries can neither duplicate nor reorder). Publish calls are queued and
- * sent one produce request at a time, several calls batched into one request: per-row order holds
- * across calls, and a call resolves only once Kafka acknowledged every one of its messages.
- * A failed request rejects it and everything queued behind it, so nothing after a gap is written
- * before the listener replays from its last durable position.
+ * sent one produce request at a time, several calls batched into one request and big calls split
+ * over several, so that no request exceeds maxMessageBytes (Kafka limits each partition's record
+ * batch to it): per-row order holds across calls, and a call resolves only once Kafka acknowledged
+ * every one of its messages. A failed request rejects it and everything queued behind it, so nothing
+ * after a gap is written before the listener replays from its last durable position.
  */
 export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
   const { config } = options;
@@ -60,6 +64,7 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
     ? createKafkaSinkMetrics(options.registry)
     : undefined;
   const maxBatch = options.maxBatchMessages ?? 5000;
+  const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const kafka = createKafkaClient(config, logger);
   const queue: Pending[] = [];
   let producer: Producer | undefined;
@@ -142,32 +147,49 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
     await old?.disconnect().catch(() => {});
   }
 
+  /** The next produce request: from the queue's head, up to maxBatch messages and maxBytes. */
+  function nextRequest(): { slices: Slice[]; count: number; bytes: number } {
+    const slices: Slice[] = [];
+    let count = 0;
+    let bytes = 0;
+    for (const pending of queue) {
+      let end = pending.sent;
+      while (end < pending.messages.length) {
+        const size = pending.sizes[end] as number;
+        if (count > 0 && (count + 1 > maxBatch || bytes + size > maxBytes)) break;
+        count += 1;
+        bytes += size;
+        end += 1;
+      }
+      if (end > pending.sent) {
+        pending.started = true;
+        slices.push({ pending, end });
+      }
+      if (end < pending.messages.length) break;
+    }
+    return { slices, count, bytes };
+  }
+
   async function pump(): Promise<void> {
     if (sending) return;
     sending = true;
     try {
       while (queue.length > 0) {
-        const batch: Pending[] = [];
-        let count = 0;
-        while (
-          queue.length > 0 &&
-          (batch.length === 0 || count + (queue[0] as Pending).messages.length <= maxBatch)
-        ) {
-          const next = queue.shift() as Pending;
-          batch.push(next);
-          count += next.messages.length;
-        }
+        const { slices, count, bytes } = nextRequest();
+        const messages = slices.flatMap(({ pending, end }) => pending.messages.slice(pending.sent, end));
         const began = performance.now();
         try {
           const active = await getProducer();
-          await active.send({ topic: config.topic, acks: -1, messages: batch.flatMap((p) => p.messages) });
+          await active.send({ topic: config.topic, acks: -1, messages });
           metrics?.sendSeconds.observe((performance.now() - began) / 1000);
           metrics?.messages.inc(count);
-          metrics?.bytes.inc(batch.reduce((sum, p) => sum + p.bytes, 0));
-          for (const pending of batch) pending.resolve();
+          metrics?.bytes.inc(bytes);
+          for (const { pending, end } of slices) pending.sent = end;
+          while (queue.length > 0 && (queue[0] as Pending).sent === (queue[0] as Pending).messages.length)
+            (queue.shift() as Pending).resolve();
         } catch (error) {
           metrics?.errors.inc();
-          const failed = [...batch, ...queue.splice(0)];
+          const failed = queue.splice(0);
           const wrapped =
             error instanceof WalpurgeError
               ? error
@@ -179,7 +201,7 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
                     cause: error,
                   },
                 );
-          logger.warn({ err: wrapped, events: count }, 'publishing to Kafka failed');
+          logger.warn({ err: wrapped, events: count, bytes }, 'publishing to Kafka failed');
           await dropProducer();
           for (const pending of failed) pending.reject(wrapped);
         }
@@ -187,6 +209,24 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
     } finally {
       sending = false;
     }
+  }
+
+  function toMessages(events: readonly ChangeEvent[]): { messages: Message[]; sizes: number[] } {
+    const messages: Message[] = [];
+    const sizes: number[] = [];
+    for (const event of events) {
+      const { message, bytes, omitted } = fitMessage(event, maxBytes);
+      if (omitted.length > 0) {
+        metrics?.oversized.inc();
+        logger.warn(
+          { table: qualifiedTable(event), lsn: event.source.lsn, key: event.key, omitted, maxBytes },
+          'change event too big for one Kafka message: sent without its largest columns (consumers treat them as unknown and purge by fallback)',
+        );
+      }
+      messages.push(message);
+      sizes.push(bytes);
+    }
+    return { messages, sizes };
   }
 
   return {
@@ -201,19 +241,25 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
         return Promise.reject(
           new WalpurgeError(ErrorCode.Aborted, 'Kafka sink is closed', { retriable: true }),
         );
+      let encoded: { messages: Message[]; sizes: number[] };
+      try {
+        encoded = toMessages(events);
+      } catch (error) {
+        return Promise.reject(error);
+      }
       return new Promise<void>((resolve, reject) => {
-        const messages = events.map(toKafkaMessage);
         // Not sent yet when the caller gives up: withdraw it (once sent, Kafka decides).
         const onAbort = (): void => {
           const index = queue.indexOf(pending);
-          if (index >= 0) {
+          if (index >= 0 && !pending.started) {
             queue.splice(index, 1);
             pending.reject(new WalpurgeError(ErrorCode.Aborted, 'publish aborted', { retriable: true }));
           }
         };
         const pending: Pending = {
-          messages,
-          bytes: messages.reduce((sum, m) => sum + (m.value as Buffer).length, 0),
+          ...encoded,
+          sent: 0,
+          started: false,
           resolve: () => {
             signal?.removeEventListener('abort', onAbort);
             resolve();

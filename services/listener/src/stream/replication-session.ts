@@ -73,6 +73,7 @@ export class ReplicationSession {
   private lastSentLsn = -1n;
   private readonly eventCounts = new Map<string, number>();
   private receivedBytes = 0;
+  private commits = 0;
   private resolveRun!: () => void;
   private rejectRun!: (error: unknown) => void;
   private readonly log: Logger;
@@ -82,6 +83,11 @@ export class ReplicationSession {
     this.log = options.logger;
     // One abort listener per in-flight sink call (up to maxConcurrentPublishes), removed as each settles.
     setMaxListeners(0, this.sinkAbort.signal);
+  }
+
+  /** Transactions whose events the sink acknowledged in this session. */
+  get acknowledgedCommits(): number {
+    return this.commits;
   }
 
   get durableLsn(): bigint {
@@ -246,6 +252,7 @@ export class ReplicationSession {
     if (commitTimeMs !== undefined) {
       this.options.metrics.commitToAck.observe(Math.max(0, Date.now() - commitTimeMs) / 1000);
       this.options.metrics.transactions.inc();
+      this.commits += 1;
     }
     if (lsn <= this.durable) return;
     this.durable = lsn;

@@ -1,5 +1,12 @@
 import type { Cluster, Redis } from 'ioredis';
-import { escapeGlob, tagSetKey, type PurgeTargets } from '@walpurge/rules';
+import {
+  ECHO_PURGE_SCRIPT,
+  escapeGlob,
+  tagSetKey,
+  type PurgeTargets,
+  type VersionedKey,
+} from '@walpurge/rules';
+import { ErrorCode, WalpurgeError } from '@walpurge/core';
 import type { PurgeContext, Purger } from '../purger.js';
 import { globToRegExp } from './glob-regexp.js';
 import { chunk, groupBySlot } from './slot-groups.js';
@@ -13,6 +20,11 @@ export interface RedisPurgerOptions {
   scanCount: number;
   /** Up to this many patterns get their own server-side SCAN MATCH; more share one SCAN pass. */
   maxSeparatePatternScans?: number;
+}
+
+/** Redis' answer to a set command on a key of another type: permanent until someone deletes the key. */
+function isWrongType(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('WRONGTYPE');
 }
 
 /**
@@ -30,18 +42,42 @@ export class RedisPurger implements Purger {
   ) {}
 
   count(targets: PurgeTargets): number {
-    return targets.redis.keys.length + targets.redis.patterns.length + targets.redis.tags.length;
+    return (
+      targets.redis.keys.length +
+      targets.redis.patterns.length +
+      targets.redis.tags.length +
+      (targets.redis.versioned?.length ?? 0)
+    );
   }
 
   async purge(targets: PurgeTargets, context: PurgeContext): Promise<void> {
     const prefix = this.options.keyPrefix;
     await this.unlink(targets.redis.keys.map((key) => prefix + key));
+    if (targets.redis.versioned) await this.purgeVersioned(targets.redis.versioned);
+    const notSets: string[] = [];
     for (const tag of targets.redis.tags) {
       if (context.signal.aborted) break;
-      await this.purgeTag(tag);
+      try {
+        await this.purgeTag(tag);
+      } catch (error) {
+        if (!isWrongType(error)) throw error;
+        notSets.push(tagSetKey(prefix, tag));
+      }
     }
     if (targets.redis.patterns.length > 0) await this.purgePatterns(targets.redis.patterns, context.signal);
     context.signal.throwIfAborted();
+    if (notSets.length > 0) {
+      // Everything else is purged; retrying cannot turn these keys into sets, so the event is
+      // rejected (dead-lettered) instead of stalling its partition forever.
+      throw new WalpurgeError(
+        ErrorCode.PurgeFailed,
+        `tag set ${notSets.join(', ')} holds another type than a Redis set: its members cannot be purged`,
+        {
+          retriable: false,
+          hint: 'tag sets (<keyPrefix>tag:<tag>) are maintained by @walpurge/client; another writer uses the same key',
+        },
+      );
+    }
   }
 
   async close(): Promise<void> {
@@ -65,6 +101,25 @@ export class RedisPurger implements Purger {
     for (const batch of chunk(keys, this.options.batchSize)) pipeline.unlink(...batch);
     const results = (await pipeline.exec()) ?? [];
     const failed = results.find(([error]) => error !== null);
+    if (failed?.[0]) throw failed[0];
+  }
+
+  /**
+   * CDC echo of write-behind: each key is purged unless the cache already holds the committed
+   * version or a newer one (ECHO_PURGE_SCRIPT). One key per script call, so a cluster never sees a
+   * cross-slot script; pipelined on a standalone server.
+   */
+  private async purgeVersioned(entries: readonly VersionedKey[]): Promise<void> {
+    const prefix = this.options.keyPrefix;
+    if (this.isCluster) {
+      await Promise.all(
+        entries.map(({ key, version }) => this.client.eval(ECHO_PURGE_SCRIPT, 1, prefix + key, version)),
+      );
+      return;
+    }
+    const pipeline = (this.client as Redis).pipeline();
+    for (const { key, version } of entries) pipeline.eval(ECHO_PURGE_SCRIPT, 1, prefix + key, version);
+    const failed = ((await pipeline.exec()) ?? []).find(([error]) => error !== null);
     if (failed?.[0]) throw failed[0];
   }
 

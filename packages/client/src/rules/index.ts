@@ -1,0 +1,1 @@
+export { rowTargetsFromRules, type RowTargets } from './row-targets.js';

@@ -1,0 +1,64 @@
+import type { ChangeEvent } from '@walpurge/protocol';
+
+/**
+ * CDC echo of write-behind: the layout shared by the flusher, the invalidator and @walpurge/client.
+ *
+ * - The flusher runs its transactions under a PostgreSQL replication origin (`flusher.replicationOrigin`,
+ *   a second replica takes `<name>_2`, …); the listener reports it as `source.origin`.
+ * - Its rows carry the write's version in the version column (`flusher.versionColumn`), and the
+ *   write-behind client stored the same version in field `wv` of the cache entries it wrote.
+ * - For such an event the invalidator purges the row's own keys only where the cache does NOT already
+ *   hold that version or a newer one (ECHO_PURGE_SCRIPT): the value the application just wrote stays
+ *   cached (read-your-writes), an entry refilled from the database before the flush (older or no
+ *   `wv`) is purged as usual. Patterns, tags and CDN entries (lists, pages) are purged as always.
+ */
+export interface WriteEchoOptions {
+  /** Replication origin of the flusher (`flusher.replicationOrigin`). */
+  origin: string;
+  /** bigint column holding each row's write version (`flusher.versionColumn`). */
+  versionColumn: string;
+}
+
+/** Matches `base` and the names further flusher replicas take (`base_2`, `base_3`, …). */
+export function isWriteBehindOrigin(origin: string | null | undefined, base: string): boolean {
+  if (!origin) return false;
+  if (origin === base) return true;
+  return origin.startsWith(`${base}_`) && /^[0-9]+$/.test(origin.slice(base.length + 1));
+}
+
+/**
+ * The version a write-behind commit wrote into the row, or undefined when the event is not the
+ * flusher's echo or its version is unknown (e.g. a delete without REPLICA IDENTITY FULL): the
+ * row's keys are then purged unconditionally, which is always safe.
+ */
+export function writeEchoVersion(event: ChangeEvent, options: WriteEchoOptions): string | undefined {
+  if (event.op === 't' || !isWriteBehindOrigin(event.source.origin, options.origin)) return undefined;
+  const row = event.op === 'd' ? event.before : event.after;
+  const value = row?.[options.versionColumn];
+  const text = typeof value === 'number' || typeof value === 'bigint' ? String(value) : value;
+  return typeof text === 'string' && /^[0-9]{1,18}$/.test(text) ? text : undefined;
+}
+
+/**
+ * Run by the invalidator for the flusher's own commit of version ARGV[1]: purges each entry (KEYS)
+ * unless it holds that version or a newer one in field `wv` (@walpurge/client's version-guarded
+ * cache write). Purged as usual: entries refilled from the database before the flush (older or no
+ * `wv`), entries a reader filled over a delete tombstone (`rf`, see the client's entry layout), and
+ * keys that are not cache-entry hashes at all. Returns the number of entries purged.
+ */
+export const ECHO_PURGE_SCRIPT = `
+local version = tonumber(ARGV[1])
+local purged = 0
+for i = 1, #KEYS do
+  local current, refilled = 0, false
+  if redis.call('TYPE', KEYS[i])['ok'] == 'hash' then
+    local f = redis.call('HMGET', KEYS[i], 'wv', 'rf')
+    current = tonumber(f[1] or '0') or 0
+    refilled = f[2] ~= false
+  end
+  if current < version or refilled then
+    purged = purged + redis.call('UNLINK', KEYS[i])
+  end
+end
+return purged
+`;

@@ -1,0 +1,100 @@
+import type { Message } from 'kafkajs';
+import { ErrorCode, WalpurgeError } from '@walpurge/core';
+import {
+  encodeChangeEvent,
+  messageKey,
+  qualifiedTable,
+  type ChangeEvent,
+  type Row,
+} from '@walpurge/protocol';
+
+/**
+ * Kafka's default limit on one record batch (broker `message.max.bytes`, topic `max.message.bytes`)
+ * is 1 MiB; stay a little below it for the batch framing.
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1_000_000;
+
+/** Header naming the columns left out of an event that would not fit into one Kafka message. */
+export const OMITTED_HEADER = 'walpurge-omitted';
+
+export interface SizedMessage {
+  message: Message;
+  /** Key, value, headers and record framing: what counts against Kafka's batch limit. */
+  bytes: number;
+  /** Columns removed from `before`/`after` to fit (empty when the event fit as it was). */
+  omitted: string[];
+}
+
+export function toKafkaMessage(event: ChangeEvent, omitted: readonly string[] = []): Message {
+  const headers: Record<string, string> = {
+    table: qualifiedTable(event),
+    op: event.op,
+    lsn: event.source.lsn,
+  };
+  if (omitted.length > 0) headers[OMITTED_HEADER] = omitted.join(',');
+  return {
+    key: messageKey(event),
+    value: encodeChangeEvent(event),
+    headers,
+    timestamp: String(Date.parse(event.source.commitTs)),
+  };
+}
+
+/** Per-record framing in a Kafka record batch (length, attributes, deltas, varint lengths), rounded up. */
+const RECORD_OVERHEAD = 40;
+const HEADER_OVERHEAD = 4;
+
+function sizeOf(message: Message): number {
+  let bytes = RECORD_OVERHEAD + Buffer.byteLength(message.key as string) + (message.value as Buffer).length;
+  for (const [name, value] of Object.entries(message.headers ?? {}))
+    bytes += HEADER_OVERHEAD + Buffer.byteLength(name) + Buffer.byteLength(String(value));
+  return bytes;
+}
+
+function without(row: Row | null, column: string): Row | null {
+  if (row === null || !(column in row)) return row;
+  const { [column]: _dropped, ...rest } = row;
+  return rest;
+}
+
+/**
+ * The Kafka message for an event, made to fit `maxBytes`. A row with huge column values (a big
+ * TOASTed text or jsonb) would be refused by Kafka and block the listener forever, so the largest
+ * non-key columns are left out of `before`/`after` until it fits, and named in a header. Consumers
+ * then see those columns as missing: `when.changed` counts them as changed and templates that need
+ * them use the rule's fallback, so the result is an extra purge, never a skipped one.
+ * Throws a non-retriable error when even the key alone does not fit.
+ */
+export function fitMessage(event: ChangeEvent, maxBytes: number): SizedMessage {
+  const message = toKafkaMessage(event);
+  const bytes = sizeOf(message);
+  if (bytes <= maxBytes) return { message, bytes, omitted: [] };
+
+  const keyColumns = new Set(Object.keys(event.key ?? {}));
+  const sizes = new Map<string, number>();
+  for (const row of [event.before, event.after]) {
+    for (const [column, value] of Object.entries(row ?? {})) {
+      if (keyColumns.has(column)) continue;
+      sizes.set(column, (sizes.get(column) ?? 0) + (JSON.stringify(value)?.length ?? 0));
+    }
+  }
+  const candidates = [...sizes].sort((a, b) => b[1] - a[1]).map(([column]) => column);
+  let reduced = event;
+  const omitted: string[] = [];
+  for (const column of candidates) {
+    reduced = { ...reduced, before: without(reduced.before, column), after: without(reduced.after, column) };
+    omitted.push(column);
+    const smaller = toKafkaMessage(reduced, omitted);
+    const smallerBytes = sizeOf(smaller);
+    if (smallerBytes <= maxBytes) return { message: smaller, bytes: smallerBytes, omitted };
+  }
+  throw new WalpurgeError(
+    ErrorCode.EventInvalid,
+    `a change event of ${qualifiedTable(event)} at ${event.source.lsn} does not fit into a Kafka message of ${maxBytes} bytes even without its non-key columns`,
+    {
+      retriable: false,
+      hint: "raise the topic's max.message.bytes (and the broker's message.max.bytes) and the listener's maxMessageBytes, or shorten the table's key columns",
+      details: { table: qualifiedTable(event), lsn: event.source.lsn, bytes },
+    },
+  );
+}

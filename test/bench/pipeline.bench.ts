@@ -1,0 +1,209 @@
+/**
+ * Pipeline benchmark (not part of the test suite): PostgreSQL → listener → Kafka → invalidator →
+ * Redis UNLINK, all on this machine (BENCH_TRANSPORT=inline: no Kafka, the embedded mode).
+ *
+ *   npm run bench:pipeline        (BENCH_* variables below change the parameters)
+ *
+ * Services are wired as `walpurge run` wires them (packages/cli/src/run/compose-services.ts), with
+ * one difference: the Redis purger is wrapped to note when each row's key was purged.
+ * Every change is an INSERT of a new row whose rule purges `bench:{id}`, so each change is exactly
+ * one purge and commit→purge is measured per change: from the writer's COMMIT returning to the
+ * invalidator's UNLINK of that row's key being acknowledged by Redis.
+ *
+ * Phase 1 (max): BENCH_CHANGES changes as fast as one writer commits them (transactions of
+ * BENCH_TX_ROWS rows). Phase 2 (fixed rate): BENCH_RATE changes/s for BENCH_RATE_SECONDS in
+ * transactions of BENCH_RATE_TX_ROWS rows. Uses WALPURGE_TEST_* services when set, else starts
+ * local ones (@walpurge/testing).
+ */
+import pg from 'pg';
+import { WalpurgeConfig } from '@walpurge/config';
+import { createLogger, createMetricsRegistry, type Service } from '@walpurge/core';
+import { RedisPurger, connectRedis, createInvalidator, type Purger } from '@walpurge/invalidator';
+import { createListener } from '@walpurge/listener';
+import type { ChangeEvent } from '@walpurge/protocol';
+import { createIsolatedDatabase, startTestEnvironment, uniqueName, waitFor } from '@walpurge/testing';
+import {
+  deleteTopics,
+  describeDistribution,
+  distribution,
+  envNumber,
+  loadLine,
+  machineLine,
+  paced,
+  rate,
+} from './support/report.js';
+
+const TRANSPORT = process.env['BENCH_TRANSPORT'] === 'inline' ? 'inline' : 'kafka';
+const CHANGES = envNumber('BENCH_CHANGES', 100_000);
+const TX_ROWS = envNumber('BENCH_TX_ROWS', 500);
+const RATE = envNumber('BENCH_RATE', 5000);
+const RATE_SECONDS = envNumber('BENCH_RATE_SECONDS', 20);
+const RATE_TX_ROWS = envNumber('BENCH_RATE_TX_ROWS', 10);
+const PARTITIONS = envNumber('BENCH_PARTITIONS', 6);
+
+async function main(): Promise<void> {
+  const loadBefore = loadLine('before');
+  const env = await startTestEnvironment({ kafka: TRANSPORT === 'kafka', log: () => {} });
+  const {
+    databaseUrl,
+    redisUrl,
+    kafkaBrokers = [],
+  } = env.urls as {
+    databaseUrl: string;
+    redisUrl: string;
+    kafkaBrokers?: string[];
+  };
+  const db = await createIsolatedDatabase(databaseUrl, 'bench_pipeline');
+  const sql = new pg.Client({ connectionString: db.url });
+  await sql.connect();
+  await sql.query('CREATE TABLE bench (id int PRIMARY KEY, v int NOT NULL)');
+
+  const name = uniqueName('bench_pipeline');
+  const config = WalpurgeConfig.parse({
+    transport: TRANSPORT,
+    database: { url: db.url, slot: name, publication: name, heartbeatIntervalMs: 0, statusIntervalMs: 1000 },
+    ...(TRANSPORT === 'kafka'
+      ? {
+          kafka: {
+            brokers: kafkaBrokers,
+            topic: name,
+            deadLetterTopic: `${name}_dlq`,
+            consumerGroup: name,
+            partitions: PARTITIONS,
+          },
+        }
+      : {}),
+    redis: { url: redisUrl, keyPrefix: `${name}:` },
+    rules: [{ table: 'bench', on: ['insert'], redis: { keys: ['bench:{id}'] } }],
+  });
+  const logger = createLogger({ level: process.env['LOG_LEVEL'] ?? 'error', pretty: false });
+  const registry = createMetricsRegistry({ defaultMetrics: false });
+
+  const total = CHANGES + Math.round(RATE * RATE_SECONDS) + 1;
+  const committedAt = new Float64Array(total + 1);
+  const purgedAt = new Float64Array(total + 1);
+  let purgedCount = 0;
+  const redisPurger = new RedisPurger(connectRedis(config.redis!, logger), {
+    keyPrefix: config.redis!.keyPrefix,
+    batchSize: config.invalidator.redisBatchSize,
+    scanCount: config.invalidator.redisScanCount,
+  });
+  const timedPurger: Purger = {
+    name: redisPurger.name,
+    stage: redisPurger.stage,
+    count: (targets) => redisPurger.count(targets),
+    close: () => redisPurger.close(),
+    async purge(targets, context) {
+      await redisPurger.purge(targets, context);
+      const now = Date.now();
+      for (const key of targets.redis.keys) {
+        const id = Number(key.slice('bench:'.length));
+        if (purgedAt[id] === 0) {
+          purgedAt[id] = now;
+          purgedCount += 1;
+        }
+      }
+    },
+  };
+
+  // As compose-services.ts does for `--role all`: consumers start before producers.
+  const invalidator = createInvalidator({
+    config,
+    logger,
+    registry,
+    consume: TRANSPORT === 'kafka' ? 'kafka' : 'none',
+    purgers: [timedPurger],
+  });
+  const sink =
+    TRANSPORT === 'inline'
+      ? {
+          publish: (events: readonly ChangeEvent[], signal?: AbortSignal) =>
+            invalidator.handle(events, signal),
+        }
+      : undefined;
+  const listener = createListener({
+    config,
+    logger,
+    registry,
+    ...(sink ? { sink } : {}),
+    onFatal: (error) => {
+      throw error;
+    },
+  });
+  const services: Array<Service & { isReady(): boolean }> = [invalidator, listener];
+  for (const service of services) await service.start(new AbortController().signal);
+  await waitFor('invalidator and listener ready', async () => services.every((s) => s.isReady()), {
+    timeoutMs: 90_000,
+  });
+
+  let nextId = 0;
+  const insertTx = async (rows: number): Promise<void> => {
+    const first = nextId + 1;
+    nextId += rows;
+    await sql.query('INSERT INTO bench SELECT g, 0 FROM generate_series($1::int, $2::int) g', [
+      first,
+      nextId,
+    ]);
+    const now = Date.now();
+    for (let id = first; id <= nextId; id += 1) committedAt[id] = now;
+  };
+  const latencies = (from: number, to: number): number[] => {
+    const out: number[] = [];
+    for (let id = from; id <= to; id += 1)
+      out.push(Math.max(0, (purgedAt[id] ?? 0) - (committedAt[id] ?? 0)));
+    return out;
+  };
+
+  // Phase 1: as fast as one writer commits.
+  const started = performance.now();
+  for (let written = 0; written < CHANGES; written += TX_ROWS)
+    await insertTx(Math.min(TX_ROWS, CHANGES - written));
+  const writeSeconds = (performance.now() - started) / 1000;
+  await waitFor('every change purged', async () => purgedCount >= CHANGES, {
+    timeoutMs: 600_000,
+    intervalMs: 10,
+  });
+  const maxSeconds = (performance.now() - started) / 1000;
+  const maxLatency = distribution(latencies(1, CHANGES));
+  const loadAfterMax = loadLine('after the max phase');
+
+  // Phase 2: a fixed rate.
+  const firstRateId = nextId + 1;
+  const ticks = Math.round((RATE * RATE_SECONDS) / RATE_TX_ROWS);
+  const rateSeconds = await paced(ticks, (1000 * RATE_TX_ROWS) / RATE, () => insertTx(RATE_TX_ROWS));
+  await waitFor('rate phase purged', async () => purgedCount >= nextId, {
+    timeoutMs: 120_000,
+    intervalMs: 10,
+  });
+  const rateLatency = distribution(latencies(firstRateId, nextId));
+
+  const lines = [
+    `walpurge pipeline benchmark — PostgreSQL → listener → ${TRANSPORT === 'kafka' ? 'Kafka → ' : '(inline) '}invalidator → Redis UNLINK`,
+    machineLine(),
+    `services: ${Object.entries(env.providers)
+      .map(([service, provider]) => `${service}=${provider}`)
+      .join(', ')}, all on this machine; one Node process runs listener and invalidator`,
+    loadBefore,
+    loadAfterMax,
+    loadLine('at the end'),
+    `parameters: transport ${TRANSPORT}${TRANSPORT === 'kafka' ? `, ${PARTITIONS} partitions, ${config.invalidator.partitionsConsumedConcurrently} consumed concurrently` : ''}, coalesce window ${config.invalidator.coalesceWindowMs} ms / ${config.invalidator.maxBatchEvents} events; max phase ${CHANGES} inserts in transactions of ${TX_ROWS}; rate phase ${RATE} changes/s for ${RATE_SECONDS} s in transactions of ${RATE_TX_ROWS}`,
+    `max: ${rate(CHANGES, maxSeconds)} events/s → purges sustained (${CHANGES} changes committed and purged ${maxSeconds.toFixed(2)} s after the first commit; the writer alone took ${writeSeconds.toFixed(2)} s)`,
+    `max: commit → purge per change ${describeDistribution(maxLatency)} (includes queueing behind the backlog)`,
+    `fixed rate ${rate(ticks * RATE_TX_ROWS, rateSeconds)} changes/s: commit → purge per change ${describeDistribution(rateLatency)}`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+
+  for (const service of [...services].reverse()) await service.stop();
+  await sql.end();
+  await db.drop();
+  if (TRANSPORT === 'kafka') await deleteTopics(kafkaBrokers, [name, `${name}_dlq`]);
+  await env.stop();
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);
