@@ -11,7 +11,8 @@
  * invalidator's UNLINK of that row's key being acknowledged by Redis.
  *
  * Phase 1 (max): BENCH_CHANGES changes as fast as one writer commits them (transactions of
- * BENCH_TX_ROWS rows). Phase 2 (fixed rate): BENCH_RATE changes/s for BENCH_RATE_SECONDS in
+ * BENCH_TX_ROWS rows); as one writer may be the limit, the same number of changes is then committed
+ * while the listener is stopped and the pipeline's catch-up is timed. Phase 2 (fixed rate): BENCH_RATE changes/s for BENCH_RATE_SECONDS in
  * transactions of BENCH_RATE_TX_ROWS rows. Uses WALPURGE_TEST_* services when set, else starts
  * local ones (@walpurge/testing).
  */
@@ -79,7 +80,7 @@ async function main(): Promise<void> {
   const logger = createLogger({ level: process.env['LOG_LEVEL'] ?? 'error', pretty: false });
   const registry = createMetricsRegistry({ defaultMetrics: false });
 
-  const total = CHANGES + Math.round(RATE * RATE_SECONDS) + 1;
+  const total = 2 * CHANGES + Math.round(RATE * RATE_SECONDS) + 1;
   const committedAt = new Float64Array(total + 1);
   const purgedAt = new Float64Array(total + 1);
   let purgedCount = 0;
@@ -121,20 +122,24 @@ async function main(): Promise<void> {
             invalidator.handle(events, signal),
         }
       : undefined;
-  const listener = createListener({
-    config,
-    logger,
-    registry,
-    ...(sink ? { sink } : {}),
-    onFatal: (error) => {
-      throw error;
-    },
-  });
-  const services: Array<Service & { isReady(): boolean }> = [invalidator, listener];
+  const newListener = () =>
+    createListener({
+      config,
+      logger,
+      // A fresh registry per instance: metrics are registered once per registry.
+      registry: createMetricsRegistry({ defaultMetrics: false }),
+      ...(sink ? { sink } : {}),
+      onFatal: (error) => {
+        throw error;
+      },
+    });
+  const services: Array<Service & { isReady(): boolean }> = [invalidator, newListener()];
+  const ready = () =>
+    waitFor('invalidator and listener ready', async () => services.every((s) => s.isReady()), {
+      timeoutMs: 90_000,
+    });
   for (const service of services) await service.start(new AbortController().signal);
-  await waitFor('invalidator and listener ready', async () => services.every((s) => s.isReady()), {
-    timeoutMs: 90_000,
-  });
+  await ready();
 
   let nextId = 0;
   const insertTx = async (rows: number): Promise<void> => {
@@ -167,6 +172,18 @@ async function main(): Promise<void> {
   const maxLatency = distribution(latencies(1, CHANGES));
   const loadAfterMax = loadLine('after the max phase');
 
+  // Phase 1b: catch-up. With the listener stopped the changes wait in the slot; a new listener then
+  // streams them through the pipeline as fast as it goes (the writer is out of the way).
+  await services[1]?.stop();
+  for (let written = 0; written < CHANGES; written += TX_ROWS)
+    await insertTx(Math.min(TX_ROWS, CHANGES - written));
+  const catchUpStarted = performance.now();
+  services[1] = newListener();
+  await services[1].start(new AbortController().signal);
+  await waitFor('backlog purged', async () => purgedCount >= nextId, { timeoutMs: 600_000, intervalMs: 10 });
+  const catchUpSeconds = (performance.now() - catchUpStarted) / 1000;
+  const loadAfterCatchUp = loadLine('after the catch-up phase');
+
   // Phase 2: a fixed rate.
   const firstRateId = nextId + 1;
   const ticks = Math.round((RATE * RATE_SECONDS) / RATE_TX_ROWS);
@@ -185,10 +202,12 @@ async function main(): Promise<void> {
       .join(', ')}, all on this machine; one Node process runs listener and invalidator`,
     loadBefore,
     loadAfterMax,
+    loadAfterCatchUp,
     loadLine('at the end'),
     `parameters: transport ${TRANSPORT}${TRANSPORT === 'kafka' ? `, ${PARTITIONS} partitions, ${config.invalidator.partitionsConsumedConcurrently} consumed concurrently` : ''}, coalesce window ${config.invalidator.coalesceWindowMs} ms / ${config.invalidator.maxBatchEvents} events; max phase ${CHANGES} inserts in transactions of ${TX_ROWS}; rate phase ${RATE} changes/s for ${RATE_SECONDS} s in transactions of ${RATE_TX_ROWS}`,
     `max: ${rate(CHANGES, maxSeconds)} events/s → purges sustained (${CHANGES} changes committed and purged ${maxSeconds.toFixed(2)} s after the first commit; the writer alone took ${writeSeconds.toFixed(2)} s)`,
     `max: commit → purge per change ${describeDistribution(maxLatency)} (includes queueing behind the backlog)`,
+    `catch-up: ${rate(CHANGES, catchUpSeconds)} events/s → purges (a backlog of ${CHANGES} changes purged ${catchUpSeconds.toFixed(2)} s after a new listener started, connection and slot setup included)`,
     `fixed rate ${rate(ticks * RATE_TX_ROWS, rateSeconds)} changes/s: commit → purge per change ${describeDistribution(rateLatency)}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

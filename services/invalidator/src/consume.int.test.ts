@@ -198,8 +198,9 @@ describe('invalidator consuming Kafka', () => {
           reason: 'old-value-unavailable',
         }),
       ).toBe(2);
-      const lag = await metricValue(registry, 'walpurge_invalidator_consumer_lag_messages');
-      expect(lag).toBe(0);
+      await expect
+        .poll(() => metricValue(registry, 'walpurge_invalidator_consumer_lag_messages'), { timeout: 5_000 })
+        .toBe(0);
       expect((await endOffsets(admin, names.topic)).reduce((a, b) => a + b, 0)).toBe(13);
     } finally {
       await producer.producer.disconnect();

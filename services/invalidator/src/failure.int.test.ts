@@ -153,8 +153,14 @@ describe('invalidator when a purge target fails', () => {
         names.topic,
         ids.map((id) => row('items', id)),
       );
-      await waitFor('CDN purges to be retried', async () => cdn.requests.length >= 10, { timeoutMs: 30_000 });
-      expect(await countExisting(ids.map((id) => `${names.prefix}item:${id}`))).toBe(0);
+      // Every batch got through its Redis stage and is stuck at the CDN.
+      await waitFor(
+        'Redis purged and CDN purges retried',
+        async () =>
+          (await countExisting(ids.map((id) => `${names.prefix}item:${id}`))) === 0 &&
+          cdn.requests.length >= 10,
+        { timeoutMs: 30_000 },
+      );
       expect((await committedOffsets(admin, names.group, names.topic)).every((offset) => offset <= 0)).toBe(
         true,
       );
@@ -235,9 +241,9 @@ describe('invalidator when a purge target fails', () => {
       expect(
         (await committedOffsets(admin, names.group, names.topic)).filter((offset) => offset > 0).length,
       ).toBeGreaterThan(1);
-      expect(await metricValue(running.registry, 'walpurge_invalidator_batch_events_count')).toBeGreaterThan(
-        (rowIds.length * changes) / 7 - 1,
-      );
+      expect(
+        await metricValue(running.registry, 'walpurge_invalidator_batch_events_count'),
+      ).toBeGreaterThanOrEqual(20);
     } finally {
       await producer.producer.disconnect();
       await running.stop();

@@ -17,7 +17,7 @@ export interface AssemblerOptions {
 }
 
 export type AssemblerOutput =
-  | { type: 'begin'; xid: number }
+  | { type: 'begin'; xid: number; commitTimeMs: number }
   | { type: 'events'; events: ChangeEvent[] }
   | { type: 'commit'; endLsn: bigint; commitTimeMs: number };
 
@@ -65,7 +65,7 @@ export class ChangeAssembler {
           origin: null,
           sources: new Map(),
         };
-        return { type: 'begin', xid: message.xid };
+        return { type: 'begin', xid: message.xid, commitTimeMs: Number(message.commitTimeMicros / 1000n) };
       case 'origin':
         if (this.transaction) this.transaction.origin = message.name;
         return undefined;

@@ -21,6 +21,7 @@ interface Item {
   events: readonly ChangeEvent[];
   /** Set on a transaction's last chunk (its commit end LSN) and on idle markers. */
   ackLsn: bigint | undefined;
+  /** Commit time of the chunk's transaction (on every chunk of it; none on idle markers). */
   commitTimeMs: number | undefined;
   state: 'waiting' | 'publishing' | 'done' | 'failed';
 }

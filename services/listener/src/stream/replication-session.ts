@@ -74,6 +74,8 @@ export class ReplicationSession {
   private readonly eventCounts = new Map<string, number>();
   private receivedBytes = 0;
   private commits = 0;
+  /** Commit time of the transaction being read (pgoutput sends it in the begin message). */
+  private commitTimeMs: number | undefined;
   private resolveRun!: () => void;
   private rejectRun!: (error: unknown) => void;
   private readonly log: Logger;
@@ -195,6 +197,7 @@ export class ReplicationSession {
     switch (output.type) {
       case 'begin':
         this.chunk = [];
+        this.commitTimeMs = output.commitTimeMs;
         break;
       case 'events':
         for (const event of output.events) {
@@ -203,7 +206,8 @@ export class ReplicationSession {
           this.eventCounts.set(label, (this.eventCounts.get(label) ?? 0) + 1);
           if (this.chunk.length >= this.options.batchSize) {
             // A big transaction streams to the sink in chunks; its commit is acknowledged after the last.
-            this.pipeline.push(this.chunk);
+            // Each chunk carries the commit time, so lag in seconds shows while a huge one is in flight.
+            this.pipeline.push(this.chunk, undefined, this.commitTimeMs);
             this.chunk = [];
           }
         }
@@ -292,7 +296,8 @@ export class ReplicationSession {
     this.eventCounts.clear();
     if (this.receivedBytes > 0) metrics.receivedBytes.inc(this.receivedBytes);
     this.receivedBytes = 0;
-    const oldest = this.pipeline.oldestPendingCommitTimeMs();
+    const oldest =
+      this.pipeline.oldestPendingCommitTimeMs() ?? (this.chunk.length > 0 ? this.commitTimeMs : undefined);
     metrics.lagSeconds.set(oldest === undefined ? 0 : Math.max(0, Date.now() - oldest) / 1000);
     metrics.pendingEvents.set(this.pipeline.pendingEvents + this.chunk.length);
   }
