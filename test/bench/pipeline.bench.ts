@@ -6,14 +6,16 @@
  *
  * Services are wired as `walpurge run` wires them (packages/cli/src/run/compose-services.ts), with
  * one difference: the Redis purger is wrapped to note when each row's key was purged.
- * Every change is an INSERT of a new row whose rule purges `bench:{id}`, so each change is exactly
- * one purge and commit→purge is measured per change: from the writer's COMMIT returning to the
- * invalidator's UNLINK of that row's key being acknowledged by Redis.
+ * Every change is an INSERT of a new row whose rule purges `bench:{id}:{t}`, so each change is
+ * exactly one purge. `t` is PostgreSQL's clock_timestamp() (µs) when the row was inserted, just
+ * before its autocommit; commit→purge per change = Redis acknowledging the UNLINK of that key − t
+ * (one machine, one clock; the writer's own view of its commit would be skewed by sharing an event
+ * loop with the listener).
  *
  * Phase 1 (max): BENCH_CHANGES changes as fast as one writer commits them (transactions of
  * BENCH_TX_ROWS rows); as one writer may be the limit, the same number of changes is then committed
- * while the listener is stopped and the pipeline's catch-up is timed. Phase 2 (fixed rate): BENCH_RATE changes/s for BENCH_RATE_SECONDS in
- * transactions of BENCH_RATE_TX_ROWS rows. Uses WALPURGE_TEST_* services when set, else starts
+ * while the listener is stopped and the pipeline's catch-up is timed. Phase 2 (fixed rate):
+ * BENCH_RATE changes/s for BENCH_RATE_SECONDS in transactions of BENCH_RATE_TX_ROWS rows. Uses WALPURGE_TEST_* services when set, else starts
  * local ones (@walpurge/testing).
  */
 import pg from 'pg';
@@ -57,7 +59,7 @@ async function main(): Promise<void> {
   const db = await createIsolatedDatabase(databaseUrl, 'bench_pipeline');
   const sql = new pg.Client({ connectionString: db.url });
   await sql.connect();
-  await sql.query('CREATE TABLE bench (id int PRIMARY KEY, v int NOT NULL)');
+  await sql.query('CREATE TABLE bench (id int PRIMARY KEY, t bigint NOT NULL)');
 
   const name = uniqueName('bench_pipeline');
   const config = WalpurgeConfig.parse({
@@ -75,14 +77,13 @@ async function main(): Promise<void> {
         }
       : {}),
     redis: { url: redisUrl, keyPrefix: `${name}:` },
-    rules: [{ table: 'bench', on: ['insert'], redis: { keys: ['bench:{id}'] } }],
+    rules: [{ table: 'bench', on: ['insert'], redis: { keys: ['bench:{id}:{t}'] } }],
   });
   const logger = createLogger({ level: process.env['LOG_LEVEL'] ?? 'error', pretty: false });
   const registry = createMetricsRegistry({ defaultMetrics: false });
 
   const total = 2 * CHANGES + Math.round(RATE * RATE_SECONDS) + 1;
-  const committedAt = new Float64Array(total + 1);
-  const purgedAt = new Float64Array(total + 1);
+  const latencyMs = new Float64Array(total + 1).fill(NaN);
   let purgedCount = 0;
   const redisPurger = new RedisPurger(connectRedis(config.redis!, logger), {
     keyPrefix: config.redis!.keyPrefix,
@@ -96,11 +97,11 @@ async function main(): Promise<void> {
     close: () => redisPurger.close(),
     async purge(targets, context) {
       await redisPurger.purge(targets, context);
-      const now = Date.now();
+      const nowUs = (performance.timeOrigin + performance.now()) * 1000;
       for (const key of targets.redis.keys) {
-        const id = Number(key.slice('bench:'.length));
-        if (purgedAt[id] === 0) {
-          purgedAt[id] = now;
+        const [, id, t] = key.split(':').map(Number) as [number, number, number];
+        if (Number.isNaN(latencyMs[id])) {
+          latencyMs[id] = Math.max(0, (nowUs - t) / 1000);
           purgedCount += 1;
         }
       }
@@ -145,19 +146,14 @@ async function main(): Promise<void> {
   const insertTx = async (rows: number): Promise<void> => {
     const first = nextId + 1;
     nextId += rows;
-    await sql.query('INSERT INTO bench SELECT g, 0 FROM generate_series($1::int, $2::int) g', [
-      first,
-      nextId,
-    ]);
-    const now = Date.now();
-    for (let id = first; id <= nextId; id += 1) committedAt[id] = now;
+    await sql.query(
+      `INSERT INTO bench
+       SELECT g, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint
+       FROM generate_series($1::int, $2::int) g`,
+      [first, nextId],
+    );
   };
-  const latencies = (from: number, to: number): number[] => {
-    const out: number[] = [];
-    for (let id = from; id <= to; id += 1)
-      out.push(Math.max(0, (purgedAt[id] ?? 0) - (committedAt[id] ?? 0)));
-    return out;
-  };
+  const latencies = (from: number, to: number): number[] => Array.from(latencyMs.subarray(from, to + 1));
 
   // Phase 1: as fast as one writer commits.
   const started = performance.now();
