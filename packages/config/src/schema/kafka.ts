@@ -21,6 +21,14 @@ export const KafkaConfig = z.strictObject({
     .min(1)
     .default('walpurge-invalidator')
     .describe('Consumer group of the invalidators.'),
+  // Kafka's default limit on one record batch (broker message.max.bytes, topic max.message.bytes)
+  // is about 1 MiB: the default stays a little below it for the batch framing.
+  maxMessageBytes: positiveInt
+    .min(1024, 'must be at least 1024: every message carries its key, headers and framing')
+    .default(1_000_000)
+    .describe(
+      "Largest message (key + value + headers) the listener produces; at most the topic's max.message.bytes. Bigger events lose their largest non-key columns (walpurge-omitted header).",
+    ),
   ssl: z.boolean().default(false).describe('Use TLS to the brokers.'),
   sasl: z
     .strictObject({

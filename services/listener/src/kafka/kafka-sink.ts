@@ -4,7 +4,7 @@ import { ErrorCode, WalpurgeError, errorMessage, type Logger, type Registry } fr
 import { qualifiedTable, type ChangeEvent, type ChangeSink } from '@walpurge/protocol';
 import { createKafkaSinkMetrics, type KafkaSinkMetrics } from '../metrics.js';
 import { createKafkaClient } from './kafka-client.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, fitMessage } from './message-size.js';
+import { fitMessage } from './message-size.js';
 
 export { toKafkaMessage } from './message-size.js';
 
@@ -18,7 +18,8 @@ export interface KafkaSinkOptions {
   maxBatchMessages?: number;
   /**
    * Largest message (key + value + headers) Kafka accepts: the topic's max.message.bytes. Bigger
-   * events lose their largest non-key columns (see fitMessage). Default 1,000,000.
+   * events lose their largest non-key columns (see fitMessage). Default: `config.maxMessageBytes`
+   * (the `kafka.maxMessageBytes` key, 1,000,000 unless set).
    */
   maxMessageBytes?: number;
 }
@@ -26,6 +27,8 @@ export interface KafkaSinkOptions {
 /** A ChangeSink whose overlapping `publish` calls become durable in call order. */
 export interface KafkaSink extends ChangeSink {
   readonly preservesCallOrder: true;
+  /** The size limit in force (from the config or the option), for logs and tests. */
+  readonly maxMessageBytes: number;
   /** Creates the topic when missing and connects the producer; idempotent, retried by callers. */
   connect(): Promise<void>;
   close(): Promise<void>;
@@ -64,7 +67,7 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
     ? createKafkaSinkMetrics(options.registry)
     : undefined;
   const maxBatch = options.maxBatchMessages ?? 5000;
-  const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const maxBytes = options.maxMessageBytes ?? config.maxMessageBytes;
   const kafka = createKafkaClient(config, logger);
   const queue: Pending[] = [];
   let producer: Producer | undefined;
@@ -231,6 +234,7 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
 
   return {
     preservesCallOrder: true,
+    maxMessageBytes: maxBytes,
     async connect() {
       if (closed) throw new WalpurgeError(ErrorCode.Aborted, 'Kafka sink is closed');
       await getProducer();

@@ -8,12 +8,6 @@ import {
   type Row,
 } from '@walpurge/protocol';
 
-/**
- * Kafka's default limit on one record batch (broker `message.max.bytes`, topic `max.message.bytes`)
- * is 1 MiB; stay a little below it for the batch framing.
- */
-export const DEFAULT_MAX_MESSAGE_BYTES = 1_000_000;
-
 /** Header naming the columns left out of an event that would not fit into one Kafka message. */
 export const OMITTED_HEADER = 'walpurge-omitted';
 
@@ -93,7 +87,7 @@ export function fitMessage(event: ChangeEvent, maxBytes: number): SizedMessage {
     `a change event of ${qualifiedTable(event)} at ${event.source.lsn} does not fit into a Kafka message of ${maxBytes} bytes even without its non-key columns`,
     {
       retriable: false,
-      hint: "raise the topic's max.message.bytes (and the broker's message.max.bytes) and the listener's maxMessageBytes, or shorten the table's key columns",
+      hint: "raise the topic's max.message.bytes (and the broker's message.max.bytes) and kafka.maxMessageBytes, or shorten the table's key columns",
       details: { table: qualifiedTable(event), lsn: event.source.lsn, bytes },
     },
   );

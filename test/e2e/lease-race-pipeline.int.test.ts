@@ -1,0 +1,315 @@
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { PayloadCodec, createCacheClient, jsonSerializer } from '@walpurge/client';
+import { parseConfigText } from '@walpurge/config';
+import { createLogger } from '@walpurge/core';
+import type { ChangeEvent } from '@walpurge/protocol';
+import {
+  WaitForAbortError,
+  createIsolatedDatabase,
+  uniqueName,
+  waitFor,
+  type IsolatedDatabase,
+} from '@walpurge/testing';
+// The CLI's composition root, exactly what `walpurge run --role all` starts (imported by path: the
+// `walpurge` package exports only its command-line entry).
+import { startWalpurge, type RunningWalpurge } from '../../packages/cli/src/run/start-walpurge.js';
+
+/**
+ * The stale-set race, end to end. Readers do cache-aside against a live table while writers commit
+ * updates; NOBODY in the application purges anything: walpurge (embedded: listener on the
+ * replication slot → invalidator → Redis UNLINK, transport inline) does. The race: a reader loads a
+ * row, a writer commits, the pipeline purges the key, and THEN the reader stores what it loaded.
+ * Loaders wait a little between reading Postgres and returning, which widens that real window to
+ * about the pipeline's commit-to-purge latency, so the race happens many times per run.
+ *
+ * After readers and writers stop, the pipeline is drained (a marker commit has been purged and the
+ * slot's confirmed LSN has passed it: every earlier commit's purge is done) and a checker compares
+ * every cached key with the database. Plain GET / load / SET must leave stale keys (the checker
+ * works); @walpurge/client leases must leave none.
+ */
+const ROWS = 12;
+const READERS = 16;
+const WRITERS = 4;
+const RUN_MS = 3_000;
+/**
+ * Readers go on this long after the writers stopped, while the last purges land: a row whose last
+ * write raced a fill keeps the stale value (hits serve it), every other row is refilled from the
+ * final data, so the checker sees most rows cached.
+ */
+const READ_ON_MS = 500;
+/**
+ * Upper bound of the loader's pause between its SELECT and returning. Well above the pipeline's
+ * commit-to-purge latency (p99 ~10 ms idle, ~100 ms on a loaded machine), so that many fills are
+ * stored after the purge of a write they did not see.
+ */
+const LOADER_DELAY_MS = 150;
+/** Row the drain marker updates; the workload never touches it. */
+const MARKER_ID = 0;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const randomInt = (below: number): number => Math.floor(Math.random() * below);
+const rowVersion = (id: number, value: number): string => `${id}:${value}`;
+
+interface CheckResult {
+  checked: number;
+  stale: number;
+  staleKeys: string[];
+}
+
+interface WorkloadResult {
+  reads: number;
+  writes: number;
+}
+
+const services = inject('services');
+const name = uniqueName('race_e2e');
+const prefix = `${name}:`;
+
+const CONFIG = `
+transport: inline
+database:
+  url: \${DATABASE_URL}
+  slot: ${name}
+  publication: ${name}
+  statusIntervalMs: 500
+  heartbeatIntervalMs: 0
+redis:
+  url: \${REDIS_URL}
+  keyPrefix: '${prefix}'
+http: { host: 127.0.0.1 }
+rules:
+  # One key per variant so both run against the same pipeline; the SDK's entries (hash with value
+  # and lease) and the plain strings are purged by the same UNLINK.
+  - table: public.items
+    redis:
+      keys: ['leased:item:{id}', 'plain:item:{id}']
+`;
+
+describe('stale-set race against walpurge running embedded (slot → invalidator → Redis)', () => {
+  let db: IsolatedDatabase;
+  let pool: pg.Pool;
+  let redis: Redis;
+  let walpurge: RunningWalpurge | undefined;
+  /** Every row version the invalidator reported purged → its commit LSN. */
+  const purged = new Map<string, { lsn: string; at: number }>();
+  /** Every row version a writer committed → when the commit returned. */
+  const committed = new Map<string, number>();
+
+  beforeAll(async () => {
+    db = await createIsolatedDatabase(services.databaseUrl, 'race_e2e');
+    pool = new pg.Pool({ connectionString: db.url, max: READERS + WRITERS + 4 });
+    await pool.query('CREATE TABLE items (id int PRIMARY KEY, value int NOT NULL)');
+    await pool.query('INSERT INTO items SELECT g, 0 FROM generate_series($1::int, $2::int) g', [
+      MARKER_ID,
+      ROWS,
+    ]);
+    redis = new Redis(services.redisUrl);
+
+    const { config } = parseConfigText(CONFIG, 'race.walpurge.yaml', {
+      env: { DATABASE_URL: db.url, REDIS_URL: services.redisUrl },
+    });
+    const running = await startWalpurge({
+      config,
+      role: 'all',
+      httpPort: 0,
+      logger: createLogger({ level: process.env['LOG_LEVEL'] ?? 'error', pretty: false }),
+      onPurged: (events, at) => recordPurged(events, at),
+    });
+    walpurge = running;
+    let fatal: Error | undefined;
+    void running.fatal.then((error) => (fatal = error));
+    await waitFor(
+      'walpurge (role all, inline) ready',
+      async () => {
+        if (fatal) throw new WaitForAbortError(`walpurge stopped: ${fatal.message}`, { cause: fatal });
+        return running.isReady();
+      },
+      { timeoutMs: 90_000, intervalMs: 50 },
+    );
+  });
+
+  afterAll(async () => {
+    await walpurge?.stop();
+    if (redis) {
+      const keys = await scanKeys(`${prefix}*`).catch(() => [] as string[]);
+      if (keys.length > 0) await redis.unlink(...keys);
+      redis.disconnect();
+    }
+    await pool?.end();
+    await db?.drop();
+  });
+
+  function recordPurged(events: readonly ChangeEvent[], at: number): void {
+    for (const event of events) {
+      if (event.source.table !== 'items' || !event.after) continue;
+      const version = rowVersion(Number(event.after['id']), Number(event.after['value']));
+      purged.set(version, { lsn: event.source.lsn, at });
+    }
+  }
+
+  async function loadRow(id: number): Promise<number> {
+    const { rows } = await pool.query<{ value: number }>('SELECT value FROM items WHERE id = $1', [id]);
+    await sleep(randomInt(LOADER_DELAY_MS)); // the slow store after the read: the race window
+    return rows[0]!.value;
+  }
+
+  async function runWorkload(read: (id: number) => Promise<number>): Promise<WorkloadResult> {
+    const writersStopAt = Date.now() + RUN_MS;
+    const stopAt = writersStopAt + READ_ON_MS;
+    let reads = 0;
+    let writes = 0;
+    const readers = Array.from({ length: READERS }, async () => {
+      while (Date.now() < stopAt) {
+        await read(1 + randomInt(ROWS));
+        reads += 1;
+        // Yield between hits: the pipeline shares this event loop and must not starve behind them.
+        await sleep(randomInt(2));
+      }
+    });
+    const writers = Array.from({ length: WRITERS }, async () => {
+      while (Date.now() < writersStopAt) {
+        const id = 1 + randomInt(ROWS);
+        const { rows } = await pool.query<{ value: number }>(
+          'UPDATE items SET value = value + 1 WHERE id = $1 RETURNING value', // autocommit
+          [id],
+        );
+        committed.set(rowVersion(id, rows[0]!.value), Date.now());
+        writes += 1;
+        await sleep(randomInt(10));
+      }
+    });
+    await Promise.all([...readers, ...writers]);
+    return { reads, writes };
+  }
+
+  /**
+   * The correctness criterion is the pipeline's own progress, never a sleep: a marker commit after
+   * the last write is reported purged by the invalidator, and the slot's confirmed LSN (advanced only
+   * past commits whose purges succeeded, in commit order) has passed it.
+   */
+  async function drainPipeline(): Promise<void> {
+    const { rows } = await pool.query<{ value: number }>(
+      'UPDATE items SET value = value + 1 WHERE id = $1 RETURNING value',
+      [MARKER_ID],
+    );
+    const marker = rowVersion(MARKER_ID, rows[0]!.value);
+    const { lsn } = await waitFor(
+      'the drain marker purged by the invalidator',
+      async () => purged.get(marker),
+      {
+        timeoutMs: 60_000,
+        intervalMs: 10,
+      },
+    );
+    await waitFor(
+      `slot ${name} confirmed past the marker commit ${lsn}`,
+      async () => {
+        const result = await pool.query<{ passed: boolean }>(
+          'SELECT confirmed_flush_lsn > $1::pg_lsn AS passed FROM pg_replication_slots WHERE slot_name = $2',
+          [lsn, name],
+        );
+        return result.rows[0]?.passed === true;
+      },
+      { timeoutMs: 60_000, intervalMs: 20 },
+    );
+    // Every commit of the workload went through the pipeline (not one purge was skipped).
+    const missing = [...committed.keys()].filter((version) => !purged.has(version));
+    expect(missing, 'row versions committed but never reported purged').toEqual([]);
+  }
+
+  /** Every cached `${variant}:item:N` key in Redis against the row in Postgres. */
+  async function check(
+    variant: string,
+    readCached: (key: string) => Promise<number | undefined>,
+  ): Promise<CheckResult> {
+    const { rows } = await pool.query<{ id: number; value: number }>('SELECT id, value FROM items');
+    const truth = new Map(rows.map((row) => [row.id, row.value]));
+    const keyPrefix = `${prefix}${variant}:item:`;
+    const result: CheckResult = { checked: 0, stale: 0, staleKeys: [] };
+    for (const key of await scanKeys(`${keyPrefix}*`)) {
+      const cached = await readCached(key);
+      if (cached === undefined) continue; // e.g. an SDK entry holding only a lease
+      result.checked += 1;
+      const id = Number(key.slice(keyPrefix.length));
+      const current = truth.get(id);
+      if (cached !== current) {
+        result.stale += 1;
+        result.staleKeys.push(`${key}=${cached} (db ${String(current)})`);
+      }
+    }
+    return result;
+  }
+
+  async function scanKeys(match: string): Promise<string[]> {
+    const found = new Set<string>(); // SCAN may return a key twice
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 100);
+      cursor = next;
+      for (const key of keys) found.add(key);
+    } while (cursor !== '0');
+    return [...found];
+  }
+
+  function latencySummary(since: number): string {
+    const latencies = [...committed.entries()]
+      .filter(([, at]) => at >= since)
+      .map(([version, at]) => Math.max(0, (purged.get(version)?.at ?? at) - at))
+      .sort((a, b) => a - b);
+    const at = (q: number): number =>
+      latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+    return `commit→purge p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, max ${at(1)} ms`;
+  }
+
+  it('plain cache-aside (GET / load / SET) leaves stale entries: the checker catches them', async () => {
+    const started = Date.now();
+    const workload = await runWorkload(async (id) => {
+      const key = `${prefix}plain:item:${id}`;
+      const hit = await redis.get(key);
+      if (hit !== null) return Number(hit);
+      const value = await loadRow(id);
+      await redis.set(key, String(value), 'EX', 60);
+      return value;
+    });
+    await drainPipeline();
+    const result = await check('plain', async (key) => {
+      const raw = await redis.get(key);
+      return raw === null ? undefined : Number(raw);
+    });
+    console.info(
+      `[race e2e] plain: ${workload.reads} reads, ${workload.writes} writes, ${result.checked} cached keys checked, ` +
+        `${result.stale} stale (${result.staleKeys.join(', ')}); ${latencySummary(started)}`,
+    );
+    expect(result.checked).toBeGreaterThan(0);
+    expect(result.stale).toBeGreaterThan(0);
+  });
+
+  it('with leases (@walpurge/client get) the same workload leaves zero stale keys', async () => {
+    const started = Date.now();
+    // coalesce off: every reader races on its own, as separate processes would.
+    const client = createCacheClient({ redis, keyPrefix: `${prefix}leased:`, coalesce: false });
+    let workload: WorkloadResult;
+    try {
+      workload = await runWorkload((id) => client.get(`item:${id}`, () => loadRow(id), { ttl: 60 }));
+    } finally {
+      await client.close();
+    }
+    await drainPipeline();
+    const codec = new PayloadCodec(jsonSerializer);
+    const result = await check('leased', async (key) => {
+      const payload = await redis.hgetBuffer(key, 'v');
+      return payload === null ? undefined : ((await codec.decode(payload)) as number);
+    });
+    const rejections = (await client.metrics.fillRejections.get()).values[0]?.value ?? 0;
+    console.info(
+      `[race e2e] leased: ${workload.reads} reads, ${workload.writes} writes, ${result.checked} cached keys checked, ` +
+        `${result.stale} stale, ${rejections} fills rejected; ${latencySummary(started)}`,
+    );
+    expect(result.checked).toBeGreaterThan(0);
+    // The race did happen (the pipeline's purges refused fills), and none of it left a stale entry.
+    expect(rejections).toBeGreaterThan(0);
+    expect(result.staleKeys).toEqual([]);
+  });
+});
