@@ -63,6 +63,25 @@ interface WorkloadResult {
   writes: number;
 }
 
+/**
+ * pool.end() resolves once its clients are asked to end, not once their sockets closed; dropping the
+ * database right then terminates those sessions and the pool re-emits the FATAL as an unhandled
+ * 'error'. Waits for every client's 'remove' (emitted after its connection ended).
+ */
+async function endPool(pool: pg.Pool): Promise<void> {
+  const closing = pool.totalCount;
+  let removed = 0;
+  const allRemoved = new Promise<void>((resolve) => {
+    if (closing === 0) resolve();
+    pool.on('remove', () => {
+      removed += 1;
+      if (removed >= closing) resolve();
+    });
+  });
+  await pool.end();
+  await allRemoved;
+}
+
 const services = inject('services');
 const name = uniqueName('race_e2e');
 const prefix = `${name}:`;
@@ -137,7 +156,7 @@ describe('stale-set race against walpurge running embedded (slot → invalidator
       if (keys.length > 0) await redis.unlink(...keys);
       redis.disconnect();
     }
-    await pool?.end();
+    if (pool) await endPool(pool);
     await db?.drop();
   });
 

@@ -1,3 +1,4 @@
+import { shutdownDeadlineMs } from 'walpurge';
 /**
  * docker-compose.yml cannot be run here (no Docker engine), so it is checked against the code: the
  * roles it starts are the CLI's, each walpurge service's mounted config parses with the environment
@@ -11,13 +12,7 @@ import { z } from 'zod';
 import { parseConfigText, type WalpurgeConfig } from '@walpurge/config';
 import { cliEnvVars, parseInvocation, runRoles } from './cli-spec.js';
 import { parseDockerfile } from './dockerfile.js';
-import {
-  cliShutdownDeadlineMs,
-  configEnvReferences,
-  productionSources,
-  readRepoFile,
-  repoPath,
-} from './workspace.js';
+import { configEnvReferences, productionSources, readRepoFile, repoPath } from './workspace.js';
 
 const Healthcheck = z.looseObject({ test: z.union([z.string(), z.array(z.string())]) });
 const Service = z.looseObject({
@@ -154,7 +149,7 @@ describe('docker-compose.yml', () => {
     }
     // Docker sends SIGKILL after stop_grace_period: it must outlast walpurge's own shutdown deadline.
     for (const { name, service, config } of walpurgeServices()) {
-      const deadline = cliShutdownDeadlineMs(config.invalidator.stopTimeoutMs) / 1000;
+      const deadline = shutdownDeadlineMs(config) / 1000;
       expect(
         Number(/^(\d+)s$/.exec(service.stop_grace_period ?? '')?.[1]),
         `${name} stop_grace_period vs walpurge's ${deadline} s shutdown deadline`,

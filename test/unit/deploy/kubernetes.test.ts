@@ -1,3 +1,4 @@
+import { shutdownDeadlineMs } from 'walpurge';
 /**
  * deploy/k8s rendered offline (kustomize semantics re-implemented in ./kustomize.ts), every object
  * validated against the Kubernetes schemas, and every image, port, probe path, role, env var and
@@ -29,14 +30,7 @@ import {
   walpurgeContainer,
 } from './pod-spec.js';
 import { writeBehindLayout } from '@walpurge/client';
-import {
-  cliPackage,
-  cliShutdownDeadlineMs,
-  configEnvReferences,
-  opsServerPaths,
-  productionSources,
-  repoPath,
-} from './workspace.js';
+import { cliPackage, configEnvReferences, opsServerPaths, productionSources, repoPath } from './workspace.js';
 
 interface Variant {
   name: string;
@@ -318,7 +312,7 @@ describe.each(variants)('deploy/k8s $name', (variant) => {
       ).toBeGreaterThanOrEqual(needed);
       // And past the process's own hard deadline, so walpurge gives up (and logs why) before the
       // kubelet's SIGKILL, with a few seconds left for the exit itself.
-      const deadline = cliShutdownDeadlineMs(pod.config.invalidator.stopTimeoutMs) / 1000;
+      const deadline = shutdownDeadlineMs(pod.config) / 1000;
       expect(
         grace,
         `${nameOf(pod.deployment)}: walpurge run exits after ${deadline} s`,

@@ -129,24 +129,6 @@ export function opsServerPaths(): string[] {
   return [...new Set([...source.matchAll(/path === '(\/[a-z]+)'/g)].map((match) => match[1] ?? ''))];
 }
 
-/**
- * The hard deadline `walpurge run` gives a graceful shutdown before it exits on its own, as a function
- * of invalidator.stopTimeoutMs, read from the CLI's source (packages/cli/src/commands/run.ts keeps
- * the formula private). Throws when the formula changed shape, so the model here is updated with it.
- */
-export function cliShutdownDeadlineMs(invalidatorStopTimeoutMs: number): number {
-  const source = readRepoFile('packages/cli/src/commands/run.ts');
-  const match =
-    /function shutdownTimeoutMs\((\w+): number\): number \{\s*return Math\.max\(([\d_]+), \1 \+ ([\d_]+)\);\s*\}/.exec(
-      source,
-    );
-  if (!match || !source.includes('shutdownTimeoutMs(loaded.config.invalidator.stopTimeoutMs)'))
-    throw new Error('packages/cli/src/commands/run.ts: shutdownTimeoutMs changed; update this model of it');
-  const floor = Number((match[2] ?? '').replace(/_/g, ''));
-  const extra = Number((match[3] ?? '').replace(/_/g, ''));
-  return Math.max(floor, invalidatorStopTimeoutMs + extra);
-}
-
 const JsonSchemaNode: z.ZodType<{ properties?: Record<string, unknown>; items?: unknown }> = z.looseObject({
   properties: z.record(z.string(), z.unknown()).optional(),
   items: z.unknown().optional(),

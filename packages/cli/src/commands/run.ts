@@ -1,3 +1,4 @@
+import type { WalpurgeConfig } from '@walpurge/config';
 import { configOption, stringOption, type CommandSpec } from '../command.js';
 import { loadCliConfig } from '../load-cli-config.js';
 import { ROLES, type Role } from '../run/roles.js';
@@ -39,11 +40,17 @@ SIGTERM/SIGINT drain and stop gracefully (a second signal exits at once).`,
       ...(httpPort !== undefined ? { httpPort } : {}),
       ...(logLevel ? { logLevel } : {}),
     });
-    return runUntilStopped(running, io, shutdownTimeoutMs(loaded.config.invalidator.stopTimeoutMs));
+    return runUntilStopped(running, io, shutdownDeadlineMs(loaded.config));
   },
 };
 
-/** Long enough for the invalidator's own drain deadline, plus the listener's final acknowledgement. */
-function shutdownTimeoutMs(invalidatorStopMs: number): number {
-  return Math.max(30_000, invalidatorStopMs + 15_000);
+/**
+ * The hard deadline of a graceful shutdown before `walpurge run` exits on its own. Services stop one
+ * after the other (reverse start order), so it covers the invalidator's and the flusher's drain
+ * deadlines in sequence, plus room for the listener's final acknowledgement and closing connections.
+ * Exported so the deploy manifests' grace periods are checked against the real number.
+ */
+export function shutdownDeadlineMs(config: Pick<WalpurgeConfig, 'invalidator' | 'flusher'>): number {
+  const drains = config.invalidator.stopTimeoutMs + (config.flusher?.drainTimeoutMs ?? 0);
+  return Math.max(30_000, drains + 15_000);
 }

@@ -26,9 +26,7 @@ export const KafkaConfig = z.strictObject({
   maxMessageBytes: positiveInt
     .min(1024, 'must be at least 1024: every message carries its key, headers and framing')
     .default(1_000_000)
-    .describe(
-      "Largest message (key + value + headers) the listener produces; at most the topic's max.message.bytes. Bigger events lose their largest non-key columns (walpurge-omitted header).",
-    ),
+    .describe('Largest message the listener produces; bigger events drop big columns.'),
   ssl: z.boolean().default(false).describe('Use TLS to the brokers.'),
   sasl: z
     .strictObject({

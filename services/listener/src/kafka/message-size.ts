@@ -56,7 +56,8 @@ function without(row: Row | null, column: string): Row | null {
  * TOASTed text or jsonb) would be refused by Kafka and block the listener forever, so the largest
  * non-key columns are left out of `before`/`after` until it fits, and named in a header. Consumers
  * then see those columns as missing: `when.changed` counts them as changed and templates that need
- * them use the rule's fallback, so the result is an extra purge, never a skipped one.
+ * them purge the rule's fallback instead (a rule without one skips that entry, counted as an unknown
+ * value). Key columns are never left out, so templates on the key always render.
  * Throws a non-retriable error when even the key alone does not fit.
  */
 export function fitMessage(event: ChangeEvent, maxBytes: number): SizedMessage {

@@ -1,0 +1,89 @@
+/**
+ * `kafka.maxMessageBytes` from walpurge.yaml reaches the listener's default Kafka sink: a row bigger
+ * than the configured limit arrives without its largest column, named in the walpurge-omitted header.
+ */
+import kafkajs from 'kafkajs';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { WalpurgeConfig } from '@walpurge/config';
+import { createMetricsRegistry } from '@walpurge/core';
+import { decodeChangeEventV1, type ChangeEvent } from '@walpurge/protocol';
+import { createIsolatedDatabase, uniqueName, waitFor, type IsolatedDatabase } from '@walpurge/testing';
+import { startListener } from '../test-support/harness.js';
+import { OMITTED_HEADER } from './message-size.js';
+
+const services = inject('services');
+
+interface Received {
+  headers: Record<string, string>;
+  bytes: number;
+  event: ChangeEvent;
+}
+
+describe('kafka.maxMessageBytes', () => {
+  let db: IsolatedDatabase;
+  let client: pg.Client;
+
+  beforeAll(async () => {
+    db = await createIsolatedDatabase(services.databaseUrl, 'max_message_bytes');
+    client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    await client.query('CREATE TABLE docs (id int PRIMARY KEY, title text NOT NULL, body text)');
+  });
+
+  afterAll(async () => {
+    await client?.end();
+    await db?.drop();
+  });
+
+  it('limits the messages the listener produces to the configured size', async () => {
+    const topic = uniqueName('max_bytes');
+    const slot = uniqueName('max_bytes');
+    const maxMessageBytes = 4096;
+    const config = WalpurgeConfig.parse({
+      transport: 'kafka',
+      database: { url: db.url, slot, publication: slot, tables: ['docs'], heartbeatIntervalMs: 0 },
+      kafka: { brokers: services.kafkaBrokers, topic, partitions: 1, maxMessageBytes },
+    });
+    const registry = createMetricsRegistry({ defaultMetrics: false });
+    const listener = await startListener({ config, registry });
+
+    const kafka = new kafkajs.Kafka({ brokers: services.kafkaBrokers, logLevel: kafkajs.logLevel.NOTHING });
+    const consumer = kafka.consumer({ groupId: uniqueName('group') });
+    const received: Received[] = [];
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topic, fromBeginning: true });
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          const headers: Record<string, string> = {};
+          for (const [name, value] of Object.entries(message.headers ?? {})) headers[name] = String(value);
+          received.push({
+            headers,
+            bytes: (message.value as Buffer).length,
+            event: decodeChangeEventV1(message.value as Buffer),
+          });
+        },
+      });
+
+      // 3 KB fits into 4096 bytes; 10 KB does not (the default of 1,000,000 would have taken both).
+      await client.query("INSERT INTO docs VALUES (1, 'small', repeat('s', 3000))");
+      await client.query("INSERT INTO docs VALUES (2, 'big', repeat('b', 10000))");
+      await waitFor('2 messages', async () => received.length >= 2, { timeoutMs: 60_000 });
+
+      const [small, big] = received as [Received, Received];
+      expect(small.headers[OMITTED_HEADER]).toBeUndefined();
+      expect(small.event.after).toEqual({ id: 1, title: 'small', body: 's'.repeat(3000) });
+      expect(big.headers[OMITTED_HEADER]).toBe('body');
+      expect(big.event.key).toEqual({ id: 2 });
+      expect(big.event.after).toEqual({ id: 2, title: 'big' });
+      expect(big.bytes).toBeLessThan(maxMessageBytes);
+      expect(await registry.getSingleMetricAsString('walpurge_kafka_sink_oversized_events_total')).toContain(
+        'walpurge_kafka_sink_oversized_events_total 1',
+      );
+    } finally {
+      await consumer.disconnect();
+      await listener.stop();
+    }
+  });
+});
