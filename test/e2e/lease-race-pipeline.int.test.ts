@@ -21,16 +21,18 @@ import { startWalpurge, type RunningWalpurge } from '../../packages/cli/src/run/
  * updates; NOBODY in the application purges anything: walpurge (embedded: listener on the
  * replication slot → invalidator → Redis UNLINK, transport inline) does. The race: a reader loads a
  * row, a writer commits, the pipeline purges the key, and THEN the reader stores what it loaded.
- * Loaders wait a little between reading Postgres and returning, which widens that real window to
- * about the pipeline's commit-to-purge latency, so the race happens many times per run.
+ * The window is widened so that the race happens many times per run, whatever the machine's load:
+ * loaders pause at random between reading Postgres and returning, and a loader whose row was
+ * written during that pause returns only after walpurge reported that write purged (a loader
+ * slower than the pipeline: the real race, not a simulated purge).
  *
  * After readers and writers stop, the pipeline is drained (a marker commit has been purged and the
  * slot's confirmed LSN has passed it: every earlier commit's purge is done) and a checker compares
  * every cached key with the database. Plain GET / load / SET must leave stale keys (the checker
  * works); @walpurge/client leases must leave none.
  */
-const ROWS = 12;
-const READERS = 16;
+const ROWS = 24;
+const READERS = 24;
 const WRITERS = 4;
 const RUN_MS = 3_000;
 /**
@@ -39,18 +41,26 @@ const RUN_MS = 3_000;
  * final data, so the checker sees most rows cached.
  */
 const READ_ON_MS = 500;
-/**
- * Upper bound of the loader's pause between its SELECT and returning. Well above the pipeline's
- * commit-to-purge latency (p99 ~10 ms idle, ~100 ms on a loaded machine), so that many fills are
- * stored after the purge of a write they did not see.
- */
-const LOADER_DELAY_MS = 150;
+/** Upper bound of the loader's random pause between its SELECT and returning. */
+const LOADER_DELAY_MS = 100;
+/** Longest a loader waits for the purge of a write it overlapped (the drain check catches a lost one). */
+const PURGE_WAIT_CAP_MS = 5_000;
 /** Row the drain marker updates; the workload never touches it. */
 const MARKER_ID = 0;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const randomInt = (below: number): number => Math.floor(Math.random() * below);
 const rowVersion = (id: number, value: number): string => `${id}:${value}`;
+
+/** Resolves when `promise` does or after `ms`, whichever comes first (never rejects on timeout). */
+async function within(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 interface CheckResult {
   checked: number;
@@ -61,6 +71,8 @@ interface CheckResult {
 interface WorkloadResult {
   reads: number;
   writes: number;
+  /** Loads that read a row a writer changed before they returned: each one a stale-set race. */
+  racedLoads: number;
 }
 
 /**
@@ -111,14 +123,19 @@ describe('stale-set race against walpurge running embedded (slot → invalidator
   let pool: pg.Pool;
   let redis: Redis;
   let walpurge: RunningWalpurge | undefined;
-  /** Every row version the invalidator reported purged → its commit LSN. */
+  /** Every row version the invalidator reported purged → its commit LSN and when. */
   const purged = new Map<string, { lsn: string; at: number }>();
+  /** Callers waiting for a row version's purge to be reported. */
+  const purgeWaiters = new Map<string, Array<() => void>>();
   /** Every row version a writer committed → when the commit returned. */
   const committed = new Map<string, number>();
+  /** Highest committed value per row id. */
+  const latestValue = new Map<number, number>();
+  let racedLoads = 0;
 
   beforeAll(async () => {
     db = await createIsolatedDatabase(services.databaseUrl, 'race_e2e');
-    pool = new pg.Pool({ connectionString: db.url, max: READERS + WRITERS + 4 });
+    pool = new pg.Pool({ connectionString: db.url, max: 16 });
     await pool.query('CREATE TABLE items (id int PRIMARY KEY, value int NOT NULL)');
     await pool.query('INSERT INTO items SELECT g, 0 FROM generate_series($1::int, $2::int) g', [
       MARKER_ID,
@@ -165,13 +182,30 @@ describe('stale-set race against walpurge running embedded (slot → invalidator
       if (event.source.table !== 'items' || !event.after) continue;
       const version = rowVersion(Number(event.after['id']), Number(event.after['value']));
       purged.set(version, { lsn: event.source.lsn, at });
+      for (const resolve of purgeWaiters.get(version) ?? []) resolve();
+      purgeWaiters.delete(version);
     }
+  }
+
+  function purgeReported(version: string): Promise<void> {
+    if (purged.has(version)) return Promise.resolve();
+    return new Promise((resolve) =>
+      purgeWaiters.set(version, [...(purgeWaiters.get(version) ?? []), resolve]),
+    );
   }
 
   async function loadRow(id: number): Promise<number> {
     const { rows } = await pool.query<{ value: number }>('SELECT value FROM items WHERE id = $1', [id]);
+    const value = rows[0]!.value;
     await sleep(randomInt(LOADER_DELAY_MS)); // the slow store after the read: the race window
-    return rows[0]!.value;
+    // Written meanwhile? Then this value is already outdated: return (and be stored) only after
+    // walpurge purged that write, however fast or slow the pipeline is right now.
+    const latest = latestValue.get(id) ?? value;
+    if (latest > value) {
+      racedLoads += 1;
+      await within(purgeReported(rowVersion(id, latest)), PURGE_WAIT_CAP_MS);
+    }
+    return value;
   }
 
   async function runWorkload(read: (id: number) => Promise<number>): Promise<WorkloadResult> {
@@ -179,6 +213,7 @@ describe('stale-set race against walpurge running embedded (slot → invalidator
     const stopAt = writersStopAt + READ_ON_MS;
     let reads = 0;
     let writes = 0;
+    racedLoads = 0;
     const readers = Array.from({ length: READERS }, async () => {
       while (Date.now() < stopAt) {
         await read(1 + randomInt(ROWS));
@@ -194,13 +229,15 @@ describe('stale-set race against walpurge running embedded (slot → invalidator
           'UPDATE items SET value = value + 1 WHERE id = $1 RETURNING value', // autocommit
           [id],
         );
-        committed.set(rowVersion(id, rows[0]!.value), Date.now());
+        const value = rows[0]!.value;
+        committed.set(rowVersion(id, value), Date.now());
+        latestValue.set(id, Math.max(value, latestValue.get(id) ?? 0));
         writes += 1;
         await sleep(randomInt(10));
       }
     });
     await Promise.all([...readers, ...writers]);
-    return { reads, writes };
+    return { reads, writes, racedLoads };
   }
 
   /**
@@ -214,14 +251,10 @@ describe('stale-set race against walpurge running embedded (slot → invalidator
       [MARKER_ID],
     );
     const marker = rowVersion(MARKER_ID, rows[0]!.value);
-    const { lsn } = await waitFor(
-      'the drain marker purged by the invalidator',
-      async () => purged.get(marker),
-      {
-        timeoutMs: 60_000,
-        intervalMs: 10,
-      },
-    );
+    const { lsn } = await waitFor('the drain marker purged', async () => purged.get(marker), {
+      timeoutMs: 60_000,
+      intervalMs: 10,
+    });
     await waitFor(
       `slot ${name} confirmed past the marker commit ${lsn}`,
       async () => {
@@ -272,6 +305,10 @@ describe('stale-set race against walpurge running embedded (slot → invalidator
     return [...found];
   }
 
+  function describeWorkload({ reads, writes, racedLoads }: WorkloadResult): string {
+    return `${reads} reads, ${writes} writes, ${racedLoads} raced loads`;
+  }
+
   function latencySummary(since: number): string {
     const latencies = [...committed.entries()]
       .filter(([, at]) => at >= since)
@@ -298,7 +335,7 @@ describe('stale-set race against walpurge running embedded (slot → invalidator
       return raw === null ? undefined : Number(raw);
     });
     console.info(
-      `[race e2e] plain: ${workload.reads} reads, ${workload.writes} writes, ${result.checked} cached keys checked, ` +
+      `[race e2e] plain: ${describeWorkload(workload)}, ${result.checked} cached keys checked, ` +
         `${result.stale} stale (${result.staleKeys.join(', ')}); ${latencySummary(started)}`,
     );
     expect(result.checked).toBeGreaterThan(0);
@@ -323,7 +360,7 @@ describe('stale-set race against walpurge running embedded (slot → invalidator
     });
     const rejections = (await client.metrics.fillRejections.get()).values[0]?.value ?? 0;
     console.info(
-      `[race e2e] leased: ${workload.reads} reads, ${workload.writes} writes, ${result.checked} cached keys checked, ` +
+      `[race e2e] leased: ${describeWorkload(workload)}, ${result.checked} cached keys checked, ` +
         `${result.stale} stale, ${rejections} fills rejected; ${latencySummary(started)}`,
     );
     expect(result.checked).toBeGreaterThan(0);

@@ -1,6 +1,7 @@
 import { parseTemplate, type ParsedTemplate, type Rule, type RuleOperation } from '@walpurge/config';
 import type { Operation } from '@walpurge/protocol';
 import { escapeGlob } from './glob.js';
+import { encodeUrlValue } from './url-value.js';
 import { qualifyTable } from './table-name.js';
 import { cdnKinds, redisKinds, type CdnKind, type RedisKind } from './purge-targets.js';
 
@@ -40,16 +41,17 @@ const identity = (value: string): string => value;
 
 /**
  * Row values are made safe per target: glob-escaped inside Redis patterns (a value `*` must not
- * match every key), percent-encoded inside CDN URLs and prefixes (a value `a/b` or `?x` must not
- * address another resource), verbatim in exact keys and tags, where they cannot widen anything.
+ * match every key), percent-encoded inside CDN URLs and prefixes (a value `a/b`, `?x` or `a*` must
+ * not address another resource; see url-value.ts), verbatim in exact keys and tags, where they
+ * cannot widen anything.
  */
 export const escapers: Record<TargetKind, (value: string) => string> = {
   'redis.keys': identity,
   'redis.patterns': escapeGlob,
   'redis.tags': identity,
-  'cdn.urls': encodeURIComponent,
+  'cdn.urls': encodeUrlValue,
   'cdn.tags': identity,
-  'cdn.prefixes': encodeURIComponent,
+  'cdn.prefixes': encodeUrlValue,
 };
 
 type TargetSection = {

@@ -1,4 +1,5 @@
 export * from './glob.js';
+export * from './url-value.js';
 export * from './table-name.js';
 export * from './tag-set.js';
 export * from './purge-targets.js';

@@ -236,10 +236,71 @@ describe('hostile values', () => {
     expect(filled.unknown).toBeUndefined();
   });
 
+  it('says in words why an empty value was not rendered', () => {
+    const widening = rules({
+      table: 'posts',
+      redis: { patterns: ['post:{slug}*'] },
+      fallback: { redis: { keys: ['posts:index'] } },
+    });
+    const plan = widening.planPurges(event('c', { table: 'posts', after: { id: 1, slug: '' } }));
+    expect(plan.unknown?.[0]?.reason).toBe('empty-value');
+    expect(plan.unknown?.[0]?.detail).toBe(
+      "value of {slug} is empty; an empty value could widen the purge, the rule's fallback is used",
+    );
+    const without = rules({ table: 'posts', redis: { patterns: ['post:{slug}*'] } });
+    expect(
+      without.planPurges(event('c', { table: 'posts', after: { id: 1, slug: '' } })).unknown?.[0]?.detail,
+    ).toBe('value of {slug} is empty; an empty value could widen the purge, the rule has no fallback: not purged');
+  });
+
   it('percent-encodes values in CDN URLs and prefixes so they cannot address other paths', () => {
     const plan = set.planPurges(event('c', { after: { id: 1, name: '../admin?x=1#' } }));
     expect(plan.cdn.urls).toEqual(['https://ex.com/u/..%2Fadmin%3Fx%3D1%23']);
     expect(plan.cdn.prefixes).toEqual(['https://ex.com/p/..%2Fadmin%3Fx%3D1%23']);
+  });
+
+  // Everything but RFC 3986's unreserved characters is encoded: `*` is CloudFront's wildcard,
+  // `!'()` are reserved sub-delimiters some caches treat specially, `%` must not form an escape.
+  it.each([
+    ['a*', 'a%2A'],
+    ['*', '%2A'],
+    ["it's (x)!", 'it%27s%20%28x%29%21'],
+    ['a?b#c&d=e', 'a%3Fb%23c%26d%3De'],
+    ['100%', '100%25'],
+    ['%2e%2e', '%252e%252e'],
+    ['a/b\\c', 'a%2Fb%5Cc'],
+    ['tab\tnew\nline', 'tab%09new%0Aline'],
+    ['ü €', '%C3%BC%20%E2%82%AC'],
+    ['\ud800x', '%EF%BF%BDx'],
+    ['~a-b_c.d', '~a-b_c.d'],
+  ])('encodes CDN value %j as %j', (name, encoded) => {
+    const plan = set.planPurges(event('c', { after: { id: 1, name } }));
+    expect(plan.cdn.urls).toEqual([`https://ex.com/u/${encoded}`]);
+    expect(plan.cdn.prefixes).toEqual([`https://ex.com/p/${encoded}`]);
+  });
+
+  it('a value that forms a "." or ".." path segment is not rendered: URL parsers would resolve it to a parent path', () => {
+    const dots = rules({
+      table: 'posts',
+      cdn: {
+        urls: ['https://ex.com/p/{slug}', 'https://ex.com/p/{slug}/x', 'https://ex.com/p/{slug}.json'],
+        prefixes: ['https://ex.com/p/{slug}/', 'https://ex.com/p/.{slug}/', 'https://ex.com/p/?q={slug}'],
+      },
+      fallback: { cdn: { tags: ['posts'] } },
+    });
+    for (const slug of ['.', '..']) {
+      const plan = dots.planPurges(event('c', { table: 'posts', after: { id: 1, slug } }));
+      expect(plan.cdn.urls).toEqual([`https://ex.com/p/${slug}.json`]);
+      // `.{slug}` with `.` is `..`: refused too; a query value is not a path segment.
+      expect(plan.cdn.prefixes).toEqual(
+        slug === '.' ? ['https://ex.com/p/?q=.'] : ['https://ex.com/p/.../', 'https://ex.com/p/?q=..'],
+      );
+      expect(plan.cdn.tags).toEqual(['posts']);
+      expect(plan.unknown?.every((u) => u.reason === 'dot-segment' && u.fallbackUsed)).toBe(true);
+      expect(plan.unknown?.[0]?.detail).toContain('value of {slug} makes the URL path segment');
+    }
+    const fine = dots.planPurges(event('c', { table: 'posts', after: { id: 1, slug: '...' } }));
+    expect(fine.unknown).toBeUndefined();
   });
 });
 
@@ -273,6 +334,8 @@ describe('unchanged TOAST values', () => {
         column: 'body',
         reason: 'unchanged-toast',
         fallbackUsed: true,
+        detail:
+          "the change does not carry the value of {body} (an unchanged TOASTed value: REPLICA IDENTITY FULL sends it), the rule's fallback is used",
       },
     ]);
     expect(JSON.stringify(plan)).not.toContain('undefined');

@@ -4,7 +4,7 @@ import type { CompiledRule, CompiledTemplate } from './compile.js';
 import { escapeGlob } from './glob.js';
 import { emptyTargets, type PurgeTargets } from './purge-targets.js';
 import { hasFields, hasRowFields, literalPrefix, renderTemplate, wildcardPattern } from './render.js';
-import { columnChanged, type UnknownReason } from './row-values.js';
+import { columnChanged, describeUnknownValue, type UnknownReason } from './row-values.js';
 
 /** A template that could not be rendered because a value it needs is not in the event. */
 export interface UnknownValue {
@@ -17,6 +17,8 @@ export interface UnknownValue {
   reason: UnknownReason;
   /** Whether the rule's `fallback` targets were purged instead. */
   fallbackUsed: boolean;
+  /** `reason` in words, naming the column and what happened instead (describeUnknownValue). */
+  detail: string;
 }
 
 export interface RuleOutcome {
@@ -39,7 +41,7 @@ const opNames = { c: 'insert', u: 'update', d: 'delete', t: 'truncate' } as cons
 
 interface Collector {
   targets: PurgeTargets;
-  unknown: Array<Omit<UnknownValue, 'fallbackUsed'>>;
+  unknown: Array<Omit<UnknownValue, 'fallbackUsed' | 'detail'>>;
 }
 
 function addEntry(targets: PurgeTargets, template: CompiledTemplate, text: string): void {
@@ -144,11 +146,14 @@ export function planRule(
   const primary: Collector = { targets, unknown: [] };
   render(rule, rule.templates, event, primary);
   const fallbackUsed = primary.unknown.length > 0 && rule.fallback.length > 0;
-  for (const entry of primary.unknown) unknown.push({ ...entry, fallbackUsed });
+  const report = (entry: Collector['unknown'][number], used: boolean): void => {
+    unknown.push({ ...entry, fallbackUsed: used, detail: describeUnknownValue({ ...entry, fallbackUsed: used }) });
+  };
+  for (const entry of primary.unknown) report(entry, fallbackUsed);
   if (fallbackUsed) {
     const fallback: Collector = { targets, unknown: [] };
     render(rule, rule.fallback, event, fallback);
-    for (const entry of fallback.unknown) unknown.push({ ...entry, fallbackUsed: false });
+    for (const entry of fallback.unknown) report(entry, false);
   }
   return { ...base, purged: true };
 }

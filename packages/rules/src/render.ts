@@ -1,6 +1,7 @@
 import type { ChangeEvent } from '@walpurge/protocol';
 import type { CompiledTemplate } from './compile.js';
 import { newValue, oldValue, valueText, type UnknownReason } from './row-values.js';
+import { dotSegmentValue, type ValueSpan } from './url-value.js';
 
 export type RenderResult =
   | { ok: true; text: string }
@@ -15,7 +16,7 @@ export function renderTemplate(
   rowSide: 'old' | 'new',
 ): RenderResult {
   let text = '';
-  const empty: Array<{ at: number; column: string }> = [];
+  const values: ValueSpan[] = [];
   for (const part of template.parsed.parts) {
     if (part.kind === 'text') {
       text += part.text;
@@ -27,11 +28,15 @@ export function renderTemplate(
     const lookup = side === 'old' ? oldValue(event, part.column) : newValue(event, part.column);
     if (!lookup.known) return { ok: false, unknown: { column: part.column, reason: lookup.reason } };
     const value = template.escape(valueText(lookup.value));
-    if (value === '') empty.push({ at: text.length, column: part.column });
+    values.push({ start: text.length, end: text.length + value.length, column: part.column });
     text += value;
   }
-  const widened = empty.find(({ at }) => widens(template, text, at));
+  const widened = values.find(({ start, end }) => start === end && widens(template, text, start));
   if (widened) return { ok: false, unknown: { column: widened.column, reason: 'empty-value' } };
+  if (template.kind === 'cdn.urls' || template.kind === 'cdn.prefixes') {
+    const dots = dotSegmentValue(text, values);
+    if (dots) return { ok: false, unknown: { column: dots.column, reason: 'dot-segment' } };
+  }
   return { ok: true, text };
 }
 

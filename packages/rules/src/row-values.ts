@@ -1,8 +1,42 @@
 import type { ChangeEvent } from '@walpurge/protocol';
 
-/** `empty-value`: an empty value would widen a pattern or prefix (see render.ts), so it is not purged. */
+/**
+ * Why a template could not be rendered; a stable code (metric label, JSON output). `empty-value`:
+ * an empty value would widen a pattern or prefix; `dot-segment`: a value would make a URL path
+ * segment `.`/`..` (see render.ts). Neither is purged as rendered. describeUnknownValue says it in words.
+ */
 export type UnknownReason =
-  'unchanged-toast' | 'old-value-unavailable' | 'column-missing' | 'truncate' | 'empty-value';
+  | 'unchanged-toast'
+  | 'old-value-unavailable'
+  | 'column-missing'
+  | 'truncate'
+  | 'empty-value'
+  | 'dot-segment';
+
+const reasonText: Record<UnknownReason, (column: string) => string> = {
+  'unchanged-toast': (c) =>
+    `the change does not carry the value of {${c}} (an unchanged TOASTed value: REPLICA IDENTITY FULL sends it)`,
+  'old-value-unavailable': (c) =>
+    `the change does not carry the old value of {${c}} (it needs REPLICA IDENTITY FULL, or {${c}} in the replica identity)`,
+  'column-missing': (c) => `the row has no column {${c}}`,
+  truncate: () => 'a truncate has no rows to take values from',
+  'empty-value': (c) => `value of {${c}} is empty; an empty value could widen the purge`,
+  'dot-segment': (c) =>
+    `value of {${c}} makes the URL path segment "." or "..", which addresses a parent path and could widen the purge`,
+};
+
+/**
+ * The reason in words, for `walpurge explain` and logs, e.g. "value of {slug} is empty; an empty
+ * value could widen the purge, the rule's fallback is used".
+ */
+export function describeUnknownValue(unknown: {
+  column: string;
+  reason: UnknownReason;
+  fallbackUsed: boolean;
+}): string {
+  const why = reasonText[unknown.reason](unknown.column);
+  return `${why}, ${unknown.fallbackUsed ? "the rule's fallback is used" : 'the rule has no fallback: not purged'}`;
+}
 
 export type ValueLookup = { known: true; value: unknown } | { known: false; reason: UnknownReason };
 

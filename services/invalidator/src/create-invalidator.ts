@@ -36,7 +36,13 @@ export interface InvalidatorOptions {
   purgers?: Purger[];
 }
 
-export type Invalidator = Service & { handle: ChangeHandler; isReady(): boolean };
+export type Invalidator = Service & {
+  handle: ChangeHandler;
+  /** True while it can do its job: started, every purge target connected, the consumer (kafka) joined. */
+  isReady(): boolean;
+  /** Why isReady() is false; undefined when ready. */
+  notReadyReason(): string | undefined;
+};
 
 const notStarted = (): never => {
   throw new WalpurgeError(ErrorCode.Internal, 'invalidator.handle called before start()');
@@ -210,12 +216,27 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
     }
   }
 
+  /**
+   * Readiness is the real state, in both transports: a purge target that is down (the cache Redis)
+   * means every change waits, so /readyz must say so rather than report a healthy process.
+   */
+  function notReadyReason(): string | undefined {
+    if (!started || purgeAbort.signal.aborted) return 'not started';
+    for (const purger of purgers) {
+      const reason = purger.notReadyReason?.();
+      if (reason !== undefined) return reason;
+    }
+    if (options.consume === 'kafka' && !(consumer?.isReady() ?? false))
+      return 'consumer has not joined the group';
+    return undefined;
+  }
+
   return {
     name: 'invalidator',
     start,
     stop: () => (stopping ??= stopAll()),
     handle,
-    isReady: () =>
-      started && !purgeAbort.signal.aborted && (options.consume === 'none' || (consumer?.isReady() ?? false)),
+    isReady: () => notReadyReason() === undefined,
+    notReadyReason,
   };
 }

@@ -77,6 +77,11 @@ describe('invalidator when a purge target fails', () => {
       const before = await committedOffsets(admin, names.group, names.topic);
 
       await proxy.stop();
+      // Still in the consumer group, but it cannot purge: readiness says so.
+      await waitFor('not ready while the cache Redis is down', async () => !running.invalidator.isReady(), {
+        timeoutMs: 10_000,
+      });
+      expect(running.invalidator.notReadyReason()).toMatch(/cache Redis/);
       const during = Array.from({ length: 30 }, (_, i) => i + 1);
       await redis.mset(...during.flatMap((id) => [key(id), 'stale']));
       await producer.sendEvents(

@@ -63,6 +63,30 @@ describe('invalidator with the inline transport', () => {
     }
   });
 
+  it('readiness follows the cache Redis: not ready while it is unreachable, ready again once it is back', async () => {
+    const target = new URL(services.redisUrl);
+    const proxy = new TcpProxy(target.hostname, Number(target.port));
+    await proxy.start();
+    const { invalidator } = await startInline(`redis://127.0.0.1:${proxy.port}`);
+    try {
+      await waitFor('ready with Redis reachable', async () => invalidator.isReady(), { timeoutMs: 10_000 });
+      await proxy.stop();
+      await waitFor('not ready while Redis is down', async () => !invalidator.isReady(), {
+        timeoutMs: 10_000,
+      });
+      expect(invalidator.notReadyReason()).toMatch(/cache Redis/);
+      await proxy.start();
+      await waitFor('ready again once Redis is back', async () => invalidator.isReady(), {
+        timeoutMs: 30_000,
+      });
+      expect(invalidator.notReadyReason()).toBeUndefined();
+    } finally {
+      await invalidator.stop();
+      await proxy.stop();
+    }
+    expect(invalidator.isReady()).toBe(false);
+  });
+
   it('Redis down: handle retries until Redis is back and resolves only then; an abort rejects instead of acknowledging', async () => {
     const target = new URL(services.redisUrl);
     const proxy = new TcpProxy(target.hostname, Number(target.port));

@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     registry,
     liveness: [{ name: 'process', check: () => true }],
     readiness: [
-      { name: 'invalidator', check: () => invalidator.isReady() || 'consumer has not joined the group' },
+      { name: 'invalidator', check: () => invalidator.notReadyReason() ?? true },
     ],
   });
   logger.info({ port: ops.port }, 'ops server listening');

@@ -138,7 +138,7 @@ describe('PrometheusRule alerts', () => {
     }
   });
 
-  it('covers WAL retained, replication lag, end-to-end lag, dead letters and write-behind age', () => {
+  it('covers WAL retained and left before invalidation, lags, dead letters, rejected and oversized events, write-behind age', () => {
     const used = alerts.flatMap((alert) => parsePromql(String(alert.expr)).metrics);
     const covered = (pattern: RegExp): boolean => used.some((name) => pattern.test(name));
     expect(covered(/retained_wal|wal_retained/), 'slot WAL retained').toBe(true);
@@ -146,6 +146,9 @@ describe('PrometheusRule alerts', () => {
     expect(covered(/end_to_end|commit_to_purge/), 'end-to-end invalidation lag').toBe(true);
     expect(covered(/dead_letter|dlq/), 'dead letters').toBe(true);
     expect(covered(/oldest_pending/), 'write-behind oldest pending age').toBe(true);
+    expect(covered(/slot_safe_wal/), 'slot WAL left before max_slot_wal_keep_size invalidates it').toBe(true);
+    expect(covered(/rejected_events/), 'purges a target rejected for good').toBe(true);
+    expect(covered(/oversized_events/), 'change events too big for one Kafka message').toBe(true);
   });
 });
 

@@ -6,6 +6,12 @@ export interface PurgeContext {
   onRetry?: (error: unknown, delayMs: number) => void;
 }
 
+/** What a successful purge observed besides success, for metrics. */
+export interface PurgeReport {
+  /** Entries the write-behind echo kept because the cache already held the committed version. */
+  echoKept?: number;
+}
+
 /**
  * One purge destination (Redis, a CDN). `purge` resolves once every entry it is responsible for
  * is purged; it is idempotent, so the caller may run the same targets again after a failure.
@@ -17,6 +23,11 @@ export interface Purger {
   readonly stage: 'redis' | 'cdn';
   /** How many of these targets this purger would act on (0 → it is not called). */
   count(targets: PurgeTargets): number;
-  purge(targets: PurgeTargets, context: PurgeContext): Promise<void>;
+  purge(targets: PurgeTargets, context: PurgeContext): Promise<PurgeReport | void>;
+  /**
+   * Why this target cannot take purges right now (e.g. its connection is down), for readiness;
+   * undefined when it can. Absent: always ready (HTTP drivers open a connection per request).
+   */
+  notReadyReason?(): string | undefined;
   close(): Promise<void>;
 }

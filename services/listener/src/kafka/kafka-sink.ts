@@ -29,7 +29,10 @@ export interface KafkaSink extends ChangeSink {
   readonly preservesCallOrder: true;
   /** The size limit in force (from the config or the option), for logs and tests. */
   readonly maxMessageBytes: number;
-  /** Creates the topic when missing and connects the producer; idempotent, retried by callers. */
+  /**
+   * Creates the topic when missing and connects the producer; idempotent, retried by callers. Also
+   * ends the refusal that follows a failed publish: call it before replaying.
+   */
   connect(): Promise<void>;
   close(): Promise<void>;
 }
@@ -57,8 +60,10 @@ interface Slice {
  * sent one produce request at a time, several calls batched into one request and big calls split
  * over several, so that no request exceeds maxMessageBytes (Kafka limits each partition's record
  * batch to it): per-row order holds across calls, and a call resolves only once Kafka acknowledged
- * every one of its messages. A failed request rejects it and everything queued behind it, so nothing
- * after a gap is written before the listener replays from its last durable position.
+ * every one of its messages. A failed request (or an event that cannot be encoded) rejects it and
+ * everything queued behind it, and every later publish call until the next `connect`: so nothing
+ * after a gap is written, even by calls the caller made before it saw the failure, until the
+ * listener reconnects and replays from its last durable position.
  */
 export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
   const { config } = options;
@@ -75,6 +80,8 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
   let topicReady = false;
   let sending = false;
   let closed = false;
+  /** Set by a failed publish; later calls are refused with it until `connect` (the replay) clears it. */
+  let failure: unknown;
 
   async function ensureTopic(): Promise<void> {
     if (topicReady) return;
@@ -193,6 +200,7 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
         } catch (error) {
           metrics?.errors.inc();
           const failed = queue.splice(0);
+          failure ??= wrapped;
           const wrapped =
             error instanceof WalpurgeError
               ? error
@@ -237,6 +245,7 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
     maxMessageBytes: maxBytes,
     async connect() {
       if (closed) throw new WalpurgeError(ErrorCode.Aborted, 'Kafka sink is closed');
+      failure = undefined;
       await getProducer();
     },
     publish(events, signal) {
@@ -245,10 +254,12 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
         return Promise.reject(
           new WalpurgeError(ErrorCode.Aborted, 'Kafka sink is closed', { retriable: true }),
         );
+      if (failure !== undefined) return Promise.reject(failure);
       let encoded: { messages: Message[]; sizes: number[] };
       try {
         encoded = toMessages(events);
       } catch (error) {
+        failure = error;
         return Promise.reject(error);
       }
       return new Promise<void>((resolve, reject) => {

@@ -6,10 +6,10 @@ import kafkajs from 'kafkajs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { WalpurgeConfig } from '@walpurge/config';
-import { createMetricsRegistry } from '@walpurge/core';
+import { ErrorCode, createMetricsRegistry } from '@walpurge/core';
 import { decodeChangeEventV1, type ChangeEvent } from '@walpurge/protocol';
 import { createIsolatedDatabase, uniqueName, waitFor, type IsolatedDatabase } from '@walpurge/testing';
-import { startListener } from '../test-support/harness.js';
+import { confirmedFlush, metricValue, startListener } from '../test-support/harness.js';
 import { OMITTED_HEADER } from './message-size.js';
 
 const services = inject('services');
@@ -29,6 +29,7 @@ describe('kafka.maxMessageBytes', () => {
     client = new pg.Client({ connectionString: db.url });
     await client.connect();
     await client.query('CREATE TABLE docs (id int PRIMARY KEY, title text NOT NULL, body text)');
+    await client.query('CREATE TABLE long_keys (k text PRIMARY KEY)');
   });
 
   afterAll(async () => {
@@ -83,6 +84,43 @@ describe('kafka.maxMessageBytes', () => {
       );
     } finally {
       await consumer.disconnect();
+      await listener.stop();
+    }
+  });
+
+  // The sink refuses such an event as not retriable, but the replication session treats every sink
+  // failure as "replay after a backoff": the listener keeps retrying (and says why) until the limit
+  // is raised, and neither skips the event nor publishes anything after it.
+  it('holds the slot and retries, publishing nothing, when even the key does not fit', async () => {
+    const topic = uniqueName('max_bytes_key');
+    const slot = uniqueName('max_bytes_key');
+    const config = WalpurgeConfig.parse({
+      transport: 'kafka',
+      database: { url: db.url, slot, publication: slot, tables: ['long_keys'], heartbeatIntervalMs: 0 },
+      kafka: { brokers: services.kafkaBrokers, topic, partitions: 1, maxMessageBytes: 1024 },
+    });
+    const registry = createMetricsRegistry({ defaultMetrics: false });
+    const listener = await startListener({ config, registry });
+    try {
+      const before = await confirmedFlush(client, slot);
+      await client.query("INSERT INTO long_keys VALUES (repeat('k', 1500))");
+      await client.query("INSERT INTO long_keys VALUES ('short')");
+      const refusals = async (): Promise<number> =>
+        (await metricValue(registry, 'walpurge_listener_reconnects_total', {
+          reason: ErrorCode.EventInvalid,
+        })) ?? 0;
+      await waitFor('two refused attempts', async () => (await refusals()) >= 2, { timeoutMs: 60_000 });
+      expect(await confirmedFlush(client, slot)).toBe(before);
+      const kafka = new kafkajs.Kafka({ brokers: services.kafkaBrokers, logLevel: kafkajs.logLevel.NOTHING });
+      const admin = kafka.admin();
+      await admin.connect();
+      try {
+        const offsets = await admin.fetchTopicOffsets(topic);
+        expect(offsets.map((partition) => partition.high)).toEqual(['0']);
+      } finally {
+        await admin.disconnect();
+      }
+    } finally {
       await listener.stop();
     }
   });

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CdnConfig } from '@walpurge/config';
-import { emptyTargets, type PurgeTargets } from '@walpurge/rules';
+import { CdnConfig, Rule } from '@walpurge/config';
+import type { ChangeEvent } from '@walpurge/protocol';
+import { compileRules, emptyTargets, TargetAccumulator, type PurgeTargets } from '@walpurge/rules';
 import { RecordingServer } from '../../../test/recording-server.js';
 import { CloudflarePurger } from './cloudflare.js';
 import { CloudFrontPurger } from './cloudfront.js';
@@ -289,5 +290,117 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter('99999')).toBe(300_000);
     expect(parseRetryAfter('soon')).toBeUndefined();
     expect(parseRetryAfter(null)).toBeUndefined();
+  });
+});
+
+describe('hostile row values never widen a CDN purge', () => {
+  const rules = compileRules([
+    Rule.parse({
+      table: 'posts',
+      cdn: { urls: ['https://ex.com/p/{slug}'], prefixes: ['https://ex.com/p/{slug}/'] },
+      fallback: { cdn: { tags: ['posts'] } },
+    }),
+  ]);
+  const hostile = ['a*', '*', 'a?', '?', 'a#', '#', '100%', '%2e%2e', 'a/b', '/', 'a b', 'ü', "a'(b)!", '.', '..'];
+  // Paths of other rows and of the rest of the site: none of the hostile rows may reach them.
+  const neighbours = [
+    '/',
+    '/admin',
+    '/index.html',
+    '/p/',
+    '/p/a',
+    '/p/ab',
+    '/p/a/b',
+    '/p/a/index.html',
+    '/p/ab/c',
+    '/p/x',
+    '/p/100',
+    '/p/b',
+    '/p/u',
+  ];
+  const post = (slug: string): ChangeEvent => ({
+    v: 1,
+    op: 'c',
+    source: { db: 'app', schema: 'public', table: 'posts', lsn: '0/1', xid: 1, commitTs: '', origin: null },
+    key: { id: 1 },
+    before: null,
+    after: { id: 1, slug },
+    unchanged: [],
+  });
+  const planned = (): PurgeTargets => {
+    const accumulator = new TargetAccumulator();
+    for (const slug of hostile) accumulator.add(rules.planPurges(post(slug)));
+    return accumulator.toTargets();
+  };
+  /** CloudFront: a path ending in `*` invalidates everything it starts; any other path only itself. */
+  const covers = (path: string, request: string): boolean =>
+    path.endsWith('*') ? request.startsWith(path.slice(0, -1)) : request === path;
+
+  it('CloudFront: no invalidation path covers a neighbouring path; each row still covers its own', async () => {
+    server.defaultReply = (request) => ({
+      status: 201,
+      headers: { 'content-type': 'text/xml' },
+      body: `<?xml version="1.0"?><Invalidation xmlns="http://cloudfront.amazonaws.com/doc/2020-05-31/"><Id>I1</Id><Status>InProgress</Status><CreateTime>2026-01-01T00:00:00Z</CreateTime><InvalidationBatch><Paths><Quantity>0</Quantity></Paths><CallerReference>${/<CallerReference>([^<]+)</.exec(request.body)?.[1] ?? 'x'}</CallerReference></InvalidationBatch></Invalidation>`,
+    });
+    const purger = new CloudFrontPurger(
+      CdnConfig.parse({
+        cloudfront: { distributionId: 'D1', endpoint: base, accessKeyId: 'AKIDTEST', secretAccessKey: TOKEN },
+      }).cloudfront!,
+      options,
+    );
+    await purger.purge(planned(), context());
+    await purger.close();
+    const paths = server.requests.flatMap((r) =>
+      [...r.body.matchAll(/<Path>([^<]+)<\/Path>/g)].map((m) => m[1] ?? ''),
+    );
+    expect(paths.length).toBeGreaterThan(0);
+    for (const path of paths)
+      expect(neighbours.filter((neighbour) => covers(path, neighbour)), path).toEqual([]);
+    expect(paths).toEqual(expect.arrayContaining(['/p/a%2A', '/p/a%2A/*', '/p/%2A', '/p/%3F/*', '/p/%25']));
+    // `.` and `..` would resolve to /p/ and /: not rendered, the rule's fallback (a tag) is purged instead.
+    expect(paths.filter((path) => /^\/p\/\.{1,2}(\/|$)/.test(path))).toEqual([]);
+  });
+
+  it('CloudFront: a literal `*` of an exact URL stays literal; only a prefix gets the wildcard', async () => {
+    server.defaultReply = () => ({ status: 201, headers: { 'content-type': 'text/xml' }, body: '<Invalidation/>' });
+    const targets = emptyTargets();
+    targets.cdn.urls.push('https://ex.com/a*', 'https://ex.com/b*/c');
+    targets.cdn.prefixes.push('https://ex.com/d*/');
+    const purger = new CloudFrontPurger(
+      CdnConfig.parse({
+        cloudfront: { distributionId: 'D1', endpoint: base, accessKeyId: 'AKIDTEST', secretAccessKey: TOKEN },
+      }).cloudfront!,
+      options,
+    );
+    await purger.purge(targets, context()).catch(() => undefined);
+    await purger.close();
+    const paths = [...(server.requests[0]?.body ?? '').matchAll(/<Path>([^<]+)<\/Path>/g)].map((m) => m[1]);
+    expect(paths).toEqual(['/a%2A', '/b%2A/c', '/d%2A/*']);
+  });
+
+  it('Cloudflare and generic HTTP: URLs and prefixes address only the row itself', async () => {
+    const targets = planned();
+    const cloudflare = new CloudflarePurger(
+      CdnConfig.parse({ cloudflare: { zoneId: 'z', apiToken: TOKEN, baseUrl: base } }).cloudflare!,
+      options,
+    );
+    await cloudflare.purge(targets, context());
+    const bodies = server.requests.map((r) => JSON.parse(r.body) as Record<string, string[]>);
+    const files = bodies.flatMap((b) => b['files'] ?? []);
+    const prefixes = bodies.flatMap((b) => b['prefixes'] ?? []);
+    for (const neighbour of neighbours) {
+      expect(files).not.toContain(`https://ex.com${neighbour}`);
+      expect(prefixes.filter((prefix) => `ex.com${neighbour}`.startsWith(prefix)), neighbour).toEqual([]);
+    }
+    expect(files).toContain('https://ex.com/p/a%2A');
+    expect(prefixes).toContain('ex.com/p/a%2A/');
+
+    server.requests.length = 0;
+    const http = new HttpPurger(CdnConfig.parse({ http: { endpoint: `${base}/` } }).http!, options);
+    await http.purge(targets, context());
+    const purged = server.requests.map((r) => r.path);
+    expect(purged.length).toBe(targets.cdn.urls.length);
+    for (const neighbour of neighbours) expect(purged).not.toContain(neighbour);
+    expect(purged).toEqual(expect.arrayContaining(['/p/a%2A', '/p/%3F', '/p/%23', '/p/a%2Fb', '/p/%C3%BC']));
   });
 });

@@ -80,6 +80,15 @@ export class RedisPurger implements Purger {
     }
   }
 
+  /**
+   * ioredis moves to `ready` only after a successful handshake and leaves it as soon as the
+   * connection closes (it then reconnects in the background), so the status is the live state.
+   */
+  notReadyReason(): string | undefined {
+    const status = this.client.status;
+    return status === 'ready' ? undefined : `cache Redis not connected (${status})`;
+  }
+
   async close(): Promise<void> {
     this.client.disconnect();
   }
