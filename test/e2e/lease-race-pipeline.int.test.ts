@@ -8,6 +8,7 @@ import type { ChangeEvent } from '@walpurge/protocol';
 import {
   WaitForAbortError,
   createIsolatedDatabase,
+  endPool,
   uniqueName,
   waitFor,
   type IsolatedDatabase,
@@ -73,25 +74,6 @@ interface WorkloadResult {
   writes: number;
   /** Loads that read a row a writer changed before they returned: each one a stale-set race. */
   racedLoads: number;
-}
-
-/**
- * pool.end() resolves once its clients are asked to end, not once their sockets closed; dropping the
- * database right then terminates those sessions and the pool re-emits the FATAL as an unhandled
- * 'error'. Waits for every client's 'remove' (emitted after its connection ended).
- */
-async function endPool(pool: pg.Pool): Promise<void> {
-  const closing = pool.totalCount;
-  let removed = 0;
-  const allRemoved = new Promise<void>((resolve) => {
-    if (closing === 0) resolve();
-    pool.on('remove', () => {
-      removed += 1;
-      if (removed >= closing) resolve();
-    });
-  });
-  await pool.end();
-  await allRemoved;
 }
 
 const services = inject('services');

@@ -250,7 +250,9 @@ describe('hostile values', () => {
     const without = rules({ table: 'posts', redis: { patterns: ['post:{slug}*'] } });
     expect(
       without.planPurges(event('c', { table: 'posts', after: { id: 1, slug: '' } })).unknown?.[0]?.detail,
-    ).toBe('value of {slug} is empty; an empty value could widen the purge, the rule has no fallback: not purged');
+    ).toBe(
+      'value of {slug} is empty; an empty value could widen the purge, the rule has no fallback: not purged',
+    );
   });
 
   it('percent-encodes values in CDN URLs and prefixes so they cannot address other paths', () => {

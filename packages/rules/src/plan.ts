@@ -147,7 +147,11 @@ export function planRule(
   render(rule, rule.templates, event, primary);
   const fallbackUsed = primary.unknown.length > 0 && rule.fallback.length > 0;
   const report = (entry: Collector['unknown'][number], used: boolean): void => {
-    unknown.push({ ...entry, fallbackUsed: used, detail: describeUnknownValue({ ...entry, fallbackUsed: used }) });
+    unknown.push({
+      ...entry,
+      fallbackUsed: used,
+      detail: describeUnknownValue({ ...entry, fallbackUsed: used }),
+    });
   };
   for (const entry of primary.unknown) report(entry, fallbackUsed);
   if (fallbackUsed) {

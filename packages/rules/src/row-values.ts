@@ -6,12 +6,7 @@ import type { ChangeEvent } from '@walpurge/protocol';
  * segment `.`/`..` (see render.ts). Neither is purged as rendered. describeUnknownValue says it in words.
  */
 export type UnknownReason =
-  | 'unchanged-toast'
-  | 'old-value-unavailable'
-  | 'column-missing'
-  | 'truncate'
-  | 'empty-value'
-  | 'dot-segment';
+  'unchanged-toast' | 'old-value-unavailable' | 'column-missing' | 'truncate' | 'empty-value' | 'dot-segment';
 
 const reasonText: Record<UnknownReason, (column: string) => string> = {
   'unchanged-toast': (c) =>

@@ -14,3 +14,4 @@ export { uniqueName, createIsolatedDatabase, withDatabase, type IsolatedDatabase
 export { waitFor, WaitForAbortError, type WaitForOptions } from './wait-for.js';
 export { freePort } from './ports.js';
 export type { LogFn } from './log.js';
+export { endPool } from './end-pool.js';

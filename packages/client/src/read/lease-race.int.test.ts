@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createIsolatedDatabase, uniqueName, type IsolatedDatabase } from '@walpurge/testing';
+import { createIsolatedDatabase, endPool, uniqueName, type IsolatedDatabase } from '@walpurge/testing';
 import { createCacheClient } from './cache-client.js';
 import { PayloadCodec, jsonSerializer } from './serializer.js';
 
@@ -37,7 +37,7 @@ describe('cache-aside race against a live Postgres table', () => {
   });
 
   afterAll(async () => {
-    await pool?.end();
+    if (pool) await endPool(pool);
     redis?.disconnect();
     purger?.disconnect();
     await db?.drop();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { KafkaConfig, WalpurgeConfig } from '@walpurge/config';
-import { createLogger } from '@walpurge/core';
+import { ErrorCode, createLogger, type WalpurgeError } from '@walpurge/core';
+import type { ChangeEvent } from '@walpurge/protocol';
 import { createKafkaSink } from './kafka-sink.js';
 
 const logger = createLogger({ level: 'silent', pretty: false });
@@ -27,5 +28,47 @@ describe('kafka.maxMessageBytes → Kafka sink', () => {
     const result = KafkaConfig.safeParse({ brokers, maxMessageBytes: 100 });
     expect(result.success).toBe(false);
     expect(result.error?.issues[0]?.message).toContain('at least 1024');
+  });
+});
+
+function insert(id: string): ChangeEvent {
+  return {
+    v: 1,
+    op: 'c',
+    source: {
+      db: 'app',
+      schema: 'public',
+      table: 'docs',
+      lsn: '0/16B3748',
+      xid: 7,
+      commitTs: '2026-11-22T14:00:00.000Z',
+      origin: null,
+    },
+    key: { id },
+    before: null,
+    after: { id },
+    unchanged: [],
+  };
+}
+
+describe('Kafka sink after a failed publish', () => {
+  it('refuses every later call until it is connected again, so nothing after the gap is written', async () => {
+    const sink = createKafkaSink({ config: KafkaConfig.parse({ brokers, maxMessageBytes: 1024 }), logger });
+    const refused = (promise: Promise<void>): Promise<WalpurgeError> =>
+      promise.then(
+        () => {
+          throw new Error('publish succeeded');
+        },
+        (error: unknown) => error as WalpurgeError,
+      );
+    // Made back to back, as the listener pipelines transactions: the second call comes before the
+    // caller could see the first one fail. Neither reaches Kafka (none is reachable at 127.0.0.1:9).
+    const tooBig = refused(sink.publish([insert('k'.repeat(1500))]));
+    const after = refused(sink.publish([insert('short')]));
+    const [first, second] = await Promise.all([tooBig, after]);
+    expect(first.code).toBe(ErrorCode.EventInvalid);
+    expect(first.retriable).toBe(false);
+    expect(second).toBe(first);
+    await sink.close();
   });
 });

@@ -200,7 +200,6 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
         } catch (error) {
           metrics?.errors.inc();
           const failed = queue.splice(0);
-          failure ??= wrapped;
           const wrapped =
             error instanceof WalpurgeError
               ? error
@@ -212,6 +211,7 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
                     cause: error,
                   },
                 );
+          failure ??= wrapped;
           logger.warn({ err: wrapped, events: count, bytes }, 'publishing to Kafka failed');
           await dropProducer();
           for (const pending of failed) pending.reject(wrapped);
@@ -259,7 +259,7 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
       try {
         encoded = toMessages(events);
       } catch (error) {
-        failure = error;
+        failure ??= error;
         return Promise.reject(error);
       }
       return new Promise<void>((resolve, reject) => {

@@ -7,12 +7,16 @@ import type { PurgeContext, Purger } from '../purger.js';
 import { chunk } from '../redis/slot-groups.js';
 import type { CdnDriverOptions } from './cdn-options.js';
 
-/** CloudFront paths: `/users/42?x=1` for a URL, `/users/*` for a prefix. */
+/**
+ * CloudFront paths: `/users/42?x=1` for a URL, `/users/*` for a prefix. CloudFront reads a `*`
+ * in an invalidation path as a wildcard, so the only unencoded `*` is the one a prefix gets;
+ * any other (a template's literal text; row values arrive encoded already) is sent as `%2A`.
+ */
 export function cloudFrontPaths(targets: PurgeTargets): string[] {
   const paths = new Set<string>();
   const pathOf = (url: string): string => {
     const parsed = new URL(url, 'https://placeholder.invalid');
-    return `${parsed.pathname}${parsed.search}`;
+    return `${parsed.pathname}${parsed.search}`.replaceAll('*', '%2A');
   };
   for (const url of targets.cdn.urls) paths.add(pathOf(url));
   for (const prefix of targets.cdn.prefixes) paths.add(`${pathOf(prefix)}*`);
