@@ -6,3 +6,4 @@ export * from './redact.js';
 export * from './logger.js';
 export * from './metrics.js';
 export * from './ops-server.js';
+export * from './standalone.js';
