@@ -70,13 +70,13 @@ export async function runStandalone<Config>(spec: StandaloneSpec<Config>): Promi
       ...(settings.pretty === undefined ? {} : { pretty: settings.pretty }),
     });
     const registry = createMetricsRegistry({ labels: { role: spec.role } });
-    let group: ServiceGroup | undefined;
-    let ops: OpsServer | undefined;
+    // Filled in below; the fatal handler may run before either exists.
+    const running: { group?: ServiceGroup; ops?: OpsServer } = {};
     let exiting = false;
     const exit = (code: number): void => {
       if (exiting) return;
       exiting = true;
-      void (ops?.close() ?? Promise.resolve()).finally(() => process.exit(code));
+      void (running.ops?.close() ?? Promise.resolve()).finally(() => process.exit(code));
     };
     const service = spec.create({
       config,
@@ -84,18 +84,19 @@ export async function runStandalone<Config>(spec: StandaloneSpec<Config>): Promi
       registry,
       onFatal: (error) => {
         logger.fatal({ err: error }, 'stopping after a fatal error');
-        void (group?.stop() ?? Promise.resolve()).finally(() => exit(1));
+        void (running.group?.stop() ?? Promise.resolve()).finally(() => exit(1));
       },
     });
-    group = new ServiceGroup([service], logger);
-    const running = group;
-    ops = await startOpsServer({
+    const group = new ServiceGroup([service], logger);
+    running.group = group;
+    const ops = await startOpsServer({
       port: port ?? settings.httpPort,
       host: settings.httpHost,
       registry,
       liveness: [{ name: 'process', check: () => true }],
-      readiness: [{ name: spec.role, check: () => running.isReady() || spec.notReadyReason }],
+      readiness: [{ name: spec.role, check: () => group.isReady() || spec.notReadyReason }],
     });
+    running.ops = ops;
     logger.info({ port: ops.port }, 'ops server listening');
     stopOnSignals(group, { timeoutMs: settings.shutdownTimeoutMs, log: logger, exit });
     await group.start();
