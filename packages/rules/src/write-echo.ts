@@ -40,25 +40,51 @@ export function writeEchoVersion(event: ChangeEvent, options: WriteEchoOptions):
 }
 
 /**
- * Run by the invalidator for the flusher's own commit of version ARGV[1]: purges each entry (KEYS)
- * unless it holds that version or a newer one in field `wv` (@walpurge/client's version-guarded
- * cache write). Purged as usual: entries refilled from the database before the flush (older or no
- * `wv`), entries a reader filled over a delete tombstone (`rf`, see the client's entry layout), and
- * keys that are not cache-entry hashes at all. Returns the number of entries purged.
+ * The loop shared by the two echo scripts below: for the flusher's own commit of version ARGV[1],
+ * purges each entry (KEYS) unless it holds that version or a newer one in field `wv`
+ * (@walpurge/client's version-guarded cache write). Purged as usual: entries refilled from the
+ * database before the flush (older or no `wv`), entries a reader filled over a delete tombstone
+ * (`rf`, see the client's entry layout), keys that are not cache-entry hashes at all, and a `wv`
+ * that is not a decimal integer (Lua's tonumber would read `nan`, `inf` or `1e999` as a number
+ * no version is below, keeping a stale entry through every later echo). Versions are compared as
+ * digit strings, exactly: as doubles, values past 2^53 would compare equal when they are not.
  */
-export const ECHO_PURGE_SCRIPT = `
-local version = tonumber(ARGV[1])
-local purged = 0
+const ECHO_PURGE_LOOP = `
+local function digits(text)
+  if type(text) ~= 'string' or not string.match(text, '^%d+$') then return nil end
+  local trimmed = string.gsub(text, '^0+', '')
+  return trimmed
+end
+local function older(current, version)
+  if #current ~= #version then return #current < #version end
+  return current < version
+end
+local version = digits(ARGV[1])
+local purged, kept = 0, 0
 for i = 1, #KEYS do
-  local current, refilled = 0, false
-  if redis.call('TYPE', KEYS[i])['ok'] == 'hash' then
+  local keep = false
+  if version and redis.call('TYPE', KEYS[i])['ok'] == 'hash' then
     local f = redis.call('HMGET', KEYS[i], 'wv', 'rf')
-    current = tonumber(f[1] or '0') or 0
-    refilled = f[2] ~= false
+    local current = digits(f[1])
+    keep = current ~= nil and f[2] == false and not older(current, version)
   end
-  if current < version or refilled then
+  if keep then
+    kept = kept + 1
+  else
     purged = purged + redis.call('UNLINK', KEYS[i])
   end
 end
+`;
+
+/** The echo purge (see ECHO_PURGE_LOOP). Returns the number of entries purged. */
+export const ECHO_PURGE_SCRIPT = `${ECHO_PURGE_LOOP}
 return purged
+`;
+
+/**
+ * The same, as the invalidator runs it: returns { purged, kept }, so entries kept for
+ * read-your-writes are counted (walpurge_invalidator_echo_kept_total).
+ */
+export const ECHO_PURGE_REPORT_SCRIPT = `${ECHO_PURGE_LOOP}
+return { purged, kept }
 `;

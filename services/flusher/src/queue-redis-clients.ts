@@ -1,20 +1,44 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis, type Command, type RedisOptions } from 'ioredis';
 import { settlesWithin } from './settles-within.js';
 
-/** An ioredis client that reports the copies BullMQ makes of it (the worker's blocking client). */
+/**
+ * What every command on the queue Redis fails with once shutdown has given up on it. Deliberately
+ * not a connection error: BullMQ retries those without pause while closing (it expects the server
+ * to come back), which on an ended client becomes a busy loop that starves the event loop.
+ */
+export class QueueAbandonedError extends Error {
+  constructor() {
+    super('the flusher stopped using the queue Redis (shutdown gave up on it)');
+    this.name = 'QueueAbandonedError';
+  }
+}
+
+interface SharedState {
+  abandoned: boolean;
+  readonly clients: Set<Redis>;
+}
+
+/** An ioredis client that registers its copies (BullMQ's blocking client) and obeys abandonment. */
 class TrackedRedis extends Redis {
-  constructor(
-    url: string,
-    options: RedisOptions,
-    private readonly onDuplicate: (copy: Redis) => void,
-  ) {
-    super(url, options);
+  private readonly shared: SharedState;
+
+  constructor(shared: SharedState, options: RedisOptions, url?: string) {
+    if (url === undefined) super(options);
+    else super(url, options);
+    this.shared = shared;
+    shared.clients.add(this);
   }
 
   override duplicate(override?: Partial<RedisOptions>): Redis {
-    const copy = super.duplicate(override);
-    this.onDuplicate(copy);
-    return copy;
+    return new TrackedRedis(this.shared, { ...this.options, ...override });
+  }
+
+  override sendCommand(command: Command, stream?: Parameters<Redis['sendCommand']>[1]): unknown {
+    if (this.shared.abandoned) {
+      command.reject(new QueueAbandonedError());
+      return command.promise;
+    }
+    return super.sendCommand(command, stream);
   }
 }
 
@@ -24,68 +48,64 @@ class TrackedRedis extends Redis {
  * server is unreachable. Plain `quit()` waits forever then (commands queue up offline, because
  * BullMQ needs maxRetriesPerRequest: null), and ioredis' `disconnect()` of a client that is waiting
  * to reconnect neither emits 'end' nor fails its queued commands, which is what left BullMQ's
- * `worker.close()` (it awaits that 'end') and stop() hanging.
+ * `worker.close()` (it awaits that 'end') and with it stop() hanging.
  */
 export class QueueRedisClients {
-  private readonly clients = new Set<Redis>();
-  /** Once set, a lost connection ends the client instead of reconnecting. */
-  private abandoning = false;
+  private readonly state: SharedState = { abandoned: false, clients: new Set() };
 
   constructor(private readonly url: string) {}
 
   create(options: RedisOptions = {}): Redis {
-    const client = new TrackedRedis(
-      this.url,
+    return new TrackedRedis(
+      this.state,
       {
         ...options,
         maxRetriesPerRequest: null,
         // ioredis' default backoff, until shutdown gives up on the server.
-        retryStrategy: (times) => (this.abandoning ? null : Math.min(times * 50, 2_000)),
+        retryStrategy: (times: number) => (this.state.abandoned ? null : Math.min(times * 50, 2_000)),
       },
-      (copy) => this.clients.add(copy),
+      this.url,
     );
-    this.clients.add(client);
-    return client;
   }
 
-  /** True when every client is connected (so an orderly close can still reach the server). */
+  /** True when every client is connected or already closed (an orderly close can still work). */
   allReady(): boolean {
-    return [...this.clients].every((client) => client.status === 'ready' || client.status === 'end');
+    return [...this.state.clients].every((client) => client.status === 'ready' || client.status === 'end');
   }
 
   /** Orderly: QUIT what is connected (bounded by `timeoutMs`), end everything else at once. */
   async close(timeoutMs: number): Promise<void> {
     await Promise.all(
-      [...this.clients].map(async (client) => {
+      [...this.state.clients].map(async (client) => {
         if (client.status === 'ready' && (await settlesWithin(client.quit(), timeoutMs))) return;
-        await this.end(client, timeoutMs);
+        await end(client, timeoutMs);
       }),
     );
   }
 
   /**
-   * Shutdown gave up on the server: end every client now. Their queued and in-flight commands fail
-   * with "Connection is closed", which unblocks whatever awaits them (BullMQ's close among them).
+   * Shutdown gave up on the server: from now on every command fails with QueueAbandonedError, and
+   * each client is ended; commands that were waiting for a connection fail too. That unblocks
+   * whatever awaits them (the flush jobs in flight, BullMQ's close).
    */
   async abandon(timeoutMs: number): Promise<void> {
-    this.abandoning = true;
-    await Promise.all([...this.clients].map((client) => this.end(client, timeoutMs)));
+    this.state.abandoned = true;
+    await Promise.all([...this.state.clients].map((client) => end(client, timeoutMs)));
   }
+}
 
-  private async end(client: Redis, timeoutMs: number): Promise<void> {
-    if (client.status === 'end') return;
-    this.abandoning = true;
-    const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
-    // If the server answers the attempt below after all, close that connection too.
-    const onReady = (): void => client.disconnect();
-    client.once('ready', onReady);
-    client.disconnect();
-    // A half-open socket (server paused or partitioned) would wait for the peer's FIN forever.
-    client.stream?.destroy();
-    // Waiting to reconnect: disconnect() only cleared the timer. One more attempt lets ioredis'
-    // close handler see the manual close, emit 'end' and fail the queued commands.
-    if (client.status === 'reconnecting') client.connect().catch(() => undefined);
-    await settlesWithin(ended, timeoutMs);
-    client.off('ready', onReady);
-  }
+async function end(client: Redis, timeoutMs: number): Promise<void> {
+  if (client.status === 'end') return;
+  const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
+  // Should the server answer the extra attempt below after all, close that connection as well.
+  const onReady = (): void => client.disconnect();
+  client.once('ready', onReady);
+  client.disconnect();
+  // A half-open socket (server paused or partitioned) would wait for the peer's FIN forever.
+  (client.stream as typeof client.stream | undefined)?.destroy();
+  // Waiting to reconnect: disconnect() only cleared the timer. One more attempt lets ioredis' close
+  // handler see the manual close, emit 'end' and fail the queued commands.
+  if (client.status === 'reconnecting') client.connect().catch(() => undefined);
+  await settlesWithin(ended, timeoutMs);
+  client.off('ready', onReady);
 }

@@ -109,6 +109,7 @@ describe('flusher stop() while the queue Redis is down', () => {
       const tookMs = await timed(stopping, DRAIN_TIMEOUT_MS + 30_000);
       expect(tookMs, 'stop() did not resolve while the queue Redis was down').toBeDefined();
       expect(tookMs!).toBeLessThan(DRAIN_TIMEOUT_MS * 5);
+      if (process.env['TMPDBG']) console.log('TMPDBG took', tookMs, JSON.stringify(flusherA.lines, null, 1));
       const { rows: sessions } = await f.pool.query(
         "SELECT 1 FROM pg_stat_activity WHERE application_name = 'walpurge-flusher' AND datname = current_database()",
       );

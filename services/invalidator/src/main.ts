@@ -41,9 +41,7 @@ async function main(): Promise<void> {
     host: config.http.host,
     registry,
     liveness: [{ name: 'process', check: () => true }],
-    readiness: [
-      { name: 'invalidator', check: () => invalidator.notReadyReason() ?? true },
-    ],
+    readiness: [{ name: 'invalidator', check: () => invalidator.notReadyReason() ?? true }],
   });
   logger.info({ port: ops.port }, 'ops server listening');
   stopOnSignals(group, { timeoutMs: config.invalidator.stopTimeoutMs + 5_000, log: logger });

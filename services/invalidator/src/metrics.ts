@@ -17,6 +17,12 @@ export function createInvalidatorMetrics(registry: Registry) {
       labelNames: ['target', 'kind', 'outcome'],
       registers,
     }),
+    echoKept: new Counter({
+      name: 'walpurge_invalidator_echo_kept_total',
+      help: "Entries of the write-behind flusher's own commits (CDC echo) kept because the cache already held the committed version or a newer one: read-your-writes at work. By target.",
+      labelNames: ['target'],
+      registers,
+    }),
     purgeRetries: new Counter({
       name: 'walpurge_invalidator_purge_retries_total',
       help: 'Purge attempts retried, by target.',
@@ -53,7 +59,7 @@ export function createInvalidatorMetrics(registry: Registry) {
     }),
     unknownValues: new Counter({
       name: 'walpurge_invalidator_unknown_values_total',
-      help: 'Templates that could not be rendered (unchanged TOAST, missing old value, truncate), by rule and reason.',
+      help: 'Templates that could not be rendered (unchanged TOAST, missing old value, truncate, a value that would widen the purge), by rule and reason.',
       labelNames: ['rule', 'reason', 'fallback'],
       registers,
     }),

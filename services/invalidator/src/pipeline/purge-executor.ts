@@ -59,9 +59,7 @@ export class PurgeExecutor {
             fallbackUsed: unknown.fallbackUsed,
             lsn: event.source.lsn,
           },
-          unknown.fallbackUsed
-            ? 'value unknown: purged the rule fallback instead'
-            : 'value unknown and the rule has no fallback: entry not purged',
+          `template not rendered: ${unknown.detail}`,
         );
       }
     }
@@ -86,9 +84,12 @@ export class PurgeExecutor {
 
   private countByKind(purger: Purger, targets: PurgeTargets, outcome: 'success' | 'failure'): void {
     if (purger.stage === 'redis') {
-      for (const kind of redisKinds)
-        if (targets.redis[kind].length > 0)
-          this.metrics.purges.inc({ target: purger.name, kind, outcome }, targets.redis[kind].length);
+      for (const kind of redisKinds) {
+        // Echo keys (kept or purged, see write-echo.ts) are keys the rules derived like any other.
+        const count =
+          targets.redis[kind].length + (kind === 'keys' ? (targets.redis.versioned?.length ?? 0) : 0);
+        if (count > 0) this.metrics.purges.inc({ target: purger.name, kind, outcome }, count);
+      }
     } else {
       for (const kind of cdnKinds)
         if (targets.cdn[kind].length > 0)
@@ -108,8 +109,9 @@ export class PurgeExecutor {
     for (let attempt = 0; ; attempt += 1) {
       signal.throwIfAborted();
       try {
-        await purger.purge(targets, { signal, onRetry });
+        const report = await purger.purge(targets, { signal, onRetry });
         this.countByKind(purger, targets, 'success');
+        if (report?.echoKept) this.metrics.echoKept.inc({ target: purger.name }, report.echoKept);
         timer();
         return;
       } catch (error) {

@@ -1,13 +1,13 @@
 import type { Cluster, Redis } from 'ioredis';
 import {
-  ECHO_PURGE_SCRIPT,
+  ECHO_PURGE_REPORT_SCRIPT,
   escapeGlob,
   tagSetKey,
   type PurgeTargets,
   type VersionedKey,
 } from '@walpurge/rules';
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
-import type { PurgeContext, Purger } from '../purger.js';
+import type { PurgeContext, Purger, PurgeReport } from '../purger.js';
 import { globToRegExp } from './glob-regexp.js';
 import { chunk, groupBySlot } from './slot-groups.js';
 
@@ -25,6 +25,11 @@ export interface RedisPurgerOptions {
 /** Redis' answer to a set command on a key of another type: permanent until someone deletes the key. */
 function isWrongType(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('WRONGTYPE');
+}
+
+/** `kept` of ECHO_PURGE_REPORT_SCRIPT's `{ purged, kept }` reply. */
+function keptOf(reply: unknown): number {
+  return Array.isArray(reply) && typeof reply[1] === 'number' ? reply[1] : 0;
 }
 
 /**
@@ -50,10 +55,10 @@ export class RedisPurger implements Purger {
     );
   }
 
-  async purge(targets: PurgeTargets, context: PurgeContext): Promise<void> {
+  async purge(targets: PurgeTargets, context: PurgeContext): Promise<PurgeReport> {
     const prefix = this.options.keyPrefix;
     await this.unlink(targets.redis.keys.map((key) => prefix + key));
-    if (targets.redis.versioned) await this.purgeVersioned(targets.redis.versioned);
+    const echoKept = targets.redis.versioned ? await this.purgeVersioned(targets.redis.versioned) : 0;
     const notSets: string[] = [];
     for (const tag of targets.redis.tags) {
       if (context.signal.aborted) break;
@@ -78,6 +83,7 @@ export class RedisPurger implements Purger {
         },
       );
     }
+    return { echoKept };
   }
 
   /**
@@ -115,21 +121,29 @@ export class RedisPurger implements Purger {
 
   /**
    * CDC echo of write-behind: each key is purged unless the cache already holds the committed
-   * version or a newer one (ECHO_PURGE_SCRIPT). One key per script call, so a cluster never sees a
-   * cross-slot script; pipelined on a standalone server.
+   * version or a newer one (ECHO_PURGE_REPORT_SCRIPT; any other type or value is purged). One key
+   * per script call, so a cluster never sees a cross-slot script; pipelined on a standalone server.
+   * Returns how many entries were kept.
    */
-  private async purgeVersioned(entries: readonly VersionedKey[]): Promise<void> {
+  private async purgeVersioned(entries: readonly VersionedKey[]): Promise<number> {
     const prefix = this.options.keyPrefix;
+    let replies: unknown[];
     if (this.isCluster) {
-      await Promise.all(
-        entries.map(({ key, version }) => this.client.eval(ECHO_PURGE_SCRIPT, 1, prefix + key, version)),
+      replies = await Promise.all(
+        entries.map(({ key, version }) =>
+          this.client.eval(ECHO_PURGE_REPORT_SCRIPT, 1, prefix + key, version),
+        ),
       );
-      return;
+    } else {
+      const pipeline = (this.client as Redis).pipeline();
+      for (const { key, version } of entries)
+        pipeline.eval(ECHO_PURGE_REPORT_SCRIPT, 1, prefix + key, version);
+      const results = (await pipeline.exec()) ?? [];
+      const failed = results.find(([error]) => error !== null);
+      if (failed?.[0]) throw failed[0];
+      replies = results.map(([, reply]) => reply);
     }
-    const pipeline = (this.client as Redis).pipeline();
-    for (const { key, version } of entries) pipeline.eval(ECHO_PURGE_SCRIPT, 1, prefix + key, version);
-    const failed = ((await pipeline.exec()) ?? []).find(([error]) => error !== null);
-    if (failed?.[0]) throw failed[0];
+    return replies.reduce<number>((sum, reply) => sum + keptOf(reply), 0);
   }
 
   /**
