@@ -56,6 +56,10 @@ export class FlushConnection {
     });
     try {
       await client.connect();
+      // When shutdown closes this session while a batch waits (say, for a lock), the server only
+      // notices at its next read, holding the transaction and its row locks until then. With this
+      // (PostgreSQL 14+, Linux; ignored elsewhere) it checks every second and rolls back at once.
+      await client.query('SET client_connection_check_interval = 1000').catch(() => undefined);
       if (this.options.origin) this.originName = await setupReplicationOrigin(client, this.options.origin);
       // Retriable, so the batcher treats it like a lost connection (hands the rows back), never as
       // a permanent failure of the rows.

@@ -1,9 +1,10 @@
 import { Writable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createLogger, createMetricsRegistry } from '@walpurge/core';
+import pg from 'pg';
+import { describe, expect, inject, it } from 'vitest';
+import { createLogger, createMetricsRegistry, type Service } from '@walpurge/core';
 import { startLocalRedis, waitFor, type LocalRedis } from '@walpurge/testing';
 import { createFlusher } from './flusher.js';
-import { ITEMS_DDL, createFixture, flusherConfig } from './test-support/fixture.js';
+import { ITEMS_DDL, createFixture, flusherConfig, type Fixture } from './test-support/fixture.js';
 import { LatestWrites, checkFinal } from './test-support/invariants.js';
 import {
   restartRedis,
@@ -11,126 +12,158 @@ import {
   type RestartedRedis,
   type StoppedRedis,
 } from './test-support/redis-outage.js';
+import { settlesWithin } from './settles-within.js';
 
 const services = inject('services');
 const DRAIN_TIMEOUT_MS = 3_000;
-let queueRedis: LocalRedis;
+const ROWS = 60;
 
-beforeAll(async () => {
-  queueRedis = await startLocalRedis({ persistent: true });
-});
-afterAll(async () => {
-  await queueRedis?.stop();
-});
+type LogLine = Record<string, unknown>;
 
-/** Log lines of one flusher, parsed (pino writes one JSON object per line). */
-function capturingLogger(): { logger: ReturnType<typeof createLogger>; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
+/** A flusher whose log lines are kept (pino writes one JSON object per line). */
+function loggedFlusher(f: Fixture, queueRedisUrl: string): { service: Service; lines: LogLine[] } {
+  const lines: LogLine[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _encoding, done) {
       for (const line of chunk.toString('utf8').split('\n'))
-        if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+        if (line.trim()) lines.push(JSON.parse(line) as LogLine);
       done();
     },
   });
-  return { logger: createLogger({ level: 'warn', destination }), lines };
+  const config = flusherConfig(
+    { databaseAdminUrl: services.databaseUrl, cacheRedisUrl: services.redisUrl, queueRedisUrl },
+    f.databaseUrl,
+    f.prefix,
+    { batchSize: 10, batchDelayMs: 5, drainTimeoutMs: DRAIN_TIMEOUT_MS, lockDurationMs: 2_000 },
+  );
+  const service = createFlusher({
+    config,
+    logger: createLogger({ level: 'warn', destination }),
+    registry: createMetricsRegistry({ defaultMetrics: false }),
+  });
+  return { service, lines };
 }
 
-/** Resolves with how long `promise` took, or undefined if it had not settled after `limitMs`. */
-async function timed(promise: Promise<unknown>, limitMs: number): Promise<number | undefined> {
+async function flusherSessions(f: Fixture, where = 'true'): Promise<number> {
+  const { rows } = await f.pool.query(
+    `SELECT 1 FROM pg_stat_activity WHERE application_name = 'walpurge-flusher' AND datname = current_database() AND ${where}`,
+  );
+  return rows.length;
+}
+
+async function timedStop(service: Service): Promise<number | undefined> {
   const began = Date.now();
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<undefined>((done) => (timer = setTimeout(() => done(undefined), limitMs)));
+  // Generous: the old stop() never resolved at all; the point is that this one does.
+  const resolved = await settlesWithin(service.stop(), DRAIN_TIMEOUT_MS + 30_000);
+  return resolved ? Date.now() - began : undefined;
+}
+
+/**
+ * The scenario both tests share: writes are accepted (durable in the queue Redis) while a lock on
+ * the table holds the flusher's first batch inside its transaction; then the queue Redis goes down
+ * (SHUTDOWN, data kept) and `during` runs. Afterwards the same Redis comes back with its AOF and a
+ * new flusher must take over the abandoned jobs (after lockDurationMs) and lose nothing.
+ */
+async function queueOutage(
+  during: (ctx: { f: Fixture; flusher: { service: Service; lines: LogLine[] }; lock: pg.Client }) => Promise<void>,
+): Promise<void> {
+  const queueRedis: LocalRedis = await startLocalRedis({ persistent: true });
+  const f = await createFixture({
+    databaseAdminUrl: services.databaseUrl,
+    cacheRedisUrl: services.redisUrl,
+    queueRedisUrl: queueRedis.url,
+  });
+  const lock = new pg.Client({ connectionString: f.databaseUrl });
+  let stopped: StoppedRedis | undefined;
+  let restarted: RestartedRedis | undefined;
+  const flusher = loggedFlusher(f, queueRedis.url);
   try {
-    return await Promise.race([promise.then(() => Date.now() - began), expired]);
+    await f.pool.query(ITEMS_DDL);
+    await lock.connect();
+    await lock.query('BEGIN');
+    await lock.query('LOCK TABLE items IN EXCLUSIVE MODE'); // readers fine, the flusher's writes wait
+    await flusher.service.start(new AbortController().signal);
+
+    const latest = new LatestWrites();
+    for (let round = 0; round < 3; round += 1) {
+      await Promise.all(
+        Array.from({ length: ROWS }, async (_, id) => {
+          const value = `r${round}-${id}`;
+          const { version } = await f.client.writeBehind('items', { id, value, n: round });
+          latest.record(id, version, value);
+        }),
+      );
+    }
+    await waitFor(
+      'the flusher batch waiting for the table lock',
+      async () => (await flusherSessions(f, "wait_event_type = 'Lock'")) > 0,
+      { timeoutMs: 30_000, intervalMs: 20 },
+    );
+    stopped = await shutdownRedis(queueRedis.url);
+
+    await during({ f, flusher, lock });
+    // Its session is gone, no transaction left open (a backend waiting for a lock notices within
+    // client_connection_check_interval).
+    await waitFor('the flusher session to end', async () => (await flusherSessions(f)) === 0, {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+    });
+
+    restarted = await restartRedis(stopped);
+    await lock.query('ROLLBACK').catch(() => undefined);
+    await f.startFlusher({ lockDurationMs: 2_000 });
+    await f.drained(60_000);
+    expect(await checkFinal(f, latest)).toEqual([]);
+    expect(latest.rows.size).toBe(ROWS);
   } finally {
-    clearTimeout(timer);
+    await lock.end().catch(() => undefined);
+    // Bring Redis back before cleaning up, so that even a stop() that hung above can finish.
+    if (stopped && !restarted) restarted = await restartRedis(stopped).catch(() => undefined);
+    await settlesWithin(flusher.service.stop(), 10_000);
+    await f.close();
+    await restarted?.stop();
+    await queueRedis.stop();
   }
 }
 
+function unsettledJobs(lines: LogLine[]): Array<{ stage: string }> {
+  const line = lines.find((l) => Array.isArray(l['unsettled']));
+  expect(line, `no line naming unsettled jobs in ${JSON.stringify(lines)}`).toBeDefined();
+  expect(line!['unsettledCount']).toBe((line!['unsettled'] as unknown[]).length);
+  return line!['unsettled'] as Array<{ stage: string }>;
+}
+
 describe('flusher stop() while the queue Redis is down', () => {
-  it('resolves within about drainTimeoutMs, logs what it could not settle, and a later flusher loses nothing', async () => {
-    const f = await createFixture({
-      databaseAdminUrl: services.databaseUrl,
-      cacheRedisUrl: services.redisUrl,
-      queueRedisUrl: queueRedis.url,
-    });
-    let stopped: StoppedRedis | undefined;
-    let restarted: RestartedRedis | undefined;
-    const flusherA = (() => {
-      const { logger, lines } = capturingLogger();
-      const config = flusherConfig(
-        { databaseAdminUrl: services.databaseUrl, cacheRedisUrl: services.redisUrl, queueRedisUrl: queueRedis.url },
-        f.databaseUrl,
-        f.prefix,
-        { batchSize: 10, batchDelayMs: 5, drainTimeoutMs: DRAIN_TIMEOUT_MS, lockDurationMs: 2_000 },
-      );
-      const service = createFlusher({ config, logger, registry: createMetricsRegistry({ defaultMetrics: false }) });
-      return { service, lines };
-    })();
-    try {
-      await f.pool.query(ITEMS_DDL);
-      // Every row takes a while to write, so batches are in flight most of the time.
-      await f.pool.query(
-        `CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.02); RETURN NEW; END $$`,
-      );
-      await f.pool.query(
-        'CREATE TRIGGER slow BEFORE INSERT OR UPDATE ON items FOR EACH ROW EXECUTE FUNCTION slow()',
-      );
-      await flusherA.service.start(new AbortController().signal);
-
-      // Accepted writes: every one of these returned, so it is durable in the queue Redis.
-      const latest = new LatestWrites();
-      for (let round = 0; round < 3; round += 1) {
-        await Promise.all(
-          Array.from({ length: 60 }, async (_, id) => {
-            const value = `r${round}-${id}`;
-            const { version } = await f.client.writeBehind('items', { id, value, n: round });
-            latest.record(id, version, value);
-          }),
-        );
-      }
-      // The queue Redis goes away while a batch is inside its transaction.
+  it('finishes the batch in flight, resolves after about drainTimeoutMs naming the jobs it could not settle, and a later flusher loses nothing', async () => {
+    await queueOutage(async ({ f, flusher, lock }) => {
+      await lock.query('COMMIT'); // the batch in flight commits, but cannot be settled in Redis
       await waitFor(
-        'the flusher inside a batch transaction',
-        async () => {
-          const { rows } = await f.pool.query(
-            "SELECT 1 FROM pg_stat_activity WHERE application_name = 'walpurge-flusher' AND datname = current_database() AND xact_start IS NOT NULL AND state <> 'idle'",
-          );
-          return rows.length > 0;
-        },
-        { timeoutMs: 30_000, intervalMs: 5 },
+        'the batch in flight in PostgreSQL',
+        async () => (await f.pool.query('SELECT 1 FROM items')).rows.length > 0,
+        { timeoutMs: 30_000, intervalMs: 20 },
       );
-      stopped = await shutdownRedis(queueRedis.url);
 
-      const stopping = flusherA.service.stop();
-      // Generous: the old stop() never resolved at all; the point is that this one does, on the
-      // order of drainTimeoutMs (the exact figure depends on load).
-      const tookMs = await timed(stopping, DRAIN_TIMEOUT_MS + 30_000);
+      const tookMs = await timedStop(flusher.service);
       expect(tookMs, 'stop() did not resolve while the queue Redis was down').toBeDefined();
+      // It waits out the drain time (Redis may come back), then gives up: order of magnitude only.
+      expect(tookMs!).toBeGreaterThanOrEqual(DRAIN_TIMEOUT_MS * 0.9);
       expect(tookMs!).toBeLessThan(DRAIN_TIMEOUT_MS * 5);
-      if (process.env['TMPDBG']) console.log('TMPDBG took', tookMs, JSON.stringify(flusherA.lines, null, 1));
-      const { rows: sessions } = await f.pool.query(
-        "SELECT 1 FROM pg_stat_activity WHERE application_name = 'walpurge-flusher' AND datname = current_database()",
-      );
-      expect(sessions).toHaveLength(0); // no transaction left open, nothing half-written
-      const unsettled = flusherA.lines.find((line) => Array.isArray(line['unsettled']));
-      expect(unsettled, JSON.stringify(flusherA.lines)).toBeDefined();
-      expect((unsettled!['unsettled'] as unknown[]).length).toBeGreaterThan(0);
+      const unsettled = unsettledJobs(flusher.lines);
+      // Written to PostgreSQL, pending entry still there: the next flusher rewrites it as a no-op.
+      expect(unsettled.some((job) => job.stage === 'settling')).toBe(true);
+    });
+  }, 120_000);
 
-      // The same Redis comes back with its append-only file; a new flusher takes over the
-      // abandoned jobs once their locks expire (lockDurationMs) and finishes everything.
-      restarted = await restartRedis(stopped);
-      await f.startFlusher({ lockDurationMs: 2_000 });
-      await f.drained(60_000);
-      expect(await checkFinal(f, latest)).toEqual([]);
-      expect(latest.rows.size).toBe(60);
-    } finally {
-      // Bring Redis back before cleaning up, so even a stop() that hung above can finish.
-      if (stopped && !restarted) restarted = await restartRedis(stopped).catch(() => undefined);
-      await timed(flusherA.service.stop(), 10_000);
-      await f.close();
-      await restarted?.stop();
-    }
+  it('with the database blocked as well: the batch in flight is rolled back at the drain deadline, nothing half-written', async () => {
+    await queueOutage(async ({ f, flusher }) => {
+      const tookMs = await timedStop(flusher.service);
+      expect(tookMs, 'stop() did not resolve while the queue Redis was down').toBeDefined();
+      expect(tookMs!).toBeGreaterThanOrEqual(DRAIN_TIMEOUT_MS * 0.9);
+      expect(tookMs!).toBeLessThan(DRAIN_TIMEOUT_MS * 5);
+      expect((await f.pool.query('SELECT 1 FROM items')).rows).toHaveLength(0);
+      const unsettled = unsettledJobs(flusher.lines);
+      expect(unsettled.length).toBeGreaterThan(0);
+      expect(unsettled.every((job) => job.stage !== 'settling')).toBe(true);
+    });
   }, 120_000);
 });

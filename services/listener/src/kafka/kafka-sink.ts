@@ -96,6 +96,9 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
               topic: config.topic,
               numPartitions: config.partitions,
               replicationFactor: config.replicationFactor,
+              // A topic we create accepts what the sink may send: raising kafka.maxMessageBytes above
+              // Kafka's default (1048588) needs no manual topic change. Existing topics are left alone.
+              configEntries: [{ name: 'max.message.bytes', value: String(Math.max(maxBytes, 1_048_588)) }],
             },
           ],
           waitForLeaders: true,
