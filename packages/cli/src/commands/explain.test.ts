@@ -62,7 +62,7 @@ describe('walpurge explain', () => {
         'redis patterns: user:7:*\n' +
         '                search:A\\*\\[b\\]\\?\\\\:*\n' +
         'redis tags:     user-7\n' +
-        'cdn urls:       https://example.com/users/A*%5Bb%5D%3F%5C\n' +
+        'cdn urls:       https://example.com/users/A%2A%5Bb%5D%3F%5C\n' +
         'cdn tags:       user-7\n' +
         'cdn prefixes:   https://example.com/teams/t%201%2F2/\n' +
         PREFIX_NOTE,

@@ -1,5 +1,5 @@
 import { ChangeEventV1, type ChangeEvent, type Operation } from '@walpurge/protocol';
-import { compileRules, type PurgePlan } from '@walpurge/rules';
+import { compileRules, type PurgePlan, type UnknownReason } from '@walpurge/rules';
 import { ExitCode, UsageError, writeLine } from '../cli-io.js';
 import {
   configOption,
@@ -94,11 +94,14 @@ const SECTIONS = [
   ['cdn prefixes', (plan: PurgePlan) => plan.cdn.prefixes],
 ] as const;
 
-const REASONS: Record<string, string> = {
+// Every reason the rules can give (the Record type makes a new one a compile error here).
+const REASONS: Record<UnknownReason, string> = {
   'unchanged-toast': 'unchanged TOASTed column, value not sent',
   'old-value-unavailable': 'old value not sent (needs REPLICA IDENTITY FULL)',
   'column-missing': 'column not in the row',
   truncate: 'truncate has no rows',
+  'empty-value': 'empty value, could widen the purge',
+  'dot-segment': "value is '.' or '..', a parent URL path that could widen the purge",
 };
 
 export function renderPlan(event: ChangeEvent, plan: PurgePlan, keyPrefix: string): string {
@@ -123,7 +126,7 @@ export function renderPlan(event: ChangeEvent, plan: PurgePlan, keyPrefix: strin
   for (const unknown of plan.unknown ?? []) {
     const column = unknown.column ? ` {${unknown.column}}` : '';
     lines.push(
-      `unknown value: ${unknown.path} ${JSON.stringify(unknown.template)}${column}: ${REASONS[unknown.reason] ?? unknown.reason}${unknown.fallbackUsed ? ' -> fallback purged' : ' -> not purged'}`,
+      `unknown value: ${unknown.path} ${JSON.stringify(unknown.template)}${column}: ${REASONS[unknown.reason]}${unknown.fallbackUsed ? ' -> fallback purged' : ' -> not purged'}`,
     );
   }
   if (plan.skipped) lines.push(`nothing to purge: ${plan.skipped}`);

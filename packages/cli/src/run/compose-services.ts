@@ -8,7 +8,11 @@ import type { ProblemAt } from '@walpurge/rules';
 import { UsageError } from '../cli-io.js';
 import type { Role } from './roles.js';
 
-export type ReadyService = Service & { isReady(): boolean };
+export type ReadyService = Service & {
+  isReady(): boolean;
+  /** Why the service is not ready, for /readyz (services that can tell). */
+  notReadyReason?(): string | undefined;
+};
 
 export interface ComposeOptions {
   role: Role;

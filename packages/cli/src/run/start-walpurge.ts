@@ -72,7 +72,7 @@ export async function startWalpurge(options: StartOptions): Promise<RunningWalpu
     // Readiness reflects real state: every started service's own isReady (slot streaming, consumer joined…).
     readiness: services.map((service) => ({
       name: service.name,
-      check: () => service.isReady() || 'not ready',
+      check: () => service.isReady() || (service.notReadyReason?.() ?? 'not ready'),
     })),
   });
   try {
