@@ -24,13 +24,15 @@ export interface StandaloneContext<Config> {
   onFatal(error: unknown): void;
 }
 
+export type StandaloneService = Service & { notReadyReason?(): string | undefined };
+
 export interface StandaloneSpec<Config> {
   /** `listener`, `invalidator` or `flusher`: the process name and the metrics' `role` label. */
   role: string;
   loadConfig(file: string): Promise<Config>;
   settings(config: Config): StandaloneSettings;
-  create(context: StandaloneContext<Config>): Service;
-  /** Why /readyz says no while the service is not ready. */
+  create(context: StandaloneContext<Config>): StandaloneService;
+  /** Why /readyz says no while the service is not ready and cannot tell itself. */
   notReadyReason: string;
 }
 
@@ -94,7 +96,12 @@ export async function runStandalone<Config>(spec: StandaloneSpec<Config>): Promi
       host: settings.httpHost,
       registry,
       liveness: [{ name: 'process', check: () => true }],
-      readiness: [{ name: spec.role, check: () => group.isReady() || spec.notReadyReason }],
+      readiness: [
+        {
+          name: spec.role,
+          check: () => group.isReady() || (service.notReadyReason?.() ?? spec.notReadyReason),
+        },
+      ],
     });
     running.ops = ops;
     logger.info({ port: ops.port }, 'ops server listening');
