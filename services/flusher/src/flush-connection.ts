@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Logger } from '@walpurge/core';
+import { ErrorCode, WalpurgeError, type Logger } from '@walpurge/core';
 import { setupReplicationOrigin } from './origin.js';
 
 export interface FlushConnectionOptions {
@@ -17,6 +17,7 @@ export interface FlushConnectionOptions {
 export class FlushConnection {
   private client: pg.Client | undefined;
   private connecting: Promise<pg.Client> | undefined;
+  private closed = false;
   originName: string | undefined;
 
   constructor(private readonly options: FlushConnectionOptions) {}
@@ -34,7 +35,9 @@ export class FlushConnection {
     if (client) client.end().catch(() => undefined);
   }
 
+  /** Final: a session still being opened is ended as soon as it is up, never handed out. */
   async close(): Promise<void> {
+    this.closed = true;
     const client = this.client;
     this.client = undefined;
     if (client) await client.end().catch(() => undefined);
@@ -53,7 +56,15 @@ export class FlushConnection {
     });
     try {
       await client.connect();
+      // When shutdown closes this session while a batch waits (say, for a lock), the server only
+      // notices at its next read, holding the transaction and its row locks until then. With this
+      // (PostgreSQL 14+, Linux; ignored elsewhere) it checks every second and rolls back at once.
+      await client.query('SET client_connection_check_interval = 1000').catch(() => undefined);
       if (this.options.origin) this.originName = await setupReplicationOrigin(client, this.options.origin);
+      // Retriable, so the batcher treats it like a lost connection (hands the rows back), never as
+      // a permanent failure of the rows.
+      if (this.closed)
+        throw new WalpurgeError(ErrorCode.Aborted, 'the flusher is stopping', { retriable: true });
     } catch (error) {
       await client.end().catch(() => undefined);
       throw error;

@@ -1,5 +1,5 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import pg from 'pg';
 import {
   FLUSH_JOB_NAME,
@@ -32,10 +32,25 @@ import { Batcher } from './batcher.js';
 import { FlushConnection } from './flush-connection.js';
 import { createFlusherMetrics, type FlusherMetrics } from './metrics.js';
 import { assertQueueRedisSafe } from './queue-redis-safety.js';
+import { QueueRedisClients } from './queue-redis-clients.js';
 import { reconcilePending } from './reconciler.js';
+import { settlesWithin } from './settles-within.js';
 
 const settle = new WriteScript(SETTLE_SCRIPT);
 const markFailed = new WriteScript(MARK_FAILED_SCRIPT);
+/** Shutdown steps after the drain deadline (closing sessions, handing jobs back) get this long each. */
+const CLOSE_GRACE_MS = 1_000;
+/** At most this many unsettled jobs are named in the shutdown log line (the count is always there). */
+const UNSETTLED_LOGGED = 50;
+
+/** Where a flush job's processor is, for the shutdown log when it cannot finish. */
+type JobStage = 'reading' | 'writing' | 'handing back' | 'settling' | 'marking failed';
+interface InFlightJob {
+  jobId: string | undefined;
+  table: string;
+  key: string;
+  stage: JobStage;
+}
 
 export interface FlusherOptions {
   config: WalpurgeConfig;
@@ -83,6 +98,8 @@ class Flusher implements Service {
   private readonly flusher: FlusherConfig;
   private readonly databaseUrl: string;
   private readonly layout: WriteBehindLayout;
+  private readonly clients: QueueRedisClients;
+  private readonly inFlight = new Set<InFlightJob>();
   private redis: Redis | undefined;
   private workerRedis: Redis | undefined;
   private queue: Queue<FlushJobData> | undefined;
@@ -91,12 +108,15 @@ class Flusher implements Service {
   private batcher: Batcher | undefined;
   private timers: NodeJS.Timeout[] = [];
   private stopping: Promise<void> | undefined;
+  /** Shutdown gave up on the queue Redis; the errors that follow are expected. */
+  private redisAbandoned = false;
 
   constructor(private readonly options: FlusherOptions) {
     ({ flusher: this.flusher, databaseUrl: this.databaseUrl } = requireFlusherConfig(options.config));
     this.log = options.logger.child({ component: 'flusher' });
     this.metrics = createFlusherMetrics(options.registry);
     this.layout = writeBehindLayout(this.flusher.keyPrefix);
+    this.clients = new QueueRedisClients(this.flusher.queueRedisUrl);
   }
 
   async start(signal: AbortSignal): Promise<void> {
@@ -111,7 +131,7 @@ class Flusher implements Service {
 
   private async startAll(signal: AbortSignal): Promise<void> {
     const config = this.flusher;
-    this.redis = new Redis(config.queueRedisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+    this.redis = this.clients.create({ lazyConnect: true });
     this.redis.on('error', (error) => this.log.warn({ err: error }, 'queue Redis connection error'));
     await this.redis.connect();
     if (config.allowUnsafeRedis) {
@@ -165,7 +185,7 @@ class Flusher implements Service {
       connection: this.redis,
       prefix: this.layout.bullPrefix,
     });
-    this.workerRedis = new Redis(config.queueRedisUrl, { maxRetriesPerRequest: null });
+    this.workerRedis = this.clients.create();
     this.workerRedis.on('error', (error) =>
       this.log.warn({ err: error }, 'queue Redis (worker) connection error'),
     );
@@ -182,7 +202,13 @@ class Flusher implements Service {
         autorun: false,
       },
     );
-    this.worker.on('error', (error) => this.log.error({ err: error }, 'flush worker error'));
+    this.worker.on('error', (error) => {
+      // After shutdown gave up on the queue Redis, jobs still in flight cannot record how they
+      // ended; the shutdown log line already names them.
+      if (this.redisAbandoned)
+        this.log.debug({ err: error }, 'flush worker error after abandoning the queue');
+      else this.log.error({ err: error }, 'flush worker error');
+    });
     this.worker.on('failed', (job, error) => {
       if (!job) return;
       const final = error instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
@@ -236,30 +262,64 @@ class Flusher implements Service {
   private async stopAll(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
-    const batcher = this.batcher;
-    const worker = this.worker;
+    const { batcher, worker } = this;
+    let orderly = true;
     if (worker) {
-      // Stop taking jobs, write what is collected now, wait for the batch in flight. If the database
-      // is down, give it drainTimeoutMs, then hand the jobs back to the queue (delayed) untouched.
+      // Stop taking jobs, write what is collected now, wait for the batch in flight and for its jobs
+      // to be settled in the queue, but no longer than drainTimeoutMs: neither an unreachable
+      // database nor an unreachable queue Redis may hold shutdown (see abandonInFlight).
       const closing = worker.close();
       batcher?.drain();
-      const giveUp = setTimeout(
-        () => batcher?.giveUp(),
-        batcher && batcher.failingAttempts > 0 ? 0 : this.flusher.drainTimeoutMs,
-      );
-      try {
-        await closing;
-      } finally {
-        clearTimeout(giveUp);
-      }
+      // The database is down already: do not wait for it; hand the jobs back to the queue untouched.
+      if (batcher && batcher.failingAttempts > 0) batcher.giveUp();
+      if (!(await settlesWithin(closing, this.flusher.drainTimeoutMs)))
+        orderly = await this.abandonInFlight(closing);
     }
-    await batcher?.idle();
-    await this.queue?.close().catch(() => undefined);
-    await this.connection?.close();
-    for (const redis of [this.workerRedis, this.redis]) {
-      if (redis) await redis.quit().catch(() => redis.disconnect());
-    }
+    await settlesWithin(batcher?.idle() ?? Promise.resolve(), CLOSE_GRACE_MS);
+    await settlesWithin(this.queue?.close() ?? Promise.resolve(), CLOSE_GRACE_MS);
+    await settlesWithin(this.connection?.close() ?? Promise.resolve(), CLOSE_GRACE_MS);
+    if (orderly) await this.clients.close(CLOSE_GRACE_MS);
     this.log.info('flusher stopped');
+  }
+
+  /**
+   * The drain deadline passed with flush jobs still in flight. First the database side: stop
+   * retrying and close the session, which rolls back a transaction still running (nothing
+   * half-written); its jobs are then handed back to the queue. If the queue Redis cannot take them
+   * (unreachable), end its connections instead: the jobs stay active and locked in Redis, and once
+   * their lock expires (lockDurationMs) a flusher's stalled-job check re-runs them. That is safe
+   * because the rows they carry are still pending and every upsert is version-guarded: a row
+   * already committed is written again as a no-op and then settled.
+   * Returns whether the worker still closed in order.
+   */
+  private async abandonInFlight(closing: Promise<void>): Promise<boolean> {
+    this.batcher?.giveUp();
+    await settlesWithin(this.connection?.close() ?? Promise.resolve(), CLOSE_GRACE_MS);
+    if (this.clients.allReady() && (await settlesWithin(closing, CLOSE_GRACE_MS))) return true;
+
+    const unsettled = [...this.inFlight];
+    const why = this.clients.allReady()
+      ? 'flush jobs still not finished after the drain deadline'
+      : 'queue Redis unreachable at the drain deadline';
+    this.redisAbandoned = true;
+    this.log.warn(
+      {
+        unsettledCount: unsettled.length,
+        unsettled: unsettled.slice(0, UNSETTLED_LOGGED),
+        queueRedis: this.redis?.status,
+        drainTimeoutMs: this.flusher.drainTimeoutMs,
+        lockDurationMs: this.flusher.lockDurationMs,
+      },
+      unsettled.length > 0
+        ? `${why}: ${unsettled.length} flush job(s) could not be settled; ` +
+            'they stay locked in the queue and are re-run by a flusher after lockDurationMs ' +
+            '(safe: their rows are still pending and writes are version-guarded)'
+        : `${why}: closing the queue connections without waiting`,
+    );
+    await this.clients.abandon(CLOSE_GRACE_MS);
+    if (!(await settlesWithin(closing, CLOSE_GRACE_MS)))
+      this.log.warn('the flush worker did not finish closing; stopping without it');
+    return false;
   }
 
   private async prepareDatabase(): Promise<void> {
@@ -277,6 +337,25 @@ class Flusher implements Service {
 
   /** One flush job: the latest pending value of one row, written in the next batch. */
   private async process(job: Job<FlushJobData>, token: string | undefined): Promise<FlushOutcome> {
+    const tracked: InFlightJob = {
+      jobId: job.id,
+      table: job.data.table,
+      key: job.data.key,
+      stage: 'reading',
+    };
+    this.inFlight.add(tracked);
+    try {
+      return await this.flushRow(job, token, tracked);
+    } finally {
+      this.inFlight.delete(tracked);
+    }
+  }
+
+  private async flushRow(
+    job: Job<FlushJobData>,
+    token: string | undefined,
+    tracked: InFlightJob,
+  ): Promise<FlushOutcome> {
     const { rowId } = job.data;
     const redis = this.redis!;
     const readAtMs = Date.now();
@@ -284,17 +363,20 @@ class Flusher implements Service {
     if (!entry) return 'nothing-pending'; // a duplicate run: another job already flushed it
 
     let outcome;
+    tracked.stage = 'writing';
     try {
       outcome = await this.batcher!.submit(entry);
     } catch (error) {
       if (error instanceof WalpurgeError && error.code === ErrorCode.Aborted) {
         // Shutdown while the database is down: nothing was written; hand the job back untouched.
+        tracked.stage = 'handing back';
         await job.moveToDelayed(Date.now() + this.flusher.retryInitialMs, token);
         throw new DelayedError();
       }
       throw error;
     }
     if (!outcome.ok) {
+      tracked.stage = 'marking failed';
       this.metrics.failures.inc({ kind: 'permanent' });
       await markFailed.run(redis, [this.layout.pending(rowId)], [job.id ?? '']);
       throw new UnrecoverableError(
@@ -302,6 +384,7 @@ class Flusher implements Service {
       );
     }
 
+    tracked.stage = 'settling'; // committed in PostgreSQL; the pending entry is still there
     this.metrics.rowsFlushed.inc();
     this.metrics.writeLatency.observe(Math.max(0, Date.now() - entry.pendingSinceMs) / 1000);
     const reply = stringArrayReply(

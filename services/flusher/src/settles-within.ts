@@ -4,7 +4,9 @@
  */
 export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, ms))));
+  const expired = new Promise<false>(
+    (resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, ms))),
+  );
   try {
     return await Promise.race([
       promise.then(

@@ -6,12 +6,7 @@ import { startLocalRedis, waitFor, type LocalRedis } from '@walpurge/testing';
 import { createFlusher } from './flusher.js';
 import { ITEMS_DDL, createFixture, flusherConfig, type Fixture } from './test-support/fixture.js';
 import { LatestWrites, checkFinal } from './test-support/invariants.js';
-import {
-  restartRedis,
-  shutdownRedis,
-  type RestartedRedis,
-  type StoppedRedis,
-} from './test-support/redis-outage.js';
+import { pauseRedis, restartRedis, shutdownRedis, type RestartedRedis } from './test-support/redis-outage.js';
 import { settlesWithin } from './settles-within.js';
 
 const services = inject('services');
@@ -19,6 +14,11 @@ const DRAIN_TIMEOUT_MS = 3_000;
 const ROWS = 60;
 
 type LogLine = Record<string, unknown>;
+interface OutageContext {
+  f: Fixture;
+  flusher: { service: Service; lines: LogLine[] };
+  lock: pg.Client;
+}
 
 /** A flusher whose log lines are kept (pino writes one JSON object per line). */
 function loggedFlusher(f: Fixture, queueRedisUrl: string): { service: Service; lines: LogLine[] } {
@@ -58,14 +58,40 @@ async function timedStop(service: Service): Promise<number | undefined> {
   return resolved ? Date.now() - began : undefined;
 }
 
+/** How the queue Redis goes away, and how it comes back. */
+interface Outage {
+  recover(): Promise<void>;
+  /** After the test: stops what recover() started. */
+  release(): Promise<void>;
+}
+
+async function takeDown(kind: 'down' | 'frozen', url: string): Promise<Outage> {
+  if (kind === 'frozen') {
+    const paused = await pauseRedis(url);
+    return { recover: async () => paused.resume(), release: async () => paused.resume() };
+  }
+  const stopped = await shutdownRedis(url);
+  let restarted: RestartedRedis | undefined;
+  return {
+    async recover() {
+      restarted ??= await restartRedis(stopped);
+    },
+    async release() {
+      await restarted?.stop();
+    },
+  };
+}
+
 /**
- * The scenario both tests share: writes are accepted (durable in the queue Redis) while a lock on
- * the table holds the flusher's first batch inside its transaction; then the queue Redis goes down
- * (SHUTDOWN, data kept) and `during` runs. Afterwards the same Redis comes back with its AOF and a
- * new flusher must take over the abandoned jobs (after lockDurationMs) and lose nothing.
+ * The scenario the tests share: writes are accepted (durable in the queue Redis) while a lock on
+ * the table holds the flusher's first batch inside its transaction; then the queue Redis goes away
+ * (`down`: SHUTDOWN, data kept, connections refused; `frozen`: SIGSTOP, connections hang) and
+ * `during` runs. Afterwards the same Redis comes back with its data and a new flusher must take
+ * over the abandoned jobs (after lockDurationMs) and lose nothing.
  */
 async function queueOutage(
-  during: (ctx: { f: Fixture; flusher: { service: Service; lines: LogLine[] }; lock: pg.Client }) => Promise<void>,
+  kind: 'down' | 'frozen',
+  during: (ctx: OutageContext) => Promise<void>,
 ): Promise<void> {
   const queueRedis: LocalRedis = await startLocalRedis({ persistent: true });
   const f = await createFixture({
@@ -74,8 +100,7 @@ async function queueOutage(
     queueRedisUrl: queueRedis.url,
   });
   const lock = new pg.Client({ connectionString: f.databaseUrl });
-  let stopped: StoppedRedis | undefined;
-  let restarted: RestartedRedis | undefined;
+  let outage: Outage | undefined;
   const flusher = loggedFlusher(f, queueRedis.url);
   try {
     await f.pool.query(ITEMS_DDL);
@@ -99,7 +124,7 @@ async function queueOutage(
       async () => (await flusherSessions(f, "wait_event_type = 'Lock'")) > 0,
       { timeoutMs: 30_000, intervalMs: 20 },
     );
-    stopped = await shutdownRedis(queueRedis.url);
+    outage = await takeDown(kind, queueRedis.url);
 
     await during({ f, flusher, lock });
     // Its session is gone, no transaction left open (a backend waiting for a lock notices within
@@ -109,7 +134,7 @@ async function queueOutage(
       intervalMs: 50,
     });
 
-    restarted = await restartRedis(stopped);
+    await outage.recover();
     await lock.query('ROLLBACK').catch(() => undefined);
     await f.startFlusher({ lockDurationMs: 2_000 });
     await f.drained(60_000);
@@ -118,12 +143,31 @@ async function queueOutage(
   } finally {
     await lock.end().catch(() => undefined);
     // Bring Redis back before cleaning up, so that even a stop() that hung above can finish.
-    if (stopped && !restarted) restarted = await restartRedis(stopped).catch(() => undefined);
+    await outage?.recover().catch(() => undefined);
     await settlesWithin(flusher.service.stop(), 10_000);
     await f.close();
-    await restarted?.stop();
+    await outage?.release();
     await queueRedis.stop();
   }
+}
+
+/** Releases the table lock so the batch in flight commits, then stops (queue Redis unreachable). */
+async function batchCommitsDuringDrain({ f, flusher, lock }: OutageContext): Promise<void> {
+  await lock.query('COMMIT'); // the batch in flight commits, but cannot be settled in Redis
+  await waitFor(
+    'the batch in flight in PostgreSQL',
+    async () => (await f.pool.query('SELECT 1 FROM items')).rows.length > 0,
+    { timeoutMs: 30_000, intervalMs: 20 },
+  );
+
+  const tookMs = await timedStop(flusher.service);
+  expect(tookMs, 'stop() did not resolve while the queue Redis was unreachable').toBeDefined();
+  // It waits out the drain time (Redis may come back), then gives up: order of magnitude only.
+  expect(tookMs!).toBeGreaterThanOrEqual(DRAIN_TIMEOUT_MS * 0.9);
+  expect(tookMs!).toBeLessThan(DRAIN_TIMEOUT_MS * 5);
+  const unsettled = unsettledJobs(flusher.lines);
+  // Written to PostgreSQL, pending entry still there: the next flusher rewrites it as a no-op.
+  expect(unsettled.some((job) => job.stage === 'settling')).toBe(true);
 }
 
 function unsettledJobs(lines: LogLine[]): Array<{ stage: string }> {
@@ -135,29 +179,17 @@ function unsettledJobs(lines: LogLine[]): Array<{ stage: string }> {
 
 describe('flusher stop() while the queue Redis is down', () => {
   it('finishes the batch in flight, resolves after about drainTimeoutMs naming the jobs it could not settle, and a later flusher loses nothing', async () => {
-    await queueOutage(async ({ f, flusher, lock }) => {
-      await lock.query('COMMIT'); // the batch in flight commits, but cannot be settled in Redis
-      await waitFor(
-        'the batch in flight in PostgreSQL',
-        async () => (await f.pool.query('SELECT 1 FROM items')).rows.length > 0,
-        { timeoutMs: 30_000, intervalMs: 20 },
-      );
+    await queueOutage('down', batchCommitsDuringDrain);
+  }, 120_000);
 
-      const tookMs = await timedStop(flusher.service);
-      expect(tookMs, 'stop() did not resolve while the queue Redis was down').toBeDefined();
-      // It waits out the drain time (Redis may come back), then gives up: order of magnitude only.
-      expect(tookMs!).toBeGreaterThanOrEqual(DRAIN_TIMEOUT_MS * 0.9);
-      expect(tookMs!).toBeLessThan(DRAIN_TIMEOUT_MS * 5);
-      const unsettled = unsettledJobs(flusher.lines);
-      // Written to PostgreSQL, pending entry still there: the next flusher rewrites it as a no-op.
-      expect(unsettled.some((job) => job.stage === 'settling')).toBe(true);
-    });
+  it('same when the queue Redis is frozen (connections open, nothing answers, as in a partition)', async () => {
+    await queueOutage('frozen', batchCommitsDuringDrain);
   }, 120_000);
 
   it('with the database blocked as well: the batch in flight is rolled back at the drain deadline, nothing half-written', async () => {
-    await queueOutage(async ({ f, flusher }) => {
+    await queueOutage('down', async ({ f, flusher }) => {
       const tookMs = await timedStop(flusher.service);
-      expect(tookMs, 'stop() did not resolve while the queue Redis was down').toBeDefined();
+      expect(tookMs, 'stop() did not resolve while the queue Redis was unreachable').toBeDefined();
       expect(tookMs!).toBeGreaterThanOrEqual(DRAIN_TIMEOUT_MS * 0.9);
       expect(tookMs!).toBeLessThan(DRAIN_TIMEOUT_MS * 5);
       expect((await f.pool.query('SELECT 1 FROM items')).rows).toHaveLength(0);

@@ -86,3 +86,25 @@ async function answersPing(port: number): Promise<boolean> {
     probe.disconnect();
   }
 }
+
+/**
+ * Freezes the Redis process (SIGSTOP): connections stay open but nothing answers, as in a network
+ * partition, the case where closing a socket politely waits forever. `resume()` thaws it.
+ */
+export async function pauseRedis(url: string): Promise<{ resume(): void }> {
+  const admin = new Redis(url, { maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
+  admin.on('error', () => undefined);
+  await admin.connect();
+  const info = await admin.info('server');
+  admin.disconnect();
+  const pid = Number(/^process_id:(\d+)/m.exec(info)?.[1]);
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no process_id in INFO server:\n${info}`);
+  process.kill(pid, 'SIGSTOP');
+  let paused = true;
+  return {
+    resume() {
+      if (paused) process.kill(pid, 'SIGCONT');
+      paused = false;
+    },
+  };
+}
