@@ -92,7 +92,7 @@ export const FlusherConfig = z.strictObject({
   drainTimeoutMs: milliseconds
     .default(15_000)
     .describe(
-      'On shutdown, how long the batch in flight may keep retrying an unreachable database before its jobs are handed back to the queue.',
+      'On shutdown, how long the batch in flight may keep retrying an unreachable database (or waiting for an unreachable queue Redis) before it is abandoned; unfinished jobs are re-run by another flusher after lockDurationMs.',
     ),
   metricsIntervalMs: milliseconds
     .default(5_000)
