@@ -9,4 +9,5 @@ export * from './render.js';
 export * from './plan.js';
 export * from './compile-rules.js';
 export * from './validate-schema.js';
+export * from './rule-warnings.js';
 export * from './write-echo.js';

@@ -117,7 +117,10 @@ export async function validateRulesAgainstSchema(
   rules: readonly Rule[],
   client: SchemaQueryable,
   problemAt: ProblemAt,
-  /** Receives what is allowed but may leave entries stale (see toastWarnings). */
+  /**
+   * Receives what is allowed but may leave entries stale (see toastWarnings). Warnings that need no
+   * database (e.g. open-ended CDN prefixes) come from ruleWarnings instead.
+   */
   warnings?: ConfigProblem[],
 ): Promise<ConfigProblem[]> {
   const compiled = rules.map((rule, index) => compileRule(rule, index));

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ChangeEvent } from '@walpurge/protocol';
+import { FlusherConfig } from '@walpurge/config';
 import { TargetAccumulator, emptyTargets, countTargets, type PurgeTargets } from './purge-targets.js';
-import { isWriteBehindOrigin, writeEchoVersion } from './write-echo.js';
+import { WRITE_BEHIND_ORIGIN, isWriteBehindOrigin, writeEchoVersion } from './write-echo.js';
 
 const echo = { origin: 'walpurge_write_behind', versionColumn: '_walpurge_version' };
 
@@ -36,6 +37,16 @@ describe('write-behind echo', () => {
     expect(isWriteBehindOrigin('walpurge_write_behind2', echo.origin)).toBe(false);
     expect(isWriteBehindOrigin('pg_16384', echo.origin)).toBe(false);
     expect(isWriteBehindOrigin(null, echo.origin)).toBe(false);
+    expect(isWriteBehindOrigin('walpurge_write_behind_', echo.origin)).toBe(false);
+  });
+
+  it('defaults to the default flusher.replicationOrigin', () => {
+    expect(WRITE_BEHIND_ORIGIN).toBe(
+      FlusherConfig.parse({ queueRedisUrl: 'redis://127.0.0.1:1' }).replicationOrigin,
+    );
+    expect(isWriteBehindOrigin('walpurge_write_behind_12')).toBe(true);
+    expect(isWriteBehindOrigin('custom_origin_2')).toBe(false);
+    expect(isWriteBehindOrigin('custom_origin_2', 'custom_origin')).toBe(true);
   });
 
   it("reads the committed version of the flusher's inserts, updates and (old-row) deletes", () => {

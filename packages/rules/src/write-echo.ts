@@ -19,8 +19,18 @@ export interface WriteEchoOptions {
   versionColumn: string;
 }
 
-/** Matches `base` and the names further flusher replicas take (`base_2`, `base_3`, …). */
-export function isWriteBehindOrigin(origin: string | null | undefined, base: string): boolean {
+/** Default of `flusher.replicationOrigin`. */
+export const WRITE_BEHIND_ORIGIN = 'walpurge_write_behind';
+
+/**
+ * Matches `base` and the names further flusher replicas take (`base_2`, `base_3`, …): PostgreSQL
+ * lets one session at a time use an origin, so match with this, never by equality. The one
+ * definition for the flusher (which takes these names) and the invalidator (which recognises them).
+ */
+export function isWriteBehindOrigin(
+  origin: string | null | undefined,
+  base: string = WRITE_BEHIND_ORIGIN,
+): boolean {
   if (!origin) return false;
   if (origin === base) return true;
   return origin.startsWith(`${base}_`) && /^[0-9]+$/.test(origin.slice(base.length + 1));

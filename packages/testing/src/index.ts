@@ -7,6 +7,7 @@ export {
   type LocalPostgresOptions,
 } from './local-postgres.js';
 export { startLocalRedis, type LocalRedis, type LocalRedisOptions } from './local-redis.js';
+export { startLocalRedisCluster, type LocalRedisCluster } from './local-redis-cluster.js';
 export { startLocalKafka, type LocalKafka, type LocalKafkaOptions } from './local-kafka.js';
 export { ensureKafkaJars, walpurgeCacheDir, KAFKA_VERSION, type KafkaJarsOptions } from './kafka-jars.js';
 export { SERVICE_ENV_VARS, servicesFromEnv, servicesToEnv } from './from-env.js';

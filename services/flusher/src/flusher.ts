@@ -34,6 +34,7 @@ import { createFlusherMetrics, type FlusherMetrics } from './metrics.js';
 import { assertQueueRedisSafe } from './queue-redis-safety.js';
 import { QueueRedisClients } from './queue-redis-clients.js';
 import { reconcilePending } from './reconciler.js';
+import { RepeatedErrorLog } from './repeated-error-log.js';
 import { settlesWithin } from './settles-within.js';
 
 const settle = new WriteScript(SETTLE_SCRIPT);
@@ -42,6 +43,10 @@ const markFailed = new WriteScript(MARK_FAILED_SCRIPT);
 const CLOSE_GRACE_MS = 1_000;
 /** At most this many unsettled jobs are named in the shutdown log line (the count is always there). */
 const UNSETTLED_LOGGED = 50;
+/** While the queue Redis stays down, a repeated connection error is summarised at most this often. */
+const ERROR_SUMMARY_INTERVAL_MS = 30_000;
+/** How often stop() checks whether it still has anything to wait for (see drainWorker). */
+const DRAIN_CHECK_MS = 100;
 
 /** Where a flush job's processor is, for the shutdown log when it cannot finish. */
 type JobStage = 'reading' | 'writing' | 'handing back' | 'settling' | 'marking failed';
@@ -132,7 +137,7 @@ class Flusher implements Service {
   private async startAll(signal: AbortSignal): Promise<void> {
     const config = this.flusher;
     this.redis = this.clients.create({ lazyConnect: true });
-    this.redis.on('error', (error) => this.log.warn({ err: error }, 'queue Redis connection error'));
+    this.logRepeatedErrors(this.redis, 'warn', 'queue Redis connection error');
     await this.redis.connect();
     if (config.allowUnsafeRedis) {
       await assertQueueRedisSafe(this.redis).catch((error: unknown) =>
@@ -186,9 +191,7 @@ class Flusher implements Service {
       prefix: this.layout.bullPrefix,
     });
     this.workerRedis = this.clients.create();
-    this.workerRedis.on('error', (error) =>
-      this.log.warn({ err: error }, 'queue Redis (worker) connection error'),
-    );
+    this.logRepeatedErrors(this.workerRedis, 'warn', 'queue Redis (worker) connection error');
     this.worker = new Worker<FlushJobData, FlushOutcome>(
       config.queueName,
       (job, token) => this.process(job, token),
@@ -202,12 +205,16 @@ class Flusher implements Service {
         autorun: false,
       },
     );
+    // BullMQ re-emits every failed reconnect of its connections here: the first of a kind is an
+    // error, its repeats during an outage are summarised (see RepeatedErrorLog).
+    const workerErrors = this.repeatedErrorLog('error', 'flush worker error');
+    this.workerRedis.on('ready', () => workerErrors.recovered());
     this.worker.on('error', (error) => {
       // After shutdown gave up on the queue Redis, jobs still in flight cannot record how they
       // ended; the shutdown log line already names them.
       if (this.redisAbandoned)
         this.log.debug({ err: error }, 'flush worker error after abandoning the queue');
-      else this.log.error({ err: error }, 'flush worker error');
+      else workerErrors.report(error);
     });
     this.worker.on('failed', (job, error) => {
       if (!job) return;
@@ -272,8 +279,7 @@ class Flusher implements Service {
       batcher?.drain();
       // The database is down already: do not wait for it; hand the jobs back to the queue untouched.
       if (batcher && batcher.failingAttempts > 0) batcher.giveUp();
-      if (!(await settlesWithin(closing, this.flusher.drainTimeoutMs)))
-        orderly = await this.abandonInFlight(closing);
+      if (!(await this.drainWorker(closing))) orderly = await this.abandonInFlight(closing);
     }
     await settlesWithin(batcher?.idle() ?? Promise.resolve(), CLOSE_GRACE_MS);
     await settlesWithin(this.queue?.close() ?? Promise.resolve(), CLOSE_GRACE_MS);
@@ -283,7 +289,24 @@ class Flusher implements Service {
   }
 
   /**
-   * The drain deadline passed with flush jobs still in flight. First the database side: stop
+   * Waits for the worker to close, at most drainTimeoutMs, but no longer than there is something to
+   * wait for: with no flush job in flight and the queue Redis unreachable, the close only waits for
+   * the server to come back, which a stopping pod need not do (nothing is lost: no job is held).
+   * True when the worker closed.
+   */
+  private async drainWorker(closing: Promise<void>): Promise<boolean> {
+    const deadline = Date.now() + this.flusher.drainTimeoutMs;
+    for (;;) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) return false;
+      if (await settlesWithin(closing, Math.min(remaining, DRAIN_CHECK_MS))) return true;
+      if (this.inFlight.size === 0 && !this.clients.allReady()) return false;
+    }
+  }
+
+  /**
+   * The drain deadline passed with flush jobs still in flight (or none, with the queue Redis
+   * unreachable). First the database side: stop
    * retrying and close the session, which rolls back a transaction still running (nothing
    * half-written); its jobs are then handed back to the queue. If the queue Redis cannot take them
    * (unreachable), end its connections instead: the jobs stay active and locked in Redis, and once
@@ -300,7 +323,9 @@ class Flusher implements Service {
     const unsettled = [...this.inFlight];
     const why = this.clients.allReady()
       ? 'flush jobs still not finished after the drain deadline'
-      : 'queue Redis unreachable at the drain deadline';
+      : unsettled.length === 0
+        ? 'queue Redis unreachable at stop, no flush job in flight'
+        : 'queue Redis unreachable at the drain deadline';
     this.redisAbandoned = true;
     this.log.warn(
       {
@@ -320,6 +345,22 @@ class Flusher implements Service {
     if (!(await settlesWithin(closing, CLOSE_GRACE_MS)))
       this.log.warn('the flush worker did not finish closing; stopping without it');
     return false;
+  }
+
+  private repeatedErrorLog(level: 'error' | 'warn', message: string): RepeatedErrorLog {
+    return new RepeatedErrorLog({
+      logger: this.log,
+      level,
+      message,
+      summaryIntervalMs: ERROR_SUMMARY_INTERVAL_MS,
+    });
+  }
+
+  /** ioredis emits 'error' for every failed reconnect attempt: log them without flooding. */
+  private logRepeatedErrors(redis: Redis, level: 'error' | 'warn', message: string): void {
+    const errors = this.repeatedErrorLog(level, message);
+    redis.on('error', (error) => errors.report(error));
+    redis.on('ready', () => errors.recovered());
   }
 
   private async prepareDatabase(): Promise<void> {

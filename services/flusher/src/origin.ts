@@ -1,6 +1,5 @@
 import type { ClientBase } from 'pg';
-import { ErrorCode, WalpurgeError } from '@walpurge/core';
-import { sqlState } from './sql-errors.js';
+import { ErrorCode, WalpurgeError, sqlState } from '@walpurge/core';
 
 /**
  * CDC echo marking. Every flusher transaction runs in a session set up with this PostgreSQL
@@ -12,21 +11,11 @@ import { sqlState } from './sql-errors.js';
  * the application just wrote stays cached (read-your-writes), a stale refill does not.
  *
  * PostgreSQL lets one session at a time use an origin, so a second flusher replica takes
- * `walpurge_write_behind_2`, and so on: match with isWriteBehindOrigin, not by equality.
+ * `walpurge_write_behind_2`, and so on: match with isWriteBehindOrigin
+ * (@walpurge/rules, re-exported by @walpurge/client), not by equality.
  */
-export const WRITE_BEHIND_ORIGIN = 'walpurge_write_behind';
 
 const MAX_REPLICAS = 32;
-
-export function isWriteBehindOrigin(
-  origin: string | null | undefined,
-  base: string = WRITE_BEHIND_ORIGIN,
-): boolean {
-  if (!origin) return false;
-  if (origin === base) return true;
-  const suffix = origin.startsWith(`${base}_`) ? origin.slice(base.length + 1) : '';
-  return /^[0-9]+$/.test(suffix);
-}
 
 /** Sets the session's replication origin, creating it when missing; returns the name taken. */
 export async function setupReplicationOrigin(client: ClientBase, base: string): Promise<string> {

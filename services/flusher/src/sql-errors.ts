@@ -1,17 +1,4 @@
-import { ErrorCode, WalpurgeError, isWalpurgeError } from '@walpurge/core';
-
-export function sqlState(error: unknown): string | undefined {
-  if (
-    error &&
-    typeof error === 'object' &&
-    'code' in error &&
-    typeof error.code === 'string' &&
-    /^[0-9A-Z]{5}$/.test(error.code)
-  ) {
-    return error.code;
-  }
-  return undefined;
-}
+import { ErrorCode, WalpurgeError, isWalpurgeError, sqlState } from '@walpurge/core';
 
 /**
  * Errors no retry can fix: the data or the statement is wrong (SQLSTATE class 22 data exception,

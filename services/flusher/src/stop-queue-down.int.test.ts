@@ -21,7 +21,11 @@ interface OutageContext {
 }
 
 /** A flusher whose log lines are kept (pino writes one JSON object per line). */
-function loggedFlusher(f: Fixture, queueRedisUrl: string): { service: Service; lines: LogLine[] } {
+function loggedFlusher(
+  f: Fixture,
+  queueRedisUrl: string,
+  drainTimeoutMs = DRAIN_TIMEOUT_MS,
+): { service: Service; lines: LogLine[] } {
   const lines: LogLine[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -34,7 +38,7 @@ function loggedFlusher(f: Fixture, queueRedisUrl: string): { service: Service; l
     { databaseAdminUrl: services.databaseUrl, cacheRedisUrl: services.redisUrl, queueRedisUrl },
     f.databaseUrl,
     f.prefix,
-    { batchSize: 10, batchDelayMs: 5, drainTimeoutMs: DRAIN_TIMEOUT_MS, lockDurationMs: 2_000 },
+    { batchSize: 10, batchDelayMs: 5, drainTimeoutMs, lockDurationMs: 2_000 },
   );
   const service = createFlusher({
     config,
@@ -51,10 +55,10 @@ async function flusherSessions(f: Fixture, where = 'true'): Promise<number> {
   return rows.length;
 }
 
-async function timedStop(service: Service): Promise<number | undefined> {
+async function timedStop(service: Service, drainTimeoutMs = DRAIN_TIMEOUT_MS): Promise<number | undefined> {
   const began = Date.now();
   // Generous: the old stop() never resolved at all; the point is that this one does.
-  const resolved = await settlesWithin(service.stop(), DRAIN_TIMEOUT_MS + 30_000);
+  const resolved = await settlesWithin(service.stop(), drainTimeoutMs + 30_000);
   return resolved ? Date.now() - began : undefined;
 }
 
@@ -177,7 +181,59 @@ function unsettledJobs(lines: LogLine[]): Array<{ stage: string }> {
   return line!['unsettled'] as Array<{ stage: string }>;
 }
 
+/** The (message, error) pairs of the log lines at `level` or above that say `message`, with their count. */
+function repeatsOf(lines: LogLine[], level: number, messages: string[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const line of lines) {
+    if ((line['level'] as number) < level || !messages.includes(line['msg'] as string)) continue;
+    const err = line['err'] as { message?: string } | undefined;
+    const kind = `${String(line['msg'])} / ${err?.message ?? ''}`;
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  }
+  return counts;
+}
+
 describe('flusher stop() while the queue Redis is down', () => {
+  it('idle: logs each kind of reconnect error once instead of every attempt, and stops without waiting out drainTimeoutMs', async () => {
+    const drainTimeoutMs = 60_000;
+    const queueRedis = await startLocalRedis({ persistent: true });
+    const f = await createFixture({
+      databaseAdminUrl: services.databaseUrl,
+      cacheRedisUrl: services.redisUrl,
+      queueRedisUrl: queueRedis.url,
+    });
+    const flusher = loggedFlusher(f, queueRedis.url, drainTimeoutMs);
+    let outage: Outage | undefined;
+    try {
+      await f.pool.query(ITEMS_DDL);
+      await flusher.service.start(new AbortController().signal);
+      outage = await takeDown('down', queueRedis.url);
+      // ioredis retries every 50 ms growing to 2 s, on each of the worker's connections: dozens of
+      // failed attempts in these seconds.
+      await new Promise((resolve) => setTimeout(resolve, 5_000));
+      const noisy = [
+        'flush worker error',
+        'queue Redis connection error',
+        'queue Redis (worker) connection error',
+      ];
+      const logged = repeatsOf(flusher.lines, 40, noisy);
+      expect([...logged.keys()].some((kind) => kind.startsWith('flush worker error'))).toBe(true);
+      for (const [kind, count] of logged) expect(count, kind).toBe(1);
+
+      const tookMs = await timedStop(flusher.service, drainTimeoutMs);
+      expect(tookMs, 'stop() did not resolve while the queue Redis was unreachable').toBeDefined();
+      // Nothing in flight, so nothing to wait for: order of magnitude only.
+      expect(tookMs!).toBeLessThan(drainTimeoutMs / 2);
+      expect(flusher.lines.some((line) => String(line['msg']).includes('no flush job in flight'))).toBe(true);
+    } finally {
+      await outage?.recover().catch(() => undefined);
+      await settlesWithin(flusher.service.stop(), 10_000);
+      await f.close();
+      await outage?.release();
+      await queueRedis.stop();
+    }
+  }, 120_000);
+
   it('finishes the batch in flight, resolves after about drainTimeoutMs naming the jobs it could not settle, and a later flusher loses nothing', async () => {
     await queueOutage('down', batchCommitsDuringDrain);
   }, 120_000);

@@ -11,7 +11,7 @@ import {
   type Service,
 } from '@walpurge/core';
 import { encodeChangeEvent, type ChangeEvent, type ChangeHandler } from '@walpurge/protocol';
-import { compileRules, validateRulesAgainstSchema, type ProblemAt } from '@walpurge/rules';
+import { compileRules, ruleWarnings, validateRulesAgainstSchema, type ProblemAt } from '@walpurge/rules';
 import { ChangeConsumer } from './kafka/change-consumer.js';
 import { DeadLetterQueue } from './kafka/dead-letter.js';
 import { createKafka, ensureTopics } from './kafka/kafka-client.js';
@@ -70,7 +70,14 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
   let started = false;
   let stopping: Promise<void> | undefined;
 
+  const problemAt: ProblemAt =
+    options.problemAt ?? ((path, message) => ({ path: formatPath(path), message }));
+  const logRuleWarning = (warning: ConfigProblem): void =>
+    logger.warn({ path: warning.path, line: warning.line }, `rule check: ${warning.message}`);
+
   async function validateSchema(): Promise<void> {
+    // Warnings that need no database are logged even when the schema check is skipped.
+    ruleWarnings(rules.rules, problemAt).forEach(logRuleWarning);
     if (!config.database || options.validateSchema === false || config.rules.length === 0) return;
     const client = new pg.Client({
       connectionString: config.database.url,
@@ -80,14 +87,11 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
     let problems: ConfigProblem[];
     const warnings: ConfigProblem[] = [];
     try {
-      const problemAt: ProblemAt =
-        options.problemAt ?? ((path, message) => ({ path: formatPath(path), message }));
       problems = await validateRulesAgainstSchema(config.rules, client, problemAt, warnings);
     } finally {
       await client.end();
     }
-    for (const warning of warnings)
-      logger.warn({ path: warning.path, line: warning.line }, `rule check: ${warning.message}`);
+    warnings.forEach(logRuleWarning);
     if (problems.length > 0) {
       throw new ConfigError(
         ErrorCode.SchemaMismatch,
@@ -157,13 +161,14 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
       await ensureTopics(kafka, config.kafka);
       producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
       await producer.connect();
-      const deadLetters = new DeadLetterQueue(
+      const deadLetters = new DeadLetterQueue({
         producer,
-        config.kafka.deadLetterTopic,
+        topic: config.kafka.deadLetterTopic,
+        maxMessageBytes: config.kafka.maxMessageBytes,
         metrics,
         logger,
         backoff,
-      );
+      });
       const active = executor;
       const coalescer = new Coalescer(
         (events) => active.handle(events, purgeAbort.signal),

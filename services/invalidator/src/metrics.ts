@@ -74,6 +74,12 @@ export function createInvalidatorMetrics(registry: Registry) {
       labelNames: ['reason'],
       registers,
     }),
+    deadLettersTruncated: new Counter({
+      name: 'walpurge_invalidator_dead_letters_truncated_total',
+      help: 'Dead letters too large for the dead-letter topic, sent with the value replaced by a stub (x-walpurge-truncated), by reason and trigger (limit: kafka.maxMessageBytes; broker: the topic refused the size).',
+      labelNames: ['reason', 'trigger'],
+      registers,
+    }),
     rejectedEvents: new Counter({
       name: 'walpurge_invalidator_rejected_events_total',
       help: 'Events whose purge a target rejected for good (not retriable), by transport: kafka → also on the dead-letter topic; inline → logged in full at error level.',

@@ -19,6 +19,14 @@ import { RecordingSink } from './testing/recording-sink.js';
 
 const services = inject('services');
 
+const SLOT_GAUGES = [
+  'walpurge_listener_replication_lag_bytes',
+  'walpurge_listener_replication_lag_seconds',
+  'walpurge_listener_slot_retained_wal_bytes',
+  'walpurge_listener_durable_lsn',
+  'walpurge_listener_pending_events',
+];
+
 describe('listener resilience and observability', () => {
   let db: IsolatedDatabase;
   let client: pg.Client;
@@ -262,5 +270,8 @@ describe('listener resilience and observability', () => {
       await listener.stop();
     }
     expect(await metricValue(registry, 'walpurge_listener_streaming')).toBe(0);
+    // A stopped pod must not go on reporting the slot's last figures for alerts to read.
+    for (const name of SLOT_GAUGES) expect(await metricValue(registry, name), name).toBeUndefined();
+    expect(await metricValue(registry, 'walpurge_listener_transactions_total')).toBeGreaterThanOrEqual(3);
   });
 });

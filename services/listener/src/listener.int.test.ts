@@ -356,16 +356,32 @@ describe('listener acknowledgement and resilience', () => {
     const config = listenerConfig(db.url, slot, ['items']);
     const first = new RecordingSink();
     const second = new RecordingSink();
-    const active = await startListener({ config, sink: first });
-    const standby = newListener({ config, sink: second });
+    const activeRegistry = createMetricsRegistry({ defaultMetrics: false });
+    const standbyRegistry = createMetricsRegistry({ defaultMetrics: false });
+    const active = await startListener({ config, sink: first, registry: activeRegistry });
+    const standby = newListener({ config, sink: second, registry: standbyRegistry });
     await standby.start(new AbortController().signal);
+    const lag = 'walpurge_listener_replication_lag_seconds';
     try {
       await new Promise((resolve) => setTimeout(resolve, 1500));
       expect(standby.isReady()).toBe(false);
       await client.query('INSERT INTO items VALUES (10, 1)');
       await first.waitForEvents(1);
+      await waitFor('active reports lag', async () => (await metricValue(activeRegistry, lag)) !== undefined);
+      // The standby's failed attempts at the slot leave no lag figures behind for alerts to read.
+      expect(await metricValue(standbyRegistry, 'walpurge_listener_streaming')).toBe(0);
+      expect(await metricValue(standbyRegistry, lag)).toBeUndefined();
+      expect(await metricValue(standbyRegistry, 'walpurge_listener_pending_events')).toBeUndefined();
       await active.stop();
+      expect(await metricValue(activeRegistry, 'walpurge_listener_streaming')).toBe(0);
+      expect(await metricValue(activeRegistry, lag)).toBeUndefined();
+      expect(await metricValue(activeRegistry, 'walpurge_listener_durable_lsn')).toBeUndefined();
       await waitFor('standby takes over', async () => standby.isReady(), { timeoutMs: 30_000 });
+      await waitFor(
+        'new active reports lag',
+        async () => (await metricValue(standbyRegistry, lag)) !== undefined,
+      );
+      expect(await metricValue(standbyRegistry, 'walpurge_listener_streaming')).toBe(1);
       await client.query('INSERT INTO items VALUES (11, 1)');
       const events = await second.waitForEvents(1);
       expect(events.map((event) => event.key?.['id'])).toContain(11);

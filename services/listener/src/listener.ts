@@ -12,7 +12,7 @@ import {
 } from '@walpurge/core';
 import { formatLsn, type ChangeSink } from '@walpurge/protocol';
 import { createKafkaSink } from './kafka/kafka-sink.js';
-import { createListenerMetrics, type ListenerMetrics } from './metrics.js';
+import { clearStreamingGauges, createListenerMetrics, type ListenerMetrics } from './metrics.js';
 import { classifyPgError } from './setup/pg-errors.js';
 import { prepareDatabase, type PreparedDatabase } from './setup/prepare.js';
 import { tablesToPublish, type TableName } from './setup/table-names.js';
@@ -227,6 +227,8 @@ class WalpurgeListener implements Listener {
           this.session = undefined;
           this.metrics.streaming.set(0);
           await monitor.stop();
+          // Stopped, reconnecting or (slot taken) standby: no stale slot figures from this pod.
+          clearStreamingGauges(this.metrics);
         }
       } catch (error) {
         prepared = undefined;

@@ -11,6 +11,19 @@ function getOrCreate<M extends Metric>(registry: Registry, name: string, create:
   return (registry.getSingleMetric(name) as M | undefined) ?? create();
 }
 
+/**
+ * A gauge about the slot this instance streams from. A labelless prom-client gauge reports 0 from
+ * birth; these report nothing until a streaming session sets them (see clearStreamingGauges), so a
+ * standby pod never shows a lag or a safe-WAL figure of its own.
+ */
+function slotGauge(registry: Registry, name: string, help: string): Gauge<string> {
+  return getOrCreate(registry, name, () => {
+    const gauge = new Gauge({ name, help, registers: [registry] });
+    gauge.remove();
+    return gauge;
+  });
+}
+
 export function createListenerMetrics(registry: Registry) {
   const registers = [registry];
   return {
@@ -56,55 +69,30 @@ export function createListenerMetrics(registry: Registry) {
           registers,
         }),
     ),
-    lagBytes: getOrCreate(
+    lagBytes: slotGauge(
       registry,
       'walpurge_listener_replication_lag_bytes',
-      () =>
-        new Gauge({
-          name: 'walpurge_listener_replication_lag_bytes',
-          help: "Server WAL position minus the slot's confirmed (durable) LSN.",
-          registers,
-        }),
+      "Server WAL position minus the slot's confirmed (durable) LSN.",
     ),
-    lagSeconds: getOrCreate(
+    lagSeconds: slotGauge(
       registry,
       'walpurge_listener_replication_lag_seconds',
-      () =>
-        new Gauge({
-          name: 'walpurge_listener_replication_lag_seconds',
-          help: 'Age of the oldest committed transaction not yet acknowledged by the sink (0 when caught up).',
-          registers,
-        }),
+      'Age of the oldest committed transaction not yet acknowledged by the sink (0 when caught up).',
     ),
-    retainedWalBytes: getOrCreate(
+    retainedWalBytes: slotGauge(
       registry,
       'walpurge_listener_slot_retained_wal_bytes',
-      () =>
-        new Gauge({
-          name: 'walpurge_listener_slot_retained_wal_bytes',
-          help: 'WAL the server keeps for the slot (current WAL position minus restart_lsn).',
-          registers,
-        }),
+      'WAL the server keeps for the slot (current WAL position minus restart_lsn).',
     ),
-    safeWalBytes: getOrCreate(
+    safeWalBytes: slotGauge(
       registry,
       'walpurge_listener_slot_safe_wal_bytes',
-      () =>
-        new Gauge({
-          name: 'walpurge_listener_slot_safe_wal_bytes',
-          help: 'WAL that can still be written before max_slot_wal_keep_size invalidates the slot (PostgreSQL 13+; absent when unlimited). Alert when it nears 0.',
-          registers,
-        }),
+      'WAL that can still be written before max_slot_wal_keep_size invalidates the slot (PostgreSQL 13+; absent when unlimited). Alert when it nears 0.',
     ),
-    durableLsn: getOrCreate(
+    durableLsn: slotGauge(
       registry,
       'walpurge_listener_durable_lsn',
-      () =>
-        new Gauge({
-          name: 'walpurge_listener_durable_lsn',
-          help: 'Last LSN confirmed to PostgreSQL, as a byte position.',
-          registers,
-        }),
+      'Last LSN confirmed to PostgreSQL, as a byte position.',
     ),
     reconnects: getOrCreate(
       registry,
@@ -137,19 +125,35 @@ export function createListenerMetrics(registry: Registry) {
           registers,
         }),
     ),
-    pendingEvents: getOrCreate(
+    pendingEvents: slotGauge(
       registry,
       'walpurge_listener_pending_events',
-      () =>
-        new Gauge({
-          name: 'walpurge_listener_pending_events',
-          help: 'Decoded events not yet acknowledged by the sink.',
-          registers,
-        }),
+      'Decoded events not yet acknowledged by the sink.',
     ),
   };
 }
 export type ListenerMetrics = ReturnType<typeof createListenerMetrics>;
+
+/**
+ * Called whenever this instance stops streaming (stop, reconnect, slot taken over: standby). The
+ * slot gauges describe a slot this instance no longer reads: kept, they would go on reporting the
+ * last lag, retained WAL or safe-WAL figure of a stopped or standby pod, and alerts on max() or on
+ * `safe_wal_bytes` nearing 0 would read them. So they are removed (no sample until the next
+ * session sets them), not zeroed: 0 safe WAL bytes would itself be an alarm. `streaming` stays, at 0.
+ */
+export function clearStreamingGauges(metrics: ListenerMetrics): void {
+  metrics.streaming.set(0);
+  for (const gauge of [
+    metrics.lagBytes,
+    metrics.lagSeconds,
+    metrics.retainedWalBytes,
+    metrics.safeWalBytes,
+    metrics.durableLsn,
+    metrics.pendingEvents,
+  ]) {
+    gauge.remove();
+  }
+}
 
 export function createKafkaSinkMetrics(registry: Registry) {
   const registers = [registry];

@@ -3,6 +3,8 @@ export * from './pending-entry.js';
 export * from './job-options.js';
 export * from './sql.js';
 export { CACHE_PUT_SCRIPT, ECHO_PURGE_SCRIPT, MARK_FAILED_SCRIPT, SETTLE_SCRIPT } from './scripts.js';
+// CDC echo layout shared with the flusher, which reaches @walpurge/rules through this package.
+export { WRITE_BEHIND_ORIGIN, isWriteBehindOrigin } from '@walpurge/rules';
 export { WriteScript, stringArrayReply } from './lua.js';
 export { CacheWriter, type CacheWriterOptions } from './cache-writer.js';
 export * from './write-client.js';

@@ -1,18 +1,4 @@
-import { ErrorCode, WalpurgeError, errorMessage } from '@walpurge/core';
-
-/** SQLSTATE of a `pg` error, if it has one. */
-export function sqlState(error: unknown): string | undefined {
-  if (
-    error &&
-    typeof error === 'object' &&
-    'code' in error &&
-    typeof error.code === 'string' &&
-    /^[0-9A-Z]{5}$/.test(error.code)
-  ) {
-    return error.code;
-  }
-  return undefined;
-}
+import { ErrorCode, WalpurgeError, errorMessage, sqlState } from '@walpurge/core';
 
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED',

@@ -296,6 +296,9 @@ export class ReplicationSession {
     this.eventCounts.clear();
     if (this.receivedBytes > 0) metrics.receivedBytes.inc(this.receivedBytes);
     this.receivedBytes = 0;
+    // A session that never streamed (a standby's attempt on a busy slot) has no lag to report:
+    // setting 0 here would put a figure on a pod that does not read the slot.
+    if (!this.streamingNow) return;
     const oldest =
       this.pipeline.oldestPendingCommitTimeMs() ?? (this.chunk.length > 0 ? this.commitTimeMs : undefined);
     metrics.lagSeconds.set(oldest === undefined ? 0 : Math.max(0, Date.now() - oldest) / 1000);

@@ -21,6 +21,8 @@ export class SlotMonitor {
   private readonly pool: pg.Pool;
   private readonly timers: NodeJS.Timeout[] = [];
   private heartbeatWarned = false;
+  /** Set by stop(): a poll still in flight must not write gauges the listener just cleared. */
+  private stopped = false;
 
   constructor(private readonly options: SlotMonitorOptions) {
     this.pool = new pg.Pool({
@@ -41,6 +43,7 @@ export class SlotMonitor {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     for (const timer of this.timers) clearInterval(timer);
     await this.pool.end().catch(() => {});
   }
@@ -60,7 +63,7 @@ export class SlotMonitor {
         [this.options.slot],
       );
       const row = rows[0];
-      if (!row) return;
+      if (!row || this.stopped) return;
       if (row.lag !== null) this.options.metrics.lagBytes.set(Math.max(0, row.lag));
       if (row.retained !== null) this.options.metrics.retainedWalBytes.set(Math.max(0, row.retained));
       if (row.safe !== null) this.options.metrics.safeWalBytes.set(row.safe);

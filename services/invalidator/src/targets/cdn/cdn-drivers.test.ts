@@ -128,6 +128,21 @@ describe('Fastly', () => {
       options,
     );
 
+  it('reads the token from FASTLY_API_TOKEN and refuses to start without one', () => {
+    const config = CdnConfig.parse({ fastly: { serviceId: 'svc' } }).fastly!;
+    let refused: unknown;
+    try {
+      new FastlyPurger(config, { ...options, env: {} });
+    } catch (error) {
+      refused = error;
+    }
+    expect(refused).toMatchObject({
+      message: expect.stringMatching(/cdn\.fastly: no API token/),
+      hint: expect.stringContaining('${FASTLY_API_TOKEN}) or the FASTLY_API_TOKEN environment variable'),
+    });
+    expect(new FastlyPurger(config, { ...options, env: { FASTLY_API_TOKEN: 'x' } }).name).toBe('fastly');
+  });
+
   it('batches surrogate keys in the Surrogate-Key header, 256 per call', async () => {
     const keys = Array.from({ length: 300 }, (_, i) => `k${i}`);
     await make().purge(targets({ tags: keys }), context());

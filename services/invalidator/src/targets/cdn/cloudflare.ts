@@ -1,10 +1,9 @@
 import { z } from 'zod';
-import { ErrorCode, WalpurgeError } from '@walpurge/core';
 import type { CloudflareConfig } from '@walpurge/config';
 import type { PurgeTargets } from '@walpurge/rules';
 import type { PurgeContext, Purger } from '../purger.js';
 import { chunk } from '../redis/slot-groups.js';
-import { stripScheme, type CdnDriverOptions } from './cdn-options.js';
+import { requireApiToken, sendOptions, stripScheme, type CdnDriverOptions } from './cdn-options.js';
 import { mapLimit, PurgeHttpError, sendWithRetry } from './http-request.js';
 
 const PurgeResponse = z.object({
@@ -25,13 +24,7 @@ export class CloudflarePurger implements Purger {
     private readonly config: CloudflareConfig,
     private readonly options: CdnDriverOptions,
   ) {
-    const token = config.apiToken ?? (options.env ?? process.env)['CLOUDFLARE_API_TOKEN'];
-    if (!token) {
-      throw new WalpurgeError(ErrorCode.ConfigInvalid, 'cdn.cloudflare: no API token', {
-        hint: 'set cdn.cloudflare.apiToken (e.g. ${CLOUDFLARE_API_TOKEN}) or the CLOUDFLARE_API_TOKEN environment variable',
-      });
-    }
-    this.token = token;
+    this.token = requireApiToken('cloudflare', config.apiToken, 'CLOUDFLARE_API_TOKEN', options);
   }
 
   count(targets: PurgeTargets): number {
@@ -53,12 +46,7 @@ export class CloudflarePurger implements Purger {
           headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
           body: JSON.stringify(body),
         },
-        {
-          signal: context.signal,
-          timeoutMs: this.options.requestTimeoutMs,
-          backoff: this.options.backoff,
-          onRetry: context.onRetry,
-        },
+        sendOptions(context, this.options),
       );
       const parsed = PurgeResponse.safeParse(safeJson(response.body));
       if (!parsed.success || !parsed.data.success) {

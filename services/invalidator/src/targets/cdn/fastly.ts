@@ -1,10 +1,9 @@
-import { ErrorCode, WalpurgeError } from '@walpurge/core';
 import type { FastlyConfig } from '@walpurge/config';
 import type { PurgeTargets } from '@walpurge/rules';
 import type { PurgeContext, Purger } from '../purger.js';
 import { chunk } from '../redis/slot-groups.js';
-import { stripScheme, type CdnDriverOptions } from './cdn-options.js';
-import { mapLimit, sendWithRetry, type HttpPurgeRequest } from './http-request.js';
+import { requireApiToken, sendOptions, stripScheme, type CdnDriverOptions } from './cdn-options.js';
+import { sendAll, type HttpPurgeRequest } from './http-request.js';
 
 /**
  * Fastly: surrogate keys in batches (`POST /service/{id}/purge` with a space-separated
@@ -21,13 +20,7 @@ export class FastlyPurger implements Purger {
     private readonly config: FastlyConfig,
     private readonly options: CdnDriverOptions,
   ) {
-    const token = config.apiToken ?? (options.env ?? process.env)['FASTLY_API_TOKEN'];
-    if (!token) {
-      throw new WalpurgeError(ErrorCode.ConfigInvalid, 'cdn.fastly: no API token', {
-        hint: 'set cdn.fastly.apiToken (e.g. ${FASTLY_API_TOKEN}) or the FASTLY_API_TOKEN environment variable',
-      });
-    }
-    this.token = token;
+    this.token = requireApiToken('fastly', config.apiToken, 'FASTLY_API_TOKEN', options);
   }
 
   count(targets: PurgeTargets): number {
@@ -58,14 +51,7 @@ export class FastlyPurger implements Purger {
         headers,
       })),
     ];
-    await mapLimit(requests, this.config.concurrency, async (request) => {
-      await sendWithRetry(request, {
-        signal: context.signal,
-        timeoutMs: this.options.requestTimeoutMs,
-        backoff: this.options.backoff,
-        onRetry: context.onRetry,
-      });
-    });
+    await sendAll(requests, this.config.concurrency, sendOptions(context, this.options));
   }
 
   async close(): Promise<void> {}

@@ -2,8 +2,8 @@ import type { HttpPurgeConfig } from '@walpurge/config';
 import type { PurgeTargets } from '@walpurge/rules';
 import type { PurgeContext, Purger } from '../purger.js';
 import { chunk } from '../redis/slot-groups.js';
-import type { CdnDriverOptions } from './cdn-options.js';
-import { mapLimit, sendWithRetry, type HttpPurgeRequest } from './http-request.js';
+import { sendOptions, type CdnDriverOptions } from './cdn-options.js';
+import { sendAll, type HttpPurgeRequest } from './http-request.js';
 
 /**
  * Varnish / nginx / any cache with an HTTP purge method: one `PURGE` (or configured method) per URL,
@@ -53,15 +53,7 @@ export class HttpPurger implements Purger {
         });
       }
     }
-    await mapLimit(requests, this.config.concurrency, async (request) => {
-      await sendWithRetry(request, {
-        signal: context.signal,
-        timeoutMs: this.options.requestTimeoutMs,
-        backoff: this.options.backoff,
-        onRetry: context.onRetry,
-        alsoOk: [404],
-      });
-    });
+    await sendAll(requests, this.config.concurrency, sendOptions(context, this.options, [404]));
   }
 
   async close(): Promise<void> {}

@@ -128,3 +128,14 @@ export async function mapLimit<T>(
   });
   await Promise.all(workers);
 }
+
+/** Sends every request until it succeeds, at most `concurrency` at a time; the first that cannot succeed rejects. */
+export async function sendAll(
+  requests: readonly HttpPurgeRequest[],
+  concurrency: number,
+  options: SendOptions,
+): Promise<void> {
+  await mapLimit(requests, concurrency, async (request) => {
+    await sendWithRetry(request, options);
+  });
+}

@@ -1,0 +1,259 @@
+import calculateSlot from 'cluster-key-slot';
+import { Cluster, Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WalpurgeConfig, type WalpurgeConfigInput } from '@walpurge/config';
+import { createMetricsRegistry, type Registry } from '@walpurge/core';
+import type { ChangeEvent } from '@walpurge/protocol';
+import { startLocalRedisCluster, uniqueName, waitFor, type LocalRedisCluster } from '@walpurge/testing';
+import { changeEvent, logger, metricValue } from '../test/harness.js';
+import { createInvalidator, type Invalidator } from './create-invalidator.js';
+
+/**
+ * The Redis target on a real three-master Redis Cluster (`redis.cluster: true`): a batch's keys
+ * span every master, patterns are scanned on every master, tag sets and their members live in
+ * different slots, and the write-behind echo purge runs per key. Each test owns a key prefix
+ * without a hash tag, so its keys spread over all slots.
+ */
+let cluster: LocalRedisCluster;
+let client: Cluster;
+/** One plain connection per master, to see where keys physically are. */
+let masters: Redis[];
+
+beforeAll(async () => {
+  cluster = await startLocalRedisCluster({ masters: 3 });
+  client = new Cluster(cluster.nodes.map(({ port }) => ({ host: '127.0.0.1', port })));
+  masters = cluster.nodes.map((node) => new Redis(node.url));
+  await waitFor('the test client to load the cluster topology', async () => client.status === 'ready');
+});
+afterAll(async () => {
+  client?.disconnect();
+  for (const master of masters ?? []) master.disconnect();
+  await cluster?.stop();
+});
+
+/** Index of the master owning the key's hash slot. */
+function masterOf(key: string): number {
+  const slot = calculateSlot(key);
+  return cluster.nodes.findIndex(({ slots: [first, last] }) => slot >= first && slot <= last);
+}
+
+/** Keys under `prefix` stored on each master, found by SCAN on that master alone. */
+async function keysPerMaster(prefix: string): Promise<string[][]> {
+  return Promise.all(
+    masters.map(async (master) => {
+      const found: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, keys] = await master.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+        found.push(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+      return found.sort();
+    }),
+  );
+}
+
+/** Which of `keys` still exist; one EXISTS per key, since a multi-key EXISTS cannot span slots. */
+async function existing(keys: readonly string[]): Promise<string[]> {
+  const flags = await Promise.all(keys.map((key) => client.exists(key)));
+  return keys.filter((_, i) => flags[i] === 1);
+}
+
+async function setAll(keys: readonly string[]): Promise<void> {
+  await Promise.all(keys.map((key) => client.set(key, 'cached')));
+}
+
+interface Started {
+  invalidator: Invalidator;
+  registry: Registry;
+  prefix: string;
+}
+
+/** An inline-transport invalidator on the cluster; `start()` does not wait for the topology. */
+async function startInline(
+  label: string,
+  rules: WalpurgeConfigInput['rules'],
+  invalidator: WalpurgeConfigInput['invalidator'] = {},
+): Promise<Started> {
+  const prefix = `${uniqueName(label)}:`;
+  const registry = createMetricsRegistry({ defaultMetrics: false });
+  const config = WalpurgeConfig.parse({
+    redis: { url: cluster.url, cluster: true, keyPrefix: prefix },
+    invalidator: { retryInitialMs: 20, retryMaxMs: 200, ...invalidator },
+    rules,
+  });
+  const started = createInvalidator({ config, logger, registry, consume: 'none' });
+  await started.start(new AbortController().signal);
+  return { invalidator: started, registry, prefix };
+}
+
+const range = (n: number, from = 1): number[] => Array.from({ length: n }, (_, i) => from + i);
+const upsert = (table: string, row: Record<string, unknown>, key: Record<string, unknown>): ChangeEvent =>
+  changeEvent('c', table, { key, before: null, after: row });
+
+describe('Redis target on a Redis Cluster', () => {
+  it('the cluster helper spreads the hash slots over three masters', async () => {
+    expect(cluster.nodes).toHaveLength(3);
+    expect(cluster.nodes.map((node) => node.slots)).toEqual([
+      [0, 5460],
+      [5461, 10921],
+      [10922, 16383],
+    ]);
+    const info = String(await masters[2]?.call('CLUSTER', 'INFO'));
+    expect(info).toMatch(/^cluster_state:ok/m);
+    expect(client.nodes('master')).toHaveLength(3);
+  });
+
+  it('purges a batch of keys spread over every master in one handle call; other keys survive', async () => {
+    const { invalidator, prefix } = await startInline(
+      'rc_keys',
+      [{ table: 'items', redis: { keys: ['item:{id}', 'item:{id}:json'] } }],
+      // Small batches: the UNLINKs of one call go to many slots and nodes at once.
+      { redisBatchSize: 7 },
+    );
+    try {
+      const ids = range(300);
+      const purged = ids.flatMap((id) => [`${prefix}item:${id}`, `${prefix}item:${id}:json`]);
+      const neighbours = [
+        ...range(50, 301).map((id) => `${prefix}item:${id}`),
+        ...ids.slice(0, 50).map((id) => `${prefix}item:${id}:html`),
+        `${prefix}item:1x`,
+      ];
+      await setAll([...purged, ...neighbours]);
+      const before = await keysPerMaster(prefix);
+      for (const onMaster of before) expect(onMaster.length).toBeGreaterThan(50);
+
+      await invalidator.handle(ids.map((id) => upsert('items', { id }, { id })));
+
+      expect(await existing(purged)).toEqual([]);
+      expect(await existing(neighbours)).toEqual(neighbours);
+      expect((await keysPerMaster(prefix)).flat().sort()).toEqual([...neighbours].sort());
+    } finally {
+      await invalidator.stop();
+    }
+  });
+
+  it.each([
+    ['separate SCAN MATCH per pattern', 3],
+    ['one shared SCAN pass', 6],
+  ])(
+    'patterns (%s) purge matching keys on every master, values glob-escaped; neighbours survive',
+    async (_, names) => {
+      const { invalidator, prefix } = await startInline(`rc_pat${names}`, [
+        { table: 'users', redis: { patterns: ['user:{name}:*'] } },
+      ]);
+      try {
+        // Hostile values first: unescaped, `a*` would also match user:ab:… and `[ab]?` user:ax:….
+        const all = ['a*', '[ab]?', 'alice', 'b\\', 'c?', 'd]'];
+        const purgedNames = all.slice(0, names);
+        const matching = purgedNames.flatMap((name) => range(40).map((i) => `${prefix}user:${name}:${i}`));
+        const neighbours = [
+          ...['ab', 'abc', 'ax', 'b1', 'alic', 'alicex', 'bx', 'cc', 'd'].flatMap((name) =>
+            range(5).map((i) => `${prefix}user:${name}:${i}`),
+          ),
+          ...all.slice(names).map((name) => `${prefix}user:${name}:1`),
+          `${prefix}users:alice:1`,
+          `${prefix}user:alice`,
+          `${prefix}user:a*`,
+        ];
+        await setAll([...matching, ...neighbours]);
+        // Every purged name has matching keys on every master.
+        for (const name of purgedNames) {
+          const owners = new Set(
+            matching.filter((key) => key.startsWith(`${prefix}user:${name}:`)).map(masterOf),
+          );
+          expect(owners).toEqual(new Set([0, 1, 2]));
+        }
+
+        await invalidator.handle(purgedNames.map((name) => upsert('users', { name }, { name })));
+
+        expect(await existing(matching)).toEqual([]);
+        expect(await existing(neighbours)).toEqual(neighbours);
+      } finally {
+        await invalidator.stop();
+      }
+    },
+  );
+
+  it('tags: the members of a tag set are purged from other slots and masters, then removed from the set', async () => {
+    const { invalidator, prefix } = await startInline(
+      'rc_tags',
+      [{ table: 'posts', redis: { tags: ['post-{id}'] } }],
+      // Several SSCAN pages.
+      { redisScanCount: 25, redisBatchSize: 10 },
+    );
+    try {
+      const members = range(200).map((i) => `page:${i}`);
+      const otherMembers = range(20).map((i) => `other:${i}`);
+      const tagSet = `${prefix}tag:post-1`;
+      await client.sadd(tagSet, ...members);
+      await client.sadd(`${prefix}tag:post-2`, ...otherMembers);
+      await setAll([...members, ...otherMembers].map((member) => prefix + member));
+      const owners = new Set(members.map((member) => masterOf(prefix + member)));
+      expect(owners).toEqual(new Set([0, 1, 2]));
+      expect(members.filter((member) => calculateSlot(prefix + member) === calculateSlot(tagSet))).toEqual(
+        [],
+      );
+
+      await invalidator.handle([upsert('posts', { id: 1 }, { id: 1 })]);
+
+      expect(await existing(members.map((member) => prefix + member))).toEqual([]);
+      expect(await client.exists(tagSet)).toBe(0);
+      expect(await existing(otherMembers.map((member) => prefix + member))).toHaveLength(20);
+      expect(await client.scard(`${prefix}tag:post-2`)).toBe(20);
+    } finally {
+      await invalidator.stop();
+    }
+  });
+
+  it('write-behind echoes: per key on its own master, entries at the committed version or newer stay', async () => {
+    const { invalidator, registry, prefix } = await startInline('rc_echo', [
+      { table: 'items', redis: { keys: ['item:{id}'] } },
+    ]);
+    const echo = (id: number, version: string): ChangeEvent => {
+      const event = upsert('items', { id, _walpurge_version: version }, { id });
+      return { ...event, source: { ...event.source, origin: 'walpurge_write_behind' } };
+    };
+    try {
+      const ids = range(60);
+      // Even ids hold the version being echoed (the application's own write), odd ids an older one.
+      await Promise.all(
+        ids.map((id) => client.hset(`${prefix}item:${id}`, 'v', 'x', 'wv', id % 2 === 0 ? '700' : '600')),
+      );
+      const kept = ids.filter((id) => id % 2 === 0).map((id) => `${prefix}item:${id}`);
+      const stale = ids.filter((id) => id % 2 === 1).map((id) => `${prefix}item:${id}`);
+      expect(new Set(kept.map(masterOf))).toEqual(new Set([0, 1, 2]));
+      expect(new Set(stale.map(masterOf))).toEqual(new Set([0, 1, 2]));
+
+      await invalidator.handle(ids.map((id) => echo(id, '700')));
+
+      expect(await existing(kept)).toEqual(kept);
+      expect(await existing(stale)).toEqual([]);
+      expect(await metricValue(registry, 'walpurge_invalidator_echo_kept_total', { target: 'redis' })).toBe(
+        kept.length,
+      );
+    } finally {
+      await invalidator.stop();
+    }
+  });
+
+  it('a pattern purge right after start waits for the topology instead of scanning only the seed node', async () => {
+    const { invalidator, prefix } = await startInline('rc_early', [
+      { table: 'users', redis: { patterns: ['user:{name}:*'] } },
+    ]);
+    try {
+      const matching = range(60).map((i) => `${prefix}user:bob:${i}`);
+      const neighbour = `${prefix}user:bobby:1`;
+      await setAll([...matching, neighbour]);
+      expect(new Set(matching.map(masterOf))).toEqual(new Set([0, 1, 2]));
+
+      // No wait for readiness: the inline transport may hand over a batch at once.
+      await invalidator.handle([upsert('users', { name: 'bob' }, { name: 'bob' })]);
+
+      expect(await existing(matching)).toEqual([]);
+      expect(await existing([neighbour])).toEqual([neighbour]);
+    } finally {
+      await invalidator.stop();
+    }
+  });
+});
