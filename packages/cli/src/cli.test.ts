@@ -209,6 +209,25 @@ describe('walpurge validate (static checks)', () => {
     expect(io.out()).toBe(`${example}: OK (3 rules; live checks skipped (--offline))\n`);
   });
 
+  it('prints warnings with their location but still passes', async () => {
+    const path = configFile(
+      'open-prefix.yaml',
+      [
+        'rules:',
+        '  - table: public.pages',
+        '    cdn:',
+        "      prefixes: ['https://example.com/p/{slug}']",
+        '',
+      ].join('\n'),
+    );
+    const io = captureIo();
+    expect(await runCli(['validate', '--config', path, '--offline'], io)).toBe(0);
+    expect(io.err()).toContain(`${path}:4:`);
+    expect(io.err()).toContain('warning: rules[0].cdn.prefixes[0]: the prefix ends in the row value {slug}');
+    expect(io.err()).toContain("end it with '/' ('https://example.com/p/{slug}/')");
+    expect(io.out()).toContain(`${path}: OK (1 rule;`);
+  });
+
   it('prints problems as JSON with --json', async () => {
     const path = configFile('json.yaml', 'database:\n  url: "x"\n  slots: x\n');
     const io = captureIo();

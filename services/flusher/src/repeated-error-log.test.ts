@@ -1,22 +1,15 @@
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '@walpurge/core';
 import { RepeatedErrorLog } from './repeated-error-log.js';
+import { capturingLogger } from './test-support/log-lines.js';
 
 type Line = { level: number; msg: string; repeated?: number; err?: { message?: string } };
 
 function setup() {
-  const lines: Line[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n'))
-        if (line.trim()) lines.push(JSON.parse(line) as Line);
-      done();
-    },
-  });
+  const { logger, lines: raw } = capturingLogger('debug');
+  const lines = raw as Line[];
   let now = 1_000_000;
   const log = new RepeatedErrorLog({
-    logger: createLogger({ level: 'debug', destination }),
+    logger,
     level: 'error',
     message: 'flush worker error',
     summaryIntervalMs: 30_000,

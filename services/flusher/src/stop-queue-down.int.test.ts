@@ -1,9 +1,9 @@
-import { Writable } from 'node:stream';
 import pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
-import { createLogger, createMetricsRegistry, type Service } from '@walpurge/core';
+import { createMetricsRegistry, type Service } from '@walpurge/core';
 import { startLocalRedis, waitFor, type LocalRedis } from '@walpurge/testing';
 import { createFlusher } from './flusher.js';
+import { capturingLogger, type LogLine } from './test-support/log-lines.js';
 import { ITEMS_DDL, createFixture, flusherConfig, type Fixture } from './test-support/fixture.js';
 import { LatestWrites, checkFinal } from './test-support/invariants.js';
 import { pauseRedis, restartRedis, shutdownRedis, type RestartedRedis } from './test-support/redis-outage.js';
@@ -13,7 +13,6 @@ const services = inject('services');
 const DRAIN_TIMEOUT_MS = 3_000;
 const ROWS = 60;
 
-type LogLine = Record<string, unknown>;
 interface OutageContext {
   f: Fixture;
   flusher: { service: Service; lines: LogLine[] };
@@ -26,14 +25,7 @@ function loggedFlusher(
   queueRedisUrl: string,
   drainTimeoutMs = DRAIN_TIMEOUT_MS,
 ): { service: Service; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n'))
-        if (line.trim()) lines.push(JSON.parse(line) as LogLine);
-      done();
-    },
-  });
+  const { logger, lines } = capturingLogger('warn');
   const config = flusherConfig(
     { databaseAdminUrl: services.databaseUrl, cacheRedisUrl: services.redisUrl, queueRedisUrl },
     f.databaseUrl,
@@ -42,7 +34,7 @@ function loggedFlusher(
   );
   const service = createFlusher({
     config,
-    logger: createLogger({ level: 'warn', destination }),
+    logger,
     registry: createMetricsRegistry({ defaultMetrics: false }),
   });
   return { service, lines };

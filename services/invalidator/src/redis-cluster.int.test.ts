@@ -2,11 +2,19 @@ import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WalpurgeConfig, type WalpurgeConfigInput } from '@walpurge/config';
-import { createMetricsRegistry, type Registry } from '@walpurge/core';
+import { createMetricsRegistry, isRetriable, WalpurgeError, type Registry } from '@walpurge/core';
 import type { ChangeEvent } from '@walpurge/protocol';
-import { startLocalRedisCluster, uniqueName, waitFor, type LocalRedisCluster } from '@walpurge/testing';
+import { emptyTargets } from '@walpurge/rules';
+import {
+  freePort,
+  startLocalRedisCluster,
+  uniqueName,
+  waitFor,
+  type LocalRedisCluster,
+} from '@walpurge/testing';
 import { changeEvent, logger, metricValue } from '../test/harness.js';
 import { createInvalidator, type Invalidator } from './create-invalidator.js';
+import { RedisPurger } from './targets/redis/redis-purger.js';
 
 /**
  * The Redis target on a real three-master Redis Cluster (`redis.cluster: true`): a batch's keys
@@ -69,13 +77,16 @@ interface Started {
   prefix: string;
 }
 
-/** An inline-transport invalidator on the cluster; `start()` does not wait for the topology. */
+/**
+ * An inline-transport invalidator on the cluster, by default ready (its client has loaded the slot
+ * map); `start()` itself does not wait for that, which `early` keeps.
+ */
 async function startInline(
   label: string,
   rules: WalpurgeConfigInput['rules'],
   invalidator: WalpurgeConfigInput['invalidator'] = {},
+  { prefix = `${uniqueName(label)}:`, early = false }: { prefix?: string; early?: boolean } = {},
 ): Promise<Started> {
-  const prefix = `${uniqueName(label)}:`;
   const registry = createMetricsRegistry({ defaultMetrics: false });
   const config = WalpurgeConfig.parse({
     redis: { url: cluster.url, cluster: true, keyPrefix: prefix },
@@ -84,6 +95,7 @@ async function startInline(
   });
   const started = createInvalidator({ config, logger, registry, consume: 'none' });
   await started.start(new AbortController().signal);
+  if (!early) await waitFor('the invalidator to be ready', async () => started.isReady());
   return { invalidator: started, registry, prefix };
 }
 
@@ -238,15 +250,18 @@ describe('Redis target on a Redis Cluster', () => {
   });
 
   it('a pattern purge right after start waits for the topology instead of scanning only the seed node', async () => {
-    const { invalidator, prefix } = await startInline('rc_early', [
-      { table: 'users', redis: { patterns: ['user:{name}:*'] } },
-    ]);
+    const prefix = `${uniqueName('rc_early')}:`;
+    const matching = range(60).map((i) => `${prefix}user:bob:${i}`);
+    const neighbour = `${prefix}user:bobby:1`;
+    await setAll([...matching, neighbour]);
+    expect(new Set(matching.map(masterOf))).toEqual(new Set([0, 1, 2]));
+    const { invalidator } = await startInline(
+      'rc_early',
+      [{ table: 'users', redis: { patterns: ['user:{name}:*'] } }],
+      {},
+      { prefix, early: true },
+    );
     try {
-      const matching = range(60).map((i) => `${prefix}user:bob:${i}`);
-      const neighbour = `${prefix}user:bobby:1`;
-      await setAll([...matching, neighbour]);
-      expect(new Set(matching.map(masterOf))).toEqual(new Set([0, 1, 2]));
-
       // No wait for readiness: the inline transport may hand over a batch at once.
       await invalidator.handle([upsert('users', { name: 'bob' }, { name: 'bob' })]);
 
@@ -254,6 +269,62 @@ describe('Redis target on a Redis Cluster', () => {
       expect(await existing([neighbour])).toEqual([neighbour]);
     } finally {
       await invalidator.stop();
+    }
+  });
+
+  it('a master whose connection ended is reconnected for the scan, not skipped', async () => {
+    const prefix = `${uniqueName('rc_lost')}:`;
+    const own = new Cluster([{ host: '127.0.0.1', port: cluster.nodes[0]?.port ?? 0 }]);
+    const purger = new RedisPurger(own, { keyPrefix: prefix, batchSize: 50, scanCount: 100 });
+    try {
+      await waitFor('the purger client to load the topology', async () => own.status === 'ready');
+      const matching = range(60).map((i) => `${prefix}user:eve:${i}`);
+      await setAll(matching);
+      // ioredis does not reconnect a cluster node by itself: it drops out of nodes('master') until
+      // a MOVED reply makes the client reload the slot map.
+      const lost = own.nodes('master').find((node) => node.options.port === cluster.nodes[1]?.port);
+      lost?.disconnect();
+      await waitFor('the node to leave the pool', async () => own.nodes('master').length === 2);
+
+      const targets = emptyTargets();
+      targets.redis.patterns.push('user:eve:*');
+      await purger.purge(targets, { signal: new AbortController().signal });
+
+      expect(await existing(matching)).toEqual([]);
+    } finally {
+      await purger.close();
+    }
+  });
+
+  it('while no cluster node is reachable a pattern purge never succeeds: it waits, then fails retriably', async () => {
+    const own = new Cluster([{ host: '127.0.0.1', port: await freePort() }], {
+      clusterRetryStrategy: () => 50,
+    });
+    own.on('error', () => {});
+    const purger = new RedisPurger(own, {
+      keyPrefix: 'rc_down:',
+      batchSize: 50,
+      scanCount: 100,
+      clusterReadyTimeoutMs: 300,
+    });
+    try {
+      const targets = emptyTargets();
+      targets.redis.patterns.push('user:*');
+      const error = await purger.purge(targets, { signal: new AbortController().signal }).then(
+        () => 'acknowledged',
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(WalpurgeError);
+      expect(String(error)).toMatch(/Redis Cluster: not ready after 300 ms/);
+      expect(isRetriable(error)).toBe(true);
+
+      // An abort (graceful stop ran out of time) ends the wait at once.
+      const aborter = new AbortController();
+      const aborted = purger.purge(targets, { signal: aborter.signal }).catch((e: unknown) => e);
+      aborter.abort(new Error('stopping'));
+      expect(String(await aborted)).toContain('stopping');
+    } finally {
+      await purger.close();
     }
   });
 });

@@ -1,6 +1,6 @@
 import { ConfigError, type ConfigProblem } from '@walpurge/config';
 import { ErrorCode } from '@walpurge/core';
-import { validateRulesAgainstSchema } from '@walpurge/rules';
+import { compileRules, ruleWarnings, validateRulesAgainstSchema } from '@walpurge/rules';
 import { ExitCode, writeLine } from '../cli-io.js';
 import { configOption, jsonOption, type CommandSpec } from '../command.js';
 import { loadCliConfig } from '../load-cli-config.js';
@@ -22,7 +22,8 @@ export const validateCommand: CommandSpec = {
     },
     json: jsonOption,
   },
-  details: `Every problem is listed at once, as FILE:LINE:COLUMN: PATH: MESSAGE.
+  details: `Every problem is listed at once, as FILE:LINE:COLUMN: PATH: MESSAGE. Warnings (rules that are
+valid but may purge more, or leave entries stale) are printed to stderr and do not fail the check.
 Live checks run when the config has a database section; an unreachable database is an error
 (exit 1) unless --offline is given.`,
   async run({ io, options }) {
@@ -42,6 +43,8 @@ Live checks run when the config has a database section; an unreachable database 
     }
     const { config, file } = loaded;
     const problems: ConfigProblem[] = [];
+    // Valid but probably not what was meant (e.g. a CDN prefix ending in a row value).
+    const warnings: ConfigProblem[] = ruleWarnings(compileRules(config.rules).rules, loaded.problemAt);
     let live: 'skipped (--offline)' | 'skipped (no database section)' | 'passed' | 'failed' =
       'skipped (no database section)';
 
@@ -53,22 +56,35 @@ Live checks run when the config has a database section; an unreachable database 
           client,
           config.rules.map((rule) => rule.table),
         );
-        problems.push(...(await validateRulesAgainstSchema(config.rules, client, loaded.problemAt)));
+        problems.push(
+          ...(await validateRulesAgainstSchema(config.rules, client, loaded.problemAt, warnings)),
+        );
         problems.push(...(await checkServer(client, config.database, catalog, loaded.problemAt)));
       } finally {
         await client.end().catch(() => {});
       }
       live = problems.length === 0 ? 'passed' : 'failed';
     }
-    problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+    const byPosition = (a: ConfigProblem, b: ConfigProblem): number =>
+      (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
+    problems.sort(byPosition);
+    warnings.sort(byPosition);
 
     if (json) {
       writeLine(
         io.stdout,
-        JSON.stringify({ ok: problems.length === 0, file, rules: config.rules.length, live, problems }),
+        JSON.stringify({
+          ok: problems.length === 0,
+          file,
+          rules: config.rules.length,
+          live,
+          problems,
+          warnings,
+        }),
       );
       return problems.length === 0 ? ExitCode.Ok : ExitCode.Failure;
     }
+    for (const warning of warnings) writeLine(io.stderr, formatWarning(file, warning));
     if (problems.length > 0) {
       throw new ConfigError(ErrorCode.SchemaMismatch, file, problems);
     }
@@ -81,3 +97,8 @@ Live checks run when the config has a database section; an unreachable database 
     return ExitCode.Ok;
   },
 };
+
+function formatWarning(file: string, warning: ConfigProblem): string {
+  const at = warning.line === undefined ? file : `${file}:${warning.line}:${warning.column ?? 1}`;
+  return `${at}: warning: ${warning.path ? `${warning.path}: ` : ''}${warning.message}`;
+}

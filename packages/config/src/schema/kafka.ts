@@ -26,7 +26,9 @@ export const KafkaConfig = z.strictObject({
   maxMessageBytes: positiveInt
     .min(1024, 'must be at least 1024: every message carries its key, headers and framing')
     .default(1_000_000)
-    .describe('Largest message the listener produces; bigger events drop big columns.'),
+    .describe(
+      'Largest message walpurge produces: bigger change events drop their largest columns, bigger dead letters are cut to a stub. Topics walpurge creates accept it.',
+    ),
   ssl: z.boolean().default(false).describe('Use TLS to the brokers.'),
   sasl: z
     .strictObject({

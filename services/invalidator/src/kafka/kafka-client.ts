@@ -36,7 +36,16 @@ export async function ensureTopics(kafka: Kafka, config: KafkaConfig): Promise<v
     const existing = new Set(await admin.listTopics());
     const topics = [
       { topic: config.topic, numPartitions: config.partitions, replicationFactor: config.replicationFactor },
-      { topic: config.deadLetterTopic, numPartitions: 1, replicationFactor: config.replicationFactor },
+      {
+        topic: config.deadLetterTopic,
+        numPartitions: 1,
+        replicationFactor: config.replicationFactor,
+        // Accepts what kafka.maxMessageBytes lets through (as the listener does for the change topic),
+        // so a dead letter is cut only when it really exceeds the configured limit.
+        configEntries: [
+          { name: 'max.message.bytes', value: String(Math.max(config.maxMessageBytes, 1_048_588)) },
+        ],
+      },
     ].filter((topic) => !existing.has(topic.topic));
     if (topics.length > 0) {
       try {

@@ -8,6 +8,7 @@ import {
 } from '@walpurge/rules';
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
 import type { PurgeContext, Purger, PurgeReport } from '../purger.js';
+import { clusterMasters } from './cluster-masters.js';
 import { globToRegExp } from './glob-regexp.js';
 import { chunk, groupBySlot } from './slot-groups.js';
 
@@ -20,6 +21,8 @@ export interface RedisPurgerOptions {
   scanCount: number;
   /** Up to this many patterns get their own server-side SCAN MATCH; more share one SCAN pass. */
   maxSeparatePatternScans?: number;
+  /** How long a pattern purge waits for a cluster client's slot map before failing retriably (5 s). */
+  clusterReadyTimeoutMs?: number;
 }
 
 /** Redis' answer to a set command on a key of another type: permanent until someone deletes the key. */
@@ -163,8 +166,9 @@ export class RedisPurger implements Purger {
     } while (cursor !== '0');
   }
 
-  private scanNodes(): Array<Redis> {
-    return this.isCluster ? (this.client as Cluster).nodes('master') : [this.client as Redis];
+  private async scanNodes(signal: AbortSignal): Promise<Redis[]> {
+    if (!this.isCluster) return [this.client as Redis];
+    return clusterMasters(this.client as Cluster, signal, this.options.clusterReadyTimeoutMs ?? 5_000);
   }
 
   private async purgePatterns(patterns: readonly string[], signal: AbortSignal): Promise<void> {
@@ -173,7 +177,7 @@ export class RedisPurger implements Purger {
     const scans = separate
       ? patterns.map((pattern) => ({ match: prefix + pattern, test: undefined }))
       : [{ match: `${prefix}*`, test: patterns.map((pattern) => globToRegExp(prefix + pattern)) }];
-    for (const node of this.scanNodes()) {
+    for (const node of await this.scanNodes(signal)) {
       for (const scan of scans) {
         let cursor = '0';
         do {
