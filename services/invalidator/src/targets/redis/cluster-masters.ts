@@ -33,7 +33,7 @@ export async function clusterMasters(
 
 /** Undefined when an owner has no connection in the pool. Unassigned slots hold no keys: skipped. */
 function slotOwners(cluster: Cluster): Redis[] | undefined {
-  const byKey = new Map(
+  const byKey = new Map<string, Redis>(
     cluster.nodes('master').map((node) => [`${node.options.host}:${node.options.port}`, node] as const),
   );
   const owners = new Map<string, Redis>();
