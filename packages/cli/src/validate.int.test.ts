@@ -67,7 +67,11 @@ describe('walpurge validate against the live database', () => {
       ),
     );
     const result = await validate(file, database.url);
-    expect(result.err).toBe('');
+    // Valid, but {new.email} is a text column: an update that leaves a long (TOASTed) email unchanged
+    // does not send it under REPLICA IDENTITY DEFAULT. Said as a located warning; the check passes.
+    expect(result.err).toBe(
+      `${file}:7:34: warning: rules[0].redis.keys[1]: 'email' can be stored out of line (TOAST); an update that does not change a long value does not send it under REPLICA IDENTITY DEFAULT, and this entry is then not purged; declare a fallback for the rule or run ALTER TABLE public.users REPLICA IDENTITY FULL\n`,
+    );
     expect(result.out).toMatch(
       new RegExp(
         `^${file}: OK \\(2 rules; live checks against 127\\.0\\.0\\.1:\\d+/${database.name} passed\\)\\n$`,
@@ -205,6 +209,7 @@ describe('walpurge validate: privileges and publications', () => {
             message: `publication '${publication}' does not include public.users (fix: ALTER PUBLICATION ${publication} ADD TABLE public.users)`,
           },
         ],
+        warnings: [],
       });
       expect(io.err()).toBe('');
     } finally {
