@@ -12,7 +12,7 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createCacheClient, type CacheClient } from '@walpurge/client';
-import { createIsolatedDatabase, startTestEnvironment, uniqueName } from '@walpurge/testing';
+import { createIsolatedDatabase, endPool, startTestEnvironment, uniqueName } from '@walpurge/testing';
 import { loadLine, machineLine } from './support/report.js';
 
 const ROWS = 1_000;
@@ -218,7 +218,7 @@ async function main(): Promise<void> {
 
   redis.disconnect();
   purger.disconnect();
-  await pool.end();
+  await endPool(pool);
   await db.drop();
   await env.stop();
   console.log(`\n${loadLine('at the end')}`);

@@ -23,6 +23,7 @@ import { createLogger, createMetricsRegistry } from '@walpurge/core';
 import { createFlusher } from '@walpurge/flusher';
 import {
   createIsolatedDatabase,
+  endPool,
   startLocalRedis,
   startTestEnvironment,
   uniqueName,
@@ -210,7 +211,7 @@ async function main(): Promise<void> {
   await client.close();
   cacheRedis.disconnect();
   queueRedis.disconnect();
-  await pool.end();
+  await endPool(pool);
   const admin = new pg.Client({ connectionString: databaseUrl });
   await admin.connect();
   await admin.query('SELECT pg_replication_origin_drop($1)', [prefix]).catch(() => undefined);
