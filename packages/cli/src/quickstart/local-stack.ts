@@ -1,4 +1,25 @@
-import { startLocalPostgres, startLocalRedis } from '@walpurge/testing';
+import { ErrorCode, WalpurgeError } from '@walpurge/core';
+import type * as LocalServers from '@walpurge/testing';
+
+/**
+ * The local-process servers of the test environment. A development dependency: loaded only when
+ * quickstart has to start its own servers, so production installs (the container image) do not
+ * ship the test tooling.
+ */
+async function loadLocalServers(): Promise<typeof LocalServers> {
+  try {
+    return await import('@walpurge/testing');
+  } catch (error) {
+    throw new WalpurgeError(
+      ErrorCode.ConfigEnvMissing,
+      'quickstart cannot start a local PostgreSQL and Redis from a production install',
+      {
+        cause: error,
+        hint: 'set DATABASE_URL and REDIS_URL to use your own servers, or run `npm start` in a checkout of walpurge',
+      },
+    );
+  }
+}
 
 export interface DemoStack {
   databaseUrl: string;
@@ -25,9 +46,10 @@ export async function provideDemoStack(
   try {
     const givenDb = env['DATABASE_URL'];
     const givenRedis = env['REDIS_URL'];
+    const servers = givenDb && givenRedis ? undefined : await loadLocalServers();
     const [postgres, redis] = await Promise.all([
-      givenDb ? undefined : startLocalPostgres({ log }),
-      givenRedis ? undefined : startLocalRedis({ log }),
+      givenDb ? undefined : servers?.startLocalPostgres({ log }),
+      givenRedis ? undefined : servers?.startLocalRedis({ log }),
     ]);
     if (postgres) {
       stops.push(() => postgres.stop());
