@@ -13,9 +13,16 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createCacheClient, type CacheClient } from '@walpurge/client';
 import { createIsolatedDatabase, endPool, startTestEnvironment, uniqueName } from '@walpurge/testing';
-import { loadLine, machineLine } from './support/report.js';
+import { deleteKeys, loadLine, machineLine } from './support/report.js';
 
 const ROWS = 1_000;
+/** Every key prefix this run used, deleted from Redis at the end. */
+const usedPrefixes: string[] = [];
+function runPrefix(name: string): string {
+  const prefix = uniqueName(name);
+  usedPrefixes.push(prefix);
+  return prefix;
+}
 const PAYLOAD = 'x'.repeat(400);
 
 interface Stats {
@@ -117,7 +124,7 @@ async function main(): Promise<void> {
   // --- single-request latency, one caller at a time -------------------------------------------
   console.log('Sequential get(), one caller:');
   {
-    const prefix = `${uniqueName('bench_seq')}:`;
+    const prefix = `${runPrefix('bench_seq')}:`;
     const l1Client = createCacheClient({
       redis,
       keyPrefix: prefix,
@@ -133,7 +140,7 @@ async function main(): Promise<void> {
     console.log(row('walpurge L1 hit', await measure(50_000, 1, () => viaClient(l1Client)(1))));
     console.log(row('walpurge Redis hit (no L1)', await measure(10_000, 1, () => viaClient(redisClient)(1))));
     console.log(row('baseline Redis hit (GET+JSON.parse)', await measure(10_000, 1, () => base(1))));
-    const missPrefix = `${uniqueName('bench_miss')}:`;
+    const missPrefix = `${runPrefix('bench_miss')}:`;
     const missClient = createCacheClient({ redis, keyPrefix: missPrefix, earlyRefreshBeta: 0 });
     const baseMiss = baseline(`${missPrefix}base:`);
     console.log(
@@ -175,13 +182,13 @@ async function main(): Promise<void> {
     );
   };
   {
-    const prefix = `${uniqueName('bench_mix')}:`;
+    const prefix = `${runPrefix('bench_mix')}:`;
     await runMixed('baseline cache-aside', prefix, baseline(`${prefix}base:`));
-    const prefix2 = `${uniqueName('bench_mix')}:`;
+    const prefix2 = `${runPrefix('bench_mix')}:`;
     const client = createCacheClient({ redis, keyPrefix: prefix2 });
     await runMixed('walpurge (Redis only)', prefix2, viaClient(client));
     await client.close();
-    const prefix3 = `${uniqueName('bench_mix')}:`;
+    const prefix3 = `${runPrefix('bench_mix')}:`;
     const l1Client = createCacheClient({ redis, keyPrefix: prefix3, l1: { maxStalenessMs: 5_000 } });
     await l1Client.ready();
     await runMixed('walpurge (L1 + Redis)', prefix3, viaClient(l1Client));
@@ -205,7 +212,7 @@ async function main(): Promise<void> {
     );
   };
   {
-    const prefix = `${uniqueName('bench_hot')}:`;
+    const prefix = `${runPrefix('bench_hot')}:`;
     const base = baseline(prefix);
     await stampede('baseline cache-aside', prefix, 'item:7', () => base(7));
     const client = createCacheClient({ redis, keyPrefix: prefix, coalesce: false });
@@ -216,6 +223,7 @@ async function main(): Promise<void> {
     await coalescing.close();
   }
 
+  for (const prefix of usedPrefixes) await deleteKeys(purger, `${prefix}:*`);
   redis.disconnect();
   purger.disconnect();
   await endPool(pool);

@@ -31,6 +31,7 @@ import {
 } from '@walpurge/testing';
 import {
   describeDistribution,
+  deleteKeys,
   distribution,
   envNumber,
   loadLine,
@@ -209,6 +210,7 @@ async function main(): Promise<void> {
 
   await flusher.stop();
   await client.close();
+  await deleteKeys(cacheRedis, `${prefix}:*`);
   cacheRedis.disconnect();
   queueRedis.disconnect();
   await endPool(pool);
