@@ -1,3 +1,4 @@
+import { WRITE_BEHIND_DEFAULTS } from '@walpurge/config';
 import type { ChangeEvent } from '@walpurge/protocol';
 
 /**
@@ -20,7 +21,7 @@ export interface WriteEchoOptions {
 }
 
 /** Default of `flusher.replicationOrigin`. */
-export const WRITE_BEHIND_ORIGIN = 'walpurge_write_behind';
+export const WRITE_BEHIND_ORIGIN = WRITE_BEHIND_DEFAULTS.replicationOrigin;
 
 /**
  * Matches `base` and the names further flusher replicas take (`base_2`, `base_3`, …): PostgreSQL

@@ -1,6 +1,12 @@
 import pg from 'pg';
 import type { Kafka, Producer } from 'kafkajs';
-import { ConfigError, formatPath, type ConfigProblem, type WalpurgeConfig } from '@walpurge/config';
+import {
+  ConfigError,
+  WRITE_BEHIND_DEFAULTS,
+  formatPath,
+  type ConfigProblem,
+  type WalpurgeConfig,
+} from '@walpurge/config';
 import {
   ErrorCode,
   isRetriable,
@@ -138,8 +144,8 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
     // The flusher's own commits keep the entries it wrote (read-your-writes). The defaults match
     // the flusher's, so an invalidator deployed without a flusher section still recognises them.
     executor = new PurgeExecutor(rules, purgers, metrics, logger, backoff, Date.now, {
-      origin: config.flusher?.replicationOrigin ?? 'walpurge_write_behind',
-      versionColumn: config.flusher?.versionColumn ?? '_walpurge_version',
+      origin: config.flusher?.replicationOrigin ?? WRITE_BEHIND_DEFAULTS.replicationOrigin,
+      versionColumn: config.flusher?.versionColumn ?? WRITE_BEHIND_DEFAULTS.versionColumn,
     });
     logger.info(
       {

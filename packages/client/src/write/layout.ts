@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { WRITE_BEHIND_DEFAULTS } from '@walpurge/config';
 
 /**
  * Where write-behind state lives in the queue Redis. Client and flusher must agree on it, so it is
@@ -29,9 +30,9 @@ export function writeBehindLayout(prefix: string): WriteBehindLayout {
   };
 }
 
-export const DEFAULT_WRITE_BEHIND_PREFIX = 'walpurge:wb:';
-export const DEFAULT_WRITE_BEHIND_QUEUE = 'flush';
-export const DEFAULT_VERSION_COLUMN = '_walpurge_version';
+export const DEFAULT_WRITE_BEHIND_PREFIX = WRITE_BEHIND_DEFAULTS.keyPrefix;
+export const DEFAULT_WRITE_BEHIND_QUEUE = WRITE_BEHIND_DEFAULTS.queueName;
+export const DEFAULT_VERSION_COLUMN = WRITE_BEHIND_DEFAULTS.versionColumn;
 
 /** `users` means `public.users`. */
 export function qualifyWriteTable(table: string): string {

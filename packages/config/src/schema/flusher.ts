@@ -8,6 +8,18 @@ const qualifiedName = z
     "must be 'schema.table' or 'table' (lower-case identifiers)",
   );
 
+/**
+ * Defaults the flusher shares with the code that must agree with it without reading its section:
+ * the write-behind client (key layout, version column) and the invalidator (which recognises the
+ * flusher's commits by origin and version even when deployed without a flusher section).
+ */
+export const WRITE_BEHIND_DEFAULTS = {
+  keyPrefix: 'walpurge:wb:',
+  queueName: 'flush',
+  versionColumn: '_walpurge_version',
+  replicationOrigin: 'walpurge_write_behind',
+} as const;
+
 /** The write-behind flusher: BullMQ queue on a data-keeping Redis → batched, version-guarded upserts. */
 export const FlusherConfig = z.strictObject({
   queueRedisUrl: z
@@ -25,14 +37,14 @@ export const FlusherConfig = z.strictObject({
   keyPrefix: z
     .string()
     .min(1)
-    .default('walpurge:wb:')
+    .default(WRITE_BEHIND_DEFAULTS.keyPrefix)
     .describe('Prefix of every key the write-behind queue and pending entries use in the queue Redis.'),
   queueName: z
     .string()
     .regex(/^[A-Za-z0-9_.-]+$/)
-    .default('flush')
+    .default(WRITE_BEHIND_DEFAULTS.queueName)
     .describe('BullMQ queue name (under keyPrefix).'),
-  versionColumn: PostgresIdentifier.default('_walpurge_version').describe(
+  versionColumn: PostgresIdentifier.default(WRITE_BEHIND_DEFAULTS.versionColumn).describe(
     'bigint column every write-behind table must have; an older write never overwrites a newer one (INSERT … ON CONFLICT … WHERE version <).',
   ),
   tables: z
@@ -71,7 +83,7 @@ export const FlusherConfig = z.strictObject({
     .describe(
       "How long a job stays locked to a worker without renewal; a crashed flusher's jobs are picked up again after about this long.",
     ),
-  replicationOrigin: PostgresIdentifier.default('walpurge_write_behind').describe(
+  replicationOrigin: PostgresIdentifier.default(WRITE_BEHIND_DEFAULTS.replicationOrigin).describe(
     "Replication origin that marks the flusher's commits, so the invalidator can tell its own echo (source.origin) apart. Replicas fall back to <name>_2, <name>_3 …",
   ),
   markOrigin: z
