@@ -3,3 +3,4 @@ export * from './change-event.js';
 export * from './decode.js';
 export * from './transport.js';
 export * from './debezium.js';
+export * from './kafka-record-size.js';

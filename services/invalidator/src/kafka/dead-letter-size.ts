@@ -1,4 +1,5 @@
 import type { IHeaders, Message } from 'kafkajs';
+import { KAFKA_BATCH_OVERHEAD, kafkaHeaderBytes, kafkaRecordBytes } from '@walpurge/protocol';
 import { deadLetterHeaders } from './dead-letter-headers.js';
 
 /**
@@ -9,47 +10,18 @@ import { deadLetterHeaders } from './dead-letter-headers.js';
  * marked in a header and described in a small JSON value that says where the original is.
  */
 
-/**
- * v2 record batch header (61 bytes, the 12-byte log overhead included) plus a generous bound on one
- * record's framing (length, attributes, timestamp and offset deltas, key/value lengths, header
- * count): a dead letter goes alone in its batch, and Kafka's max.message.bytes limits the batch.
- */
-const BATCH_OVERHEAD = 61;
-const RECORD_OVERHEAD = 40;
-/** Two varint lengths per header, rounded up. */
-const HEADER_OVERHEAD = 10;
 /** Kept of the error message when even the value stub does not fit (the full one is logged). */
 const SHORT_ERROR_CHARS = 200;
 /** Kept of the original value, as text, in the stub: enough to recognise the table or format. */
 const VALUE_HEAD_BYTES = 256;
 
-function headerBytes(headers: IHeaders | undefined): number {
-  let bytes = 0;
-  for (const [name, value] of Object.entries(headers ?? {})) {
-    const values = Array.isArray(value) ? value : [value];
-    for (const one of values)
-      bytes +=
-        HEADER_OVERHEAD +
-        Buffer.byteLength(name) +
-        (one === undefined ? 0 : Buffer.isBuffer(one) ? one.length : Buffer.byteLength(one));
-  }
-  return bytes;
-}
-
-function bytesOf(data: Buffer | string | null | undefined): number {
-  if (data === null || data === undefined) return 0;
-  return Buffer.isBuffer(data) ? data.length : Buffer.byteLength(data);
+function bytesOf(data: Buffer | null): number {
+  return data?.length ?? 0;
 }
 
 /** What `message` costs against the topic's max.message.bytes when sent alone (an upper bound). */
 export function recordBatchBytes(message: Message): number {
-  return (
-    BATCH_OVERHEAD +
-    RECORD_OVERHEAD +
-    bytesOf(message.key) +
-    bytesOf(message.value) +
-    headerBytes(message.headers)
-  );
+  return KAFKA_BATCH_OVERHEAD + kafkaRecordBytes(message);
 }
 
 export interface DeadLetterOriginal {
@@ -83,7 +55,7 @@ function stub(original: DeadLetterOriginal, truncated: string[], limitBytes: num
       originalBytes: {
         key: bytesOf(original.key),
         value: bytesOf(original.value),
-        headers: headerBytes(original.headers),
+        headers: kafkaHeaderBytes(original.headers),
       },
       limitBytes,
       valueHead: head,

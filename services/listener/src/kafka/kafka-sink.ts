@@ -4,7 +4,7 @@ import { ErrorCode, WalpurgeError, errorMessage, type Logger, type Registry } fr
 import { qualifiedTable, type ChangeEvent, type ChangeSink } from '@walpurge/protocol';
 import { createKafkaSinkMetrics, type KafkaSinkMetrics } from '../metrics.js';
 import { createKafkaClient } from './kafka-client.js';
-import { fitMessage } from './message-size.js';
+import { fitMessage, fitsBatch } from './message-size.js';
 
 export { toKafkaMessage } from './message-size.js';
 
@@ -169,7 +169,7 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
       let end = pending.sent;
       while (end < pending.messages.length) {
         const size = pending.sizes[end] as number;
-        if (count > 0 && (count + 1 > maxBatch || bytes + size > maxBytes)) break;
+        if (count > 0 && (count + 1 > maxBatch || !fitsBatch(bytes + size, maxBytes))) break;
         count += 1;
         bytes += size;
         end += 1;

@@ -1,7 +1,9 @@
 import type { Message } from 'kafkajs';
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
 import {
+  KAFKA_BATCH_OVERHEAD,
   encodeChangeEvent,
+  kafkaRecordBytes,
   messageKey,
   qualifiedTable,
   type ChangeEvent,
@@ -13,7 +15,7 @@ export const OMITTED_HEADER = 'walpurge-omitted';
 
 export interface SizedMessage {
   message: Message;
-  /** Key, value, headers and record framing: what counts against Kafka's batch limit. */
+  /** Key, value, headers and record framing (kafkaRecordBytes); the batch header comes on top. */
   bytes: number;
   /** Columns removed from `before`/`after` to fit (empty when the event fit as it was). */
   omitted: string[];
@@ -34,15 +36,9 @@ export function toKafkaMessage(event: ChangeEvent, omitted: readonly string[] = 
   };
 }
 
-/** Per-record framing in a Kafka record batch (length, attributes, deltas, varint lengths), rounded up. */
-const RECORD_OVERHEAD = 40;
-const HEADER_OVERHEAD = 4;
-
-function sizeOf(message: Message): number {
-  let bytes = RECORD_OVERHEAD + Buffer.byteLength(message.key as string) + (message.value as Buffer).length;
-  for (const [name, value] of Object.entries(message.headers ?? {}))
-    bytes += HEADER_OVERHEAD + Buffer.byteLength(name) + Buffer.byteLength(String(value));
-  return bytes;
+/** Whether a batch of records totalling `recordBytes` (kafkaRecordBytes) fits into `maxBytes`. */
+export function fitsBatch(recordBytes: number, maxBytes: number): boolean {
+  return KAFKA_BATCH_OVERHEAD + recordBytes <= maxBytes;
 }
 
 function without(row: Row | null, column: string): Row | null {
@@ -62,8 +58,8 @@ function without(row: Row | null, column: string): Row | null {
  */
 export function fitMessage(event: ChangeEvent, maxBytes: number): SizedMessage {
   const message = toKafkaMessage(event);
-  const bytes = sizeOf(message);
-  if (bytes <= maxBytes) return { message, bytes, omitted: [] };
+  const bytes = kafkaRecordBytes(message);
+  if (fitsBatch(bytes, maxBytes)) return { message, bytes, omitted: [] };
 
   const keyColumns = new Set(Object.keys(event.key ?? {}));
   const sizes = new Map<string, number>();
@@ -80,8 +76,8 @@ export function fitMessage(event: ChangeEvent, maxBytes: number): SizedMessage {
     reduced = { ...reduced, before: without(reduced.before, column), after: without(reduced.after, column) };
     omitted.push(column);
     const smaller = toKafkaMessage(reduced, omitted);
-    const smallerBytes = sizeOf(smaller);
-    if (smallerBytes <= maxBytes) return { message: smaller, bytes: smallerBytes, omitted };
+    const smallerBytes = kafkaRecordBytes(smaller);
+    if (fitsBatch(smallerBytes, maxBytes)) return { message: smaller, bytes: smallerBytes, omitted };
   }
   throw new WalpurgeError(
     ErrorCode.EventInvalid,
