@@ -1,4 +1,4 @@
-import type { Cluster, Redis } from 'ioredis';
+import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import {
   ECHO_PURGE_REPORT_SCRIPT,
   escapeGlob,
@@ -28,6 +28,14 @@ export interface RedisPurgerOptions {
 /** Redis' answer to a set command on a key of another type: permanent until someone deletes the key. */
 function isWrongType(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('WRONGTYPE');
+}
+
+/** Runs a pipeline; its replies in order, or the first command's error (ioredis reports them per command). */
+async function execOrThrow(pipeline: ChainableCommander): Promise<unknown[]> {
+  const results = (await pipeline.exec()) ?? [];
+  const failed = results.find(([error]) => error !== null);
+  if (failed?.[0]) throw failed[0];
+  return results.map(([, reply]) => reply);
 }
 
 /** `kept` of ECHO_PURGE_REPORT_SCRIPT's `{ purged, kept }` reply. */
@@ -117,9 +125,7 @@ export class RedisPurger implements Purger {
     }
     const pipeline = (this.client as Redis).pipeline();
     for (const batch of chunk(keys, this.options.batchSize)) pipeline.unlink(...batch);
-    const results = (await pipeline.exec()) ?? [];
-    const failed = results.find(([error]) => error !== null);
-    if (failed?.[0]) throw failed[0];
+    await execOrThrow(pipeline);
   }
 
   /**
@@ -141,10 +147,7 @@ export class RedisPurger implements Purger {
       const pipeline = (this.client as Redis).pipeline();
       for (const { key, version } of entries)
         pipeline.eval(ECHO_PURGE_REPORT_SCRIPT, 1, prefix + key, version);
-      const results = (await pipeline.exec()) ?? [];
-      const failed = results.find(([error]) => error !== null);
-      if (failed?.[0]) throw failed[0];
-      replies = results.map(([, reply]) => reply);
+      replies = await execOrThrow(pipeline);
     }
     return replies.reduce<number>((sum, reply) => sum + keptOf(reply), 0);
   }
