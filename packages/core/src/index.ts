@@ -8,3 +8,4 @@ export * from './logger.js';
 export * from './metrics.js';
 export * from './ops-server.js';
 export * from './standalone.js';
+export * from './settles-within.js';

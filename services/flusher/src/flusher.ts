@@ -23,6 +23,7 @@ import {
   errorMessage,
   isRetriable,
   retry,
+  settlesWithin,
   type Logger,
   type Registry,
   type Service,
@@ -35,7 +36,6 @@ import { assertQueueRedisSafe } from './queue-redis-safety.js';
 import { QueueRedisClients } from './queue-redis-clients.js';
 import { reconcilePending } from './reconciler.js';
 import { RepeatedErrorLog } from './repeated-error-log.js';
-import { settlesWithin } from './settles-within.js';
 
 const settle = new WriteScript(SETTLE_SCRIPT);
 const markFailed = new WriteScript(MARK_FAILED_SCRIPT);

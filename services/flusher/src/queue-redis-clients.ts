@@ -1,5 +1,5 @@
 import { Redis, type Command, type RedisOptions } from 'ioredis';
-import { settlesWithin } from './settles-within.js';
+import { settlesWithin } from '@walpurge/core';
 
 /**
  * What every command on the queue Redis fails with once shutdown has given up on it. Deliberately

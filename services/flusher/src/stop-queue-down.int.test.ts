@@ -1,13 +1,12 @@
 import pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
-import { createMetricsRegistry, type Service } from '@walpurge/core';
+import { createMetricsRegistry, settlesWithin, type Service } from '@walpurge/core';
 import { startLocalRedis, waitFor, type LocalRedis } from '@walpurge/testing';
 import { createFlusher } from './flusher.js';
 import { capturingLogger, type LogLine } from './test-support/log-lines.js';
 import { ITEMS_DDL, createFixture, flusherConfig, type Fixture } from './test-support/fixture.js';
 import { LatestWrites, checkFinal } from './test-support/invariants.js';
 import { pauseRedis, restartRedis, shutdownRedis, type RestartedRedis } from './test-support/redis-outage.js';
-import { settlesWithin } from './settles-within.js';
 
 const services = inject('services');
 const DRAIN_TIMEOUT_MS = 3_000;

@@ -1,6 +1,13 @@
 import { setMaxListeners } from 'node:events';
 import { LogicalReplicationService } from 'pg-logical-replication';
-import { ErrorCode, WalpurgeError, errorMessage, isWalpurgeError, type Logger } from '@walpurge/core';
+import {
+  ErrorCode,
+  WalpurgeError,
+  errorMessage,
+  isWalpurgeError,
+  settlesWithin,
+  type Logger,
+} from '@walpurge/core';
 import { formatLsn, parseLsn, type ChangeEvent, type ChangeSink } from '@walpurge/protocol';
 import { ChangeAssembler } from '../decode/change-assembler.js';
 import { WalpurgePgoutputPlugin, type DecodedMessage } from '../decode/pgoutput-plugin.js';
@@ -316,10 +323,7 @@ export class ReplicationSession {
     if (error !== undefined)
       this.log.warn({ err: error }, `replication session failed: ${errorMessage(error)}`);
     if (service) socketOf(service)?.pause();
-    const drained = await Promise.race([
-      this.pipeline.drained().then(() => true),
-      new Promise<false>((resolve) => setTimeout(() => resolve(false), this.options.drainTimeoutMs).unref()),
-    ]);
+    const drained = await settlesWithin(this.pipeline.drained(), this.options.drainTimeoutMs);
     if (!drained) {
       this.log.warn(
         { timeoutMs: this.options.drainTimeoutMs },

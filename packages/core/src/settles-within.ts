@@ -1,6 +1,6 @@
 /**
- * Waits for `promise` at most `ms`: true if it settled (resolved or rejected) in time. Shutdown uses
- * it so that no single step can hold stop() forever; the promise itself is left running.
+ * Waits for `promise` at most `ms`: true if it settled (resolved or rejected) in time. Shutdown code
+ * uses it so that no single step can hold a stop forever; the promise itself is left running.
  */
 export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
