@@ -1,5 +1,6 @@
 import pg from 'pg';
-import { ErrorCode, WalpurgeError, errorMessage, redactSecrets } from '@walpurge/core';
+import { ErrorCode, WalpurgeError, errorMessage, redactSecrets, sqlState } from '@walpurge/core';
+import { connectionReason } from './connection-errors.js';
 
 /** host:port/db of a connection URL, password-free, for messages. */
 export function describeDatabase(url: string): string {
@@ -30,7 +31,7 @@ export async function connectDatabase(url: string, options: { timeoutMs?: number
     await client.end().catch(() => {});
     throw new WalpurgeError(
       ErrorCode.DatabaseUnreachable,
-      `cannot reach PostgreSQL at ${describeDatabase(url)}: ${connectionReason(error)}`,
+      `cannot reach PostgreSQL at ${describeDatabase(url)}: ${databaseFailureReason(error)}`,
       {
         retriable: true,
         cause: error,
@@ -40,16 +41,15 @@ export async function connectDatabase(url: string, options: { timeoutMs?: number
   return client;
 }
 
-function connectionReason(error: unknown): string {
-  const code = (error as { code?: string }).code;
-  if (code === 'ECONNREFUSED') return 'connection refused';
-  if (code === 'ENOTFOUND') return 'host not found';
-  if (code === 'ETIMEDOUT') return 'connection timed out';
+/** Why PostgreSQL could not be reached: its own refusals first, then the socket's (shared table). */
+function databaseFailureReason(error: unknown): string {
+  const code = sqlState(error);
   if (code === '3D000') return 'database does not exist';
   if (code === '28P01' || code === '28000') return 'authentication failed';
+  // Walks causes and AggregateError parts (IPv4+IPv6 attempts), whose message is empty.
+  const socket = connectionReason(error);
+  if (socket) return socket;
   const message = errorMessage(error);
   if (/timeout/i.test(message)) return 'connection timed out';
-  // AggregateError (IPv4+IPv6 attempts) has an empty message; its parts carry the reason.
-  if (!message && error instanceof AggregateError) return error.errors.map(connectionReason).join('; ');
   return redactSecrets(message.split('\n')[0] ?? message);
 }
