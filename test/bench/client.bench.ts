@@ -12,8 +12,14 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createCacheClient, type CacheClient } from '@walpurge/client';
-import { createIsolatedDatabase, endPool, startTestEnvironment, uniqueName } from '@walpurge/testing';
-import { deleteKeys, loadLine, machineLine } from './support/report.js';
+import {
+  createIsolatedDatabase,
+  deleteRedisKeys,
+  endPool,
+  startTestEnvironment,
+  uniqueName,
+} from '@walpurge/testing';
+import { loadLine, machineLine } from './support/report.js';
 
 const ROWS = 1_000;
 /** Every key prefix this run used, deleted from Redis at the end. */
@@ -223,7 +229,7 @@ async function main(): Promise<void> {
     await coalescing.close();
   }
 
-  for (const prefix of usedPrefixes) await deleteKeys(purger, `${prefix}:*`);
+  for (const prefix of usedPrefixes) await deleteRedisKeys(purger, `${prefix}:`);
   redis.disconnect();
   purger.disconnect();
   await endPool(pool);

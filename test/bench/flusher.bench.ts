@@ -23,6 +23,7 @@ import { createLogger, createMetricsRegistry } from '@walpurge/core';
 import { createFlusher } from '@walpurge/flusher';
 import {
   createIsolatedDatabase,
+  deleteRedisKeys,
   endPool,
   startLocalRedis,
   startTestEnvironment,
@@ -31,7 +32,6 @@ import {
 } from '@walpurge/testing';
 import {
   describeDistribution,
-  deleteKeys,
   distribution,
   envNumber,
   loadLine,
@@ -210,7 +210,7 @@ async function main(): Promise<void> {
 
   await flusher.stop();
   await client.close();
-  await deleteKeys(cacheRedis, `${prefix}:*`);
+  await deleteRedisKeys(cacheRedis, `${prefix}:`);
   cacheRedis.disconnect();
   queueRedis.disconnect();
   await endPool(pool);

@@ -16,3 +16,4 @@ export { waitFor, WaitForAbortError, type WaitForOptions } from './wait-for.js';
 export { freePort } from './ports.js';
 export type { LogFn } from './log.js';
 export { endPool } from './end-pool.js';
+export { deleteRedisKeys } from './redis-keys.js';

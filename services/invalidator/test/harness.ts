@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import kafkajs, { type Admin, type IHeaders, type Kafka, type Producer } from 'kafkajs';
 import { WalpurgeConfig, type WalpurgeConfigInput } from '@walpurge/config';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@walpurge/core';
@@ -225,13 +224,5 @@ export function changeEvent(
   };
 }
 
-/** Deletes every key under `prefix` (SCAN, never KEYS): tests share one Redis. */
-export async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
-  const match = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
-}
+/** Deletes every key under a prefix (tests share one Redis). */
+export { deleteRedisKeys as deleteKeys } from '@walpurge/testing';

@@ -1,5 +1,4 @@
 import os from 'node:os';
-import type { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 
 /** A positive number from the environment (benchmark parameter), or the default. */
@@ -90,19 +89,4 @@ export async function paced(
     await tick(i);
   }
   return (performance.now() - started) / 1000;
-}
-
-/**
- * Removes a benchmark's keys (SCAN MATCH + UNLINK) so they do not linger in a shared Redis, where
- * they would slow every later pattern purge (SCAN walks the whole keyspace).
- */
-export async function deleteKeys(redis: Redis, pattern: string): Promise<number> {
-  let cursor = '0';
-  let deleted = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) deleted += await redis.unlink(...keys);
-  } while (cursor !== '0');
-  return deleted;
 }
