@@ -16,7 +16,12 @@ import {
   type IsolatedDatabase,
   type LocalRedis,
 } from '@walpurge/testing';
-import { parseE2eConfig, startStack, type WalpurgeStack } from './support/walpurge-stack.js';
+import {
+  E2E_STACK_CONFIG,
+  parseE2eConfig,
+  startStack,
+  type WalpurgeStack,
+} from './support/walpurge-stack.js';
 
 /**
  * CDC echo (issue 5), end to end: application → write-behind (@walpurge/client) → flusher →
@@ -27,27 +32,7 @@ import { parseE2eConfig, startStack, type WalpurgeStack } from './support/walpur
  */
 const services = inject('services');
 
-const CONFIG = `
-transport: \${TRANSPORT}
-database:
-  url: \${DATABASE_URL}
-  slot: \${NAME}
-  publication: \${NAME}
-  statusIntervalMs: 500
-  heartbeatIntervalMs: 0
-kafka:
-  brokers: ['\${KAFKA_BROKER}']
-  topic: \${NAME}
-  deadLetterTopic: \${NAME}_dlq
-  consumerGroup: \${NAME}
-  partitions: 3
-redis:
-  url: \${REDIS_URL}
-  keyPrefix: '\${PREFIX}'
-http: { host: 127.0.0.1 }
-invalidator:
-  coalesceWindowMs: 5
-flusher:
+const CONFIG = `${E2E_STACK_CONFIG}flusher:
   queueRedisUrl: \${QUEUE_REDIS_URL}
   keyPrefix: '\${PREFIX}wb:'
   replicationOrigin: \${NAME}

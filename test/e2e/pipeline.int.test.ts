@@ -4,7 +4,13 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createCacheClient, type CacheClient } from '@walpurge/client';
 import { createIsolatedDatabase, uniqueName, waitFor, type IsolatedDatabase } from '@walpurge/testing';
-import { parseE2eConfig, scrapeMetric, startStack, type WalpurgeStack } from './support/walpurge-stack.js';
+import {
+  E2E_STACK_CONFIG,
+  parseE2eConfig,
+  scrapeMetric,
+  startStack,
+  type WalpurgeStack,
+} from './support/walpurge-stack.js';
 
 /**
  * End to end, nothing mocked: SQL commit → PostgreSQL WAL → listener (pgoutput) → [Kafka] →
@@ -15,27 +21,7 @@ import { parseE2eConfig, scrapeMetric, startStack, type WalpurgeStack } from './
  */
 const services = inject('services');
 
-const CONFIG = `
-transport: \${TRANSPORT}
-database:
-  url: \${DATABASE_URL}
-  slot: \${NAME}
-  publication: \${NAME}
-  statusIntervalMs: 500
-  heartbeatIntervalMs: 0
-kafka:
-  brokers: ['\${KAFKA_BROKER}']
-  topic: \${NAME}
-  deadLetterTopic: \${NAME}_dlq
-  consumerGroup: \${NAME}
-  partitions: 3
-redis:
-  url: \${REDIS_URL}
-  keyPrefix: '\${PREFIX}'
-http: { host: 127.0.0.1 }
-invalidator:
-  coalesceWindowMs: 5
-rules:
+const CONFIG = `${E2E_STACK_CONFIG}rules:
   - table: public.users
     redis:
       keys: ['user:{id}', 'user_by_email:{email}']

@@ -84,3 +84,30 @@ export async function scrapeMetric(
   }
   return total;
 }
+
+/**
+ * The part of walpurge.yaml every end-to-end suite shares: its own slot, publication, topics and key
+ * prefix (from NAME / PREFIX), both transports, fast status and coalescing. Suites append their
+ * `flusher` section and rules; parseE2eConfig fills the variables.
+ */
+export const E2E_STACK_CONFIG = `
+transport: \${TRANSPORT}
+database:
+  url: \${DATABASE_URL}
+  slot: \${NAME}
+  publication: \${NAME}
+  statusIntervalMs: 500
+  heartbeatIntervalMs: 0
+kafka:
+  brokers: ['\${KAFKA_BROKER}']
+  topic: \${NAME}
+  deadLetterTopic: \${NAME}_dlq
+  consumerGroup: \${NAME}
+  partitions: 3
+redis:
+  url: \${REDIS_URL}
+  keyPrefix: '\${PREFIX}'
+http: { host: 127.0.0.1 }
+invalidator:
+  coalesceWindowMs: 5
+`;
