@@ -45,7 +45,11 @@ export interface ListenerOptions {
 export interface ListenerTuning {
   /** Most events per sink call; a bigger transaction streams to the sink in chunks of this size. */
   batchSize: number;
-  /** Decoded events not yet acknowledged by the sink at which reading the stream pauses. */
+  /**
+   * Decoded events not yet acknowledged by the sink at which reading the stream pauses. The memory
+   * bound proper is `database.maxPendingBytes` (whichever is reached first pauses); this one caps
+   * the per-event overhead of many tiny events.
+   */
   maxPendingEvents: number;
   /** Sink calls in flight at once, for sinks that preserve call order (others get 1). */
   maxConcurrentPublishes: number;
@@ -205,6 +209,7 @@ class WalpurgeListener implements Listener {
           maxConcurrentPublishes: sink.preservesCallOrder === true ? this.tuning.maxConcurrentPublishes : 1,
           batchSize: this.tuning.batchSize,
           maxPendingEvents: Math.max(this.tuning.maxPendingEvents, this.tuning.batchSize * 2),
+          maxPendingBytes: this.database.maxPendingBytes,
           statusIntervalMs: this.database.statusIntervalMs,
           drainTimeoutMs: this.tuning.drainTimeoutMs,
           logger: this.log,

@@ -17,6 +17,7 @@ describe('clearStreamingGauges', () => {
     metrics.safeWalBytes.set(64);
     metrics.durableLsn.set(99);
     metrics.pendingEvents.set(7);
+    metrics.pendingBytes.set(7000);
     metrics.transactions.inc(3);
 
     clearStreamingGauges(metrics);
@@ -31,6 +32,7 @@ describe('clearStreamingGauges', () => {
       'walpurge_listener_slot_safe_wal_bytes',
       'walpurge_listener_durable_lsn',
       'walpurge_listener_pending_events',
+      'walpurge_listener_pending_bytes',
     ]) {
       expect(value(gauge), gauge).toBeUndefined();
     }

@@ -126,6 +126,10 @@ export function createListenerMetrics(registry: Registry) {
       name: 'walpurge_listener_pending_events',
       help: 'Decoded events not yet acknowledged by the sink.',
     }),
+    pendingBytes: slotGauge(registry, {
+      name: 'walpurge_listener_pending_bytes',
+      help: 'Encoded size of the decoded events not yet acknowledged by the sink (bounded by database.maxPendingBytes).',
+    }),
   };
 }
 export type ListenerMetrics = ReturnType<typeof createListenerMetrics>;
@@ -146,6 +150,7 @@ export function clearStreamingGauges(metrics: ListenerMetrics): void {
     metrics.safeWalBytes,
     metrics.durableLsn,
     metrics.pendingEvents,
+    metrics.pendingBytes,
   ]) {
     gauge.remove();
   }

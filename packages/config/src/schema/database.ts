@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PostgresIdentifier, milliseconds } from './common.js';
+import { PostgresIdentifier, milliseconds, positiveInt } from './common.js';
 
 export const DatabaseConfig = z.strictObject({
   url: z
@@ -26,6 +26,12 @@ export const DatabaseConfig = z.strictObject({
     .default(60_000)
     .describe(
       'Emit a pg_logical_emit_message heartbeat this often (0 = off) so a slot on a quiet database keeps advancing.',
+    ),
+  // Counted in bytes, not events: 20,000 rows of 200 kB each would be 4 GB.
+  maxPendingBytes: positiveInt
+    .default(64 * 1024 * 1024)
+    .describe(
+      'Memory budget of the listener: encoded size (Kafka record bytes) of decoded events not yet acknowledged by the sink. Reading the replication stream pauses at it and resumes below half of it; the heap holds a few times this.',
     ),
 });
 export type DatabaseConfig = z.infer<typeof DatabaseConfig>;

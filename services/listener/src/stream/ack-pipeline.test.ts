@@ -41,6 +41,23 @@ describe('AckPipeline', () => {
     expect(pipeline.pendingEvents).toBe(0);
   });
 
+  it('counts the bytes of handed-over events until the sink acknowledges their chunk', async () => {
+    const { sink, calls } = controlledSink();
+    const pipeline = new AckPipeline({ sink, maxConcurrent: 8, onDurable: () => {}, onFailure: () => {} });
+    pipeline.push([event, event], undefined, undefined, 300);
+    pipeline.push([event], 100n, undefined, 200);
+    pipeline.push([], 150n);
+    expect(pipeline.pendingBytes).toBe(500);
+    // Memory is released when a chunk is acknowledged, even while an earlier one is still in flight.
+    calls[1]?.resolve();
+    await tick();
+    expect(pipeline.pendingBytes).toBe(300);
+    calls[0]?.resolve();
+    await tick();
+    expect(pipeline.pendingBytes).toBe(0);
+    expect(pipeline.pendingEvents).toBe(0);
+  });
+
   it('passes idle markers only once everything before them is acknowledged', async () => {
     const { sink, calls } = controlledSink();
     const durable: bigint[] = [];

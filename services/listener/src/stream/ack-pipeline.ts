@@ -19,6 +19,8 @@ export interface AckPipelineOptions {
 interface Item {
   /** Emptied once acknowledged: a finished item must not keep its events alive until compaction. */
   events: readonly ChangeEvent[];
+  /** Encoded size of `events` (see pendingEventBytes), released with them. */
+  bytes: number;
   /** Set on a transaction's last chunk (its commit end LSN) and on idle markers. */
   ackLsn: bigint | undefined;
   /** Commit time of the chunk's transaction (on every chunk of it; none on idle markers). */
@@ -39,6 +41,7 @@ export class AckPipeline {
   private nextToStart = 0;
   private inFlight = 0;
   private pending = 0;
+  private pendingByteCount = 0;
   private failed = false;
   private drainWaiters: Array<() => void> = [];
 
@@ -47,6 +50,11 @@ export class AckPipeline {
   /** Events handed over but not yet acknowledged (memory held for them). */
   get pendingEvents(): number {
     return this.pending;
+  }
+
+  /** Encoded size of the events handed over but not yet acknowledged (the memory budget's measure). */
+  get pendingBytes(): number {
+    return this.pendingByteCount;
   }
 
   get isEmpty(): boolean {
@@ -66,11 +74,13 @@ export class AckPipeline {
     return undefined;
   }
 
-  push(events: readonly ChangeEvent[], ackLsn?: bigint, commitTimeMs?: number): void {
+  /** `bytes`: the events' encoded size, counted in pendingBytes until the sink acknowledges them. */
+  push(events: readonly ChangeEvent[], ackLsn?: bigint, commitTimeMs?: number, bytes = 0): void {
     if (this.failed) return;
     const empty = events.length === 0;
-    this.items.push({ events, ackLsn, commitTimeMs, state: empty ? 'done' : 'waiting' });
+    this.items.push({ events, bytes, ackLsn, commitTimeMs, state: empty ? 'done' : 'waiting' });
     this.pending += events.length;
+    this.pendingByteCount += bytes;
     if (empty) this.completeHead();
     this.startMore();
   }
@@ -110,7 +120,9 @@ export class AckPipeline {
     if (error === undefined) {
       item.state = 'done';
       this.pending -= item.events.length;
+      this.pendingByteCount -= item.bytes;
       item.events = NO_EVENTS;
+      item.bytes = 0;
       this.completeHead();
     } else {
       item.state = 'failed';

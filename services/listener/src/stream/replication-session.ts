@@ -15,6 +15,7 @@ import { REPLICATION_SESSION_OPTIONS, TypeConverters } from '../decode/value-con
 import type { ListenerMetrics } from '../metrics.js';
 import type { PreparedDatabase } from '../setup/prepare.js';
 import { AckPipeline } from './ack-pipeline.js';
+import { chunkByteLimit, pendingEventBytes } from './pending-bytes.js';
 
 export interface SessionOptions {
   url: string;
@@ -27,6 +28,8 @@ export interface SessionOptions {
   maxConcurrentPublishes: number;
   batchSize: number;
   maxPendingEvents: number;
+  /** Encoded bytes of pending events at which reading pauses (resumes below half). */
+  maxPendingBytes: number;
   statusIntervalMs: number;
   /** How long a stop waits for in-flight sink calls before abandoning them (they replay later). */
   drainTimeoutMs: number;
@@ -68,6 +71,7 @@ function socketOf(service: LogicalReplicationService): PausableStream | undefine
 export class ReplicationSession {
   private durable: bigint;
   private chunk: ChangeEvent[] = [];
+  private chunkBytes = 0;
   private paused = false;
   private streamingNow = false;
   private ending: Promise<void> | undefined;
@@ -204,27 +208,38 @@ export class ReplicationSession {
     switch (output.type) {
       case 'begin':
         this.chunk = [];
+        this.chunkBytes = 0;
         this.commitTimeMs = output.commitTimeMs;
         break;
       case 'events':
         for (const event of output.events) {
           this.chunk.push(event);
+          this.chunkBytes += pendingEventBytes(event);
           const label = `${event.source.schema}.${event.source.table}\u0000${event.op}`;
           this.eventCounts.set(label, (this.eventCounts.get(label) ?? 0) + 1);
-          if (this.chunk.length >= this.options.batchSize) {
+          if (
+            this.chunk.length >= this.options.batchSize ||
+            this.chunkBytes >= chunkByteLimit(this.options.maxPendingBytes)
+          ) {
             // A big transaction streams to the sink in chunks; its commit is acknowledged after the last.
             // Each chunk carries the commit time, so lag in seconds shows while a huge one is in flight.
-            this.pipeline.push(this.chunk, undefined, this.commitTimeMs);
+            this.pipeline.push(this.chunk, undefined, this.commitTimeMs, this.chunkBytes);
             this.chunk = [];
+            this.chunkBytes = 0;
           }
         }
         break;
       case 'commit':
-        this.pipeline.push(this.chunk, output.endLsn, output.commitTimeMs);
+        this.pipeline.push(this.chunk, output.endLsn, output.commitTimeMs, this.chunkBytes);
         this.chunk = [];
+        this.chunkBytes = 0;
         break;
     }
-    if (!this.paused && this.pipeline.pendingEvents + this.chunk.length >= this.options.maxPendingEvents) {
+    if (
+      !this.paused &&
+      (this.pipeline.pendingEvents + this.chunk.length >= this.options.maxPendingEvents ||
+        this.pendingBytes >= this.options.maxPendingBytes)
+    ) {
       const stream = this.service && socketOf(this.service);
       if (stream) {
         stream.pause();
@@ -237,9 +252,15 @@ export class ReplicationSession {
   private maybeResume(): void {
     if (!this.paused || this.ending) return;
     if (this.pipeline.pendingEvents + this.chunk.length > this.options.maxPendingEvents / 2) return;
+    if (this.pendingBytes > this.options.maxPendingBytes / 2) return;
     const stream = this.service && socketOf(this.service);
     stream?.resume();
     this.paused = false;
+  }
+
+  /** Decoded events not yet acknowledged, in encoded bytes: in the sink's hands or in the open chunk. */
+  private get pendingBytes(): number {
+    return this.pipeline.pendingBytes + this.chunkBytes;
   }
 
   /**
@@ -310,6 +331,7 @@ export class ReplicationSession {
       this.pipeline.oldestPendingCommitTimeMs() ?? (this.chunk.length > 0 ? this.commitTimeMs : undefined);
     metrics.lagSeconds.set(oldest === undefined ? 0 : Math.max(0, Date.now() - oldest) / 1000);
     metrics.pendingEvents.set(this.pipeline.pendingEvents + this.chunk.length);
+    metrics.pendingBytes.set(this.pendingBytes);
   }
 
   /** Idempotent. Drains in-flight sink calls, reports the durable LSN one last time, disconnects. */
