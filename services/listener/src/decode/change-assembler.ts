@@ -80,7 +80,7 @@ export class ChangeAssembler {
         this.relations.set(message.relationOid, this.compile(message));
         return undefined;
       case 'type':
-        this.options.types.learn(message.typeOid, message.name);
+        this.options.types.learn(message.typeOid, message.name, message.schema);
         return undefined;
       case 'message':
         return undefined;

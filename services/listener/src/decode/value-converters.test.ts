@@ -60,5 +60,13 @@ describe('value converters (protocol v1 encoding)', () => {
     expect(convert(123456, '(1,2)')).toBe('(1,2)');
     types.learn(123457, '_thing');
     expect(convert(123457, '{x,y}')).toEqual(['x', 'y']);
+    // A domain's type message names its base type, in pg_catalog (schema ''): converted like it.
+    types.learn(123458, 'int4', '');
+    expect(convert(123458, '42')).toBe(42);
+    types.learn(123459, '_timestamptz', '');
+    expect(convert(123459, '{"2026-11-22 14:00:00+00"}')).toEqual(['2026-11-22T14:00:00Z']);
+    // The same name in another schema is a user type of its own: text.
+    types.learn(123460, 'int4', 'public');
+    expect(convert(123460, '42')).toBe('42');
   });
 });

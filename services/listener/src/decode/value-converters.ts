@@ -105,6 +105,41 @@ const BUILTIN_ARRAYS = new Map<number, number>([
   [1187, 1186],
 ]);
 
+/**
+ * pg_catalog types by name. A pgoutput Type message for a domain carries the domain's OID but its
+ * base type's name, with '' as schema for pg_catalog: this maps it back to the base type.
+ */
+const BUILTIN_BY_NAME = new Map<string, number>([
+  ['bool', 16],
+  ['bytea', 17],
+  ['int8', 20],
+  ['int2', 21],
+  ['int4', 23],
+  ['oid', 26],
+  ['json', 114],
+  ['float4', 700],
+  ['float8', 701],
+  ['date', 1082],
+  ['timestamp', 1114],
+  ['timestamptz', 1184],
+  ['numeric', 1700],
+  ['jsonb', 3802],
+  ['_bool', 1000],
+  ['_bytea', 1001],
+  ['_int8', 1016],
+  ['_int2', 1005],
+  ['_int4', 1007],
+  ['_oid', 1028],
+  ['_json', 199],
+  ['_float4', 1021],
+  ['_float8', 1022],
+  ['_date', 1182],
+  ['_timestamp', 1115],
+  ['_timestamptz', 1185],
+  ['_numeric', 1231],
+  ['_jsonb', 3807],
+]);
+
 export interface PgTypeRow {
   oid: number;
   name: string;
@@ -129,9 +164,26 @@ export class TypeConverters {
     for (const row of rows) this.types.set(row.oid, row);
   }
 
-  /** From a pgoutput Type message: a type created after the catalog was read. */
-  learn(typeOid: number, name: string): void {
+  /**
+   * From a pgoutput Type message: a type created after the catalog was read. `schema` is '' for
+   * pg_catalog, which for a user type's OID means a domain over that built-in type.
+   */
+  learn(typeOid: number, name: string, schema?: string): void {
     if (this.types.has(typeOid)) return;
+    const builtin = schema === '' ? BUILTIN_BY_NAME.get(name) : undefined;
+    if (builtin !== undefined) {
+      this.types.set(typeOid, {
+        oid: typeOid,
+        name,
+        type: 'd',
+        category: 'U',
+        elementOid: 0,
+        baseTypeOid: builtin,
+        delimiter: ',',
+      });
+      this.cache.delete(typeOid);
+      return;
+    }
     // Array types are named after their element with a leading underscore.
     const isArray = name.startsWith('_');
     this.types.set(typeOid, {
