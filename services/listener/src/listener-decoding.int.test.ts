@@ -175,9 +175,10 @@ describe('listener decoding details', () => {
     await eventsOf('plain', 3);
     await client.query(`
       CREATE TYPE color AS ENUM ('red', 'blue');
-      ALTER TABLE plain ADD COLUMN extra int8 DEFAULT 7, ADD COLUMN colors color[];
+      CREATE DOMAIN quantity AS int CHECK (VALUE >= 0);
+      ALTER TABLE plain ADD COLUMN extra int8 DEFAULT 7, ADD COLUMN colors color[], ADD COLUMN qty quantity;
       ALTER TABLE plain RENAME COLUMN v TO label;
-      INSERT INTO plain VALUES (11, 'after', 9007199254740993, '{red,blue}');
+      INSERT INTO plain VALUES (11, 'after', 9007199254740993, '{red,blue}', 3);
     `);
     const [, , , after] = (await eventsOf('plain', 4)) as ChangeEvent[];
     expect(after?.after).toEqual({
@@ -185,6 +186,8 @@ describe('listener decoding details', () => {
       label: 'after',
       extra: '9007199254740993',
       colors: ['red', 'blue'],
+      // A domain over int is a number, as it would be had it existed when the listener started.
+      qty: 3,
     });
   });
 
