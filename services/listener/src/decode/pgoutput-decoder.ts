@@ -71,6 +71,8 @@ class Reader {
     return text;
   }
   private need(length: number): void {
+    // A negative length (a corrupt int32) would otherwise read backwards and invent a value.
+    if (length < 0) throw malformed(`negative length ${length}`);
     if (this.offset + length > this.buffer.length) throw malformed('message ends early');
   }
 }

@@ -614,6 +614,10 @@ describe('pgoutput decoder on hand-built bytes', () => {
       'binary tuple data',
     );
     expect(() => decodePgoutput(insert(bytes.tag('x')))).toThrow('unknown tuple data kind 120');
+    // A negative length must not read backwards into the message and yield a made-up value.
+    expect(() =>
+      decodePgoutput(insert(Buffer.concat([bytes.tag('t'), bytes.u32(0xffffffff), bytes.u8(0x41)]))),
+    ).toThrow('malformed pgoutput message');
     const whole = insert(bytes.text('abc'));
     for (const cut of [1, 5, whole.length - 1]) {
       let error: unknown;
