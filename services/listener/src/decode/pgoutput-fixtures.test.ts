@@ -49,7 +49,17 @@ function load(name: string): Captured[] {
     });
 }
 
-const ALL = ['types', 'update-delete', 'toast', 'identity-full', 'truncate', 'origin', 'message'];
+const ALL = [
+  'types',
+  'update-delete',
+  'toast',
+  'identity-full',
+  'toast-full',
+  'identity-index',
+  'truncate',
+  'origin',
+  'message',
+];
 
 function messagesOf<T extends PgoutputMessage['tag']>(
   captured: readonly Captured[],
@@ -70,7 +80,8 @@ function relationNamed(captured: readonly Captured[], table: string): RelationMe
 function assemble(captured: readonly Captured[], types: readonly PgTypeRow[] = meta.types): ChangeEvent[] {
   const primaryKeys = new Map<number, string[]>();
   for (const relation of messagesOf(captured, 'relation'))
-    if (relation.table === 'full_rows') primaryKeys.set(relation.relationOid, ['id']);
+    if (relation.table === 'full_rows' || relation.table === 'full_docs')
+      primaryKeys.set(relation.relationOid, ['id']);
   const assembler = new ChangeAssembler({ database: 'app', types: new TypeConverters(types), primaryKeys });
   return captured.flatMap(({ message }) => {
     const output = assembler.apply(message);
@@ -137,7 +148,7 @@ describe(`pgoutput fixtures captured from PostgreSQL ${meta.serverVersion}`, () 
       }
       expect(begin, `${name}: transaction left open`).toBeUndefined();
     }
-    expect(transactions).toBe(1 + 4 + 4 + 4 + 6 + 1 + 1);
+    expect(transactions).toBe(1 + 4 + 4 + 4 + 2 + 4 + 6 + 1 + 1);
     // Commit times are microseconds since 1970 (PostgreSQL's epoch is 2000): a recent capture.
     const [first] = messagesOf(load('types'), 'begin');
     expect(Number((first as BeginMessage).commitTimeMicros / 1000n)).toBeGreaterThan(
@@ -513,6 +524,80 @@ describe(`pgoutput fixtures captured from PostgreSQL ${meta.serverVersion}`, () 
         unchanged: [],
       },
       { op: 'd', table: 'full_rows', key: { id: 2 }, before: { id: 2, v: 'b' }, after: null, unchanged: [] },
+    ]);
+  });
+
+  it("fills an unchanged TOASTed column ('u') from the whole old row under REPLICA IDENTITY FULL", () => {
+    const captured = load('toast-full');
+    const [update] = messagesOf(captured, 'update');
+    const body = update?.oldTuple?.[2] as string;
+    expect(body).toHaveLength(20_000);
+    expect(update?.oldTuple).toEqual(['1', 'draft', body]);
+    expect(update?.newTuple).toEqual(['1', 'final', UNCHANGED_TOAST]);
+    expect(rows(assemble(captured))).toEqual([
+      {
+        op: 'c',
+        table: 'full_docs',
+        key: { id: 1 },
+        before: null,
+        after: { id: 1, title: 'draft', body },
+        unchanged: [],
+      },
+      {
+        op: 'u',
+        table: 'full_docs',
+        key: { id: 1 },
+        before: { id: 1, title: 'draft', body },
+        after: { id: 1, title: 'final', body },
+        unchanged: [],
+      },
+    ]);
+  });
+
+  it("decodes REPLICA IDENTITY USING INDEX: the index columns flagged, the old key ('K') only when it changed", () => {
+    const captured = load('identity-index');
+    const relation = relationNamed(captured, 'codes');
+    expect(relation.replicaIdentity).toBe('index');
+    expect(relation.columns.map(({ name, isKey }) => [name, isKey])).toEqual([
+      ['code', true],
+      ['label', false],
+    ]);
+    expect(
+      messagesOf(captured, 'update').map(({ keyTuple, oldTuple, newTuple }) => ({
+        keyTuple,
+        oldTuple,
+        newTuple,
+      })),
+    ).toEqual([
+      { keyTuple: ['a', null], oldTuple: null, newTuple: ['b', 'first'] },
+      { keyTuple: null, oldTuple: null, newTuple: ['b', 'second'] },
+    ]);
+    expect(rows(assemble(captured))).toEqual([
+      {
+        op: 'c',
+        table: 'codes',
+        key: { code: 'a' },
+        before: null,
+        after: { code: 'a', label: 'first' },
+        unchanged: [],
+      },
+      {
+        op: 'u',
+        table: 'codes',
+        key: { code: 'b' },
+        before: { code: 'a' },
+        after: { code: 'b', label: 'first' },
+        unchanged: [],
+      },
+      {
+        op: 'u',
+        table: 'codes',
+        key: { code: 'b' },
+        before: { code: 'b' },
+        after: { code: 'b', label: 'second' },
+        unchanged: [],
+      },
+      { op: 'd', table: 'codes', key: { code: 'b' }, before: { code: 'b' }, after: null, unchanged: [] },
     ]);
   });
 

@@ -30,9 +30,15 @@ const SETUP = `
   ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;
   CREATE TABLE full_rows (id int PRIMARY KEY, v text);
   ALTER TABLE full_rows REPLICA IDENTITY FULL;
+  CREATE TABLE full_docs (id int PRIMARY KEY, title text, body text);
+  ALTER TABLE full_docs ALTER COLUMN body SET STORAGE EXTERNAL;
+  ALTER TABLE full_docs REPLICA IDENTITY FULL;
+  CREATE TABLE codes (code text NOT NULL, label text);
+  CREATE UNIQUE INDEX codes_code ON codes (code);
+  ALTER TABLE codes REPLICA IDENTITY USING INDEX codes_code;
   CREATE TABLE parent (id serial PRIMARY KEY);
   CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent);
-  CREATE PUBLICATION fixtures FOR TABLE kinds, docs, full_rows, parent, child;
+  CREATE PUBLICATION fixtures FOR TABLE kinds, docs, full_rows, full_docs, codes, parent, child;
 `;
 
 /** 20,000 bytes that pglz cannot shrink below the TOAST threshold (and EXTERNAL storage anyway). */
@@ -102,6 +108,23 @@ const SCENARIOS: Scenario[] = [
       `UPDATE full_rows SET v = 'b' WHERE id = 1`,
       `UPDATE full_rows SET id = 2 WHERE id = 1`,
       `DELETE FROM full_rows WHERE id = 2`,
+    ],
+  },
+  {
+    name: 'toast-full',
+    statements: [
+      `INSERT INTO full_docs VALUES (1, 'draft', ${BIG})`,
+      // Under FULL the old row comes whole (detoasted); the new row still marks body 'u'.
+      `UPDATE full_docs SET title = 'final' WHERE id = 1`,
+    ],
+  },
+  {
+    name: 'identity-index',
+    statements: [
+      `INSERT INTO codes VALUES ('a', 'first')`,
+      `UPDATE codes SET code = 'b' WHERE code = 'a'`,
+      `UPDATE codes SET label = 'second' WHERE code = 'b'`,
+      `DELETE FROM codes WHERE code = 'b'`,
     ],
   },
   {
