@@ -6,9 +6,27 @@ import { toKafkaMessage } from '../kafka/message-size.js';
  * value, key, headers, framing), the estimate the Kafka sink sizes its requests with. The same
  * measure whatever the sink, so the budget means the same in inline and Kafka mode; the heap holds
  * a few times this (decoded objects plus, for Kafka, the encoded copy in the producer's queue).
+ * Never throws: it runs in the replication socket's data handler, and an event too big to encode as
+ * one string (V8 caps strings at about 512 MB) is the sink's to refuse, not a reason to crash.
  */
 export function pendingEventBytes(event: ChangeEvent): number {
-  return kafkaRecordBytes(toKafkaMessage(event));
+  try {
+    return kafkaRecordBytes(toKafkaMessage(event));
+  } catch {
+    return roughBytes(event.key) + roughBytes(event.before) + roughBytes(event.after);
+  }
+}
+
+/** Upper-bound size of a JSON value without encoding it (3 UTF-8 bytes per UTF-16 unit). */
+function roughBytes(value: unknown): number {
+  if (typeof value === 'string') return 2 + value.length * 3;
+  if (Array.isArray(value)) return value.reduce((sum: number, item) => sum + 1 + roughBytes(item), 2);
+  if (value !== null && typeof value === 'object')
+    return Object.entries(value).reduce(
+      (sum, [name, item]) => sum + 4 + name.length * 3 + roughBytes(item),
+      2,
+    );
+  return 24;
 }
 
 /**

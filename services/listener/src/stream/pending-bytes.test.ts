@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { kafkaRecordBytes, type ChangeEvent } from '@walpurge/protocol';
+import { toKafkaMessage } from '../kafka/message-size.js';
+import { chunkByteLimit, pendingEventBytes } from './pending-bytes.js';
+
+const event = (after: Record<string, unknown>): ChangeEvent => ({
+  v: 1,
+  op: 'c',
+  source: {
+    db: 'app',
+    schema: 'public',
+    table: 'docs',
+    lsn: '0/1',
+    xid: 1,
+    commitTs: '2026-01-01T00:00:00.000Z',
+    origin: null,
+  },
+  key: { id: 1 },
+  before: null,
+  after: { id: 1, ...after },
+  unchanged: [],
+});
+
+describe('pendingEventBytes', () => {
+  it("is the event's Kafka record size, multibyte characters counted in bytes", () => {
+    const big = event({ body: 'é'.repeat(100_000) });
+    expect(pendingEventBytes(big)).toBe(kafkaRecordBytes(toKafkaMessage(big)));
+    expect(pendingEventBytes(big)).toBeGreaterThan(200_000);
+  });
+
+  it('falls back to an upper-bound estimate instead of throwing when the event cannot be encoded', () => {
+    const unencodable = event({
+      body: 'x'.repeat(1000),
+      broken: {
+        toJSON() {
+          throw new RangeError('Invalid string length');
+        },
+      },
+    });
+    expect(pendingEventBytes(unencodable)).toBeGreaterThanOrEqual(3000);
+  });
+
+  it('flushes chunks at a quarter of the budget, at least every event', () => {
+    expect(chunkByteLimit(64 * 1024 * 1024)).toBe(16 * 1024 * 1024);
+    expect(chunkByteLimit(3)).toBe(1);
+  });
+});
