@@ -4,7 +4,7 @@
  * version 1, under the listener's session settings: one message per line, `<lsn> <xid> <hex>`.
  * Regenerate them (after changing a scenario, or to check another server version) with
  *
- *   . /work/wt/services.env   # any WALPURGE_TEST_DATABASE_URL of a superuser on a wal_level=logical server
+ *   export WALPURGE_TEST_DATABASE_URL=postgres://postgres@localhost:5432/postgres   # a superuser, wal_level=logical
  *   pnpm exec tsx --conditions=@walpurge/source services/listener/src/test-support/capture-pgoutput-fixtures.ts
  *
  * which also lists the SQL of each scenario. OIDs, xids, LSNs and commit times differ between

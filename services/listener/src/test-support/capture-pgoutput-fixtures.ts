@@ -1,7 +1,7 @@
 /**
  * Regenerates the pgoutput byte fixtures of src/decode/fixtures/ from a real PostgreSQL:
  *
- *   . /work/wt/services.env   # or any WALPURGE_TEST_DATABASE_URL of a superuser on a wal_level=logical server
+ *   export WALPURGE_TEST_DATABASE_URL=postgres://postgres@localhost:5432/postgres   # a superuser, wal_level=logical
  *   pnpm exec tsx --conditions=@walpurge/source services/listener/src/test-support/capture-pgoutput-fixtures.ts
  *
  * It creates a scratch database, runs each scenario below, and reads what pgoutput produced with
