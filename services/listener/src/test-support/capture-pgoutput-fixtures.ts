@@ -13,6 +13,7 @@
  * fixtures rather than hard-coding them.
  */
 import { writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { createIsolatedDatabase, uniqueName } from '@walpurge/testing';
 import { REPLICATION_SESSION_OPTIONS } from '../decode/value-converters.js';
@@ -163,27 +164,41 @@ const SCENARIOS: Scenario[] = [
   },
 ];
 
-async function main(): Promise<void> {
-  const adminUrl = process.env['WALPURGE_TEST_DATABASE_URL'];
-  if (!adminUrl)
-    throw new Error('set WALPURGE_TEST_DATABASE_URL (a superuser on a wal_level=logical server)');
+export interface CapturedFixtures {
+  serverVersion: string;
+  /** Lines `<lsn> <xid> <hex>` by scenario name. */
+  scenarios: Map<string, string[]>;
+  types: unknown[];
+}
+
+/**
+ * Runs every scenario on a scratch database of `adminUrl` and returns what pgoutput produced. The
+ * origin is cluster-wide: a test passes its own name so as not to meet a concurrent capture.
+ */
+export async function captureFixtures(
+  adminUrl: string,
+  origin = 'fixtures_origin',
+): Promise<CapturedFixtures> {
   const db = await createIsolatedDatabase(adminUrl, 'pgoutput_fixtures');
   const client = new pg.Client({ connectionString: db.url, options: REPLICATION_SESSION_OPTIONS });
   await client.connect();
   const slot = uniqueName('fixtures');
   try {
     await client.query(SETUP);
-    // Origins are cluster-wide: one left over by an interrupted capture is dropped first.
+    // One left over by an interrupted capture is dropped first.
     await client.query(
-      `SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = 'fixtures_origin'`,
+      'SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = $1',
+      [origin],
     );
-    await client.query(`SELECT pg_replication_origin_create('fixtures_origin')`);
+    await client.query('SELECT pg_replication_origin_create($1)', [origin]);
     await client.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
     const { rows: version } = await client.query<{ v: string }>(
       "SELECT current_setting('server_version') AS v",
     );
+    const scenarios = new Map<string, string[]>();
     for (const scenario of SCENARIOS) {
-      for (const statement of scenario.statements) await client.query(statement);
+      for (const statement of scenario.statements)
+        await client.query(statement.replaceAll("'fixtures_origin'", `'${origin}'`));
       const options = ['proto_version', '1', 'publication_names', 'fixtures', ...(scenario.options ?? [])];
       const placeholders = options.map((_, i) => `$${i + 2}`).join(', ');
       const { rows } = await client.query<{ lsn: string; xid: string; hex: string }>(
@@ -191,24 +206,38 @@ async function main(): Promise<void> {
            FROM pg_logical_slot_get_binary_changes($1, NULL, NULL, ${placeholders})`,
         [slot, ...options],
       );
-      const lines = rows.map((row) => `${row.lsn} ${row.xid} ${row.hex}`);
-      writeFileSync(new URL(`${scenario.name}.hex`, FIXTURES), `${lines.join('\n')}\n`);
-      console.log(`${scenario.name}: ${rows.length} messages`);
+      scenarios.set(
+        scenario.name,
+        rows.map((row) => `${row.lsn} ${row.xid} ${row.hex}`),
+      );
     }
     const { rows: types } = await client.query(
       `SELECT oid::int AS oid, typname AS name, typtype AS type, typcategory AS category,
               typelem::int AS "elementOid", typbasetype::int AS "baseTypeOid", typdelim AS delimiter
          FROM pg_type WHERE typname IN ('mood', '_mood', 'positive') ORDER BY typname`,
     );
-    const meta = { serverVersion: version[0]?.v, types };
-    writeFileSync(new URL('types.json', FIXTURES), `${JSON.stringify(meta, null, 2)}\n`);
+    return { serverVersion: version[0]?.v ?? 'unknown', scenarios, types };
   } finally {
     await client.query('ROLLBACK').catch(() => {});
     await client.query('SELECT pg_drop_replication_slot($1)', [slot]).catch(() => {});
-    await client.query(`SELECT pg_replication_origin_drop('fixtures_origin')`).catch(() => {});
+    await client.query('SELECT pg_replication_origin_drop($1)', [origin]).catch(() => {});
     await client.end();
     await db.drop();
   }
 }
 
-await main();
+async function main(): Promise<void> {
+  const adminUrl = process.env['WALPURGE_TEST_DATABASE_URL'];
+  if (!adminUrl)
+    throw new Error('set WALPURGE_TEST_DATABASE_URL (a superuser on a wal_level=logical server)');
+  const captured = await captureFixtures(adminUrl);
+  for (const [name, lines] of captured.scenarios) {
+    writeFileSync(new URL(`${name}.hex`, FIXTURES), `${lines.join('\n')}\n`);
+    console.log(`${name}: ${lines.length} messages`);
+  }
+  const meta = { serverVersion: captured.serverVersion, types: captured.types };
+  writeFileSync(new URL('types.json', FIXTURES), `${JSON.stringify(meta, null, 2)}\n`);
+}
+
+// Imported by the freshness test; run as a script, it rewrites the fixtures.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
