@@ -1,10 +1,9 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { WalpurgeConfig } from '@walpurge/config';
 import { ErrorCode, WalpurgeError, errorMessage, isWalpurgeError, type Logger } from '@walpurge/core';
-import { connectRedis, createPurgers, type Purger } from '@walpurge/invalidator';
+import { createPurgers, type Purger } from '@walpurge/invalidator';
 import { compileRules, emptyTargets, escapeGlob, TAG_SET_SEGMENT, type PurgeTargets } from '@walpurge/rules';
-import { redisUnavailable } from '../live/connection-errors.js';
-import { describeRedis } from '../live/queue-redis.js';
+import { openCacheRedis } from './cache-redis.js';
 import { planKeySpace, type Placed, type Unpurgeable, type WholesaleKind } from './key-space.js';
 import { scanKeys } from './scan-keys.js';
 
@@ -128,18 +127,7 @@ export async function purgeAll(options: PurgeAllOptions): Promise<PurgeAllSummar
   let client: Redis | Cluster | undefined;
   try {
     if (redisPurger && config.redis) {
-      client = connectRedis(config.redis, logger);
-      // ioredis rejects with "max retries" while its 'error' events carry the socket's reason.
-      let socketError: unknown;
-      const onError = (error: unknown): void => void (socketError ??= error);
-      client.on('error', onError);
-      try {
-        await client.ping();
-      } catch (error) {
-        throw redisUnavailable(socketError ?? error, 'the cache Redis', describeRedis(config.redis.url));
-      } finally {
-        client.off('error', onError);
-      }
+      client = await openCacheRedis(config.redis, logger);
       await purgeRedis(client, redisPurger, config.redis.keyPrefix, config.invalidator.redisScanCount);
     }
     const cdnTargets: PurgeTargets = { redis: emptyTargets().redis, cdn: summary.cdn };
