@@ -42,7 +42,12 @@ beforeAll(async () => {
   await db.connect();
   await db.query(`CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, name text,
                                       created timestamptz NOT NULL DEFAULT '2026-01-02 03:04:05+00');
-                  CREATE TABLE events (kind text NOT NULL, n int NOT NULL)`);
+                  CREATE TABLE events (kind text NOT NULL, n int NOT NULL);
+                  CREATE TABLE logs (day date NOT NULL, n int NOT NULL) PARTITION BY RANGE (day);
+                  CREATE TABLE logs_jan PARTITION OF logs FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+                  CREATE TABLE logs_feb PARTITION OF logs FOR VALUES FROM ('2026-02-01') TO ('2026-03-01');
+                  INSERT INTO logs SELECT d, n FROM unnest(ARRAY['2026-01-05', '2026-02-05']::date[]) d,
+                                                    generate_series(1, 3) n`);
   for (let id = 1; id <= USERS; id += 1)
     await db.query('INSERT INTO users (id, email, name) VALUES ($1, $2, $3)', [id, email(id), `user ${id}`]);
   for (let n = 1; n <= 5; n += 1) await db.query("INSERT INTO events VALUES ('click', $1)", [n]);
@@ -70,6 +75,9 @@ rules:
   - table: events
     redis:
       keys: ['event:{kind}:{n}', '{kind}']
+  - table: logs
+    redis:
+      keys: ['log:{day}:{n}']
 `;
   writeFileSync(configFile, configText);
 });
@@ -176,7 +184,38 @@ describe('walpurge purge --table', () => {
     expect(result.out).toContain('5 rows of public.events in 3 batch(es)');
     const left = await cache.keys(`${prefix}event:*`);
     expect(left).toEqual([`${prefix}event:click:6`]);
-    rmSync('walpurge-purge.public.events.checkpoint.json', { force: true });
+  });
+
+  it('pages a partitioned table without a primary key by (tableoid, ctid), across partitions', async () => {
+    const logKeys = ['2026-01-05', '2026-02-05'].flatMap((day) =>
+      [1, 2, 3].map((n) => `${prefix}log:${day}:${n}`),
+    );
+    for (const key of logKeys) await cache.set(key, 'cached');
+    const result = await cli(['--table', 'logs', '--batch-size', '2', '--yes']);
+    expect(result.code, result.err).toBe(0);
+    expect(result.out).toContain('6 rows of public.logs in 3 batch(es)');
+    expect(await cache.exists(...logKeys)).toBe(0);
+  });
+
+  it('refuses to resume a ctid checkpoint after the table was rewritten', async () => {
+    const stop = new AbortController();
+    const { config } = parseConfigText(configText, configFile, { env: {} });
+    const first = await purgeTable({
+      config,
+      logger: createLogger({ level: 'silent', pretty: false }),
+      table: 'events',
+      batchSize: 2,
+      checkpointFile,
+      stop: stop.signal,
+      onBatch: () => stop.abort(),
+    });
+    expect(first).toMatchObject({ interrupted: true, rows: 2, keyKind: 'ctid' });
+    await db.query('VACUUM FULL events');
+    const result = await cli(['--table', 'events', '--resume', '--checkpoint', checkpointFile, '--yes']);
+    expect(result.code).toBe(2);
+    expect(result.err).toContain(
+      'public.events was rewritten since the checkpoint (VACUUM FULL, CLUSTER, …)',
+    );
   });
 
   it('a dry run plans every batch and touches nothing', async () => {
@@ -317,7 +356,7 @@ describe('walpurge purge: refusals and errors', () => {
     const unknown = await cli(['--table', 'orders', '--yes']);
     expect(unknown.code).toBe(2);
     expect(unknown.err).toContain(
-      'no rule watches table public.orders (rules watch: public.users, public.events)',
+      'no rule watches table public.orders (rules watch: public.users, public.events, public.logs)',
     );
 
     const bad = await cli(['--table', 'users', '--where', 'id = 1 AND nmae = 2', '--yes']);

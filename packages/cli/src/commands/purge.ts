@@ -114,7 +114,12 @@ async function runTable(
   const scope = `${table}${where ? ` where ${where}` : ''}`;
   if (!(await confirm(io, options, `Purge every cache entry the rules derive from the rows of ${scope}?`)))
     return ExitCode.Failure;
-  const stop = stopSignal(io);
+  const stop = stopSignal(
+    io,
+    dryRun
+      ? undefined
+      : 'stopping after the batch in flight (Ctrl-C again to quit at once; the checkpoint keeps the last finished batch)',
+  );
   let bar: ProgressBar | undefined;
   let last: BatchProgress | undefined;
   try {
@@ -198,9 +203,21 @@ async function runAll(io: CliIo, options: OptionValues, config: WalpurgeConfig):
     if (options['allow-partial'] === true) return ExitCode.Ok;
     writeLine(io.stderr, 'exit code 1: pass --allow-partial to accept this');
     return ExitCode.Failure;
+  } catch (error) {
+    if (stop.signal.aborted) return interruptedAll(io);
+    throw error;
   } finally {
     stop.dispose();
   }
+}
+
+/** --all has no position to resume from: its purges are idempotent, so it is simply run again. */
+function interruptedAll(io: CliIo): number {
+  writeLine(
+    io.stderr,
+    'interrupted: the key space is only partly purged; run walpurge purge --all again (purges are idempotent)',
+  );
+  return ExitCode.Failure;
 }
 
 export const purgeCommand: CommandSpec = {

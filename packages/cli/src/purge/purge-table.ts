@@ -173,6 +173,11 @@ export async function purgeTable(options: PurgeTableOptions): Promise<PurgeTable
           `--resume: the checkpoint's key is ${checkpoint.keyKind}, the table's is now ${keyKind}: start again without --resume`,
           'purge',
         );
+      if (facts.keySet.kind === 'ctid' && facts.partitioned)
+        throw new UsageError(
+          `--resume: ${qualified} is partitioned and has no primary key, so the checkpoint's (tableoid, ctid) cannot be checked against rewrites of its partitions: start again without --resume`,
+          'purge',
+        );
       if (facts.keySet.kind === 'ctid' && checkpoint.fileNode !== facts.fileNode)
         throw new UsageError(
           `--resume: ${qualified} was rewritten since the checkpoint (VACUUM FULL, CLUSTER, …), so its ctid positions moved: start again without --resume`,

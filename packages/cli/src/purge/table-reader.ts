@@ -99,6 +99,11 @@ export async function describeTable(client: pg.Client, schema: string, table: st
   return { schema, table, partitioned, keySet, fileNode: row.filenode };
 }
 
+/** The condition in parentheses; the newline ends a trailing `-- comment` before the `)`. */
+function wrapWhere(where: string): string {
+  return `(${where}\n)`;
+}
+
 /** A --where PostgreSQL refused, with its message and a caret under the place it points at. */
 function badWhere(error: unknown, where: string, offset: number): UsageError {
   const message = error instanceof Error ? error.message : String(error);
@@ -116,7 +121,7 @@ export async function checkWhere(client: pg.Client, facts: TableFacts, where: st
   const head = `EXPLAIN SELECT 1 FROM ${quotedTable(facts)} AS t WHERE (`;
   try {
     // Extended protocol: one statement only, so `--where "x); DROP …"` cannot run a second one.
-    await client.query(extended({ text: `${head}${where})` }));
+    await client.query(extended({ text: `${head}${wrapWhere(where).slice(1)}` }));
   } catch (error) {
     if (sqlState(error) === undefined) throw error;
     throw badWhere(error, where, head.length);
@@ -129,7 +134,7 @@ export async function countRows(
   facts: TableFacts,
   where: string | undefined,
 ): Promise<{ rows: number; exact: boolean }> {
-  const from = `FROM ${quotedTable(facts)} AS t${where ? ` WHERE (${where})` : ''}`;
+  const from = `FROM ${quotedTable(facts)} AS t${where ? ` WHERE ${wrapWhere(where)}` : ''}`;
   try {
     await client.query('BEGIN');
     await client.query("SET LOCAL statement_timeout = '5s'");
@@ -168,7 +173,7 @@ export class TableReader {
     const width = keySet.expressions.length;
     const keyList = keySet.expressions.map((e) => `t.${e}`);
     const conditions: string[] = [];
-    if (this.where) conditions.push(`(${this.where})`);
+    if (this.where) conditions.push(wrapWhere(this.where));
     if (after) {
       const params = keySet.types.map((type, i) => `$${i + 1}::${type}`);
       // One column alone, so a ctid key gets PostgreSQL's TID range scan.
