@@ -17,6 +17,7 @@ import { RecordingServer } from '../../../services/invalidator/test/recording-se
 import { runCli } from './cli.js';
 import { purgeTable } from './purge/purge-table.js';
 import { captureIo } from './testing/capture-io.js';
+import { spawnWalpurge } from './testing/walpurge-process.js';
 
 /**
  * `walpurge purge` in-process against real PostgreSQL and Redis, with a recording Cloudflare API.
@@ -294,6 +295,22 @@ describe('walpurge purge --table', () => {
     ]);
     expect(resumed.code, resumed.err).toBe(0);
     expect(await cachedUsers()).toEqual([8]);
+  });
+
+  it('the real process stops on SIGINT after the batch in flight, keeping the checkpoint', async () => {
+    cloudflare.delayMs = 500;
+    const walpurge = spawnWalpurge(
+      ['purge', '--table', 'users', '--batch-size', '1', '--yes', '--checkpoint', checkpointFile],
+      { WALPURGE_CONFIG: configFile },
+    );
+    await waitFor('the first CDN purge', async () => cloudflare.requests.length > 0, { timeoutMs: 30_000 });
+    walpurge.child.kill('SIGINT');
+    expect(await walpurge.exited).toBe(1);
+    expect(walpurge.output()).toContain('stopping after the batch in flight');
+    expect(walpurge.output()).toContain('interrupted after 1 row(s)');
+    expect(walpurge.output()).toContain('--resume --yes');
+    expect(JSON.parse(readFileSync(checkpointFile, 'utf8'))).toMatchObject({ lastKey: ['1'], rows: 1 });
+    expect(await cachedUsers()).toEqual([2, 3, 4, 5, 6, 7, 8]);
   });
 
   it('refuses --resume with a checkpoint of another --where', async () => {
