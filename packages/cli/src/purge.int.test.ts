@@ -397,6 +397,20 @@ describe('walpurge purge: refusals and errors', () => {
     expect(await cachedUsers()).toHaveLength(8);
   });
 
+  it('reports the entries no configured target can purge, and exits 1 unless --allow-partial', async () => {
+    const noCdn = join(dir, 'no-cdn.yaml');
+    writeFileSync(noCdn, configText.replace(/^cdn:\n.*\n/m, ''));
+    const io = captureIo({ WALPURGE_CONFIG: noCdn });
+    expect(await runCli(['purge', '--table', 'users', '--yes'], io)).toBe(1);
+    expect(io.out()).toContain(
+      'NOT PURGED on cdn: rules[0].cdn.urls[0] "https://x.test/users/{id}" (rule rules[0] public.users): no cdn driver is configured',
+    );
+    expect(io.err()).toContain('pass --allow-partial to accept this');
+    expect(await cachedUsers()).toEqual([8]);
+    const accepted = captureIo({ WALPURGE_CONFIG: noCdn });
+    expect(await runCli(['purge', '--table', 'users', '--yes', '--allow-partial'], accepted)).toBe(0);
+  });
+
   it('says which service it cannot reach', async () => {
     const unreachable = join(dir, 'unreachable.yaml');
     writeFileSync(unreachable, configText.replace(services.redisUrl, 'redis://127.0.0.1:1'));

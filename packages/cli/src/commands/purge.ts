@@ -73,7 +73,7 @@ function renderTableSummary(summary: PurgeTableSummary, keyPrefix: string): stri
       ? `${summary.rows} rows (after ${summary.resumedRows} done before)`
       : `${summary.rows} rows`;
   lines.push(
-    `${summary.dryRun ? 'dry run, nothing purged: would purge' : 'purged'} the entries of ${rows} of ${summary.table} in ${summary.batches} batch(es); targets: ${summary.targets.join(', ') || (summary.dryRun ? 'not contacted' : 'none')}`,
+    `${summary.dryRun ? 'dry run, nothing purged: would purge' : 'purged'} the entries of ${rows} of ${summary.table} in ${summary.batches} batch(es); targets${summary.dryRun ? ' (not contacted)' : ''}: ${summary.targets.join(', ') || 'none'}`,
   );
   for (const [kind, count] of Object.entries(summary.entries)) {
     if (count === 0) continue;
@@ -87,6 +87,10 @@ function renderTableSummary(summary: PurgeTableSummary, keyPrefix: string): stri
       `${item.fallbackUsed ? 'fallback used' : 'NOT PURGED'}: ${item.path} ${JSON.stringify(item.template)} (rule ${item.rule}) for ${item.rows} row(s): ${item.detail}`,
     );
   }
+  for (const item of summary.unpurgeable)
+    lines.push(
+      `NOT PURGED on ${item.target ?? '?'}: ${item.path} ${JSON.stringify(item.template)} (rule ${item.rule}): ${item.reason}`,
+    );
   if (notPurged.length > 0)
     lines.push(
       `${notPurged.length} template(s) could not be rendered for some rows; their entries may still be stale`,
@@ -156,7 +160,12 @@ async function runTable(
       if (!dryRun) writeLine(io.stderr, `resume with: ${resumeCommand(options, table, checkpointFile)}`);
       return ExitCode.Failure;
     }
-    const incomplete = summary.unknown.some((item) => !item.fallbackUsed);
+    const incomplete = summary.unknown.some((item) => !item.fallbackUsed) || summary.unpurgeable.length > 0;
+    if (incomplete && options['allow-partial'] !== true)
+      writeLine(
+        io.stderr,
+        'some entries were not purged (listed above): exit code 1; pass --allow-partial to accept this',
+      );
     return incomplete && options['allow-partial'] !== true ? ExitCode.Failure : ExitCode.Ok;
   } catch (error) {
     bar?.finish();

@@ -17,6 +17,8 @@ import { connectDatabase } from '../live/connect-database.js';
 import { qualifyTable } from '../live/table-catalog.js';
 import { readCheckpoint, removeCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { openCacheRedis } from './cache-redis.js';
+import type { Unpurgeable } from './key-space.js';
+import { unsupported } from './target-support.js';
 import { checkWhere, countRows, describeTable, TableReader, type KeySet } from './table-reader.js';
 
 export interface PurgeTableOptions {
@@ -82,6 +84,8 @@ export interface PurgeTableSummary {
   /** Templates some rows could not render (and whether the rule's fallback was purged instead). */
   unknown: UnknownSummary[];
   targets: string[];
+  /** Templates of the table's rules that no configured target can purge (no cdn driver, …). */
+  unpurgeable: Unpurgeable[];
   /** Set when stopped before the end: where --resume continues. */
   interrupted: boolean;
   lastKey?: string[];
@@ -191,12 +195,26 @@ export async function purgeTable(options: PurgeTableOptions): Promise<PurgeTable
       multiplier: 2,
       jitter: 0.5,
     };
-    if (!dryRun) {
-      // Fail now, with the address, rather than retry inside the first batch.
-      if (config.redis) (await openCacheRedis(config.redis, logger)).disconnect();
-      purgers = createPurgers(config, rules, logger, backoff);
-    }
+    // Fail now, with the address, rather than retry inside the first batch.
+    if (!dryRun && config.redis) (await openCacheRedis(config.redis, logger)).disconnect();
+    // Built for a dry run too, to tell which entries no configured target can take; never called then.
+    purgers = createPurgers(config, rules, logger, backoff);
     const targets = purgers.map((purger) => purger.name);
+    const unpurgeable = rules.rulesFor(qualified).flatMap((rule) =>
+      [...rule.templates, ...rule.fallback].flatMap((template) =>
+        unsupported(
+          {
+            rule: rule.name,
+            path: template.path,
+            template: template.parsed.source,
+            kind: template.kind,
+            as: template.kind,
+            entry: 'https://example.invalid/entry',
+          },
+          purgers,
+        ),
+      ),
+    );
     const resumedRows = checkpoint?.rows ?? 0;
     options.onStart?.({
       table: qualified,
@@ -223,6 +241,7 @@ export async function purgeTable(options: PurgeTableOptions): Promise<PurgeTable
       samples: emptyCounts((): string[] => []),
       unknown: [],
       targets,
+      unpurgeable,
       interrupted: false,
     };
     const unknown = new Map<string, UnknownSummary>();

@@ -78,7 +78,7 @@ export async function describeTable(client: pg.Client, schema: string, table: st
       ErrorCode.ConfigInvalid,
       `table ${schema}.${table} does not exist in the database`,
       {
-        hint: 'a rule names it; check the table name, the database URL, and search_path-free spelling schema.table',
+        hint: 'a rule names it: check the rule, --table (schema.table; a bare name means public) and database.url',
       },
     );
   }
