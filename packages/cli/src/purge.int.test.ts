@@ -418,6 +418,12 @@ describe('walpurge purge: refusals and errors', () => {
     expect(await runCli(['purge', '--table', 'users', '--yes'], io)).toBe(1);
     expect(io.err()).toContain('cannot reach the cache Redis at 127.0.0.1:1: connection refused');
 
+    const ghost = join(dir, 'ghost.yaml');
+    writeFileSync(ghost, `${configText}  - table: ghosts\n    redis:\n      keys: ['ghost:{id}']\n`);
+    const ghostIo = captureIo({ WALPURGE_CONFIG: ghost });
+    expect(await runCli(['purge', '--table', 'ghosts', '--yes'], ghostIo)).toBe(1);
+    expect(ghostIo.err()).toContain('table public.ghosts does not exist in the database');
+
     const noDb = join(dir, 'no-db.yaml');
     writeFileSync(noDb, configText.replace(database.url, 'postgres://postgres@127.0.0.1:1/x'));
     const dbIo = captureIo({ WALPURGE_CONFIG: noDb });
