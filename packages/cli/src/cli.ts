@@ -4,6 +4,7 @@ import { reportError } from './report-error.js';
 import { runCommand } from './commands/run.js';
 import { validateCommand } from './commands/validate.js';
 import { explainCommand } from './commands/explain.js';
+import { purgeCommand } from './commands/purge.js';
 import { statusCommand } from './commands/status.js';
 import { dlqListCommand, dlqRedriveCommand } from './commands/dlq.js';
 import { slotDropCommand } from './commands/slot.js';
@@ -16,6 +17,7 @@ export const commands: readonly CommandSpec[] = [
   runCommand,
   validateCommand,
   explainCommand,
+  purgeCommand,
   statusCommand,
   dlqListCommand,
   dlqRedriveCommand,

@@ -17,11 +17,15 @@ export function describeDatabase(url: string): string {
  * Opens one connection for an operator command. Failure is a single-line WalpurgeError
  * ("cannot reach PostgreSQL at host:port/db: connection refused"), never a driver stack trace.
  */
-export async function connectDatabase(url: string, options: { timeoutMs?: number } = {}): Promise<pg.Client> {
+export async function connectDatabase(
+  url: string,
+  options: { timeoutMs?: number; /** Startup `options` (`-c name=value …`). */ sessionOptions?: string } = {},
+): Promise<pg.Client> {
   const client = new pg.Client({
     connectionString: url,
     connectionTimeoutMillis: options.timeoutMs ?? 5_000,
     application_name: 'walpurge-cli',
+    ...(options.sessionOptions ? { options: options.sessionOptions } : {}),
   });
   // A server going away mid-command emits 'error' on the client; unhandled it would crash us.
   client.on('error', () => {});

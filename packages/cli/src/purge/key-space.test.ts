@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { compileRules } from '@walpurge/rules';
+import { fixedGlobPrefix, planKeySpace, urlDirectory } from './key-space.js';
+
+describe('planKeySpace', () => {
+  it('widens literal-prefixed Redis templates and never produces a match-everything pattern', () => {
+    const rules = compileRules([
+      {
+        table: 'users',
+        on: ['insert', 'update', 'delete', 'truncate'],
+        redis: {
+          keys: ['user:{id}', 'a*b:{id}', '{email}', 'static'],
+          patterns: ['feed:{id}:*', '*:{id}', '?x'],
+          tags: ['user-{id}', '{id}'],
+        },
+      },
+    ]).rules;
+    const space = planKeySpace(rules);
+    expect(space.redis.patterns).toEqual(['user:*', 'a\\*b:*', 'feed:*:*']);
+    expect(space.redis.keys).toEqual(['static']);
+    expect(space.redis.tagPatterns).toEqual(['user-*']);
+    expect(space.unpurgeable.map((item) => item.path)).toEqual([
+      'rules[0].redis.keys[2]',
+      'rules[0].redis.patterns[1]',
+      'rules[0].redis.patterns[2]',
+      'rules[0].redis.tags[1]',
+    ]);
+  });
+
+  it('turns templated CDN URLs into a prefix purge of their directory, never a host root', () => {
+    expect(urlDirectory('https://x.test/users/')).toBe('https://x.test/users/');
+    expect(urlDirectory('https://x.test/users/u')).toBe('https://x.test/users/');
+    expect(urlDirectory('https://x.test/search?q=')).toBeUndefined();
+    expect(urlDirectory('https://x.test/a/search?q=')).toBe('https://x.test/a/');
+    expect(urlDirectory('https://x.test/')).toBeUndefined();
+    expect(urlDirectory('https://x.test/u')).toBeUndefined();
+    expect(urlDirectory('https://')).toBeUndefined();
+    expect(urlDirectory('https://cdn-')).toBeUndefined();
+  });
+
+  it('reads the fixed start of a glob', () => {
+    expect(fixedGlobPrefix('user:*')).toBe('user:');
+    expect(fixedGlobPrefix('a\\*b*')).toBe('a*b');
+    expect(fixedGlobPrefix('*x')).toBe('');
+    expect(fixedGlobPrefix('[ab]x')).toBe('');
+  });
+});
