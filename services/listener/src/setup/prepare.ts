@@ -39,6 +39,7 @@ export async function prepareDatabase(options: PrepareOptions): Promise<Prepared
     connectionString: config.url,
     application_name: 'walpurge-listener-setup',
     connectionTimeoutMillis: 10_000,
+    keepAlive: true,
   });
   client.on('error', () => {}); // reported through the failing query instead
   try {
