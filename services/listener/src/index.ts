@@ -14,3 +14,4 @@ export {
 } from './kafka/kafka-sink.js';
 export { RecordingSink } from './testing/recording-sink.js';
 export { tablesToPublish, parseTableName, type TableName } from './setup/table-names.js';
+export { checkStatusInterval, readWalSenderTimeoutMs } from './setup/wal-sender-timeout.js';

@@ -9,6 +9,7 @@ import { assertReplicaIdentity, assertTablesExist, checkServer, describeTables }
 import { ensurePublication, publishedTableNames } from './publication.js';
 import { ensureSlot, readSlot, slotBusy, type SlotState } from './slot.js';
 import { formatTableName, type TableName } from './table-names.js';
+import { checkStatusInterval, readWalSenderTimeoutMs } from './wal-sender-timeout.js';
 
 export interface PreparedDatabase {
   database: string;
@@ -45,6 +46,10 @@ export async function prepareDatabase(options: PrepareOptions): Promise<Prepared
   try {
     await client.connect();
     const server = await checkServer(client);
+    const interval = checkStatusInterval(config.statusIntervalMs, await readWalSenderTimeoutMs(client));
+    if (interval.problem)
+      throw new WalpurgeError(ErrorCode.ConfigInvalid, interval.problem, { hint: interval.fix });
+    if (interval.warning) logger.warn({ hint: interval.fix }, interval.warning);
 
     const wanted = await describeTables(client, options.tables);
     assertTablesExist(wanted.missing);
