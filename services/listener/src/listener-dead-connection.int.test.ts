@@ -28,6 +28,9 @@ describe('listener on a half-open replication connection', () => {
     db = await createIsolatedDatabase(services.databaseUrl, 'listener_dead');
     client = new pg.Client({ connectionString: db.url });
     await client.connect();
+    // The watchdog never gives up before a whole wal_sender_timeout (60 s by default), within which
+    // a busy server pings on its own: a short one, for this database only (a per-connection setting).
+    await client.query(`ALTER DATABASE ${db.name} SET wal_sender_timeout = '2s'`);
     await client.query('CREATE TABLE items (id int PRIMARY KEY, v int)');
     const target = new URL(db.url);
     proxy = await startFreezableProxy({ host: target.hostname, port: Number(target.port || 5432) });

@@ -30,7 +30,7 @@ export const DatabaseConfig = z.strictObject({
     .min(2)
     .default(3)
     .describe(
-      'Status intervals without any message from PostgreSQL (data or keepalive) after which the replication connection counts as dead (failover, network partition): the listener drops it and reconnects from the last durable LSN. /readyz turns false, and the lag gauge reports the silence, after 1.5 silent intervals.',
+      "Status intervals without any message from PostgreSQL (data or keepalive) after which the replication connection counts as dead (failover, network partition): the listener drops it and reconnects from the last durable LSN. Never less than the server's wal_sender_timeout. /readyz turns false, and the lag gauge reports the silence, after 1.5 silent intervals.",
     ),
   heartbeatIntervalMs: milliseconds
     .default(60_000)

@@ -18,6 +18,8 @@ export interface PreparedDatabase {
   /** Primary-key columns of every published table, by table OID. */
   primaryKeys: Map<number, string[]>;
   publishedTables: TableName[];
+  /** The server's wal_sender_timeout for our connections (0 = none). */
+  walSenderTimeoutMs: number;
 }
 
 export interface PrepareOptions {
@@ -46,7 +48,8 @@ export async function prepareDatabase(options: PrepareOptions): Promise<Prepared
   try {
     await client.connect();
     const server = await checkServer(client);
-    const interval = checkStatusInterval(config.statusIntervalMs, await readWalSenderTimeoutMs(client));
+    const walSenderTimeoutMs = await readWalSenderTimeoutMs(client);
+    const interval = checkStatusInterval(config.statusIntervalMs, walSenderTimeoutMs);
     if (interval.problem)
       throw new WalpurgeError(ErrorCode.ConfigInvalid, interval.problem, { hint: interval.fix });
     if (interval.warning) logger.warn({ hint: interval.fix }, interval.warning);
@@ -95,7 +98,7 @@ export async function prepareDatabase(options: PrepareOptions): Promise<Prepared
     if (slot.active) throw slotBusy(slot);
 
     const types = await loadTypes(client);
-    return { database: server.database, slot, types, primaryKeys, publishedTables };
+    return { database: server.database, slot, types, primaryKeys, publishedTables, walSenderTimeoutMs };
   } catch (error) {
     throw classifyPgError(error, context);
   } finally {

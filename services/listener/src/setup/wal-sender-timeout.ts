@@ -29,7 +29,12 @@ export function checkStatusInterval(
 ): StatusIntervalCheck {
   const suggested = Math.max(100, Math.floor(walSenderTimeoutMs / 3));
   const fix = `set database.statusIntervalMs to at most ${suggested} (a third of wal_sender_timeout), or raise wal_sender_timeout on the server (ALTER SYSTEM SET wal_sender_timeout = '60s'; SELECT pg_reload_conf())`;
-  if (walSenderTimeoutMs <= 0) return { fix }; // 0 = the server never times out
+  if (walSenderTimeoutMs <= 0)
+    return {
+      warning:
+        "the server's wal_sender_timeout is 0 (off): PostgreSQL then never pings on its own, so a connection busy decoding a huge transaction whose changes are all filtered out can look dead to the listener after database.deadAfterIntervals silent status intervals",
+      fix: "set wal_sender_timeout (the default is '60s'), or raise database.deadAfterIntervals",
+    };
   if (statusIntervalMs >= walSenderTimeoutMs)
     return {
       problem: `database.statusIntervalMs (${statusIntervalMs} ms) is not below the server's wal_sender_timeout (${walSenderTimeoutMs} ms): PostgreSQL would end the replication connection whenever the listener pauses reading`,

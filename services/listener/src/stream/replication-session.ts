@@ -78,6 +78,7 @@ export class ReplicationSession {
     this.watchdog = new SilenceWatchdog({
       statusIntervalMs: Math.max(100, options.statusIntervalMs),
       intervals: options.deadAfterIntervals,
+      walSenderTimeoutMs: options.prepared.walSenderTimeoutMs,
       onDead: (silentMs) => this.onSilence(silentMs),
     });
     // One abort listener per in-flight sink call (up to maxConcurrentPublishes), removed as each settles.

@@ -14,6 +14,7 @@ describe('SilenceWatchdog', () => {
     const watchdog = new SilenceWatchdog({
       statusIntervalMs: 1000,
       intervals,
+      walSenderTimeoutMs: 0,
       onDead: (silentMs) => dead.push(silentMs),
     });
     watchdog.start();
@@ -63,12 +64,31 @@ describe('SilenceWatchdog', () => {
     const watchdog = new SilenceWatchdog({
       statusIntervalMs: 500,
       intervals: 3,
+      walSenderTimeoutMs: 0,
       onDead: (ms) => dead.push(ms),
     });
     watchdog.start();
     vi.advanceTimersByTime(29_000);
     expect(watchdog.late()).toBe(false);
     expect(dead).toEqual([]);
+    vi.advanceTimersByTime(2000);
+    expect(dead).toHaveLength(1);
+  });
+
+  it('never declares dead before a whole wal_sender_timeout, within which a busy server pings on its own', () => {
+    const dead: number[] = [];
+    const watchdog = new SilenceWatchdog({
+      statusIntervalMs: 1000,
+      intervals: 3,
+      walSenderTimeoutMs: 60_000,
+      onDead: (ms) => dead.push(ms),
+    });
+    expect(watchdog.deadAfterMs).toBe(60_000);
+    watchdog.start();
+    watchdog.streamingStarted();
+    vi.advanceTimersByTime(59_000);
+    expect(dead).toEqual([]);
+    expect(watchdog.late()).toBe(true); // readiness says so long before
     vi.advanceTimersByTime(2000);
     expect(dead).toHaveLength(1);
   });

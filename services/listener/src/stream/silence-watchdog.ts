@@ -10,6 +10,13 @@ export interface SilenceWatchdogOptions {
   statusIntervalMs: number;
   /** Silent status intervals after which the connection counts as dead. */
   intervals: number;
+  /**
+   * The server's wal_sender_timeout (0 = none). A live but busy walsender (replaying a huge
+   * transaction whose changes are all filtered out) may answer nothing until half of it has passed,
+   * when it pings on its own: the dead deadline is never shorter than the whole timeout, or such a
+   * transaction would turn into a reconnect loop that never gets past it.
+   */
+  walSenderTimeoutMs: number;
   /** Called once, when the silence reaches the deadline. */
   onDead(silentMs: number): void;
 }
@@ -30,7 +37,7 @@ export class SilenceWatchdog {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: SilenceWatchdogOptions) {
-    this.deadAfterMs = options.statusIntervalMs * options.intervals;
+    this.deadAfterMs = Math.max(options.statusIntervalMs * options.intervals, options.walSenderTimeoutMs);
     this.lateAfterMs = Math.min(this.deadAfterMs, options.statusIntervalMs * 1.5 + 500);
   }
 
