@@ -40,15 +40,15 @@ export interface SessionOptions {
   onDurable(lsn: bigint): void;
 }
 
+/** TCP keepalive probes start after this much idleness on the replication connection. */
+const KEEPALIVE_INITIAL_DELAY_MS = 10_000;
+
 /**
  * One replication connection, from START_REPLICATION to its end. Always built fresh: the library's
  * service object remembers the last *received* LSN and would resume from there, skipping changes the
  * sink never acknowledged. The slot's confirmed LSN is reported only by us, only with positions whose
  * events the sink acknowledged (the library's auto-ack and its timer are off).
  */
-/** TCP keepalive probes start after this much idleness on the replication connection. */
-const KEEPALIVE_INITIAL_DELAY_MS = 10_000;
-
 export class ReplicationSession {
   private durable: bigint;
   private chunk: ChangeEvent[] = [];
