@@ -222,7 +222,16 @@ describe('walpurge run --role all (embedded mode)', () => {
       });
       expect(started).toEqual({
         status: 503,
-        body: { status: 'unavailable', checks: { invalidator: 'ok', listener: 'not ready' } },
+        body: {
+          status: 'unavailable',
+          // The listener says why: it waits for the slot (or has not tried yet).
+          checks: {
+            invalidator: 'ok',
+            listener: expect.stringMatching(
+              /^(standing by: replication slot "\w+" is in use by another reader|connecting to PostgreSQL)$/,
+            ) as unknown,
+          },
+        },
       });
 
       // SIGTERM drains and exits 0; the standby takes the slot over.

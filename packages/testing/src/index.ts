@@ -17,3 +17,4 @@ export { freePort } from './ports.js';
 export type { LogFn } from './log.js';
 export { endPool } from './end-pool.js';
 export { deleteRedisKeys } from './redis-keys.js';
+export { startFreezableProxy, type FreezableProxy } from './freezable-proxy.js';

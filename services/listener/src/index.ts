@@ -16,3 +16,4 @@ export { RecordingSink } from './testing/recording-sink.js';
 export { tablesToPublish, parseTableName, type TableName } from './setup/table-names.js';
 export { TypeConverters, REPLICATION_SESSION_OPTIONS, type PgTypeRow } from './decode/value-converters.js';
 export { loadTypes } from './setup/catalog.js';
+export { checkStatusInterval, readWalSenderTimeoutMs } from './setup/wal-sender-timeout.js';

@@ -66,6 +66,8 @@ export const defaultListenerTuning: ListenerTuning = {
 
 export interface Listener extends Service {
   isReady(): boolean;
+  /** Why the listener is not ready (for /readyz); undefined when it is. */
+  notReadyReason(): string | undefined;
   /** Last LSN confirmed to PostgreSQL (null before the first commit). */
   durableLsn(): string | null;
 }
@@ -90,6 +92,8 @@ class WalpurgeListener implements Listener {
   private durable: bigint | undefined;
   private everStreamed = false;
   private standbyLogged = false;
+  /** What the listener is doing while it does not stream, for /readyz. */
+  private notStreamingReason = 'connecting to PostgreSQL';
 
   constructor(private readonly options: ListenerOptions) {
     this.log = options.logger.child({ component: 'listener' });
@@ -131,7 +135,15 @@ class WalpurgeListener implements Listener {
   }
 
   isReady(): boolean {
-    return this.session?.streaming === true && !this.stopController.signal.aborted;
+    return this.notReadyReason() === undefined;
+  }
+
+  notReadyReason(): string | undefined {
+    if (this.stopController.signal.aborted) return 'stopping';
+    const session = this.session;
+    if (session?.streaming !== true) return this.notStreamingReason;
+    // Streaming on paper, but the server has gone quiet: changes may be waiting behind a dead connection.
+    return session.stalledReason;
   }
 
   durableLsn(): string | null {
@@ -211,6 +223,7 @@ class WalpurgeListener implements Listener {
           maxPendingEvents: Math.max(this.tuning.maxPendingEvents, this.tuning.batchSize * 2),
           maxPendingBytes: this.database.maxPendingBytes,
           statusIntervalMs: this.database.statusIntervalMs,
+          deadAfterIntervals: this.database.deadAfterIntervals,
           drainTimeoutMs: this.tuning.drainTimeoutMs,
           logger: this.log,
           metrics: this.metrics,
@@ -218,6 +231,7 @@ class WalpurgeListener implements Listener {
             streamedSince = Date.now();
             this.everStreamed = true;
             this.standbyLogged = false;
+            this.notStreamingReason = 'reconnecting to PostgreSQL';
             this.metrics.streaming.set(1);
             monitor.start();
           },
@@ -270,6 +284,10 @@ class WalpurgeListener implements Listener {
   }
 
   private noteRetry(error: WalpurgeError, delayMs?: number): void {
+    this.notStreamingReason =
+      error.code === ErrorCode.SlotBusy
+        ? `standing by: replication slot "${this.database.slot}" is in use by another reader`
+        : `reconnecting after: ${errorMessage(error)}`;
     if (error.code === ErrorCode.SlotBusy) {
       if (!this.standbyLogged) this.log.info({ slot: this.database.slot }, `standing by: ${error.message}`);
       this.standbyLogged = true;

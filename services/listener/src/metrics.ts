@@ -77,7 +77,7 @@ export function createListenerMetrics(registry: Registry) {
     }),
     lagSeconds: slotGauge(registry, {
       name: 'walpurge_listener_replication_lag_seconds',
-      help: 'Age of the oldest committed transaction not yet acknowledged by the sink (0 when caught up).',
+      help: 'Age of the oldest committed transaction not yet acknowledged by the sink (0 when caught up); while PostgreSQL has been silent for more than 1.5 status intervals, the silence instead when longer (changes may be waiting behind a dead connection).',
     }),
     retainedWalBytes: slotGauge(registry, {
       name: 'walpurge_listener_slot_retained_wal_bytes',
@@ -99,6 +99,16 @@ export function createListenerMetrics(registry: Registry) {
           name: 'walpurge_listener_reconnects_total',
           help: 'Replication sessions restarted after an error, by reason.',
           labelNames: ['reason'],
+          registers,
+        }),
+    ),
+    silentConnections: getOrCreate(
+      registry,
+      'walpurge_listener_silent_connections_total',
+      () =>
+        new Counter({
+          name: 'walpurge_listener_silent_connections_total',
+          help: 'Replication connections dropped because PostgreSQL sent nothing (data or keepalive) for database.deadAfterIntervals status intervals: a dead, half-open connection (failover, partition).',
           registers,
         }),
     ),

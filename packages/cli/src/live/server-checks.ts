@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { ConfigProblem, DatabaseConfig } from '@walpurge/config';
+import { checkStatusInterval, readWalSenderTimeoutMs } from '@walpurge/listener';
 import type { TableInfo } from './table-catalog.js';
 
 type ProblemAt = (path: ReadonlyArray<PropertyKey>, message: string) => ConfigProblem;
@@ -45,6 +46,10 @@ export async function checkServer(
       ),
     );
   }
+
+  const interval = checkStatusInterval(database.statusIntervalMs, await readWalSenderTimeoutMs(client));
+  if (interval.problem)
+    problems.push(problemAt(['database', 'statusIntervalMs'], `${interval.problem} (fix: ${interval.fix})`));
 
   const role = await client.query<{
     name: string;

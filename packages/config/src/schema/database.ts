@@ -21,7 +21,17 @@ export const DatabaseConfig = z.strictObject({
   tables: z.array(z.string()).default([]).describe('Tables to publish; default: every table a rule names.'),
   statusIntervalMs: milliseconds
     .default(10_000)
-    .describe('How often the listener reports its durable LSN to PostgreSQL even when idle.'),
+    .describe(
+      "How often the listener reports its durable LSN to PostgreSQL, asking for a reply (so a live server is never silent longer). Must stay below the server's wal_sender_timeout.",
+    ),
+  deadAfterIntervals: z
+    .number()
+    .int()
+    .min(2)
+    .default(3)
+    .describe(
+      "Status intervals without any message from PostgreSQL (data or keepalive) after which the replication connection counts as dead (failover, network partition): the listener drops it and reconnects from the last durable LSN. Never less than the server's wal_sender_timeout. /readyz turns false, and the lag gauge reports the silence, after 1.5 silent intervals.",
+    ),
   heartbeatIntervalMs: milliseconds
     .default(60_000)
     .describe(

@@ -9,6 +9,7 @@ import { assertReplicaIdentity, assertTablesExist, checkServer, describeTables }
 import { ensurePublication, publishedTableNames } from './publication.js';
 import { ensureSlot, readSlot, slotBusy, type SlotState } from './slot.js';
 import { formatTableName, type TableName } from './table-names.js';
+import { checkStatusInterval, readWalSenderTimeoutMs } from './wal-sender-timeout.js';
 
 export interface PreparedDatabase {
   database: string;
@@ -17,6 +18,8 @@ export interface PreparedDatabase {
   /** Primary-key columns of every published table, by table OID. */
   primaryKeys: Map<number, string[]>;
   publishedTables: TableName[];
+  /** The server's wal_sender_timeout for our connections (0 = none). */
+  walSenderTimeoutMs: number;
 }
 
 export interface PrepareOptions {
@@ -39,11 +42,17 @@ export async function prepareDatabase(options: PrepareOptions): Promise<Prepared
     connectionString: config.url,
     application_name: 'walpurge-listener-setup',
     connectionTimeoutMillis: 10_000,
+    keepAlive: true,
   });
   client.on('error', () => {}); // reported through the failing query instead
   try {
     await client.connect();
     const server = await checkServer(client);
+    const walSenderTimeoutMs = await readWalSenderTimeoutMs(client);
+    const interval = checkStatusInterval(config.statusIntervalMs, walSenderTimeoutMs);
+    if (interval.problem)
+      throw new WalpurgeError(ErrorCode.ConfigInvalid, interval.problem, { hint: interval.fix });
+    if (interval.warning) logger.warn({ hint: interval.fix }, interval.warning);
 
     const wanted = await describeTables(client, options.tables);
     assertTablesExist(wanted.missing);
@@ -89,7 +98,7 @@ export async function prepareDatabase(options: PrepareOptions): Promise<Prepared
     if (slot.active) throw slotBusy(slot);
 
     const types = await loadTypes(client);
-    return { database: server.database, slot, types, primaryKeys, publishedTables };
+    return { database: server.database, slot, types, primaryKeys, publishedTables, walSenderTimeoutMs };
   } catch (error) {
     throw classifyPgError(error, context);
   } finally {

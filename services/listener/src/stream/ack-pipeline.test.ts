@@ -58,6 +58,26 @@ describe('AckPipeline', () => {
     expect(pipeline.pendingEvents).toBe(0);
   });
 
+  it('stops at the end of the last acknowledged commit when the adjacent next one is not (yet) acknowledged', async () => {
+    const { sink, calls } = controlledSink();
+    const durable: bigint[] = [];
+    const pipeline = new AckPipeline({
+      sink,
+      maxConcurrent: 8,
+      onDurable: (lsn) => durable.push(lsn),
+      onFailure: () => {},
+    });
+    pipeline.push([event], 100n); // commit A ends at 100
+    pipeline.push([event], 180n); // commit B, right behind it
+    pipeline.push([], 200n); // a keepalive position after B: not durable before B is
+    calls[0]?.resolve();
+    await tick();
+    expect(durable).toEqual([100n]);
+    calls[1]?.reject(new Error('broker lost'));
+    await tick();
+    expect(durable).toEqual([100n]);
+  });
+
   it('passes idle markers only once everything before them is acknowledged', async () => {
     const { sink, calls } = controlledSink();
     const durable: bigint[] = [];

@@ -16,6 +16,8 @@ import type { ListenerMetrics } from '../metrics.js';
 import type { PreparedDatabase } from '../setup/prepare.js';
 import { AckPipeline } from './ack-pipeline.js';
 import { chunkByteLimit, pendingEventBytes } from './pending-bytes.js';
+import { assertSupportedLibrary, replicationSocket, type ReplicationSocket } from './replication-socket.js';
+import { SilenceWatchdog } from './silence-watchdog.js';
 
 export interface SessionOptions {
   url: string;
@@ -31,6 +33,8 @@ export interface SessionOptions {
   /** Encoded bytes of pending events at which reading pauses (resumes below half). */
   maxPendingBytes: number;
   statusIntervalMs: number;
+  /** Silent status intervals after which the connection counts as dead (see SilenceWatchdog). */
+  deadAfterIntervals: number;
   /** How long a stop waits for in-flight sink calls before abandoning them (they replay later). */
   drainTimeoutMs: number;
   logger: Logger;
@@ -39,28 +43,8 @@ export interface SessionOptions {
   onDurable(lsn: bigint): void;
 }
 
-interface PausableStream {
-  pause(): void;
-  resume(): void;
-  destroy(): void;
-}
-
-/**
- * pg-logical-replication has no flow control that keeps keepalives in order with data (its
- * `flowControl` queue handles keepalives ahead of queued data), so we pause the connection's socket
- * ourselves: the same internal field the library's own flowControl pauses.
- */
-function socketOf(service: LogicalReplicationService): PausableStream | undefined {
-  const connection = (service as unknown as { _connection?: { stream?: Partial<PausableStream> } | null })
-    ._connection;
-  const stream = connection?.stream;
-  return stream &&
-    typeof stream.pause === 'function' &&
-    typeof stream.resume === 'function' &&
-    typeof stream.destroy === 'function'
-    ? (stream as PausableStream)
-    : undefined;
-}
+/** TCP keepalive probes start after this much idleness on the replication connection. */
+const KEEPALIVE_INITIAL_DELAY_MS = 10_000;
 
 /**
  * One replication connection, from START_REPLICATION to its end. Always built fresh: the library's
@@ -90,10 +74,17 @@ export class ReplicationSession {
   private resolveRun!: () => void;
   private rejectRun!: (error: unknown) => void;
   private readonly log: Logger;
+  private readonly watchdog: SilenceWatchdog;
 
   constructor(private readonly options: SessionOptions) {
     this.durable = options.startLsn;
     this.log = options.logger;
+    this.watchdog = new SilenceWatchdog({
+      statusIntervalMs: Math.max(100, options.statusIntervalMs),
+      intervals: options.deadAfterIntervals,
+      walSenderTimeoutMs: options.prepared.walSenderTimeoutMs,
+      onDead: (silentMs) => this.onSilence(silentMs),
+    });
     // One abort listener per in-flight sink call (up to maxConcurrentPublishes), removed as each settles.
     setMaxListeners(0, this.sinkAbort.signal);
   }
@@ -109,6 +100,13 @@ export class ReplicationSession {
 
   get streaming(): boolean {
     return this.streamingNow && this.ending === undefined;
+  }
+
+  /** Why a streaming session is not to be trusted right now (for /readyz), if it is not. */
+  get stalledReason(): string | undefined {
+    if (!this.streaming || !this.watchdog.late()) return undefined;
+    const silent = (this.watchdog.silenceMs() / 1000).toFixed(1);
+    return `no message from PostgreSQL for ${silent}s on the replication connection (dead connection? reconnecting after ${this.watchdog.deadAfterMs / 1000}s of silence)`;
   }
 
   /** Resolves when stopped through `signal`, rejects when the connection or the sink fails. */
@@ -148,17 +146,33 @@ export class ReplicationSession {
         connectionString: options.url,
         application_name: 'walpurge-listener',
         options: REPLICATION_SESSION_OPTIONS,
+        // Lets the kernel notice a dead peer while we send nothing; the watchdog covers the rest.
+        keepAlive: true,
+        keepAliveInitialDelayMillis: KEEPALIVE_INITIAL_DELAY_MS,
       },
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
     );
     this.service = service;
+    try {
+      assertSupportedLibrary(service);
+    } catch (error) {
+      this.end(error);
+      return done;
+    }
     service.on('data', (_lsn: string, decoded: DecodedMessage) => this.onData(decoded));
     service.on('heartbeat', (walEnd: string, _timestamp: number, shouldRespond: boolean) =>
       this.onKeepalive(walEnd, shouldRespond),
     );
     service.on('error', (error: Error) => this.end(error));
     service.on('start', () => {
+      try {
+        replicationSocket(service);
+      } catch (error) {
+        this.end(error);
+        return;
+      }
       this.streamingNow = true;
+      this.watchdog.streamingStarted();
       this.log.info({ slot: options.slot, from: formatLsn(this.durable) }, 'streaming changes');
       this.sendStatus(true);
       options.onStreaming();
@@ -166,6 +180,7 @@ export class ReplicationSession {
     const statusEvery = Math.max(100, options.statusIntervalMs);
     this.timers.push(setInterval(() => this.sendStatus(true), statusEvery));
     this.timers.push(setInterval(() => this.flushMetrics(), 1000));
+    this.watchdog.start();
 
     const onAbort = (): void => this.end(undefined);
     if (signal.aborted) this.end(undefined);
@@ -192,6 +207,7 @@ export class ReplicationSession {
 
   private onData(decoded: DecodedMessage): void {
     if (this.ending) return;
+    this.watchdog.heard();
     this.receivedBytes += decoded.bytes;
     if (decoded.message === undefined) {
       this.end(decoded.error ?? new Error('undecodable pgoutput message'));
@@ -240,10 +256,11 @@ export class ReplicationSession {
       (this.pipeline.pendingEvents + this.chunk.length >= this.options.maxPendingEvents ||
         this.pendingBytes >= this.options.maxPendingBytes)
     ) {
-      const stream = this.service && socketOf(this.service);
+      const stream = this.socket();
       if (stream) {
         stream.pause();
         this.paused = true;
+        this.watchdog.suspend();
         this.options.metrics.pauses.inc();
       }
     }
@@ -253,9 +270,44 @@ export class ReplicationSession {
     if (!this.paused || this.ending) return;
     if (this.pipeline.pendingEvents + this.chunk.length > this.options.maxPendingEvents / 2) return;
     if (this.pendingBytes > this.options.maxPendingBytes / 2) return;
-    const stream = this.service && socketOf(this.service);
-    stream?.resume();
+    this.socket()?.resume();
     this.paused = false;
+    this.watchdog.resume();
+  }
+
+  private socket(): ReplicationSocket | undefined {
+    try {
+      return this.service && replicationSocket(this.service);
+    } catch {
+      return undefined; // not connected yet, or already closed
+    }
+  }
+
+  /**
+   * The server answered none of our status updates for the whole deadline: the connection is dead
+   * (or as good as). Destroy it rather than close it politely (a close would wait on the dead peer);
+   * the listener reconnects with a fresh session from the last durable LSN, never from what this
+   * one received.
+   */
+  private onSilence(silentMs: number): void {
+    if (this.ending) return;
+    const seconds = Math.round(silentMs / 100) / 10;
+    this.log.warn(
+      { silentMs, statusIntervalMs: this.options.statusIntervalMs, durableLsn: formatLsn(this.durable) },
+      `no message from PostgreSQL for ${seconds}s on the replication connection: dropping it as dead and reconnecting from the durable LSN`,
+    );
+    this.options.metrics.silentConnections.inc();
+    this.socket()?.destroy();
+    this.end(
+      new WalpurgeError(
+        ErrorCode.Replication,
+        `no message from PostgreSQL for ${seconds}s (data or keepalive, though every status update asks for one): the replication connection looks dead`,
+        {
+          retriable: true,
+          hint: 'a failover or network partition leaves such half-open connections; if the server is just slow to answer, raise database.deadAfterIntervals',
+        },
+      ),
+    );
   }
 
   /** Decoded events not yet acknowledged, in encoded bytes: in the sink's hands or in the open chunk. */
@@ -270,6 +322,7 @@ export class ReplicationSession {
    */
   private onKeepalive(walEndText: string, shouldRespond: boolean): void {
     if (this.ending) return;
+    this.watchdog.heard();
     let walEnd: bigint;
     try {
       walEnd = parseLsn(walEndText);
@@ -306,8 +359,11 @@ export class ReplicationSession {
     const service = this.service;
     if (!service || !this.streamingNow || this.durable <= 0n) return;
     if (!force && this.durable === this.lastSentLsn) return;
+    if (this.socket()?.destroyed !== false) return;
     try {
-      void service.acknowledge(formatLsn(this.durable - 1n));
+      // Forced updates (the periodic one, answers to the server's pings) ask for a reply: the server's
+      // keepalive in return is what tells the watchdog the connection is alive on an idle database.
+      void service.acknowledge(formatLsn(this.durable - 1n), force);
       this.lastSentLsn = this.durable;
       this.options.metrics.durableLsn.set(Number(this.durable));
     } catch (error) {
@@ -329,7 +385,11 @@ export class ReplicationSession {
     if (!this.streamingNow) return;
     const oldest =
       this.pipeline.oldestPendingCommitTimeMs() ?? (this.chunk.length > 0 ? this.commitTimeMs : undefined);
-    metrics.lagSeconds.set(oldest === undefined ? 0 : Math.max(0, Date.now() - oldest) / 1000);
+    const pendingLagSeconds = oldest === undefined ? 0 : Math.max(0, Date.now() - oldest) / 1000;
+    // While the server is silent we cannot know what waits behind the connection: at least the
+    // silence itself, never a reassuring 0.
+    const silenceSeconds = this.watchdog.late() ? this.watchdog.silenceMs() / 1000 : 0;
+    metrics.lagSeconds.set(Math.max(pendingLagSeconds, silenceSeconds));
     metrics.pendingEvents.set(this.pipeline.pendingEvents + this.chunk.length);
     metrics.pendingBytes.set(this.pendingBytes);
   }
@@ -344,7 +404,8 @@ export class ReplicationSession {
     const service = this.service;
     if (error !== undefined)
       this.log.warn({ err: error }, `replication session failed: ${errorMessage(error)}`);
-    if (service) socketOf(service)?.pause();
+    this.watchdog.stop();
+    this.socket()?.pause();
     const drained = await settlesWithin(this.pipeline.drained(), this.options.drainTimeoutMs);
     if (!drained) {
       this.log.warn(
@@ -359,7 +420,7 @@ export class ReplicationSession {
     this.flushMetrics();
     this.streamingNow = false;
     // A paused socket never sees the server's end of the connection, so closing would hang.
-    const socket = service && socketOf(service);
+    const socket = this.socket();
     socket?.resume();
     try {
       const closed = await Promise.race([

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { errorMessage, type Logger } from '@walpurge/core';
+import { errorMessage, settlesWithin, type Logger } from '@walpurge/core';
 import type { ListenerMetrics } from '../metrics.js';
 
 export interface SlotMonitorOptions {
@@ -11,6 +11,8 @@ export interface SlotMonitorOptions {
   metrics: ListenerMetrics;
   logger: Logger;
 }
+
+const MONITOR_QUERY_TIMEOUT_MS = 10_000;
 
 /**
  * While this instance streams: polls the slot for replication lag and retained WAL (the numbers an
@@ -30,6 +32,9 @@ export class SlotMonitor {
       max: 1,
       application_name: 'walpurge-listener-monitor',
       idleTimeoutMillis: 30_000,
+      // A dead connection (failover, partition) must not hold a poll, and with it stop(), forever.
+      keepAlive: true,
+      query_timeout: MONITOR_QUERY_TIMEOUT_MS,
     });
     this.pool.on('error', () => {}); // idle client errors: the next query reconnects
   }
@@ -45,7 +50,12 @@ export class SlotMonitor {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const timer of this.timers) clearInterval(timer);
-    await this.pool.end().catch(() => {});
+    // pool.end() waits for a query in flight, which on a dead connection ends only at query_timeout:
+    // the reconnect does not wait for that, the pool finishes closing in the background.
+    await settlesWithin(
+      this.pool.end().catch(() => {}),
+      1000,
+    );
   }
 
   private async poll(): Promise<void> {

@@ -19,6 +19,7 @@ export interface TestConfigOptions {
   rulesTables?: string[];
   statusIntervalMs?: number;
   heartbeatIntervalMs?: number;
+  deadAfterIntervals?: number;
 }
 
 export function listenerConfig(
@@ -35,6 +36,7 @@ export function listenerConfig(
       tables,
       statusIntervalMs: options.statusIntervalMs ?? 500,
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? 0,
+      ...(options.deadAfterIntervals === undefined ? {} : { deadAfterIntervals: options.deadAfterIntervals }),
     },
     rules: (options.rulesTables ?? []).map((table) => ({ table, redis: { keys: ['x:{id}'] } })),
   });
