@@ -14,3 +14,8 @@ export {
 } from './kafka/kafka-sink.js';
 export { RecordingSink } from './testing/recording-sink.js';
 export { tablesToPublish, parseTableName, type TableName } from './setup/table-names.js';
+export {
+  publicationCoverage,
+  type PublicationFacts,
+  type TableCoverage,
+} from './setup/publication-coverage.js';
