@@ -6,7 +6,6 @@ import { configOption, jsonOption, type CommandSpec } from '../command.js';
 import { loadCliConfig } from '../load-cli-config.js';
 import { connectDatabase, describeDatabase } from '../live/connect-database.js';
 import { loadTableCatalog } from '../live/table-catalog.js';
-import { partitionIdentityProblems } from '../live/partition-identity.js';
 import { rulePublicationProblems } from '../live/rule-publication.js';
 import { checkServer } from '../live/server-checks.js';
 
@@ -65,7 +64,6 @@ Live checks run when the config has a database section; an unreachable database 
         problems.push(
           ...(await rulePublicationProblems(client, config.database, config.rules, loaded.problemAt)),
         );
-        problems.push(...(await partitionIdentityProblems(client, config.rules, catalog, loaded.problemAt)));
       } finally {
         await client.end().catch(() => {});
       }
