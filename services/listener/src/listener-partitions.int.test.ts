@@ -186,6 +186,24 @@ describe('listener: partitioned tables', () => {
     ]);
   });
 
+  it('on a publication that has only the partitions as members, hints an ADD TABLE that works', async () => {
+    await createPartitioned('invoices');
+    const slot = uniqueName('leavesonly');
+    await client.query(`CREATE PUBLICATION ${slot} FOR TABLE invoices_a, invoices_b`);
+    const config = listenerConfig(db.url, slot, [], { rulesTables: ['invoices'] });
+    const error = await startError({ config, sink: new RecordingSink() });
+    expect(error.code).toBe(ErrorCode.PublicationMismatch);
+    // A partition created later would not be published: the partitioned table itself must be a member.
+    const statement = /run (ALTER PUBLICATION .* ADD TABLE "public"\."invoices")/.exec(error.hint ?? '')?.[1];
+    expect(statement).toBeDefined();
+    await client.query(statement as string);
+    await withListener({ config }, async (sink) => {
+      await client.query("INSERT INTO invoices VALUES (1, 3, 'x')");
+      await waitFor('1 event', async () => sink.events.length >= 1);
+      expect(summary(sink.events)).toEqual(['public.invoices c {"id":1,"k":3} {"id":1,"k":3,"v":"x"}']);
+    });
+  });
+
   it('restarts on the publication it created for a partitioned table', async () => {
     await createPartitioned('tickets');
     const slot = uniqueName('restart');
