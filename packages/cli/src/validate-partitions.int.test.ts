@@ -29,16 +29,15 @@ interface Problem {
 async function validate(
   databaseYaml: string,
   rulesYaml: string,
-): Promise<{ code: number; problems: Problem[] }> {
+): Promise<{ code: number; problems: Problem[]; warnings: Problem[] }> {
   const file = join(dir, `${uniqueName('config')}.yaml`);
   writeFileSync(file, `database:\n  url: \${DATABASE_URL}\n${databaseYaml}rules:\n${rulesYaml}`);
   const io = captureIo({ DATABASE_URL: database.url });
   const code = await runCli(['validate', '--config', file, '--json'], io);
-  const output = JSON.parse(io.out()) as { problems?: Problem[] };
-  return {
-    code,
-    problems: (output.problems ?? []).map((problem) => ({ path: problem.path, message: problem.message })),
-  };
+  const output = JSON.parse(io.out()) as { problems?: Problem[]; warnings?: Problem[] };
+  const brief = (list: Problem[] = []): Problem[] =>
+    list.map((problem) => ({ path: problem.path, message: problem.message }));
+  return { code, problems: brief(output.problems), warnings: brief(output.warnings) };
 }
 
 beforeAll(async () => {
@@ -63,7 +62,28 @@ describe('walpurge validate: partitioned tables and published rule tables', () =
       `  publication: ${publication}\n`,
       '  - table: measurements\n    redis: { keys: ["m:{id}:{k}"] }\n',
     );
-    expect(result).toEqual({ code: 0, problems: [] });
+    expect(result).toEqual({ code: 0, problems: [], warnings: [] });
+  });
+
+  it('warns that publish_via_partition_root = true loses TRUNCATE of a single partition', async () => {
+    const publication = uniqueName('pub');
+    await sql(
+      `CREATE PUBLICATION ${publication} FOR TABLE measurements WITH (publish_via_partition_root = true)`,
+    );
+    const result = await validate(
+      `  publication: ${publication}\n`,
+      '  - table: measurements\n    redis: { keys: ["m:{id}:{k}"] }\n',
+    );
+    expect(result).toEqual({
+      code: 0,
+      problems: [],
+      warnings: [
+        {
+          path: 'database.publication',
+          message: `publication '${publication}' has publish_via_partition_root = true: PostgreSQL does not publish a TRUNCATE of a single partition, so caches derived from a truncated partition will not be purged (fix: ALTER PUBLICATION ${publication} SET (publish_via_partition_root = false))`,
+        },
+      ],
+    });
   });
 
   it('refuses a rule written for a partition, naming the partitioned table', async () => {
@@ -71,7 +91,7 @@ describe('walpurge validate: partitioned tables and published rule tables', () =
       `  publication: ${uniqueName('pub')}\n`,
       '  - table: measurements_b\n    redis: { keys: ["m:{id}:{k}"] }\n',
     );
-    expect(result).toEqual({
+    expect(result).toMatchObject({
       code: 1,
       problems: [
         {
@@ -107,7 +127,7 @@ describe('walpurge validate: partitioned tables and published rule tables', () =
       `  publication: ${uniqueName('pub')}\n  tables: [users]\n`,
       '  - table: users\n    redis: { keys: ["u:{id}"] }\n  - table: products\n    redis: { keys: ["p:{id}"] }\n',
     );
-    expect(result).toEqual({
+    expect(result).toMatchObject({
       code: 1,
       problems: [
         {

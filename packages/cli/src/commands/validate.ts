@@ -62,7 +62,13 @@ Live checks run when the config has a database section; an unreachable database 
         );
         problems.push(...(await checkServer(client, config.database, catalog, loaded.problemAt)));
         problems.push(
-          ...(await rulePublicationProblems(client, config.database, config.rules, loaded.problemAt)),
+          ...(await rulePublicationProblems(
+            client,
+            config.database,
+            config.rules,
+            loaded.problemAt,
+            warnings,
+          )),
         );
       } finally {
         await client.end().catch(() => {});

@@ -15,6 +15,8 @@ export async function rulePublicationProblems(
   database: DatabaseConfig,
   rules: ReadonlyArray<{ table: string }>,
   problemAt: ProblemAt,
+  /** Receives what is allowed but leaves entries stale in some case (publish_via_partition_root). */
+  warnings: ConfigProblem[],
 ): Promise<ConfigProblem[]> {
   const coverage = await publicationCoverage(
     client,
@@ -42,5 +44,13 @@ export async function rulePublicationProblems(
       );
     }
   });
+  if (coverage.viaRoot && coverage.tables.some((table) => table.partitioned || table.partitionRoot)) {
+    warnings.push(
+      problemAt(
+        ['database', 'publication'],
+        `publication '${database.publication}' has publish_via_partition_root = true: PostgreSQL does not publish a TRUNCATE of a single partition, so caches derived from a truncated partition will not be purged (fix: ALTER PUBLICATION ${database.publication} SET (publish_via_partition_root = false))`,
+      ),
+    );
+  }
   return problems;
 }
