@@ -42,6 +42,38 @@ describe('config loading', () => {
     expect(config.rules[0]?.on).toEqual(['update', 'delete']);
   });
 
+  it('keeps a numeric-looking ${VAR} a string where the schema wants a string, a number where it wants one', () => {
+    const text = `
+transport: kafka
+kafka:
+  brokers:
+    - \${BROKER}
+  maxMessageBytes: \${MAX_BYTES}
+  ssl: \${KAFKA_SSL}
+  sasl:
+    mechanism: plain
+    username: \${KAFKA_USER}
+    password: \${DB_PASS}
+http:
+  port: \${PORT}
+rules: []
+`;
+    const { config } = parseConfigText(text, 'walpurge.yaml', {
+      env: {
+        BROKER: 'kafka:9092',
+        MAX_BYTES: '2000000',
+        KAFKA_SSL: 'true',
+        KAFKA_USER: '42',
+        DB_PASS: '12345',
+        PORT: '9100',
+      },
+    });
+    expect(config.kafka?.sasl).toEqual({ mechanism: 'plain', username: '42', password: '12345' });
+    expect(config.kafka?.maxMessageBytes).toBe(2_000_000);
+    expect(config.kafka?.ssl).toBe(true);
+    expect(config.http.port).toBe(9100);
+  });
+
   it('names every missing variable with its line', () => {
     const error = problemsOf(() => parseConfigText(valid, 'walpurge.yaml', { env: {} }));
     expect(error.code).toBe('WP_CONFIG_ENV_MISSING');

@@ -99,6 +99,9 @@ export function parseConfigText<S extends z.ZodType = typeof WalpurgeConfig>(
   }
 
   const envProblems: ConfigProblem[] = [];
+  // Substituted values stay strings (a password of digits is still a password); those that look
+  // like a number or boolean are retyped below only where the schema asks for one.
+  const substituted = new Set<Scalar>();
   visit(doc, {
     Scalar(key, node, path) {
       if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return;
@@ -112,10 +115,8 @@ export function parseConfigText<S extends z.ZodType = typeof WalpurgeConfig>(
         });
       }
       void path;
-      // A plain (unquoted) scalar that became a number/boolean is typed like YAML would type it.
-      if (node.type === Scalar.PLAIN && /^(-?\d+(\.\d+)?|true|false)$/.test(value)) {
-        node.value = value === 'true' ? true : value === 'false' ? false : Number(value);
-      } else node.value = value;
+      node.value = value;
+      if (node.type === Scalar.PLAIN) substituted.add(node);
     },
   });
   if (envProblems.length > 0) {
@@ -128,8 +129,12 @@ export function parseConfigText<S extends z.ZodType = typeof WalpurgeConfig>(
   }
 
   const schema = (options.schema ?? WalpurgeConfig) as S;
-  const raw: unknown = doc.toJS() ?? {};
-  const result = schema.safeParse(raw);
+  let raw: unknown = doc.toJS() ?? {};
+  let result = schema.safeParse(raw);
+  if (!result.success && retypeWhereWanted(doc, result.error.issues, substituted)) {
+    raw = doc.toJS() ?? {};
+    result = schema.safeParse(raw);
+  }
   const problems = result.success ? [] : issuesToProblems(result.error.issues, locate);
   if (!options.schema) {
     for (const extra of crossSectionProblems(raw)) {
@@ -146,6 +151,33 @@ export function parseConfigText<S extends z.ZodType = typeof WalpurgeConfig>(
     locate: (path) => locate(path),
     problemAt: (path, message) => ({ path: formatPath(path), message, ...locate(path) }),
   };
+}
+
+/**
+ * A plain scalar written as `${VAR}` whose value reads as a number or boolean becomes one where the
+ * schema rejected it as a string for wanting that type (`port: ${PORT}`), like YAML would have typed
+ * it had the value been written in place. Returns whether anything changed.
+ */
+function retypeWhereWanted(
+  doc: Document,
+  issues: readonly z.core.$ZodIssue[],
+  substituted: ReadonlySet<Scalar>,
+): boolean {
+  let changed = false;
+  for (const issue of issues) {
+    if (issue.code !== 'invalid_type') continue;
+    const node = doc.getIn(issue.path, true);
+    if (!isScalar(node) || !substituted.has(node) || typeof node.value !== 'string') continue;
+    const text = node.value;
+    if ((issue.expected === 'number' || issue.expected === 'int') && /^-?\d+(\.\d+)?$/.test(text)) {
+      node.value = Number(text);
+      changed = true;
+    } else if (issue.expected === 'boolean' && (text === 'true' || text === 'false')) {
+      node.value = text === 'true';
+      changed = true;
+    }
+  }
+  return changed;
 }
 
 /** Reads and validates a config file. Errors are ConfigError with located problems, never stack traces. */

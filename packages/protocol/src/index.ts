@@ -4,3 +4,4 @@ export * from './decode.js';
 export * from './transport.js';
 export * from './debezium.js';
 export * from './kafka-record-size.js';
+export * from './kafka-topics.js';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { ConfigProblem, Rule } from '@walpurge/config';
 import { compileRule, type CompiledRule, type CompiledTemplate } from './compile.js';
+import { partitionIdentityProblems } from './partition-identity.js';
 
 /** Anything that runs a parameterised query: a pg Client, Pool or PoolClient. */
 export interface SchemaQueryable {
@@ -129,7 +130,8 @@ export async function validateRulesAgainstSchema(
   const infos = new Map(
     result.rows.map((row) => TableInfoRow.parse(row)).map((info) => [info.qualified, info]),
   );
-  const problems: ConfigProblem[] = [];
+  // A partitioned table's identity is its partitions' (checked in a function of its own).
+  const problems: ConfigProblem[] = await partitionIdentityProblems(rules, client, problemAt);
   for (const rule of compiled) {
     const info = infos.get(rule.table);
     if (!info) {

@@ -1,5 +1,5 @@
-import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chownSync, existsSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import {
   findExecutable,
   isExecutable,
@@ -30,6 +30,11 @@ export interface LocalPostgresOptions {
   startTimeoutMs?: number;
   /** Extra `-c name=value` server settings, applied after (so overriding) the defaults. */
   settings?: Record<string, string | number>;
+  /**
+   * After initdb, set the cluster's next OID (`pg_resetwal -o`): objects created afterwards get OIDs
+   * from here, e.g. above 2^31 to test code that reads OIDs as signed integers.
+   */
+  nextOid?: number;
 }
 
 export interface LocalPostgres {
@@ -118,6 +123,15 @@ async function startOnce(
         { cwd: base.path, logFile: join(base.path, 'initdb.log'), runAs, timeoutMs: 120_000 },
       );
       log(`postgres: initdb ${dataDir} took ${Date.now() - initdbStarted} ms`);
+      if (opts.nextOid !== undefined) {
+        await runToCompletion(
+          'pg_resetwal',
+          // binDir may hold only symlinks to initdb and postgres: pg_resetwal sits beside their target.
+          join(dirname(realpathSync(join(binDir, 'initdb'))), 'pg_resetwal'),
+          ['-o', String(opts.nextOid), '-D', dataDir],
+          { cwd: base.path, logFile: join(base.path, 'pg_resetwal.log'), runAs, timeoutMs: 60_000 },
+        );
+      }
       writeFileSync(join(dataDir, 'pg_hba.conf'), TRUST_EVERYTHING_HBA);
       if (runAs) chownSync(join(dataDir, 'pg_hba.conf'), runAs.uid, runAs.gid);
     }

@@ -17,3 +17,8 @@ export { tablesToPublish, parseTableName, type TableName } from './setup/table-n
 export { TypeConverters, REPLICATION_SESSION_OPTIONS, type PgTypeRow } from './decode/value-converters.js';
 export { loadTypes } from './setup/catalog.js';
 export { checkStatusInterval, readWalSenderTimeoutMs } from './setup/wal-sender-timeout.js';
+export {
+  publicationCoverage,
+  type PublicationFacts,
+  type TableCoverage,
+} from './setup/publication-coverage.js';

@@ -15,7 +15,7 @@ import { createKafkaSink } from './kafka/kafka-sink.js';
 import { clearStreamingGauges, createListenerMetrics, type ListenerMetrics } from './metrics.js';
 import { classifyPgError } from './setup/pg-errors.js';
 import { prepareDatabase, type PreparedDatabase } from './setup/prepare.js';
-import { tablesToPublish, type TableName } from './setup/table-names.js';
+import { parseTableName, tablesToPublish, type TableName } from './setup/table-names.js';
 import { ReplicationSession } from './stream/replication-session.js';
 import { SlotMonitor } from './stream/slot-monitor.js';
 
@@ -185,6 +185,8 @@ class WalpurgeListener implements Listener {
     return prepareDatabase({
       config: this.database,
       tables: this.tables,
+      ruleTables: this.options.config.rules.map((rule) => parseTableName(rule.table)),
+      configuredTables: (this.database.tables ?? []).length > 0,
       logger: this.log,
       slotMustExist: this.everStreamed,
     });

@@ -60,6 +60,17 @@ export function createListenerMetrics(registry: Registry) {
           registers,
         }),
     ),
+    unresolvedRelations: getOrCreate(
+      registry,
+      'walpurge_listener_unresolved_relations_total',
+      () =>
+        new Counter({
+          name: 'walpurge_listener_unresolved_relations_total',
+          help: 'Relations streamed that are neither a publication member nor a partition any more (a partition detached or dropped before its changes were read): their changes keep the partition name, so rules on the partitioned table miss them.',
+          labelNames: ['table'],
+          registers,
+        }),
+    ),
     commitToAck: getOrCreate(
       registry,
       'walpurge_listener_commit_to_ack_seconds',

@@ -6,6 +6,7 @@ import { configOption, jsonOption, type CommandSpec } from '../command.js';
 import { loadCliConfig } from '../load-cli-config.js';
 import { connectDatabase, describeDatabase } from '../live/connect-database.js';
 import { loadTableCatalog } from '../live/table-catalog.js';
+import { rulePublicationProblems } from '../live/rule-publication.js';
 import { checkServer } from '../live/server-checks.js';
 
 export const validateCommand: CommandSpec = {
@@ -60,6 +61,15 @@ Live checks run when the config has a database section; an unreachable database 
           ...(await validateRulesAgainstSchema(config.rules, client, loaded.problemAt, warnings)),
         );
         problems.push(...(await checkServer(client, config.database, catalog, loaded.problemAt)));
+        problems.push(
+          ...(await rulePublicationProblems(
+            client,
+            config.database,
+            config.rules,
+            loaded.problemAt,
+            warnings,
+          )),
+        );
       } finally {
         await client.end().catch(() => {});
       }

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { ConfigProblem, DatabaseConfig } from '@walpurge/config';
-import { checkStatusInterval, readWalSenderTimeoutMs } from '@walpurge/listener';
+import { checkStatusInterval, publicationCoverage, readWalSenderTimeoutMs } from '@walpurge/listener';
 import type { TableInfo } from './table-catalog.js';
 
 type ProblemAt = (path: ReadonlyArray<PropertyKey>, message: string) => ConfigProblem;
@@ -71,15 +71,17 @@ export async function checkServer(
     );
   }
 
-  const publication = await client.query<{ table: string }>(
-    `SELECT p.pubname, pt.schemaname || '.' || pt.tablename AS table
-       FROM pg_publication p LEFT JOIN pg_publication_tables pt ON pt.pubname = p.pubname
-      WHERE p.pubname = $1`,
-    [database.publication],
+  // Membership through pg_publication_rel and partition ancestors: pg_publication_tables lists a
+  // partitioned member as its partitions (or its root), which a name check would call missing.
+  const publication = await publicationCoverage(
+    client,
+    database.publication,
+    [...tables.values()].map((info) => ({ schema: info.schema, table: info.table })),
   );
-  if (publication.rows.length > 0) {
-    const published = new Set(publication.rows.map((row) => row.table));
-    const missing = [...tables.keys()].filter((table) => !published.has(table));
+  if (publication.exists) {
+    const missing = publication.tables
+      .filter((table) => !table.published && !table.partitionRoot)
+      .map((table) => `${table.schema}.${table.table}`);
     if (missing.length > 0) {
       problems.push(
         problemAt(

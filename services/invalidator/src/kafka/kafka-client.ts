@@ -1,6 +1,7 @@
 import { Kafka, logLevel, type LogEntry, type SASLOptions } from 'kafkajs';
 import type { KafkaConfig } from '@walpurge/config';
 import type { Logger } from '@walpurge/core';
+import { walpurgeTopic } from '@walpurge/protocol';
 
 /** kafkajs with its log lines routed into our (redacting) pino logger. */
 export function createKafka(config: KafkaConfig, logger: Logger): Kafka {
@@ -34,18 +35,21 @@ export async function ensureTopics(kafka: Kafka, config: KafkaConfig): Promise<v
   await admin.connect();
   try {
     const existing = new Set(await admin.listTopics());
+    // Both accept what kafka.maxMessageBytes lets through, created exactly as the listener creates the
+    // change topic: a change topic created here without it would refuse the listener's large events.
     const topics = [
-      { topic: config.topic, numPartitions: config.partitions, replicationFactor: config.replicationFactor },
-      {
+      walpurgeTopic({
+        topic: config.topic,
+        numPartitions: config.partitions,
+        replicationFactor: config.replicationFactor,
+        maxMessageBytes: config.maxMessageBytes,
+      }),
+      walpurgeTopic({
         topic: config.deadLetterTopic,
         numPartitions: 1,
         replicationFactor: config.replicationFactor,
-        // Accepts what kafka.maxMessageBytes lets through (as the listener does for the change topic),
-        // so a dead letter is cut only when it really exceeds the configured limit.
-        configEntries: [
-          { name: 'max.message.bytes', value: String(Math.max(config.maxMessageBytes, 1_048_588)) },
-        ],
-      },
+        maxMessageBytes: config.maxMessageBytes,
+      }),
     ].filter((topic) => !existing.has(topic.topic));
     if (topics.length > 0) {
       try {

@@ -6,6 +6,7 @@ import {
   type RawTuple,
   type RelationMessage,
 } from './pgoutput-messages.js';
+import type { RelationFacts } from '../setup/relation-catalog.js';
 import type { Converter, TypeConverters } from './value-converters.js';
 
 export interface AssemblerOptions {
@@ -47,9 +48,18 @@ interface OpenTransaction {
  */
 export class ChangeAssembler {
   private readonly relations = new Map<number, CompiledRelation>();
+  private readonly facts = new Map<number, RelationFacts>();
   private transaction: OpenTransaction | undefined;
 
   constructor(private readonly options: AssemblerOptions) {}
+
+  /**
+   * Catalog facts for the relation message of `oid` that comes next: a partition's changes are then
+   * reported under its partitioned root, and its primary key identifies rows under REPLICA IDENTITY FULL.
+   */
+  learnRelation(oid: number, facts: RelationFacts): void {
+    this.facts.set(oid, facts);
+  }
 
   get inTransaction(): boolean {
     return this.transaction !== undefined;
@@ -199,14 +209,18 @@ export class ChangeAssembler {
     // table without one has no stable identity (the "key" would change with every update and scatter
     // one row's changes over partitions): its key is null, so the Kafka key is the table alone and all
     // of its changes stay in commit order in one partition. `before` still carries the whole old row.
+    const facts = this.facts.get(message.relationOid);
     if (message.replicaIdentity === 'full') {
-      const primaryKey = this.options.primaryKeys.get(message.relationOid);
+      const primaryKey =
+        facts && facts.primaryKey.length > 0
+          ? facts.primaryKey
+          : this.options.primaryKeys.get(message.relationOid);
       const positions = primaryKey?.map((name) => names.indexOf(name)) ?? [];
       key = positions.length > 0 && positions.every((i) => i >= 0) ? positions : [];
     }
     return {
-      schema: message.schema,
-      table: message.table,
+      schema: facts?.root?.schema ?? message.schema,
+      table: facts?.root?.table ?? message.table,
       names,
       converters: message.columns.map((column) => this.options.types.converterFor(column.typeOid)),
       identity,

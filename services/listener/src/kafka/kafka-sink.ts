@@ -1,7 +1,14 @@
 import kafkajs, { type Message, type Producer } from 'kafkajs';
 import type { KafkaConfig } from '@walpurge/config';
 import { ErrorCode, WalpurgeError, errorMessage, type Logger, type Registry } from '@walpurge/core';
-import { qualifiedTable, type ChangeEvent, type ChangeSink } from '@walpurge/protocol';
+import {
+  qualifiedTable,
+  topicMaxMessageBytes,
+  walpurgeTopic,
+  type ChangeEvent,
+  type ChangeSink,
+  type TopicConfigReader,
+} from '@walpurge/protocol';
 import { createKafkaSinkMetrics, type KafkaSinkMetrics } from '../metrics.js';
 import { createKafkaClient } from './kafka-client.js';
 import { fitMessage, fitsBatch } from './message-size.js';
@@ -65,6 +72,38 @@ interface Slice {
  * after a gap is written, even by calls the caller made before it saw the failure, until the
  * listener reconnects and replays from its last durable position.
  */
+/**
+ * An existing topic (created by hand, or by an older version) whose max.message.bytes is below
+ * kafka.maxMessageBytes refuses the events in between: every replay would be refused again. Refused
+ * at start instead, with both ways out.
+ */
+async function assertTopicAccepts(
+  admin: TopicConfigReader,
+  topic: string,
+  maxBytes: number,
+  logger: Logger,
+): Promise<void> {
+  let limit: number | undefined;
+  try {
+    limit = await topicMaxMessageBytes(admin, topic);
+  } catch (error) {
+    // Reading topic settings needs DescribeConfigs, which a producer-only ACL may not grant.
+    logger.warn(
+      { topic, err: error, hint: `check that the topic's max.message.bytes is at least ${maxBytes}` },
+      'could not read the Kafka topic max.message.bytes; events above the topic limit would be refused',
+    );
+    return;
+  }
+  if (limit === undefined || limit >= maxBytes) return;
+  throw new WalpurgeError(
+    ErrorCode.ConfigInvalid,
+    `Kafka topic "${topic}" accepts messages up to ${limit} bytes (max.message.bytes), below kafka.maxMessageBytes (${maxBytes}): larger change events would be refused and replayed forever`,
+    {
+      hint: `raise the topic's limit (kafka-configs.sh --alter --entity-type topics --entity-name ${topic} --add-config max.message.bytes=${maxBytes}) or set kafka.maxMessageBytes: ${limit}`,
+    },
+  );
+}
+
 export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
   const { config } = options;
   const logger = options.logger.child({ component: 'kafka-sink' });
@@ -90,16 +129,16 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
     try {
       const topics = await admin.listTopics();
       if (!topics.includes(config.topic)) {
+        // A topic we create accepts what the sink may send: raising kafka.maxMessageBytes above
+        // Kafka's default needs no manual topic change. Existing topics are left alone (checked below).
         const created = await admin.createTopics({
           topics: [
-            {
+            walpurgeTopic({
               topic: config.topic,
               numPartitions: config.partitions,
               replicationFactor: config.replicationFactor,
-              // A topic we create accepts what the sink may send: raising kafka.maxMessageBytes above
-              // Kafka's default (1048588) needs no manual topic change. Existing topics are left alone.
-              configEntries: [{ name: 'max.message.bytes', value: String(Math.max(maxBytes, 1_048_588)) }],
-            },
+              maxMessageBytes: maxBytes,
+            }),
           ],
           waitForLeaders: true,
         });
@@ -113,6 +152,7 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
             'created Kafka topic',
           );
       }
+      await assertTopicAccepts(admin, config.topic, maxBytes, logger);
       topicReady = true;
     } finally {
       await admin.disconnect().catch(() => {});
@@ -133,6 +173,8 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
       producer = created;
       return created;
     } catch (error) {
+      // A refusal about the topic itself is not an outage: retrying would not change it.
+      if (error instanceof WalpurgeError && error.code === ErrorCode.ConfigInvalid) throw error;
       throw new WalpurgeError(
         ErrorCode.KafkaUnavailable,
         `cannot connect to Kafka (${config.brokers.join(', ')}): ${errorMessage(error)}`,

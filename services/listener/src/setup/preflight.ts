@@ -53,6 +53,8 @@ export async function checkServer(client: Client): Promise<ServerFacts> {
 
 export interface TableFacts extends TableName {
   oid: number;
+  /** relkind 'p': no rows of its own, its partitions hold them. */
+  partitioned: boolean;
   /** pg_class.relreplident: d default, n nothing, f full, i index. */
   identity: string;
   primaryKey: string[];
@@ -64,8 +66,11 @@ export async function describeTables(
   client: Client,
   tables: readonly TableName[],
 ): Promise<{ found: TableFacts[]; missing: TableName[] }> {
-  const { rows } = await client.query<TableFacts & { primary_key: string[]; has_identity_index: boolean }>(
-    `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS "table", c.relreplident AS identity,
+  const { rows } = await client.query<
+    Omit<TableFacts, 'oid'> & { oid: string; primary_key: string[]; has_identity_index: boolean }
+  >(
+    // oid as text: ::int turns OIDs above 2^31 negative, and they would match no relation message.
+    `SELECT c.oid::text AS oid, c.relkind = 'p' AS partitioned, n.nspname AS schema, c.relname AS "table", c.relreplident AS identity,
             coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
                         FROM pg_index i
                         CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
@@ -78,7 +83,8 @@ export async function describeTables(
     [tables.map((t) => t.schema), tables.map((t) => t.table)],
   );
   const found = rows.map((row) => ({
-    oid: row.oid,
+    oid: Number(row.oid),
+    partitioned: row.partitioned,
     schema: row.schema,
     table: row.table,
     identity: row.identity,
@@ -87,6 +93,32 @@ export async function describeTables(
   }));
   const names = new Set(found.map(formatTableName));
   return { found, missing: tables.filter((t) => !names.has(formatTableName(t))) };
+}
+
+/**
+ * The tables whose replica identity matters: a partitioned table's own setting does nothing, each of
+ * its partitions has its own (PostgreSQL refuses an UPDATE on a partition without one, and a
+ * partition's identity decides which old values arrive).
+ */
+export async function withPartitionsExpanded(
+  client: Client,
+  tables: readonly TableFacts[],
+): Promise<TableFacts[]> {
+  const parents = tables.filter((table) => table.partitioned);
+  if (parents.length === 0) return [...tables];
+  const { rows } = await client.query<{ schema: string; table: string }>(
+    `WITH RECURSIVE down(relid) AS (
+       SELECT unnest($1::text[])::oid
+       UNION ALL
+       SELECT i.inhrelid FROM down JOIN pg_inherits i ON i.inhparent = down.relid
+         JOIN pg_class c ON c.oid = i.inhrelid AND c.relispartition)
+     SELECT DISTINCT n.nspname AS schema, c.relname AS "table"
+       FROM down JOIN pg_class c ON c.oid = down.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'r'`,
+    [parents.map((table) => String(table.oid))],
+  );
+  const leaves = await describeTables(client, rows);
+  return [...tables.filter((table) => !table.partitioned), ...leaves.found];
 }
 
 export function assertTablesExist(missing: readonly TableName[]): void {

@@ -5,8 +5,16 @@ import { formatLsn } from '@walpurge/protocol';
 import type { PgTypeRow } from '../decode/value-converters.js';
 import { loadTypes } from './catalog.js';
 import { classifyPgError } from './pg-errors.js';
-import { assertReplicaIdentity, assertTablesExist, checkServer, describeTables } from './preflight.js';
+import {
+  assertReplicaIdentity,
+  assertTablesExist,
+  checkServer,
+  describeTables,
+  withPartitionsExpanded,
+} from './preflight.js';
+import { publicationCoverage } from './publication-coverage.js';
 import { ensurePublication, publishedTableNames } from './publication.js';
+import { assertRulesPublished } from './rule-coverage.js';
 import { ensureSlot, readSlot, slotBusy, type SlotState } from './slot.js';
 import { formatTableName, type TableName } from './table-names.js';
 import { checkStatusInterval, readWalSenderTimeoutMs } from './wal-sender-timeout.js';
@@ -25,6 +33,10 @@ export interface PreparedDatabase {
 export interface PrepareOptions {
   config: DatabaseConfig;
   tables: readonly TableName[];
+  /** rules[i].table at index i: each must reach the listener under that name. */
+  ruleTables: readonly TableName[];
+  /** Whether `tables` comes from database.tables (else from the rules). */
+  configuredTables: boolean;
   logger: Logger;
   /** Set after the first successful start: a slot that vanished since then is data loss, not "create it". */
   slotMustExist: boolean;
@@ -56,7 +68,7 @@ export async function prepareDatabase(options: PrepareOptions): Promise<Prepared
 
     const wanted = await describeTables(client, options.tables);
     assertTablesExist(wanted.missing);
-    assertReplicaIdentity(wanted.found);
+    assertReplicaIdentity(await withPartitionsExpanded(client, wanted.found));
 
     const created = await ensurePublication(client, {
       name: config.publication,
@@ -69,6 +81,12 @@ export async function prepareDatabase(options: PrepareOptions): Promise<Prepared
         { publication: config.publication, tables: options.tables.map(formatTableName) },
         'created publication',
       );
+
+    assertRulesPublished(
+      config.publication,
+      await publicationCoverage(client, config.publication, options.ruleTables),
+      options.configuredTables,
+    );
 
     const publishedTables = await publishedTableNames(client, config.publication);
     const published = await describeTables(client, publishedTables);

@@ -1,5 +1,6 @@
 import type { Client } from 'pg';
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
+import { publicationCoverage } from './publication-coverage.js';
 import { formatTableName, quoteIdent, quoteTable, type TableName } from './table-names.js';
 
 export interface PublicationOptions {
@@ -37,6 +38,9 @@ export async function ensurePublication(client: Client, options: PublicationOpti
         },
       );
     }
+    // publish_via_partition_root stays false (the default) on purpose: with it, PostgreSQL does not
+    // publish a TRUNCATE of a single partition at all. Partitions' changes arrive under their own
+    // names and the listener reports them under the partitioned table (see RelationCatalog).
     const statement = `CREATE PUBLICATION ${quoteIdent(options.name)} FOR TABLE ${options.tables.map(quoteTable).join(', ')}`;
     if (!options.create) {
       throw new WalpurgeError(ErrorCode.DatabaseSetup, `publication "${options.name}" does not exist`, {
@@ -51,22 +55,22 @@ export async function ensurePublication(client: Client, options: PublicationOpti
     }
     return true;
   }
-  if (!existing.puballtables) {
-    const { rows: published } = await client.query<{ schemaname: string; tablename: string }>(
-      'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1',
-      [options.name],
+  const coverage = await publicationCoverage(client, options.name, options.tables);
+  const missing = coverage.tables.filter((table) => !table.published);
+  if (missing.length > 0) {
+    throw new WalpurgeError(
+      ErrorCode.PublicationMismatch,
+      `publication "${options.name}" does not include ${missing.map(formatTableName).join(', ')}, which the rules need`,
+      {
+        hint: `walpurge never alters an existing publication: run ALTER PUBLICATION ${quoteIdent(options.name)} ADD TABLE ${missing.map(quoteTable).join(', ')}, or configure another database.publication`,
+      },
     );
-    const have = new Set(published.map((row) => `${row.schemaname}.${row.tablename}`));
-    const missing = options.tables.filter((table) => !have.has(formatTableName(table)));
-    if (missing.length > 0) {
-      throw new WalpurgeError(
-        ErrorCode.PublicationMismatch,
-        `publication "${options.name}" does not include ${missing.map(formatTableName).join(', ')}, which the rules need`,
-        {
-          hint: `walpurge never alters an existing publication: run ALTER PUBLICATION ${quoteIdent(options.name)} ADD TABLE ${missing.map(quoteTable).join(', ')}, or configure another database.publication`,
-        },
-      );
-    }
+  }
+  if (coverage.viaRoot && coverage.tables.some((table) => table.partitioned || table.partitionRoot)) {
+    options.warn(
+      `publication "${options.name}" has publish_via_partition_root = true: PostgreSQL does not publish a TRUNCATE of a single partition, so caches derived from a truncated partition will not be purged`,
+      `run ALTER PUBLICATION ${quoteIdent(options.name)} SET (publish_via_partition_root = false) (walpurge reports a partition's changes under its partitioned table either way)`,
+    );
   }
   if (!existing.pubinsert || !existing.pubupdate || !existing.pubdelete) {
     throw new WalpurgeError(

@@ -10,10 +10,12 @@ import {
 } from '@walpurge/core';
 import { formatLsn, parseLsn, type ChangeEvent, type ChangeSink } from '@walpurge/protocol';
 import { ChangeAssembler } from '../decode/change-assembler.js';
+import type { RelationMessage } from '../decode/pgoutput-messages.js';
 import { WalpurgePgoutputPlugin, type DecodedMessage } from '../decode/pgoutput-plugin.js';
 import { REPLICATION_SESSION_OPTIONS, TypeConverters } from '../decode/value-converters.js';
 import type { ListenerMetrics } from '../metrics.js';
 import type { PreparedDatabase } from '../setup/prepare.js';
+import { RelationCatalog } from '../setup/relation-catalog.js';
 import { AckPipeline } from './ack-pipeline.js';
 import { chunkByteLimit, pendingEventBytes } from './pending-bytes.js';
 import { assertSupportedLibrary, replicationSocket, type ReplicationSocket } from './replication-socket.js';
@@ -62,6 +64,10 @@ export class ReplicationSession {
   private service: LogicalReplicationService | undefined;
   private pipeline!: AckPipeline;
   private assembler!: ChangeAssembler;
+  private catalog!: RelationCatalog;
+  /** Decoded messages not handled yet: they wait while a relation message's catalog lookup runs. */
+  private readonly queue: DecodedMessage[] = [];
+  private lookingUp = false;
   private readonly sinkAbort = new AbortController();
   private readonly timers: NodeJS.Timeout[] = [];
   private statusSoon: NodeJS.Timeout | undefined;
@@ -121,6 +127,7 @@ export class ReplicationSession {
       types: new TypeConverters(options.prepared.types),
       primaryKeys: options.prepared.primaryKeys,
     });
+    this.catalog = new RelationCatalog(options.url, options.publication);
     this.pipeline = new AckPipeline({
       sink: options.sink,
       maxConcurrent: options.maxConcurrentPublishes,
@@ -209,6 +216,68 @@ export class ReplicationSession {
     if (this.ending) return;
     this.watchdog.heard();
     this.receivedBytes += decoded.bytes;
+    this.queue.push(decoded);
+    this.drainQueue();
+  }
+
+  /** Handles queued messages in order, stopping at a relation message until its lookup answers. */
+  private drainQueue(): void {
+    while (!this.lookingUp && !this.ending) {
+      const decoded = this.queue.shift();
+      if (decoded === undefined) return;
+      if (decoded.message?.tag === 'relation') this.lookUp(decoded);
+      else this.handle(decoded);
+    }
+  }
+
+  /**
+   * Asks the catalog what the relation message does not say (partition root, primary key), then
+   * applies it. The socket pauses meanwhile so that the queue stays short.
+   */
+  private lookUp(decoded: DecodedMessage): void {
+    const oid = (decoded.message as { relationOid: number }).relationOid;
+    this.lookingUp = true;
+    const stream = this.socket();
+    stream?.pause();
+    this.catalog.describe(oid).then(
+      (facts) => {
+        this.lookingUp = false;
+        if (!this.paused) stream?.resume();
+        if (facts.unresolved) this.noteUnresolved(decoded.message as RelationMessage);
+        this.assembler.learnRelation(oid, facts);
+        this.handle(decoded);
+        this.drainQueue();
+      },
+      (error: unknown) => {
+        this.lookingUp = false;
+        this.end(
+          new WalpurgeError(
+            ErrorCode.Replication,
+            `could not look up relation ${oid}: ${errorMessage(error)}`,
+            {
+              retriable: true,
+              cause: error,
+            },
+          ),
+        );
+      },
+    );
+  }
+
+  /** Said, not silent: the changes of such a relation reach no rule written for its former root. */
+  private noteUnresolved(message: RelationMessage): void {
+    const table = `${message.schema}.${message.table}`;
+    this.options.metrics.unresolvedRelations.inc({ table });
+    this.log.warn(
+      {
+        table,
+        hint: 'flush the caches derived from the partitioned table it belonged to (DETACH and DROP PARTITION purge nothing either)',
+      },
+      `relation ${table} is streamed but is neither a partition nor in publication "${this.options.publication}" any more: its changes are reported under its own name`,
+    );
+  }
+
+  private handle(decoded: DecodedMessage): void {
     if (decoded.message === undefined) {
       this.end(decoded.error ?? new Error('undecodable pgoutput message'));
       return;
@@ -329,7 +398,13 @@ export class ReplicationSession {
     } catch {
       return;
     }
-    if (!this.assembler.inTransaction && this.chunk.length === 0) this.pipeline.push([], walEnd);
+    if (
+      !this.assembler.inTransaction &&
+      this.chunk.length === 0 &&
+      this.queue.length === 0 &&
+      !this.lookingUp
+    )
+      this.pipeline.push([], walEnd);
     if (shouldRespond) this.sendStatus(true);
   }
 
@@ -406,6 +481,7 @@ export class ReplicationSession {
       this.log.warn({ err: error }, `replication session failed: ${errorMessage(error)}`);
     this.watchdog.stop();
     this.socket()?.pause();
+    void this.catalog.close();
     const drained = await settlesWithin(this.pipeline.drained(), this.options.drainTimeoutMs);
     if (!drained) {
       this.log.warn(
