@@ -6,7 +6,7 @@ import { validateCommand } from './commands/validate.js';
 import { explainCommand } from './commands/explain.js';
 import { statusCommand } from './commands/status.js';
 import { dlqListCommand, dlqRedriveCommand } from './commands/dlq.js';
-import { slotDropCommand } from './commands/slot.js';
+import { slotDropCommand, slotResetCommand } from './commands/slot.js';
 import { quickstartCommand } from './commands/quickstart.js';
 
 export const VERSION = '0.1.0';
@@ -20,6 +20,7 @@ export const commands: readonly CommandSpec[] = [
   dlqListCommand,
   dlqRedriveCommand,
   slotDropCommand,
+  slotResetCommand,
 ];
 
 export function renderGlobalHelp(): string {

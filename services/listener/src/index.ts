@@ -14,3 +14,13 @@ export {
 } from './kafka/kafka-sink.js';
 export { RecordingSink } from './testing/recording-sink.js';
 export { tablesToPublish, parseTableName, type TableName } from './setup/table-names.js';
+export { readSlot, ensureSlot, type SlotState } from './setup/slot.js';
+export {
+  checkSlotIdentity,
+  ensureHistoryTable,
+  historyTableSql,
+  readHistory,
+  recordSlotIdentity,
+  systemIdentifier,
+  type SlotHistory,
+} from './setup/slot-history.js';

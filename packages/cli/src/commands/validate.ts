@@ -7,6 +7,7 @@ import { loadCliConfig } from '../load-cli-config.js';
 import { connectDatabase, describeDatabase } from '../live/connect-database.js';
 import { loadTableCatalog } from '../live/table-catalog.js';
 import { checkServer } from '../live/server-checks.js';
+import { checkSlot } from '../live/slot-checks.js';
 
 export const validateCommand: CommandSpec = {
   name: 'validate',
@@ -60,6 +61,9 @@ Live checks run when the config has a database section; an unreachable database 
           ...(await validateRulesAgainstSchema(config.rules, client, loaded.problemAt, warnings)),
         );
         problems.push(...(await checkServer(client, config.database, catalog, loaded.problemAt)));
+        const slot = await checkSlot(client, config.database, loaded.problemAt);
+        problems.push(...slot.problems);
+        warnings.push(...slot.warnings);
       } finally {
         await client.end().catch(() => {});
       }
