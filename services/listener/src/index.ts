@@ -24,3 +24,4 @@ export {
   systemIdentifier,
   type SlotHistory,
 } from './setup/slot-history.js';
+export { ensurePublication } from './setup/publication.js';

@@ -139,6 +139,29 @@ describe('slot history: a lost or re-created slot is refused', () => {
     expect(error?.message).toContain(`from ${lsn} to ${newStart}`);
   });
 
+  it('refuses a history recorded on another cluster (a restored or copied database)', async () => {
+    const slot = uniqueName('restored');
+    const lsn = await streamOnceAndStop(slot, 9);
+    // What a dump restored into another cluster looks like: the row came along, the slot did not
+    // (and here, to isolate the check, the slot even exists at the recorded position).
+    await client.query("UPDATE walpurge_slot_history SET system_identifier = '1234' WHERE slot_name = $1", [
+      slot,
+    ]);
+    const listener = newListener({
+      config: listenerConfig(db.url, slot, ['items']),
+      sink: new RecordingSink(),
+    });
+    const error = await listener.start(new AbortController().signal).then(
+      () => undefined,
+      (thrown: unknown) => thrown as WalpurgeError,
+    );
+    await listener.stop();
+    expectGapNamed(error, slot, lsn);
+    expect(error?.message).toContain(
+      'was recorded on another PostgreSQL cluster (system identifier 1234, this one is',
+    );
+  });
+
   it('refuses when a standby takes over after the slot was lost, instead of creating a new one', async () => {
     const slot = uniqueName('takeover');
     const config = listenerConfig(db.url, slot, ['items']);

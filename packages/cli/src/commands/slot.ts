@@ -8,6 +8,7 @@ import { purgeAll } from '../purge/purge-all.js';
 import { renderPurgeAllSummary } from '../purge/render-purge-all.js';
 import { stopSignal } from '../purge/stop-signal.js';
 import { resetSlot } from '../slot-reset/reset-slot.js';
+import { tablesToPublish } from '@walpurge/listener';
 
 /** Typed consent for what cannot be undone; --yes for scripts (never from the environment). */
 async function confirmed(
@@ -148,6 +149,7 @@ refusing; run it again. Without --yes you must type the slot name to confirm.`,
     try {
       const result = await resetSlot({
         database,
+        tables: tablesToPublish(config),
         acceptUnpurgeable: options['accept-unpurgeable'] === true,
         onProgress: (line) => writeLine(io.stderr, line),
         purgeAll: async () => {

@@ -2,12 +2,14 @@ import type { DatabaseConfig } from '@walpurge/config';
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
 import {
   ensureHistoryTable,
+  ensurePublication,
   ensureSlot,
   readHistory,
   readSlot,
   recordSlotIdentity,
   systemIdentifier,
   type SlotHistory,
+  type TableName,
 } from '@walpurge/listener';
 import { formatLsn } from '@walpurge/protocol';
 import { connectDatabase } from '../live/connect-database.js';
@@ -15,6 +17,8 @@ import type { PurgeAllSummary } from '../purge/purge-all.js';
 
 export interface ResetSlotOptions {
   database: DatabaseConfig;
+  /** Tables the publication must hold (created with them when missing, as the listener would). */
+  tables: readonly TableName[];
   /**
    * Purges everything the rules can derive (`purgeAll`). Runs after the new slot exists, so every
    * change from then on is streamed, and before the history accepts the slot, so no listener can
@@ -79,6 +83,14 @@ export async function resetSlot(options: ResetSlotOptions): Promise<ResetSlotRes
       await client.query('SELECT pg_drop_replication_slot($1)', [database.slot]);
     }
 
+    // Before the slot, as the listener does: pgoutput fails on changes decoded from before the
+    // publication existed (the history row written below would be one).
+    await ensurePublication(client, {
+      name: database.publication,
+      create: database.createPublication,
+      tables: options.tables,
+      warn: (message, hint) => progress(`warning: ${message} (${hint})`),
+    });
     const { slot, created } = await ensureSlot(client, database.slot, server.database, { failover });
     const startLsn = slot.confirmedFlushLsn ?? 0n;
     progress(

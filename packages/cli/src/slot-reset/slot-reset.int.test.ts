@@ -7,9 +7,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   createIsolatedDatabase,
   freePort,
+  startLocalPostgres,
   uniqueName,
   waitFor,
   type IsolatedDatabase,
+  type LocalPostgres,
 } from '@walpurge/testing';
 import { runCli } from '../cli.js';
 import { captureIo } from '../testing/capture-io.js';
@@ -76,13 +78,19 @@ afterAll(async () => {
 });
 
 /** `walpurge run` in-process until `check` has passed; returns its exit code and stderr. */
-async function runWhile(check: () => Promise<void>): Promise<{ code: number; err: string }> {
+async function runWhile(
+  check: () => Promise<void>,
+  file = configFile,
+  url = database.url,
+): Promise<{ code: number; err: string }> {
   const port = await freePort();
   const stop = new AbortController();
-  const io = captureIo({ ...env(), LOG_LEVEL: 'silent' }, { signal: stop.signal });
-  const exit = runCli(['run', '--config', configFile, '--http-port', String(port)], io);
+  const io = captureIo({ DATABASE_URL: url, LOG_LEVEL: 'silent' }, { signal: stop.signal });
+  const exit = runCli(['run', '--config', file, '--http-port', String(port)], io);
   try {
-    await waitUntilReady(port);
+    await waitUntilReady(port).catch((error: unknown) => {
+      throw new Error(`${String(error)}\n${io.err()}`);
+    });
     await check();
   } finally {
     stop.abort();
@@ -90,9 +98,9 @@ async function runWhile(check: () => Promise<void>): Promise<{ code: number; err
   return { code: await exit, err: io.err() };
 }
 
-async function purged(id: number): Promise<void> {
+async function purged(id: number, client = db): Promise<void> {
   await redis.set(`${prefix}item:${id}`, 'stale');
-  await db.query('INSERT INTO items VALUES ($1, $2)', [id, 'v']);
+  await client.query('INSERT INTO items VALUES ($1, $2)', [id, 'v']);
   await waitFor(`item:${id} purged`, async () => (await redis.exists(`${prefix}item:${id}`)) === 0);
 }
 
@@ -169,5 +177,50 @@ describe('walpurge slot reset --purge-all', () => {
     expect(io.err()).toMatch(
       /failover\.yaml:7:\d+: warning: database\.failoverSlot: failover slots need PostgreSQL 17 or newer \(this server is 1[0-6]\d{4}\)/,
     );
+  });
+});
+
+describe('walpurge slot reset --purge-all on PostgreSQL 17 with database.failoverSlot', () => {
+  let server: LocalPostgres;
+  let client: pg.Client;
+
+  beforeAll(async () => {
+    server = await startLocalPostgres({ version: 17 });
+    client = new pg.Client({ connectionString: server.url });
+    await client.connect();
+    await client.query('CREATE TABLE items (id int PRIMARY KEY, v text)');
+  });
+
+  afterAll(async () => {
+    await client?.end();
+    await server?.stop();
+  });
+
+  it('re-creates a slot that lacks failover, and the listener streams from the new one', async () => {
+    const file = config('failover17.yaml', services.redisUrl, '  failoverSlot: true\n');
+    // A slot from before failoverSlot was set (or made by hand): ordinary, adopted as is.
+    await client.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
+    const before = await client.query<{ failover: boolean }>(
+      'SELECT failover FROM pg_replication_slots WHERE slot_name = $1',
+      [slot],
+    );
+    expect(before.rows).toEqual([{ failover: false }]);
+
+    const reset = captureIo({ DATABASE_URL: server.url });
+    expect(
+      await runCli(['slot', 'reset', '--purge-all', '--yes', '--config', file], reset),
+      reset.err(),
+    ).toBe(0);
+    expect(reset.err()).toContain(`dropping replication slot "${slot}": created without failover`);
+    expect(reset.out()).toMatch(
+      new RegExp(`slot '${slot}' reset: created at \\S+ with failover; listeners may start`),
+    );
+    const after = await client.query<{ failover: boolean }>(
+      'SELECT failover FROM pg_replication_slots WHERE slot_name = $1',
+      [slot],
+    );
+    expect(after.rows).toEqual([{ failover: true }]);
+
+    expect((await runWhile(() => purged(1, client), file, server.url)).code).toBe(0);
   });
 });
