@@ -203,6 +203,34 @@ describe('slot history: a lost or re-created slot is refused', () => {
     }
   });
 
+  it('says which privilege is missing when the role may not create the history table', async () => {
+    const slot = uniqueName('noprivs');
+    const role = uniqueName('role');
+    await client.query(`CREATE ROLE ${role} LOGIN REPLICATION`);
+    await client.query(`GRANT SELECT ON items TO ${role}`);
+    await client.query(`CREATE PUBLICATION ${slot} FOR TABLE items`);
+    try {
+      const url = new URL(db.url);
+      url.username = role;
+      const base = listenerConfig(url.toString(), slot, ['items']);
+      const config = { ...base, database: { ...base.database!, slotHistoryTable: `${slot}_history` } };
+      const listener = newListener({ config, sink: new RecordingSink() });
+      const error = await listener.start(new AbortController().signal).then(
+        () => undefined,
+        (thrown: unknown) => thrown as WalpurgeError,
+      );
+      await listener.stop();
+      expect(error?.code).toBe(ErrorCode.Privileges);
+      expect(error?.message).toContain(`cannot create the slot history table ${slot}_history`);
+      expect(error?.hint).toContain(`GRANT CREATE ON SCHEMA public TO <walpurge role>`);
+      expect(await slotExists(slot)).toBe(false);
+    } finally {
+      await client.query(`DROP PUBLICATION ${slot}`);
+      await client.query(`DROP OWNED BY ${role}`);
+      await client.query(`DROP ROLE ${role}`);
+    }
+  });
+
   it('resumes from its own slot after a restart (no false refusal)', async () => {
     const slot = uniqueName('restart');
     await streamOnceAndStop(slot, 7);

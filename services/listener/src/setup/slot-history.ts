@@ -1,7 +1,7 @@
 import type { ClientBase, Pool } from 'pg';
 
 type Queryable = ClientBase | Pool;
-import { ErrorCode, WalpurgeError } from '@walpurge/core';
+import { ErrorCode, WalpurgeError, errorMessage, sqlState } from '@walpurge/core';
 import { formatLsn, parseLsn } from '@walpurge/protocol';
 import { parseTableName, quoteTable } from './table-names.js';
 
@@ -37,6 +37,23 @@ export async function ensureHistoryTable(client: Queryable, table: string): Prom
     sql,
   ]);
   if (rows[0]?.found) return false;
+  try {
+    await createHistoryTable(client, sql);
+  } catch (error) {
+    if (sqlState(error) !== '42501') throw error;
+    throw new WalpurgeError(
+      ErrorCode.Privileges,
+      `cannot create the slot history table ${table}: ${errorMessage(error)}`,
+      {
+        hint: `grant CREATE on its schema for the first start (GRANT CREATE ON SCHEMA ${parseTableName(table).schema} TO <walpurge role>), or create it as its owner (the DDL is in docs/configuration.md) and GRANT SELECT, INSERT, UPDATE on it`,
+        cause: error,
+      },
+    );
+  }
+  return true;
+}
+
+async function createHistoryTable(client: Queryable, sql: string): Promise<void> {
   await client.query(
     `CREATE TABLE IF NOT EXISTS ${sql} (
        slot_name text PRIMARY KEY,
@@ -50,7 +67,6 @@ export async function ensureHistoryTable(client: Queryable, table: string): Prom
   await client.query(
     `COMMENT ON TABLE ${sql} IS 'walpurge: identity and last durable LSN of its replication slots; a slot missing or past durable_lsn is refused until walpurge slot reset --purge-all'`,
   );
-  return true;
 }
 
 export async function systemIdentifier(client: Queryable): Promise<string> {
