@@ -37,14 +37,14 @@ export async function checkSlot(
     );
   }
   if (server.history) {
+    // The slot before the history: a listener streaming meanwhile only raises the history.
+    const slot = await readSlot(client, database.slot);
     const refusal = checkSlotIdentity({
       slot: database.slot,
       table: database.slotHistoryTable,
       history: await readHistory(client, database.slotHistoryTable, database.slot),
       systemIdentifier: await systemIdentifier(client),
-      slotLsn: await readSlot(client, database.slot).then((slot) =>
-        slot ? (slot.confirmedFlushLsn ?? 0n) : undefined,
-      ),
+      slotLsn: slot ? (slot.confirmedFlushLsn ?? 0n) : undefined,
       currentLsn: parseLsn(server.lsn),
     });
     if (refusal)

@@ -158,8 +158,10 @@ async function checkSlotHistory(
   if (await ensureHistoryTable(client, config.slotHistoryTable))
     logger.info({ table: config.slotHistoryTable }, 'created the slot history table');
   const systemId = await systemIdentifier(client);
-  const history = await readHistory(client, config.slotHistoryTable, config.slot);
+  // The slot first: a leader streaming meanwhile only raises the history (always at or ahead of the
+  // slot), so a standby's check cannot see the slot past a history read before it.
   const existing = await readSlot(client, config.slot);
+  const history = await readHistory(client, config.slotHistoryTable, config.slot);
   const { rows } = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
   const refusal = checkSlotIdentity({
     slot: config.slot,
