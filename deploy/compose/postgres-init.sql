@@ -10,15 +10,18 @@ CREATE ROLE walpurge WITH LOGIN REPLICATION PASSWORD 'walpurge';
 GRANT USAGE ON SCHEMA public TO walpurge;
 GRANT SELECT ON public.users, public.products, public.categories TO walpurge;
 
+-- The slot history (database.slotHistoryTable: the slot's identity and last durable LSN) and the
+-- flusher's tombstone table are created on first start: CREATE on the schema.
+GRANT CREATE ON SCHEMA public TO walpurge;
+
 -- Publishing a table requires owning it, so the owner creates the publication walpurge reads
 -- (database.publication in walpurge.yaml; walpurge never alters an existing one).
 CREATE PUBLICATION walpurge_demo FOR TABLE public.users, public.products, public.categories;
 
 -- Write-behind (flusher): version-guarded upserts and deletes into the write-behind tables, its
--- tombstone table (created on first start: CREATE on the schema), and the replication origin that
+-- tombstone table (created on first start, CREATE granted above), and the replication origin that
 -- marks its own commits so the invalidator keeps read-your-writes.
 GRANT INSERT, UPDATE, DELETE ON public.users, public.products, public.categories TO walpurge;
-GRANT CREATE ON SCHEMA public TO walpurge;
 GRANT EXECUTE ON FUNCTION pg_replication_origin_oid(text) TO walpurge;
 GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text) TO walpurge;
 GRANT EXECUTE ON FUNCTION pg_replication_origin_session_setup(text) TO walpurge;

@@ -104,7 +104,7 @@ describe('walpurge command frame', () => {
     {
       name: 'missing subcommand',
       argv: ['slot'],
-      stderr: "walpurge slot: expected a subcommand: drop\nRun 'walpurge slot --help' for usage.\n",
+      stderr: "walpurge slot: expected a subcommand: drop|reset\nRun 'walpurge slot --help' for usage.\n",
     },
     {
       name: 'unknown subcommand',

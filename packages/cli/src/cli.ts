@@ -7,7 +7,7 @@ import { explainCommand } from './commands/explain.js';
 import { purgeCommand } from './commands/purge.js';
 import { statusCommand } from './commands/status.js';
 import { dlqListCommand, dlqRedriveCommand } from './commands/dlq.js';
-import { slotDropCommand } from './commands/slot.js';
+import { slotDropCommand, slotResetCommand } from './commands/slot.js';
 import { quickstartCommand } from './commands/quickstart.js';
 
 export const VERSION = '0.1.0';
@@ -22,6 +22,7 @@ export const commands: readonly CommandSpec[] = [
   dlqListCommand,
   dlqRedriveCommand,
   slotDropCommand,
+  slotResetCommand,
 ];
 
 export function renderGlobalHelp(): string {

@@ -110,6 +110,9 @@ describe('walpurge quickstart', () => {
       try {
         const slots = await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
         expect(slots.rowCount).toBe(0);
+        // Its slot history went with it: a second demo run may start a fresh slot.
+        const history = await db.query('SELECT 1 FROM walpurge_slot_history WHERE slot_name = $1', [slot]);
+        expect(history.rowCount).toBe(0);
         const products = await db.query('SELECT count(*)::int AS n FROM products');
         expect(products.rows[0]).toEqual({ n: 6 });
       } finally {

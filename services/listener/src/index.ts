@@ -22,3 +22,14 @@ export {
   type PublicationFacts,
   type TableCoverage,
 } from './setup/publication-coverage.js';
+export { readSlot, ensureSlot, type SlotState } from './setup/slot.js';
+export {
+  checkSlotIdentity,
+  ensureHistoryTable,
+  historyTableSql,
+  readHistory,
+  recordSlotIdentity,
+  systemIdentifier,
+  type SlotHistory,
+} from './setup/slot-history.js';
+export { ensurePublication } from './setup/publication.js';

@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { parseConfigText } from '@walpurge/config';
 import { createLogger, sleep } from '@walpurge/core';
+import { historyTableSql } from '@walpurge/listener';
 import { compileRules } from '@walpurge/rules';
 import { readFile } from 'node:fs/promises';
 import { ExitCode, UsageError, writeLine, type CliIo } from '../cli-io.js';
@@ -95,7 +96,7 @@ each invalidation with its commit→purge latency. Ctrl-C (or --duration) stops 
     let running: RunningWalpurge | undefined;
     let db: pg.Client | undefined;
     let redis: Redis | undefined;
-    const slotCreatedHere: { url?: string; slot?: string } = {};
+    const slotCreatedHere: { url?: string; slot?: string; historyTable?: string } = {};
     try {
       for (const line of stack.started) say(`  started ${line}`);
       if (stack.started.length < 2)
@@ -122,7 +123,11 @@ each invalidation with its commit→purge latency. Ctrl-C (or --duration) stops 
         config.database.slot,
       ]);
       if (existing.rowCount === 0)
-        Object.assign(slotCreatedHere, { url: config.database.url, slot: config.database.slot });
+        Object.assign(slotCreatedHere, {
+          url: config.database.url,
+          slot: config.database.slot,
+          historyTable: config.database.slotHistoryTable,
+        });
       say(`  demo schema ready (examples/demo/schema.sql); rules: ${configPath}`);
       if (!config.cdn)
         say("  no cdn section: the rules' CDN entries are computed (see walpurge explain) but not sent");
@@ -190,12 +195,19 @@ each invalidation with its commit→purge latency. Ctrl-C (or --duration) stops 
       say('cleaning up…');
       await running?.stop().catch(() => {});
       if (db && slotCreatedHere.slot && stack.started.every((line) => !line.startsWith('PostgreSQL'))) {
-        // Do not leave a slot retaining WAL in the user's own database.
+        // Do not leave a slot retaining WAL in the user's own database. The demo's slot history goes
+        // with it: the next demo run starts a fresh slot instead of refusing the missing one.
+        const demoSlot = slotCreatedHere.slot;
+        const historyTable = historyTableSql(slotCreatedHere.historyTable ?? 'walpurge_slot_history');
         await db
           .query(
             'SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
-            [slotCreatedHere.slot],
+            [demoSlot],
           )
+          .then(async (dropped) => {
+            if (dropped.rowCount === 1)
+              await db?.query(`DELETE FROM ${historyTable} WHERE slot_name = $1`, [demoSlot]);
+          })
           .catch(() => {});
       }
       await db?.end().catch(() => {});

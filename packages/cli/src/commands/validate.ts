@@ -8,6 +8,7 @@ import { connectDatabase, describeDatabase } from '../live/connect-database.js';
 import { loadTableCatalog } from '../live/table-catalog.js';
 import { rulePublicationProblems } from '../live/rule-publication.js';
 import { checkServer } from '../live/server-checks.js';
+import { checkSlot } from '../live/slot-checks.js';
 
 export const validateCommand: CommandSpec = {
   name: 'validate',
@@ -70,6 +71,9 @@ Live checks run when the config has a database section; an unreachable database 
             warnings,
           )),
         );
+        const slot = await checkSlot(client, config.database, loaded.problemAt);
+        problems.push(...slot.problems);
+        warnings.push(...slot.warnings);
       } finally {
         await client.end().catch(() => {});
       }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PostgresIdentifier, milliseconds, positiveInt } from './common.js';
+import { PostgresIdentifier, milliseconds, positiveInt, qualifiedName } from './common.js';
 
 export const DatabaseConfig = z.strictObject({
   url: z
@@ -42,6 +42,17 @@ export const DatabaseConfig = z.strictObject({
     .default(64 * 1024 * 1024)
     .describe(
       'Memory budget of the listener: encoded size (Kafka record bytes) of decoded events not yet acknowledged by the sink. Reading the replication stream pauses at it and resumes below half of it; the heap holds a few times this.',
+    ),
+  failoverSlot: z
+    .boolean()
+    .default(false)
+    .describe(
+      'PostgreSQL 17+: create the slot with failover enabled, so standbys with sync_replication_slots keep a copy and a promoted standby resumes from it. Older servers: ignored, `validate` warns.',
+    ),
+  slotHistoryTable: qualifiedName
+    .default('walpurge_slot_history')
+    .describe(
+      "Table (created when missing) recording the slot's identity and last durable LSN, so a dropped, invalidated or re-created slot is refused at start instead of silently skipping changes.",
     ),
 });
 export type DatabaseConfig = z.infer<typeof DatabaseConfig>;

@@ -1,4 +1,4 @@
-import type { Client } from 'pg';
+import type { ClientBase } from 'pg';
 import type { TableName } from './table-names.js';
 
 export interface TableCoverage extends TableName {
@@ -30,7 +30,7 @@ export interface PublicationFacts {
  * on publish_via_partition_root, so a name check against it calls a member "missing".
  */
 export async function publicationCoverage(
-  client: Client,
+  client: ClientBase,
   publication: string,
   tables: readonly TableName[],
 ): Promise<PublicationFacts> {
@@ -95,7 +95,7 @@ export async function publicationCoverage(
   };
 }
 
-async function serverVersion(client: Client): Promise<number> {
+async function serverVersion(client: ClientBase): Promise<number> {
   const { rows } = await client.query<{ version: string }>(
     "SELECT current_setting('server_version_num') AS version",
   );

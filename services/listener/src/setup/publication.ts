@@ -1,4 +1,4 @@
-import type { Client } from 'pg';
+import type { ClientBase } from 'pg';
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
 import { publicationCoverage } from './publication-coverage.js';
 import { formatTableName, quoteIdent, quoteTable, type TableName } from './table-names.js';
@@ -16,7 +16,7 @@ export interface PublicationOptions {
  * table the rules need, that is an error telling the operator the exact statement to run.
  * Returns true when it created the publication.
  */
-export async function ensurePublication(client: Client, options: PublicationOptions): Promise<boolean> {
+export async function ensurePublication(client: ClientBase, options: PublicationOptions): Promise<boolean> {
   const { rows } = await client.query<{
     puballtables: boolean;
     pubupdate: boolean;
@@ -93,7 +93,7 @@ export async function ensurePublication(client: Client, options: PublicationOpti
 }
 
 /** OIDs of every table the publication covers (it may cover more than the rules name). */
-export async function publishedTableNames(client: Client, publication: string): Promise<TableName[]> {
+export async function publishedTableNames(client: ClientBase, publication: string): Promise<TableName[]> {
   const { rows } = await client.query<{ schemaname: string; tablename: string }>(
     'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1',
     [publication],

@@ -43,6 +43,18 @@ export interface SessionOptions {
   metrics: ListenerMetrics;
   onStreaming(): void;
   onDurable(lsn: bigint): void;
+  /**
+   * The slot history's durable LSN: no position past it is reported to the slot, so a slot found
+   * past it later was not moved by walpurge. Raised as the session makes progress.
+   */
+  history: AckCeiling;
+}
+
+export interface AckCeiling {
+  readonly ceiling: bigint;
+  raise(lsn: bigint, commit: boolean): void;
+  /** Records the last raise now (end of a session). */
+  flush(): Promise<void>;
 }
 
 /** TCP keepalive probes start after this much idleness on the replication connection. */
@@ -417,6 +429,7 @@ export class ReplicationSession {
     if (lsn <= this.durable) return;
     this.durable = lsn;
     this.options.onDurable(lsn);
+    this.options.history.raise(lsn, commitTimeMs !== undefined);
     // Report soon, coalescing bursts of small commits into one status update.
     this.statusSoon ??= setTimeout(() => {
       this.statusSoon = undefined;
@@ -425,22 +438,25 @@ export class ReplicationSession {
   }
 
   /**
-   * Standby status update with the durable LSN as write/flush/apply position. The library adds 1 to
-   * whatever we pass (it reports "last byte + 1"), but a commit's end LSN can be exactly where the
-   * next commit record starts, and PostgreSQL skips transactions whose commit starts before the
-   * confirmed position: pass durable − 1 so that the server receives exactly the durable LSN.
+   * Standby status update with the durable LSN (capped by the recorded history) as write/flush/apply
+   * position. The library adds 1 to whatever we pass (it reports "last byte + 1"), but a commit's end
+   * LSN can be exactly where the next commit record starts, and PostgreSQL skips transactions whose
+   * commit starts before the confirmed position: pass position − 1 so that the server receives
+   * exactly the position.
    */
-  private sendStatus(force: boolean): void {
+  sendStatus(force: boolean): void {
     const service = this.service;
-    if (!service || !this.streamingNow || this.durable <= 0n) return;
-    if (!force && this.durable === this.lastSentLsn) return;
+    const ceiling = this.options.history.ceiling;
+    const position = this.durable < ceiling ? this.durable : ceiling;
+    if (!service || !this.streamingNow || position <= 0n) return;
+    if (!force && position === this.lastSentLsn) return;
     if (this.socket()?.destroyed !== false) return;
     try {
       // Forced updates (the periodic one, answers to the server's pings) ask for a reply: the server's
       // keepalive in return is what tells the watchdog the connection is alive on an idle database.
-      void service.acknowledge(formatLsn(this.durable - 1n), force);
-      this.lastSentLsn = this.durable;
-      this.options.metrics.durableLsn.set(Number(this.durable));
+      void service.acknowledge(formatLsn(position - 1n), force);
+      this.lastSentLsn = position;
+      this.options.metrics.durableLsn.set(Number(position));
     } catch (error) {
       this.log.warn({ err: error }, 'could not send standby status update');
     }
@@ -469,6 +485,11 @@ export class ReplicationSession {
     metrics.pendingBytes.set(this.pendingBytes);
   }
 
+  /** Ends the session with `error` (retriable or not, as classified by the listener). */
+  fail(error: unknown): void {
+    this.end(error);
+  }
+
   /** Idempotent. Drains in-flight sink calls, reports the durable LSN one last time, disconnects. */
   private end(error: unknown): void {
     if (this.ending) return;
@@ -491,6 +512,9 @@ export class ReplicationSession {
       this.sinkAbort.abort();
     }
     if (this.statusSoon) clearTimeout(this.statusSoon);
+    // Record what is durable before the last report, so the successor resumes from the latest point.
+    if (!(await settlesWithin(this.options.history.flush(), 5000)))
+      this.log.warn('recording the durable LSN in the slot history took too long at stop');
     this.sendStatus(true);
     for (const timer of this.timers) clearInterval(timer);
     this.flushMetrics();
