@@ -53,11 +53,19 @@ export const Rule = z.strictObject({
     })
     .optional()
     .describe('Extra conditions.'),
+  oldValues: z
+    .enum(['required', 'ignore-missing'])
+    .optional()
+    .describe(
+      "'required' (default): a template whose {col} needs an old value the table's REPLICA IDENTITY does not send is refused unless the rule has a fallback. 'ignore-missing': accept that such an update does not purge the entry of the old values (the column never changes, or the entry expires soon).",
+    ),
   redis: RedisTargets.optional().describe('Redis entries derived from the row.'),
   cdn: CdnTargets.optional().describe('CDN entries derived from the row.'),
   fallback: z
     .strictObject({ redis: RedisTargets.optional(), cdn: CdnTargets.optional() })
     .optional()
-    .describe('Purged instead when a template needs a value that is unknown (unchanged TOAST column).'),
+    .describe(
+      'Purged instead when a template needs a value that is unknown (unchanged TOAST column, old value not sent, truncate).',
+    ),
 });
 export type Rule = z.infer<typeof Rule>;
