@@ -56,11 +56,17 @@ function toastWarnings(
   template: CompiledTemplate,
   info: TableInfo,
   problemAt: ProblemAt,
+  unsent: readonly string[],
 ): ConfigProblem[] {
   if (!rule.operations.has('u') || info.identity === 'f' || rule.fallback.length > 0) return [];
   const columns = new Set(
     template.parsed.fields
-      .filter((field) => field.side !== 'old' && info.toastable_columns.includes(field.column))
+      .filter(
+        (field) =>
+          field.side !== 'old' &&
+          info.toastable_columns.includes(field.column) &&
+          !unsent.includes(field.column),
+      )
       .map((field) => field.column),
   );
   return [...columns].map((column) =>
@@ -184,6 +190,7 @@ function oldRowSent(info: TableInfo): string {
 function oldSideProblems(
   rule: CompiledRule,
   info: TableInfo,
+  unsent: readonly string[],
   problemAt: ProblemAt,
   warnings: ConfigProblem[] | undefined,
 ): ConfigProblem[] {
@@ -196,7 +203,7 @@ function oldSideProblems(
           (field) =>
             field.side === 'row' &&
             info.columns.includes(field.column) &&
-            !info.generated_columns.includes(field.column) &&
+            !unsent.includes(field.column) &&
             !info.identity_columns.includes(field.column),
         )
         .map((field) => field.column),
@@ -229,10 +236,16 @@ function oldSideProblems(
  * counts as changed (skipping an update we are unsure about could leave a stale entry). One such
  * column makes the condition true for every update: then it has no effect, which is worth saying.
  */
-function changedNoOpWarning(rule: CompiledRule, info: TableInfo, problemAt: ProblemAt) {
+function changedNoOpWarning(
+  rule: CompiledRule,
+  info: TableInfo,
+  unsent: readonly string[],
+  problemAt: ProblemAt,
+) {
   if (!rule.changed || !rule.operations.has('u') || info.identity === 'f') return undefined;
   const index = rule.changed.findIndex(
-    (column) => info.columns.includes(column) && !info.identity_columns.includes(column),
+    (column) =>
+      info.columns.includes(column) && !unsent.includes(column) && !info.identity_columns.includes(column),
   );
   const column = rule.changed[index];
   if (column === undefined) return undefined;
@@ -293,10 +306,11 @@ export async function validateRulesAgainstSchema(
     for (const template of [...rule.templates, ...rule.fallback])
       problems.push(...templateProblems(rule, template, info, problemAt, unsent));
     problems.push(...generatedColumnProblems(rule, info, generated, options.publication, problemAt));
-    problems.push(...oldSideProblems(rule, info, problemAt, warnings));
-    const noOp = changedNoOpWarning(rule, info, problemAt);
+    problems.push(...oldSideProblems(rule, info, unsent, problemAt, warnings));
+    const noOp = changedNoOpWarning(rule, info, unsent, problemAt);
     if (noOp) warnings?.push(noOp);
-    for (const template of rule.templates) warnings?.push(...toastWarnings(rule, template, info, problemAt));
+    for (const template of rule.templates)
+      warnings?.push(...toastWarnings(rule, template, info, problemAt, unsent));
   }
   return problems;
 }
