@@ -99,6 +99,7 @@ describe('invalidator crash safety', () => {
         rules: [
           {
             table: 'items',
+            on: ['insert', 'update', 'delete'],
             redis: { keys: ['item:{id}:{v}'] },
             cdn: { urls: ['https://cdn.test/items/{id}/{v}'] },
           },

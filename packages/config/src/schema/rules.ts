@@ -56,16 +56,12 @@ export const Rule = z.strictObject({
   oldValues: z
     .enum(['required', 'ignore-missing'])
     .optional()
-    .describe(
-      "'required' (default): a template whose {col} needs an old value the table's REPLICA IDENTITY does not send is refused unless the rule has a fallback. 'ignore-missing': accept that such an update does not purge the entry of the old values (the column never changes, or the entry expires soon).",
-    ),
+    .describe("An update's old {col} value the identity does not send: refused, or accepted."),
   redis: RedisTargets.optional().describe('Redis entries derived from the row.'),
   cdn: CdnTargets.optional().describe('CDN entries derived from the row.'),
   fallback: z
     .strictObject({ redis: RedisTargets.optional(), cdn: CdnTargets.optional() })
     .optional()
-    .describe(
-      'Purged instead when a template needs a value that is unknown (unchanged TOAST column, old value not sent, truncate).',
-    ),
+    .describe('Purged instead when a template needs an unknown value (TOAST, old value, on truncate).'),
 });
 export type Rule = z.infer<typeof Rule>;
