@@ -149,6 +149,8 @@ function generatedColumnProblems(
   problemAt: ProblemAt,
 ): ConfigProblem[] {
   if (generated.sends || info.generated_columns.length === 0) return [];
+  // A rule that only handles truncates never reads a value (its templates are widened).
+  if (![...rule.operations].some((op) => op !== 't')) return [];
   const why = (column: string): string => {
     const intro = `${named(rule)}'${column}' is a generated column of ${rule.table}, which logical replication does not send`;
     const fix =
