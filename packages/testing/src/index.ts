@@ -9,7 +9,14 @@ export {
 export { startLocalRedis, type LocalRedis, type LocalRedisOptions } from './local-redis.js';
 export { startLocalRedisCluster, type LocalRedisCluster } from './local-redis-cluster.js';
 export { startLocalKafka, type LocalKafka, type LocalKafkaOptions } from './local-kafka.js';
-export { ensureKafkaJars, walpurgeCacheDir, KAFKA_VERSION, type KafkaJarsOptions } from './kafka-jars.js';
+export { ensureKafkaJars, KAFKA_VERSION, type KafkaJarsOptions } from './kafka-jars.js';
+export { walpurgeCacheDir } from './maven-cache.js';
+export {
+  ensurePostgresBinaries,
+  POSTGRES_BINARY_VERSIONS,
+  type PostgresBinariesOptions,
+  type PostgresVersion,
+} from './postgres-binaries.js';
 export { SERVICE_ENV_VARS, servicesFromEnv, servicesToEnv } from './from-env.js';
 export { uniqueName, createIsolatedDatabase, withDatabase, type IsolatedDatabase } from './isolation.js';
 export { waitFor, WaitForAbortError, type WaitForOptions } from './wait-for.js';

@@ -1,19 +1,6 @@
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import { homedir } from 'node:os';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { findExecutable } from './executables.js';
-import { runToCompletion } from './processes.js';
-import { sleep } from './wait-for.js';
+import { ensureCachedDirectory, runMaven, walpurgeCacheDir } from './maven-cache.js';
 import type { LogFn } from './log.js';
 
 export const KAFKA_VERSION = '3.9.1';
@@ -26,8 +13,6 @@ const LOGGING_JARS = [
   { groupId: 'ch.qos.reload4j', artifactId: 'reload4j', version: '1.2.25' },
 ];
 const DEPENDENCY_PLUGIN_VERSION = '3.8.1';
-const LOCK_STALE_MS = 20 * 60_000;
-const FETCH_TIMEOUT_MS = 15 * 60_000;
 
 export interface KafkaJarsOptions {
   version?: string;
@@ -36,85 +21,44 @@ export interface KafkaJarsOptions {
   log?: LogFn;
 }
 
-export function walpurgeCacheDir(): string {
-  return process.env['WALPURGE_CACHE_DIR'] || join(homedir(), '.cache', 'walpurge');
-}
-
 /**
  * The broker's runtime classpath (a directory of jars), fetched from Maven Central with `mvn` once
- * per machine and reused by every later run.
- *
- * Concurrent runs: one takes a lock directory and fetches into a private staging directory that is
- * renamed into place only when complete, so a reader sees either nothing or a full set of jars;
- * the others wait for the marker file.
+ * per machine and reused by every later run (concurrent runs: see ensureCachedDirectory).
  */
 export async function ensureKafkaJars(opts: KafkaJarsOptions = {}): Promise<string> {
   const version = opts.version ?? KAFKA_VERSION;
-  const cacheDir = opts.cacheDir ?? walpurgeCacheDir();
-  const dest = join(cacheDir, `kafka-${version}`);
-  const libs = join(dest, 'libs');
-  const marker = join(dest, '.complete');
-  if (existsSync(marker)) return libs;
-
-  mkdirSync(cacheDir, { recursive: true });
-  const lock = `${dest}.lock`;
-  const deadline = Date.now() + FETCH_TIMEOUT_MS + 60_000;
-  let announcedWait = false;
-  while (!tryLock(lock)) {
-    if (existsSync(marker)) return libs;
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for another process to fetch Kafka jars (lock ${lock})`);
-    if (!announcedWait) {
-      opts.log?.(`kafka: waiting for another process fetching jars into ${dest}`);
-      announcedWait = true;
-    }
-    await sleep(1_000);
-  }
-  try {
-    if (existsSync(marker)) return libs;
-    const started = Date.now();
-    opts.log?.(
-      `kafka: fetching org.apache.kafka:kafka_${SCALA_VERSION}:${version} and dependencies with mvn into ${dest}`,
-    );
-    removeAbandonedStagingDirs(cacheDir, `kafka-${version}.staging-`);
-    const staging = mkdtempSync(`${dest}.staging-`);
-    try {
+  const started = Date.now();
+  let fetched = false;
+  const dest = await ensureCachedDirectory({
+    cacheDir: opts.cacheDir ?? walpurgeCacheDir(),
+    name: `kafka-${version}`,
+    label: 'kafka',
+    log: opts.log,
+    fill: async (staging) => {
+      opts.log?.(
+        `kafka: fetching org.apache.kafka:kafka_${SCALA_VERSION}:${version} and dependencies with mvn`,
+      );
       await fetchWithMaven(version, staging);
-      writeFileSync(join(staging, '.complete'), `${new Date().toISOString()}\n`);
-      // A dest without marker is the remains of an interrupted pre-rename layout; we hold the lock.
-      rmSync(dest, { recursive: true, force: true });
-      renameSync(staging, dest);
-    } finally {
-      rmSync(staging, { recursive: true, force: true });
-    }
-    opts.log?.(`kafka: fetched ${readdirSync(libs).length} jars in ${Date.now() - started} ms`);
-    return libs;
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
+      fetched = true;
+    },
+  });
+  const libs = join(dest, 'libs');
+  if (fetched) opts.log?.(`kafka: fetched ${readdirSync(libs).length} jars in ${Date.now() - started} ms`);
+  return libs;
 }
 
 async function fetchWithMaven(version: string, staging: string): Promise<void> {
-  const mvn = process.env['WALPURGE_MVN'] || findExecutable('mvn');
-  if (!mvn) {
-    throw new Error(
-      'mvn (Apache Maven) not found on PATH; it is needed once to fetch the Kafka jars (apt-get install maven), or set WALPURGE_TEST_KAFKA_BROKERS',
-    );
-  }
   writeFileSync(join(staging, 'pom.xml'), runtimePom(version));
-  await runToCompletion(
-    'mvn dependency:copy-dependencies',
-    mvn,
+  await runMaven(
     [
-      '-B',
-      '--no-transfer-progress',
       '-f',
       join(staging, 'pom.xml'),
       'dependency:copy-dependencies',
       '-DincludeScope=runtime',
       `-DoutputDirectory=${join(staging, 'libs')}`,
     ],
-    { cwd: staging, logFile: join(staging, 'mvn.log'), timeoutMs: FETCH_TIMEOUT_MS },
+    staging,
+    'the Kafka jars (or set WALPURGE_TEST_KAFKA_BROKERS)',
   );
   const jar = `kafka_${SCALA_VERSION}-${version}.jar`;
   if (!existsSync(join(staging, 'libs', jar)))
@@ -157,40 +101,4 @@ ${LOGGING_JARS.map(
   </build>
 </project>
 `;
-}
-
-// Left behind by a fetch whose process died; only the lock holder may judge that.
-function removeAbandonedStagingDirs(cacheDir: string, prefix: string): void {
-  for (const entry of readdirSync(cacheDir)) {
-    if (entry.startsWith(prefix)) rmSync(join(cacheDir, entry), { recursive: true, force: true });
-  }
-}
-
-/** mkdir is atomic: whoever creates the directory owns the lock. Stale locks are broken. */
-function tryLock(lock: string): boolean {
-  try {
-    mkdirSync(lock);
-    writeFileSync(join(lock, 'owner'), `${process.pid}\n`);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
-  if (isStale(lock)) {
-    rmSync(lock, { recursive: true, force: true });
-    return tryLock(lock);
-  }
-  return false;
-}
-
-function isStale(lock: string): boolean {
-  try {
-    if (Date.now() - statSync(lock).mtimeMs > LOCK_STALE_MS) return true;
-    const owner = Number(readFileSync(join(lock, 'owner'), 'utf8').trim());
-    if (!Number.isInteger(owner) || owner <= 0) return false;
-    process.kill(owner, 0);
-    return false;
-  } catch (err) {
-    // ESRCH: the owner died mid-fetch. ENOENT: the owner file is not written yet; wait a little.
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
 }

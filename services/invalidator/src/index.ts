@@ -11,3 +11,5 @@ export { HttpPurger } from './targets/cdn/generic-http.js';
 export { createPurgers } from './targets/create-purgers.js';
 export { deadLetterHeaders } from './kafka/dead-letter.js';
 export { createInvalidatorMetrics, type InvalidatorMetrics } from './metrics.js';
+export { clusterMasters } from './targets/redis/cluster-masters.js';
+export { PurgeExecutor } from './pipeline/purge-executor.js';

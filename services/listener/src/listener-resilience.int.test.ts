@@ -139,7 +139,7 @@ describe('listener resilience and observability', () => {
       );
       await waitFor('fatal error', async () => fatal.length > 0, { timeoutMs: 30_000 });
       expect(fatal[0]?.code).toBe(ErrorCode.SlotMissing);
-      expect(fatal[0]?.hint).toContain('flush the caches');
+      expect(fatal[0]?.hint).toContain('walpurge slot reset --purge-all');
       const { rowCount } = await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [
         slot,
       ]);

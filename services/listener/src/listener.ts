@@ -16,6 +16,7 @@ import { clearStreamingGauges, createListenerMetrics, type ListenerMetrics } fro
 import { classifyPgError } from './setup/pg-errors.js';
 import { prepareDatabase, type PreparedDatabase } from './setup/prepare.js';
 import { tablesToPublish, type TableName } from './setup/table-names.js';
+import { HistoryRecorder } from './stream/history-recorder.js';
 import { ReplicationSession } from './stream/replication-session.js';
 import { SlotMonitor } from './stream/slot-monitor.js';
 
@@ -195,6 +196,18 @@ class WalpurgeListener implements Listener {
           metrics: this.metrics,
           logger: this.log,
         });
+        const history = new HistoryRecorder({
+          url: this.database.url,
+          table: prepared.history.table,
+          slot: this.database.slot,
+          systemIdentifier: prepared.history.systemIdentifier,
+          recorded: prepared.history.durableLsn,
+          minIntervalMs: Math.min(1000, this.database.statusIntervalMs),
+          idleIntervalMs: this.database.statusIntervalMs,
+          logger: this.log,
+          onRecorded: () => session?.sendStatus(false),
+          onError: (error) => session?.fail(error),
+        });
         session = new ReplicationSession({
           url: this.database.url,
           slot: this.database.slot,
@@ -219,6 +232,7 @@ class WalpurgeListener implements Listener {
           onDurable: (lsn) => {
             this.durable = lsn;
           },
+          history,
         });
         this.session = session;
         try {
@@ -227,6 +241,7 @@ class WalpurgeListener implements Listener {
           this.session = undefined;
           this.metrics.streaming.set(0);
           await monitor.stop();
+          await history.close();
           // Stopped, reconnecting or (slot taken) standby: no stale slot figures from this pod.
           clearStreamingGauges(this.metrics);
         }

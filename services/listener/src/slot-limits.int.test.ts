@@ -135,7 +135,7 @@ describe('listener against server limits (dedicated PostgreSQL)', () => {
       expect(error.code).toBe(ErrorCode.SlotInvalidated);
       expect(error.retriable).toBe(false);
       expect(error.message).toContain(slot);
-      expect(error.hint).toContain(`pg_drop_replication_slot('${slot}')`);
+      expect(error.hint).toContain('walpurge slot reset --purge-all');
       expect(error.hint).toContain('max_slot_wal_keep_size');
       expect(listener.isReady()).toBe(false);
       const logged = lines.map((line) => JSON.parse(line) as { level: number; msg: string; hint?: string });

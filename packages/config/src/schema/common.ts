@@ -10,3 +10,11 @@ export const PostgresIdentifier = z
     /^[a-z_][a-z0-9_]{0,62}$/,
     'must be a lower-case PostgreSQL identifier (letters, digits, _; max 63)',
   );
+
+/** `schema.table` or `table`, lower-case identifiers. */
+export const qualifiedName = z
+  .string()
+  .regex(
+    /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/,
+    "must be 'schema.table' or 'table' (lower-case identifiers)",
+  );

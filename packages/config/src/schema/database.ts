@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PostgresIdentifier, milliseconds } from './common.js';
+import { PostgresIdentifier, milliseconds, qualifiedName } from './common.js';
 
 export const DatabaseConfig = z.strictObject({
   url: z
@@ -26,6 +26,17 @@ export const DatabaseConfig = z.strictObject({
     .default(60_000)
     .describe(
       'Emit a pg_logical_emit_message heartbeat this often (0 = off) so a slot on a quiet database keeps advancing.',
+    ),
+  failoverSlot: z
+    .boolean()
+    .default(false)
+    .describe(
+      'PostgreSQL 17+: create the slot with failover enabled, so standbys with sync_replication_slots keep a copy and a promoted standby resumes from it. Older servers: ignored, `validate` warns.',
+    ),
+  slotHistoryTable: qualifiedName
+    .default('walpurge_slot_history')
+    .describe(
+      "Table (created when missing) recording the slot's identity and last durable LSN, so a dropped, invalidated or re-created slot is refused at start instead of silently skipping changes.",
     ),
 });
 export type DatabaseConfig = z.infer<typeof DatabaseConfig>;

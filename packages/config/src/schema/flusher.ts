@@ -1,12 +1,5 @@
 import { z } from 'zod';
-import { PostgresIdentifier, milliseconds, positiveInt } from './common.js';
-
-const qualifiedName = z
-  .string()
-  .regex(
-    /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/,
-    "must be 'schema.table' or 'table' (lower-case identifiers)",
-  );
+import { PostgresIdentifier, milliseconds, positiveInt, qualifiedName } from './common.js';
 
 /**
  * Defaults the flusher shares with the code that must agree with it without reading its section:

@@ -44,7 +44,7 @@ export function classifyPgError(
       `replication slot "${context.slot}" disappeared while walpurge was using it: ${message}`,
       {
         retriable: false,
-        hint: 'someone dropped the slot, so changes since then are lost: flush the caches walpurge maintains, then restart walpurge to create a new slot',
+        hint: 'someone dropped the slot, so changes since then are lost: stop every listener and run `walpurge slot reset --purge-all`',
         cause: error,
       },
     );
@@ -112,8 +112,8 @@ export function slotInvalidated(slot: string, reason: string, cause?: unknown): 
     {
       retriable: false,
       hint:
-        `caches may be stale: flush the caches walpurge maintains, drop the slot (SELECT pg_drop_replication_slot('${slot}')) ` +
-        'and restart walpurge to create a fresh one; raise max_slot_wal_keep_size (or keep the listener running) so it does not happen again',
+        'caches may be stale: stop every listener and run `walpurge slot reset --purge-all` (drops it, creates a fresh slot, purges everything the rules cover); ' +
+        'raise max_slot_wal_keep_size (or keep the listener running) so it does not happen again',
       cause,
     },
   );

@@ -1,13 +1,20 @@
 import pg from 'pg';
 import type { DatabaseConfig } from '@walpurge/config';
 import { ErrorCode, WalpurgeError, type Logger } from '@walpurge/core';
-import { formatLsn } from '@walpurge/protocol';
+import { formatLsn, parseLsn } from '@walpurge/protocol';
 import type { PgTypeRow } from '../decode/value-converters.js';
 import { loadTypes } from './catalog.js';
 import { classifyPgError } from './pg-errors.js';
 import { assertReplicaIdentity, assertTablesExist, checkServer, describeTables } from './preflight.js';
 import { ensurePublication, publishedTableNames } from './publication.js';
 import { ensureSlot, readSlot, slotBusy, type SlotState } from './slot.js';
+import {
+  checkSlotIdentity,
+  ensureHistoryTable,
+  readHistory,
+  recordSlotIdentity,
+  systemIdentifier,
+} from './slot-history.js';
 import { formatTableName, type TableName } from './table-names.js';
 
 export interface PreparedDatabase {
@@ -17,6 +24,8 @@ export interface PreparedDatabase {
   /** Primary-key columns of every published table, by table OID. */
   primaryKeys: Map<number, string[]>;
   publishedTables: TableName[];
+  /** What the slot history records: the listener reports no position past `durableLsn` before recording it. */
+  history: { table: string; systemIdentifier: string; durableLsn: bigint };
 }
 
 export interface PrepareOptions {
@@ -65,34 +74,101 @@ export async function prepareDatabase(options: PrepareOptions): Promise<Prepared
     const published = await describeTables(client, publishedTables);
     const primaryKeys = new Map(published.found.map((table) => [table.oid, table.primaryKey]));
 
-    if (options.slotMustExist) {
-      if (!(await readSlot(client, config.slot))) {
-        throw new WalpurgeError(
-          ErrorCode.SlotMissing,
-          `replication slot "${config.slot}" was dropped while walpurge was using it`,
-          {
-            hint: 'changes since then are lost: flush the caches walpurge maintains, then restart walpurge to create a new slot',
-          },
-        );
-      }
+    const history = await checkSlotHistory(client, config, logger);
+    if (options.slotMustExist && !history.slotExists) {
+      throw new WalpurgeError(
+        ErrorCode.SlotMissing,
+        `replication slot "${config.slot}" was dropped while walpurge was using it`,
+        {
+          hint: 'changes since then are lost: stop every listener and run `walpurge slot reset --purge-all`',
+        },
+      );
     }
-    const { slot, created: slotCreated } = await ensureSlot(client, config.slot, server.database);
+    const failover = config.failoverSlot && server.serverVersion >= 170000;
+    if (config.failoverSlot && !failover)
+      logger.warn(
+        { slot: config.slot, serverVersion: server.serverVersion },
+        'database.failoverSlot needs PostgreSQL 17 or newer: the slot is created without failover, and a promoted standby will not have it',
+      );
+    const { slot, created: slotCreated } = await ensureSlot(client, config.slot, server.database, {
+      failover,
+    });
     if (slotCreated) {
       logger.info(
         {
           slot: config.slot,
           lsn: slot.confirmedFlushLsn === null ? null : formatLsn(slot.confirmedFlushLsn),
+          failover,
         },
         'created replication slot',
+      );
+    } else if (failover && slot.failover === false) {
+      logger.warn(
+        { slot: config.slot },
+        'database.failoverSlot is set but the existing slot was created without failover: a promoted standby will not have it (walpurge slot reset --purge-all re-creates it)',
+      );
+    }
+    // First start with history (or a slot from before it existed): this slot is the reference now.
+    let durableLsn = history.recorded;
+    if (durableLsn === undefined) {
+      durableLsn = slot.confirmedFlushLsn ?? 0n;
+      await recordSlotIdentity(
+        client,
+        config.slotHistoryTable,
+        config.slot,
+        history.systemIdentifier,
+        durableLsn,
+      );
+      logger.info(
+        { slot: config.slot, table: config.slotHistoryTable, lsn: formatLsn(durableLsn) },
+        'recorded the replication slot in the slot history',
       );
     }
     if (slot.active) throw slotBusy(slot);
 
     const types = await loadTypes(client);
-    return { database: server.database, slot, types, primaryKeys, publishedTables };
+    return {
+      database: server.database,
+      slot,
+      types,
+      primaryKeys,
+      publishedTables,
+      history: {
+        table: config.slotHistoryTable,
+        systemIdentifier: history.systemIdentifier,
+        durableLsn,
+      },
+    };
   } catch (error) {
     throw classifyPgError(error, context);
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/**
+ * Refuses a slot that is not the one the history records (gone, re-created past the recorded LSN,
+ * or on another cluster): streaming from it would silently skip every change in between.
+ */
+async function checkSlotHistory(
+  client: pg.Client,
+  config: DatabaseConfig,
+  logger: Logger,
+): Promise<{ systemIdentifier: string; recorded: bigint | undefined; slotExists: boolean }> {
+  if (await ensureHistoryTable(client, config.slotHistoryTable))
+    logger.info({ table: config.slotHistoryTable }, 'created the slot history table');
+  const systemId = await systemIdentifier(client);
+  const history = await readHistory(client, config.slotHistoryTable, config.slot);
+  const existing = await readSlot(client, config.slot);
+  const { rows } = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+  const refusal = checkSlotIdentity({
+    slot: config.slot,
+    table: config.slotHistoryTable,
+    history,
+    systemIdentifier: systemId,
+    slotLsn: existing ? (existing.confirmedFlushLsn ?? 0n) : undefined,
+    currentLsn: parseLsn(rows[0]?.lsn ?? '0/0'),
+  });
+  if (refusal) throw refusal;
+  return { systemIdentifier: systemId, recorded: history?.durableLsn, slotExists: existing !== undefined };
 }

@@ -17,6 +17,7 @@ const slot: SlotState = {
   restartLsn: 1n,
   walStatus: 'reserved',
   invalidationReason: null,
+  failover: null,
 };
 
 function thrown(fn: () => void): WalpurgeError {
@@ -47,7 +48,7 @@ describe('listener setup', () => {
     const error = thrown(() => assertSlotUsable({ ...slot, walStatus: 'lost' }, 'app'));
     expect(error.code).toBe(ErrorCode.SlotInvalidated);
     expect(error.retriable).toBe(false);
-    expect(error.hint).toContain("pg_drop_replication_slot('walpurge')");
+    expect(error.hint).toContain('walpurge slot reset --purge-all');
     expect(error.hint).toContain('max_slot_wal_keep_size');
     expect(thrown(() => assertSlotUsable({ ...slot, invalidationReason: 'wal_removed' }, 'app')).code).toBe(
       ErrorCode.SlotInvalidated,

@@ -1,4 +1,4 @@
-import type { Client } from 'pg';
+import type { ClientBase } from 'pg';
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
 import { parseLsn } from '@walpurge/protocol';
 import { slotInvalidated } from './pg-errors.js';
@@ -16,10 +16,12 @@ export interface SlotState {
   walStatus: string | null;
   /** PostgreSQL 16+ `conflicting`, 17+ `invalidation_reason`. */
   invalidationReason: string | null;
+  /** PostgreSQL 17+: synchronized to standbys (sync_replication_slots); null before 17. */
+  failover: boolean | null;
 }
 
 /** Reads the slot with to_jsonb so that columns added in newer PostgreSQL versions are optional. */
-export async function readSlot(client: Client, name: string): Promise<SlotState | undefined> {
+export async function readSlot(client: ClientBase, name: string): Promise<SlotState | undefined> {
   const { rows } = await client.query<{ slot: Record<string, unknown> }>(
     'SELECT to_jsonb(s) AS slot FROM pg_replication_slots s WHERE slot_name = $1',
     [name],
@@ -43,6 +45,7 @@ export async function readSlot(client: Client, name: string): Promise<SlotState 
     restartLsn: lsn('restart_lsn'),
     walStatus: text('wal_status'),
     invalidationReason: text('invalidation_reason') ?? conflicting,
+    failover: typeof slot['failover'] === 'boolean' ? slot['failover'] : null,
   };
 }
 
@@ -82,11 +85,15 @@ export function slotBusy(slot: SlotState): WalpurgeError {
   );
 }
 
-/** Creates the slot when missing (checking free capacity first); returns its state. */
+/**
+ * Creates the slot when missing (checking free capacity first); returns its state. `failover`
+ * (PostgreSQL 17+ only) makes PostgreSQL synchronize the slot to standbys.
+ */
 export async function ensureSlot(
-  client: Client,
+  client: ClientBase,
   name: string,
   database: string,
+  options: { failover?: boolean } = {},
 ): Promise<{ slot: SlotState; created: boolean }> {
   const existing = await readSlot(client, name);
   if (existing) {
@@ -108,7 +115,12 @@ export async function ensureSlot(
     );
   }
   try {
-    await client.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [name]);
+    await client.query(
+      options.failover === true
+        ? "SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)"
+        : "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
+      [name],
+    );
   } catch (error) {
     // Created by another instance at the same moment: use it.
     if ((error as { code?: string }).code !== '42710') throw error;

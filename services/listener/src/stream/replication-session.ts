@@ -34,6 +34,18 @@ export interface SessionOptions {
   metrics: ListenerMetrics;
   onStreaming(): void;
   onDurable(lsn: bigint): void;
+  /**
+   * The slot history's durable LSN: no position past it is reported to the slot, so a slot found
+   * past it later was not moved by walpurge. Raised as the session makes progress.
+   */
+  history: AckCeiling;
+}
+
+export interface AckCeiling {
+  readonly ceiling: bigint;
+  raise(lsn: bigint, commit: boolean): void;
+  /** Records the last raise now (end of a session). */
+  flush(): Promise<void>;
 }
 
 interface PausableStream {
@@ -268,6 +280,7 @@ export class ReplicationSession {
     if (lsn <= this.durable) return;
     this.durable = lsn;
     this.options.onDurable(lsn);
+    this.options.history.raise(lsn, commitTimeMs !== undefined);
     // Report soon, coalescing bursts of small commits into one status update.
     this.statusSoon ??= setTimeout(() => {
       this.statusSoon = undefined;
@@ -276,19 +289,22 @@ export class ReplicationSession {
   }
 
   /**
-   * Standby status update with the durable LSN as write/flush/apply position. The library adds 1 to
-   * whatever we pass (it reports "last byte + 1"), but a commit's end LSN can be exactly where the
-   * next commit record starts, and PostgreSQL skips transactions whose commit starts before the
-   * confirmed position: pass durable − 1 so that the server receives exactly the durable LSN.
+   * Standby status update with the durable LSN (capped by the recorded history) as write/flush/apply
+   * position. The library adds 1 to whatever we pass (it reports "last byte + 1"), but a commit's end
+   * LSN can be exactly where the next commit record starts, and PostgreSQL skips transactions whose
+   * commit starts before the confirmed position: pass position − 1 so that the server receives
+   * exactly the position.
    */
-  private sendStatus(force: boolean): void {
+  sendStatus(force: boolean): void {
     const service = this.service;
-    if (!service || !this.streamingNow || this.durable <= 0n) return;
-    if (!force && this.durable === this.lastSentLsn) return;
+    const ceiling = this.options.history.ceiling;
+    const position = this.durable < ceiling ? this.durable : ceiling;
+    if (!service || !this.streamingNow || position <= 0n) return;
+    if (!force && position === this.lastSentLsn) return;
     try {
-      void service.acknowledge(formatLsn(this.durable - 1n));
-      this.lastSentLsn = this.durable;
-      this.options.metrics.durableLsn.set(Number(this.durable));
+      void service.acknowledge(formatLsn(position - 1n));
+      this.lastSentLsn = position;
+      this.options.metrics.durableLsn.set(Number(position));
     } catch (error) {
       this.log.warn({ err: error }, 'could not send standby status update');
     }
@@ -312,6 +328,11 @@ export class ReplicationSession {
     metrics.pendingEvents.set(this.pipeline.pendingEvents + this.chunk.length);
   }
 
+  /** Ends the session with `error` (retriable or not, as classified by the listener). */
+  fail(error: unknown): void {
+    this.end(error);
+  }
+
   /** Idempotent. Drains in-flight sink calls, reports the durable LSN one last time, disconnects. */
   private end(error: unknown): void {
     if (this.ending) return;
@@ -332,6 +353,9 @@ export class ReplicationSession {
       this.sinkAbort.abort();
     }
     if (this.statusSoon) clearTimeout(this.statusSoon);
+    // Record what is durable before the last report, so the successor resumes from the latest point.
+    if (!(await settlesWithin(this.options.history.flush(), 5000)))
+      this.log.warn('recording the durable LSN in the slot history took too long at stop');
     this.sendStatus(true);
     for (const timer of this.timers) clearInterval(timer);
     this.flushMetrics();

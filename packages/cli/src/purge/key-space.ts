@@ -1,0 +1,175 @@
+import {
+  escapeGlob,
+  hasFields,
+  literalPrefix,
+  wildcardPattern,
+  type CompiledRule,
+  type CompiledTemplate,
+  type TargetKind,
+} from '@walpurge/rules';
+
+/**
+ * A template whose whole key space cannot be purged wholesale. Never dropped: `walpurge purge --all`
+ * prints every one and exits non-zero unless told to accept them.
+ */
+export interface Unpurgeable {
+  rule: string;
+  /** Config path, e.g. `rules[0].cdn.tags[0]`. */
+  path: string;
+  template: string;
+  kind: TargetKind;
+  /** Set when only this purge target (a CDN driver, `redis`) cannot take the entry. */
+  target?: string;
+  reason: string;
+}
+
+/**
+ * Everything the rules can ever derive, as entries that can be purged wholesale. Redis names are
+ * logical (the purger adds `redis.keyPrefix`).
+ */
+export interface KeySpace {
+  redis: {
+    /** Template without fields: purged as written. */
+    keys: string[];
+    /** SCAN MATCH patterns, each starting with literal text. */
+    patterns: string[];
+    tags: string[];
+    /** Glob over tag names (`user-*`); the tag sets found by SCAN are purged like tags. */
+    tagPatterns: string[];
+  };
+  cdn: { urls: string[]; tags: string[]; prefixes: string[] };
+  /** Which template produced which wholesale entry, to report a target that cannot take it. */
+  placed: Placed[];
+  unpurgeable: Unpurgeable[];
+}
+
+export type WholesaleKind = TargetKind | 'redis.tagPatterns';
+
+export interface Placed {
+  rule: string;
+  path: string;
+  template: string;
+  kind: TargetKind;
+  as: WholesaleKind;
+  entry: string;
+}
+
+/** The text of a field-free template (`{{` already unescaped by the parser). */
+function literalText(template: CompiledTemplate): string {
+  return template.parsed.parts.map((part) => (part.kind === 'text' ? part.text : '')).join('');
+}
+
+/** Characters of a Redis glob before its first unescaped wildcard: what SCAN MATCH is anchored by. */
+export function fixedGlobPrefix(pattern: string): string {
+  let fixed = '';
+  for (let i = 0; i < pattern.length; i += 1) {
+    const ch = pattern[i] as string;
+    if (ch === '\\' && i + 1 < pattern.length) {
+      fixed += pattern[i + 1] as string;
+      i += 1;
+    } else if (ch === '*' || ch === '?' || ch === '[') return fixed;
+    else fixed += ch;
+  }
+  return fixed;
+}
+
+/**
+ * The URL directory every entry of a templated CDN URL/prefix lives under: the literal text up to
+ * its last `/` (CDN prefix purges work on path boundaries, and a query string is no prefix).
+ * Undefined when that is a host's root, or not even a whole host: purging it would purge the site.
+ */
+export function urlDirectory(literal: string): string | undefined {
+  const withoutQuery = literal.split(/[?#]/)[0] ?? '';
+  const match = /^([a-z][a-z0-9+.-]*:\/\/[^/]+)(\/.*)?$/i.exec(withoutQuery);
+  const path = match?.[2];
+  if (!match || path === undefined) return undefined;
+  const directory = path.slice(0, path.lastIndexOf('/') + 1);
+  if (directory === '/') return undefined;
+  return `${match[1] ?? ''}${directory}`;
+}
+
+/**
+ * What "purge the whole key space" honestly means per kind of template:
+ * - no field: the entry as written (every kind);
+ * - Redis keys and patterns: the template with each field as `*` (`user:{id}` → `user:*`), only
+ *   when the result starts with literal text, so it can never match every key;
+ * - Redis tags: every tag set whose name matches the tag with fields as `*` (they exist in Redis,
+ *   so SCAN can enumerate them), again only with a literal start;
+ * - CDN URLs and prefixes: a prefix purge of the URL directory before the first field
+ *   (`https://x/users/{id}` → `https://x/users/`), never a host's root;
+ * - CDN tags with fields: cannot be enumerated anywhere, so they are unpurgeable.
+ * Everything refused is returned in `unpurgeable` with the reason.
+ */
+export function planKeySpace(rules: readonly CompiledRule[]): KeySpace {
+  const space: KeySpace = {
+    redis: { keys: [], patterns: [], tags: [], tagPatterns: [] },
+    cdn: { urls: [], tags: [], prefixes: [] },
+    placed: [],
+    unpurgeable: [],
+  };
+  const lists: Record<WholesaleKind, string[]> = {
+    'redis.keys': space.redis.keys,
+    'redis.patterns': space.redis.patterns,
+    'redis.tags': space.redis.tags,
+    'redis.tagPatterns': space.redis.tagPatterns,
+    'cdn.urls': space.cdn.urls,
+    'cdn.tags': space.cdn.tags,
+    'cdn.prefixes': space.cdn.prefixes,
+  };
+  for (const rule of rules) {
+    for (const template of [...rule.templates, ...rule.fallback]) {
+      const refuse = (reason: string): void => {
+        space.unpurgeable.push({
+          rule: rule.name,
+          path: template.path,
+          template: template.parsed.source,
+          kind: template.kind,
+          reason,
+        });
+      };
+      const add = (as: WholesaleKind, entry: string): void => {
+        const list = lists[as];
+        if (!list.includes(entry)) list.push(entry);
+        const source = { rule: rule.name, path: template.path, template: template.parsed.source };
+        space.placed.push({ ...source, kind: template.kind, as, entry });
+      };
+      const noLiteralStart = `it does not start with literal text, so its key space is everything: re-purge the rows instead (walpurge purge --table ${rule.table})`;
+      if (!hasFields(template)) {
+        const text = literalText(template);
+        if (template.kind === 'redis.patterns' && fixedGlobPrefix(text) === '') refuse(noLiteralStart);
+        else add(template.kind, text);
+        continue;
+      }
+      switch (template.kind) {
+        case 'redis.keys':
+        case 'redis.patterns':
+        case 'redis.tags': {
+          // In a pattern template the literal text is glob syntax already; elsewhere it is escaped.
+          const pattern = wildcardPattern(
+            template,
+            template.kind === 'redis.patterns' ? (t) => t : escapeGlob,
+          );
+          if (literalPrefix(template) === '' || fixedGlobPrefix(pattern) === '') refuse(noLiteralStart);
+          else add(template.kind === 'redis.tags' ? 'redis.tagPatterns' : 'redis.patterns', pattern);
+          break;
+        }
+        case 'cdn.urls':
+        case 'cdn.prefixes': {
+          const directory = urlDirectory(literalPrefix(template));
+          if (directory === undefined)
+            refuse(
+              `the literal text before its first field is not a URL directory below a host's root, and a prefix purge of the whole site is not done on your behalf: re-purge the rows (walpurge purge --table ${rule.table}) or purge the site in the CDN`,
+            );
+          else add('cdn.prefixes', directory);
+          break;
+        }
+        case 'cdn.tags':
+          refuse(
+            `CDN tags derived from rows cannot be enumerated: re-purge the rows (walpurge purge --table ${rule.table}) or purge the site in the CDN`,
+          );
+          break;
+      }
+    }
+  }
+  return space;
+}
