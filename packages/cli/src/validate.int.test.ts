@@ -322,3 +322,36 @@ describe('walpurge validate against a server with wal_level=replica', () => {
     expect(result.code).toBe(1);
   });
 });
+
+describe('walpurge validate on PostgreSQL 18: generated columns', () => {
+  let server: LocalPostgres | undefined;
+  beforeAll(async () => {
+    server = await startLocalPostgres({ version: 18 });
+    await sql(
+      server.url,
+      'CREATE TABLE pages (id int PRIMARY KEY, slug text NOT NULL, slug_lower text GENERATED ALWAYS AS (lower(slug)) STORED)',
+    );
+  }, 300_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('accepts a template on a generated column once the publication sends it (publish_generated_columns = stored), and says how otherwise', async () => {
+    const url = server?.url ?? '';
+    const file = configFile(
+      'pg18-generated.yaml',
+      rules('  - table: pages\n    on: [insert]\n    redis: { keys: ["page:{slug_lower}"] }\n'),
+    );
+    await sql(url, 'CREATE PUBLICATION walpurge_validate FOR TABLE pages');
+    const refused = await validate(file, url);
+    expect(refused.err).toBe(
+      `${file}: 1 problem\n  ${file}:8:21: rules[0].redis.keys[0]: 'slug_lower' is a generated column of public.pages, which logical replication does not send; publish it with ALTER PUBLICATION walpurge_validate SET (publish_generated_columns = stored), or derive the entry from the columns 'slug_lower' is computed from\n`,
+    );
+    expect(refused.code).toBe(1);
+    await sql(url, 'ALTER PUBLICATION walpurge_validate SET (publish_generated_columns = stored)');
+    const accepted = await validate(file, url);
+    expect(accepted.err).toBe('');
+    expect(accepted.out).toMatch(/: OK \(1 rule; live checks against .* passed\)\n$/);
+    expect(accepted.code).toBe(0);
+  });
+});
