@@ -47,6 +47,9 @@ rules:
       keys: ['item:{id}', 'list:{list_id}']
       patterns: ['item:{id}:*']
       tags: ['list-{list_id}']
+    # A truncate cannot render list-{list_id}: the tag every list also carries covers it.
+    fallback:
+      redis: { tags: ['lists'] }
   # An ordering barrier for the tests: an update of \`note\` alone purges only barrier:{id}, after
   # every earlier change of the same row (same Kafka partition).
   - table: public.items

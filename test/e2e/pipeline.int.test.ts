@@ -27,6 +27,9 @@ const CONFIG = `${E2E_STACK_CONFIG}rules:
       keys: ['user:{id}', 'user_by_email:{email}']
       patterns: ['user:{id}:*', 'search:{name}:*']
       tags: ['team-{team_id}']
+    # A truncate cannot render team-{team_id}: the tag every team list also carries covers it.
+    fallback:
+      redis: { tags: ['teams'] }
   - table: public.users
     on: [insert, delete]
     redis:
@@ -183,7 +186,7 @@ describe.each(modes)('SQL commit → Redis purge, $label', ({ transport }) => {
       await fill(key);
     await sql.query('TRUNCATE users');
     // `user:{id}` widens to `user:*` (and so on); the `team-{team_id}` tag cannot be rendered for a
-    // truncate and is reported, not guessed. The `users:count` rule is `on: [insert, delete]`.
+    // truncate: it is reported and the fallback tag `teams` purged. `users:count` is `on: [insert, delete]`.
     await purged(['user:2', 'user:55:profile', 'user:2:profile', 'user_by_email:x@example.com']);
     expect(await exists('other:1')).toBe(true);
     expect(await exists('users:count')).toBe(true);

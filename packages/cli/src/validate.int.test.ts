@@ -50,7 +50,11 @@ beforeAll(async () => {
     database.url,
     `CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, name text);
      CREATE TABLE products (id int PRIMARY KEY, sku text NOT NULL);
-     ALTER TABLE products REPLICA IDENTITY FULL;`,
+     ALTER TABLE products REPLICA IDENTITY FULL;
+     CREATE TABLE pages (id int PRIMARY KEY, slug text NOT NULL, title text, parent_id int,
+                         slug_lower text GENERATED ALWAYS AS (lower(slug)) STORED);
+     CREATE TABLE pages_full (id int PRIMARY KEY, slug text NOT NULL, title text);
+     ALTER TABLE pages_full REPLICA IDENTITY FULL;`,
   );
 });
 afterAll(async () => {
@@ -114,6 +118,21 @@ describe('walpurge validate against the live database', () => {
         "10:36: rules[1].redis.keys[1]: {old.email} needs the old value of 'email', but public.users has REPLICA IDENTITY DEFAULT, which only sends the old values of id; run ALTER TABLE public.users REPLICA IDENTITY FULL",
       ],
     },
+    {
+      name: 'an update needs the old value of a {col} that REPLICA IDENTITY DEFAULT does not send',
+      rules:
+        '  - table: pages\n    on: [update]\n    redis: { keys: ["page:{id}", "children:{parent_id}"] }\n',
+      problems: [
+        "8:34: rules[0].redis.keys[1]: an update also purges the entry of the old value of {parent_id}, but public.pages has REPLICA IDENTITY DEFAULT, which only sends the old values of id: when 'parent_id' changes, the old entry stays cached; run ALTER TABLE public.pages REPLICA IDENTITY FULL, or declare a fallback for the rule (purged on such updates), or set oldValues: ignore-missing on the rule if 'parent_id' never changes",
+      ],
+    },
+    {
+      name: 'a truncate the rule cannot purge',
+      rules: '  - table: users\n    name: users\n    redis: { tags: ["user-{id}"] }\n',
+      problems: [
+        "8:21: rules[0].redis.tags[0]: rule 'users': on truncate 'user-{id}' is a tag made from a row value, and tags cannot be widened to all rows; add a fallback without row values (e.g. fallback: { redis: { patterns: ['prefix:*'] } }) that covers every entry of public.users, or remove truncate from on (a TRUNCATE of public.users then purges nothing for this rule)",
+      ],
+    },
   ];
   it.each(cases)('$name → exit 1, every problem located', async (testCase) => {
     const file = configFile(`${testCase.name.replace(/\W+/g, '-')}.yaml`, rules(testCase.rules));
@@ -124,6 +143,60 @@ describe('walpurge validate against the live database', () => {
     );
     expect(result.out).toBe('');
     expect(result.code).toBe(1);
+  });
+
+  it('a generated column (not sent by logical replication before PostgreSQL 18) is refused in templates and when.changed', async () => {
+    const file = configFile(
+      'generated.yaml',
+      rules(
+        '  - table: pages\n    on: [insert, update]\n    when: { changed: [slug_lower] }\n    redis: { keys: ["page:{slug_lower}"] }\n',
+      ),
+    );
+    const result = await validate(file, database.url);
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    const version = Number((await client.query('SHOW server_version_num')).rows[0].server_version_num);
+    await client.end();
+    // The shared test server is older than 18: the column can never be read from a change.
+    expect(version).toBeLessThan(180000);
+    const why = `'slug_lower' is a generated column of public.pages, which logical replication does not send before PostgreSQL 18 (this server is ${Math.floor(version / 10000)}); derive the entry from the columns 'slug_lower' is computed from (or, on PostgreSQL 18, publish with publish_generated_columns = stored)`;
+    expect(result.err).toBe(
+      `${file}: 2 problems\n  ${file}:8:23: rules[0].when.changed[0]: ${why}\n  ${file}:9:21: rules[0].redis.keys[0]: ${why}\n`,
+    );
+    expect(result.code).toBe(1);
+  });
+
+  it('accepts a missing old value with a fallback (warned: purged on every update) or oldValues: ignore-missing, and warns when when.changed cannot skip anything', async () => {
+    const file = configFile(
+      'old-values-ok.yaml',
+      rules(
+        [
+          '  - table: pages',
+          '    on: [update]',
+          '    when: { changed: [slug] }',
+          '    redis: { keys: ["page_by_slug:{slug}"] }',
+          '    fallback: { redis: { patterns: ["page_by_slug:*"] } }',
+          '  - table: pages',
+          '    on: [insert, update]',
+          '    oldValues: ignore-missing',
+          '    redis: { keys: ["page_title:{title}"] }',
+          '  - table: pages_full',
+          '    on: [update]',
+          '    when: { changed: [slug] }',
+          '    redis: { keys: ["full_by_slug:{slug}"] }',
+          '',
+        ].join('\n'),
+      ),
+    );
+    const result = await validate(file, database.url);
+    expect(result.err).toBe(
+      `${file}:8:23: warning: rules[0].when.changed[0]: when.changed has no effect: public.pages has REPLICA IDENTITY DEFAULT, which only sends the old values of id, so whether 'slug' changed cannot be told and every update is purged; ALTER TABLE public.pages REPLICA IDENTITY FULL lets it skip updates\n` +
+        `${file}:9:21: warning: rules[0].redis.keys[0]: an update also purges the entry of the old value of {slug}, but public.pages has REPLICA IDENTITY DEFAULT, which only sends the old values of id: every update that could change 'slug' purges the rule's fallback instead; ALTER TABLE public.pages REPLICA IDENTITY FULL purges the exact entries\n` +
+        // oldValues: ignore-missing is about old values only: a long unchanged title is still unknown.
+        `${file}:14:21: warning: rules[1].redis.keys[0]: 'title' can be stored out of line (TOAST); an update that does not change a long value does not send it under REPLICA IDENTITY DEFAULT, and this entry is then not purged; declare a fallback for the rule or run ALTER TABLE public.pages REPLICA IDENTITY FULL\n`,
+    );
+    expect(result.out).toMatch(/: OK \(3 rules; live checks against .* passed\)\n$/);
+    expect(result.code).toBe(0);
   });
 
   it('walpurge run refuses to start on the same problems, located the same way', async () => {
@@ -247,5 +320,38 @@ describe('walpurge validate against a server with wal_level=replica', () => {
       `${file}: 1 problem\n  ${file}:2:8: database.url: wal_level is 'replica', walpurge needs 'logical' (ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)\n`,
     );
     expect(result.code).toBe(1);
+  });
+});
+
+describe('walpurge validate on PostgreSQL 18: generated columns', () => {
+  let server: LocalPostgres | undefined;
+  beforeAll(async () => {
+    server = await startLocalPostgres({ version: 18 });
+    await sql(
+      server.url,
+      'CREATE TABLE pages (id int PRIMARY KEY, slug text NOT NULL, slug_lower text GENERATED ALWAYS AS (lower(slug)) STORED)',
+    );
+  }, 300_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('accepts a template on a generated column once the publication sends it (publish_generated_columns = stored), and says how otherwise', async () => {
+    const url = server?.url ?? '';
+    const file = configFile(
+      'pg18-generated.yaml',
+      rules('  - table: pages\n    on: [insert]\n    redis: { keys: ["page:{slug_lower}"] }\n'),
+    );
+    await sql(url, 'CREATE PUBLICATION walpurge_validate FOR TABLE pages');
+    const refused = await validate(file, url);
+    expect(refused.err).toBe(
+      `${file}: 1 problem\n  ${file}:8:21: rules[0].redis.keys[0]: 'slug_lower' is a generated column of public.pages, which logical replication does not send; publish it with ALTER PUBLICATION walpurge_validate SET (publish_generated_columns = stored), or derive the entry from the columns 'slug_lower' is computed from\n`,
+    );
+    expect(refused.code).toBe(1);
+    await sql(url, 'ALTER PUBLICATION walpurge_validate SET (publish_generated_columns = stored)');
+    const accepted = await validate(file, url);
+    expect(accepted.err).toBe('');
+    expect(accepted.out).toMatch(/: OK \(1 rule; live checks against .* passed\)\n$/);
+    expect(accepted.code).toBe(0);
   });
 });

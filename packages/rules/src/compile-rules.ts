@@ -2,7 +2,7 @@ import type { Rule } from '@walpurge/config';
 import type { ChangeEvent } from '@walpurge/protocol';
 import { qualifiedTable } from '@walpurge/protocol';
 import { compileRule, type CompiledRule } from './compile.js';
-import { planForRules, type PurgePlan } from './plan.js';
+import { planForRules, type PlanOptions, type PurgePlan } from './plan.js';
 
 /** Rules ready to apply, indexed by table so an event only looks at its own table's rules. */
 export interface CompiledRules {
@@ -14,7 +14,8 @@ export interface CompiledRules {
   planPurges(event: ChangeEvent): PurgePlan;
 }
 
-export function compileRules(rules: readonly Rule[]): CompiledRules {
+/** `options.cdnPrefixPurge`: whether the configured CDN can purge prefixes (see truncate-safety.ts). */
+export function compileRules(rules: readonly Rule[], options: PlanOptions = {}): CompiledRules {
   const compiled = rules.map((rule, index) => compileRule(rule, index));
   const byTable = new Map<string, CompiledRule[]>();
   for (const rule of compiled) {
@@ -26,6 +27,6 @@ export function compileRules(rules: readonly Rule[]): CompiledRules {
     rules: compiled,
     tables: () => [...byTable.keys()],
     rulesFor: (table) => byTable.get(table) ?? [],
-    planPurges: (event) => planForRules(byTable.get(qualifiedTable(event)) ?? [], event),
+    planPurges: (event) => planForRules(byTable.get(qualifiedTable(event)) ?? [], event, options),
   };
 }

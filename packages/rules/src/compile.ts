@@ -25,6 +25,8 @@ export interface CompiledRule {
   table: string;
   operations: ReadonlySet<Operation>;
   changed: readonly string[] | undefined;
+  /** 'ignore-missing': an update that does not carry the old value of a `{col}` purges only the new entry (see plan.ts). */
+  oldValues: 'required' | 'ignore-missing';
   templates: CompiledTemplate[];
   fallback: CompiledTemplate[];
   source: Rule;
@@ -95,6 +97,7 @@ export function compileRule(rule: Rule, index: number): CompiledRule {
     table,
     operations: new Set(rule.on.map((name) => operationCodes[name])),
     changed: rule.when?.changed,
+    oldValues: rule.oldValues ?? 'required',
     templates: compileTemplates(rule, ['rules', index]),
     fallback: compileTemplates(rule.fallback, ['rules', index, 'fallback']),
     source: rule,

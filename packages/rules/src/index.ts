@@ -11,3 +11,4 @@ export * from './compile-rules.js';
 export * from './validate-schema.js';
 export * from './rule-warnings.js';
 export * from './write-echo.js';
+export * from './truncate-safety.js';

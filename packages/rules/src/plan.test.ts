@@ -123,10 +123,65 @@ describe('templates by operation', () => {
     expect(plan.cdn.urls).toEqual(['https://ex.com/u/2', 'https://ex.com/u/1']);
   });
 
-  it('update without old values purges the new entries and reports {old.*} as unknown', () => {
+  it('update without old values purges the new entries and reports {old.*} and the old side of {col} as unknown', () => {
     const plan = set.planPurges(event('u', { before: null }));
     expect(plan.redis.keys).toEqual(['user:42', 'by_email:a@x', 'new_email:a@x']);
-    expect(plan.unknown?.map((u) => u.path)).toEqual(['rules[0].redis.keys[2]']);
+    // by_email:{email} of the old email cannot be known: reported, never silently skipped.
+    expect(plan.unknown?.map((u) => [u.path, u.column, u.reason])).toEqual([
+      ['rules[0].redis.keys[1]', 'email', 'old-value-unavailable'],
+      ['rules[0].redis.keys[2]', 'email', 'old-value-unavailable'],
+    ]);
+  });
+
+  it('update without the old value of a {col}: the fallback is purged, and the unknown value reported', () => {
+    const pages = rules({
+      table: 'pages',
+      on: ['update'],
+      redis: { keys: ['page:{id}', 'page_by_slug:{slug}'] },
+      fallback: { redis: { patterns: ['page_by_slug:*'] } },
+    });
+    const update = event('u', {
+      table: 'pages',
+      key: { id: 1 },
+      before: { id: 1 },
+      after: { id: 1, slug: 'new' },
+    });
+    const plan = pages.planPurges(update);
+    expect(plan.redis.keys).toEqual(['page:1', 'page_by_slug:new']);
+    expect(plan.redis.patterns).toEqual(['page_by_slug:*']);
+    expect(plan.unknown).toEqual([
+      {
+        rule: 'rules[0] public.pages',
+        path: 'rules[0].redis.keys[1]',
+        template: 'page_by_slug:{slug}',
+        column: 'slug',
+        reason: 'old-value-unavailable',
+        fallbackUsed: true,
+        detail:
+          "the change does not carry the old value of {slug} (it needs REPLICA IDENTITY FULL, or {slug} in the replica identity), the rule's fallback is used",
+      },
+    ]);
+    // With the whole old row (REPLICA IDENTITY FULL) both entries are exact and nothing is unknown.
+    const full = pages.planPurges({ ...update, before: { id: 1, slug: 'old' } });
+    expect(full.redis.keys).toEqual(['page:1', 'page_by_slug:new', 'page_by_slug:old']);
+    expect(full.unknown).toBeUndefined();
+  });
+
+  it('oldValues: ignore-missing purges only the new entry and says so in the plan, not as unknown', () => {
+    const pages = rules({
+      table: 'pages',
+      on: ['update'],
+      oldValues: 'ignore-missing',
+      redis: { keys: ['page_by_slug:{slug}'] },
+    });
+    const plan = pages.planPurges(
+      event('u', { table: 'pages', key: { id: 1 }, before: { id: 1 }, after: { id: 1, slug: 'new' } }),
+    );
+    expect(plan.redis.keys).toEqual(['page_by_slug:new']);
+    expect(plan.unknown).toBeUndefined();
+    expect(plan.rules[0]?.ignoredOldValues).toEqual([
+      { path: 'rules[0].redis.keys[0]', template: 'page_by_slug:{slug}', column: 'slug' },
+    ]);
   });
 
   it('renders numbers, int8 strings, booleans, NULL and json predictably', () => {
@@ -372,12 +427,33 @@ describe('truncate', () => {
     expect(plan.redis.tags).toEqual(['all-users']);
     expect(plan.cdn.urls).toEqual(['https://ex.com/users']);
     expect(plan.cdn.tags).toEqual(['users']);
+    // A CDN url with a literal scheme://host/ is widened to a prefix purge of that literal start.
+    expect(plan.cdn.prefixes).toEqual(['https://ex.com/u/']);
     expect(plan.unknown?.map((u) => [u.template, u.reason])).toEqual([
       ['{email}', 'truncate'],
       ['user-{id}', 'truncate'],
-      ['https://ex.com/u/{id}', 'truncate'],
     ]);
     expect(plan.rules[1]).toMatchObject({ purged: false });
+  });
+
+  it('widens CDN urls and prefixes only to a literal scheme://host/ start, cut before ? and #, and only when the CDN purges prefixes', () => {
+    const cdn = (prefixPurge: boolean) =>
+      compileRules(
+        [
+          Rule.parse({
+            table: 'users',
+            cdn: {
+              urls: ['https://ex.com/search?q={name}', 'https://{host}/x', 'https://ex.com{path}'],
+              prefixes: ['https://ex.com/teams/{team}/'],
+            },
+          }),
+        ],
+        { cdnPrefixPurge: prefixPurge },
+      ).planPurges(event('t'));
+    expect(cdn(true).cdn.prefixes).toEqual(['https://ex.com/search', 'https://ex.com/teams/']);
+    expect(cdn(true).unknown?.map((u) => u.template)).toEqual(['https://{host}/x', 'https://ex.com{path}']);
+    expect(cdn(false).cdn.prefixes).toEqual([]);
+    expect(cdn(false).unknown).toHaveLength(4);
   });
 
   it('escapes glob characters of a literal key prefix when widening it', () => {

@@ -1,10 +1,10 @@
 import type { ChangeEvent } from '@walpurge/protocol';
 import { qualifiedTable } from '@walpurge/protocol';
 import type { CompiledRule, CompiledTemplate } from './compile.js';
-import { escapeGlob } from './glob.js';
 import { emptyTargets, type PurgeTargets } from './purge-targets.js';
-import { hasFields, hasRowFields, literalPrefix, renderTemplate, wildcardPattern } from './render.js';
+import { hasRowFields, renderTemplate } from './render.js';
 import { columnChanged, describeUnknownValue, type UnknownReason } from './row-values.js';
+import { truncateTarget, type TruncateOptions } from './truncate-safety.js';
 
 /** A template that could not be rendered because a value it needs is not in the event. */
 export interface UnknownValue {
@@ -27,6 +27,11 @@ export interface RuleOutcome {
   purged: boolean;
   /** Why the rule did nothing, when it did nothing. */
   reason?: string;
+  /**
+   * Templates whose old entry was not purged because the update did not carry an old value and the
+   * rule says `oldValues: ignore-missing` (shown by `walpurge explain`).
+   */
+  ignoredOldValues?: Array<{ path: string; template: string; column: string }>;
 }
 
 export interface PurgePlan extends PurgeTargets {
@@ -42,7 +47,11 @@ const opNames = { c: 'insert', u: 'update', d: 'delete', t: 'truncate' } as cons
 interface Collector {
   targets: PurgeTargets;
   unknown: Array<Omit<UnknownValue, 'fallbackUsed' | 'detail'>>;
+  /** Old-side renders that failed in a rule with `oldValues: ignore-missing`. */
+  ignored: Array<Omit<UnknownValue, 'fallbackUsed' | 'detail'>>;
 }
+
+export type PlanOptions = TruncateOptions;
 
 function addEntry(targets: PurgeTargets, template: CompiledTemplate, text: string): void {
   const [section, kind] = template.kind.split('.') as ['redis' | 'cdn', string];
@@ -52,8 +61,12 @@ function addEntry(targets: PurgeTargets, template: CompiledTemplate, text: strin
 
 /**
  * Row changes: inserts render `{col}` from the new row, deletes from the old row (or key), updates
- * from the new row and — when the event carries the old value and it differs (a key column changed) —
- * from the old row too, so both the old and the new entry are purged.
+ * from the new row and from the old row too, so that an update changing a value in the key purges
+ * both the old and the new entry. When the update does not carry an old value (REPLICA IDENTITY
+ * DEFAULT / USING INDEX send only the identity columns), the old entry cannot be known: that is
+ * reported as unknown (so the fallback is purged, or the miss is counted and logged), unless the
+ * rule says `oldValues: ignore-missing`. An unchanged TOASTed value is the same on both sides, so
+ * its old entry is the new one.
  */
 function renderRowChange(
   rule: CompiledRule,
@@ -74,36 +87,39 @@ function renderRowChange(
       });
     }
     if (event.op === 'u' && hasRowFields(template)) {
-      // The previous entry, when we can know it. Without an old value we cannot tell whether it
-      // differed; {old.col} (validated against REPLICA IDENTITY) is the way to require it.
       const previous = renderTemplate(template, event, 'old');
       if (previous.ok) addEntry(out.targets, template, previous.text);
+      else if ('unknown' in previous && previous.unknown.reason !== 'unchanged-toast') {
+        const entry = {
+          rule: rule.name,
+          path: template.path,
+          template: template.parsed.source,
+          ...previous.unknown,
+        };
+        if (rule.oldValues === 'ignore-missing') out.ignored.push(entry);
+        // Once per template: the new side failing already reported it.
+        else if (result.ok) out.unknown.push(entry);
+      }
     }
   }
 }
 
 /**
- * Truncate removes every row, so every entry the rule derives from any row is stale. Templates
- * without fields are purged as written. Templated Redis keys and patterns are widened to a
- * table-wide pattern with each field as `*` (`user:{id}` → `user:*`), but only when the template
- * starts with literal text, so a template like `{email}` can never become "purge everything".
- * Other templated entries (tags, CDN entries, keys without a literal prefix) cannot be rendered:
- * they are reported as unknown, and the rule's `fallback` entries are purged instead.
+ * Truncate removes every row: each template is purged as one entry covering all rows (see
+ * truncate-safety.ts). Templates that cannot be widened are reported as unknown, and the rule's
+ * `fallback` entries are purged instead; validate and start refuse rules where that is not enough.
  */
-function renderTruncate(rule: CompiledRule, templates: CompiledTemplate[], out: Collector): void {
+function renderTruncate(
+  rule: CompiledRule,
+  templates: CompiledTemplate[],
+  out: Collector,
+  options: PlanOptions,
+): void {
   for (const template of templates) {
-    if (!hasFields(template)) {
-      addEntry(
-        out.targets,
-        template,
-        template.parsed.parts.map((part) => (part.kind === 'text' ? part.text : '')).join(''),
-      );
-      continue;
-    }
-    const widenable = template.kind === 'redis.keys' || template.kind === 'redis.patterns';
-    if (widenable && literalPrefix(template) !== '') {
-      const pattern = wildcardPattern(template, template.kind === 'redis.keys' ? escapeGlob : (text) => text);
-      if (!out.targets.redis.patterns.includes(pattern)) out.targets.redis.patterns.push(pattern);
+    const target = truncateTarget(template, options);
+    if (target) {
+      const list = (out.targets[target.section] as unknown as Record<string, string[]>)[target.kind];
+      if (list && !list.includes(target.text)) list.push(target.text);
       continue;
     }
     out.unknown.push({
@@ -116,8 +132,14 @@ function renderTruncate(rule: CompiledRule, templates: CompiledTemplate[], out: 
   }
 }
 
-function render(rule: CompiledRule, templates: CompiledTemplate[], event: ChangeEvent, out: Collector): void {
-  if (event.op === 't') renderTruncate(rule, templates, out);
+function render(
+  rule: CompiledRule,
+  templates: CompiledTemplate[],
+  event: ChangeEvent,
+  out: Collector,
+  options: PlanOptions,
+): void {
+  if (event.op === 't') renderTruncate(rule, templates, out, options);
   else renderRowChange(rule, templates, event, out);
 }
 
@@ -127,6 +149,7 @@ export function planRule(
   event: ChangeEvent,
   targets: PurgeTargets,
   unknown: UnknownValue[],
+  options: PlanOptions = {},
 ): RuleOutcome {
   const base = { rule: rule.name, index: rule.index };
   if (!rule.operations.has(event.op)) {
@@ -143,8 +166,8 @@ export function planRule(
       reason: `update changed none of when.changed: [${rule.changed.join(', ')}]`,
     };
   }
-  const primary: Collector = { targets, unknown: [] };
-  render(rule, rule.templates, event, primary);
+  const primary: Collector = { targets, unknown: [], ignored: [] };
+  render(rule, rule.templates, event, primary, options);
   const fallbackUsed = primary.unknown.length > 0 && rule.fallback.length > 0;
   const report = (entry: Collector['unknown'][number], used: boolean): void => {
     unknown.push({
@@ -155,17 +178,28 @@ export function planRule(
   };
   for (const entry of primary.unknown) report(entry, fallbackUsed);
   if (fallbackUsed) {
-    const fallback: Collector = { targets, unknown: [] };
-    render(rule, rule.fallback, event, fallback);
+    const fallback: Collector = { targets, unknown: [], ignored: [] };
+    render(rule, rule.fallback, event, fallback, options);
     for (const entry of fallback.unknown) report(entry, false);
   }
-  return { ...base, purged: true };
+  const outcome: RuleOutcome = { ...base, purged: true };
+  if (primary.ignored.length > 0)
+    outcome.ignoredOldValues = primary.ignored.map(({ path, template, column }) => ({
+      path,
+      template,
+      column,
+    }));
+  return outcome;
 }
 
-export function planForRules(rules: readonly CompiledRule[], event: ChangeEvent): PurgePlan {
+export function planForRules(
+  rules: readonly CompiledRule[],
+  event: ChangeEvent,
+  options: PlanOptions = {},
+): PurgePlan {
   const targets = emptyTargets();
   const unknown: UnknownValue[] = [];
-  const outcomes = rules.map((rule) => planRule(rule, event, targets, unknown));
+  const outcomes = rules.map((rule) => planRule(rule, event, targets, unknown, options));
   const plan: PurgePlan = { ...targets, rules: outcomes };
   if (unknown.length > 0) plan.unknown = unknown;
   const nothing = [...Object.values(targets.redis), ...Object.values(targets.cdn)].every(

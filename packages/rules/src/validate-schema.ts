@@ -16,6 +16,7 @@ const TableInfoRow = z.object({
   columns: z.array(z.string()),
   identity_columns: z.array(z.string()),
   toastable_columns: z.array(z.string()),
+  generated_columns: z.array(z.string()),
 });
 type TableInfo = z.infer<typeof TableInfoRow>;
 
@@ -30,7 +31,11 @@ SELECT n.nspname || '.' || c.relname AS qualified,
                 AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))) AS identity_columns,
        array(SELECT a.attname::text FROM pg_attribute a
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                AND a.attlen = -1 AND a.attstorage IN ('x', 'e')) AS toastable_columns
+                AND a.attlen = -1 AND a.attstorage IN ('x', 'e')) AS toastable_columns,
+       -- attgenerated exists since PostgreSQL 12: read through to_jsonb so older servers work too.
+       array(SELECT a.attname::text FROM pg_attribute a
+              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                AND to_jsonb(a) ->> 'attgenerated' = 's') AS generated_columns
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('r', 'p') AND n.nspname || '.' || c.relname = ANY($1::text[])`;
 
@@ -38,13 +43,7 @@ const identityNames = { d: 'DEFAULT', n: 'NOTHING', f: 'FULL', i: 'USING INDEX' 
 
 function oldValueProblem(info: TableInfo, table: string, column: string, why: string): string | undefined {
   if (info.identity === 'f' || info.identity_columns.includes(column)) return undefined;
-  const sent =
-    info.identity === 'n'
-      ? 'which sends no old values at all'
-      : info.identity_columns.length > 0
-        ? `which only sends the old values of ${info.identity_columns.join(', ')}`
-        : 'but the table has no primary key, so no old values are sent';
-  return `${why} needs the old value of '${column}', but ${table} has REPLICA IDENTITY ${identityNames[info.identity]}, ${sent}; run ALTER TABLE ${table} REPLICA IDENTITY FULL`;
+  return `${why} needs the old value of '${column}', but ${table} has REPLICA IDENTITY ${identityNames[info.identity]}, ${oldRowSent(info)}; run ALTER TABLE ${table} REPLICA IDENTITY FULL`;
 }
 
 /**
@@ -58,11 +57,17 @@ function toastWarnings(
   template: CompiledTemplate,
   info: TableInfo,
   problemAt: ProblemAt,
+  unsent: readonly string[],
 ): ConfigProblem[] {
   if (!rule.operations.has('u') || info.identity === 'f' || rule.fallback.length > 0) return [];
   const columns = new Set(
     template.parsed.fields
-      .filter((field) => field.side !== 'old' && info.toastable_columns.includes(field.column))
+      .filter(
+        (field) =>
+          field.side !== 'old' &&
+          info.toastable_columns.includes(field.column) &&
+          !unsent.includes(field.column),
+      )
       .map((field) => field.column),
   );
   return [...columns].map((column) =>
@@ -83,6 +88,8 @@ function templateProblems(
   template: CompiledTemplate,
   info: TableInfo,
   problemAt: ProblemAt,
+  /** Generated columns replication does not send: reported by generatedColumnProblems. */
+  unsent: readonly string[],
 ): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const reported = new Set<string>();
@@ -96,6 +103,7 @@ function templateProblems(
       reported.add(field.column);
       continue;
     }
+    if (unsent.includes(field.column)) continue;
     // Old values are needed by {old.col} on updates/deletes and by {col} on deletes.
     const needsOld =
       (field.side === 'old' && (rule.operations.has('u') || rule.operations.has('d'))) ||
@@ -108,9 +116,152 @@ function templateProblems(
   return problems;
 }
 
+const ServerInfoRow = z.object({
+  version: z.number(),
+  /** pg_publication.pubgencols (PostgreSQL 18: 'n' none, 's' stored); null when absent. */
+  pubgencols: z.string().nullable(),
+});
+
+const SERVER_SQL = `
+SELECT current_setting('server_version_num')::int AS version,
+       (SELECT to_jsonb(p) ->> 'pubgencols' FROM pg_publication p WHERE p.pubname = $1) AS pubgencols`;
+
+/**
+ * Whether pgoutput sends stored generated columns: never before PostgreSQL 18; on 18 only when the
+ * publication says `publish_generated_columns = stored` (a publication walpurge has yet to create
+ * counts as not sending them).
+ */
+async function sendsGeneratedColumns(client: SchemaQueryable, publication: string | undefined) {
+  const result = await client.query(SERVER_SQL, [publication ?? '']);
+  const server = ServerInfoRow.parse(result.rows[0]);
+  const sends = server.version >= 180000 && (server.pubgencols === 's' || server.pubgencols === 'true');
+  return { sends, version: server.version };
+}
+
+/**
+ * A template or when.changed on a stored generated column can never be evaluated when the
+ * replication stream leaves the column out: every change would purge the fallback (or nothing).
+ */
+function generatedColumnProblems(
+  rule: CompiledRule,
+  info: TableInfo,
+  generated: { sends: boolean; version: number },
+  publication: string | undefined,
+  problemAt: ProblemAt,
+): ConfigProblem[] {
+  if (generated.sends || info.generated_columns.length === 0) return [];
+  // A rule that only handles truncates never reads a value (its templates are widened).
+  if (![...rule.operations].some((op) => op !== 't')) return [];
+  const why = (column: string): string => {
+    const intro = `${named(rule)}'${column}' is a generated column of ${rule.table}, which logical replication does not send`;
+    const fix =
+      generated.version >= 180000
+        ? `; publish it with ALTER PUBLICATION ${publication ?? 'walpurge'} SET (publish_generated_columns = stored), or derive the entry from the columns '${column}' is computed from`
+        : ` before PostgreSQL 18 (this server is ${Math.floor(generated.version / 10000)}); derive the entry from the columns '${column}' is computed from (or, on PostgreSQL 18, publish with publish_generated_columns = stored)`;
+    return intro + fix;
+  };
+  const problems: ConfigProblem[] = [];
+  (rule.changed ?? []).forEach((column, i) => {
+    if (info.generated_columns.includes(column))
+      problems.push(problemAt(['rules', rule.index, 'when', 'changed', i], why(column)));
+  });
+  for (const template of [...rule.templates, ...rule.fallback]) {
+    const columns = new Set(template.parsed.fields.map((field) => field.column));
+    for (const column of columns)
+      if (info.generated_columns.includes(column)) problems.push(problemAt(template.segments, why(column)));
+  }
+  return problems;
+}
+
+/** What the table's identity sends of the old row, in words (for problems and warnings). */
+function oldRowSent(info: TableInfo): string {
+  return info.identity === 'n'
+    ? 'which sends no old values at all'
+    : info.identity_columns.length > 0
+      ? `which only sends the old values of ${info.identity_columns.join(', ')}`
+      : 'but the table has no primary key, so no old values are sent';
+}
+
+/**
+ * An update renders `{col}` from the old row too, to purge the entry of the old value (a changed
+ * slug leaves `page:{old slug}` stale otherwise). Outside REPLICA IDENTITY FULL only the identity
+ * columns' old values are sent: such a template is refused, unless the rule has a fallback (purged
+ * on every update, since whether the value changed cannot be told: a warning says so) or says
+ * `oldValues: ignore-missing`. Deletes have their own check (templateProblems), so rules that
+ * handle deletes are reported there once.
+ */
+function oldSideProblems(
+  rule: CompiledRule,
+  info: TableInfo,
+  unsent: readonly string[],
+  problemAt: ProblemAt,
+  warnings: ConfigProblem[] | undefined,
+): ConfigProblem[] {
+  if (!rule.operations.has('u') || info.identity === 'f' || rule.oldValues === 'ignore-missing') return [];
+  const problems: ConfigProblem[] = [];
+  for (const template of [...rule.templates, ...rule.fallback]) {
+    const columns = new Set(
+      template.parsed.fields
+        .filter(
+          (field) =>
+            field.side === 'row' &&
+            info.columns.includes(field.column) &&
+            !unsent.includes(field.column) &&
+            !info.identity_columns.includes(field.column),
+        )
+        .map((field) => field.column),
+    );
+    const isFallback = template.segments[2] === 'fallback';
+    for (const column of columns) {
+      const what = `${named(rule)}an update also purges the entry of the old value of {${column}}, but ${rule.table} has REPLICA IDENTITY ${identityNames[info.identity]}, ${oldRowSent(info)}`;
+      if (!isFallback && rule.fallback.length > 0) {
+        warnings?.push(
+          problemAt(
+            template.segments,
+            `${what}: every update that could change '${column}' purges the rule's fallback instead; ALTER TABLE ${rule.table} REPLICA IDENTITY FULL purges the exact entries`,
+          ),
+        );
+      } else if (!rule.operations.has('d')) {
+        problems.push(
+          problemAt(
+            template.segments,
+            `${what}: when '${column}' changes, the old entry stays cached; run ALTER TABLE ${rule.table} REPLICA IDENTITY FULL, or declare a fallback for the rule (purged on such updates), or set oldValues: ignore-missing on the rule if '${column}' never changes`,
+          ),
+        );
+      }
+    }
+  }
+  return problems;
+}
+
+/**
+ * `when.changed` compares old and new values; a column whose old value the identity does not send
+ * counts as changed (skipping an update we are unsure about could leave a stale entry). One such
+ * column makes the condition true for every update: then it has no effect, which is worth saying.
+ */
+function changedNoOpWarning(
+  rule: CompiledRule,
+  info: TableInfo,
+  unsent: readonly string[],
+  problemAt: ProblemAt,
+) {
+  if (!rule.changed || !rule.operations.has('u') || info.identity === 'f') return undefined;
+  const index = rule.changed.findIndex(
+    (column) =>
+      info.columns.includes(column) && !unsent.includes(column) && !info.identity_columns.includes(column),
+  );
+  const column = rule.changed[index];
+  if (column === undefined) return undefined;
+  return problemAt(
+    ['rules', rule.index, 'when', 'changed', index],
+    `${named(rule)}when.changed has no effect: ${rule.table} has REPLICA IDENTITY ${identityNames[info.identity]}, ${oldRowSent(info)}, so whether '${column}' changed cannot be told and every update is purged; ALTER TABLE ${rule.table} REPLICA IDENTITY FULL lets it skip updates`,
+  );
+}
+
 /**
  * Checks rules against the live schema: unknown tables and columns (in templates and
- * `when.changed`), and templates that need old values the table's REPLICA IDENTITY cannot deliver.
+ * `when.changed`), generated columns replication does not send, and templates that need old values
+ * the table's REPLICA IDENTITY cannot deliver (on deletes, `{old.col}`, and the old entry of an update).
  * Returns located problems naming the rule, e.g.
  * `rules[2].redis.keys[0]: unknown column 'emial' in public.users`. An empty list means all good.
  */
@@ -123,10 +274,13 @@ export async function validateRulesAgainstSchema(
    * database (e.g. open-ended CDN prefixes) come from ruleWarnings instead.
    */
   warnings?: ConfigProblem[],
+  /** The publication walpurge reads (database.publication), for what it sends of generated columns. */
+  options: { publication?: string } = {},
 ): Promise<ConfigProblem[]> {
   const compiled = rules.map((rule, index) => compileRule(rule, index));
   const tables = [...new Set(compiled.map((rule) => rule.table))];
   const result = await client.query(TABLES_SQL, [tables]);
+  const generated = await sendsGeneratedColumns(client, options.publication);
   const infos = new Map(
     result.rows.map((row) => TableInfoRow.parse(row)).map((info) => [info.qualified, info]),
   );
@@ -152,9 +306,15 @@ export async function validateRulesAgainstSchema(
           ),
         );
     });
+    const unsent = generated.sends ? [] : info.generated_columns;
     for (const template of [...rule.templates, ...rule.fallback])
-      problems.push(...templateProblems(rule, template, info, problemAt));
-    for (const template of rule.templates) warnings?.push(...toastWarnings(rule, template, info, problemAt));
+      problems.push(...templateProblems(rule, template, info, problemAt, unsent));
+    problems.push(...generatedColumnProblems(rule, info, generated, options.publication, problemAt));
+    problems.push(...oldSideProblems(rule, info, unsent, problemAt, warnings));
+    const noOp = changedNoOpWarning(rule, info, unsent, problemAt);
+    if (noOp) warnings?.push(noOp);
+    for (const template of rule.templates)
+      warnings?.push(...toastWarnings(rule, template, info, problemAt, unsent));
   }
   return problems;
 }

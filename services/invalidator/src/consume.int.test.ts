@@ -77,6 +77,8 @@ describe('invalidator consuming Kafka', () => {
               patterns: ['user:{id}:*'],
               tags: ['user-{id}'],
             },
+            // A truncate cannot render user-{id}: this tag (of every user entry) covers it.
+            fallback: { redis: { tags: ['users'] } },
           },
           { table: 'billing.invoices', redis: { keys: ['invoice:{id}'], tags: ['invoices'] } },
         ],
@@ -223,7 +225,11 @@ describe('invalidator consuming Kafka', () => {
         {
           rules: [
             // One pattern per event: a server-side SCAN MATCH per pattern.
-            { table: 'one', redis: { keys: ['h:{name}'], patterns: ['h:{name}:*'], tags: ['h-{name}'] } },
+            {
+              table: 'one',
+              on: ['insert', 'update', 'delete'],
+              redis: { keys: ['h:{name}'], patterns: ['h:{name}:*'], tags: ['h-{name}'] },
+            },
             // Four patterns per event: one SCAN pass checked client-side against every pattern.
             { table: 'four', redis: { patterns: ['a:{name}:*', 'b:{name}:*', 'c:{name}:*', 'd:{name}:*'] } },
           ],
@@ -295,7 +301,13 @@ describe('invalidator consuming Kafka', () => {
     const running = await startInvalidator(
       invalidatorConfig(services, names, {
         partitions: 1,
-        rules: [{ table: 'posts', redis: { keys: ['post:{id}'], tags: ['post-{id}'] } }],
+        rules: [
+          {
+            table: 'posts',
+            on: ['insert', 'update', 'delete'],
+            redis: { keys: ['post:{id}'], tags: ['post-{id}'] },
+          },
+        ],
         invalidator: { coalesceWindowMs: 50 },
       }),
     );

@@ -99,6 +99,9 @@ describe('invalidator crash safety', () => {
         rules: [
           {
             table: 'items',
+            on: ['insert', 'update', 'delete'],
+            // The updates below carry no old row: only the entry of each new version is expected.
+            oldValues: 'ignore-missing',
             redis: { keys: ['item:{id}:{v}'] },
             cdn: { urls: ['https://cdn.test/items/{id}/{v}'] },
           },

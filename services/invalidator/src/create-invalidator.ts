@@ -17,7 +17,14 @@ import {
   type Service,
 } from '@walpurge/core';
 import { encodeChangeEvent, type ChangeEvent, type ChangeHandler } from '@walpurge/protocol';
-import { compileRules, ruleWarnings, validateRulesAgainstSchema, type ProblemAt } from '@walpurge/rules';
+import {
+  cdnSupportsPrefixes,
+  compileRules,
+  ruleWarnings,
+  truncateProblems,
+  validateRulesAgainstSchema,
+  type ProblemAt,
+} from '@walpurge/rules';
 import { ChangeConsumer } from './kafka/change-consumer.js';
 import { DeadLetterQueue } from './kafka/dead-letter.js';
 import { createKafka, ensureTopics } from './kafka/kafka-client.js';
@@ -58,7 +65,9 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
   const { config } = options;
   const logger = options.logger.child({ component: 'invalidator' });
   const metrics = createInvalidatorMetrics(options.registry);
-  const rules = compileRules(config.rules);
+  // Whether truncates may widen CDN urls to prefix purges (see truncate-safety.ts).
+  const truncateOptions = { cdnPrefixPurge: cdnSupportsPrefixes(config.cdn) };
+  const rules = compileRules(config.rules, truncateOptions);
   const backoff: BackoffOptions = {
     initialMs: config.invalidator.retryInitialMs,
     maxMs: config.invalidator.retryMaxMs,
@@ -81,8 +90,19 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
   const logRuleWarning = (warning: ConfigProblem): void =>
     logger.warn({ path: warning.path, line: warning.line }, `rule check: ${warning.message}`);
 
+  const refuse = (problems: ConfigProblem[]): never => {
+    throw new ConfigError(
+      ErrorCode.SchemaMismatch,
+      options.configFile ?? 'walpurge.yaml',
+      problems,
+      'fix the rules or the table definitions, then restart',
+    );
+  };
+
   async function validateSchema(): Promise<void> {
-    // Warnings that need no database are logged even when the schema check is skipped.
+    // Checks and warnings that need no database run even when the schema check is skipped.
+    const truncate = truncateProblems(rules.rules, problemAt, truncateOptions);
+    if (truncate.length > 0) refuse(truncate);
     ruleWarnings(rules.rules, problemAt).forEach(logRuleWarning);
     if (!config.database || options.validateSchema === false || config.rules.length === 0) return;
     const client = new pg.Client({
@@ -93,19 +113,14 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
     let problems: ConfigProblem[];
     const warnings: ConfigProblem[] = [];
     try {
-      problems = await validateRulesAgainstSchema(config.rules, client, problemAt, warnings);
+      problems = await validateRulesAgainstSchema(config.rules, client, problemAt, warnings, {
+        publication: config.database.publication,
+      });
     } finally {
       await client.end();
     }
     warnings.forEach(logRuleWarning);
-    if (problems.length > 0) {
-      throw new ConfigError(
-        ErrorCode.SchemaMismatch,
-        options.configFile ?? 'walpurge.yaml',
-        problems,
-        'fix the rules or the table definitions, then restart',
-      );
-    }
+    if (problems.length > 0) refuse(problems);
   }
 
   /**

@@ -144,6 +144,7 @@ describe('invalidator when a purge target fails', () => {
         rules: [
           {
             table: 'items',
+            on: ['insert', 'update', 'delete'],
             redis: { keys: ['item:{id}'] },
             cdn: { urls: ['https://cdn.test/items/{id}/1'] },
           },
@@ -220,7 +221,13 @@ describe('invalidator when a purge target fails', () => {
       invalidatorConfig(services, names, {
         // One request at a time per batch, so the order requests arrive in is the order planned.
         cdn: { http: { endpoint, concurrency: 1 } },
-        rules: [{ table: 'rows', cdn: { urls: ['https://cdn.test/rows/{id}/{seq}'] } }],
+        rules: [
+          {
+            table: 'rows',
+            on: ['insert', 'update', 'delete'],
+            cdn: { urls: ['https://cdn.test/rows/{id}/{seq}'] },
+          },
+        ],
         invalidator: { maxBatchEvents: 7, partitionsConsumedConcurrently: 3 },
       }),
     );

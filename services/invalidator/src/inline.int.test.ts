@@ -29,7 +29,13 @@ async function startInline(
   const config = WalpurgeConfig.parse({
     redis: { url: redisUrl, keyPrefix: prefix },
     invalidator: { retryInitialMs: 20, retryMaxMs: 200 },
-    rules: [{ table: 'posts', redis: { keys: ['post:{id}'], tags: ['post-{id}'] } }],
+    rules: [
+      {
+        table: 'posts',
+        on: ['insert', 'update', 'delete'],
+        redis: { keys: ['post:{id}'], tags: ['post-{id}'] },
+      },
+    ],
   });
   const invalidator = createInvalidator({ config, logger, registry, consume: 'none' });
   await invalidator.start(new AbortController().signal);

@@ -190,7 +190,7 @@ describe('Redis target on a Redis Cluster', () => {
   it('tags: the members of a tag set are purged from other slots and masters, then removed from the set', async () => {
     const { invalidator, prefix } = await startInline(
       'rc_tags',
-      [{ table: 'posts', redis: { tags: ['post-{id}'] } }],
+      [{ table: 'posts', on: ['insert', 'update', 'delete'], redis: { tags: ['post-{id}'] } }],
       // Several SSCAN pages.
       { redisScanCount: 25, redisBatchSize: 10 },
     );

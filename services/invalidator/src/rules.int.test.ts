@@ -131,12 +131,65 @@ describe('rules against the live schema', () => {
     }
   });
 
+  it('refuses to start on a generated column, the old side of an update and a truncate it cannot purge', async () => {
+    await sql.query(
+      'CREATE TABLE IF NOT EXISTS slugs (id int PRIMARY KEY, slug text, parent int, slug_lower text GENERATED ALWAYS AS (lower(slug)) STORED)',
+    );
+    const names = uniqueNames('inv_refuse');
+    const invalidator = createInvalidator({
+      config: invalidatorConfig(services, names, {
+        database: { url: database.url },
+        rules: [
+          { table: 'slugs', name: 'generated', on: ['insert'], redis: { keys: ['s:{slug_lower}'] } },
+          { table: 'slugs', name: 'old-side', on: ['update'], redis: { keys: ['children:{parent}'] } },
+          { table: 'slugs', name: 'truncate', on: ['truncate'], redis: { tags: ['slug-{id}'] } },
+        ],
+      }),
+      logger,
+      registry: createMetricsRegistry({ defaultMetrics: false }),
+      consume: 'none',
+    });
+    const error = await invalidator.start(new AbortController().signal).then(
+      () => undefined,
+      (thrown: unknown) => thrown,
+    );
+    await invalidator.stop();
+    expect(error).toBeInstanceOf(ConfigError);
+    // The truncate check needs no database: it is reported first, on its own.
+    expect((error as ConfigError).problems.map((p) => p.path)).toEqual(['rules[2].redis.tags[0]']);
+
+    const fixed = createInvalidator({
+      config: invalidatorConfig(services, names, {
+        database: { url: database.url },
+        rules: [
+          { table: 'slugs', name: 'generated', on: ['insert'], redis: { keys: ['s:{slug_lower}'] } },
+          { table: 'slugs', name: 'old-side', on: ['update'], redis: { keys: ['children:{parent}'] } },
+        ],
+      }),
+      logger,
+      registry: createMetricsRegistry({ defaultMetrics: false }),
+      consume: 'none',
+    });
+    const schemaError = await fixed.start(new AbortController().signal).then(
+      () => undefined,
+      (thrown: unknown) => thrown,
+    );
+    await fixed.stop();
+    expect(schemaError).toBeInstanceOf(ConfigError);
+    expect((schemaError as ConfigError).problems.map((p) => `${p.path}: ${p.message.slice(0, 90)}`)).toEqual([
+      "rules[0].redis.keys[0]: rule 'generated': 'slug_lower' is a generated column of public.slugs, which logical replic",
+      "rules[1].redis.keys[0]: rule 'old-side': an update also purges the entry of the old value of {parent}, but public.",
+    ]);
+  });
+
   it('warns about templates of TOAST-able columns that updates may not send, unless the rule has a fallback or the table FULL identity', async () => {
     const rules = [
       Rule.parse({
         table: 'users',
         name: 'bio',
         on: ['insert', 'update'],
+        // Old values of bio and age are not sent (DEFAULT): accepted explicitly, not about TOAST.
+        oldValues: 'ignore-missing',
         redis: { keys: ['bio:{bio}', 'age:{age}', 'email:{new.email}'] },
       }),
       Rule.parse({
@@ -150,7 +203,13 @@ describe('rules against the live schema', () => {
     ];
     const warnings: ConfigProblem[] = [];
     expect(await validateRulesAgainstSchema(rules, sql, problemAt, warnings)).toEqual([]);
-    expect(warnings.map((w) => w.path)).toEqual(['rules[0].redis.keys[0]', 'rules[0].redis.keys[2]']);
+    // rules[1]: its fallback is purged on every update, since the old bio is never sent.
+    expect(warnings.map((w) => w.path)).toEqual([
+      'rules[0].redis.keys[0]',
+      'rules[0].redis.keys[2]',
+      'rules[1].redis.keys[0]',
+    ]);
+    expect(warnings[2]?.message).toContain("every update that could change 'bio' purges the rule's fallback");
     expect(warnings[0]?.message).toMatch(/^rule 'bio': 'bio' can be stored out of line \(TOAST\)/);
     expect(warnings[0]?.message).toContain('declare a fallback');
   });

@@ -32,7 +32,19 @@ rules:
   - table: audit
     on: [truncate]
     redis: { keys: ['audit:all', 'audit:{id}'], patterns: ['audit-page:{id}:*'] }
-    cdn: { tags: ['audit-{id}'] }
+    cdn: { tags: ['audit-{id}'], urls: ['https://example.com/audit/{id}'] }
+    fallback:
+      cdn: { tags: ['audit'] }
+  - table: events
+    on: [truncate]
+    redis: { tags: ['event-{id}'] }
+  - table: pages
+    on: [update]
+    oldValues: ignore-missing
+    redis: { keys: ['page_by_slug:{slug}'] }
+  - table: posts
+    on: [update]
+    redis: { keys: ['post_by_slug:{slug}'] }
 `,
 );
 
@@ -166,7 +178,7 @@ describe('walpurge explain', () => {
     expect(result.out).toContain('redis patterns: user:7:*\n                user:*\n');
   });
 
-  it('truncate widens templated keys and patterns to their literal prefix', async () => {
+  it('truncate widens templated keys and patterns to their literal prefix, CDN urls to a prefix, and purges the fallback for tags', async () => {
     const result = await explain('--table', 'audit', '--op', 'truncate');
     expect(result.code).toBe(0);
     expect(result.out).toBe(
@@ -176,9 +188,39 @@ describe('walpurge explain', () => {
         'redis keys:     audit:all\n' +
         'redis patterns: audit:*\n' +
         '                audit-page:*:*\n' +
-        'unknown value: rules[1].cdn.tags[0] "audit-{id}": truncate has no rows -> not purged\n' +
+        'cdn tags:       audit\n' +
+        'cdn prefixes:   https://example.com/audit/\n' +
+        'unknown value: rules[1].cdn.tags[0] "audit-{id}": truncate has no rows -> fallback purged\n' +
         PREFIX_NOTE,
     );
+  });
+
+  it('a rule a truncate cannot purge is shown as refused by validate and start, with the fix', async () => {
+    const result = await explain('--table', 'events', '--op', 'truncate');
+    expect(result.code).toBe(0);
+    expect(result.out).toBe(
+      'public.events truncate\n' +
+        '  rule rules[2] public.events: applies\n' +
+        '\n' +
+        'unknown value: rules[2].redis.tags[0] "event-{id}": truncate has no rows -> not purged\n' +
+        'nothing to purge: the matching rules derive no entries from this change\n' +
+        "refused by walpurge validate and at start: rules[2].redis.tags[0]: on truncate 'event-{id}' is a tag made from a row value, and tags cannot be widened to all rows; add a fallback without row values (e.g. fallback: { redis: { patterns: ['prefix:*'] } }) that covers every entry of public.events, or remove truncate from on (a TRUNCATE of public.events then purges nothing for this rule)\n",
+    );
+  });
+
+  it('an update without the old value of {slug}: reported as unknown, or shown as ignored under oldValues: ignore-missing', async () => {
+    const args = ['--op', 'u', '--before', '{"id":1}', '--after', '{"id":1,"slug":"new"}'];
+    const posts = await explain('--table', 'posts', ...args);
+    expect(posts.out).toContain('redis keys:     post_by_slug:new\n');
+    expect(posts.out).toContain(
+      'unknown value: rules[4].redis.keys[0] "post_by_slug:{slug}" {slug}: old value not sent (needs REPLICA IDENTITY FULL) -> not purged\n',
+    );
+    const pages = await explain('--table', 'pages', ...args);
+    expect(pages.out).toContain('redis keys:     page_by_slug:new\n');
+    expect(pages.out).toContain(
+      'old entry not purged: rules[3].redis.keys[0] "page_by_slug:{slug}" {slug}: old value not sent -> ignored (oldValues: ignore-missing)\n',
+    );
+    expect(pages.out).not.toContain('unknown value');
   });
 
   it('on: an operation the rule does not list purges nothing, and says why', async () => {

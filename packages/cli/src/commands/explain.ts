@@ -1,5 +1,12 @@
 import { ChangeEventV1, type ChangeEvent, type Operation } from '@walpurge/protocol';
-import { compileRules, type PurgePlan, type UnknownReason } from '@walpurge/rules';
+import type { ConfigProblem } from '@walpurge/config';
+import {
+  cdnSupportsPrefixes,
+  compileRules,
+  truncateProblems,
+  type PurgePlan,
+  type UnknownReason,
+} from '@walpurge/rules';
 import { ExitCode, UsageError, writeLine } from '../cli-io.js';
 import {
   configOption,
@@ -104,7 +111,16 @@ const REASONS: Record<UnknownReason, string> = {
   'dot-segment': "value is '.' or '..', a parent URL path that could widen the purge",
 };
 
-export function renderPlan(event: ChangeEvent, plan: PurgePlan, keyPrefix: string): string {
+/**
+ * `refused`: problems `walpurge validate` and start report for the rules of this table (e.g. a
+ * truncate they cannot purge), so explain never shows a plan the daemon would not run silently.
+ */
+export function renderPlan(
+  event: ChangeEvent,
+  plan: PurgePlan,
+  keyPrefix: string,
+  refused: readonly ConfigProblem[] = [],
+): string {
   const lines: string[] = [];
   const opName = { c: 'insert', u: 'update', d: 'delete', t: 'truncate' }[event.op];
   lines.push(`${event.source.schema}.${event.source.table} ${opName}`);
@@ -123,6 +139,13 @@ export function renderPlan(event: ChangeEvent, plan: PurgePlan, keyPrefix: strin
       lines.push(`${i === 0 ? `${label}:`.padEnd(width) : ' '.repeat(width)}${entry}`),
     );
   }
+  for (const outcome of plan.rules) {
+    for (const ignored of outcome.ignoredOldValues ?? []) {
+      lines.push(
+        `old entry not purged: ${ignored.path} ${JSON.stringify(ignored.template)} {${ignored.column}}: old value not sent -> ignored (oldValues: ignore-missing)`,
+      );
+    }
+  }
   for (const unknown of plan.unknown ?? []) {
     const column = unknown.column ? ` {${unknown.column}}` : '';
     lines.push(
@@ -130,6 +153,8 @@ export function renderPlan(event: ChangeEvent, plan: PurgePlan, keyPrefix: strin
     );
   }
   if (plan.skipped) lines.push(`nothing to purge: ${plan.skipped}`);
+  for (const problem of refused)
+    lines.push(`refused by walpurge validate and at start: ${problem.path}: ${problem.message}`);
   if (keyPrefix && (plan.redis.keys.length || plan.redis.patterns.length || plan.redis.tags.length)) {
     lines.push(
       `(redis.keyPrefix '${keyPrefix}' is prepended to every key and pattern; tag sets live at '${keyPrefix}tag:<tag>')`,
@@ -182,10 +207,15 @@ export const explainCommand: CommandSpec = {
 Uses the rules of the config only; no database, Redis or CDN is contacted.`,
   async run({ io, options }) {
     const event = eventFromOptions(options);
-    const { config } = await loadCliConfig(options, io);
-    const plan = compileRules(config.rules).planPurges(event);
-    if (options['json'] === true) writeLine(io.stdout, JSON.stringify({ event, plan }, null, 2));
-    else io.stdout.write(renderPlan(event, plan, config.redis?.keyPrefix ?? ''));
+    const { config, problemAt } = await loadCliConfig(options, io);
+    const truncateOptions = { cdnPrefixPurge: cdnSupportsPrefixes(config.cdn) };
+    const rules = compileRules(config.rules, truncateOptions);
+    const plan = rules.planPurges(event);
+    const table = `${event.source.schema}.${event.source.table}`;
+    const refused = truncateProblems(rules.rulesFor(table), problemAt, truncateOptions);
+    if (options['json'] === true)
+      writeLine(io.stdout, JSON.stringify({ event, plan, ...(refused.length ? { refused } : {}) }, null, 2));
+    else io.stdout.write(renderPlan(event, plan, config.redis?.keyPrefix ?? '', refused));
     return ExitCode.Ok;
   },
 };

@@ -1,6 +1,12 @@
 import { ConfigError, type ConfigProblem } from '@walpurge/config';
 import { ErrorCode } from '@walpurge/core';
-import { compileRules, ruleWarnings, validateRulesAgainstSchema } from '@walpurge/rules';
+import {
+  cdnSupportsPrefixes,
+  compileRules,
+  ruleWarnings,
+  truncateProblems,
+  validateRulesAgainstSchema,
+} from '@walpurge/rules';
 import { ExitCode, writeLine } from '../cli-io.js';
 import { configOption, jsonOption, type CommandSpec } from '../command.js';
 import { loadCliConfig } from '../load-cli-config.js';
@@ -44,14 +50,19 @@ Live checks run when the config has a database section; an unreachable database 
       throw error;
     }
     const { config, file } = loaded;
-    const problems: ConfigProblem[] = [];
+    const compiled = compileRules(config.rules).rules;
+    // Rules that handle truncate but cannot purge what it makes stale (needs no database).
+    const problems: ConfigProblem[] = truncateProblems(compiled, loaded.problemAt, {
+      cdnPrefixPurge: cdnSupportsPrefixes(config.cdn),
+    });
     // Valid but probably not what was meant (e.g. a CDN prefix ending in a row value).
-    const warnings: ConfigProblem[] = ruleWarnings(compileRules(config.rules).rules, loaded.problemAt);
+    const warnings: ConfigProblem[] = ruleWarnings(compiled, loaded.problemAt);
     let live: 'skipped (--offline)' | 'skipped (no database section)' | 'passed' | 'failed' =
       'skipped (no database section)';
 
     if (options['offline'] === true) live = 'skipped (--offline)';
     else if (config.database) {
+      const offlineProblems = problems.length;
       const client = await connectDatabase(config.database.url);
       try {
         const catalog = await loadTableCatalog(
@@ -59,7 +70,9 @@ Live checks run when the config has a database section; an unreachable database 
           config.rules.map((rule) => rule.table),
         );
         problems.push(
-          ...(await validateRulesAgainstSchema(config.rules, client, loaded.problemAt, warnings)),
+          ...(await validateRulesAgainstSchema(config.rules, client, loaded.problemAt, warnings, {
+            publication: config.database.publication,
+          })),
         );
         problems.push(...(await checkServer(client, config.database, catalog, loaded.problemAt)));
         problems.push(
@@ -77,7 +90,7 @@ Live checks run when the config has a database section; an unreachable database 
       } finally {
         await client.end().catch(() => {});
       }
-      live = problems.length === 0 ? 'passed' : 'failed';
+      live = problems.length === offlineProblems ? 'passed' : 'failed';
     }
     const byPosition = (a: ConfigProblem, b: ConfigProblem): number =>
       (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);

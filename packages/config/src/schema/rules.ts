@@ -53,11 +53,15 @@ export const Rule = z.strictObject({
     })
     .optional()
     .describe('Extra conditions.'),
+  oldValues: z
+    .enum(['required', 'ignore-missing'])
+    .optional()
+    .describe("An update's old {col} value the identity does not send: refused, or accepted."),
   redis: RedisTargets.optional().describe('Redis entries derived from the row.'),
   cdn: CdnTargets.optional().describe('CDN entries derived from the row.'),
   fallback: z
     .strictObject({ redis: RedisTargets.optional(), cdn: CdnTargets.optional() })
     .optional()
-    .describe('Purged instead when a template needs a value that is unknown (unchanged TOAST column).'),
+    .describe('Purged instead when a template needs an unknown value (TOAST, old value, on truncate).'),
 });
 export type Rule = z.infer<typeof Rule>;

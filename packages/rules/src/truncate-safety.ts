@@ -1,0 +1,116 @@
+import type { CdnConfig, ConfigProblem } from '@walpurge/config';
+import type { CompiledRule, CompiledTemplate } from './compile.js';
+import { escapeGlob } from './glob.js';
+import { hasFields, literalPrefix, wildcardPattern } from './render.js';
+import type { ProblemAt } from './validate-schema.js';
+
+/**
+ * A truncate removes every row, so every entry a rule derives from any row is stale, and there is
+ * no row to render a template from. Each template is purged as one entry that covers all rows:
+ * - no field: purged as written;
+ * - a Redis key or pattern that starts with literal text: that text with every field as `*`
+ *   (`user:{id}:posts` → `user:*:posts`), never a bare `*` (a template starting with a field);
+ * - a CDN url or prefix whose literal start holds `scheme://host/`: a CDN prefix purge of that
+ *   literal start, cut before any `?` or `#` (`https://x.test/p/{slug}` → prefix
+ *   `https://x.test/p/`), when every configured CDN driver can purge prefixes.
+ * Anything else (tags with a field, keys starting with a field, CDN urls without a literal host, or
+ * a CDN that cannot purge prefixes) is not truncate-safe: the rule's fallback must cover it, or the
+ * rule must leave truncate out of `on`. validate and start refuse the rest (truncateProblems).
+ */
+export type TruncateTarget =
+  | { section: 'redis'; kind: 'keys' | 'patterns' | 'tags'; text: string }
+  | { section: 'cdn'; kind: 'urls' | 'tags' | 'prefixes'; text: string };
+
+export interface TruncateOptions {
+  /** Whether every configured CDN driver can purge by prefix (default true: no CDN, Cloudflare, CloudFront). */
+  cdnPrefixPurge?: boolean;
+}
+
+/** Drivers that can purge by prefix (the others' support is in services/invalidator create-purgers). */
+export function cdnSupportsPrefixes(cdn: CdnConfig | undefined): boolean {
+  return cdn?.fastly === undefined && cdn?.http === undefined;
+}
+
+const SCHEME_HOST_PATH = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]+\//;
+
+function cdnPrefixOf(template: CompiledTemplate): string | undefined {
+  const literal = literalPrefix(template).replace(/[?#].*$/, '');
+  return SCHEME_HOST_PATH.test(literal) ? literal : undefined;
+}
+
+/** What a truncate purges for one template, or undefined when it cannot be purged (see above). */
+export function truncateTarget(
+  template: CompiledTemplate,
+  options: TruncateOptions = {},
+): TruncateTarget | undefined {
+  const [section, kind] = template.kind.split('.') as ['redis', 'keys'] | ['cdn', 'urls'];
+  if (!hasFields(template)) {
+    const text = template.parsed.parts.map((part) => (part.kind === 'text' ? part.text : '')).join('');
+    return { section, kind, text } as TruncateTarget;
+  }
+  if (template.kind === 'redis.keys' || template.kind === 'redis.patterns') {
+    if (literalPrefix(template) === '') return undefined;
+    const escape = template.kind === 'redis.keys' ? escapeGlob : (text: string) => text;
+    return { section: 'redis', kind: 'patterns', text: wildcardPattern(template, escape) };
+  }
+  if (template.kind === 'cdn.urls' || template.kind === 'cdn.prefixes') {
+    const prefix = cdnPrefixOf(template);
+    if (prefix === undefined || options.cdnPrefixPurge === false) return undefined;
+    return { section: 'cdn', kind: 'prefixes', text: prefix };
+  }
+  return undefined;
+}
+
+function whyNot(template: CompiledTemplate, options: TruncateOptions): string {
+  switch (template.kind) {
+    case 'redis.keys':
+    case 'redis.patterns':
+      return 'starts with a row value, so it cannot be widened to a pattern of all rows';
+    case 'redis.tags':
+    case 'cdn.tags':
+      return 'is a tag made from a row value, and tags cannot be widened to all rows';
+    default:
+      return cdnPrefixOf(template) === undefined || options.cdnPrefixPurge !== false
+        ? 'does not start with a literal scheme://host/, so it cannot be widened to a prefix purge'
+        : 'would be widened to a prefix purge, which a configured CDN driver (fastly or http) cannot do';
+  }
+}
+
+/**
+ * Rules that handle truncate but cannot purge what a truncate makes stale. A rule passes when each
+ * template is truncate-safe, or when its fallback is (the fallback is then purged on truncate).
+ * Problems are located at each unsafe template and say what to add.
+ */
+export function truncateProblems(
+  rules: readonly CompiledRule[],
+  problemAt: ProblemAt,
+  options: TruncateOptions = {},
+): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const rule of rules) {
+    if (!rule.operations.has('t')) continue;
+    const unsafe = rule.templates.filter((template) => !truncateTarget(template, options));
+    const unsafeFallback = rule.fallback.filter((template) => !truncateTarget(template, options));
+    if (unsafe.length === 0 || (rule.fallback.length > 0 && unsafeFallback.length === 0)) continue;
+    const named = rule.source.name === undefined ? '' : `rule '${rule.source.name}': `;
+    const fix =
+      rule.fallback.length === 0
+        ? `add a fallback without row values (e.g. fallback: { redis: { patterns: ['prefix:*'] } }) that covers every entry of ${rule.table}, or remove truncate from on (a TRUNCATE of ${rule.table} then purges nothing for this rule)`
+        : `make every fallback entry truncate-safe, or remove truncate from on (a TRUNCATE of ${rule.table} then purges nothing for this rule)`;
+    for (const template of unsafe)
+      problems.push(
+        problemAt(
+          template.segments,
+          `${named}on truncate '${template.parsed.source}' ${whyNot(template, options)}; ${fix}`,
+        ),
+      );
+    for (const template of unsafeFallback)
+      problems.push(
+        problemAt(
+          template.segments,
+          `${named}on truncate the fallback '${template.parsed.source}' ${whyNot(template, options)}; ${fix}`,
+        ),
+      );
+  }
+  return problems;
+}
