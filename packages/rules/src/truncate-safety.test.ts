@@ -48,6 +48,14 @@ describe('truncateProblems', () => {
     ]);
   });
 
+  it('refuses a pattern whose literal start is itself a wildcard: widening *:{id} would purge nearly every key', () => {
+    expect(check({}, { table: 'users', redis: { patterns: ['*:{id}', '?x:{id}:*', '[ab]:{id}'] } })).toEqual([
+      "rules[0].redis.patterns[0]: on truncate '*:{id}' starts with a wildcard or a row value, so it cannot be widened to a pattern of all rows; add a fallback without row values (e.g. fallback: { redis: { patterns: ['prefix:*'] } }) that covers every entry of public.users, or remove truncate from on (a TRUNCATE of public.users then purges nothing for this rule)",
+      "rules[0].redis.patterns[1]: on truncate '?x:{id}:*' starts with a wildcard or a row value, so it cannot be widened to a pattern of all rows; add a fallback without row values (e.g. fallback: { redis: { patterns: ['prefix:*'] } }) that covers every entry of public.users, or remove truncate from on (a TRUNCATE of public.users then purges nothing for this rule)",
+      "rules[0].redis.patterns[2]: on truncate '[ab]:{id}' starts with a wildcard or a row value, so it cannot be widened to a pattern of all rows; add a fallback without row values (e.g. fallback: { redis: { patterns: ['prefix:*'] } }) that covers every entry of public.users, or remove truncate from on (a TRUNCATE of public.users then purges nothing for this rule)",
+    ]);
+  });
+
   it('refuses a fallback that is itself not truncate-safe, and CDN urls when the CDN cannot purge prefixes', () => {
     expect(
       check(

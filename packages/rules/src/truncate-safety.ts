@@ -1,6 +1,6 @@
 import type { CdnConfig, ConfigProblem } from '@walpurge/config';
 import type { CompiledRule, CompiledTemplate } from './compile.js';
-import { escapeGlob } from './glob.js';
+import { escapeGlob, fixedGlobPrefix } from './glob.js';
 import { hasFields, literalPrefix, wildcardPattern } from './render.js';
 import type { ProblemAt } from './validate-schema.js';
 
@@ -51,7 +51,10 @@ export function truncateTarget(
   if (template.kind === 'redis.keys' || template.kind === 'redis.patterns') {
     if (literalPrefix(template) === '') return undefined;
     const escape = template.kind === 'redis.keys' ? escapeGlob : (text: string) => text;
-    return { section: 'redis', kind: 'patterns', text: wildcardPattern(template, escape) };
+    const pattern = wildcardPattern(template, escape);
+    // A pattern template's literal text is glob syntax: `*:{id}` would widen to `*:*`, nearly every key.
+    if (fixedGlobPrefix(pattern) === '') return undefined;
+    return { section: 'redis', kind: 'patterns', text: pattern };
   }
   if (template.kind === 'cdn.urls' || template.kind === 'cdn.prefixes') {
     const prefix = cdnPrefixOf(template);
@@ -64,8 +67,9 @@ export function truncateTarget(
 function whyNot(template: CompiledTemplate, options: TruncateOptions): string {
   switch (template.kind) {
     case 'redis.keys':
-    case 'redis.patterns':
       return 'starts with a row value, so it cannot be widened to a pattern of all rows';
+    case 'redis.patterns':
+      return 'starts with a wildcard or a row value, so it cannot be widened to a pattern of all rows';
     case 'redis.tags':
     case 'cdn.tags':
       return 'is a tag made from a row value, and tags cannot be widened to all rows';

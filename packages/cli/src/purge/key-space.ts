@@ -1,5 +1,6 @@
 import {
   escapeGlob,
+  fixedGlobPrefix,
   hasFields,
   literalPrefix,
   wildcardPattern,
@@ -57,20 +58,6 @@ export interface Placed {
 /** The text of a field-free template (`{{` already unescaped by the parser). */
 function literalText(template: CompiledTemplate): string {
   return template.parsed.parts.map((part) => (part.kind === 'text' ? part.text : '')).join('');
-}
-
-/** Characters of a Redis glob before its first unescaped wildcard: what SCAN MATCH is anchored by. */
-export function fixedGlobPrefix(pattern: string): string {
-  let fixed = '';
-  for (let i = 0; i < pattern.length; i += 1) {
-    const ch = pattern[i] as string;
-    if (ch === '\\' && i + 1 < pattern.length) {
-      fixed += pattern[i + 1] as string;
-      i += 1;
-    } else if (ch === '*' || ch === '?' || ch === '[') return fixed;
-    else fixed += ch;
-  }
-  return fixed;
 }
 
 /**
