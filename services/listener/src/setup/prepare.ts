@@ -138,14 +138,17 @@ export async function prepareDatabase(options: PrepareOptions): Promise<Prepared
     // First start with history (or a slot from before it existed): this slot is the reference now.
     let durableLsn = history.recorded;
     if (durableLsn === undefined) {
-      durableLsn = slot.confirmedFlushLsn ?? 0n;
       await recordSlotIdentity(
         client,
         config.slotHistoryTable,
         config.slot,
         history.systemIdentifier,
-        durableLsn,
+        slot.confirmedFlushLsn ?? 0n,
+        { replace: false },
       );
+      // What is recorded now, ours or a replica's that started at the same moment.
+      const recorded = await readHistory(client, config.slotHistoryTable, config.slot);
+      durableLsn = recorded?.durableLsn ?? slot.confirmedFlushLsn ?? 0n;
       logger.info(
         { slot: config.slot, table: config.slotHistoryTable, lsn: formatLsn(durableLsn) },
         'recorded the replication slot in the slot history',

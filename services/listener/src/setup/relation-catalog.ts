@@ -1,5 +1,9 @@
 import pg from 'pg';
+import { settlesWithin } from '@walpurge/core';
 import type { TableName } from './table-names.js';
+
+/** Longest a catalog lookup may take before the session ends with its error (and reconnects). */
+const CATALOG_QUERY_TIMEOUT_MS = 10_000;
 
 /** What a relation message does not say: the partitioned table a partition belongs to, its primary key. */
 export interface RelationFacts {
@@ -87,7 +91,8 @@ export class RelationCatalog {
     const client = this.client ?? (await this.connecting?.catch(() => undefined));
     this.client = undefined;
     this.connecting = undefined;
-    await client?.end().catch(() => {});
+    // end() waits for a query in flight, which on a dead connection ends only at query_timeout.
+    await settlesWithin(client?.end().catch(() => {}) ?? Promise.resolve(), 1000);
   }
 
   private connect(): Promise<pg.Client> {
@@ -97,6 +102,10 @@ export class RelationCatalog {
         connectionString: this.url,
         application_name: 'walpurge-listener-catalog',
         connectionTimeoutMillis: 10_000,
+        // A hung lookup holds the replication socket paused: it must fail as itself (and the session
+        // reconnect), not look like a dead replication connection, nor wait for TCP's 15 minutes.
+        keepAlive: true,
+        query_timeout: CATALOG_QUERY_TIMEOUT_MS,
       });
       client.on('error', () => {}); // reported through the failing query instead
       try {
@@ -107,6 +116,7 @@ export class RelationCatalog {
         this.query = describeQuery(Number(rows[0]?.version ?? 0));
       } catch (error) {
         this.connecting = undefined;
+        await client.end().catch(() => {});
         throw error;
       }
       this.client = client;

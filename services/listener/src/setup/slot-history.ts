@@ -107,20 +107,29 @@ export async function readHistory(
   };
 }
 
-/** A new identity: the slot as it is now (just created, adopted, or reset after a purge-all). */
+/**
+ * A new identity: the slot as it is now. `replace` (slot reset, after a purge-all) overwrites what is
+ * recorded; without it (a first start) a row another replica recorded meanwhile is kept, since that
+ * replica may already have raised it and reported a later position to the slot: going back would make
+ * the next start refuse a healthy slot.
+ */
 export async function recordSlotIdentity(
   client: Queryable,
   table: string,
   slot: string,
   systemId: string,
   startLsn: bigint,
+  options: { replace: boolean } = { replace: true },
 ): Promise<void> {
+  const onConflict = options.replace
+    ? `DO UPDATE
+       SET system_identifier = excluded.system_identifier, start_lsn = excluded.start_lsn,
+           started_at = now(), durable_lsn = excluded.durable_lsn, durable_at = now()`
+    : 'DO NOTHING';
   await client.query(
     `INSERT INTO ${historyTableSql(table)} (slot_name, system_identifier, start_lsn, durable_lsn)
      VALUES ($1, $2, $3::text::pg_lsn, $3::text::pg_lsn)
-     ON CONFLICT (slot_name) DO UPDATE
-       SET system_identifier = excluded.system_identifier, start_lsn = excluded.start_lsn,
-           started_at = now(), durable_lsn = excluded.durable_lsn, durable_at = now()`,
+     ON CONFLICT (slot_name) ${onConflict}`,
     [slot, systemId, formatLsn(startLsn)],
   );
 }

@@ -1,6 +1,9 @@
 import pg from 'pg';
-import { errorMessage, type Logger } from '@walpurge/core';
+import { ErrorCode, WalpurgeError, errorMessage, settlesWithin, type Logger } from '@walpurge/core';
 import { recordDurableLsn } from '../setup/slot-history.js';
+
+/** Longest a history write may take before the session ends with its error (and reconnects). */
+const HISTORY_QUERY_TIMEOUT_MS = 10_000;
 
 export interface HistoryRecorderOptions {
   url: string;
@@ -45,6 +48,10 @@ export class HistoryRecorder {
       max: 1,
       application_name: 'walpurge-listener-history',
       idleTimeoutMillis: 30_000,
+      // A dead connection (failover, partition) must neither freeze the ceiling, and with it the
+      // slot, without an error, nor hold the listener's reconnect for TCP's 15 minutes.
+      keepAlive: true,
+      query_timeout: HISTORY_QUERY_TIMEOUT_MS,
     });
     this.pool.on('error', () => {}); // idle client errors: the next query reconnects
   }
@@ -73,8 +80,15 @@ export class HistoryRecorder {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
-    await this.writing?.catch(() => {});
-    await this.pool.end().catch(() => {});
+    // A write in flight on a dead connection ends only at query_timeout: the reconnect does not wait
+    // for it, the pool finishes closing in the background.
+    await settlesWithin(
+      (async () => {
+        await this.writing?.catch(() => {});
+        await this.pool.end().catch(() => {});
+      })(),
+      1000,
+    );
   }
 
   private schedule(): void {
@@ -114,7 +128,19 @@ export class HistoryRecorder {
           { err: error, table: this.options.table },
           `could not record the durable LSN in the slot history: ${errorMessage(error)}`,
         );
-        this.options.onError(error);
+        this.options.onError(
+          new WalpurgeError(
+            ErrorCode.Replication,
+            `could not record the durable LSN in the slot history ${this.options.table}: ${errorMessage(error)}`,
+            {
+              // Nothing was lost (the slot is held at the recorded position); the next start checks the
+              // history again and refuses if the row is gone.
+              retriable: true,
+              cause: error,
+              hint: `the listener's role needs SELECT, INSERT and UPDATE on ${this.options.table}; walpurge reconnects and retries`,
+            },
+          ),
+        );
         return;
       } finally {
         this.writing = undefined;

@@ -70,7 +70,10 @@ export class ReplicationSession {
   private durable: bigint;
   private chunk: ChangeEvent[] = [];
   private chunkBytes = 0;
+  /** Whether we paused the socket (see updateFlow). */
   private paused = false;
+  /** Pending events or bytes reached their bound and have not yet fallen below half of it. */
+  private backPressured = false;
   private streamingNow = false;
   private ending: Promise<void> | undefined;
   private service: LogicalReplicationService | undefined;
@@ -157,7 +160,7 @@ export class ReplicationSession {
             },
           ),
         ),
-      onProgress: () => this.maybeResume(),
+      onProgress: () => this.updateFlow(),
     });
 
     const service = new LogicalReplicationService(
@@ -249,16 +252,15 @@ export class ReplicationSession {
   private lookUp(decoded: DecodedMessage): void {
     const oid = (decoded.message as { relationOid: number }).relationOid;
     this.lookingUp = true;
-    const stream = this.socket();
-    stream?.pause();
+    this.updateFlow();
     this.catalog.describe(oid).then(
       (facts) => {
         this.lookingUp = false;
-        if (!this.paused) stream?.resume();
         if (facts.unresolved) this.noteUnresolved(decoded.message as RelationMessage);
         this.assembler.learnRelation(oid, facts);
         this.handle(decoded);
         this.drainQueue();
+        this.updateFlow();
       },
       (error: unknown) => {
         this.lookingUp = false;
@@ -332,28 +334,45 @@ export class ReplicationSession {
         this.chunkBytes = 0;
         break;
     }
-    if (
-      !this.paused &&
-      (this.pipeline.pendingEvents + this.chunk.length >= this.options.maxPendingEvents ||
-        this.pendingBytes >= this.options.maxPendingBytes)
-    ) {
-      const stream = this.socket();
-      if (stream) {
-        stream.pause();
-        this.paused = true;
-        this.watchdog.suspend();
-        this.options.metrics.pauses.inc();
-      }
-    }
+    this.updateFlow();
   }
 
-  private maybeResume(): void {
-    if (!this.paused || this.ending) return;
-    if (this.pipeline.pendingEvents + this.chunk.length > this.options.maxPendingEvents / 2) return;
-    if (this.pendingBytes > this.options.maxPendingBytes / 2) return;
-    this.socket()?.resume();
-    this.paused = false;
-    this.watchdog.resume();
+  /**
+   * The one place that decides whether the socket is read. Two independent reasons pause it: a
+   * relation lookup in flight (messages behind it would only queue, unbounded), and back-pressure
+   * (pending events or bytes at their bound, released below half of both). Reading resumes only when
+   * neither holds. The watchdog is suspended while we are the ones not reading: the server's messages
+   * then wait in the socket, and silence says nothing about the connection.
+   */
+  private updateFlow(): void {
+    if (this.ending) return;
+    const events = this.pipeline.pendingEvents + this.chunk.length;
+    const bytes = this.pendingBytes;
+    if (
+      !this.backPressured &&
+      (events >= this.options.maxPendingEvents || bytes >= this.options.maxPendingBytes)
+    ) {
+      this.backPressured = true;
+      this.options.metrics.pauses.inc();
+    } else if (
+      this.backPressured &&
+      events <= this.options.maxPendingEvents / 2 &&
+      bytes <= this.options.maxPendingBytes / 2
+    ) {
+      this.backPressured = false;
+    }
+    const wantPaused = this.backPressured || this.lookingUp;
+    if (wantPaused === this.paused) return;
+    const stream = this.socket();
+    if (!stream) return;
+    if (wantPaused) {
+      stream.pause();
+      this.watchdog.suspend();
+    } else {
+      stream.resume();
+      this.watchdog.resume();
+    }
+    this.paused = wantPaused;
   }
 
   private socket(): ReplicationSocket | undefined {
