@@ -184,6 +184,29 @@ describe('templates by operation', () => {
     ]);
   });
 
+  it('oldValues: ignore-missing ignores only a missing old value, never an old value that cannot be rendered', () => {
+    const pages = rules({
+      table: 'pages',
+      on: ['update'],
+      oldValues: 'ignore-missing',
+      redis: { patterns: ['page:{slug}*'] },
+    });
+    // The old value is sent (FULL) but empty: 'page:*' would match every page, so it is not rendered.
+    const plan = pages.planPurges(
+      event('u', {
+        table: 'pages',
+        key: { id: 1 },
+        before: { id: 1, slug: '' },
+        after: { id: 1, slug: 'new' },
+      }),
+    );
+    expect(plan.redis.patterns).toEqual(['page:new*']);
+    expect(plan.unknown?.map((unknown) => `${unknown.column}: ${unknown.reason}`)).toEqual([
+      'slug: empty-value',
+    ]);
+    expect(plan.rules[0]?.ignoredOldValues).toBeUndefined();
+  });
+
   it('renders numbers, int8 strings, booleans, NULL and json predictably', () => {
     const typed = rules({ table: 't', redis: { keys: ['k:{a}:{b}:{c}:{d}:{e}'] } });
     const plan = typed.planPurges(
@@ -436,7 +459,7 @@ describe('truncate', () => {
     expect(plan.rules[1]).toMatchObject({ purged: false });
   });
 
-  it('widens CDN urls and prefixes only to a literal scheme://host/ start, cut before ? and #, and only when the CDN purges prefixes', () => {
+  it('widens CDN urls and prefixes only to a literal URL directory below the host (never the site, never a partial segment), and only when the CDN purges prefixes', () => {
     const cdn = (prefixPurge: boolean) =>
       compileRules(
         [
@@ -450,8 +473,12 @@ describe('truncate', () => {
         ],
         { cdnPrefixPurge: prefixPurge },
       ).planPurges(event('t'));
-    expect(cdn(true).cdn.prefixes).toEqual(['https://ex.com/search', 'https://ex.com/teams/']);
-    expect(cdn(true).unknown?.map((u) => u.template)).toEqual(['https://{host}/x', 'https://ex.com{path}']);
+    expect(cdn(true).cdn.prefixes).toEqual(['https://ex.com/teams/']);
+    expect(cdn(true).unknown?.map((u) => u.template)).toEqual([
+      'https://ex.com/search?q={name}',
+      'https://{host}/x',
+      'https://ex.com{path}',
+    ]);
     expect(cdn(false).cdn.prefixes).toEqual([]);
     expect(cdn(false).unknown).toHaveLength(4);
   });

@@ -96,7 +96,10 @@ function renderRowChange(
           template: template.parsed.source,
           ...previous.unknown,
         };
-        if (rule.oldValues === 'ignore-missing') out.ignored.push(entry);
+        // The opt-out covers an old value PostgreSQL did not send, nothing else: an old value that
+        // was sent but cannot be rendered safely (empty, a dot segment) is reported as usual.
+        if (rule.oldValues === 'ignore-missing' && previous.unknown.reason === 'old-value-unavailable')
+          out.ignored.push(entry);
         // Once per template: the new side failing already reported it.
         else if (result.ok) out.unknown.push(entry);
       }

@@ -43,7 +43,7 @@ describe('truncateProblems', () => {
     ).toEqual([
       "rules[0].redis.keys[0]: rule 'users': on truncate '{email}' starts with a row value, so it cannot be widened to a pattern of all rows; add a fallback without row values (e.g. fallback: { redis: { patterns: ['prefix:*'] } }) that covers every entry of public.users, or remove truncate from on (a TRUNCATE of public.users then purges nothing for this rule)",
       "rules[0].redis.tags[0]: rule 'users': on truncate 'user-{id}' is a tag made from a row value, and tags cannot be widened to all rows; add a fallback without row values (e.g. fallback: { redis: { patterns: ['prefix:*'] } }) that covers every entry of public.users, or remove truncate from on (a TRUNCATE of public.users then purges nothing for this rule)",
-      "rules[0].cdn.urls[0]: rule 'users': on truncate 'https://{host}/x' does not start with a literal scheme://host/, so it cannot be widened to a prefix purge; add a fallback without row values (e.g. fallback: { redis: { patterns: ['prefix:*'] } }) that covers every entry of public.users, or remove truncate from on (a TRUNCATE of public.users then purges nothing for this rule)",
+      "rules[0].cdn.urls[0]: rule 'users': on truncate 'https://{host}/x' does not start with a literal URL directory below the host's root (scheme://host/dir/), so it cannot be widened to a prefix purge without purging the whole site; add a fallback without row values (e.g. fallback: { redis: { patterns: ['prefix:*'] } }) that covers every entry of public.users, or remove truncate from on (a TRUNCATE of public.users then purges nothing for this rule)",
       "rules[0].cdn.tags[0]: rule 'users': on truncate 'u-{id}' is a tag made from a row value, and tags cannot be widened to all rows; add a fallback without row values (e.g. fallback: { redis: { patterns: ['prefix:*'] } }) that covers every entry of public.users, or remove truncate from on (a TRUNCATE of public.users then purges nothing for this rule)",
     ]);
   });
@@ -53,6 +53,24 @@ describe('truncateProblems', () => {
       "rules[0].redis.patterns[0]: on truncate '*:{id}' starts with a wildcard or a row value, so it cannot be widened to a pattern of all rows; add a fallback without row values (e.g. fallback: { redis: { patterns: ['prefix:*'] } }) that covers every entry of public.users, or remove truncate from on (a TRUNCATE of public.users then purges nothing for this rule)",
       "rules[0].redis.patterns[1]: on truncate '?x:{id}:*' starts with a wildcard or a row value, so it cannot be widened to a pattern of all rows; add a fallback without row values (e.g. fallback: { redis: { patterns: ['prefix:*'] } }) that covers every entry of public.users, or remove truncate from on (a TRUNCATE of public.users then purges nothing for this rule)",
       "rules[0].redis.patterns[2]: on truncate '[ab]:{id}' starts with a wildcard or a row value, so it cannot be widened to a pattern of all rows; add a fallback without row values (e.g. fallback: { redis: { patterns: ['prefix:*'] } }) that covers every entry of public.users, or remove truncate from on (a TRUNCATE of public.users then purges nothing for this rule)",
+    ]);
+  });
+
+  it('never widens a CDN url to a prefix of the whole site or of a partial path segment', () => {
+    expect(
+      check(
+        {},
+        {
+          table: 'pages',
+          cdn: {
+            urls: ['https://shop.test/{slug}', 'https://shop.test/p{id}', 'https://shop.test/{lang}/p/{id}'],
+          },
+        },
+      ).map((line) => line.slice(0, line.indexOf(';'))),
+    ).toEqual([
+      "rules[0].cdn.urls[0]: on truncate 'https://shop.test/{slug}' does not start with a literal URL directory below the host's root (scheme://host/dir/), so it cannot be widened to a prefix purge without purging the whole site",
+      "rules[0].cdn.urls[1]: on truncate 'https://shop.test/p{id}' does not start with a literal URL directory below the host's root (scheme://host/dir/), so it cannot be widened to a prefix purge without purging the whole site",
+      "rules[0].cdn.urls[2]: on truncate 'https://shop.test/{lang}/p/{id}' does not start with a literal URL directory below the host's root (scheme://host/dir/), so it cannot be widened to a prefix purge without purging the whole site",
     ]);
   });
 

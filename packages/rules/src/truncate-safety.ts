@@ -2,6 +2,7 @@ import type { CdnConfig, ConfigProblem } from '@walpurge/config';
 import type { CompiledRule, CompiledTemplate } from './compile.js';
 import { escapeGlob, fixedGlobPrefix } from './glob.js';
 import { hasFields, literalPrefix, wildcardPattern } from './render.js';
+import { urlDirectory } from './url-value.js';
 import type { ProblemAt } from './validate-schema.js';
 
 /**
@@ -10,9 +11,9 @@ import type { ProblemAt } from './validate-schema.js';
  * - no field: purged as written;
  * - a Redis key or pattern that starts with literal text: that text with every field as `*`
  *   (`user:{id}:posts` → `user:*:posts`), never a bare `*` (a template starting with a field);
- * - a CDN url or prefix whose literal start holds `scheme://host/`: a CDN prefix purge of that
- *   literal start, cut before any `?` or `#` (`https://x.test/p/{slug}` → prefix
- *   `https://x.test/p/`), when every configured CDN driver can purge prefixes.
+ * - a CDN url or prefix whose literal start holds a URL directory below the host's root: a CDN
+ *   prefix purge of that directory (`https://x.test/p/{slug}` → prefix `https://x.test/p/`; never
+ *   the site's root, never a partial segment), when every configured CDN driver can purge prefixes.
  * Anything else (tags with a field, keys starting with a field, CDN urls without a literal host, or
  * a CDN that cannot purge prefixes) is not truncate-safe: the rule's fallback must cover it, or the
  * rule must leave truncate out of `on`. validate and start refuse the rest (truncateProblems).
@@ -31,11 +32,12 @@ export function cdnSupportsPrefixes(cdn: CdnConfig | undefined): boolean {
   return cdn?.fastly === undefined && cdn?.http === undefined;
 }
 
-const SCHEME_HOST_PATH = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]+\//;
-
+/**
+ * The URL directory of the template's literal start (`https://x.test/p/{slug}` → `https://x.test/p/`),
+ * never a host's root nor a partial path segment (`https://x.test/p{id}` would also cover /pricing).
+ */
 function cdnPrefixOf(template: CompiledTemplate): string | undefined {
-  const literal = literalPrefix(template).replace(/[?#].*$/, '');
-  return SCHEME_HOST_PATH.test(literal) ? literal : undefined;
+  return urlDirectory(literalPrefix(template));
 }
 
 /** What a truncate purges for one template, or undefined when it cannot be purged (see above). */
@@ -75,7 +77,7 @@ function whyNot(template: CompiledTemplate, options: TruncateOptions): string {
       return 'is a tag made from a row value, and tags cannot be widened to all rows';
     default:
       return cdnPrefixOf(template) === undefined || options.cdnPrefixPurge !== false
-        ? 'does not start with a literal scheme://host/, so it cannot be widened to a prefix purge'
+        ? "does not start with a literal URL directory below the host's root (scheme://host/dir/), so it cannot be widened to a prefix purge without purging the whole site"
         : 'would be widened to a prefix purge, which a configured CDN driver (fastly or http) cannot do';
   }
 }

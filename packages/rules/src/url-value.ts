@@ -60,3 +60,18 @@ export function dotSegmentValue(text: string, values: readonly ValueSpan[]): Val
   }
   return undefined;
 }
+
+/**
+ * The URL directory every entry of a templated CDN URL/prefix lives under: the literal text up to
+ * its last `/` (CDN prefix purges work on path boundaries, and a query string is no prefix).
+ * Undefined when that is a host's root, or not even a whole host: purging it would purge the site.
+ */
+export function urlDirectory(literal: string): string | undefined {
+  const withoutQuery = literal.split(/[?#]/)[0] ?? '';
+  const match = /^([a-z][a-z0-9+.-]*:\/\/[^/]+)(\/.*)?$/i.exec(withoutQuery);
+  const path = match?.[2];
+  if (!match || path === undefined) return undefined;
+  const directory = path.slice(0, path.lastIndexOf('/') + 1);
+  if (directory === '/') return undefined;
+  return `${match[1] ?? ''}${directory}`;
+}

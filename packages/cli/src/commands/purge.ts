@@ -286,7 +286,11 @@ export const purgeCommand: CommandSpec = {
     yes: { type: 'boolean', short: 'y', description: 'Do not ask for confirmation (for scripts).' },
     'log-level': { ...logLevelOption, default: 'warn' },
   },
-  details: `Use after a lost replication slot, after adding a rule, after restoring a backup.
+  details: `--table purges the entries of rows that exist now: use it after adding a rule, or to refresh
+what derives from some rows. It cannot reach entries of rows deleted meanwhile, nor the entries of
+old values (an old slug or email), nor a detached partition's rows: after a lost replication slot,
+a restored backup or a DETACH PARTITION use --all (after a lost slot: walpurge slot reset
+--purge-all, which also re-creates the slot).
 
 --table reads the rows (keyset pages over the primary key, else the replica identity index, else
 ctid) and runs each through the rules as an update whose old and new rows are both the row, with

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileRules } from '@walpurge/rules';
-import { fixedGlobPrefix } from '@walpurge/rules';
-import { planKeySpace, urlDirectory } from './key-space.js';
+import { fixedGlobPrefix, urlDirectory } from '@walpurge/rules';
+import { planKeySpace } from './key-space.js';
 
 describe('planKeySpace', () => {
   it('widens literal-prefixed Redis templates and never produces a match-everything pattern', () => {
