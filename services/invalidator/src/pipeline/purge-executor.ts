@@ -48,7 +48,7 @@ export class PurgeExecutor {
         this.metrics.unknownValues.inc({
           rule: unknown.rule,
           reason: unknown.reason,
-          fallback: String(unknown.fallbackUsed),
+          fallback: unknown.fallbackUsed ? 'true' : 'false',
         });
         this.logger.warn(
           {
