@@ -57,3 +57,22 @@ describe('ruleWarnings: CDN prefixes ending in a row value', () => {
     ).toEqual([]);
   });
 });
+
+describe('ruleWarnings: Redis patterns without a literal start', () => {
+  it('warns about patterns that start with a wildcard (every purge scans every key), main and fallback', () => {
+    const warnings = warningsFor({
+      table: 'users',
+      name: 'users',
+      redis: { patterns: ['*:{id}', 'user:{id}:*', '{id}:*', '?x:{id}'] },
+      fallback: { redis: { patterns: ['*'] } },
+    });
+    expect(warnings.map((w) => w.path)).toEqual([
+      'rules[0].redis.patterns[0]',
+      'rules[0].redis.patterns[3]',
+      'rules[0].fallback.redis.patterns[0]',
+    ]);
+    expect(warnings[0]?.message).toBe(
+      "rule 'users': the pattern '*:{id}' starts with a wildcard, so each purge scans every key (under redis.keyPrefix) and deletes every key it matches, other rows' and other applications' included; start it with literal text (e.g. 'user:*:{id}')",
+    );
+  });
+});

@@ -1,5 +1,6 @@
 import type { ConfigProblem } from '@walpurge/config';
 import type { CompiledRule, CompiledTemplate } from './compile.js';
+import { fixedGlobPrefix } from './glob.js';
 import type { ProblemAt } from './validate-schema.js';
 
 /**
@@ -21,6 +22,23 @@ function openPrefixWarning(rule: CompiledRule, template: CompiledTemplate, probl
 }
 
 /**
+ * A pattern whose literal start is itself a wildcard (`*:{id}`, a fallback `*`) is anchored by
+ * nothing: each purge SCANs the whole keyspace and UNLINKs whatever matches, whoever wrote it. Row
+ * values are escaped, so this is never caused by data; it is what the rule says, hence a warning.
+ * A template that starts with a row value is anchored by that (escaped) value.
+ */
+function unanchoredPatternWarning(rule: CompiledRule, template: CompiledTemplate, problemAt: ProblemAt) {
+  if (template.kind !== 'redis.patterns') return undefined;
+  const first = template.parsed.parts[0];
+  if (first?.kind !== 'text' || fixedGlobPrefix(first.text) !== '') return undefined;
+  const named = rule.source.name === undefined ? '' : `rule '${rule.source.name}': `;
+  return problemAt(
+    template.segments,
+    `${named}the pattern '${template.parsed.source}' starts with a wildcard, so each purge scans every key (under redis.keyPrefix) and deletes every key it matches, other rows' and other applications' included; start it with literal text (e.g. 'user:*:{id}')`,
+  );
+}
+
+/**
  * Warnings that need no database: rules that are valid but probably purge more than intended.
  * Schema-dependent warnings come from validateRulesAgainstSchema.
  */
@@ -28,8 +46,11 @@ export function ruleWarnings(rules: readonly CompiledRule[], problemAt: ProblemA
   const warnings: ConfigProblem[] = [];
   for (const rule of rules) {
     for (const template of [...rule.templates, ...rule.fallback]) {
-      const warning = openPrefixWarning(rule, template, problemAt);
-      if (warning) warnings.push(warning);
+      for (const warning of [
+        openPrefixWarning(rule, template, problemAt),
+        unanchoredPatternWarning(rule, template, problemAt),
+      ])
+        if (warning) warnings.push(warning);
     }
   }
   return warnings;
