@@ -1,5 +1,5 @@
 /**
- * Secrets must never reach logs (DESIGN.md guarantees). Pino's path-based `redact` only catches keys
+ * Secrets must never reach logs (README.md, "Secrets"). Pino's path-based `redact` only catches keys
  * we know in advance, so we also scrub values: passwords inside connection URLs and token-looking
  * query parameters, wherever they appear (messages, error texts, nested objects).
  */

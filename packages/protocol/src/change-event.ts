@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { isLsn } from './lsn.js';
 
 /**
- * Wire protocol v1: one JSON message per row change (DESIGN.md). Modelled on Debezium's envelope.
+ * Wire protocol v1: one JSON message per row change (docs/protocol.md). Modelled on Debezium's envelope.
  * Value encoding (chosen by the listener, relied upon by rules and SDK):
  *  - int2/int4/float/bool → JSON numbers/booleans; int8 and numeric → strings (no precision loss);
  *  - timestamps/dates → ISO-8601 strings; json/jsonb → parsed JSON; bytea → "\\x" hex string;

@@ -90,7 +90,7 @@ export function requireFlusherConfig(config: WalpurgeConfig): {
 /**
  * The write-behind flusher: a BullMQ worker on the queue Redis that takes the latest pending value
  * of each queued row, writes rows in batches with version-guarded upserts, and clears a pending
- * entry only if no newer write replaced it meanwhile. See DESIGN.md and docs/client.md.
+ * entry only if no newer write replaced it meanwhile. See docs/client.md.
  */
 export function createFlusher(options: FlusherOptions): Service & { isReady(): boolean } {
   return new Flusher(options);
