@@ -36,6 +36,23 @@ export function toKafkaMessage(event: ChangeEvent, omitted: readonly string[] = 
   };
 }
 
+/**
+ * The event's Kafka message as it is (nothing omitted), encoded once per event: the listener
+ * measures every event against its memory budget (pendingEventBytes) before the sink sends it, and
+ * both use this same message instead of encoding the JSON twice. Events are never changed after
+ * assembly, so the cached message stays right; it goes with the event.
+ */
+const encodedMessages = new WeakMap<ChangeEvent, Message>();
+
+export function kafkaMessageOf(event: ChangeEvent): Message {
+  let message = encodedMessages.get(event);
+  if (message === undefined) {
+    message = toKafkaMessage(event);
+    encodedMessages.set(event, message);
+  }
+  return message;
+}
+
 /** Whether a batch of records totalling `recordBytes` (kafkaRecordBytes) fits into `maxBytes`. */
 export function fitsBatch(recordBytes: number, maxBytes: number): boolean {
   return KAFKA_BATCH_OVERHEAD + recordBytes <= maxBytes;
@@ -57,7 +74,7 @@ function without(row: Row | null, column: string): Row | null {
  * Throws a non-retriable error when even the key alone does not fit.
  */
 export function fitMessage(event: ChangeEvent, maxBytes: number): SizedMessage {
-  const message = toKafkaMessage(event);
+  const message = kafkaMessageOf(event);
   const bytes = kafkaRecordBytes(message);
   if (fitsBatch(bytes, maxBytes)) return { message, bytes, omitted: [] };
 

@@ -1,5 +1,5 @@
 import { kafkaRecordBytes, type ChangeEvent } from '@walpurge/protocol';
-import { toKafkaMessage } from '../kafka/message-size.js';
+import { kafkaMessageOf } from '../kafka/message-size.js';
 
 /**
  * What one decoded event weighs against `database.maxPendingBytes`: its Kafka record (encoded JSON
@@ -11,7 +11,7 @@ import { toKafkaMessage } from '../kafka/message-size.js';
  */
 export function pendingEventBytes(event: ChangeEvent): number {
   try {
-    return kafkaRecordBytes(toKafkaMessage(event));
+    return kafkaRecordBytes(kafkaMessageOf(event));
   } catch {
     return roughBytes(event.key) + roughBytes(event.before) + roughBytes(event.after);
   }
