@@ -1,9 +1,7 @@
-import pg from 'pg';
-import { ErrorCode, WalpurgeError, errorMessage, settlesWithin, type Logger } from '@walpurge/core';
+import type pg from 'pg';
+import { ErrorCode, WalpurgeError, errorMessage, type Logger } from '@walpurge/core';
+import { closeSidePool, sidePool } from '../setup/side-pool.js';
 import { recordDurableLsn } from '../setup/slot-history.js';
-
-/** Longest a history write may take before the session ends with its error (and reconnects). */
-const HISTORY_QUERY_TIMEOUT_MS = 10_000;
 
 export interface HistoryRecorderOptions {
   url: string;
@@ -43,17 +41,7 @@ export class HistoryRecorder {
   constructor(private readonly options: HistoryRecorderOptions) {
     this.value = options.recorded;
     this.wanted = options.recorded;
-    this.pool = new pg.Pool({
-      connectionString: options.url,
-      max: 1,
-      application_name: 'walpurge-listener-history',
-      idleTimeoutMillis: 30_000,
-      // A dead connection (failover, partition) must neither freeze the ceiling, and with it the
-      // slot, without an error, nor hold the listener's reconnect for TCP's 15 minutes.
-      keepAlive: true,
-      query_timeout: HISTORY_QUERY_TIMEOUT_MS,
-    });
-    this.pool.on('error', () => {}); // idle client errors: the next query reconnects
+    this.pool = sidePool(options.url, 'walpurge-listener-history');
   }
 
   /** Highest position that may be reported to the slot. */
@@ -80,15 +68,7 @@ export class HistoryRecorder {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
-    // A write in flight on a dead connection ends only at query_timeout: the reconnect does not wait
-    // for it, the pool finishes closing in the background.
-    await settlesWithin(
-      (async () => {
-        await this.writing?.catch(() => {});
-        await this.pool.end().catch(() => {});
-      })(),
-      1000,
-    );
+    await closeSidePool(this.pool, this.writing);
   }
 
   private schedule(): void {

@@ -1,6 +1,7 @@
-import pg from 'pg';
-import { errorMessage, settlesWithin, type Logger } from '@walpurge/core';
+import type pg from 'pg';
+import { errorMessage, type Logger } from '@walpurge/core';
 import type { ListenerMetrics } from '../metrics.js';
+import { closeSidePool, sidePool } from '../setup/side-pool.js';
 
 export interface SlotMonitorOptions {
   url: string;
@@ -11,8 +12,6 @@ export interface SlotMonitorOptions {
   metrics: ListenerMetrics;
   logger: Logger;
 }
-
-const MONITOR_QUERY_TIMEOUT_MS = 10_000;
 
 /**
  * While this instance streams: polls the slot for replication lag and retained WAL (the numbers an
@@ -27,16 +26,7 @@ export class SlotMonitor {
   private stopped = false;
 
   constructor(private readonly options: SlotMonitorOptions) {
-    this.pool = new pg.Pool({
-      connectionString: options.url,
-      max: 1,
-      application_name: 'walpurge-listener-monitor',
-      idleTimeoutMillis: 30_000,
-      // A dead connection (failover, partition) must not hold a poll, and with it stop(), forever.
-      keepAlive: true,
-      query_timeout: MONITOR_QUERY_TIMEOUT_MS,
-    });
-    this.pool.on('error', () => {}); // idle client errors: the next query reconnects
+    this.pool = sidePool(options.url, 'walpurge-listener-monitor');
   }
 
   start(): void {
@@ -50,12 +40,7 @@ export class SlotMonitor {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const timer of this.timers) clearInterval(timer);
-    // pool.end() waits for a query in flight, which on a dead connection ends only at query_timeout:
-    // the reconnect does not wait for that, the pool finishes closing in the background.
-    await settlesWithin(
-      this.pool.end().catch(() => {}),
-      1000,
-    );
+    await closeSidePool(this.pool);
   }
 
   private async poll(): Promise<void> {
