@@ -25,8 +25,13 @@ import {
   validateRulesAgainstSchema,
   type ProblemAt,
 } from '@walpurge/rules';
+import type { DeadLetterSink } from './dead-letter/dead-letter-sink.js';
+import { matchedRuleNames } from './dead-letter/matched-rules.js';
+import { PostgresDeadLetterSink } from './dead-letter/postgres-dead-letter-sink.js';
+import { refusingTarget } from './dead-letter/refusing-target.js';
 import { ChangeConsumer } from './kafka/change-consumer.js';
 import { DeadLetterQueue } from './kafka/dead-letter.js';
+import { KafkaDeadLetterSink } from './kafka/dead-letter-sink.js';
 import { createKafka, ensureTopics } from './kafka/kafka-client.js';
 import { createInvalidatorMetrics } from './metrics.js';
 import { Coalescer } from './pipeline/coalescer.js';
@@ -47,6 +52,17 @@ export interface InvalidatorOptions {
   validateSchema?: boolean;
   /** Replaces the purgers built from config (tests, embedding). */
   purgers?: Purger[];
+  /**
+   * Replaces the dead-letter sink built from config (the table in inline mode, the topic with
+   * Kafka): `walpurge dlq redrive` stores what is refused again in the same transaction that
+   * deletes the redriven rows.
+   */
+  deadLetters?: DeadLetterSink;
+  /**
+   * Whether to run the CDN lane (default true). Accepted here so `walpurge dlq redrive` can ask
+   * for none: a one-shot redrive must not take over a lane the daemon is working on.
+   */
+  runCdnLane?: boolean;
 }
 
 export type Invalidator = Service & {
@@ -82,6 +98,8 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
   let consumer: ChangeConsumer | undefined;
   let kafka: Kafka | undefined;
   let producer: Producer | undefined;
+  let deadLetterSink: DeadLetterSink | undefined = options.deadLetters;
+  let tableSink: PostgresDeadLetterSink | undefined;
   let started = false;
   let stopping: Promise<void> | undefined;
 
@@ -126,9 +144,10 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
   /**
    * Inline transport: the listener acknowledges the LSN once this resolves. Retriable failures are
    * retried inside (backpressure up to the replication slot). A purge a target rejects for good
-   * must not stop replication forever — the listener would fail, restart and meet the same event —
-   * and there is no dead-letter topic without Kafka: the event is isolated, logged in full at error
-   * level, counted, and the others of the batch are purged.
+   * must not stop replication forever — the listener would fail, restart and meet the same event:
+   * the event is isolated, logged in full at error level, counted, and stored in the dead-letter
+   * table (resolved only once committed, so before the LSN is acknowledged); the others of the
+   * batch are purged. Without a database section (tests, embedding) it is only logged and counted.
    */
   const handle: ChangeHandler = async (events: readonly ChangeEvent[], signal?: AbortSignal) => {
     const active = executor ?? notStarted();
@@ -147,8 +166,12 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
         metrics.rejectedEvents.inc({ transport: 'inline' });
         logger.error(
           { err: error, event: encodeChangeEvent(event).toString('utf8') },
-          'purge rejected for good and no dead-letter topic (inline transport): event logged and skipped',
+          deadLetterSink
+            ? 'purge rejected for good (inline transport): event dead-lettered'
+            : 'purge rejected for good and no dead-letter store (no database section): event logged and skipped',
         );
+        const letter = { event, cause: 'purge-rejected', error, target: refusingTarget(error) } as const;
+        await deadLetterSink?.send({ ...letter, rules: matchedRuleNames(rules, event) }, combined);
       }
     }
   };
@@ -162,6 +185,17 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
       origin: config.flusher?.replicationOrigin ?? WRITE_BEHIND_DEFAULTS.replicationOrigin,
       versionColumn: config.flusher?.versionColumn ?? WRITE_BEHIND_DEFAULTS.versionColumn,
     });
+    if (!deadLetterSink && options.consume === 'none' && config.database) {
+      tableSink = new PostgresDeadLetterSink({
+        url: config.database.url,
+        table: config.database.deadLetterTable,
+        metrics,
+        logger,
+        backoff,
+      });
+      await tableSink.start();
+      deadLetterSink = tableSink;
+    }
     logger.info(
       {
         rules: rules.rules.length,
@@ -190,6 +224,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
         logger,
         backoff,
       });
+      deadLetterSink ??= new KafkaDeadLetterSink(deadLetters);
       const active = executor;
       const coalescer = new Coalescer(
         (events) => active.handle(events, purgeAbort.signal),
@@ -229,6 +264,9 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
       await producer
         ?.disconnect()
         .catch((error: unknown) => logger.warn({ err: error }, 'dead-letter producer disconnect failed'));
+      await tableSink
+        ?.close()
+        .catch((error: unknown) => logger.warn({ err: error }, 'closing the dead-letter table pool failed'));
       await Promise.all(
         purgers.map((purger) =>
           purger

@@ -13,3 +13,16 @@ export { deadLetterHeaders } from './kafka/dead-letter.js';
 export { createInvalidatorMetrics, type InvalidatorMetrics } from './metrics.js';
 export { clusterMasters } from './targets/redis/cluster-masters.js';
 export { PurgeExecutor } from './pipeline/purge-executor.js';
+export type { DeadLetter, DeadLetterCause, DeadLetterSink } from './dead-letter/dead-letter-sink.js';
+export { PostgresDeadLetterSink, insertDeadLetter } from './dead-letter/postgres-dead-letter-sink.js';
+export { KafkaDeadLetterSink } from './kafka/dead-letter-sink.js';
+export { deadLetterTableSql, ensureDeadLetterTable } from './dead-letter/dead-letter-table.js';
+export {
+  deleteDeadLetters,
+  lastDeadLetterId,
+  selectDeadLetters,
+  type DeadLetterSelection,
+  type StoredDeadLetter,
+} from './dead-letter/dead-letter-rows.js';
+export { matchedRuleNames } from './dead-letter/matched-rules.js';
+export { isTransientPgError } from './dead-letter/transient-pg-error.js';

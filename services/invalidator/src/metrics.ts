@@ -70,7 +70,7 @@ export function createInvalidatorMetrics(registry: Registry) {
     }),
     deadLetters: new Counter({
       name: 'walpurge_invalidator_dead_letters_total',
-      help: 'Messages sent to the dead-letter topic, by reason.',
+      help: 'Dead letters stored (the dead-letter topic with Kafka, database.deadLetterTable inline), by reason.',
       labelNames: ['reason'],
       registers,
     }),
@@ -82,7 +82,7 @@ export function createInvalidatorMetrics(registry: Registry) {
     }),
     rejectedEvents: new Counter({
       name: 'walpurge_invalidator_rejected_events_total',
-      help: 'Events whose purge a target rejected for good (not retriable), by transport: kafka → also on the dead-letter topic; inline → logged in full at error level.',
+      help: 'Events whose purge a target rejected for good (not retriable), by transport: kafka → also on the dead-letter topic; inline → also in database.deadLetterTable (logged in full at error level either way).',
       labelNames: ['transport'],
       registers,
     }),

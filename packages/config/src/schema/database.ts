@@ -54,5 +54,10 @@ export const DatabaseConfig = z.strictObject({
     .describe(
       "Table (created when missing) recording the slot's identity and last durable LSN, so a dropped, invalidated or re-created slot is refused at start instead of silently skipping changes.",
     ),
+  deadLetterTable: qualifiedName
+    .default('walpurge_dead_letters')
+    .describe(
+      'Inline transport: table (created when missing) where events a purge target refused for good are stored (cause, target, error, table, LSN, rules, the event), before their LSN is acknowledged. `walpurge dlq list|redrive` read it.',
+    ),
 });
 export type DatabaseConfig = z.infer<typeof DatabaseConfig>;

@@ -10,4 +10,12 @@ export const deadLetterHeaders = {
   truncated: 'x-walpurge-truncated',
   /** Only on a cut dead letter: the original value's size in bytes. */
   originalBytes: 'x-walpurge-original-bytes',
+  /** Refused events (not undecodable ones): why (`purge-rejected`, `cdn-rejected`), for `dlq --reason`. */
+  cause: 'walpurge-cause',
+  /** Refused events: the target that refused (`redis`, a CDN provider). */
+  target: 'walpurge-target',
+  /** Refused events: the rules that matched, comma-separated, for `dlq --rule`. */
+  rules: 'walpurge-rules',
+  /** Refused events: the event's `schema.table`, for `dlq --table`. */
+  table: 'walpurge-table',
 } as const;

@@ -33,7 +33,8 @@ export interface DeadLetterOriginal {
   errorHeaders: IHeaders;
   /** The error message (also in errorHeaders), shortened in the smallest copy. */
   error: string;
-  source: { topic: string; partition: number; offset: string };
+  /** Where the original was read; null for an event that was not read from Kafka as such. */
+  source: { topic: string; partition: number; offset: string } | null;
   reason: string;
 }
 

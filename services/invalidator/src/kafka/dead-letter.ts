@@ -13,7 +13,7 @@ import { deadLetterCandidates, isTooLargeError, type DeadLetterCandidate } from 
 
 export { deadLetterHeaders } from './dead-letter-headers.js';
 
-export type DeadLetterReason = 'undecodable' | 'purge-rejected';
+export type DeadLetterReason = 'undecodable' | 'purge-rejected' | 'cdn-rejected';
 
 export interface DeadLetterQueueOptions {
   producer: Producer;
@@ -39,12 +39,18 @@ export interface DeadLetterQueueOptions {
 export class DeadLetterQueue {
   constructor(private readonly options: DeadLetterQueueOptions) {}
 
+  /**
+   * `source` is where `message` was read from; undefined for an event that did not come from
+   * Kafka as such (then `message` is its encoding and the source headers are left out).
+   * `extraHeaders` (the refusal's cause, target, rules, table) go with the error headers.
+   */
   async send(
-    source: { topic: string; partition: number },
-    message: KafkaMessage,
+    source: { topic: string; partition: number } | undefined,
+    message: Pick<KafkaMessage, 'key' | 'value' | 'headers' | 'offset'>,
     error: unknown,
     reason: DeadLetterReason,
     signal: AbortSignal,
+    extraHeaders: IHeaders = {},
   ): Promise<void> {
     const { maxMessageBytes, metrics, logger } = this.options;
     const errorText = errorMessage(error).slice(0, 2_000);
@@ -52,9 +58,14 @@ export class DeadLetterQueue {
       [deadLetterHeaders.error]: errorText,
       [deadLetterHeaders.errorCode]: isWalpurgeError(error) ? error.code : 'unknown',
       [deadLetterHeaders.reason]: reason,
-      [deadLetterHeaders.topic]: source.topic,
-      [deadLetterHeaders.partition]: String(source.partition),
-      [deadLetterHeaders.offset]: message.offset,
+      ...(source
+        ? {
+            [deadLetterHeaders.topic]: source.topic,
+            [deadLetterHeaders.partition]: String(source.partition),
+            [deadLetterHeaders.offset]: message.offset,
+          }
+        : {}),
+      ...extraHeaders,
     };
     const candidates = deadLetterCandidates(
       {
@@ -63,7 +74,7 @@ export class DeadLetterQueue {
         headers: message.headers ?? {},
         errorHeaders,
         error: errorText,
-        source: { ...source, offset: message.offset },
+        source: source ? { ...source, offset: message.offset } : null,
         reason,
       },
       maxMessageBytes,
@@ -115,9 +126,9 @@ export class DeadLetterQueue {
     logger.warn(
       {
         reason,
-        sourceTopic: source.topic,
-        partition: source.partition,
-        offset: message.offset,
+        sourceTopic: source?.topic,
+        partition: source?.partition,
+        offset: source ? message.offset : undefined,
         deadLetterTopic: this.options.topic,
         error: errorMessage(error),
         ...(sent.truncated.length > 0

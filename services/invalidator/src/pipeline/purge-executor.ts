@@ -18,6 +18,7 @@ import {
 } from '@walpurge/rules';
 import type { InvalidatorMetrics } from '../metrics.js';
 import type { Purger } from '../targets/purger.js';
+import { markRefusedBy } from '../dead-letter/refusing-target.js';
 
 /**
  * Events → rules → one coalesced set of targets → every purger, Redis first, then CDNs (a CDN
@@ -118,6 +119,7 @@ export class PurgeExecutor {
         this.countByKind(purger, targets, 'failure');
         if (signal.aborted) throw error;
         if (!isRetriable(error)) {
+          markRefusedBy(error, purger.name);
           this.logger.error(
             { target: purger.name, err: error },
             `purge on ${purger.name} failed and cannot be retried: ${errorMessage(error)}`,
