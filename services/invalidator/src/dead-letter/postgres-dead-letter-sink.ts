@@ -20,13 +20,14 @@ const ERROR_CHARS = 2_000;
 
 type Queryable = pg.ClientBase | pg.Pool;
 
-/** Stores one dead letter; resolves once the row is committed (autocommit, or the caller's transaction). */
-export async function insertDeadLetter(client: Queryable, table: string, letter: DeadLetter): Promise<void> {
+/** Stores one dead letter (autocommit, or in the caller's transaction); resolves with its id. */
+export async function insertDeadLetter(client: Queryable, table: string, letter: DeadLetter): Promise<string> {
   const { event } = letter;
-  await client.query(
+  const { rows } = await client.query<{ id: string }>(
     `INSERT INTO ${deadLetterTableSql(table)}
        (cause, target, error_code, error_message, table_name, lsn, commit_ts, rules, event)
-     VALUES ($1, $2, $3, $4, $5, $6::pg_lsn, $7::timestamptz, $8::text[], $9::jsonb)`,
+     VALUES ($1, $2, $3, $4, $5, $6::pg_lsn, $7::timestamptz, $8::text[], $9::jsonb)
+     RETURNING id::text AS id`,
     [
       letter.cause,
       letter.target,
@@ -39,6 +40,7 @@ export async function insertDeadLetter(client: Queryable, table: string, letter:
       encodeChangeEvent(event).toString('utf8'),
     ],
   );
+  return rows[0]?.id ?? '';
 }
 
 export interface PostgresDeadLetterSinkOptions {
