@@ -227,16 +227,17 @@ describe('roles through Kafka, with the operator commands', () => {
 
     const listed = await cli('dlq', 'list');
     expect(listed.code, listed.err).toBe(0);
-    expect(listed.out).toMatch(/^\d+:0 {2}\S+ {2}key poison {2}.*x-walpurge-error=\S.*\n {4}not json \{\n$/);
+    expect(listed.out).toMatch(
+      /^\d+:0 {2}\S+ {2}undecodable {2}table - {2}target - {2}rules - {2}lsn -\n {4}WP_EVENT_INVALID: not JSON.*\n {4}not json \{\n$/,
+    );
     const json = await cli('dlq', 'list', '--json');
-    const events = JSON.parse(json.out) as Array<{
-      key: string;
-      value: string;
-      headers: Record<string, string>;
-    }>;
+    const events = JSON.parse(json.out) as Array<{ key: string; event: string; cause: string; error: string }>;
     expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({ key: 'poison', value: 'not json {' });
-    expect(events[0]?.headers['x-walpurge-source-topic']).toBe(`${name}.changes`);
+    expect(events[0]).toMatchObject({ key: 'poison', event: 'not json {', cause: 'undecodable' });
+    expect(events[0]?.error).toMatch(/^not JSON/);
+    expect((await cli('dlq', 'list', '--reason', 'purge-rejected')).out).toBe(
+      `no selected dead-letter events in ${name}.dlq\n`,
+    );
 
     const redriven = await cli('dlq', 'redrive');
     expect(redriven).toEqual({

@@ -16,6 +16,7 @@ export { PurgeExecutor } from './pipeline/purge-executor.js';
 export type { DeadLetter, DeadLetterCause, DeadLetterSink } from './dead-letter/dead-letter-sink.js';
 export { PostgresDeadLetterSink, insertDeadLetter } from './dead-letter/postgres-dead-letter-sink.js';
 export { KafkaDeadLetterSink } from './kafka/dead-letter-sink.js';
+export { DeadLetterQueue } from './kafka/dead-letter.js';
 export { deadLetterTableSql, ensureDeadLetterTable } from './dead-letter/dead-letter-table.js';
 export {
   deleteDeadLetters,
