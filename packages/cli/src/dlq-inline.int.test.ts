@@ -4,7 +4,13 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createIsolatedDatabase, freePort, uniqueName, waitFor, type IsolatedDatabase } from '@walpurge/testing';
+import {
+  createIsolatedDatabase,
+  freePort,
+  uniqueName,
+  waitFor,
+  type IsolatedDatabase,
+} from '@walpurge/testing';
 import { runCli } from './cli.js';
 import { captureIo } from './testing/capture-io.js';
 import { waitUntilReady } from './testing/walpurge-process.js';
@@ -206,7 +212,9 @@ describe('dead letters in embedded mode (transport: inline)', () => {
     // Not fixed: refused again, stored again (a new row), reported, and the exit code says so.
     const again = await cli('dlq', 'redrive', '--table', 'public.notes');
     expect(again.code).toBe(1);
-    expect(again.out).toMatch(/^redrove 0 dead-letter events from .*\n1 event refused again, stored again in /);
+    expect(again.out).toMatch(
+      /^redrove 0 dead-letter events from .*\n1 event refused again, stored again in /,
+    );
     const left = await rows();
     expect(left).toHaveLength(1);
     expect(left[0]).toMatchObject({ table_name: 'public.notes', rules: ['notes-cache'] });

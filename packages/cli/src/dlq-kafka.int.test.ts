@@ -34,7 +34,15 @@ let producer: Producer;
 const event = (table: string, id: number, lsn: string): ChangeEvent => ({
   v: 1,
   op: 'c',
-  source: { db: 'app', schema: 'public', table, lsn, xid: 7, commitTs: new Date().toISOString(), origin: null },
+  source: {
+    db: 'app',
+    schema: 'public',
+    table,
+    lsn,
+    xid: 7,
+    commitTs: new Date().toISOString(),
+    origin: null,
+  },
   key: { id },
   before: null,
   after: { id },
@@ -111,7 +119,13 @@ rules:
   const sink = new KafkaDeadLetterSink(queue);
   const signal = new AbortController().signal;
   await sink.send(
-    { event: item, cause: 'purge-rejected', error: new Error('WRONGTYPE'), target: 'redis', rules: ['items-cache'] },
+    {
+      event: item,
+      cause: 'purge-rejected',
+      error: new Error('WRONGTYPE'),
+      target: 'redis',
+      rules: ['items-cache'],
+    },
     signal,
   );
   await sink.send(
@@ -165,7 +179,13 @@ describe('dlq list|redrive on the Kafka dead-letter topic', () => {
     expect(listed.code, listed.err).toBe(0);
     const entries = JSON.parse(listed.out) as unknown[];
     expect(entries).toEqual([
-      expect.objectContaining({ id: '0:0', cause: 'purge-rejected', table: 'public.items', rules: ['items-cache'], target: null }),
+      expect.objectContaining({
+        id: '0:0',
+        cause: 'purge-rejected',
+        table: 'public.items',
+        rules: ['items-cache'],
+        target: null,
+      }),
       expect.objectContaining({
         id: '0:1',
         cause: 'purge-rejected',
@@ -178,7 +198,12 @@ describe('dlq list|redrive on the Kafka dead-letter topic', () => {
         key: messageKey(item),
         event: encodeChangeEvent(item).toString('utf8'),
       }),
-      expect.objectContaining({ id: '0:2', cause: 'cdn-rejected', target: 'cloudflare', rules: ['notes-cache'] }),
+      expect.objectContaining({
+        id: '0:2',
+        cause: 'cdn-rejected',
+        target: 'cloudflare',
+        rules: ['notes-cache'],
+      }),
     ]);
   });
 
@@ -189,9 +214,9 @@ describe('dlq list|redrive on the Kafka dead-letter topic', () => {
     expect(await listIds('--since', '1h')).toEqual(['0:1', '0:2']);
     expect(await listIds('--until', '1h')).toEqual(['0:0']);
     expect(await listIds('--rule', 'items-cache', '--since', '1h')).toEqual(['0:1']);
-    expect(await listIds('--since', new Date(Date.now() - 2 * 3_600_000).toISOString(), '--limit', '1')).toEqual([
-      '0:1',
-    ]);
+    expect(
+      await listIds('--since', new Date(Date.now() - 2 * 3_600_000).toISOString(), '--limit', '1'),
+    ).toEqual(['0:1']);
     const text = await cli('dlq', 'list', '--rule', 'nope');
     expect(text).toEqual({ code: 0, out: `no selected dead-letter events in ${deadLetterTopic}\n`, err: '' });
     const bad = await cli('dlq', 'list', '--since', 'last tuesday');
@@ -202,7 +227,9 @@ describe('dlq list|redrive on the Kafka dead-letter topic', () => {
   it('redrive --reason re-produces only the selected records; --dry-run changes nothing', async () => {
     const dry = await cli('dlq', 'redrive', '--reason', 'purge-rejected', '--dry-run');
     expect(dry.code, dry.err).toBe(0);
-    expect(dry.out).toMatch(/^0:0 .*\n.*\n.*\n0:1 .*\n.*\n.*\ndry run: would redrive 2 dead-letter events from /);
+    expect(dry.out).toMatch(
+      /^0:0 .*\n.*\n.*\n0:1 .*\n.*\n.*\ndry run: would redrive 2 dead-letter events from /,
+    );
     const redriven = await cli('dlq', 'redrive', '--reason', 'cdn-rejected');
     expect(redriven).toEqual({
       code: 0,

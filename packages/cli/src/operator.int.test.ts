@@ -231,7 +231,12 @@ describe('roles through Kafka, with the operator commands', () => {
       /^\d+:0 {2}\S+ {2}undecodable {2}table - {2}target - {2}rules - {2}lsn -\n {4}WP_EVENT_INVALID: not JSON.*\n {4}not json \{\n$/,
     );
     const json = await cli('dlq', 'list', '--json');
-    const events = JSON.parse(json.out) as Array<{ key: string; event: string; cause: string; error: string }>;
+    const events = JSON.parse(json.out) as Array<{
+      key: string;
+      event: string;
+      cause: string;
+      error: string;
+    }>;
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ key: 'poison', event: 'not json {', cause: 'undecodable' });
     expect(events[0]?.error).toMatch(/^not JSON/);

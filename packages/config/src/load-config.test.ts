@@ -114,6 +114,35 @@ rules: []
     expect(error.message).toContain('w.yaml:8:');
   });
 
+  it('refuses a rule on the dead-letter table (it would feed refusals back into the pipeline)', () => {
+    const text = (deadLetterTable: string, ruleTable: string): string =>
+      [
+        'transport: inline',
+        'database:',
+        '  url: x',
+        ...(deadLetterTable ? [`  deadLetterTable: ${deadLetterTable}`] : []),
+        'rules:',
+        `  - table: ${ruleTable}`,
+        '    redis:',
+        '      keys: ["k:{id}"]',
+      ].join('\n');
+    const byDefault = problemsOf(() =>
+      parseConfigText(text('', 'walpurge_dead_letters'), 'w.yaml', { env: {} }),
+    );
+    expect(byDefault.problems).toEqual([
+      expect.objectContaining({
+        path: 'rules[0].table',
+        line: 5,
+        message: expect.stringContaining("public.walpurge_dead_letters is walpurge's dead-letter table"),
+      }),
+    ]);
+    const configured = problemsOf(() =>
+      parseConfigText(text('ops.refused', 'ops.refused'), 'w.yaml', { env: {} }),
+    );
+    expect(configured.problems.map((p) => p.path)).toEqual(['rules[0].table']);
+    expect(() => parseConfigText(text('ops.refused', 'public.refused'), 'w.yaml', { env: {} })).not.toThrow();
+  });
+
   it('says plainly when the file does not exist', async () => {
     const error = await loadConfig('/nonexistent/walpurge.yaml').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);

@@ -162,7 +162,11 @@ export const dlqRedriveCommand: CommandSpec = {
     config: configOption,
     source: sourceOption,
     ...selectorOptions,
-    limit: { type: 'string', description: 'Redrive at most N events (default: all selected).', valueName: 'N' },
+    limit: {
+      type: 'string',
+      description: 'Redrive at most N events (default: all selected).',
+      valueName: 'N',
+    },
     'dry-run': { type: 'boolean', description: 'Print what would be redriven; change nothing.' },
     id: {
       type: 'string',
@@ -217,7 +221,10 @@ writes: re-queues failed write-behind jobs; each writes the row's latest pending
     if (dryRun) {
       const entries = await selectedEntries(where, selection, limit ?? Number.MAX_SAFE_INTEGER);
       for (const entry of entries) writeLine(io.stdout, formatEntry(entry));
-      writeLine(io.stdout, `dry run: would redrive ${plural(entries.length, 'dead-letter event')} from ${from}`);
+      writeLine(
+        io.stdout,
+        `dry run: would redrive ${plural(entries.length, 'dead-letter event')} from ${from}`,
+      );
       return ExitCode.Ok;
     }
 
@@ -233,7 +240,10 @@ writes: re-queues failed write-behind jobs; each writes the row's latest pending
       return ExitCode.Ok;
     }
 
-    const stop = stopSignal(io, 'interrupted: rows not yet redriven stay in the table; run the same command again to resume');
+    const stop = stopSignal(
+      io,
+      'interrupted: rows not yet redriven stay in the table; run the same command again to resume',
+    );
     const client = await connectDeadLetterTable(where.url);
     try {
       const result = await redriveTableDeadLetters({

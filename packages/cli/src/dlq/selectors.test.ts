@@ -43,7 +43,11 @@ describe('dlq selectors', () => {
 
   it('rule, table (public by default), reason, and a since before until', () => {
     expect(
-      parseSelection({ rule: 'items-cache', table: 'items', reason: 'cdn-rejected', since: '1d' }, 'dlq list', now),
+      parseSelection(
+        { rule: 'items-cache', table: 'items', reason: 'cdn-rejected', since: '1d' },
+        'dlq list',
+        now,
+      ),
     ).toEqual({
       rule: 'items-cache',
       table: 'public.items',

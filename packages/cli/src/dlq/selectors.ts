@@ -20,7 +20,8 @@ export const selectorOptions: Record<string, OptionSpec> = {
   },
   since: {
     type: 'string',
-    description: 'Only events dead-lettered at or after TIME: ISO-8601 (2026-01-31T12:00:00Z) or a duration ago (30m, 2h, 7d).',
+    description:
+      'Only events dead-lettered at or after TIME: ISO-8601 (2026-01-31T12:00:00Z) or a duration ago (30m, 2h, 7d).',
     valueName: 'TIME',
   },
   until: {
@@ -65,7 +66,11 @@ export function qualifyTable(text: string): string {
 }
 
 /** The selection the flags ask for; usage errors name the flag. */
-export function parseSelection(options: OptionValues, command: string, now = new Date()): DeadLetterSelection {
+export function parseSelection(
+  options: OptionValues,
+  command: string,
+  now = new Date(),
+): DeadLetterSelection {
   const selection: DeadLetterSelection = {};
   const rule = stringOption(options, 'rule');
   if (rule !== undefined) {

@@ -51,5 +51,35 @@ export function crossSectionProblems(raw: unknown): Array<{ path: PropertyKey[];
   if (config['transport'] === 'kafka' && !config['kafka']) {
     problems.push({ path: ['kafka'], message: "transport is 'kafka' but no kafka section is configured" });
   }
+  problems.push(...deadLetterTableRuleProblems(config));
+  return problems;
+}
+
+const qualified = (name: string): string => (name.includes('.') ? name : `public.${name}`);
+
+/**
+ * A rule on the dead-letter table would feed refusals back into the pipeline: each stored refusal
+ * is a change of that table, which the rule may get refused again, stored again, and so on.
+ */
+function deadLetterTableRuleProblems(
+  config: Record<string, unknown>,
+): Array<{ path: PropertyKey[]; message: string }> {
+  const database = config['database'];
+  const rules = config['rules'];
+  if (!Array.isArray(rules)) return [];
+  const configured =
+    database && typeof database === 'object'
+      ? (database as Record<string, unknown>)['deadLetterTable']
+      : undefined;
+  const deadLetterTable = qualified(typeof configured === 'string' ? configured : 'walpurge_dead_letters');
+  const problems: Array<{ path: PropertyKey[]; message: string }> = [];
+  rules.forEach((rule: unknown, index) => {
+    const table = rule && typeof rule === 'object' ? (rule as Record<string, unknown>)['table'] : undefined;
+    if (typeof table === 'string' && qualified(table) === deadLetterTable)
+      problems.push({
+        path: ['rules', index, 'table'],
+        message: `${deadLetterTable} is walpurge's dead-letter table (database.deadLetterTable): a rule on it would feed refused events back into the pipeline`,
+      });
+  });
   return problems;
 }

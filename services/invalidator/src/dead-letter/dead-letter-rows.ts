@@ -109,7 +109,11 @@ export async function lastDeadLetterId(client: Queryable, table: string): Promis
   return rows[0]?.id ?? undefined;
 }
 
-export async function deleteDeadLetters(client: Queryable, table: string, ids: readonly string[]): Promise<number> {
+export async function deleteDeadLetters(
+  client: Queryable,
+  table: string,
+  ids: readonly string[],
+): Promise<number> {
   if (ids.length === 0) return 0;
   const result = await client.query(
     `DELETE FROM ${deadLetterTableSql(table)} WHERE id = ANY ($1::bigint[])`,

@@ -21,7 +21,11 @@ const ERROR_CHARS = 2_000;
 type Queryable = pg.ClientBase | pg.Pool;
 
 /** Stores one dead letter (autocommit, or in the caller's transaction); resolves with its id. */
-export async function insertDeadLetter(client: Queryable, table: string, letter: DeadLetter): Promise<string> {
+export async function insertDeadLetter(
+  client: Queryable,
+  table: string,
+  letter: DeadLetter,
+): Promise<string> {
   const { event } = letter;
   const { rows } = await client.query<{ id: string }>(
     `INSERT INTO ${deadLetterTableSql(table)}
