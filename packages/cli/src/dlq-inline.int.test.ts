@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -176,6 +176,12 @@ describe('dead letters in embedded mode (transport: inline)', () => {
       { timeoutMs: 20_000 },
     );
 
+    const status = await cli('status');
+    expect(status.out).toMatch(new RegExp(`^dead-letter events\\s+2 in ${deadLetterTable}$`, 'm'));
+    expect(JSON.parse((await cli('status', '--json')).out)).toMatchObject({
+      deadLetterTable: { table: deadLetterTable, deadLetters: 2 },
+    });
+
     const listed = await cli('dlq', 'list', '--rule', 'items-cache', '--json');
     expect(listed.code, listed.err).toBe(0);
     const entries = JSON.parse(listed.out) as Array<{ id: string; table: string; rules: string[] }>;
@@ -219,5 +225,23 @@ describe('dead letters in embedded mode (transport: inline)', () => {
     expect(left).toHaveLength(1);
     expect(left[0]).toMatchObject({ table_name: 'public.notes', rules: ['notes-cache'] });
     expect(Number(left[0]?.id)).toBeGreaterThan(Number(note.id));
+  });
+
+  it('validate refuses a dead-letter table the daemon could not write to', async () => {
+    expect(await cli('validate')).toMatchObject({ code: 0 });
+    await db.query(`CREATE TABLE ${name}_bad (id int)`);
+    const badConfig = join(dir, 'bad.yaml');
+    writeFileSync(
+      badConfig,
+      readFileSync(configFile, 'utf8').replace(
+        `deadLetterTable: ${deadLetterTable}`,
+        `deadLetterTable: ${name}_bad`,
+      ),
+    );
+    const bad = await cli('validate', '--config', badConfig);
+    expect(bad.code).toBe(1);
+    expect(bad.out + bad.err).toContain(
+      `database.deadLetterTable: the dead-letter table ${name}_bad lacks the column(s) dead_lettered_at, cause`,
+    );
   });
 });

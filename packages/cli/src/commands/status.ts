@@ -5,6 +5,7 @@ import { loadCliConfig } from '../load-cli-config.js';
 import { connectDatabase } from '../live/connect-database.js';
 import { readSlotStatus, type SlotStatus } from '../status/slot-status.js';
 import { readKafkaStatus, type KafkaStatus } from '../status/kafka-status.js';
+import { readDeadLetterTableStatus, type DeadLetterTableStatus } from '../status/dead-letter-table-status.js';
 import { readWriteBehindStatus, type WriteBehindStatus } from '../status/write-behind-status.js';
 import { formatBytes, formatDuration, renderPairs } from '../format/units.js';
 
@@ -12,6 +13,8 @@ interface Status {
   transport: string;
   slot: SlotStatus;
   kafka: KafkaStatus | { error: string } | null;
+  /** transport inline: the dead-letter table (database.deadLetterTable). */
+  deadLetterTable: DeadLetterTableStatus | null;
   writeBehind: WriteBehindStatus | { error: string } | null;
 }
 
@@ -35,7 +38,18 @@ function describeSlot(slot: SlotStatus): Array<[string, string]> {
 }
 
 function describeKafka(status: Status): Array<[string, string]> {
-  if (status.kafka === null) return [['consumer lag', `n/a (transport ${status.transport})`]];
+  if (status.kafka === null)
+    return [
+      ['consumer lag', `n/a (transport ${status.transport})`],
+      ...(status.deadLetterTable
+        ? [
+            [
+              'dead-letter events',
+              `${status.deadLetterTable.deadLetters} in ${status.deadLetterTable.table}`,
+            ] as [string, string],
+          ]
+        : []),
+    ];
   if ('error' in status.kafka) return [['kafka', `unavailable: ${status.kafka.error}`]];
   const kafka = status.kafka;
   return [
@@ -68,20 +82,29 @@ export const statusCommand: CommandSpec = {
     'Slot state, confirmed LSN, WAL retained, replication and consumer lag, write-behind queue, dead letters.',
   usage: 'walpurge status [--config FILE] [--json]',
   options: { config: configOption, json: jsonOption },
-  details: `Reads PostgreSQL (pg_replication_slots), Kafka (consumer-group offsets, dead-letter topic) when
-transport is kafka, and the write-behind queue when a flusher section exists. Exit 1 when the
+  details: `Reads PostgreSQL (pg_replication_slots; database.deadLetterTable when transport is inline), Kafka
+(consumer-group offsets, dead-letter topic) when transport is kafka, and the write-behind queue when a flusher section exists. Exit 1 when the
 database cannot be reached; parts that cannot be reached otherwise are reported, not fatal.`,
   async run({ io, options }) {
     const { config } = await loadCliConfig(options, io);
     if (!config.database) throw new UsageError('the config has no database section', 'status');
     const client = await connectDatabase(config.database.url);
     let slot: SlotStatus;
+    let deadLetterTable: DeadLetterTableStatus | null = null;
     try {
       slot = await readSlotStatus(client, config.database.slot);
+      if (config.transport === 'inline')
+        deadLetterTable = await readDeadLetterTableStatus(client, config.database.deadLetterTable);
     } finally {
       await client.end().catch(() => {});
     }
-    const status: Status = { transport: config.transport, slot, kafka: null, writeBehind: null };
+    const status: Status = {
+      transport: config.transport,
+      slot,
+      kafka: null,
+      deadLetterTable,
+      writeBehind: null,
+    };
     if (config.transport === 'kafka' && config.kafka) {
       status.kafka = await readKafkaStatus(config.kafka).catch((error: unknown) => ({
         error: errorMessage(error),

@@ -15,6 +15,7 @@ import { loadTableCatalog } from '../live/table-catalog.js';
 import { rulePublicationProblems } from '../live/rule-publication.js';
 import { checkServer } from '../live/server-checks.js';
 import { checkSlot } from '../live/slot-checks.js';
+import { deadLetterTableProblems } from '../live/dead-letter-table-checks.js';
 
 export const validateCommand: CommandSpec = {
   name: 'validate',
@@ -87,6 +88,8 @@ Live checks run when the config has a database section; an unreachable database 
         const slot = await checkSlot(client, config.database, loaded.problemAt);
         problems.push(...slot.problems);
         warnings.push(...slot.warnings);
+        if (config.transport === 'inline')
+          problems.push(...(await deadLetterTableProblems(client, config.database, loaded.problemAt)));
       } finally {
         await client.end().catch(() => {});
       }
