@@ -343,6 +343,11 @@ describe('invalidator consuming Kafka', () => {
       expect(dead?.headers[deadLetterHeaders.error]).toContain(
         `tag set ${prefix}tag:post-2 holds another type`,
       );
+      // What `walpurge dlq list|redrive` select on.
+      expect(dead?.headers[deadLetterHeaders.cause]).toBe('purge-rejected');
+      expect(dead?.headers[deadLetterHeaders.target]).toBe('redis');
+      expect(dead?.headers[deadLetterHeaders.rules]).toBe('rules[0] public.posts');
+      expect(dead?.headers[deadLetterHeaders.table]).toBe('public.posts');
       expect(
         await metricValue(running.registry, 'walpurge_invalidator_dead_letters_total', {
           reason: 'purge-rejected',

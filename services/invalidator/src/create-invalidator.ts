@@ -31,7 +31,7 @@ import { PostgresDeadLetterSink } from './dead-letter/postgres-dead-letter-sink.
 import { refusingTarget } from './dead-letter/refusing-target.js';
 import { ChangeConsumer } from './kafka/change-consumer.js';
 import { DeadLetterQueue } from './kafka/dead-letter.js';
-import { KafkaDeadLetterSink } from './kafka/dead-letter-sink.js';
+import { KafkaDeadLetterSink, refusalHeadersOf } from './kafka/dead-letter-sink.js';
 import { createKafka, ensureTopics } from './kafka/kafka-client.js';
 import { createInvalidatorMetrics } from './metrics.js';
 import { Coalescer } from './pipeline/coalescer.js';
@@ -223,6 +223,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
         metrics,
         logger,
         backoff,
+        refusalHeaders: refusalHeadersOf(rules),
       });
       deadLetterSink ??= new KafkaDeadLetterSink(deadLetters);
       const active = executor;

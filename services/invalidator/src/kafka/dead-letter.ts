@@ -26,6 +26,16 @@ export interface DeadLetterQueueOptions {
   metrics: InvalidatorMetrics;
   logger: Logger;
   backoff: BackoffOptions;
+  /**
+   * Headers describing a refusal (kafka/dead-letter-sink.ts) for a refused record sent without
+   * them: the consumer dead-letters refused records here directly, and `dlq --rule/--table` need
+   * them all the same.
+   */
+  refusalHeaders?: (
+    message: Pick<KafkaMessage, 'key' | 'value'>,
+    error: unknown,
+    reason: DeadLetterReason,
+  ) => IHeaders;
 }
 
 /**
@@ -53,6 +63,10 @@ export class DeadLetterQueue {
     extraHeaders: IHeaders = {},
   ): Promise<void> {
     const { maxMessageBytes, metrics, logger } = this.options;
+    const refusal =
+      reason !== 'undecodable' && Object.keys(extraHeaders).length === 0
+        ? (this.options.refusalHeaders?.(message, error, reason) ?? {})
+        : extraHeaders;
     const errorText = errorMessage(error).slice(0, 2_000);
     const errorHeaders: IHeaders = {
       [deadLetterHeaders.error]: errorText,
@@ -65,7 +79,7 @@ export class DeadLetterQueue {
             [deadLetterHeaders.offset]: message.offset,
           }
         : {}),
-      ...extraHeaders,
+      ...refusal,
     };
     const candidates = deadLetterCandidates(
       {
