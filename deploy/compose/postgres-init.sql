@@ -10,8 +10,9 @@ CREATE ROLE walpurge WITH LOGIN REPLICATION PASSWORD 'walpurge';
 GRANT USAGE ON SCHEMA public TO walpurge;
 GRANT SELECT ON public.users, public.products, public.categories TO walpurge;
 
--- The slot history (database.slotHistoryTable: the slot's identity and last durable LSN) and the
--- flusher's tombstone table are created on first start: CREATE on the schema.
+-- The slot history (database.slotHistoryTable: the slot's identity and last durable LSN), the
+-- flusher's tombstone table and, with transport inline, the dead-letter table
+-- (database.deadLetterTable) are created on first start: CREATE on the schema.
 GRANT CREATE ON SCHEMA public TO walpurge;
 
 -- Publishing a table requires owning it, so the owner creates the publication walpurge reads
