@@ -221,7 +221,8 @@ describe('walpurge validate against the live database', () => {
       const file = configFile('norepl.yaml', rules('  - table: users\n    redis: { keys: ["user:{id}"] }\n'));
       const result = await validate(file, url.toString());
       expect(result.err).toBe(
-        `${file}: 2 problems\n` +
+        `${file}: 3 problems\n` +
+          `  ${file}:2:3: database.deadLetterTable: the dead-letter table walpurge_dead_letters does not exist and this role may not create it in schema "public": grant CREATE on the schema, or create it (DDL in docs/configuration.md) and grant SELECT, INSERT, DELETE\n` +
           `  ${file}:2:8: database.url: role '${role}' lacks the REPLICATION attribute (fix: ALTER ROLE ${role} REPLICATION)\n` +
           `  ${file}:4:16: database.publication: role '${role}' may not create publication 'walpurge_validate' (needs CREATE on the database)\n`,
       );
@@ -238,7 +239,8 @@ describe('walpurge validate: privileges and publications', () => {
     const role = uniqueName('notowner');
     await sql(
       database.url,
-      `CREATE ROLE ${role} LOGIN REPLICATION PASSWORD 'pw-${role}'; GRANT CREATE ON DATABASE ${database.name} TO ${role}`,
+      `CREATE ROLE ${role} LOGIN REPLICATION PASSWORD 'pw-${role}'; GRANT CREATE ON DATABASE ${database.name} TO ${role};
+       GRANT CREATE ON SCHEMA public TO ${role}`,
     );
     try {
       const url = new URL(database.url);
