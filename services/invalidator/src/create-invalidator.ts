@@ -31,6 +31,7 @@ import { createKafka, ensureTopics } from './kafka/kafka-client.js';
 import { createInvalidatorMetrics } from './metrics.js';
 import { Coalescer } from './pipeline/coalescer.js';
 import { PurgeExecutor } from './pipeline/purge-executor.js';
+import { createCdnMetrics } from './targets/cdn/cdn-metrics.js';
 import { createPurgers } from './targets/create-purgers.js';
 import type { Purger } from './targets/purger.js';
 
@@ -155,7 +156,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
 
   async function start(signal: AbortSignal): Promise<void> {
     await validateSchema();
-    purgers = options.purgers ?? createPurgers(config, rules, logger, backoff);
+    purgers = options.purgers ?? createPurgers(config, rules, logger, backoff, createCdnMetrics(options.registry));
     // The flusher's own commits keep the entries it wrote (read-your-writes). The defaults match
     // the flusher's, so an invalidator deployed without a flusher section still recognises them.
     executor = new PurgeExecutor(rules, purgers, metrics, logger, backoff, Date.now, {
