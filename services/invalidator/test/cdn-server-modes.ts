@@ -5,7 +5,7 @@ import type { RecordedRequest, RecordingServer, Reply } from './recording-server
  * itself. Each replaces `defaultReply`; queued `failNext` replies still come first.
  */
 
-/** Records when each request arrived (ms since the epoch), in order. */
+/** Records when each request arrived (ms since the epoch), in order; install it after the other modes (it wraps them). */
 export function recordArrivals(server: RecordingServer): number[] {
   const arrivals: number[] = [];
   const previous = server.defaultReply;

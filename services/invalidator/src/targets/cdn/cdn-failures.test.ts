@@ -86,8 +86,8 @@ describe('Retry-After that asks for no wait', () => {
     ['a date in the past', new Date(Date.now() - 3_600_000).toUTCString()],
   ] as const) {
     it(`Retry-After: ${label} is floored at the backoff: no busy loop`, async () => {
-      const arrivals = recordArrivals(server);
       tooManyRequestsFor(server, 1_500, retryAfter);
+      const arrivals = recordArrivals(server);
       const purger = new CloudflarePurger(
         CdnConfig.parse({
           cloudflare: { zoneId: 'z', apiToken: TOKEN, baseUrl: base, plan: 'enterprise' },
