@@ -19,6 +19,7 @@ import {
 import { encodeChangeEvent, type ChangeEvent, type ChangeHandler } from '@walpurge/protocol';
 import {
   cdnSupportsPrefixes,
+  cdnUrlTemplateProblems,
   compileRules,
   ruleWarnings,
   truncateProblems,
@@ -102,7 +103,10 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
 
   async function validateSchema(): Promise<void> {
     // Checks and warnings that need no database run even when the schema check is skipped.
-    const truncate = truncateProblems(rules.rules, problemAt, truncateOptions);
+    const truncate = [
+      ...truncateProblems(rules.rules, problemAt, truncateOptions),
+      ...cdnUrlTemplateProblems(rules.rules, problemAt),
+    ];
     if (truncate.length > 0) refuse(truncate);
     ruleWarnings(rules.rules, problemAt).forEach(logRuleWarning);
     if (!config.database || options.validateSchema === false || config.rules.length === 0) return;

@@ -2,6 +2,7 @@ import { ConfigError, type ConfigProblem } from '@walpurge/config';
 import { ErrorCode } from '@walpurge/core';
 import {
   cdnSupportsPrefixes,
+  cdnUrlTemplateProblems,
   compileRules,
   ruleWarnings,
   truncateProblems,
@@ -52,9 +53,10 @@ Live checks run when the config has a database section; an unreachable database 
     const { config, file } = loaded;
     const compiled = compileRules(config.rules).rules;
     // Rules that handle truncate but cannot purge what it makes stale (needs no database).
-    const problems: ConfigProblem[] = truncateProblems(compiled, loaded.problemAt, {
-      cdnPrefixPurge: cdnSupportsPrefixes(config.cdn),
-    });
+    const problems: ConfigProblem[] = [
+      ...truncateProblems(compiled, loaded.problemAt, { cdnPrefixPurge: cdnSupportsPrefixes(config.cdn) }),
+      ...cdnUrlTemplateProblems(compiled, loaded.problemAt),
+    ];
     // Valid but probably not what was meant (e.g. a CDN prefix ending in a row value).
     const warnings: ConfigProblem[] = ruleWarnings(compiled, loaded.problemAt);
     let live: 'skipped (--offline)' | 'skipped (no database section)' | 'passed' | 'failed' =
