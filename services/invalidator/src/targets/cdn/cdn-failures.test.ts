@@ -164,7 +164,8 @@ describe('the provider refuses the account', () => {
       2,
     );
     await cloudflare(200).purge(targets({ tags: ['a'] }), { signal: stop.signal });
-    expect(server.requests.map((r) => r.status)).toEqual([400, 400, 200]);
+    expect(server.requests).toHaveLength(3);
+    expect(server.succeeded).toHaveLength(1);
     expect(await metric('walpurge_cdn_provider_paused', { provider: 'cloudflare' })).toBe(0);
   });
 
