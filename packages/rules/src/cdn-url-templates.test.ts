@@ -4,7 +4,10 @@ import { cdnUrlTemplateProblems } from './cdn-url-templates.js';
 import { compileRules } from './compile-rules.js';
 
 type RuleInput = Parameters<typeof Rule.parse>[0];
-const problemAt = (path: ReadonlyArray<PropertyKey>, message: string) => ({ path: formatPath(path), message });
+const problemAt = (path: ReadonlyArray<PropertyKey>, message: string) => ({
+  path: formatPath(path),
+  message,
+});
 const check = (...input: RuleInput[]) =>
   cdnUrlTemplateProblems(compileRules(input.map((r) => Rule.parse(r))).rules, problemAt).map((p) => p.path);
 
@@ -14,7 +17,12 @@ describe('cdnUrlTemplateProblems', () => {
       check({
         table: 'users',
         cdn: {
-          urls: ['https://ex.com/u/{id}', 'http://ex.com:8080/u?id={id}', 'https://ex.com', 'https://ex.com/all'],
+          urls: [
+            'https://ex.com/u/{id}',
+            'http://ex.com:8080/u?id={id}',
+            'https://ex.com',
+            'https://ex.com/all',
+          ],
           prefixes: ['https://ex.com/t/{team}/'],
           tags: ['{anything}'],
         },
@@ -29,7 +37,13 @@ describe('cdnUrlTemplateProblems', () => {
         table: 'pages',
         name: 'pages',
         cdn: {
-          urls: ['{page_url}', 'https://{tenant}.ex.com/p', 'ex.com/p/{id}', 'https://ex.com{path}', 'ftp://ex.com/{id}'],
+          urls: [
+            '{page_url}',
+            'https://{tenant}.ex.com/p',
+            'ex.com/p/{id}',
+            'https://ex.com{path}',
+            'ftp://ex.com/{id}',
+          ],
           prefixes: ['{scheme}://ex.com/'],
         },
         fallback: { cdn: { urls: ['https://{host}/'] } },
@@ -50,6 +64,8 @@ describe('cdnUrlTemplateProblems', () => {
       compileRules([Rule.parse({ table: 'pages', name: 'pages', cdn: { urls: ['{page_url}'] } })]).rules,
       problemAt,
     );
-    expect(problem?.message).toMatch(/^rule 'pages': '\{page_url\}' must start with a literal http:\/\/ or https:\/\//);
+    expect(problem?.message).toMatch(
+      /^rule 'pages': '\{page_url\}' must start with a literal http:\/\/ or https:\/\//,
+    );
   });
 });

@@ -21,7 +21,10 @@ function literalOrigin(template: CompiledTemplate): boolean {
  * the others, since every URL they render would be refused by the CDN drivers (a permanent error
  * per event) or address a host chosen by the data.
  */
-export function cdnUrlTemplateProblems(rules: readonly CompiledRule[], problemAt: ProblemAt): ConfigProblem[] {
+export function cdnUrlTemplateProblems(
+  rules: readonly CompiledRule[],
+  problemAt: ProblemAt,
+): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   for (const rule of rules) {
     for (const template of [...rule.templates, ...rule.fallback]) {

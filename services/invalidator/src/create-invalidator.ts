@@ -160,7 +160,8 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
 
   async function start(signal: AbortSignal): Promise<void> {
     await validateSchema();
-    purgers = options.purgers ?? createPurgers(config, rules, logger, backoff, createCdnMetrics(options.registry));
+    purgers =
+      options.purgers ?? createPurgers(config, rules, logger, backoff, createCdnMetrics(options.registry));
     // The flusher's own commits keep the entries it wrote (read-your-writes). The defaults match
     // the flusher's, so an invalidator deployed without a flusher section still recognises them.
     executor = new PurgeExecutor(rules, purgers, metrics, logger, backoff, Date.now, {

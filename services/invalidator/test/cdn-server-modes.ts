@@ -25,7 +25,8 @@ export function tooManyRequestsFor(server: RecordingServer, periodMs: number, re
   let firstAt: number | undefined;
   server.defaultReply = (request) => {
     firstAt ??= Date.now();
-    if (Date.now() - firstAt < periodMs) return { status: 429, headers: { 'retry-after': retryAfter }, body: '{}' };
+    if (Date.now() - firstAt < periodMs)
+      return { status: 429, headers: { 'retry-after': retryAfter }, body: '{}' };
     return previous(request);
   };
 }
@@ -33,7 +34,8 @@ export function tooManyRequestsFor(server: RecordingServer, periodMs: number, re
 /** Answers by request path: the first matching entry wins, else the previous default reply. */
 export function replyByPath(server: RecordingServer, routes: Array<[RegExp, Reply]>): void {
   const previous = server.defaultReply;
-  server.defaultReply = (request: RecordedRequest) => routes.find(([path]) => path.test(request.path))?.[1] ?? previous(request);
+  server.defaultReply = (request: RecordedRequest) =>
+    routes.find(([path]) => path.test(request.path))?.[1] ?? previous(request);
 }
 
 /** The largest number of requests that arrived within any one-second window. */

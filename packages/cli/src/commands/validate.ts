@@ -16,6 +16,7 @@ import { loadTableCatalog } from '../live/table-catalog.js';
 import { rulePublicationProblems } from '../live/rule-publication.js';
 import { checkServer } from '../live/server-checks.js';
 import { checkSlot } from '../live/slot-checks.js';
+import { estimatePurges, type PurgeEstimate } from '../purge-estimate/purge-estimate.js';
 
 export const validateCommand: CommandSpec = {
   name: 'validate',
@@ -59,6 +60,7 @@ Live checks run when the config has a database section; an unreachable database 
     ];
     // Valid but probably not what was meant (e.g. a CDN prefix ending in a row value).
     const warnings: ConfigProblem[] = ruleWarnings(compiled, loaded.problemAt);
+    let estimate: PurgeEstimate | undefined;
     let live: 'skipped (--offline)' | 'skipped (no database section)' | 'passed' | 'failed' =
       'skipped (no database section)';
 
@@ -89,11 +91,15 @@ Live checks run when the config has a database section; an unreachable database 
         const slot = await checkSlot(client, config.database, loaded.problemAt);
         problems.push(...slot.problems);
         warnings.push(...slot.warnings);
+        estimate = await estimatePurges(config, compiled, client);
       } finally {
         await client.end().catch(() => {});
       }
       live = problems.length === offlineProblems ? 'passed' : 'failed';
     }
+    // CDN purge volume per provider vs its limits (per event only without a database).
+    estimate ??= await estimatePurges(config, compiled, undefined);
+    warnings.push(...(estimate?.warnings ?? []));
     const byPosition = (a: ConfigProblem, b: ConfigProblem): number =>
       (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
     problems.sort(byPosition);
@@ -109,11 +115,13 @@ Live checks run when the config has a database section; an unreachable database 
           live,
           problems,
           warnings,
+          ...(estimate ? { estimate: { tables: estimate.tables, providers: estimate.providers } } : {}),
         }),
       );
       return problems.length === 0 ? ExitCode.Ok : ExitCode.Failure;
     }
     for (const warning of warnings) writeLine(io.stderr, formatWarning(file, warning));
+    for (const line of estimate?.lines ?? []) writeLine(io.stdout, line);
     if (problems.length > 0) {
       throw new ConfigError(ErrorCode.SchemaMismatch, file, problems);
     }

@@ -50,20 +50,26 @@ export const CloudflareConfig = z.strictObject({
     .enum(cloudflarePlans)
     .default('free')
     .describe(
-      "Cloudflare plan whose documented purge limits are the defaults of rateLimits and maxItemsPerCall (free: tag/prefix purges 5 per minute).",
+      'Cloudflare plan whose documented purge limits are the defaults of rateLimits and maxItemsPerCall (free: tag/prefix purges 5 per minute).',
     ),
   maxItemsPerCall: positiveInt
     .optional()
-    .describe("URLs, tags or prefixes per purge_cache call; default: the plan's figure (100; 500 URLs on enterprise)."),
+    .describe(
+      "URLs, tags or prefixes per purge_cache call; default: the plan's figure (100; 500 URLs on enterprise).",
+    ),
   rateLimits: z
     .strictObject({
       tagPrefixRequests: RateLimitOverride.optional().describe(
         "Purge calls by tag or prefix (counted in calls); default: the plan's figure.",
       ),
-      urls: RateLimitOverride.optional().describe("URLs purged by URL (counted in URLs); default: the plan's figure."),
+      urls: RateLimitOverride.optional().describe(
+        "URLs purged by URL (counted in URLs); default: the plan's figure.",
+      ),
     })
     .default({})
-    .describe('Overrides of the plan\'s purge rate limits (both buckets are shared by every walpurge process of the account: divide them).'),
+    .describe(
+      "Overrides of the plan's purge rate limits (both buckets are shared by every walpurge process of the account: divide them).",
+    ),
   concurrency,
   circuitProbeIntervalMs,
 });
@@ -121,7 +127,9 @@ export const CloudFrontConfig = z.strictObject({
   completionPollMs: milliseconds
     .min(100)
     .default(30_000)
-    .describe('How often an invalidation in progress is checked (GetInvalidation) to free its in-flight paths.'),
+    .describe(
+      'How often an invalidation in progress is checked (GetInvalidation) to free its in-flight paths.',
+    ),
   maxCompletionWaitMs: milliseconds
     .min(100)
     .default(1_800_000)
@@ -155,7 +163,9 @@ export const HttpPurgeConfig = z.strictObject({
     .record(z.string(), z.string())
     .default({})
     .describe('Extra headers on every purge request (e.g. an auth token via ${ENV}).'),
-  rateLimit: RateLimitOverride.optional().describe('Purge requests (counted in requests); default: no limit.'),
+  rateLimit: RateLimitOverride.optional().describe(
+    'Purge requests (counted in requests); default: no limit.',
+  ),
   concurrency,
   circuitProbeIntervalMs,
 });

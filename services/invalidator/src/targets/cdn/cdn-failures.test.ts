@@ -109,8 +109,17 @@ describe('a failed request among parallel ones', () => {
       [/./, { status: 503, body: 'busy' }],
     ]);
     server.delayMs = 50;
-    const purger = new HttpPurger(CdnConfig.parse({ http: { endpoint: base, concurrency: 3 } }).http!, driverOptions());
-    const urls = ['https://ex.com/a', 'https://ex.com/bad', 'https://ex.com/c', 'https://ex.com/d', 'https://ex.com/e'];
+    const purger = new HttpPurger(
+      CdnConfig.parse({ http: { endpoint: base, concurrency: 3 } }).http!,
+      driverOptions(),
+    );
+    const urls = [
+      'https://ex.com/a',
+      'https://ex.com/bad',
+      'https://ex.com/c',
+      'https://ex.com/d',
+      'https://ex.com/e',
+    ];
     await expect(purger.purge(targets({ urls }), { signal: stop.signal })).rejects.toMatchObject({
       retriable: false,
       status: 400,
@@ -128,19 +137,30 @@ describe('the provider refuses the account', () => {
   const cloudflare = (probeMs: number) =>
     new CloudflarePurger(
       CdnConfig.parse({
-        cloudflare: { zoneId: 'z', apiToken: TOKEN, baseUrl: base, plan: 'enterprise', circuitProbeIntervalMs: probeMs },
+        cloudflare: {
+          zoneId: 'z',
+          apiToken: TOKEN,
+          baseUrl: base,
+          plan: 'enterprise',
+          circuitProbeIntervalMs: probeMs,
+        },
       }).cloudflare!,
       driverOptions(),
     );
 
   it('401: the purge waits (does not fail), probes once per interval, sets the paused gauge, resumes on success', async () => {
-    server.defaultReply = () => ({ status: 401, body: '{"success":false,"errors":[{"code":10000,"message":"Authentication error"}]}' });
+    server.defaultReply = () => ({
+      status: 401,
+      body: '{"success":false,"errors":[{"code":10000,"message":"Authentication error"}]}',
+    });
     const purger = cloudflare(300);
     let settled: 'pending' | 'resolved' | 'rejected' = 'pending';
-    const purging = purger.purge(targets({ tags: ['a'], prefixes: ['https://ex.com/p/'] }), { signal: stop.signal }).then(
-      () => (settled = 'resolved'),
-      () => (settled = 'rejected'),
-    );
+    const purging = purger
+      .purge(targets({ tags: ['a'], prefixes: ['https://ex.com/p/'] }), { signal: stop.signal })
+      .then(
+        () => (settled = 'resolved'),
+        () => (settled = 'rejected'),
+      );
     await until(async () => (await metric('walpurge_cdn_provider_paused', { provider: 'cloudflare' })) === 1);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(settled).toBe('pending');
@@ -151,8 +171,13 @@ describe('the provider refuses the account', () => {
     await purging;
     expect(settled).toBe('resolved');
     expect(await metric('walpurge_cdn_provider_paused', { provider: 'cloudflare' })).toBe(0);
-    expect(await metric('walpurge_cdn_api_calls_total', { provider: 'cloudflare', outcome: 'provider_refused' })).toBeGreaterThan(0);
-    expect(server.succeeded.map((r) => Object.keys(JSON.parse(r.body) as object)[0]).sort()).toEqual(['prefixes', 'tags']);
+    expect(
+      await metric('walpurge_cdn_api_calls_total', { provider: 'cloudflare', outcome: 'provider_refused' }),
+    ).toBeGreaterThan(0);
+    expect(server.succeeded.map((r) => Object.keys(JSON.parse(r.body) as object)[0]).sort()).toEqual([
+      'prefixes',
+      'tags',
+    ]);
   });
 
   it('a 400 that blames the zone id pauses too (instead of dead-lettering every event)', async () => {
@@ -170,8 +195,13 @@ describe('the provider refuses the account', () => {
   });
 
   it('an item-level 400 stays permanent, so the lane can isolate that event', async () => {
-    server.failNext({ status: 400, body: '{"success":false,"errors":[{"code":1012,"message":"Invalid url"}]}' });
-    await expect(cloudflare(200).purge(targets({ urls: ['https://ex.com/x'] }), { signal: stop.signal })).rejects.toMatchObject({
+    server.failNext({
+      status: 400,
+      body: '{"success":false,"errors":[{"code":1012,"message":"Invalid url"}]}',
+    });
+    await expect(
+      cloudflare(200).purge(targets({ urls: ['https://ex.com/x'] }), { signal: stop.signal }),
+    ).rejects.toMatchObject({
       retriable: false,
       status: 400,
     });
@@ -181,7 +211,9 @@ describe('the provider refuses the account', () => {
   it('a shutdown ends the pause', async () => {
     server.defaultReply = () => ({ status: 403, body: 'forbidden' });
     const purger = new FastlyPurger(
-      CdnConfig.parse({ fastly: { serviceId: 'S1', apiToken: TOKEN, baseUrl: base, circuitProbeIntervalMs: 60_000 } }).fastly!,
+      CdnConfig.parse({
+        fastly: { serviceId: 'S1', apiToken: TOKEN, baseUrl: base, circuitProbeIntervalMs: 60_000 },
+      }).fastly!,
       driverOptions(),
     );
     const abort = new AbortController();
@@ -212,7 +244,9 @@ describe('rate limits', () => {
     expect(arrivals).toHaveLength(4);
     // Burst of 2 at once, then one per 250 ms: the 4th call comes ≥ 500 ms after the first.
     expect((arrivals[3] ?? 0) - (arrivals[0] ?? 0)).toBeGreaterThanOrEqual(450);
-    expect(await metric('walpurge_cdn_throttled_seconds_total', { provider: 'cloudflare', reason: 'bucket' })).toBeGreaterThan(0.4);
+    expect(
+      await metric('walpurge_cdn_throttled_seconds_total', { provider: 'cloudflare', reason: 'bucket' }),
+    ).toBeGreaterThan(0.4);
     expect(await metric('walpurge_cdn_items_total', { provider: 'cloudflare', kind: 'tags' })).toBe(4);
   });
 
@@ -223,7 +257,10 @@ describe('rate limits', () => {
           zoneId: 'z',
           apiToken: TOKEN,
           baseUrl: base,
-          rateLimits: { tagPrefixRequests: { perMinute: 1, burst: 1 }, urls: { perSecond: 1000, burst: 1000 } },
+          rateLimits: {
+            tagPrefixRequests: { perMinute: 1, burst: 1 },
+            urls: { perSecond: 1000, burst: 1000 },
+          },
         },
       }).cloudflare!,
       driverOptions(),
@@ -231,6 +268,12 @@ describe('rate limits', () => {
     const urls = Array.from({ length: 250 }, (_, i) => `https://ex.com/${i}`);
     await purger.purge(targets({ urls, tags: ['t'] }), { signal: stop.signal });
     expect(await metric('walpurge_cdn_throttled_seconds_total', { provider: 'cloudflare' })).toBe(0);
-    expect(await metric('walpurge_cdn_api_calls_total', { provider: 'cloudflare', kind: 'urls', outcome: 'success' })).toBe(3);
+    expect(
+      await metric('walpurge_cdn_api_calls_total', {
+        provider: 'cloudflare',
+        kind: 'urls',
+        outcome: 'success',
+      }),
+    ).toBe(3);
   });
 });

@@ -31,7 +31,9 @@ const ACCOUNT_ERROR_CODES = new Set([7000, 7003, 6003, 6111, 9109, 10000]);
 
 function blamesAccount(_status: number, body: string): boolean {
   const parsed = PurgeResponse.safeParse(safeJson(body));
-  return parsed.success && parsed.data.errors.some((e) => e.code !== undefined && ACCOUNT_ERROR_CODES.has(e.code));
+  return (
+    parsed.success && parsed.data.errors.some((e) => e.code !== undefined && ACCOUNT_ERROR_CODES.has(e.code))
+  );
 }
 
 type Kind = 'urls' | 'tags' | 'prefixes';
@@ -64,7 +66,11 @@ export class CloudflarePurger implements Purger {
       options,
     ));
     const plan = cloudflarePlanLimits[config.plan];
-    this.tagPrefixBucket = bucketFor(plan.tagPrefixRequests, config.rateLimits.tagPrefixRequests, options.clock);
+    this.tagPrefixBucket = bucketFor(
+      plan.tagPrefixRequests,
+      config.rateLimits.tagPrefixRequests,
+      options.clock,
+    );
     this.urlBucket = bucketFor(plan.urls, config.rateLimits.urls, options.clock);
     this.urlsPerCall = config.maxItemsPerCall ?? plan.urlItemsPerCall;
     this.tagPrefixItemsPerCall = config.maxItemsPerCall ?? plan.tagPrefixItemsPerCall;
@@ -97,8 +103,14 @@ export class CloudflarePurger implements Purger {
   async purge(targets: PurgeTargets, context: PurgeContext): Promise<void> {
     for (const url of [...targets.cdn.urls, ...targets.cdn.prefixes]) parseTargetUrl(this.name, url);
     const bodies: Array<{ kind: Kind; body: Record<string, string[]> }> = [
-      ...chunk(targets.cdn.urls, this.urlsPerCall).map((files) => ({ kind: 'urls' as const, body: { files } })),
-      ...chunk(targets.cdn.tags, this.tagPrefixItemsPerCall).map((tags) => ({ kind: 'tags' as const, body: { tags } })),
+      ...chunk(targets.cdn.urls, this.urlsPerCall).map((files) => ({
+        kind: 'urls' as const,
+        body: { files },
+      })),
+      ...chunk(targets.cdn.tags, this.tagPrefixItemsPerCall).map((tags) => ({
+        kind: 'tags' as const,
+        body: { tags },
+      })),
       ...chunk(targets.cdn.prefixes.map(stripScheme), this.tagPrefixItemsPerCall).map((prefixes) => ({
         kind: 'prefixes' as const,
         body: { prefixes },

@@ -1,5 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { CloudFrontClient, CreateInvalidationCommand, GetInvalidationCommand } from '@aws-sdk/client-cloudfront';
+import {
+  CloudFrontClient,
+  CreateInvalidationCommand,
+  GetInvalidationCommand,
+} from '@aws-sdk/client-cloudfront';
 import { backoffDelay, ErrorCode, sleep, WalpurgeError } from '@walpurge/core';
 import type { CloudFrontConfig } from '@walpurge/config';
 import type { PurgeTargets } from '@walpurge/rules';
@@ -112,7 +116,8 @@ export class CloudFrontPurger implements Purger {
       const began = Date.now();
       const held = await this.inFlight.acquire([paths.length, wildcards], context.signal);
       const waitedMs = Date.now() - began;
-      if (waitedMs > 0) this.metrics.throttledSeconds.inc({ provider: this.name, reason: 'in_flight' }, waitedMs / 1000);
+      if (waitedMs > 0)
+        this.metrics.throttledSeconds.inc({ provider: this.name, reason: 'in_flight' }, waitedMs / 1000);
       let id: string | undefined;
       try {
         id = await this.invalidate(paths, wildcards, context);
@@ -143,7 +148,10 @@ export class CloudFrontPurger implements Purger {
         Paths: { Quantity: paths.length, Items: paths },
       },
     });
-    const call = this.call(paths.length, wildcards === paths.length ? 'prefixes' : wildcards === 0 ? 'urls' : 'paths');
+    const call = this.call(
+      paths.length,
+      wildcards === paths.length ? 'prefixes' : wildcards === 0 ? 'urls' : 'paths',
+    );
     for (let attempt = 0; ; attempt += 1) {
       try {
         const output = await callProvider(
@@ -151,7 +159,8 @@ export class CloudFrontPurger implements Purger {
             try {
               return await this.client.send(command, { abortSignal: context.signal });
             } catch (error) {
-              if (context.signal.aborted) throw new WalpurgeError(ErrorCode.Aborted, 'aborted', { cause: error });
+              if (context.signal.aborted)
+                throw new WalpurgeError(ErrorCode.Aborted, 'aborted', { cause: error });
               throw classify(error);
             }
           },
@@ -179,7 +188,10 @@ export class CloudFrontPurger implements Purger {
     const deadline = Date.now() + this.config.maxCompletionWaitMs;
     try {
       while (id !== '' && Date.now() < deadline) {
-        await sleep(Math.min(this.config.completionPollMs, Math.max(0, deadline - Date.now())), this.closing.signal);
+        await sleep(
+          Math.min(this.config.completionPollMs, Math.max(0, deadline - Date.now())),
+          this.closing.signal,
+        );
         const status = await this.client
           .send(new GetInvalidationCommand({ DistributionId: this.config.distributionId, Id: id }), {
             abortSignal: this.closing.signal,

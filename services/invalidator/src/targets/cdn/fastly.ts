@@ -78,7 +78,11 @@ export class FastlyPurger implements Purger {
     const spaced = targets.cdn.tags.filter((key) => /\s/.test(key));
     const requests: Array<{ request: HttpPurgeRequest; call: CallAccounting }> = [
       ...chunk(plain, this.config.maxKeysPerCall).map((keys) => ({
-        request: { method: 'POST', url: `${service}/purge`, headers: { ...headers, 'surrogate-key': keys.join(' ') } },
+        request: {
+          method: 'POST',
+          url: `${service}/purge`,
+          headers: { ...headers, 'surrogate-key': keys.join(' ') },
+        },
         call: this.call('tags', keys.length),
       })),
       ...spaced.map((key) => ({

@@ -64,7 +64,10 @@ export class HttpPurger implements Purger {
   }
 
   async purge(targets: PurgeTargets, context: PurgeContext): Promise<void> {
-    const requests = targets.cdn.urls.map((url) => ({ request: this.urlRequest(url), call: this.call('urls', 1) }));
+    const requests = targets.cdn.urls.map((url) => ({
+      request: this.urlRequest(url),
+      call: this.call('urls', 1),
+    }));
     if (this.tagsSupported && this.config.endpoint && this.config.tagMethod) {
       // xkey splits its header on whitespace, so a tag containing whitespace can never have been
       // attached to a cached object: there is nothing to purge for it, and sending it would purge

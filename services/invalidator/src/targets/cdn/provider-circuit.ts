@@ -14,7 +14,11 @@ export interface ProviderRefusal {
 }
 
 export function isProviderRefusal(error: unknown): error is ProviderRefusal {
-  return typeof error === 'object' && error !== null && (error as { providerRefusal?: unknown }).providerRefusal === true;
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    (error as { providerRefusal?: unknown }).providerRefusal === true
+  );
 }
 
 /**

@@ -12,7 +12,8 @@ export function bucketFor(
   clock?: Clock,
 ): TokenBucket | undefined {
   const perSecond =
-    override?.perSecond ?? (override?.perMinute === undefined ? defaults?.perSecond : override.perMinute / 60);
+    override?.perSecond ??
+    (override?.perMinute === undefined ? defaults?.perSecond : override.perMinute / 60);
   if (perSecond === undefined) return undefined;
   // Without a burst, one second's worth (at least one token) may go at once.
   const burst = override?.burst ?? defaults?.burst ?? Math.max(1, Math.ceil(perSecond));
