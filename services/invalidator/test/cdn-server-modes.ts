@@ -48,3 +48,35 @@ export function peakPerSecond(arrivals: readonly number[]): number {
   }
   return peak;
 }
+
+/**
+ * A CloudFront API: CreateInvalidation answers a new id each time (I1, I2, …) with the request's
+ * CallerReference; GetInvalidation reports InProgress until `complete(id)` is called.
+ */
+export function cloudFrontApi(server: RecordingServer): {
+  complete: (id: string) => void;
+  created: () => number;
+} {
+  const completed = new Set<string>();
+  let created = 0;
+  const invalidation = (id: string, status: string, reference: string): string =>
+    `<?xml version="1.0"?><Invalidation xmlns="http://cloudfront.amazonaws.com/doc/2020-05-31/"><Id>${id}</Id><Status>${status}</Status><CreateTime>2026-01-01T00:00:00Z</CreateTime><InvalidationBatch><Paths><Quantity>0</Quantity></Paths><CallerReference>${reference}</CallerReference></InvalidationBatch></Invalidation>`;
+  server.defaultReply = (request): Reply => {
+    if (request.method === 'POST') {
+      created += 1;
+      const reference = /<CallerReference>([^<]+)</.exec(request.body)?.[1] ?? 'x';
+      return {
+        status: 201,
+        headers: { 'content-type': 'text/xml', location: `https://cloudfront.test/invalidation/I${created}` },
+        body: invalidation(`I${created}`, 'InProgress', reference),
+      };
+    }
+    const id = /\/invalidation\/([^/?]+)/.exec(request.path)?.[1] ?? '';
+    return {
+      status: 200,
+      headers: { 'content-type': 'text/xml' },
+      body: invalidation(id, completed.has(id) ? 'Completed' : 'InProgress', 'x'),
+    };
+  };
+  return { complete: (id) => completed.add(id), created: () => created };
+}

@@ -14,7 +14,9 @@ export const noItems = (): KindCounts => ({ urls: 0, tags: 0, prefixes: 0 });
  * none of the columns purges nothing), a lower bound for updates that change a templated value
  * (the old value's entry is purged too). Truncates are rare and not estimated.
  */
-export function cdnItemsPerEvent(rules: readonly CompiledRule[]): Map<string, Record<RowOperation, KindCounts>> {
+export function cdnItemsPerEvent(
+  rules: readonly CompiledRule[],
+): Map<string, Record<RowOperation, KindCounts>> {
   const tables = new Map<string, Record<RowOperation, KindCounts>>();
   for (const rule of rules) {
     const perOp = tables.get(rule.table) ?? { c: noItems(), u: noItems(), d: noItems() };

@@ -31,8 +31,13 @@ export interface ProviderModel {
   channels: Channel[];
 }
 
-function overrideLimit(override: RateLimitOverride | undefined, unit: Limit['unit'], source: string): Limit | undefined {
-  const perSecond = override?.perSecond ?? (override?.perMinute === undefined ? undefined : override.perMinute / 60);
+function overrideLimit(
+  override: RateLimitOverride | undefined,
+  unit: Limit['unit'],
+  source: string,
+): Limit | undefined {
+  const perSecond =
+    override?.perSecond ?? (override?.perMinute === undefined ? undefined : override.perMinute / 60);
   return perSecond === undefined ? undefined : { perSecond, unit, source };
 }
 
@@ -58,7 +63,11 @@ export function providerModels(cdn: CdnConfig | undefined): ProviderModel[] {
         {
           label: 'tag/prefix purges',
           perCall: { tags: tagPrefixPerCall, prefixes: tagPrefixPerCall },
-          limit: overrideLimit(config.rateLimits.tagPrefixRequests, 'calls', 'rateLimits.tagPrefixRequests') ?? {
+          limit: overrideLimit(
+            config.rateLimits.tagPrefixRequests,
+            'calls',
+            'rateLimits.tagPrefixRequests',
+          ) ?? {
             perSecond: plan.tagPrefixRequests.perSecond,
             unit: 'calls',
             source: `${config.plan} plan`,
@@ -85,7 +94,10 @@ export function providerModels(cdn: CdnConfig | undefined): ProviderModel[] {
         {
           label: 'invalidations',
           perCall: { urls: 1, prefixes: 1 },
-          sharedBatch: Math.min(cdn.cloudfront.maxPathsPerInvalidation, cloudFrontLimits.maxPathsPerInvalidation),
+          sharedBatch: Math.min(
+            cdn.cloudfront.maxPathsPerInvalidation,
+            cloudFrontLimits.maxPathsPerInvalidation,
+          ),
           limit: overrideLimit(cdn.cloudfront.rateLimit, 'calls', 'rateLimit'),
         },
       ],

@@ -51,7 +51,10 @@ function channelCalls(channel: Channel, items: KindCounts, windowSeconds: number
     const total = kinds.reduce((sum, kind) => sum + items[kind], 0);
     return callsPerSecond(total, channel.sharedBatch, windowSeconds);
   }
-  return kinds.reduce((sum, kind) => sum + callsPerSecond(items[kind], channel.perCall[kind] ?? 1, windowSeconds), 0);
+  return kinds.reduce(
+    (sum, kind) => sum + callsPerSecond(items[kind], channel.perCall[kind] ?? 1, windowSeconds),
+    0,
+  );
 }
 
 /**
@@ -65,11 +68,18 @@ export async function estimatePurges(
   client: pg.ClientBase | undefined,
 ): Promise<PurgeEstimate | undefined> {
   const perTable = cdnItemsPerEvent(rules);
-  const withCdn = [...perTable].filter(([, ops]) => rowOperations.some((op) => cdnKinds.some((k) => ops[op][k] > 0)));
+  const withCdn = [...perTable].filter(([, ops]) =>
+    rowOperations.some((op) => cdnKinds.some((k) => ops[op][k] > 0)),
+  );
   const models = providerModels(config.cdn);
   if (withCdn.length === 0 || models.length === 0) return undefined;
   const windowMs = coalesceWindowMs(config);
-  const rates = client ? await loadChangeRates(client, withCdn.map(([table]) => table)) : undefined;
+  const rates = client
+    ? await loadChangeRates(
+        client,
+        withCdn.map(([table]) => table),
+      )
+    : undefined;
   const lines = [
     `CDN purge estimate (coalescing window ${windowMs} ms${rates ? '; change rates averaged since the statistics reset or server start' : '; no database: per event only'}):`,
   ];
@@ -87,7 +97,9 @@ export async function estimatePurges(
     }
     for (const kind of cdnKinds)
       total[kind] +=
-        rate.insertsPerSecond * ops.c[kind] + rate.updatesPerSecond * ops.u[kind] + rate.deletesPerSecond * ops.d[kind];
+        rate.insertsPerSecond * ops.c[kind] +
+        rate.updatesPerSecond * ops.u[kind] +
+        rate.deletesPerSecond * ops.d[kind];
     lines.push(
       `  ${table}: ${fmt(rate.insertsPerSecond)} inserts/s, ${fmt(rate.updatesPerSecond)} updates/s, ${fmt(rate.deletesPerSecond)} deletes/s; per event: ${each}`,
     );
@@ -102,12 +114,17 @@ export async function estimatePurges(
       let calls = 0;
       const limits: string[] = [];
       for (const channel of model.channels) {
-        const channelItems = (Object.keys(channel.perCall) as CdnKind[]).reduce((sum, kind) => sum + total[kind], 0);
+        const channelItems = (Object.keys(channel.perCall) as CdnKind[]).reduce(
+          (sum, kind) => sum + total[kind],
+          0,
+        );
         const channelCallsPerSecond = channelCalls(channel, total, windowSeconds);
         calls += channelCallsPerSecond;
         if (!channel.limit) continue;
         const load = channel.limit.unit === 'calls' ? channelCallsPerSecond : channelItems;
-        limits.push(`${channel.label} ${fmt(load)}/${fmt(channel.limit.perSecond)} ${channel.limit.unit}/s (${channel.limit.source})`);
+        limits.push(
+          `${channel.label} ${fmt(load)}/${fmt(channel.limit.perSecond)} ${channel.limit.unit}/s (${channel.limit.source})`,
+        );
         if (load > channel.limit.perSecond)
           warnings.push({
             path: `cdn.${model.provider}`,
@@ -120,14 +137,19 @@ export async function estimatePurges(
       );
       if (model.provider === 'cloudfront') {
         const pathsPerMonth = (total.urls + total.prefixes) * SECONDS_PER_MONTH;
-        lines.push(`  cloudfront: about ${fmt(pathsPerMonth)} invalidation paths a month (${cloudFrontLimits.freePathsPerMonth} free)`);
+        lines.push(
+          `  cloudfront: about ${fmt(pathsPerMonth)} invalidation paths a month (${cloudFrontLimits.freePathsPerMonth} free)`,
+        );
         if (pathsPerMonth > cloudFrontLimits.freePathsPerMonth)
           warnings.push({
             path: 'cdn.cloudfront',
             message: `about ${fmt(pathsPerMonth)} invalidation paths a month expected, above the ${cloudFrontLimits.freePathsPerMonth} AWS includes for free: each further path is billed; purge by prefix or render fewer URLs per row`,
           });
         const wildcardsInFlight = total.prefixes * MIN_INVALIDATION_SECONDS;
-        if (wildcardsInFlight > (config.cdn?.cloudfront?.maxWildcardPathsInFlight ?? cloudFrontLimits.maxWildcardPathsInFlight))
+        if (
+          wildcardsInFlight >
+          (config.cdn?.cloudfront?.maxWildcardPathsInFlight ?? cloudFrontLimits.maxWildcardPathsInFlight)
+        )
           warnings.push({
             path: 'cdn.cloudfront',
             message: `about ${fmt(total.prefixes)} wildcard paths/s expected; CloudFront allows 15 in invalidations in progress, which take minutes, so prefix purges will queue behind each other`,

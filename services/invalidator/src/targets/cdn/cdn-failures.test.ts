@@ -3,6 +3,7 @@ import { CdnConfig } from '@walpurge/config';
 import { Registry } from '@walpurge/core';
 import { emptyTargets, type PurgeTargets } from '@walpurge/rules';
 import {
+  cloudFrontApi,
   peakPerSecond,
   recordArrivals,
   replyByPath,
@@ -11,6 +12,7 @@ import {
 import { RecordingServer } from '../../../test/recording-server.js';
 import { createCdnMetrics } from './cdn-metrics.js';
 import { CloudflarePurger } from './cloudflare.js';
+import { CloudFrontPurger } from './cloudfront.js';
 import { FastlyPurger } from './fastly.js';
 import { HttpPurger } from './generic-http.js';
 
@@ -275,5 +277,48 @@ describe('rate limits', () => {
         outcome: 'success',
       }),
     ).toBe(3);
+  });
+});
+
+describe('CloudFront invalidations in progress', () => {
+  it('a batch waits while 15 wildcard paths are in progress, and goes once GetInvalidation reports one Completed', async () => {
+    const api = cloudFrontApi(server);
+    const purger = new CloudFrontPurger(
+      CdnConfig.parse({
+        cloudfront: {
+          distributionId: 'D1',
+          endpoint: base,
+          accessKeyId: 'AKIDTEST',
+          secretAccessKey: TOKEN,
+          completionPollMs: 100,
+        },
+      }).cloudfront!,
+      driverOptions(),
+    );
+    try {
+      const prefixes = (from: number) => Array.from({ length: 10 }, (_, i) => `https://ex.com/p${from + i}/`);
+      await purger.purge(targets({ prefixes: prefixes(0), urls: ['https://ex.com/a'] }), {
+        signal: stop.signal,
+      });
+      let second = false;
+      const purging = purger
+        .purge(targets({ prefixes: prefixes(10) }), { signal: stop.signal })
+        .then(() => (second = true));
+      // 10 + 10 wildcard paths > 15: the second waits, polling the first, without creating anything.
+      await until(() => server.requests.filter((r) => r.method === 'GET').length >= 2);
+      expect(second).toBe(false);
+      expect(api.created()).toBe(1);
+      api.complete('I1');
+      await purging;
+      expect(api.created()).toBe(2);
+      expect(await metric('walpurge_cdn_cloudfront_paths_total')).toBe(21);
+      expect(
+        await metric('walpurge_cdn_throttled_seconds_total', { provider: 'cloudfront', reason: 'in_flight' }),
+      ).toBeGreaterThan(0);
+      expect(await metric('walpurge_cdn_items_total', { provider: 'cloudfront', kind: 'paths' })).toBe(11);
+      expect(await metric('walpurge_cdn_items_total', { provider: 'cloudfront', kind: 'prefixes' })).toBe(10);
+    } finally {
+      await purger.close();
+    }
   });
 });

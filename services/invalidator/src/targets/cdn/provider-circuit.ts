@@ -1,4 +1,4 @@
-import { sleep, type Logger } from '@walpurge/core';
+import { ErrorCode, sleep, WalpurgeError, type Logger } from '@walpurge/core';
 import type { CdnMetrics } from './cdn-metrics.js';
 import { systemClock, type Clock } from './token-bucket.js';
 
@@ -65,7 +65,7 @@ export class ProviderCircuit {
   /** Returns at once while closed; while open, when the circuit closes or this caller's probe is due. */
   private async waitTurn(signal: AbortSignal): Promise<void> {
     while (this.open) {
-      signal.throwIfAborted();
+      throwIfAborted(signal);
       const dueIn = this.lastProbeAt + this.probeIntervalMs - this.clock.now();
       if (dueIn <= 0) {
         this.lastProbeAt = this.clock.now();
@@ -83,7 +83,7 @@ export class ProviderCircuit {
         this.wake.delete(resolveClosed);
       }
     }
-    signal.throwIfAborted();
+    throwIfAborted(signal);
   }
 
   private trip(error: ProviderRefusal): void {
@@ -109,4 +109,8 @@ export class ProviderCircuit {
     for (const resolve of this.wake) resolve();
     this.wake.clear();
   }
+}
+
+function throwIfAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw new WalpurgeError(ErrorCode.Aborted, 'aborted');
 }
