@@ -119,7 +119,7 @@ export const CloudFrontConfig = z.strictObject({
   maxPathsInFlight: positiveInt
     .default(cloudFrontLimits.maxPathsInFlight)
     .describe(
-      'Paths of invalidations in progress at once (CloudFront allows 3000 per distribution); further purges wait until earlier invalidations complete.',
+      'Paths of invalidations in progress at once (CloudFront allows 3000 per distribution), counted by each walpurge process; further purges wait until earlier invalidations complete.',
     ),
   maxWildcardPathsInFlight: positiveInt
     .default(cloudFrontLimits.maxWildcardPathsInFlight)
