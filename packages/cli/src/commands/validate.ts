@@ -35,7 +35,9 @@ export const validateCommand: CommandSpec = {
   details: `Every problem is listed at once, as FILE:LINE:COLUMN: PATH: MESSAGE. Warnings (rules that are
 valid but may purge more, or leave entries stale) are printed to stderr and do not fail the check.
 Live checks run when the config has a database section; an unreachable database is an error
-(exit 1) unless --offline is given.`,
+(exit 1) unless --offline is given.
+With a cdn section, it prints a CDN purge estimate per provider (items and API calls per second at
+the tables' recorded change rates) and warns where a provider's limit would be exceeded.`,
   async run({ io, options }) {
     const json = options['json'] === true;
     let loaded;
