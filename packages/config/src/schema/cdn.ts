@@ -24,6 +24,12 @@ export const RateLimitOverride = z
   });
 export type RateLimitOverride = z.infer<typeof RateLimitOverride>;
 
+/** A limit of a provider without documented defaults: the rate must be given. */
+const RateLimit = RateLimitOverride.refine(
+  (limit) => limit.perSecond !== undefined || limit.perMinute !== undefined,
+  { message: 'give perSecond or perMinute (this provider has no default rate)' },
+);
+
 /**
  * A provider that rejects the credentials or the zone/service id rejects every purge: the driver
  * pauses (walpurge_cdn_provider_paused = 1) and probes with one request this often until one succeeds.
@@ -94,7 +100,7 @@ export const FastlyConfig = z.strictObject({
     .max(FASTLY_MAX_KEYS_PER_CALL)
     .default(FASTLY_MAX_KEYS_PER_CALL)
     .describe('Surrogate keys per batch purge call (Fastly allows 256).'),
-  rateLimit: RateLimitOverride.optional().describe(
+  rateLimit: RateLimit.optional().describe(
     'Purge API calls (counted in calls); default: no limit of its own (Fastly answers 429 with Retry-After when exceeded).',
   ),
   concurrency,
@@ -136,7 +142,7 @@ export const CloudFrontConfig = z.strictObject({
     .describe(
       'After this long an invalidation that was never seen completed stops counting as in flight (CloudFront answers TooManyInvalidationsInProgress, retried, if it still is).',
     ),
-  rateLimit: RateLimitOverride.optional().describe('CreateInvalidation calls; default: no limit of its own.'),
+  rateLimit: RateLimit.optional().describe('CreateInvalidation calls; default: no limit of its own.'),
   circuitProbeIntervalMs,
 });
 export type CloudFrontConfig = z.infer<typeof CloudFrontConfig>;
@@ -163,9 +169,7 @@ export const HttpPurgeConfig = z.strictObject({
     .record(z.string(), z.string())
     .default({})
     .describe('Extra headers on every purge request (e.g. an auth token via ${ENV}).'),
-  rateLimit: RateLimitOverride.optional().describe(
-    'Purge requests (counted in requests); default: no limit.',
-  ),
+  rateLimit: RateLimit.optional().describe('Purge requests (counted in requests); default: no limit.'),
   concurrency,
   circuitProbeIntervalMs,
 });
