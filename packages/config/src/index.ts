@@ -4,3 +4,4 @@ export * from './env-substitution.js';
 export * from './config-error.js';
 export * from './load-config.js';
 export * from './json-schema.js';
+export * from './cdn-plans.js';

@@ -12,3 +12,4 @@ export * from './validate-schema.js';
 export * from './rule-warnings.js';
 export * from './write-echo.js';
 export * from './truncate-safety.js';
+export * from './cdn-url-templates.js';

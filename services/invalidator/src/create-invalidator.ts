@@ -19,6 +19,7 @@ import {
 import { encodeChangeEvent, type ChangeEvent, type ChangeHandler } from '@walpurge/protocol';
 import {
   cdnSupportsPrefixes,
+  cdnUrlTemplateProblems,
   compileRules,
   ruleWarnings,
   truncateProblems,
@@ -36,6 +37,7 @@ import { createKafka, ensureTopics } from './kafka/kafka-client.js';
 import { createInvalidatorMetrics } from './metrics.js';
 import { Coalescer } from './pipeline/coalescer.js';
 import { PurgeExecutor } from './pipeline/purge-executor.js';
+import { createCdnMetrics } from './targets/cdn/cdn-metrics.js';
 import { createPurgers } from './targets/create-purgers.js';
 import type { Purger } from './targets/purger.js';
 
@@ -119,7 +121,10 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
 
   async function validateSchema(): Promise<void> {
     // Checks and warnings that need no database run even when the schema check is skipped.
-    const truncate = truncateProblems(rules.rules, problemAt, truncateOptions);
+    const truncate = [
+      ...truncateProblems(rules.rules, problemAt, truncateOptions),
+      ...cdnUrlTemplateProblems(rules.rules, problemAt),
+    ];
     if (truncate.length > 0) refuse(truncate);
     ruleWarnings(rules.rules, problemAt).forEach(logRuleWarning);
     if (!config.database || options.validateSchema === false || config.rules.length === 0) return;
@@ -178,7 +183,8 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
 
   async function start(signal: AbortSignal): Promise<void> {
     await validateSchema();
-    purgers = options.purgers ?? createPurgers(config, rules, logger, backoff);
+    purgers =
+      options.purgers ?? createPurgers(config, rules, logger, backoff, createCdnMetrics(options.registry));
     // The flusher's own commits keep the entries it wrote (read-your-writes). The defaults match
     // the flusher's, so an invalidator deployed without a flusher section still recognises them.
     executor = new PurgeExecutor(rules, purgers, metrics, logger, backoff, Date.now, {

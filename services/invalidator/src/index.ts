@@ -9,6 +9,7 @@ export { FastlyPurger } from './targets/cdn/fastly.js';
 export { CloudFrontPurger, cloudFrontPaths } from './targets/cdn/cloudfront.js';
 export { HttpPurger } from './targets/cdn/generic-http.js';
 export { createPurgers } from './targets/create-purgers.js';
+export { createCdnMetrics, type CdnMetrics } from './targets/cdn/cdn-metrics.js';
 export { deadLetterHeaders } from './kafka/dead-letter.js';
 export { createInvalidatorMetrics, type InvalidatorMetrics } from './metrics.js';
 export { clusterMasters } from './targets/redis/cluster-masters.js';

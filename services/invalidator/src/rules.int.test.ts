@@ -182,6 +182,33 @@ describe('rules against the live schema', () => {
     ]);
   });
 
+  it('refuses to start on a CDN url whose scheme or host comes from a row value', async () => {
+    const names = uniqueNames('inv_cdn_host');
+    const invalidator = createInvalidator({
+      config: invalidatorConfig(services, names, {
+        database: { url: database.url },
+        rules: [
+          {
+            table: 'slugs',
+            name: 'page',
+            on: ['update'],
+            cdn: { urls: ['{slug}', 'https://ex.com/s/{id}'] },
+          },
+        ],
+      }),
+      logger,
+      registry: createMetricsRegistry({ defaultMetrics: false }),
+      consume: 'none',
+    });
+    const error = await invalidator.start(new AbortController().signal).then(
+      () => undefined,
+      (thrown: unknown) => thrown,
+    );
+    await invalidator.stop();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems.map((p) => p.path)).toEqual(['rules[0].cdn.urls[0]']);
+  });
+
   it('warns about templates of TOAST-able columns that updates may not send, unless the rule has a fallback or the table FULL identity', async () => {
     const rules = [
       Rule.parse({

@@ -45,6 +45,9 @@ rules:
   - table: posts
     on: [update]
     redis: { keys: ['post_by_slug:{slug}'] }
+  - table: links
+    on: [update]
+    cdn: { urls: ['{page_url}'] }
 `,
 );
 
@@ -205,6 +208,16 @@ describe('walpurge explain', () => {
         'unknown value: rules[2].redis.tags[0] "event-{id}": truncate has no rows -> not purged\n' +
         'nothing to purge: the matching rules derive no entries from this change\n' +
         "refused by walpurge validate and at start: rules[2].redis.tags[0]: on truncate 'event-{id}' is a tag made from a row value, and tags cannot be widened to all rows; add a fallback without row values (e.g. fallback: { redis: { patterns: ['prefix:*'] } }) that covers every entry of public.events, or remove truncate from on (a TRUNCATE of public.events then purges nothing for this rule)\n",
+    );
+  });
+
+  it('a CDN url whose host comes from a row value is shown as refused by validate and start', async () => {
+    const row = '{"id":1,"page_url":"https://example.com/a"}';
+    const result = await explain('--table', 'links', '--op', 'u', '--before', row, '--after', row);
+    expect(result.code).toBe(0);
+    expect(result.out).toContain('  https%3A%2F%2Fexample.com%2Fa\n');
+    expect(result.out).toContain(
+      "refused by walpurge validate and at start: rules[5].cdn.urls[0]: '{page_url}' must start with a literal http:// or https:// scheme and host followed by '/'",
     );
   });
 

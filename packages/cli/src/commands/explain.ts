@@ -2,6 +2,7 @@ import { ChangeEventV1, type ChangeEvent, type Operation } from '@walpurge/proto
 import type { ConfigProblem } from '@walpurge/config';
 import {
   cdnSupportsPrefixes,
+  cdnUrlTemplateProblems,
   compileRules,
   truncateProblems,
   type PurgePlan,
@@ -212,7 +213,10 @@ Uses the rules of the config only; no database, Redis or CDN is contacted.`,
     const rules = compileRules(config.rules, truncateOptions);
     const plan = rules.planPurges(event);
     const table = `${event.source.schema}.${event.source.table}`;
-    const refused = truncateProblems(rules.rulesFor(table), problemAt, truncateOptions);
+    const refused = [
+      ...cdnUrlTemplateProblems(rules.rulesFor(table), problemAt),
+      ...truncateProblems(rules.rulesFor(table), problemAt, truncateOptions),
+    ];
     if (options['json'] === true)
       writeLine(io.stdout, JSON.stringify({ event, plan, ...(refused.length ? { refused } : {}) }, null, 2));
     else io.stdout.write(renderPlan(event, plan, config.redis?.keyPrefix ?? '', refused));

@@ -2,6 +2,7 @@ import { ConfigError, type ConfigProblem } from '@walpurge/config';
 import { ErrorCode } from '@walpurge/core';
 import {
   cdnSupportsPrefixes,
+  cdnUrlTemplateProblems,
   compileRules,
   ruleWarnings,
   truncateProblems,
@@ -16,6 +17,7 @@ import { rulePublicationProblems } from '../live/rule-publication.js';
 import { checkServer } from '../live/server-checks.js';
 import { checkSlot } from '../live/slot-checks.js';
 import { deadLetterTableProblems } from '../live/dead-letter-table-checks.js';
+import { estimatePurges, type PurgeEstimate } from '../purge-estimate/purge-estimate.js';
 
 export const validateCommand: CommandSpec = {
   name: 'validate',
@@ -34,7 +36,9 @@ export const validateCommand: CommandSpec = {
   details: `Every problem is listed at once, as FILE:LINE:COLUMN: PATH: MESSAGE. Warnings (rules that are
 valid but may purge more, or leave entries stale) are printed to stderr and do not fail the check.
 Live checks run when the config has a database section; an unreachable database is an error
-(exit 1) unless --offline is given.`,
+(exit 1) unless --offline is given.
+With a cdn section, it prints a CDN purge estimate per provider (items and API calls per second at
+the tables' recorded change rates) and warns where a provider's limit would be exceeded.`,
   async run({ io, options }) {
     const json = options['json'] === true;
     let loaded;
@@ -53,11 +57,13 @@ Live checks run when the config has a database section; an unreachable database 
     const { config, file } = loaded;
     const compiled = compileRules(config.rules).rules;
     // Rules that handle truncate but cannot purge what it makes stale (needs no database).
-    const problems: ConfigProblem[] = truncateProblems(compiled, loaded.problemAt, {
-      cdnPrefixPurge: cdnSupportsPrefixes(config.cdn),
-    });
+    const problems: ConfigProblem[] = [
+      ...truncateProblems(compiled, loaded.problemAt, { cdnPrefixPurge: cdnSupportsPrefixes(config.cdn) }),
+      ...cdnUrlTemplateProblems(compiled, loaded.problemAt),
+    ];
     // Valid but probably not what was meant (e.g. a CDN prefix ending in a row value).
     const warnings: ConfigProblem[] = ruleWarnings(compiled, loaded.problemAt);
+    let estimate: PurgeEstimate | undefined;
     let live: 'skipped (--offline)' | 'skipped (no database section)' | 'passed' | 'failed' =
       'skipped (no database section)';
 
@@ -90,11 +96,15 @@ Live checks run when the config has a database section; an unreachable database 
         warnings.push(...slot.warnings);
         if (config.transport === 'inline')
           problems.push(...(await deadLetterTableProblems(client, config.database, loaded.problemAt)));
+        estimate = await estimatePurges(config, compiled, client);
       } finally {
         await client.end().catch(() => {});
       }
       live = problems.length === offlineProblems ? 'passed' : 'failed';
     }
+    // CDN purge volume per provider vs its limits (per event only without a database).
+    estimate ??= await estimatePurges(config, compiled, undefined);
+    warnings.push(...(estimate?.warnings ?? []));
     const byPosition = (a: ConfigProblem, b: ConfigProblem): number =>
       (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
     problems.sort(byPosition);
@@ -110,11 +120,13 @@ Live checks run when the config has a database section; an unreachable database 
           live,
           problems,
           warnings,
+          ...(estimate ? { estimate: { tables: estimate.tables, providers: estimate.providers } } : {}),
         }),
       );
       return problems.length === 0 ? ExitCode.Ok : ExitCode.Failure;
     }
     for (const warning of warnings) writeLine(io.stderr, formatWarning(file, warning));
+    for (const line of estimate?.lines ?? []) writeLine(io.stdout, line);
     if (problems.length > 0) {
       throw new ConfigError(ErrorCode.SchemaMismatch, file, problems);
     }

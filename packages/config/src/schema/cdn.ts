@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { positiveInt } from './common.js';
+import { cloudflarePlans, cloudFrontLimits, FASTLY_MAX_KEYS_PER_CALL } from '../cdn-plans.js';
+import { milliseconds, positiveInt } from './common.js';
 
 /**
  * CDN purge drivers. Every configured driver receives the purges it can express (URLs, tags,
@@ -7,6 +8,38 @@ import { positiveInt } from './common.js';
  * conventional environment variable when the option is omitted. They are never logged.
  */
 const concurrency = positiveInt.default(4).describe('Purge requests in flight at once.');
+
+/**
+ * A token bucket: `perSecond` or `perMinute` refill, `burst` capacity. Every field left out keeps
+ * its default (the plan's figure, or no limit where the provider documents none).
+ */
+export const RateLimitOverride = z
+  .strictObject({
+    perSecond: z.number().positive().optional().describe('Sustained rate per second.'),
+    perMinute: z.number().positive().optional().describe('Sustained rate per minute (instead of perSecond).'),
+    burst: positiveInt.optional().describe('Bucket capacity: how many may go at once after a quiet period.'),
+  })
+  .refine((limit) => limit.perSecond === undefined || limit.perMinute === undefined, {
+    message: 'give perSecond or perMinute, not both',
+  });
+export type RateLimitOverride = z.infer<typeof RateLimitOverride>;
+
+/** A limit of a provider without documented defaults: the rate must be given. */
+const RateLimit = RateLimitOverride.refine(
+  (limit) => limit.perSecond !== undefined || limit.perMinute !== undefined,
+  { message: 'give perSecond or perMinute (this provider has no default rate)' },
+);
+
+/**
+ * A provider that rejects the credentials or the zone/service id rejects every purge: the driver
+ * pauses (walpurge_cdn_provider_paused = 1) and probes with one request this often until one succeeds.
+ */
+const circuitProbeIntervalMs = milliseconds
+  .min(100)
+  .default(30_000)
+  .describe(
+    'While the provider refuses the credentials or the zone/service id (401, 403, a 400 blaming them), purges wait and one request probes this often; the first success resumes.',
+  );
 
 export const CloudflareConfig = z.strictObject({
   zoneId: z.string().min(1).describe('Cloudflare zone id whose cache is purged.'),
@@ -19,10 +52,32 @@ export const CloudflareConfig = z.strictObject({
     .url()
     .default('https://api.cloudflare.com/client/v4')
     .describe('API base URL (override for tests or proxies).'),
+  plan: z
+    .enum(cloudflarePlans)
+    .default('free')
+    .describe(
+      'Cloudflare plan whose documented purge limits are the defaults of rateLimits and maxItemsPerCall (free: tag/prefix purges 5 per minute).',
+    ),
   maxItemsPerCall: positiveInt
-    .default(30)
-    .describe('URLs, tags or prefixes per purge_cache call (30 on most plans, more on Enterprise).'),
+    .optional()
+    .describe(
+      "URLs, tags or prefixes per purge_cache call; default: the plan's figure (100; 500 URLs on enterprise).",
+    ),
+  rateLimits: z
+    .strictObject({
+      tagPrefixRequests: RateLimitOverride.optional().describe(
+        "Purge calls by tag or prefix (counted in calls); default: the plan's figure.",
+      ),
+      urls: RateLimitOverride.optional().describe(
+        "URLs purged by URL (counted in URLs); default: the plan's figure.",
+      ),
+    })
+    .default({})
+    .describe(
+      "Overrides of the plan's purge rate limits (both buckets are shared by every walpurge process of the account: divide them).",
+    ),
   concurrency,
+  circuitProbeIntervalMs,
 });
 export type CloudflareConfig = z.infer<typeof CloudflareConfig>;
 
@@ -42,9 +97,14 @@ export const FastlyConfig = z.strictObject({
     .default(false)
     .describe('Mark content stale instead of evicting it (Fastly-Soft-Purge: 1).'),
   maxKeysPerCall: positiveInt
-    .default(256)
+    .max(FASTLY_MAX_KEYS_PER_CALL)
+    .default(FASTLY_MAX_KEYS_PER_CALL)
     .describe('Surrogate keys per batch purge call (Fastly allows 256).'),
+  rateLimit: RateLimit.optional().describe(
+    'Purge API calls (counted in calls); default: no limit of its own (Fastly answers 429 with Retry-After when exceeded).',
+  ),
   concurrency,
+  circuitProbeIntervalMs,
 });
 export type FastlyConfig = z.infer<typeof FastlyConfig>;
 
@@ -59,8 +119,31 @@ export const CloudFrontConfig = z.strictObject({
     .describe('Access key id; default: the AWS SDK credential chain (env, profile, role).'),
   secretAccessKey: z.string().min(1).optional().describe('Secret access key, with accessKeyId.'),
   maxPathsPerInvalidation: positiveInt
-    .default(3000)
+    .max(cloudFrontLimits.maxPathsPerInvalidation)
+    .default(cloudFrontLimits.maxPathsPerInvalidation)
     .describe('Paths per CreateInvalidation call (CloudFront allows 3000).'),
+  maxPathsInFlight: positiveInt
+    .default(cloudFrontLimits.maxPathsInFlight)
+    .describe(
+      'Paths of invalidations in progress at once (CloudFront allows 3000 per distribution), counted by each walpurge process; further purges wait until earlier invalidations complete.',
+    ),
+  maxWildcardPathsInFlight: positiveInt
+    .default(cloudFrontLimits.maxWildcardPathsInFlight)
+    .describe('Wildcard (prefix) paths of invalidations in progress at once (CloudFront allows 15).'),
+  completionPollMs: milliseconds
+    .min(100)
+    .default(30_000)
+    .describe(
+      'How often an invalidation in progress is checked (GetInvalidation) to free its in-flight paths.',
+    ),
+  maxCompletionWaitMs: milliseconds
+    .min(100)
+    .default(1_800_000)
+    .describe(
+      'After this long an invalidation that was never seen completed stops counting as in flight (CloudFront answers TooManyInvalidationsInProgress, retried, if it still is).',
+    ),
+  rateLimit: RateLimit.optional().describe('CreateInvalidation calls; default: no limit of its own.'),
+  circuitProbeIntervalMs,
 });
 export type CloudFrontConfig = z.infer<typeof CloudFrontConfig>;
 
@@ -86,7 +169,9 @@ export const HttpPurgeConfig = z.strictObject({
     .record(z.string(), z.string())
     .default({})
     .describe('Extra headers on every purge request (e.g. an auth token via ${ENV}).'),
+  rateLimit: RateLimit.optional().describe('Purge requests (counted in requests); default: no limit.'),
   concurrency,
+  circuitProbeIntervalMs,
 });
 export type HttpPurgeConfig = z.infer<typeof HttpPurgeConfig>;
 

@@ -1,6 +1,7 @@
 import type { WalpurgeConfig } from '@walpurge/config';
 import type { BackoffOptions, Logger } from '@walpurge/core';
 import type { CompiledRules } from '@walpurge/rules';
+import { createCdnMetrics, type CdnMetrics } from './cdn/cdn-metrics.js';
 import { CloudflarePurger } from './cdn/cloudflare.js';
 import { CloudFrontPurger } from './cdn/cloudfront.js';
 import { FastlyPurger } from './cdn/fastly.js';
@@ -22,6 +23,8 @@ export function createPurgers(
   rules: CompiledRules,
   logger: Logger,
   backoff: BackoffOptions,
+  /** Where the CDN drivers report (walpurge_cdn_*); default: a registry of their own. */
+  cdnMetrics: CdnMetrics = createCdnMetrics(),
 ): Purger[] {
   const purgers: Purger[] = [];
   const usesRedis = rules.rules.some((rule) =>
@@ -40,7 +43,12 @@ export function createPurgers(
   }
   const cdn = config.cdn;
   if (cdn) {
-    const options = { requestTimeoutMs: cdn.requestTimeoutMs, backoff };
+    const options = {
+      requestTimeoutMs: cdn.requestTimeoutMs,
+      backoff,
+      metrics: cdnMetrics,
+      logger: logger.child({ component: 'cdn' }),
+    };
     if (cdn.cloudflare) purgers.push(new CloudflarePurger(cdn.cloudflare, options));
     if (cdn.fastly) purgers.push(new FastlyPurger(cdn.fastly, options));
     if (cdn.cloudfront) purgers.push(new CloudFrontPurger(cdn.cloudfront, options));

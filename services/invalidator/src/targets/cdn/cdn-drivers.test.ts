@@ -89,7 +89,7 @@ describe('Cloudflare', () => {
   it('fails without retry on a request fault and on success:false, never leaking the token', async () => {
     server.failNext({ status: 400, body: '{"success":false,"errors":[{"code":1012,"message":"bad url"}]}' });
     const error = await make()
-      .purge(targets({ urls: ['x'] }), context())
+      .purge(targets({ urls: ['https://ex.com/x'] }), context())
       .catch((e: unknown) => e);
     expect(error).toMatchObject({ retriable: false, code: 'WP_PURGE_FAILED' });
     expect(String((error as Error).message)).toContain('400');

@@ -1,11 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import { CloudFrontClient, CreateInvalidationCommand } from '@aws-sdk/client-cloudfront';
+import {
+  CloudFrontClient,
+  CreateInvalidationCommand,
+  GetInvalidationCommand,
+} from '@aws-sdk/client-cloudfront';
 import { backoffDelay, ErrorCode, sleep, WalpurgeError } from '@walpurge/core';
 import type { CloudFrontConfig } from '@walpurge/config';
 import type { PurgeTargets } from '@walpurge/rules';
 import type { PurgeContext, Purger } from '../purger.js';
 import { chunk } from '../redis/slot-groups.js';
-import type { CdnDriverOptions } from './cdn-options.js';
+import type { CdnMetrics } from './cdn-metrics.js';
+import { parseTargetUrl, providerRuntime, type CdnDriverOptions } from './cdn-options.js';
+import { callProvider, PurgeHttpError, type CallAccounting } from './http-request.js';
+import { InFlightBudget } from './in-flight-budget.js';
+import type { ProviderCircuit } from './provider-circuit.js';
+import { bucketFor, takeFromBucket } from './rate-limit.js';
+import type { TokenBucket } from './token-bucket.js';
 
 /**
  * CloudFront paths: `/users/42?x=1` for a URL, `/users/*` for a prefix. CloudFront reads a `*`
@@ -15,7 +25,7 @@ import type { CdnDriverOptions } from './cdn-options.js';
 export function cloudFrontPaths(targets: PurgeTargets): string[] {
   const paths = new Set<string>();
   const pathOf = (url: string): string => {
-    const parsed = new URL(url, 'https://placeholder.invalid');
+    const parsed = parseTargetUrl('cloudfront', url);
     return `${parsed.pathname}${parsed.search}`.replaceAll('*', '%2A');
   };
   for (const url of targets.cdn.urls) paths.add(pathOf(url));
@@ -23,7 +33,19 @@ export function cloudFrontPaths(targets: PurgeTargets): string[] {
   return [...paths];
 }
 
+/** Faults of the request itself: retrying the same invalidation cannot help. */
 const REQUEST_FAULTS = new Set(['InvalidArgument', 'MissingBody', 'InconsistentQuantities', 'BatchTooLarge']);
+/** Faults of the account: credentials, permissions, the distribution id. */
+const ACCOUNT_FAULTS = new Set([
+  'AccessDenied',
+  'InvalidClientTokenId',
+  'SignatureDoesNotMatch',
+  'UnrecognizedClientException',
+  'ExpiredToken',
+  'NoSuchDistribution',
+]);
+/** CloudFront is at its limit of invalidations in progress, or throttles the API. */
+const THROTTLES = new Set(['TooManyInvalidationsInProgress', 'Throttling', 'ThrottlingException']);
 
 interface AwsError {
   name?: string;
@@ -31,15 +53,36 @@ interface AwsError {
   $metadata?: { httpStatusCode?: number };
 }
 
+function classify(error: unknown): PurgeHttpError {
+  const aws = error as AwsError;
+  const name = aws.name ?? '';
+  const status = aws.$metadata?.httpStatusCode;
+  const providerRefusal = ACCOUNT_FAULTS.has(name) || status === 401 || status === 403;
+  return new PurgeHttpError(
+    `cloudfront CreateInvalidation failed (${status ?? 'no status'} ${name}): ${aws.message ?? String(error)}`,
+    THROTTLES.has(name) ? 429 : status,
+    undefined,
+    { retriable: providerRefusal || !REQUEST_FAULTS.has(name), providerRefusal, cause: error },
+  );
+}
+
 /**
  * AWS CloudFront `CreateInvalidation`, at most `maxPathsPerInvalidation` paths per call. Each batch
  * keeps one CallerReference across its retries, so a retry after a lost response is recognised by
  * CloudFront as the same invalidation rather than a new one. Tags are not supported by CloudFront.
+ * CloudFront allows 3,000 paths and 15 wildcard paths in invalidations in progress: a batch waits
+ * until it fits, and an invalidation's paths count until GetInvalidation reports it Completed.
  */
 export class CloudFrontPurger implements Purger {
   readonly name = 'cloudfront';
   readonly stage = 'cdn' as const;
   private readonly client: CloudFrontClient;
+  private readonly metrics: CdnMetrics;
+  private readonly circuit: ProviderCircuit;
+  private readonly bucket: TokenBucket | undefined;
+  private readonly inFlight: InFlightBudget;
+  /** Stops the completion watchers on close(). */
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly config: CloudFrontConfig,
@@ -54,6 +97,13 @@ export class CloudFrontPurger implements Purger {
         ? { credentials: { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey } }
         : {}),
     });
+    ({ metrics: this.metrics, circuit: this.circuit } = providerRuntime(
+      this.name,
+      config.circuitProbeIntervalMs,
+      options,
+    ));
+    this.bucket = bucketFor(undefined, config.rateLimit, options.clock);
+    this.inFlight = new InFlightBudget([config.maxPathsInFlight, config.maxWildcardPathsInFlight]);
   }
 
   count(targets: PurgeTargets): number {
@@ -62,11 +112,35 @@ export class CloudFrontPurger implements Purger {
 
   async purge(targets: PurgeTargets, context: PurgeContext): Promise<void> {
     for (const paths of chunk(cloudFrontPaths(targets), this.config.maxPathsPerInvalidation)) {
-      await this.invalidate(paths, context);
+      const wildcards = paths.filter((path) => path.endsWith('*')).length;
+      const began = Date.now();
+      const held = await this.inFlight.acquire([paths.length, wildcards], context.signal);
+      const waitedMs = Date.now() - began;
+      if (waitedMs > 0)
+        this.metrics.throttledSeconds.inc({ provider: this.name, reason: 'in_flight' }, waitedMs / 1000);
+      let id: string | undefined;
+      try {
+        id = await this.invalidate(paths, wildcards, context);
+      } finally {
+        if (id === undefined) this.inFlight.release(held);
+      }
+      this.metrics.cloudFrontPaths.inc(paths.length);
+      void this.releaseWhenCompleted(id, held);
     }
   }
 
-  private async invalidate(paths: string[], context: PurgeContext): Promise<void> {
+  private call(items: number, kind: string): CallAccounting {
+    return {
+      provider: this.name,
+      kind,
+      items,
+      metrics: this.metrics,
+      circuit: this.circuit,
+      throttle: (signal) => takeFromBucket(this.bucket, 1, signal, this.name, this.metrics),
+    };
+  }
+
+  private async invalidate(paths: string[], wildcards: number, context: PurgeContext): Promise<string> {
     const command = new CreateInvalidationCommand({
       DistributionId: this.config.distributionId,
       InvalidationBatch: {
@@ -74,28 +148,67 @@ export class CloudFrontPurger implements Purger {
         Paths: { Quantity: paths.length, Items: paths },
       },
     });
+    const call = this.call(
+      paths.length,
+      wildcards === paths.length ? 'prefixes' : wildcards === 0 ? 'urls' : 'paths',
+    );
     for (let attempt = 0; ; attempt += 1) {
       try {
-        await this.client.send(command, { abortSignal: context.signal });
-        return;
-      } catch (error) {
-        if (context.signal.aborted) throw new WalpurgeError(ErrorCode.Aborted, 'aborted', { cause: error });
-        const aws = error as AwsError;
-        const retriable = !REQUEST_FAULTS.has(aws.name ?? '');
-        const wrapped = new WalpurgeError(
-          ErrorCode.PurgeFailed,
-          `cloudfront CreateInvalidation failed (${aws.$metadata?.httpStatusCode ?? 'no status'} ${aws.name ?? ''}): ${aws.message ?? String(error)}`,
-          { retriable, cause: error },
+        const output = await callProvider(
+          async () => {
+            try {
+              return await this.client.send(command, { abortSignal: context.signal });
+            } catch (error) {
+              if (context.signal.aborted)
+                throw new WalpurgeError(ErrorCode.Aborted, 'aborted', { cause: error });
+              throw classify(error);
+            }
+          },
+          context.signal,
+          call,
         );
-        if (!retriable) throw wrapped;
+        return output.Invalidation?.Id ?? '';
+      } catch (error) {
+        if (!(error instanceof PurgeHttpError) || !error.retriable) throw error;
         const delay = backoffDelay(attempt, this.options.backoff);
-        context.onRetry?.(wrapped, delay);
+        if (error.status === 429)
+          this.metrics.throttledSeconds.inc({ provider: this.name, reason: 'retry_after' }, delay / 1000);
+        context.onRetry?.(error, delay);
         await sleep(delay, context.signal);
       }
     }
   }
 
+  /**
+   * Frees an invalidation's in-flight paths once CloudFront reports it Completed, or after
+   * maxCompletionWaitMs (the API might stay unreachable; CloudFront's own TooManyInvalidationsInProgress,
+   * retried, is the backstop). Not a retry of the purge: the purge already succeeded.
+   */
+  private async releaseWhenCompleted(id: string, held: number[]): Promise<void> {
+    const deadline = Date.now() + this.config.maxCompletionWaitMs;
+    try {
+      while (id !== '' && Date.now() < deadline) {
+        await sleep(
+          Math.min(this.config.completionPollMs, Math.max(0, deadline - Date.now())),
+          this.closing.signal,
+        );
+        const status = await this.client
+          .send(new GetInvalidationCommand({ DistributionId: this.config.distributionId, Id: id }), {
+            abortSignal: this.closing.signal,
+          })
+          .then((output) => output.Invalidation?.Status)
+          .catch(() => undefined);
+        if (status === 'Completed') break;
+      }
+    } catch {
+      // closing: nothing is in flight for this process any more
+    } finally {
+      this.inFlight.release(held);
+    }
+  }
+
   async close(): Promise<void> {
+    this.closing.abort();
     this.client.destroy();
   }
 }

@@ -2,8 +2,12 @@ import type { HttpPurgeConfig } from '@walpurge/config';
 import type { PurgeTargets } from '@walpurge/rules';
 import type { PurgeContext, Purger } from '../purger.js';
 import { chunk } from '../redis/slot-groups.js';
-import { sendOptions, type CdnDriverOptions } from './cdn-options.js';
-import { sendAll, type HttpPurgeRequest } from './http-request.js';
+import type { CdnMetrics } from './cdn-metrics.js';
+import { parseTargetUrl, providerRuntime, sendOptions, type CdnDriverOptions } from './cdn-options.js';
+import { sendAll, type CallAccounting, type HttpPurgeRequest } from './http-request.js';
+import type { ProviderCircuit } from './provider-circuit.js';
+import { bucketFor, takeFromBucket } from './rate-limit.js';
+import type { TokenBucket } from './token-bucket.js';
 
 /**
  * Varnish / nginx / any cache with an HTTP purge method: one `PURGE` (or configured method) per URL,
@@ -13,11 +17,21 @@ import { sendAll, type HttpPurgeRequest } from './http-request.js';
 export class HttpPurger implements Purger {
   readonly name = 'http';
   readonly stage = 'cdn' as const;
+  private readonly metrics: CdnMetrics;
+  private readonly circuit: ProviderCircuit;
+  private readonly bucket: TokenBucket | undefined;
 
   constructor(
     private readonly config: HttpPurgeConfig,
     private readonly options: CdnDriverOptions,
-  ) {}
+  ) {
+    ({ metrics: this.metrics, circuit: this.circuit } = providerRuntime(
+      this.name,
+      config.circuitProbeIntervalMs,
+      options,
+    ));
+    this.bucket = bucketFor(undefined, config.rateLimit, options.clock);
+  }
 
   private get tagsSupported(): boolean {
     return this.config.tagMethod !== undefined && this.config.endpoint !== undefined;
@@ -27,9 +41,20 @@ export class HttpPurger implements Purger {
     return targets.cdn.urls.length + (this.tagsSupported ? targets.cdn.tags.length : 0);
   }
 
+  private call(kind: 'urls' | 'tags', items: number): CallAccounting {
+    return {
+      provider: this.name,
+      kind,
+      items,
+      metrics: this.metrics,
+      circuit: this.circuit,
+      throttle: (signal) => takeFromBucket(this.bucket, 1, signal, this.name, this.metrics),
+    };
+  }
+
   private urlRequest(url: string): HttpPurgeRequest {
+    const parsed = parseTargetUrl(this.name, url);
     if (!this.config.endpoint) return { method: this.config.method, url, headers: this.config.headers };
-    const parsed = new URL(url);
     const endpoint = this.config.endpoint.replace(/\/$/, '');
     return {
       method: this.config.method,
@@ -39,7 +64,10 @@ export class HttpPurger implements Purger {
   }
 
   async purge(targets: PurgeTargets, context: PurgeContext): Promise<void> {
-    const requests = targets.cdn.urls.map((url) => this.urlRequest(url));
+    const requests = targets.cdn.urls.map((url) => ({
+      request: this.urlRequest(url),
+      call: this.call('urls', 1),
+    }));
     if (this.tagsSupported && this.config.endpoint && this.config.tagMethod) {
       // xkey splits its header on whitespace, so a tag containing whitespace can never have been
       // attached to a cached object: there is nothing to purge for it, and sending it would purge
@@ -47,9 +75,12 @@ export class HttpPurger implements Purger {
       const plain = targets.cdn.tags.filter((tag) => !/\s/.test(tag));
       for (const tags of chunk(plain, 50)) {
         requests.push({
-          method: this.config.tagMethod,
-          url: this.config.endpoint,
-          headers: { ...this.config.headers, [this.config.tagHeader]: tags.join(' ') },
+          request: {
+            method: this.config.tagMethod,
+            url: this.config.endpoint,
+            headers: { ...this.config.headers, [this.config.tagHeader]: tags.join(' ') },
+          },
+          call: this.call('tags', tags.length),
         });
       }
     }

@@ -1,0 +1,18 @@
+import { describe, expect, it } from 'vitest';
+import { callsPerSecond } from './purge-estimate.js';
+
+describe('callsPerSecond', () => {
+  it('below one item per coalescing window, every item is a call of its own', () => {
+    expect(callsPerSecond(0.2, 100, 2)).toBe(0.2);
+    expect(callsPerSecond(0, 100, 2)).toBe(0);
+  });
+
+  it("above it, a window's items fill calls of the provider's items per call", () => {
+    // 300 items/s × 2 s = 600 items per window = 6 calls of 100 → 3 calls/s.
+    expect(callsPerSecond(300, 100, 2)).toBe(3);
+    // 30 items/s × 2 s = 60 items: one (partly filled) call per window.
+    expect(callsPerSecond(30, 100, 2)).toBe(0.5);
+    // One URL per call (Fastly, generic HTTP): calls = items.
+    expect(callsPerSecond(30, 1, 2)).toBe(30);
+  });
+});
