@@ -146,8 +146,8 @@ describe('Redis target on a Redis Cluster', () => {
   });
 
   it.each([
-    ['separate SCAN MATCH per pattern', 3],
-    ['one shared SCAN pass', 6],
+    ['3 rows', 3],
+    ['6 rows', 6],
   ])(
     'patterns (%s) purge matching keys on every master, values glob-escaped; neighbours survive',
     async (_, names) => {

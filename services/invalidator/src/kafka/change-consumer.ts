@@ -4,6 +4,7 @@ import { isRetriable, type Logger } from '@walpurge/core';
 import { decodeAnyChangeEvent, type ChangeEvent } from '@walpurge/protocol';
 import type { InvalidatorMetrics } from '../metrics.js';
 import type { Coalescer } from '../pipeline/coalescer.js';
+import { isolatePoison } from '../pipeline/isolate-poison.js';
 import { chunk } from '../targets/redis/slot-groups.js';
 import type { DeadLetterQueue } from './dead-letter.js';
 
@@ -12,8 +13,8 @@ export interface ChangeConsumerOptions {
   kafkaConfig: KafkaConfig;
   invalidatorConfig: InvalidatorConfig;
   coalescer: Coalescer;
-  /** Purges one event on its own, to find which event of a rejected batch is the poison one. */
-  handleOne: (event: ChangeEvent, signal: AbortSignal) => Promise<void>;
+  /** Purges part of a rejected batch on its own, to find which events are the poison ones. */
+  handleEvents: (events: readonly ChangeEvent[], signal: AbortSignal) => Promise<void>;
   deadLetters: DeadLetterQueue;
   metrics: InvalidatorMetrics;
   logger: Logger;
@@ -127,27 +128,29 @@ export class ChangeConsumer {
     }
   }
 
+  /**
+   * The whole chunk goes through the coalescer; when a target rejects it for good, bisection finds
+   * the poison events (isolatePoison), which are dead-lettered while the others are purged.
+   */
   private async purge(
     source: { topic: string; partition: number },
     events: ChangeEvent[],
     messages: KafkaMessage[],
   ): Promise<void> {
-    const { purgeSignal } = this.options;
-    try {
-      await this.options.coalescer.submit(events);
-      return;
-    } catch (error) {
-      if (purgeSignal.aborted || isRetriable(error)) throw error;
-      this.options.logger.warn(
-        { err: error, events: events.length },
-        'a purge was rejected; retrying the events one by one to isolate the poison event',
-      );
-    }
-    for (const [i, event] of events.entries()) {
-      try {
-        await this.options.handleOne(event, purgeSignal);
-      } catch (error) {
-        if (purgeSignal.aborted || isRetriable(error)) throw error;
+    const { purgeSignal, logger } = this.options;
+    const positions = events.map((_, i) => i);
+    let rejected = 0;
+    const attempts = await isolatePoison(
+      positions,
+      (part) =>
+        part.length === events.length
+          ? this.options.coalescer.submit(events)
+          : this.options.handleEvents(
+              part.map((i) => events[i] as ChangeEvent),
+              purgeSignal,
+            ),
+      async (i, error) => {
+        rejected += 1;
         this.options.metrics.rejectedEvents.inc({ transport: 'kafka' });
         await this.options.deadLetters.send(
           source,
@@ -156,7 +159,13 @@ export class ChangeConsumer {
           'purge-rejected',
           purgeSignal,
         );
-      }
-    }
+      },
+      (error) => purgeSignal.aborted || isRetriable(error),
+    );
+    if (attempts > 1)
+      logger.warn(
+        { events: events.length, rejected, attempts },
+        'a purge was rejected; the poison events were isolated by bisection and dead-lettered',
+      );
   }
 }
