@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
+import { classifyRedisError } from './redis-errors.js';
 import { combinedMatcher, type CombinedMatcher } from './combined-matcher.js';
 
 export interface PatternSweeperOptions {
@@ -136,7 +137,8 @@ export class PatternSweeper {
       for (const waiter of waiters) waiter.resolve();
     } catch (error) {
       outcome = 'failure';
-      for (const waiter of waiters) waiter.reject(error);
+      const classified = classifyRedisError(error);
+      for (const waiter of waiters) waiter.reject(classified);
     } finally {
       this.lastDurationMs = performance.now() - started;
       this.lastEnd = Date.now();

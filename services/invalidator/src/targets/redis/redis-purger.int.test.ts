@@ -1,12 +1,13 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { WalpurgeConfig } from '@walpurge/config';
-import { createMetricsRegistry, isRetriable } from '@walpurge/core';
+import { createMetricsRegistry, ErrorCode, isRetriable, WalpurgeError } from '@walpurge/core';
 import type { ChangeEvent } from '@walpurge/protocol';
 import { emptyTargets, type PurgeTargets } from '@walpurge/rules';
-import { startLocalRedis, uniqueName, waitFor, type LocalRedis } from '@walpurge/testing';
+import { freePort, startLocalRedis, uniqueName, waitFor, type LocalRedis } from '@walpurge/testing';
 import { changeEvent, deleteKeys, logger } from '../../../test/harness.js';
 import { createInvalidator } from '../../create-invalidator.js';
+import { PatternSweeper, type PatternSweeperOptions } from './pattern-sweeper.js';
 import { RedisPurger } from './redis-purger.js';
 
 /**
@@ -230,6 +231,115 @@ describe('pattern purge', () => {
       expect(await ownClient.exists(`${p}bb:1`, `${p}c:1`)).toBe(2);
     } finally {
       await purger.close();
+      await deleteKeys(ownClient, p);
+    }
+  });
+});
+
+describe('PatternSweeper', () => {
+  const sweeperOn = (client: Redis, options: Partial<PatternSweeperOptions> = {}): PatternSweeper =>
+    new PatternSweeper(
+      async () => [client],
+      async (keys) => void (await client.unlink(...keys)),
+      100,
+      { scanCount: 100, minWindowMs: 0, windowFactor: 1, maxWindowMs: 2_000, ...options },
+    );
+
+  it('a failed sweep rejects every batch waiting for it with a retriable error', async () => {
+    const down = new Redis({ port: await freePort(), maxRetriesPerRequest: 1, lazyConnect: true });
+    down.on('error', () => undefined);
+    const sweeper = sweeperOn(down);
+    try {
+      const results = await Promise.all(
+        ['a:*', 'b:*', 'c:*'].map((pattern) =>
+          sweeper.sweep([pattern], signal()).then(
+            () => 'resolved',
+            (e: unknown) => e,
+          ),
+        ),
+      );
+      for (const error of results) {
+        expect(error).toBeInstanceOf(WalpurgeError);
+        expect((error as WalpurgeError).code).toBe(ErrorCode.RedisUnavailable);
+        expect(isRetriable(error)).toBe(true);
+      }
+    } finally {
+      sweeper.close();
+      down.disconnect();
+    }
+  });
+
+  it('an aborted batch stops waiting at once; the others are still served', async () => {
+    const p = newPrefix('sweep_abort');
+    await fill(ownClient, `${p}filler:`, 20_000);
+    await ownClient.mset(`${p}a:1`, 'x', `${p}b:1`, 'x');
+    const sweeper = sweeperOn(ownClient, { scanCount: 50 });
+    try {
+      const aborter = new AbortController();
+      const aborted = sweeper.sweep([`${p}a:*`], aborter.signal).then(
+        () => 'resolved',
+        (e: unknown) => e,
+      );
+      const served = sweeper.sweep([`${p}b:*`], signal());
+      aborter.abort(new Error('stopping'));
+      expect(String(await aborted)).toContain('stopping');
+      await served;
+      expect(await ownClient.exists(`${p}b:1`)).toBe(0);
+    } finally {
+      sweeper.close();
+      await deleteKeys(ownClient, p);
+    }
+  });
+
+  it('close rejects waiting batches retriably (they are replayed) and refuses new ones', async () => {
+    const p = newPrefix('sweep_close');
+    await fill(ownClient, `${p}filler:`, 20_000);
+    const sweeper = sweeperOn(ownClient, { scanCount: 20 });
+    const running = sweeper.sweep([`${p}a:*`], signal()).then(
+      () => 'resolved',
+      (e: unknown) => e,
+    );
+    const before = await scanCalls(ownClient);
+    await waitFor('the sweep to be under way', async () => (await scanCalls(ownClient)) > before, {
+      timeoutMs: 10_000,
+      intervalMs: 5,
+    });
+    const waiting = sweeper.sweep([`${p}b:*`], signal()).then(
+      () => 'resolved',
+      (e: unknown) => e,
+    );
+    sweeper.close();
+    for (const error of [await running, await waiting]) {
+      expect(String(error)).toMatch(/stopping/);
+      expect(isRetriable(error)).toBe(true);
+    }
+    await expect(sweeper.sweep([`${p}c:*`], signal())).rejects.toThrow(/stopping/);
+    await deleteKeys(ownClient, p);
+  });
+
+  it('the pause between sweeps follows the last sweep duration, within its bounds', async () => {
+    const p = newPrefix('sweep_window');
+    await fill(ownClient, `${p}filler:`, 20_000);
+    const sweeper = sweeperOn(ownClient, {
+      scanCount: 50,
+      windowFactor: 3,
+      minWindowMs: 1,
+      maxWindowMs: 60_000,
+    });
+    const capped = sweeperOn(ownClient, { scanCount: 50, windowFactor: 1_000, maxWindowMs: 7 });
+    try {
+      expect(sweeper.windowMs()).toBe(1);
+      const started = performance.now();
+      await sweeper.sweep([`${p}x:*`], signal());
+      const elapsed = performance.now() - started;
+      // 3 × the sweep's own duration, which the caller's wait includes.
+      expect(sweeper.windowMs()).toBeGreaterThan(1);
+      expect(sweeper.windowMs()).toBeLessThanOrEqual(3 * elapsed);
+      await capped.sweep([`${p}x:*`], signal());
+      expect(capped.windowMs()).toBe(7);
+    } finally {
+      sweeper.close();
+      capped.close();
       await deleteKeys(ownClient, p);
     }
   });

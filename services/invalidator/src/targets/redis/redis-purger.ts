@@ -9,6 +9,7 @@ import {
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
 import type { PurgeContext, Purger, PurgeReport } from '../purger.js';
 import { clusterMasters } from './cluster-masters.js';
+import { classifyRedisError } from './redis-errors.js';
 import { PatternSweeper, type PatternSweeperOptions, type SweepObserver } from './pattern-sweeper.js';
 import { chunk, groupBySlot } from './slot-groups.js';
 import { purgeTagCluster, purgeTagStandalone } from './tag-purge.js';
@@ -83,7 +84,17 @@ export class RedisPurger implements Purger {
     );
   }
 
+  /** Failures are classified (redis-errors.ts): connection trouble retries, refusals reject for good. */
   async purge(targets: PurgeTargets, context: PurgeContext): Promise<PurgeReport> {
+    try {
+      return await this.purgeAll(targets, context);
+    } catch (error) {
+      if (context.signal.aborted) throw error;
+      throw classifyRedisError(error);
+    }
+  }
+
+  private async purgeAll(targets: PurgeTargets, context: PurgeContext): Promise<PurgeReport> {
     const prefix = this.options.keyPrefix;
     await this.unlink(targets.redis.keys.map((key) => prefix + key));
     const echoKept = targets.redis.versioned ? await this.purgeVersioned(targets.redis.versioned) : 0;
