@@ -129,8 +129,10 @@ export class ChangeConsumer {
   }
 
   /**
-   * The whole chunk goes through the coalescer; when a target rejects it for good, bisection finds
-   * the poison events (isolatePoison), which are dead-lettered while the others are purged.
+   * The whole chunk goes through the coalescer, which may merge it with other partitions' chunks.
+   * When that merged purge is rejected for good, this chunk is retried on its own (the poison may
+   * be another partition's), then bisected (isolatePoison): the poison events are dead-lettered,
+   * the others purged.
    */
   private async purge(
     source: { topic: string; partition: number },
@@ -138,17 +140,21 @@ export class ChangeConsumer {
     messages: KafkaMessage[],
   ): Promise<void> {
     const { purgeSignal, logger } = this.options;
-    const positions = events.map((_, i) => i);
+    const isFatal = (error: unknown): boolean => purgeSignal.aborted || isRetriable(error);
+    try {
+      await this.options.coalescer.submit(events);
+      return;
+    } catch (error) {
+      if (isFatal(error)) throw error;
+    }
     let rejected = 0;
     const attempts = await isolatePoison(
-      positions,
+      events.map((_, i) => i),
       (part) =>
-        part.length === events.length
-          ? this.options.coalescer.submit(events)
-          : this.options.handleEvents(
-              part.map((i) => events[i] as ChangeEvent),
-              purgeSignal,
-            ),
+        this.options.handleEvents(
+          part.map((i) => events[i] as ChangeEvent),
+          purgeSignal,
+        ),
       async (i, error) => {
         rejected += 1;
         this.options.metrics.rejectedEvents.inc({ transport: 'kafka' });
@@ -160,12 +166,13 @@ export class ChangeConsumer {
           purgeSignal,
         );
       },
-      (error) => purgeSignal.aborted || isRetriable(error),
+      isFatal,
     );
-    if (attempts > 1)
-      logger.warn(
-        { events: events.length, rejected, attempts },
-        'a purge was rejected; the poison events were isolated by bisection and dead-lettered',
-      );
+    logger.warn(
+      { partition: source.partition, events: events.length, rejected, attempts },
+      rejected > 0
+        ? 'a purge was rejected; the poison events were isolated by bisection and dead-lettered'
+        : "a coalesced purge was rejected; this partition's events alone were purged",
+    );
   }
 }
