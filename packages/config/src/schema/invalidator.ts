@@ -40,7 +40,7 @@ export const InvalidatorConfig = z.strictObject({
   redisSweepMinWindowMs: milliseconds
     .default(0)
     .describe(
-      'Pattern purges are served by keyspace sweeps shared by every batch waiting at that moment; a sweep starts at least this long after the previous one ended.',
+      'Pattern purges are served by keyspace sweeps shared by every batch waiting at that moment; a sweep starts at least this long after the previous one ended (redisSweepMaxWindowMs wins if it is smaller).',
     ),
   redisSweepWindowFactor: z
     .number()
