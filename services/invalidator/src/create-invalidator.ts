@@ -34,8 +34,9 @@ import { ChangeConsumer } from './kafka/change-consumer.js';
 import { DeadLetterQueue } from './kafka/dead-letter.js';
 import { KafkaDeadLetterSink, refusalHeadersOf } from './kafka/dead-letter-sink.js';
 import { createKafka, ensureTopics } from './kafka/kafka-client.js';
-import { createInvalidatorMetrics } from './metrics.js';
+import { createInvalidatorMetrics, sweepObserver } from './metrics.js';
 import { Coalescer } from './pipeline/coalescer.js';
+import { isolatePoison } from './pipeline/isolate-poison.js';
 import { PurgeExecutor } from './pipeline/purge-executor.js';
 import { createCdnMetrics } from './targets/cdn/cdn-metrics.js';
 import { createPurgers } from './targets/create-purgers.js';
@@ -157,17 +158,10 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
   const handle: ChangeHandler = async (events: readonly ChangeEvent[], signal?: AbortSignal) => {
     const active = executor ?? notStarted();
     const combined = signal ? AbortSignal.any([signal, purgeAbort.signal]) : purgeAbort.signal;
-    try {
-      await active.handle(events, combined);
-      return;
-    } catch (error) {
-      if (combined.aborted || isRetriable(error)) throw error;
-    }
-    for (const event of events) {
-      try {
-        await active.handle([event], combined);
-      } catch (error) {
-        if (combined.aborted || isRetriable(error)) throw error;
+    await isolatePoison(
+      events,
+      (part) => active.handle(part, combined),
+      async (event, error) => {
         metrics.rejectedEvents.inc({ transport: 'inline' });
         logger.error(
           { err: error, event: encodeChangeEvent(event).toString('utf8') },
@@ -177,14 +171,19 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
         );
         const letter = { event, cause: 'purge-rejected', error, target: refusingTarget(error) } as const;
         await deadLetterSink?.send({ ...letter, rules: matchedRuleNames(rules, event) }, combined);
-      }
-    }
+      },
+      (error) => combined.aborted || isRetriable(error),
+    );
   };
 
   async function start(signal: AbortSignal): Promise<void> {
     await validateSchema();
     purgers =
-      options.purgers ?? createPurgers(config, rules, logger, backoff, createCdnMetrics(options.registry));
+      options.purgers ??
+      createPurgers(config, rules, logger, backoff, {
+        cdnMetrics: createCdnMetrics(options.registry),
+        sweepObserver: sweepObserver(metrics),
+      });
     // The flusher's own commits keep the entries it wrote (read-your-writes). The defaults match
     // the flusher's, so an invalidator deployed without a flusher section still recognises them.
     executor = new PurgeExecutor(rules, purgers, metrics, logger, backoff, Date.now, {
@@ -243,7 +242,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
         kafkaConfig: config.kafka,
         invalidatorConfig: config.invalidator,
         coalescer,
-        handleOne: (event, purgeSignal) => active.handle([event], purgeSignal),
+        handleEvents: (part, purgeSignal) => active.handle(part, purgeSignal),
         deadLetters,
         metrics,
         logger,

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, latencyBuckets, type Registry } from '@walpurge/core';
+import type { SweepObserver } from './targets/redis/pattern-sweeper.js';
 
 export type InvalidatorMetrics = ReturnType<typeof createInvalidatorMetrics>;
 
@@ -92,11 +93,46 @@ export function createInvalidatorMetrics(registry: Registry) {
       labelNames: ['topic', 'partition'],
       registers,
     }),
+    sweepDuration: new Histogram({
+      name: 'walpurge_redis_sweep_duration_seconds',
+      help: 'Duration of one pattern sweep (a SCAN walk of every Redis master serving every pattern pending when it started), by outcome (success | failure).',
+      labelNames: ['outcome'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    }),
+    sweepKeysScanned: new Counter({
+      name: 'walpurge_redis_sweep_keys_scanned_total',
+      help: 'Keys SCAN returned to pattern sweeps (after the server-side MATCH on the common literal prefix of the patterns).',
+      registers,
+    }),
+    sweepPatterns: new Histogram({
+      name: 'walpurge_redis_sweep_patterns',
+      help: 'Distinct patterns one sweep served.',
+      buckets: [1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000],
+      registers,
+    }),
+    sweepKeysUnlinked: new Counter({
+      name: 'walpurge_redis_sweep_keys_unlinked_total',
+      help: 'Keys unlinked because they matched a pattern.',
+      registers,
+    }),
     batchEvents: new Histogram({
       name: 'walpurge_invalidator_batch_events',
       help: 'Events per coalesced purge batch.',
       buckets: [1, 5, 10, 50, 100, 250, 500, 1000, 5000],
       registers,
     }),
+  };
+}
+
+/** The Redis target's pattern sweeps, reported into these metrics. */
+export function sweepObserver(metrics: InvalidatorMetrics): SweepObserver {
+  return {
+    sweepDone: (outcome, seconds, patterns) => {
+      metrics.sweepDuration.observe({ outcome }, seconds);
+      if (outcome === 'success') metrics.sweepPatterns.observe(patterns);
+    },
+    keysScanned: (count) => metrics.sweepKeysScanned.inc(count),
+    keysUnlinked: (count) => metrics.sweepKeysUnlinked.inc(count),
   };
 }

@@ -15,6 +15,7 @@ import {
 import { changeEvent, logger, metricValue } from '../test/harness.js';
 import { createInvalidator, type Invalidator } from './create-invalidator.js';
 import { RedisPurger } from './targets/redis/redis-purger.js';
+import { tagJournalKey } from './targets/redis/tag-purge.js';
 
 /**
  * The Redis target on a real three-master Redis Cluster (`redis.cluster: true`): a batch's keys
@@ -146,8 +147,8 @@ describe('Redis target on a Redis Cluster', () => {
   });
 
   it.each([
-    ['separate SCAN MATCH per pattern', 3],
-    ['one shared SCAN pass', 6],
+    ['3 rows', 3],
+    ['6 rows', 6],
   ])(
     'patterns (%s) purge matching keys on every master, values glob-escaped; neighbours survive',
     async (_, names) => {
@@ -215,6 +216,131 @@ describe('Redis target on a Redis Cluster', () => {
       expect(await client.scard(`${prefix}tag:post-2`)).toBe(20);
     } finally {
       await invalidator.stop();
+    }
+  });
+
+  it('tags: a member re-registered while its tag is purged stays registered (members in other slots than the set)', async () => {
+    const prefix = `${uniqueName('rc_tag_race')}:`;
+    const setKey = `${prefix}tag:post-1`;
+    const members = range(150).map((i) => `page:${i}`);
+    await client.sadd(setKey, ...members);
+    await setAll(members.map((member) => prefix + member));
+    // The application refills each page right after it is deleted and registers it again.
+    const subscribers = masters.map((master) => master.duplicate());
+    const refilled = new Set<string>();
+    const refills: Array<Promise<unknown>> = [];
+    for (const master of masters) await master.config('SET', 'notify-keyspace-events', 'Eg');
+    const purger = new RedisPurger(
+      new Cluster(cluster.nodes.map(({ port }) => ({ host: '127.0.0.1', port }))),
+      {
+        keyPrefix: prefix,
+        batchSize: 20,
+        scanCount: 20,
+      },
+    );
+    try {
+      for (const subscriber of subscribers) {
+        await subscriber.psubscribe('__keyevent@*__:del');
+        subscriber.on('pmessage', (_pattern: string, _channel: string, key: string) => {
+          if (!key.startsWith(`${prefix}page:`) || refilled.has(key)) return;
+          refilled.add(key);
+          refills.push(client.set(key, 'fresh').then(() => client.sadd(setKey, key.slice(prefix.length))));
+        });
+      }
+      await waitFor(
+        'the purger client to load the topology',
+        async () => purger.notReadyReason() === undefined,
+      );
+      const targets = emptyTargets();
+      targets.redis.tags.push('post-1');
+      await purger.purge(targets, { signal: new AbortController().signal });
+      await waitFor('every refill', async () => refilled.size === members.length, { timeoutMs: 10_000 });
+      await Promise.all(refills);
+      const registered = new Set(await client.smembers(setKey));
+      expect(members.filter((member) => !registered.has(member))).toEqual([]);
+      expect(await client.exists(tagJournalKey(setKey, prefix))).toBe(0);
+    } finally {
+      for (const master of masters) await master.config('SET', 'notify-keyspace-events', '');
+      for (const subscriber of subscribers) subscriber.disconnect();
+      await purger.close();
+    }
+  });
+
+  it('tags: members a purge left in the journal (it died between its steps) are purged by the next purge of the tag', async () => {
+    const { invalidator, prefix } = await startInline('rc_tag_journal', [
+      { table: 'posts', on: ['insert', 'update', 'delete'], redis: { tags: ['post-{id}'] } },
+    ]);
+    try {
+      const setKey = `${prefix}tag:post-1`;
+      const journal = tagJournalKey(setKey, prefix);
+      expect(calculateSlot(journal)).toBe(calculateSlot(setKey));
+      const orphans = range(30).map((i) => `orphan:${i}`);
+      const members = range(30).map((i) => `page:${i}`);
+      await client.sadd(journal, ...orphans);
+      await client.sadd(setKey, ...members);
+      await setAll([...orphans, ...members].map((member) => prefix + member));
+      expect(new Set(orphans.map((member) => masterOf(prefix + member)))).toEqual(new Set([0, 1, 2]));
+
+      await invalidator.handle([upsert('posts', { id: 1 }, { id: 1 })]);
+
+      expect(await existing([...orphans, ...members].map((member) => prefix + member))).toEqual([]);
+      expect(await client.exists(journal, setKey)).toBe(0);
+    } finally {
+      await invalidator.stop();
+    }
+  });
+
+  it('patterns: concurrent batches share sweeps of every master; keys written during a running sweep are purged', async () => {
+    const prefix = `${uniqueName('rc_sweep')}:`;
+    const filler = range(30_000).map((i) => `${prefix}filler:${i}`);
+    for (let i = 0; i < filler.length; i += 1_000) await setAll(filler.slice(i, i + 1_000));
+    const purger = new RedisPurger(
+      new Cluster(cluster.nodes.map(({ port }) => ({ host: '127.0.0.1', port }))),
+      {
+        keyPrefix: prefix,
+        batchSize: 100,
+        scanCount: 100,
+      },
+    );
+    const scans = async (): Promise<number> => {
+      const infos = await Promise.all(masters.map((master) => master.info('commandstats')));
+      return infos.reduce((sum, info) => sum + Number(/^cmdstat_scan:calls=(\d+)/m.exec(info)?.[1] ?? 0), 0);
+    };
+    const purge = (pattern: string): Promise<unknown> => {
+      const targets = emptyTargets();
+      targets.redis.patterns.push(pattern);
+      return purger.purge(targets, { signal: new AbortController().signal });
+    };
+    try {
+      await waitFor(
+        'the purger client to load the topology',
+        async () => purger.notReadyReason() === undefined,
+      );
+      let before = await scans();
+      await purge('nothing:*');
+      const perPass = (await scans()) - before;
+      expect(perPass).toBeGreaterThan(30);
+
+      const names = range(10).map((i) => `u${i}`);
+      const matching = names.flatMap((name) => range(30).map((i) => `${prefix}user:${name}:${i}`));
+      const neighbours = names.map((name) => `${prefix}user:${name}x:1`);
+      await setAll([...matching, ...neighbours]);
+      before = await scans();
+      const first = purge(`user:${names[0] ?? ''}:*`);
+      await waitFor('the first sweep to be under way', async () => (await scans()) - before > 10, {
+        timeoutMs: 10_000,
+        intervalMs: 5,
+      });
+      // Written while that sweep runs, on every master: its cursor may have passed some of them.
+      const late = range(600).map((i) => `${prefix}late:${i}`);
+      await setAll(late);
+      await Promise.all([first, purge('late:*'), ...names.slice(1).map((name) => purge(`user:${name}:*`))]);
+      const passes = ((await scans()) - before) / perPass;
+      expect(passes).toBeLessThanOrEqual(2.5);
+      expect(await existing([...matching, ...late])).toEqual([]);
+      expect(await existing(neighbours)).toEqual(neighbours);
+    } finally {
+      await purger.close();
     }
   });
 

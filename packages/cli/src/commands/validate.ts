@@ -8,10 +8,11 @@ import {
   truncateProblems,
   validateRulesAgainstSchema,
 } from '@walpurge/rules';
-import { ExitCode, writeLine } from '../cli-io.js';
-import { configOption, jsonOption, type CommandSpec } from '../command.js';
+import { ExitCode, UsageError, writeLine } from '../cli-io.js';
+import { configOption, jsonOption, stringOption, type CommandSpec, type OptionValues } from '../command.js';
 import { loadCliConfig } from '../load-cli-config.js';
 import { connectDatabase, describeDatabase } from '../live/connect-database.js';
+import { patternWarnings } from '../live/pattern-cost.js';
 import { loadTableCatalog } from '../live/table-catalog.js';
 import { rulePublicationProblems } from '../live/rule-publication.js';
 import { checkServer } from '../live/server-checks.js';
@@ -23,7 +24,7 @@ export const validateCommand: CommandSpec = {
   name: 'validate',
   summary:
     'Check walpurge.yaml, then the live database (tables, columns, REPLICA IDENTITY, wal_level, privileges).',
-  usage: 'walpurge validate [--config FILE] [--offline] [--json]',
+  usage: 'walpurge validate [--config FILE] [--offline] [--scan-rate KEYS_PER_S] [--json]',
   options: {
     config: configOption,
     offline: {
@@ -32,13 +33,22 @@ export const validateCommand: CommandSpec = {
       env: 'WALPURGE_OFFLINE',
     },
     json: jsonOption,
+    'scan-rate': {
+      type: 'string',
+      description:
+        'SCAN speed of the cache Redis in keys/s for the pattern cost estimate, instead of measuring it.',
+      valueName: 'KEYS_PER_S',
+    },
   },
   details: `Every problem is listed at once, as FILE:LINE:COLUMN: PATH: MESSAGE. Warnings (rules that are
 valid but may purge more, or leave entries stale) are printed to stderr and do not fail the check.
 Live checks run when the config has a database section; an unreachable database is an error
 (exit 1) unless --offline is given.
 With a cdn section, it prints a CDN purge estimate per provider (items and API calls per second at
-the tables' recorded change rates) and warns where a provider's limit would be exceeded.`,
+the tables' recorded change rates) and warns where a provider's limit would be exceeded.
+Pattern rules get a warning with the cost of the keyspace sweep
+each purge waits for (DBSIZE of the cache Redis and a short SCAN sample, or --scan-rate), and a hint
+where a tag per row would serve; an unreachable cache Redis only skips that estimate.`,
   async run({ io, options }) {
     const json = options['json'] === true;
     let loaded;
@@ -105,6 +115,15 @@ the tables' recorded change rates) and warns where a provider's limit would be e
     // CDN purge volume per provider vs its limits (per event only without a database).
     estimate ??= await estimatePurges(config, compiled, undefined);
     warnings.push(...(estimate?.warnings ?? []));
+    // Pattern rules: the keyspace sweep each purge waits for, and where a tag would serve instead.
+    warnings.push(
+      ...(await patternWarnings({
+        rules: compiled,
+        problemAt: loaded.problemAt,
+        ...(config.redis && options['offline'] !== true ? { redis: config.redis } : {}),
+        ...scanRateOption(options),
+      })),
+    );
     const byPosition = (a: ConfigProblem, b: ConfigProblem): number =>
       (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
     problems.sort(byPosition);
@@ -139,6 +158,19 @@ the tables' recorded change rates) and warns where a provider's limit would be e
     return ExitCode.Ok;
   },
 };
+
+function scanRateOption(options: OptionValues): { statedRate?: number } {
+  const text = stringOption(options, 'scan-rate');
+  if (text === undefined) return {};
+  const rate = Number(text);
+  if (!Number.isFinite(rate) || rate <= 0) {
+    throw new UsageError(
+      `--scan-rate must be a positive number of keys per second, not '${text}'`,
+      'validate',
+    );
+  }
+  return { statedRate: rate };
+}
 
 function formatWarning(file: string, warning: ConfigProblem): string {
   const at = warning.line === undefined ? file : `${file}:${warning.line}:${warning.column ?? 1}`;

@@ -37,5 +37,22 @@ export const InvalidatorConfig = z.strictObject({
   redisScanCount: positiveInt
     .default(1000)
     .describe('COUNT hint of each SCAN / SSCAN step when purging patterns and tags.'),
+  redisSweepMinWindowMs: milliseconds
+    .default(0)
+    .describe(
+      'Pattern purges are served by keyspace sweeps shared by every batch waiting at that moment; a sweep starts at least this long after the previous one ended (redisSweepMaxWindowMs wins if it is smaller).',
+    ),
+  redisSweepWindowFactor: z
+    .number()
+    .nonnegative()
+    .default(1)
+    .describe(
+      'The pause between two pattern sweeps is this many times the duration of the last sweep (within redisSweepMinWindowMs and redisSweepMaxWindowMs): 1 lets Redis spend at most about half of its time on our SCANs, and a slower sweep serves more patterns at once.',
+    ),
+  redisSweepMaxWindowMs: milliseconds
+    .default(2_000)
+    .describe(
+      'Longest pause between two pattern sweeps, however slow the last one was: bounds the extra latency of a pattern purge.',
+    ),
 });
 export type InvalidatorConfig = z.infer<typeof InvalidatorConfig>;

@@ -4,6 +4,7 @@ import { isRetriable, type Logger } from '@walpurge/core';
 import { decodeAnyChangeEvent, type ChangeEvent } from '@walpurge/protocol';
 import type { InvalidatorMetrics } from '../metrics.js';
 import type { Coalescer } from '../pipeline/coalescer.js';
+import { isolatePoison } from '../pipeline/isolate-poison.js';
 import { chunk } from '../targets/redis/slot-groups.js';
 import type { DeadLetterQueue } from './dead-letter.js';
 
@@ -12,8 +13,8 @@ export interface ChangeConsumerOptions {
   kafkaConfig: KafkaConfig;
   invalidatorConfig: InvalidatorConfig;
   coalescer: Coalescer;
-  /** Purges one event on its own, to find which event of a rejected batch is the poison one. */
-  handleOne: (event: ChangeEvent, signal: AbortSignal) => Promise<void>;
+  /** Purges part of a rejected batch on its own, to find which events are the poison ones. */
+  handleEvents: (events: readonly ChangeEvent[], signal: AbortSignal) => Promise<void>;
   deadLetters: DeadLetterQueue;
   metrics: InvalidatorMetrics;
   logger: Logger;
@@ -127,27 +128,35 @@ export class ChangeConsumer {
     }
   }
 
+  /**
+   * The whole chunk goes through the coalescer, which may merge it with other partitions' chunks.
+   * When that merged purge is rejected for good, this chunk is retried on its own (the poison may
+   * be another partition's), then bisected (isolatePoison): the poison events are dead-lettered,
+   * the others purged.
+   */
   private async purge(
     source: { topic: string; partition: number },
     events: ChangeEvent[],
     messages: KafkaMessage[],
   ): Promise<void> {
-    const { purgeSignal } = this.options;
+    const { purgeSignal, logger } = this.options;
+    const isFatal = (error: unknown): boolean => purgeSignal.aborted || isRetriable(error);
     try {
       await this.options.coalescer.submit(events);
       return;
     } catch (error) {
-      if (purgeSignal.aborted || isRetriable(error)) throw error;
-      this.options.logger.warn(
-        { err: error, events: events.length },
-        'a purge was rejected; retrying the events one by one to isolate the poison event',
-      );
+      if (isFatal(error)) throw error;
     }
-    for (const [i, event] of events.entries()) {
-      try {
-        await this.options.handleOne(event, purgeSignal);
-      } catch (error) {
-        if (purgeSignal.aborted || isRetriable(error)) throw error;
+    let rejected = 0;
+    const attempts = await isolatePoison(
+      events.map((_, i) => i),
+      (part) =>
+        this.options.handleEvents(
+          part.map((i) => events[i] as ChangeEvent),
+          purgeSignal,
+        ),
+      async (i, error) => {
+        rejected += 1;
         this.options.metrics.rejectedEvents.inc({ transport: 'kafka' });
         await this.options.deadLetters.send(
           source,
@@ -156,7 +165,14 @@ export class ChangeConsumer {
           'purge-rejected',
           purgeSignal,
         );
-      }
-    }
+      },
+      isFatal,
+    );
+    logger.warn(
+      { partition: source.partition, events: events.length, rejected, attempts },
+      rejected > 0
+        ? 'a purge was rejected; the poison events were isolated by bisection and dead-lettered'
+        : "a coalesced purge was rejected; this partition's events alone were purged",
+    );
   }
 }

@@ -8,6 +8,7 @@ import { FastlyPurger } from './cdn/fastly.js';
 import { HttpPurger } from './cdn/generic-http.js';
 import type { Purger } from './purger.js';
 import { connectRedis } from './redis/connect.js';
+import type { SweepObserver } from './redis/pattern-sweeper.js';
 import { RedisPurger } from './redis/redis-purger.js';
 
 /** What each CDN driver can express; rules asking for more are reported at start-up. */
@@ -23,9 +24,14 @@ export function createPurgers(
   rules: CompiledRules,
   logger: Logger,
   backoff: BackoffOptions,
-  /** Where the CDN drivers report (walpurge_cdn_*); default: a registry of their own. */
-  cdnMetrics: CdnMetrics = createCdnMetrics(),
+  observers: {
+    /** Where the CDN drivers report (walpurge_cdn_*); default: a registry of their own. */
+    cdnMetrics?: CdnMetrics;
+    /** Receives the Redis target's pattern sweep figures. */
+    sweepObserver?: SweepObserver;
+  } = {},
 ): Purger[] {
+  const { cdnMetrics = createCdnMetrics(), sweepObserver } = observers;
   const purgers: Purger[] = [];
   const usesRedis = rules.rules.some((rule) =>
     rule.templates.concat(rule.fallback).some((t) => t.kind.startsWith('redis.')),
@@ -36,6 +42,12 @@ export function createPurgers(
         keyPrefix: config.redis.keyPrefix,
         batchSize: config.invalidator.redisBatchSize,
         scanCount: config.invalidator.redisScanCount,
+        sweep: {
+          minWindowMs: config.invalidator.redisSweepMinWindowMs,
+          windowFactor: config.invalidator.redisSweepWindowFactor,
+          maxWindowMs: config.invalidator.redisSweepMaxWindowMs,
+        },
+        ...(sweepObserver ? { sweepObserver } : {}),
       }),
     );
   } else if (usesRedis) {

@@ -9,8 +9,10 @@ import {
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
 import type { PurgeContext, Purger, PurgeReport } from '../purger.js';
 import { clusterMasters } from './cluster-masters.js';
-import { globToRegExp } from './glob-regexp.js';
+import { classifyRedisError } from './redis-errors.js';
+import { PatternSweeper, type PatternSweeperOptions, type SweepObserver } from './pattern-sweeper.js';
 import { chunk, groupBySlot } from './slot-groups.js';
+import { purgeTagCluster, purgeTagStandalone } from './tag-purge.js';
 
 export interface RedisPurgerOptions {
   /** `redis.keyPrefix`, prepended to every key, pattern and tag set (and glob-escaped in patterns). */
@@ -19,8 +21,10 @@ export interface RedisPurgerOptions {
   batchSize: number;
   /** COUNT hint of SCAN / SSCAN. */
   scanCount: number;
-  /** Up to this many patterns get their own server-side SCAN MATCH; more share one SCAN pass. */
-  maxSeparatePatternScans?: number;
+  /** Spacing of pattern sweeps (see PatternSweeper); defaults: no minimum, 1 × last sweep, at most 2 s. */
+  sweep?: Partial<Omit<PatternSweeperOptions, 'scanCount'>>;
+  /** Receives pattern sweep figures (metrics). */
+  sweepObserver?: SweepObserver;
   /** How long a pattern purge waits for a cluster client's slot map before failing retriably (5 s). */
   clusterReadyTimeoutMs?: number;
 }
@@ -43,19 +47,33 @@ function keptOf(reply: unknown): number {
   return Array.isArray(reply) && typeof reply[1] === 'number' ? reply[1] : 0;
 }
 
+/** Defaults of the sweep window, also those of the `invalidator.redisSweep*` options. */
+export const SWEEP_WINDOW_DEFAULTS = { minWindowMs: 0, windowFactor: 1, maxWindowMs: 2_000 } as const;
+
 /**
- * Purges keys, glob patterns and tag sets. Never KEYS: patterns use SCAN … MATCH … COUNT, on every
- * master of a cluster; deletions use UNLINK (memory is reclaimed off the main thread) in pipelined
- * batches, grouped by hash slot on a cluster so no command spans slots.
+ * Purges keys, glob patterns and tag sets. Never KEYS: patterns are served by a PatternSweeper
+ * (one SCAN … COUNT walk of every master for all patterns pending at once); deletions use UNLINK
+ * (memory is reclaimed off the main thread) in pipelined batches, grouped by hash slot on a
+ * cluster so no command spans slots; tag sets are purged page by page (tag-purge.ts).
  */
 export class RedisPurger implements Purger {
   readonly name = 'redis';
   readonly stage = 'redis' as const;
 
+  private readonly sweeper: PatternSweeper;
+
   constructor(
     private readonly client: Redis | Cluster,
     private readonly options: RedisPurgerOptions,
-  ) {}
+  ) {
+    this.sweeper = new PatternSweeper(
+      (signal) => this.scanNodes(signal),
+      (keys) => this.unlink(keys),
+      options.batchSize,
+      { ...SWEEP_WINDOW_DEFAULTS, ...options.sweep, scanCount: options.scanCount },
+      options.sweepObserver,
+    );
+  }
 
   count(targets: PurgeTargets): number {
     return (
@@ -66,7 +84,17 @@ export class RedisPurger implements Purger {
     );
   }
 
+  /** Failures are classified (redis-errors.ts): connection trouble retries, refusals reject for good. */
   async purge(targets: PurgeTargets, context: PurgeContext): Promise<PurgeReport> {
+    try {
+      return await this.purgeAll(targets, context);
+    } catch (error) {
+      if (context.signal.aborted) throw error;
+      throw classifyRedisError(error);
+    }
+  }
+
+  private async purgeAll(targets: PurgeTargets, context: PurgeContext): Promise<PurgeReport> {
     const prefix = this.options.keyPrefix;
     await this.unlink(targets.redis.keys.map((key) => prefix + key));
     const echoKept = targets.redis.versioned ? await this.purgeVersioned(targets.redis.versioned) : 0;
@@ -80,7 +108,13 @@ export class RedisPurger implements Purger {
         notSets.push(tagSetKey(prefix, tag));
       }
     }
-    if (targets.redis.patterns.length > 0) await this.purgePatterns(targets.redis.patterns, context.signal);
+    if (targets.redis.patterns.length > 0 && !context.signal.aborted) {
+      const prefix = escapeGlob(this.options.keyPrefix);
+      await this.sweeper.sweep(
+        targets.redis.patterns.map((pattern) => prefix + pattern),
+        context.signal,
+      );
+    }
     context.signal.throwIfAborted();
     if (notSets.length > 0) {
       // Everything else is purged; retrying cannot turn these keys into sets, so the event is
@@ -107,6 +141,7 @@ export class RedisPurger implements Purger {
   }
 
   async close(): Promise<void> {
+    this.sweeper.close();
     this.client.disconnect();
   }
 
@@ -152,45 +187,14 @@ export class RedisPurger implements Purger {
     return replies.reduce<number>((sum, reply) => sum + keptOf(reply), 0);
   }
 
-  /**
-   * Members are unlinked, then removed from the set with SREM of exactly those members: a member
-   * the application adds while we purge stays registered instead of being dropped with the set.
-   * SSCAN rather than SMEMBERS so a huge tag set never blocks Redis.
-   */
   private async purgeTag(tag: string): Promise<void> {
     const setKey = tagSetKey(this.options.keyPrefix, tag);
-    let cursor = '0';
-    do {
-      const [next, members] = await this.client.sscan(setKey, cursor, 'COUNT', this.options.scanCount);
-      cursor = next;
-      if (members.length === 0) continue;
-      await this.unlink(members.map((member) => this.options.keyPrefix + member));
-      for (const batch of chunk(members, this.options.batchSize)) await this.client.srem(setKey, ...batch);
-    } while (cursor !== '0');
+    if (this.isCluster) await purgeTagCluster(this.client as Cluster, setKey, this.options);
+    else await purgeTagStandalone(this.client as Redis, setKey, this.options);
   }
 
   private async scanNodes(signal: AbortSignal): Promise<Redis[]> {
     if (!this.isCluster) return [this.client as Redis];
     return clusterMasters(this.client as Cluster, signal, this.options.clusterReadyTimeoutMs ?? 5_000);
-  }
-
-  private async purgePatterns(patterns: readonly string[], signal: AbortSignal): Promise<void> {
-    const prefix = escapeGlob(this.options.keyPrefix);
-    const separate = patterns.length <= (this.options.maxSeparatePatternScans ?? 3);
-    const scans = separate
-      ? patterns.map((pattern) => ({ match: prefix + pattern, test: undefined }))
-      : [{ match: `${prefix}*`, test: patterns.map((pattern) => globToRegExp(prefix + pattern)) }];
-    for (const node of await this.scanNodes(signal)) {
-      for (const scan of scans) {
-        let cursor = '0';
-        do {
-          signal.throwIfAborted();
-          const [next, found] = await node.scan(cursor, 'MATCH', scan.match, 'COUNT', this.options.scanCount);
-          cursor = next;
-          const keys = scan.test ? found.filter((key) => scan.test.some((re) => re.test(key))) : found;
-          await this.unlink(keys);
-        } while (cursor !== '0');
-      }
-    }
   }
 }
