@@ -10,14 +10,26 @@ function reply(message: string): Error {
 
 describe('classifyRedisError', () => {
   it.each([
-    'NOPERM User walpurge has no permissions to run the unlink command',
-    "ERR unknown command 'UNLINK', with args beginning with: ",
-    'NOSCRIPT No matching script.',
-  ])('a reply that cannot succeed as sent is permanent: %s', (message) => {
+    'WRONGTYPE Operation against a key holding the wrong kind of value',
+    "ERR wrong number of arguments for 'unlink' command",
+  ])('a reply that cannot succeed for this event is permanent: %s', (message) => {
     const error = classifyRedisError(reply(message));
     expect(isRetriable(error)).toBe(false);
     expect(error.code).toBe(ErrorCode.PurgeFailed);
     expect(error.cause).toBeInstanceOf(Error);
+  });
+
+  // Refusals of every purge alike: dead-lettering them would empty the pipeline while caches stay
+  // stale, so the batch waits (alerted) until the operator fixes the server.
+  it.each([
+    'NOPERM User walpurge has no permissions to run the unlink command',
+    "ERR unknown command 'UNLINK', with args beginning with: ",
+    'NOSCRIPT No matching script.',
+  ])('a reply that refuses every purge alike is retried, with a hint: %s', (message) => {
+    const error = classifyRedisError(reply(message));
+    expect(isRetriable(error)).toBe(true);
+    expect(error.code).toBe(ErrorCode.PurgeFailed);
+    expect(error.hint).toMatch(/purges wait/);
   });
 
   it.each([
