@@ -25,6 +25,10 @@ import {
   validateRulesAgainstSchema,
   type ProblemAt,
 } from '@walpurge/rules';
+import { isCdnQueueError } from './cdn-lane/cdn-queue.js';
+import { createCdnLanes, type CdnLanes, type CdnQueueLocation } from './cdn-lane/create-cdn-lanes.js';
+import { deadLetterTopicSink, loggingSink } from './cdn-lane/interim-dead-letter-sinks.js';
+import type { DeadLetterSink } from './dead-letter/dead-letter-sink.js';
 import { ChangeConsumer } from './kafka/change-consumer.js';
 import { DeadLetterQueue } from './kafka/dead-letter.js';
 import { createKafka, ensureTopics } from './kafka/kafka-client.js';
@@ -47,6 +51,13 @@ export interface InvalidatorOptions {
   validateSchema?: boolean;
   /** Replaces the purgers built from config (tests, embedding). */
   purgers?: Purger[];
+  /**
+   * Run the CDN lanes that drain the CDN queue (default true). false: CDN work is only enqueued,
+   * for a process (the CLI's inline redrive) whose queue the running daemon's lanes drain.
+   */
+  runCdnLane?: boolean;
+  /** Where the CDN lanes put events a CDN refuses for good; default: the transport's dead-letter store. */
+  deadLetters?: DeadLetterSink;
 }
 
 export type Invalidator = Service & {
@@ -78,6 +89,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
   const purgeAbort = new AbortController();
 
   let purgers: Purger[] = [];
+  let cdnLanes: CdnLanes | undefined;
   let executor: PurgeExecutor | undefined;
   let consumer: ChangeConsumer | undefined;
   let kafka: Kafka | undefined;
@@ -137,13 +149,13 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
       await active.handle(events, combined);
       return;
     } catch (error) {
-      if (combined.aborted || isRetriable(error)) throw error;
+      if (combined.aborted || isRetriable(error) || isCdnQueueError(error)) throw error;
     }
     for (const event of events) {
       try {
         await active.handle([event], combined);
       } catch (error) {
-        if (combined.aborted || isRetriable(error)) throw error;
+        if (combined.aborted || isRetriable(error) || isCdnQueueError(error)) throw error;
         metrics.rejectedEvents.inc({ transport: 'inline' });
         logger.error(
           { err: error, event: encodeChangeEvent(event).toString('utf8') },
@@ -153,15 +165,31 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
     }
   };
 
+  /** Where CDN work waits for its lane: the CDN topic (kafka) or a table of the source database (inline). */
+  function cdnQueueLocation(): CdnQueueLocation {
+    if (kafka && producer && config.kafka)
+      return {
+        kind: 'kafka',
+        kafka,
+        producer,
+        topic: config.kafka.cdnTopic,
+        consumerGroup: config.kafka.consumerGroup,
+      };
+    if (!config.database)
+      throw new ConfigError(ErrorCode.ConfigInvalid, options.configFile ?? 'walpurge.yaml', [
+        {
+          path: 'database',
+          message:
+            'CDN purges are queued in a table of the source database with the inline transport (database.cdnQueueTable), but no database section is configured',
+        },
+      ]);
+    return { kind: 'table', url: config.database.url, table: config.database.cdnQueueTable };
+  }
+
   async function start(signal: AbortSignal): Promise<void> {
     await validateSchema();
     purgers = options.purgers ?? createPurgers(config, rules, logger, backoff);
-    // The flusher's own commits keep the entries it wrote (read-your-writes). The defaults match
-    // the flusher's, so an invalidator deployed without a flusher section still recognises them.
-    executor = new PurgeExecutor(rules, purgers, metrics, logger, backoff, Date.now, {
-      origin: config.flusher?.replicationOrigin ?? WRITE_BEHIND_DEFAULTS.replicationOrigin,
-      versionColumn: config.flusher?.versionColumn ?? WRITE_BEHIND_DEFAULTS.versionColumn,
-    });
+    const cdnPurgers = purgers.filter((purger) => purger.stage === 'cdn');
     logger.info(
       {
         rules: rules.rules.length,
@@ -171,6 +199,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
       },
       'invalidator starting',
     );
+    let deadLetterTopic: DeadLetterQueue | undefined;
     if (options.consume === 'kafka') {
       if (!config.kafka) {
         throw new ConfigError(ErrorCode.ConfigInvalid, options.configFile ?? 'walpurge.yaml', [
@@ -182,7 +211,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
       await ensureTopics(kafka, config.kafka);
       producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
       await producer.connect();
-      const deadLetters = new DeadLetterQueue({
+      deadLetterTopic = new DeadLetterQueue({
         producer,
         topic: config.kafka.deadLetterTopic,
         maxMessageBytes: config.kafka.maxMessageBytes,
@@ -190,6 +219,43 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
         logger,
         backoff,
       });
+    }
+    if (cdnPurgers.length > 0 && config.cdn) {
+      cdnLanes = createCdnLanes({
+        queue: cdnQueueLocation(),
+        providers: cdnPurgers,
+        runLanes: options.runCdnLane ?? true,
+        rules,
+        cdn: config.cdn,
+        invalidator: config.invalidator,
+        deadLetters:
+          options.deadLetters ??
+          (deadLetterTopic && config.kafka
+            ? deadLetterTopicSink(deadLetterTopic, config.kafka.cdnTopic)
+            : loggingSink(logger, metrics)),
+        registry: options.registry,
+        invalidatorMetrics: metrics,
+        logger,
+        backoff,
+      });
+      await cdnLanes.start();
+    }
+    // The flusher's own commits keep the entries it wrote (read-your-writes). The defaults match
+    // the flusher's, so an invalidator deployed without a flusher section still recognises them.
+    executor = new PurgeExecutor(
+      rules,
+      purgers.filter((purger) => purger.stage === 'redis'),
+      metrics,
+      logger,
+      backoff,
+      Date.now,
+      {
+        origin: config.flusher?.replicationOrigin ?? WRITE_BEHIND_DEFAULTS.replicationOrigin,
+        versionColumn: config.flusher?.versionColumn ?? WRITE_BEHIND_DEFAULTS.versionColumn,
+      },
+      cdnLanes?.enqueuer,
+    );
+    if (options.consume === 'kafka' && kafka && config.kafka && deadLetterTopic) {
       const active = executor;
       const coalescer = new Coalescer(
         (events) => active.handle(events, purgeAbort.signal),
@@ -202,7 +268,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
         invalidatorConfig: config.invalidator,
         coalescer,
         handleOne: (event, purgeSignal) => active.handle([event], purgeSignal),
-        deadLetters,
+        deadLetters: deadLetterTopic,
         metrics,
         logger,
         purgeSignal: purgeAbort.signal,
@@ -222,7 +288,8 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
       purgeAbort.abort();
     }, config.invalidator.stopTimeoutMs);
     try {
-      await consumer?.stop();
+      // The lanes stop taking entries at once; what they have in flight gets the same time.
+      await Promise.all([consumer?.stop(), cdnLanes?.stop(config.invalidator.stopTimeoutMs)]);
     } finally {
       clearTimeout(deadline);
       purgeAbort.abort();
@@ -244,11 +311,13 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
 
   /**
    * Readiness is the real state, in both transports: a purge target that is down (the cache Redis)
-   * means every change waits, so /readyz must say so rather than report a healthy process.
+   * means every change waits, so /readyz must say so rather than report a healthy process. A stuck
+   * CDN does not: only its lane waits (walpurge_cdn_queue_oldest_age_seconds and its alert say so),
+   * and taking the pod out would stop the Redis purges too.
    */
   function notReadyReason(): string | undefined {
     if (!started || purgeAbort.signal.aborted) return 'not started';
-    for (const purger of purgers) {
+    for (const purger of purgers.filter((p) => p.stage === 'redis')) {
       const reason = purger.notReadyReason?.();
       if (reason !== undefined) return reason;
     }

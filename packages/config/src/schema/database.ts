@@ -54,5 +54,10 @@ export const DatabaseConfig = z.strictObject({
     .describe(
       "Table (created when missing) recording the slot's identity and last durable LSN, so a dropped, invalidated or re-created slot is refused at start instead of silently skipping changes.",
     ),
+  cdnQueueTable: qualifiedName
+    .default('walpurge_cdn_queue')
+    .describe(
+      'Inline transport: table (created when missing) holding CDN purges still to do, one row per event and CDN provider, written before the LSN is acknowledged. Keep it out of the publication.',
+    ),
 });
 export type DatabaseConfig = z.infer<typeof DatabaseConfig>;

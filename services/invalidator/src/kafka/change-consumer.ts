@@ -2,6 +2,7 @@ import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { InvalidatorConfig, KafkaConfig } from '@walpurge/config';
 import { isRetriable, type Logger } from '@walpurge/core';
 import { decodeAnyChangeEvent, type ChangeEvent } from '@walpurge/protocol';
+import { isCdnQueueError } from '../cdn-lane/cdn-queue.js';
 import type { InvalidatorMetrics } from '../metrics.js';
 import type { Coalescer } from '../pipeline/coalescer.js';
 import { chunk } from '../targets/redis/slot-groups.js';
@@ -137,7 +138,7 @@ export class ChangeConsumer {
       await this.options.coalescer.submit(events);
       return;
     } catch (error) {
-      if (purgeSignal.aborted || isRetriable(error)) throw error;
+      if (purgeSignal.aborted || isRetriable(error) || isCdnQueueError(error)) throw error;
       this.options.logger.warn(
         { err: error, events: events.length },
         'a purge was rejected; retrying the events one by one to isolate the poison event',
@@ -147,7 +148,7 @@ export class ChangeConsumer {
       try {
         await this.options.handleOne(event, purgeSignal);
       } catch (error) {
-        if (purgeSignal.aborted || isRetriable(error)) throw error;
+        if (purgeSignal.aborted || isRetriable(error) || isCdnQueueError(error)) throw error;
         this.options.metrics.rejectedEvents.inc({ transport: 'kafka' });
         await this.options.deadLetters.send(
           source,

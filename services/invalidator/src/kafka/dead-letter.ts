@@ -13,7 +13,7 @@ import { deadLetterCandidates, isTooLargeError, type DeadLetterCandidate } from 
 
 export { deadLetterHeaders } from './dead-letter-headers.js';
 
-export type DeadLetterReason = 'undecodable' | 'purge-rejected';
+export type DeadLetterReason = 'undecodable' | 'purge-rejected' | 'cdn-rejected';
 
 export interface DeadLetterQueueOptions {
   producer: Producer;
