@@ -1,13 +1,7 @@
 import type { Producer } from 'kafkajs';
-import {
-  backoffDelay,
-  errorMessage,
-  isRetriable,
-  sleep,
-  type BackoffOptions,
-  type Logger,
-} from '@walpurge/core';
+import { backoffDelay, errorMessage, sleep, type BackoffOptions, type Logger } from '@walpurge/core';
 import { encodeChangeEvent, messageKey, type ChangeEvent } from '@walpurge/protocol';
+import { isTooLargeError } from '../kafka/dead-letter-size.js';
 import { CdnQueueError, type CdnEnqueuer } from './cdn-queue.js';
 
 /**
@@ -30,12 +24,15 @@ export class KafkaCdnQueue implements CdnEnqueuer {
         return;
       } catch (error) {
         if (signal.aborted) throw error;
-        // kafkajs marks its errors retriable or not; an unmarked one is a broken producer: loud, not the events' fault.
-        if (!isRetriable(error) || !(error instanceof Error && 'retriable' in error))
+        // Like the listener's sink, a send Kafka did not acknowledge is an outage (brokers, leaders,
+        // the producer's own retries exhausted): retried. Only a topic refusing the size is for
+        // good, and it is not the event's fault (the CDN topic was created with a lower limit).
+        if (isTooLargeError(error))
           throw new CdnQueueError(
             `cannot enqueue CDN purges on ${this.options.topic}: ${errorMessage(error)}`,
             {
               cause: error,
+              hint: "raise the CDN topic's max.message.bytes to the change topic's",
             },
           );
         const delayMs = backoffDelay(attempt, this.options.backoff);
