@@ -11,6 +11,8 @@ import {
   waitFor,
   type IsolatedDatabase,
 } from '@walpurge/testing';
+import { runCli } from './cli.js';
+import { captureIo } from './testing/capture-io.js';
 import { RecordingServer } from '../../../services/invalidator/test/recording-server.js';
 import { spawnWalpurge, waitUntilReady, type WalpurgeProcess } from './testing/walpurge-process.js';
 
@@ -121,6 +123,22 @@ describe('the CDN lane in embedded mode', () => {
     await waitFor('the lane to meet the 429', async () => cdn.requests.length > 0, { timeoutMs: 15_000 });
     expect(cdn.succeeded).toHaveLength(0);
     expect(await queued()).toBe(rows.length);
+    // `walpurge status` shows the backlog per provider.
+    const json = captureIo({ ...env(), WALPURGE_CONFIG: configFile });
+    expect(await runCli(['status', '--json'], json), json.err()).toBe(0);
+    const { cdnQueue } = JSON.parse(json.out()) as {
+      cdnQueue: {
+        exists: boolean;
+        providers: Array<{ provider: string; pending: number; oldestAgeMs: number }>;
+      };
+    };
+    expect(cdnQueue.exists).toBe(true);
+    expect(cdnQueue.providers).toEqual([
+      { provider: 'http', pending: rows.length, oldestAgeMs: expect.any(Number) },
+    ]);
+    const text = captureIo({ ...env(), WALPURGE_CONFIG: configFile });
+    expect(await runCli(['status'], text), text.err()).toBe(0);
+    expect(text.out()).toMatch(new RegExp(`^CDN queue\\s+http: ${rows.length} pending, oldest .+ old$`, 'm'));
 
     await first.killNow();
     const secondPort = await freePort();

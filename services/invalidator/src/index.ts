@@ -13,3 +13,5 @@ export { deadLetterHeaders } from './kafka/dead-letter.js';
 export { createInvalidatorMetrics, type InvalidatorMetrics } from './metrics.js';
 export { clusterMasters } from './targets/redis/cluster-masters.js';
 export { PurgeExecutor } from './pipeline/purge-executor.js';
+export { queueTableSql } from './cdn-lane/postgres-cdn-queue.js';
+export { readCdnQueueStatus, type CdnQueueStatus } from './cdn-lane/cdn-queue-status.js';

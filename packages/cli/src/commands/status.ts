@@ -5,6 +5,7 @@ import { loadCliConfig } from '../load-cli-config.js';
 import { connectDatabase } from '../live/connect-database.js';
 import { readSlotStatus, type SlotStatus } from '../status/slot-status.js';
 import { readKafkaStatus, type KafkaStatus } from '../status/kafka-status.js';
+import { readCdnQueueStatus, type CdnQueueStatus } from '@walpurge/invalidator';
 import { readWriteBehindStatus, type WriteBehindStatus } from '../status/write-behind-status.js';
 import { formatBytes, formatDuration, renderPairs } from '../format/units.js';
 
@@ -13,6 +14,8 @@ interface Status {
   slot: SlotStatus;
   kafka: KafkaStatus | { error: string } | null;
   writeBehind: WriteBehindStatus | { error: string } | null;
+  /** Inline transport with a CDN: the CDN queue table (kafka: the lanes' groups on kafka.cdnTopic). */
+  cdnQueue: CdnQueueStatus | { error: string } | null;
 }
 
 function describeSlot(slot: SlotStatus): Array<[string, string]> {
@@ -49,6 +52,22 @@ function describeKafka(status: Status): Array<[string, string]> {
   ];
 }
 
+function describeCdnQueue(status: Status): Array<[string, string]> {
+  if (status.cdnQueue === null) return [];
+  if ('error' in status.cdnQueue) return [['CDN queue', `unavailable: ${status.cdnQueue.error}`]];
+  const queue = status.cdnQueue;
+  if (!queue.exists) return [['CDN queue', `${queue.table}: not created yet (the invalidator creates it)`]];
+  if (queue.providers.length === 0) return [['CDN queue', 'empty']];
+  return [
+    [
+      'CDN queue',
+      queue.providers
+        .map((p) => `${p.provider}: ${p.pending} pending, oldest ${formatDuration(p.oldestAgeMs)} old`)
+        .join('; '),
+    ],
+  ];
+}
+
 function describeWriteBehind(status: Status): Array<[string, string]> {
   if (status.writeBehind === null) return [['write-behind', 'n/a (no flusher section)']];
   if ('error' in status.writeBehind) return [['write-behind', `unavailable: ${status.writeBehind.error}`]];
@@ -65,23 +84,29 @@ function describeWriteBehind(status: Status): Array<[string, string]> {
 export const statusCommand: CommandSpec = {
   name: 'status',
   summary:
-    'Slot state, confirmed LSN, WAL retained, replication and consumer lag, write-behind queue, dead letters.',
+    'Slot state, confirmed LSN, WAL retained, replication and consumer lag, CDN queue, write-behind queue, dead letters.',
   usage: 'walpurge status [--config FILE] [--json]',
   options: { config: configOption, json: jsonOption },
   details: `Reads PostgreSQL (pg_replication_slots), Kafka (consumer-group offsets, dead-letter topic) when
-transport is kafka, and the write-behind queue when a flusher section exists. Exit 1 when the
+transport is kafka, the CDN queue table (database.cdnQueueTable) when transport is inline and a cdn
+section exists, and the write-behind queue when a flusher section exists. Exit 1 when the
 database cannot be reached; parts that cannot be reached otherwise are reported, not fatal.`,
   async run({ io, options }) {
     const { config } = await loadCliConfig(options, io);
     if (!config.database) throw new UsageError('the config has no database section', 'status');
     const client = await connectDatabase(config.database.url);
     let slot: SlotStatus;
+    let cdnQueue: Status['cdnQueue'] = null;
     try {
       slot = await readSlotStatus(client, config.database.slot);
+      if (config.transport === 'inline' && config.cdn)
+        cdnQueue = await readCdnQueueStatus(client, config.database.cdnQueueTable).catch(
+          (error: unknown) => ({ error: errorMessage(error) }),
+        );
     } finally {
       await client.end().catch(() => {});
     }
-    const status: Status = { transport: config.transport, slot, kafka: null, writeBehind: null };
+    const status: Status = { transport: config.transport, slot, kafka: null, writeBehind: null, cdnQueue };
     if (config.transport === 'kafka' && config.kafka) {
       status.kafka = await readKafkaStatus(config.kafka).catch((error: unknown) => ({
         error: errorMessage(error),
@@ -96,7 +121,12 @@ database cannot be reached; parts that cannot be reached otherwise are reported,
       writeLine(io.stdout, JSON.stringify(status, null, 2));
     } else {
       io.stdout.write(
-        renderPairs([...describeSlot(slot), ...describeKafka(status), ...describeWriteBehind(status)]),
+        renderPairs([
+          ...describeSlot(slot),
+          ...describeKafka(status),
+          ...describeCdnQueue(status),
+          ...describeWriteBehind(status),
+        ]),
       );
     }
     return ExitCode.Ok;
