@@ -180,6 +180,21 @@ describe('the CDN lane, inline transport', () => {
     }
   });
 
+  it('a graceful stop while the CDN throttles abandons the call in flight: its rows stay queued for the next start', async () => {
+    const { cdn, endpoint } = await startCdn();
+    const { invalidator, table } = await startInline(endpoint, { invalidator: { stopTimeoutMs: 1_000 } });
+    cdn.throttle(60_000, 30);
+    try {
+      await invalidator.handle([item(1), item(2)]);
+      await waitFor('the lane to meet the 429', async () => cdn.requests.length > 0, { timeoutMs: 10_000 });
+    } finally {
+      // Retry-After 30 s: only the stop deadline ends the call.
+      await invalidator.stop();
+    }
+    expect(await queueRows(table)).toBe(2);
+    cdn.unthrottle();
+  });
+
   it('coalesces: 50 updates of one row within the window cost one or a few CDN calls, not 50', async () => {
     const { cdn, endpoint } = await startCdn();
     const { invalidator, table } = await startInline(endpoint, { cdn: { coalesceWindowMs: 2_000 } });
