@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Kafka, Producer } from 'kafkajs';
 import {
+  CdnConfig,
   ConfigError,
   WRITE_BEHIND_DEFAULTS,
   formatPath,
@@ -220,14 +221,17 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
         backoff,
       });
     }
-    if (cdnPurgers.length > 0 && config.cdn) {
+    if (cdnPurgers.length > 0) {
       cdnLanes = createCdnLanes({
         queue: cdnQueueLocation(),
         providers: cdnPurgers,
         runLanes: options.runCdnLane ?? true,
         rules,
-        cdn: config.cdn,
+        // Purgers given by the caller may come without a cdn section: the lane's defaults then.
+        cdn: config.cdn ?? CdnConfig.parse({}),
         invalidator: config.invalidator,
+        // Where events a CDN refuses for good go: the dead-letter topic (kafka); logged and counted
+        // (inline) until a dead-letter table exists.
         deadLetters:
           options.deadLetters ??
           (deadLetterTopic && config.kafka
