@@ -92,7 +92,7 @@ async function countExisting(keys: string[]): Promise<number> {
 async function startInline(
   endpoint: string,
   input: Partial<WalpurgeConfigInput> = {},
-  extra: { purgers?: RedisPurger[] } = {},
+  extra: { purgers?: RedisPurger[]; runCdnLane?: boolean; table?: string } = {},
 ): Promise<{
   invalidator: Invalidator;
   prefix: string;
@@ -101,7 +101,7 @@ async function startInline(
 }> {
   const prefix = `${uniqueName('lane')}:`;
   prefixes.push(prefix);
-  const table = uniqueName('cdn_queue');
+  const table = extra.table ?? uniqueName('cdn_queue');
   tables.push(table);
   const registry = createMetricsRegistry({ defaultMetrics: false });
   const { cdn, invalidator: invalidatorSection, ...rest } = input;
@@ -119,7 +119,8 @@ async function startInline(
     registry,
     consume: 'none',
     validateSchema: false,
-    ...extra,
+    ...(extra.purgers ? { purgers: extra.purgers } : {}),
+    ...(extra.runCdnLane === undefined ? {} : { runCdnLane: extra.runCdnLane }),
   });
   await invalidator.start(new AbortController().signal);
   return { invalidator, prefix, table, registry };
@@ -193,6 +194,41 @@ describe('the CDN lane, inline transport', () => {
     }
     expect(await queueRows(table)).toBe(2);
     cdn.unthrottle();
+  });
+
+  it('runCdnLane false only enqueues; of two processes running lanes on one table, one purges each row once, the other takes over when it stops', async () => {
+    const { cdn, endpoint } = await startCdn();
+    const producer = await startInline(endpoint, {}, { runCdnLane: false });
+    const { table } = producer;
+    const first = await startInline(endpoint, {}, { table });
+    const second = await startInline(endpoint, {}, { table });
+    try {
+      const paths = (ids: number[]) => ids.map((id) => `/items/${id}`).sort();
+      const early = Array.from({ length: 20 }, (_, i) => i);
+      for (const id of early) await producer.invalidator.handle([item(id)]);
+      await waitFor('the queue to drain', async () => (await queueRows(table)) === 0, { timeoutMs: 30_000 });
+      // Exactly once each: the standby's lane did not purge the same rows.
+      expect(cdn.succeeded.map((request) => request.path).sort()).toEqual(paths(early));
+      const purgedBy = async (running: { registry: ReturnType<typeof createMetricsRegistry> }) =>
+        metricValue(running.registry, 'walpurge_cdn_lane_entries_total', {
+          provider: 'http',
+          outcome: 'purged',
+        });
+      const [byFirst, bySecond] = [await purgedBy(first), await purgedBy(second)];
+      expect([byFirst, bySecond].sort()).toEqual([0, early.length]);
+
+      await (byFirst > 0 ? first : second).invalidator.stop();
+      const late = [100, 101, 102];
+      for (const id of late) await producer.invalidator.handle([item(id)]);
+      await waitFor('the other lane to take over', async () => (await queueRows(table)) === 0, {
+        timeoutMs: 30_000,
+      });
+      expect(purgedPaths(cdn)).toEqual(paths([...early, ...late]));
+    } finally {
+      await producer.invalidator.stop();
+      await first.invalidator.stop();
+      await second.invalidator.stop();
+    }
   });
 
   it('coalesces: 50 updates of one row within the window cost one or a few CDN calls, not 50', async () => {

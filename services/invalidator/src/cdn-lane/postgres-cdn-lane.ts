@@ -1,7 +1,7 @@
 import { backoffDelay, sleep, type BackoffOptions, type Logger } from '@walpurge/core';
 import type { LaneBatch } from './lane-batch.js';
 import type { CdnLaneMetrics } from './lane-metrics.js';
-import type { PostgresCdnQueue } from './postgres-cdn-queue.js';
+import type { LaneLock, PostgresCdnQueue } from './postgres-cdn-queue.js';
 
 export interface PostgresCdnLaneOptions {
   provider: string;
@@ -16,6 +16,8 @@ export interface PostgresCdnLaneOptions {
 
 /** How often the gauges are refreshed from the table, also while the lane is blocked on its CDN. */
 const STATS_INTERVAL_MS = 1_000;
+/** How often a lane without the provider's lock tries to take it over. */
+const LOCK_RETRY_MS = 2_000;
 
 /**
  * One provider's lane over the inline queue table: take its oldest rows once the oldest has waited
@@ -29,6 +31,7 @@ export class PostgresCdnLane {
   private stopping = false;
   private loop: Promise<void> | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
+  private lock: LaneLock | undefined;
 
   constructor(private readonly options: PostgresCdnLaneOptions) {}
 
@@ -49,7 +52,21 @@ export class PostgresCdnLane {
     } finally {
       clearTimeout(deadline);
       this.abort.abort();
+      await this.lock?.release();
     }
+  }
+
+  /** Whether this process runs the provider's lane now (only one process at a time does). */
+  private async holdsLock(): Promise<boolean> {
+    if (this.lock?.held()) return true;
+    await this.lock?.release();
+    this.lock = await this.options.queue.tryLaneLock(this.options.provider);
+    if (this.lock)
+      this.options.logger.info(
+        { target: this.options.provider },
+        'this process runs the CDN lane of the provider',
+      );
+    return this.lock !== undefined;
   }
 
   private async run(): Promise<void> {
@@ -59,6 +76,10 @@ export class PostgresCdnLane {
     let failures = 0;
     while (!this.stopping) {
       try {
+        if (!(await this.holdsLock())) {
+          await this.pause(LOCK_RETRY_MS);
+          continue;
+        }
         let { entries, undecodable } = await queue.oldest(provider, maxEntriesPerBatch, signal);
         const first = entries[0];
         if (first && entries.length < maxEntriesPerBatch) {

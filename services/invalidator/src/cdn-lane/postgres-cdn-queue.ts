@@ -46,6 +46,13 @@ export interface UndecodableRow {
   error: unknown;
 }
 
+/** A held lane lock (see tryLaneLock). */
+export interface LaneLock {
+  /** False once its connection is gone: the lock may then be someone else's. */
+  held(): boolean;
+  release(): Promise<void>;
+}
+
 export interface PostgresCdnQueueOptions {
   url: string;
   table: string;
@@ -179,6 +186,45 @@ export class PostgresCdnQueue implements CdnEnqueuer {
     );
     const stats = QueueStats.parse(rows[0]);
     return { depth: stats.depth, oldestMs: stats.oldest_ms };
+  }
+
+  /**
+   * The right to run the provider's lane: a session advisory lock on a connection of its own, so the
+   * standby of an active/standby pair (both run an invalidator) does not purge the same rows twice
+   * and spend the provider's API limit twice. Undefined when another process holds it. The lock goes
+   * with its connection: a crashed or partitioned holder's lock is released by PostgreSQL.
+   */
+  async tryLaneLock(provider: string): Promise<LaneLock | undefined> {
+    const client = new pg.Client({
+      connectionString: this.options.url,
+      application_name: 'walpurge-cdn-lane',
+      keepAlive: true,
+      query_timeout: 10_000,
+    });
+    let alive = true;
+    client.on('error', () => (alive = false));
+    client.on('end', () => (alive = false));
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ locked: boolean }>(
+        'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked',
+        [`walpurge-cdn-lane:${this.sql}:${provider}`],
+      );
+      if (rows[0]?.locked !== true) {
+        await client.end().catch(() => {});
+        return undefined;
+      }
+    } catch (error) {
+      await client.end().catch(() => {});
+      throw error;
+    }
+    return {
+      held: () => alive,
+      release: async () => {
+        alive = false;
+        await client.end().catch(() => {});
+      },
+    };
   }
 
   async close(): Promise<void> {
