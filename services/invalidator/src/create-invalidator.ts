@@ -235,7 +235,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
         deadLetters:
           options.deadLetters ??
           (deadLetterTopic && config.kafka
-            ? deadLetterTopicSink(deadLetterTopic, config.kafka.cdnTopic)
+            ? deadLetterTopicSink(deadLetterTopic, config.kafka.cdnTopic, metrics)
             : loggingSink(logger, metrics)),
         registry: options.registry,
         invalidatorMetrics: metrics,

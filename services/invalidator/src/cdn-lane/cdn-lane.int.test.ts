@@ -386,12 +386,57 @@ describe('the CDN lane, kafka transport', () => {
           outcome: 'dead_lettered',
         }),
       ).toBe(1);
+      expect(
+        await metricValue(running.registry, 'walpurge_invalidator_rejected_events_total', {
+          transport: 'kafka',
+        }),
+      ).toBe(1);
       expect(await committedOffsets(admin, `${names.group}-cdn-http`, names.cdnTopic)).toEqual([
         ids.length + 3,
       ]);
     } finally {
       await producer.producer.disconnect();
       await running.stop();
+    }
+  });
+});
+
+describe('the CDN lane, kafka transport, graceful stop', () => {
+  it('a stop while the CDN throttles abandons the call in flight uncommitted: the next start purges it', async () => {
+    const names = uniqueNames('lane_stop');
+    topics.push(names.topic, names.deadLetterTopic, names.cdnTopic);
+    prefixes.push(names.prefix);
+    const { cdn, endpoint } = await startCdn();
+    const config = invalidatorConfig(services, names, {
+      cdn: { http: { endpoint, concurrency: 2 }, coalesceWindowMs: 200 },
+      rules: [itemRule],
+      invalidator: { stopTimeoutMs: 1_000 },
+    });
+    const producer = await connectProducer(kafka);
+    // Retry-After 30 s: only the stop deadline ends the call.
+    cdn.throttle(60_000, 30);
+    const first = await startInvalidator(config);
+    try {
+      await producer.sendEvents(names.topic, [item(1), item(2)]);
+      await waitForAllCommitted(admin, names.group, names.topic, 15_000);
+      await waitFor('the lane to meet the 429', async () => cdn.requests.length > 0, { timeoutMs: 15_000 });
+    } finally {
+      await first.stop();
+    }
+    const cdnGroup = `${names.group}-cdn-http`;
+    expect((await committedOffsets(admin, cdnGroup, names.cdnTopic)).filter((offset) => offset > 0)).toEqual(
+      [],
+    );
+    cdn.unthrottle();
+    const second = await startInvalidator(config);
+    try {
+      await waitFor('the next start to purge them', async () => purgedPaths(cdn).length === 2, {
+        timeoutMs: 30_000,
+      });
+      expect(purgedPaths(cdn)).toEqual(['/items/1', '/items/2']);
+    } finally {
+      await producer.producer.disconnect();
+      await second.stop();
     }
   });
 });

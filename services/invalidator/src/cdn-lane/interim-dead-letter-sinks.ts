@@ -4,8 +4,15 @@ import type { DeadLetterSink } from '../dead-letter/dead-letter-sink.js';
 import type { DeadLetterQueue } from '../kafka/dead-letter.js';
 import type { InvalidatorMetrics } from '../metrics.js';
 
-/** Kafka transport: the dead-letter topic, with the record read from the CDN topic sent unchanged. */
-export function deadLetterTopicSink(queue: DeadLetterQueue, cdnTopic: string): DeadLetterSink {
+/**
+ * Kafka transport: the dead-letter topic, with the record read from the CDN topic sent unchanged;
+ * counted as a rejected event like a purge the change consumer dead-letters.
+ */
+export function deadLetterTopicSink(
+  queue: DeadLetterQueue,
+  cdnTopic: string,
+  metrics: InvalidatorMetrics,
+): DeadLetterSink {
   return {
     send: async (letter, signal) => {
       const record = letter.record ?? {
@@ -27,6 +34,7 @@ export function deadLetterTopicSink(queue: DeadLetterQueue, cdnTopic: string): D
         letter.cause,
         signal,
       );
+      metrics.rejectedEvents.inc({ transport: 'kafka' });
     },
   };
 }
