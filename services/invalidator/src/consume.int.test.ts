@@ -63,7 +63,7 @@ async function seed(
 describe('invalidator consuming Kafka', () => {
   it('purges keys, patterns and tags for protocol v1 and Debezium events; poison goes to the dead-letter topic and the partition goes on', async () => {
     const names = uniqueNames('consume');
-    topics.push(names.topic, names.deadLetterTopic);
+    topics.push(names.topic, names.deadLetterTopic, names.cdnTopic);
     prefixes.push(names.prefix.slice(0, -1));
     const { prefix } = names;
     const running = await startInvalidator(
@@ -212,7 +212,7 @@ describe('invalidator consuming Kafka', () => {
 
   it('hostile row values (*, ?, [, ], \\) and a hostile key prefix never widen a purge: neighbouring keys survive', async () => {
     const names = uniqueNames('hostile');
-    topics.push(names.topic, names.deadLetterTopic);
+    topics.push(names.topic, names.deadLetterTopic, names.cdnTopic);
     prefixes.push(names.prefix.slice(0, -1));
     const base = names.prefix.slice(0, -1);
     // Unescaped, this prefix as a glob would also match the neighbour prefix below.
@@ -295,7 +295,7 @@ describe('invalidator consuming Kafka', () => {
 
   it('a purge Redis rejects for good (tag set of another type) dead-letters only its event; the rest of the batch and the partition go on', async () => {
     const names = uniqueNames('wrongtype');
-    topics.push(names.topic, names.deadLetterTopic);
+    topics.push(names.topic, names.deadLetterTopic, names.cdnTopic);
     prefixes.push(names.prefix.slice(0, -1));
     const { prefix } = names;
     const running = await startInvalidator(

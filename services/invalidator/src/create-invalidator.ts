@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Kafka, Producer } from 'kafkajs';
 import {
+  CdnConfig,
   ConfigError,
   WRITE_BEHIND_DEFAULTS,
   formatPath,
@@ -26,7 +27,10 @@ import {
   validateRulesAgainstSchema,
   type ProblemAt,
 } from '@walpurge/rules';
-import type { DeadLetterSink } from './dead-letter/dead-letter-sink.js';
+import { isCdnQueueError } from './cdn-lane/cdn-queue.js';
+import { createCdnLanes, type CdnLanes, type CdnQueueLocation } from './cdn-lane/create-cdn-lanes.js';
+import type { DeadLetter, DeadLetterSink } from './dead-letter/dead-letter-sink.js';
+import { loggingDeadLetterSink } from './dead-letter/logging-dead-letter-sink.js';
 import { matchedRuleNames } from './dead-letter/matched-rules.js';
 import { PostgresDeadLetterSink } from './dead-letter/postgres-dead-letter-sink.js';
 import { refusingTarget } from './dead-letter/refusing-target.js';
@@ -57,13 +61,13 @@ export interface InvalidatorOptions {
   purgers?: Purger[];
   /**
    * Replaces the dead-letter sink built from config (the table in inline mode, the topic with
-   * Kafka): `walpurge dlq redrive` stores what is refused again in the same transaction that
-   * deletes the redriven rows.
+   * Kafka), for refusals of both stages: `walpurge dlq redrive` stores what is refused again in the
+   * same transaction that deletes the redriven rows.
    */
   deadLetters?: DeadLetterSink;
   /**
-   * Whether to run the CDN lane (default true). Accepted here so `walpurge dlq redrive` can ask
-   * for none: a one-shot redrive must not take over a lane the daemon is working on.
+   * Run the CDN lanes that drain the CDN queue (default true). false: CDN work is only enqueued,
+   * for a process (the CLI's inline redrive) whose queue the running daemon's lanes drain.
    */
   runCdnLane?: boolean;
 }
@@ -97,6 +101,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
   const purgeAbort = new AbortController();
 
   let purgers: Purger[] = [];
+  let cdnLanes: CdnLanes | undefined;
   let executor: PurgeExecutor | undefined;
   let consumer: ChangeConsumer | undefined;
   let kafka: Kafka | undefined;
@@ -172,9 +177,31 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
         const letter = { event, cause: 'purge-rejected', error, target: refusingTarget(error) } as const;
         await deadLetterSink?.send({ ...letter, rules: matchedRuleNames(rules, event) }, combined);
       },
-      (error) => combined.aborted || isRetriable(error),
+      // A CDN queue that cannot take the work is not this event's fault: the batch waits.
+      (error) => combined.aborted || isRetriable(error) || isCdnQueueError(error),
     );
   };
+
+  /** Where CDN work waits for its lane: the CDN topic (kafka) or a table of the source database (inline). */
+  function cdnQueueLocation(): CdnQueueLocation {
+    if (kafka && producer && config.kafka)
+      return {
+        kind: 'kafka',
+        kafka,
+        producer,
+        topic: config.kafka.cdnTopic,
+        consumerGroup: config.kafka.consumerGroup,
+      };
+    if (!config.database)
+      throw new ConfigError(ErrorCode.ConfigInvalid, options.configFile ?? 'walpurge.yaml', [
+        {
+          path: 'database',
+          message:
+            'CDN purges are queued in a table of the source database with the inline transport (database.cdnQueueTable), but no database section is configured',
+        },
+      ]);
+    return { kind: 'table', url: config.database.url, table: config.database.cdnQueueTable };
+  }
 
   async function start(signal: AbortSignal): Promise<void> {
     await validateSchema();
@@ -184,12 +211,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
         cdnMetrics: createCdnMetrics(options.registry),
         sweepObserver: sweepObserver(metrics),
       });
-    // The flusher's own commits keep the entries it wrote (read-your-writes). The defaults match
-    // the flusher's, so an invalidator deployed without a flusher section still recognises them.
-    executor = new PurgeExecutor(rules, purgers, metrics, logger, backoff, Date.now, {
-      origin: config.flusher?.replicationOrigin ?? WRITE_BEHIND_DEFAULTS.replicationOrigin,
-      versionColumn: config.flusher?.versionColumn ?? WRITE_BEHIND_DEFAULTS.versionColumn,
-    });
+    const cdnPurgers = purgers.filter((purger) => purger.stage === 'cdn');
     if (!deadLetterSink && options.consume === 'none' && config.database) {
       tableSink = new PostgresDeadLetterSink({
         url: config.database.url,
@@ -210,6 +232,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
       },
       'invalidator starting',
     );
+    let deadLetterTopic: DeadLetterQueue | undefined;
     if (options.consume === 'kafka') {
       if (!config.kafka) {
         throw new ConfigError(ErrorCode.ConfigInvalid, options.configFile ?? 'walpurge.yaml', [
@@ -221,7 +244,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
       await ensureTopics(kafka, config.kafka);
       producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
       await producer.connect();
-      const deadLetters = new DeadLetterQueue({
+      deadLetterTopic = new DeadLetterQueue({
         producer,
         topic: config.kafka.deadLetterTopic,
         maxMessageBytes: config.kafka.maxMessageBytes,
@@ -230,7 +253,50 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
         backoff,
         refusalHeaders: refusalHeadersOf(rules),
       });
-      deadLetterSink ??= new KafkaDeadLetterSink(deadLetters);
+      deadLetterSink ??= new KafkaDeadLetterSink(deadLetterTopic);
+    }
+    if (cdnPurgers.length > 0) {
+      const transport = options.consume === 'kafka' ? 'kafka' : 'inline';
+      const store = deadLetterSink ?? loggingDeadLetterSink(logger);
+      cdnLanes = createCdnLanes({
+        queue: cdnQueueLocation(),
+        providers: cdnPurgers,
+        runLanes: options.runCdnLane ?? true,
+        rules,
+        // Purgers given by the caller may come without a cdn section: the lane's defaults then.
+        cdn: config.cdn ?? CdnConfig.parse({}),
+        invalidator: config.invalidator,
+        // Events a CDN refuses for good go where the Redis stage's refusals go, counted alike (the
+        // WalpurgePurgesRejected alert).
+        deadLetters: {
+          send: async (letter: DeadLetter, sendSignal: AbortSignal) => {
+            await store.send(letter, sendSignal);
+            metrics.rejectedEvents.inc({ transport });
+          },
+        },
+        registry: options.registry,
+        invalidatorMetrics: metrics,
+        logger,
+        backoff,
+      });
+      await cdnLanes.start();
+    }
+    // The flusher's own commits keep the entries it wrote (read-your-writes). The defaults match
+    // the flusher's, so an invalidator deployed without a flusher section still recognises them.
+    executor = new PurgeExecutor(
+      rules,
+      purgers.filter((purger) => purger.stage === 'redis'),
+      metrics,
+      logger,
+      backoff,
+      Date.now,
+      {
+        origin: config.flusher?.replicationOrigin ?? WRITE_BEHIND_DEFAULTS.replicationOrigin,
+        versionColumn: config.flusher?.versionColumn ?? WRITE_BEHIND_DEFAULTS.versionColumn,
+      },
+      cdnLanes?.enqueuer,
+    );
+    if (options.consume === 'kafka' && kafka && config.kafka && deadLetterTopic) {
       const active = executor;
       const coalescer = new Coalescer(
         (events) => active.handle(events, purgeAbort.signal),
@@ -243,7 +309,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
         invalidatorConfig: config.invalidator,
         coalescer,
         handleEvents: (part, purgeSignal) => active.handle(part, purgeSignal),
-        deadLetters,
+        deadLetters: deadLetterTopic,
         metrics,
         logger,
         purgeSignal: purgeAbort.signal,
@@ -263,7 +329,8 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
       purgeAbort.abort();
     }, config.invalidator.stopTimeoutMs);
     try {
-      await consumer?.stop();
+      // The lanes stop taking entries at once; what they have in flight gets the same time.
+      await Promise.all([consumer?.stop(), cdnLanes?.stop(config.invalidator.stopTimeoutMs)]);
     } finally {
       clearTimeout(deadline);
       purgeAbort.abort();
@@ -288,11 +355,13 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
 
   /**
    * Readiness is the real state, in both transports: a purge target that is down (the cache Redis)
-   * means every change waits, so /readyz must say so rather than report a healthy process.
+   * means every change waits, so /readyz must say so rather than report a healthy process. A stuck
+   * CDN does not: only its lane waits (walpurge_cdn_queue_oldest_age_seconds and its alert say so),
+   * and taking the pod out would stop the Redis purges too.
    */
   function notReadyReason(): string | undefined {
     if (!started || purgeAbort.signal.aborted) return 'not started';
-    for (const purger of purgers) {
+    for (const purger of purgers.filter((p) => p.stage === 'redis')) {
       const reason = purger.notReadyReason?.();
       if (reason !== undefined) return reason;
     }

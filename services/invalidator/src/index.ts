@@ -28,3 +28,5 @@ export {
 } from './dead-letter/dead-letter-rows.js';
 export { matchedRuleNames } from './dead-letter/matched-rules.js';
 export { isTransientPgError } from './dead-letter/transient-pg-error.js';
+export { queueTableSql } from './cdn-lane/postgres-cdn-queue.js';
+export { readCdnQueueStatus, type CdnQueueStatus } from './cdn-lane/cdn-queue-status.js';

@@ -39,7 +39,7 @@ export function createInvalidatorMetrics(registry: Registry) {
     }),
     endToEndLag: new Histogram({
       name: 'walpurge_invalidator_end_to_end_lag_seconds',
-      help: 'Database commit → purge done, per event (now − commitTs).',
+      help: 'Database commit → Redis purges done and CDN purges queued, per event (now − commitTs); CDN purges trail by walpurge_cdn_queue_oldest_age_seconds.',
       buckets: latencyBuckets,
       registers,
     }),

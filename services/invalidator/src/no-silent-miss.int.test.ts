@@ -1,10 +1,12 @@
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ConfigError, WalpurgeConfig, type WalpurgeConfigInput } from '@walpurge/config';
 import { createMetricsRegistry } from '@walpurge/core';
-import { uniqueName } from '@walpurge/testing';
+import { uniqueName, waitFor } from '@walpurge/testing';
 import { changeEvent, deleteKeys, logger, metricValue } from '../test/harness.js';
 import { RecordingServer } from '../test/recording-server.js';
+import { queueTableSql } from './cdn-lane/postgres-cdn-queue.js';
 import { createInvalidator, type Invalidator } from './create-invalidator.js';
 
 // What the daemon does when a change cannot name every stale entry: it purges wider (fallback,
@@ -14,6 +16,8 @@ const services = inject('services');
 let redis: Redis;
 const prefixes: string[] = [];
 const servers: RecordingServer[] = [];
+/** CDN queue tables (inline transport: CDN purges wait in a table for their lane). */
+const queueTables: string[] = [];
 
 beforeAll(() => {
   redis = new Redis(services.redisUrl);
@@ -22,6 +26,10 @@ afterAll(async () => {
   for (const prefix of prefixes) await deleteKeys(redis, prefix);
   for (const server of servers) await server.stop();
   redis?.disconnect();
+  const db = new pg.Client({ connectionString: services.databaseUrl });
+  await db.connect();
+  for (const table of queueTables) await db.query(`DROP TABLE IF EXISTS ${queueTableSql(table)}`);
+  await db.end();
 });
 
 function inlineConfig(prefix: string, input: Partial<WalpurgeConfigInput>): WalpurgeConfig {
@@ -41,6 +49,8 @@ async function startInline(input: Partial<WalpurgeConfigInput>) {
     logger,
     registry,
     consume: 'none',
+    // The database section only holds the CDN queue table here; the rules' tables do not exist.
+    validateSchema: false,
   });
   await invalidator.start(new AbortController().signal);
   return { invalidator, prefix, registry };
@@ -97,8 +107,11 @@ describe('truncate', () => {
     const cdn = new RecordingServer();
     servers.push(cdn);
     const baseUrl = await cdn.start();
+    const cdnQueueTable = uniqueName('cdn_queue');
+    queueTables.push(cdnQueueTable);
     const { invalidator, prefix } = await startInline({
-      cdn: { cloudflare: { zoneId: 'zone', apiToken: 'token', baseUrl } },
+      database: { url: services.databaseUrl, cdnQueueTable },
+      cdn: { cloudflare: { zoneId: 'zone', apiToken: 'token', baseUrl }, coalesceWindowMs: 50 },
       rules: [
         {
           table: 'products',
@@ -125,6 +138,8 @@ describe('truncate', () => {
         ...Object.fromEntries(purged.map((key) => [key, 0])),
         ...Object.fromEntries(survivors.map((key) => [key, 1])),
       });
+      // The CDN purges follow through their lane.
+      await waitFor('the CDN purges', async () => cdn.succeeded.length >= 2, { timeoutMs: 15_000 });
       const bodies = cdn.requests.map((request) => JSON.parse(request.body) as Record<string, string[]>);
       expect(bodies.flatMap((body) => body['prefixes'] ?? []).sort()).toEqual([
         'shop.test/c/',

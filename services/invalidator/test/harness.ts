@@ -12,6 +12,8 @@ export const logger: Logger = createLogger({ level: process.env['LOG_LEVEL'] ?? 
 export interface Names {
   topic: string;
   deadLetterTopic: string;
+  /** The CDN queue topic (`kafka.cdnTopic`). */
+  cdnTopic: string;
   group: string;
   /** Redis key prefix (`redis.keyPrefix`), ends with ':'. */
   prefix: string;
@@ -19,7 +21,13 @@ export interface Names {
 
 export function uniqueNames(label: string): Names {
   const base = uniqueName(label);
-  return { topic: base, deadLetterTopic: `${base}_dlq`, group: `${base}_group`, prefix: `${base}:` };
+  return {
+    topic: base,
+    deadLetterTopic: `${base}_dlq`,
+    cdnTopic: `${base}_cdn`,
+    group: `${base}_group`,
+    prefix: `${base}:`,
+  };
 }
 
 /** A kafka-transport config for the invalidator with fast retries; `overrides` are merged per section. */
@@ -35,6 +43,7 @@ export function invalidatorConfig(
       brokers: services.kafkaBrokers,
       topic: names.topic,
       deadLetterTopic: names.deadLetterTopic,
+      cdnTopic: names.cdnTopic,
       consumerGroup: names.group,
       partitions,
       ...kafka,

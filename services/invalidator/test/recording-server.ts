@@ -32,6 +32,27 @@ export class RecordingServer {
     body: '{"success":true,"errors":[]}',
   });
 
+  private throttledUntil = 0;
+  private throttleRetryAfter = '1';
+
+  /**
+   * Every request for the next `ms` gets 429 with `Retry-After: retryAfterSeconds` (a CDN account
+   * over its API rate limit), before queued failures and the default reply.
+   */
+  throttle(ms: number, retryAfterSeconds = 1): void {
+    this.throttledUntil = Date.now() + ms;
+    this.throttleRetryAfter = String(retryAfterSeconds);
+  }
+
+  /** Ends a throttle period early. */
+  unthrottle(): void {
+    this.throttledUntil = 0;
+  }
+
+  get throttled(): boolean {
+    return Date.now() < this.throttledUntil;
+  }
+
   /** The next `times` requests get this reply (in order with other queued failures). */
   failNext(reply: Reply, times = 1): void {
     for (let i = 0; i < times; i += 1) this.failures.push(reply);
@@ -56,7 +77,13 @@ export class RecordingServer {
           body: Buffer.concat(chunks).toString('utf8'),
         };
         this.requests.push(recorded);
-        const reply = this.failures.shift() ?? this.defaultReply(recorded);
+        const reply: Reply = this.throttled
+          ? {
+              status: 429,
+              headers: { 'retry-after': this.throttleRetryAfter, 'content-type': 'application/json' },
+              body: '{"success":false,"errors":[{"code":10000,"message":"rate limited"}]}',
+            }
+          : (this.failures.shift() ?? this.defaultReply(recorded));
         recorded.status = reply.status;
         this.inFlight += 1;
         let answered = false;

@@ -6,6 +6,7 @@ import { connectDatabase } from '../live/connect-database.js';
 import { readSlotStatus, type SlotStatus } from '../status/slot-status.js';
 import { readKafkaStatus, type KafkaStatus } from '../status/kafka-status.js';
 import { readDeadLetterTableStatus, type DeadLetterTableStatus } from '../status/dead-letter-table-status.js';
+import { readCdnQueueStatus, type CdnQueueStatus } from '@walpurge/invalidator';
 import { readWriteBehindStatus, type WriteBehindStatus } from '../status/write-behind-status.js';
 import { formatBytes, formatDuration, renderPairs } from '../format/units.js';
 
@@ -16,6 +17,8 @@ interface Status {
   /** transport inline: the dead-letter table (database.deadLetterTable). */
   deadLetterTable: DeadLetterTableStatus | null;
   writeBehind: WriteBehindStatus | { error: string } | null;
+  /** Inline transport with a CDN: the CDN queue table (kafka: the lanes' groups on kafka.cdnTopic). */
+  cdnQueue: CdnQueueStatus | { error: string } | null;
 }
 
 function describeSlot(slot: SlotStatus): Array<[string, string]> {
@@ -63,6 +66,22 @@ function describeKafka(status: Status): Array<[string, string]> {
   ];
 }
 
+function describeCdnQueue(status: Status): Array<[string, string]> {
+  if (status.cdnQueue === null) return [];
+  if ('error' in status.cdnQueue) return [['CDN queue', `unavailable: ${status.cdnQueue.error}`]];
+  const queue = status.cdnQueue;
+  if (!queue.exists) return [['CDN queue', `${queue.table}: not created yet (the invalidator creates it)`]];
+  if (queue.providers.length === 0) return [['CDN queue', 'empty']];
+  return [
+    [
+      'CDN queue',
+      queue.providers
+        .map((p) => `${p.provider}: ${p.pending} pending, oldest ${formatDuration(p.oldestAgeMs)} old`)
+        .join('; '),
+    ],
+  ];
+}
+
 function describeWriteBehind(status: Status): Array<[string, string]> {
   if (status.writeBehind === null) return [['write-behind', 'n/a (no flusher section)']];
   if ('error' in status.writeBehind) return [['write-behind', `unavailable: ${status.writeBehind.error}`]];
@@ -79,11 +98,12 @@ function describeWriteBehind(status: Status): Array<[string, string]> {
 export const statusCommand: CommandSpec = {
   name: 'status',
   summary:
-    'Slot state, confirmed LSN, WAL retained, replication and consumer lag, write-behind queue, dead letters.',
+    'Slot state, confirmed LSN, WAL retained, replication and consumer lag, CDN queue, write-behind queue, dead letters.',
   usage: 'walpurge status [--config FILE] [--json]',
   options: { config: configOption, json: jsonOption },
-  details: `Reads PostgreSQL (pg_replication_slots; database.deadLetterTable when transport is inline), Kafka
-(consumer-group offsets, dead-letter topic) when transport is kafka, and the write-behind queue when a flusher section exists. Exit 1 when the
+  details: `Reads PostgreSQL (pg_replication_slots; database.deadLetterTable, and database.cdnQueueTable when
+a cdn section exists, when transport is inline), Kafka (consumer-group offsets, dead-letter topic) when
+transport is kafka, and the write-behind queue when a flusher section exists. Exit 1 when the
 database cannot be reached; parts that cannot be reached otherwise are reported, not fatal.`,
   async run({ io, options }) {
     const { config } = await loadCliConfig(options, io);
@@ -91,10 +111,15 @@ database cannot be reached; parts that cannot be reached otherwise are reported,
     const client = await connectDatabase(config.database.url);
     let slot: SlotStatus;
     let deadLetterTable: DeadLetterTableStatus | null = null;
+    let cdnQueue: Status['cdnQueue'] = null;
     try {
       slot = await readSlotStatus(client, config.database.slot);
       if (config.transport === 'inline')
         deadLetterTable = await readDeadLetterTableStatus(client, config.database.deadLetterTable);
+      if (config.transport === 'inline' && config.cdn)
+        cdnQueue = await readCdnQueueStatus(client, config.database.cdnQueueTable).catch(
+          (error: unknown) => ({ error: errorMessage(error) }),
+        );
     } finally {
       await client.end().catch(() => {});
     }
@@ -104,6 +129,7 @@ database cannot be reached; parts that cannot be reached otherwise are reported,
       kafka: null,
       deadLetterTable,
       writeBehind: null,
+      cdnQueue,
     };
     if (config.transport === 'kafka' && config.kafka) {
       status.kafka = await readKafkaStatus(config.kafka).catch((error: unknown) => ({
@@ -119,7 +145,12 @@ database cannot be reached; parts that cannot be reached otherwise are reported,
       writeLine(io.stdout, JSON.stringify(status, null, 2));
     } else {
       io.stdout.write(
-        renderPairs([...describeSlot(slot), ...describeKafka(status), ...describeWriteBehind(status)]),
+        renderPairs([
+          ...describeSlot(slot),
+          ...describeKafka(status),
+          ...describeCdnQueue(status),
+          ...describeWriteBehind(status),
+        ]),
       );
     }
     return ExitCode.Ok;

@@ -185,5 +185,19 @@ export const CdnConfig = z.strictObject({
   requestTimeoutMs: positiveInt
     .default(10_000)
     .describe('Timeout of one CDN API request; a timeout is retried.'),
+  // Seconds-scale on purpose: a hot row updated 50 times a second costs one API call per window.
+  coalesceWindowMs: milliseconds
+    .default(2_000)
+    .describe(
+      "How long each provider's CDN lane gathers queued entries before one coalesced purge call. CDN purges trail the Redis purges by up to this much (plus the provider's own throttling).",
+    ),
+  maxEntriesPerBatch: positiveInt
+    .default(500)
+    .describe('Queued events one CDN lane takes into one coalesced purge (per provider).'),
+  maxUnclassifiedAttempts: positiveInt
+    .default(5)
+    .describe(
+      'Attempts of a CDN purge failing with an error walpurge cannot classify (neither retriable nor permanent) before it is treated as permanent: the poison event is isolated and dead-lettered.',
+    ),
 });
 export type CdnConfig = z.infer<typeof CdnConfig>;

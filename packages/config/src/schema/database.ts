@@ -59,5 +59,10 @@ export const DatabaseConfig = z.strictObject({
     .describe(
       'Inline transport: table (created when missing) where events a purge target refused for good are stored (cause, target, error, table, LSN, rules, the event), before their LSN is acknowledged. `walpurge dlq list|redrive` read it.',
     ),
+  cdnQueueTable: qualifiedName
+    .default('walpurge_cdn_queue')
+    .describe(
+      'Inline transport: table (created when missing) holding CDN purges still to do, one row per event and CDN provider, written before the LSN is acknowledged. Keep it out of the publication.',
+    ),
 });
 export type DatabaseConfig = z.infer<typeof DatabaseConfig>;

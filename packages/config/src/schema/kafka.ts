@@ -16,6 +16,13 @@ export const KafkaConfig = z.strictObject({
     .min(1)
     .default('walpurge.dlq')
     .describe('Where undecodable or poison events go, with error headers.'),
+  cdnTopic: z
+    .string()
+    .min(1)
+    .default('walpurge.cdn')
+    .describe(
+      "The CDN queue: events whose Redis purges are done and whose CDN purges are pending, one consumer group per CDN provider (<consumerGroup>-cdn-<provider>). Created with one partition: a single consumer per provider paces the provider account's API rate limit.",
+    ),
   consumerGroup: z
     .string()
     .min(1)

@@ -2,6 +2,7 @@ import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { InvalidatorConfig, KafkaConfig } from '@walpurge/config';
 import { isRetriable, type Logger } from '@walpurge/core';
 import { decodeAnyChangeEvent, type ChangeEvent } from '@walpurge/protocol';
+import { isCdnQueueError } from '../cdn-lane/cdn-queue.js';
 import type { InvalidatorMetrics } from '../metrics.js';
 import type { Coalescer } from '../pipeline/coalescer.js';
 import { isolatePoison } from '../pipeline/isolate-poison.js';
@@ -140,7 +141,9 @@ export class ChangeConsumer {
     messages: KafkaMessage[],
   ): Promise<void> {
     const { purgeSignal, logger } = this.options;
-    const isFatal = (error: unknown): boolean => purgeSignal.aborted || isRetriable(error);
+    // A CDN queue that cannot take the work is not these events' fault: the partition waits.
+    const isFatal = (error: unknown): boolean =>
+      purgeSignal.aborted || isRetriable(error) || isCdnQueueError(error);
     try {
       await this.options.coalescer.submit(events);
       return;

@@ -38,7 +38,7 @@ afterAll(async () => {
 
 /** Creates the dead-letter topic ahead of the invalidator (which leaves existing topics alone). */
 async function createDeadLetterTopic(names: Names, maxMessageBytes: number): Promise<void> {
-  topics.push(names.topic, names.deadLetterTopic);
+  topics.push(names.topic, names.deadLetterTopic, names.cdnTopic);
   await admin.createTopics({
     topics: [
       {

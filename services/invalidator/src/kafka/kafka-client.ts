@@ -29,7 +29,7 @@ export function createKafka(config: KafkaConfig, logger: Logger): Kafka {
   });
 }
 
-/** Creates the change topic and the dead-letter topic when missing (never alters existing ones). */
+/** Creates the change topic, the CDN queue topic and the dead-letter topic when missing (never alters existing ones). */
 export async function ensureTopics(kafka: Kafka, config: KafkaConfig): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
@@ -41,6 +41,14 @@ export async function ensureTopics(kafka: Kafka, config: KafkaConfig): Promise<v
       walpurgeTopic({
         topic: config.topic,
         numPartitions: config.partitions,
+        replicationFactor: config.replicationFactor,
+        maxMessageBytes: config.maxMessageBytes,
+      }),
+      // One partition on purpose: one consumer per provider group then paces that provider
+      // account's API rate limit (several would each think they own the whole limit).
+      walpurgeTopic({
+        topic: config.cdnTopic,
+        numPartitions: 1,
         replicationFactor: config.replicationFactor,
         maxMessageBytes: config.maxMessageBytes,
       }),

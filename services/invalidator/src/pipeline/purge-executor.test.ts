@@ -5,7 +5,20 @@ import type { ChangeEvent } from '@walpurge/protocol';
 import { compileRules, type PurgeTargets } from '@walpurge/rules';
 import { createInvalidatorMetrics } from '../metrics.js';
 import type { PurgeContext, Purger } from '../targets/purger.js';
+import type { CdnEnqueuer } from '../cdn-lane/cdn-queue.js';
 import { PurgeExecutor } from './purge-executor.js';
+
+/** Records what was enqueued, in order with the purgers' log. */
+function recordingQueue(log: string[]): CdnEnqueuer & { events: ChangeEvent[] } {
+  const events: ChangeEvent[] = [];
+  return {
+    events,
+    enqueue: async (batch) => {
+      log.push(`enqueue:${batch.length}`);
+      events.push(...batch);
+    },
+  };
+}
 
 const update = (id: number, commitTs = '2026-01-01T00:00:00Z'): ChangeEvent => ({
   v: 1,
@@ -42,11 +55,12 @@ class FakePurger implements Purger {
   async close(): Promise<void> {}
 }
 
-function setup(failures: Error[] = []) {
+function setup(failures: Error[] = [], queue?: CdnEnqueuer) {
   const registry = createMetricsRegistry({ defaultMetrics: false });
   const metrics = createInvalidatorMetrics(registry);
   const rules = compileRules([
     Rule.parse({ table: 'users', redis: { keys: ['user:{id}', 'all'] }, cdn: { tags: ['users'] } }),
+    Rule.parse({ table: 'sessions', redis: { keys: ['session:{id}'] } }),
   ]);
   const log: string[] = [];
   const redis = new FakePurger('redis', 'redis', log, failures);
@@ -58,6 +72,8 @@ function setup(failures: Error[] = []) {
     createLogger({ level: 'silent' }),
     { initialMs: 1, maxMs: 5, jitter: 0 },
     () => Date.parse('2026-01-01T00:00:01Z'),
+    undefined,
+    queue,
   );
   return { registry, redis, cdn, log, executor };
 }
@@ -103,5 +119,30 @@ describe('PurgeExecutor', () => {
     setTimeout(() => abort.abort(), 50);
     await expect(stuck.executor.handle([update(1)], abort.signal)).rejects.toThrow();
     expect(stuck.cdn.calls).toHaveLength(0);
+  });
+
+  it('with a CDN queue: Redis purges, then enqueues the events that have CDN targets, never calls the CDN', async () => {
+    const log: string[] = [];
+    const queue = recordingQueue(log);
+    const { cdn, executor, log: purgeLog } = setup([], queue);
+    const session = { ...update(9), source: { ...update(9).source, table: 'sessions' } };
+    await executor.handle([update(1), session, update(2)], new AbortController().signal);
+    expect(cdn.calls).toHaveLength(0);
+    expect(queue.events.map((event) => event.key)).toEqual([{ id: 1 }, { id: 2 }]);
+    expect([...purgeLog, ...log]).toEqual(['redis:start', 'redis:done', 'enqueue:2']);
+  });
+
+  it('with a CDN queue: a single event rejected for good at Redis is still enqueued, then rethrown; a batch is not', async () => {
+    const rejected = () => new WalpurgeError(ErrorCode.PurgeFailed, 'WRONGTYPE', { retriable: false });
+    const singleQueue = recordingQueue([]);
+    const one = setup([rejected()], singleQueue);
+    await expect(one.executor.handle([update(1)], new AbortController().signal)).rejects.toThrow('WRONGTYPE');
+    expect(singleQueue.events.map((event) => event.key)).toEqual([{ id: 1 }]);
+    const batchQueue = recordingQueue([]);
+    const batch = setup([rejected()], batchQueue);
+    await expect(batch.executor.handle([update(1), update(2)], new AbortController().signal)).rejects.toThrow(
+      'WRONGTYPE',
+    );
+    expect(batchQueue.events).toEqual([]);
   });
 });

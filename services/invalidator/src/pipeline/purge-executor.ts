@@ -13,18 +13,24 @@ import {
   TargetAccumulator,
   writeEchoVersion,
   type CompiledRules,
+  type PurgePlan,
   type PurgeTargets,
   type WriteEchoOptions,
 } from '@walpurge/rules';
+import type { CdnEnqueuer } from '../cdn-lane/cdn-queue.js';
 import type { InvalidatorMetrics } from '../metrics.js';
 import type { Purger } from '../targets/purger.js';
 import { markRefusedBy } from '../dead-letter/refusing-target.js';
 
 /**
- * Events → rules → one coalesced set of targets → every purger, Redis first, then CDNs (a CDN
- * refilled from a not-yet-purged Redis would cache the stale value again). Resolves only when every
- * purger succeeded; retriable failures are retried (exponential backoff with jitter) until the
- * signal aborts. A non-retriable failure rejects, so the caller can isolate the poison event.
+ * Events → rules → one coalesced set of targets → the Redis purgers, then the CDN work. With a CDN
+ * queue (the daemon) the CDN work is a durable enqueue of the events that have CDN targets, done
+ * only after their Redis purges succeeded (a CDN refilled from a not-yet-purged Redis would cache
+ * the stale value again); each provider's CDN lane purges them later at its own pace, so a
+ * throttled CDN never holds Redis purges, offsets or the slot back. Without a queue (`walpurge
+ * purge table`) the CDN purgers are called directly after Redis. Resolves only when all of it
+ * succeeded; retriable failures are retried (exponential backoff with jitter) until the signal
+ * aborts. A non-retriable failure rejects, so the caller can isolate the poison event.
  */
 export class PurgeExecutor {
   constructor(
@@ -36,13 +42,21 @@ export class PurgeExecutor {
     private readonly now: () => number = Date.now,
     /** Recognises the write-behind flusher's own commits (CDC echo); off when undefined. */
     private readonly echo?: WriteEchoOptions,
+    /** Where CDN work goes; undefined: CDN purgers are called directly, after Redis. */
+    private readonly cdnQueue?: CdnEnqueuer,
   ) {}
 
   plan(events: readonly ChangeEvent[]): PurgeTargets {
+    return this.planEach(events).targets;
+  }
+
+  private planEach(events: readonly ChangeEvent[]): { targets: PurgeTargets; plans: PurgePlan[] } {
     const accumulator = new TargetAccumulator();
+    const plans: PurgePlan[] = [];
     for (const event of events) {
       this.metrics.events.inc({ op: event.op });
       const plan = this.rules.planPurges(event);
+      plans.push(plan);
       accumulator.add(plan, this.echo ? writeEchoVersion(event, this.echo) : undefined);
       if (plan.skipped) this.metrics.skipped.inc();
       for (const unknown of plan.unknown ?? []) {
@@ -67,20 +81,61 @@ export class PurgeExecutor {
     this.metrics.entriesPlanned.inc(accumulator.added);
     this.metrics.entriesSent.inc(accumulator.unique);
     if (accumulator.unique > 0) this.metrics.coalescingRatio.set(accumulator.added / accumulator.unique);
-    return accumulator.toTargets();
+    return { targets: accumulator.toTargets(), plans };
   }
 
   async handle(events: readonly ChangeEvent[], signal: AbortSignal): Promise<void> {
     if (events.length === 0) return;
     this.metrics.batchEvents.observe(events.length);
-    const targets = this.plan(events);
-    for (const stage of ['redis', 'cdn'] as const) {
-      const active = this.purgers.filter((purger) => purger.stage === stage && purger.count(targets) > 0);
-      await Promise.all(active.map((purger) => this.purgeWithRetry(purger, targets, signal)));
+    const { targets, plans } = this.planEach(events);
+    const cdnEvents = events.filter((_, i) => hasCdnTargets(plans[i]));
+    try {
+      await this.purgeStage('redis', targets, signal);
+    } catch (error) {
+      // A single event rejected for good at Redis (e.g. WRONGTYPE on a tag key) is about to be
+      // dead-lettered: its CDN purge is still owed (the rest of its Redis purges were done). A batch
+      // failing is not enqueued: the caller retries its events one by one, which enqueues each.
+      if (events.length === 1 && !signal.aborted && this.cdnQueue && cdnEvents.length > 0)
+        await this.cdnQueue.enqueue(cdnEvents, signal);
+      throw error;
+    }
+    if (this.cdnQueue) {
+      if (cdnEvents.length > 0) await this.cdnQueue.enqueue(cdnEvents, signal);
+    } else {
+      await this.purgeStage('cdn', targets, signal);
     }
     const now = this.now();
     for (const event of events)
       this.metrics.endToEndLag.observe(Math.max(0, now - Date.parse(event.source.commitTs)) / 1000);
+  }
+
+  /**
+   * Every purger of the stage in parallel, each on its own signal linked to the caller's: the first
+   * one that fails for good stops its siblings (no retries go on in the background after the call
+   * rejected), and the call settles only once all of them did.
+   */
+  private async purgeStage(
+    stage: 'redis' | 'cdn',
+    targets: PurgeTargets,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const active = this.purgers.filter((purger) => purger.stage === stage && purger.count(targets) > 0);
+    if (active.length === 0) return;
+    if (active.length === 1) return this.purgeWithRetry(active[0] as Purger, targets, signal);
+    const siblings = new AbortController();
+    const linked = AbortSignal.any([signal, siblings.signal]);
+    let first: { error: unknown } | undefined;
+    await Promise.allSettled(
+      active.map((purger) =>
+        this.purgeWithRetry(purger, targets, linked).catch((error: unknown) => {
+          if (!siblings.signal.aborted) {
+            first = { error };
+            siblings.abort();
+          }
+        }),
+      ),
+    );
+    if (first) throw first.error;
   }
 
   private countByKind(purger: Purger, targets: PurgeTargets, outcome: 'success' | 'failure'): void {
@@ -132,4 +187,8 @@ export class PurgeExecutor {
       }
     }
   }
+}
+
+function hasCdnTargets(plan: PurgePlan | undefined): boolean {
+  return plan !== undefined && cdnKinds.some((kind) => plan.cdn[kind].length > 0);
 }
