@@ -102,7 +102,7 @@ export function createInvalidatorMetrics(registry: Registry) {
     }),
     sweepKeysScanned: new Counter({
       name: 'walpurge_redis_sweep_keys_scanned_total',
-      help: 'Keys SCAN returned to pattern sweeps (after the server-side MATCH on the common literal prefix of the patterns).',
+      help: 'Keys pattern sweeps walked: the DBSIZE of each master as its sweep starts (SCAN visits every key, matching or not).',
       registers,
     }),
     sweepPatterns: new Histogram({

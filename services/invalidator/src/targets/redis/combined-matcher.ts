@@ -24,5 +24,9 @@ export function combinedMatcher(patterns: readonly string[]): CombinedMatcher {
     while (i < common.length && i < prefix.length && common[i] === prefix[i]) i += 1;
     common = common.slice(0, i);
   }
+  // Compared per UTF-16 unit, two emoji can share half a surrogate pair; a lone half would go to
+  // the server as U+FFFD and the MATCH would find nothing. Back off to a whole code point.
+  const last = common.charCodeAt(common.length - 1);
+  if (last >= 0xd800 && last <= 0xdbff) common = common.slice(0, -1);
   return { match: `${escapeGlob(common)}*`, test: (key) => regexp.test(key) };
 }

@@ -17,6 +17,7 @@ export interface PatternSweeperOptions {
 /** What the sweeper records; absent in tools and tests that do not look. */
 export interface SweepObserver {
   sweepDone(outcome: 'success' | 'failure', seconds: number, patterns: number): void;
+  /** Keys in a master's keyspace as its sweep starts (DBSIZE): what SCAN walks, matching or not. */
   keysScanned(count: number): void;
   keysUnlinked(count: number): void;
 }
@@ -149,13 +150,15 @@ export class PatternSweeper {
   private async sweepNode(node: Redis, matcher: CombinedMatcher, abandoned: () => boolean): Promise<void> {
     let cursor = '0';
     let matches: string[] = [];
+    // The cost of a sweep is the keys SCAN walks, which the server-side MATCH hides (it returns only
+    // the keys under the patterns' common prefix): DBSIZE, O(1), says how many there are.
+    if (this.observer) this.observer.keysScanned(await node.dbsize());
     do {
       this.stop.signal.throwIfAborted();
       if (abandoned())
         throw new WalpurgeError(ErrorCode.Internal, 'pattern sweep abandoned: no batch waits for it');
       const [next, keys] = await node.scan(cursor, 'MATCH', matcher.match, 'COUNT', this.options.scanCount);
       cursor = next;
-      this.observer?.keysScanned(keys.length);
       for (const key of keys) if (matcher.test(key)) matches.push(key);
       if (matches.length >= this.batchSize) {
         await this.unlinkCounted(matches);

@@ -160,9 +160,55 @@ describe('tag purge', () => {
       await purger.close();
     }
   });
+  it('a tag set larger than Lua can unpack at once is purged with large batch and scan settings', async () => {
+    const p = newPrefix('tag_big_page');
+    const members = range(9_000).map((i) => `page:${i}`);
+    for (let i = 0; i < members.length; i += 1000) {
+      const part = members.slice(i, i + 1000);
+      await redis.sadd(`${p}tag:big`, ...part);
+      await redis.mset(...part.flatMap((m) => [p + m, 'stale']));
+    }
+    // Both settings at 10,000: one SSCAN page of 9,000 members, one script call per page unless
+    // the script's own batch is bounded (Lua's unpack stops at about 8,000 values).
+    const purger = new RedisPurger(new Redis(services.redisUrl), {
+      keyPrefix: p,
+      batchSize: 10_000,
+      scanCount: 10_000,
+    });
+    try {
+      await purger.purge(
+        targets((r) => r.tags.push('big')),
+        { signal: signal() },
+      );
+      expect(await redis.exists(...members.slice(0, 500).map((m) => p + m))).toBe(0);
+      expect(await redis.scard(`${p}tag:big`)).toBe(0);
+    } finally {
+      await purger.close();
+    }
+  });
 });
 
 describe('pattern purge', () => {
+  it('patterns whose common prefix ends inside a surrogate pair (two emoji) are both purged', async () => {
+    const p = newPrefix('pat_emoji');
+    await redis.mset(`${p}tag:🍕:1`, 'x', `${p}tag:🍔:1`, 'x', `${p}keep`, 'x');
+    const purger = new RedisPurger(new Redis(services.redisUrl), {
+      keyPrefix: p,
+      batchSize: 10,
+      scanCount: 100,
+    });
+    try {
+      await purger.purge(
+        targets((r) => r.patterns.push('tag:🍕:*', 'tag:🍔:*')),
+        { signal: signal() },
+      );
+      expect(await redis.exists(`${p}tag:🍕:1`, `${p}tag:🍔:1`)).toBe(0);
+      expect(await redis.exists(`${p}keep`)).toBe(1);
+    } finally {
+      await purger.close();
+    }
+  });
+
   it('concurrent batches share keyspace sweeps instead of one SCAN pass each', async () => {
     const p = newPrefix('sweep_share');
     await fill(ownClient, `${p}filler:`, 20_000);
@@ -244,6 +290,27 @@ describe('PatternSweeper', () => {
       100,
       { scanCount: 100, minWindowMs: 0, windowFactor: 1, maxWindowMs: 2_000, ...options },
     );
+
+  it('reports the keys a sweep walks (DBSIZE), not only the few the server-side MATCH returns', async () => {
+    const p = newPrefix('sweep_walked');
+    await fill(ownClient, `${p}unrelated:`, 5_000);
+    const walked: number[] = [];
+    const sweeper = new PatternSweeper(
+      async () => [ownClient],
+      async (keys) => void (await ownClient.unlink(...keys)),
+      100,
+      { scanCount: 100, minWindowMs: 0, windowFactor: 1, maxWindowMs: 2_000 },
+      { sweepDone: () => undefined, keysScanned: (n) => walked.push(n), keysUnlinked: () => undefined },
+    );
+    try {
+      // No key lives under the pattern's prefix: MATCH returns nothing, yet SCAN walks them all.
+      await sweeper.sweep([`${p}absent:*`], signal());
+      expect(walked.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(5_000);
+    } finally {
+      sweeper.close();
+      await deleteKeys(ownClient, p);
+    }
+  });
 
   it('a failed sweep rejects every batch waiting for it with a retriable error', async () => {
     const down = new Redis({ port: await freePort(), maxRetriesPerRequest: 1, lazyConnect: true });

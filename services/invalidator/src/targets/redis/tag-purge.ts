@@ -39,6 +39,13 @@ end
 return moved
 `;
 
+/**
+ * Members per script call, whatever redisBatchSize says: the script unpacks its keys and members
+ * onto Lua's stack, which holds about 8,000 values (beyond that Redis answers "too many results to
+ * unpack" for every call, and the tag could never be purged).
+ */
+export const MAX_MEMBERS_PER_SCRIPT = 1000;
+
 export interface TagPurgeOptions {
   keyPrefix: string;
   batchSize: number;
@@ -56,7 +63,7 @@ export async function purgeTagStandalone(
     const [next, members] = await client.sscan(setKey, cursor, 'COUNT', options.scanCount);
     cursor = next;
     // Batches bound the script's arguments (Lua's unpack has a stack limit).
-    for (const batch of chunk(members, options.batchSize)) {
+    for (const batch of chunk(members, Math.min(options.batchSize, MAX_MEMBERS_PER_SCRIPT))) {
       await client.eval(
         TAG_PAGE_PURGE_SCRIPT,
         batch.length + 1,
