@@ -232,6 +232,26 @@ describe('walpurge validate against the live database', () => {
       await sql(database.url, `DROP OWNED BY ${role}; DROP ROLE ${role}`);
     }
   });
+  it('with a cdn section, also reports a CDN queue table the role may not create (the daemon would refuse to start)', async () => {
+    const role = uniqueName('nocdnq');
+    await sql(database.url, `CREATE ROLE ${role} LOGIN REPLICATION PASSWORD 'pw-${role}'`);
+    try {
+      const url = new URL(database.url);
+      url.username = role;
+      url.password = `pw-${role}`;
+      const file = configFile(
+        'nocdnq.yaml',
+        `${rules('  - table: users\n    redis: { keys: ["user:{id}"] }\n')}cdn:\n  http: { endpoint: "http://127.0.0.1:1" }\n`,
+      );
+      const result = await validate(file, url.toString());
+      expect(result.err).toContain(
+        `database.cdnQueueTable: the CDN queue table walpurge_cdn_queue does not exist and this role may not create it in schema "public"`,
+      );
+      expect(result.code).toBe(1);
+    } finally {
+      await sql(database.url, `DROP OWNED BY ${role}; DROP ROLE ${role}`);
+    }
+  });
 });
 
 describe('walpurge validate: privileges and publications', () => {

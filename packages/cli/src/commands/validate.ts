@@ -17,7 +17,7 @@ import { loadTableCatalog } from '../live/table-catalog.js';
 import { rulePublicationProblems } from '../live/rule-publication.js';
 import { checkServer } from '../live/server-checks.js';
 import { checkSlot } from '../live/slot-checks.js';
-import { deadLetterTableProblems } from '../live/dead-letter-table-checks.js';
+import { cdnQueueTableProblems, deadLetterTableProblems } from '../live/state-table-checks.js';
 import { estimatePurges, type PurgeEstimate } from '../purge-estimate/purge-estimate.js';
 
 export const validateCommand: CommandSpec = {
@@ -106,6 +106,8 @@ where a tag per row would serve; an unreachable cache Redis only skips that esti
         warnings.push(...slot.warnings);
         if (config.transport === 'inline')
           problems.push(...(await deadLetterTableProblems(client, config.database, loaded.problemAt)));
+        if (config.transport === 'inline' && config.cdn)
+          problems.push(...(await cdnQueueTableProblems(client, config.database, loaded.problemAt)));
         estimate = await estimatePurges(config, compiled, client);
       } finally {
         await client.end().catch(() => {});

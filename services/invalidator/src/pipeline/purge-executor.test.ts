@@ -4,7 +4,7 @@ import { createLogger, createMetricsRegistry, ErrorCode, WalpurgeError } from '@
 import type { ChangeEvent } from '@walpurge/protocol';
 import { compileRules, type PurgeTargets } from '@walpurge/rules';
 import { createInvalidatorMetrics } from '../metrics.js';
-import type { PurgeContext, Purger } from '../targets/purger.js';
+import { OTHERS_PURGED, type PurgeContext, type Purger } from '../targets/purger.js';
 import type { CdnEnqueuer } from '../cdn-lane/cdn-queue.js';
 import { PurgeExecutor } from './purge-executor.js';
 
@@ -55,7 +55,7 @@ class FakePurger implements Purger {
   async close(): Promise<void> {}
 }
 
-function setup(failures: Error[] = [], queue?: CdnEnqueuer) {
+function setup(failures: Error[] = [], queueOf?: (log: string[]) => CdnEnqueuer) {
   const registry = createMetricsRegistry({ defaultMetrics: false });
   const metrics = createInvalidatorMetrics(registry);
   const rules = compileRules([
@@ -63,6 +63,8 @@ function setup(failures: Error[] = [], queue?: CdnEnqueuer) {
     Rule.parse({ table: 'sessions', redis: { keys: ['session:{id}'] } }),
   ]);
   const log: string[] = [];
+  // The queue writes into the purgers' log, so the order of Redis purge and enqueue is observed.
+  const queue = queueOf?.(log);
   const redis = new FakePurger('redis', 'redis', log, failures);
   const cdn = new FakePurger('cdn', 'cdn', log);
   const executor = new PurgeExecutor(
@@ -122,27 +124,40 @@ describe('PurgeExecutor', () => {
   });
 
   it('with a CDN queue: Redis purges, then enqueues the events that have CDN targets, never calls the CDN', async () => {
-    const log: string[] = [];
-    const queue = recordingQueue(log);
-    const { cdn, executor, log: purgeLog } = setup([], queue);
+    let queue: ReturnType<typeof recordingQueue> | undefined;
+    const { cdn, executor, log } = setup([], (shared) => (queue = recordingQueue(shared)));
     const session = { ...update(9), source: { ...update(9).source, table: 'sessions' } };
     await executor.handle([update(1), session, update(2)], new AbortController().signal);
     expect(cdn.calls).toHaveLength(0);
-    expect(queue.events.map((event) => event.key)).toEqual([{ id: 1 }, { id: 2 }]);
-    expect([...purgeLog, ...log]).toEqual(['redis:start', 'redis:done', 'enqueue:2']);
+    expect(queue?.events.map((event) => event.key)).toEqual([{ id: 1 }, { id: 2 }]);
+    expect(log).toEqual(['redis:start', 'redis:done', 'enqueue:2']);
   });
 
-  it('with a CDN queue: a single event rejected for good at Redis is still enqueued, then rethrown; a batch is not', async () => {
-    const rejected = () => new WalpurgeError(ErrorCode.PurgeFailed, 'WRONGTYPE', { retriable: false });
+  it('with a CDN queue: a single event refused at Redis after the rest was purged is still enqueued, then rethrown; a batch is not', async () => {
+    const rejected = () =>
+      new WalpurgeError(ErrorCode.PurgeFailed, 'WRONGTYPE', {
+        retriable: false,
+        details: { [OTHERS_PURGED]: true },
+      });
     const singleQueue = recordingQueue([]);
-    const one = setup([rejected()], singleQueue);
+    const one = setup([rejected()], () => singleQueue);
     await expect(one.executor.handle([update(1)], new AbortController().signal)).rejects.toThrow('WRONGTYPE');
     expect(singleQueue.events.map((event) => event.key)).toEqual([{ id: 1 }]);
     const batchQueue = recordingQueue([]);
-    const batch = setup([rejected()], batchQueue);
+    const batch = setup([rejected()], () => batchQueue);
     await expect(batch.executor.handle([update(1), update(2)], new AbortController().signal)).rejects.toThrow(
       'WRONGTYPE',
     );
     expect(batchQueue.events).toEqual([]);
+  });
+
+  it('with a CDN queue: any other refusal at Redis may have left stale entries, so the CDN purge is not enqueued', async () => {
+    const queue = recordingQueue([]);
+    const { executor } = setup(
+      [new WalpurgeError(ErrorCode.PurgeFailed, 'ERR syntax error', { retriable: false })],
+      () => queue,
+    );
+    await expect(executor.handle([update(1)], new AbortController().signal)).rejects.toThrow('syntax');
+    expect(queue.events).toEqual([]);
   });
 });

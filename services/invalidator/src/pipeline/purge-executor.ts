@@ -19,7 +19,7 @@ import {
 } from '@walpurge/rules';
 import type { CdnEnqueuer } from '../cdn-lane/cdn-queue.js';
 import type { InvalidatorMetrics } from '../metrics.js';
-import type { Purger } from '../targets/purger.js';
+import { refusedAfterOthersPurged, type Purger } from '../targets/purger.js';
 import { markRefusedBy } from '../dead-letter/refusing-target.js';
 
 /**
@@ -92,10 +92,20 @@ export class PurgeExecutor {
     try {
       await this.purgeStage('redis', targets, signal);
     } catch (error) {
-      // A single event rejected for good at Redis (e.g. WRONGTYPE on a tag key) is about to be
-      // dead-lettered: its CDN purge is still owed (the rest of its Redis purges were done). A batch
-      // failing is not enqueued: the caller retries its events one by one, which enqueues each.
-      if (events.length === 1 && !signal.aborted && this.cdnQueue && cdnEvents.length > 0)
+      // A single event rejected for good at Redis only after the rest of its Redis purges were done
+      // (a tag key of another type) is about to be dead-lettered: its CDN purge is still owed. Any
+      // other refusal may have left stale Redis entries (or a sibling target stopped half-way), and
+      // a CDN must not refill from them: its CDN purge then waits for the redrive. A batch failing
+      // is not enqueued: the caller splits it, which enqueues each good event.
+      const redisTargets = this.purgers.filter((p) => p.stage === 'redis' && p.count(targets) > 0);
+      if (
+        events.length === 1 &&
+        !signal.aborted &&
+        this.cdnQueue &&
+        cdnEvents.length > 0 &&
+        redisTargets.length === 1 &&
+        refusedAfterOthersPurged(error)
+      )
         await this.cdnQueue.enqueue(cdnEvents, signal);
       throw error;
     }

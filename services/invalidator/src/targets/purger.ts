@@ -1,9 +1,21 @@
+import { WalpurgeError } from '@walpurge/core';
 import type { PurgeTargets } from '@walpurge/rules';
 
 export interface PurgeContext {
   signal: AbortSignal;
   /** Called before a driver waits to retry one request (429 Retry-After, 5xx, timeout). */
   onRetry?: (error: unknown, delayMs: number) => void;
+}
+
+/**
+ * Marks a permanent refusal raised only after every other entry of the purge was done (a tag key
+ * of another type): the event's CDN purge is then still owed, and safe (no stale Redis entry is
+ * left for the CDN to refill from, except the refused one itself).
+ */
+export const OTHERS_PURGED = 'othersPurged';
+
+export function refusedAfterOthersPurged(error: unknown): boolean {
+  return error instanceof WalpurgeError && error.details?.[OTHERS_PURGED] === true;
 }
 
 /** What a successful purge observed besides success, for metrics. */

@@ -7,7 +7,7 @@ import {
   type VersionedKey,
 } from '@walpurge/rules';
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
-import type { PurgeContext, Purger, PurgeReport } from '../purger.js';
+import { OTHERS_PURGED, type PurgeContext, type Purger, type PurgeReport } from '../purger.js';
 import { clusterMasters } from './cluster-masters.js';
 import { classifyRedisError } from './redis-errors.js';
 import { PatternSweeper, type PatternSweeperOptions, type SweepObserver } from './pattern-sweeper.js';
@@ -125,6 +125,7 @@ export class RedisPurger implements Purger {
         {
           retriable: false,
           hint: 'tag sets (<keyPrefix>tag:<tag>) are maintained by @walpurge/client; another writer uses the same key',
+          details: { [OTHERS_PURGED]: true },
         },
       );
     }
