@@ -59,6 +59,25 @@ describe('slot history: a lost or re-created slot is refused', () => {
     return row?.lsn as string;
   }
 
+  /**
+   * The listener's stop closes its connection, but the server's walsender may hold the slot a
+   * moment longer (more so on a loaded machine): drop it once the server has released it.
+   */
+  async function dropSlot(slot: string): Promise<void> {
+    await waitFor(
+      `slot ${slot} released`,
+      async () =>
+        (
+          await client.query<{ active: boolean }>(
+            'SELECT active FROM pg_replication_slots WHERE slot_name = $1',
+            [slot],
+          )
+        ).rows[0]?.active === false,
+      { timeoutMs: 15_000, intervalMs: 20 },
+    );
+    await client.query('SELECT pg_drop_replication_slot($1)', [slot]);
+  }
+
   function expectGapNamed(error: WalpurgeError | undefined, slot: string, from: string): void {
     expect(error).toBeInstanceOf(WalpurgeError);
     expect(error?.code).toBe(ErrorCode.SlotMissing);
@@ -98,7 +117,7 @@ describe('slot history: a lost or re-created slot is refused', () => {
   it('refuses to start when the slot was dropped while walpurge was stopped, naming the gap', async () => {
     const slot = uniqueName('stopped');
     const lsn = await streamOnceAndStop(slot, 1);
-    await client.query('SELECT pg_drop_replication_slot($1)', [slot]);
+    await dropSlot(slot);
     await client.query('INSERT INTO items VALUES (2, 1)'); // in the gap: never read by anyone
 
     const listener = newListener({
@@ -120,7 +139,7 @@ describe('slot history: a lost or re-created slot is refused', () => {
   it('refuses a slot re-created by someone else past the recorded LSN', async () => {
     const slot = uniqueName('recreated');
     const lsn = await streamOnceAndStop(slot, 3);
-    await client.query('SELECT pg_drop_replication_slot($1)', [slot]);
+    await dropSlot(slot);
     await client.query('INSERT INTO items VALUES (4, 1)');
     await client.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
     const newStart = await confirmedFlush(client, slot);
