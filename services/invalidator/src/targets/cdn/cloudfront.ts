@@ -8,7 +8,6 @@ import { backoffDelay, ErrorCode, sleep, WalpurgeError } from '@walpurge/core';
 import type { CloudFrontConfig } from '@walpurge/config';
 import type { PurgeTargets } from '@walpurge/rules';
 import type { PurgeContext, Purger } from '../purger.js';
-import { chunk } from '../redis/slot-groups.js';
 import type { CdnMetrics } from './cdn-metrics.js';
 import { parseTargetUrl, providerRuntime, type CdnDriverOptions } from './cdn-options.js';
 import { callProvider, PurgeHttpError, type CallAccounting } from './http-request.js';
@@ -31,6 +30,33 @@ export function cloudFrontPaths(targets: PurgeTargets): string[] {
   for (const url of targets.cdn.urls) paths.add(pathOf(url));
   for (const prefix of targets.cdn.prefixes) paths.add(`${pathOf(prefix)}*`);
   return [...paths];
+}
+
+/**
+ * The paths in invalidations of at most `maxPaths` paths and `maxWildcards` wildcard paths each.
+ * A batch with more wildcards than may be in progress at all could never be accepted: CloudFront
+ * answers TooManyInvalidationsInProgress to it forever.
+ */
+export function invalidationBatches(
+  paths: readonly string[],
+  maxPaths: number,
+  maxWildcards: number,
+): string[][] {
+  const batches: string[][] = [];
+  let batch: string[] = [];
+  let wildcards = 0;
+  for (const path of paths) {
+    const wildcard = path.endsWith('*') ? 1 : 0;
+    if (batch.length > 0 && (batch.length >= maxPaths || wildcards + wildcard > maxWildcards)) {
+      batches.push(batch);
+      batch = [];
+      wildcards = 0;
+    }
+    batch.push(path);
+    wildcards += wildcard;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
 }
 
 /** Faults of the request itself: retrying the same invalidation cannot help. */
@@ -111,7 +137,11 @@ export class CloudFrontPurger implements Purger {
   }
 
   async purge(targets: PurgeTargets, context: PurgeContext): Promise<void> {
-    for (const paths of chunk(cloudFrontPaths(targets), this.config.maxPathsPerInvalidation)) {
+    for (const paths of invalidationBatches(
+      cloudFrontPaths(targets),
+      this.config.maxPathsPerInvalidation,
+      this.config.maxWildcardPathsInFlight,
+    )) {
       const wildcards = paths.filter((path) => path.endsWith('*')).length;
       const began = Date.now();
       const held = await this.inFlight.acquire([paths.length, wildcards], context.signal);
