@@ -79,16 +79,31 @@ interface AwsError {
   $metadata?: { httpStatusCode?: number };
 }
 
+/**
+ * The SDK found no credentials (or could not resolve them) and sent nothing: the account cannot
+ * purge until the deployment is fixed, like an AccessDenied. These come from the credential
+ * providers and carry no $metadata.
+ */
+const CREDENTIAL_FAULTS = new Set(['CredentialsProviderError', 'TokenProviderError', 'ProviderError']);
+const CREDENTIALS_HINT =
+  'no AWS credentials could be resolved: set cdn.cloudfront.accessKeyId/secretAccessKey, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile (AWS_PROFILE) or an IAM role (web identity, ECS/EC2); purges to cloudfront wait (walpurge_cdn_provider_paused = 1) until a probe succeeds';
+
 function classify(error: unknown): PurgeHttpError {
   const aws = error as AwsError;
   const name = aws.name ?? '';
   const status = aws.$metadata?.httpStatusCode;
-  const providerRefusal = ACCOUNT_FAULTS.has(name) || status === 401 || status === 403;
+  const noCredentials = status === undefined && CREDENTIAL_FAULTS.has(name);
+  const providerRefusal = noCredentials || ACCOUNT_FAULTS.has(name) || status === 401 || status === 403;
   return new PurgeHttpError(
     `cloudfront CreateInvalidation failed (${status ?? 'no status'} ${name}): ${aws.message ?? String(error)}`,
     THROTTLES.has(name) ? 429 : status,
     undefined,
-    { retriable: providerRefusal || !REQUEST_FAULTS.has(name), providerRefusal, cause: error },
+    {
+      retriable: providerRefusal || !REQUEST_FAULTS.has(name),
+      providerRefusal,
+      cause: error,
+      ...(noCredentials ? { hint: CREDENTIALS_HINT } : {}),
+    },
   );
 }
 

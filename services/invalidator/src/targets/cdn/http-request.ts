@@ -55,14 +55,16 @@ export class PurgeHttpError extends WalpurgeError {
     message: string,
     readonly status: number | undefined,
     readonly retryAfterMs: number | undefined,
-    options: { retriable: boolean; cause?: unknown; providerRefusal?: boolean },
+    options: { retriable: boolean; cause?: unknown; providerRefusal?: boolean; hint?: string },
   ) {
     super(ErrorCode.PurgeFailed, message, {
       retriable: options.retriable,
       cause: options.cause,
-      hint: options.providerRefusal
-        ? 'check the CDN credentials, their permissions and the zone/service/distribution id; purges to this provider wait (walpurge_cdn_provider_paused = 1) until a probe succeeds'
-        : undefined,
+      hint: options.hint
+        ? options.hint
+        : options.providerRefusal
+          ? 'check the CDN credentials, their permissions and the zone/service/distribution id; purges to this provider wait (walpurge_cdn_provider_paused = 1) until a probe succeeds'
+          : undefined,
     });
     this.name = 'PurgeHttpError';
     this.providerRefusal = options.providerRefusal ?? false;
