@@ -57,13 +57,26 @@ export function cloudFrontApi(server: RecordingServer): {
   complete: (id: string) => void;
   created: () => number;
 } {
-  const completed = new Set<string>();
+  // Like CloudFront: at most 15 wildcard paths in invalidations in progress; a batch that would
+  // exceed it is answered TooManyInvalidationsInProgress (whatever its own size).
+  const wildcardsInProgress = new Map<string, number>();
   let created = 0;
   const invalidation = (id: string, status: string, reference: string): string =>
     `<?xml version="1.0"?><Invalidation xmlns="http://cloudfront.amazonaws.com/doc/2020-05-31/"><Id>${id}</Id><Status>${status}</Status><CreateTime>2026-01-01T00:00:00Z</CreateTime><InvalidationBatch><Paths><Quantity>0</Quantity></Paths><CallerReference>${reference}</CallerReference></InvalidationBatch></Invalidation>`;
   server.defaultReply = (request): Reply => {
     if (request.method === 'POST') {
+      const wildcards = [...request.body.matchAll(/<Path>([^<]*)<\/Path>/g)].filter((m) =>
+        (m[1] ?? '').endsWith('*'),
+      ).length;
+      const inProgress = [...wildcardsInProgress.values()].reduce((sum, n) => sum + n, 0);
+      if (inProgress + wildcards > 15)
+        return {
+          status: 400,
+          headers: { 'content-type': 'text/xml' },
+          body: '<?xml version="1.0"?><ErrorResponse><Error><Type>Sender</Type><Code>TooManyInvalidationsInProgress</Code><Message>Processing your request will cause you to exceed the maximum number of in-progress wildcard invalidations.</Message></Error><RequestId>r1</RequestId></ErrorResponse>',
+        };
       created += 1;
+      wildcardsInProgress.set(`I${created}`, wildcards);
       const reference = /<CallerReference>([^<]+)</.exec(request.body)?.[1] ?? 'x';
       return {
         status: 201,
@@ -75,8 +88,8 @@ export function cloudFrontApi(server: RecordingServer): {
     return {
       status: 200,
       headers: { 'content-type': 'text/xml' },
-      body: invalidation(id, completed.has(id) ? 'Completed' : 'InProgress', 'x'),
+      body: invalidation(id, wildcardsInProgress.has(id) ? 'InProgress' : 'Completed', 'x'),
     };
   };
-  return { complete: (id) => completed.add(id), created: () => created };
+  return { complete: (id) => wildcardsInProgress.delete(id), created: () => created };
 }

@@ -8,6 +8,7 @@ import type { IHeaders, KafkaMessage } from 'kafkajs';
 import { kafkaClient } from '../status/kafka-status.js';
 import { connectKafka } from '../live/connection-errors.js';
 import { selects, type DeadLetterEntry } from './dead-letter-entry.js';
+import { OldestFirst } from './oldest-first.js';
 
 /** A dead letter on the topic: the entry shown, and the raw parts to produce it again unchanged. */
 export interface TopicDeadLetter {
@@ -74,8 +75,9 @@ function compiledRulesOf(config: WalpurgeConfig): CompiledRules {
 
 /**
  * Reads the dead-letter topic from its start up to the high watermarks seen at the beginning, with
- * a throwaway consumer group that commits nothing and is deleted afterwards; keeps the records the
- * selection selects, at most `limit`.
+ * a throwaway consumer group that commits nothing and is deleted afterwards; returns the `limit`
+ * oldest records the selection selects (by record timestamp), oldest first. The whole range is
+ * read: partitions arrive one after another, so the first `limit` read are not the oldest.
  */
 export async function readDeadLetterTopic(
   config: WalpurgeConfig & { kafka: KafkaConfig },
@@ -96,7 +98,11 @@ export async function readDeadLetterTopic(
     );
     if (remaining.size === 0) return [];
     const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false });
-    const found: TopicDeadLetter[] = [];
+    const found = new OldestFirst<TopicDeadLetter>(limit, (letter) => ({
+      timestampMs: Date.parse(letter.entry.deadLetteredAt),
+      partition: letter.partition,
+      offset: BigInt(letter.offset),
+    }));
     await consumer.connect();
     try {
       await consumer.subscribe({ topic: kafkaConfig.deadLetterTopic, fromBeginning: true });
@@ -119,10 +125,10 @@ export async function readDeadLetterTopic(
               if (end === undefined) return;
               if (BigInt(message.offset) >= end) {
                 remaining.delete(partition);
-              } else if (found.length < limit) {
+              } else {
                 const entry = entryOf(partition, message, rules);
                 if (selects(selection, entry))
-                  found.push({
+                  found.add({
                     entry,
                     partition,
                     offset: message.offset,
@@ -130,7 +136,7 @@ export async function readDeadLetterTopic(
                   });
                 if (BigInt(message.offset) + 1n >= end) remaining.delete(partition);
               }
-              if (remaining.size === 0 || found.length >= limit) {
+              if (remaining.size === 0) {
                 clearTimeout(timer);
                 resolve();
               }
@@ -144,7 +150,7 @@ export async function readDeadLetterTopic(
     } finally {
       await consumer.disconnect().catch(() => {});
     }
-    return found;
+    return found.result();
   } finally {
     await admin.deleteGroups([groupId]).catch(() => {});
     await admin.disconnect().catch(() => {});

@@ -20,8 +20,9 @@ export interface PurgeEstimate {
   warnings: ConfigProblem[];
 }
 
+/** The configured window; 0 is valid and means no coalescing (each entry is sent as it comes). */
 function coalesceWindowMs(config: WalpurgeConfig): number {
-  const parsed = z.object({ coalesceWindowMs: z.number().positive() }).safeParse(config.cdn);
+  const parsed = z.object({ coalesceWindowMs: z.number().nonnegative() }).safeParse(config.cdn);
   return parsed.success ? parsed.data.coalesceWindowMs : DEFAULT_COALESCE_WINDOW_MS;
 }
 
@@ -81,7 +82,7 @@ export async function estimatePurges(
       )
     : undefined;
   const lines = [
-    `CDN purge estimate (coalescing window ${windowMs} ms${rates ? '; change rates averaged since the statistics reset or server start' : '; no database: per event only'}):`,
+    `CDN purge estimate (${windowMs > 0 ? `coalescing window ${windowMs} ms` : 'no coalescing'}${rates ? '; change rates averaged since the statistics reset or server start' : '; no database: per event only'}):`,
   ];
   const warnings: ConfigProblem[] = [];
   const total = noItems();

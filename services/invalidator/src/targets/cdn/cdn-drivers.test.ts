@@ -4,7 +4,7 @@ import type { ChangeEvent } from '@walpurge/protocol';
 import { compileRules, emptyTargets, TargetAccumulator, type PurgeTargets } from '@walpurge/rules';
 import { RecordingServer } from '../../../test/recording-server.js';
 import { CloudflarePurger } from './cloudflare.js';
-import { CloudFrontPurger } from './cloudfront.js';
+import { CloudFrontPurger, invalidationBatches } from './cloudfront.js';
 import { FastlyPurger } from './fastly.js';
 import { HttpPurger } from './generic-http.js';
 import { parseRetryAfter } from './http-request.js';
@@ -240,6 +240,16 @@ describe('CloudFront', () => {
     expect(ctx.retries).toHaveLength(2);
     const references = server.requests.map((r) => /<CallerReference>([^<]+)</.exec(r.body)?.[1]);
     expect(new Set(references).size).toBe(1);
+  });
+
+  it('cuts invalidations by paths and by wildcard paths, keeping the paths in order', () => {
+    const paths = ['/a', '/p1*', '/p2*', '/b', '/p3*'];
+    expect(invalidationBatches(paths, 3, 2)).toEqual([
+      ['/a', '/p1*', '/p2*'],
+      ['/b', '/p3*'],
+    ]);
+    expect(invalidationBatches(paths, 10, 1)).toEqual([['/a', '/p1*'], ['/p2*', '/b'], ['/p3*']]);
+    expect(invalidationBatches([], 10, 1)).toEqual([]);
   });
 
   it('does not retry an invalid request', async () => {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CdnConfig } from '@walpurge/config';
-import { Registry } from '@walpurge/core';
+import { createLogger, Registry } from '@walpurge/core';
 import { emptyTargets, type PurgeTargets } from '@walpurge/rules';
 import {
   cloudFrontApi,
@@ -317,6 +317,145 @@ describe('CloudFront invalidations in progress', () => {
       ).toBeGreaterThan(0);
       expect(await metric('walpurge_cdn_items_total', { provider: 'cloudfront', kind: 'paths' })).toBe(11);
       expect(await metric('walpurge_cdn_items_total', { provider: 'cloudfront', kind: 'prefixes' })).toBe(10);
+    } finally {
+      await purger.close();
+    }
+  });
+});
+
+/** Runs a purge that must settle on its own; a retry loop is cut after `ms` and shows as an abort. */
+async function settlesWithin<T>(ms: number, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const cut = AbortSignal.any([stop.signal, AbortSignal.timeout(ms)]);
+  return run(cut);
+}
+
+describe('a tag no HTTP header can carry (above U+00FF, NUL)', () => {
+  it('Fastly purges a key outside printable ASCII alone, percent-encoded, and the others in the batch', async () => {
+    const purger = new FastlyPurger(
+      CdnConfig.parse({ fastly: { serviceId: 'S1', apiToken: TOKEN, baseUrl: base } }).fastly!,
+      driverOptions(),
+    );
+    await settlesWithin(3_000, (signal) =>
+      purger.purge(targets({ tags: ['pizza-🍕', 'plain', 'nul\0key'] }), { signal }),
+    );
+    expect(server.succeeded.map((r) => [r.path, r.headers['surrogate-key']]).sort()).toEqual([
+      ['/service/S1/purge', 'plain'],
+      ['/service/S1/purge/nul%00key', undefined],
+      ['/service/S1/purge/pizza-%F0%9F%8D%95', undefined],
+    ]);
+  });
+
+  it('generic HTTP sends a non-Latin-1 tag as its UTF-8 bytes (what the backend attached), with the others', async () => {
+    const purger = new HttpPurger(
+      CdnConfig.parse({ http: { endpoint: base, tagMethod: 'PURGE' } }).http!,
+      driverOptions(),
+    );
+    await settlesWithin(3_000, (signal) =>
+      purger.purge(targets({ tags: ['pizza-🍕', 'plain'] }), { signal }),
+    );
+    expect(server.succeeded).toHaveLength(1);
+    const header = String(server.succeeded[0]?.headers['xkey']);
+    // Node's HTTP server reads header bytes as Latin-1: decoding them as UTF-8 gives the tags back.
+    expect(Buffer.from(header, 'latin1').toString('utf8')).toBe('pizza-🍕 plain');
+  });
+
+  it('generic HTTP refuses a NUL tag permanently, before sending: no retry loop, counted as rejected', async () => {
+    const purger = new HttpPurger(
+      CdnConfig.parse({ http: { endpoint: base, tagMethod: 'PURGE' } }).http!,
+      driverOptions(),
+    );
+    await expect(
+      settlesWithin(3_000, (signal) => purger.purge(targets({ tags: ['nul\0tag'] }), { signal })),
+    ).rejects.toMatchObject({ retriable: false });
+    expect(server.requests).toHaveLength(0);
+    expect(await metric('walpurge_cdn_api_calls_total', { provider: 'http', outcome: 'rejected' })).toBe(1);
+  });
+});
+
+describe('CloudFront: more wildcard paths in one purge than may be in progress', () => {
+  it('20 prefixes go as invalidations of at most 15 wildcard paths each, and all succeed', async () => {
+    const api = cloudFrontApi(server);
+    const purger = new CloudFrontPurger(
+      CdnConfig.parse({
+        cloudfront: {
+          distributionId: 'D1',
+          endpoint: base,
+          accessKeyId: 'AKIDTEST',
+          secretAccessKey: TOKEN,
+          completionPollMs: 100,
+        },
+      }).cloudfront!,
+      driverOptions(),
+    );
+    try {
+      const prefixes = Array.from({ length: 20 }, (_, i) => `https://ex.com/p${i}/`);
+      const purging = settlesWithin(8_000, (signal) => purger.purge(targets({ prefixes }), { signal }));
+      // The second invalidation can only start once the first is completed (15 in progress).
+      const completer = until(() => api.created() >= 1, 7_000).then(() => api.complete('I1'));
+      try {
+        await purging;
+      } finally {
+        await completer.catch(() => {});
+      }
+      const posts = server.requests.filter((r) => r.method === 'POST');
+      const wildcards = posts.map((r) => [...r.body.matchAll(/<Path>[^<]*\*<\/Path>/g)].length);
+      expect(Math.max(...wildcards)).toBeLessThanOrEqual(15);
+      expect(api.created()).toBeGreaterThanOrEqual(2);
+      // Every CreateInvalidation was accepted: none was refused as too many in progress.
+      expect(posts).toHaveLength(api.created());
+      expect(await metric('walpurge_cdn_items_total', { provider: 'cloudfront', kind: 'prefixes' })).toBe(20);
+    } finally {
+      await purger.close();
+    }
+  });
+});
+
+describe('CloudFront without credentials', () => {
+  const saved = { ...process.env };
+  beforeEach(() => {
+    for (const name of Object.keys(process.env)) if (name.startsWith('AWS_')) delete process.env[name];
+    process.env['AWS_SHARED_CREDENTIALS_FILE'] = '/nonexistent';
+    process.env['AWS_CONFIG_FILE'] = '/nonexistent';
+    // No instance metadata service here: do not wait on its timeouts.
+    process.env['AWS_EC2_METADATA_DISABLED'] = 'true';
+  });
+  afterEach(() => {
+    for (const name of Object.keys(process.env)) if (name.startsWith('AWS_')) delete process.env[name];
+    Object.assign(process.env, saved);
+  });
+
+  it('pauses the provider (gauge, one error log with a hint) instead of retrying forever', async () => {
+    const logged: string[] = [];
+    const purger = new CloudFrontPurger(
+      CdnConfig.parse({
+        cloudfront: { distributionId: 'D1', endpoint: base, circuitProbeIntervalMs: 200 },
+      }).cloudfront!,
+      {
+        ...driverOptions(),
+        logger: createLogger({ level: 'error', destination: { write: (line: string) => logged.push(line) } }),
+      },
+    );
+    try {
+      const purging = purger.purge(targets({ urls: ['https://ex.com/a'] }), { signal: stop.signal });
+      const settled = purging.then(
+        () => 'resolved',
+        (error: unknown) => error,
+      );
+      await until(
+        async () => (await metric('walpurge_cdn_provider_paused', { provider: 'cloudfront' })) === 1,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      expect(server.requests).toHaveLength(0);
+      expect(logged).toHaveLength(1);
+      expect(logged[0]).toMatch(/credentials/i);
+      expect(JSON.parse(logged[0] ?? '{}')).toMatchObject({
+        msg: expect.stringMatching(/AWS_ACCESS_KEY_ID/),
+      });
+      expect(
+        await metric('walpurge_cdn_api_calls_total', { provider: 'cloudfront', outcome: 'provider_refused' }),
+      ).toBeGreaterThanOrEqual(2);
+      stop.abort();
+      expect(await settled).toMatchObject({ message: expect.stringMatching(/abort/i) });
     } finally {
       await purger.close();
     }

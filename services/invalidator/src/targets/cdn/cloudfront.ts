@@ -8,7 +8,6 @@ import { backoffDelay, ErrorCode, sleep, WalpurgeError } from '@walpurge/core';
 import type { CloudFrontConfig } from '@walpurge/config';
 import type { PurgeTargets } from '@walpurge/rules';
 import type { PurgeContext, Purger } from '../purger.js';
-import { chunk } from '../redis/slot-groups.js';
 import type { CdnMetrics } from './cdn-metrics.js';
 import { parseTargetUrl, providerRuntime, type CdnDriverOptions } from './cdn-options.js';
 import { callProvider, PurgeHttpError, type CallAccounting } from './http-request.js';
@@ -33,6 +32,33 @@ export function cloudFrontPaths(targets: PurgeTargets): string[] {
   return [...paths];
 }
 
+/**
+ * The paths in invalidations of at most `maxPaths` paths and `maxWildcards` wildcard paths each.
+ * A batch with more wildcards than may be in progress at all could never be accepted: CloudFront
+ * answers TooManyInvalidationsInProgress to it forever.
+ */
+export function invalidationBatches(
+  paths: readonly string[],
+  maxPaths: number,
+  maxWildcards: number,
+): string[][] {
+  const batches: string[][] = [];
+  let batch: string[] = [];
+  let wildcards = 0;
+  for (const path of paths) {
+    const wildcard = path.endsWith('*') ? 1 : 0;
+    if (batch.length > 0 && (batch.length >= maxPaths || wildcards + wildcard > maxWildcards)) {
+      batches.push(batch);
+      batch = [];
+      wildcards = 0;
+    }
+    batch.push(path);
+    wildcards += wildcard;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+}
+
 /** Faults of the request itself: retrying the same invalidation cannot help. */
 const REQUEST_FAULTS = new Set(['InvalidArgument', 'MissingBody', 'InconsistentQuantities', 'BatchTooLarge']);
 /** Faults of the account: credentials, permissions, the distribution id. */
@@ -53,16 +79,31 @@ interface AwsError {
   $metadata?: { httpStatusCode?: number };
 }
 
+/**
+ * The SDK found no credentials (or could not resolve them) and sent nothing: the account cannot
+ * purge until the deployment is fixed, like an AccessDenied. These come from the credential
+ * providers and carry no $metadata.
+ */
+const CREDENTIAL_FAULTS = new Set(['CredentialsProviderError', 'TokenProviderError', 'ProviderError']);
+const CREDENTIALS_HINT =
+  'no AWS credentials could be resolved: set cdn.cloudfront.accessKeyId/secretAccessKey, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile (AWS_PROFILE) or an IAM role (web identity, ECS/EC2); purges to cloudfront wait (walpurge_cdn_provider_paused = 1) until a probe succeeds';
+
 function classify(error: unknown): PurgeHttpError {
   const aws = error as AwsError;
   const name = aws.name ?? '';
   const status = aws.$metadata?.httpStatusCode;
-  const providerRefusal = ACCOUNT_FAULTS.has(name) || status === 401 || status === 403;
+  const noCredentials = status === undefined && CREDENTIAL_FAULTS.has(name);
+  const providerRefusal = noCredentials || ACCOUNT_FAULTS.has(name) || status === 401 || status === 403;
   return new PurgeHttpError(
     `cloudfront CreateInvalidation failed (${status ?? 'no status'} ${name}): ${aws.message ?? String(error)}`,
     THROTTLES.has(name) ? 429 : status,
     undefined,
-    { retriable: providerRefusal || !REQUEST_FAULTS.has(name), providerRefusal, cause: error },
+    {
+      retriable: providerRefusal || !REQUEST_FAULTS.has(name),
+      providerRefusal,
+      cause: error,
+      ...(noCredentials ? { hint: CREDENTIALS_HINT } : {}),
+    },
   );
 }
 
@@ -111,7 +152,11 @@ export class CloudFrontPurger implements Purger {
   }
 
   async purge(targets: PurgeTargets, context: PurgeContext): Promise<void> {
-    for (const paths of chunk(cloudFrontPaths(targets), this.config.maxPathsPerInvalidation)) {
+    for (const paths of invalidationBatches(
+      cloudFrontPaths(targets),
+      this.config.maxPathsPerInvalidation,
+      this.config.maxWildcardPathsInFlight,
+    )) {
       const wildcards = paths.filter((path) => path.endsWith('*')).length;
       const began = Date.now();
       const held = await this.inFlight.acquire([paths.length, wildcards], context.signal);

@@ -24,12 +24,19 @@ function blamesAccount(status: number, body: string): boolean {
   return (status === 400 || status === 404) && /service|token|auth/i.test(body);
 }
 
+/** Whether a key cannot go, unchanged and alone, in the space-separated Surrogate-Key header. */
+function headerUnsafe(key: string): boolean {
+  return /[^\x21-\x7e]/.test(key);
+}
+
 /**
  * Fastly: surrogate keys in batches (`POST /service/{id}/purge` with a space-separated
  * `Surrogate-Key` header, at most 256 keys), URLs one by one (`POST /purge/{host/path}`);
- * optional soft purge (`Fastly-Soft-Purge: 1`). A key containing whitespace cannot travel in the
- * header (it would split into other keys and purge them): it is purged alone via
- * `POST /service/{id}/purge/{key}`. No prefix purge exists.
+ * optional soft purge (`Fastly-Soft-Purge: 1`). A key with anything but printable ASCII cannot
+ * travel in the header: whitespace would split it into other keys (and purge them), a character
+ * above U+00FF or a control character cannot be sent at all, and other Latin-1 would go as bytes
+ * that differ from the UTF-8 key the backend set. Such a key is purged alone, percent-encoded
+ * UTF-8, via `POST /service/{id}/purge/{key}`. No prefix purge exists.
  */
 export class FastlyPurger implements Purger {
   readonly name = 'fastly';
@@ -74,8 +81,8 @@ export class FastlyPurger implements Purger {
     const service = `${base}/service/${encodeURIComponent(this.config.serviceId)}`;
     const headers: Record<string, string> = { 'fastly-key': this.token, accept: 'application/json' };
     if (this.config.softPurge) headers['fastly-soft-purge'] = '1';
-    const plain = targets.cdn.tags.filter((key) => !/\s/.test(key));
-    const spaced = targets.cdn.tags.filter((key) => /\s/.test(key));
+    const plain = targets.cdn.tags.filter((key) => !headerUnsafe(key));
+    const alone = targets.cdn.tags.filter(headerUnsafe);
     const requests: Array<{ request: HttpPurgeRequest; call: CallAccounting }> = [
       ...chunk(plain, this.config.maxKeysPerCall).map((keys) => ({
         request: {
@@ -85,7 +92,7 @@ export class FastlyPurger implements Purger {
         },
         call: this.call('tags', keys.length),
       })),
-      ...spaced.map((key) => ({
+      ...alone.map((key) => ({
         request: { method: 'POST', url: `${service}/purge/${encodeURIComponent(key)}`, headers },
         call: this.call('tags', 1),
       })),

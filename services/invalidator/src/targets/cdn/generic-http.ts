@@ -10,9 +10,19 @@ import { bucketFor, takeFromBucket } from './rate-limit.js';
 import type { TokenBucket } from './token-bucket.js';
 
 /**
+ * A header value as the UTF-8 bytes of `text`: fetch sends each character of a header value as one
+ * byte (Latin-1) and refuses any above U+00FF, while the backend attached the tag in UTF-8. ASCII
+ * is unchanged; a control character (NUL, …) stays invalid and is refused before sending.
+ */
+function headerBytes(text: string): string {
+  return Buffer.from(text, 'utf8').toString('latin1');
+}
+
+/**
  * Varnish / nginx / any cache with an HTTP purge method: one `PURGE` (or configured method) per URL,
  * sent to the URL itself or to `endpoint` with the original host in `X-Purge-Host`. Tag purges
- * (Varnish xkey) when `tagMethod` and `endpoint` are set. 404 counts as success: nothing cached.
+ * (Varnish xkey) when `tagMethod` and `endpoint` are set, tags sent as their UTF-8 bytes. 404 counts
+ * as success: nothing cached.
  */
 export class HttpPurger implements Purger {
   readonly name = 'http';
@@ -78,7 +88,7 @@ export class HttpPurger implements Purger {
           request: {
             method: this.config.tagMethod,
             url: this.config.endpoint,
-            headers: { ...this.config.headers, [this.config.tagHeader]: tags.join(' ') },
+            headers: { ...this.config.headers, [this.config.tagHeader]: headerBytes(tags.join(' ')) },
           },
           call: this.call('tags', tags.length),
         });

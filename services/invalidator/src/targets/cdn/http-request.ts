@@ -55,14 +55,16 @@ export class PurgeHttpError extends WalpurgeError {
     message: string,
     readonly status: number | undefined,
     readonly retryAfterMs: number | undefined,
-    options: { retriable: boolean; cause?: unknown; providerRefusal?: boolean },
+    options: { retriable: boolean; cause?: unknown; providerRefusal?: boolean; hint?: string },
   ) {
     super(ErrorCode.PurgeFailed, message, {
       retriable: options.retriable,
       cause: options.cause,
-      hint: options.providerRefusal
-        ? 'check the CDN credentials, their permissions and the zone/service/distribution id; purges to this provider wait (walpurge_cdn_provider_paused = 1) until a probe succeeds'
-        : undefined,
+      hint: options.hint
+        ? options.hint
+        : options.providerRefusal
+          ? 'check the CDN credentials, their permissions and the zone/service/distribution id; purges to this provider wait (walpurge_cdn_provider_paused = 1) until a probe succeeds'
+          : undefined,
     });
     this.name = 'PurgeHttpError';
     this.providerRefusal = options.providerRefusal ?? false;
@@ -97,11 +99,26 @@ export async function sendOnce(
   request: HttpPurgeRequest,
   options: Pick<SendOptions, 'signal' | 'timeoutMs' | 'alsoOk' | 'call'>,
 ): Promise<HttpResponse> {
+  let headers: Headers;
+  try {
+    // Checked here rather than left to fetch: a header value no HTTP request can carry (a character
+    // above U+00FF, a NUL) throws before anything is sent, the same on every retry. Permanent,
+    // so the lane isolates the event that carries it instead of retrying the whole batch forever.
+    headers = new Headers(request.headers);
+    new URL(request.url);
+  } catch (error) {
+    throw new PurgeHttpError(
+      `${describe(request)} cannot be sent: ${(error as Error).message}`,
+      undefined,
+      undefined,
+      { retriable: false, cause: error },
+    );
+  }
   let response: Response;
   try {
     response = await fetch(request.url, {
       method: request.method,
-      headers: request.headers,
+      headers,
       body: request.body,
       signal: AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)]),
     });
@@ -167,7 +184,8 @@ export function retryDelay(error: PurgeHttpError, attempt: number, backoff: Back
 /**
  * Sends one purge request until it succeeds: 429 waits what Retry-After says (at least the
  * backoff), 5xx / timeouts / network errors back off exponentially with jitter, a refused account
- * waits in the provider's circuit. Only request faults (400, 413, …) and abort end it with an error.
+ * waits in the provider's circuit. Only request faults (400, 413, …, or a request that cannot be
+ * sent at all) and abort end it with an error.
  */
 export async function sendWithRetry(request: HttpPurgeRequest, options: SendOptions): Promise<HttpResponse> {
   for (let attempt = 0; ; attempt += 1) {
