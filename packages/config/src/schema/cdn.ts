@@ -129,7 +129,9 @@ export const CloudFrontConfig = z.strictObject({
     ),
   maxWildcardPathsInFlight: positiveInt
     .default(cloudFrontLimits.maxWildcardPathsInFlight)
-    .describe('Wildcard (prefix) paths of invalidations in progress at once (CloudFront allows 15).'),
+    .describe(
+      'Wildcard (prefix) paths of invalidations in progress at once (CloudFront allows 15); also the most wildcard paths one invalidation carries.',
+    ),
   completionPollMs: milliseconds
     .min(100)
     .default(30_000)
