@@ -57,13 +57,21 @@ describe('write-behind: one bad row fails alone', () => {
         timeoutMs: 20_000,
       });
       expect(await values(f)).toEqual({ 1: 'a', 3: 'c' });
-      await waitFor('the bad row failed', async () => (await listFailedWrites({ config: f.config })).length === 1);
+      await waitFor(
+        'the bad row failed',
+        async () => (await listFailedWrites({ config: f.config })).length === 1,
+      );
       const [failed] = await listFailedWrites({ config: f.config });
       expect(failed?.key).toBe('{"id":2}');
       expect(failed?.reason).toContain('P0001');
-      expect(await metricValue(flusher.registry, 'walpurge_flusher_failures_total', { kind: 'permanent' })).toBe(1);
+      expect(
+        await metricValue(flusher.registry, 'walpurge_flusher_failures_total', { kind: 'permanent' }),
+      ).toBe(1);
       // PostgreSQL refused the value: the cache must not keep serving it.
-      await waitFor('refused value purged from the cache', async () => (await f.cached('item:2')) === undefined);
+      await waitFor(
+        'refused value purged from the cache',
+        async () => (await f.cached('item:2')) === undefined,
+      );
       expect(await f.cached('item:1')).toMatchObject({ value: 'a' });
     } finally {
       await f.close();
@@ -82,9 +90,13 @@ describe('write-behind: one bad row fails alone', () => {
         timeoutMs: 20_000,
       });
       expect(await values(f)).toEqual({ 1: 'a', 3: 'c', 4: 'd' });
-      await waitFor('the bad row failed', async () => (await listFailedWrites({ config: f.config })).length === 1, {
-        timeoutMs: 20_000,
-      });
+      await waitFor(
+        'the bad row failed',
+        async () => (await listFailedWrites({ config: f.config })).length === 1,
+        {
+          timeoutMs: 20_000,
+        },
+      );
       const [failed] = await listFailedWrites({ config: f.config });
       expect(failed?.key).toBe('{"id":2}');
       expect(failed?.reason).toContain('40001');
@@ -167,9 +179,13 @@ describe('write-behind: rows whose parent is not there yet', () => {
       await f.pool.query(SCHEMA);
       await f.startFlusher({ foreignKeyRetryMs: 1_000 });
       await f.client.writeBehind('children', { id: 1, parent: 8 }, { keys: [] });
-      await waitFor('the orphan failed', async () => (await listFailedWrites({ config: f.config })).length === 1, {
-        timeoutMs: 20_000,
-      });
+      await waitFor(
+        'the orphan failed',
+        async () => (await listFailedWrites({ config: f.config })).length === 1,
+        {
+          timeoutMs: 20_000,
+        },
+      );
       const [failed] = await listFailedWrites({ config: f.config });
       expect(failed?.reason).toContain('23503');
     } finally {

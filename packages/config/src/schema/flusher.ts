@@ -58,11 +58,21 @@ export const FlusherConfig = z.strictObject({
   retryInitialMs: milliseconds
     .default(200)
     .describe(
-      'First delay when PostgreSQL is unreachable; doubles up to retryMaxMs. Transient errors are retried without limit.',
+      'First delay when a batch write fails with a retriable error; doubles up to retryMaxMs. An unreachable PostgreSQL is retried without limit; other retriable errors up to maxBatchRetries.',
     ),
   retryMaxMs: milliseconds
     .default(30_000)
     .describe('Longest delay between retries of a batch while PostgreSQL is unreachable.'),
+  maxBatchRetries: positiveInt
+    .default(5)
+    .describe(
+      'Attempts of a batch failing with a retriable SQL error (serialization failure, deadlock, lock not available, out of resources, cancelled) before it is split in halves; a single row still failing then fails alone with its reason. Connection loss is retried without limit.',
+    ),
+  foreignKeyRetryMs: milliseconds
+    .default(60_000)
+    .describe(
+      'How long a row refused by a foreign key (SQLSTATE 23503, e.g. a child flushed before its parent) is retried before it fails; write-behind has no order across rows.',
+    ),
   maxAttempts: positiveInt
     .default(10)
     .describe('Attempts for unexpected (non-database) errors before a job is failed and kept for redrive.'),
