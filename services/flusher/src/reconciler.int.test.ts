@@ -126,7 +126,7 @@ describe('write-behind reconciler', () => {
         attempts: 3,
         minAgeMs: 0,
       });
-      await waitFor('monitor caught up', () => commands.includes('zrangebyscore'));
+      await waitFor('monitor caught up', () => Promise.resolve(commands.includes('zrangebyscore')));
       expect(commands.filter((command) => command === 'lpos')).toEqual([]);
       expect(result).toEqual({ requeued: orphans.length, marked: 0 });
       expect(

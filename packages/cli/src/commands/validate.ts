@@ -18,6 +18,7 @@ import { rulePublicationProblems } from '../live/rule-publication.js';
 import { checkServer } from '../live/server-checks.js';
 import { checkSlot } from '../live/slot-checks.js';
 import { deadLetterTableProblems } from '../live/dead-letter-table-checks.js';
+import { flusherConfigProblems, flusherTableProblems, queueRedisProblems } from '../live/flusher-checks.js';
 import { estimatePurges, type PurgeEstimate } from '../purge-estimate/purge-estimate.js';
 
 export const validateCommand: CommandSpec = {
@@ -73,6 +74,9 @@ where a tag per row would serve; an unreachable cache Redis only skips that esti
     ];
     // Valid but probably not what was meant (e.g. a CDN prefix ending in a row value).
     const warnings: ConfigProblem[] = ruleWarnings(compiled, loaded.problemAt);
+    const flusherChecks = flusherConfigProblems(config, loaded.problemAt);
+    problems.push(...flusherChecks.problems);
+    warnings.push(...flusherChecks.warnings);
     let estimate: PurgeEstimate | undefined;
     let live: 'skipped (--offline)' | 'skipped (no database section)' | 'passed' | 'failed' =
       'skipped (no database section)';
@@ -106,12 +110,15 @@ where a tag per row would serve; an unreachable cache Redis only skips that esti
         warnings.push(...slot.warnings);
         if (config.transport === 'inline')
           problems.push(...(await deadLetterTableProblems(client, config.database, loaded.problemAt)));
+        problems.push(...(await flusherTableProblems(client, config, loaded.problemAt)));
         estimate = await estimatePurges(config, compiled, client);
       } finally {
         await client.end().catch(() => {});
       }
       live = problems.length === offlineProblems ? 'passed' : 'failed';
     }
+    // The flusher's queue Redis must keep accepted writes, as the flusher itself checks at start-up.
+    if (options['offline'] !== true) problems.push(...(await queueRedisProblems(config, loaded.problemAt)));
     // CDN purge volume per provider vs its limits (per event only without a database).
     estimate ??= await estimatePurges(config, compiled, undefined);
     warnings.push(...(estimate?.warnings ?? []));
