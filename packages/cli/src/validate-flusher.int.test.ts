@@ -58,7 +58,9 @@ describe('walpurge validate: the flusher section', () => {
   it('refuses a table without the version column and a queue Redis that loses writes', async () => {
     const result = await validate('bad.yaml', 'accounts, notes', unsafeQueue.url);
     expect(result.code).toBe(1);
-    expect(result.err).toContain('flusher.tables[1]: write-behind table public.notes has no version column _walpurge_version');
+    expect(result.err).toContain(
+      'flusher.tables[1]: write-behind table public.notes has no version column _walpurge_version',
+    );
     expect(result.err).toContain('flusher.queueRedisUrl: queue Redis: appendonly is off');
     expect(result.err).not.toContain('flusher.tables[0]');
   });

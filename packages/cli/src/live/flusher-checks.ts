@@ -83,7 +83,10 @@ export async function queueRedisProblems(
     return problems.map((problem) => problemAt(['flusher', 'queueRedisUrl'], `queue Redis: ${problem}`));
   } catch (error) {
     return [
-      problemAt(['flusher', 'queueRedisUrl'], `queue Redis unreachable: ${redactSecrets(errorMessage(error))}`),
+      problemAt(
+        ['flusher', 'queueRedisUrl'],
+        `queue Redis unreachable: ${redactSecrets(errorMessage(error))}`,
+      ),
     ];
   } finally {
     redis.disconnect();
