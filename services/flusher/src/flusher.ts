@@ -11,7 +11,6 @@ import {
   tombstoneTableDdl,
   writeBehindLayout,
   describeWriteTable,
-  sqlTable,
   type FlushJobData,
   type PendingWrite,
   type WriteBehindLayout,
@@ -36,6 +35,7 @@ import { assertQueueRedisSafe } from './queue-redis-safety.js';
 import { QueueRedisClients } from './queue-redis-clients.js';
 import { reconcilePending } from './reconciler.js';
 import { RepeatedErrorLog } from './repeated-error-log.js';
+import { pruneFailedJobs, pruneTombstones } from './housekeeping.js';
 import { markFailedOrRequeue, versionOfJobId } from './mark-failed.js';
 import { RefusedValuePurger } from './refused-value-purger.js';
 
@@ -253,6 +253,11 @@ class Flusher implements Service {
     this.every(
       Math.max(60_000, Math.min(config.tombstoneRetentionMs, 3_600_000)),
       () => this.pruneTombstones(),
+      false,
+    );
+    this.every(
+      Math.max(60_000, Math.min(config.failedRetentionMs, 3_600_000)),
+      () => this.pruneFailedJobs(),
       false,
     );
     this.log.info(
@@ -556,14 +561,28 @@ class Flusher implements Service {
     client.on('error', () => undefined);
     try {
       await client.connect();
-      const result = await client.query(
-        `DELETE FROM ${sqlTable(this.flusher.tombstoneTable)} WHERE deleted_at < now() - make_interval(secs => $1)`,
-        [this.flusher.tombstoneRetentionMs / 1000],
-      );
-      if (result.rowCount) this.log.debug({ pruned: result.rowCount }, 'pruned write-behind tombstones');
+      const pruned = await pruneTombstones({
+        client,
+        redis: this.redis!,
+        layout: this.layout,
+        tombstoneTable: this.flusher.tombstoneTable,
+        retentionMs: this.flusher.tombstoneRetentionMs,
+      });
+      if (pruned > 0) this.log.debug({ pruned }, 'pruned write-behind tombstones');
     } finally {
       await client.end().catch(() => undefined);
     }
+  }
+
+  private async pruneFailedJobs(): Promise<void> {
+    if (!this.redis || !this.queue) return;
+    const pruned = await pruneFailedJobs({
+      redis: this.redis,
+      queue: this.queue,
+      layout: this.layout,
+      retentionMs: this.flusher.failedRetentionMs,
+    });
+    if (pruned > 0) this.log.info({ pruned }, 'pruned failed flush jobs whose rows were written since');
   }
 
   private every(ms: number, task: () => Promise<void>, now: boolean): void {

@@ -100,7 +100,16 @@ export const FlusherConfig = z.strictObject({
     .describe(
       "Table (created when missing) remembering deleted rows' versions, so a late older write cannot resurrect a deleted row.",
     ),
-  tombstoneRetentionMs: milliseconds.default(86_400_000).describe('How long tombstones are kept.'),
+  tombstoneRetentionMs: milliseconds
+    .default(86_400_000)
+    .describe(
+      'How long tombstones are kept at least; one is kept longer while an older write of any row is still pending or failed (it could still be redriven).',
+    ),
+  failedRetentionMs: milliseconds
+    .default(604_800_000)
+    .describe(
+      "How long a failed flush job is kept once it no longer stands for an unwritten value (the row was written or has a newer job since). A failed job that is still a row's only record of an accepted write is kept until redriven.",
+    ),
   reconcileIntervalMs: milliseconds
     .default(30_000)
     .describe('How often pending writes without a queued job (crash between two steps) are re-queued.'),
