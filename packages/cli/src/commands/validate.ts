@@ -49,7 +49,10 @@ With a cdn section, it prints a CDN purge estimate per provider (items and API c
 the tables' recorded change rates) and warns where a provider's limit would be exceeded.
 Pattern rules get a warning with the cost of the keyspace sweep
 each purge waits for (DBSIZE of the cache Redis and a short SCAN sample, or --scan-rate), and a hint
-where a tag per row would serve; an unreachable cache Redis only skips that estimate.`,
+where a tag per row would serve; an unreachable cache Redis only skips that estimate.
+With a flusher section, it checks what the flusher would refuse at start-up: the write-behind
+tables (primary key, bigint version column) and a queue Redis that keeps writes (noeviction, AOF;
+unreachable is an error unless --offline).`,
   async run({ io, options }) {
     const json = options['json'] === true;
     let loaded;
