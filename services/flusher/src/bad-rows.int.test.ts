@@ -78,6 +78,39 @@ describe('write-behind: one bad row fails alone', () => {
     }
   });
 
+  it('a constraint violation purges the refused value from every cache key the row was written under', async () => {
+    const f = await fixture();
+    try {
+      const flusher = await f.startFlusher();
+      await f.client.writeBehind('items', { id: 9, value: 'ok', n: 1 });
+      await f.drained();
+      // A write PostgreSQL will refuse, cached on accept under two keys.
+      await f.client.writeBehind(
+        'items',
+        { id: 9, value: 'bad', n: -1 },
+        { keys: ['item:9', 'by-value:bad'] },
+      );
+      expect(await f.cached('item:9')).toMatchObject({ value: 'bad' });
+      expect(await f.cached('by-value:bad')).toMatchObject({ value: 'bad' });
+      await waitFor(
+        'the refused write failed',
+        async () => (await listFailedWrites({ config: f.config })).length === 1,
+      );
+      await waitFor(
+        'refused value purged from both keys',
+        async () =>
+          (await f.cached('item:9')) === undefined && (await f.cached('by-value:bad')) === undefined,
+      );
+      expect(
+        await metricValue(flusher.registry, 'walpurge_flusher_failures_total', { kind: 'cache_purge' }),
+      ).toBe(0);
+      // PostgreSQL still has the last value it accepted.
+      expect(await values(f)).toEqual({ 9: 'ok' });
+    } finally {
+      await f.close();
+    }
+  });
+
   it('a row that keeps failing with a normally transient error is split off after the retry cap and fails alone', async () => {
     const f = await fixture();
     try {

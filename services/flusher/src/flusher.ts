@@ -499,7 +499,15 @@ class Flusher implements Service {
    * A cache Redis outage must not turn the refusal into a retry loop: counted and logged instead.
    */
   private async purgeRefused(entry: PendingWrite): Promise<void> {
-    if (!this.purger || entry.cacheKeys.length === 0) return;
+    if (entry.cacheKeys.length === 0) return;
+    if (!this.purger) {
+      this.metrics.failures.inc({ kind: 'cache_purge' });
+      this.log.warn(
+        { table: entry.table, key: entry.primaryKey, version: entry.version, keys: entry.cacheKeys },
+        'a value PostgreSQL refused stays cached until its TTL: no `redis` section to purge it from',
+      );
+      return;
+    }
     try {
       await this.purger.purge(entry.cacheKeys, entry.version);
     } catch (error) {
