@@ -154,6 +154,25 @@ describe('write-behind: one bad row fails alone', () => {
     }
   });
 
+  it('…and so are two deletes of one database row in one batch', async () => {
+    const f = await fixture();
+    try {
+      await f.pool.query(`INSERT INTO items (id, value) VALUES (3, 'there')`);
+      await f.startFlusher({ batchDelayMs: 300 });
+      await f.client.deleteBehind('items', { id: 3 });
+      const newer = await f.client.deleteBehind('items', { id: '3' });
+      await f.drained(20_000);
+      expect(await values(f)).toEqual({});
+      expect(await listFailedWrites({ config: f.config })).toEqual([]);
+      const { rows } = await f.pool.query<{ version: string }>(
+        `SELECT version FROM ${f.config.flusher!.tombstoneTable} WHERE row_key = '{"id":3}'`,
+      );
+      expect(rows).toEqual([{ version: newer.version }]);
+    } finally {
+      await f.close();
+    }
+  });
+
   it('a write accepted while its row was failing for good is requeued, not left behind the failed job', async () => {
     const f = await fixture();
     try {
