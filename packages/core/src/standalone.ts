@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { isWalpurgeError } from './errors.js';
 import { ServiceGroup, type Service } from './lifecycle.js';
 import { createLogger, type Logger } from './logger.js';
+import { redactSecrets } from './redact.js';
 import { createMetricsRegistry, type Registry } from './metrics.js';
 import { startOpsServer, type OpsServer } from './ops-server.js';
 import { stopOnSignals } from './signals.js';
@@ -114,7 +115,9 @@ export async function runStandalone<Config>(spec: StandaloneSpec<Config>): Promi
       : error instanceof Error
         ? (error.stack ?? error.message)
         : String(error);
-    process.stderr.write(`walpurge ${spec.role}: ${text}\n`);
+    // An unexpected error's message (and stack) may quote a connection string: redact it like the
+    // logs do, stderr ends up in the same log pipeline.
+    process.stderr.write(`walpurge ${spec.role}: ${redactSecrets(text)}\n`);
     process.exit(1);
   }
 }

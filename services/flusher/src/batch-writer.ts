@@ -8,10 +8,19 @@ import {
   type TableShape,
 } from '@walpurge/client';
 import { isWalpurgeError } from '@walpurge/core';
-import { PermanentRowError, describeSqlError, isPermanentWriteError } from './sql-errors.js';
+import {
+  PermanentRowError,
+  describeSqlError,
+  isForeignKeyViolation,
+  isPermanentWriteError,
+  writeErrorKind,
+} from './sql-errors.js';
 import type { FlushConnection } from './flush-connection.js';
 
-export type RowOutcome = { ok: true } | { ok: false; reason: string };
+export type RowOutcome =
+  | { ok: true }
+  /** waitingForParent: refused by a foreign key (23503); worth trying again for a while. */
+  | { ok: false; reason: string; waitingForParent?: boolean };
 
 export interface BatchResult {
   outcomes: Map<string, RowOutcome>;
@@ -24,8 +33,10 @@ export interface BatchResult {
 /**
  * Writes a batch of pending rows in ONE transaction: per table and column set one
  * INSERT … ON CONFLICT DO UPDATE … WHERE version < EXCLUDED.version, one guarded DELETE for deletes.
- * If the database refuses the batch for a reason no retry fixes (a constraint, a bad column), each
- * row is tried alone so that one bad row fails alone. Transient errors are thrown (caller retries).
+ * If the database refuses the batch for good (see writeErrorKind), the batch is halved until the
+ * refused row is alone: it fails with its reason, every other row is written (log2(n) extra
+ * transactions per bad row rather than one per row). Transient errors are thrown: the caller retries,
+ * and rows already committed by a half are rewritten as no-ops by the version guard.
  */
 export class BatchWriter {
   private readonly shapes = new Map<string, TableShape>();
@@ -37,39 +48,38 @@ export class BatchWriter {
   ) {}
 
   async write(entries: readonly PendingWrite[]): Promise<BatchResult> {
-    const outcomes = new Map<string, RowOutcome>();
+    const result: BatchResult = { outcomes: new Map(), rowsWritten: 0, rowsApplied: 0 };
     const valid: PendingWrite[] = [];
     for (const entry of entries) {
       const problem = await this.validate(entry);
-      if (problem) outcomes.set(entry.rowId, { ok: false, reason: problem });
+      if (problem) result.outcomes.set(entry.rowId, { ok: false, reason: problem });
       else valid.push(entry);
     }
-    if (valid.length === 0) return { outcomes, rowsWritten: 0, rowsApplied: 0 };
+    if (valid.length > 0) await this.writeOrSplit(valid, result);
+    return result;
+  }
+
+  private async writeOrSplit(entries: readonly PendingWrite[], result: BatchResult): Promise<void> {
     try {
-      const applied = await this.transaction(valid);
-      for (const entry of valid) outcomes.set(entry.rowId, { ok: true });
-      return { outcomes, rowsWritten: valid.length, rowsApplied: applied };
+      result.rowsApplied += await this.transaction(entries);
+      result.rowsWritten += entries.length;
+      for (const entry of entries) result.outcomes.set(entry.rowId, { ok: true });
+      return;
     } catch (error) {
       if (!isPermanentWriteError(error)) throw error;
-      if (valid.length === 1) {
-        outcomes.set(valid[0]!.rowId, { ok: false, reason: describeSqlError(error) });
-        return { outcomes, rowsWritten: 0, rowsApplied: 0 };
+      if (entries.length === 1) {
+        result.outcomes.set(entries[0]!.rowId, {
+          ok: false,
+          reason: describeSqlError(error),
+          ...(isForeignKeyViolation(error) ? { waitingForParent: true } : {}),
+        });
+        return;
       }
     }
     // Someone in the batch is bad: find out who, keeping everyone else's write.
-    let rowsWritten = 0;
-    let rowsApplied = 0;
-    for (const entry of valid) {
-      try {
-        rowsApplied += await this.transaction([entry]);
-        rowsWritten += 1;
-        outcomes.set(entry.rowId, { ok: true });
-      } catch (error) {
-        if (!isPermanentWriteError(error)) throw error;
-        outcomes.set(entry.rowId, { ok: false, reason: describeSqlError(error) });
-      }
-    }
-    return { outcomes, rowsWritten, rowsApplied };
+    const half = Math.ceil(entries.length / 2);
+    await this.writeOrSplit(entries.slice(0, half), result);
+    await this.writeOrSplit(entries.slice(half), result);
   }
 
   /** A reason when the row can never be written (checked before touching the data). */
@@ -119,7 +129,7 @@ export class BatchWriter {
 }
 
 async function rollback(client: pg.Client, connection: FlushConnection, error: unknown): Promise<void> {
-  if (isPermanentWriteError(error)) {
+  if (writeErrorKind(error) !== 'unavailable') {
     // The session is fine, only the transaction is aborted.
     await client.query('ROLLBACK').catch(() => connection.reset());
   } else {

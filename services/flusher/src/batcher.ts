@@ -1,13 +1,18 @@
 import type { PendingWrite } from '@walpurge/client';
 import { ErrorCode, WalpurgeError, backoffDelay, sleep, type Logger } from '@walpurge/core';
 import type { BatchResult, RowOutcome } from './batch-writer.js';
-import { describeSqlError, isPermanentWriteError } from './sql-errors.js';
+import { describeSqlError, writeErrorKind } from './sql-errors.js';
 
 export interface BatcherOptions {
   size: number;
   delayMs: number;
   retryInitialMs: number;
   retryMaxMs: number;
+  /**
+   * Attempts of one batch that fail with a transient (not an unavailable-database) error before the
+   * batch is halved; a single row still failing after this many attempts fails with its reason.
+   */
+  maxRetries: number;
   write(entries: PendingWrite[]): Promise<BatchResult>;
   logger: Logger;
   onBatch?(result: BatchResult, seconds: number): void;
@@ -24,6 +29,8 @@ interface Slot {
  * arrived `delayMs` after the first one) and writes one batch at a time. Two jobs for the same row
  * in one batch share one write of the newer version. While the database is unreachable the batch is
  * retried with backoff and no new batch starts, so jobs simply stay active: backpressure, no loss.
+ * Any other retried error is capped (maxRetries): the batch is then halved, so a row that fails on
+ * every attempt ends up alone and fails with its reason while the rest of its batch is written.
  */
 export class Batcher {
   private slots = new Map<string, Slot>();
@@ -96,6 +103,7 @@ export class Batcher {
 
   private async writeWithRetry(slots: Slot[]): Promise<void> {
     const entries = slots.map((slot) => slot.entry);
+    let capped = 0;
     for (let attempt = 0; ; attempt += 1) {
       const began = process.hrtime.bigint();
       try {
@@ -111,10 +119,24 @@ export class Batcher {
         }
         return;
       } catch (error) {
-        if (isPermanentWriteError(error)) {
+        const kind = writeErrorKind(error);
+        if (kind === 'permanent') {
           // Not row-specific (e.g. schema lookup failed for good): fail the rows, do not spin.
           for (const slot of slots)
             for (const waiter of slot.waiters) waiter.resolve({ ok: false, reason: describeSqlError(error) });
+          return;
+        }
+        if (kind === 'transient') capped += 1;
+        if (capped >= this.options.maxRetries) {
+          this.failingAttempts = 0;
+          if (slots.length === 1) {
+            const reason = `still failing after ${capped} attempts: ${describeSqlError(error)}`;
+            for (const waiter of slots[0]!.waiters) waiter.resolve({ ok: false, reason });
+            return;
+          }
+          const half = Math.ceil(slots.length / 2);
+          await this.writeWithRetry(slots.slice(0, half));
+          await this.writeWithRetry(slots.slice(half));
           return;
         }
         this.failingAttempts = attempt + 1;

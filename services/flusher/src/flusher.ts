@@ -3,7 +3,6 @@ import type { Redis } from 'ioredis';
 import pg from 'pg';
 import {
   FLUSH_JOB_NAME,
-  MARK_FAILED_SCRIPT,
   SETTLE_SCRIPT,
   WriteScript,
   flushJobOptions,
@@ -12,8 +11,8 @@ import {
   tombstoneTableDdl,
   writeBehindLayout,
   describeWriteTable,
-  sqlTable,
   type FlushJobData,
+  type PendingWrite,
   type WriteBehindLayout,
 } from '@walpurge/client';
 import type { FlusherConfig, WalpurgeConfig } from '@walpurge/config';
@@ -36,9 +35,11 @@ import { assertQueueRedisSafe } from './queue-redis-safety.js';
 import { QueueRedisClients } from './queue-redis-clients.js';
 import { reconcilePending } from './reconciler.js';
 import { RepeatedErrorLog } from './repeated-error-log.js';
+import { pruneFailedJobs, pruneTombstones } from './housekeeping.js';
+import { markFailedOrRequeue, versionOfJobId } from './mark-failed.js';
+import { RefusedValuePurger } from './refused-value-purger.js';
 
 const settle = new WriteScript(SETTLE_SCRIPT);
-const markFailed = new WriteScript(MARK_FAILED_SCRIPT);
 /** Shutdown steps after the drain deadline (closing sessions, handing jobs back) get this long each. */
 const CLOSE_GRACE_MS = 1_000;
 /** At most this many unsettled jobs are named in the shutdown log line (the count is always there). */
@@ -111,6 +112,7 @@ class Flusher implements Service {
   private worker: Worker<FlushJobData, FlushOutcome> | undefined;
   private connection: FlushConnection | undefined;
   private batcher: Batcher | undefined;
+  private purger: RefusedValuePurger | undefined;
   private timers: NodeJS.Timeout[] = [];
   private stopping: Promise<void> | undefined;
   /** Shutdown gave up on the queue Redis; the errors that follow are expected. */
@@ -150,6 +152,12 @@ class Flusher implements Service {
       await assertQueueRedisSafe(this.redis);
     }
 
+    if (this.options.config.redis) this.purger = new RefusedValuePurger(this.options.config.redis);
+    else
+      this.log.warn(
+        'no `redis` section: values PostgreSQL refuses for good stay cached until their TTL (cannot purge them)',
+      );
+
     this.connection = new FlushConnection({
       url: this.databaseUrl,
       origin: config.markOrigin ? config.replicationOrigin : undefined,
@@ -170,6 +178,7 @@ class Flusher implements Service {
       delayMs: config.batchDelayMs,
       retryInitialMs: config.retryInitialMs,
       retryMaxMs: config.retryMaxMs,
+      maxRetries: config.maxBatchRetries,
       logger: this.log,
       write: (entries) => writer.write(entries),
       onBatch: (result, seconds) => {
@@ -220,7 +229,7 @@ class Flusher implements Service {
       if (!job) return;
       const final = error instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
       if (!(error instanceof UnrecoverableError)) this.metrics.failures.inc({ kind: 'unexpected' });
-      if (final && !(error instanceof UnrecoverableError)) void this.recordFailed(job.data.rowId, job.id);
+      if (final && !(error instanceof UnrecoverableError)) void this.recordFailed(job);
       this.log[final ? 'error' : 'warn'](
         {
           jobId: job.id,
@@ -244,6 +253,11 @@ class Flusher implements Service {
     this.every(
       Math.max(60_000, Math.min(config.tombstoneRetentionMs, 3_600_000)),
       () => this.pruneTombstones(),
+      false,
+    );
+    this.every(
+      Math.max(60_000, Math.min(config.failedRetentionMs, 3_600_000)),
+      () => this.pruneFailedJobs(),
       false,
     );
     this.log.info(
@@ -285,6 +299,7 @@ class Flusher implements Service {
     await settlesWithin(this.queue?.close() ?? Promise.resolve(), CLOSE_GRACE_MS);
     await settlesWithin(this.connection?.close() ?? Promise.resolve(), CLOSE_GRACE_MS);
     if (orderly) await this.clients.close(CLOSE_GRACE_MS);
+    await settlesWithin(this.purger?.close() ?? Promise.resolve(), CLOSE_GRACE_MS);
     this.log.info('flusher stopped');
   }
 
@@ -417,9 +432,26 @@ class Flusher implements Service {
       throw error;
     }
     if (!outcome.ok) {
+      if (outcome.waitingForParent && Date.now() - job.timestamp < this.flusher.foreignKeyRetryMs) {
+        // Write-behind has no order across rows: the parent may simply not be flushed yet.
+        tracked.stage = 'handing back';
+        const delayMs = Math.min(
+          this.flusher.retryMaxMs,
+          Math.max(this.flusher.retryInitialMs, (Date.now() - job.timestamp) / 2),
+        );
+        this.metrics.requeued.inc({ reason: 'foreign_key' });
+        this.log.info(
+          { jobId: job.id, table: entry.table, key: entry.primaryKey, delayMs, reason: outcome.reason },
+          'row refused by a foreign key (parent not written yet?); trying it again later',
+        );
+        await job.moveToDelayed(Date.now() + delayMs, token);
+        throw new DelayedError();
+      }
       tracked.stage = 'marking failed';
       this.metrics.failures.inc({ kind: 'permanent' });
-      await markFailed.run(redis, [this.layout.pending(rowId)], [job.id ?? '']);
+      await this.purgeRefused(entry);
+      const marked = await markFailedOrRequeue(this.markContext(), job.data, job.id ?? '', entry.version);
+      if (marked === 'requeued') this.metrics.requeued.inc({ reason: 'changed' });
       throw new UnrecoverableError(
         `${entry.table} ${JSON.stringify(entry.primaryKey)} version ${entry.version}: ${outcome.reason}`,
       );
@@ -445,14 +477,57 @@ class Flusher implements Service {
     return 'flushed';
   }
 
-  private async recordFailed(rowId: string, jobId: string | undefined): Promise<void> {
-    if (!jobId || !this.redis) return;
-    await markFailed.run(this.redis, [this.layout.pending(rowId)], [jobId]).catch(() => undefined);
+  private markContext(): Parameters<typeof markFailedOrRequeue>[0] {
+    return {
+      redis: this.redis!,
+      queue: this.queue!,
+      layout: this.layout,
+      attempts: this.flusher.maxAttempts,
+    };
+  }
+
+  /** A job that failed on its last attempt with an unexpected error (not a refusal by PostgreSQL). */
+  private async recordFailed(job: Job<FlushJobData>): Promise<void> {
+    if (!job.id || !this.redis || !this.queue) return;
+    await markFailedOrRequeue(this.markContext(), job.data, job.id, versionOfJobId(job.id)).catch(
+      (error: unknown) => this.log.warn({ err: error, jobId: job.id }, 'could not mark a failed flush job'),
+    );
+  }
+
+  /**
+   * PostgreSQL refused the row for good: its value was cached when accepted and must not be served.
+   * A cache Redis outage must not turn the refusal into a retry loop: counted and logged instead.
+   */
+  private async purgeRefused(entry: PendingWrite): Promise<void> {
+    if (entry.cacheKeys.length === 0) return;
+    if (!this.purger) {
+      this.metrics.failures.inc({ kind: 'cache_purge' });
+      this.log.warn(
+        { table: entry.table, key: entry.primaryKey, version: entry.version, keys: entry.cacheKeys },
+        'a value PostgreSQL refused stays cached until its TTL: no `redis` section to purge it from',
+      );
+      return;
+    }
+    try {
+      await this.purger.purge(entry.cacheKeys, entry.version);
+    } catch (error) {
+      this.metrics.failures.inc({ kind: 'cache_purge' });
+      this.log.error(
+        {
+          err: error,
+          table: entry.table,
+          key: entry.primaryKey,
+          version: entry.version,
+          keys: entry.cacheKeys,
+        },
+        'could not purge a value PostgreSQL refused from the cache; it is served until its TTL',
+      );
+    }
   }
 
   private async reconcile(): Promise<void> {
     if (!this.redis || !this.queue) return;
-    const requeued = await reconcilePending({
+    const { requeued } = await reconcilePending({
       redis: this.redis,
       queue: this.queue,
       layout: this.layout,
@@ -494,14 +569,28 @@ class Flusher implements Service {
     client.on('error', () => undefined);
     try {
       await client.connect();
-      const result = await client.query(
-        `DELETE FROM ${sqlTable(this.flusher.tombstoneTable)} WHERE deleted_at < now() - make_interval(secs => $1)`,
-        [this.flusher.tombstoneRetentionMs / 1000],
-      );
-      if (result.rowCount) this.log.debug({ pruned: result.rowCount }, 'pruned write-behind tombstones');
+      const pruned = await pruneTombstones({
+        client,
+        redis: this.redis!,
+        layout: this.layout,
+        tombstoneTable: this.flusher.tombstoneTable,
+        retentionMs: this.flusher.tombstoneRetentionMs,
+      });
+      if (pruned > 0) this.log.debug({ pruned }, 'pruned write-behind tombstones');
     } finally {
       await client.end().catch(() => undefined);
     }
+  }
+
+  private async pruneFailedJobs(): Promise<void> {
+    if (!this.redis || !this.queue) return;
+    const pruned = await pruneFailedJobs({
+      redis: this.redis,
+      queue: this.queue,
+      layout: this.layout,
+      retentionMs: this.flusher.failedRetentionMs,
+    });
+    if (pruned > 0) this.log.info({ pruned }, 'pruned failed flush jobs whose rows were written since');
   }
 
   private every(ms: number, task: () => Promise<void>, now: boolean): void {

@@ -62,13 +62,13 @@ export function createFlusherMetrics(registry: Registry) {
     }),
     failures: new Counter({
       name: 'walpurge_flusher_failures_total',
-      help: 'Flush failures: permanent (row failed, kept for redrive), transient (retried), unexpected.',
+      help: 'Flush failures: permanent (row failed, kept for redrive), transient (retried), unexpected, cache_purge (a refused value could not be removed from the cache).',
       labelNames: ['kind'] as const,
       registers,
     }),
     requeued: new Counter({
       name: 'walpurge_flusher_requeued_total',
-      help: 'Jobs queued again because the row changed while being flushed (requeue) or had no job (reconcile).',
+      help: 'Jobs queued again: the row changed while being flushed or failing (changed), had no job (reconcile), or waits for a parent row (foreign_key).',
       labelNames: ['reason'] as const,
       registers,
     }),

@@ -1,16 +1,67 @@
 import { ErrorCode, WalpurgeError, isWalpurgeError, sqlState } from '@walpurge/core';
 
 /**
- * Errors no retry can fix: the data or the statement is wrong (SQLSTATE class 22 data exception,
- * 23 integrity constraint violation, 42 syntax error or access rule violation, 44 check option), or
- * walpurge found the row unusable. Everything else (connection loss, shutdown, serialization
- * failure, lock timeout…) is worth retrying.
+ * How a failed batch write is handled:
+ * - `unavailable`: the database cannot be reached or is restarting. Retried with backoff for as long
+ *   as it takes (backpressure: jobs stay active, nothing fails), never blamed on a row.
+ * - `transient`: worth retrying (serialization failure, deadlock, lock not available, out of
+ *   resources, a query cancelled), but a row that causes it on every attempt must not stall the
+ *   others: after flusher.maxBatchRetries the batch is split, and a single row still failing fails.
+ * - `permanent`: everything else (constraint, trigger RAISE, bad data, index row too large, a row
+ *   named twice …). The batch is split at once to find the row; that row fails alone.
+ * The transient classes are listed (not the permanent ones): an SQLSTATE nobody thought of must
+ * never mean "retry the same batch forever".
  */
-export function isPermanentWriteError(error: unknown): boolean {
-  if (isWalpurgeError(error)) return !error.retriable;
+export type WriteErrorKind = 'unavailable' | 'transient' | 'permanent';
+
+/** 08 connection exception, 40 transaction rollback, 53 insufficient resources, 57 operator intervention, 58 system error. */
+const TRANSIENT_CLASSES = new Set(['08', '40', '53', '57', '58']);
+/** lock_not_available: the only retry-worthy state of class 55 (object not in prerequisite state). */
+const TRANSIENT_STATES = new Set(['55P03']);
+/** admin/crash shutdown, cannot connect now, too many connections: the server, not the row. */
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
+const NODE_CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+/** What node-postgres says, without a code, when the connection dies or cannot be had in time. */
+const PG_CONNECTION_MESSAGES =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error/i;
+
+export function writeErrorKind(error: unknown): WriteErrorKind {
+  if (isWalpurgeError(error)) return error.retriable ? 'unavailable' : 'permanent';
   const state = sqlState(error);
-  if (!state) return false;
-  return ['22', '23', '42', '44'].includes(state.slice(0, 2));
+  if (state !== undefined) {
+    if (state.startsWith('08') || UNAVAILABLE_STATES.has(state)) return 'unavailable';
+    return TRANSIENT_CLASSES.has(state.slice(0, 2)) || TRANSIENT_STATES.has(state)
+      ? 'transient'
+      : 'permanent';
+  }
+  if (typeof error === 'object' && error !== null) {
+    const code = 'code' in error ? String(error.code) : undefined;
+    if (code !== undefined && NODE_CONNECTION_CODES.has(code)) return 'unavailable';
+    if (error instanceof Error && PG_CONNECTION_MESSAGES.test(error.message)) return 'unavailable';
+  }
+  // Unknown: retried, but capped like any transient error, so it can never stall the queue.
+  return 'transient';
+}
+
+export function isPermanentWriteError(error: unknown): boolean {
+  return writeErrorKind(error) === 'permanent';
+}
+
+/**
+ * foreign_key_violation: usually a child flushed before its parent (write-behind has no order
+ * across rows). The row is retried for flusher.foreignKeyRetryMs before it fails.
+ */
+export function isForeignKeyViolation(error: unknown): boolean {
+  return sqlState(error) === '23503';
 }
 
 /** A row the database refused for good; its job fails with this reason. */

@@ -18,6 +18,7 @@ import { rulePublicationProblems } from '../live/rule-publication.js';
 import { checkServer } from '../live/server-checks.js';
 import { checkSlot } from '../live/slot-checks.js';
 import { cdnQueueTableProblems, deadLetterTableProblems } from '../live/state-table-checks.js';
+import { flusherConfigProblems, flusherTableProblems, queueRedisProblems } from '../live/flusher-checks.js';
 import { estimatePurges, type PurgeEstimate } from '../purge-estimate/purge-estimate.js';
 
 export const validateCommand: CommandSpec = {
@@ -48,7 +49,10 @@ With a cdn section, it prints a CDN purge estimate per provider (items and API c
 the tables' recorded change rates) and warns where a provider's limit would be exceeded.
 Pattern rules get a warning with the cost of the keyspace sweep
 each purge waits for (DBSIZE of the cache Redis and a short SCAN sample, or --scan-rate), and a hint
-where a tag per row would serve; an unreachable cache Redis only skips that estimate.`,
+where a tag per row would serve; an unreachable cache Redis only skips that estimate.
+With a flusher section, it checks what the flusher would refuse at start-up: the write-behind
+tables (primary key, bigint version column) and a queue Redis that keeps writes (noeviction, AOF;
+unreachable is an error unless --offline).`,
   async run({ io, options }) {
     const json = options['json'] === true;
     let loaded;
@@ -73,6 +77,9 @@ where a tag per row would serve; an unreachable cache Redis only skips that esti
     ];
     // Valid but probably not what was meant (e.g. a CDN prefix ending in a row value).
     const warnings: ConfigProblem[] = ruleWarnings(compiled, loaded.problemAt);
+    const flusherChecks = flusherConfigProblems(config, loaded.problemAt);
+    problems.push(...flusherChecks.problems);
+    warnings.push(...flusherChecks.warnings);
     let estimate: PurgeEstimate | undefined;
     let live: 'skipped (--offline)' | 'skipped (no database section)' | 'passed' | 'failed' =
       'skipped (no database section)';
@@ -108,12 +115,15 @@ where a tag per row would serve; an unreachable cache Redis only skips that esti
           problems.push(...(await deadLetterTableProblems(client, config.database, loaded.problemAt)));
         if (config.transport === 'inline' && config.cdn)
           problems.push(...(await cdnQueueTableProblems(client, config.database, loaded.problemAt)));
+        problems.push(...(await flusherTableProblems(client, config, loaded.problemAt)));
         estimate = await estimatePurges(config, compiled, client);
       } finally {
         await client.end().catch(() => {});
       }
       live = problems.length === offlineProblems ? 'passed' : 'failed';
     }
+    // The flusher's queue Redis must keep accepted writes, as the flusher itself checks at start-up.
+    if (options['offline'] !== true) problems.push(...(await queueRedisProblems(config, loaded.problemAt)));
     // CDN purge volume per provider vs its limits (per event only without a database).
     estimate ??= await estimatePurges(config, compiled, undefined);
     warnings.push(...(estimate?.warnings ?? []));

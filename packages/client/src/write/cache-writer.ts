@@ -34,6 +34,11 @@ export class CacheWriter {
     return this.run(keys, version, 'del', Buffer.alloc(0));
   }
 
+  /** The keys as stored in Redis (keyPrefix prepended). */
+  fullKeys(keys: readonly string[]): string[] {
+    return keys.map((key) => this.options.keyPrefix + key);
+  }
+
   /** Best effort after a failure: whatever is cached for these keys can no longer be trusted. */
   async forget(keys: readonly string[]): Promise<void> {
     if (keys.length === 0) return;

@@ -11,7 +11,11 @@ const PendingHash = z.object({
   w: z.string().regex(/^\d+$/).optional(),
   q: z.string().optional(),
   f: z.string().optional(),
+  /** Cache keys (prefix included) the row's pending writes were cached under, JSON array. */
+  c: z.string().optional(),
 });
+
+const CacheKeys = z.array(z.string());
 
 const JsonObject = z.record(z.string(), z.unknown());
 
@@ -27,6 +31,8 @@ export interface PendingWrite {
   pendingSinceMs: number;
   queuedJobId: string | undefined;
   failedJobId: string | undefined;
+  /** Cache keys (prefix included) holding the pending value(s): purged if PostgreSQL refuses it. */
+  cacheKeys: string[];
 }
 
 /** Undefined when there is no pending entry (already flushed); throws on a corrupt entry. */
@@ -43,5 +49,6 @@ export function parsePendingWrite(rowId: string, hash: Record<string, string>): 
     pendingSinceMs: Number(entry.s),
     queuedJobId: entry.q,
     failedJobId: entry.f,
+    cacheKeys: entry.c === undefined ? [] : CacheKeys.parse(JSON.parse(entry.c)),
   };
 }

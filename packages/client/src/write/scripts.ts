@@ -21,12 +21,29 @@ end
  * and decide whether a flush job must be queued (none queued yet, or the queued one failed and this
  * newer value supersedes it). The caller adds the job with the returned id; if it crashes before
  * that, the flusher's reconciler finds the entry through the index and queues it.
- * KEYS: pending, index, clock, stats. ARGV: rowId, table, primaryKeyJson, rowJson, op (u|d).
+ * The entry also collects (field `c`, JSON array) every cache key the row's pending writes were
+ * cached under, prefix included: if PostgreSQL refuses the row for good, the flusher purges them.
+ * KEYS: pending, index, clock, stats. ARGV: rowId, table, primaryKeyJson, rowJson, op (u|d),
+ * cacheKeysJson (optional).
  * Returns { version, jobId or '' }.
  */
 export const ACCEPT_WRITE_SCRIPT = `${NEXT_VERSION}
 local version, nowMs = nextVersion(KEYS[3])
 redis.call('HSET', KEYS[1], 't', ARGV[2], 'k', ARGV[3], 'r', ARGV[4], 'op', ARGV[5], 'v', version, 'w', nowMs)
+if ARGV[6] and ARGV[6] ~= '' and ARGV[6] ~= '[]' then
+  local known = redis.call('HGET', KEYS[1], 'c')
+  if not known then
+    redis.call('HSET', KEYS[1], 'c', ARGV[6])
+  else
+    local list = cjson.decode(known)
+    local seen = {}
+    for _, key in ipairs(list) do seen[key] = true end
+    for _, key in ipairs(cjson.decode(ARGV[6])) do
+      if not seen[key] then table.insert(list, key); seen[key] = true end
+    end
+    redis.call('HSET', KEYS[1], 'c', cjson.encode(list))
+  end
+end
 redis.call('HSETNX', KEYS[1], 's', nowMs)
 redis.call('ZADD', KEYS[2], 'NX', nowMs, ARGV[1])
 redis.call('HINCRBY', KEYS[4], 'accepted', 1)
@@ -68,14 +85,46 @@ return { 'requeue', jobId }
 `;
 
 /**
- * A flush job failed for good: remember it on the entry (the entry itself stays: never dropped), so
- * that the next write to the row queues a fresh job instead of waiting behind the failed one.
- * KEYS: pending. ARGV: jobId.
+ * A flush job failed for good. If the row's value is still the one that failed, remember the failed
+ * job on the entry (the entry itself stays: never dropped), so that the next write to the row queues
+ * a fresh job instead of waiting behind the failed one. If a newer write was accepted meanwhile (it
+ * found this job still queued and so queued none of its own), name the job that must flush it, as
+ * SETTLE does: the newer write must not wait for a manual redrive. Nothing happens when the entry
+ * already names another job (a redrive or newer job took over).
+ * KEYS: pending. ARGV: jobId, failedVersion, rowId.
+ * Returns { 'failed' } | { 'gone' } | { 'superseded' } | { 'requeue', jobId }.
  */
 export const MARK_FAILED_SCRIPT = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local version = redis.call('HGET', KEYS[1], 'v')
+if not version then return { 'gone' } end
+if redis.call('HGET', KEYS[1], 'q') ~= ARGV[1] then return { 'superseded' } end
+if version ~= ARGV[2] then
+  local jobId = ARGV[3] .. '-' .. version
+  redis.call('HSET', KEYS[1], 'q', jobId)
+  redis.call('HDEL', KEYS[1], 'f')
+  return { 'requeue', jobId }
+end
 redis.call('HSET', KEYS[1], 'f', ARGV[1])
-return 1
+return { 'failed' }
+`;
+
+/**
+ * PostgreSQL refused a write-behind value for good: drop it from the cache (cache Redis), so it is
+ * not served until TTL. Only entries holding that version or an older one are deleted; a newer
+ * accepted value (its own `wv`) stays. Entries without `wv` were filled from the database and stay.
+ * KEYS: the row's cache keys (prefix included). ARGV: refusedVersion. Returns the number deleted.
+ */
+export const CACHE_PURGE_REFUSED_SCRIPT = `
+local refused = tonumber(ARGV[1])
+local deleted = 0
+for i = 1, #KEYS do
+  local current = tonumber(redis.call('HGET', KEYS[i], 'wv') or '')
+  if current and current <= refused then
+    redis.call('DEL', KEYS[i])
+    deleted = deleted + 1
+  end
+end
+return deleted
 `;
 
 /**

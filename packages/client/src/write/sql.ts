@@ -93,7 +93,9 @@ function rowKeyExpression(shape: TableShape, alias: string): string {
 /**
  * One statement upserting many rows with the same column set. Parameters: $1 = JSON array of rows
  * (version column included), $2 = qualified table name (tombstone lookup). jsonb_populate_recordset
- * converts each JSON value to the column's type, like an INSERT of text literals would.
+ * converts each JSON value to the column's type, like an INSERT of text literals would. Two rows that
+ * are one database row once converted (`{"id":1}` and `{"id":"1"}`) are reduced to the newer one:
+ * ON CONFLICT may not touch a row twice (SQLSTATE 21000), and the older value would lose anyway.
  */
 export function upsertStatement(
   shape: TableShape,
@@ -104,11 +106,13 @@ export function upsertStatement(
   const target = sqlTable(shape.table);
   const version = sqlIdent(shape.versionColumn);
   const updatable = all.filter((column) => !shape.primaryKey.includes(column));
+  const keyColumns = shape.primaryKey.map((column) => `r.${sqlIdent(column)}`).join(', ');
   return `INSERT INTO ${target} AS target (${all.map(sqlIdent).join(', ')})
-SELECT ${all.map((column) => `r.${sqlIdent(column)}`).join(', ')}
+SELECT DISTINCT ON (${keyColumns}) ${all.map((column) => `r.${sqlIdent(column)}`).join(', ')}
   FROM jsonb_populate_recordset(NULL::${target}, $1::jsonb) AS r
  WHERE NOT EXISTS (SELECT 1 FROM ${sqlTable(tombstoneTable)} ts
                     WHERE ts.table_name = $2 AND ts.row_key = ${rowKeyExpression(shape, 'r')} AND ts.version >= r.${version})
+ ORDER BY ${keyColumns}, r.${version} DESC
 ON CONFLICT (${shape.primaryKey.map(sqlIdent).join(', ')}) DO UPDATE
    SET ${updatable.map((column) => `${sqlIdent(column)} = EXCLUDED.${sqlIdent(column)}`).join(', ')}
  WHERE target.${version} IS NULL OR target.${version} < EXCLUDED.${version}`;
@@ -125,7 +129,9 @@ export function deleteStatement(shape: TableShape, tombstoneTable: string): stri
   const matches = shape.primaryKey
     .map((column) => `target.${sqlIdent(column)} = r.${sqlIdent(column)}`)
     .join(' AND ');
-  return `WITH r AS (SELECT * FROM jsonb_populate_recordset(NULL::${target}, $1::jsonb)),
+  const keyColumns = shape.primaryKey.map((column) => `p.${sqlIdent(column)}`).join(', ');
+  return `WITH r AS (SELECT DISTINCT ON (${keyColumns}) * FROM jsonb_populate_recordset(NULL::${target}, $1::jsonb) AS p
+             ORDER BY ${keyColumns}, p.${version} DESC),
 gone AS (DELETE FROM ${target} AS target USING r
           WHERE ${matches} AND (target.${version} IS NULL OR target.${version} < r.${version})
          RETURNING 1),

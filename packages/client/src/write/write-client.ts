@@ -156,7 +156,7 @@ export class WriteClient {
       await acceptWrite.run(
         this.options.queueRedis,
         [this.layout.pending(rowId), this.layout.index, this.layout.clock, this.layout.stats],
-        [rowId, qualified, stableJson(primaryKey), stored, op],
+        [rowId, qualified, stableJson(primaryKey), stored, op, JSON.stringify(this.cache.fullKeys(keys))],
       ),
       'write-behind accept',
     );

@@ -58,11 +58,21 @@ export const FlusherConfig = z.strictObject({
   retryInitialMs: milliseconds
     .default(200)
     .describe(
-      'First delay when PostgreSQL is unreachable; doubles up to retryMaxMs. Transient errors are retried without limit.',
+      'First delay when a batch write fails with a retriable error; doubles up to retryMaxMs. An unreachable PostgreSQL is retried without limit; other retriable errors up to maxBatchRetries.',
     ),
   retryMaxMs: milliseconds
     .default(30_000)
     .describe('Longest delay between retries of a batch while PostgreSQL is unreachable.'),
+  maxBatchRetries: positiveInt
+    .default(5)
+    .describe(
+      'Attempts of a batch failing with a retriable SQL error (serialization failure, deadlock, lock not available, out of resources, cancelled) before it is split in halves; a single row still failing then fails alone with its reason. Connection loss is retried without limit.',
+    ),
+  foreignKeyRetryMs: milliseconds
+    .default(60_000)
+    .describe(
+      'How long a row refused by a foreign key (SQLSTATE 23503, e.g. a child flushed before its parent) is retried before it fails; write-behind has no order across rows.',
+    ),
   maxAttempts: positiveInt
     .default(10)
     .describe('Attempts for unexpected (non-database) errors before a job is failed and kept for redrive.'),
@@ -90,7 +100,16 @@ export const FlusherConfig = z.strictObject({
     .describe(
       "Table (created when missing) remembering deleted rows' versions, so a late older write cannot resurrect a deleted row.",
     ),
-  tombstoneRetentionMs: milliseconds.default(86_400_000).describe('How long tombstones are kept.'),
+  tombstoneRetentionMs: milliseconds
+    .default(86_400_000)
+    .describe(
+      'How long tombstones are kept at least; one is kept longer while an older write of any row is still pending or failed (it could still be redriven).',
+    ),
+  failedRetentionMs: milliseconds
+    .default(604_800_000)
+    .describe(
+      "How long a failed flush job is kept once it no longer stands for an unwritten value (the row was written or has a newer job since). A failed job that is still a row's only record of an accepted write is kept until redriven.",
+    ),
   reconcileIntervalMs: milliseconds
     .default(30_000)
     .describe('How often pending writes without a queued job (crash between two steps) are re-queued.'),

@@ -1,0 +1,49 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { CACHE_PURGE_REFUSED_SCRIPT } from '@walpurge/client';
+import type { RedisConfig } from '@walpurge/config';
+
+/**
+ * Write-behind caches a value when it is accepted, before PostgreSQL has seen it. When PostgreSQL
+ * refuses it for good, this drops it from the cache Redis (the keys are recorded on the pending
+ * entry), so readers go back to the database instead of being served the refused value until TTL.
+ * One key per call: in a Redis Cluster a row's keys may live in different slots.
+ */
+export class RefusedValuePurger {
+  private readonly redis: Redis | Cluster;
+
+  constructor(config: RedisConfig) {
+    const base: RedisOptions = {
+      // Fail fast: the caller retries through the job; a cache outage must not hold a flush slot.
+      maxRetriesPerRequest: 1,
+      connectTimeout: 5_000,
+      retryStrategy: (attempt) => Math.min(100 * 2 ** attempt, 2_000),
+    };
+    if (config.cluster) {
+      const url = new URL(config.url);
+      this.redis = new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
+        redisOptions: {
+          ...base,
+          ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+          ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+          ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+        },
+      });
+    } else {
+      this.redis = new Redis(config.url, base);
+    }
+    // Errors surface on the purge call (counted and logged there); do not crash on 'error'.
+    this.redis.on('error', () => undefined);
+  }
+
+  /** Deletes the keys still holding `version` or an older write-behind value; returns how many. */
+  async purge(keys: readonly string[], version: string): Promise<number> {
+    let deleted = 0;
+    for (const key of keys)
+      deleted += Number(await this.redis.eval(CACHE_PURGE_REFUSED_SCRIPT, 1, key, version));
+    return deleted;
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}
