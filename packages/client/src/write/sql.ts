@@ -17,12 +17,29 @@ export function sqlTable(table: string): string {
   return `${sqlIdent(qualified.slice(0, dot))}.${sqlIdent(qualified.slice(dot + 1))}`;
 }
 
+/** What accept-time checks need to know about one column (see row-check.ts). */
+export interface ColumnInfo {
+  /** Base type name (domains resolved), e.g. int4, varchar, uuid, jsonb. */
+  baseType: string;
+  /** pg_type.typcategory of the base type: A array, B boolean, D date/time, E enum, N numeric, S string, U other. */
+  category: string;
+  /** Declared length of varchar(n) / char(n); undefined when unbounded. */
+  maxLength: number | undefined;
+  notNull: boolean;
+  /** GENERATED ALWAYS AS (…) STORED: PostgreSQL computes it, a write may not set it. */
+  generated: boolean;
+  /** Labels of an enum type. */
+  enumLabels: readonly string[] | undefined;
+}
+
 export interface TableShape {
   /** schema.table */
   table: string;
   primaryKey: string[];
   columns: ReadonlySet<string>;
   versionColumn: string;
+  /** Per column; absent in shapes built by hand (then only names are checked). */
+  columnInfo?: ReadonlyMap<string, ColumnInfo>;
 }
 
 /** Reads a table's primary key and checks its version column; a clear error when it cannot work. */
@@ -32,10 +49,29 @@ export async function describeWriteTable(
   versionColumn: string,
 ): Promise<TableShape> {
   const qualified = qualifyWriteTable(table);
-  const { rows } = await client.query<{ name: string; type: string; pk_position: number | null }>(
+  const { rows } = await client.query<{
+    name: string;
+    type: string;
+    pk_position: number | null;
+    base_type: string;
+    category: string;
+    max_length: number | null;
+    not_null: boolean;
+    generated: boolean;
+    enum_labels: string[] | null;
+  }>(
     `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
-            array_position(i.indkey::int2[], a.attnum) AS pk_position
+            array_position(i.indkey::int2[], a.attnum) AS pk_position,
+            bt.typname AS base_type, bt.typcategory AS category,
+            CASE WHEN bt.typname IN ('varchar', 'bpchar')
+                  AND COALESCE(NULLIF(t.typtypmod, -1), a.atttypmod) > 4
+                 THEN COALESCE(NULLIF(t.typtypmod, -1), a.atttypmod) - 4 END AS max_length,
+            a.attnotnull OR t.typnotnull AS not_null, a.attgenerated <> '' AS generated,
+            (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
+               FROM pg_enum e WHERE e.enumtypid = bt.oid) AS enum_labels
        FROM pg_attribute a
+       JOIN pg_type t ON t.oid = a.atttypid
+       JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
        LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
       WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
     [sqlTable(qualified)],
@@ -71,7 +107,26 @@ export async function describeWriteTable(
       { hint: `ALTER TABLE ${sqlTable(qualified)} ALTER COLUMN ${sqlIdent(versionColumn)} TYPE bigint` },
     );
   }
-  return { table: qualified, primaryKey, columns: new Set(rows.map((row) => row.name)), versionColumn };
+  const columnInfo = new Map<string, ColumnInfo>(
+    rows.map((row) => [
+      row.name,
+      {
+        baseType: row.base_type,
+        category: row.category,
+        maxLength: row.max_length ?? undefined,
+        notNull: row.not_null,
+        generated: row.generated,
+        enumLabels: row.enum_labels ?? undefined,
+      },
+    ]),
+  );
+  return {
+    table: qualified,
+    primaryKey,
+    columns: new Set(rows.map((row) => row.name)),
+    versionColumn,
+    columnInfo,
+  };
 }
 
 export function tombstoneTableDdl(tombstoneTable: string): string[] {

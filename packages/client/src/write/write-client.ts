@@ -20,8 +20,8 @@ import {
 } from './layout.js';
 import { WriteScript, stringArrayReply } from './lua.js';
 import { ACCEPT_WRITE_SCRIPT, NEXT_VERSION_SCRIPT } from './scripts.js';
+import { checkWriteRow } from './row-check.js';
 import {
-  checkRowAgainstShape,
   deleteStatement,
   describeWriteTable,
   tombstoneTableDdl,
@@ -40,8 +40,13 @@ export interface WriteClientOptions {
   cacheRedis: Redis;
   /** The queue Redis: must keep data (noeviction + AOF). May be the same server in tests. */
   queueRedis: Redis;
-  /** Needed for writeThrough/deleteThrough only. */
+  /**
+   * Needed by every write: rows are checked against the table's shape (columns, types, primary key)
+   * before they are accepted, and write-through/delete-through write through it.
+   */
   database?: pg.Pool;
+  /** How long a table's shape read from PostgreSQL is trusted before it is read again, ms (default 60 s). */
+  shapeRefreshMs?: number;
   /** flusher.keyPrefix. */
   queuePrefix?: string;
   /** flusher.queueName. */
@@ -99,7 +104,7 @@ export class WriteClient {
   private readonly cache: CacheWriter;
   private readonly versionColumn: string;
   private readonly tombstoneTable: string;
-  private readonly shapes = new Map<string, Promise<TableShape>>();
+  private readonly shapes = new Map<string, { shape: Promise<TableShape>; readAtMs: number }>();
   private tombstonesReady: Promise<void> | undefined;
   private closed = false;
 
@@ -150,8 +155,14 @@ export class WriteClient {
     row: WriteRow,
     options: WriteOptions,
   ): Promise<WriteResult> {
-    const { qualified, primaryKey, rowId, keys } = this.identify(table, row, options);
-    const stored = op === 'u' ? JSON.stringify(row) : '';
+    const {
+      qualified,
+      primaryKey,
+      rowId,
+      keys,
+      row: checked,
+    } = await this.identify(op, table, row, options, true);
+    const stored = op === 'u' ? JSON.stringify(checked) : '';
     const reply = stringArrayReply(
       await acceptWrite.run(
         this.options.queueRedis,
@@ -169,7 +180,7 @@ export class WriteClient {
         flushJobOptions(jobId, this.options.flushAttempts ?? DEFAULT_FLUSH_ATTEMPTS),
       );
     }
-    const cacheKeysWritten = await this.updateCache(op, keys, row, version, 'queued for PostgreSQL');
+    const cacheKeysWritten = await this.updateCache(op, keys, checked, version, 'queued for PostgreSQL');
     return { table: qualified, rowId, version, cacheKeysWritten };
   }
 
@@ -179,20 +190,10 @@ export class WriteClient {
     row: WriteRow,
     options: WriteOptions,
   ): Promise<WriteThroughResult> {
-    const database = this.options.database;
-    if (!database) {
-      throw new WalpurgeError(
-        ErrorCode.WriteInvalid,
-        `${op === 'u' ? 'writeThrough' : 'deleteThrough'} needs a database`,
-        {
-          hint: 'pass `database` (a pg Pool) to createWriteClient',
-        },
-      );
-    }
-    const { qualified, primaryKey, rowId, keys } = this.identify(table, row, options);
-    const shape = await this.shape(database, qualified);
-    const problem = checkRowAgainstShape(shape, primaryKey, op === 'u' ? row : undefined);
-    if (problem) throw new WalpurgeError(ErrorCode.WriteInvalid, problem);
+    const database = this.database(op === 'u' ? 'writeThrough' : 'deleteThrough');
+    const identified = await this.identify(op, table, row, options, false);
+    const { qualified, primaryKey, rowId, keys, shape } = identified;
+    row = identified.row;
     // Both statements consult the tombstone table (an upsert must not resurrect a deleted row), and
     // write-through may run before any flusher has created it.
     await this.ensureTombstones(database);
@@ -221,8 +222,13 @@ export class WriteClient {
     // write-behind value of the row may be cached while its flush is pending, and that flush will be
     // refused by the database tombstone, so no change event would ever purge it. (A newer cached
     // value is left alone by the version guard.)
+    // A partial update is merged by PostgreSQL; the cache gets a versioned marker without a value
+    // (a miss for readers, who load the whole row), never the partial object.
+    const partial = op === 'u' && !isCompleteRow(shape, row);
     const cacheKeysWritten =
-      applied || op === 'd' ? await this.updateCache(op, keys, row, version, 'committed to PostgreSQL') : 0;
+      applied || op === 'd'
+        ? await this.updateCache(partial ? 'd' : op, keys, row, version, 'committed to PostgreSQL')
+        : 0;
     return { table: qualified, rowId, version, cacheKeysWritten, applied };
   }
 
@@ -249,12 +255,33 @@ export class WriteClient {
     }
   }
 
-  private identify(table: string, row: WriteRow, options: WriteOptions) {
+  private database(what: string): pg.Pool {
+    const database = this.options.database;
+    if (!database) {
+      throw new WalpurgeError(ErrorCode.WriteInvalid, `${what} needs a database`, {
+        hint: 'pass `database` (a pg Pool) to createWriteClient: rows are checked against the table before they are accepted',
+      });
+    }
+    return database;
+  }
+
+  /**
+   * The row's identity and its checked, normalised form. Refuses (WriteInvalid) what the table
+   * cannot hold; a refusal is re-checked once against a freshly read shape (the table may have
+   * changed) before it is final.
+   */
+  private async identify(
+    op: 'u' | 'd',
+    table: string,
+    row: WriteRow,
+    options: WriteOptions,
+    complete: boolean,
+  ) {
     const qualified = qualifyWriteTable(table);
     const columns = options.primaryKey ??
       this.options.primaryKeys?.[qualified] ??
       this.options.primaryKeys?.[table] ?? ['id'];
-    const primaryKey: WriteRow = {};
+    const given: WriteRow = {};
     for (const column of columns) {
       const value = row[column];
       if (value === undefined || value === null) {
@@ -266,7 +293,7 @@ export class WriteClient {
           },
         );
       }
-      primaryKey[column] = value;
+      given[column] = value;
     }
     if (this.versionColumn in row) {
       throw new WalpurgeError(
@@ -274,25 +301,51 @@ export class WriteClient {
         `row for ${qualified} sets ${this.versionColumn}, which walpurge manages`,
       );
     }
-    const keys = options.keys ?? this.options.keys?.(qualified, row) ?? [];
-    return { qualified, primaryKey, rowId: rowIdOf(qualified, primaryKey), keys };
+    const database = this.database(op === 'u' ? 'writeBehind' : 'deleteBehind');
+    let shape = await this.shape(database, qualified, false);
+    let checked = checkWriteRow(shape, given, op === 'u' ? row : undefined, complete);
+    if (!checked.ok) {
+      shape = await this.shape(database, qualified, true);
+      checked = checkWriteRow(shape, given, op === 'u' ? row : undefined, complete);
+    }
+    if (!checked.ok) throw new WalpurgeError(ErrorCode.WriteInvalid, checked.reason);
+    const primaryKey = checked.primaryKey;
+    // Deletes keep the caller's other columns: they may be needed to render cache keys.
+    const normalised = checked.row ?? { ...row, ...primaryKey };
+    const keys = options.keys ?? this.options.keys?.(qualified, normalised) ?? [];
+    return { qualified, primaryKey, rowId: rowIdOf(qualified, primaryKey), keys, shape, row: normalised };
   }
 
-  private shape(database: pg.Pool, table: string): Promise<TableShape> {
-    let shape = this.shapes.get(table);
-    if (!shape) {
-      shape = (async () => {
-        const client = await database.connect();
-        try {
-          return await describeWriteTable(client, table, this.versionColumn);
-        } finally {
-          client.release();
-        }
-      })();
-      shape.catch(() => this.shapes.delete(table));
-      this.shapes.set(table, shape);
+  /**
+   * The table's shape, read again when older than shapeRefreshMs or when `reread` (a row did not
+   * fit). If reading fails, the shape already known is kept: PostgreSQL being down must not stop
+   * write-behind accepting rows it has already checked shapes for.
+   */
+  private async shape(database: pg.Pool, table: string, reread: boolean): Promise<TableShape> {
+    const known = this.shapes.get(table);
+    const refreshMs = this.options.shapeRefreshMs ?? 60_000;
+    if (known && !reread && Date.now() - known.readAtMs < refreshMs) return known.shape;
+    const read = (async () => {
+      const client = await database.connect();
+      try {
+        return await describeWriteTable(client, table, this.versionColumn);
+      } finally {
+        client.release();
+      }
+    })();
+    const entry = { shape: read, readAtMs: Date.now() };
+    this.shapes.set(table, entry);
+    try {
+      return await read;
+    } catch (error) {
+      const fallback = known ? await known.shape.catch(() => undefined) : undefined;
+      if (this.shapes.get(table) === entry) {
+        if (fallback) this.shapes.set(table, known!);
+        else this.shapes.delete(table);
+      }
+      if (fallback && !(error instanceof WalpurgeError)) return fallback;
+      throw error;
     }
-    return shape;
   }
 
   private ensureTombstones(database: pg.Pool): Promise<void> {
@@ -302,6 +355,13 @@ export class WriteClient {
     this.tombstonesReady.catch(() => (this.tombstonesReady = undefined));
     return this.tombstonesReady;
   }
+}
+
+function isCompleteRow(shape: TableShape, row: WriteRow): boolean {
+  for (const [column, info] of shape.columnInfo ?? []) {
+    if (!info.generated && column !== shape.versionColumn && !(column in row)) return false;
+  }
+  return true;
 }
 
 export function createWriteClient(options: WriteClientOptions): WriteClient {
@@ -315,6 +375,10 @@ export function createWriteClient(options: WriteClientOptions): WriteClient {
 export function createWriteClientFromConfig(
   config: WalpurgeConfig,
   options: Omit<WriteClientOptions, 'cacheRedis' | 'queueRedis' | 'database' | 'owned'> & {
+    /**
+     * Open a pool to `database.url` (default true when the section exists): every write checks its
+     * row against the table first, and write-through writes through it.
+     */
     withDatabase?: boolean;
     /**
      * Per table, which of its rules' `redis.keys` templates hold the row itself, e.g.
@@ -336,7 +400,9 @@ export function createWriteClientFromConfig(
   const cacheRedis = new Redis(config.redis.url, { lazyConnect: false });
   const queueRedis = new Redis(flusher.queueRedisUrl, { maxRetriesPerRequest: null });
   const pool =
-    withDatabase && config.database ? new pg.Pool({ connectionString: config.database.url }) : undefined;
+    withDatabase !== false && config.database
+      ? new pg.Pool({ connectionString: config.database.url })
+      : undefined;
   return new WriteClient({
     ...rest,
     ...(keys ? { keys } : {}),
