@@ -208,3 +208,27 @@ export function checkRowAgainstShape(
   }
   return undefined;
 }
+
+/**
+ * Serialises writes to the same rows: a transaction-scoped advisory lock per row key, taken in its
+ * own statement BEFORE the upsert or delete. Under READ COMMITTED each statement reads a fresh
+ * snapshot, so the statement that follows the lock sees every write to these rows that committed
+ * before the lock was granted (a delete's tombstone, above all). Without it, an older upsert whose
+ * snapshot predates a concurrent delete's commit re-inserts the deleted row.
+ * Parameters as upsertStatement; keys are locked in a fixed order so two batches cannot deadlock.
+ */
+export function lockRowsStatement(shape: TableShape): string {
+  return `SELECT count(pg_advisory_xact_lock(k))::int AS locked
+  FROM (SELECT DISTINCT hashtextextended($2 || ':' || ${rowKeyExpression(shape, 'r')}::text, 0) AS k
+          FROM jsonb_populate_recordset(NULL::${sqlTable(shape.table)}, $1::jsonb) AS r
+         ORDER BY k) AS keys`;
+}
+
+/** Locks the rows of `params` (see lockRowsStatement); call inside the writing transaction. */
+export async function lockRows(
+  client: ClientBase,
+  shape: TableShape,
+  params: readonly [rowsJson: string, table: string],
+): Promise<void> {
+  await client.query(lockRowsStatement(shape), [...params]);
+}

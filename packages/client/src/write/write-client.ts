@@ -24,6 +24,7 @@ import { checkWriteRow } from './row-check.js';
 import {
   deleteStatement,
   describeWriteTable,
+  lockRows,
   tombstoneTableDdl,
   upsertStatement,
   type TableShape,
@@ -202,21 +203,21 @@ export class WriteClient {
     const params = [
       JSON.stringify([{ ...(op === 'u' ? row : primaryKey), [this.versionColumn]: version }]),
       qualified,
-    ];
-    let applied: boolean;
-    if (op === 'u') {
-      const result = await database.query(
-        upsertStatement(shape, Object.keys(row), this.tombstoneTable),
-        params,
-      );
-      applied = (result.rowCount ?? 0) > 0;
-    } else {
-      const result = await database.query<{ deleted: number }>(
-        deleteStatement(shape, this.tombstoneTable),
-        params,
-      );
-      applied = (result.rows[0]?.deleted ?? 0) > 0;
-    }
+    ] as const;
+    const applied = await this.inTransaction(database, async (client) => {
+      // Serialised with the flusher's writes to this row (see lockRowsStatement).
+      await lockRows(client, shape, params);
+      if (op === 'u') {
+        const result = await client.query(upsertStatement(shape, Object.keys(row), this.tombstoneTable), [
+          ...params,
+        ]);
+        return (result.rowCount ?? 0) > 0;
+      }
+      const result = await client.query<{ deleted: number }>(deleteStatement(shape, this.tombstoneTable), [
+        ...params,
+      ]);
+      return (result.rows[0]?.deleted ?? 0) > 0;
+    });
     // Committed. The cache must now show it, or show nothing (the next read loads it). A delete
     // always leaves its versioned tombstone in the cache, even when PostgreSQL had no row yet: a
     // write-behind value of the row may be cached while its flush is pending, and that flush will be
@@ -252,6 +253,25 @@ export class WriteClient {
           hint: 'the cache entries were dropped if Redis allowed it; reads reload them',
         },
       );
+    }
+  }
+
+  private async inTransaction<T>(database: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await database.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      // A session whose ROLLBACK fails is discarded, not returned to the pool.
+      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+      });
+      throw error;
+    } finally {
+      client.release(broken);
     }
   }
 
