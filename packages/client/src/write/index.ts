@@ -2,6 +2,9 @@ export * from './layout.js';
 export * from './pending-entry.js';
 export * from './job-options.js';
 export * from './sql.js';
+export * from './row-check.js';
+export * from './durability.js';
+export * from './queue-redis-safety.js';
 export { CACHE_PUT_SCRIPT, ECHO_PURGE_SCRIPT, MARK_FAILED_SCRIPT, SETTLE_SCRIPT } from './scripts.js';
 // CDC echo layout shared with the flusher, which reaches @walpurge/rules through this package.
 export { WRITE_BEHIND_ORIGIN, isWriteBehindOrigin } from '@walpurge/rules';

@@ -98,6 +98,8 @@ describe('per-row serialisation of write-behind and write-through statements', (
     const client = createWriteClient({
       cacheRedis: redis,
       queueRedis: redis,
+      // The shared test Redis has no AOF; durability is not what this file tests.
+      allowUnsafeQueueRedis: true,
       database: pool,
       queuePrefix: writeBehindLayout(`${prefix}:wb:`).prefix,
       cacheKeyPrefix: `${prefix}:cache:`,

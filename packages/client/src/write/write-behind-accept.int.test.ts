@@ -37,6 +37,8 @@ function setup(options: { shapeRefreshMs?: number } = {}) {
   const client: WriteClient = createWriteClient({
     cacheRedis: redis,
     queueRedis: redis,
+    // The shared test Redis has no AOF; durability is not what this file tests.
+    allowUnsafeQueueRedis: true,
     database: pool,
     queuePrefix: layout.prefix,
     cacheKeyPrefix: `${prefix}:cache:`,

@@ -21,6 +21,8 @@ import {
 import { WriteScript, stringArrayReply } from './lua.js';
 import { ACCEPT_WRITE_SCRIPT, NEXT_VERSION_SCRIPT } from './scripts.js';
 import { checkWriteRow } from './row-check.js';
+import { awaitDurable, type AcceptDurability } from './durability.js';
+import { assertQueueRedisSafe } from './queue-redis-safety.js';
 import {
   deleteStatement,
   describeWriteTable,
@@ -48,6 +50,13 @@ export interface WriteClientOptions {
   database?: pg.Pool;
   /** How long a table's shape read from PostgreSQL is trusted before it is read again, ms (default 60 s). */
   shapeRefreshMs?: number;
+  /** flusher.acceptDurability: what a writeBehind must wait for before it returns (default primary). */
+  durability?: AcceptDurability;
+  /**
+   * flusher.allowUnsafeRedis: accept writes on a queue Redis that may evict keys or has no AOF.
+   * Otherwise the first write checks the queue Redis and refuses (WP_REDIS_UNSAFE_FOR_QUEUE).
+   */
+  allowUnsafeQueueRedis?: boolean;
   /** flusher.keyPrefix. */
   queuePrefix?: string;
   /** flusher.queueName. */
@@ -107,6 +116,9 @@ export class WriteClient {
   private readonly tombstoneTable: string;
   private readonly shapes = new Map<string, { shape: Promise<TableShape>; readAtMs: number }>();
   private tombstonesReady: Promise<void> | undefined;
+  private queueRedisChecked: Promise<void> | undefined;
+  /** Highest version this client has seen: a floor for the next one (see NEXT_VERSION). */
+  private highestVersion = 0;
   private closed = false;
 
   constructor(private readonly options: WriteClientOptions) {
@@ -164,15 +176,17 @@ export class WriteClient {
       row: checked,
     } = await this.identify(op, table, row, options, true);
     const stored = op === 'u' ? JSON.stringify(checked) : '';
+    await this.checkQueueRedis();
     const reply = stringArrayReply(
       await acceptWrite.run(
         this.options.queueRedis,
         [this.layout.pending(rowId), this.layout.index, this.layout.clock, this.layout.stats],
-        [rowId, qualified, stableJson(primaryKey), stored, op],
+        [rowId, qualified, stableJson(primaryKey), stored, op, String(this.highestVersion)],
       ),
       'write-behind accept',
     );
     const [version, jobId] = reply as [string, string];
+    this.sawVersion(version);
     if (jobId) {
       const data: FlushJobData = { rowId, table: qualified, key: stableJson(primaryKey) };
       await this.queue.add(
@@ -182,6 +196,9 @@ export class WriteClient {
       );
     }
     const cacheKeysWritten = await this.updateCache(op, keys, checked, version, 'queued for PostgreSQL');
+    // After the cache: if durability falls short the write still stands on the primary (and will be
+    // flushed unless it fails now), so the cache must show it like any other accepted write.
+    await awaitDurable(this.options.queueRedis, this.options.durability ?? { mode: 'primary' }, version);
     return { table: qualified, rowId, version, cacheKeysWritten };
   }
 
@@ -198,7 +215,10 @@ export class WriteClient {
     // Both statements consult the tombstone table (an upsert must not resurrect a deleted row), and
     // write-through may run before any flusher has created it.
     await this.ensureTombstones(database);
-    const version = String(await nextVersion.run(this.options.queueRedis, [this.layout.clock], []));
+    const version = String(
+      await nextVersion.run(this.options.queueRedis, [this.layout.clock], [String(this.highestVersion)]),
+    );
+    this.sawVersion(version);
 
     const params = [
       JSON.stringify([{ ...(op === 'u' ? row : primaryKey), [this.versionColumn]: version }]),
@@ -254,6 +274,21 @@ export class WriteClient {
         },
       );
     }
+  }
+
+  private sawVersion(version: string): void {
+    this.highestVersion = Math.max(this.highestVersion, Number(version));
+  }
+
+  /** Once per client; a queue Redis that may lose accepted writes is refused unless allowed. */
+  private checkQueueRedis(): Promise<void> {
+    if (this.options.allowUnsafeQueueRedis) return Promise.resolve();
+    this.queueRedisChecked ??= assertQueueRedisSafe(this.options.queueRedis);
+    // A connection error is worth another look next time; an unsafe Redis stays refused.
+    this.queueRedisChecked.catch((error: unknown) => {
+      if (!(error instanceof WalpurgeError)) this.queueRedisChecked = undefined;
+    });
+    return this.queueRedisChecked;
   }
 
   private async inTransaction<T>(database: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -435,6 +470,8 @@ export function createWriteClientFromConfig(
     versionColumn: flusher.versionColumn,
     tombstoneTable: flusher.tombstoneTable,
     flushAttempts: flusher.maxAttempts,
+    durability: flusher.acceptDurability,
+    allowUnsafeQueueRedis: flusher.allowUnsafeRedis,
     owned: { redis: [cacheRedis, queueRedis], ...(pool ? { pool } : {}) },
   });
 }
