@@ -9,5 +9,5 @@ export { CACHE_PUT_SCRIPT, ECHO_PURGE_SCRIPT, MARK_FAILED_SCRIPT, SETTLE_SCRIPT 
 // CDC echo layout shared with the flusher, which reaches @walpurge/rules through this package.
 export { WRITE_BEHIND_ORIGIN, isWriteBehindOrigin } from '@walpurge/rules';
 export { WriteScript, stringArrayReply } from './lua.js';
-export { CacheWriter, type CacheWriterOptions } from './cache-writer.js';
+export { CacheWriter, type CacheWriterOptions, type EntryLifetime } from './cache-writer.js';
 export * from './write-client.js';

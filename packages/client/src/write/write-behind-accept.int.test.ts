@@ -46,6 +46,7 @@ function setup(options: { shapeRefreshMs?: number } = {}) {
     ...options,
   });
   return {
+    prefix,
     client,
     layout,
     pendingRows: () => redis.zcard(layout.index),
@@ -139,6 +140,31 @@ describe('writeBehind refuses at accept what PostgreSQL would refuse', () => {
       await expect(t.client.writeBehind('notes', { id: 1, body: 'c' })).rejects.toMatchObject({
         code: ErrorCode.WriteInvalid,
       });
+    } finally {
+      await t.client.close();
+    }
+  });
+
+  it('caches with the TTL and stale-while-revalidate the read side uses for the key', async () => {
+    const t = setup();
+    try {
+      const key = `${t.prefix}:cache:public.items:30`;
+      const before = Date.now();
+      await t.client.writeBehind(
+        'items',
+        { id: 30, value: 'ttl', n: 1 },
+        { ttl: 30, staleWhileRevalidate: 10 },
+      );
+      const softExpiry = Number(await redis.hget(key, 'e'));
+      // Jitter only shortens (at most 10 %), as on the read side.
+      expect(softExpiry - before).toBeLessThanOrEqual(30_000 + 1_000);
+      expect(softExpiry - before).toBeGreaterThanOrEqual(27_000 - 1_000);
+      const physical = await redis.pttl(key);
+      expect(physical).toBeGreaterThan(softExpiry - Date.now() + 9_000);
+      expect(physical).toBeLessThanOrEqual(40_000);
+      // A delete marker keeps the same lifetime rule (a late older write must meet it).
+      await t.client.deleteBehind('items', { id: 30 }, { ttl: 30, staleWhileRevalidate: 10 });
+      expect(await redis.pttl(key)).toBeLessThanOrEqual(40_000);
     } finally {
       await t.client.close();
     }

@@ -4,7 +4,8 @@ import pg from 'pg';
 import { ErrorCode, WalpurgeError, errorMessage } from '@walpurge/core';
 import type { WalpurgeConfig } from '@walpurge/config';
 import type { Serializer } from '../read/serializer.js';
-import { CacheWriter } from './cache-writer.js';
+import { CacheWriter, type EntryLifetime } from './cache-writer.js';
+import { jitteredTtlMs } from '../read/xfetch.js';
 import { DEFAULT_FLUSH_ATTEMPTS, flushJobOptions } from './job-options.js';
 import {
   DEFAULT_VERSION_COLUMN,
@@ -69,8 +70,15 @@ export interface WriteClientOptions {
   primaryKeys?: Record<string, readonly string[]>;
   /** Cache keys of a row when a call gives none (e.g. rendered from the rules file). */
   keys?: (table: string, row: WriteRow) => readonly string[];
-  /** Soft TTL of the cache entries written, ms (default 1 hour). */
+  /**
+   * Soft TTL of the cache entries written, ms (default 1 hour), when a call passes no `ttl`. Set it
+   * to the `ttl` your reads use, or pass `ttl` per call.
+   */
   cacheTtlMs?: number;
+  /** Stale-while-revalidate of the entries written, ms (default 0), when a call passes none. */
+  cacheStaleWhileRevalidateMs?: number;
+  /** Fraction by which the soft TTL is shortened at random, as the read side's ttlJitter (default 0.1). */
+  ttlJitter?: number;
   serializer?: Serializer;
   /** flusher.maxAttempts. */
   flushAttempts?: number;
@@ -81,6 +89,13 @@ export interface WriteClientOptions {
 export interface WriteOptions {
   /** Cache keys holding this row (without redis.keyPrefix). */
   keys?: readonly string[];
+  /**
+   * Seconds the cached value is fresh, as the `ttl` the read side passes to get() for these keys
+   * (same jitter). Default: the client's cacheTtlMs.
+   */
+  ttl?: number;
+  /** Seconds after `ttl` the entry is still served stale, as in get(). Default: the client's. */
+  staleWhileRevalidate?: number;
   /** Primary-key columns, when not configured for the table. */
   primaryKey?: readonly string[];
 }
@@ -176,6 +191,7 @@ export class WriteClient {
       row: checked,
     } = await this.identify(op, table, row, options, true);
     const stored = op === 'u' ? JSON.stringify(checked) : '';
+    const lifetime = this.lifetime(options);
     await this.checkQueueRedis();
     const reply = stringArrayReply(
       await acceptWrite.run(
@@ -195,7 +211,14 @@ export class WriteClient {
         flushJobOptions(jobId, this.options.flushAttempts ?? DEFAULT_FLUSH_ATTEMPTS),
       );
     }
-    const cacheKeysWritten = await this.updateCache(op, keys, checked, version, 'queued for PostgreSQL');
+    const cacheKeysWritten = await this.updateCache(
+      op,
+      keys,
+      checked,
+      version,
+      'queued for PostgreSQL',
+      lifetime,
+    );
     // After the cache: if durability falls short the write still stands on the primary (and will be
     // flushed unless it fails now), so the cache must show it like any other accepted write.
     await awaitDurable(this.options.queueRedis, this.options.durability ?? { mode: 'primary' }, version);
@@ -212,6 +235,7 @@ export class WriteClient {
     const identified = await this.identify(op, table, row, options, false);
     const { qualified, primaryKey, rowId, keys, shape } = identified;
     row = identified.row;
+    const lifetime = this.lifetime(options);
     // Both statements consult the tombstone table (an upsert must not resurrect a deleted row), and
     // write-through may run before any flusher has created it.
     await this.ensureTombstones(database);
@@ -248,7 +272,7 @@ export class WriteClient {
     const partial = op === 'u' && !isCompleteRow(shape, row);
     const cacheKeysWritten =
       applied || op === 'd'
-        ? await this.updateCache(partial ? 'd' : op, keys, row, version, 'committed to PostgreSQL')
+        ? await this.updateCache(partial ? 'd' : op, keys, row, version, 'committed to PostgreSQL', lifetime)
         : 0;
     return { table: qualified, rowId, version, cacheKeysWritten, applied };
   }
@@ -259,9 +283,12 @@ export class WriteClient {
     row: WriteRow,
     version: string,
     state: string,
+    lifetime: EntryLifetime,
   ): Promise<number> {
     try {
-      return op === 'u' ? await this.cache.set(keys, row, version) : await this.cache.delete(keys, version);
+      return op === 'u'
+        ? await this.cache.set(keys, row, version, lifetime)
+        : await this.cache.delete(keys, version, lifetime);
     } catch (error) {
       await this.cache.forget(keys).catch(() => undefined);
       throw new WalpurgeError(
@@ -274,6 +301,23 @@ export class WriteClient {
         },
       );
     }
+  }
+
+  /** The read side's rule (see CacheClient.get): jittered soft TTL, then stale-while-revalidate. */
+  private lifetime(options: WriteOptions): EntryLifetime {
+    const ttlMs = options.ttl !== undefined ? options.ttl * 1000 : (this.options.cacheTtlMs ?? 3_600_000);
+    const staleMs =
+      options.staleWhileRevalidate !== undefined
+        ? options.staleWhileRevalidate * 1000
+        : (this.options.cacheStaleWhileRevalidateMs ?? 0);
+    if (!(ttlMs > 0) || !Number.isFinite(ttlMs) || !(staleMs >= 0) || !Number.isFinite(staleMs)) {
+      throw new WalpurgeError(
+        ErrorCode.WriteInvalid,
+        'ttl must be a positive number of seconds and staleWhileRevalidate ≥ 0',
+      );
+    }
+    const softTtlMs = jitteredTtlMs(ttlMs, this.options.ttlJitter ?? 0.1, Math.random);
+    return { softTtlMs, physicalTtlMs: softTtlMs + Math.round(staleMs) };
   }
 
   private sawVersion(version: string): void {
