@@ -170,3 +170,24 @@ describe('writeBehind refuses at accept what PostgreSQL would refuse', () => {
     }
   });
 });
+
+describe('writeThrough of a partial row', () => {
+  it('never caches the partial object: PostgreSQL merges it, the cache keys get a marker (a miss)', async () => {
+    const t = setup();
+    try {
+      const key = `${t.prefix}:cache:public.items:40`;
+      await t.client.writeThrough('items', { id: 40, value: 'full', n: 1 });
+      // (Only nullable or defaulted columns can be left out: PostgreSQL checks NOT NULL on the row
+      // it would insert before it finds the conflict.)
+      const partial = await t.client.writeThrough('items', { id: 40, value: 'changed' });
+      expect(partial.applied).toBe(true);
+      expect((await pool.query('SELECT value, n FROM items WHERE id = 40')).rows).toEqual([
+        { value: 'changed', n: 1 },
+      ]);
+      // Only the version is left: readers see a miss and load the merged row.
+      expect(await redis.hgetall(key)).toEqual({ wv: partial.version });
+    } finally {
+      await t.client.close();
+    }
+  });
+});
