@@ -200,7 +200,7 @@ describe.each(modes)('CDC echo of write-behind commits, $label', ({ transport })
     // Derived entries go (the same event's purge, whose key step runs first).
     await purged(['list:1', 'list:1:page:1', 'item:1:reviews']);
     await barrier(1);
-    expect(await cachedValue('item:1')).toEqual({ id: 1, value: 'v1', list_id: 1 });
+    expect(await cachedValue('item:1')).toEqual({ id: 1, value: 'v1', list_id: 1, note: '' });
 
     // The same change made by anyone else (not marked) purges the entry: the rule does apply.
     await sql.query("UPDATE items SET value = 'v1-by-sql' WHERE id = 1");
@@ -243,6 +243,6 @@ describe.each(modes)('CDC echo of write-behind commits, $label', ({ transport })
     await drained();
     await flushed(3, last);
     await barrier(3);
-    expect(await cachedValue('item:3')).toEqual({ id: 3, value: last, list_id: 3 });
+    expect(await cachedValue('item:3')).toEqual({ id: 3, value: last, list_id: 3, note: '' });
   });
 });
