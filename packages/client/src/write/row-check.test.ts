@@ -12,6 +12,7 @@ function column(baseType: string, extra: Partial<ColumnInfo> = {}): ColumnInfo {
     maxLength: undefined,
     notNull: false,
     generated: false,
+    identityAlways: false,
     enumLabels: undefined,
     ...extra,
   };

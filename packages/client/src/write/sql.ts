@@ -28,6 +28,8 @@ export interface ColumnInfo {
   notNull: boolean;
   /** GENERATED ALWAYS AS (…) STORED: PostgreSQL computes it, a write may not set it. */
   generated: boolean;
+  /** GENERATED ALWAYS AS IDENTITY: PostgreSQL refuses an explicit value (an upsert must give one). */
+  identityAlways: boolean;
   /** Labels of an enum type. */
   enumLabels: readonly string[] | undefined;
 }
@@ -58,6 +60,7 @@ export async function describeWriteTable(
     max_length: number | null;
     not_null: boolean;
     generated: boolean;
+    identity_always: boolean;
     enum_labels: string[] | null;
   }>(
     `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
@@ -67,6 +70,7 @@ export async function describeWriteTable(
                   AND COALESCE(NULLIF(t.typtypmod, -1), a.atttypmod) > 4
                  THEN COALESCE(NULLIF(t.typtypmod, -1), a.atttypmod) - 4 END AS max_length,
             a.attnotnull OR t.typnotnull AS not_null, a.attgenerated <> '' AS generated,
+            a.attidentity = 'a' AS identity_always,
             (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
                FROM pg_enum e WHERE e.enumtypid = bt.oid) AS enum_labels
        FROM pg_attribute a
@@ -116,6 +120,7 @@ export async function describeWriteTable(
         maxLength: row.max_length ?? undefined,
         notNull: row.not_null,
         generated: row.generated,
+        identityAlways: row.identity_always,
         enumLabels: row.enum_labels ?? undefined,
       },
     ]),

@@ -76,6 +76,21 @@ describe('writeBehind refuses at accept what PostgreSQL would refuse', () => {
     }
   });
 
+  it('refuses rows of a table whose primary key is GENERATED ALWAYS AS IDENTITY (every flush would fail)', async () => {
+    const t = setup();
+    await pool.query(`CREATE TABLE events (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text,
+      _walpurge_version bigint NOT NULL DEFAULT 0)`);
+    try {
+      await expect(t.client.writeBehind('events', { id: 1, body: 'x' })).rejects.toMatchObject({
+        code: ErrorCode.WriteInvalid,
+        message: expect.stringMatching(/GENERATED ALWAYS AS IDENTITY/),
+      });
+      expect(await t.pendingRows()).toBe(0);
+    } finally {
+      await t.client.close();
+    }
+  });
+
   it('refuses a partial row: a later flush would drop the columns it does not name', async () => {
     const t = setup();
     try {
