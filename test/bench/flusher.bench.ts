@@ -7,6 +7,9 @@
  * Phase 1 (hot keys): BENCH_WRITERS concurrent writers call writeBehind as fast as they can for
  * BENCH_SECONDS, on BENCH_HOT_ROWS rows chosen with a Zipf-like skew (a few rows take most writes).
  * Phase 2 (no coalescing possible): the same writers, every write a new row, for BENCH_SECONDS.
+ * Phase 3 (durability): phase 1 again with flusher.acceptDurability mode replica (WAIT for one
+ * replica, a local redis-server replicating the queue Redis) and, where the queue Redis has WAITAOF
+ * (Redis ≥ 7.2), mode aof: what the stronger guarantee costs beside the default.
  * Printed per phase: writes/s accepted, rows/s flushed, write amplification (rows written to
  * PostgreSQL per accepted write), oldest-pending age sampled every 250 ms under load, writeBehind
  * latency, and the time to drain after the writers stop.
@@ -78,6 +81,14 @@ async function main(): Promise<void> {
   const env = await startTestEnvironment({ kafka: false, log: () => {} });
   const { databaseUrl, redisUrl } = env.urls as { databaseUrl: string; redisUrl: string };
   const queueRedisServer = await startLocalRedis({ persistent: true, log: () => {} });
+  const queueReplicaServer = await startLocalRedis({ persistent: true, log: () => {} });
+  const queueReplica = new Redis(queueReplicaServer.url);
+  await queueReplica.call('REPLICAOF', '127.0.0.1', String(queueRedisServer.port));
+  await waitFor(
+    'queue Redis replica in sync',
+    async () => /master_link_status:up/.test(await queueReplica.info('replication')),
+    { timeoutMs: 30_000 },
+  );
   const db = await createIsolatedDatabase(databaseUrl, 'bench_flusher');
   const pool = new pg.Pool({ connectionString: db.url, max: 2 });
   await pool.query(`CREATE TABLE items (
@@ -106,14 +117,16 @@ async function main(): Promise<void> {
 
   const cacheRedis = new Redis(redisUrl);
   const queueRedis = new Redis(queueRedisServer.url, { maxRetriesPerRequest: null });
-  const client: WriteClient = createWriteClient({
+  const clientOptions = {
     cacheRedis,
     queueRedis,
+    database: pool,
     queuePrefix: flusherConfig.keyPrefix,
     queueName: flusherConfig.queueName,
     cacheKeyPrefix: config.redis!.keyPrefix,
-    keys: (_table, row) => [`item:${String(row['id'])}`],
-  });
+    keys: (_table: string, row: Record<string, unknown>) => [`item:${String(row['id'])}`],
+  };
+  const client: WriteClient = createWriteClient(clientOptions);
   const stats = async (): Promise<{ accepted: number; written: number }> => {
     const hash = await queueRedis.hgetall(client.layout.stats);
     return { accepted: Number(hash['accepted'] ?? 0), written: Number(hash['written'] ?? 0) };
@@ -123,7 +136,7 @@ async function main(): Promise<void> {
     return score === undefined ? 0 : Math.max(0, Date.now() - Number(score));
   };
 
-  async function phase(label: string, nextRow: () => number): Promise<PhaseResult> {
+  async function phase(label: string, nextRow: () => number, writer = client): Promise<PhaseResult> {
     const before = await stats();
     const ages: number[] = [];
     const writeLatencies: number[] = [];
@@ -142,7 +155,7 @@ async function main(): Promise<void> {
         while (performance.now() < deadline) {
           seq += 1;
           const t0 = performance.now();
-          await client.writeBehind('items', { id: nextRow(), value: `v${seq}`, n: seq });
+          await writer.writeBehind('items', { id: nextRow(), value: `v${seq}`, n: seq });
           writeLatencies.push(performance.now() - t0);
         }
       }),
@@ -180,6 +193,35 @@ async function main(): Promise<void> {
   let fresh = 1_000_000;
   const wide = await phase('every write a new row (no coalescing possible)', () => (fresh += 1));
 
+  // The stronger durability options, on the same hot-key load. WAIT/WAITAOF are per connection, so
+  // each option gets its own queue connection (as separate application processes would).
+  const durable: PhaseResult[] = [];
+  const notes: string[] = [];
+  for (const durability of [
+    { mode: 'replica', replicas: 1, timeoutMs: 5_000 },
+    { mode: 'aof', replicas: 0, timeoutMs: 5_000 },
+  ] as const) {
+    const connection = new Redis(queueRedisServer.url, { maxRetriesPerRequest: null });
+    const writer = createWriteClient({ ...clientOptions, queueRedis: connection, durability });
+    try {
+      await writer.writeBehind('items', { id: 1, value: 'probe', n: 0 });
+      durable.push(
+        await phase(
+          `hot keys, acceptDurability ${durability.mode} (replicas ${durability.replicas})`,
+          zipf(HOT_ROWS),
+          writer,
+        ),
+      );
+    } catch (error) {
+      notes.push(
+        `acceptDurability ${durability.mode}: not measured: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    } finally {
+      await writer.close();
+      connection.disconnect();
+    }
+  }
+
   // Sanity check that real rows were written: HOT_ROWS + one per write of phase 2.
   const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM items');
 
@@ -196,7 +238,7 @@ async function main(): Promise<void> {
     loadLine('at the end'),
     `parameters: ${WRITERS} concurrent writers, ${SECONDS} s per phase; flusher batchSize ${flusherConfig.batchSize}, batchDelayMs ${flusherConfig.batchDelayMs}, concurrency ${flusherConfig.concurrency ?? flusherConfig.batchSize * 2}`,
   ];
-  for (const result of [hot, wide]) {
+  for (const result of [hot, wide, ...durable]) {
     lines.push(
       `${result.label}:`,
       `  accepted ${rate(result.accepted, result.loadSeconds)} writes/s (${result.accepted} writes in ${result.loadSeconds.toFixed(1)} s); writeBehind latency ${describeDistribution(distribution(result.writeLatencies))}`,
@@ -205,7 +247,7 @@ async function main(): Promise<void> {
       `  oldest pending write age under load: ${describeDistribution(distribution(result.ages))}`,
     );
   }
-  lines.push(`rows in PostgreSQL at the end: ${rows[0]?.n}`);
+  lines.push(...notes, `rows in PostgreSQL at the end: ${rows[0]?.n}`);
   process.stdout.write(`${lines.join('\n')}\n`);
 
   await flusher.stop();
@@ -219,6 +261,8 @@ async function main(): Promise<void> {
   await admin.query('SELECT pg_replication_origin_drop($1)', [prefix]).catch(() => undefined);
   await admin.end();
   await db.drop();
+  queueReplica.disconnect();
+  await queueReplicaServer.stop();
   await queueRedisServer.stop();
   await env.stop();
 }

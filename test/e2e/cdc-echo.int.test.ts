@@ -194,13 +194,13 @@ describe.each(modes)('CDC echo of write-behind commits, $label', ({ transport })
     await fill('list:1');
     await fill('list:1:page:1', ['list-1']);
     await fill('item:1:reviews');
-    const written = await writer.writeBehind('items', { id: 1, value: 'v1', list_id: 1 });
+    const written = await writer.writeBehind('items', { id: 1, value: 'v1', list_id: 1, note: '' });
     expect(written.cacheKeysWritten).toBe(1);
     await flushed(1, 'v1');
     // Derived entries go (the same event's purge, whose key step runs first).
     await purged(['list:1', 'list:1:page:1', 'item:1:reviews']);
     await barrier(1);
-    expect(await cachedValue('item:1')).toEqual({ id: 1, value: 'v1', list_id: 1 });
+    expect(await cachedValue('item:1')).toEqual({ id: 1, value: 'v1', list_id: 1, note: '' });
 
     // The same change made by anyone else (not marked) purges the entry: the rule does apply.
     await sql.query("UPDATE items SET value = 'v1-by-sql' WHERE id = 1");
@@ -216,7 +216,7 @@ describe.each(modes)('CDC echo of write-behind commits, $label', ({ transport })
     try {
       await locker.query('BEGIN');
       await locker.query('SELECT 1 FROM items WHERE id = 2 FOR UPDATE');
-      await writer.writeBehind('items', { id: 2, value: 'new', list_id: 2 });
+      await writer.writeBehind('items', { id: 2, value: 'new', list_id: 2, note: '' });
       // Eviction, then a read: cache-aside loads the row as PostgreSQL still has it.
       await redis.unlink(`${prefix}item:2`);
       await fill('item:2', [], async () => ({ id: 2, value: await databaseValue(2), list_id: 2 }));
@@ -238,11 +238,11 @@ describe.each(modes)('CDC echo of write-behind commits, $label', ({ transport })
     let last = '';
     for (let i = 0; i < 40; i += 1) {
       last = `w${i}`;
-      await writer.writeBehind('items', { id: 3, value: last, list_id: 3 });
+      await writer.writeBehind('items', { id: 3, value: last, list_id: 3, note: '' });
     }
     await drained();
     await flushed(3, last);
     await barrier(3);
-    expect(await cachedValue('item:3')).toEqual({ id: 3, value: last, list_id: 3 });
+    expect(await cachedValue('item:3')).toEqual({ id: 3, value: last, list_id: 3, note: '' });
   });
 });

@@ -270,9 +270,13 @@ describe('roles through Kafka, with the operator commands', () => {
     const flusher = await startRole('flusher');
     expect((await readyz(flusher.port)).body).toEqual({ status: 'ok', checks: { flusher: 'ok' } });
     queue = new Redis(queueRedis.url, { maxRetriesPerRequest: null });
+    // Rows are checked against the table before they are accepted: the client needs the database.
+    const writesPool = new pg.Pool({ connectionString: database.url, max: 2 });
     writes = createWriteClient({
       cacheRedis: cache,
       queueRedis: queue,
+      database: writesPool,
+      owned: { pool: writesPool },
       queuePrefix: `${name}:wb:`,
       cacheKeyPrefix: `${name}:`,
       keys: (_table, row) => [`item:${String(row['id'])}`],

@@ -32,6 +32,7 @@ export const ErrorCode = {
   SlotMissing: 'WP_SLOT_MISSING',
   WriteInvalid: 'WP_WRITE_INVALID',
   WriteBehindCacheFailed: 'WP_WRITE_BEHIND_CACHE_FAILED',
+  WriteBehindNotDurable: 'WP_WRITE_BEHIND_NOT_DURABLE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

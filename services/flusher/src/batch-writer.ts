@@ -3,6 +3,7 @@ import {
   checkRowAgainstShape,
   deleteStatement,
   describeWriteTable,
+  lockRowsStatement,
   upsertStatement,
   type PendingWrite,
   type TableShape,
@@ -113,10 +114,11 @@ export class BatchWriter {
       await client.query('BEGIN');
       let applied = 0;
       for (const group of groupStatements(entries, this.shapes, this.versionColumn, this.tombstoneTable)) {
-        const result = await client.query<{ deleted?: number }>(group.sql, [
-          JSON.stringify(group.rows),
-          group.table,
-        ]);
+        const params = [JSON.stringify(group.rows), group.table];
+        // Per-row lock first, so the statement's snapshot sees a delete-through that committed
+        // meanwhile (see lockRowsStatement in @walpurge/client).
+        await client.query(group.lockSql, params);
+        const result = await client.query<{ deleted?: number }>(group.sql, params);
         applied += group.kind === 'delete' ? Number(result.rows[0]?.deleted ?? 0) : (result.rowCount ?? 0);
       }
       await client.query('COMMIT');
@@ -143,6 +145,7 @@ interface StatementGroup {
   kind: 'upsert' | 'delete';
   table: string;
   sql: string;
+  lockSql: string;
   rows: Array<Record<string, unknown>>;
 }
 
@@ -169,6 +172,7 @@ function groupStatements(
           entry.op === 'upsert'
             ? upsertStatement(shape, columns, tombstoneTable)
             : deleteStatement(shape, tombstoneTable),
+        lockSql: lockRowsStatement(shape),
         rows: [],
       };
       groups.set(id, group);

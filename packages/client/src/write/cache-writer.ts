@@ -9,9 +9,17 @@ export interface CacheWriterOptions {
   redis: Redis;
   /** config.redis.keyPrefix: prepended to every key, as the invalidator does. */
   keyPrefix: string;
-  /** Soft TTL of written entries (read side's freshness), ms. */
+  /** Default soft TTL of written entries (read side's freshness), ms. */
   ttlMs: number;
   serializer?: Serializer;
+}
+
+/** Lifetime of one write's entries, as the read side computes it for a fill. */
+export interface EntryLifetime {
+  /** Soft TTL, ms: the entry is fresh until then. */
+  softTtlMs: number;
+  /** Physical TTL, ms: soft TTL + stale-while-revalidate. */
+  physicalTtlMs: number;
 }
 
 /** Writes rows into the cache in the read side's entry format, guarded by version. */
@@ -23,15 +31,20 @@ export class CacheWriter {
   }
 
   /** Returns how many of the keys now hold this version (0 when newer values were already there). */
-  async set(keys: readonly string[], value: unknown, version: string): Promise<number> {
+  async set(
+    keys: readonly string[],
+    value: unknown,
+    version: string,
+    lifetime?: EntryLifetime,
+  ): Promise<number> {
     if (keys.length === 0) return 0;
     const payload = await this.codec.encode(value);
-    return this.run(keys, version, 'set', payload);
+    return this.run(keys, version, 'set', payload, lifetime);
   }
 
-  async delete(keys: readonly string[], version: string): Promise<number> {
+  async delete(keys: readonly string[], version: string, lifetime?: EntryLifetime): Promise<number> {
     if (keys.length === 0) return 0;
-    return this.run(keys, version, 'del', Buffer.alloc(0));
+    return this.run(keys, version, 'del', Buffer.alloc(0), lifetime);
   }
 
   /** The keys as stored in Redis (keyPrefix prepended). */
@@ -50,12 +63,12 @@ export class CacheWriter {
     version: string,
     op: 'set' | 'del',
     payload: Buffer,
+    lifetime: EntryLifetime = { softTtlMs: this.options.ttlMs, physicalTtlMs: this.options.ttlMs },
   ): Promise<number> {
-    const ttl = this.options.ttlMs;
     const reply = await cachePut.run(
       this.options.redis,
       keys.map((key) => this.options.keyPrefix + key),
-      [version, op, payload, ttl, ttl],
+      [version, op, payload, lifetime.softTtlMs, lifetime.physicalTtlMs],
     );
     return Number(reply);
   }

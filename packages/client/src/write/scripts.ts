@@ -1,14 +1,16 @@
 /**
  * Lua run inside Redis so that each step of the write-behind protocol is atomic. Versions come from a
- * hybrid logical clock: max(last + 1, Redis TIME in µs). It only moves forward, and even if the
- * queue Redis lost its data the next versions stay above everything already written to Postgres.
+ * hybrid logical clock: max(last + 1, floor + 1, Redis TIME in µs). `last` is the clock key; `floor`
+ * is the highest version the caller has already seen (its process's writes, the row's pending
+ * version). Wall clocks can go backwards (a failover to a replica whose clock is behind, or that lost
+ * the clock key): the floors keep versions moving forward for every writer that saw the newer ones.
  * (µs since 1970 ≈ 1.8e15 < 2^53: exact in Lua doubles, JavaScript numbers and PostgreSQL bigint.)
  */
 const NEXT_VERSION = `
-local function nextVersion(clockKey)
+local function nextVersion(clockKey, floor)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local last = tonumber(redis.call('GET', clockKey) or '0')
+  local last = math.max(tonumber(redis.call('GET', clockKey) or '0'), tonumber(floor or '0') or 0)
   if now <= last then now = last + 1 end
   local text = string.format('%.0f', now)
   redis.call('SET', clockKey, text)
@@ -23,12 +25,15 @@ end
  * that, the flusher's reconciler finds the entry through the index and queues it.
  * The entry also collects (field `c`, JSON array) every cache key the row's pending writes were
  * cached under, prefix included: if PostgreSQL refuses the row for good, the flusher purges them.
+ * The new version is above the clock, the row's pending version and `versionFloor` (the highest
+ * version this client has seen), so versions never go backwards after a failover lost the clock.
  * KEYS: pending, index, clock, stats. ARGV: rowId, table, primaryKeyJson, rowJson, op (u|d),
- * cacheKeysJson (optional).
+ * cacheKeysJson, versionFloor.
  * Returns { version, jobId or '' }.
  */
 export const ACCEPT_WRITE_SCRIPT = `${NEXT_VERSION}
-local version, nowMs = nextVersion(KEYS[3])
+local rowLast = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+local version, nowMs = nextVersion(KEYS[3], math.max(rowLast, tonumber(ARGV[7] or '0') or 0))
 redis.call('HSET', KEYS[1], 't', ARGV[2], 'k', ARGV[3], 'r', ARGV[4], 'op', ARGV[5], 'v', version, 'w', nowMs)
 if ARGV[6] and ARGV[6] ~= '' and ARGV[6] ~= '[]' then
   local known = redis.call('HGET', KEYS[1], 'c')
@@ -56,9 +61,9 @@ redis.call('HDEL', KEYS[1], 'f')
 return { version, jobId }
 `;
 
-/** A version for write-through writes, from the same clock. KEYS: clock. */
+/** A version for write-through writes, from the same clock. KEYS: clock. ARGV: versionFloor. */
 export const NEXT_VERSION_SCRIPT = `${NEXT_VERSION}
-local version = nextVersion(KEYS[1])
+local version = nextVersion(KEYS[1], ARGV[1])
 return version
 `;
 

@@ -17,12 +17,31 @@ export function sqlTable(table: string): string {
   return `${sqlIdent(qualified.slice(0, dot))}.${sqlIdent(qualified.slice(dot + 1))}`;
 }
 
+/** What accept-time checks need to know about one column (see row-check.ts). */
+export interface ColumnInfo {
+  /** Base type name (domains resolved), e.g. int4, varchar, uuid, jsonb. */
+  baseType: string;
+  /** pg_type.typcategory of the base type: A array, B boolean, D date/time, E enum, N numeric, S string, U other. */
+  category: string;
+  /** Declared length of varchar(n) / char(n); undefined when unbounded. */
+  maxLength: number | undefined;
+  notNull: boolean;
+  /** GENERATED ALWAYS AS (…) STORED: PostgreSQL computes it, a write may not set it. */
+  generated: boolean;
+  /** GENERATED ALWAYS AS IDENTITY: PostgreSQL refuses an explicit value (an upsert must give one). */
+  identityAlways: boolean;
+  /** Labels of an enum type. */
+  enumLabels: readonly string[] | undefined;
+}
+
 export interface TableShape {
   /** schema.table */
   table: string;
   primaryKey: string[];
   columns: ReadonlySet<string>;
   versionColumn: string;
+  /** Per column; absent in shapes built by hand (then only names are checked). */
+  columnInfo?: ReadonlyMap<string, ColumnInfo>;
 }
 
 /** Reads a table's primary key and checks its version column; a clear error when it cannot work. */
@@ -32,10 +51,31 @@ export async function describeWriteTable(
   versionColumn: string,
 ): Promise<TableShape> {
   const qualified = qualifyWriteTable(table);
-  const { rows } = await client.query<{ name: string; type: string; pk_position: number | null }>(
+  const { rows } = await client.query<{
+    name: string;
+    type: string;
+    pk_position: number | null;
+    base_type: string;
+    category: string;
+    max_length: number | null;
+    not_null: boolean;
+    generated: boolean;
+    identity_always: boolean;
+    enum_labels: string[] | null;
+  }>(
     `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
-            array_position(i.indkey::int2[], a.attnum) AS pk_position
+            array_position(i.indkey::int2[], a.attnum) AS pk_position,
+            bt.typname AS base_type, bt.typcategory AS category,
+            CASE WHEN bt.typname IN ('varchar', 'bpchar')
+                  AND COALESCE(NULLIF(t.typtypmod, -1), a.atttypmod) > 4
+                 THEN COALESCE(NULLIF(t.typtypmod, -1), a.atttypmod) - 4 END AS max_length,
+            a.attnotnull OR t.typnotnull AS not_null, a.attgenerated <> '' AS generated,
+            a.attidentity = 'a' AS identity_always,
+            (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
+               FROM pg_enum e WHERE e.enumtypid = bt.oid) AS enum_labels
        FROM pg_attribute a
+       JOIN pg_type t ON t.oid = a.atttypid
+       JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
        LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
       WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
     [sqlTable(qualified)],
@@ -71,7 +111,27 @@ export async function describeWriteTable(
       { hint: `ALTER TABLE ${sqlTable(qualified)} ALTER COLUMN ${sqlIdent(versionColumn)} TYPE bigint` },
     );
   }
-  return { table: qualified, primaryKey, columns: new Set(rows.map((row) => row.name)), versionColumn };
+  const columnInfo = new Map<string, ColumnInfo>(
+    rows.map((row) => [
+      row.name,
+      {
+        baseType: row.base_type,
+        category: row.category,
+        maxLength: row.max_length ?? undefined,
+        notNull: row.not_null,
+        generated: row.generated,
+        identityAlways: row.identity_always,
+        enumLabels: row.enum_labels ?? undefined,
+      },
+    ]),
+  );
+  return {
+    table: qualified,
+    primaryKey,
+    columns: new Set(rows.map((row) => row.name)),
+    versionColumn,
+    columnInfo,
+  };
 }
 
 export function tombstoneTableDdl(tombstoneTable: string): string[] {
@@ -158,4 +218,28 @@ export function checkRowAgainstShape(
     if (!shape.columns.has(column)) return `column ${column} does not exist in ${shape.table}`;
   }
   return undefined;
+}
+
+/**
+ * Serialises writes to the same rows: a transaction-scoped advisory lock per row key, taken in its
+ * own statement BEFORE the upsert or delete. Under READ COMMITTED each statement reads a fresh
+ * snapshot, so the statement that follows the lock sees every write to these rows that committed
+ * before the lock was granted (a delete's tombstone, above all). Without it, an older upsert whose
+ * snapshot predates a concurrent delete's commit re-inserts the deleted row.
+ * Parameters as upsertStatement; keys are locked in a fixed order so two batches cannot deadlock.
+ */
+export function lockRowsStatement(shape: TableShape): string {
+  return `SELECT count(pg_advisory_xact_lock(k))::int AS locked
+  FROM (SELECT DISTINCT hashtextextended($2 || ':' || ${rowKeyExpression(shape, 'r')}::text, 0) AS k
+          FROM jsonb_populate_recordset(NULL::${sqlTable(shape.table)}, $1::jsonb) AS r
+         ORDER BY k) AS keys`;
+}
+
+/** Locks the rows of `params` (see lockRowsStatement); call inside the writing transaction. */
+export async function lockRows(
+  client: ClientBase,
+  shape: TableShape,
+  params: readonly [rowsJson: string, table: string],
+): Promise<void> {
+  await client.query(lockRowsStatement(shape), [...params]);
 }

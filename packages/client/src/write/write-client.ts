@@ -4,7 +4,8 @@ import pg from 'pg';
 import { ErrorCode, WalpurgeError, errorMessage } from '@walpurge/core';
 import type { WalpurgeConfig } from '@walpurge/config';
 import type { Serializer } from '../read/serializer.js';
-import { CacheWriter } from './cache-writer.js';
+import { CacheWriter, type EntryLifetime } from './cache-writer.js';
+import { jitteredTtlMs } from '../read/xfetch.js';
 import { DEFAULT_FLUSH_ATTEMPTS, flushJobOptions } from './job-options.js';
 import {
   DEFAULT_VERSION_COLUMN,
@@ -20,10 +21,13 @@ import {
 } from './layout.js';
 import { WriteScript, stringArrayReply } from './lua.js';
 import { ACCEPT_WRITE_SCRIPT, NEXT_VERSION_SCRIPT } from './scripts.js';
+import { checkWriteRow } from './row-check.js';
+import { awaitDurable, type AcceptDurability } from './durability.js';
+import { assertQueueRedisSafe } from './queue-redis-safety.js';
 import {
-  checkRowAgainstShape,
   deleteStatement,
   describeWriteTable,
+  lockRows,
   tombstoneTableDdl,
   upsertStatement,
   type TableShape,
@@ -40,8 +44,20 @@ export interface WriteClientOptions {
   cacheRedis: Redis;
   /** The queue Redis: must keep data (noeviction + AOF). May be the same server in tests. */
   queueRedis: Redis;
-  /** Needed for writeThrough/deleteThrough only. */
+  /**
+   * Needed by every write: rows are checked against the table's shape (columns, types, primary key)
+   * before they are accepted, and write-through/delete-through write through it.
+   */
   database?: pg.Pool;
+  /** How long a table's shape read from PostgreSQL is trusted before it is read again, ms (default 60 s). */
+  shapeRefreshMs?: number;
+  /** flusher.acceptDurability: what a writeBehind must wait for before it returns (default primary). */
+  durability?: AcceptDurability;
+  /**
+   * flusher.allowUnsafeRedis: accept writes on a queue Redis that may evict keys or has no AOF.
+   * Otherwise the first write checks the queue Redis and refuses (WP_REDIS_UNSAFE_FOR_QUEUE).
+   */
+  allowUnsafeQueueRedis?: boolean;
   /** flusher.keyPrefix. */
   queuePrefix?: string;
   /** flusher.queueName. */
@@ -54,8 +70,15 @@ export interface WriteClientOptions {
   primaryKeys?: Record<string, readonly string[]>;
   /** Cache keys of a row when a call gives none (e.g. rendered from the rules file). */
   keys?: (table: string, row: WriteRow) => readonly string[];
-  /** Soft TTL of the cache entries written, ms (default 1 hour). */
+  /**
+   * Soft TTL of the cache entries written, ms (default 1 hour), when a call passes no `ttl`. Set it
+   * to the `ttl` your reads use, or pass `ttl` per call.
+   */
   cacheTtlMs?: number;
+  /** Stale-while-revalidate of the entries written, ms (default 0), when a call passes none. */
+  cacheStaleWhileRevalidateMs?: number;
+  /** Fraction by which the soft TTL is shortened at random, as the read side's ttlJitter (default 0.1). */
+  ttlJitter?: number;
   serializer?: Serializer;
   /** flusher.maxAttempts. */
   flushAttempts?: number;
@@ -66,6 +89,13 @@ export interface WriteClientOptions {
 export interface WriteOptions {
   /** Cache keys holding this row (without redis.keyPrefix). */
   keys?: readonly string[];
+  /**
+   * Seconds the cached value is fresh, as the `ttl` the read side passes to get() for these keys
+   * (same jitter). Default: the client's cacheTtlMs.
+   */
+  ttl?: number;
+  /** Seconds after `ttl` the entry is still served stale, as in get(). Default: the client's. */
+  staleWhileRevalidate?: number;
   /** Primary-key columns, when not configured for the table. */
   primaryKey?: readonly string[];
 }
@@ -99,8 +129,11 @@ export class WriteClient {
   private readonly cache: CacheWriter;
   private readonly versionColumn: string;
   private readonly tombstoneTable: string;
-  private readonly shapes = new Map<string, Promise<TableShape>>();
+  private readonly shapes = new Map<string, { shape: Promise<TableShape>; readAtMs: number }>();
   private tombstonesReady: Promise<void> | undefined;
+  private queueRedisChecked: Promise<void> | undefined;
+  /** Highest version this client has seen: a floor for the next one (see NEXT_VERSION). */
+  private highestVersion = 0;
   private closed = false;
 
   constructor(private readonly options: WriteClientOptions) {
@@ -150,17 +183,34 @@ export class WriteClient {
     row: WriteRow,
     options: WriteOptions,
   ): Promise<WriteResult> {
-    const { qualified, primaryKey, rowId, keys } = this.identify(table, row, options);
-    const stored = op === 'u' ? JSON.stringify(row) : '';
+    const {
+      qualified,
+      primaryKey,
+      rowId,
+      keys,
+      row: checked,
+    } = await this.identify(op, table, row, options, true);
+    const stored = op === 'u' ? JSON.stringify(checked) : '';
+    const lifetime = this.lifetime(options);
+    await this.checkQueueRedis();
     const reply = stringArrayReply(
       await acceptWrite.run(
         this.options.queueRedis,
         [this.layout.pending(rowId), this.layout.index, this.layout.clock, this.layout.stats],
-        [rowId, qualified, stableJson(primaryKey), stored, op, JSON.stringify(this.cache.fullKeys(keys))],
+        [
+          rowId,
+          qualified,
+          stableJson(primaryKey),
+          stored,
+          op,
+          JSON.stringify(this.cache.fullKeys(keys)),
+          String(this.highestVersion),
+        ],
       ),
       'write-behind accept',
     );
     const [version, jobId] = reply as [string, string];
+    this.sawVersion(version);
     if (jobId) {
       const data: FlushJobData = { rowId, table: qualified, key: stableJson(primaryKey) };
       await this.queue.add(
@@ -169,7 +219,17 @@ export class WriteClient {
         flushJobOptions(jobId, this.options.flushAttempts ?? DEFAULT_FLUSH_ATTEMPTS),
       );
     }
-    const cacheKeysWritten = await this.updateCache(op, keys, row, version, 'queued for PostgreSQL');
+    const cacheKeysWritten = await this.updateCache(
+      op,
+      keys,
+      checked,
+      version,
+      'queued for PostgreSQL',
+      lifetime,
+    );
+    // After the cache: if durability falls short the write still stands on the primary (and will be
+    // flushed unless it fails now), so the cache must show it like any other accepted write.
+    await awaitDurable(this.options.queueRedis, this.options.durability ?? { mode: 'primary' }, version);
     return { table: qualified, rowId, version, cacheKeysWritten };
   }
 
@@ -179,50 +239,49 @@ export class WriteClient {
     row: WriteRow,
     options: WriteOptions,
   ): Promise<WriteThroughResult> {
-    const database = this.options.database;
-    if (!database) {
-      throw new WalpurgeError(
-        ErrorCode.WriteInvalid,
-        `${op === 'u' ? 'writeThrough' : 'deleteThrough'} needs a database`,
-        {
-          hint: 'pass `database` (a pg Pool) to createWriteClient',
-        },
-      );
-    }
-    const { qualified, primaryKey, rowId, keys } = this.identify(table, row, options);
-    const shape = await this.shape(database, qualified);
-    const problem = checkRowAgainstShape(shape, primaryKey, op === 'u' ? row : undefined);
-    if (problem) throw new WalpurgeError(ErrorCode.WriteInvalid, problem);
+    const database = this.database(op === 'u' ? 'writeThrough' : 'deleteThrough');
+    const identified = await this.identify(op, table, row, options, false);
+    const { qualified, primaryKey, rowId, keys, shape } = identified;
+    row = identified.row;
+    const lifetime = this.lifetime(options);
     // Both statements consult the tombstone table (an upsert must not resurrect a deleted row), and
     // write-through may run before any flusher has created it.
     await this.ensureTombstones(database);
-    const version = String(await nextVersion.run(this.options.queueRedis, [this.layout.clock], []));
+    const version = String(
+      await nextVersion.run(this.options.queueRedis, [this.layout.clock], [String(this.highestVersion)]),
+    );
+    this.sawVersion(version);
 
     const params = [
       JSON.stringify([{ ...(op === 'u' ? row : primaryKey), [this.versionColumn]: version }]),
       qualified,
-    ];
-    let applied: boolean;
-    if (op === 'u') {
-      const result = await database.query(
-        upsertStatement(shape, Object.keys(row), this.tombstoneTable),
-        params,
-      );
-      applied = (result.rowCount ?? 0) > 0;
-    } else {
-      const result = await database.query<{ deleted: number }>(
-        deleteStatement(shape, this.tombstoneTable),
-        params,
-      );
-      applied = (result.rows[0]?.deleted ?? 0) > 0;
-    }
+    ] as const;
+    const applied = await this.inTransaction(database, async (client) => {
+      // Serialised with the flusher's writes to this row (see lockRowsStatement).
+      await lockRows(client, shape, params);
+      if (op === 'u') {
+        const result = await client.query(upsertStatement(shape, Object.keys(row), this.tombstoneTable), [
+          ...params,
+        ]);
+        return (result.rowCount ?? 0) > 0;
+      }
+      const result = await client.query<{ deleted: number }>(deleteStatement(shape, this.tombstoneTable), [
+        ...params,
+      ]);
+      return (result.rows[0]?.deleted ?? 0) > 0;
+    });
     // Committed. The cache must now show it, or show nothing (the next read loads it). A delete
     // always leaves its versioned tombstone in the cache, even when PostgreSQL had no row yet: a
     // write-behind value of the row may be cached while its flush is pending, and that flush will be
     // refused by the database tombstone, so no change event would ever purge it. (A newer cached
     // value is left alone by the version guard.)
+    // A partial update is merged by PostgreSQL; the cache gets a versioned marker without a value
+    // (a miss for readers, who load the whole row), never the partial object.
+    const partial = op === 'u' && !isCompleteRow(shape, row);
     const cacheKeysWritten =
-      applied || op === 'd' ? await this.updateCache(op, keys, row, version, 'committed to PostgreSQL') : 0;
+      applied || op === 'd'
+        ? await this.updateCache(partial ? 'd' : op, keys, row, version, 'committed to PostgreSQL', lifetime)
+        : 0;
     return { table: qualified, rowId, version, cacheKeysWritten, applied };
   }
 
@@ -232,9 +291,12 @@ export class WriteClient {
     row: WriteRow,
     version: string,
     state: string,
+    lifetime: EntryLifetime,
   ): Promise<number> {
     try {
-      return op === 'u' ? await this.cache.set(keys, row, version) : await this.cache.delete(keys, version);
+      return op === 'u'
+        ? await this.cache.set(keys, row, version, lifetime)
+        : await this.cache.delete(keys, version, lifetime);
     } catch (error) {
       await this.cache.forget(keys).catch(() => undefined);
       throw new WalpurgeError(
@@ -249,12 +311,84 @@ export class WriteClient {
     }
   }
 
-  private identify(table: string, row: WriteRow, options: WriteOptions) {
+  /** The read side's rule (see CacheClient.get): jittered soft TTL, then stale-while-revalidate. */
+  private lifetime(options: WriteOptions): EntryLifetime {
+    const ttlMs = options.ttl !== undefined ? options.ttl * 1000 : (this.options.cacheTtlMs ?? 3_600_000);
+    const staleMs =
+      options.staleWhileRevalidate !== undefined
+        ? options.staleWhileRevalidate * 1000
+        : (this.options.cacheStaleWhileRevalidateMs ?? 0);
+    if (!(ttlMs > 0) || !Number.isFinite(ttlMs) || !(staleMs >= 0) || !Number.isFinite(staleMs)) {
+      throw new WalpurgeError(
+        ErrorCode.WriteInvalid,
+        'ttl must be a positive number of seconds and staleWhileRevalidate ≥ 0',
+      );
+    }
+    const softTtlMs = jitteredTtlMs(ttlMs, this.options.ttlJitter ?? 0.1, Math.random);
+    return { softTtlMs, physicalTtlMs: softTtlMs + Math.round(staleMs) };
+  }
+
+  private sawVersion(version: string): void {
+    this.highestVersion = Math.max(this.highestVersion, Number(version));
+  }
+
+  /** Once per client; a queue Redis that may lose accepted writes is refused unless allowed. */
+  private checkQueueRedis(): Promise<void> {
+    if (this.options.allowUnsafeQueueRedis) return Promise.resolve();
+    this.queueRedisChecked ??= assertQueueRedisSafe(this.options.queueRedis);
+    // A connection error is worth another look next time; an unsafe Redis stays refused.
+    this.queueRedisChecked.catch((error: unknown) => {
+      if (!(error instanceof WalpurgeError)) this.queueRedisChecked = undefined;
+    });
+    return this.queueRedisChecked;
+  }
+
+  private async inTransaction<T>(database: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await database.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      // A session whose ROLLBACK fails is discarded, not returned to the pool.
+      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+      });
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  private database(what: string): pg.Pool {
+    const database = this.options.database;
+    if (!database) {
+      throw new WalpurgeError(ErrorCode.WriteInvalid, `${what} needs a database`, {
+        hint: 'pass `database` (a pg Pool) to createWriteClient: rows are checked against the table before they are accepted',
+      });
+    }
+    return database;
+  }
+
+  /**
+   * The row's identity and its checked, normalised form. Refuses (WriteInvalid) what the table
+   * cannot hold; a refusal is re-checked once against a freshly read shape (the table may have
+   * changed) before it is final.
+   */
+  private async identify(
+    op: 'u' | 'd',
+    table: string,
+    row: WriteRow,
+    options: WriteOptions,
+    complete: boolean,
+  ) {
     const qualified = qualifyWriteTable(table);
     const columns = options.primaryKey ??
       this.options.primaryKeys?.[qualified] ??
       this.options.primaryKeys?.[table] ?? ['id'];
-    const primaryKey: WriteRow = {};
+    const given: WriteRow = {};
     for (const column of columns) {
       const value = row[column];
       if (value === undefined || value === null) {
@@ -266,7 +400,7 @@ export class WriteClient {
           },
         );
       }
-      primaryKey[column] = value;
+      given[column] = value;
     }
     if (this.versionColumn in row) {
       throw new WalpurgeError(
@@ -274,25 +408,51 @@ export class WriteClient {
         `row for ${qualified} sets ${this.versionColumn}, which walpurge manages`,
       );
     }
-    const keys = options.keys ?? this.options.keys?.(qualified, row) ?? [];
-    return { qualified, primaryKey, rowId: rowIdOf(qualified, primaryKey), keys };
+    const database = this.database(op === 'u' ? 'writeBehind' : 'deleteBehind');
+    let shape = await this.shape(database, qualified, false);
+    let checked = checkWriteRow(shape, given, op === 'u' ? row : undefined, complete);
+    if (!checked.ok) {
+      shape = await this.shape(database, qualified, true);
+      checked = checkWriteRow(shape, given, op === 'u' ? row : undefined, complete);
+    }
+    if (!checked.ok) throw new WalpurgeError(ErrorCode.WriteInvalid, checked.reason);
+    const primaryKey = checked.primaryKey;
+    // Deletes keep the caller's other columns: they may be needed to render cache keys.
+    const normalised = checked.row ?? { ...row, ...primaryKey };
+    const keys = options.keys ?? this.options.keys?.(qualified, normalised) ?? [];
+    return { qualified, primaryKey, rowId: rowIdOf(qualified, primaryKey), keys, shape, row: normalised };
   }
 
-  private shape(database: pg.Pool, table: string): Promise<TableShape> {
-    let shape = this.shapes.get(table);
-    if (!shape) {
-      shape = (async () => {
-        const client = await database.connect();
-        try {
-          return await describeWriteTable(client, table, this.versionColumn);
-        } finally {
-          client.release();
-        }
-      })();
-      shape.catch(() => this.shapes.delete(table));
-      this.shapes.set(table, shape);
+  /**
+   * The table's shape, read again when older than shapeRefreshMs or when `reread` (a row did not
+   * fit). If reading fails, the shape already known is kept: PostgreSQL being down must not stop
+   * write-behind accepting rows it has already checked shapes for.
+   */
+  private async shape(database: pg.Pool, table: string, reread: boolean): Promise<TableShape> {
+    const known = this.shapes.get(table);
+    const refreshMs = this.options.shapeRefreshMs ?? 60_000;
+    if (known && !reread && Date.now() - known.readAtMs < refreshMs) return known.shape;
+    const read = (async () => {
+      const client = await database.connect();
+      try {
+        return await describeWriteTable(client, table, this.versionColumn);
+      } finally {
+        client.release();
+      }
+    })();
+    const entry = { shape: read, readAtMs: Date.now() };
+    this.shapes.set(table, entry);
+    try {
+      return await read;
+    } catch (error) {
+      const fallback = known ? await known.shape.catch(() => undefined) : undefined;
+      if (this.shapes.get(table) === entry) {
+        if (fallback) this.shapes.set(table, known!);
+        else this.shapes.delete(table);
+      }
+      if (fallback && !(error instanceof WalpurgeError)) return fallback;
+      throw error;
     }
-    return shape;
   }
 
   private ensureTombstones(database: pg.Pool): Promise<void> {
@@ -302,6 +462,13 @@ export class WriteClient {
     this.tombstonesReady.catch(() => (this.tombstonesReady = undefined));
     return this.tombstonesReady;
   }
+}
+
+function isCompleteRow(shape: TableShape, row: WriteRow): boolean {
+  for (const [column, info] of shape.columnInfo ?? []) {
+    if (!info.generated && column !== shape.versionColumn && !(column in row)) return false;
+  }
+  return true;
 }
 
 export function createWriteClient(options: WriteClientOptions): WriteClient {
@@ -315,6 +482,10 @@ export function createWriteClient(options: WriteClientOptions): WriteClient {
 export function createWriteClientFromConfig(
   config: WalpurgeConfig,
   options: Omit<WriteClientOptions, 'cacheRedis' | 'queueRedis' | 'database' | 'owned'> & {
+    /**
+     * Open a pool to `database.url` (default true when the section exists): every write checks its
+     * row against the table first, and write-through writes through it.
+     */
     withDatabase?: boolean;
     /**
      * Per table, which of its rules' `redis.keys` templates hold the row itself, e.g.
@@ -336,7 +507,9 @@ export function createWriteClientFromConfig(
   const cacheRedis = new Redis(config.redis.url, { lazyConnect: false });
   const queueRedis = new Redis(flusher.queueRedisUrl, { maxRetriesPerRequest: null });
   const pool =
-    withDatabase && config.database ? new pg.Pool({ connectionString: config.database.url }) : undefined;
+    withDatabase !== false && config.database
+      ? new pg.Pool({ connectionString: config.database.url })
+      : undefined;
   return new WriteClient({
     ...rest,
     ...(keys ? { keys } : {}),
@@ -349,6 +522,8 @@ export function createWriteClientFromConfig(
     versionColumn: flusher.versionColumn,
     tombstoneTable: flusher.tombstoneTable,
     flushAttempts: flusher.maxAttempts,
+    durability: flusher.acceptDurability,
+    allowUnsafeQueueRedis: flusher.allowUnsafeRedis,
     owned: { redis: [cacheRedis, queueRedis], ...(pool ? { pool } : {}) },
   });
 }

@@ -27,6 +27,41 @@ export const FlusherConfig = z.strictObject({
     .describe(
       'Start even when the queue Redis may evict keys or has no AOF (pending writes can then be lost). For experiments only.',
     ),
+  acceptDurability: z
+    .discriminatedUnion('mode', [
+      z.strictObject({
+        mode: z
+          .literal('primary')
+          .describe(
+            'Accepted once the queue Redis primary holds the write (its AOF fsyncs within a second): a failover to a replica that had not caught up, or a crash in that second, loses it.',
+          ),
+      }),
+      z.strictObject({
+        mode: z
+          .enum(['replica', 'aof'])
+          .describe(
+            'replica: WAIT until `replicas` replicas hold the write (survives a failover to one of them). aof: WAITAOF until the primary’s AOF and `replicas` replicas’ AOFs fsynced it (survives a crash; Redis ≥ 7.2).',
+          ),
+        replicas: z
+          .number()
+          .int()
+          .min(0)
+          .default(1)
+          .describe('Replicas that must confirm (at least 1 for mode replica; may be 0 for mode aof).'),
+        timeoutMs: milliseconds
+          .default(1_000)
+          .describe(
+            'Longest a write waits for the confirmation; then writeBehind throws WP_WRITE_BEHIND_NOT_DURABLE (retriable: the write is on the primary and cached, and will be flushed unless the primary fails).',
+          ),
+      }),
+    ])
+    .refine((value) => value.mode !== 'replica' || value.replicas >= 1, {
+      message: 'mode replica needs replicas >= 1',
+    })
+    .default({ mode: 'primary' })
+    .describe(
+      'What a writeBehind waits for before it returns. The cost is measured by the flusher benchmark (test/bench/flusher.bench.ts).',
+    ),
   keyPrefix: z
     .string()
     .min(1)
