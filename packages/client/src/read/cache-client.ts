@@ -238,11 +238,12 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
         try {
           result = await store.lookup(key, token, lease, tags);
         } catch (error) {
-          return await failOpen(
-            loader,
-            error instanceof Error && error.name === 'RedisTimeoutError' ? 'timeout' : 'error',
-            error,
-          );
+          const timedOut = error instanceof Error && error.name === 'RedisTimeoutError';
+          // The script may still have run and granted this caller the lease; only the reply is
+          // late. Hand it back (a no-op if it was not granted), queued behind the lookup on the same
+          // connection, so other readers do not wait out the lease TTL for a fill that never comes.
+          if (timedOut) track(store.releaseLease(key, token));
+          return await failOpen(loader, timedOut ? 'timeout' : 'error', error);
         }
         switch (result.kind) {
           case 'hit': {
