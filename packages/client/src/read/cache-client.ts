@@ -188,16 +188,22 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     );
   }
 
-  /** XFetch said "refresh now": whoever wins the refresh lease in the fleet reloads; everyone else carries on. */
+  /**
+   * XFetch said "refresh now": whoever wins the refresh lease in the fleet reloads; everyone else
+   * carries on. `decided`: L1 already rolled the dice for this read and said so; rolling again here
+   * would make the refresh probability p² instead of p.
+   */
   function maybeRefreshEarly(
     key: string,
     remainingMs: number,
     deltaMs: number,
     loader: Loader<unknown>,
     opts: GetOptions,
+    decided: boolean,
   ): void {
     if (refreshing.has(key) || closed) return;
-    if (!shouldRefreshEarly({ remainingMs, deltaMs, beta: settings.earlyRefreshBeta, random })) return;
+    const roll = () => shouldRefreshEarly({ remainingMs, deltaMs, beta: settings.earlyRefreshBeta, random });
+    if (!decided && !roll()) return;
     const token = newToken();
     refreshing.add(key);
     track(
@@ -223,7 +229,13 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     }
   }
 
-  async function fromRedis<T>(key: string, loader: Loader<T>, opts: GetOptions): Promise<T> {
+  /** `earlyRefresh`: L1 held the key and its XFetch roll said "refresh" (see maybeRefreshEarly). */
+  async function fromRedis<T>(
+    key: string,
+    loader: Loader<T>,
+    opts: GetOptions,
+    earlyRefresh: boolean,
+  ): Promise<T> {
     if (redis.status !== 'ready') return failOpen(loader, 'not_connected');
     const token = newToken();
     const ticket = l1?.begin(key);
@@ -259,7 +271,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
                 sizeBytes: result.payload.length,
               });
             }
-            maybeRefreshEarly(key, result.remainingMs, result.deltaMs, loader, opts);
+            maybeRefreshEarly(key, result.remainingMs, result.deltaMs, loader, opts, earlyRefresh);
             return decoded.value as T;
           }
           case 'stale': {
@@ -304,6 +316,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
         `get(${JSON.stringify(key)}): ttl must be a positive number of seconds`,
       );
     }
+    let earlyRefresh = false;
     if (l1) {
       const entry = l1.get(key);
       if (entry) {
@@ -318,11 +331,12 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
           metrics.requests.inc({ level: 'l1', result: 'hit' });
           return entry.value as T;
         }
+        earlyRefresh = true;
       }
       metrics.requests.inc({ level: 'l1', result: 'miss' });
     }
-    if (!settings.coalesce) return fromRedis(key, loader, opts);
-    return singleFlight.run(key, () => fromRedis(key, loader, opts));
+    if (!settings.coalesce) return fromRedis(key, loader, opts, earlyRefresh);
+    return singleFlight.run(key, () => fromRedis(key, loader, opts, earlyRefresh));
   }
 
   return {
