@@ -6,6 +6,15 @@ import type { ClientMetrics } from './metrics.js';
 
 const INVALIDATE_CHANNEL = '__redis__:invalidate';
 
+/** Back-off between failed tracking set-ups: doubling from the first delay up to the cap, ms. */
+export const TRACKING_RETRY = { firstMs: 100, maxMs: 30_000 } as const;
+
+/** Delay before set-up attempt `failures + 1`, with ±25 % jitter so a fleet does not retry in step. */
+export function trackingRetryDelayMs(failures: number, random: () => number = Math.random): number {
+  const base = Math.min(TRACKING_RETRY.maxMs, TRACKING_RETRY.firstMs * 2 ** Math.max(0, failures - 1));
+  return Math.round(base * (0.75 + random() / 2));
+}
+
 /**
  * Keeps the in-process level honest with Redis server-assisted client-side caching in broadcast
  * mode: a dedicated connection turns on `CLIENT TRACKING ... REDIRECT <its own id> BCAST PREFIX
@@ -20,6 +29,9 @@ export class InvalidationTracker {
   private readonly connection: Redis;
   private closed = false;
   private trackingId: number | undefined;
+  /** Set-up failures in a row; reset by a successful set-up. */
+  private failures = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
   private resolveFirstSetUp: (active: boolean) => void = () => {};
   private readonly firstSetUp = new Promise<boolean>((resolve) => {
     this.resolveFirstSetUp = resolve;
@@ -71,19 +83,43 @@ export class InvalidationTracker {
       await this.connection.call('CLIENT', 'TRACKING', 'on', 'REDIRECT', String(id), 'BCAST', ...prefixArgs);
       await this.connection.subscribe(INVALIDATE_CHANNEL);
       this.trackingId = id;
+      this.failures = 0;
       this.l1.activate();
       this.logger.debug({ prefix: this.prefix }, 'L1 invalidation tracking active');
       this.resolveFirstSetUp(true);
     } catch (error) {
+      this.failures += 1;
+      this.metrics.trackingSetupFailures.inc();
+      const retryInMs = trackingRetryDelayMs(this.failures);
       this.logger.warn(
-        { err: error },
+        { err: error, failures: this.failures, retryInMs },
         `L1 disabled: could not enable Redis tracking: ${errorMessage(error)}`,
       );
       this.onLost('tracking set-up failed');
       this.resolveFirstSetUp(false);
-      // Drop the connection so ioredis reconnects and we try again on its next 'ready'.
-      if (!this.closed) this.connection.disconnect(true);
+      this.retryLater(retryInMs);
     }
+  }
+
+  /**
+   * Drops the connection (it may be half set up: tracking on, not subscribed) and opens it again
+   * after `delayMs`. Not through ioredis' own reconnect: that fires at once after a connection that
+   * reached 'ready', so a refusal that lasts (an ACL without CLIENT TRACKING, a proxy that does not
+   * support it) would be retried every few ms forever.
+   */
+  private retryLater(delayMs: number): void {
+    if (this.closed) return;
+    this.connection.disconnect(false);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.closed) return;
+      // A failed connect is retried by ioredis itself; its 'ready' runs the set-up again.
+      this.connection.connect().catch((error: unknown) => {
+        this.logger.debug({ err: error }, 'tracking connection: reconnect failed');
+      });
+    }, delayMs);
+    this.retryTimer.unref();
   }
 
   private onMessage(message: unknown): void {
@@ -111,6 +147,7 @@ export class InvalidationTracker {
 
   async stop(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.retryTimer);
     this.l1.deactivate();
     try {
       await this.connection.quit();
