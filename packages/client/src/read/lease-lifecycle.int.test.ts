@@ -37,7 +37,7 @@ describe('lease lifecycle', () => {
         },
         { ttl: 60 },
       );
-      await waitFor('the loader to run', () => inLoader, { timeoutMs: 5_000 });
+      await waitFor('the loader to run', async () => inLoader, { timeoutMs: 5_000 });
       // While the lease is held: the tombstone keeps its version and (nearly) all of its TTL.
       expect(await admin.hget(`${prefix}user:1`, 'wv')).toBe('700');
       expect(await admin.pttl(`${prefix}user:1`)).toBeGreaterThan(300_000);

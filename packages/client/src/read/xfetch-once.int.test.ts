@@ -53,7 +53,7 @@ describe('XFetch with two levels', () => {
       offsetMs = 58_000;
       rolls.push(1 - 1e-9);
       expect(await client.get('k', loader, { ttl: 60 })).toBe('v1');
-      await waitFor('the early refresh to reload the value', () => calls === 2, { timeoutMs: 3_000 });
+      await waitFor('the early refresh to reload the value', async () => calls === 2, { timeoutMs: 3_000 });
       expect(await client.metrics.earlyRefreshes.get()).toMatchObject({ values: [{ value: 1 }] });
     } finally {
       await client.close();
