@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { ErrorCode, Registry, WalpurgeError, createLogger, errorMessage, sleep } from '@walpurge/core';
+import { connectCacheRedis, ownKeyPrefix } from './cache-redis.js';
 import { EntryStore, type LookupResult } from './entry-store.js';
 import { InvalidationTracker } from './invalidation-tracker.js';
 import { L1Cache, type ReadTicket } from './l1-cache.js';
@@ -45,18 +45,12 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
   const ownsRedis = typeof options.redis === 'string';
   const redis =
     typeof options.redis === 'string'
-      ? new Redis(options.redis, {
-          commandTimeout: settings.redisTimeoutMs,
-          maxRetriesPerRequest: 1,
-          // Commands issued while disconnected fail at once (→ loader) instead of queueing.
-          enableOfflineQueue: false,
-          connectionName: 'walpurge-client',
-        })
+      ? connectCacheRedis(options.redis, options.cluster ?? false, settings.redisTimeoutMs)
       : options.redis;
-  if (redis.options.keyPrefix) {
+  if (ownKeyPrefix(redis)) {
     throw new WalpurgeError(
       ErrorCode.ConfigInvalid,
-      'the ioredis connection given to createCacheClient has its own keyPrefix',
+      'the ioredis connection or cluster given to createCacheClient has its own keyPrefix',
       {
         hint: 'pass the prefix as createCacheClient({ keyPrefix }) instead, so tag-set members and invalidation tracking use it too',
       },

@@ -110,3 +110,16 @@ redis.call('HDEL', key, 'lease', 'lx')
 if redis.call('HLEN', key) == 0 then redis.call('UNLINK', key) end
 return 1
 `;
+
+/**
+ * Redis Cluster: a tag set lives in another hash slot than the entry, so a script cannot register
+ * the member together with the lease. KEYS[1]: one tag set. ARGV: member, ms (the set lives at least
+ * that long). The entry store runs it for each tag right after the lease is taken and before the
+ * loader reads the database, so a purge of the tag that could matter to the load (one after a
+ * commit the load may not see) finds the member; see EntryStore.
+ */
+export const tagRegisterScript = `${prelude}
+redis.call('SADD', key, ARGV[1])
+extend(key, tonumber(ARGV[2]))
+return 1
+`;

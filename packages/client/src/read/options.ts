@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { CacheRedis } from './cache-redis.js';
 import { z } from 'zod';
 import type { Logger, Registry } from '@walpurge/core';
 import type { L1Options } from './l1-cache.js';
@@ -16,8 +16,13 @@ export interface LeaseOptions {
 }
 
 export interface CacheClientOptions {
-  /** An ioredis connection (shared with the application), or a URL for a connection the client owns. */
-  redis: Redis | string;
+  /**
+   * An ioredis connection or Cluster client (shared with the application), or a URL for a
+   * connection the client owns.
+   */
+  redis: CacheRedis | string;
+  /** With a URL: it names a seed node of a Redis Cluster (`redis.cluster` in walpurge.yaml). Default false. */
+  cluster?: boolean;
   /** Prepended to every key; must equal `redis.keyPrefix` in walpurge.yaml so the invalidator purges the same keys. */
   keyPrefix: string;
   /** In-process cache in front of Redis; off unless given (it needs one extra Redis connection). */
