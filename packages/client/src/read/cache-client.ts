@@ -8,6 +8,7 @@ import { createClientMetrics, type ClientMetrics } from './metrics.js';
 import { NumericOptions, type CacheClientOptions, type GetOptions } from './options.js';
 import { PayloadCodec, jsonSerializer } from './serializer.js';
 import { SingleFlight } from './singleflight.js';
+import { TagPruner } from './tag-pruner.js';
 import { jitteredTtlMs, shouldRefreshEarly } from './xfetch.js';
 
 export type Loader<T> = () => Promise<T>;
@@ -41,6 +42,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     leases: options.leases ?? undefined,
     l1: options.l1,
     compression: options.compression,
+    tagPruning: options.tagPruning,
   });
   const ownsRedis = typeof options.redis === 'string';
   const redis =
@@ -74,6 +76,10 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
 
   const l1Options = settings.l1 === false ? undefined : settings.l1 === true ? {} : settings.l1;
   const l1 = l1Options ? new L1Cache(l1Options, now) : undefined;
+  const pruner =
+    settings.tagPruning === false
+      ? undefined
+      : new TagPruner(redis, settings.keyPrefix, settings.tagPruning, metrics, logger, (work) => track(work));
   const tracker = l1 ? new InvalidationTracker(redis, settings.keyPrefix, l1, metrics, logger) : undefined;
   const started = tracker ? tracker.start() : Promise.resolve(true);
   let closed = false;
@@ -155,8 +161,16 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
       if (!stored) {
         metrics.fillRejections.inc();
         logger.debug({ key }, 'fill rejected: the key was purged or re-leased while loading');
-      } else if (ticket && l1) {
-        l1.complete(ticket, { value, softExpiresAt: now() + softTtlMs, deltaMs, sizeBytes: payload.length });
+      } else {
+        if (opts.tags && opts.tags.length > 0 && !closed) pruner?.filled(opts.tags);
+        if (ticket && l1) {
+          l1.complete(ticket, {
+            value,
+            softExpiresAt: now() + softTtlMs,
+            deltaMs,
+            sizeBytes: payload.length,
+          });
+        }
       }
     } catch (error) {
       metrics.fillErrors.inc();

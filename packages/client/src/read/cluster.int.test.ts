@@ -1,6 +1,6 @@
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tagSetKey } from '@walpurge/rules';
+import { tagJournalKey, tagSetKey } from '@walpurge/rules';
 import { startLocalRedisCluster, uniqueName, waitFor, type LocalRedisCluster } from '@walpurge/testing';
 import { createCacheClient, type CacheClient } from './cache-client.js';
 
@@ -111,6 +111,35 @@ describe('createCacheClient on Redis Cluster', () => {
       expect(await client.get(key, db.loader, { ttl: 600, tags: ['users'] })).toBe('after the write');
       expect(db.state.calls).toBe(1);
     }
+    await client.close();
+    client = undefined;
+    seed.disconnect();
+  });
+
+  it('prunes tag-set members whose entries are gone, parking them in the journal the tag purge drains', async () => {
+    const prefix = `${uniqueName('sdk_cluster_prune')}:`;
+    const seed = new Cluster(cluster.nodes.map(({ port }) => ({ host: '127.0.0.1', port })));
+    await waitFor('the SDK cluster client to be ready', async () => seed.status === 'ready');
+    client = createCacheClient({
+      redis: seed,
+      keyPrefix: prefix,
+      earlyRefreshBeta: 0,
+      tagPruning: { everyFills: 3, pageSize: 1_000 },
+    });
+    const setKey = tagSetKey(prefix, 'users');
+    const dead = Array.from({ length: 200 }, (_, i) => `expired:${i}`);
+    await admin.sadd(setKey, ...dead);
+    const live = await keyPerMaster(prefix);
+    for (const key of live) await client.get(key, async () => key, { ttl: 600, tags: ['users'] });
+    await waitFor(
+      'the expired members to be pruned',
+      async () => (await admin.scard(setKey)) === live.length,
+      {
+        timeoutMs: 10_000,
+      },
+    );
+    expect((await admin.smembers(setKey)).sort()).toEqual([...live].sort());
+    expect(await admin.scard(tagJournalKey(setKey, prefix))).toBe(0);
     await client.close();
     client = undefined;
     seed.disconnect();
