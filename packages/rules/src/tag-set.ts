@@ -8,9 +8,11 @@ import calculateSlot from 'cluster-key-slot';
  *   names rules use in `redis.keys`. Whoever reads a member prepends the prefix before touching it,
  *   exactly as for rule keys. (With ioredis' `keyPrefix` option the prefix is added to command keys
  *   but never to set members, so storing unprefixed names is what the SDK gets naturally.)
- * - The SDK adds a member (SADD) when it stores an entry with that tag; it never needs to remove
- *   members: the invalidator removes the members it purged (SREM of exactly those members), so a
- *   member added concurrently with a purge survives in the set instead of being lost.
+ * - The SDK adds a member (SADD) when it leases or stores an entry with that tag. The invalidator
+ *   removes the members it purged (SREM of exactly those members), so a member added concurrently
+ *   with a purge survives in the set instead of being lost. The SDK also prunes members whose entry
+ *   is gone (expired, evicted), checking and removing atomically (standalone) or through the tag's
+ *   journal (cluster, tagJournalKey), so a member leased meanwhile keeps its registration.
  * - A purge UNLINKs exactly the entry's key: anything that must vanish with an entry (a lease, a
  *   stale-while-revalidate copy) has to live inside that key (e.g. fields of one hash).
  */
