@@ -7,18 +7,24 @@ export type CacheRedis = Redis | Cluster;
  * A connection the client owns, from a URL: a standalone server, or (cluster) a seed node from
  * which the rest of the cluster is discovered. Credentials and TLS in the URL apply to every node.
  */
-export function connectCacheRedis(url: string, cluster: boolean, timeoutMs: number): CacheRedis {
+export function connectCacheRedis(
+  url: string,
+  cluster: boolean,
+  timeoutMs: number,
+  /** offlineQueue: queue commands while connecting (writers) instead of failing them (readers fail open). */
+  { offlineQueue = false }: { offlineQueue?: boolean } = {},
+): CacheRedis {
   const options: RedisOptions = {
-    commandTimeout: timeoutMs,
+    ...(timeoutMs > 0 ? { commandTimeout: timeoutMs } : {}),
     maxRetriesPerRequest: 1,
-    // Commands issued while disconnected fail at once (→ loader) instead of queueing.
-    enableOfflineQueue: false,
+    // Readers: commands issued while disconnected fail at once (→ loader) instead of queueing.
+    enableOfflineQueue: offlineQueue,
     connectionName: 'walpurge-client',
   };
   if (!cluster) return new Redis(url, options);
   const parsed = new URL(url);
   return new Cluster([{ host: parsed.hostname, port: Number(parsed.port || 6379) }], {
-    enableOfflineQueue: false,
+    enableOfflineQueue: offlineQueue,
     redisOptions: {
       ...options,
       ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),

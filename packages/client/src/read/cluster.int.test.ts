@@ -2,6 +2,7 @@ import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tagJournalKey, tagSetKey } from '@walpurge/rules';
 import { startLocalRedisCluster, uniqueName, waitFor, type LocalRedisCluster } from '@walpurge/testing';
+import { CacheWriter } from '../write/cache-writer.js';
 import { createCacheClient, type CacheClient } from './cache-client.js';
 
 /**
@@ -181,5 +182,26 @@ describe('createCacheClient on Redis Cluster', () => {
     await client.close();
     client = undefined;
     seed.disconnect();
+  });
+});
+
+describe('write-side cache writes on Redis Cluster', () => {
+  it("a row's keys in different slots are all written and deleted under the version guard", async () => {
+    const prefix = `${uniqueName('sdk_cluster_write')}:`;
+    const seed = new Cluster(cluster.nodes.map(({ port }) => ({ host: '127.0.0.1', port })));
+    await waitFor('the cluster client to be ready', async () => seed.status === 'ready');
+    const writer = new CacheWriter({ redis: seed, keyPrefix: prefix, ttlMs: 60_000 });
+    const keys = await keyPerMaster(prefix); // one key per master: three slots
+    try {
+      expect(await writer.set(keys, { name: 'A' }, '500')).toBe(keys.length);
+      for (const key of keys) expect(await admin.hget(prefix + key, 'wv')).toBe('500');
+      expect(await writer.set(keys, { name: 'older' }, '400')).toBe(0);
+      expect(await writer.delete(keys, '600')).toBe(keys.length);
+      for (const key of keys) expect(await admin.hgetall(prefix + key)).toEqual({ wv: '600' });
+      await writer.forget(keys);
+      for (const key of keys) expect(await admin.exists(prefix + key)).toBe(0);
+    } finally {
+      seed.disconnect();
+    }
   });
 });
