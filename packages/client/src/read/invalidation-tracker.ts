@@ -44,7 +44,17 @@ export class InvalidationTracker {
   async start(): Promise<boolean> {
     if (this.redis.isCluster) {
       const cluster = this.redis as Cluster;
-      if (cluster.status !== 'ready') await new Promise((resolve) => cluster.once('ready', resolve));
+      if (cluster.status !== 'ready') {
+        // The masters are known once the slot map is loaded; a client closed meanwhile never gets there.
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            cluster.off('ready', done).off('end', done);
+            resolve();
+          };
+          cluster.once('ready', done).once('end', done);
+        });
+        if (this.closed || (cluster.status as string) !== 'ready') return false;
+      }
       cluster.on('+node', this.onTopology).on('-node', this.onTopology).on('refresh', this.onTopology);
       this.syncMasters();
     } else {
