@@ -13,3 +13,4 @@ export * from './rule-warnings.js';
 export * from './write-echo.js';
 export * from './truncate-safety.js';
 export * from './cdn-url-templates.js';
+export * from './hash-slot.js';

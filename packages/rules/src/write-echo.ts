@@ -8,10 +8,11 @@ import type { ChangeEvent } from '@walpurge/protocol';
  *   a second replica takes `<name>_2`, …); the listener reports it as `source.origin`.
  * - Its rows carry the write's version in the version column (`flusher.versionColumn`), and the
  *   write-behind client stored the same version in field `wv` of the cache entries it wrote.
- * - For such an event the invalidator purges the row's own keys only where the cache does NOT already
- *   hold that version or a newer one (ECHO_PURGE_SCRIPT): the value the application just wrote stays
- *   cached (read-your-writes), an entry refilled from the database before the flush (older or no
- *   `wv`) is purged as usual. Patterns, tags and CDN entries (lists, pages) are purged as always.
+ * - For such an event (an insert or update) the invalidator purges the row's own keys only where the
+ *   cache does NOT already hold that version or a newer one (ECHO_PURGE_SCRIPT): the value the
+ *   application just wrote stays cached (read-your-writes) with any read-side lease on it cleared,
+ *   an entry refilled from the database before the flush (older or no `wv`) is purged as usual.
+ *   Deletes, patterns, tags and CDN entries (lists, pages) are purged as always.
  */
 export interface WriteEchoOptions {
   /** Replication origin of the flusher (`flusher.replicationOrigin`). */
@@ -39,13 +40,19 @@ export function isWriteBehindOrigin(
 
 /**
  * The version a write-behind commit wrote into the row, or undefined when the event is not the
- * flusher's echo or its version is unknown (e.g. a delete without REPLICA IDENTITY FULL): the
- * row's keys are then purged unconditionally, which is always safe.
+ * flusher's echo of an insert or update, or its version is unknown: the row's keys are then purged
+ * unconditionally, which is always safe.
+ *
+ * Deletes are never echoes, even under REPLICA IDENTITY FULL where the old row carries its version:
+ * the cache holds a tombstone for them, and a reader that missed on it holds a lease and may have
+ * read the row before the delete committed. Keeping the tombstone would keep that lease, and the
+ * reader's fill of the deleted row would then land and stay until its TTL. Purging is what the
+ * delete needs anyway: the next read finds no row.
  */
 export function writeEchoVersion(event: ChangeEvent, options: WriteEchoOptions): string | undefined {
-  if (event.op === 't' || !isWriteBehindOrigin(event.source.origin, options.origin)) return undefined;
-  const row = event.op === 'd' ? event.before : event.after;
-  const value = row?.[options.versionColumn];
+  if (event.op === 't' || event.op === 'd') return undefined;
+  if (!isWriteBehindOrigin(event.source.origin, options.origin)) return undefined;
+  const value = event.after?.[options.versionColumn];
   const text = typeof value === 'number' || typeof value === 'bigint' ? String(value) : value;
   return typeof text === 'string' && /^[0-9]{1,18}$/.test(text) ? text : undefined;
 }
@@ -59,6 +66,7 @@ export function writeEchoVersion(event: ChangeEvent, options: WriteEchoOptions):
  * that is not a decimal integer (Lua's tonumber would read `nan`, `inf` or `1e999` as a number
  * no version is below, keeping a stale entry through every later echo). Versions are compared as
  * digit strings, exactly: as doubles, values past 2^53 would compare equal when they are not.
+ * An entry kept loses its read-side lease (`lease`, `lx`), so a fill racing the commit is rejected.
  */
 const ECHO_PURGE_LOOP = `
 local function digits(text)
@@ -80,6 +88,9 @@ for i = 1, #KEYS do
     keep = current ~= nil and f[2] == false and not older(current, version)
   end
   if keep then
+    -- A reader's lease taken before this commit may guard a load that read the row before it: its
+    -- fill must not land over the value kept here (the fill script checks the lease).
+    redis.call('HDEL', KEYS[i], 'lease', 'lx')
     kept = kept + 1
   else
     purged = purged + redis.call('UNLINK', KEYS[i])

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { ErrorCode, Registry, WalpurgeError, createLogger, errorMessage, sleep } from '@walpurge/core';
+import { connectCacheRedis, ownKeyPrefix } from './cache-redis.js';
 import { EntryStore, type LookupResult } from './entry-store.js';
 import { InvalidationTracker } from './invalidation-tracker.js';
 import { L1Cache, type ReadTicket } from './l1-cache.js';
@@ -8,6 +8,7 @@ import { createClientMetrics, type ClientMetrics } from './metrics.js';
 import { NumericOptions, type CacheClientOptions, type GetOptions } from './options.js';
 import { PayloadCodec, jsonSerializer } from './serializer.js';
 import { SingleFlight } from './singleflight.js';
+import { TagPruner } from './tag-pruner.js';
 import { jitteredTtlMs, shouldRefreshEarly } from './xfetch.js';
 
 export type Loader<T> = () => Promise<T>;
@@ -41,22 +42,17 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     leases: options.leases ?? undefined,
     l1: options.l1,
     compression: options.compression,
+    tagPruning: options.tagPruning,
   });
   const ownsRedis = typeof options.redis === 'string';
   const redis =
     typeof options.redis === 'string'
-      ? new Redis(options.redis, {
-          commandTimeout: settings.redisTimeoutMs,
-          maxRetriesPerRequest: 1,
-          // Commands issued while disconnected fail at once (→ loader) instead of queueing.
-          enableOfflineQueue: false,
-          connectionName: 'walpurge-client',
-        })
+      ? connectCacheRedis(options.redis, options.cluster ?? false, settings.redisTimeoutMs)
       : options.redis;
-  if (redis.options.keyPrefix) {
+  if (ownKeyPrefix(redis)) {
     throw new WalpurgeError(
       ErrorCode.ConfigInvalid,
-      'the ioredis connection given to createCacheClient has its own keyPrefix',
+      'the ioredis connection or cluster given to createCacheClient has its own keyPrefix',
       {
         hint: 'pass the prefix as createCacheClient({ keyPrefix }) instead, so tag-set members and invalidation tracking use it too',
       },
@@ -80,6 +76,10 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
 
   const l1Options = settings.l1 === false ? undefined : settings.l1 === true ? {} : settings.l1;
   const l1 = l1Options ? new L1Cache(l1Options, now) : undefined;
+  const pruner =
+    settings.tagPruning === false
+      ? undefined
+      : new TagPruner(redis, settings.keyPrefix, settings.tagPruning, metrics, logger, (work) => track(work));
   const tracker = l1 ? new InvalidationTracker(redis, settings.keyPrefix, l1, metrics, logger) : undefined;
   const started = tracker ? tracker.start() : Promise.resolve(true);
   let closed = false;
@@ -161,8 +161,16 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
       if (!stored) {
         metrics.fillRejections.inc();
         logger.debug({ key }, 'fill rejected: the key was purged or re-leased while loading');
-      } else if (ticket && l1) {
-        l1.complete(ticket, { value, softExpiresAt: now() + softTtlMs, deltaMs, sizeBytes: payload.length });
+      } else {
+        if (opts.tags && opts.tags.length > 0 && !closed) pruner?.filled(opts.tags);
+        if (ticket && l1) {
+          l1.complete(ticket, {
+            value,
+            softExpiresAt: now() + softTtlMs,
+            deltaMs,
+            sizeBytes: payload.length,
+          });
+        }
       }
     } catch (error) {
       metrics.fillErrors.inc();
@@ -188,16 +196,22 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     );
   }
 
-  /** XFetch said "refresh now": whoever wins the refresh lease in the fleet reloads; everyone else carries on. */
+  /**
+   * XFetch said "refresh now": whoever wins the refresh lease in the fleet reloads; everyone else
+   * carries on. `decided`: L1 already rolled the dice for this read and said so; rolling again here
+   * would make the refresh probability p² instead of p.
+   */
   function maybeRefreshEarly(
     key: string,
     remainingMs: number,
     deltaMs: number,
     loader: Loader<unknown>,
     opts: GetOptions,
+    decided: boolean,
   ): void {
     if (refreshing.has(key) || closed) return;
-    if (!shouldRefreshEarly({ remainingMs, deltaMs, beta: settings.earlyRefreshBeta, random })) return;
+    const roll = () => shouldRefreshEarly({ remainingMs, deltaMs, beta: settings.earlyRefreshBeta, random });
+    if (!decided && !roll()) return;
     const token = newToken();
     refreshing.add(key);
     track(
@@ -223,7 +237,13 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     }
   }
 
-  async function fromRedis<T>(key: string, loader: Loader<T>, opts: GetOptions): Promise<T> {
+  /** `earlyRefresh`: L1 held the key and its XFetch roll said "refresh" (see maybeRefreshEarly). */
+  async function fromRedis<T>(
+    key: string,
+    loader: Loader<T>,
+    opts: GetOptions,
+    earlyRefresh: boolean,
+  ): Promise<T> {
     if (redis.status !== 'ready') return failOpen(loader, 'not_connected');
     const token = newToken();
     const ticket = l1?.begin(key);
@@ -238,11 +258,12 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
         try {
           result = await store.lookup(key, token, lease, tags);
         } catch (error) {
-          return await failOpen(
-            loader,
-            error instanceof Error && error.name === 'RedisTimeoutError' ? 'timeout' : 'error',
-            error,
-          );
+          const timedOut = error instanceof Error && error.name === 'RedisTimeoutError';
+          // The script may still have run and granted this caller the lease; only the reply is
+          // late. Hand it back (a no-op if it was not granted), queued behind the lookup on the same
+          // connection, so other readers do not wait out the lease TTL for a fill that never comes.
+          if (timedOut) track(store.releaseLease(key, token));
+          return await failOpen(loader, timedOut ? 'timeout' : 'error', error);
         }
         switch (result.kind) {
           case 'hit': {
@@ -258,7 +279,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
                 sizeBytes: result.payload.length,
               });
             }
-            maybeRefreshEarly(key, result.remainingMs, result.deltaMs, loader, opts);
+            maybeRefreshEarly(key, result.remainingMs, result.deltaMs, loader, opts, earlyRefresh);
             return decoded.value as T;
           }
           case 'stale': {
@@ -303,6 +324,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
         `get(${JSON.stringify(key)}): ttl must be a positive number of seconds`,
       );
     }
+    let earlyRefresh = false;
     if (l1) {
       const entry = l1.get(key);
       if (entry) {
@@ -317,11 +339,12 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
           metrics.requests.inc({ level: 'l1', result: 'hit' });
           return entry.value as T;
         }
+        earlyRefresh = true;
       }
       metrics.requests.inc({ level: 'l1', result: 'miss' });
     }
-    if (!settings.coalesce) return fromRedis(key, loader, opts);
-    return singleFlight.run(key, () => fromRedis(key, loader, opts));
+    if (!settings.coalesce) return fromRedis(key, loader, opts, earlyRefresh);
+    return singleFlight.run(key, () => fromRedis(key, loader, opts, earlyRefresh));
   }
 
   return {

@@ -1,6 +1,8 @@
 export { createCacheClient, type CacheClient, type Loader } from './cache-client.js';
 export type { CacheClientOptions, GetOptions, LeaseOptions } from './options.js';
 export type { L1Options } from './l1-cache.js';
+export type { CacheRedis } from './cache-redis.js';
+export type { TagPruningOptions } from './tag-pruner.js';
 export {
   jsonSerializer,
   PayloadCodec,

@@ -1,121 +1,165 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { Logger } from '@walpurge/core';
-import { errorMessage } from '@walpurge/core';
+import type { CacheRedis } from './cache-redis.js';
 import type { L1Cache } from './l1-cache.js';
 import type { ClientMetrics } from './metrics.js';
+import { TrackingLink } from './tracking-link.js';
 
-const INVALIDATE_CHANNEL = '__redis__:invalidate';
+/** Options of every tracking connection. */
+const TRACKING_CONNECTION: RedisOptions = {
+  // Tracking must be switched on before SUBSCRIBE (a subscribed RESP2 connection accepts nothing
+  // else), so re-subscribing is ours to do, in order, on every (re)connect.
+  autoResubscribe: false,
+  lazyConnect: true,
+  enableOfflineQueue: true,
+  connectionName: 'walpurge-client-tracking',
+};
 
 /**
- * Keeps the in-process level honest with Redis server-assisted client-side caching in broadcast
- * mode: a dedicated connection turns on `CLIENT TRACKING ... REDIRECT <its own id> BCAST PREFIX
- * <prefix>` and subscribes to `__redis__:invalidate`, so Redis pushes the name of every key under
- * the prefix that changes, is purged or expires — whoever changed it (the invalidator, other
- * processes, redis-cli).
+ * Keeps the in-process level honest with Redis invalidation tracking (TrackingLink): one link on a
+ * standalone Redis, one link per master on a Redis Cluster (a server pushes only its own keys).
  *
- * Tracking lives and dies with this one connection: on close, L1 is flushed and bypassed; on
- * reconnect, tracking and the subscription are set up again before L1 is trusted again.
+ * L1 is trusted only while EVERY link is live: when one closes or fails to set up, messages from
+ * its server may be lost, so L1 is flushed and bypassed until all are back. On a cluster, masters
+ * that appear (failover, resharding) get a link, those that leave lose theirs.
  */
 export class InvalidationTracker {
-  private readonly connection: Redis;
+  private readonly links = new Map<string, TrackingLink>();
   private closed = false;
-  private trackingId: number | undefined;
   private resolveFirstSetUp: (active: boolean) => void = () => {};
   private readonly firstSetUp = new Promise<boolean>((resolve) => {
     this.resolveFirstSetUp = resolve;
   });
+  private readonly onTopology = () => this.syncMasters();
 
   constructor(
-    redis: Redis,
+    private readonly redis: CacheRedis,
     private readonly prefix: string,
     private readonly l1: L1Cache,
     private readonly metrics: ClientMetrics,
     private readonly logger: Logger,
-  ) {
-    this.connection = redis.duplicate({
-      // Tracking must be switched on before SUBSCRIBE (a subscribed RESP2 connection accepts nothing
-      // else), so re-subscribing is ours to do, in order, on every (re)connect.
-      autoResubscribe: false,
-      lazyConnect: true,
-      enableOfflineQueue: true,
-      connectionName: 'walpurge-client-tracking',
-    });
-    this.connection.on('messageBuffer', (_channel: Buffer, message: unknown) => this.onMessage(message));
-    this.connection.on('ready', () => void this.setUp());
-    this.connection.on('close', () => this.onLost('connection closed'));
-    this.connection.on('error', (error: unknown) =>
-      this.logger.debug({ err: error }, 'tracking connection error'),
-    );
-  }
+  ) {}
 
   /** Connects; resolves true once L1 may be used, false if tracking could not be set up (L1 stays bypassed). */
   async start(): Promise<boolean> {
+    if (this.redis.isCluster) {
+      const cluster = this.redis as Cluster;
+      if (cluster.status !== 'ready') {
+        // The masters are known once the slot map is loaded; a client closed meanwhile never gets there.
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            cluster.off('ready', done).off('end', done);
+            resolve();
+          };
+          cluster.once('ready', done).once('end', done);
+        });
+        if (this.closed || (cluster.status as string) !== 'ready') return false;
+      }
+      cluster.on('+node', this.onTopology).on('-node', this.onTopology).on('refresh', this.onTopology);
+      this.syncMasters();
+    } else {
+      this.addLink('standalone', (this.redis as Redis).duplicate(TRACKING_CONNECTION));
+    }
+    const links = [...this.links.values()];
     try {
-      await this.connection.connect();
+      await Promise.all(links.map((link) => link.connect()));
     } catch (error) {
-      this.logger.warn({ err: error }, 'L1 disabled until the tracking connection reaches Redis');
+      this.logger.warn({ err: error }, 'L1 disabled until the tracking connections reach Redis');
       return false;
     }
     return this.firstSetUp;
   }
 
-  /** Redis client id of the connection receiving invalidations while tracking is live (tests, diagnostics). */
+  /** Redis client id of the (first) connection receiving invalidations while L1 is live (tests, diagnostics). */
   clientId(): number | undefined {
-    return this.l1.isActive ? this.trackingId : undefined;
+    if (!this.l1.isActive) return undefined;
+    return [...this.links.values()][0]?.clientId;
   }
 
-  private async setUp(): Promise<void> {
-    try {
-      const id = await this.connection.client('ID');
-      const prefixArgs = this.prefix ? ['PREFIX', this.prefix] : [];
-      await this.connection.call('CLIENT', 'TRACKING', 'on', 'REDIRECT', String(id), 'BCAST', ...prefixArgs);
-      await this.connection.subscribe(INVALIDATE_CHANNEL);
-      this.trackingId = id;
-      this.l1.activate();
-      this.logger.debug({ prefix: this.prefix }, 'L1 invalidation tracking active');
-      this.resolveFirstSetUp(true);
-    } catch (error) {
-      this.logger.warn(
-        { err: error },
-        `L1 disabled: could not enable Redis tracking: ${errorMessage(error)}`,
-      );
-      this.onLost('tracking set-up failed');
-      this.resolveFirstSetUp(false);
-      // Drop the connection so ioredis reconnects and we try again on its next 'ready'.
-      if (!this.closed) this.connection.disconnect(true);
+  /** Cluster: one link per master in the client's current topology. */
+  private syncMasters(): void {
+    if (this.closed) return;
+    const cluster = this.redis as Cluster;
+    const masters = new Map<string, Redis>(
+      cluster.nodes('master').map((node) => [`${node.options.host}:${node.options.port}`, node]),
+    );
+    for (const [address, node] of masters) {
+      if (this.links.has(address)) continue;
+      const link = this.addLink(address, node.duplicate(TRACKING_CONNECTION));
+      link.connect().catch((error: unknown) => {
+        this.logger.warn({ err: error, master: address }, 'tracking connection to a new master failed');
+      });
+    }
+    for (const [address, link] of this.links) {
+      if (masters.has(address)) continue;
+      this.links.delete(address);
+      void link.stop();
+      this.refresh();
     }
   }
 
-  private onMessage(message: unknown): void {
-    // RESP2 invalidation payload: an array of key names, or null when the whole db was flushed.
-    if (message === null || message === undefined) {
+  private addLink(address: string, connection: Redis): TrackingLink {
+    const link = new TrackingLink(
+      connection,
+      this.prefix,
+      {
+        onLive: () => this.refresh(),
+        onLost: (reason) => this.lost(address, reason),
+        onInvalidate: (keys) => this.invalidate(keys),
+      },
+      this.metrics,
+      this.logger.child({ master: address }),
+    );
+    this.links.set(address, link);
+    // A server we do not listen to yet may change keys: not trusted until its link is live.
+    this.lost(address, 'new tracking connection');
+    return link;
+  }
+
+  /** Activates L1 once every link is live. */
+  private refresh(): void {
+    if (this.closed || this.l1.isActive) return;
+    const links = [...this.links.values()];
+    if (links.length === 0 || !links.every((link) => link.isLive)) return;
+    this.l1.activate();
+    this.logger.debug({ prefix: this.prefix, servers: links.length }, 'L1 invalidation tracking active');
+    this.resolveFirstSetUp(true);
+  }
+
+  private lost(address: string, reason: string): void {
+    if (reason === 'tracking set-up failed') this.resolveFirstSetUp(false);
+    if (!this.l1.isActive) return;
+    this.metrics.l1Flushes.inc({ reason: 'tracking_lost' });
+    this.logger.warn(
+      { reason, server: address },
+      'L1 flushed and bypassed until Redis invalidation tracking is back',
+    );
+    this.l1.deactivate();
+  }
+
+  private invalidate(keys: readonly string[] | null): void {
+    if (keys === null) {
       this.metrics.l1Flushes.inc({ reason: 'flushall' });
       this.l1.flush();
       return;
     }
-    const keys = Array.isArray(message) ? message : [message];
-    for (const raw of keys) {
-      const full = Buffer.isBuffer(raw) ? raw.toString('utf8') : String(raw);
+    for (const full of keys) {
       if (!full.startsWith(this.prefix)) continue;
       this.l1.invalidate(full.slice(this.prefix.length));
       this.metrics.l1Invalidations.inc();
     }
   }
 
-  private onLost(reason: string): void {
-    if (!this.l1.isActive) return;
-    this.metrics.l1Flushes.inc({ reason: 'tracking_lost' });
-    this.logger.warn({ reason }, 'L1 flushed and bypassed until Redis invalidation tracking is back');
-    this.l1.deactivate();
-  }
-
   async stop(): Promise<void> {
     this.closed = true;
-    this.l1.deactivate();
-    try {
-      await this.connection.quit();
-    } catch {
-      this.connection.disconnect();
+    if (this.redis.isCluster) {
+      (this.redis as Cluster)
+        .off('+node', this.onTopology)
+        .off('-node', this.onTopology)
+        .off('refresh', this.onTopology);
     }
+    this.l1.deactivate();
+    await Promise.all([...this.links.values()].map((link) => link.stop()));
+    this.links.clear();
   }
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /**
  * EVALSHA with a fallback to EVAL when the server does not know the script yet (first use, restart,
@@ -13,7 +13,7 @@ export class LuaScript {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
-  async run(redis: Redis, keys: string[], args: Array<string | Buffer | number>): Promise<unknown> {
+  async run(redis: Redis | Cluster, keys: string[], args: Array<string | Buffer | number>): Promise<unknown> {
     try {
       return await redis.callBuffer('EVALSHA', this.sha, keys.length, ...keys, ...args);
     } catch (error) {

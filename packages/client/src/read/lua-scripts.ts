@@ -60,8 +60,12 @@ if v then
   return {3, v, remaining, d}
 end
 if leaseLeft > 0 then return {5, leaseLeft} end
+-- The hash may be a write-side delete tombstone (only wv): the lease must not shorten its TTL (nor
+-- give it one it did not have), or a late older write could re-create the deleted value once it
+-- expired. A lease on nothing lives for the lease TTL.
+local ttlBefore = redis.call('PTTL', key)
 redis.call('HSET', key, 'lease', token, 'lx', now + leaseTtl)
-redis.call('PEXPIRE', key, leaseTtl)
+if ttlBefore == -2 or (ttlBefore >= 0 and ttlBefore < leaseTtl) then redis.call('PEXPIRE', key, leaseTtl) end
 tag(member, leaseTtl)
 return {4}
 `;
@@ -96,15 +100,26 @@ return 1
 `;
 
 /**
- * Give a lease back after the loader failed, so waiters do not sit out the lease TTL.
- * ARGV: token. Removes the whole key if it only held the lease.
+ * Give a lease back after the loader failed or the lookup's reply was lost, so waiters do not sit
+ * out the lease TTL. ARGV: token. Removes the whole key only if it held nothing but the lease: a
+ * value or a write-side tombstone (`wv`) stays.
  */
 export const releaseLeaseScript = `${prelude}
 if redis.call('HGET', key, 'lease') ~= ARGV[1] then return 0 end
-if redis.call('HEXISTS', key, 'v') == 1 then
-  redis.call('HDEL', key, 'lease', 'lx')
-else
-  redis.call('UNLINK', key)
-end
+redis.call('HDEL', key, 'lease', 'lx')
+if redis.call('HLEN', key) == 0 then redis.call('UNLINK', key) end
+return 1
+`;
+
+/**
+ * Redis Cluster: a tag set lives in another hash slot than the entry, so a script cannot register
+ * the member together with the lease. KEYS[1]: one tag set. ARGV: member, ms (the set lives at least
+ * that long). The entry store runs it for each tag right after the lease is taken and before the
+ * loader reads the database, so a purge of the tag that could matter to the load (one after a
+ * commit the load may not see) finds the member; see EntryStore.
+ */
+export const tagRegisterScript = `${prelude}
+redis.call('SADD', key, ARGV[1])
+extend(key, tonumber(ARGV[2]))
 return 1
 `;

@@ -19,6 +19,8 @@ export interface ClientMetrics {
   decodeErrors: Counter;
   l1Invalidations: Counter;
   l1Flushes: Counter<'reason'>;
+  trackingSetupFailures: Counter;
+  tagMembersPruned: Counter;
   loaderDuration: Histogram;
   /** (hits + stale served) / lookups, per level; NaN-free: 0 before the first lookup. */
   hitRatio: Gauge<'level'>;
@@ -121,6 +123,14 @@ export function createClientMetrics(registry: Registry): ClientMetrics {
     l1Flushes: counter('walpurge_client_l1_flushes_total', 'Whole in-process cache flushes by reason', [
       'reason',
     ]),
+    trackingSetupFailures: counter(
+      'walpurge_client_tracking_setup_failures_total',
+      'Failed attempts to switch on Redis invalidation tracking (L1 stays bypassed; retried with backoff)',
+    ),
+    tagMembersPruned: counter(
+      'walpurge_client_tag_members_pruned_total',
+      'Tag-set members removed because their entry had expired or was evicted',
+    ),
     loaderDuration,
   };
 }

@@ -1,7 +1,8 @@
-import type { Redis } from 'ioredis';
+import type { CacheRedis } from './cache-redis.js';
 import { z } from 'zod';
 import type { Logger, Registry } from '@walpurge/core';
 import type { L1Options } from './l1-cache.js';
+import type { TagPruningOptions } from './tag-pruner.js';
 import type { CompressionOptions, Serializer } from './serializer.js';
 
 export interface LeaseOptions {
@@ -16,13 +17,20 @@ export interface LeaseOptions {
 }
 
 export interface CacheClientOptions {
-  /** An ioredis connection (shared with the application), or a URL for a connection the client owns. */
-  redis: Redis | string;
+  /**
+   * An ioredis connection or Cluster client (shared with the application), or a URL for a
+   * connection the client owns.
+   */
+  redis: CacheRedis | string;
+  /** With a URL: it names a seed node of a Redis Cluster (`redis.cluster` in walpurge.yaml). Default false. */
+  cluster?: boolean;
   /** Prepended to every key; must equal `redis.keyPrefix` in walpurge.yaml so the invalidator purges the same keys. */
   keyPrefix: string;
   /** In-process cache in front of Redis; off unless given (it needs one extra Redis connection). */
   l1?: L1Options | boolean;
   leases?: LeaseOptions;
+  /** Removal of tag-set members whose entry is gone; `false` turns it off. Default { everyFills: 100, pageSize: 200 }. */
+  tagPruning?: TagPruningOptions | false;
   serializer?: Serializer;
   compression?: CompressionOptions;
   /** XFetch aggressiveness: 1 (default) as in the paper, larger refreshes earlier, 0 turns it off. */
@@ -80,5 +88,11 @@ export const NumericOptions = z.object({
     ])
     .default(false),
   compression: z.object({ algorithm: z.enum(['gzip', 'brotli']), thresholdBytes: nonNegative }).optional(),
+  tagPruning: z
+    .union([
+      z.literal(false),
+      z.object({ everyFills: positive.int().default(100), pageSize: positive.int().default(200) }),
+    ])
+    .default({ everyFills: 100, pageSize: 200 }),
 });
 export type NumericOptions = z.infer<typeof NumericOptions>;

@@ -1,4 +1,5 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { groupKeysBySlot } from '@walpurge/rules';
 import { PayloadCodec, jsonSerializer, type Serializer } from '../read/serializer.js';
 import { CACHE_PUT_SCRIPT } from './scripts.js';
 import { WriteScript } from './lua.js';
@@ -6,7 +7,8 @@ import { WriteScript } from './lua.js';
 const cachePut = new WriteScript(CACHE_PUT_SCRIPT);
 
 export interface CacheWriterOptions {
-  redis: Redis;
+  /** The cache Redis; on a Cluster, keys are written per hash slot (see run). */
+  redis: Redis | Cluster;
   /** config.redis.keyPrefix: prepended to every key, as the invalidator does. */
   keyPrefix: string;
   /** Default soft TTL of written entries (read side's freshness), ms. */
@@ -55,7 +57,9 @@ export class CacheWriter {
   /** Best effort after a failure: whatever is cached for these keys can no longer be trusted. */
   async forget(keys: readonly string[]): Promise<void> {
     if (keys.length === 0) return;
-    await this.options.redis.unlink(...keys.map((key) => this.options.keyPrefix + key));
+    const full = keys.map((key) => this.options.keyPrefix + key);
+    const groups = this.options.redis.isCluster ? groupKeysBySlot(full) : [full];
+    await Promise.all(groups.map((group) => this.options.redis.unlink(...group)));
   }
 
   private async run(
@@ -65,11 +69,22 @@ export class CacheWriter {
     payload: Buffer,
     lifetime: EntryLifetime = { softTtlMs: this.options.ttlMs, physicalTtlMs: this.options.ttlMs },
   ): Promise<number> {
-    const reply = await cachePut.run(
-      this.options.redis,
-      keys.map((key) => this.options.keyPrefix + key),
-      [version, op, payload, lifetime.softTtlMs, lifetime.physicalTtlMs],
+    const full = keys.map((key) => this.options.keyPrefix + key);
+    // A script may only touch one hash slot of a cluster: one call per slot. Each key carries its
+    // own version guard, so writing the groups one after the other keeps every key's outcome right;
+    // keys sharing a hash tag (`user:{42}`, `user:{42}:profile`) change together, atomically.
+    const groups = this.options.redis.isCluster ? groupKeysBySlot(full) : [full];
+    const replies = await Promise.all(
+      groups.map((group) =>
+        cachePut.run(this.options.redis, group, [
+          version,
+          op,
+          payload,
+          lifetime.softTtlMs,
+          lifetime.physicalTtlMs,
+        ]),
+      ),
     );
-    return Number(reply);
+    return replies.reduce<number>((sum, reply) => sum + Number(reply), 0);
   }
 }

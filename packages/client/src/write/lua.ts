@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /** EVALSHA, falling back to EVAL when the server does not know the script (first use, restart). */
 export class WriteScript {
@@ -10,7 +10,7 @@ export class WriteScript {
   }
 
   async run(
-    redis: Redis,
+    redis: Redis | Cluster,
     keys: readonly string[],
     args: ReadonlyArray<string | number | Buffer>,
   ): Promise<unknown> {

@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { connectCacheRedis, type CacheRedis } from '../read/cache-redis.js';
 import pg from 'pg';
 import { ErrorCode, WalpurgeError, errorMessage } from '@walpurge/core';
 import type { WalpurgeConfig } from '@walpurge/config';
@@ -41,7 +42,8 @@ export type WriteRow = Record<string, unknown>;
 
 export interface WriteClientOptions {
   /** The cache Redis (the one the invalidator purges). */
-  cacheRedis: Redis;
+  /** The cache Redis, or a Redis Cluster (`redis.cluster`). */
+  cacheRedis: CacheRedis;
   /** The queue Redis: must keep data (noeviction + AOF). May be the same server in tests. */
   queueRedis: Redis;
   /**
@@ -83,7 +85,7 @@ export interface WriteClientOptions {
   /** flusher.maxAttempts. */
   flushAttempts?: number;
   /** Connections this client created and must close. */
-  owned?: { redis?: Redis[]; pool?: pg.Pool };
+  owned?: { redis?: CacheRedis[]; pool?: pg.Pool };
 }
 
 export interface WriteOptions {
@@ -504,7 +506,9 @@ export function createWriteClientFromConfig(
   }
   const { rowKeys, withDatabase, ...rest } = options;
   const keys = options.keys ?? (rowKeys ? keysFromRules(config, rowKeys) : undefined);
-  const cacheRedis = new Redis(config.redis.url, { lazyConnect: false });
+  const cacheRedis = config.redis.cluster
+    ? connectCacheRedis(config.redis.url, true, 0, { offlineQueue: true })
+    : new Redis(config.redis.url, { lazyConnect: false });
   const queueRedis = new Redis(flusher.queueRedisUrl, { maxRetriesPerRequest: null });
   const pool =
     withDatabase !== false && config.database

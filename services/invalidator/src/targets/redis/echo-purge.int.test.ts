@@ -69,6 +69,20 @@ describe('ECHO_PURGE_SCRIPT', () => {
     expect(await redis.exists(`${p}same`, `${p}newer`)).toBe(2);
   });
 
+  it('clears the lease of an entry it keeps, so a fill that read the database before the commit is rejected', async () => {
+    const p = newPrefix('echo_lease');
+    const future = String(Date.now() + 60_000);
+    await redis.hset(`${p}kept`, 'v', 'mine', 'wv', '500', 'lease', 'reader', 'lx', future);
+    await redis.hset(`${p}tombstone`, 'wv', '500', 'lease', 'reader', 'lx', future);
+    const keys = ['kept', 'tombstone'].map((k) => p + k);
+    expect(await redis.eval(ECHO_PURGE_SCRIPT, keys.length, ...keys, '500')).toBe(0);
+    for (const key of keys) {
+      expect(await redis.hmget(key, 'lease', 'lx')).toEqual([null, null]);
+      expect(await redis.hget(key, 'wv')).toBe('500');
+    }
+    expect(await redis.hget(`${p}kept`, 'v')).toBe('mine');
+  });
+
   it('ECHO_PURGE_REPORT_SCRIPT does the same and also says how many entries it kept', async () => {
     const p = newPrefix('echo_report');
     await redis.hset(`${p}same`, 'v', 'x', 'wv', '500');
@@ -158,6 +172,20 @@ describe('read-your-writes in monitoring', () => {
           outcome: 'success',
         }),
       ).toBe(3);
+      // The echo of a delete (REPLICA IDENTITY FULL: the old row carries its version) purges
+      // unconditionally: a reader holding a lease on the tombstone read the row before the delete
+      // committed, and its fill must not land and stay until the TTL.
+      await redis.hset(`${prefix}item:4`, 'wv', '800', 'lease', 'reader', 'lx', String(Date.now() + 60_000));
+      const deleted = changeEvent('d', 'items', {
+        key: { id: 4 },
+        before: { id: 4, _walpurge_version: '800' },
+        after: null,
+      });
+      await invalidator.handle([
+        { ...deleted, source: { ...deleted.source, origin: 'walpurge_write_behind' } },
+      ]);
+      expect(await redis.exists(`${prefix}item:4`)).toBe(0);
+      expect(await kept()).toBe(2);
       // An event that is not an echo purges unconditionally and keeps nothing.
       await invalidator.handle([
         changeEvent('u', 'items', { key: { id: 3 }, before: null, after: { id: 3 } }),

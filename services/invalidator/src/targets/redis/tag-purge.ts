@@ -1,6 +1,9 @@
 import type { Cluster, Redis } from 'ioredis';
-import calculateSlot from 'cluster-key-slot';
+import { tagJournalKey } from '@walpurge/rules';
 import { chunk, groupBySlot } from './slot-groups.js';
+
+// The journal's layout is shared with @walpurge/client, which parks members there when it prunes.
+export { slotHashTag, tagJournalKey } from '@walpurge/rules';
 
 /**
  * Purging a tag set: every member's key is unlinked and the member removed from the set. The two
@@ -118,42 +121,4 @@ async function drainJournal(client: Cluster, journal: string, options: TagPurgeO
 
 async function unlinkAcrossSlots(client: Cluster, keys: readonly string[], batchSize: number): Promise<void> {
   await Promise.all(groupBySlot(keys, batchSize).map((batch) => client.unlink(...batch)));
-}
-
-/**
- * The journal of a tag set: a key in the tag set's hash slot (SMOVE needs both in one slot), under
- * the key prefix where possible (ACLs often restrict a user to it). A tag set whose name carries a
- * hash tag (`{…}`, e.g. from the prefix) keeps it with a suffix; otherwise the journal gets a hash
- * tag chosen to land in the same slot.
- */
-export function tagJournalKey(setKey: string, keyPrefix: string): string {
-  const slot = calculateSlot(setKey);
-  const tag = slotHashTag(slot);
-  const candidates = [
-    `${setKey}:purging`,
-    `${keyPrefix}{${tag}}${setKey.slice(keyPrefix.length)}:purging`,
-    `{${tag}}${setKey}:purging`,
-  ];
-  // The last candidate always qualifies: its hash tag is its first `{…}`.
-  return candidates.find((key) => calculateSlot(key) === slot) as string;
-}
-
-let hashTags: string[] | undefined;
-
-/** A short string whose CRC16 lands in `slot`, found once for all slots (about 160k hashes). */
-export function slotHashTag(slot: number): string {
-  if (hashTags === undefined) {
-    const found: string[] = new Array<string>(16_384);
-    let missing = 16_384;
-    for (let i = 0; missing > 0; i += 1) {
-      const candidate = i.toString(36);
-      const at = calculateSlot(candidate);
-      if (found[at] === undefined) {
-        found[at] = candidate;
-        missing -= 1;
-      }
-    }
-    hashTags = found;
-  }
-  return hashTags[slot] as string;
 }
