@@ -191,6 +191,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
         producer,
         topic: config.kafka.cdnTopic,
         consumerGroup: config.kafka.consumerGroup,
+        maxMessageBytes: config.kafka.maxMessageBytes,
       };
     if (!config.database)
       throw new ConfigError(ErrorCode.ConfigInvalid, options.configFile ?? 'walpurge.yaml', [
@@ -241,7 +242,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
       }
       signal.throwIfAborted();
       kafka = createKafka(config.kafka, logger);
-      await ensureTopics(kafka, config.kafka);
+      await ensureTopics(kafka, config.kafka, logger);
       producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
       await producer.connect();
       deadLetterTopic = new DeadLetterQueue({

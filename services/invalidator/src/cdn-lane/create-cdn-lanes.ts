@@ -14,7 +14,15 @@ import { PostgresCdnLane } from './postgres-cdn-lane.js';
 import { PostgresCdnQueue } from './postgres-cdn-queue.js';
 
 export type CdnQueueLocation =
-  | { kind: 'kafka'; kafka: Kafka; producer: Producer; topic: string; consumerGroup: string }
+  | {
+      kind: 'kafka';
+      kafka: Kafka;
+      producer: Producer;
+      topic: string;
+      consumerGroup: string;
+      /** kafka.maxMessageBytes: each send to the CDN topic stays within it. */
+      maxMessageBytes: number;
+    }
   | { kind: 'table'; url: string; table: string };
 
 export interface CdnLanesOptions {
@@ -80,6 +88,7 @@ export function createCdnLanes(options: CdnLanesOptions): CdnLanes {
       enqueuer: new KafkaCdnQueue({
         producer: queue.producer,
         topic: queue.topic,
+        maxMessageBytes: queue.maxMessageBytes,
         logger,
         backoff: options.backoff,
       }),
