@@ -221,13 +221,18 @@ export class PostgresCdnQueue implements CdnEnqueuer {
    * The right to run the provider's lane: a session advisory lock on a connection of its own, so the
    * standby of an active/standby pair (both run an invalidator) does not purge the same rows twice
    * and spend the provider's API limit twice. Undefined when another process holds it. The lock goes
-   * with its connection: a crashed or partitioned holder's lock is released by PostgreSQL.
+   * with its connection: a crashed or partitioned holder's lock is released by PostgreSQL once it
+   * notices the connection is dead, which with default TCP settings takes about 2 hours.
    */
   async tryLaneLock(provider: string): Promise<LaneLock | undefined> {
     const client = new pg.Client({
       connectionString: this.options.url,
       application_name: 'walpurge-cdn-lane-lock',
+      // This side notices a dead server after ~10 s idle plus the OS probes; the other side (the
+      // server dropping a dead holder's lock) is bounded by its tcp_keepalives_* / tcp_user_timeout
+      // settings (docs/deployment.md), not by this.
       keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       query_timeout: 10_000,
     });
