@@ -401,6 +401,62 @@ describe('the CDN lane, kafka transport', () => {
   });
 });
 
+describe('the CDN lane, kafka transport, gauges', () => {
+  it('a lane that never gets to fetch (another member holds the CDN partition) still reports depth and age', async () => {
+    const names = uniqueNames('lane_gauge');
+    topics.push(names.topic, names.deadLetterTopic, names.cdnTopic);
+    prefixes.push(names.prefix);
+    const { cdn, endpoint } = await startCdn();
+    const config = invalidatorConfig(services, names, {
+      kafka: { brokers: services.kafkaBrokers, clientId: 'walpurge-lane-gauge' },
+      cdn: { http: { endpoint, concurrency: 2 }, coalesceWindowMs: 50 },
+      rules: [itemRule],
+    });
+    await admin.createTopics({ topics: [{ topic: names.cdnTopic, numPartitions: 1 }], waitForLeaders: true });
+    // A member of the lane's group whose id sorts first: the round-robin assignor gives it the one
+    // partition, and it never fetches or commits (as a lane whose consumer cannot run).
+    const rival = kafkaClient(services).consumer({
+      groupId: `${names.group}-cdn-http`,
+      sessionTimeout: 6_000,
+    });
+    const producer = await connectProducer(kafka);
+    let running: Awaited<ReturnType<typeof startInvalidator>> | undefined;
+    try {
+      await rival.connect();
+      await rival.subscribe({ topic: names.cdnTopic, fromBeginning: true });
+      await rival.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        eachBatch: () => new Promise(() => {}),
+      });
+      rival.pause([{ topic: names.cdnTopic }]);
+      running = await startInvalidator(config);
+      await producer.sendEvents(
+        names.topic,
+        [1, 2, 3, 4, 5].map((id) => item(id)),
+      );
+      await waitForAllCommitted(admin, names.group, names.topic, 15_000);
+      const registry = running.registry;
+      await waitFor(
+        'the depth gauge of the lane that cannot fetch',
+        async () => (await metricValue(registry, 'walpurge_cdn_queue_depth', { provider: 'http' })) === 5,
+        { timeoutMs: 30_000 },
+      );
+      await waitFor(
+        'the age gauge of the lane that cannot fetch',
+        async () =>
+          (await metricValue(registry, 'walpurge_cdn_queue_oldest_age_seconds', { provider: 'http' })) > 0,
+        { timeoutMs: 30_000 },
+      );
+      expect(cdn.requests, 'the lane never fetched').toHaveLength(0);
+    } finally {
+      await producer.producer.disconnect();
+      await running?.stop();
+      await rival.disconnect();
+    }
+  });
+});
+
 describe('the CDN lane, kafka transport, graceful stop', () => {
   it('a stop while the CDN throttles abandons the call in flight uncommitted: the next start purges it', async () => {
     const names = uniqueNames('lane_stop');

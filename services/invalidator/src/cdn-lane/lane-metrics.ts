@@ -11,7 +11,7 @@ export function createCdnLaneMetrics(registry: Registry) {
       existing<Gauge<'provider'>>('walpurge_cdn_queue_oldest_age_seconds') ??
       new Gauge({
         name: 'walpurge_cdn_queue_oldest_age_seconds',
-        help: 'Age of the oldest CDN purge still queued for the provider (0 when none is): how far CDN purges trail Redis. Updated while the lane is blocked.',
+        help: 'Age of the oldest CDN purge still queued for the provider (0 when none is): how far CDN purges trail Redis. Updated while the lane is blocked, and (kafka) every 5 s from the group lag.',
         labelNames: ['provider'],
         registers,
       }),
