@@ -457,6 +457,48 @@ describe('the CDN lane, kafka transport, gauges', () => {
   });
 });
 
+describe('the CDN lane, kafka transport, undecodable entries', () => {
+  it('a CDN topic record that is not a change event goes to the dead-letter topic (reason undecodable); the lane goes on', async () => {
+    const names = uniqueNames('lane_undecodable');
+    topics.push(names.topic, names.deadLetterTopic, names.cdnTopic);
+    prefixes.push(names.prefix);
+    const { cdn, endpoint } = await startCdn();
+    const running = await startInvalidator(
+      invalidatorConfig(services, names, {
+        cdn: { http: { endpoint, concurrency: 2 }, coalesceWindowMs: 50 },
+        rules: [itemRule],
+      }),
+    );
+    const producer = await connectProducer(kafka);
+    try {
+      await producer.sendRaw(names.cdnTopic, [{ key: 'k', value: 'not a change event' }]);
+      await producer.sendEvents(names.cdnTopic, [item(7)]);
+      await waitFor('the event after it purged', async () => purgedPaths(cdn).includes('/items/7'), {
+        timeoutMs: 20_000,
+      });
+      const dlq = await readTopic(kafka, names.deadLetterTopic);
+      try {
+        await expect.poll(() => dlq.messages.length, { timeout: 20_000 }).toBe(1);
+      } finally {
+        await dlq.stop();
+      }
+      const [dead] = dlq.messages;
+      expect(dead?.value).toBe('not a change event');
+      expect(dead?.headers[deadLetterHeaders.reason]).toBe('undecodable');
+      expect(dead?.headers[deadLetterHeaders.topic]).toBe(names.cdnTopic);
+      expect(
+        await metricValue(running.registry, 'walpurge_cdn_lane_entries_total', {
+          provider: 'http',
+          outcome: 'undecodable',
+        }),
+      ).toBe(1);
+    } finally {
+      await producer.producer.disconnect();
+      await running.stop();
+    }
+  });
+});
+
 describe('the CDN lane, kafka transport, graceful stop', () => {
   it('a stop while the CDN throttles abandons the call in flight uncommitted: the next start purges it', async () => {
     const names = uniqueNames('lane_stop');

@@ -1,6 +1,7 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { Logger } from '@walpurge/core';
 import { decodeChangeEventV1 } from '@walpurge/protocol';
+import type { DeadLetterQueue } from '../kafka/dead-letter.js';
 import { chunk } from '../targets/redis/slot-groups.js';
 import type { CdnQueueEntry } from './cdn-queue.js';
 import type { LaneBatch } from './lane-batch.js';
@@ -13,6 +14,8 @@ export interface KafkaCdnLaneOptions {
   groupId: string;
   provider: string;
   batch: LaneBatch;
+  /** The dead-letter topic: a CDN topic record that is not a change event goes there unchanged. */
+  deadLetterTopic: DeadLetterQueue;
   metrics: CdnLaneMetrics;
   logger: Logger;
   coalesceWindowMs: number;
@@ -173,10 +176,18 @@ export class KafkaCdnLane {
               record: { topic: batch.topic, partition: batch.partition, message },
             });
           } catch (error) {
+            // Like the change consumer's undecodable messages: kept for inspection, not dropped.
+            await this.options.deadLetterTopic.send(
+              { topic: batch.topic, partition: batch.partition },
+              message,
+              error,
+              'undecodable',
+              signal,
+            );
             metrics.entries.inc({ provider, outcome: 'undecodable' });
             logger.error(
               { target: provider, offset: message.offset, err: error },
-              'a CDN queue message is not a change event: skipped without purging',
+              'a CDN queue message is not a change event: dead-lettered without purging',
             );
           }
         }

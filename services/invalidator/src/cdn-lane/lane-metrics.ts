@@ -27,7 +27,7 @@ export function createCdnLaneMetrics(registry: Registry) {
       existing<Counter<'provider' | 'outcome'>>('walpurge_cdn_lane_entries_total') ??
       new Counter({
         name: 'walpurge_cdn_lane_entries_total',
-        help: 'Queued events the CDN lane finished, by provider and outcome: purged, dead_lettered (the CDN refused them for good), undecodable (a queue entry that is not a change event: logged at error level, nothing purged).',
+        help: 'Queued events the CDN lane finished, by provider and outcome: purged, dead_lettered (the CDN refused them for good), undecodable (a queue entry that is not a change event: nothing purged; kafka: sent to the dead-letter topic, inline: deleted and logged at error level).',
         labelNames: ['provider', 'outcome'],
         registers,
       }),
