@@ -104,9 +104,9 @@ async function startInline(
   const table = extra.table ?? uniqueName('cdn_queue');
   tables.push(table);
   const registry = createMetricsRegistry({ defaultMetrics: false });
-  const { cdn, invalidator: invalidatorSection, ...rest } = input;
+  const { cdn, invalidator: invalidatorSection, database, ...rest } = input;
   const config = WalpurgeConfig.parse({
-    database: { url: services.databaseUrl, cdnQueueTable: table },
+    database: { url: services.databaseUrl, cdnQueueTable: table, ...database },
     redis: { url: services.redisUrl, keyPrefix: prefix },
     cdn: { http: { endpoint, concurrency: 2 }, coalesceWindowMs: 100, ...cdn },
     invalidator: { retryInitialMs: 20, retryMaxMs: 200, ...invalidatorSection },
@@ -247,7 +247,13 @@ describe('the CDN lane, inline transport', () => {
 
   it('a CDN refusing one event for good: that event is dead-lettered (cdn-rejected), the others are purged', async () => {
     const { cdn, endpoint } = await startCdn();
-    const { invalidator, table, registry } = await startInline(endpoint, { cdn: { coalesceWindowMs: 500 } });
+    // A dead-letter table of its own, so the row checked is this test's and is dropped afterwards.
+    const deadLetterTable = uniqueName('cdn_dead_letters');
+    tables.push(deadLetterTable);
+    const { invalidator, table, registry } = await startInline(endpoint, {
+      database: { url: services.databaseUrl, deadLetterTable },
+      cdn: { coalesceWindowMs: 500 },
+    });
     try {
       // One handle() so the three are one coalesced call, refused as a whole, then bisected.
       await invalidator.handle([item(100), item('bad'), item(101)]);
@@ -265,10 +271,17 @@ describe('the CDN lane, inline transport', () => {
           outcome: 'purged',
         }),
       ).toBe(2);
-      // Inline mode's interim dead-letter sink: logged in full and counted as a rejected event.
+      // Inline mode's dead-letter store: a row of database.deadLetterTable, counted as a rejected event.
       expect(
         await metricValue(registry, 'walpurge_invalidator_rejected_events_total', { transport: 'inline' }),
       ).toBe(1);
+      const { rows } = await db.query<{ cause: string; target: string; event: unknown }>(
+        `SELECT cause, target, event FROM ${queueTableSql(deadLetterTable)}`,
+      );
+      expect(rows.map(({ cause, target }) => ({ cause, target }))).toEqual([
+        { cause: 'cdn-rejected', target: 'http' },
+      ]);
+      expect(JSON.stringify(rows[0]?.event)).toContain('"bad"');
     } finally {
       await invalidator.stop();
     }
