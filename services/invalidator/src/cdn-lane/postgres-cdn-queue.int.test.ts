@@ -1,9 +1,14 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createMetricsRegistry } from '@walpurge/core';
 import { compileRules } from '@walpurge/rules';
 import { uniqueName } from '@walpurge/testing';
 import { changeEvent, logger } from '../../test/harness.js';
+import { createInvalidatorMetrics } from '../metrics.js';
 import type { Purger } from '../targets/purger.js';
+import { LaneBatch } from './lane-batch.js';
+import { createCdnLaneMetrics } from './lane-metrics.js';
+import { PostgresCdnLane } from './postgres-cdn-lane.js';
 import { PostgresCdnQueue, queueTableSql } from './postgres-cdn-queue.js';
 
 /** The inline CDN queue on a real PostgreSQL with a large backlog of a paused provider. */
@@ -38,7 +43,10 @@ class SlowStatsQueue extends PostgresCdnQueue {
   ) {
     super(options);
   }
+  /** stats calls started so far. */
+  started = 0;
   override async stats(name: string): Promise<{ depth: number; oldestMs: number | null }> {
+    this.started += 1;
     await this.laneQuery('SELECT pg_advisory_lock_shared($1), pg_advisory_unlock_shared($1)', [this.gate]);
     return super.stats(name);
   }
@@ -99,6 +107,56 @@ describe('the inline CDN queue', () => {
     } finally {
       await queue.close();
       await plain.close();
+    }
+  });
+});
+
+describe('the inline CDN lane', () => {
+  it('never runs a stats refresh while the previous one is still waiting on the database', async () => {
+    const table = uniqueName('cdn_queue_ticks');
+    tables.push(table);
+    const gate = Math.floor(Math.random() * 1_000_000_000);
+    const options = {
+      url: services.databaseUrl,
+      table,
+      rules: compileRules([]),
+      providers: [provider('http')],
+      logger,
+      backoff: { initialMs: 20, maxMs: 200 },
+    };
+    const queue = new SlowStatsQueue(options, gate);
+    await queue.ensureTable();
+    const registry = createMetricsRegistry({ defaultMetrics: false });
+    const metrics = createCdnLaneMetrics(registry);
+    const lane = new PostgresCdnLane({
+      provider: 'http',
+      queue,
+      batch: new LaneBatch({
+        purger: provider('http'),
+        rules: options.rules,
+        deadLetters: { send: () => Promise.reject(new Error('nothing is queued')) },
+        metrics,
+        invalidatorMetrics: createInvalidatorMetrics(registry),
+        logger,
+        backoff: options.backoff,
+        maxUnclassifiedAttempts: 3,
+      }),
+      metrics,
+      logger,
+      backoff: options.backoff,
+      coalesceWindowMs: 50,
+      maxEntriesPerBatch: 100,
+    });
+    await db.query('SELECT pg_advisory_lock($1)', [gate]);
+    lane.start();
+    try {
+      // Ticks come every second: four of them pass while the first refresh is stuck.
+      await new Promise((resolve) => setTimeout(resolve, 4_500));
+      expect(queue.started, 'stats refreshes started while the first one waits').toBe(1);
+    } finally {
+      await db.query('SELECT pg_advisory_unlock($1)', [gate]);
+      await lane.stop(1_000);
+      await queue.close();
     }
   });
 });
