@@ -1,3 +1,4 @@
+import { stateTableSql } from '../state-table-sql.js';
 import pg from 'pg';
 import { z } from 'zod';
 import {
@@ -15,13 +16,7 @@ import type { CompiledRules } from '@walpurge/rules';
 import type { Purger } from '../targets/purger.js';
 import { CdnQueueError, type CdnEnqueuer, type CdnQueueEntry } from './cdn-queue.js';
 
-/** `name` → "public"."name"; `s.name` → "s"."name" (config already restricts both to identifiers). */
-export function queueTableSql(table: string): string {
-  const dot = table.indexOf('.');
-  const [schema, name] = dot < 0 ? ['public', table] : [table.slice(0, dot), table.slice(dot + 1)];
-  const quote = (identifier: string): string => `"${identifier.replace(/"/g, '""')}"`;
-  return `${quote(schema)}.${quote(name)}`;
-}
+export { stateTableSql as queueTableSql } from '../state-table-sql.js';
 
 /** Connection failures and SQLSTATE classes 08, 40, 53, 57, 58 pass; everything else is a setup problem. */
 export function isTransientDatabaseError(error: unknown): boolean {
@@ -86,7 +81,7 @@ export class PostgresCdnQueue implements CdnEnqueuer {
   private readonly sql: string;
 
   constructor(private readonly options: PostgresCdnQueueOptions) {
-    this.sql = queueTableSql(options.table);
+    this.sql = stateTableSql(options.table);
     const settings = {
       connectionString: options.url,
       idleTimeoutMillis: 30_000,
