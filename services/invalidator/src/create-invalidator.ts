@@ -183,14 +183,16 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
   };
 
   /** Where CDN work waits for its lane: the CDN topic (kafka) or a table of the source database (inline). */
-  function cdnQueueLocation(): CdnQueueLocation {
-    if (kafka && producer && config.kafka)
+  function cdnQueueLocation(deadLetterTopic: DeadLetterQueue | undefined): CdnQueueLocation {
+    if (kafka && producer && config.kafka && deadLetterTopic)
       return {
         kind: 'kafka',
         kafka,
         producer,
         topic: config.kafka.cdnTopic,
         consumerGroup: config.kafka.consumerGroup,
+        maxMessageBytes: config.kafka.maxMessageBytes,
+        deadLetterTopic,
       };
     if (!config.database)
       throw new ConfigError(ErrorCode.ConfigInvalid, options.configFile ?? 'walpurge.yaml', [
@@ -241,7 +243,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
       }
       signal.throwIfAborted();
       kafka = createKafka(config.kafka, logger);
-      await ensureTopics(kafka, config.kafka);
+      await ensureTopics(kafka, config.kafka, logger);
       producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
       await producer.connect();
       deadLetterTopic = new DeadLetterQueue({
@@ -259,7 +261,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
       const transport = options.consume === 'kafka' ? 'kafka' : 'inline';
       const store = deadLetterSink ?? loggingDeadLetterSink(logger);
       cdnLanes = createCdnLanes({
-        queue: cdnQueueLocation(),
+        queue: cdnQueueLocation(deadLetterTopic),
         providers: cdnPurgers,
         runLanes: options.runCdnLane ?? true,
         rules,

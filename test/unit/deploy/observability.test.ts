@@ -150,6 +150,13 @@ describe('PrometheusRule alerts', () => {
     expect(covered(/rejected_events/), 'purges a target rejected for good').toBe(true);
     expect(covered(/oversized_events/), 'change events too big for one Kafka message').toBe(true);
   });
+
+  it('alerts on CDN queue entries that are not change events (the inline lane deletes them unpurged)', () => {
+    const undecodable = alerts.filter((alert) =>
+      /walpurge_cdn_lane_entries_total\{[^}]*outcome="undecodable"/.test(String(alert.expr)),
+    );
+    expect(undecodable.map((alert) => alert.alert)).toEqual(['WalpurgeCdnQueueUndecodable']);
+  });
 });
 
 const Target = z.looseObject({ expr: z.string(), refId: z.string(), legendFormat: z.string().optional() });

@@ -104,9 +104,9 @@ async function startInline(
   const table = extra.table ?? uniqueName('cdn_queue');
   tables.push(table);
   const registry = createMetricsRegistry({ defaultMetrics: false });
-  const { cdn, invalidator: invalidatorSection, ...rest } = input;
+  const { cdn, invalidator: invalidatorSection, database, ...rest } = input;
   const config = WalpurgeConfig.parse({
-    database: { url: services.databaseUrl, cdnQueueTable: table },
+    database: { url: services.databaseUrl, cdnQueueTable: table, ...database },
     redis: { url: services.redisUrl, keyPrefix: prefix },
     cdn: { http: { endpoint, concurrency: 2 }, coalesceWindowMs: 100, ...cdn },
     invalidator: { retryInitialMs: 20, retryMaxMs: 200, ...invalidatorSection },
@@ -247,7 +247,13 @@ describe('the CDN lane, inline transport', () => {
 
   it('a CDN refusing one event for good: that event is dead-lettered (cdn-rejected), the others are purged', async () => {
     const { cdn, endpoint } = await startCdn();
-    const { invalidator, table, registry } = await startInline(endpoint, { cdn: { coalesceWindowMs: 500 } });
+    // A dead-letter table of its own, so the row checked is this test's and is dropped afterwards.
+    const deadLetterTable = uniqueName('cdn_dead_letters');
+    tables.push(deadLetterTable);
+    const { invalidator, table, registry } = await startInline(endpoint, {
+      database: { url: services.databaseUrl, deadLetterTable },
+      cdn: { coalesceWindowMs: 500 },
+    });
     try {
       // One handle() so the three are one coalesced call, refused as a whole, then bisected.
       await invalidator.handle([item(100), item('bad'), item(101)]);
@@ -265,10 +271,17 @@ describe('the CDN lane, inline transport', () => {
           outcome: 'purged',
         }),
       ).toBe(2);
-      // Inline mode's interim dead-letter sink: logged in full and counted as a rejected event.
+      // Inline mode's dead-letter store: a row of database.deadLetterTable, counted as a rejected event.
       expect(
         await metricValue(registry, 'walpurge_invalidator_rejected_events_total', { transport: 'inline' }),
       ).toBe(1);
+      const { rows } = await db.query<{ cause: string; target: string; event: unknown }>(
+        `SELECT cause, target, event FROM ${queueTableSql(deadLetterTable)}`,
+      );
+      expect(rows.map(({ cause, target }) => ({ cause, target }))).toEqual([
+        { cause: 'cdn-rejected', target: 'http' },
+      ]);
+      expect(JSON.stringify(rows[0]?.event)).toContain('"bad"');
     } finally {
       await invalidator.stop();
     }
@@ -394,6 +407,104 @@ describe('the CDN lane, kafka transport', () => {
       expect(await committedOffsets(admin, `${names.group}-cdn-http`, names.cdnTopic)).toEqual([
         ids.length + 3,
       ]);
+    } finally {
+      await producer.producer.disconnect();
+      await running.stop();
+    }
+  });
+});
+
+describe('the CDN lane, kafka transport, gauges', () => {
+  it('a lane that never gets to fetch (another member holds the CDN partition) still reports depth and age', async () => {
+    const names = uniqueNames('lane_gauge');
+    topics.push(names.topic, names.deadLetterTopic, names.cdnTopic);
+    prefixes.push(names.prefix);
+    const { cdn, endpoint } = await startCdn();
+    const config = invalidatorConfig(services, names, {
+      kafka: { brokers: services.kafkaBrokers, clientId: 'walpurge-lane-gauge' },
+      cdn: { http: { endpoint, concurrency: 2 }, coalesceWindowMs: 50 },
+      rules: [itemRule],
+    });
+    await admin.createTopics({ topics: [{ topic: names.cdnTopic, numPartitions: 1 }], waitForLeaders: true });
+    // A member of the lane's group whose id sorts first: the round-robin assignor gives it the one
+    // partition, and it never fetches or commits (as a lane whose consumer cannot run).
+    const rival = kafkaClient(services).consumer({
+      groupId: `${names.group}-cdn-http`,
+      sessionTimeout: 6_000,
+    });
+    const producer = await connectProducer(kafka);
+    let running: Awaited<ReturnType<typeof startInvalidator>> | undefined;
+    try {
+      await rival.connect();
+      await rival.subscribe({ topic: names.cdnTopic, fromBeginning: true });
+      await rival.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        eachBatch: () => new Promise(() => {}),
+      });
+      rival.pause([{ topic: names.cdnTopic }]);
+      running = await startInvalidator(config);
+      await producer.sendEvents(
+        names.topic,
+        [1, 2, 3, 4, 5].map((id) => item(id)),
+      );
+      await waitForAllCommitted(admin, names.group, names.topic, 15_000);
+      const registry = running.registry;
+      await waitFor(
+        'the depth gauge of the lane that cannot fetch',
+        async () => (await metricValue(registry, 'walpurge_cdn_queue_depth', { provider: 'http' })) === 5,
+        { timeoutMs: 30_000 },
+      );
+      await waitFor(
+        'the age gauge of the lane that cannot fetch',
+        async () =>
+          (await metricValue(registry, 'walpurge_cdn_queue_oldest_age_seconds', { provider: 'http' })) > 0,
+        { timeoutMs: 30_000 },
+      );
+      expect(cdn.requests, 'the lane never fetched').toHaveLength(0);
+    } finally {
+      await producer.producer.disconnect();
+      await running?.stop();
+      await rival.disconnect();
+    }
+  });
+});
+
+describe('the CDN lane, kafka transport, undecodable entries', () => {
+  it('a CDN topic record that is not a change event goes to the dead-letter topic (reason undecodable); the lane goes on', async () => {
+    const names = uniqueNames('lane_undecodable');
+    topics.push(names.topic, names.deadLetterTopic, names.cdnTopic);
+    prefixes.push(names.prefix);
+    const { cdn, endpoint } = await startCdn();
+    const running = await startInvalidator(
+      invalidatorConfig(services, names, {
+        cdn: { http: { endpoint, concurrency: 2 }, coalesceWindowMs: 50 },
+        rules: [itemRule],
+      }),
+    );
+    const producer = await connectProducer(kafka);
+    try {
+      await producer.sendRaw(names.cdnTopic, [{ key: 'k', value: 'not a change event' }]);
+      await producer.sendEvents(names.cdnTopic, [item(7)]);
+      await waitFor('the event after it purged', async () => purgedPaths(cdn).includes('/items/7'), {
+        timeoutMs: 20_000,
+      });
+      const dlq = await readTopic(kafka, names.deadLetterTopic);
+      try {
+        await expect.poll(() => dlq.messages.length, { timeout: 20_000 }).toBe(1);
+      } finally {
+        await dlq.stop();
+      }
+      const [dead] = dlq.messages;
+      expect(dead?.value).toBe('not a change event');
+      expect(dead?.headers[deadLetterHeaders.reason]).toBe('undecodable');
+      expect(dead?.headers[deadLetterHeaders.topic]).toBe(names.cdnTopic);
+      expect(
+        await metricValue(running.registry, 'walpurge_cdn_lane_entries_total', {
+          provider: 'http',
+          outcome: 'undecodable',
+        }),
+      ).toBe(1);
     } finally {
       await producer.producer.disconnect();
       await running.stop();

@@ -3,6 +3,7 @@ import type { CdnConfig, InvalidatorConfig } from '@walpurge/config';
 import type { BackoffOptions, Logger, Registry } from '@walpurge/core';
 import type { CompiledRules } from '@walpurge/rules';
 import type { DeadLetterSink } from '../dead-letter/dead-letter-sink.js';
+import type { DeadLetterQueue } from '../kafka/dead-letter.js';
 import type { InvalidatorMetrics } from '../metrics.js';
 import type { Purger } from '../targets/purger.js';
 import type { CdnEnqueuer } from './cdn-queue.js';
@@ -14,7 +15,17 @@ import { PostgresCdnLane } from './postgres-cdn-lane.js';
 import { PostgresCdnQueue } from './postgres-cdn-queue.js';
 
 export type CdnQueueLocation =
-  | { kind: 'kafka'; kafka: Kafka; producer: Producer; topic: string; consumerGroup: string }
+  | {
+      kind: 'kafka';
+      kafka: Kafka;
+      producer: Producer;
+      topic: string;
+      consumerGroup: string;
+      /** kafka.maxMessageBytes: each send to the CDN topic stays within it. */
+      maxMessageBytes: number;
+      /** Where a CDN topic record that is not a change event goes (reason undecodable). */
+      deadLetterTopic: DeadLetterQueue;
+    }
   | { kind: 'table'; url: string; table: string };
 
 export interface CdnLanesOptions {
@@ -71,6 +82,7 @@ export function createCdnLanes(options: CdnLanesOptions): CdnLanes {
               groupId: `${queue.consumerGroup}-cdn-${purger.name}`,
               provider: purger.name,
               batch: batchOf(purger),
+              deadLetterTopic: queue.deadLetterTopic,
               logger: logger.child({ component: 'cdn-lane', target: purger.name }),
               sessionTimeoutMs: options.invalidator.sessionTimeoutMs,
             }),
@@ -80,6 +92,7 @@ export function createCdnLanes(options: CdnLanesOptions): CdnLanes {
       enqueuer: new KafkaCdnQueue({
         producer: queue.producer,
         topic: queue.topic,
+        maxMessageBytes: queue.maxMessageBytes,
         logger,
         backoff: options.backoff,
       }),

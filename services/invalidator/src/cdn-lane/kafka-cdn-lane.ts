@@ -1,6 +1,7 @@
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { Logger } from '@walpurge/core';
 import { decodeChangeEventV1 } from '@walpurge/protocol';
+import type { DeadLetterQueue } from '../kafka/dead-letter.js';
 import { chunk } from '../targets/redis/slot-groups.js';
 import type { CdnQueueEntry } from './cdn-queue.js';
 import type { LaneBatch } from './lane-batch.js';
@@ -13,12 +14,17 @@ export interface KafkaCdnLaneOptions {
   groupId: string;
   provider: string;
   batch: LaneBatch;
+  /** The dead-letter topic: a CDN topic record that is not a change event goes there unchanged. */
+  deadLetterTopic: DeadLetterQueue;
   metrics: CdnLaneMetrics;
   logger: Logger;
   coalesceWindowMs: number;
   maxEntriesPerBatch: number;
   sessionTimeoutMs: number;
 }
+
+/** How often depth and age are computed from the group's committed offset, whatever the consumer does. */
+const GAUGE_INTERVAL_MS = 5_000;
 
 /** Ask the broker to hold a fetch until this much is there, or the coalescing window passed. */
 const COALESCE_MIN_BYTES = 64 * 1024 * 1024;
@@ -35,7 +41,13 @@ export class KafkaCdnLane {
   private readonly heartbeatMs: number;
   /** Timestamp of the oldest message of the batch in flight, for the age gauge while it is blocked. */
   private inFlightSince: number | undefined;
+  /** When the group's lag was first seen above 0 (cleared when it is 0): the age when nothing is in flight. */
+  private lagSince: number | undefined;
   private ageTimer: NodeJS.Timeout | undefined;
+  private lagTimer: NodeJS.Timeout | undefined;
+  private readonly admin: Admin;
+  private adminConnected = false;
+  private measuring = false;
 
   constructor(private readonly options: KafkaCdnLaneOptions) {
     this.heartbeatMs = Math.min(3_000, Math.floor(options.sessionTimeoutMs / 3));
@@ -47,6 +59,7 @@ export class KafkaCdnLane {
       maxWaitTimeInMs: Math.max(100, options.coalesceWindowMs),
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
     });
+    this.admin = options.kafka.admin();
     this.consumer.on(this.consumer.events.CRASH, (event) =>
       options.logger.error(
         { err: event.payload.error, target: options.provider },
@@ -56,6 +69,11 @@ export class KafkaCdnLane {
   }
 
   async start(): Promise<void> {
+    // First, so a lane that never fetches (group ACL missing, crash loop, another member holding
+    // the partition) still shows its backlog and WalpurgeCdnQueueLagging can fire.
+    this.lagTimer = setInterval(() => void this.measureLag(), GAUGE_INTERVAL_MS);
+    this.lagTimer.unref();
+    void this.measureLag();
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.options.topic, fromBeginning: true });
     this.ageTimer = setInterval(() => this.refreshAge(), 1_000);
@@ -75,14 +93,57 @@ export class KafkaCdnLane {
     } finally {
       clearTimeout(deadline);
       clearInterval(this.ageTimer);
+      clearInterval(this.lagTimer);
       this.abort.abort();
+      if (this.adminConnected) await this.admin.disconnect().catch(() => undefined);
     }
   }
 
   private refreshAge(): void {
     const { metrics, provider } = this.options;
-    if (this.inFlightSince !== undefined)
-      metrics.oldestAge.set({ provider }, Math.max(0, Date.now() - this.inFlightSince) / 1000);
+    const since = this.inFlightSince ?? this.lagSince;
+    if (since !== undefined) metrics.oldestAge.set({ provider }, Math.max(0, Date.now() - since) / 1000);
+  }
+
+  /**
+   * Depth = end of the CDN topic minus the group's committed offset (its start when it never
+   * committed), read with the admin client so it does not depend on this consumer fetching. The age
+   * runs from when that lag was first seen (the batch in flight's own timestamp is more precise and
+   * wins while there is one); it is 0 once the lag is.
+   */
+  private async measureLag(): Promise<void> {
+    if (this.measuring) return;
+    this.measuring = true;
+    const { topic, groupId, provider, metrics } = this.options;
+    try {
+      if (!this.adminConnected) {
+        await this.admin.connect();
+        this.adminConnected = true;
+      }
+      const [ends, [group]] = await Promise.all([
+        this.admin.fetchTopicOffsets(topic),
+        this.admin.fetchOffsets({ groupId, topics: [topic] }),
+      ]);
+      let lag = 0n;
+      for (const end of ends) {
+        const committed = group?.partitions.find((p) => p.partition === end.partition)?.offset ?? '-1';
+        const from = BigInt(committed) >= 0n ? BigInt(committed) : BigInt(end.low);
+        if (BigInt(end.high) > from) lag += BigInt(end.high) - from;
+      }
+      metrics.depth.set({ provider }, Number(lag));
+      if (lag === 0n) {
+        this.lagSince = undefined;
+        if (this.inFlightSince === undefined) metrics.oldestAge.set({ provider }, 0);
+      } else {
+        this.lagSince ??= Date.now();
+        this.refreshAge();
+      }
+    } catch (error) {
+      // Kept as last seen: the lane's consumer logs Kafka outages itself.
+      this.options.logger.debug({ err: error, target: provider }, 'cannot measure the CDN lane lag');
+    } finally {
+      this.measuring = false;
+    }
   }
 
   private async eachBatch({
@@ -115,10 +176,18 @@ export class KafkaCdnLane {
               record: { topic: batch.topic, partition: batch.partition, message },
             });
           } catch (error) {
+            // Like the change consumer's undecodable messages: kept for inspection, not dropped.
+            await this.options.deadLetterTopic.send(
+              { topic: batch.topic, partition: batch.partition },
+              message,
+              error,
+              'undecodable',
+              signal,
+            );
             metrics.entries.inc({ provider, outcome: 'undecodable' });
             logger.error(
               { target: provider, offset: message.offset, err: error },
-              'a CDN queue message is not a change event: skipped without purging',
+              'a CDN queue message is not a change event: dead-lettered without purging',
             );
           }
         }
@@ -132,11 +201,17 @@ export class KafkaCdnLane {
         const lag = BigInt(batch.highWatermark) - next;
         metrics.depth.set({ provider }, Number(lag > 0n ? lag : 0n));
         this.inFlightSince = undefined;
-        if (lag <= 0n) metrics.oldestAge.set({ provider }, 0);
+        if (lag <= 0n) {
+          this.lagSince = undefined;
+          metrics.oldestAge.set({ provider }, 0);
+        }
         await heartbeat().catch(() => undefined);
       }
     } finally {
       clearInterval(beat);
+      // Also after a failed commit (a rebalance moved the partition mid-purge): this process no
+      // longer holds these entries, so its age gauge must not keep growing from them.
+      this.inFlightSince = undefined;
     }
   }
 }

@@ -11,7 +11,7 @@ export function createCdnLaneMetrics(registry: Registry) {
       existing<Gauge<'provider'>>('walpurge_cdn_queue_oldest_age_seconds') ??
       new Gauge({
         name: 'walpurge_cdn_queue_oldest_age_seconds',
-        help: 'Age of the oldest CDN purge still queued for the provider (0 when none is): how far CDN purges trail Redis. Updated while the lane is blocked.',
+        help: 'Age of the oldest CDN purge still queued for the provider (0 when none is): how far CDN purges trail Redis. Updated while the lane is blocked, and (kafka) every 5 s from the group lag.',
         labelNames: ['provider'],
         registers,
       }),
@@ -27,7 +27,7 @@ export function createCdnLaneMetrics(registry: Registry) {
       existing<Counter<'provider' | 'outcome'>>('walpurge_cdn_lane_entries_total') ??
       new Counter({
         name: 'walpurge_cdn_lane_entries_total',
-        help: 'Queued events the CDN lane finished, by provider and outcome: purged, dead_lettered (the CDN refused them for good), undecodable (a queue entry that is not a change event: logged at error level, nothing purged).',
+        help: 'Queued events the CDN lane finished, by provider and outcome: purged, dead_lettered (the CDN refused them for good), undecodable (a queue entry that is not a change event: nothing purged; kafka: sent to the dead-letter topic, inline: deleted and logged at error level).',
         labelNames: ['provider', 'outcome'],
         registers,
       }),

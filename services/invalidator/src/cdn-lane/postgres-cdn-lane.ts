@@ -32,6 +32,7 @@ export class PostgresCdnLane {
   private loop: Promise<void> | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
   private lock: LaneLock | undefined;
+  private refreshing = false;
 
   constructor(private readonly options: PostgresCdnLaneOptions) {}
 
@@ -132,6 +133,9 @@ export class PostgresCdnLane {
   }
 
   private async refreshStats(): Promise<void> {
+    // Ticks never overlap: on a slow database they would pile up and take every lane connection.
+    if (this.refreshing) return;
+    this.refreshing = true;
     const { provider, queue, metrics } = this.options;
     try {
       const { depth, oldestMs } = await queue.stats(provider);
@@ -139,6 +143,8 @@ export class PostgresCdnLane {
       metrics.oldestAge.set({ provider }, oldestMs === null ? 0 : Math.max(0, Date.now() - oldestMs) / 1000);
     } catch {
       // Kept as last seen; the lane's own loop logs database failures.
+    } finally {
+      this.refreshing = false;
     }
   }
 }

@@ -1,3 +1,4 @@
+import { stateTableSql } from '../state-table-sql.js';
 import pg from 'pg';
 import { z } from 'zod';
 import {
@@ -15,13 +16,7 @@ import type { CompiledRules } from '@walpurge/rules';
 import type { Purger } from '../targets/purger.js';
 import { CdnQueueError, type CdnEnqueuer, type CdnQueueEntry } from './cdn-queue.js';
 
-/** `name` → "public"."name"; `s.name` → "s"."name" (config already restricts both to identifiers). */
-export function queueTableSql(table: string): string {
-  const dot = table.indexOf('.');
-  const [schema, name] = dot < 0 ? ['public', table] : [table.slice(0, dot), table.slice(dot + 1)];
-  const quote = (identifier: string): string => `"${identifier.replace(/"/g, '""')}"`;
-  return `${quote(schema)}.${quote(name)}`;
-}
+export { stateTableSql as queueTableSql } from '../state-table-sql.js';
 
 /** Connection failures and SQLSTATE classes 08, 40, 53, 57, 58 pass; everything else is a setup problem. */
 export function isTransientDatabaseError(error: unknown): boolean {
@@ -36,6 +31,11 @@ const QueueRow = z.object({
   event: z.string(),
   enqueued_ms: z.coerce.number(),
 });
+
+/** walpurge_cdn_queue_depth counts at most this many rows per provider (the gauge then means "at least"). */
+export const STATS_DEPTH_CAP = 100_000;
+/** How long opening a connection may take before it counts as a (transient) failure. */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 const QueueStats = z.object({ depth: z.coerce.number(), oldest_ms: z.coerce.number().nullable() });
 
@@ -71,21 +71,34 @@ export interface PostgresCdnQueueOptions {
  * is not in the publication (never add it): its own changes would be streamed back.
  */
 export class PostgresCdnQueue implements CdnEnqueuer {
+  /** The lanes' reads, deletes and gauges. */
   private readonly pool: pg.Pool;
+  /**
+   * The pipeline's enqueue alone: the slot's acknowledgement waits on it, so nothing the lanes do
+   * (a slow stats query on a large backlog, a long delete) may queue it behind them.
+   */
+  private readonly enqueuePool: pg.Pool;
   private readonly sql: string;
 
   constructor(private readonly options: PostgresCdnQueueOptions) {
-    this.sql = queueTableSql(options.table);
-    this.pool = new pg.Pool({
+    this.sql = stateTableSql(options.table);
+    const settings = {
       connectionString: options.url,
-      // One per lane reading plus the enqueue of the pipeline.
-      max: options.providers.length + 1,
-      application_name: 'walpurge-cdn-queue',
       idleTimeoutMillis: 30_000,
+      // Without it a connect to an unreachable database waits for the OS (minutes), stops included.
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       keepAlive: true,
       query_timeout: 10_000,
+    };
+    // One per lane reading plus one for the gauges.
+    this.pool = new pg.Pool({
+      ...settings,
+      max: options.providers.length + 1,
+      application_name: 'walpurge-cdn-lane',
     });
+    this.enqueuePool = new pg.Pool({ ...settings, max: 1, application_name: 'walpurge-cdn-queue' });
     this.pool.on('error', () => {}); // idle client errors: the next query reconnects
+    this.enqueuePool.on('error', () => {});
   }
 
   /** Creates the table when missing; checked first, as CREATE … IF NOT EXISTS needs CREATE on the schema. */
@@ -136,7 +149,7 @@ export class PostgresCdnQueue implements CdnEnqueuer {
     }
     if (texts.length === 0) return;
     await this.withRetry('enqueue CDN purges', signal, () =>
-      this.pool.query(
+      this.enqueuePool.query(
         `INSERT INTO ${this.sql} (provider, event) SELECT * FROM unnest($1::text[], $2::text[])`,
         [providers, texts],
       ),
@@ -177,28 +190,45 @@ export class PostgresCdnQueue implements CdnEnqueuer {
     );
   }
 
-  /** Rows of the provider and when the oldest was queued (ms since the epoch; null when none). */
+  /**
+   * Rows of the provider, counted up to STATS_DEPTH_CAP (a depth equal to the cap means "at least"),
+   * and when the oldest was queued (ms since the epoch; null when none). Both walk the (provider, id)
+   * index and stop early, so a paused provider's backlog of millions costs what 100 000 rows cost.
+   * Ids grow with time, so the lowest id is the oldest row.
+   */
   async stats(provider: string): Promise<{ depth: number; oldestMs: number | null }> {
-    const { rows } = await this.pool.query(
-      `SELECT count(*) AS depth, (extract(epoch FROM min(enqueued_at)) * 1000)::float8 AS oldest_ms
-         FROM ${this.sql} WHERE provider = $1`,
-      [provider],
+    const { rows } = await this.laneQuery(
+      `SELECT (SELECT count(*) FROM (SELECT 1 FROM ${this.sql} WHERE provider = $1 LIMIT $2) AS capped) AS depth,
+              (SELECT (extract(epoch FROM enqueued_at) * 1000)::float8 FROM ${this.sql}
+                WHERE provider = $1 ORDER BY id LIMIT 1) AS oldest_ms`,
+      [provider, STATS_DEPTH_CAP],
     );
     const stats = QueueStats.parse(rows[0]);
     return { depth: stats.depth, oldestMs: stats.oldest_ms };
+  }
+
+  /** A query on the lanes' pool (never the enqueue's). */
+  protected laneQuery(text: string, values: unknown[]): Promise<pg.QueryResult> {
+    return this.pool.query(text, values);
   }
 
   /**
    * The right to run the provider's lane: a session advisory lock on a connection of its own, so the
    * standby of an active/standby pair (both run an invalidator) does not purge the same rows twice
    * and spend the provider's API limit twice. Undefined when another process holds it. The lock goes
-   * with its connection: a crashed or partitioned holder's lock is released by PostgreSQL.
+   * with its connection: a crashed or partitioned holder's lock is released by PostgreSQL once it
+   * notices the connection is dead, which with default TCP settings takes about 2 hours.
    */
   async tryLaneLock(provider: string): Promise<LaneLock | undefined> {
     const client = new pg.Client({
       connectionString: this.options.url,
-      application_name: 'walpurge-cdn-lane',
+      application_name: 'walpurge-cdn-lane-lock',
+      // This side notices a dead server after ~10 s idle plus the OS probes; the other side (the
+      // server dropping a dead holder's lock) is bounded by its tcp_keepalives_* / tcp_user_timeout
+      // settings (docs/deployment.md), not by this.
       keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       query_timeout: 10_000,
     });
     let alive = true;
@@ -228,7 +258,7 @@ export class PostgresCdnQueue implements CdnEnqueuer {
   }
 
   async close(): Promise<void> {
-    await this.pool.end().catch(() => {});
+    await Promise.all([this.pool.end().catch(() => {}), this.enqueuePool.end().catch(() => {})]);
   }
 
   /**

@@ -1,3 +1,4 @@
+import { stateTableSql } from '../state-table-sql.js';
 import type { ClientBase, Pool } from 'pg';
 import { ErrorCode, WalpurgeError, errorMessage, sqlState } from '@walpurge/core';
 
@@ -10,13 +11,7 @@ type Queryable = ClientBase | Pool;
  * there, durable, backed up, and selecting by rule, table, cause or time is plain SQL.
  */
 
-/** `name` or `schema.name` (config validates lower-case identifiers) → a quoted SQL name. */
-export function deadLetterTableSql(table: string): string {
-  const dot = table.indexOf('.');
-  const [schema, name] = dot < 0 ? ['public', table] : [table.slice(0, dot), table.slice(dot + 1)];
-  const quote = (identifier: string): string => `"${identifier.replace(/"/g, '""')}"`;
-  return `${quote(schema)}.${quote(name)}`;
-}
+export { stateTableSql as deadLetterTableSql } from '../state-table-sql.js';
 
 /** The DDL, also printed in docs/configuration.md for operators who create it themselves. */
 export function deadLetterTableDdl(sql: string): string[] {
@@ -43,7 +38,7 @@ export function deadLetterTableDdl(sql: string): string[] {
  * even when the table exists, and a role that was given a ready-made table may lack that.
  */
 export async function ensureDeadLetterTable(client: Queryable, table: string): Promise<boolean> {
-  const sql = deadLetterTableSql(table);
+  const sql = stateTableSql(table);
   const { rows } = await client.query<{ found: boolean }>('SELECT to_regclass($1) IS NOT NULL AS found', [
     sql,
   ]);
