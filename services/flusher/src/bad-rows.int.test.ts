@@ -49,9 +49,9 @@ describe('write-behind: one bad row fails alone', () => {
     const f = await fixture();
     try {
       const flusher = await f.startFlusher({ batchDelayMs: 300 });
-      await f.client.writeBehind('items', { id: 1, value: 'a' });
-      await f.client.writeBehind('items', { id: 2, value: 'boom' });
-      await f.client.writeBehind('items', { id: 3, value: 'c' });
+      await f.client.writeBehind('items', { id: 1, value: 'a', n: null });
+      await f.client.writeBehind('items', { id: 2, value: 'boom', n: null });
+      await f.client.writeBehind('items', { id: 3, value: 'c', n: null });
       expect(await f.cached('item:2')).toMatchObject({ value: 'boom' });
       await waitFor('good rows written', async () => Object.keys(await values(f)).length === 2, {
         timeoutMs: 20_000,
@@ -115,10 +115,10 @@ describe('write-behind: one bad row fails alone', () => {
     const f = await fixture();
     try {
       await f.startFlusher({ batchDelayMs: 300, maxBatchRetries: 3 });
-      await f.client.writeBehind('items', { id: 1, value: 'a' });
-      await f.client.writeBehind('items', { id: 2, value: 'flaky' });
-      await f.client.writeBehind('items', { id: 3, value: 'c' });
-      await f.client.writeBehind('items', { id: 4, value: 'd' });
+      await f.client.writeBehind('items', { id: 1, value: 'a', n: null });
+      await f.client.writeBehind('items', { id: 2, value: 'flaky', n: null });
+      await f.client.writeBehind('items', { id: 3, value: 'c', n: null });
+      await f.client.writeBehind('items', { id: 4, value: 'd', n: null });
       await waitFor('good rows written', async () => Object.keys(await values(f)).length === 3, {
         timeoutMs: 20_000,
       });
@@ -138,17 +138,35 @@ describe('write-behind: one bad row fails alone', () => {
     }
   });
 
+  // numeric keys are not normalised at accept (1, '1' and '1.0' are three row ids, one database
+  // row), so these rows reach the batch's DISTINCT ON as a client would send them.
+  const PRICES_DDL = `CREATE TABLE prices (id numeric PRIMARY KEY, value text NOT NULL,
+                                           _walpurge_version bigint NOT NULL DEFAULT 0)`;
+  async function prices(f: Fixture): Promise<Array<{ id: string; value: string }>> {
+    const { rows } = await f.pool.query<{ id: string; value: string }>(
+      'SELECT id::text AS id, value FROM prices ORDER BY id',
+    );
+    return rows;
+  }
+
   it('two row ids naming one database row in one batch (21000) are written once, newest value winning', async () => {
     const f = await fixture();
     try {
-      await f.startFlusher({ batchDelayMs: 300 });
-      await f.client.writeBehind('items', { id: 1, value: 'older' });
-      // The same database row: `"1"` is 1 once PostgreSQL converts it to int.
-      await f.client.writeBehind('items', { id: '1', value: 'newer' });
-      await f.client.writeBehind('items', { id: 2, value: 'other' });
+      await f.pool.query(PRICES_DDL);
+      const older = await f.client.writeBehind('prices', { id: 1, value: 'older' });
+      // The same database row once PostgreSQL converts it to numeric (1 = 1.0).
+      const newer = await f.client.writeBehind('prices', { id: '1.0', value: 'newer' });
+      expect(newer.rowId).not.toBe(older.rowId);
+      await f.client.writeBehind('prices', { id: 2, value: 'other' });
+      // Accepted before the flusher starts, so all three are in its first batch.
+      const flusher = await f.startFlusher({ batchDelayMs: 300 });
       await f.drained(20_000);
-      expect(await values(f)).toEqual({ 1: 'newer', 2: 'other' });
       expect(await listFailedWrites({ config: f.config })).toEqual([]);
+      expect((await prices(f)).map((row) => row.value)).toEqual(['newer', 'other']);
+      expect(await metricValue(flusher.registry, 'walpurge_flusher_batches_total')).toBe(1);
+      // Deduplicated in the statement: two rows changed. Without it, PostgreSQL refuses the batch
+      // (21000) and the split writes the two ids apart: three.
+      expect(await metricValue(flusher.registry, 'walpurge_flusher_rows_applied_total')).toBe(2);
     } finally {
       await f.close();
     }
@@ -157,15 +175,17 @@ describe('write-behind: one bad row fails alone', () => {
   it('…and so are two deletes of one database row in one batch', async () => {
     const f = await fixture();
     try {
-      await f.pool.query(`INSERT INTO items (id, value) VALUES (3, 'there')`);
+      await f.pool.query(PRICES_DDL);
+      await f.pool.query(`INSERT INTO prices (id, value) VALUES (3, 'there')`);
       await f.startFlusher({ batchDelayMs: 300 });
-      await f.client.deleteBehind('items', { id: 3 });
-      const newer = await f.client.deleteBehind('items', { id: '3' });
+      const older = await f.client.deleteBehind('prices', { id: 3 });
+      const newer = await f.client.deleteBehind('prices', { id: '3.0' });
+      expect(newer.rowId).not.toBe(older.rowId);
       await f.drained(20_000);
-      expect(await values(f)).toEqual({});
       expect(await listFailedWrites({ config: f.config })).toEqual([]);
+      expect(await prices(f)).toEqual([]);
       const { rows } = await f.pool.query<{ version: string }>(
-        `SELECT version FROM ${f.config.flusher!.tombstoneTable} WHERE row_key = '{"id":3}'`,
+        `SELECT version FROM ${f.config.flusher!.tombstoneTable} WHERE table_name = 'public.prices'`,
       );
       expect(rows).toEqual([{ version: newer.version }]);
     } finally {
@@ -177,7 +197,7 @@ describe('write-behind: one bad row fails alone', () => {
     const f = await fixture();
     try {
       await f.startFlusher({ batchDelayMs: 5 });
-      await f.client.writeBehind('items', { id: 5, value: 'slow-boom' });
+      await f.client.writeBehind('items', { id: 5, value: 'slow-boom', n: null });
       // Wait until the refused write is inside PostgreSQL (its trigger sleeping), then accept a
       // newer one: it lands between the failure and its mark.
       await waitFor('the refused write is running', async () => {
@@ -186,7 +206,7 @@ describe('write-behind: one bad row fails alone', () => {
         );
         return rows.length > 0;
       });
-      await f.client.writeBehind('items', { id: 5, value: 'good' });
+      await f.client.writeBehind('items', { id: 5, value: 'good', n: null });
       await waitFor('the newer write reached PostgreSQL', async () => (await values(f))[5] === 'good', {
         timeoutMs: 20_000,
       });
