@@ -1,7 +1,7 @@
 import type { PendingWrite } from '@walpurge/client';
-import { ErrorCode, WalpurgeError, backoffDelay, sleep, type Logger } from '@walpurge/core';
+import { ErrorCode, WalpurgeError, backoffDelay, sleep, sqlState, type Logger } from '@walpurge/core';
 import type { BatchResult, RowOutcome } from './batch-writer.js';
-import { describeSqlError, writeErrorKind } from './sql-errors.js';
+import { describeSqlError, isServerWideError, writeErrorKind } from './sql-errors.js';
 
 export interface BatcherOptions {
   size: number;
@@ -30,7 +30,8 @@ interface Slot {
  * in one batch share one write of the newer version. While the database is unreachable the batch is
  * retried with backoff and no new batch starts, so jobs simply stay active: backpressure, no loss.
  * Any other retried error is capped (maxRetries): the batch is then halved, so a row that fails on
- * every attempt ends up alone and fails with its reason while the rest of its batch is written.
+ * every attempt ends up alone and fails with its reason while the rest of its batch is written,
+ * unless the error turns out to be the server's (see settleCapped): then nothing fails, it waits.
  */
 export class Batcher {
   private slots = new Map<string, Slot>();
@@ -101,7 +102,55 @@ export class Batcher {
     });
   }
 
-  private async writeWithRetry(slots: Slot[]): Promise<void> {
+  /**
+   * Writes the batch, retrying; a transient error past the cap means the batch is split (see
+   * settleCapped). `serverWide`: the cause was found to be the server (see isServerWideError), so
+   * that error is retried without limit, like an unavailable database.
+   */
+  private async writeWithRetry(slots: Slot[], serverWide = false): Promise<void> {
+    const capped = await this.attempt(slots, serverWide);
+    if (capped !== undefined) await this.settleCapped(slots, capped);
+  }
+
+  /**
+   * The batch failed maxRetries times with a transient error. A row may be the cause (a trigger
+   * raising 40001 for it every time), or the server (a migration's table lock past lock_timeout,
+   * disk full, out of memory, statement_timeout on a busy server), which must never fail rows.
+   * Halve the batch: a half that goes through is done; if both halves fail with the same server-wide
+   * SQLSTATE, or a single row is left failing with one, the server is the cause: the rows are
+   * retried with backoff for as long as it takes. Only row-specific errors (40001, 40P01, unknown
+   * errors) fail a row that is left alone.
+   */
+  private async settleCapped(slots: Slot[], error: unknown): Promise<void> {
+    if (slots.length === 1) {
+      if (isServerWideError(error)) return this.writeWithRetry(slots, true);
+      const reason = `still failing after ${this.options.maxRetries} attempts: ${describeSqlError(error)}`;
+      for (const waiter of slots[0]!.waiters) waiter.resolve({ ok: false, reason });
+      return;
+    }
+    const half = Math.ceil(slots.length / 2);
+    const halves = [slots.slice(0, half), slots.slice(half)] as const;
+    const first = await this.attempt(halves[0], false);
+    const second = await this.attempt(halves[1], false);
+    if (
+      first !== undefined &&
+      second !== undefined &&
+      isServerWideError(first) &&
+      sqlState(first) === sqlState(second)
+    ) {
+      return this.writeWithRetry(slots, true);
+    }
+    if (first !== undefined) await this.settleCapped(halves[0], first);
+    if (second !== undefined) await this.settleCapped(halves[1], second);
+  }
+
+  /**
+   * Attempts the batch until it is written (or refused for good, or the flusher stops): the rows are
+   * then settled and undefined is returned. Returns the error when transient errors reached the cap
+   * (rows not settled). An unavailable database, and when `serverWide` a server-wide error, are
+   * retried without limit.
+   */
+  private async attempt(slots: Slot[], serverWide: boolean): Promise<unknown> {
     const entries = slots.map((slot) => slot.entry);
     let capped = 0;
     for (let attempt = 0; ; attempt += 1) {
@@ -117,27 +166,19 @@ export class Batcher {
           };
           for (const waiter of slot.waiters) waiter.resolve(outcome);
         }
-        return;
+        return undefined;
       } catch (error) {
         const kind = writeErrorKind(error);
         if (kind === 'permanent') {
           // Not row-specific (e.g. schema lookup failed for good): fail the rows, do not spin.
           for (const slot of slots)
             for (const waiter of slot.waiters) waiter.resolve({ ok: false, reason: describeSqlError(error) });
-          return;
+          return undefined;
         }
-        if (kind === 'transient') capped += 1;
+        if (kind === 'transient' && !(serverWide && isServerWideError(error))) capped += 1;
         if (capped >= this.options.maxRetries) {
           this.failingAttempts = 0;
-          if (slots.length === 1) {
-            const reason = `still failing after ${capped} attempts: ${describeSqlError(error)}`;
-            for (const waiter of slots[0]!.waiters) waiter.resolve({ ok: false, reason });
-            return;
-          }
-          const half = Math.ceil(slots.length / 2);
-          await this.writeWithRetry(slots.slice(0, half));
-          await this.writeWithRetry(slots.slice(half));
-          return;
+          return error ?? new Error('unknown error');
         }
         this.failingAttempts = attempt + 1;
         const delayMs = backoffDelay(attempt, {
@@ -150,7 +191,7 @@ export class Batcher {
           await sleep(delayMs, this.abort.signal);
         } catch (aborted) {
           for (const slot of slots) for (const waiter of slot.waiters) waiter.reject(aborted);
-          return;
+          return undefined;
         }
       }
     }

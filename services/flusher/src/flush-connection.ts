@@ -1,6 +1,7 @@
 import pg from 'pg';
-import { ErrorCode, WalpurgeError, type Logger } from '@walpurge/core';
+import { ErrorCode, WalpurgeError, isWalpurgeError, type Logger } from '@walpurge/core';
 import { setupReplicationOrigin } from './origin.js';
+import { SessionUnavailableError } from './sql-errors.js';
 
 export interface FlushConnectionOptions {
   url: string;
@@ -67,7 +68,11 @@ export class FlushConnection {
         throw new WalpurgeError(ErrorCode.Aborted, 'the flusher is stopping', { retriable: true });
     } catch (error) {
       await client.end().catch(() => undefined);
-      throw error;
+      // Whatever went wrong opening or setting up the session (even an SQLSTATE that would be a
+      // row's fault inside a batch, like 55000 "database not accepting connections", or a missing
+      // privilege for the replication origin), it is not a row's: the rows wait (the flusher shows
+      // it in its retries, logs and readiness), they never fail for it.
+      throw isWalpurgeError(error) && error.retriable ? error : new SessionUnavailableError(error);
     }
     this.client = client;
     return client;

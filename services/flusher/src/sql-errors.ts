@@ -18,8 +18,22 @@ export type WriteErrorKind = 'unavailable' | 'transient' | 'permanent';
 const TRANSIENT_CLASSES = new Set(['08', '40', '53', '57', '58']);
 /** lock_not_available: the only retry-worthy state of class 55 (object not in prerequisite state). */
 const TRANSIENT_STATES = new Set(['55P03']);
-/** admin/crash shutdown, cannot connect now, too many connections: the server, not the row. */
-const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
+/**
+ * The server, not the row: admin/crash shutdown, cannot connect now, too many connections; a
+ * read-only transaction (a failover reached the demoted primary, or the database is read-only for
+ * maintenance); the database gone for now (3D000); the replication origin briefly held by another
+ * flusher's session (55006). Class 28 (password rotated, role locked) is added below.
+ */
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300', '25006', '3D000', '55006']);
+const UNAVAILABLE_CLASSES = new Set(['08', '28']);
+/**
+ * Transient states that are about the whole server, never one row: out of resources (53: disk full,
+ * out of memory), a statement cancelled (57014: statement_timeout, an administrator), a lock held
+ * past lock_timeout (55P03: a migration), system errors (58). The batcher does not blame a single
+ * row for them: see isServerWideError.
+ */
+const SERVER_WIDE_CLASSES = new Set(['53', '58']);
+const SERVER_WIDE_STATES = new Set(['57014', '55P03']);
 const NODE_CONNECTION_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -38,7 +52,7 @@ export function writeErrorKind(error: unknown): WriteErrorKind {
   if (isWalpurgeError(error)) return error.retriable ? 'unavailable' : 'permanent';
   const state = sqlState(error);
   if (state !== undefined) {
-    if (state.startsWith('08') || UNAVAILABLE_STATES.has(state)) return 'unavailable';
+    if (UNAVAILABLE_CLASSES.has(state.slice(0, 2)) || UNAVAILABLE_STATES.has(state)) return 'unavailable';
     return TRANSIENT_CLASSES.has(state.slice(0, 2)) || TRANSIENT_STATES.has(state)
       ? 'transient'
       : 'permanent';
@@ -50,6 +64,33 @@ export function writeErrorKind(error: unknown): WriteErrorKind {
   }
   // Unknown: retried, but capped like any transient error, so it can never stall the queue.
   return 'transient';
+}
+
+/**
+ * A transient error that says nothing about the rows of the batch (see SERVER_WIDE_*): the batcher
+ * keeps retrying it with backoff, like an unavailable database, instead of failing a row for it.
+ */
+export function isServerWideError(error: unknown): boolean {
+  const state = sqlState(error);
+  return state !== undefined && (SERVER_WIDE_CLASSES.has(state.slice(0, 2)) || SERVER_WIDE_STATES.has(state));
+}
+
+/**
+ * The flusher's session could not be opened or set up (refused, bad password after a rotation, the
+ * database not accepting connections, the replication origin busy): nothing to do with any row, so
+ * the batch is retried without limit (`unavailable`), never failed.
+ */
+export class SessionUnavailableError extends WalpurgeError {
+  constructor(cause: unknown) {
+    super(
+      ErrorCode.DatabaseUnreachable,
+      `cannot open the flusher's database session: ${describeSqlError(cause)}`,
+      {
+        retriable: true,
+        cause,
+      },
+    );
+  }
 }
 
 export function isPermanentWriteError(error: unknown): boolean {

@@ -101,7 +101,7 @@ export const FlusherConfig = z.strictObject({
   maxBatchRetries: positiveInt
     .default(5)
     .describe(
-      'Attempts of a batch failing with a retriable SQL error (serialization failure, deadlock, lock not available, out of resources, cancelled) before it is split in halves; a single row still failing then fails alone with its reason. Connection loss is retried without limit.',
+      'Attempts of a batch failing with a retriable SQL error that a row can cause (serialization failure, deadlock, an unknown error) before it is split in halves; a single row still failing then fails alone with its reason. Errors of the server, not a row (out of resources 53, statement cancelled 57014, lock not available 55P03, system error 58) are capped the same way, but when both halves (or a row alone) still fail with one, nothing fails: the batch is retried with backoff for as long as it takes, like connection loss, a read-only database (25006), a rejected login (class 28) or a session that cannot be opened.',
     ),
   foreignKeyRetryMs: milliseconds
     .default(60_000)
