@@ -57,15 +57,17 @@ describe('write-behind echo', () => {
     ).toBe('42');
   });
 
+  it("a delete's echo carries the deleted row's version (REPLICA IDENTITY FULL), so the delete marker and newer writes are kept", () => {
+    expect(writeEchoVersion(event('d', 'walpurge_write_behind'), echo)).toBe('1700000000000001');
+    expect(writeEchoVersion(event('d', 'other_origin'), echo)).toBeUndefined();
+  });
+
   it('is not an echo (purge as usual) for other origins, truncates, or an unknown version', () => {
     expect(writeEchoVersion(event('u', null), echo)).toBeUndefined();
     expect(writeEchoVersion(event('u', 'other_origin'), echo)).toBeUndefined();
     expect(writeEchoVersion(event('t', 'walpurge_write_behind', null), echo)).toBeUndefined();
     // A delete without REPLICA IDENTITY FULL carries only the key.
     expect(writeEchoVersion(event('d', 'walpurge_write_behind', { id: 1 }), echo)).toBeUndefined();
-    // Even with the old row's version (REPLICA IDENTITY FULL), a delete purges unconditionally: a
-    // kept tombstone would keep a reader's lease too, and its fill of the deleted row would land.
-    expect(writeEchoVersion(event('d', 'walpurge_write_behind'), echo)).toBeUndefined();
     expect(
       writeEchoVersion(event('u', 'walpurge_write_behind', { id: 1, _walpurge_version: 'x' }), echo),
     ).toBeUndefined();

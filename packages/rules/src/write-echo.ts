@@ -8,11 +8,11 @@ import type { ChangeEvent } from '@walpurge/protocol';
  *   a second replica takes `<name>_2`, …); the listener reports it as `source.origin`.
  * - Its rows carry the write's version in the version column (`flusher.versionColumn`), and the
  *   write-behind client stored the same version in field `wv` of the cache entries it wrote.
- * - For such an event (an insert or update) the invalidator purges the row's own keys only where the
- *   cache does NOT already hold that version or a newer one (ECHO_PURGE_SCRIPT): the value the
- *   application just wrote stays cached (read-your-writes) with any read-side lease on it cleared,
- *   an entry refilled from the database before the flush (older or no `wv`) is purged as usual.
- *   Deletes, patterns, tags and CDN entries (lists, pages) are purged as always.
+ * - For such an event the invalidator purges the row's own keys only where the cache does NOT
+ *   already hold that version or a newer one (ECHO_PURGE_SCRIPT): the value the application just
+ *   wrote (or deleteBehind's delete marker) stays cached (read-your-writes) with any read-side lease
+ *   on it cleared, an entry refilled from the database before the flush (older or no `wv`) is
+ *   purged as usual. Patterns, tags and CDN entries (lists, pages) are purged as always.
  */
 export interface WriteEchoOptions {
   /** Replication origin of the flusher (`flusher.replicationOrigin`). */
@@ -40,19 +40,21 @@ export function isWriteBehindOrigin(
 
 /**
  * The version a write-behind commit wrote into the row, or undefined when the event is not the
- * flusher's echo of an insert or update, or its version is unknown: the row's keys are then purged
- * unconditionally, which is always safe.
+ * flusher's echo or its version is unknown (a truncate, a delete without REPLICA IDENTITY FULL): the
+ * row's keys are then purged unconditionally, which is always safe.
  *
- * Deletes are never echoes, even under REPLICA IDENTITY FULL where the old row carries its version:
- * the cache holds a tombstone for them, and a reader that missed on it holds a lease and may have
- * read the row before the delete committed. Keeping the tombstone would keep that lease, and the
- * reader's fill of the deleted row would then land and stay until its TTL. Purging is what the
- * delete needs anyway: the next read finds no row.
+ * For a delete it is the version the deleted row held (its old image), which is older than the
+ * delete's own. Entries holding it or newer are kept, with their read-side lease cleared:
+ * deleteBehind's delete marker (so a late write older than the delete still fails the cache's
+ * version guard instead of landing on an empty key and serving the deleted row) and a write newer
+ * than the delete (a delayed delete echo must not remove it). A reader that missed on the marker and
+ * read the row before the delete committed loses its lease, so its fill cannot land. Older values
+ * (refilled before the delete) are purged as usual.
  */
 export function writeEchoVersion(event: ChangeEvent, options: WriteEchoOptions): string | undefined {
-  if (event.op === 't' || event.op === 'd') return undefined;
-  if (!isWriteBehindOrigin(event.source.origin, options.origin)) return undefined;
-  const value = event.after?.[options.versionColumn];
+  if (event.op === 't' || !isWriteBehindOrigin(event.source.origin, options.origin)) return undefined;
+  const row = event.op === 'd' ? event.before : event.after;
+  const value = row?.[options.versionColumn];
   const text = typeof value === 'number' || typeof value === 'bigint' ? String(value) : value;
   return typeof text === 'string' && /^[0-9]{1,18}$/.test(text) ? text : undefined;
 }

@@ -172,26 +172,34 @@ describe('read-your-writes in monitoring', () => {
           outcome: 'success',
         }),
       ).toBe(3);
-      // The echo of a delete (REPLICA IDENTITY FULL: the old row carries its version) purges
-      // unconditionally: a reader holding a lease on the tombstone read the row before the delete
-      // committed, and its fill must not land and stay until the TTL.
-      await redis.hset(`${prefix}item:4`, 'wv', '800', 'lease', 'reader', 'lx', String(Date.now() + 60_000));
-      const deleted = changeEvent('d', 'items', {
-        key: { id: 4 },
-        before: { id: 4, _walpurge_version: '800' },
-        after: null,
+      // The echo of a delete (REPLICA IDENTITY FULL: the old row carries the version it held, 500,
+      // older than the delete's own 800) keeps deleteBehind's marker, so a late older write still
+      // fails its version guard, but clears the lease a reader took on it: that reader may have
+      // read the row before the delete committed, and its fill must not land. A write newer than
+      // the delete stays; a value older than the deleted row's is purged.
+      const leaseUntil = String(Date.now() + 60_000);
+      await redis.hset(`${prefix}item:4`, 'wv', '800', 'lease', 'reader', 'lx', leaseUntil);
+      await redis.hset(`${prefix}item:5`, 'v', 'written after the delete', 'wv', '900', 'lease', 'r2');
+      await redis.hset(`${prefix}item:6`, 'v', 'refilled before the delete', 'wv', '300');
+      const deletes = [4, 5, 6].map((id) => {
+        const deleted = changeEvent('d', 'items', {
+          key: { id },
+          before: { id, _walpurge_version: '500' },
+          after: null,
+        });
+        return { ...deleted, source: { ...deleted.source, origin: 'walpurge_write_behind' } };
       });
-      await invalidator.handle([
-        { ...deleted, source: { ...deleted.source, origin: 'walpurge_write_behind' } },
-      ]);
-      expect(await redis.exists(`${prefix}item:4`)).toBe(0);
-      expect(await kept()).toBe(2);
+      await invalidator.handle(deletes);
+      expect(await redis.hgetall(`${prefix}item:4`)).toEqual({ wv: '800' });
+      expect(await redis.hgetall(`${prefix}item:5`)).toEqual({ v: 'written after the delete', wv: '900' });
+      expect(await redis.exists(`${prefix}item:6`)).toBe(0);
+      expect(await kept()).toBe(4);
       // An event that is not an echo purges unconditionally and keeps nothing.
       await invalidator.handle([
         changeEvent('u', 'items', { key: { id: 3 }, before: null, after: { id: 3 } }),
       ]);
       expect(await redis.exists(`${prefix}item:3`)).toBe(0);
-      expect(await kept()).toBe(2);
+      expect(await kept()).toBe(4);
     } finally {
       await invalidator.stop();
     }
