@@ -3,7 +3,7 @@ import {
   checkRowAgainstShape,
   deleteStatement,
   describeWriteTable,
-  lockRowsStatement,
+  lockBatchRowsStatement,
   upsertStatement,
   type PendingWrite,
   type TableShape,
@@ -85,18 +85,27 @@ export class BatchWriter {
 
   /** A reason when the row can never be written (checked before touching the data). */
   private async validate(entry: PendingWrite): Promise<string | undefined> {
-    let shape: TableShape;
-    try {
-      shape = await this.shape(entry.table);
-    } catch (error) {
-      if (isWalpurgeError(error) && !error.retriable) return error.toUserMessage();
-      throw error;
-    }
+    const shape = await this.shapeOrReason(entry.table);
+    if (typeof shape === 'string') return shape;
     const problem = checkRowAgainstShape(shape, entry.primaryKey, entry.row);
     if (!problem) return undefined;
     // The table may have changed since we looked (a column added): look once more before failing.
     this.shapes.delete(entry.table);
-    return checkRowAgainstShape(await this.shape(entry.table), entry.primaryKey, entry.row);
+    const fresh = await this.shapeOrReason(entry.table);
+    return typeof fresh === 'string' ? fresh : checkRowAgainstShape(fresh, entry.primaryKey, entry.row);
+  }
+
+  /**
+   * The table's shape, or why it can never be written (a table dropped meanwhile: that fails this
+   * row only, never the other tables' rows of a mixed batch). Retriable errors are thrown.
+   */
+  private async shapeOrReason(table: string): Promise<TableShape | string> {
+    try {
+      return await this.shape(table);
+    } catch (error) {
+      if (isWalpurgeError(error) && !error.retriable) return error.toUserMessage();
+      throw error;
+    }
   }
 
   private async shape(table: string): Promise<TableShape> {
@@ -112,12 +121,15 @@ export class BatchWriter {
     const client = await this.connection.get();
     try {
       await client.query('BEGIN');
+      const groups = groupStatements(entries, this.shapes, this.versionColumn, this.tombstoneTable);
+      // Every row of the batch locked first, in one statement and one global order (two replicas
+      // with the same rows in other orders cannot deadlock), so each statement's snapshot sees a
+      // delete-through that committed meanwhile (see lockBatchRowsStatement in @walpurge/client).
+      const lock = batchLock(groups, this.shapes);
+      await client.query(lock.sql, lock.params);
       let applied = 0;
-      for (const group of groupStatements(entries, this.shapes, this.versionColumn, this.tombstoneTable)) {
+      for (const group of groups) {
         const params = [JSON.stringify(group.rows), group.table];
-        // Per-row lock first, so the statement's snapshot sees a delete-through that committed
-        // meanwhile (see lockRowsStatement in @walpurge/client).
-        await client.query(group.lockSql, params);
         const result = await client.query<{ deleted?: number }>(group.sql, params);
         applied += group.kind === 'delete' ? Number(result.rows[0]?.deleted ?? 0) : (result.rowCount ?? 0);
       }
@@ -145,8 +157,30 @@ interface StatementGroup {
   kind: 'upsert' | 'delete';
   table: string;
   sql: string;
-  lockSql: string;
   rows: Array<Record<string, unknown>>;
+}
+
+/** One lock statement for all rows of all groups (see lockBatchRowsStatement). */
+function batchLock(
+  groups: readonly StatementGroup[],
+  shapes: ReadonlyMap<string, TableShape>,
+): { sql: string; params: string[] } {
+  const rowsByTable = new Map<string, Array<Record<string, unknown>>>();
+  for (const group of groups) {
+    const rows = rowsByTable.get(group.table) ?? [];
+    rows.push(...group.rows);
+    rowsByTable.set(group.table, rows);
+  }
+  const tables = [...rowsByTable.keys()];
+  const tableShapes = tables.map((table) => {
+    const shape = shapes.get(table);
+    if (!shape) throw new PermanentRowError(`no shape for ${table}`);
+    return shape;
+  });
+  return {
+    sql: lockBatchRowsStatement(tableShapes),
+    params: tables.flatMap((table) => [JSON.stringify(rowsByTable.get(table)), table]),
+  };
 }
 
 function groupStatements(
@@ -172,7 +206,6 @@ function groupStatements(
           entry.op === 'upsert'
             ? upsertStatement(shape, columns, tombstoneTable)
             : deleteStatement(shape, tombstoneTable),
-        lockSql: lockRowsStatement(shape),
         rows: [],
       };
       groups.set(id, group);

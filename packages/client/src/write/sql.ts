@@ -229,10 +229,26 @@ export function checkRowAgainstShape(
  * Parameters as upsertStatement; keys are locked in a fixed order so two batches cannot deadlock.
  */
 export function lockRowsStatement(shape: TableShape): string {
+  return lockBatchRowsStatement([shape]);
+}
+
+/** The lock keys of one table's rows: parameters $rows (JSON array of rows) and $table. */
+function rowLockKeys(shape: TableShape, rows: number, table: number): string {
+  return `SELECT hashtextextended($${table} || ':' || ${rowKeyExpression(shape, 'r')}::text, 0) AS k
+            FROM jsonb_populate_recordset(NULL::${sqlTable(shape.table)}, $${rows}::jsonb) AS r`;
+}
+
+/**
+ * lockRowsStatement for the rows of several tables at once: every key of a batch is locked in ONE
+ * statement, in one order (of the lock keys) across tables. Locking per table would let two flusher
+ * replicas with [items#1, orders#5] and [orders#5, items#1] each hold one row and wait for the other
+ * (a deadlock). Parameters: for table i (0-based), $(2i+1) = JSON array of its rows, $(2i+2) = its
+ * qualified name, as upsertStatement's $1 and $2.
+ */
+export function lockBatchRowsStatement(shapes: readonly TableShape[]): string {
+  const keys = shapes.map((shape, i) => rowLockKeys(shape, 2 * i + 1, 2 * i + 2)).join('\n          UNION ');
   return `SELECT count(pg_advisory_xact_lock(k))::int AS locked
-  FROM (SELECT DISTINCT hashtextextended($2 || ':' || ${rowKeyExpression(shape, 'r')}::text, 0) AS k
-          FROM jsonb_populate_recordset(NULL::${sqlTable(shape.table)}, $1::jsonb) AS r
-         ORDER BY k) AS keys`;
+  FROM (SELECT k FROM (${keys}) AS batch ORDER BY k) AS keys`;
 }
 
 /** Locks the rows of `params` (see lockRowsStatement); call inside the writing transaction. */
