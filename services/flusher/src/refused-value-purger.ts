@@ -1,5 +1,5 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { CACHE_PURGE_REFUSED_SCRIPT } from '@walpurge/client';
+import { CACHE_PURGE_REFUSED_SCRIPT, REFUSED_MARKER_TTL_MS } from '@walpurge/client';
 import type { RedisConfig } from '@walpurge/config';
 
 /**
@@ -35,12 +35,17 @@ export class RefusedValuePurger {
     this.redis.on('error', () => undefined);
   }
 
-  /** Deletes the keys still holding `version` or an older write-behind value; returns how many. */
+  /**
+   * Replaces the keys still holding `version` or an older write-behind value (and missing keys) by a
+   * marker at `version` (see CACHE_PURGE_REFUSED_SCRIPT); returns how many.
+   */
   async purge(keys: readonly string[], version: string): Promise<number> {
-    let deleted = 0;
+    let marked = 0;
     for (const key of keys)
-      deleted += Number(await this.redis.eval(CACHE_PURGE_REFUSED_SCRIPT, 1, key, version));
-    return deleted;
+      marked += Number(
+        await this.redis.eval(CACHE_PURGE_REFUSED_SCRIPT, 1, key, version, String(REFUSED_MARKER_TTL_MS)),
+      );
+    return marked;
   }
 
   async close(): Promise<void> {

@@ -4,13 +4,14 @@ import { uniqueName } from '@walpurge/testing';
 import { createCacheClient } from '../read/cache-client.js';
 import { CacheWriter } from './cache-writer.js';
 import { WriteScript } from './lua.js';
-import { ECHO_PURGE_SCRIPT } from './scripts.js';
+import { CACHE_PURGE_REFUSED_SCRIPT, ECHO_PURGE_SCRIPT, REFUSED_MARKER_TTL_MS } from './scripts.js';
 
 /**
  * The cache side of the write paths: version-guarded puts and tombstones, and the echo purge the
  * invalidator runs for the flusher's own commits (keeps what the write put, drops everything else).
  */
 const echoPurge = new WriteScript(ECHO_PURGE_SCRIPT);
+const purgeRefused = new WriteScript(CACHE_PURGE_REFUSED_SCRIPT);
 
 describe('write-side cache scripts on real Redis', () => {
   const { redisUrl } = inject('services');
@@ -77,5 +78,36 @@ describe('write-side cache scripts on real Redis', () => {
     expect(await purge(['row'], 7)).toBe(1); // the flushed delete's echo removes the refilled row
     expect(await redis.exists(`${prefix}row`)).toBe(0);
     await reader.close();
+  });
+
+  it("the flusher's purge of a refused value leaves a marker, so the refused write's own late cache put cannot land", async () => {
+    const { prefix, writer, value } = setup();
+    const refuse = async (keys: string[], version: string) =>
+      Number(
+        await purgeRefused.run(
+          redis,
+          keys.map((key) => prefix + key),
+          [version, String(REFUSED_MARKER_TTL_MS)],
+        ),
+      );
+    await writer.set(['cached'], 'refused', '500'); // cached on accept, then refused by PostgreSQL
+    await writer.set(['newer'], 'accepted later', '900');
+    await redis.hset(`${prefix}filled`, 'v', 'from the database', 'e', '0', 'd', '0');
+    // 'missing': the refusal comes before the accepting client's cache write (accept → queue → cache).
+    expect(await refuse(['cached', 'newer', 'filled', 'missing'], '500')).toBe(2);
+    expect(await value('cached')).toBeUndefined();
+    expect(await value('newer')).toBe('accepted later');
+    expect(await redis.hget(`${prefix}filled`, 'v')).toBe('from the database');
+    for (const key of ['cached', 'missing']) {
+      expect(await redis.hgetall(prefix + key)).toEqual({ wv: '500' });
+      expect(await redis.pttl(prefix + key)).toBeGreaterThan(0);
+    }
+    // The refused write's cache put arrives late: it must fail the version guard everywhere.
+    expect(await writer.set(['cached', 'missing', 'filled'], 'refused', '500')).toBe(0);
+    for (const key of ['cached', 'missing']) expect(await value(key)).toBeUndefined();
+    expect(await redis.hget(`${prefix}filled`, 'v')).toBe('from the database');
+    // A newer accepted write still lands.
+    expect(await writer.set(['missing'], 'next', '501')).toBe(1);
+    expect(await value('missing')).toBe('next');
   });
 });

@@ -8,6 +8,7 @@ export * from './queue-redis-safety.js';
 export {
   CACHE_PURGE_REFUSED_SCRIPT,
   CACHE_PUT_SCRIPT,
+  REFUSED_MARKER_TTL_MS,
   ECHO_PURGE_SCRIPT,
   MARK_FAILED_SCRIPT,
   SETTLE_SCRIPT,

@@ -114,23 +114,49 @@ return { 'failed' }
 `;
 
 /**
- * PostgreSQL refused a write-behind value for good: drop it from the cache (cache Redis), so it is
- * not served until TTL. Only entries holding that version or an older one are deleted; a newer
- * accepted value (its own `wv`) stays. Entries without `wv` were filled from the database and stay.
- * KEYS: the row's cache keys (prefix included). ARGV: refusedVersion. Returns the number deleted.
+ * PostgreSQL refused a write-behind value for good: take it out of the cache (cache Redis), so it is
+ * not served until TTL. Deleting is not enough: the accepting client writes the cache AFTER it queued
+ * the write, so its put of the refused version may land after this purge (or the key may not exist
+ * yet) and would then serve the refused value for its TTL. So each key is left holding (or given) a
+ * `wv`-only marker at the refused version, which readers see as a miss and which makes that late put
+ * fail the version guard (CACHE_PUT_SCRIPT): entries holding the refused version or an older one are
+ * replaced by it, missing keys get it, an entry a reader filled from the database (no `wv`) keeps its
+ * value and gains the `wv` (and `rf`, as a reader's fill over a marker would). A newer accepted value (its own, higher `wv`) stays as it is. The marker
+ * lives as long as the entry it replaces, and at least ARGV[2] ms.
+ * KEYS: the row's cache keys (prefix included). ARGV: refusedVersion, markerTtlMs. Returns the number
+ * of keys that were or now are markers (refused values removed, missing keys guarded).
  */
 export const CACHE_PURGE_REFUSED_SCRIPT = `
 local refused = tonumber(ARGV[1])
-local deleted = 0
+local ttl = tonumber(ARGV[2])
+local marked = 0
 for i = 1, #KEYS do
-  local current = tonumber(redis.call('HGET', KEYS[i], 'wv') or '')
-  if current and current <= refused then
-    redis.call('DEL', KEYS[i])
-    deleted = deleted + 1
+  local exists = redis.call('EXISTS', KEYS[i]) == 1
+  if exists and redis.call('TYPE', KEYS[i])['ok'] ~= 'hash' then
+    -- Not a cache entry: nothing of ours to guard.
+  elseif not exists then
+    redis.call('HSET', KEYS[i], 'wv', ARGV[1])
+    redis.call('PEXPIRE', KEYS[i], ttl)
+    marked = marked + 1
+  else
+    local current = tonumber(redis.call('HGET', KEYS[i], 'wv') or '')
+    if current == nil then
+      -- rf: the value is the database's, not this version's (the echo purge must not keep it).
+      redis.call('HSET', KEYS[i], 'wv', ARGV[1], 'rf', '1')
+    elseif current <= refused then
+      local left = redis.call('PTTL', KEYS[i])
+      redis.call('DEL', KEYS[i])
+      redis.call('HSET', KEYS[i], 'wv', ARGV[1])
+      redis.call('PEXPIRE', KEYS[i], math.max(left, ttl))
+      marked = marked + 1
+    end
   end
 end
-return deleted
+return marked
 `;
+
+/** How long a refused value's marker (CACHE_PURGE_REFUSED_SCRIPT) lives at least. */
+export const REFUSED_MARKER_TTL_MS = 3_600_000;
 
 /**
  * Version-guarded cache write on the cache Redis, in the read side's entry layout (one hash per key:
