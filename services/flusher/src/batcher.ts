@@ -10,7 +10,8 @@ export interface BatcherOptions {
   retryMaxMs: number;
   /**
    * Attempts of one batch that fail with a transient (not an unavailable-database) error before the
-   * batch is halved; a single row still failing after this many attempts fails with its reason.
+   * batch is halved; a single row still failing after this many attempts fails with its reason,
+   * unless the error is the server's (see settleCapped): then it is retried without limit.
    */
   maxRetries: number;
   write(entries: PendingWrite[]): Promise<BatchResult>;
