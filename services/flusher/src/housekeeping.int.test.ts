@@ -39,7 +39,7 @@ describe('write-behind housekeeping', () => {
     const f = await fixture();
     try {
       // An old write still waiting (a backlog, or a failed write kept for redrive) …
-      const pending = await f.client.writeBehind('items', { id: 1, value: 'stale' });
+      const pending = await f.client.writeBehind('items', { id: 1, value: 'stale', n: null });
       // … and a newer delete of the same row, whose tombstone is past its retention.
       const table = f.config.flusher!.tombstoneTable;
       await f.pool.query(

@@ -52,7 +52,7 @@ describe('write-behind reconciler', () => {
     const f = await fixture();
     const queue = queueOf(f);
     try {
-      const accepted = await f.client.writeBehind('items', { id: 1, value: 'orphan' });
+      const accepted = await f.client.writeBehind('items', { id: 1, value: 'orphan', n: null });
       // The writer "crashed" before BullMQ's add: the job was never there.
       expect(await queue.remove(flushJobId(accepted.rowId, accepted.version))).toBe(1);
       expect(await queue.getJobCounts('waiting', 'delayed', 'active')).toMatchObject({
@@ -73,9 +73,9 @@ describe('write-behind reconciler', () => {
     const f = await fixture();
     const queue = queueOf(f);
     try {
-      const first = await f.client.writeBehind('items', { id: 2, value: 'first' });
+      const first = await f.client.writeBehind('items', { id: 2, value: 'first', n: null });
       // A newer write while the first one's job is queued: it waits for that job (no job of its own).
-      await f.client.writeBehind('items', { id: 2, value: 'second' });
+      await f.client.writeBehind('items', { id: 2, value: 'second', n: null });
       // The "flusher" wrote the first version, settled it (the script names a job for the newer
       // write), and was killed before adding that job; its own job completed and was removed.
       const reply = stringArrayReply(
@@ -108,7 +108,7 @@ describe('write-behind reconciler', () => {
       const rows = 300;
       const orphans: string[] = [];
       for (let id = 0; id < rows; id += 1) {
-        const accepted = await f.client.writeBehind('items', { id, value: `v${id}` });
+        const accepted = await f.client.writeBehind('items', { id, value: `v${id}`, n: null });
         if (id % 100 === 0) {
           await queue.remove(flushJobId(accepted.rowId, accepted.version));
           orphans.push(accepted.rowId);
