@@ -240,6 +240,9 @@ describe('Redis target on a Redis Cluster', () => {
     );
     try {
       for (const subscriber of subscribers) {
+        // Subscribe only once the connection passed its ready check: a PSUBSCRIBE sent earlier puts
+        // it in subscriber mode before ioredis' INFO, which then fails and drops the connection.
+        await subscriber.ping();
         await subscriber.psubscribe('__keyevent@*__:del');
         subscriber.on('pmessage', (_pattern: string, _channel: string, key: string) => {
           if (!key.startsWith(`${prefix}page:`) || refilled.has(key)) return;
