@@ -58,7 +58,8 @@ describe('write-behind echo', () => {
   });
 
   it("a delete's echo carries the deleted row's version (REPLICA IDENTITY FULL), so the delete marker and newer writes are kept", () => {
-    expect(writeEchoVersion(event('d', 'walpurge_write_behind'), echo)).toBe('1700000000000001');
+    // One above the deleted row's version: an entry holding exactly that version holds the deleted value.
+    expect(writeEchoVersion(event('d', 'walpurge_write_behind'), echo)).toBe('1700000000000002');
     expect(writeEchoVersion(event('d', 'other_origin'), echo)).toBeUndefined();
   });
 

@@ -43,8 +43,8 @@ export function isWriteBehindOrigin(
  * flusher's echo or its version is unknown (a truncate, a delete without REPLICA IDENTITY FULL): the
  * row's keys are then purged unconditionally, which is always safe.
  *
- * For a delete it is the version the deleted row held (its old image), which is older than the
- * delete's own. Entries holding it or newer are kept, with their read-side lease cleared:
+ * For a delete it is one above the version the deleted row held (its old image), which is at most
+ * the delete's own. Entries holding it or newer are kept, with their read-side lease cleared:
  * deleteBehind's delete marker (so a late write older than the delete still fails the cache's
  * version guard instead of landing on an empty key and serving the deleted row) and a write newer
  * than the delete (a delayed delete echo must not remove it). A reader that missed on the marker and
@@ -56,7 +56,10 @@ export function writeEchoVersion(event: ChangeEvent, options: WriteEchoOptions):
   const row = event.op === 'd' ? event.before : event.after;
   const value = row?.[options.versionColumn];
   const text = typeof value === 'number' || typeof value === 'bigint' ? String(value) : value;
-  return typeof text === 'string' && /^[0-9]{1,18}$/.test(text) ? text : undefined;
+  if (typeof text !== 'string' || !/^[0-9]{1,18}$/.test(text)) return undefined;
+  // A delete keeps only what is newer than the deleted row: an entry holding exactly its version
+  // holds the deleted value itself (a delete whose marker never reached the cache) and is purged.
+  return event.op === 'd' ? (BigInt(text) + 1n).toString() : text;
 }
 
 /**

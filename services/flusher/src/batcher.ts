@@ -120,11 +120,14 @@ export class Batcher {
    * Halve the batch: a half that goes through is done; if both halves fail with the same server-wide
    * SQLSTATE, or a single row is left failing with one, the server is the cause: the rows are
    * retried with backoff for as long as it takes. Only row-specific errors (40001, 40P01, unknown
-   * errors) fail a row that is left alone.
+   * errors) fail a row that is left alone — and so does a server-wide SQLSTATE once other rows of
+   * the batch went through (`othersWritten`): the server works, this row is the cause (its trigger
+   * always exceeds statement_timeout, a transaction holds its lock past lock_timeout), and waiting
+   * on it would stop every later write-behind.
    */
-  private async settleCapped(slots: Slot[], error: unknown): Promise<void> {
+  private async settleCapped(slots: Slot[], error: unknown, othersWritten = false): Promise<void> {
     if (slots.length === 1) {
-      if (isServerWideError(error)) return this.writeWithRetry(slots, true);
+      if (isServerWideError(error) && !othersWritten) return this.writeWithRetry(slots, true);
       const reason = `still failing after ${this.options.maxRetries} attempts: ${describeSqlError(error)}`;
       for (const waiter of slots[0]!.waiters) waiter.resolve({ ok: false, reason });
       return;
@@ -141,8 +144,9 @@ export class Batcher {
     ) {
       return this.writeWithRetry(slots, true);
     }
-    if (first !== undefined) await this.settleCapped(halves[0], first);
-    if (second !== undefined) await this.settleCapped(halves[1], second);
+    if (first !== undefined) await this.settleCapped(halves[0], first, othersWritten || second === undefined);
+    if (second !== undefined)
+      await this.settleCapped(halves[1], second, othersWritten || first === undefined);
   }
 
   /**

@@ -130,4 +130,37 @@ describe('write-behind: errors that are not the row never fail it', () => {
       await f.close();
     }
   });
+
+  it('a row whose own lock stays held past lock_timeout while the rest of its batch goes through fails alone: it never holds up later writes', async () => {
+    const f = await fixture();
+    const app = await f.pool.connect();
+    try {
+      await admin.query(`ALTER DATABASE ${f.database} SET lock_timeout = '100ms'`);
+      await f.startFlusher({ maxBatchRetries: 2, retryMaxMs: 200, batchDelayMs: 200 });
+      await f.client.writeBehind('items', { id: 1, value: 'a', n: null });
+      await f.client.writeBehind('items', { id: 2, value: 'b', n: null });
+      await f.drained(20_000);
+      // An application transaction holds row 2 and does not let go.
+      await app.query('BEGIN');
+      await app.query('SELECT * FROM items WHERE id = 2 FOR UPDATE');
+      await f.client.writeBehind('items', { id: 2, value: 'b2', n: null });
+      await f.client.writeBehind('items', { id: 3, value: 'c', n: null });
+      await waitFor(
+        'row 2 failed alone',
+        async () => (await listFailedWrites({ config: f.config })).length === 1,
+        { timeoutMs: 30_000 },
+      );
+      // A later write is not stuck behind row 2.
+      await f.client.writeBehind('items', { id: 4, value: 'd', n: null });
+      await waitFor('row 4 written', async () => (await values(f))[4] === 'd', { timeoutMs: 20_000 });
+      expect(await values(f)).toMatchObject({ 1: 'a', 2: 'b', 3: 'c', 4: 'd' });
+      const failed = await listFailedWrites({ config: f.config });
+      expect(failed.map((write) => write.key)).toEqual([JSON.stringify({ id: 2 })]);
+    } finally {
+      await app.query('ROLLBACK').catch(() => undefined);
+      app.release();
+      await admin.query(`ALTER DATABASE ${f.database} RESET lock_timeout`);
+      await f.close();
+    }
+  });
 });

@@ -143,6 +143,9 @@ for i = 1, #KEYS do
     if current == nil then
       -- rf: the value is the database's, not this version's (the echo purge must not keep it).
       redis.call('HSET', KEYS[i], 'wv', ARGV[1], 'rf', '1')
+      -- A hash holding only a reader's lease expires with it (seconds): the guard must outlive it.
+      local left = redis.call('PTTL', KEYS[i])
+      if left >= 0 and left < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
     elseif current <= refused then
       local left = redis.call('PTTL', KEYS[i])
       redis.call('DEL', KEYS[i])

@@ -176,12 +176,14 @@ describe('read-your-writes in monitoring', () => {
       // older than the delete's own 800) keeps deleteBehind's marker, so a late older write still
       // fails its version guard, but clears the lease a reader took on it: that reader may have
       // read the row before the delete committed, and its fill must not land. A write newer than
-      // the delete stays; a value older than the deleted row's is purged.
+      // the delete stays; a value older than the deleted row's is purged, and so is the deleted
+      // value itself (wv 500: the delete's marker never reached the cache).
       const leaseUntil = String(Date.now() + 60_000);
       await redis.hset(`${prefix}item:4`, 'wv', '800', 'lease', 'reader', 'lx', leaseUntil);
       await redis.hset(`${prefix}item:5`, 'v', 'written after the delete', 'wv', '900', 'lease', 'r2');
       await redis.hset(`${prefix}item:6`, 'v', 'refilled before the delete', 'wv', '300');
-      const deletes = [4, 5, 6].map((id) => {
+      await redis.hset(`${prefix}item:7`, 'v', 'the deleted row', 'wv', '500');
+      const deletes = [4, 5, 6, 7].map((id) => {
         const deleted = changeEvent('d', 'items', {
           key: { id },
           before: { id, _walpurge_version: '500' },
@@ -193,6 +195,7 @@ describe('read-your-writes in monitoring', () => {
       expect(await redis.hgetall(`${prefix}item:4`)).toEqual({ wv: '800' });
       expect(await redis.hgetall(`${prefix}item:5`)).toEqual({ v: 'written after the delete', wv: '900' });
       expect(await redis.exists(`${prefix}item:6`)).toBe(0);
+      expect(await redis.exists(`${prefix}item:7`)).toBe(0);
       expect(await kept()).toBe(4);
       // An event that is not an echo purges unconditionally and keeps nothing.
       await invalidator.handle([
