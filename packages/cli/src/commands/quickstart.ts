@@ -199,16 +199,13 @@ each invalidation with its commit→purge latency. Ctrl-C (or --duration) stops 
         // with it: the next demo run starts a fresh slot instead of refusing the missing one.
         const demoSlot = slotCreatedHere.slot;
         const historyTable = historyTableSql(slotCreatedHere.historyTable ?? 'walpurge_slot_history');
-        await db
-          .query(
-            'SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
-            [demoSlot],
-          )
-          .then(async (dropped) => {
-            if (dropped.rowCount === 1)
-              await db?.query(`DELETE FROM ${historyTable} WHERE slot_name = $1`, [demoSlot]);
-          })
-          .catch(() => {});
+        const dropped = await dropSlotOnceReleased(db, demoSlot).catch(() => false);
+        if (dropped)
+          await db.query(`DELETE FROM ${historyTable} WHERE slot_name = $1`, [demoSlot]).catch(() => {});
+        else
+          say(
+            `warning: the demo's replication slot ${demoSlot} could not be dropped and retains WAL: drop it with SELECT pg_drop_replication_slot('${demoSlot}')`,
+          );
       }
       await db?.end().catch(() => {});
       redis?.disconnect();
@@ -217,3 +214,29 @@ each invalidation with its commit→purge latency. Ctrl-C (or --duration) stops 
     }
   },
 };
+
+/**
+ * Drops the demo's slot once the server has released it: the listener's stop closes its connection,
+ * but the walsender serving it can hold the slot a moment longer, and a slot left behind would
+ * retain WAL in the user's database. True when it is gone.
+ */
+async function dropSlotOnceReleased(db: pg.Client, slot: string, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await db.query<{ active: boolean }>(
+      'SELECT active FROM pg_replication_slots WHERE slot_name = $1',
+      [slot],
+    );
+    const found = rows[0];
+    if (!found) return true;
+    if (!found.active) {
+      const dropped = await db.query(
+        'SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
+        [slot],
+      );
+      if (dropped.rowCount === 1) return true;
+    }
+    if (Date.now() >= deadline) return false;
+    await sleep(100);
+  }
+}
