@@ -356,8 +356,10 @@ export class ReplicationSession {
       this.options.metrics.pauses.inc();
       // The gauges are refreshed once a second; a burst can fill and drain the budget in between,
       // and the moment reading pauses is the one an operator must see.
-      this.options.metrics.pendingBytes.set(bytes);
-      this.options.metrics.pendingEvents.set(events);
+      if (this.streamingNow) {
+        this.options.metrics.pendingBytes.set(bytes);
+        this.options.metrics.pendingEvents.set(events);
+      }
     } else if (
       this.backPressured &&
       events <= this.options.maxPendingEvents / 2 &&
