@@ -1,4 +1,4 @@
-import { ErrorCode, WalpurgeError, isWalpurgeError, sqlState } from '@walpurge/core';
+import { ErrorCode, WalpurgeError, isConnectionError, isWalpurgeError, sqlState } from '@walpurge/core';
 
 /**
  * How a failed batch write is handled:
@@ -34,20 +34,6 @@ const UNAVAILABLE_CLASSES = new Set(['08', '28']);
  */
 const SERVER_WIDE_CLASSES = new Set(['53', '58']);
 const SERVER_WIDE_STATES = new Set(['57014', '55P03']);
-const NODE_CONNECTION_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-]);
-/** What node-postgres says, without a code, when the connection dies or cannot be had in time. */
-const PG_CONNECTION_MESSAGES =
-  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error/i;
-
 export function writeErrorKind(error: unknown): WriteErrorKind {
   if (isWalpurgeError(error)) return error.retriable ? 'unavailable' : 'permanent';
   const state = sqlState(error);
@@ -57,11 +43,7 @@ export function writeErrorKind(error: unknown): WriteErrorKind {
       ? 'transient'
       : 'permanent';
   }
-  if (typeof error === 'object' && error !== null) {
-    const code = 'code' in error ? String(error.code) : undefined;
-    if (code !== undefined && NODE_CONNECTION_CODES.has(code)) return 'unavailable';
-    if (error instanceof Error && PG_CONNECTION_MESSAGES.test(error.message)) return 'unavailable';
-  }
+  if (isConnectionError(error)) return 'unavailable';
   // Unknown: retried, but capped like any transient error, so it can never stall the queue.
   return 'transient';
 }
