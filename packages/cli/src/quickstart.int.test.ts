@@ -26,7 +26,7 @@ function refusesConnections(port: number): Promise<boolean> {
   });
 }
 
-const INVALIDATION = /^\+\s*\d+\.\ds {2}UPDATE public\.\w+ id=\d+\s+commit→purge\s+\d+ ms {2}.+$/gm;
+const INVALIDATION = /^\+\s*\d+\.\ds {2}UPDATE walpurge_demo\.\w+ id=\d+\s+commit→purge\s+\d+ ms {2}.+$/gm;
 const TOTALS =
   /^totals: (\d+) changes, (\d+) invalidated, (\d+) cache entries purged; commit→purge p50 \d+ ms, p95 \d+ ms, max \d+ ms$/m;
 
@@ -68,13 +68,53 @@ describe('walpurge quickstart', () => {
     expect(await refusesConnections(Number(redis?.[1]))).toBe(true);
   });
 
-  it('with DATABASE_URL / REDIS_URL and --config: uses them, stops on Ctrl-C, drops the slot it created', async () => {
+  /** The user's own tables: a `users` of another shape, with rows and the default REPLICA IDENTITY. */
+  async function userDatabase(): Promise<{
+    url: string;
+    name: string;
+    snapshot(): Promise<unknown>;
+    drop(): Promise<void>;
+  }> {
+    const database = await createIsolatedDatabase(inject('services').databaseUrl, 'cli_quickstart');
+    const query = async <T extends pg.QueryResultRow>(sql: string): Promise<T[]> => {
+      const db = new pg.Client({ connectionString: database.url });
+      await db.connect();
+      try {
+        return (await db.query<T>(sql)).rows;
+      } finally {
+        await db.end();
+      }
+    };
+    await query(
+      "CREATE TABLE users (id bigint PRIMARY KEY, email text, name text); INSERT INTO users VALUES (1, 'mine@corp', 'Mine'), (2, 'yours@corp', 'Yours')",
+    );
+    const snapshot = async (): Promise<unknown> => ({
+      users: await query('SELECT * FROM public.users ORDER BY id'),
+      identity: await query("SELECT relreplident FROM pg_class WHERE oid = 'public.users'::regclass"),
+      tables: await query(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2",
+      ),
+      schemas: await query("SELECT nspname FROM pg_namespace WHERE nspname = 'walpurge_demo'"),
+      slots: await query('SELECT slot_name FROM pg_replication_slots WHERE database = current_database()'),
+      publications: await query('SELECT pubname FROM pg_publication'),
+    });
+    return { url: database.url, name: database.name, snapshot, drop: () => database.drop() };
+  }
+
+  it("in a user's database: asks first, works only in its own schema, and leaves the user's tables, slots and keys as they were", async () => {
     const services = inject('services');
-    const database = await createIsolatedDatabase(services.databaseUrl, 'cli_quickstart');
+    const database = await userDatabase();
     const dir = mkdtempSync(join(tmpdir(), 'walpurge-quickstart-'));
     const slot = uniqueName('quickstart');
     const redis = new Redis(services.redisUrl);
     try {
+      const before = await database.snapshot();
+      expect(before).toMatchObject({
+        schemas: [],
+        slots: [],
+        publications: [],
+        identity: [{ relreplident: 'd' }],
+      });
       // The example rules, with a slot and key prefix of their own on the shared servers.
       const config = join(dir, 'walpurge.yaml');
       const example = readFileSync(exampleConfigPath, 'utf8');
@@ -84,46 +124,93 @@ describe('walpurge quickstart', () => {
         .replace('  url: ${REDIS_URL}\n', `  url: \${REDIS_URL}\n  keyPrefix: '${slot}:'\n`);
       expect(own).toContain(`keyPrefix: '${slot}:'`);
       writeFileSync(config, own);
+      const env = { DATABASE_URL: database.url, REDIS_URL: services.redisUrl };
 
-      const quickstart = spawnWalpurge(['quickstart', '--config', config, '--interval', '0.1'], {
-        DATABASE_URL: database.url,
-        REDIS_URL: services.redisUrl,
-      });
+      // No terminal to ask on and no --yes: it says what it would create, and creates nothing.
+      const refused = spawnWalpurge(['quickstart', '--config', config, '--duration', '1'], env);
+      children.push(refused);
+      expect(await refused.exited, refused.output()).toBe(2);
+      expect(refused.output()).toContain('quickstart did not start the database at 127.0.0.1:');
+      expect(refused.output()).toContain(`logical replication slot ${slot}`);
+      expect(refused.output()).toContain('schema walpurge_demo');
+      expect(refused.output()).toContain('pass --yes');
+      expect(await database.snapshot()).toEqual(before);
+
+      const quickstart = spawnWalpurge(['quickstart', '--config', config, '--interval', '0.1', '--yes'], env);
       children.push(quickstart);
       await waitFor(
         'a few invalidations',
         async () => (quickstart.stdout().match(INVALIDATION) ?? []).length >= 6,
-        {
-          timeoutMs: 30_000,
-        },
+        { timeoutMs: 30_000 },
       );
       quickstart.child.kill('SIGINT');
       expect(await quickstart.exited, quickstart.output()).toBe(0);
       const stdout = quickstart.stdout();
       expect(stdout).not.toContain('started PostgreSQL');
       expect(stdout).toContain('  using DATABASE_URL (127.0.0.1:');
+      expect(stdout).toContain('  demo schema walpurge_demo ready');
       expect(stdout).toContain('Updating demo rows; each line is one invalidation (Ctrl-C to stop):');
       checkDemoOutput(stdout);
 
-      const db = new pg.Client({ connectionString: database.url });
-      await db.connect();
-      try {
-        const slots = await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
-        expect(slots.rowCount).toBe(0);
-        // Its slot history went with it: a second demo run may start a fresh slot.
-        const history = await db.query('SELECT 1 FROM walpurge_slot_history WHERE slot_name = $1', [slot]);
-        expect(history.rowCount).toBe(0);
-        const products = await db.query('SELECT count(*)::int AS n FROM products');
-        expect(products.rows[0]).toEqual({ n: 6 });
-      } finally {
-        await db.end();
-      }
-      // The demo's keys lived under the configured prefix, and the purges left none of the product ones.
-      expect(await redis.exists(`${slot}:demo:product:1`)).toBe(0);
+      // The user's table, its REPLICA IDENTITY, every other table, slot and publication: as before.
+      // The demo's schema (with walpurge's state tables), slot and publication are gone.
+      expect(await database.snapshot()).toEqual(before);
+      // The demo's cache keys lived under the configured prefix and were removed at the end.
+      expect(await redis.keys(`${slot}:*`)).toEqual([]);
     } finally {
       const keys = await redis.keys(`${slot}:*`);
       if (keys.length > 0) await redis.unlink(...keys);
       redis.disconnect();
+      await database.drop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('exits 1, not 0, when walpurge stops on a fatal error mid-demo (its slot dropped under it)', async () => {
+    const services = inject('services');
+    const database = await userDatabase();
+    const slot = uniqueName('quickstart');
+    const dir = mkdtempSync(join(tmpdir(), 'walpurge-quickstart-'));
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    try {
+      const config = join(dir, 'walpurge.yaml');
+      writeFileSync(
+        config,
+        readFileSync(exampleConfigPath, 'utf8')
+          .replace('slot: walpurge_demo', `slot: ${slot}`)
+          .replace('publication: walpurge_demo', `publication: ${slot}`)
+          .replace('  url: ${REDIS_URL}\n', `  url: \${REDIS_URL}\n  keyPrefix: '${slot}:'\n`),
+      );
+      const quickstart = spawnWalpurge(['quickstart', '--config', config, '--interval', '0.1', '--yes'], {
+        DATABASE_URL: database.url,
+        REDIS_URL: services.redisUrl,
+      });
+      children.push(quickstart);
+      await waitFor('an invalidation', async () => INVALIDATION.test(quickstart.stdout()), {
+        timeoutMs: 30_000,
+      });
+      INVALIDATION.lastIndex = 0;
+      // Someone drops the slot: the listener's reconnect finds it gone and refuses to go on.
+      await waitFor(
+        'the slot dropped',
+        async () => {
+          await admin.query(
+            'SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active',
+            [slot],
+          );
+          const dropped = await admin.query(
+            'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
+            [slot],
+          );
+          return dropped.rowCount === 1;
+        },
+        { timeoutMs: 20_000 },
+      );
+      expect(await quickstart.exited, quickstart.output()).toBe(1);
+      expect(quickstart.output()).toContain('walpurge stopped:');
+    } finally {
+      await admin.end();
       await database.drop();
       rmSync(dir, { recursive: true, force: true });
     }

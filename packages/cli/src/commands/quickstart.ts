@@ -2,13 +2,19 @@ import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { parseConfigText } from '@walpurge/config';
 import { createLogger, sleep } from '@walpurge/core';
-import { historyTableSql } from '@walpurge/listener';
 import { compileRules } from '@walpurge/rules';
 import { readFile } from 'node:fs/promises';
 import { ExitCode, UsageError, writeLine, type CliIo } from '../cli-io.js';
-import { stringOption, type CommandSpec } from '../command.js';
+import { stringOption, type CommandSpec, type OptionValues } from '../command.js';
 import { provideDemoStack, type DemoStack } from '../quickstart/local-stack.js';
-import { exampleConfigPath, readDemoSchema } from '../quickstart/demo-files.js';
+import { exampleConfigPath } from '../quickstart/demo-files.js';
+import {
+  DEMO_SCHEMA,
+  demoFootprint,
+  describeFootprint,
+  prepareDemoSchema,
+} from '../quickstart/demo-database.js';
+import { dropDemoObjects, removeDemoKeys, type DemoLeftovers } from '../quickstart/demo-cleanup.js';
 import { DemoWriter } from '../quickstart/demo-writer.js';
 import { InvalidationReport } from '../quickstart/invalidation-report.js';
 import { startWalpurge, type RunningWalpurge } from '../run/start-walpurge.js';
@@ -42,11 +48,36 @@ function interruption(io: CliIo): { promise: Promise<void>; dispose(): void } {
   return { promise, dispose: () => dispose() };
 }
 
+/** How long walpurge may take to become ready before the demo gives up (exit 1). */
+const READY_TIMEOUT_MS = 30_000;
+
+/**
+ * Consent before creating anything in a database quickstart did not start: --yes, or a typed yes on
+ * a terminal; without a terminal, a usage error (exit 2) that says what would have been created.
+ */
+async function consentToCreate(
+  io: CliIo,
+  options: OptionValues,
+  where: string,
+  what: string[],
+): Promise<boolean> {
+  const listing = what.map((line) => `    ${line}`).join('\n');
+  if (options['yes'] === true) return true;
+  if (!io.prompt)
+    throw new UsageError(
+      `quickstart did not start the database at ${where}, and would create in it:\n${listing}\npass --yes to allow it (everything it creates is dropped when the demo stops)`,
+      'quickstart',
+    );
+  writeLine(io.stdout, `  quickstart did not start the database at ${where}; it will create:\n${listing}`);
+  const answer = await io.prompt('  and drop them when the demo stops. Go ahead? [y/N] ');
+  return /^y(es)?$/i.test(answer.trim());
+}
+
 export const quickstartCommand: CommandSpec = {
   name: 'quickstart',
   summary:
     'See walpurge work: local PostgreSQL + Redis, demo schema, embedded mode, a writer, live invalidations.',
-  usage: 'walpurge quickstart [--duration SECONDS] [--interval SECONDS] [--config FILE]',
+  usage: 'walpurge quickstart [--duration SECONDS] [--interval SECONDS] [--config FILE] [--yes]',
   options: {
     duration: {
       type: 'string',
@@ -68,14 +99,27 @@ export const quickstartCommand: CommandSpec = {
         'Rules and connections to use instead of examples/walpurge.yaml (transport is forced to inline).',
       valueName: 'FILE',
     },
+    yes: {
+      type: 'boolean',
+      short: 'y',
+      description:
+        'Allow creating the demo schema, slot and publication in a database quickstart did not start (no prompt).',
+    },
     'http-port': { ...httpPortOption, default: '0' },
     'log-level': { ...logLevelOption, default: 'error' },
   },
   details: `With no DATABASE_URL / REDIS_URL in the environment it starts a throw-away PostgreSQL (wal_level=logical)
 and Redis from the binaries on this machine; with them set it uses those. It creates the demo
-tables of examples/demo/schema.sql, runs walpurge in embedded mode with the rules of
-examples/walpurge.yaml, and updates rows (after caching the entries they map to) while it prints
-each invalidation with its commit→purge latency. Ctrl-C (or --duration) stops everything it started.`,
+tables of examples/demo/schema.sql in their own schema, ${DEMO_SCHEMA} (walpurge's state tables go
+there too), runs walpurge in embedded mode with the rules of examples/walpurge.yaml, and updates rows
+(after caching the entries they map to) while it prints each invalidation with its commit→purge
+latency. Ctrl-C (or --duration) stops everything it started.
+
+In a database it did not start, it first lists what it would create (the schema, a replication slot,
+a publication for the demo's tables only) and asks; without a terminal it needs --yes. At the end it
+drops exactly what it created, and removes the Redis keys its writer filled; it never alters or
+writes a table outside ${DEMO_SCHEMA}. It exits 1 when walpurge stops on a fatal error or is not ready
+within ${READY_TIMEOUT_MS / 1000} s.`,
   async run({ io, options }) {
     const duration = parsePositive(stringOption(options, 'duration'), 'duration');
     const interval = parsePositive(stringOption(options, 'interval'), 'interval') ?? 0.5;
@@ -96,7 +140,8 @@ each invalidation with its commit→purge latency. Ctrl-C (or --duration) stops 
     let running: RunningWalpurge | undefined;
     let db: pg.Client | undefined;
     let redis: Redis | undefined;
-    const slotCreatedHere: { url?: string; slot?: string; historyTable?: string } = {};
+    let writer: DemoWriter | undefined;
+    let leftovers: DemoLeftovers | undefined;
     try {
       for (const line of stack.started) say(`  started ${line}`);
       if (stack.started.length < 2)
@@ -111,24 +156,37 @@ each invalidation with its commit→purge latency. Ctrl-C (or --duration) stops 
           DATABASE_URL: stack.databaseUrl,
           REDIS_URL: stack.redisUrl,
           WALPURGE_TRANSPORT: 'inline',
+          WALPURGE_DEMO_SCHEMA: DEMO_SCHEMA,
         },
       });
-      const config = { ...loaded.config, transport: 'inline' as const };
-      if (!config.database || !config.redis)
+      if (!loaded.config.database || !loaded.config.redis)
         throw new UsageError(`${configPath} needs database and redis sections`, 'quickstart');
+      // walpurge's own state tables live in the demo schema too, so nothing lands in the user's.
+      const database = {
+        ...loaded.config.database,
+        slotHistoryTable: `${DEMO_SCHEMA}.walpurge_slot_history`,
+        deadLetterTable: `${DEMO_SCHEMA}.walpurge_dead_letters`,
+        cdnQueueTable: `${DEMO_SCHEMA}.walpurge_cdn_queue`,
+      };
+      const config = { ...loaded.config, database, redis: loaded.config.redis, transport: 'inline' as const };
 
-      db = await connectDatabase(config.database.url);
-      await db.query(await readDemoSchema());
-      const existing = await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [
-        config.database.slot,
-      ]);
-      if (existing.rowCount === 0)
-        Object.assign(slotCreatedHere, {
-          url: config.database.url,
-          slot: config.database.slot,
-          historyTable: config.database.slotHistoryTable,
-        });
-      say(`  demo schema ready (examples/demo/schema.sql); rules: ${configPath}`);
+      db = await connectDatabase(database.url);
+      if (database.url !== stack.startedDatabaseUrl) {
+        const footprint = await demoFootprint(db, database.slot, database.publication);
+        const what = describeFootprint(footprint, database.slot, database.publication);
+        if (!(await consentToCreate(io, options, describeDatabase(database.url), what))) {
+          writeLine(io.stderr, 'not confirmed; nothing created');
+          return ExitCode.Failure;
+        }
+        leftovers = {
+          footprint,
+          slot: database.slot,
+          publication: database.publication,
+          historyTable: database.slotHistoryTable,
+        };
+      }
+      await prepareDemoSchema(db);
+      say(`  demo schema ${DEMO_SCHEMA} ready (examples/demo/schema.sql); rules: ${configPath}`);
       if (!config.cdn)
         say("  no cdn section: the rules' CDN entries are computed (see walpurge explain) but not sent");
 
@@ -154,8 +212,19 @@ each invalidation with its commit→purge latency. Ctrl-C (or --duration) stops 
       say(
         `  walpurge running in embedded mode (transport: inline); metrics on http://127.0.0.1:${running.opsPort}/metrics`,
       );
-      const readyBy = Date.now() + 30_000;
-      while (!running.isReady() && Date.now() < readyBy) await sleep(50);
+      let fatal: string | undefined;
+      void running.fatal.then((error) => (fatal = error.message));
+      const readyBy = Date.now() + READY_TIMEOUT_MS;
+      while (!running.isReady() && fatal === undefined && Date.now() < readyBy) await sleep(50);
+      if (!running.isReady()) {
+        writeLine(
+          io.stderr,
+          fatal !== undefined
+            ? `walpurge stopped: ${fatal}`
+            : `walpurge was not ready within ${READY_TIMEOUT_MS / 1000} s (rerun with --log-level info to see why)`,
+        );
+        return ExitCode.Failure;
+      }
       say('');
       say(
         duration
@@ -163,7 +232,7 @@ each invalidation with its commit→purge latency. Ctrl-C (or --duration) stops 
           : 'Updating demo rows; each line is one invalidation (Ctrl-C to stop):',
       );
 
-      const writer = new DemoWriter(db, redis, config.redis.keyPrefix);
+      writer = new DemoWriter(db, redis, config.redis.keyPrefix);
       const deadline = duration ? Date.now() + duration * 1000 : Number.POSITIVE_INFINITY;
       let stopped = false;
       void stop.promise.then(() => (stopped = true));
@@ -188,25 +257,22 @@ each invalidation with its commit→purge latency. Ctrl-C (or --duration) stops 
       quiet = true;
       say('');
       say(report.summary());
+      if (fatal !== undefined) {
+        writeLine(io.stderr, `walpurge stopped: ${fatal}`);
+        return ExitCode.Failure;
+      }
       return ExitCode.Ok;
     } finally {
       quiet = true;
       stop.dispose();
       say('cleaning up…');
       await running?.stop().catch(() => {});
-      if (db && slotCreatedHere.slot && stack.started.every((line) => !line.startsWith('PostgreSQL'))) {
-        // Do not leave a slot retaining WAL in the user's own database. The demo's slot history goes
-        // with it: the next demo run starts a fresh slot instead of refusing the missing one.
-        const demoSlot = slotCreatedHere.slot;
-        const historyTable = historyTableSql(slotCreatedHere.historyTable ?? 'walpurge_slot_history');
-        const dropped = await dropSlotOnceReleased(db, demoSlot).catch(() => false);
-        if (dropped)
-          await db.query(`DELETE FROM ${historyTable} WHERE slot_name = $1`, [demoSlot]).catch(() => {});
-        else
-          say(
-            `warning: the demo's replication slot ${demoSlot} could not be dropped and retains WAL: drop it with SELECT pg_drop_replication_slot('${demoSlot}')`,
-          );
-      }
+      // In servers the demo started, everything goes with them; in the user's, only what it made.
+      if (db && leftovers) await dropDemoObjects(db, leftovers, say);
+      if (redis && writer && !stack.startedRedisUrl)
+        await removeDemoKeys(redis, writer.filledKeys).catch(() => {
+          say(`warning: the demo's cache keys could not be removed from REDIS_URL (they start with demo:)`);
+        });
       await db?.end().catch(() => {});
       redis?.disconnect();
       await stack.stop();
@@ -214,29 +280,3 @@ each invalidation with its commit→purge latency. Ctrl-C (or --duration) stops 
     }
   },
 };
-
-/**
- * Drops the demo's slot once the server has released it: the listener's stop closes its connection,
- * but the walsender serving it can hold the slot a moment longer, and a slot left behind would
- * retain WAL in the user's database. True when it is gone.
- */
-async function dropSlotOnceReleased(db: pg.Client, slot: string, timeoutMs = 10_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { rows } = await db.query<{ active: boolean }>(
-      'SELECT active FROM pg_replication_slots WHERE slot_name = $1',
-      [slot],
-    );
-    const found = rows[0];
-    if (!found) return true;
-    if (!found.active) {
-      const dropped = await db.query(
-        'SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
-        [slot],
-      );
-      if (dropped.rowCount === 1) return true;
-    }
-    if (Date.now() >= deadline) return false;
-    await sleep(100);
-  }
-}

@@ -23,6 +23,8 @@ const ACTIONS = ['price', 'price', 'sku', 'email', 'bio', 'category'] as const;
 
 export class DemoWriter {
   private step = 0;
+  /** Every Redis key this writer filled (entries and tag sets), so a user's Redis can be cleaned. */
+  readonly filledKeys = new Set<string>();
 
   constructor(
     private readonly db: pg.Client,
@@ -32,10 +34,15 @@ export class DemoWriter {
 
   private async cache(keys: string[], members: Record<string, string[]> = {}): Promise<void> {
     const batch = this.redis.multi();
-    for (const key of keys) batch.set(`${this.keyPrefix}${key}`, JSON.stringify({ cachedAt: Date.now() }));
+    const fill = (key: string, value: string): void => {
+      batch.set(key, value);
+      this.filledKeys.add(key);
+    };
+    for (const key of keys) fill(`${this.keyPrefix}${key}`, JSON.stringify({ cachedAt: Date.now() }));
     for (const [tag, tagged] of Object.entries(members)) {
-      for (const member of tagged) batch.set(`${this.keyPrefix}${member}`, '{}');
+      for (const member of tagged) fill(`${this.keyPrefix}${member}`, '{}');
       batch.sadd(`${this.keyPrefix}tag:${tag}`, ...tagged);
+      this.filledKeys.add(`${this.keyPrefix}tag:${tag}`);
     }
     await batch.exec();
   }

@@ -26,6 +26,10 @@ export interface DemoStack {
   redisUrl: string;
   /** What this process started ("PostgreSQL 127.0.0.1:5433 (wal_level=logical)"), for the banner. */
   started: string[];
+  /** Set when this process started the PostgreSQL (anything else is the user's and needs consent). */
+  startedDatabaseUrl?: string;
+  /** Set when this process started the Redis. */
+  startedRedisUrl?: string;
   /** Stops only what it started; idempotent. */
   stop(): Promise<void>;
 }
@@ -63,7 +67,14 @@ export async function provideDemoStack(
     const redisUrl = givenRedis ?? redis?.url;
     if (!databaseUrl || !redisUrl) throw new Error('no database or Redis URL');
     let stopped: Promise<void> | undefined;
-    return { databaseUrl, redisUrl, started, stop: () => (stopped ??= stop()) };
+    return {
+      databaseUrl,
+      redisUrl,
+      started,
+      ...(postgres ? { startedDatabaseUrl: postgres.url } : {}),
+      ...(redis ? { startedRedisUrl: redis.url } : {}),
+      stop: () => (stopped ??= stop()),
+    };
   } catch (error) {
     await stop();
     throw error;
