@@ -8,6 +8,8 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { createIsolatedDatabase, uniqueName, waitFor } from '@walpurge/testing';
 import { exampleConfigPath } from './quickstart/demo-files.js';
 import { spawnWalpurge, type WalpurgeProcess } from './testing/walpurge-process.js';
+import { captureIo } from './testing/capture-io.js';
+import { runCli } from './cli.js';
 
 /** `walpurge quickstart` (what `npm start` runs) as a user runs it: a real process, its terminal output. */
 const children: WalpurgeProcess[] = [];
@@ -163,6 +165,26 @@ describe('walpurge quickstart', () => {
       redis.disconnect();
       await database.drop();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('on a terminal it asks, and an answer other than yes creates nothing', async () => {
+    const services = inject('services');
+    const database = await userDatabase();
+    try {
+      const before = await database.snapshot();
+      const questions: string[] = [];
+      const io = captureIo(
+        { DATABASE_URL: database.url, REDIS_URL: services.redisUrl },
+        { prompt: async (question) => (questions.push(question), 'n') },
+      );
+      expect(await runCli(['quickstart', '--duration', '1'], io), io.err()).toBe(1);
+      expect(questions).toEqual(['  and drop them when the demo stops. Go ahead? [y/N] ']);
+      expect(io.out()).toContain('logical replication slot walpurge_demo');
+      expect(io.err()).toContain('not confirmed; nothing created');
+      expect(await database.snapshot()).toEqual(before);
+    } finally {
+      await database.drop();
     }
   });
 
