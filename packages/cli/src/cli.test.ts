@@ -176,7 +176,7 @@ describe('walpurge validate (static checks)', () => {
       name: 'unset environment variable',
       file: () => configFile('env.yaml', 'database:\n  url: ${DATABASE_URL}\n'),
       stderr: (f) =>
-        `${f}: 1 problem\n  ${f}:2:8: environment variable DATABASE_URL is not set (write \${DATABASE_URL:-default} for a default)\nhint: export the variables or give defaults\n`,
+        `${f}: 1 problem\n  ${f}:2:8: environment variable DATABASE_URL is not set (write \${DATABASE_URL:-default} for a default, or set DATABASE_URL_FILE to a file holding it)\nhint: export the variables, give defaults, or fix the secret files\n`,
     },
     {
       name: 'kafka transport without a kafka section',
@@ -190,6 +190,17 @@ describe('walpurge validate (static checks)', () => {
     const io = captureIo(env);
     expect(await runCli(['validate', '--config', path], io)).toBe(1);
     expect(io.err()).toBe(stderr(path));
+  });
+
+  it('reads the whole configuration from WALPURGE_CONFIG_YAML, and refuses it beside --config', async () => {
+    const text = 'database:\n  url: ${DATABASE_URL}\n';
+    const io = captureIo({ WALPURGE_CONFIG_YAML: text });
+    expect(await runCli(['validate'], io)).toBe(1);
+    expect(io.err()).toContain('$WALPURGE_CONFIG_YAML:2:8: environment variable DATABASE_URL is not set');
+
+    const both = captureIo({ WALPURGE_CONFIG_YAML: text, WALPURGE_CONFIG: join(dir, 'other.yaml') });
+    expect(await runCli(['validate'], both)).toBe(2);
+    expect(both.err()).toContain('both --config (or WALPURGE_CONFIG) and WALPURGE_CONFIG_YAML are set');
   });
 
   it('reads --config from WALPURGE_CONFIG', async () => {

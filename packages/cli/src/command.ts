@@ -134,9 +134,9 @@ export const EXIT_CODES_HELP = 'Exit codes: 0 ok; 1 problems found or failure; 2
 export const configOption: OptionSpec = {
   type: 'string',
   short: 'c',
-  description: 'Path of walpurge.yaml.',
+  description:
+    'Path of walpurge.yaml (default: ./walpurge.yaml, unless WALPURGE_CONFIG_YAML holds the configuration itself).',
   env: 'WALPURGE_CONFIG',
-  default: 'walpurge.yaml',
   valueName: 'FILE',
 };
 

@@ -1,8 +1,33 @@
-import { loadConfig, type LoadedConfig } from '@walpurge/config';
-import type { CliIo } from './cli-io.js';
+import { loadConfig, parseConfigText, type LoadedConfig } from '@walpurge/config';
+import { UsageError, type CliIo } from './cli-io.js';
 import { stringOption, type OptionValues } from './command.js';
 
-/** Loads --config (or WALPURGE_CONFIG, or ./walpurge.yaml) with ${VAR} substitution from the CLI's env. */
-export function loadCliConfig(options: OptionValues, io: CliIo): Promise<LoadedConfig> {
-  return loadConfig(stringOption(options, 'config') ?? 'walpurge.yaml', { env: io.env });
+/** The environment variable that may hold the whole walpurge.yaml, for platforms without volumes. */
+export const CONFIG_TEXT_VARIABLE = 'WALPURGE_CONFIG_YAML';
+
+export interface CliConfigOptions {
+  /** Sections the running role never reads; see SECTIONS_NOT_READ_BY. */
+  unusedSections?: ReadonlySet<string>;
+}
+
+/**
+ * Loads --config (or WALPURGE_CONFIG), else the YAML text of WALPURGE_CONFIG_YAML, else
+ * ./walpurge.yaml, with ${VAR} substitution from the CLI's env.
+ */
+export function loadCliConfig(
+  options: OptionValues,
+  io: CliIo,
+  { unusedSections }: CliConfigOptions = {},
+): Promise<LoadedConfig> {
+  const parse = { env: io.env, ...(unusedSections ? { unusedSections } : {}) };
+  const file = stringOption(options, 'config');
+  const text = io.env[CONFIG_TEXT_VARIABLE];
+  if (text !== undefined && text.trim() !== '') {
+    if (file !== undefined)
+      throw new UsageError(
+        `both --config (or WALPURGE_CONFIG) and ${CONFIG_TEXT_VARIABLE} are set: give the configuration one way`,
+      );
+    return Promise.resolve().then(() => parseConfigText(text, `$${CONFIG_TEXT_VARIABLE}`, parse));
+  }
+  return loadConfig(file ?? 'walpurge.yaml', parse);
 }

@@ -83,6 +83,62 @@ rules: []
     ]);
   });
 
+  it('reads secrets from files: ${file:/path}, and VAR_FILE for an unset ${VAR}', () => {
+    const files: Record<string, string> = { '/run/secrets/db': 'postgres://app:s3cret@db/app' };
+    const readSecretFile = (path: string): string => {
+      const found = files[path];
+      if (found === undefined) throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
+      return found;
+    };
+    const text = 'database:\n  url: ${file:/run/secrets/db}\nredis:\n  url: ${REDIS_URL}\n';
+    const { config } = parseConfigText(text, 'walpurge.yaml', {
+      env: { REDIS_URL_FILE: '/run/secrets/db' },
+      readSecretFile,
+    });
+    expect(config.database?.url).toBe('postgres://app:s3cret@db/app');
+    expect(config.redis?.url).toBe('postgres://app:s3cret@db/app');
+
+    const error = problemsOf(() =>
+      parseConfigText(text.replace('/run/secrets/db}', '/run/secrets/gone}'), 'walpurge.yaml', {
+        env: { REDIS_URL_FILE: '/run/secrets/missing' },
+        readSecretFile,
+      }),
+    );
+    expect(error.code).toBe('WP_CONFIG_ENV_MISSING');
+    expect(error.problems.map((p) => [p.line, p.message])).toEqual([
+      [2, 'cannot read /run/secrets/gone: ENOENT'],
+      [4, 'cannot read /run/secrets/missing (named by REDIS_URL_FILE): ENOENT'],
+    ]);
+  });
+
+  it('leaves out, and reports, a section the caller never reads whose variables are unset', () => {
+    const text = [
+      'transport: kafka',
+      'database:',
+      '  url: ${DATABASE_URL}',
+      'kafka:',
+      "  brokers: ['${KAFKA_BROKERS}']",
+      'flusher:',
+      '  queueRedisUrl: ${QUEUE_REDIS_URL}',
+    ].join('\n');
+    const env = { DATABASE_URL: 'postgres://db/app', KAFKA_BROKERS: 'kafka:9092' };
+    const listener = parseConfigText(text, 'walpurge.yaml', { env, unusedSections: new Set(['flusher']) });
+    expect(listener.config.flusher).toBeUndefined();
+    expect(listener.skippedSections).toEqual([{ section: 'flusher', variables: ['QUEUE_REDIS_URL'] }]);
+    // Read sections still need their variables; an unread section whose variables are set stays.
+    const refused = problemsOf(() =>
+      parseConfigText(text, 'walpurge.yaml', { env: {}, unusedSections: new Set(['flusher']) }),
+    );
+    expect(refused.problems.map((p) => p.line)).toEqual([3, 5]);
+    // A section left out on purpose is not reported missing (transport: kafka, for a flusher).
+    const flusher = parseConfigText(text, 'walpurge.yaml', {
+      env: { DATABASE_URL: 'postgres://db/app', QUEUE_REDIS_URL: 'redis://queue:6379' },
+      unusedSections: new Set(['kafka', 'cdn']),
+    });
+    expect(flusher.config.kafka).toBeUndefined();
+    expect(flusher.skippedSections).toEqual([{ section: 'kafka', variables: ['KAFKA_BROKERS'] }]);
+  });
+
   it('reports YAML syntax errors with their line', () => {
     const error = problemsOf(() =>
       parseConfigText('rules:\n  - table: [a\n  x: 1\n', 'bad.yaml', { env: {} }),

@@ -3,20 +3,38 @@ import { isMap, isScalar, LineCounter, parseDocument, Scalar, visit, type Docume
 import type { z } from 'zod';
 import { ErrorCode } from '@walpurge/core';
 import { ConfigError, formatPath, type ConfigProblem } from './config-error.js';
-import { substituteEnv } from './env-substitution.js';
+import { substituteEnv, type SecretFileReader } from './env-substitution.js';
 import { crossSectionProblems, WalpurgeConfig } from './schema/index.js';
 
 export interface LoadedConfig<T = WalpurgeConfig> {
   config: T;
   file: string;
+  /**
+   * Sections left out because a variable they need is not set and the caller said it does not read
+   * them (`ParseOptions.unusedSections`), with those variables: for a log line, never silent.
+   */
+  skippedSections: SkippedSection[];
   /** Line/column of a config path, for errors found later (e.g. against the live schema). */
   locate(path: ReadonlyArray<PropertyKey>): { line: number; column: number } | undefined;
   /** A located problem at `path`, ready to put into a ConfigError. */
   problemAt(path: ReadonlyArray<PropertyKey>, message: string): ConfigProblem;
 }
 
+export interface SkippedSection {
+  section: string;
+  variables: string[];
+}
+
 export interface ParseOptions {
   env?: Record<string, string | undefined>;
+  /**
+   * Top-level sections the caller never reads (a role's process). One of them whose `${VAR}`s are
+   * not all set is left out instead of refused, so e.g. a listener pod needs no queue Redis URL.
+   * Set variables are substituted as usual and the section is validated.
+   */
+  unusedSections?: ReadonlySet<string>;
+  /** Reads `${file:…}` and `*_FILE` secrets; default: the file system. */
+  readSecretFile?: SecretFileReader;
 }
 
 function locator(doc: Document, lineCounter: LineCounter) {
@@ -102,29 +120,51 @@ export function parseConfigText<S extends z.ZodType = typeof WalpurgeConfig>(
   // Substituted values stay strings (a password of digits is still a password); those that look
   // like a number or boolean are retyped below only where the schema asks for one.
   const substituted = new Set<Scalar>();
-  visit(doc, {
-    Scalar(key, node, path) {
-      if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return;
-      const { value, missing } = substituteEnv(node.value, env);
-      const pos = node.range ? lineCounter.linePos(node.range[0]) : undefined;
-      for (const variable of missing) {
-        envProblems.push({
-          path: '',
-          message: `environment variable ${variable.name} is not set (write \${${variable.name}:-default} for a default)`,
-          ...(pos ? { line: pos.line, column: pos.col } : {}),
-        });
-      }
-      void path;
-      node.value = value;
-      if (node.type === Scalar.PLAIN) substituted.add(node);
-    },
-  });
+  const unusedSections = options.unusedSections ?? new Set<string>();
+  const skippedSections: SkippedSection[] = [];
+  const sections = isMap(doc.contents) ? [...doc.contents.items] : [];
+  for (const pair of sections) {
+    const section = isScalar(pair.key) ? String(pair.key.value) : '';
+    const missingHere: ConfigProblem[] = [];
+    const missingNames = new Set<string>();
+    visit(pair.value as Parameters<typeof visit>[0], {
+      Scalar(key, node) {
+        if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return;
+        const { value, missing, unreadable } = substituteEnv(node.value, env, options.readSecretFile);
+        const pos = node.range ? lineCounter.linePos(node.range[0]) : undefined;
+        const at = pos ? { line: pos.line, column: pos.col } : {};
+        for (const variable of missing) {
+          missingNames.add(variable.name);
+          missingHere.push({
+            path: '',
+            message: `environment variable ${variable.name} is not set (write \${${variable.name}:-default} for a default, or set ${variable.name}_FILE to a file holding it)`,
+            ...at,
+          });
+        }
+        for (const file of unreadable) {
+          envProblems.push({
+            path: '',
+            message: `cannot read ${file.path}${file.variable ? ` (named by ${file.variable}_FILE)` : ''}: ${file.reason}`,
+            ...at,
+          });
+        }
+        node.value = value;
+        if (node.type === Scalar.PLAIN) substituted.add(node);
+      },
+    });
+    if (missingHere.length === 0) continue;
+    if (unusedSections.has(section)) {
+      doc.delete(section);
+      skippedSections.push({ section, variables: [...missingNames] });
+    } else envProblems.push(...missingHere);
+  }
   if (envProblems.length > 0) {
+    envProblems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
     throw new ConfigError(
       ErrorCode.ConfigEnvMissing,
       file,
       envProblems,
-      'export the variables or give defaults',
+      'export the variables, give defaults, or fix the secret files',
     );
   }
 
@@ -137,7 +177,10 @@ export function parseConfigText<S extends z.ZodType = typeof WalpurgeConfig>(
   }
   const problems = result.success ? [] : issuesToProblems(result.error.issues, locate);
   if (!options.schema) {
+    // A section left out on purpose is not missing (transport: kafka without kafka, for a flusher).
+    const skipped = new Set(skippedSections.map((skip) => skip.section));
     for (const extra of crossSectionProblems(raw)) {
+      if (skipped.has(String(extra.path[0]))) continue;
       problems.push({ path: formatPath(extra.path), message: extra.message, ...locate(extra.path) });
     }
   }
@@ -148,6 +191,7 @@ export function parseConfigText<S extends z.ZodType = typeof WalpurgeConfig>(
   return {
     config: result.data as z.infer<S>,
     file,
+    skippedSections,
     locate: (path) => locate(path),
     problemAt: (path, message) => ({ path: formatPath(path), message, ...locate(path) }),
   };

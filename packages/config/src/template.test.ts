@@ -29,6 +29,7 @@ describe('environment substitution', () => {
     expect(substituteEnv('a${X}b${Y:-dflt}c$${Z}', { X: '1', Y: '' })).toEqual({
       value: 'a1bdfltc${Z}',
       missing: [],
+      unreadable: [],
     });
     expect(substituteEnv('${NOPE}', {}).missing).toEqual([{ name: 'NOPE' }]);
   });

@@ -1,7 +1,7 @@
 import type { WalpurgeConfig } from '@walpurge/config';
 import { configOption, stringOption, type CommandSpec } from '../command.js';
 import { loadCliConfig } from '../load-cli-config.js';
-import { ROLES, type Role } from '../run/roles.js';
+import { ROLES, SECTIONS_NOT_READ_BY, type Role } from '../run/roles.js';
 import { runUntilStopped, startWalpurge } from '../run/start-walpurge.js';
 import { httpPortOption, logLevelOption, parsePort } from './shared-options.js';
 
@@ -29,12 +29,14 @@ invalidator in-process and acknowledges them to PostgreSQL only after their purg
 With transport: kafka the roles talk through Kafka and can run as separate processes.
 SIGTERM/SIGINT drain and stop gracefully (a second signal exits at once).`,
   async run({ io, options }) {
-    const loaded = await loadCliConfig(options, io);
+    const role = (stringOption(options, 'role') ?? 'all') as Role;
+    const loaded = await loadCliConfig(options, io, { unusedSections: SECTIONS_NOT_READ_BY[role] });
     const httpPort = parsePort(options, 'run');
     const logLevel = stringOption(options, 'log-level');
     const running = await startWalpurge({
       config: loaded.config,
-      role: (stringOption(options, 'role') ?? 'all') as Role,
+      role,
+      skippedSections: loaded.skippedSections,
       problemAt: loaded.problemAt,
       configFile: loaded.file,
       ...(httpPort !== undefined ? { httpPort } : {}),

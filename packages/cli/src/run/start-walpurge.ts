@@ -7,7 +7,7 @@ import {
   type Logger,
   type WalpurgeError,
 } from '@walpurge/core';
-import type { WalpurgeConfig } from '@walpurge/config';
+import type { SkippedSection, WalpurgeConfig } from '@walpurge/config';
 import { ExitCode, type CliIo } from '../cli-io.js';
 import { composeServices, type ComposeOptions, type ReadyService } from './compose-services.js';
 import type { Role } from './roles.js';
@@ -34,6 +34,8 @@ export interface StartOptions {
   onPurged?: ComposeOptions['onPurged'];
   problemAt?: ComposeOptions['problemAt'];
   configFile?: string;
+  /** Config sections this role left out (their variables unset), logged at start. */
+  skippedSections?: readonly SkippedSection[];
 }
 
 /** Starts a role's services behind one ops server (/metrics, /healthz, /readyz). Used by `run` and `quickstart`. */
@@ -45,6 +47,11 @@ export async function startWalpurge(options: StartOptions): Promise<RunningWalpu
       level: options.logLevel ?? config.log.level,
       ...(config.log.pretty !== undefined ? { pretty: config.log.pretty } : {}),
     });
+  for (const { section, variables } of options.skippedSections ?? [])
+    logger.info(
+      { section, variables, role: options.role },
+      `config section ${section} left out: role ${options.role} does not read it, and ${variables.join(', ')} ${variables.length === 1 ? 'is' : 'are'} not set`,
+    );
   const registry = createMetricsRegistry();
   let reportFatal: (error: WalpurgeError) => void = () => {};
   const fatal = new Promise<WalpurgeError>((resolve) => {
