@@ -167,6 +167,7 @@ describe('write-behind: one bad row fails alone', () => {
       // Deduplicated in the statement: two rows changed. Without it, PostgreSQL refuses the batch
       // (21000) and the split writes the two ids apart: three.
       expect(await metricValue(flusher.registry, 'walpurge_flusher_rows_applied_total')).toBe(2);
+      expect(await metricValue(flusher.registry, 'walpurge_flusher_batch_splits_total')).toBe(0);
     } finally {
       await f.close();
     }
@@ -177,13 +178,18 @@ describe('write-behind: one bad row fails alone', () => {
     try {
       await f.pool.query(PRICES_DDL);
       await f.pool.query(`INSERT INTO prices (id, value) VALUES (3, 'there')`);
-      await f.startFlusher({ batchDelayMs: 300 });
       const older = await f.client.deleteBehind('prices', { id: 3 });
       const newer = await f.client.deleteBehind('prices', { id: '3.0' });
       expect(newer.rowId).not.toBe(older.rowId);
+      // Accepted before the flusher starts, so both are in its first batch.
+      const flusher = await f.startFlusher({ batchDelayMs: 300 });
       await f.drained(20_000);
       expect(await listFailedWrites({ config: f.config })).toEqual([]);
       expect(await prices(f)).toEqual([]);
+      // Deduplicated in the statement: one batch, one transaction, never halved. Without it the
+      // tombstone upsert touches one row twice (21000) and the split writes the two deletes apart.
+      expect(await metricValue(flusher.registry, 'walpurge_flusher_batches_total')).toBe(1);
+      expect(await metricValue(flusher.registry, 'walpurge_flusher_batch_splits_total')).toBe(0);
       const { rows } = await f.pool.query<{ version: string }>(
         `SELECT version FROM ${f.config.flusher!.tombstoneTable} WHERE table_name = 'public.prices'`,
       );

@@ -186,6 +186,7 @@ class Flusher implements Service {
         this.metrics.batchRows.observe(result.rowsWritten);
         this.metrics.flushDuration.observe(seconds);
         this.metrics.rowsApplied.inc(result.rowsApplied);
+        this.metrics.batchSplits.inc(result.splits);
         if (result.rowsWritten > 0)
           void this.redis?.hincrby(this.layout.stats, 'written', result.rowsWritten).catch(() => undefined);
       },

@@ -41,6 +41,11 @@ export function createFlusherMetrics(registry: Registry) {
       help: 'Row writes PostgreSQL applied (the rest were older than the row it already had).',
       registers,
     }),
+    batchSplits: new Counter({
+      name: 'walpurge_flusher_batch_splits_total',
+      help: 'Batches (or halves of one) PostgreSQL refused for good and that were halved to find the refused row.',
+      registers,
+    }),
     batches: new Counter({ name: 'walpurge_flusher_batches_total', help: 'Batches committed.', registers }),
     batchRows: new Histogram({
       name: 'walpurge_flusher_batch_rows',
