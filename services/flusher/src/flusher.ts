@@ -545,6 +545,8 @@ class Flusher implements Service {
   }
 
   private async refreshMetrics(): Promise<void> {
+    // First: it needs no Redis, and must move while the queue Redis is slow too.
+    this.metrics.batchHeld.set(this.batcher?.heldSeconds() ?? 0);
     const redis = this.redis;
     const queue = this.queue;
     if (!redis || !queue) return;
