@@ -29,6 +29,8 @@ export interface BatchResult {
   rowsWritten: number;
   /** Rows PostgreSQL changed (the rest were older than what it already had). */
   rowsApplied: number;
+  /** Times a refused batch (or part of one) was halved to find the refused row. */
+  splits: number;
 }
 
 /**
@@ -49,7 +51,7 @@ export class BatchWriter {
   ) {}
 
   async write(entries: readonly PendingWrite[]): Promise<BatchResult> {
-    const result: BatchResult = { outcomes: new Map(), rowsWritten: 0, rowsApplied: 0 };
+    const result: BatchResult = { outcomes: new Map(), rowsWritten: 0, rowsApplied: 0, splits: 0 };
     const valid: PendingWrite[] = [];
     for (const entry of entries) {
       const problem = await this.validate(entry);
@@ -78,6 +80,7 @@ export class BatchWriter {
       }
     }
     // Someone in the batch is bad: find out who, keeping everyone else's write.
+    result.splits += 1;
     const half = Math.ceil(entries.length / 2);
     await this.writeOrSplit(entries.slice(0, half), result);
     await this.writeOrSplit(entries.slice(half), result);

@@ -42,6 +42,17 @@ export class Batcher {
   private readonly abort = new AbortController();
   /** Consecutive failed attempts of the batch in flight (0 = healthy). */
   failingAttempts = 0;
+  /**
+   * Since when (epoch ms) the batch in flight has been retried without limit because the database
+   * is unreachable or refuses every write for a server-wide reason: nothing fails, so only this shows
+   * that rows are waiting (walpurge_flusher_batch_held_seconds and its alert).
+   */
+  private heldSinceMs: number | undefined;
+
+  /** Seconds the batch in flight has been held back by an unavailable database or a server-wide error. */
+  heldSeconds(nowMs = Date.now()): number {
+    return this.heldSinceMs === undefined ? 0 : Math.max(0, nowMs - this.heldSinceMs) / 1000;
+  }
 
   constructor(private readonly options: BatcherOptions) {}
 
@@ -163,6 +174,7 @@ export class Batcher {
       try {
         const result = await this.options.write(entries);
         this.failingAttempts = 0;
+        this.heldSinceMs = undefined;
         this.options.onBatch?.(result, Number(process.hrtime.bigint() - began) / 1e9);
         for (const slot of slots) {
           const outcome = result.outcomes.get(slot.entry.rowId) ?? {
@@ -175,16 +187,20 @@ export class Batcher {
       } catch (error) {
         const kind = writeErrorKind(error);
         if (kind === 'permanent') {
+          this.heldSinceMs = undefined;
           // Not row-specific (e.g. schema lookup failed for good): fail the rows, do not spin.
           for (const slot of slots)
             for (const waiter of slot.waiters) waiter.resolve({ ok: false, reason: describeSqlError(error) });
           return undefined;
         }
-        if (kind === 'transient' && !(serverWide && isServerWideError(error))) capped += 1;
+        const unlimited = kind === 'unavailable' || (serverWide && isServerWideError(error));
+        if (kind === 'transient' && !unlimited) capped += 1;
         if (capped >= this.options.maxRetries) {
           this.failingAttempts = 0;
+          this.heldSinceMs = undefined;
           return error ?? new Error('unknown error');
         }
+        if (unlimited) this.heldSinceMs ??= Date.now();
         this.failingAttempts = attempt + 1;
         const delayMs = backoffDelay(attempt, {
           initialMs: this.options.retryInitialMs,
@@ -195,6 +211,7 @@ export class Batcher {
           if (this.abort.signal.aborted) throw new WalpurgeError(ErrorCode.Aborted, 'flusher is stopping');
           await sleep(delayMs, this.abort.signal);
         } catch (aborted) {
+          this.heldSinceMs = undefined;
           for (const slot of slots) for (const waiter of slot.waiters) waiter.reject(aborted);
           return undefined;
         }

@@ -186,6 +186,7 @@ class Flusher implements Service {
         this.metrics.batchRows.observe(result.rowsWritten);
         this.metrics.flushDuration.observe(seconds);
         this.metrics.rowsApplied.inc(result.rowsApplied);
+        this.metrics.batchSplits.inc(result.splits);
         if (result.rowsWritten > 0)
           void this.redis?.hincrby(this.layout.stats, 'written', result.rowsWritten).catch(() => undefined);
       },
@@ -544,6 +545,8 @@ class Flusher implements Service {
   }
 
   private async refreshMetrics(): Promise<void> {
+    // First: it needs no Redis, and must move while the queue Redis is slow too.
+    this.metrics.batchHeld.set(this.batcher?.heldSeconds() ?? 0);
     const redis = this.redis;
     const queue = this.queue;
     if (!redis || !queue) return;

@@ -31,6 +31,11 @@ export function createFlusherMetrics(registry: Registry) {
       help: 'Accepted writes per database row write since the queue was created (higher = more coalescing).',
       registers,
     }),
+    batchHeld: new Gauge({
+      name: 'walpurge_flusher_batch_held_seconds',
+      help: 'How long the batch in flight has been retried without limit because the database is unreachable or refuses every write for a server-wide reason (read-only, disk full, a lock held past lock_timeout); 0 when writes go through.',
+      registers,
+    }),
     rowsFlushed: new Counter({
       name: 'walpurge_flusher_rows_flushed_total',
       help: 'Pending rows written to PostgreSQL and settled by this process.',
@@ -39,6 +44,11 @@ export function createFlusherMetrics(registry: Registry) {
     rowsApplied: new Counter({
       name: 'walpurge_flusher_rows_applied_total',
       help: 'Row writes PostgreSQL applied (the rest were older than the row it already had).',
+      registers,
+    }),
+    batchSplits: new Counter({
+      name: 'walpurge_flusher_batch_splits_total',
+      help: 'Batches (or halves of one) PostgreSQL refused for good and that were halved to find the refused row.',
       registers,
     }),
     batches: new Counter({ name: 'walpurge_flusher_batches_total', help: 'Batches committed.', registers }),

@@ -46,6 +46,21 @@ async function values(f: Fixture): Promise<Record<number, string>> {
   return Object.fromEntries(rows.map((row) => [row.id, row.value]));
 }
 
+/**
+ * The held-back gauge the alert watches: above 0 while the batch waits on the server, back to 0
+ * once it went through.
+ */
+async function heldBack(flusher: Awaited<ReturnType<Fixture['startFlusher']>>, held: boolean): Promise<void> {
+  await waitFor(
+    held ? 'the batch reported held back' : 'the held-back gauge back to 0',
+    async () => {
+      const seconds = await metricValue(flusher.registry, 'walpurge_flusher_batch_held_seconds');
+      return held ? seconds > 0 : seconds === 0;
+    },
+    { timeoutMs: 30_000 },
+  );
+}
+
 /** Until the flusher retried well past its cap (or, wrongly, failed a row). */
 async function retriedPastTheCap(
   f: Fixture,
@@ -72,10 +87,12 @@ describe('write-behind: errors that are not the row never fail it', () => {
       await dropFlusherSession(f);
       await f.client.writeBehind('items', { id: 2, value: 'while read-only', n: null });
       await retriedPastTheCap(f, flusher, 6);
+      await heldBack(flusher, true);
       expect(await listFailedWrites({ config: f.config })).toEqual([]);
       expect(await f.cached('item:2')).toMatchObject({ value: 'while read-only' });
       await admin.query(`ALTER DATABASE ${f.database} RESET default_transaction_read_only`);
       await f.drained(30_000);
+      await heldBack(flusher, false);
       expect(await values(f)).toEqual({ 1: 'before', 2: 'while read-only' });
       expect(await listFailedWrites({ config: f.config })).toEqual([]);
     } finally {
@@ -94,9 +111,11 @@ describe('write-behind: errors that are not the row never fail it', () => {
       await dropFlusherSession(f);
       await f.client.writeBehind('items', { id: 2, value: 'while closed', n: null });
       await retriedPastTheCap(f, flusher, 6);
+      await heldBack(flusher, true);
       expect(await listFailedWrites({ config: f.config })).toEqual([]);
       await admin.query(`ALTER DATABASE ${f.database} ALLOW_CONNECTIONS true`);
       await f.drained(30_000);
+      await heldBack(flusher, false);
       expect(await values(f)).toEqual({ 1: 'before', 2: 'while closed' });
     } finally {
       await admin.query(`ALTER DATABASE ${f.database} ALLOW_CONNECTIONS true`);

@@ -78,7 +78,9 @@ export function checkColumnValue(column: string, info: ColumnInfo, value: unknow
         reason: `column ${column} holds at most ${info.maxLength} characters, got ${[...value].length}`,
       };
     }
-    return { ok: true, value };
+    // citext compares lower-cased: 'Alice' and 'alice' are one key, so they must be one row id
+    // (else one batch's INSERT … ON CONFLICT could touch the row twice, and their order is lost).
+    return { ok: true, value: info.baseType === 'citext' ? value.toLowerCase() : value };
   }
   if (info.category === 'E') {
     return typeof value === 'string' && (info.enumLabels ?? []).includes(value)
