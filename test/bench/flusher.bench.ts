@@ -20,7 +20,7 @@
  */
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { createWriteClient, type WriteClient } from '@walpurge/client';
+import { createWriteClient, type WriteClient } from '@walpurge/client/write';
 import { WalpurgeConfig } from '@walpurge/config';
 import { createLogger, createMetricsRegistry } from '@walpurge/core';
 import { createFlusher } from '@walpurge/flusher';

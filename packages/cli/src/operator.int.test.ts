@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createWriteClient, type WriteClient } from '@walpurge/client';
+import { createWriteClient, type WriteClient } from '@walpurge/client/write';
 import {
   createIsolatedDatabase,
   freePort,

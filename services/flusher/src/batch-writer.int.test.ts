@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { tombstoneTableDdl, type PendingWrite } from '@walpurge/client';
+import { tombstoneTableDdl, type PendingWrite } from '@walpurge/write-behind';
 import { createLogger } from '@walpurge/core';
 import { createIsolatedDatabase, type IsolatedDatabase } from '@walpurge/testing';
 import { BatchWriter } from './batch-writer.js';

@@ -7,7 +7,7 @@ import {
   upsertStatement,
   type PendingWrite,
   type TableShape,
-} from '@walpurge/client';
+} from '@walpurge/write-behind';
 import { isWalpurgeError } from '@walpurge/core';
 import {
   PermanentRowError,
@@ -127,7 +127,7 @@ export class BatchWriter {
       const groups = groupStatements(entries, this.shapes, this.versionColumn, this.tombstoneTable);
       // Every row of the batch locked first, in one statement and one global order (two replicas
       // with the same rows in other orders cannot deadlock), so each statement's snapshot sees a
-      // delete-through that committed meanwhile (see lockBatchRowsStatement in @walpurge/client).
+      // delete-through that committed meanwhile (see lockBatchRowsStatement in @walpurge/write-behind).
       const lock = batchLock(groups, this.shapes);
       await client.query(lock.sql, lock.params);
       let applied = 0;

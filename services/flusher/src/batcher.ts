@@ -1,4 +1,4 @@
-import type { PendingWrite } from '@walpurge/client';
+import type { PendingWrite } from '@walpurge/write-behind';
 import { ErrorCode, WalpurgeError, backoffDelay, sleep, sqlState, type Logger } from '@walpurge/core';
 import type { BatchResult, RowOutcome } from './batch-writer.js';
 import { describeSqlError, isServerWideError, writeErrorKind } from './sql-errors.js';

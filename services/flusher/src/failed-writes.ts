@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { parsePendingWrite, writeBehindLayout, type FlushJobData } from '@walpurge/client';
+import { parsePendingWrite, writeBehindLayout, type FlushJobData } from '@walpurge/write-behind';
 import type { WalpurgeConfig } from '@walpurge/config';
 import { requireFlusherConfig } from './flusher.js';
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import pg from 'pg';
-import { deleteStatement, describeWriteTable, upsertStatement } from '@walpurge/client';
+import { deleteStatement, describeWriteTable, upsertStatement } from '@walpurge/write-behind';
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
 import { startLocalRedis, waitFor, type LocalRedis } from '@walpurge/testing';
 import { listFailedWrites, redriveFailedWrites } from './failed-writes.js';

@@ -4,7 +4,7 @@ import pg from 'pg';
 import {
   FLUSH_JOB_NAME,
   SETTLE_SCRIPT,
-  WriteScript,
+  LuaScript,
   flushJobOptions,
   parsePendingWrite,
   stringArrayReply,
@@ -14,7 +14,7 @@ import {
   type FlushJobData,
   type PendingWrite,
   type WriteBehindLayout,
-} from '@walpurge/client';
+} from '@walpurge/write-behind';
 import type { FlusherConfig, WalpurgeConfig } from '@walpurge/config';
 import {
   ErrorCode,
@@ -39,7 +39,7 @@ import { pruneFailedJobs, pruneTombstones } from './housekeeping.js';
 import { markFailedOrRequeue, versionOfJobId } from './mark-failed.js';
 import { RefusedValuePurger } from './refused-value-purger.js';
 
-const settle = new WriteScript(SETTLE_SCRIPT);
+const settle = new LuaScript(SETTLE_SCRIPT);
 /** Shutdown steps after the drain deadline (closing sessions, handing jobs back) get this long each. */
 const CLOSE_GRACE_MS = 1_000;
 /** At most this many unsettled jobs are named in the shutdown log line (the count is always there). */

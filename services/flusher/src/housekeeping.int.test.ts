@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { tombstoneTableDdl, type FlushJobData } from '@walpurge/client';
+import { tombstoneTableDdl, type FlushJobData } from '@walpurge/write-behind';
 import { startLocalRedis, waitFor, type LocalRedis } from '@walpurge/testing';
 import { listFailedWrites } from './failed-writes.js';
 import { pruneFailedJobs, pruneTombstones } from './housekeeping.js';

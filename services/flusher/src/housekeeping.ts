@@ -1,7 +1,12 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import { parsePendingWrite, sqlTable, type FlushJobData, type WriteBehindLayout } from '@walpurge/client';
+import {
+  parsePendingWrite,
+  sqlTable,
+  type FlushJobData,
+  type WriteBehindLayout,
+} from '@walpurge/write-behind';
 
 /**
  * Versions are µs from the queue Redis's clock (never below it, see NEXT_VERSION), and a pending

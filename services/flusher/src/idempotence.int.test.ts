@@ -7,7 +7,7 @@ import {
   rowIdOf,
   stableJson,
   type FlushJobData,
-} from '@walpurge/client';
+} from '@walpurge/write-behind';
 import { startLocalRedis, type LocalRedis } from '@walpurge/testing';
 import { ITEMS_DDL, createFixture, metricValue, type Fixture } from './test-support/fixture.js';
 import { LatestWrites, checkFinal } from './test-support/invariants.js';

@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { writeBehindLayout, type FlushJobData } from '@walpurge/client';
+import { writeBehindLayout, type FlushJobData } from '@walpurge/write-behind';
 import { deleteRedisKeys, uniqueName } from '@walpurge/testing';
 import { markFailedOrRequeue } from './mark-failed.js';
 

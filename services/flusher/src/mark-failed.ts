@@ -3,14 +3,14 @@ import type { Redis } from 'ioredis';
 import {
   FLUSH_JOB_NAME,
   MARK_FAILED_SCRIPT,
-  WriteScript,
+  LuaScript,
   flushJobOptions,
   stringArrayReply,
   type FlushJobData,
   type WriteBehindLayout,
-} from '@walpurge/client';
+} from '@walpurge/write-behind';
 
-const markFailed = new WriteScript(MARK_FAILED_SCRIPT);
+const markFailed = new LuaScript(MARK_FAILED_SCRIPT);
 
 export interface MarkFailedContext {
   redis: Redis;

@@ -7,12 +7,12 @@ import { ErrorCode, WalpurgeError, sqlState } from '@walpurge/core';
  * WAL: pgoutput sends an Origin message before the transaction's changes, and the listener reports
  * it as `source.origin`. The invalidator uses that to tell the flusher's own commits apart: it purges
  * derived keys (lists, tags, patterns) as always, but for the row's own keys it only removes entries
- * that do not already hold the committed version (ECHO_PURGE_SCRIPT in @walpurge/client): the value
+ * that do not already hold the committed version (ECHO_PURGE_SCRIPT in @walpurge/rules): the value
  * the application just wrote stays cached (read-your-writes), a stale refill does not.
  *
  * PostgreSQL lets one session at a time use an origin, so a second flusher replica takes
  * `walpurge_write_behind_2`, and so on: match with isWriteBehindOrigin
- * (@walpurge/rules, re-exported by @walpurge/client), not by equality.
+ * (@walpurge/rules, re-exported by @walpurge/write-behind), not by equality.
  */
 
 const MAX_REPLICAS = 32;

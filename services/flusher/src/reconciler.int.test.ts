@@ -3,11 +3,11 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   SETTLE_SCRIPT,
-  WriteScript,
+  LuaScript,
   flushJobId,
   stringArrayReply,
   type FlushJobData,
-} from '@walpurge/client';
+} from '@walpurge/write-behind';
 import { startLocalRedis, waitFor, type LocalRedis } from '@walpurge/testing';
 import { reconcilePending } from './reconciler.js';
 import { ITEMS_DDL, createFixture, type Fixture } from './test-support/fixture.js';
@@ -79,7 +79,7 @@ describe('write-behind reconciler', () => {
       // The "flusher" wrote the first version, settled it (the script names a job for the newer
       // write), and was killed before adding that job; its own job completed and was removed.
       const reply = stringArrayReply(
-        await new WriteScript(SETTLE_SCRIPT).run(
+        await new LuaScript(SETTLE_SCRIPT).run(
           f.queue,
           [f.layout.pending(first.rowId), f.layout.index],
           [first.version, first.rowId, Date.now()],

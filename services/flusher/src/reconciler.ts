@@ -9,7 +9,7 @@ import {
   type FlushJobData,
   type PendingWrite,
   type WriteBehindLayout,
-} from '@walpurge/client';
+} from '@walpurge/write-behind';
 import { markFailedOrRequeue, versionOfJobId } from './mark-failed.js';
 
 export interface ReconcileOptions {

@@ -1,5 +1,5 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { CACHE_PURGE_REFUSED_SCRIPT, REFUSED_MARKER_TTL_MS } from '@walpurge/client';
+import { CACHE_PURGE_REFUSED_SCRIPT, REFUSED_MARKER_TTL_MS } from '@walpurge/write-behind';
 import type { RedisConfig } from '@walpurge/config';
 
 /**

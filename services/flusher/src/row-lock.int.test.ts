@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { describeWriteTable, lockRows } from '@walpurge/client';
+import { describeWriteTable, lockRows } from '@walpurge/write-behind';
 import { startLocalRedis, waitFor, type LocalRedis } from '@walpurge/testing';
 import { ITEMS_DDL, createFixture } from './test-support/fixture.js';
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { CacheWriter, createCacheClient, createWriteClientFromConfig } from '@walpurge/client';
+import { createCacheClient } from '@walpurge/client';
+import { CacheWriter, createWriteClientFromConfig } from '@walpurge/client/write';
 import { WalpurgeConfig } from '@walpurge/config';
 import { ErrorCode } from '@walpurge/core';
 import { startLocalRedis, type LocalRedis } from '@walpurge/testing';

@@ -29,7 +29,7 @@ import {
   selects,
   walpurgeContainer,
 } from './pod-spec.js';
-import { writeBehindLayout } from '@walpurge/client';
+import { writeBehindLayout } from '@walpurge/write-behind';
 import { cliPackage, configEnvReferences, opsServerPaths, productionSources, repoPath } from './workspace.js';
 
 interface Variant {

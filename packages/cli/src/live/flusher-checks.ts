@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type pg from 'pg';
-import { describeWriteTable } from '@walpurge/client';
+import { describeWriteTable } from '@walpurge/write-behind';
 import type { ConfigProblem, WalpurgeConfig } from '@walpurge/config';
 import { errorMessage, isWalpurgeError, redactSecrets } from '@walpurge/core';
 import { inspectQueueRedis } from '@walpurge/flusher';

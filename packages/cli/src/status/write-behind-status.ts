@@ -1,4 +1,4 @@
-import { writeBehindLayout } from '@walpurge/client';
+import { writeBehindLayout } from '@walpurge/write-behind';
 import type { WalpurgeConfig } from '@walpurge/config';
 import { listFailedWrites } from '@walpurge/flusher';
 import { connectOnce } from '../live/queue-redis.js';

@@ -3,15 +3,19 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { uniqueName } from '@walpurge/testing';
 import { createCacheClient } from '../read/cache-client.js';
 import { CacheWriter } from './cache-writer.js';
-import { WriteScript } from './lua.js';
-import { CACHE_PURGE_REFUSED_SCRIPT, ECHO_PURGE_SCRIPT, REFUSED_MARKER_TTL_MS } from './scripts.js';
+import {
+  CACHE_PURGE_REFUSED_SCRIPT,
+  ECHO_PURGE_SCRIPT,
+  LuaScript,
+  REFUSED_MARKER_TTL_MS,
+} from '@walpurge/write-behind';
 
 /**
  * The cache side of the write paths: version-guarded puts and tombstones, and the echo purge the
  * invalidator runs for the flusher's own commits (keeps what the write put, drops everything else).
  */
-const echoPurge = new WriteScript(ECHO_PURGE_SCRIPT);
-const purgeRefused = new WriteScript(CACHE_PURGE_REFUSED_SCRIPT);
+const echoPurge = new LuaScript(ECHO_PURGE_SCRIPT);
+const purgeRefused = new LuaScript(CACHE_PURGE_REFUSED_SCRIPT);
 
 describe('write-side cache scripts on real Redis', () => {
   const { redisUrl } = inject('services');

@@ -1,10 +1,9 @@
 import type { Cluster, Redis } from 'ioredis';
 import { groupKeysBySlot } from '@walpurge/rules';
 import { PayloadCodec, jsonSerializer, type Serializer } from '../read/serializer.js';
-import { CACHE_PUT_SCRIPT } from './scripts.js';
-import { WriteScript } from './lua.js';
+import { CACHE_PUT_SCRIPT, LuaScript } from '@walpurge/write-behind';
 
-const cachePut = new WriteScript(CACHE_PUT_SCRIPT);
+const cachePut = new LuaScript(CACHE_PUT_SCRIPT);
 
 export interface CacheWriterOptions {
   /** The cache Redis; on a Cluster, keys are written per hash slot (see run). */

@@ -10,7 +10,7 @@ import {
   type IsolatedDatabase,
   type LocalRedis,
 } from '@walpurge/testing';
-import { writeBehindLayout } from './layout.js';
+import { writeBehindLayout } from '@walpurge/write-behind';
 import { createWriteClient, type WriteClientOptions } from './write-client.js';
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkColumnValue, checkWriteRow } from './row-check.js';
-import type { ColumnInfo, TableShape } from './sql.js';
+import type { ColumnInfo, TableShape } from '@walpurge/write-behind';
 
 function column(baseType: string, extra: Partial<ColumnInfo> = {}): ColumnInfo {
   const category = { int4: 'N', int8: 'N', numeric: 'N', text: 'S', varchar: 'S', uuid: 'U', bool: 'B' }[

@@ -1,5 +1,4 @@
-import type { ColumnInfo, TableShape } from './sql.js';
-import { checkRowAgainstShape } from './sql.js';
+import { checkRowAgainstShape, type ColumnInfo, type TableShape } from '@walpurge/write-behind';
 
 /**
  * Accept-time checks of a write against its table. A write-behind row is cached the moment it is

@@ -2,7 +2,6 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createIsolatedDatabase, uniqueName, waitFor, type IsolatedDatabase } from '@walpurge/testing';
-import { writeBehindLayout } from './layout.js';
 import {
   deleteStatement,
   describeWriteTable,
@@ -10,7 +9,8 @@ import {
   tombstoneTableDdl,
   upsertStatement,
   type TableShape,
-} from './sql.js';
+  writeBehindLayout,
+} from '@walpurge/write-behind';
 import { createWriteClient } from './write-client.js';
 
 /**

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ErrorCode } from '@walpurge/core';
 import { createIsolatedDatabase, uniqueName, type IsolatedDatabase } from '@walpurge/testing';
-import { writeBehindLayout } from './layout.js';
+import { writeBehindLayout } from '@walpurge/write-behind';
 import { createWriteClient, type WriteClient } from './write-client.js';
 
 /**

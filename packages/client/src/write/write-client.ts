@@ -7,36 +7,37 @@ import type { WalpurgeConfig } from '@walpurge/config';
 import type { Serializer } from '../read/serializer.js';
 import { CacheWriter, type EntryLifetime } from './cache-writer.js';
 import { jitteredTtlMs } from '../read/xfetch.js';
-import { DEFAULT_FLUSH_ATTEMPTS, flushJobOptions } from './job-options.js';
 import {
+  ACCEPT_WRITE_SCRIPT,
+  DEFAULT_FLUSH_ATTEMPTS,
   DEFAULT_VERSION_COLUMN,
   DEFAULT_WRITE_BEHIND_PREFIX,
   DEFAULT_WRITE_BEHIND_QUEUE,
   FLUSH_JOB_NAME,
+  LuaScript,
+  NEXT_VERSION_SCRIPT,
+  assertQueueRedisSafe,
+  deleteStatement,
+  describeWriteTable,
+  flushJobOptions,
+  lockRows,
   qualifyWriteTable,
   rowIdOf,
   stableJson,
-  writeBehindLayout,
-  type FlushJobData,
-  type WriteBehindLayout,
-} from './layout.js';
-import { WriteScript, stringArrayReply } from './lua.js';
-import { ACCEPT_WRITE_SCRIPT, NEXT_VERSION_SCRIPT } from './scripts.js';
-import { checkWriteRow } from './row-check.js';
-import { awaitDurable, type AcceptDurability } from './durability.js';
-import { assertQueueRedisSafe } from './queue-redis-safety.js';
-import {
-  deleteStatement,
-  describeWriteTable,
-  lockRows,
+  stringArrayReply,
   tombstoneTableDdl,
   upsertStatement,
+  writeBehindLayout,
+  type FlushJobData,
   type TableShape,
-} from './sql.js';
+  type WriteBehindLayout,
+} from '@walpurge/write-behind';
+import { checkWriteRow } from './row-check.js';
+import { awaitDurable, type AcceptDurability } from './durability.js';
 import { rowTargetsFromRules } from '../rules/row-targets.js';
 
-const acceptWrite = new WriteScript(ACCEPT_WRITE_SCRIPT);
-const nextVersion = new WriteScript(NEXT_VERSION_SCRIPT);
+const acceptWrite = new LuaScript(ACCEPT_WRITE_SCRIPT);
+const nextVersion = new LuaScript(NEXT_VERSION_SCRIPT);
 
 export type WriteRow = Record<string, unknown>;
 

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { createWriteClient, writeBehindLayout, type WriteClient } from '@walpurge/client';
+import { createWriteClient, type WriteClient } from '@walpurge/client/write';
+import { writeBehindLayout } from '@walpurge/write-behind';
 import { WalpurgeConfig, type FlusherConfigInput } from '@walpurge/config';
 import { createLogger, createMetricsRegistry, type Registry, type Service } from '@walpurge/core';
 import { createIsolatedDatabase, uniqueName, waitFor, type IsolatedDatabase } from '@walpurge/testing';

@@ -1,4 +1,4 @@
-import { rowIdOf } from '@walpurge/client';
+import { rowIdOf } from '@walpurge/write-behind';
 import type { Fixture } from './fixture.js';
 
 /** Tracks the newest version handed out per row, whatever order the writes complete in. */
