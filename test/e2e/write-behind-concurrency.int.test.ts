@@ -7,12 +7,8 @@ import { Kafka, logLevel } from 'kafkajs';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import {
-  createCacheClient,
-  createWriteClientFromConfig,
-  type CacheClient,
-  type WriteClient,
-} from '@walpurge/client';
+import { createCacheClient, type CacheClient } from '@walpurge/client';
+import { createWriteClientFromConfig, type WriteClient } from '@walpurge/client/write';
 import type { WalpurgeConfig } from '@walpurge/config';
 import { ErrorCode } from '@walpurge/core';
 import {
