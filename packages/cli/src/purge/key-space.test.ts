@@ -13,6 +13,7 @@ describe('planKeySpace', () => {
           keys: ['user:{id}', 'a*b:{id}', '{email}', 'static'],
           patterns: ['feed:{id}:*', '*:{id}', '?x'],
           tags: ['user-{id}', '{id}'],
+          namespaces: [],
         },
       },
     ]).rules;

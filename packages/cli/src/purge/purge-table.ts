@@ -112,7 +112,9 @@ export function repurgeRules(rules: readonly Rule[]): CompiledRules {
  * The row as a synthetic change: an update whose old and new rows are both the row as it is now,
  * and whose key is the row's identity. With the rules of repurgeRules, `{col}`, `{new.col}` and
  * `{old.col}` all render from the row, so every entry any rule derives from it is purged, which an
- * insert (no old side) or a delete (no new side) would not do.
+ * insert (no old side) or a delete (no new side) would not do. `lsn`: the server's WAL position
+ * when the page was read, the version namespaces are bumped to (greater than or equal to every
+ * commit LSN a namespace version could already hold; '0/0' would bump nothing).
  */
 export function rowChange(
   db: string,
@@ -120,16 +122,25 @@ export function rowChange(
   table: string,
   row: Record<string, unknown>,
   keyColumns: readonly string[],
+  lsn = '0/0',
 ): ChangeEvent {
   return {
     v: 1,
     op: 'u',
-    source: { db, schema, table, lsn: '0/0', xid: null, commitTs: new Date().toISOString(), origin: null },
+    source: { db, schema, table, lsn, xid: null, commitTs: new Date().toISOString(), origin: null },
     key: keyColumns.length > 0 ? Object.fromEntries(keyColumns.map((column) => [column, row[column]])) : null,
     before: row,
     after: row,
     unchanged: [],
   };
+}
+
+/** The server's current WAL insert position ('X/Y'), read after the page, so it covers its rows' commits. */
+async function currentWalLsn(client: Pick<pg.Client, 'query'>): Promise<string> {
+  const result = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+  const lsn = result.rows[0]?.lsn;
+  if (lsn === undefined) throw new Error('pg_current_wal_lsn() returned no row');
+  return lsn;
 }
 
 function emptyCounts<T>(make: () => T): Record<EntryKind, T> {
@@ -253,7 +264,10 @@ export async function purgeTable(options: PurgeTableOptions): Promise<PurgeTable
       }
       const page = await reader.page(after, options.batchSize);
       if (page.rows.length === 0) break;
-      const events = page.rows.map((row) => rowChange(database, schema, table, row, facts.keySet.columns));
+      const lsn = await currentWalLsn(client);
+      const events = page.rows.map((row) =>
+        rowChange(database, schema, table, row, facts.keySet.columns, lsn),
+      );
       const accumulator = new TargetAccumulator();
       for (const event of events) {
         const plan = rules.planPurges(event);
