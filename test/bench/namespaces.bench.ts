@@ -148,7 +148,10 @@ async function main(): Promise<void> {
           await invalidator.handle([change('prices')]);
           patternMs.push(performance.now() - patternStarted);
           for (let i = 0; i < ENTRIES; i += 1000) {
-            const keys = Array.from({ length: Math.min(1000, ENTRIES - i) }, (_, k) => `${PREFIX}catalog:${i + k}`);
+            const keys = Array.from(
+              { length: Math.min(1000, ENTRIES - i) },
+              (_, k) => `${PREFIX}catalog:${i + k}`,
+            );
             leftAfterPattern += await redis.exists(...keys);
           }
         }

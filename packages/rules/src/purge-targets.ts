@@ -45,7 +45,10 @@ export type RedisKind = (typeof redisKinds)[number];
 export type CdnKind = (typeof cdnKinds)[number];
 
 export function emptyTargets(): PurgeTargets {
-  return { redis: { keys: [], patterns: [], tags: [], namespaces: [] }, cdn: { urls: [], tags: [], prefixes: [] } };
+  return {
+    redis: { keys: [], patterns: [], tags: [], namespaces: [] },
+    cdn: { urls: [], tags: [], prefixes: [] },
+  };
 }
 
 export function countTargets(targets: PurgeTargets): number {

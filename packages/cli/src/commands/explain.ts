@@ -173,7 +173,8 @@ export function renderPlan(
 
 export const explainCommand: CommandSpec = {
   name: 'explain',
-  summary: 'Show which keys, patterns, tags, namespaces and URLs one row change would purge (touches nothing).',
+  summary:
+    'Show which keys, patterns, tags, namespaces and URLs one row change would purge (touches nothing).',
   usage:
     'walpurge explain [--config FILE] --table T --op c|u|d|t [--before JSON] [--after JSON] [--key JSON] [--unchanged COLS] [--json]',
   options: {

@@ -82,7 +82,13 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
       ? undefined
       : new TagPruner(redis, settings.keyPrefix, settings.tagPruning, metrics, logger, (work) => track(work));
   const tracker = l1 ? new InvalidationTracker(redis, settings.keyPrefix, l1, metrics, logger) : undefined;
-  const namespaceVersions = new NamespaceVersions(redis, settings.keyPrefix, settings.redisTimeoutMs, l1, metrics);
+  const namespaceVersions = new NamespaceVersions(
+    redis,
+    settings.keyPrefix,
+    settings.redisTimeoutMs,
+    l1,
+    metrics,
+  );
   const started = tracker ? tracker.start() : Promise.resolve(true);
   let closed = false;
   let lastFailOpenLog = -Infinity;

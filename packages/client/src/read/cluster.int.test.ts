@@ -252,8 +252,9 @@ describe('createCacheClient on Redis Cluster', () => {
     release();
     expect(await slow).toBe('old');
     const fresh = counting(() => 'new');
-    await waitFor('the bump seen through L1', async () =>
-      (await client!.get('race', fresh.loader, { ttl: 600, namespaces })) === 'new',
+    await waitFor(
+      'the bump seen through L1',
+      async () => (await client!.get('race', fresh.loader, { ttl: 600, namespaces })) === 'new',
     );
     expect(fresh.state.calls).toBe(1);
     await client.close();

@@ -47,7 +47,9 @@ export class NamespaceVersions {
     this.metrics.namespaceVersionReads.inc({ source: 'l1' }, namespaces.length - missing.length);
     if (missing.length === 0) return versions as string[];
     this.metrics.namespaceVersionReads.inc({ source: 'redis' }, missing.length);
-    const tickets = this.l1 ? missing.map((namespace) => this.l1?.begin(NAMESPACE_KEY_SEGMENT + namespace)) : [];
+    const tickets = this.l1
+      ? missing.map((namespace) => this.l1?.begin(NAMESPACE_KEY_SEGMENT + namespace))
+      : [];
     try {
       const keys = missing.map((namespace) => namespaceKey(this.prefix, namespace));
       const read = this.redis.isCluster

@@ -28,7 +28,12 @@ let lsn = 0x1000;
 /** What the invalidator does for a change in `namespace`: set its version to the commit LSN if greater. */
 async function bump(prefix: string, namespace: string): Promise<void> {
   lsn += 0x10;
-  await admin.eval(NAMESPACE_BUMP_SCRIPT, 1, namespaceKey(prefix, namespace), namespaceVersion(`0/${lsn.toString(16)}`));
+  await admin.eval(
+    NAMESPACE_BUMP_SCRIPT,
+    1,
+    namespaceKey(prefix, namespace),
+    namespaceVersion(`0/${lsn.toString(16)}`),
+  );
 }
 
 function counting(initial: string) {
@@ -102,7 +107,9 @@ describe('versioned namespaces', () => {
     expect(await admin.exists(`${prefix}catalog:page:1@catalog=0`)).toBe(1);
 
     const fresh = counting('new');
-    expect(await client.get('catalog:page:1', fresh.loader, { ttl: 600, namespaces: ['catalog'] })).toBe('new');
+    expect(await client.get('catalog:page:1', fresh.loader, { ttl: 600, namespaces: ['catalog'] })).toBe(
+      'new',
+    );
     expect(fresh.state.calls).toBe(1);
   });
 

@@ -23,7 +23,14 @@ afterAll(async () => {
 function newPurger(label: string): { purger: RedisPurger; prefix: string } {
   const prefix = `${uniqueName(label)}:`;
   prefixes.push(prefix);
-  return { purger: new RedisPurger(new Redis(services.redisUrl), { keyPrefix: prefix, batchSize: 50, scanCount: 50 }), prefix };
+  return {
+    purger: new RedisPurger(new Redis(services.redisUrl), {
+      keyPrefix: prefix,
+      batchSize: 50,
+      scanCount: 50,
+    }),
+    prefix,
+  };
 }
 
 function bumps(versions: Record<string, string>): PurgeTargets {

@@ -211,7 +211,9 @@ export class RedisPurger implements Purger {
       return { key: namespaceKey(this.options.keyPrefix, namespace), version };
     });
     if (this.isCluster) {
-      await Promise.all(bumps.map(({ key, version }) => this.client.eval(NAMESPACE_BUMP_SCRIPT, 1, key, version)));
+      await Promise.all(
+        bumps.map(({ key, version }) => this.client.eval(NAMESPACE_BUMP_SCRIPT, 1, key, version)),
+      );
       return;
     }
     const pipeline = (this.client as Redis).pipeline();
