@@ -29,6 +29,28 @@ describe('planKeySpace', () => {
     ]);
   });
 
+  it('lists namespaces as not purged: a bump needs a commit LSN, which only purge --table has', () => {
+    const rules = compileRules([
+      {
+        table: 'orders',
+        on: ['insert', 'update', 'delete'],
+        redis: { keys: ['order:{id}'], patterns: [], tags: [], namespaces: ['user:{user_id}', 'orders'] },
+      },
+    ]).rules;
+    const space = planKeySpace(rules);
+    expect(space.redis.patterns).toEqual(['order:*']);
+    expect(space.unpurgeable.map((item) => [item.path, item.reason])).toEqual([
+      [
+        'rules[0].redis.namespaces[0]',
+        'a namespace is bumped to a commit LSN, which purging the key space does not have: re-purge the rows instead (walpurge purge --table public.orders)',
+      ],
+      [
+        'rules[0].redis.namespaces[1]',
+        'a namespace is bumped to a commit LSN, which purging the key space does not have: re-purge the rows instead (walpurge purge --table public.orders)',
+      ],
+    ]);
+  });
+
   it('turns templated CDN URLs into a prefix purge of their directory, never a host root', () => {
     expect(urlDirectory('https://x.test/users/')).toBe('https://x.test/users/');
     expect(urlDirectory('https://x.test/users/u')).toBe('https://x.test/users/');
