@@ -1,8 +1,17 @@
-import { NAMESPACE_INITIAL_VERSION, NAMESPACE_KEY_SEGMENT, namespaceKey } from '@walpurge/rules';
+import { randomBytes } from 'node:crypto';
+import { NAMESPACE_INIT_SCRIPT, NAMESPACE_KEY_SEGMENT, namespaceKey } from '@walpurge/rules';
 import type { CacheRedis } from './cache-redis.js';
 import type { L1Cache } from './l1-cache.js';
 import type { ClientMetrics } from './metrics.js';
+import { LuaScript } from './lua-script.js';
 import { withTimeout } from './timeout.js';
+
+const initVersion = new LuaScript(NAMESPACE_INIT_SCRIPT);
+
+/** A random epoch for a namespace without a version key (see @walpurge/rules namespace.ts). */
+function newEpoch(): string {
+  return `r${randomBytes(9).toString('base64url')}`;
+}
 
 /** The namespaces of one get(): de-duplicated and sorted, so the same set always composes the same key. */
 export function canonicalNamespaces(namespaces: readonly string[]): string[] {
@@ -16,7 +25,7 @@ export function canonicalNamespaces(namespaces: readonly string[]): string[] {
  * its own hash tag (the suffix comes after it), so the entry and its lease stay one key.
  */
 export function composeKey(key: string, namespaces: readonly string[], versions: readonly string[]): string {
-  return `${key}@${namespaces.map((namespace, i) => `${namespace}=${versions[i] ?? NAMESPACE_INITIAL_VERSION}`).join(',')}`;
+  return `${key}@${namespaces.map((namespace, i) => `${namespace}=${versions[i] ?? ''}`).join(',')}`;
 }
 
 /**
@@ -37,7 +46,7 @@ export class NamespaceVersions {
     private readonly metrics: ClientMetrics,
   ) {}
 
-  /** Versions of `namespaces`, in their order; a namespace never bumped is version `0`. */
+  /** Versions of `namespaces`, in their order; a namespace without a version key gets a random epoch. */
   async read(namespaces: readonly string[]): Promise<string[]> {
     const versions: Array<string | undefined> = namespaces.map((namespace) => {
       const cached = this.l1?.get(NAMESPACE_KEY_SEGMENT + namespace)?.value;
@@ -52,15 +61,12 @@ export class NamespaceVersions {
       : [];
     try {
       const keys = missing.map((namespace) => namespaceKey(this.prefix, namespace));
-      const read = this.redis.isCluster
-        ? Promise.all(keys.map((key) => this.redis.get(key)))
-        : this.redis.mget(...keys);
-      const fetched = await withTimeout(read, this.timeoutMs, 'namespace versions');
+      const fetched = await withTimeout(this.fetch(keys), this.timeoutMs, 'namespace versions');
       let next = 0;
       return namespaces.map((_, i) => {
         const known = versions[i];
         if (known !== undefined) return known;
-        const version = fetched[next] ?? NAMESPACE_INITIAL_VERSION;
+        const version = fetched[next] as string;
         const ticket = tickets[next];
         next += 1;
         if (ticket && this.l1) {
@@ -78,5 +84,20 @@ export class NamespaceVersions {
       // Closes tickets left open by a failed read (complete is a no-op for closed ones' values).
       for (const ticket of tickets) if (ticket) this.l1?.complete(ticket, undefined);
     }
+  }
+
+  /** One MGET (standalone) or one GET per key in flight (cluster); missing keys then get an epoch. */
+  private async fetch(keys: readonly string[]): Promise<string[]> {
+    const found = this.redis.isCluster
+      ? await Promise.all(keys.map((key) => this.redis.get(key)))
+      : await this.redis.mget(...keys);
+    return Promise.all(
+      keys.map(async (key, i) => {
+        const version = found[i];
+        if (typeof version === 'string') return version;
+        const reply = await initVersion.run(this.redis, [key], [newEpoch()]);
+        return Buffer.isBuffer(reply) ? reply.toString() : String(reply);
+      }),
+    );
   }
 }

@@ -73,8 +73,10 @@ describe('versioned namespaces', () => {
     expect(await read()).toEqual(['orders-1', 'profile-1', 'other-1']);
     expect(await read()).toEqual(['orders-1', 'profile-1', 'other-1']);
     expect([orders.state.calls, profile.state.calls, other.state.calls]).toEqual([1, 1, 1]);
-    // Never bumped: version 0, composed in canonical (sorted) namespace order.
-    expect(await admin.exists(`${prefix}user:42:profile@catalog=0,user:42=0`)).toBe(1);
+    // Never bumped: the first reader gave each namespace a random epoch; composed in sorted order.
+    const epochs = await admin.mget(namespaceKey(prefix, 'catalog'), namespaceKey(prefix, 'user:42'));
+    expect(epochs.map((epoch) => epoch?.[0])).toEqual(['r', 'r']);
+    expect(await admin.exists(`${prefix}user:42:profile@catalog=${epochs[0]},user:42=${epochs[1]}`)).toBe(1);
 
     orders.state.value = 'orders-2';
     profile.state.value = 'profile-2';
@@ -82,9 +84,28 @@ describe('versioned namespaces', () => {
     expect(await read()).toEqual(['orders-2', 'profile-2', 'other-1']);
     expect([orders.state.calls, profile.state.calls, other.state.calls]).toEqual([2, 2, 1]);
     // The old entries are still there (they expire by TTL); no reader composes their key any more.
-    expect(await admin.exists(`${prefix}user:42:orders@user:42=0`)).toBe(1);
+    expect(await admin.exists(`${prefix}user:42:orders@user:42=${epochs[1] ?? ''}`)).toBe(1);
     const version = await admin.get(namespaceKey(prefix, 'user:42'));
     expect(await admin.exists(`${prefix}user:42:orders@user:42=${version ?? ''}`)).toBe(1);
+  });
+
+  it('a version key that disappears (evicted) never makes entries stored before reachable again', async () => {
+    const prefix = `${uniqueName('ns_evicted')}:`;
+    const client = newClient(prefix, false);
+    const source = counting('before');
+    const get = () => client.get('page', source.loader, { ttl: 600, namespaces: ['site'] });
+    expect(await get()).toBe('before');
+    await bump(prefix, 'site');
+    source.state.value = 'bumped';
+    expect(await get()).toBe('bumped');
+    // An allkeys-* eviction policy drops the version key; the entries of both versions are alive.
+    await admin.unlink(namespaceKey(prefix, 'site'));
+    source.state.value = 'after eviction';
+    expect(await get()).toBe('after eviction');
+    expect(source.state.calls).toBe(3);
+    // And the next bump replaces the reader's epoch whatever its value.
+    await bump(prefix, 'site');
+    expect(await admin.get(namespaceKey(prefix, 'site'))).toMatch(/^[0-9a-f]{16}$/);
   });
 
   it('a fill that started before a bump lands under the old version, where no reader looks', async () => {
@@ -100,11 +121,13 @@ describe('versioned namespaces', () => {
     };
     const pending = client.get('catalog:page:1', slowOld, { ttl: 600, namespaces: ['catalog'] });
     await waitFor('the slow loader to start', async () => loaded);
+    const before = await admin.get(namespaceKey(prefix, 'catalog'));
     // The write commits and the invalidator bumps while the reader still holds its old value.
     await bump(prefix, 'catalog');
     release();
     expect(await pending).toBe('old');
-    expect(await admin.exists(`${prefix}catalog:page:1@catalog=0`)).toBe(1);
+    // Stored, under the version read before the bump: unreachable.
+    expect(await admin.exists(`${prefix}catalog:page:1@catalog=${before ?? ''}`)).toBe(1);
 
     const fresh = counting('new');
     expect(await client.get('catalog:page:1', fresh.loader, { ttl: 600, namespaces: ['catalog'] })).toBe(

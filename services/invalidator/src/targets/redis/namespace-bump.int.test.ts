@@ -58,6 +58,10 @@ describe('namespace bumps', () => {
       await purger.purge(bumps({ 'user:42': '1/1' }), context());
       expect(await redis.get(`${prefix}ns:user:42`)).toBe('0000000100000001');
       expect(await redis.ttl(`${prefix}ns:user:42`)).toBe(-1);
+      // A reader's random epoch (no version yet) is replaced by the first bump, whatever it sorts as.
+      await redis.set(`${prefix}ns:fresh`, 'rzzzzzzzzzzzz');
+      await purger.purge(bumps({ fresh: '0/1' }), context());
+      expect(await redis.get(`${prefix}ns:fresh`)).toBe('0000000000000001');
     } finally {
       await purger.close();
     }
