@@ -135,9 +135,14 @@ export function rowChange(
   };
 }
 
-/** The server's current WAL insert position ('X/Y'), read after the page, so it covers its rows' commits. */
+/**
+ * The server's WAL position ('X/Y'), read after the page, so it covers its rows' commits: the
+ * insert position on a primary, the replayed position on a standby (which decodes nothing beyond).
+ */
 async function currentWalLsn(client: Pick<pg.Client, 'query'>): Promise<string> {
-  const result = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+  const result = await client.query<{ lsn: string }>(
+    'SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn',
+  );
   const lsn = result.rows[0]?.lsn;
   if (lsn === undefined) throw new Error('pg_current_wal_lsn() returned no row');
   return lsn;
@@ -240,6 +245,9 @@ export async function purgeTable(options: PurgeTableOptions): Promise<PurgeTable
     // then the loop stops. A second Ctrl-C ends the process; the checkpoint names the last batch.
     const purgeSignal = new AbortController().signal;
     const reader = new TableReader(client, facts, where);
+    const bumpsNamespaces = rules
+      .rulesFor(qualified)
+      .some((rule) => [...rule.templates, ...rule.fallback].some((t) => t.kind === 'redis.namespaces'));
     const database = new URL(config.database.url).pathname.replace(/^\//, '');
     const summary: PurgeTableSummary = {
       table: qualified,
@@ -264,7 +272,7 @@ export async function purgeTable(options: PurgeTableOptions): Promise<PurgeTable
       }
       const page = await reader.page(after, options.batchSize);
       if (page.rows.length === 0) break;
-      const lsn = await currentWalLsn(client);
+      const lsn = bumpsNamespaces ? await currentWalLsn(client) : undefined;
       const events = page.rows.map((row) =>
         rowChange(database, schema, table, row, facts.keySet.columns, lsn),
       );
