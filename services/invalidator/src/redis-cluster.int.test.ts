@@ -403,6 +403,12 @@ describe('Redis target on a Redis Cluster', () => {
           outcome: 'success',
         }),
       ).toBe(users.length * 2);
+      // The replay changed no version (the batch's two events per user were one bump, to the newer LSN).
+      expect(
+        await metricValue(registry, 'walpurge_invalidator_namespace_bumps_already_newer_total', {
+          target: 'redis',
+        }),
+      ).toBe(users.length);
     } finally {
       await invalidator.stop();
     }

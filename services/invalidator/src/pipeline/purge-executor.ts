@@ -178,6 +178,8 @@ export class PurgeExecutor {
         const report = await purger.purge(targets, { signal, onRetry });
         this.countByKind(purger, targets, 'success');
         if (report?.echoKept) this.metrics.echoKept.inc({ target: purger.name }, report.echoKept);
+        if (report?.namespacesAlreadyNewer)
+          this.metrics.namespacesAlreadyNewer.inc({ target: purger.name }, report.namespacesAlreadyNewer);
         timer();
         return;
       } catch (error) {

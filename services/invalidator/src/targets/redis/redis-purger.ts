@@ -101,7 +101,7 @@ export class RedisPurger implements Purger {
     const prefix = this.options.keyPrefix;
     await this.unlink(targets.redis.keys.map((key) => prefix + key));
     const echoKept = targets.redis.versioned ? await this.purgeVersioned(targets.redis.versioned) : 0;
-    await this.bumpNamespaces(targets);
+    const namespacesAlreadyNewer = await this.bumpNamespaces(targets);
     const notSets: string[] = [];
     for (const tag of targets.redis.tags) {
       if (context.signal.aborted) break;
@@ -133,7 +133,7 @@ export class RedisPurger implements Purger {
         },
       );
     }
-    return { echoKept };
+    return { echoKept, namespacesAlreadyNewer };
   }
 
   /**
@@ -196,11 +196,12 @@ export class RedisPurger implements Purger {
    * Sets each namespace's version key to its version if greater (NAMESPACE_BUMP_SCRIPT; layout and
    * why in @walpurge/rules namespace.ts). One key per script call, like purgeVersioned. A namespace
    * without a version cannot be bumped honestly (a made-up version could sort below the current
-   * one and bump nothing): the event is refused, never silently skipped.
+   * one and bump nothing): the event is refused, never silently skipped. Returns how many bumps
+   * found the version already as new or newer.
    */
-  private async bumpNamespaces(targets: PurgeTargets): Promise<void> {
+  private async bumpNamespaces(targets: PurgeTargets): Promise<number> {
     const { namespaces, namespaceVersions } = targets.redis;
-    if (namespaces.length === 0) return;
+    if (namespaces.length === 0) return 0;
     const bumps = namespaces.map((namespace) => {
       const version = namespaceVersions?.[namespace];
       if (version === undefined)
@@ -210,15 +211,17 @@ export class RedisPurger implements Purger {
         });
       return { key: namespaceKey(this.options.keyPrefix, namespace), version };
     });
+    let replies: unknown[];
     if (this.isCluster) {
-      await Promise.all(
+      replies = await Promise.all(
         bumps.map(({ key, version }) => this.client.eval(NAMESPACE_BUMP_SCRIPT, 1, key, version)),
       );
-      return;
+    } else {
+      const pipeline = (this.client as Redis).pipeline();
+      for (const { key, version } of bumps) pipeline.eval(NAMESPACE_BUMP_SCRIPT, 1, key, version);
+      replies = await execOrThrow(pipeline);
     }
-    const pipeline = (this.client as Redis).pipeline();
-    for (const { key, version } of bumps) pipeline.eval(NAMESPACE_BUMP_SCRIPT, 1, key, version);
-    await execOrThrow(pipeline);
+    return replies.filter((moved) => moved === 0).length;
   }
 
   private async purgeTag(tag: string): Promise<void> {
