@@ -6,6 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { parseConfigText } from '@walpurge/config';
 import { createLogger } from '@walpurge/core';
+import { namespaceVersion } from '@walpurge/rules';
 import {
   createIsolatedDatabase,
   deleteRedisKeys,
@@ -163,6 +164,25 @@ describe('walpurge purge --table', () => {
     );
     expect(result.err).toContain('purge public.users: 7 row(s) by primary key');
     expect(existsSync(checkpointFile)).toBe(false);
+  });
+
+  it("bumps the rows' namespaces to the server's WAL position, above every version a change could have set", async () => {
+    const withNamespaces = join(dir, 'namespaces.yaml');
+    writeFileSync(
+      withNamespaces,
+      `${configText}  - table: events\n    redis:\n      namespaces: ['events:{kind}', 'all-events']\n`,
+    );
+    await cache.set(`${prefix}ns:all-events`, namespaceVersion('0/1'));
+    const { rows } = await db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    const before = namespaceVersion(rows[0]!.lsn);
+    const io = captureIo({ WALPURGE_CONFIG: withNamespaces });
+    const code = await runCli(['purge', '--table', 'events', '--yes'], io);
+    expect(code, io.err()).toBe(0);
+    for (const namespace of ['all-events', 'events:click']) {
+      const version = await cache.get(`${prefix}ns:${namespace}`);
+      expect(version, namespace).toHaveLength(16);
+      expect(version! >= before, `${namespace}: ${version} >= ${before}`).toBe(true);
+    }
   });
 
   it('--where filters the rows', async () => {

@@ -133,6 +133,17 @@ describe('walpurge validate against the live database', () => {
         "8:21: rules[0].redis.tags[0]: rule 'users': on truncate 'user-{id}' is a tag made from a row value, and tags cannot be widened to all rows; add a fallback without row values (e.g. fallback: { redis: { patterns: ['prefix:*'] } }) that covers every entry of public.users, or remove truncate from on (a TRUNCATE of public.users then purges nothing for this rule)",
       ],
     },
+    {
+      name: 'namespaces: checked like keys (columns, old values, truncate)',
+      rules:
+        '  - table: pages\n    name: pages\n    redis: { namespaces: ["parent:{parent_id}", "site", "page:{tilte}"] }\n',
+      problems: [
+        "8:27: rules[0].redis.namespaces[0]: rule 'pages': on truncate 'parent:{parent_id}' is a namespace made from a row value, and namespaces cannot be widened to all rows; add a fallback without row values (e.g. fallback: { redis: { patterns: ['prefix:*'] } }) that covers every entry of public.pages, or remove truncate from on (a TRUNCATE of public.pages then purges nothing for this rule)",
+        "8:27: rules[0].redis.namespaces[0]: rule 'pages': {parent_id} on delete (rendered from the deleted row) needs the old value of 'parent_id', but public.pages has REPLICA IDENTITY DEFAULT, which only sends the old values of id; run ALTER TABLE public.pages REPLICA IDENTITY FULL",
+        "8:57: rules[0].redis.namespaces[2]: rule 'pages': on truncate 'page:{tilte}' is a namespace made from a row value, and namespaces cannot be widened to all rows; add a fallback without row values (e.g. fallback: { redis: { patterns: ['prefix:*'] } }) that covers every entry of public.pages, or remove truncate from on (a TRUNCATE of public.pages then purges nothing for this rule)",
+        "8:57: rules[0].redis.namespaces[2]: rule 'pages': unknown column 'tilte' in public.pages",
+      ],
+    },
   ];
   it.each(cases)('$name → exit 1, every problem located', async (testCase) => {
     const file = configFile(`${testCase.name.replace(/\W+/g, '-')}.yaml`, rules(testCase.rules));

@@ -44,13 +44,14 @@ const identity = (value: string): string => value;
 /**
  * Row values are made safe per target: glob-escaped inside Redis patterns (a value `*` must not
  * match every key), percent-encoded inside CDN URLs and prefixes (a value `a/b`, `?x` or `a*` must
- * not address another resource; see url-value.ts), verbatim in exact keys and tags, where they
- * cannot widen anything.
+ * not address another resource; see url-value.ts), verbatim in exact keys, tags and namespaces,
+ * where they cannot widen anything.
  */
 export const escapers: Record<TargetKind, (value: string) => string> = {
   'redis.keys': identity,
   'redis.patterns': escapeGlob,
   'redis.tags': identity,
+  'redis.namespaces': identity,
   'cdn.urls': encodeUrlValue,
   'cdn.tags': identity,
   'cdn.prefixes': encodeUrlValue,

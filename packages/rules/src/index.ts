@@ -2,6 +2,7 @@ export * from './glob.js';
 export * from './url-value.js';
 export * from './table-name.js';
 export * from './tag-set.js';
+export * from './namespace.js';
 export * from './purge-targets.js';
 export * from './row-values.js';
 export * from './compile.js';

@@ -1,3 +1,5 @@
+import { namespaceVersion } from './namespace.js';
+
 /** What to purge, per kind. Redis names are logical (the configured key prefix is applied by the purger). */
 export interface RedisPurges {
   /** Exact keys, UNLINKed. */
@@ -6,6 +8,13 @@ export interface RedisPurges {
   patterns: string[];
   /** Tag names; see tagSetKey for the set layout. */
   tags: string[];
+  /** Namespaces whose version is bumped (see namespace.ts). */
+  namespaces: string[];
+  /**
+   * The version each namespace is bumped to: the highest commit LSN (namespaceVersion) among the
+   * events of the batch that bump it. Set by TargetAccumulator when its events carry LSNs.
+   */
+  namespaceVersions?: Record<string, string>;
   /**
    * Keys of rows the write-behind flusher itself committed (CDC echo, see write-echo.ts): each is
    * purged only where the cache holds an older version than `version`. Never also in `keys`.
@@ -30,13 +39,16 @@ export interface PurgeTargets {
   cdn: CdnPurges;
 }
 
-export const redisKinds = ['keys', 'patterns', 'tags'] as const;
+export const redisKinds = ['keys', 'patterns', 'tags', 'namespaces'] as const;
 export const cdnKinds = ['urls', 'tags', 'prefixes'] as const;
 export type RedisKind = (typeof redisKinds)[number];
 export type CdnKind = (typeof cdnKinds)[number];
 
 export function emptyTargets(): PurgeTargets {
-  return { redis: { keys: [], patterns: [], tags: [] }, cdn: { urls: [], tags: [], prefixes: [] } };
+  return {
+    redis: { keys: [], patterns: [], tags: [], namespaces: [] },
+    cdn: { urls: [], tags: [], prefixes: [] },
+  };
 }
 
 export function countTargets(targets: PurgeTargets): number {
@@ -56,18 +68,33 @@ export function isEmptyTargets(targets: PurgeTargets): boolean {
  * de-duplication so callers can report the coalescing ratio.
  */
 export class TargetAccumulator {
-  private readonly redis = { keys: new Set<string>(), patterns: new Set<string>(), tags: new Set<string>() };
+  private readonly redis = {
+    keys: new Set<string>(),
+    patterns: new Set<string>(),
+    tags: new Set<string>(),
+    namespaces: new Set<string>(),
+  };
   private readonly cdn = { urls: new Set<string>(), tags: new Set<string>(), prefixes: new Set<string>() };
   /** Echo keys → highest version committed for them in this batch. */
   private readonly versioned = new Map<string, bigint>();
+  /** Namespaces → highest namespace version (fixed-width hex, so string order) of this batch. */
+  private readonly namespaceVersions = new Map<string, string>();
   added = 0;
 
   /**
    * `echoVersion`: the targets come from the write-behind flusher's own commit of that version, so
    * their exact keys are version-guarded (see write-echo.ts) unless another event of the batch
-   * purges them unconditionally.
+   * purges them unconditionally. `lsn`: the commit LSN of the event the targets come from, the
+   * version its namespaces are bumped to.
    */
-  add(targets: PurgeTargets, echoVersion?: string): void {
+  add(targets: PurgeTargets, echoVersion?: string, lsn?: string): void {
+    if (lsn !== undefined && targets.redis.namespaces.length > 0) {
+      const version = namespaceVersion(lsn);
+      for (const namespace of targets.redis.namespaces) {
+        const previous = this.namespaceVersions.get(namespace);
+        if (previous === undefined || previous < version) this.namespaceVersions.set(namespace, version);
+      }
+    }
     for (const kind of redisKinds) {
       if (kind === 'keys' && echoVersion !== undefined) {
         for (const key of targets.redis.keys) {
@@ -101,7 +128,11 @@ export class TargetAccumulator {
         keys: [...this.redis.keys],
         patterns: [...this.redis.patterns],
         tags: [...this.redis.tags],
+        namespaces: [...this.redis.namespaces],
         ...(versioned.length > 0 ? { versioned } : {}),
+        ...(this.namespaceVersions.size > 0
+          ? { namespaceVersions: Object.fromEntries(this.namespaceVersions) }
+          : {}),
       },
       cdn: { urls: [...this.cdn.urls], tags: [...this.cdn.tags], prefixes: [...this.cdn.prefixes] },
     };

@@ -14,12 +14,12 @@ import type { ProblemAt } from './validate-schema.js';
  * - a CDN url or prefix whose literal start holds a URL directory below the host's root: a CDN
  *   prefix purge of that directory (`https://x.test/p/{slug}` → prefix `https://x.test/p/`; never
  *   the site's root, never a partial segment), when every configured CDN driver can purge prefixes.
- * Anything else (tags with a field, keys starting with a field, CDN urls without a literal host, or
+ * Anything else (tags or namespaces with a field, keys starting with a field, CDN urls without a literal host, or
  * a CDN that cannot purge prefixes) is not truncate-safe: the rule's fallback must cover it, or the
  * rule must leave truncate out of `on`. validate and start refuse the rest (truncateProblems).
  */
 export type TruncateTarget =
-  | { section: 'redis'; kind: 'keys' | 'patterns' | 'tags'; text: string }
+  | { section: 'redis'; kind: 'keys' | 'patterns' | 'tags' | 'namespaces'; text: string }
   | { section: 'cdn'; kind: 'urls' | 'tags' | 'prefixes'; text: string };
 
 export interface TruncateOptions {
@@ -75,6 +75,8 @@ function whyNot(template: CompiledTemplate, options: TruncateOptions): string {
     case 'redis.tags':
     case 'cdn.tags':
       return 'is a tag made from a row value, and tags cannot be widened to all rows';
+    case 'redis.namespaces':
+      return 'is a namespace made from a row value, and namespaces cannot be widened to all rows';
     default:
       return cdnPrefixOf(template) === undefined || options.cdnPrefixPurge !== false
         ? "does not start with a literal URL directory below the host's root (scheme://host/dir/), so it cannot be widened to a prefix purge without purging the whole site"

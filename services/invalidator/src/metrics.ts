@@ -24,6 +24,12 @@ export function createInvalidatorMetrics(registry: Registry) {
       labelNames: ['target'],
       registers,
     }),
+    namespacesAlreadyNewer: new Counter({
+      name: 'walpurge_invalidator_namespace_bumps_already_newer_total',
+      help: "Namespace bumps that left the version as it was, because it already was the change's commit LSN or newer (a replay, or a later change of another partition bumped it first). By target.",
+      labelNames: ['target'],
+      registers,
+    }),
     purgeRetries: new Counter({
       name: 'walpurge_invalidator_purge_retries_total',
       help: 'Purge attempts retried, by target.',

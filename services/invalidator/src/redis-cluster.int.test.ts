@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WalpurgeConfig, type WalpurgeConfigInput } from '@walpurge/config';
 import { createMetricsRegistry, isRetriable, WalpurgeError, type Registry } from '@walpurge/core';
 import type { ChangeEvent } from '@walpurge/protocol';
-import { emptyTargets } from '@walpurge/rules';
+import { emptyTargets, namespaceVersion } from '@walpurge/rules';
 import {
   freePort,
   startLocalRedisCluster,
@@ -373,6 +373,42 @@ describe('Redis target on a Redis Cluster', () => {
       expect(await metricValue(registry, 'walpurge_invalidator_echo_kept_total', { target: 'redis' })).toBe(
         kept.length,
       );
+    } finally {
+      await invalidator.stop();
+    }
+  });
+
+  it('namespaces: each version key is bumped on its own master, to the highest commit LSN of the batch, never backwards', async () => {
+    const { invalidator, registry, prefix } = await startInline('rc_ns', [
+      { table: 'orders', on: ['insert', 'update', 'delete'], redis: { namespaces: ['user:{user_id}'] } },
+    ]);
+    const order = (id: number, userId: number): ChangeEvent =>
+      upsert('orders', { id, user_id: userId }, { id });
+    try {
+      const users = range(30);
+      const versionKeys = users.map((user) => `${prefix}ns:user:${user}`);
+      expect(new Set(versionKeys.map(masterOf))).toEqual(new Set([0, 1, 2]));
+      const first = users.map((user) => order(user, user));
+      const second = users.map((user) => order(100 + user, user));
+      await invalidator.handle([...first, ...second]);
+      const expected = second.map((event) => namespaceVersion(event.source.lsn));
+      expect(await Promise.all(versionKeys.map((key) => client.get(key)))).toEqual(expected);
+      // The older events again (a replay after a crash): versions stay where they are.
+      await invalidator.handle(first);
+      expect(await Promise.all(versionKeys.map((key) => client.get(key)))).toEqual(expected);
+      expect(
+        await metricValue(registry, 'walpurge_invalidator_purges_total', {
+          target: 'redis',
+          kind: 'namespaces',
+          outcome: 'success',
+        }),
+      ).toBe(users.length * 2);
+      // The replay changed no version (the batch's two events per user were one bump, to the newer LSN).
+      expect(
+        await metricValue(registry, 'walpurge_invalidator_namespace_bumps_already_newer_total', {
+          target: 'redis',
+        }),
+      ).toBe(users.length);
     } finally {
       await invalidator.stop();
     }

@@ -48,6 +48,11 @@ rules:
   - table: links
     on: [update]
     cdn: { urls: ['{page_url}'] }
+  - table: carts
+    on: [insert, update, delete]
+    redis: { namespaces: ['user:{user_id}', 'orders'] }
+    fallback:
+      redis: { namespaces: ['users'] }
 `,
 );
 
@@ -72,14 +77,14 @@ describe('walpurge explain', () => {
       'public.users insert\n' +
         '  rule user: applies\n' +
         '\n' +
-        'redis keys:     user:7\n' +
-        '                user_by_email:a@x\n' +
-        'redis patterns: user:7:*\n' +
-        '                search:A\\*\\[b\\]\\?\\\\:*\n' +
-        'redis tags:     user-7\n' +
-        'cdn urls:       https://example.com/users/A%2A%5Bb%5D%3F%5C\n' +
-        'cdn tags:       user-7\n' +
-        'cdn prefixes:   https://example.com/teams/t%201%2F2/\n' +
+        'redis keys:       user:7\n' +
+        '                  user_by_email:a@x\n' +
+        'redis patterns:   user:7:*\n' +
+        '                  search:A\\*\\[b\\]\\?\\\\:*\n' +
+        'redis tags:       user-7\n' +
+        'cdn urls:         https://example.com/users/A%2A%5Bb%5D%3F%5C\n' +
+        'cdn tags:         user-7\n' +
+        'cdn prefixes:     https://example.com/teams/t%201%2F2/\n' +
         PREFIX_NOTE,
     );
   });
@@ -102,18 +107,18 @@ describe('walpurge explain', () => {
       'public.users update\n' +
         '  rule user: applies\n' +
         '\n' +
-        'redis keys:     user:7\n' +
-        '                user_by_email:a@x\n' +
-        '                user_by_email:b@x\n' +
-        'redis patterns: user:7:*\n' +
-        '                search:Bob:*\n' +
-        '                search:Ann:*\n' +
-        'redis tags:     user-7\n' +
-        'cdn urls:       https://example.com/users/Bob\n' +
-        '                https://example.com/users/Ann\n' +
-        'cdn tags:       user-7\n' +
-        'cdn prefixes:   https://example.com/teams/blue/\n' +
-        '                https://example.com/teams/red/\n' +
+        'redis keys:       user:7\n' +
+        '                  user_by_email:a@x\n' +
+        '                  user_by_email:b@x\n' +
+        'redis patterns:   user:7:*\n' +
+        '                  search:Bob:*\n' +
+        '                  search:Ann:*\n' +
+        'redis tags:       user-7\n' +
+        'cdn urls:         https://example.com/users/Bob\n' +
+        '                  https://example.com/users/Ann\n' +
+        'cdn tags:         user-7\n' +
+        'cdn prefixes:     https://example.com/teams/blue/\n' +
+        '                  https://example.com/teams/red/\n' +
         PREFIX_NOTE,
     );
   });
@@ -146,11 +151,11 @@ describe('walpurge explain', () => {
       'public.users delete\n' +
         '  rule user: applies\n' +
         '\n' +
-        'redis keys:     user:7\n' +
-        'redis patterns: user:7:*\n' +
-        '                user:*\n' +
-        'redis tags:     user-7\n' +
-        'cdn tags:       user-7\n' +
+        'redis keys:       user:7\n' +
+        'redis patterns:   user:7:*\n' +
+        '                  user:*\n' +
+        'redis tags:       user-7\n' +
+        'cdn tags:         user-7\n' +
         'unknown value: rules[0].redis.keys[1] "user_by_email:{old.email}" {email}: old value not sent (needs REPLICA IDENTITY FULL) -> fallback purged\n' +
         'unknown value: rules[0].redis.patterns[1] "search:{name}:*" {name}: old value not sent (needs REPLICA IDENTITY FULL) -> fallback purged\n' +
         'unknown value: rules[0].cdn.urls[0] "https://example.com/users/{name}" {name}: old value not sent (needs REPLICA IDENTITY FULL) -> fallback purged\n' +
@@ -178,7 +183,7 @@ describe('walpurge explain', () => {
     expect(result.out).toContain(
       'unknown value: rules[0].redis.patterns[1] "search:{name}:*" {name}: unchanged TOASTed column, value not sent -> fallback purged\n',
     );
-    expect(result.out).toContain('redis patterns: user:7:*\n                user:*\n');
+    expect(result.out).toContain('redis patterns:   user:7:*\n                  user:*\n');
   });
 
   it('truncate widens templated keys and patterns to their literal prefix, CDN urls to a prefix, and purges the fallback for tags', async () => {
@@ -188,11 +193,11 @@ describe('walpurge explain', () => {
       'public.audit truncate\n' +
         '  rule rules[1] public.audit: applies\n' +
         '\n' +
-        'redis keys:     audit:all\n' +
-        'redis patterns: audit:*\n' +
-        '                audit-page:*:*\n' +
-        'cdn tags:       audit\n' +
-        'cdn prefixes:   https://example.com/audit/\n' +
+        'redis keys:       audit:all\n' +
+        'redis patterns:   audit:*\n' +
+        '                  audit-page:*:*\n' +
+        'cdn tags:         audit\n' +
+        'cdn prefixes:     https://example.com/audit/\n' +
         'unknown value: rules[1].cdn.tags[0] "audit-{id}": truncate has no rows -> fallback purged\n' +
         PREFIX_NOTE,
     );
@@ -224,12 +229,12 @@ describe('walpurge explain', () => {
   it('an update without the old value of {slug}: reported as unknown, or shown as ignored under oldValues: ignore-missing', async () => {
     const args = ['--op', 'u', '--before', '{"id":1}', '--after', '{"id":1,"slug":"new"}'];
     const posts = await explain('--table', 'posts', ...args);
-    expect(posts.out).toContain('redis keys:     post_by_slug:new\n');
+    expect(posts.out).toContain('redis keys:       post_by_slug:new\n');
     expect(posts.out).toContain(
       'unknown value: rules[4].redis.keys[0] "post_by_slug:{slug}" {slug}: old value not sent (needs REPLICA IDENTITY FULL) -> not purged\n',
     );
     const pages = await explain('--table', 'pages', ...args);
-    expect(pages.out).toContain('redis keys:     page_by_slug:new\n');
+    expect(pages.out).toContain('redis keys:       page_by_slug:new\n');
     expect(pages.out).toContain(
       'old entry not purged: rules[3].redis.keys[0] "page_by_slug:{slug}" {slug}: old value not sent -> ignored (oldValues: ignore-missing)\n',
     );
@@ -244,6 +249,38 @@ describe('walpurge explain', () => {
         '  rule rules[1] public.audit: skipped (delete is not in on: [truncate])\n' +
         '\n' +
         'nothing to purge: rules[1] public.audit: delete is not in on: [truncate]\n',
+    );
+  });
+
+  it('namespaces: the versions an update bumps, old and new, and where they live', async () => {
+    const result = await explain(
+      '--table',
+      'carts',
+      '--op',
+      'u',
+      '--before',
+      JSON.stringify({ id: 1, user_id: 7 }),
+      '--after',
+      JSON.stringify({ id: 1, user_id: 8 }),
+    );
+    expect(result.code).toBe(0);
+    expect(result.out).toBe(
+      'public.carts update\n' +
+        '  rule rules[6] public.carts: applies\n' +
+        '\n' +
+        'redis namespaces: user:8\n' +
+        '                  user:7\n' +
+        '                  orders\n' +
+        "(each namespace's version at 'app:ns:<namespace>' is set to the change's commit LSN unless it is already newer; entries stored under the old version become unreachable)\n",
+    );
+  });
+
+  it('namespaces: a namespace needing an old value the change lacks is unknown, and the fallback bumped', async () => {
+    const result = await explain('--table', 'carts', '--op', 'd', '--key', JSON.stringify({ id: 1 }));
+    expect(result.code).toBe(0);
+    expect(result.out).toContain('redis namespaces: orders\n                  users\n');
+    expect(result.out).toContain(
+      'unknown value: rules[6].redis.namespaces[0] "user:{user_id}" {user_id}: old value not sent (needs REPLICA IDENTITY FULL) -> fallback purged',
     );
   });
 

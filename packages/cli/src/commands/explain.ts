@@ -4,6 +4,7 @@ import {
   cdnSupportsPrefixes,
   cdnUrlTemplateProblems,
   compileRules,
+  namespaceKey,
   truncateProblems,
   type PurgePlan,
   type UnknownReason,
@@ -97,6 +98,7 @@ const SECTIONS = [
   ['redis keys', (plan: PurgePlan) => plan.redis.keys],
   ['redis patterns', (plan: PurgePlan) => plan.redis.patterns],
   ['redis tags', (plan: PurgePlan) => plan.redis.tags],
+  ['redis namespaces', (plan: PurgePlan) => plan.redis.namespaces],
   ['cdn urls', (plan: PurgePlan) => plan.cdn.urls],
   ['cdn tags', (plan: PurgePlan) => plan.cdn.tags],
   ['cdn prefixes', (plan: PurgePlan) => plan.cdn.prefixes],
@@ -161,12 +163,18 @@ export function renderPlan(
       `(redis.keyPrefix '${keyPrefix}' is prepended to every key and pattern; tag sets live at '${keyPrefix}tag:<tag>')`,
     );
   }
+  if (plan.redis.namespaces.length > 0) {
+    lines.push(
+      `(each namespace's version at '${namespaceKey(keyPrefix, '<namespace>')}' is set to the change's commit LSN unless it is already newer; entries stored under the old version become unreachable)`,
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 
 export const explainCommand: CommandSpec = {
   name: 'explain',
-  summary: 'Show which keys, patterns, tags and URLs one row change would purge (touches nothing).',
+  summary:
+    'Show which keys, patterns, tags, namespaces and URLs one row change would purge (touches nothing).',
   usage:
     'walpurge explain [--config FILE] --table T --op c|u|d|t [--before JSON] [--after JSON] [--key JSON] [--unchanged COLS] [--json]',
   options: {

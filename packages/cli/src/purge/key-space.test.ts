@@ -13,6 +13,7 @@ describe('planKeySpace', () => {
           keys: ['user:{id}', 'a*b:{id}', '{email}', 'static'],
           patterns: ['feed:{id}:*', '*:{id}', '?x'],
           tags: ['user-{id}', '{id}'],
+          namespaces: [],
         },
       },
     ]).rules;
@@ -25,6 +26,28 @@ describe('planKeySpace', () => {
       'rules[0].redis.patterns[1]',
       'rules[0].redis.patterns[2]',
       'rules[0].redis.tags[1]',
+    ]);
+  });
+
+  it('lists namespaces as not purged: a bump needs a commit LSN, which only purge --table has', () => {
+    const rules = compileRules([
+      {
+        table: 'orders',
+        on: ['insert', 'update', 'delete'],
+        redis: { keys: ['order:{id}'], patterns: [], tags: [], namespaces: ['user:{user_id}', 'orders'] },
+      },
+    ]).rules;
+    const space = planKeySpace(rules);
+    expect(space.redis.patterns).toEqual(['order:*']);
+    expect(space.unpurgeable.map((item) => [item.path, item.reason])).toEqual([
+      [
+        'rules[0].redis.namespaces[0]',
+        'a namespace is bumped to a commit LSN, which purging the key space does not have: re-purge the rows instead (walpurge purge --table public.orders)',
+      ],
+      [
+        'rules[0].redis.namespaces[1]',
+        'a namespace is bumped to a commit LSN, which purging the key space does not have: re-purge the rows instead (walpurge purge --table public.orders)',
+      ],
     ]);
   });
 

@@ -70,7 +70,8 @@ function literalText(template: CompiledTemplate): string {
  *   so SCAN can enumerate them), again only with a literal start;
  * - CDN URLs and prefixes: a prefix purge of the URL directory before the first field
  *   (`https://x/users/{id}` → `https://x/users/`), never a host's root;
- * - CDN tags with fields: cannot be enumerated anywhere, so they are unpurgeable.
+ * - CDN tags with fields: cannot be enumerated anywhere, so they are unpurgeable;
+ * - Redis namespaces: unpurgeable here (a bump needs a commit LSN; `purge --table` has one).
  * Everything refused is returned in `unpurgeable` with the reason.
  */
 export function planKeySpace(rules: readonly CompiledRule[]): KeySpace {
@@ -85,6 +86,8 @@ export function planKeySpace(rules: readonly CompiledRule[]): KeySpace {
     'redis.patterns': space.redis.patterns,
     'redis.tags': space.redis.tags,
     'redis.tagPatterns': space.redis.tagPatterns,
+    // Never filled: namespaces are refused below.
+    'redis.namespaces': [],
     'cdn.urls': space.cdn.urls,
     'cdn.tags': space.cdn.tags,
     'cdn.prefixes': space.cdn.prefixes,
@@ -107,6 +110,14 @@ export function planKeySpace(rules: readonly CompiledRule[]): KeySpace {
         space.placed.push({ ...source, kind: template.kind, as, entry });
       };
       const noLiteralStart = `it does not start with literal text, so its key space is everything: re-purge the rows instead (walpurge purge --table ${rule.table})`;
+      if (template.kind === 'redis.namespaces') {
+        // A bump needs a version above every commit LSN the namespace may hold, which only the
+        // rows' re-purge reads from the server (pg_current_wal_lsn, see purge-table.ts).
+        refuse(
+          `a namespace is bumped to a commit LSN, which purging the key space does not have: re-purge the rows instead (walpurge purge --table ${rule.table})`,
+        );
+        continue;
+      }
       if (!hasFields(template)) {
         const text = literalText(template);
         if (template.kind === 'redis.patterns' && fixedGlobPrefix(text) === '') refuse(noLiteralStart);

@@ -80,6 +80,7 @@ export class InvalidationReport {
     add(plan.redis.keys.length, 'key');
     add(plan.redis.patterns.length, 'pattern');
     add(plan.redis.tags.length, 'tag');
+    add(plan.redis.namespaces.length, 'namespace');
     if (this.cdnConfigured)
       add(plan.cdn.urls.length + plan.cdn.tags.length + plan.cdn.prefixes.length, 'CDN entry', 'CDN entries');
     return { count, text: parts.join(', ') };

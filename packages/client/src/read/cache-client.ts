@@ -5,6 +5,7 @@ import { EntryStore, type LookupResult } from './entry-store.js';
 import { InvalidationTracker } from './invalidation-tracker.js';
 import { L1Cache, type ReadTicket } from './l1-cache.js';
 import { createClientMetrics, type ClientMetrics } from './metrics.js';
+import { NamespaceVersions, canonicalNamespaces, composeKey } from './namespace-versions.js';
 import { NumericOptions, type CacheClientOptions, type GetOptions } from './options.js';
 import { PayloadCodec, jsonSerializer } from './serializer.js';
 import { SingleFlight } from './singleflight.js';
@@ -81,6 +82,13 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
       ? undefined
       : new TagPruner(redis, settings.keyPrefix, settings.tagPruning, metrics, logger, (work) => track(work));
   const tracker = l1 ? new InvalidationTracker(redis, settings.keyPrefix, l1, metrics, logger) : undefined;
+  const namespaceVersions = new NamespaceVersions(
+    redis,
+    settings.keyPrefix,
+    settings.redisTimeoutMs,
+    l1,
+    metrics,
+  );
   const started = tracker ? tracker.start() : Promise.resolve(true);
   let closed = false;
   let lastFailOpenLog = -Infinity;
@@ -316,13 +324,26 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     }
   }
 
-  async function get<T>(key: string, loader: Loader<T>, opts: GetOptions): Promise<T> {
+  async function get<T>(logicalKey: string, loader: Loader<T>, opts: GetOptions): Promise<T> {
     if (closed) throw new WalpurgeError(ErrorCode.Internal, 'cache client is closed');
     if (!(opts.ttl > 0) || !Number.isFinite(opts.ttl)) {
       throw new WalpurgeError(
         ErrorCode.ConfigInvalid,
-        `get(${JSON.stringify(key)}): ttl must be a positive number of seconds`,
+        `get(${JSON.stringify(logicalKey)}): ttl must be a positive number of seconds`,
       );
+    }
+    let key = logicalKey;
+    if (opts.namespaces && opts.namespaces.length > 0) {
+      // Composed once, from the versions read before the loader runs: a fill that races a bump
+      // lands under the old versions' key, which no reader composes any more.
+      const namespaces = canonicalNamespaces(opts.namespaces);
+      if (!l1?.isActive && redis.status !== 'ready') return failOpen(loader, 'not_connected');
+      try {
+        key = composeKey(logicalKey, namespaces, await namespaceVersions.read(namespaces));
+      } catch (error) {
+        const timedOut = error instanceof Error && error.name === 'RedisTimeoutError';
+        return failOpen(loader, timedOut ? 'timeout' : 'error', error);
+      }
     }
     let earlyRefresh = false;
     if (l1) {

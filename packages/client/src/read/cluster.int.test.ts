@@ -1,6 +1,12 @@
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tagJournalKey, tagSetKey } from '@walpurge/rules';
+import {
+  NAMESPACE_BUMP_SCRIPT,
+  namespaceKey,
+  namespaceVersion,
+  tagJournalKey,
+  tagSetKey,
+} from '@walpurge/rules';
 import { startLocalRedisCluster, uniqueName, waitFor, type LocalRedisCluster } from '@walpurge/testing';
 import { CacheWriter } from '../write/cache-writer.js';
 import { createCacheClient, type CacheClient } from './cache-client.js';
@@ -179,6 +185,78 @@ describe('createCacheClient on Redis Cluster', () => {
         { timeoutMs: 10_000, intervalMs: 20 },
       );
     }
+    await client.close();
+    client = undefined;
+    seed.disconnect();
+  });
+
+  it('namespaces: versions in every slot are read in one go, a bump on any master is seen through L1, a racing fill lands under the old version', async () => {
+    const prefix = `${uniqueName('sdk_cluster_ns')}:`;
+    const seed = new Cluster(cluster.nodes.map(({ port }) => ({ host: '127.0.0.1', port })));
+    await waitFor('the SDK cluster client to be ready', async () => seed.status === 'ready');
+    client = createCacheClient({
+      redis: seed,
+      keyPrefix: prefix,
+      earlyRefreshBeta: 0,
+      l1: { maxStalenessMs: 600_000 },
+    });
+    await client.ready();
+    // One namespace whose version key lives on each master.
+    const namespaces: string[] = [];
+    for (let i = 0; namespaces.length < cluster.nodes.length; i++) {
+      const at = await masterOf(namespaceKey(prefix, `team:${i}`));
+      if (!(await Promise.all(namespaces.map((n) => masterOf(namespaceKey(prefix, n))))).includes(at))
+        namespaces.push(`team:${i}`);
+    }
+    let lsn = 0x100;
+    const bump = async (namespace: string) => {
+      lsn += 0x10;
+      const key = namespaceKey(prefix, namespace);
+      // On the master that owns the version key, as the invalidator's one-key script does.
+      await masters[await masterOf(key)]!.eval(
+        NAMESPACE_BUMP_SCRIPT,
+        1,
+        key,
+        namespaceVersion(`0/${lsn.toString(16)}`),
+      );
+    };
+    let value = 'v1';
+    const db = counting(() => value);
+    const get = () => client!.get('report', db.loader, { ttl: 600, namespaces });
+    expect(await get()).toBe('v1');
+    for (const namespace of namespaces) {
+      value = `after ${namespace}`;
+      await bump(namespace);
+      await waitFor(`the bump of ${namespace} seen through L1`, async () => (await get()) === value, {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+      });
+    }
+    expect(db.state.calls).toBe(1 + namespaces.length);
+
+    // The race: the load reads the database before the write, the bump lands before the fill.
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let loading = false;
+    const slow = client.get(
+      'race',
+      async () => {
+        loading = true;
+        await gate;
+        return 'old';
+      },
+      { ttl: 600, namespaces },
+    );
+    await waitFor('the slow load to start', async () => loading);
+    await bump(namespaces[1]!);
+    release();
+    expect(await slow).toBe('old');
+    const fresh = counting(() => 'new');
+    await waitFor(
+      'the bump seen through L1',
+      async () => (await client!.get('race', fresh.loader, { ttl: 600, namespaces })) === 'new',
+    );
+    expect(fresh.state.calls).toBe(1);
     await client.close();
     client = undefined;
     seed.disconnect();

@@ -21,6 +21,7 @@ export interface ClientMetrics {
   l1Flushes: Counter<'reason'>;
   trackingSetupFailures: Counter;
   tagMembersPruned: Counter;
+  namespaceVersionReads: Counter<'source'>;
   loaderDuration: Histogram;
   /** (hits + stale served) / lookups, per level; NaN-free: 0 before the first lookup. */
   hitRatio: Gauge<'level'>;
@@ -130,6 +131,11 @@ export function createClientMetrics(registry: Registry): ClientMetrics {
     tagMembersPruned: counter(
       'walpurge_client_tag_members_pruned_total',
       'Tag-set members removed because their entry had expired or was evicted',
+    ),
+    namespaceVersionReads: counter(
+      'walpurge_client_namespace_version_reads_total',
+      'Namespace versions read to compose a key, by source (l1, redis)',
+      ['source'],
     ),
     loaderDuration,
   };

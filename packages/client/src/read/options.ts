@@ -57,6 +57,11 @@ export interface GetOptions {
   tags?: readonly string[];
   /** Overrides `leases.ttlMs` for this key (a loader known to be slow). */
   leaseTtlMs?: number;
+  /**
+   * Versioned namespaces (as in the rules' `redis.namespaces`): the entry is stored under a key
+   * composed from their current versions, so a bump of any of them makes it unreachable at once.
+   */
+  namespaces?: readonly string[];
 }
 
 const nonNegative = z.number().finite().nonnegative();

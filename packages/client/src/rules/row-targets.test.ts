@@ -18,6 +18,7 @@ const { rules } = WalpurgeConfig.parse({
         ],
         patterns: ['user:{id}:*'],
         tags: ['user-{id}', 'team-{team_id}'],
+        namespaces: ['team:{team_id}', 'directory'],
       },
       cdn: { tags: ['user-{id}'], urls: ['https://example.com/users/{id}'] },
     },
@@ -37,6 +38,7 @@ describe('rowTargetsFromRules', () => {
       'team:7:members',
     ]);
     expect(targets.redisTags('public.users', row)).toEqual(['user-42', 'team-7', 'users']);
+    expect(targets.redisNamespaces('users', row)).toEqual(['team:7', 'directory']);
     expect(targets.cdnTags('users', row)).toEqual(['user-42', 'users']);
     expect(targets.cdnTags('other', row)).toEqual([]);
   });
@@ -63,6 +65,7 @@ describe('rowTargetsFromRules', () => {
     const fromCompiled = rowTargetsFromRules(compiled);
     expect(fromCompiled.redisKeys('users', row)).toEqual(plan.redis.keys);
     expect(fromCompiled.redisTags('users', row)).toEqual(plan.redis.tags);
+    expect(fromCompiled.redisNamespaces('users', row)).toEqual(plan.redis.namespaces);
     expect(fromCompiled.cdnTags('users', row)).toEqual(plan.cdn.tags);
   });
 

@@ -29,6 +29,8 @@ export interface RowTargets {
   checkKeyTemplates(table: string, templates: readonly string[]): void;
   /** `redis.tags`: pass as get(…, { tags }). */
   redisTags(table: string, row: Record<string, unknown>): string[];
+  /** `redis.namespaces`: pass as get(…, { namespaces }). */
+  redisNamespaces(table: string, row: Record<string, unknown>): string[];
   /** `cdn.tags`: pass to applyCacheHeaders({ tags }) for Surrogate-Key / Cache-Tag. */
   cdnTags(table: string, row: Record<string, unknown>): string[];
 }
@@ -98,6 +100,7 @@ export function rowTargetsFromRules(rules: readonly Rule[] | CompiledRules): Row
     checkKeyTemplates: (table, templates) => checkKnown('redis.keys', qualifyTable(table), templates),
     redisKeys: (table, row, templates) => render('redis.keys', table, row, templates),
     redisTags: (table, row) => render('redis.tags', table, row),
+    redisNamespaces: (table, row) => render('redis.namespaces', table, row),
     cdnTags: (table, row) => render('cdn.tags', table, row),
   };
 }

@@ -23,6 +23,12 @@ export const RedisTargets = z.strictObject({
     .array(template)
     .default([])
     .describe('Tag sets (maintained by @walpurge/client) whose member keys are purged.'),
+  namespaces: z
+    .array(template)
+    .default([])
+    .describe(
+      'Versioned key namespaces (read by @walpurge/client) whose version is bumped to the commit LSN.',
+    ),
 });
 export type RedisTargets = z.infer<typeof RedisTargets>;
 

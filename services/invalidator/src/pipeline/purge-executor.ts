@@ -57,7 +57,7 @@ export class PurgeExecutor {
       this.metrics.events.inc({ op: event.op });
       const plan = this.rules.planPurges(event);
       plans.push(plan);
-      accumulator.add(plan, this.echo ? writeEchoVersion(event, this.echo) : undefined);
+      accumulator.add(plan, this.echo ? writeEchoVersion(event, this.echo) : undefined, event.source.lsn);
       if (plan.skipped) this.metrics.skipped.inc();
       for (const unknown of plan.unknown ?? []) {
         this.metrics.unknownValues.inc({
@@ -178,6 +178,8 @@ export class PurgeExecutor {
         const report = await purger.purge(targets, { signal, onRetry });
         this.countByKind(purger, targets, 'success');
         if (report?.echoKept) this.metrics.echoKept.inc({ target: purger.name }, report.echoKept);
+        if (report?.namespacesAlreadyNewer)
+          this.metrics.namespacesAlreadyNewer.inc({ target: purger.name }, report.namespacesAlreadyNewer);
         timer();
         return;
       } catch (error) {

@@ -22,6 +22,8 @@ export function refusedAfterOthersPurged(error: unknown): boolean {
 export interface PurgeReport {
   /** Entries the write-behind echo kept because the cache already held the committed version. */
   echoKept?: number;
+  /** Namespace bumps that changed nothing: the version already was the change's LSN or newer. */
+  namespacesAlreadyNewer?: number;
 }
 
 /**

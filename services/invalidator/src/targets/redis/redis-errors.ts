@@ -37,7 +37,7 @@ export function classifyRedisError(error: unknown): WalpurgeError {
       retriable: true,
       cause: error,
       hint: /^NOPERM/.test(message)
-        ? "the Redis user's ACL must allow SCAN, SSCAN, UNLINK, SREM, SMOVE, EVAL on the key prefix; purges wait until it does"
+        ? "the Redis user's ACL must allow SCAN, SSCAN, UNLINK, SREM, SMOVE, EVAL, GET, SET on the key prefix; purges wait until it does"
         : 'a command walpurge needs is disabled or renamed on the cache Redis; purges wait until it is back',
     });
   }

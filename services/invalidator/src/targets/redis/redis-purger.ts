@@ -2,6 +2,8 @@ import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import {
   ECHO_PURGE_REPORT_SCRIPT,
   escapeGlob,
+  NAMESPACE_BUMP_SCRIPT,
+  namespaceKey,
   tagSetKey,
   type PurgeTargets,
   type VersionedKey,
@@ -51,7 +53,7 @@ function keptOf(reply: unknown): number {
 export const SWEEP_WINDOW_DEFAULTS = { minWindowMs: 0, windowFactor: 1, maxWindowMs: 2_000 } as const;
 
 /**
- * Purges keys, glob patterns and tag sets. Never KEYS: patterns are served by a PatternSweeper
+ * Purges keys, glob patterns and tag sets, and bumps namespace versions. Never KEYS: patterns are served by a PatternSweeper
  * (one SCAN … COUNT walk of every master for all patterns pending at once); deletions use UNLINK
  * (memory is reclaimed off the main thread) in pipelined batches, grouped by hash slot on a
  * cluster so no command spans slots; tag sets are purged page by page (tag-purge.ts).
@@ -80,6 +82,7 @@ export class RedisPurger implements Purger {
       targets.redis.keys.length +
       targets.redis.patterns.length +
       targets.redis.tags.length +
+      targets.redis.namespaces.length +
       (targets.redis.versioned?.length ?? 0)
     );
   }
@@ -98,6 +101,7 @@ export class RedisPurger implements Purger {
     const prefix = this.options.keyPrefix;
     await this.unlink(targets.redis.keys.map((key) => prefix + key));
     const echoKept = targets.redis.versioned ? await this.purgeVersioned(targets.redis.versioned) : 0;
+    const namespacesAlreadyNewer = await this.bumpNamespaces(targets);
     const notSets: string[] = [];
     for (const tag of targets.redis.tags) {
       if (context.signal.aborted) break;
@@ -129,7 +133,7 @@ export class RedisPurger implements Purger {
         },
       );
     }
-    return { echoKept };
+    return { echoKept, namespacesAlreadyNewer };
   }
 
   /**
@@ -186,6 +190,38 @@ export class RedisPurger implements Purger {
       replies = await execOrThrow(pipeline);
     }
     return replies.reduce<number>((sum, reply) => sum + keptOf(reply), 0);
+  }
+
+  /**
+   * Sets each namespace's version key to its version if greater (NAMESPACE_BUMP_SCRIPT; layout and
+   * why in @walpurge/rules namespace.ts). One key per script call, like purgeVersioned. A namespace
+   * without a version cannot be bumped honestly (a made-up version could sort below the current
+   * one and bump nothing): the event is refused, never silently skipped. Returns how many bumps
+   * found the version already as new or newer.
+   */
+  private async bumpNamespaces(targets: PurgeTargets): Promise<number> {
+    const { namespaces, namespaceVersions } = targets.redis;
+    if (namespaces.length === 0) return 0;
+    const bumps = namespaces.map((namespace) => {
+      const version = namespaceVersions?.[namespace];
+      if (version === undefined)
+        throw new WalpurgeError(ErrorCode.PurgeFailed, `namespace ${namespace} has no version to bump to`, {
+          retriable: false,
+          hint: 'namespace versions are the commit LSNs of the events that bump them',
+        });
+      return { key: namespaceKey(this.options.keyPrefix, namespace), version };
+    });
+    let replies: unknown[];
+    if (this.isCluster) {
+      replies = await Promise.all(
+        bumps.map(({ key, version }) => this.client.eval(NAMESPACE_BUMP_SCRIPT, 1, key, version)),
+      );
+    } else {
+      const pipeline = (this.client as Redis).pipeline();
+      for (const { key, version } of bumps) pipeline.eval(NAMESPACE_BUMP_SCRIPT, 1, key, version);
+      replies = await execOrThrow(pipeline);
+    }
+    return replies.filter((moved) => moved === 0).length;
   }
 
   private async purgeTag(tag: string): Promise<void> {

@@ -1,0 +1,101 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { isRetriable, WalpurgeError } from '@walpurge/core';
+import { emptyTargets, namespaceVersion, type PurgeTargets } from '@walpurge/rules';
+import { uniqueName } from '@walpurge/testing';
+import { deleteKeys } from '../../../test/harness.js';
+import { RedisPurger } from './redis-purger.js';
+
+/** Namespace version bumps of the Redis target on the shared standalone Redis. */
+const services = inject('services');
+let redis: Redis;
+const prefixes: string[] = [];
+
+beforeAll(async () => {
+  redis = new Redis(services.redisUrl);
+  await redis.ping();
+});
+afterAll(async () => {
+  for (const prefix of prefixes) await deleteKeys(redis, prefix);
+  redis?.disconnect();
+});
+
+function newPurger(label: string): { purger: RedisPurger; prefix: string } {
+  const prefix = `${uniqueName(label)}:`;
+  prefixes.push(prefix);
+  return {
+    purger: new RedisPurger(new Redis(services.redisUrl), {
+      keyPrefix: prefix,
+      batchSize: 50,
+      scanCount: 50,
+    }),
+    prefix,
+  };
+}
+
+function bumps(versions: Record<string, string>): PurgeTargets {
+  const targets = emptyTargets();
+  targets.redis.namespaces.push(...Object.keys(versions));
+  targets.redis.namespaceVersions = Object.fromEntries(
+    Object.entries(versions).map(([namespace, lsn]) => [namespace, namespaceVersion(lsn)]),
+  );
+  return targets;
+}
+
+const context = () => ({ signal: new AbortController().signal });
+
+describe('namespace bumps', () => {
+  it('set <prefix>ns:<namespace> to the version only if greater: replays and late events never move it back', async () => {
+    const { purger, prefix } = newPurger('ns_bump');
+    try {
+      await purger.purge(bumps({ 'user:42': '1/0', catalog: '0/10' }), context());
+      expect(await redis.get(`${prefix}ns:user:42`)).toBe('0000000100000000');
+      expect(await redis.get(`${prefix}ns:catalog`)).toBe('0000000000000010');
+      // A late event of another partition (lower LSN) and a replay of the same one: no change.
+      await purger.purge(bumps({ 'user:42': '0/FFFFFFFF' }), context());
+      await purger.purge(bumps({ 'user:42': '1/0' }), context());
+      expect(await redis.get(`${prefix}ns:user:42`)).toBe('0000000100000000');
+      await purger.purge(bumps({ 'user:42': '1/1' }), context());
+      expect(await redis.get(`${prefix}ns:user:42`)).toBe('0000000100000001');
+      expect(await redis.ttl(`${prefix}ns:user:42`)).toBe(-1);
+      // A reader's random epoch (no version yet) is replaced by the first bump, whatever it sorts as.
+      await redis.set(`${prefix}ns:fresh`, 'rzzzzzzzzzzzz');
+      await purger.purge(bumps({ fresh: '0/1' }), context());
+      expect(await redis.get(`${prefix}ns:fresh`)).toBe('0000000000000001');
+    } finally {
+      await purger.close();
+    }
+  });
+
+  it('compares LSNs above 2^53 exactly (strings, not Lua numbers)', async () => {
+    const { purger, prefix } = newPurger('ns_big');
+    try {
+      // As doubles, FFFFFFFF/FFFFFFFE and FFFFFFFF/FFFFFFFF are the same number.
+      await purger.purge(bumps({ big: 'FFFFFFFF/FFFFFFFE' }), context());
+      await purger.purge(bumps({ big: 'FFFFFFFF/FFFFFFFF' }), context());
+      expect(await redis.get(`${prefix}ns:big`)).toBe('ffffffffffffffff');
+    } finally {
+      await purger.close();
+    }
+  });
+
+  it('a version key of another type refuses the event for good; a namespace without a version is refused too', async () => {
+    const { purger, prefix } = newPurger('ns_refused');
+    try {
+      await redis.sadd(`${prefix}ns:taken`, 'x');
+      const wrongType = await purger.purge(bumps({ taken: '1/0' }), context()).catch((e: unknown) => e);
+      expect(wrongType).toBeInstanceOf(WalpurgeError);
+      expect(isRetriable(wrongType)).toBe(false);
+      expect(String(wrongType)).toContain('WRONGTYPE');
+
+      const targets = emptyTargets();
+      targets.redis.namespaces.push('unversioned');
+      const missing = await purger.purge(targets, context()).catch((e: unknown) => e);
+      expect(isRetriable(missing)).toBe(false);
+      expect(String(missing)).toContain('namespace unversioned has no version');
+      expect(await redis.exists(`${prefix}ns:unversioned`)).toBe(0);
+    } finally {
+      await purger.close();
+    }
+  });
+});
