@@ -102,7 +102,9 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
   const refresher = l1
     ? new HotKeyRefresher(
         settings.refresh,
-        (key, loader, opts) => loadIfAbsent(key, loader, opts, 'refresh_on_invalidate'),
+        // Finding the key missing and unleased confirms a purge (or expiry): the post-purge window opens.
+        (key, loader, opts) =>
+          loadIfAbsent(key, loader, opts, 'refresh_on_invalidate', () => postPurge?.invalidated(key)),
         metrics,
         logger,
         now,
@@ -111,7 +113,9 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
   const postPurge = l1 ? new PostPurgeReads(settings.refresh.postPurgeWindowMs, metrics) : undefined;
   const tracker = l1
     ? new InvalidationTracker(redis, settings.keyPrefix, l1, metrics, logger, (key, held) => {
-        if (held || refresher?.isHot(key)) postPurge?.invalidated(key);
+        // L1 is only filled from Redis hits (a miss's own lease poisons its ticket), so a message
+        // for a held key is someone else's change, not this process's own lease or fill.
+        if (held) postPurge?.invalidated(key);
         refresher?.invalidated(key);
       })
     : undefined;
@@ -243,6 +247,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     loader: Loader<unknown>,
     opts: GetOptions,
     reason: 'warm' | 'refresh_on_invalidate',
+    onFoundMissing?: () => void,
   ): Promise<LeasedLoadOutcome> {
     if (redis.status !== 'ready') {
       throw new WalpurgeError(ErrorCode.Internal, `Redis is not connected (${redis.status})`);
@@ -255,11 +260,13 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
         result = await store.lookup(key, token, opts.leaseTtlMs ?? leaseTtlMs, opts.tags ?? []);
       } catch (error) {
         // As in fromRedis: the lease may have been granted with the reply lost.
-        if (error instanceof Error && error.name === 'RedisTimeoutError') track(store.releaseLease(key, token));
+        if (error instanceof Error && error.name === 'RedisTimeoutError')
+          track(store.releaseLease(key, token));
         throw error;
       }
       if (result.kind === 'hit') return 'present';
       if (result.kind === 'wait' || (result.kind === 'stale' && !result.leased)) return 'leased_elsewhere';
+      if (result.kind === 'leased') onFoundMissing?.();
       const { stored } = await loadAndFillReporting(key, token, loader, opts, reason, ticket);
       return stored ? 'filled' : 'rejected';
     } finally {

@@ -147,12 +147,12 @@ export function createClientMetrics(registry: Registry): ClientMetrics {
     ),
     refreshKeysDropped: counter(
       'walpurge_client_refresh_keys_dropped_total',
-      "Keys no longer refreshed: idle (not read within refresh.idleTimeoutMs) or capacity (refresh.maxKeys reached)",
+      'Keys no longer refreshed: idle (not read within refresh.idleTimeoutMs) or capacity (refresh.maxKeys reached)',
       ['reason'],
     ),
     postPurgeReads: counter(
       'walpurge_client_post_purge_reads_total',
-      "Lookups of a key within refresh.postPurgeWindowMs after an invalidation message for it, by result (hit, miss) and whether the key is refreshed on invalidation (on-invalidate, off)",
+      'Lookups of a key within refresh.postPurgeWindowMs after an invalidation message for it, by result (hit, miss) and whether the key is refreshed on invalidation (on-invalidate, off)',
       ['refresh', 'result'],
     ),
     loaderDuration,

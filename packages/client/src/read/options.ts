@@ -104,7 +104,13 @@ export const NumericOptions = z.object({
       maxKeys: positive.int().default(10_000),
       postPurgeWindowMs: positive.default(10_000),
     })
-    .default({ concurrency: 4, ratePerSecond: 50, idleTimeoutMs: 300_000, maxKeys: 10_000, postPurgeWindowMs: 10_000 }),
+    .default({
+      concurrency: 4,
+      ratePerSecond: 50,
+      idleTimeoutMs: 300_000,
+      maxKeys: 10_000,
+      postPurgeWindowMs: 10_000,
+    }),
   compression: z.object({ algorithm: z.enum(['gzip', 'brotli']), thresholdBytes: nonNegative }).optional(),
   tagPruning: z
     .union([

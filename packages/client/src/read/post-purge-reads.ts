@@ -4,9 +4,9 @@ import type { ClientMetrics } from './metrics.js';
 /**
  * Feeds `walpurge_client_post_purge_reads_total`: the hit ratio of lookups made shortly after a key
  * was invalidated, labelled by whether the key is refreshed on invalidation, so the two can be
- * compared. A window opens at an invalidation message for a key this process was interested in (it
- * held it in L1 or refreshes it) and lasts `windowMs`; messages inside an open window (the refill's
- * own lease and fill) do not extend it.
+ * compared. A window opens when this process learns a key was purged: an invalidation message for a
+ * key it held in L1, or a refresh that found a hot key missing. It lasts `windowMs`; purges inside an
+ * open window do not extend it.
  */
 export class PostPurgeReads {
   private readonly windows: LRUCache<string, true>;

@@ -34,7 +34,7 @@ const FAILURE_LOG_INTERVAL_MS = 10_000;
  * Invalidation messages come for every change of the key, including the lease and the fill this
  * process makes itself; a refresh then finds the value present and loads nothing (one Redis round
  * trip, counted as skipped_present). Only one process in the fleet wins the lease after a purge; the
- * others find it taken and skip.
+ * others find it taken and skip. A key whose refresh failed is forgotten until it is read again.
  */
 export class HotKeyRefresher {
   /** Insertion order is read order: the first key is the least recently read. */
@@ -144,7 +144,13 @@ export class HotKeyRefresher {
       .then((outcome) => {
         this.metrics.refreshes.inc({ outcome: outcomeLabel(outcome, 'done') });
       })
-      .catch((error: unknown) => this.failed(key, error))
+      .catch((error: unknown) => {
+        // Forgotten until read again: giving the lease back is itself a change Redis tells us of,
+        // and refreshing on it would retry a failing loader at the full refresh rate.
+        if (this.hot.get(key) === entry) this.hot.delete(key);
+        this.again.delete(key);
+        this.failed(key, error);
+      })
       .finally(() => {
         this.running.delete(key);
         if (this.again.delete(key)) this.invalidated(key);

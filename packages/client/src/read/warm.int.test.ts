@@ -95,7 +95,10 @@ describe('warm(): pre-loading through the lease path', () => {
       { key: 'written', loader: written.loader, ttl: 600 },
       { key: 'refilled', loader: refilled.loader, ttl: 600 },
     ]);
-    await waitFor('both warm loaders running', async () => written.state.calls === 1 && refilled.state.calls === 1);
+    await waitFor(
+      'both warm loaders running',
+      async () => written.state.calls === 1 && refilled.state.calls === 1,
+    );
 
     // The write side puts a newer version (as write-through does)...
     const payload = await new PayloadCodec<unknown>(jsonSerializer).encode('written by the app');
