@@ -13,7 +13,7 @@ import { jitteredTtlMs, shouldRefreshEarly } from './xfetch.js';
 import type { LeasedLoadOutcome } from './leased-load.js';
 import { PostPurgeReads } from './post-purge-reads.js';
 import { HotKeyRefresher } from './refresher.js';
-import { warmEntries, type WarmEntry, type WarmOptions, type WarmReport } from './warm.js';
+import { untilReady, warmEntries, type WarmEntry, type WarmOptions, type WarmReport } from './warm.js';
 
 export type Loader<T> = () => Promise<T>;
 
@@ -457,6 +457,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     metrics,
     async warm(entries, warmOptions = {}) {
       if (closed) throw new WalpurgeError(ErrorCode.Internal, 'cache client is closed');
+      await untilReady(redis, warmOptions.readyTimeoutMs ?? 10_000);
       return warmEntries(entries, warmOptions, {
         load: (key, loader, opts) => loadIfAbsent(key, loader, opts, 'warm'),
         metrics,

@@ -120,6 +120,15 @@ describe('warm(): pre-loading through the lease path', () => {
     await other.close();
   });
 
+  it('waits for a connection the client opened itself before loading (start-up)', async () => {
+    const prefix = `${uniqueName('warmstart')}:`;
+    const client = createCacheClient({ redis: redisUrl, keyPrefix: prefix, earlyRefreshBeta: 0 });
+    const report = await client.warm([{ key: 'k', loader: async () => 'v', ttl: 600 }]);
+    expect(report).toMatchObject({ loaded: 1, failed: 0 });
+    expect(await client.get('k', never, { ttl: 600 })).toBe('v');
+    await client.close();
+  });
+
   it('skips a key another caller is loading instead of loading it twice', async () => {
     const prefix = `${uniqueName('warmbusy')}:`;
     const client = createCacheClient({ redis, keyPrefix: prefix, earlyRefreshBeta: 0 });

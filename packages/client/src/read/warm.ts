@@ -1,6 +1,7 @@
 import { errorMessage } from '@walpurge/core';
 import { outcomeLabel, type LeasedLoad, type LeasedLoadOutcome } from './leased-load.js';
 import type { ClientMetrics } from './metrics.js';
+import type { CacheRedis } from './cache-redis.js';
 import type { GetOptions } from './options.js';
 
 /** One key to pre-load: the same loader and options as the get() that will read it. */
@@ -26,6 +27,11 @@ export interface WarmProgress {
 export interface WarmOptions {
   /** Entries loaded at once. Default 8. */
   concurrency?: number;
+  /**
+   * How long to wait for the Redis connection to be ready before starting, ms (warm() usually runs
+   * right after createCacheClient(), while a connection from a URL is still connecting). Default 10,000.
+   */
+  readyTimeoutMs?: number;
   /** Called after every entry; must not throw (what it throws is ignored). */
   onProgress?: (progress: WarmProgress) => void;
 }
@@ -137,4 +143,21 @@ export async function warmEntries(
 /** One line describing a failure, for logs and the progress bar's summary. */
 export function describeWarmFailure(failure: WarmFailure): string {
   return `${failure.key}: ${errorMessage(failure.error)}`;
+}
+
+/**
+ * Resolves once `redis` is ready, or after `timeoutMs` (the entries then fail one by one, saying
+ * why). Reads fail open instead of waiting; a warm-up has no reader to serve, so it waits.
+ */
+export async function untilReady(redis: CacheRedis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready' || redis.status === 'end') return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      redis.off('ready', done).off('end', done);
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    redis.once('ready', done).once('end', done);
+  });
 }
