@@ -411,24 +411,33 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     }
   }
 
-  async function get<T>(key: string, loader: Loader<T>, opts: GetOptions): Promise<T> {
-    if (closed) throw new WalpurgeError(ErrorCode.Internal, 'cache client is closed');
+  /** Refuses options that would cache nothing or forever; remembers a key to refresh on invalidation. */
+  function checkOptions(
+    caller: 'get' | 'warm',
+    key: string,
+    loader: Loader<unknown>,
+    opts: GetOptions,
+  ): void {
     if (!(opts.ttl > 0) || !Number.isFinite(opts.ttl)) {
       throw new WalpurgeError(
         ErrorCode.ConfigInvalid,
-        `get(${JSON.stringify(key)}): ttl must be a positive number of seconds`,
+        `${caller}(${JSON.stringify(key)}): ttl must be a positive number of seconds`,
       );
     }
-    if (opts.refresh === 'on-invalidate') {
-      if (!refresher) {
-        throw new WalpurgeError(
-          ErrorCode.ConfigInvalid,
-          `get(${JSON.stringify(key)}): refresh: 'on-invalidate' needs the in-process level (createCacheClient({ l1 }))`,
-          { hint: 'purges are learnt from the invalidation tracking that keeps L1 honest' },
-        );
-      }
-      refresher.mark(key, loader, opts);
+    if (opts.refresh !== 'on-invalidate') return;
+    if (!refresher) {
+      throw new WalpurgeError(
+        ErrorCode.ConfigInvalid,
+        `${caller}(${JSON.stringify(key)}): refresh: 'on-invalidate' needs the in-process level (createCacheClient({ l1 }))`,
+        { hint: 'purges are learnt from the invalidation tracking that keeps L1 honest' },
+      );
     }
+    refresher.mark(key, loader, opts);
+  }
+
+  async function get<T>(key: string, loader: Loader<T>, opts: GetOptions): Promise<T> {
+    if (closed) throw new WalpurgeError(ErrorCode.Internal, 'cache client is closed');
+    checkOptions('get', key, loader, opts);
     let earlyRefresh = false;
     if (l1) {
       const entry = l1.get(key);
@@ -459,7 +468,10 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
       if (closed) throw new WalpurgeError(ErrorCode.Internal, 'cache client is closed');
       await untilReady(redis, warmOptions.readyTimeoutMs ?? 10_000);
       return warmEntries(entries, warmOptions, {
-        load: (key, loader, opts) => loadIfAbsent(key, loader, opts, 'warm'),
+        load: async (key, loader, opts) => {
+          checkOptions('warm', key, loader, opts);
+          return loadIfAbsent(key, loader, opts, 'warm');
+        },
         metrics,
         now,
         isClosed: () => closed,

@@ -271,6 +271,28 @@ describe("get(..., { refresh: 'on-invalidate' })", () => {
     expect(await admin.exists(`${prefix}hot`)).toBe(0);
   });
 
+  it('warm() with refresh: a warmed key is refreshed after its purge without having been read', async () => {
+    const prefix = `${uniqueName('warmrefresh')}:`;
+    const client = createCacheClient({
+      redis: await connection(),
+      keyPrefix: prefix,
+      l1: true,
+      earlyRefreshBeta: 0,
+    });
+    await client.ready();
+    const db = source('v1');
+    expect(await client.warm([{ key: 'hot', loader: db.loader, ...HOT }])).toMatchObject({ loaded: 1 });
+    db.state.value = 'v2';
+    await admin.unlink(`${prefix}hot`);
+    await waitFor(
+      'warmed key refreshed',
+      async () => (await counter(client, 'refreshes', { outcome: 'done' })) === 1,
+    );
+    expect(await client.get('hot', never, { ttl: 600 })).toBe('v2');
+    expect(db.state.calls).toBe(2);
+    await client.close();
+  });
+
   it('needs the in-process level (its tracking tells of purges)', async () => {
     const client = createCacheClient({
       redis: await connection(),

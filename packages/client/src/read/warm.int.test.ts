@@ -53,6 +53,7 @@ describe('warm(): pre-loading through the lease path', () => {
         ttl: 600,
       })),
       { key: 'cached', loader: async () => ((loads += 1), 'new'), ttl: 600 },
+      { key: 'no-ttl', loader: async () => ((loads += 1), 'forever'), ttl: 0 },
       {
         key: 'broken',
         loader: async (): Promise<string> => {
@@ -64,22 +65,23 @@ describe('warm(): pre-loading through the lease path', () => {
     const seen: WarmProgress[] = [];
     const report = await client.warm(entries, { concurrency: 3, onProgress: (p) => seen.push(p) });
 
-    expect(report).toMatchObject({ total: 22, loaded: 20, skipped: 1, failed: 1, completed: 22 });
+    expect(report).toMatchObject({ total: 23, loaded: 20, skipped: 1, failed: 2, completed: 23 });
     expect(report.skippedBy.present).toBe(1);
-    expect(report.failures.map((f) => f.key)).toEqual(['broken']);
-    expect(String(report.failures[0]?.error)).toContain('database down');
+    expect(report.failures.map((f) => f.key).sort()).toEqual(['broken', 'no-ttl']);
+    expect(report.failures.map((f) => String(f.error)).join()).toContain('database down');
+    expect(report.failures.map((f) => String(f.error)).join()).toContain('ttl must be a positive number');
     expect(loads).toBe(20);
     // One callback per entry (plus the final one), counting up to the total.
-    expect(seen.length).toBe(23);
-    expect(seen.map((p) => p.completed)).toEqual([...Array.from({ length: 22 }, (_, i) => i + 1), 22]);
-    expect(seen.at(-1)).toMatchObject({ loaded: 20, skipped: 1, failed: 1 });
+    expect(seen.length).toBe(24);
+    expect(seen.map((p) => p.completed)).toEqual([...Array.from({ length: 23 }, (_, i) => i + 1), 23]);
+    expect(seen.at(-1)).toMatchObject({ loaded: 20, skipped: 1, failed: 2 });
 
     // Warmed keys are read without the loader; the cached one kept its value.
     expect(await client.get('k7', never, { ttl: 600 })).toBe('v7');
     expect(await client.get('cached', never, { ttl: 600 })).toBe('old');
     const { values } = await client.metrics.warmEntries.get();
     const byOutcome = Object.fromEntries(values.map((v) => [v.labels['outcome'], v.value]));
-    expect(byOutcome).toMatchObject({ loaded: 20, skipped_present: 1, failed: 1 });
+    expect(byOutcome).toMatchObject({ loaded: 20, skipped_present: 1, failed: 2 });
     // The failed key left no lease behind: a reader loads it at once.
     expect(await client.get('broken', async () => 'recovered', { ttl: 600 })).toBe('recovered');
     await client.close();

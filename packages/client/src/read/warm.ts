@@ -4,7 +4,10 @@ import type { ClientMetrics } from './metrics.js';
 import type { CacheRedis } from './cache-redis.js';
 import type { GetOptions } from './options.js';
 
-/** One key to pre-load: the same loader and options as the get() that will read it. */
+/**
+ * One key to pre-load: the same loader and options as the get() that will read it. With
+ * `refresh: 'on-invalidate'` the key is also remembered for refreshing, as by such a get().
+ */
 export interface WarmEntry<T = unknown> extends GetOptions {
   key: string;
   loader: () => Promise<T>;
