@@ -77,6 +77,11 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
       },
     );
   }
+  if (options.refresh && settings.l1 === false) {
+    throw new WalpurgeError(ErrorCode.ConfigInvalid, 'createCacheClient({ refresh }) needs l1', {
+      hint: "refresh-on-invalidate learns of purges through L1's invalidation tracking: pass l1: true",
+    });
+  }
   if (ownsRedis) redis.on('error', () => {}); // reported through fail-open metrics, not as crashes
 
   const logger = (options.logger ?? createLogger({ level: 'silent', pretty: false })).child({

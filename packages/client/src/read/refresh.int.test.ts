@@ -302,5 +302,8 @@ describe("get(..., { refresh: 'on-invalidate' })", () => {
       code: ErrorCode.ConfigInvalid,
     });
     await client.close();
+    expect(() => createCacheClient({ redis: admin, keyPrefix: 'x:', refresh: { concurrency: 2 } })).toThrow(
+      /needs l1/,
+    );
   });
 });
