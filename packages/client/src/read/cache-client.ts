@@ -11,6 +11,10 @@ import { PayloadCodec, jsonSerializer } from './serializer.js';
 import { SingleFlight } from './singleflight.js';
 import { TagPruner } from './tag-pruner.js';
 import { jitteredTtlMs, shouldRefreshEarly } from './xfetch.js';
+import type { LeasedLoadOutcome } from './leased-load.js';
+import { PostPurgeReads } from './post-purge-reads.js';
+import { HotKeyRefresher } from './refresher.js';
+import { untilReady, warmEntries, type WarmEntry, type WarmOptions, type WarmReport } from './warm.js';
 
 export type Loader<T> = () => Promise<T>;
 
@@ -20,6 +24,12 @@ export interface CacheClient {
    * loads a missing key and a fill that raced a purge is never stored.
    */
   get<T>(key: string, loader: Loader<T>, options: GetOptions): Promise<T>;
+  /**
+   * Pre-loads keys through the lease path (start-up, after a deploy): cached keys are skipped and a
+   * fill that raced a purge or a write is refused, so it never overwrites a newer value. Failures are
+   * collected in the report, not thrown.
+   */
+  warm(entries: readonly WarmEntry[], options?: WarmOptions): Promise<WarmReport>;
   /** Resolves once the in-process level is usable (immediately without L1). */
   ready(): Promise<void>;
   /** Stops background work and closes the connections the client opened itself. Idempotent. */
@@ -29,7 +39,15 @@ export interface CacheClient {
   trackingClientId(): number | undefined;
 }
 
-type LoadReason = 'miss' | 'refresh' | 'early_refresh' | 'wait_timeout' | 'fail_open' | 'decode_error';
+type LoadReason =
+  | 'miss'
+  | 'refresh'
+  | 'early_refresh'
+  | 'wait_timeout'
+  | 'fail_open'
+  | 'decode_error'
+  | 'warm'
+  | 'refresh_on_invalidate';
 
 const FAIL_OPEN_LOG_INTERVAL_MS = 10_000;
 
@@ -44,6 +62,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     l1: options.l1,
     compression: options.compression,
     tagPruning: options.tagPruning,
+    refresh: options.refresh,
   });
   const ownsRedis = typeof options.redis === 'string';
   const redis =
@@ -58,6 +77,11 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
         hint: 'pass the prefix as createCacheClient({ keyPrefix }) instead, so tag-set members and invalidation tracking use it too',
       },
     );
+  }
+  if (options.refresh && settings.l1 === false) {
+    throw new WalpurgeError(ErrorCode.ConfigInvalid, 'createCacheClient({ refresh }) needs l1', {
+      hint: "refresh-on-invalidate learns of purges through L1's invalidation tracking: pass l1: true",
+    });
   }
   if (ownsRedis) redis.on('error', () => {}); // reported through fail-open metrics, not as crashes
 
@@ -81,7 +105,6 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     settings.tagPruning === false
       ? undefined
       : new TagPruner(redis, settings.keyPrefix, settings.tagPruning, metrics, logger, (work) => track(work));
-  const tracker = l1 ? new InvalidationTracker(redis, settings.keyPrefix, l1, metrics, logger) : undefined;
   const namespaceVersions = new NamespaceVersions(
     redis,
     settings.keyPrefix,
@@ -89,9 +112,36 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     l1,
     metrics,
   );
+  const refresher = l1
+    ? new HotKeyRefresher(
+        settings.refresh,
+        // Finding the key missing and unleased confirms a purge (or expiry): the post-purge window opens.
+        (key, loader, opts) =>
+          loadIfAbsent(key, loader, opts, 'refresh_on_invalidate', () => postPurge?.invalidated(key)),
+        metrics,
+        logger,
+        now,
+      )
+    : undefined;
+  const postPurge = l1 ? new PostPurgeReads(settings.refresh.postPurgeWindowMs, metrics) : undefined;
+  const tracker = l1
+    ? new InvalidationTracker(redis, settings.keyPrefix, l1, metrics, logger, (key, held) => {
+        // L1 is only filled from Redis hits (a miss's own lease poisons its ticket), so a message
+        // for a held key is someone else's change, not this process's own lease or fill.
+        if (held) postPurge?.invalidated(key);
+        refresher?.invalidated(key);
+      })
+    : undefined;
   const started = tracker ? tracker.start() : Promise.resolve(true);
   let closed = false;
   let lastFailOpenLog = -Infinity;
+
+  /** One lookup's result, for the request counter and the post-purge hit ratio. */
+  function countLookup(key: string, level: 'l1' | 'redis', result: 'hit' | 'stale' | 'miss'): void {
+    metrics.requests.inc({ level, result });
+    if (result === 'miss' && level === 'l1') return; // the Redis lookup that follows decides
+    postPurge?.read(key, result !== 'miss', refresher?.isHot(key) ?? false);
+  }
 
   function newToken(): string {
     return randomBytes(12).toString('base64url');
@@ -137,6 +187,18 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     reason: LoadReason,
     ticket: ReadTicket | undefined,
   ): Promise<T> {
+    return (await loadAndFillReporting(key, token, loader, opts, reason, ticket)).value;
+  }
+
+  /** loadAndFill, also saying whether the value was stored. */
+  async function loadAndFillReporting<T>(
+    key: string,
+    token: string,
+    loader: Loader<T>,
+    opts: GetOptions,
+    reason: LoadReason,
+    ticket: ReadTicket | undefined,
+  ): Promise<{ value: T; stored: boolean }> {
     const startedAt = now();
     let value: T;
     try {
@@ -156,8 +218,9 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     }
     const softTtlMs = jitteredTtlMs(opts.ttl * 1000, settings.ttlJitter, random);
     const physicalTtlMs = softTtlMs + Math.max(0, Math.round((opts.staleWhileRevalidate ?? 0) * 1000));
+    let stored = false;
     try {
-      const stored = await store.fill({
+      stored = await store.fill({
         key,
         token,
         payload,
@@ -183,8 +246,45 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     } catch (error) {
       metrics.fillErrors.inc();
       logger.debug({ key, err: error }, 'fill failed');
+      if (reason === 'warm' || reason === 'refresh_on_invalidate') throw error;
     }
-    return value;
+    return { value, stored };
+  }
+
+  /**
+   * One load through the lease path for callers with no reader waiting on the value (warm,
+   * refresh-on-invalidate): loads only if this caller wins the lease on a missing or stale key.
+   */
+  async function loadIfAbsent(
+    key: string,
+    loader: Loader<unknown>,
+    opts: GetOptions,
+    reason: 'warm' | 'refresh_on_invalidate',
+    onFoundMissing?: () => void,
+  ): Promise<LeasedLoadOutcome> {
+    if (redis.status !== 'ready') {
+      throw new WalpurgeError(ErrorCode.Internal, `Redis is not connected (${redis.status})`);
+    }
+    const token = newToken();
+    const ticket = l1?.begin(key);
+    try {
+      let result: LookupResult;
+      try {
+        result = await store.lookup(key, token, opts.leaseTtlMs ?? leaseTtlMs, opts.tags ?? []);
+      } catch (error) {
+        // As in fromRedis: the lease may have been granted with the reply lost.
+        if (error instanceof Error && error.name === 'RedisTimeoutError')
+          track(store.releaseLease(key, token));
+        throw error;
+      }
+      if (result.kind === 'hit') return 'present';
+      if (result.kind === 'wait' || (result.kind === 'stale' && !result.leased)) return 'leased_elsewhere';
+      if (result.kind === 'leased') onFoundMissing?.();
+      const { stored } = await loadAndFillReporting(key, token, loader, opts, reason, ticket);
+      return stored ? 'filled' : 'rejected';
+    } finally {
+      if (ticket && l1) l1.complete(ticket, undefined);
+    }
   }
 
   function refreshInBackground(
@@ -278,7 +378,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
             const decoded = await decodeOrNull(key, result.payload);
             if (!decoded) return await callLoader(loader, 'decode_error');
             // A caller that waited for another's fill was already counted, as a miss: once per get().
-            if (!waited) metrics.requests.inc({ level: 'redis', result: 'hit' });
+            if (!waited) countLookup(key, 'redis', 'hit');
             if (ticket && l1) {
               l1.complete(ticket, {
                 value: decoded.value,
@@ -294,17 +394,17 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
             if (result.leased) refreshInBackground(key, token, loader, opts, 'refresh');
             const decoded = await decodeOrNull(key, result.payload);
             if (!decoded) return await callLoader(loader, 'decode_error');
-            if (!waited) metrics.requests.inc({ level: 'redis', result: 'stale' });
+            if (!waited) countLookup(key, 'redis', 'stale');
             metrics.staleServed.inc();
             return decoded.value as T;
           }
           case 'leased':
-            if (!waited) metrics.requests.inc({ level: 'redis', result: 'miss' });
+            if (!waited) countLookup(key, 'redis', 'miss');
             return await loadAndFill(key, token, loader, opts, 'miss', ticket);
           case 'wait': {
             if (!waited) {
               waited = true;
-              metrics.requests.inc({ level: 'redis', result: 'miss' });
+              countLookup(key, 'redis', 'miss');
               metrics.leaseWaits.inc();
             }
             const left = deadline - now();
@@ -324,14 +424,43 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     }
   }
 
-  async function get<T>(logicalKey: string, loader: Loader<T>, opts: GetOptions): Promise<T> {
-    if (closed) throw new WalpurgeError(ErrorCode.Internal, 'cache client is closed');
+  /** Refuses options that would cache nothing or forever; remembers a key to refresh on invalidation. */
+  function checkOptions(
+    caller: 'get' | 'warm',
+    key: string,
+    loader: Loader<unknown>,
+    opts: GetOptions,
+  ): void {
     if (!(opts.ttl > 0) || !Number.isFinite(opts.ttl)) {
       throw new WalpurgeError(
         ErrorCode.ConfigInvalid,
-        `get(${JSON.stringify(logicalKey)}): ttl must be a positive number of seconds`,
+        `${caller}(${JSON.stringify(key)}): ttl must be a positive number of seconds`,
       );
     }
+    if (opts.refresh !== 'on-invalidate') return;
+    if (opts.namespaces && opts.namespaces.length > 0) {
+      // A bump makes a new key instead of purging the old one: there is no purge to refresh after.
+      throw new WalpurgeError(
+        ErrorCode.ConfigInvalid,
+        `${caller}(${JSON.stringify(key)}): refresh: 'on-invalidate' cannot be combined with namespaces`,
+        {
+          hint: 'a namespace bump makes the entry unreachable instead of purging it; warm the new key instead',
+        },
+      );
+    }
+    if (!refresher) {
+      throw new WalpurgeError(
+        ErrorCode.ConfigInvalid,
+        `${caller}(${JSON.stringify(key)}): refresh: 'on-invalidate' needs the in-process level (createCacheClient({ l1 }))`,
+        { hint: 'purges are learnt from the invalidation tracking that keeps L1 honest' },
+      );
+    }
+    refresher.mark(key, loader, opts);
+  }
+
+  async function get<T>(logicalKey: string, loader: Loader<T>, opts: GetOptions): Promise<T> {
+    if (closed) throw new WalpurgeError(ErrorCode.Internal, 'cache client is closed');
+    checkOptions('get', logicalKey, loader, opts);
     let key = logicalKey;
     if (opts.namespaces && opts.namespaces.length > 0) {
       // Composed once, from the versions read before the loader runs: a fill that races a bump
@@ -357,12 +486,12 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
           random,
         });
         if (!early) {
-          metrics.requests.inc({ level: 'l1', result: 'hit' });
+          countLookup(key, 'l1', 'hit');
           return entry.value as T;
         }
         earlyRefresh = true;
       }
-      metrics.requests.inc({ level: 'l1', result: 'miss' });
+      countLookup(key, 'l1', 'miss');
     }
     if (!settings.coalesce) return fromRedis(key, loader, opts, earlyRefresh);
     return singleFlight.run(key, () => fromRedis(key, loader, opts, earlyRefresh));
@@ -371,6 +500,27 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
   return {
     get,
     metrics,
+    async warm(entries, warmOptions = {}) {
+      if (closed) throw new WalpurgeError(ErrorCode.Internal, 'cache client is closed');
+      await untilReady(redis, warmOptions.readyTimeoutMs ?? 10_000);
+      return warmEntries(entries, warmOptions, {
+        load: async (logicalKey, loader, opts) => {
+          checkOptions('warm', logicalKey, loader, opts);
+          // As get() does: warm the key composed from the namespaces' current versions.
+          const namespaces = canonicalNamespaces(opts.namespaces ?? []);
+          const key =
+            namespaces.length > 0
+              ? composeKey(logicalKey, namespaces, await namespaceVersions.read(namespaces))
+              : logicalKey;
+          return loadIfAbsent(key, loader, opts, 'warm');
+        },
+        metrics,
+        now,
+        isClosed: () => closed,
+        closedError: () => new WalpurgeError(ErrorCode.Internal, 'cache client closed during warm()'),
+        track,
+      });
+    },
     async ready() {
       await started;
     },
@@ -380,6 +530,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     async close() {
       if (closed) return;
       closed = true;
+      await refresher?.close();
       await Promise.allSettled([...background]);
       await tracker?.stop();
       if (ownsRedis) await redis.quit().catch(() => redis.disconnect());

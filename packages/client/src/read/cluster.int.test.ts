@@ -263,6 +263,43 @@ describe('createCacheClient on Redis Cluster', () => {
   });
 });
 
+describe('warm() and refresh-on-invalidate on Redis Cluster', () => {
+  it('warms tagged keys on every master, and refreshes each after its purge on its master', async () => {
+    const prefix = `${uniqueName('sdk_cluster_warm')}:`;
+    const seed = new Cluster(cluster.nodes.map(({ port }) => ({ host: '127.0.0.1', port })));
+    await waitFor('the SDK cluster client to be ready', async () => seed.status === 'ready');
+    const client = createCacheClient({ redis: seed, keyPrefix: prefix, earlyRefreshBeta: 0, l1: true });
+    try {
+      await client.ready();
+      const keys = await keyPerMaster(prefix);
+      let version = 1;
+      const db = counting(() => `v${version}`);
+      const options = { ttl: 600, tags: ['users'], refresh: 'on-invalidate' } as const;
+      const report = await client.warm(keys.map((key) => ({ key, loader: db.loader, ...options })));
+      expect(report).toMatchObject({ loaded: keys.length, failed: 0 });
+      // Tag sets live in other slots: registered there (a tag purge would find every key).
+      expect((await admin.smembers(tagSetKey(prefix, 'users'))).sort()).toEqual([...keys].sort());
+
+      version = 2;
+      for (const key of keys) await masters[await masterOf(prefix + key)]!.unlink(prefix + key);
+      const done = async () =>
+        (await client.metrics.refreshes.get()).values.find((v) => v.labels['outcome'] === 'done')?.value ?? 0;
+      await waitFor('every purged key refreshed', async () => (await done()) === keys.length, {
+        timeoutMs: 20_000,
+        intervalMs: 20,
+      });
+      const never = async (): Promise<string> => {
+        throw new Error('the loader must not be called: the key was refreshed');
+      };
+      for (const key of keys) expect(await client.get(key, never, { ttl: 600 })).toBe('v2');
+      expect(db.state.calls).toBe(2 * keys.length);
+    } finally {
+      await client.close();
+      seed.disconnect();
+    }
+  });
+});
+
 describe('write-side cache writes on Redis Cluster', () => {
   it("a row's keys in different slots are all written and deleted under the version guard", async () => {
     const prefix = `${uniqueName('sdk_cluster_write')}:`;

@@ -14,3 +14,14 @@ export {
 export { shouldRefreshEarly, jitteredTtlMs } from './xfetch.js';
 export { entryKey, tagSetKey } from './keys.js';
 export { hitRatioOf, type ClientMetrics } from './metrics.js';
+export {
+  type WarmEntry,
+  type WarmOptions,
+  type WarmProgress,
+  type WarmReport,
+  type WarmFailure,
+  describeWarmFailure,
+} from './warm.js';
+export type { RefreshOptions } from './refresher.js';
+export type { LeasedLoadOutcome } from './leased-load.js';
+export { progressBarReporter, formatProgressLine, type ProgressBarOptions } from './progress-bar.js';

@@ -38,6 +38,8 @@ export class InvalidationTracker {
     private readonly l1: L1Cache,
     private readonly metrics: ClientMetrics,
     private readonly logger: Logger,
+    /** Told of every key an invalidation message names (after L1 dropped it); `held`: L1 had it. */
+    private readonly onInvalidated?: (key: string, held: boolean) => void,
   ) {}
 
   /** Connects; resolves true once L1 may be used, false if tracking could not be set up (L1 stays bypassed). */
@@ -145,8 +147,10 @@ export class InvalidationTracker {
     }
     for (const full of keys) {
       if (!full.startsWith(this.prefix)) continue;
-      this.l1.invalidate(full.slice(this.prefix.length));
+      const key = full.slice(this.prefix.length);
+      const held = this.l1.invalidate(key);
       this.metrics.l1Invalidations.inc();
+      this.onInvalidated?.(key, held);
     }
   }
 

@@ -99,10 +99,12 @@ export class L1Cache {
       this.lru.set(ticket.key, { ...entry, storedAt: this.now() });
   }
 
-  invalidate(key: string): void {
-    this.lru.delete(key);
+  /** Returns whether the key was held. */
+  invalidate(key: string): boolean {
+    const held = this.lru.delete(key);
     const open = this.tickets.get(key);
     if (open) for (const ticket of open) ticket.invalidated = true;
+    return held;
   }
 
   /** Drops everything and poisons reads in flight (FLUSHALL, lost tracking connection). */

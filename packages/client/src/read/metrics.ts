@@ -22,6 +22,10 @@ export interface ClientMetrics {
   trackingSetupFailures: Counter;
   tagMembersPruned: Counter;
   namespaceVersionReads: Counter<'source'>;
+  warmEntries: Counter<'outcome'>;
+  refreshes: Counter<'outcome'>;
+  refreshKeysDropped: Counter<'reason'>;
+  postPurgeReads: Counter<'refresh' | 'result'>;
   loaderDuration: Histogram;
   /** (hits + stale served) / lookups, per level; NaN-free: 0 before the first lookup. */
   hitRatio: Gauge<'level'>;
@@ -136,6 +140,26 @@ export function createClientMetrics(registry: Registry): ClientMetrics {
       'walpurge_client_namespace_version_reads_total',
       'Namespace versions read to compose a key, by source (l1, redis)',
       ['source'],
+    ),
+    warmEntries: counter(
+      'walpurge_client_warm_entries_total',
+      'Entries handled by warm(): loaded, skipped_present, skipped_leased (another caller was loading it), rejected (purged or overwritten while loading), failed',
+      ['outcome'],
+    ),
+    refreshes: counter(
+      'walpurge_client_refreshes_total',
+      "Background re-loads of refresh: 'on-invalidate' keys after an invalidation message: done, skipped_present, skipped_leased, rejected, failed",
+      ['outcome'],
+    ),
+    refreshKeysDropped: counter(
+      'walpurge_client_refresh_keys_dropped_total',
+      'Keys no longer refreshed: idle (not read within refresh.idleTimeoutMs) or capacity (refresh.maxKeys reached)',
+      ['reason'],
+    ),
+    postPurgeReads: counter(
+      'walpurge_client_post_purge_reads_total',
+      'Lookups of a key within refresh.postPurgeWindowMs after an invalidation message for it, by result (hit, miss) and whether the key is refreshed on invalidation (on-invalidate, off)',
+      ['refresh', 'result'],
     ),
     loaderDuration,
   };

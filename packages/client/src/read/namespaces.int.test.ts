@@ -170,4 +170,29 @@ describe('versioned namespaces', () => {
     const { values } = await down.metrics.failOpen.get();
     expect(values.reduce((sum, v) => sum + v.value, 0)).toBe(1);
   });
+
+  it('warm() fills the key composed from the current versions; refresh-on-invalidate is refused with namespaces', async () => {
+    const prefix = `${uniqueName('ns_warm')}:`;
+    const client = newClient(prefix, true);
+    const home = counting('home-1');
+    const report = await client.warm([
+      { key: 'home', loader: home.loader, ttl: 600, namespaces: ['catalog'] },
+    ]);
+    expect(report.failures).toEqual([]);
+    expect(report.loaded).toBe(1);
+    expect(home.state.calls).toBe(1);
+    // The reader composes the same key: a hit, no load.
+    expect(await client.get('home', home.loader, { ttl: 600, namespaces: ['catalog'] })).toBe('home-1');
+    expect(home.state.calls).toBe(1);
+    // After a bump, warm loads again under the new version.
+    await bump(prefix, 'catalog');
+    home.state.value = 'home-2';
+    await waitFor('the warm under the new version', async () => {
+      await client.warm([{ key: 'home', loader: home.loader, ttl: 600, namespaces: ['catalog'] }]);
+      return (await client.get('home', home.loader, { ttl: 600, namespaces: ['catalog'] })) === 'home-2';
+    });
+    await expect(
+      client.get('home', home.loader, { ttl: 600, namespaces: ['catalog'], refresh: 'on-invalidate' }),
+    ).rejects.toThrow("refresh: 'on-invalidate' cannot be combined with namespaces");
+  });
 });

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Logger, Registry } from '@walpurge/core';
 import type { L1Options } from './l1-cache.js';
 import type { TagPruningOptions } from './tag-pruner.js';
+import type { RefreshOptions } from './refresher.js';
 import type { CompressionOptions, Serializer } from './serializer.js';
 
 export interface LeaseOptions {
@@ -33,6 +34,8 @@ export interface CacheClientOptions {
   tagPruning?: TagPruningOptions | false;
   serializer?: Serializer;
   compression?: CompressionOptions;
+  /** Background re-loading of keys read with `refresh: 'on-invalidate'` (needs `l1`); see RefreshOptions. */
+  refresh?: RefreshOptions;
   /** XFetch aggressiveness: 1 (default) as in the paper, larger refreshes earlier, 0 turns it off. */
   earlyRefreshBeta?: number;
   /** TTLs are shortened at random by up to this fraction (0..1). Default 0.1. */
@@ -62,6 +65,12 @@ export interface GetOptions {
    * composed from their current versions, so a bump of any of them makes it unreachable at once.
    */
   namespaces?: readonly string[];
+  /**
+   * `'on-invalidate'` marks a hot key: when this process learns the key was purged, it re-loads it
+   * in the background through the lease path, so the next reader usually hits. Needs `l1` (the
+   * purge is learnt from its invalidation tracking). Default: none.
+   */
+  refresh?: 'on-invalidate';
 }
 
 const nonNegative = z.number().finite().nonnegative();
@@ -92,6 +101,21 @@ export const NumericOptions = z.object({
       }),
     ])
     .default(false),
+  refresh: z
+    .object({
+      concurrency: positive.int().default(4),
+      ratePerSecond: positive.default(50),
+      idleTimeoutMs: positive.default(300_000),
+      maxKeys: positive.int().default(10_000),
+      postPurgeWindowMs: positive.default(10_000),
+    })
+    .default({
+      concurrency: 4,
+      ratePerSecond: 50,
+      idleTimeoutMs: 300_000,
+      maxKeys: 10_000,
+      postPurgeWindowMs: 10_000,
+    }),
   compression: z.object({ algorithm: z.enum(['gzip', 'brotli']), thresholdBytes: nonNegative }).optional(),
   tagPruning: z
     .union([
