@@ -127,6 +127,17 @@ describe('walpurge quickstart', () => {
       expect(own).toContain(`keyPrefix: '${slot}:'`);
       writeFileSync(config, own);
       const env = { DATABASE_URL: database.url, REDIS_URL: services.redisUrl };
+      // The user's own keys under the same prefix, with tag names the demo's rules also use.
+      await redis.sadd(`${slot}:tag:products`, 'mine:1');
+      await redis.sadd(`${slot}:tag:category-1`, 'mine:2');
+      await redis.set(`${slot}:demo:product:1`, 'mine');
+      const userKeys = async (): Promise<unknown> => ({
+        products: await redis.smembers(`${slot}:tag:products`),
+        category: await redis.smembers(`${slot}:tag:category-1`),
+        product: await redis.get(`${slot}:demo:product:1`),
+        all: (await redis.keys(`${slot}:*`)).sort(),
+      });
+      const keysBefore = await userKeys();
 
       // No terminal to ask on and no --yes: it says what it would create, and creates nothing.
       const refused = spawnWalpurge(['quickstart', '--config', config, '--duration', '1'], env);
@@ -136,6 +147,21 @@ describe('walpurge quickstart', () => {
       expect(refused.output()).toContain(`logical replication slot ${slot}`);
       expect(refused.output()).toContain('schema walpurge_demo');
       expect(refused.output()).toContain('pass --yes');
+      expect(await database.snapshot()).toEqual(before);
+
+      // A slot of that name already there (someone else's, or a killed demo's) is never taken over.
+      const admin = new pg.Client({ connectionString: database.url });
+      await admin.connect();
+      try {
+        await admin.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
+        const taken = spawnWalpurge(['quickstart', '--config', config, '--duration', '1', '--yes'], env);
+        children.push(taken);
+        expect(await taken.exited, taken.output()).toBe(2);
+        expect(taken.output()).toContain(`replication slot ${slot} already exists`);
+        await admin.query('SELECT pg_drop_replication_slot($1)', [slot]);
+      } finally {
+        await admin.end();
+      }
       expect(await database.snapshot()).toEqual(before);
 
       const quickstart = spawnWalpurge(['quickstart', '--config', config, '--interval', '0.1', '--yes'], env);
@@ -157,8 +183,9 @@ describe('walpurge quickstart', () => {
       // The user's table, its REPLICA IDENTITY, every other table, slot and publication: as before.
       // The demo's schema (with walpurge's state tables), slot and publication are gone.
       expect(await database.snapshot()).toEqual(before);
-      // The demo's cache keys lived under the configured prefix and were removed at the end.
-      expect(await redis.keys(`${slot}:*`)).toEqual([]);
+      // The demo's cache keys lived under its own prefix and were removed at the end; the user's
+      // keys and tag sets under the configured prefix are as they were.
+      expect(await userKeys()).toEqual(keysBefore);
     } finally {
       const keys = await redis.keys(`${slot}:*`);
       if (keys.length > 0) await redis.unlink(...keys);

@@ -32,6 +32,12 @@ export const EventSource = z.object({
   commitTs: z.iso.datetime({ offset: true }),
   /** Replication origin of the transaction; the write-behind flusher marks its own commits here. */
   origin: z.string().nullable(),
+  /**
+   * false when `lsn` is not the transaction's commit LSN (Debezium input carries each change's own
+   * LSN; operator re-purges have none), so it cannot order namespace bumps. Absent: a commit LSN,
+   * as walpurge's listener always sends.
+   */
+  lsnIsCommit: z.boolean().optional(),
 });
 export type EventSource = z.infer<typeof EventSource>;
 

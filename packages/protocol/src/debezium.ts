@@ -124,6 +124,8 @@ export function fromDebezium(json: unknown, key?: Buffer | string | null): Chang
       xid: source.txId ?? null,
       commitTs: new Date(source.ts_ms).toISOString(),
       origin: null,
+      // Debezium's source.lsn is the change's own LSN, not its transaction's commit LSN.
+      lsnIsCommit: false,
     },
     key: op === 't' ? null : keyRow,
     before: op === 'c' || op === 'r' || op === 't' ? null : before,

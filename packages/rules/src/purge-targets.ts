@@ -1,4 +1,4 @@
-import { namespaceVersion } from './namespace.js';
+import { namespaceVersion, UNORDERED_NAMESPACE_VERSION } from './namespace.js';
 
 /** What to purge, per kind. Redis names are logical (the configured key prefix is applied by the purger). */
 export interface RedisPurges {
@@ -87,12 +87,15 @@ export class TargetAccumulator {
    * purges them unconditionally. `lsn`: the commit LSN of the event the targets come from, the
    * version its namespaces are bumped to.
    */
-  add(targets: PurgeTargets, echoVersion?: string, lsn?: string): void {
+  add(targets: PurgeTargets, echoVersion?: string, lsn?: string, lsnIsCommit = true): void {
     if (lsn !== undefined && targets.redis.namespaces.length > 0) {
-      const version = namespaceVersion(lsn);
+      // Without a commit LSN the bump cannot be ordered: it always bumps, and so does the batch's.
+      const version = lsnIsCommit ? namespaceVersion(lsn) : UNORDERED_NAMESPACE_VERSION;
       for (const namespace of targets.redis.namespaces) {
         const previous = this.namespaceVersions.get(namespace);
-        if (previous === undefined || previous < version) this.namespaceVersions.set(namespace, version);
+        if (previous === UNORDERED_NAMESPACE_VERSION) continue;
+        if (previous === undefined || version === UNORDERED_NAMESPACE_VERSION || previous < version)
+          this.namespaceVersions.set(namespace, version);
       }
     }
     for (const kind of redisKinds) {

@@ -9,6 +9,7 @@ import { stringOption, type CommandSpec, type OptionValues } from '../command.js
 import { provideDemoStack, type DemoStack } from '../quickstart/local-stack.js';
 import { exampleConfigPath } from '../quickstart/demo-files.js';
 import {
+  DEMO_KEY_PREFIX,
   DEMO_SCHEMA,
   demoFootprint,
   describeFootprint,
@@ -116,9 +117,10 @@ there too), runs walpurge in embedded mode with the rules of examples/walpurge.y
 latency. Ctrl-C (or --duration) stops everything it started.
 
 In a database it did not start, it first lists what it would create (the schema, a replication slot,
-a publication for the demo's tables only) and asks; without a terminal it needs --yes. At the end it
-drops exactly what it created, and removes the Redis keys its writer filled; it never alters or
-writes a table outside ${DEMO_SCHEMA}. It exits 1 when walpurge stops on a fatal error or is not ready
+a publication for the demo's tables only) and asks; without a terminal it needs --yes. A slot or
+publication of that name that already exists is refused, never taken over. At the end it drops
+exactly what it created, and removes the Redis keys its writer filled (under its own key prefix,
+redis.keyPrefix + ${DEMO_KEY_PREFIX}); it never alters or writes a table outside ${DEMO_SCHEMA}. It exits 1 when walpurge stops on a fatal error or is not ready
 within ${READY_TIMEOUT_MS / 1000} s.`,
   async run({ io, options }) {
     const duration = parsePositive(stringOption(options, 'duration'), 'duration');
@@ -142,6 +144,8 @@ within ${READY_TIMEOUT_MS / 1000} s.`,
     let redis: Redis | undefined;
     let writer: DemoWriter | undefined;
     let leftovers: DemoLeftovers | undefined;
+    let redisUrl: string | undefined;
+    let demoPrefix = DEMO_KEY_PREFIX;
     try {
       for (const line of stack.started) say(`  started ${line}`);
       if (stack.started.length < 2)
@@ -168,11 +172,29 @@ within ${READY_TIMEOUT_MS / 1000} s.`,
         deadLetterTable: `${DEMO_SCHEMA}.walpurge_dead_letters`,
         cdnQueueTable: `${DEMO_SCHEMA}.walpurge_cdn_queue`,
       };
-      const config = { ...loaded.config, database, redis: loaded.config.redis, transport: 'inline' as const };
+      // The demo's cache entries and tag sets get a prefix of their own, so neither its purges nor
+      // its clean-up can touch a key (or a tag set) of the user's in a Redis it did not start.
+      const redisConfig = {
+        ...loaded.config.redis,
+        keyPrefix: `${loaded.config.redis.keyPrefix}${DEMO_KEY_PREFIX}`,
+      };
+      const config = { ...loaded.config, database, redis: redisConfig, transport: 'inline' as const };
+      redisUrl = redisConfig.url;
+      demoPrefix = redisConfig.keyPrefix;
 
       db = await connectDatabase(database.url);
       if (database.url !== stack.startedDatabaseUrl) {
         const footprint = await demoFootprint(db, database.slot, database.publication);
+        // Someone else's slot or publication (or one a killed demo left behind) is never taken over.
+        const taken = [
+          ...(footprint.slot ? [] : [`replication slot ${database.slot}`]),
+          ...(footprint.publication ? [] : [`publication ${database.publication}`]),
+        ];
+        if (taken.length > 0)
+          throw new UsageError(
+            `${taken.join(' and ')} already exist${taken.length === 1 ? 's' : ''} in ${describeDatabase(database.url)}: quickstart uses only what it creates. Set another database.slot / database.publication with --config, or drop a leftover demo's: ${footprint.slot ? '' : `SELECT pg_drop_replication_slot('${database.slot}'); `}${footprint.publication ? '' : `DROP PUBLICATION ${database.publication};`}`.trim(),
+            'quickstart',
+          );
         const what = describeFootprint(footprint, database.slot, database.publication);
         if (!(await consentToCreate(io, options, describeDatabase(database.url), what))) {
           writeLine(io.stderr, 'not confirmed; nothing created');
@@ -269,9 +291,9 @@ within ${READY_TIMEOUT_MS / 1000} s.`,
       await running?.stop().catch(() => {});
       // In servers the demo started, everything goes with them; in the user's, only what it made.
       if (db && leftovers) await dropDemoObjects(db, leftovers, say);
-      if (redis && writer && !stack.startedRedisUrl)
+      if (redis && writer && redisUrl !== stack.startedRedisUrl)
         await removeDemoKeys(redis, writer.filledKeys).catch(() => {
-          say(`warning: the demo's cache keys could not be removed from REDIS_URL (they start with demo:)`);
+          say(`warning: the demo's cache keys could not be removed from the cache Redis (they start with ${demoPrefix})`);
         });
       await db?.end().catch(() => {});
       redis?.disconnect();

@@ -112,9 +112,9 @@ export function repurgeRules(rules: readonly Rule[]): CompiledRules {
  * The row as a synthetic change: an update whose old and new rows are both the row as it is now,
  * and whose key is the row's identity. With the rules of repurgeRules, `{col}`, `{new.col}` and
  * `{old.col}` all render from the row, so every entry any rule derives from it is purged, which an
- * insert (no old side) or a delete (no new side) would not do. `lsn`: the server's WAL position
- * when the page was read, the version namespaces are bumped to (greater than or equal to every
- * commit LSN a namespace version could already hold; '0/0' would bump nothing).
+ * insert (no old side) or a delete (no new side) would not do. It has no commit LSN
+ * (`lsnIsCommit: false`), so its namespaces are bumped unconditionally: a WAL position read here
+ * could be above a commit still in flight, whose own bump would then be skipped.
  */
 export function rowChange(
   db: string,
@@ -122,30 +122,25 @@ export function rowChange(
   table: string,
   row: Record<string, unknown>,
   keyColumns: readonly string[],
-  lsn = '0/0',
 ): ChangeEvent {
   return {
     v: 1,
     op: 'u',
-    source: { db, schema, table, lsn, xid: null, commitTs: new Date().toISOString(), origin: null },
+    source: {
+      db,
+      schema,
+      table,
+      lsn: '0/0',
+      xid: null,
+      commitTs: new Date().toISOString(),
+      origin: null,
+      lsnIsCommit: false,
+    },
     key: keyColumns.length > 0 ? Object.fromEntries(keyColumns.map((column) => [column, row[column]])) : null,
     before: row,
     after: row,
     unchanged: [],
   };
-}
-
-/**
- * The server's WAL position ('X/Y'), read after the page, so it covers its rows' commits: the
- * insert position on a primary, the replayed position on a standby (which decodes nothing beyond).
- */
-async function currentWalLsn(client: Pick<pg.Client, 'query'>): Promise<string> {
-  const result = await client.query<{ lsn: string }>(
-    'SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn',
-  );
-  const lsn = result.rows[0]?.lsn;
-  if (lsn === undefined) throw new Error('pg_current_wal_lsn() returned no row');
-  return lsn;
 }
 
 function emptyCounts<T>(make: () => T): Record<EntryKind, T> {
@@ -245,9 +240,6 @@ export async function purgeTable(options: PurgeTableOptions): Promise<PurgeTable
     // then the loop stops. A second Ctrl-C ends the process; the checkpoint names the last batch.
     const purgeSignal = new AbortController().signal;
     const reader = new TableReader(client, facts, where);
-    const bumpsNamespaces = rules
-      .rulesFor(qualified)
-      .some((rule) => [...rule.templates, ...rule.fallback].some((t) => t.kind === 'redis.namespaces'));
     const database = new URL(config.database.url).pathname.replace(/^\//, '');
     const summary: PurgeTableSummary = {
       table: qualified,
@@ -272,10 +264,7 @@ export async function purgeTable(options: PurgeTableOptions): Promise<PurgeTable
       }
       const page = await reader.page(after, options.batchSize);
       if (page.rows.length === 0) break;
-      const lsn = bumpsNamespaces ? await currentWalLsn(client) : undefined;
-      const events = page.rows.map((row) =>
-        rowChange(database, schema, table, row, facts.keySet.columns, lsn),
-      );
+      const events = page.rows.map((row) => rowChange(database, schema, table, row, facts.keySet.columns));
       const accumulator = new TargetAccumulator();
       for (const event of events) {
         const plan = rules.planPurges(event);

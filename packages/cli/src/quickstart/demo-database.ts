@@ -7,6 +7,9 @@ import { readDemoSchema } from './demo-files.js';
  */
 export const DEMO_SCHEMA = 'walpurge_demo';
 
+/** Appended to the configured `redis.keyPrefix`: the demo's entries and tag sets are its own. */
+export const DEMO_KEY_PREFIX = 'walpurge_demo:';
+
 /** What quickstart would create in a database: shown before asking, dropped (only these) after. */
 export interface DemoFootprint {
   /** The demo schema is missing: quickstart creates it, and drops it (with all it holds) at the end. */
@@ -36,10 +39,8 @@ export function describeFootprint(footprint: DemoFootprint, slot: string, public
     footprint.schema
       ? `schema ${DEMO_SCHEMA} (the demo's tables and walpurge's state tables)`
       : `tables in the existing schema ${DEMO_SCHEMA} (kept afterwards)`,
-    footprint.slot ? `logical replication slot ${slot}` : `the existing slot ${slot} (kept afterwards)`,
-    footprint.publication
-      ? `publication ${publication} (for the demo's tables only)`
-      : `the existing publication ${publication} (kept afterwards)`,
+    `logical replication slot ${slot}`,
+    `publication ${publication} (for the demo's tables only)`,
   ];
 }
 

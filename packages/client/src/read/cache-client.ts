@@ -134,6 +134,8 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     : undefined;
   const started = tracker ? tracker.start() : Promise.resolve(true);
   let closed = false;
+  /** Aborted by close(): ends waits (warm's wait for the connection) nobody needs any more. */
+  const closing = new AbortController();
   let lastFailOpenLog = -Infinity;
 
   /** One lookup's result, for the request counter and the post-purge hit ratio. */
@@ -246,6 +248,8 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     } catch (error) {
       metrics.fillErrors.inc();
       logger.debug({ key, err: error }, 'fill failed');
+      // The lease would otherwise keep other readers waiting for up to its TTL.
+      track(store.releaseLease(key, token).catch(() => undefined));
       if (reason === 'warm' || reason === 'refresh_on_invalidate') throw error;
     }
     return { value, stored };
@@ -502,7 +506,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     metrics,
     async warm(entries, warmOptions = {}) {
       if (closed) throw new WalpurgeError(ErrorCode.Internal, 'cache client is closed');
-      await untilReady(redis, warmOptions.readyTimeoutMs ?? 10_000);
+      await untilReady(redis, warmOptions.readyTimeoutMs ?? 10_000, closing.signal);
       return warmEntries(entries, warmOptions, {
         load: async (logicalKey, loader, opts) => {
           checkOptions('warm', logicalKey, loader, opts);
@@ -530,6 +534,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     async close() {
       if (closed) return;
       closed = true;
+      closing.abort();
       await refresher?.close();
       await Promise.allSettled([...background]);
       await tracker?.stop();

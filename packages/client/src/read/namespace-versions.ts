@@ -1,5 +1,9 @@
-import { randomBytes } from 'node:crypto';
-import { NAMESPACE_INIT_SCRIPT, NAMESPACE_KEY_SEGMENT, namespaceKey } from '@walpurge/rules';
+import {
+  NAMESPACE_INIT_SCRIPT,
+  NAMESPACE_KEY_SEGMENT,
+  namespaceKey,
+  newNamespaceEpoch,
+} from '@walpurge/rules';
 import type { CacheRedis } from './cache-redis.js';
 import type { L1Cache } from './l1-cache.js';
 import type { ClientMetrics } from './metrics.js';
@@ -7,11 +11,6 @@ import { LuaScript } from './lua-script.js';
 import { withTimeout } from './timeout.js';
 
 const initVersion = new LuaScript(NAMESPACE_INIT_SCRIPT);
-
-/** A random epoch for a namespace without a version key (see @walpurge/rules namespace.ts). */
-function newEpoch(): string {
-  return `r${randomBytes(9).toString('base64url')}`;
-}
 
 /** The namespaces of one get(): de-duplicated and sorted, so the same set always composes the same key. */
 export function canonicalNamespaces(namespaces: readonly string[]): string[] {
@@ -95,7 +94,7 @@ export class NamespaceVersions {
       keys.map(async (key, i) => {
         const version = found[i];
         if (typeof version === 'string') return version;
-        const reply = await initVersion.run(this.redis, [key], [newEpoch()]);
+        const reply = await initVersion.run(this.redis, [key], [newNamespaceEpoch()]);
         return Buffer.isBuffer(reply) ? reply.toString() : String(reply);
       }),
     );

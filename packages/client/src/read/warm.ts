@@ -152,15 +152,19 @@ export function describeWarmFailure(failure: WarmFailure): string {
  * Resolves once `redis` is ready, or after `timeoutMs` (the entries then fail one by one, saying
  * why). Reads fail open instead of waiting; a warm-up has no reader to serve, so it waits.
  */
-export async function untilReady(redis: CacheRedis, timeoutMs: number): Promise<void> {
-  if (redis.status === 'ready' || redis.status === 'end') return;
+export async function untilReady(redis: CacheRedis, timeoutMs: number, closing: AbortSignal): Promise<void> {
+  if (redis.status === 'ready' || redis.status === 'end' || closing.aborted) return;
   await new Promise<void>((resolve) => {
     const done = () => {
       clearTimeout(timer);
       redis.off('ready', done).off('end', done);
+      closing.removeEventListener('abort', done);
       resolve();
     };
-    const timer = setTimeout(done, timeoutMs);
+    // Not keeping the process alive for a warm nobody waits on any more.
+    const timer = setTimeout(done, timeoutMs).unref();
     redis.once('ready', done).once('end', done);
+    // A client given a connection it does not own does not end it on close(): stop waiting then.
+    closing.addEventListener('abort', done, { once: true });
   });
 }

@@ -57,7 +57,12 @@ export class PurgeExecutor {
       this.metrics.events.inc({ op: event.op });
       const plan = this.rules.planPurges(event);
       plans.push(plan);
-      accumulator.add(plan, this.echo ? writeEchoVersion(event, this.echo) : undefined, event.source.lsn);
+      accumulator.add(
+        plan,
+        this.echo ? writeEchoVersion(event, this.echo) : undefined,
+        event.source.lsn,
+        event.source.lsnIsCommit !== false,
+      );
       if (plan.skipped) this.metrics.skipped.inc();
       for (const unknown of plan.unknown ?? []) {
         this.metrics.unknownValues.inc({

@@ -3,6 +3,7 @@ import {
   ECHO_PURGE_REPORT_SCRIPT,
   escapeGlob,
   NAMESPACE_BUMP_SCRIPT,
+  newNamespaceEpoch,
   namespaceKey,
   tagSetKey,
   type PurgeTargets,
@@ -209,16 +210,19 @@ export class RedisPurger implements Purger {
           retriable: false,
           hint: 'namespace versions are the commit LSNs of the events that bump them',
         });
-      return { key: namespaceKey(this.options.keyPrefix, namespace), version };
+      return { key: namespaceKey(this.options.keyPrefix, namespace), version, epoch: newNamespaceEpoch() };
     });
     let replies: unknown[];
     if (this.isCluster) {
       replies = await Promise.all(
-        bumps.map(({ key, version }) => this.client.eval(NAMESPACE_BUMP_SCRIPT, 1, key, version)),
+        bumps.map(({ key, version, epoch }) =>
+          this.client.eval(NAMESPACE_BUMP_SCRIPT, 1, key, version, epoch),
+        ),
       );
     } else {
       const pipeline = (this.client as Redis).pipeline();
-      for (const { key, version } of bumps) pipeline.eval(NAMESPACE_BUMP_SCRIPT, 1, key, version);
+      for (const { key, version, epoch } of bumps)
+        pipeline.eval(NAMESPACE_BUMP_SCRIPT, 1, key, version, epoch);
       replies = await execOrThrow(pipeline);
     }
     return replies.filter((moved) => moved === 0).length;
