@@ -1,7 +1,10 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import pg from 'pg';
+import { createCacheClient, type CacheClient } from '@walpurge/client';
 import { parseConfigText } from '@walpurge/config';
 import { createLogger } from '@walpurge/core';
+import { NAMESPACE_BUMP_SCRIPT, namespaceKey, namespaceVersion } from '@walpurge/rules';
 import { deleteRedisKeys, uniqueName } from '@walpurge/testing';
 import { RecordingServer } from '../../../../services/invalidator/test/recording-server.js';
 import { purgeAll } from './purge-all.js';
@@ -164,6 +167,143 @@ rules: [{ table: users, redis: { keys: ['user:{id}'] } }]
     );
     await expect(purgeAll({ config: unreachable, logger })).rejects.toThrow(
       /cannot reach the cache Redis at 127\.0\.0\.1:1: connection refused/,
+    );
+  });
+});
+
+/**
+ * Namespaces: entries read through @walpurge/client under namespace versions, then purge --all
+ * bumps the versions to the server's WAL position (read from the database).
+ */
+describe('purgeAll with namespaces', () => {
+  const nsPrefix = `${uniqueName('purge_all_ns')}:`;
+  const rules = `rules:
+  - table: users
+    redis: { namespaces: ['user:{id}', 'catalog'] }
+`;
+  const redisSection = `redis: { url: '${services.redisUrl}', keyPrefix: '${nsPrefix}' }\n`;
+  const withDatabase = () =>
+    parseConfigText(
+      `database: { url: '${services.databaseUrl}', slot: s, publication: p }\n${redisSection}${rules}`,
+      'walpurge.yaml',
+      { env: {} },
+    ).config;
+  let client: CacheClient;
+  let db: pg.Client;
+
+  beforeAll(async () => {
+    client = createCacheClient({ redis: cache, keyPrefix: nsPrefix, earlyRefreshBeta: 0 });
+    db = new pg.Client({ connectionString: services.databaseUrl });
+    await db.connect();
+  });
+  afterAll(async () => {
+    await deleteRedisKeys(cache, nsPrefix);
+    await client.close();
+    await db.end();
+  });
+
+  const versionOf = (namespace: string) => cache.get(namespaceKey(nsPrefix, namespace));
+  const versions = async () =>
+    Object.fromEntries(
+      await Promise.all(
+        ['user:1', 'user:2', 'catalog', 'other:1'].map(async (ns) => [ns, await versionOf(ns)] as const),
+      ),
+    );
+  async function walLsn(): Promise<string> {
+    const { rows } = await db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    return rows[0]!.lsn;
+  }
+
+  /** Caches one entry per namespace; returns how many loads each later read costs. */
+  async function cacheEntries(): Promise<() => Promise<number>> {
+    let loads = 0;
+    const loader = async () => ((loads += 1), 'v');
+    const read = async () => {
+      const before = loads;
+      await client.get('profile:1', loader, { ttl: 600, namespaces: ['user:1'] });
+      await client.get('profile:2', loader, { ttl: 600, namespaces: ['user:2'] });
+      await client.get('home', loader, { ttl: 600, namespaces: ['catalog'] });
+      await client.get('foreign', loader, { ttl: 600, namespaces: ['other:1'] });
+      return loads - before;
+    };
+    expect(await read()).toBe(4);
+    expect(await read()).toBe(0); // cached under the current versions
+    return read;
+  }
+
+  beforeEach(async () => {
+    await deleteRedisKeys(cache, nsPrefix);
+    // user:1 was bumped by an old change; the others start with a reader's random epoch.
+    await cache.set(namespaceKey(nsPrefix, 'user:1'), namespaceVersion('0/10'));
+  });
+
+  it("bumps every version to the server's WAL position: entries are unreachable, and a replay cannot bring them back", async () => {
+    const read = await cacheEntries();
+    const before = await versions();
+    const committed = await walLsn(); // at or after every change committed so far
+    const summary = await purgeAll({ config: withDatabase(), logger });
+
+    expect(summary.unpurgeable).toEqual([]);
+    expect(summary.complete).toBe(true);
+    const bumps = summary.redis.namespaces;
+    expect(bumps.exact).toEqual(['catalog']);
+    expect(bumps.patterns).toEqual([
+      { pattern: 'user:*', versions: 2, sample: expect.arrayContaining(['user:1', 'user:2']) },
+    ]);
+    expect(bumps.lsn).toBeDefined();
+    const version = namespaceVersion(bumps.lsn!);
+    expect(version >= namespaceVersion(committed)).toBe(true);
+    expect(await versions()).toEqual({
+      'user:1': version,
+      'user:2': version,
+      catalog: version,
+      'other:1': before['other:1'], // no rule derives it
+    });
+    expect(await read()).toBe(3); // every namespaced entry but other:1's is reloaded
+
+    // The invalidator replays a change committed before the purge: the versions stay.
+    for (const namespace of ['user:1', 'user:2', 'catalog'])
+      expect(
+        await cache.eval(
+          NAMESPACE_BUMP_SCRIPT,
+          1,
+          namespaceKey(nsPrefix, namespace),
+          namespaceVersion(committed),
+        ),
+      ).toBe(0);
+    expect(await versionOf('user:1')).toBe(version);
+    expect(await read()).toBe(0);
+    expect(renderPurgeAllSummary(summary)).toContain(
+      `namespace versions bumped to the server's WAL position ${bumps.lsn}`,
+    );
+  });
+
+  it('a dry run counts and samples the version keys and bumps nothing', async () => {
+    const read = await cacheEntries();
+    const before = await versions();
+    const summary = await purgeAll({ config: withDatabase(), logger, dryRun: true });
+    expect(await versions()).toEqual(before);
+    expect(await read()).toBe(0);
+    expect(summary.redis.namespaces.lsn).toBeUndefined();
+    expect(summary.redis.namespaces.patterns).toEqual([
+      { pattern: 'user:*', versions: 2, sample: expect.arrayContaining(['user:1', 'user:2']) },
+    ]);
+    expect(renderPurgeAllSummary(summary)).toMatch(/redis namespaces\s+user:\*: 2 version key\(s\) found/);
+  });
+
+  it('without a database section namespaces are not purged, with the reason', async () => {
+    const read = await cacheEntries();
+    const before = await versions();
+    const { config: noDatabase } = parseConfigText(`${redisSection}${rules}`, 'walpurge.yaml', { env: {} });
+    const summary = await purgeAll({ config: noDatabase, logger });
+    expect(await versions()).toEqual(before);
+    expect(await read()).toBe(0);
+    expect(summary.complete).toBe(false);
+    expect(summary.unpurgeable.map((item) => [item.path, item.reason])).toEqual(
+      [0, 1].map((i) => [
+        `rules[0].redis.namespaces[${i}]`,
+        "a namespace is bumped to the server's WAL position, and the config has no database section to read it from: add one, or re-purge the rows (walpurge purge --table public.users)",
+      ]),
     );
   });
 });

@@ -1,10 +1,22 @@
 import type { Cluster, Redis } from 'ioredis';
+import type pg from 'pg';
 import type { WalpurgeConfig } from '@walpurge/config';
 import { ErrorCode, WalpurgeError, errorMessage, isWalpurgeError, type Logger } from '@walpurge/core';
 import { createPurgers, type Purger } from '@walpurge/invalidator';
-import { compileRules, emptyTargets, escapeGlob, TAG_SET_SEGMENT, type PurgeTargets } from '@walpurge/rules';
+import { REPLICATION_SESSION_OPTIONS } from '@walpurge/listener';
+import {
+  compileRules,
+  emptyTargets,
+  escapeGlob,
+  NAMESPACE_KEY_SEGMENT,
+  namespaceVersion,
+  TAG_SET_SEGMENT,
+  type PurgeTargets,
+} from '@walpurge/rules';
+import { connectDatabase } from '../live/connect-database.js';
 import { openCacheRedis } from './cache-redis.js';
 import { planKeySpace, type Unpurgeable } from './key-space.js';
+import { currentWalLsn } from './purge-table.js';
 import { unsupported } from './target-support.js';
 import { scanKeys } from './scan-keys.js';
 
@@ -34,11 +46,34 @@ export interface TagPatternSummary {
   sample: string[];
 }
 
+export interface NamespacePatternSummary {
+  pattern: string;
+  /** Version keys found (and bumped, unless a dry run), as namespace names. */
+  versions: number;
+  sample: string[];
+}
+
+export interface NamespaceBumpSummary {
+  /** Field-free namespaces, bumped as written. */
+  exact: string[];
+  patterns: NamespacePatternSummary[];
+  /** The server's WAL position ('X/Y') every version was bumped to; unset in a dry run or without bumps. */
+  lsn?: string;
+  /** Bumps that found the version already as new or newer (the invalidator bumped it meanwhile). */
+  alreadyNewer: number;
+}
+
 export interface PurgeAllSummary {
   dryRun: boolean;
   /** Purge targets used: `redis`, `cloudflare`, … */
   targets: string[];
-  redis: { keys: string[]; patterns: PatternSummary[]; tags: string[]; tagPatterns: TagPatternSummary[] };
+  redis: {
+    keys: string[];
+    patterns: PatternSummary[];
+    tags: string[];
+    tagPatterns: TagPatternSummary[];
+    namespaces: NamespaceBumpSummary;
+  };
   cdn: { urls: string[]; tags: string[]; prefixes: string[] };
   /** Every template (or template × target) whose key space was not purged, with why. */
   unpurgeable: Unpurgeable[];
@@ -47,12 +82,16 @@ export interface PurgeAllSummary {
 }
 
 const SAMPLE = 5;
-/** Tag sets handed to the purger per call: bounded memory whatever the number of tags. */
+/** Tag sets (and namespaces) handed to the purger per call: bounded memory whatever their number. */
 const TAG_PAGE = 500;
 
-async function purgeOrExplain(purger: Purger, targets: PurgeTargets, signal: AbortSignal): Promise<void> {
+async function purgeOrExplain(
+  purger: Purger,
+  targets: PurgeTargets,
+  signal: AbortSignal,
+): ReturnType<Purger['purge']> {
   try {
-    await purger.purge(targets, { signal });
+    return await purger.purge(targets, { signal });
   } catch (error) {
     if (signal.aborted || isWalpurgeError(error)) throw error;
     throw new WalpurgeError(ErrorCode.PurgeFailed, `purge on ${purger.name} failed: ${errorMessage(error)}`, {
@@ -74,7 +113,7 @@ export async function purgeAll(options: PurgeAllOptions): Promise<PurgeAllSummar
   const dryRun = options.dryRun === true;
   const progress = options.onProgress ?? ((): void => {});
   const rules = compileRules(config.rules);
-  const space = planKeySpace(rules.rules);
+  const space = planKeySpace(rules.rules, { walPosition: config.database !== undefined });
   const backoff = {
     initialMs: config.invalidator.retryInitialMs,
     maxMs: config.invalidator.retryMaxMs,
@@ -91,13 +130,26 @@ export async function purgeAll(options: PurgeAllOptions): Promise<PurgeAllSummar
   const summary: PurgeAllSummary = {
     dryRun,
     targets: purgers.map((purger) => purger.name),
-    redis: { keys: [], patterns: [], tags: [], tagPatterns: [] },
+    redis: {
+      keys: [],
+      patterns: [],
+      tags: [],
+      tagPatterns: [],
+      namespaces: { exact: [], patterns: [], alreadyNewer: 0 },
+    },
     cdn: cdnPurgers.length > 0 ? space.cdn : { urls: [], tags: [], prefixes: [] },
     unpurgeable,
     complete: unpurgeable.length === 0,
   };
   let client: Redis | Cluster | undefined;
+  let database: pg.Client | undefined;
   try {
+    const bumpsNamespaces = space.redis.namespaces.length + space.redis.namespacePatterns.length > 0;
+    if (bumpsNamespaces && !dryRun && redisPurger && config.database)
+      // Opened first, so an unreachable database fails before anything is purged; read-only.
+      database = await connectDatabase(config.database.url, {
+        sessionOptions: `${REPLICATION_SESSION_OPTIONS} -c default_transaction_read_only=on`,
+      });
     if (redisPurger && config.redis) {
       client = await openCacheRedis(config.redis, logger);
       await purgeRedis(client, redisPurger, config.redis.keyPrefix, config.invalidator.redisScanCount);
@@ -111,6 +163,7 @@ export async function purgeAll(options: PurgeAllOptions): Promise<PurgeAllSummar
     return summary;
   } finally {
     client?.disconnect();
+    await database?.end().catch(() => {});
     await Promise.all(purgers.map((purger) => purger.close().catch(() => {})));
   }
 
@@ -167,6 +220,67 @@ export async function purgeAll(options: PurgeAllOptions): Promise<PurgeAllSummar
         if (page.length >= TAG_PAGE) await flush();
       }
       await flush();
+    }
+    await bumpNamespaces(redis, purger, keyPrefix, scanCount);
+  }
+
+  /**
+   * Bumps every namespace the rules can derive to the server's WAL position, read once, right
+   * before the first bump: it is at or above the commit LSN of every change committed so far, so
+   * at or above every version any bump (invalidator or purge --table) could have set for such a
+   * change, and the bump moves each version past every entry stored before it. A version the
+   * invalidator moved past it meanwhile was bumped by a newer change, which is as good. Bumps go
+   * through the Redis purger, as the invalidator's do (same script, set-if-greater, same errors):
+   * a later replay of an older change never moves a version back.
+   * Templated namespaces: SCAN finds the existing version keys. A namespace without a version key
+   * needs no bump: its next reader creates one holding a fresh random epoch (NAMESPACE_INIT_SCRIPT),
+   * under which no old entry was stored, so old entries stay unreachable.
+   */
+  async function bumpNamespaces(
+    redis: Redis | Cluster,
+    purger: Purger,
+    keyPrefix: string,
+    scanCount: number,
+  ): Promise<void> {
+    const bumps = summary.redis.namespaces;
+    bumps.exact = space.redis.namespaces;
+    let version: string | undefined;
+    const bump = async (namespaces: readonly string[]): Promise<void> => {
+      if (namespaces.length === 0 || dryRun) return;
+      if (version === undefined) {
+        if (!database) throw new Error('namespaces are planned only with a database section');
+        bumps.lsn = await currentWalLsn(database);
+        version = namespaceVersion(bumps.lsn);
+      }
+      const to = version;
+      const targets = emptyTargets();
+      targets.redis.namespaces = [...namespaces];
+      targets.redis.namespaceVersions = Object.fromEntries(namespaces.map((namespace) => [namespace, to]));
+      const report = await purgeOrExplain(purger, targets, signal);
+      bumps.alreadyNewer += report?.namespacesAlreadyNewer ?? 0;
+    };
+    if (space.redis.namespaces.length > 0 && !dryRun)
+      progress(`bumping ${space.redis.namespaces.length} namespace(s) on redis`);
+    for (let start = 0; start < space.redis.namespaces.length; start += TAG_PAGE)
+      await bump(space.redis.namespaces.slice(start, start + TAG_PAGE));
+    const versionPrefix = keyPrefix + NAMESPACE_KEY_SEGMENT;
+    for (const pattern of space.redis.namespacePatterns) {
+      const entry: NamespacePatternSummary = { pattern, versions: 0, sample: [] };
+      bumps.patterns.push(entry);
+      progress(`${dryRun ? 'counting' : 'bumping'} namespace versions matching ${pattern}`);
+      let page: string[] = [];
+      for await (const keys of scanKeys(redis, escapeGlob(versionPrefix) + pattern, scanCount, signal)) {
+        const namespaces = keys.map((key) => key.slice(versionPrefix.length));
+        entry.versions += namespaces.length;
+        if (entry.sample.length < SAMPLE)
+          entry.sample.push(...namespaces.slice(0, SAMPLE - entry.sample.length));
+        page.push(...namespaces);
+        if (page.length >= TAG_PAGE) {
+          await bump(page);
+          page = [];
+        }
+      }
+      await bump(page);
     }
   }
 }

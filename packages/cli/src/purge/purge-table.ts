@@ -139,7 +139,7 @@ export function rowChange(
  * The server's WAL position ('X/Y'), read after the page, so it covers its rows' commits: the
  * insert position on a primary, the replayed position on a standby (which decodes nothing beyond).
  */
-async function currentWalLsn(client: Pick<pg.Client, 'query'>): Promise<string> {
+export async function currentWalLsn(client: Pick<pg.Client, 'query'>): Promise<string> {
   const result = await client.query<{ lsn: string }>(
     'SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn',
   );

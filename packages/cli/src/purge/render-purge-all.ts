@@ -30,6 +30,20 @@ export function renderPurgeAllSummary(summary: PurgeAllSummary, keyPrefix = ''):
     const sample = pattern.sample.length ? `, e.g. ${pattern.sample.join(', ')}` : '';
     lines.push(`  ${'redis tag sets'.padEnd(16)} ${pattern.pattern}: ${pattern.tagSets} found${sample}`);
   }
+  const namespaces = summary.redis.namespaces;
+  list('redis namespaces', namespaces.exact, lines);
+  for (const pattern of namespaces.patterns) {
+    const sample = pattern.sample.length ? `, e.g. ${pattern.sample.join(', ')}` : '';
+    lines.push(
+      `  ${'redis namespaces'.padEnd(16)} ${pattern.pattern}: ${pattern.versions} version key(s) found${sample}`,
+    );
+  }
+  if (namespaces.lsn !== undefined) {
+    const newer = namespaces.alreadyNewer
+      ? ` (${namespaces.alreadyNewer} already as new or newer: a change bumped them meanwhile, or they are ahead of this server's WAL)`
+      : '';
+    lines.push(`  namespace versions bumped to the server's WAL position ${namespaces.lsn}${newer}`);
+  }
   list('cdn urls', summary.cdn.urls, lines);
   list('cdn tags', summary.cdn.tags, lines);
   list('cdn prefixes', summary.cdn.prefixes, lines);
