@@ -185,6 +185,30 @@ describe('walpurge purge --table', () => {
     }
   });
 
+  it('--all bumps the namespaces too, and prints them', async () => {
+    const withNamespaces = join(dir, 'namespaces-all.yaml');
+    writeFileSync(
+      withNamespaces,
+      `${configText}  - table: events\n    redis:\n      namespaces: ['events:{kind}', 'all-events']\n`,
+    );
+    await cache.set(`${prefix}ns:events:click`, namespaceVersion('0/1'));
+    await cache.set(`${prefix}ns:all-events`, namespaceVersion('0/1'));
+    const { rows } = await db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    const before = namespaceVersion(rows[0]!.lsn);
+    const io = captureIo({ WALPURGE_CONFIG: withNamespaces });
+    // --allow-partial: the events rule's '{kind}' key starts with a field, so it is NOT PURGED.
+    const code = await runCli(['purge', '--all', '--yes', '--allow-partial'], io);
+    expect(code, io.err()).toBe(0);
+    for (const namespace of ['all-events', 'events:click']) {
+      const version = await cache.get(`${prefix}ns:${namespace}`);
+      expect(version! >= before, `${namespace}: ${version} >= ${before}`).toBe(true);
+    }
+    expect(io.out()).toMatch(/redis namespaces\s+1: all-events/);
+    expect(io.out()).toMatch(/redis namespaces\s+events:\*: 1 version key\(s\) found, e\.g\. events:click/);
+    expect(io.out()).toContain("namespace versions bumped to the server's WAL position");
+    expect(io.out()).not.toContain('namespaces[');
+  });
+
   it('--where filters the rows', async () => {
     const result = await cli([
       '--table',
