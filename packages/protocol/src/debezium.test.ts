@@ -21,6 +21,8 @@ describe('decodeAnyChangeEvent: Debezium', () => {
         xid: 731,
         commitTs: '2025-11-22T14:00:00.123Z',
         origin: null,
+        // Debezium's lsn is the change's own, not its commit's: it cannot order namespace bumps.
+        lsnIsCommit: false,
       },
       key: { id: 42 },
       before: { id: 42, email: 'old@example.com', name: 'Ada' },

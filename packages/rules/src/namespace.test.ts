@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Rule } from '@walpurge/config';
 import type { ChangeEvent } from '@walpurge/protocol';
 import { compileRules } from './compile-rules.js';
-import { namespaceKey, namespaceVersion } from './namespace.js';
+import { namespaceKey, namespaceVersion, UNORDERED_NAMESPACE_VERSION } from './namespace.js';
 import { emptyTargets, TargetAccumulator } from './purge-targets.js';
 
 type RuleInput = Parameters<typeof Rule.parse>[0];
@@ -93,6 +93,17 @@ describe('TargetAccumulator with namespaces', () => {
     expect(targets.redis.namespaceVersions).toEqual({
       a: '0000000100000000',
       b: '0000000200000010',
+    });
+  });
+
+  it('bumps unordered when any event of the batch has no commit LSN (Debezium input, re-purges)', () => {
+    const accumulator = new TargetAccumulator();
+    accumulator.add(bump('a', 'b'), undefined, '1/0');
+    accumulator.add(bump('a'), undefined, '0/5', false);
+    accumulator.add(bump('a'), undefined, '2/0');
+    expect(accumulator.toTargets().redis.namespaceVersions).toEqual({
+      a: UNORDERED_NAMESPACE_VERSION,
+      b: '0000000100000000',
     });
   });
 

@@ -185,7 +185,7 @@ async function runAll(io: CliIo, options: OptionValues, config: WalpurgeConfig):
     !(await confirm(
       io,
       options,
-      `Purge the whole key space of all ${config.rules.length} rule(s) (every key, tag set and CDN prefix they can derive)?`,
+      `Purge the whole key space of all ${config.rules.length} rule(s) (every key, tag set, namespace and CDN prefix they can derive)?`,
     ))
   )
     return ExitCode.Failure;
@@ -250,7 +250,8 @@ export const purgeCommand: CommandSpec = {
     },
     all: {
       type: 'boolean',
-      description: "Purge every rule's whole key space (patterns, tag sets, CDN prefixes and tags).",
+      description:
+        "Purge every rule's whole key space (patterns, tag sets, namespaces, CDN prefixes and tags).",
       env: 'WALPURGE_PURGE_ALL',
     },
     'batch-size': {
@@ -303,8 +304,9 @@ purged by the running walpurge as usual.
 --all purges what the rules can ever derive: templates without fields as written; Redis keys,
 patterns and tags with each field as * (user:{id} -> user:*), only when they start with literal
 text; templated CDN URLs and prefixes as a prefix purge of their literal directory (never a host's
-root). Anything that cannot be purged wholesale (a template starting with a field, templated CDN
-tags, a CDN driver without prefix purges) is listed as NOT PURGED and the exit code is 1 unless
+root); namespaces given a fresh version, templated ones
+wherever SCAN finds a version key of their widened name. Anything that cannot be purged wholesale
+(a template starting with a field, templated CDN tags, a CDN driver without prefix purges) is listed as NOT PURGED and the exit code is 1 unless
 --allow-partial is given.
 
 Without --yes (or --dry-run) a terminal asks for confirmation; without a terminal the command

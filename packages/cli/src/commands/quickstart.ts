@@ -293,7 +293,9 @@ within ${READY_TIMEOUT_MS / 1000} s.`,
       if (db && leftovers) await dropDemoObjects(db, leftovers, say);
       if (redis && writer && redisUrl !== stack.startedRedisUrl)
         await removeDemoKeys(redis, writer.filledKeys).catch(() => {
-          say(`warning: the demo's cache keys could not be removed from the cache Redis (they start with ${demoPrefix})`);
+          say(
+            `warning: the demo's cache keys could not be removed from the cache Redis (they start with ${demoPrefix})`,
+          );
         });
       await db?.end().catch(() => {});
       redis?.disconnect();

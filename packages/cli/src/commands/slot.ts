@@ -104,7 +104,8 @@ export const slotResetCommand: CommandSpec = {
     config: configOption,
     'purge-all': {
       type: 'boolean',
-      description: 'Required: purge every entry the rules can derive (Redis keys, patterns, tags; CDN).',
+      description:
+        'Required: purge every entry the rules can derive (Redis keys, patterns, tags, namespaces; CDN).',
     },
     'accept-unpurgeable': {
       type: 'boolean',
@@ -118,9 +119,9 @@ lost in a failover, re-created by someone else, or the database was restored), l
 stream and name the gap. This command is the way out, in this order: it creates the slot (dropping
 it first if PostgreSQL invalidated it, or if database.failoverSlot asks for failover it lacks), so
 every change from now on will be read; purges every rule's whole key space (Redis keys, patterns
-and tag sets; CDN URLs, prefixes and tags); and only then records the slot in the slot history, so
-listeners stream again. Stop
-every listener first (an active slot is refused). If the purge fails, or some templates cannot be
+and tag sets, namespace versions given a fresh value; CDN URLs, prefixes and
+tags); and only then records the slot in the slot history, so listeners stream again. Stop every
+listener first (an active slot is refused). If the purge fails, or some templates cannot be
 purged wholesale (without --accept-unpurgeable), the history is left as it was and listeners keep
 refusing; run it again. Without --yes you must type the slot name to confirm.`,
   async run({ io, options }) {

@@ -29,24 +29,27 @@ describe('planKeySpace', () => {
     ]);
   });
 
-  it('lists namespaces as not purged: a bump needs a commit LSN, which only purge --table has', () => {
+  it('bumps namespaces as written, or every version matching the widened template; none without a database', () => {
     const rules = compileRules([
       {
         table: 'orders',
         on: ['insert', 'update', 'delete'],
-        redis: { keys: ['order:{id}'], patterns: [], tags: [], namespaces: ['user:{user_id}', 'orders'] },
+        redis: {
+          keys: ['order:{id}'],
+          patterns: [],
+          tags: [],
+          namespaces: ['user:{user_id}', 'orders', 'a*b:{id}', '{user_id}:x', 'user:{user_id}'],
+        },
       },
     ]).rules;
     const space = planKeySpace(rules);
     expect(space.redis.patterns).toEqual(['order:*']);
+    expect(space.redis.namespaces).toEqual(['orders']);
+    expect(space.redis.namespacePatterns).toEqual(['user:*', 'a\\*b:*']);
     expect(space.unpurgeable.map((item) => [item.path, item.reason])).toEqual([
       [
-        'rules[0].redis.namespaces[0]',
-        'a namespace is bumped to a commit LSN, which purging the key space does not have: re-purge the rows instead (walpurge purge --table public.orders)',
-      ],
-      [
-        'rules[0].redis.namespaces[1]',
-        'a namespace is bumped to a commit LSN, which purging the key space does not have: re-purge the rows instead (walpurge purge --table public.orders)',
+        'rules[0].redis.namespaces[3]',
+        'it does not start with literal text, so its key space is everything: re-purge the rows instead (walpurge purge --table public.orders)',
       ],
     ]);
   });

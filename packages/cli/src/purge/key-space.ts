@@ -38,6 +38,10 @@ export interface KeySpace {
     tags: string[];
     /** Glob over tag names (`user-*`); the tag sets found by SCAN are purged like tags. */
     tagPatterns: string[];
+    /** Namespace without fields: its version is bumped as written. */
+    namespaces: string[];
+    /** Glob over namespace names (`user:*`); the version keys found by SCAN are bumped. */
+    namespacePatterns: string[];
   };
   cdn: { urls: string[]; tags: string[]; prefixes: string[] };
   /** Which template produced which wholesale entry, to report a target that cannot take it. */
@@ -45,7 +49,7 @@ export interface KeySpace {
   unpurgeable: Unpurgeable[];
 }
 
-export type WholesaleKind = TargetKind | 'redis.tagPatterns';
+export type WholesaleKind = TargetKind | 'redis.tagPatterns' | 'redis.namespacePatterns';
 
 export interface Placed {
   rule: string;
@@ -55,6 +59,14 @@ export interface Placed {
   as: WholesaleKind;
   entry: string;
 }
+
+/** Where a templated Redis entry goes once its fields are `*`. */
+const WIDENED = {
+  'redis.keys': 'redis.patterns',
+  'redis.patterns': 'redis.patterns',
+  'redis.tags': 'redis.tagPatterns',
+  'redis.namespaces': 'redis.namespacePatterns',
+} as const satisfies Partial<Record<TargetKind, WholesaleKind>>;
 
 /** The text of a field-free template (`{{` already unescaped by the parser). */
 function literalText(template: CompiledTemplate): string {
@@ -71,12 +83,14 @@ function literalText(template: CompiledTemplate): string {
  * - CDN URLs and prefixes: a prefix purge of the URL directory before the first field
  *   (`https://x/users/{id}` → `https://x/users/`), never a host's root;
  * - CDN tags with fields: cannot be enumerated anywhere, so they are unpurgeable;
- * - Redis namespaces: unpurgeable here (a bump needs a commit LSN; `purge --table` has one).
+ * - Redis namespaces: given a fresh version (see purge-all.ts), as written without fields, else
+ *   every existing version key whose namespace matches the template with fields as `*` (again only
+ *   with a literal start).
  * Everything refused is returned in `unpurgeable` with the reason.
  */
 export function planKeySpace(rules: readonly CompiledRule[]): KeySpace {
   const space: KeySpace = {
-    redis: { keys: [], patterns: [], tags: [], tagPatterns: [] },
+    redis: { keys: [], patterns: [], tags: [], tagPatterns: [], namespaces: [], namespacePatterns: [] },
     cdn: { urls: [], tags: [], prefixes: [] },
     placed: [],
     unpurgeable: [],
@@ -86,8 +100,8 @@ export function planKeySpace(rules: readonly CompiledRule[]): KeySpace {
     'redis.patterns': space.redis.patterns,
     'redis.tags': space.redis.tags,
     'redis.tagPatterns': space.redis.tagPatterns,
-    // Never filled: namespaces are refused below.
-    'redis.namespaces': [],
+    'redis.namespaces': space.redis.namespaces,
+    'redis.namespacePatterns': space.redis.namespacePatterns,
     'cdn.urls': space.cdn.urls,
     'cdn.tags': space.cdn.tags,
     'cdn.prefixes': space.cdn.prefixes,
@@ -110,14 +124,6 @@ export function planKeySpace(rules: readonly CompiledRule[]): KeySpace {
         space.placed.push({ ...source, kind: template.kind, as, entry });
       };
       const noLiteralStart = `it does not start with literal text, so its key space is everything: re-purge the rows instead (walpurge purge --table ${rule.table})`;
-      if (template.kind === 'redis.namespaces') {
-        // A bump needs a version above every commit LSN the namespace may hold, which only the
-        // rows' re-purge reads from the server (pg_current_wal_lsn, see purge-table.ts).
-        refuse(
-          `a namespace is bumped to a commit LSN, which purging the key space does not have: re-purge the rows instead (walpurge purge --table ${rule.table})`,
-        );
-        continue;
-      }
       if (!hasFields(template)) {
         const text = literalText(template);
         if (template.kind === 'redis.patterns' && fixedGlobPrefix(text) === '') refuse(noLiteralStart);
@@ -127,14 +133,15 @@ export function planKeySpace(rules: readonly CompiledRule[]): KeySpace {
       switch (template.kind) {
         case 'redis.keys':
         case 'redis.patterns':
-        case 'redis.tags': {
+        case 'redis.tags':
+        case 'redis.namespaces': {
           // In a pattern template the literal text is glob syntax already; elsewhere it is escaped.
           const pattern = wildcardPattern(
             template,
             template.kind === 'redis.patterns' ? (t) => t : escapeGlob,
           );
           if (literalPrefix(template) === '' || fixedGlobPrefix(pattern) === '') refuse(noLiteralStart);
-          else add(template.kind === 'redis.tags' ? 'redis.tagPatterns' : 'redis.patterns', pattern);
+          else add(WIDENED[template.kind], pattern);
           break;
         }
         case 'cdn.urls':

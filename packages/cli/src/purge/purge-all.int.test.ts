@@ -1,7 +1,10 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import pg from 'pg';
+import { createCacheClient, type CacheClient } from '@walpurge/client';
 import { parseConfigText } from '@walpurge/config';
 import { createLogger } from '@walpurge/core';
+import { NAMESPACE_BUMP_SCRIPT, namespaceKey, namespaceVersion } from '@walpurge/rules';
 import { deleteRedisKeys, uniqueName } from '@walpurge/testing';
 import { RecordingServer } from '../../../../services/invalidator/test/recording-server.js';
 import { purgeAll } from './purge-all.js';
@@ -165,5 +168,128 @@ rules: [{ table: users, redis: { keys: ['user:{id}'] } }]
     await expect(purgeAll({ config: unreachable, logger })).rejects.toThrow(
       /cannot reach the cache Redis at 127\.0\.0\.1:1: connection refused/,
     );
+  });
+});
+
+/**
+ * Namespaces: entries read through @walpurge/client under namespace versions, then purge --all
+ * bumps the versions to the server's WAL position (read from the database).
+ */
+describe('purgeAll with namespaces', () => {
+  const nsPrefix = `${uniqueName('purge_all_ns')}:`;
+  const rules = `rules:
+  - table: users
+    redis: { namespaces: ['user:{id}', 'catalog'] }
+`;
+  const redisSection = `redis: { url: '${services.redisUrl}', keyPrefix: '${nsPrefix}' }\n`;
+  const withDatabase = () =>
+    parseConfigText(
+      `database: { url: '${services.databaseUrl}', slot: s, publication: p }\n${redisSection}${rules}`,
+      'walpurge.yaml',
+      { env: {} },
+    ).config;
+  let client: CacheClient;
+  let db: pg.Client;
+
+  beforeAll(async () => {
+    client = createCacheClient({ redis: cache, keyPrefix: nsPrefix, earlyRefreshBeta: 0 });
+    db = new pg.Client({ connectionString: services.databaseUrl });
+    await db.connect();
+  });
+  afterAll(async () => {
+    await deleteRedisKeys(cache, nsPrefix);
+    await client.close();
+    await db.end();
+  });
+
+  const versionOf = (namespace: string) => cache.get(namespaceKey(nsPrefix, namespace));
+  const versions = async () =>
+    Object.fromEntries(
+      await Promise.all(
+        ['user:1', 'user:2', 'catalog', 'other:1'].map(async (ns) => [ns, await versionOf(ns)] as const),
+      ),
+    );
+
+  /** Caches one entry per namespace; returns how many loads each later read costs. */
+  async function cacheEntries(): Promise<() => Promise<number>> {
+    let loads = 0;
+    const loader = async () => ((loads += 1), 'v');
+    const read = async () => {
+      const before = loads;
+      await client.get('profile:1', loader, { ttl: 600, namespaces: ['user:1'] });
+      await client.get('profile:2', loader, { ttl: 600, namespaces: ['user:2'] });
+      await client.get('home', loader, { ttl: 600, namespaces: ['catalog'] });
+      await client.get('foreign', loader, { ttl: 600, namespaces: ['other:1'] });
+      return loads - before;
+    };
+    expect(await read()).toBe(4);
+    expect(await read()).toBe(0); // cached under the current versions
+    return read;
+  }
+
+  beforeEach(async () => {
+    await deleteRedisKeys(cache, nsPrefix);
+    // user:1 was bumped by a change, to an LSN above anything this server has written (as after a
+    // restore); the others start with a reader's random epoch.
+    await cache.set(namespaceKey(nsPrefix, 'user:1'), `rOld:${'f'.repeat(16)}`);
+  });
+
+  it('gives every version a fresh value: entries are unreachable, and a replay cannot bring them back', async () => {
+    const read = await cacheEntries();
+    const before = await versions();
+    const summary = await purgeAll({ config: withDatabase(), logger });
+
+    expect(summary.unpurgeable).toEqual([]);
+    expect(summary.complete).toBe(true);
+    const bumps = summary.redis.namespaces;
+    expect(bumps.exact).toEqual(['catalog']);
+    expect(bumps.patterns).toEqual([
+      { pattern: 'user:*', versions: 2, sample: expect.arrayContaining(['user:1', 'user:2']) },
+    ]);
+    expect(bumps.bumped).toBe(3);
+    const after = await versions();
+    for (const namespace of ['user:1', 'user:2', 'catalog']) {
+      expect(after[namespace], namespace).toMatch(/^r[\w-]+:0{16}$/);
+      expect(after[namespace], namespace).not.toBe(before[namespace]);
+    }
+    expect(after['other:1']).toBe(before['other:1']); // no rule derives it
+    expect(await read()).toBe(3); // every namespaced entry but other:1's is reloaded
+
+    // The invalidator replays a change committed before the purge: the version may move again
+    // (LSN part 0), but always to a value never seen before, so nothing old becomes reachable.
+    const seen = new Set([before['user:1'], after['user:1']]);
+    expect(
+      await cache.eval(
+        NAMESPACE_BUMP_SCRIPT,
+        1,
+        namespaceKey(nsPrefix, 'user:1'),
+        namespaceVersion('0/10'),
+        'rReplay',
+      ),
+    ).toBe(1);
+    expect(seen.has(await versionOf('user:1'))).toBe(false);
+    expect(renderPurgeAllSummary(summary)).toContain('3 namespace version(s) given a fresh value');
+  });
+
+  it('a dry run counts and samples the version keys and bumps nothing', async () => {
+    const read = await cacheEntries();
+    const before = await versions();
+    const summary = await purgeAll({ config: withDatabase(), logger, dryRun: true });
+    expect(await versions()).toEqual(before);
+    expect(await read()).toBe(0);
+    expect(summary.redis.namespaces.bumped).toBe(0);
+    expect(summary.redis.namespaces.patterns).toEqual([
+      { pattern: 'user:*', versions: 2, sample: expect.arrayContaining(['user:1', 'user:2']) },
+    ]);
+    expect(renderPurgeAllSummary(summary)).toMatch(/redis namespaces\s+user:\*: 2 version key\(s\) found/);
+  });
+
+  it('needs no database section: the fresh value is not a WAL position', async () => {
+    const read = await cacheEntries();
+    const { config: noDatabase } = parseConfigText(`${redisSection}${rules}`, 'walpurge.yaml', { env: {} });
+    const summary = await purgeAll({ config: noDatabase, logger });
+    expect(summary.complete).toBe(true);
+    expect(summary.redis.namespaces.bumped).toBe(3);
+    expect(await read()).toBe(3);
   });
 });

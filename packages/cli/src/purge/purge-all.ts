@@ -2,7 +2,15 @@ import type { Cluster, Redis } from 'ioredis';
 import type { WalpurgeConfig } from '@walpurge/config';
 import { ErrorCode, WalpurgeError, errorMessage, isWalpurgeError, type Logger } from '@walpurge/core';
 import { createPurgers, type Purger } from '@walpurge/invalidator';
-import { compileRules, emptyTargets, escapeGlob, TAG_SET_SEGMENT, type PurgeTargets } from '@walpurge/rules';
+import {
+  compileRules,
+  emptyTargets,
+  escapeGlob,
+  NAMESPACE_KEY_SEGMENT,
+  TAG_SET_SEGMENT,
+  UNORDERED_NAMESPACE_VERSION,
+  type PurgeTargets,
+} from '@walpurge/rules';
 import { openCacheRedis } from './cache-redis.js';
 import { planKeySpace, type Unpurgeable } from './key-space.js';
 import { unsupported } from './target-support.js';
@@ -34,11 +42,32 @@ export interface TagPatternSummary {
   sample: string[];
 }
 
+export interface NamespacePatternSummary {
+  pattern: string;
+  /** Version keys found (and bumped, unless a dry run), as namespace names. */
+  versions: number;
+  sample: string[];
+}
+
+export interface NamespaceBumpSummary {
+  /** Field-free namespaces, bumped as written. */
+  exact: string[];
+  patterns: NamespacePatternSummary[];
+  /** Version keys given a fresh value (0 in a dry run). */
+  bumped: number;
+}
+
 export interface PurgeAllSummary {
   dryRun: boolean;
   /** Purge targets used: `redis`, `cloudflare`, … */
   targets: string[];
-  redis: { keys: string[]; patterns: PatternSummary[]; tags: string[]; tagPatterns: TagPatternSummary[] };
+  redis: {
+    keys: string[];
+    patterns: PatternSummary[];
+    tags: string[];
+    tagPatterns: TagPatternSummary[];
+    namespaces: NamespaceBumpSummary;
+  };
   cdn: { urls: string[]; tags: string[]; prefixes: string[] };
   /** Every template (or template × target) whose key space was not purged, with why. */
   unpurgeable: Unpurgeable[];
@@ -47,12 +76,16 @@ export interface PurgeAllSummary {
 }
 
 const SAMPLE = 5;
-/** Tag sets handed to the purger per call: bounded memory whatever the number of tags. */
+/** Tag sets (and namespaces) handed to the purger per call: bounded memory whatever their number. */
 const TAG_PAGE = 500;
 
-async function purgeOrExplain(purger: Purger, targets: PurgeTargets, signal: AbortSignal): Promise<void> {
+async function purgeOrExplain(
+  purger: Purger,
+  targets: PurgeTargets,
+  signal: AbortSignal,
+): ReturnType<Purger['purge']> {
   try {
-    await purger.purge(targets, { signal });
+    return await purger.purge(targets, { signal });
   } catch (error) {
     if (signal.aborted || isWalpurgeError(error)) throw error;
     throw new WalpurgeError(ErrorCode.PurgeFailed, `purge on ${purger.name} failed: ${errorMessage(error)}`, {
@@ -91,7 +124,13 @@ export async function purgeAll(options: PurgeAllOptions): Promise<PurgeAllSummar
   const summary: PurgeAllSummary = {
     dryRun,
     targets: purgers.map((purger) => purger.name),
-    redis: { keys: [], patterns: [], tags: [], tagPatterns: [] },
+    redis: {
+      keys: [],
+      patterns: [],
+      tags: [],
+      tagPatterns: [],
+      namespaces: { exact: [], patterns: [], bumped: 0 },
+    },
     cdn: cdnPurgers.length > 0 ? space.cdn : { urls: [], tags: [], prefixes: [] },
     unpurgeable,
     complete: unpurgeable.length === 0,
@@ -167,6 +206,61 @@ export async function purgeAll(options: PurgeAllOptions): Promise<PurgeAllSummar
         if (page.length >= TAG_PAGE) await flush();
       }
       await flush();
+    }
+    await bumpNamespaces(redis, purger, keyPrefix, scanCount);
+  }
+
+  /**
+   * Gives every namespace the rules can derive a fresh version, UNORDERED (a fresh random epoch, LSN
+   * part 0; see @walpurge/rules namespace.ts): every entry stored before is unreachable from then on,
+   * and a value never repeats, so no later replay of an older change can make one reachable again.
+   * A WAL position is deliberately not used: versions may be ahead of this server's (a restored or
+   * moved database), and a commit in flight below it would have its own bump skipped.
+   * Bumps go through the Redis purger, as the invalidator's do (same script, same errors).
+   * Templated namespaces: SCAN finds the existing version keys. A namespace without a version key
+   * needs no bump: its next reader creates one holding a fresh random epoch (NAMESPACE_INIT_SCRIPT),
+   * under which no old entry was stored, so old entries stay unreachable.
+   */
+  async function bumpNamespaces(
+    redis: Redis | Cluster,
+    purger: Purger,
+    keyPrefix: string,
+    scanCount: number,
+  ): Promise<void> {
+    const bumps = summary.redis.namespaces;
+    bumps.exact = space.redis.namespaces;
+    const bump = async (namespaces: readonly string[]): Promise<void> => {
+      if (namespaces.length === 0 || dryRun) return;
+      const targets = emptyTargets();
+      targets.redis.namespaces = [...namespaces];
+      targets.redis.namespaceVersions = Object.fromEntries(
+        namespaces.map((namespace) => [namespace, UNORDERED_NAMESPACE_VERSION]),
+      );
+      await purgeOrExplain(purger, targets, signal);
+      bumps.bumped += namespaces.length;
+    };
+    if (space.redis.namespaces.length > 0 && !dryRun)
+      progress(`bumping ${space.redis.namespaces.length} namespace(s) on redis`);
+    for (let start = 0; start < space.redis.namespaces.length; start += TAG_PAGE)
+      await bump(space.redis.namespaces.slice(start, start + TAG_PAGE));
+    const versionPrefix = keyPrefix + NAMESPACE_KEY_SEGMENT;
+    for (const pattern of space.redis.namespacePatterns) {
+      const entry: NamespacePatternSummary = { pattern, versions: 0, sample: [] };
+      bumps.patterns.push(entry);
+      progress(`${dryRun ? 'counting' : 'bumping'} namespace versions matching ${pattern}`);
+      let page: string[] = [];
+      for await (const keys of scanKeys(redis, escapeGlob(versionPrefix) + pattern, scanCount, signal)) {
+        const namespaces = keys.map((key) => key.slice(versionPrefix.length));
+        entry.versions += namespaces.length;
+        if (entry.sample.length < SAMPLE)
+          entry.sample.push(...namespaces.slice(0, SAMPLE - entry.sample.length));
+        page.push(...namespaces);
+        if (page.length >= TAG_PAGE) {
+          await bump(page);
+          page = [];
+        }
+      }
+      await bump(page);
     }
   }
 }

@@ -30,6 +30,18 @@ export function renderPurgeAllSummary(summary: PurgeAllSummary, keyPrefix = ''):
     const sample = pattern.sample.length ? `, e.g. ${pattern.sample.join(', ')}` : '';
     lines.push(`  ${'redis tag sets'.padEnd(16)} ${pattern.pattern}: ${pattern.tagSets} found${sample}`);
   }
+  const namespaces = summary.redis.namespaces;
+  list('redis namespaces', namespaces.exact, lines);
+  for (const pattern of namespaces.patterns) {
+    const sample = pattern.sample.length ? `, e.g. ${pattern.sample.join(', ')}` : '';
+    lines.push(
+      `  ${'redis namespaces'.padEnd(16)} ${pattern.pattern}: ${pattern.versions} version key(s) found${sample}`,
+    );
+  }
+  if (namespaces.bumped > 0)
+    lines.push(
+      `  ${namespaces.bumped} namespace version(s) given a fresh value: entries stored under the old ones are unreachable`,
+    );
   list('cdn urls', summary.cdn.urls, lines);
   list('cdn tags', summary.cdn.tags, lines);
   list('cdn prefixes', summary.cdn.prefixes, lines);

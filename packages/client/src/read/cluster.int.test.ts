@@ -4,6 +4,7 @@ import {
   NAMESPACE_BUMP_SCRIPT,
   namespaceKey,
   namespaceVersion,
+  newNamespaceEpoch,
   tagJournalKey,
   tagSetKey,
 } from '@walpurge/rules';
@@ -218,6 +219,7 @@ describe('createCacheClient on Redis Cluster', () => {
         1,
         key,
         namespaceVersion(`0/${lsn.toString(16)}`),
+        newNamespaceEpoch(),
       );
     };
     let value = 'v1';

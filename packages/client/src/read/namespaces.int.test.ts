@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { NAMESPACE_BUMP_SCRIPT, namespaceKey, namespaceVersion } from '@walpurge/rules';
+import { NAMESPACE_BUMP_SCRIPT, namespaceKey, namespaceVersion, newNamespaceEpoch } from '@walpurge/rules';
 import { uniqueName, waitFor } from '@walpurge/testing';
 import { createCacheClient, type CacheClient } from './cache-client.js';
 
@@ -33,6 +33,7 @@ async function bump(prefix: string, namespace: string): Promise<void> {
     1,
     namespaceKey(prefix, namespace),
     namespaceVersion(`0/${lsn.toString(16)}`),
+    newNamespaceEpoch(),
   );
 }
 
@@ -103,9 +104,19 @@ describe('versioned namespaces', () => {
     source.state.value = 'after eviction';
     expect(await get()).toBe('after eviction');
     expect(source.state.calls).toBe(3);
-    // And the next bump replaces the reader's epoch whatever its value.
-    await bump(prefix, 'site');
-    expect(await admin.get(namespaceKey(prefix, 'site'))).toMatch(/^[0-9a-f]{16}$/);
+    // A replay of an older change than every bump so far moves the version again, to a value never
+    // seen before: neither entry stored earlier becomes reachable.
+    await admin.eval(
+      NAMESPACE_BUMP_SCRIPT,
+      1,
+      namespaceKey(prefix, 'site'),
+      namespaceVersion('0/1'),
+      newNamespaceEpoch(),
+    );
+    expect(await admin.get(namespaceKey(prefix, 'site'))).toMatch(/^r[\w-]+:0000000000000001$/);
+    source.state.value = 'after replay';
+    expect(await get()).toBe('after replay');
+    expect(source.state.calls).toBe(4);
   });
 
   it('a fill that started before a bump lands under the old version, where no reader looks', async () => {

@@ -1,7 +1,12 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { isRetriable, WalpurgeError } from '@walpurge/core';
-import { emptyTargets, namespaceVersion, type PurgeTargets } from '@walpurge/rules';
+import {
+  emptyTargets,
+  namespaceVersion,
+  UNORDERED_NAMESPACE_VERSION,
+  type PurgeTargets,
+} from '@walpurge/rules';
 import { uniqueName } from '@walpurge/testing';
 import { deleteKeys } from '../../../test/harness.js';
 import { RedisPurger } from './redis-purger.js';
@@ -44,24 +49,72 @@ function bumps(versions: Record<string, string>): PurgeTargets {
 
 const context = () => ({ signal: new AbortController().signal });
 
+/** The stored version as `<epoch>:<LSN part>`. */
+async function stored(key: string): Promise<{ epoch: string; lsn: string }> {
+  const value = (await redis.get(key)) ?? '';
+  const [epoch = '', lsn = ''] = value.split(':');
+  expect(value, key).toMatch(/^r[\w-]+:[0-9a-f]{16}$/);
+  return { epoch, lsn };
+}
+
 describe('namespace bumps', () => {
-  it('set <prefix>ns:<namespace> to the version only if greater: replays and late events never move it back', async () => {
+  it('set <prefix>ns:<namespace> to a fresh epoch and the LSN only if greater: replays and late events never move it', async () => {
     const { purger, prefix } = newPurger('ns_bump');
     try {
       await purger.purge(bumps({ 'user:42': '1/0', catalog: '0/10' }), context());
-      expect(await redis.get(`${prefix}ns:user:42`)).toBe('0000000100000000');
-      expect(await redis.get(`${prefix}ns:catalog`)).toBe('0000000000000010');
+      const first = await stored(`${prefix}ns:user:42`);
+      expect(first.lsn).toBe('0000000100000000');
+      expect((await stored(`${prefix}ns:catalog`)).lsn).toBe('0000000000000010');
       // A late event of another partition (lower LSN) and a replay of the same one: no change.
       await purger.purge(bumps({ 'user:42': '0/FFFFFFFF' }), context());
       await purger.purge(bumps({ 'user:42': '1/0' }), context());
-      expect(await redis.get(`${prefix}ns:user:42`)).toBe('0000000100000000');
+      expect(await stored(`${prefix}ns:user:42`)).toEqual(first);
       await purger.purge(bumps({ 'user:42': '1/1' }), context());
-      expect(await redis.get(`${prefix}ns:user:42`)).toBe('0000000100000001');
+      const second = await stored(`${prefix}ns:user:42`);
+      expect(second.lsn).toBe('0000000100000001');
+      expect(second.epoch).not.toBe(first.epoch);
       expect(await redis.ttl(`${prefix}ns:user:42`)).toBe(-1);
-      // A reader's random epoch (no version yet) is replaced by the first bump, whatever it sorts as.
-      await redis.set(`${prefix}ns:fresh`, 'rzzzzzzzzzzzz');
+      // A reader's epoch (LSN part 0) is replaced by the first bump.
+      await redis.set(`${prefix}ns:fresh`, 'rReader:0000000000000000');
       await purger.purge(bumps({ fresh: '0/1' }), context());
-      expect(await redis.get(`${prefix}ns:fresh`)).toBe('0000000000000001');
+      expect((await stored(`${prefix}ns:fresh`)).lsn).toBe('0000000000000001');
+    } finally {
+      await purger.close();
+    }
+  });
+
+  it('an evicted version key followed by a replay of an older change never brings back an old value', async () => {
+    const { purger, prefix } = newPurger('ns_evicted');
+    try {
+      const key = `${prefix}ns:site`;
+      const seen = new Set<string>();
+      await purger.purge(bumps({ site: '0/100' }), context());
+      seen.add((await redis.get(key)) ?? '');
+      await purger.purge(bumps({ site: '0/200' }), context());
+      seen.add((await redis.get(key)) ?? '');
+      await redis.unlink(key); // evicted (allkeys-* policy)
+      await purger.purge(bumps({ site: '0/100' }), context()); // the older change, replayed
+      const now = (await redis.get(key)) ?? '';
+      expect((await stored(key)).lsn).toBe('0000000000000100');
+      expect(seen.has(now)).toBe(false);
+    } finally {
+      await purger.close();
+    }
+  });
+
+  it('events without a commit LSN bump unordered: always, to a fresh value with LSN part 0', async () => {
+    const { purger, prefix } = newPurger('ns_unordered');
+    try {
+      const key = `${prefix}ns:feed`;
+      await purger.purge(bumps({ feed: '5/0' }), context());
+      const ordered = (await redis.get(key)) ?? '';
+      const targets = emptyTargets();
+      targets.redis.namespaces.push('feed');
+      targets.redis.namespaceVersions = { feed: UNORDERED_NAMESPACE_VERSION };
+      await purger.purge(targets, context());
+      const unordered = await stored(key);
+      expect(unordered.lsn).toBe('0'.repeat(16));
+      expect(`${unordered.epoch}:${unordered.lsn}`).not.toBe(ordered);
     } finally {
       await purger.close();
     }
@@ -73,7 +126,7 @@ describe('namespace bumps', () => {
       // As doubles, FFFFFFFF/FFFFFFFE and FFFFFFFF/FFFFFFFF are the same number.
       await purger.purge(bumps({ big: 'FFFFFFFF/FFFFFFFE' }), context());
       await purger.purge(bumps({ big: 'FFFFFFFF/FFFFFFFF' }), context());
-      expect(await redis.get(`${prefix}ns:big`)).toBe('ffffffffffffffff');
+      expect((await stored(`${prefix}ns:big`)).lsn).toBe('ffffffffffffffff');
     } finally {
       await purger.close();
     }
