@@ -147,7 +147,13 @@ export function tombstoneTableDdl(tombstoneTable: string): string[] {
 }
 
 function rowKeyExpression(shape: TableShape, alias: string): string {
-  return `jsonb_build_object(${shape.primaryKey.map((column) => `'${column.replace(/'/g, "''")}', ${alias}.${sqlIdent(column)}`).join(', ')})`;
+  const value = (column: string): string => {
+    const ref = `${alias}.${sqlIdent(column)}`;
+    // citext keys that compare equal ('Alice', 'alice') are one row: one tombstone, one row lock.
+    // PostgreSQL's own lower() folds them, in the database's locale, as citext itself does.
+    return shape.columnInfo?.get(column)?.baseType === 'citext' ? `lower(${ref}::text)` : ref;
+  };
+  return `jsonb_build_object(${shape.primaryKey.map((column) => `'${column.replace(/'/g, "''")}', ${value(column)}`).join(', ')})`;
 }
 
 /**

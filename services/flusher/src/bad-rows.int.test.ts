@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startLocalRedis, waitFor, type LocalRedis } from '@walpurge/testing';
+import { describeWriteTable, upsertStatement } from '@walpurge/write-behind';
 import { listFailedWrites } from './failed-writes.js';
 import { ITEMS_DDL, createFixture, metricValue, type Fixture } from './test-support/fixture.js';
 
@@ -199,7 +200,7 @@ describe('write-behind: one bad row fails alone', () => {
     }
   });
 
-  it('citext keys: "Alice" and "alice" are one database row, so one row id, one pending write, newest value winning', async (context) => {
+  it('citext keys keep their case; "Alice" and "alice" are one row in one statement, and a delete through one is not undone by an older write through the other', async (context) => {
     const f = await fixture();
     try {
       const citext = await f.pool.query('CREATE EXTENSION IF NOT EXISTS citext').catch((e: unknown) => e);
@@ -209,20 +210,38 @@ describe('write-behind: one bad row fails alone', () => {
                                               _walpurge_version bigint NOT NULL DEFAULT 0)`);
       const older = await f.client.writeBehind('users', { id: 'Alice', name: 'older' });
       const newer = await f.client.writeBehind('users', { id: 'alice', name: 'newer' });
-      // One row id: the second write coalesces into the first one's pending entry and cache key.
-      expect(newer.rowId).toBe(older.rowId);
-      expect(await f.queue.zcard(f.layout.index)).toBe(1);
+      // Each write keeps the case it was given: it is what PostgreSQL stores and the invalidator
+      // renders keys from (folding in JavaScript could merge rows the database's locale keeps apart).
+      expect(newer.rowId).not.toBe(older.rowId);
+      expect(await f.cached('item:Alice')).toEqual({ id: 'Alice', name: 'older' });
       expect(await f.cached('item:alice')).toEqual({ id: 'alice', name: 'newer' });
-      expect(await f.cache.exists(`${f.cachePrefix}item:Alice`)).toBe(0);
-      // Accepted before the flusher starts, so both would be in its first batch.
+      // Accepted before the flusher starts, so both are in its first batch: one statement, no split.
       const flusher = await f.startFlusher({ batchDelayMs: 300 });
       await f.drained(20_000);
       expect(await listFailedWrites({ config: f.config })).toEqual([]);
-      const { rows } = await f.pool.query<{ id: string; name: string; v: string }>(
-        'SELECT id::text AS id, name, _walpurge_version::text AS v FROM users',
-      );
-      expect(rows).toEqual([{ id: 'alice', name: 'newer', v: newer.version }]);
+      const rows = async () =>
+        (
+          await f.pool.query<{ id: string; name: string; v: string }>(
+            'SELECT id::text AS id, name, _walpurge_version::text AS v FROM users',
+          )
+        ).rows;
+      expect(await rows()).toEqual([{ id: 'alice', name: 'newer', v: newer.version }]);
       expect(await metricValue(flusher.registry, 'walpurge_flusher_batch_splits_total')).toBe(0);
+
+      // A delete through "ALICE", then the older write through "Alice" run again (a stalled job
+      // re-run by another replica): the tombstone matches whatever the case, so the row stays gone.
+      await f.client.deleteBehind('users', { id: 'ALICE' });
+      await f.drained(20_000);
+      expect(await rows()).toEqual([]);
+      const connection = await f.pool.connect();
+      const shape = await describeWriteTable(connection, 'public.users', '_walpurge_version').finally(() =>
+        connection.release(),
+      );
+      await f.pool.query(upsertStatement(shape, ['id', 'name'], f.config.flusher!.tombstoneTable), [
+        JSON.stringify([{ id: 'Alice', name: 'older', _walpurge_version: older.version }]),
+        'public.users',
+      ]);
+      expect(await rows()).toEqual([]);
     } finally {
       await f.close();
     }

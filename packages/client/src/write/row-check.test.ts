@@ -25,7 +25,7 @@ describe('checkColumnValue', () => {
     ['int8', '9007199254740993', '9007199254740993'],
     ['int8', 2 ** 40, 2 ** 40],
     ['uuid', 'AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE', 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee'],
-    ['citext', 'Alice', 'alice'],
+    ['citext', 'Alice', 'Alice'],
     ['text', 'Alice', 'Alice'],
     ['numeric', '12.50', '12.50'],
     ['bool', true, true],

@@ -77,9 +77,11 @@ export function checkColumnValue(column: string, info: ColumnInfo, value: unknow
         reason: `column ${column} holds at most ${info.maxLength} characters, got ${[...value].length}`,
       };
     }
-    // citext compares lower-cased: 'Alice' and 'alice' are one key, so they must be one row id
-    // (else one batch's INSERT … ON CONFLICT could touch the row twice, and their order is lost).
-    return { ok: true, value: info.baseType === 'citext' ? value.toLowerCase() : value };
+    // citext keys keep their case: it is what PostgreSQL stores and what the invalidator renders
+    // keys from. 'Alice' and 'alice' stay two row ids (folding here could merge two rows the
+    // database's locale keeps apart); the flush folds them with PostgreSQL's own lower() where it
+    // matters (one statement, tombstones, row locks), and the version guard orders them.
+    return { ok: true, value };
   }
   if (info.category === 'E') {
     return typeof value === 'string' && (info.enumLabels ?? []).includes(value)
