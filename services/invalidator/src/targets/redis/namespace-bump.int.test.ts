@@ -9,6 +9,7 @@ import {
 } from '@walpurge/rules';
 import { uniqueName } from '@walpurge/testing';
 import { deleteKeys } from '../../../test/harness.js';
+import { OTHERS_PURGED } from '../purger.js';
 import { RedisPurger } from './redis-purger.js';
 
 /** Namespace version bumps of the Redis target on the shared standalone Redis. */
@@ -136,10 +137,22 @@ describe('namespace bumps', () => {
     const { purger, prefix } = newPurger('ns_refused');
     try {
       await redis.sadd(`${prefix}ns:taken`, 'x');
-      const wrongType = await purger.purge(bumps({ taken: '1/0' }), context()).catch((e: unknown) => e);
+      // The same event also names a key, a tag and another namespace: those are purged all the same.
+      await redis.set(`${prefix}entry`, 'cached');
+      await redis.set(`${prefix}tagged`, 'cached');
+      await redis.sadd(`${prefix}tag:t`, 'tagged');
+      const event = bumps({ taken: '1/0', other: '1/0' });
+      event.redis.keys.push('entry');
+      event.redis.tags.push('t');
+      const wrongType = await purger.purge(event, context()).catch((e: unknown) => e);
       expect(wrongType).toBeInstanceOf(WalpurgeError);
       expect(isRetriable(wrongType)).toBe(false);
-      expect(String(wrongType)).toContain('WRONGTYPE');
+      expect(String(wrongType)).toContain(
+        `namespace version ${prefix}ns:taken holds another type than a string`,
+      );
+      expect((wrongType as WalpurgeError).details?.[OTHERS_PURGED]).toBe(true);
+      expect(await redis.exists(`${prefix}entry`, `${prefix}tagged`)).toBe(0);
+      expect((await stored(`${prefix}ns:other`)).lsn).toBe('0000000100000000');
 
       const targets = emptyTargets();
       targets.redis.namespaces.push('unversioned');

@@ -102,7 +102,7 @@ export class RedisPurger implements Purger {
     const prefix = this.options.keyPrefix;
     await this.unlink(targets.redis.keys.map((key) => prefix + key));
     const echoKept = targets.redis.versioned ? await this.purgeVersioned(targets.redis.versioned) : 0;
-    const namespacesAlreadyNewer = await this.bumpNamespaces(targets);
+    const { alreadyNewer: namespacesAlreadyNewer, notStrings } = await this.bumpNamespaces(targets);
     const notSets: string[] = [];
     for (const tag of targets.redis.tags) {
       if (context.signal.aborted) break;
@@ -121,18 +121,26 @@ export class RedisPurger implements Purger {
       );
     }
     context.signal.throwIfAborted();
-    if (notSets.length > 0) {
-      // Everything else is purged; retrying cannot turn these keys into sets, so the event is
-      // rejected (dead-lettered) instead of stalling its partition forever.
-      throw new WalpurgeError(
-        ErrorCode.PurgeFailed,
-        `tag set ${notSets.join(', ')} holds another type than a Redis set: its members cannot be purged`,
-        {
-          retriable: false,
-          hint: 'tag sets (<keyPrefix>tag:<tag>) are maintained by @walpurge/client; another writer uses the same key',
-          details: { [OTHERS_PURGED]: true },
-        },
-      );
+    if (notSets.length > 0 || notStrings.length > 0) {
+      // Everything else is purged; retrying cannot turn these keys into sets (or version strings),
+      // so the event is rejected (dead-lettered) instead of stalling its partition forever.
+      const problems = [
+        ...(notSets.length > 0
+          ? [
+              `tag set ${notSets.join(', ')} holds another type than a Redis set: its members cannot be purged`,
+            ]
+          : []),
+        ...(notStrings.length > 0
+          ? [
+              `namespace version ${notStrings.join(', ')} holds another type than a string: it cannot be bumped`,
+            ]
+          : []),
+      ];
+      throw new WalpurgeError(ErrorCode.PurgeFailed, problems.join('; '), {
+        retriable: false,
+        hint: 'tag sets (<keyPrefix>tag:<tag>) and namespace versions (<keyPrefix>ns:<namespace>) are maintained by walpurge; another writer uses the same key',
+        details: { [OTHERS_PURGED]: true },
+      });
     }
     return { echoKept, namespacesAlreadyNewer };
   }
@@ -200,9 +208,11 @@ export class RedisPurger implements Purger {
    * one and bump nothing): the event is refused, never silently skipped. Returns how many bumps
    * found the version already as new or newer.
    */
-  private async bumpNamespaces(targets: PurgeTargets): Promise<number> {
+  private async bumpNamespaces(
+    targets: PurgeTargets,
+  ): Promise<{ alreadyNewer: number; notStrings: string[] }> {
     const { namespaces, namespaceVersions } = targets.redis;
-    if (namespaces.length === 0) return 0;
+    if (namespaces.length === 0) return { alreadyNewer: 0, notStrings: [] };
     const bumps = namespaces.map((namespace) => {
       const version = namespaceVersions?.[namespace];
       if (version === undefined)
@@ -212,20 +222,37 @@ export class RedisPurger implements Purger {
         });
       return { key: namespaceKey(this.options.keyPrefix, namespace), version, epoch: newNamespaceEpoch() };
     });
-    let replies: unknown[];
+    // Each bump's own outcome: a version key of another type must not keep the others (or the
+    // event's tags and patterns) from being purged.
+    let outcomes: Array<{ error: unknown; reply: unknown }>;
     if (this.isCluster) {
-      replies = await Promise.all(
+      const settled = await Promise.allSettled(
         bumps.map(({ key, version, epoch }) =>
           this.client.eval(NAMESPACE_BUMP_SCRIPT, 1, key, version, epoch),
         ),
+      );
+      outcomes = settled.map((result) =>
+        result.status === 'fulfilled'
+          ? { error: null, reply: result.value }
+          : { error: result.reason, reply: null },
       );
     } else {
       const pipeline = (this.client as Redis).pipeline();
       for (const { key, version, epoch } of bumps)
         pipeline.eval(NAMESPACE_BUMP_SCRIPT, 1, key, version, epoch);
-      replies = await execOrThrow(pipeline);
+      outcomes = ((await pipeline.exec()) ?? []).map(([error, reply]) => ({ error, reply }));
     }
-    return replies.filter((moved) => moved === 0).length;
+    const notStrings: string[] = [];
+    let alreadyNewer = 0;
+    outcomes.forEach(({ error, reply }, i) => {
+      if (error === null || error === undefined) {
+        if (reply === 0) alreadyNewer += 1;
+        return;
+      }
+      if (!isWrongType(error)) throw error;
+      notStrings.push(bumps[i]?.key ?? '');
+    });
+    return { alreadyNewer, notStrings };
   }
 
   private async purgeTag(tag: string): Promise<void> {
