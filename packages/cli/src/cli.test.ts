@@ -198,9 +198,14 @@ describe('walpurge validate (static checks)', () => {
     expect(await runCli(['validate'], io)).toBe(1);
     expect(io.err()).toContain('$WALPURGE_CONFIG_YAML:2:8: environment variable DATABASE_URL is not set');
 
-    const both = captureIo({ WALPURGE_CONFIG_YAML: text, WALPURGE_CONFIG: join(dir, 'other.yaml') });
-    expect(await runCli(['validate'], both)).toBe(2);
-    expect(both.err()).toContain('both --config (or WALPURGE_CONFIG) and WALPURGE_CONFIG_YAML are set');
+    // The container image sets WALPURGE_CONFIG: the YAML text wins over it.
+    const image = captureIo({ WALPURGE_CONFIG_YAML: text, WALPURGE_CONFIG: join(dir, 'absent.yaml') });
+    expect(await runCli(['validate'], image)).toBe(1);
+    expect(image.err()).toContain('$WALPURGE_CONFIG_YAML:2:8: environment variable DATABASE_URL is not set');
+
+    const both = captureIo({ WALPURGE_CONFIG_YAML: text });
+    expect(await runCli(['validate', '--config', join(dir, 'other.yaml')], both)).toBe(2);
+    expect(both.err()).toContain('both --config and WALPURGE_CONFIG_YAML are set');
   });
 
   it('reads --config from WALPURGE_CONFIG', async () => {

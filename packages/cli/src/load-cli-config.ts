@@ -11,7 +11,7 @@ export interface CliConfigOptions {
 }
 
 /**
- * Loads --config (or WALPURGE_CONFIG), else the YAML text of WALPURGE_CONFIG_YAML, else
+ * Loads the YAML text of WALPURGE_CONFIG_YAML, else --config (or WALPURGE_CONFIG), else
  * ./walpurge.yaml, with ${VAR} substitution from the CLI's env.
  */
 export function loadCliConfig(
@@ -23,9 +23,11 @@ export function loadCliConfig(
   const file = stringOption(options, 'config');
   const text = io.env[CONFIG_TEXT_VARIABLE];
   if (text !== undefined && text.trim() !== '') {
-    if (file !== undefined)
+    // The YAML text wins over a WALPURGE_CONFIG from the environment (the container image sets one
+    // by default); only an explicit --config naming another file is a contradiction.
+    if (file !== undefined && file !== io.env['WALPURGE_CONFIG'])
       throw new UsageError(
-        `both --config (or WALPURGE_CONFIG) and ${CONFIG_TEXT_VARIABLE} are set: give the configuration one way`,
+        `both --config and ${CONFIG_TEXT_VARIABLE} are set: give the configuration one way`,
       );
     return Promise.resolve().then(() => parseConfigText(text, `$${CONFIG_TEXT_VARIABLE}`, parse));
   }

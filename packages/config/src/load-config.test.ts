@@ -137,6 +137,15 @@ rules: []
     });
     expect(flusher.config.kafka).toBeUndefined();
     expect(flusher.skippedSections).toEqual([{ section: 'kafka', variables: ['KAFKA_BROKERS'] }]);
+    // A secret file not mounted in this role's pod, in a section it never reads: left out too.
+    const unmounted = parseConfigText(text, 'walpurge.yaml', {
+      env: { ...env, QUEUE_REDIS_URL_FILE: '/run/secrets/queue' },
+      unusedSections: new Set(['flusher']),
+      readSecretFile: () => {
+        throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
+      },
+    });
+    expect(unmounted.skippedSections).toEqual([{ section: 'flusher', variables: ['QUEUE_REDIS_URL_FILE'] }]);
   });
 
   it('reports YAML syntax errors with their line', () => {

@@ -22,6 +22,7 @@ export interface LoadedConfig<T = WalpurgeConfig> {
 
 export interface SkippedSection {
   section: string;
+  /** Unset variables, `VAR_FILE`s and `file:/path`s whose files could not be read. */
   variables: string[];
 }
 
@@ -142,7 +143,8 @@ export function parseConfigText<S extends z.ZodType = typeof WalpurgeConfig>(
           });
         }
         for (const file of unreadable) {
-          envProblems.push({
+          missingNames.add(file.variable ? `${file.variable}_FILE` : `file:${file.path}`);
+          missingHere.push({
             path: '',
             message: `cannot read ${file.path}${file.variable ? ` (named by ${file.variable}_FILE)` : ''}: ${file.reason}`,
             ...at,

@@ -50,7 +50,7 @@ export async function startWalpurge(options: StartOptions): Promise<RunningWalpu
   for (const { section, variables } of options.skippedSections ?? [])
     logger.info(
       { section, variables, role: options.role },
-      `config section ${section} left out: role ${options.role} does not read it, and ${variables.join(', ')} ${variables.length === 1 ? 'is' : 'are'} not set`,
+      `config section ${section} left out: role ${options.role} does not read it, and it needs ${variables.join(', ')} (not set, or a file that cannot be read)`,
     );
   const registry = createMetricsRegistry();
   let reportFatal: (error: WalpurgeError) => void = () => {};
