@@ -148,6 +148,21 @@ rules: []
     expect(unmounted.skippedSections).toEqual([{ section: 'flusher', variables: ['QUEUE_REDIS_URL_FILE'] }]);
   });
 
+  it("refuses rule keys and patterns under 'tag:' and 'ns:', where walpurge keeps tag sets and namespace versions", () => {
+    const text = [
+      'rules:',
+      '  - table: users',
+      '    redis:',
+      "      keys: ['tag:user-{id}', 'user:{id}']",
+      "      patterns: ['ns:*']",
+    ].join('\n');
+    const error = problemsOf(() => parseConfigText(text, 'walpurge.yaml', { env: {} }));
+    expect(error.problems.map((p) => [p.path, p.message.split(',')[0]])).toEqual([
+      ['rules[0].redis.keys[0]', `"tag:user-{id}" starts with 'tag:'`],
+      ['rules[0].redis.patterns[0]', `"ns:*" starts with 'ns:'`],
+    ]);
+  });
+
   it('reports YAML syntax errors with their line', () => {
     const error = problemsOf(() =>
       parseConfigText('rules:\n  - table: [a\n  x: 1\n', 'bad.yaml', { env: {} }),

@@ -1,3 +1,4 @@
+import { NAMESPACE_KEY_SEGMENT, TAG_SET_SEGMENT } from '@walpurge/rules';
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, Registry, WalpurgeError, createLogger, errorMessage, sleep } from '@walpurge/core';
 import { connectCacheRedis, ownKeyPrefix } from './cache-redis.js';
@@ -439,6 +440,14 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
       throw new WalpurgeError(
         ErrorCode.ConfigInvalid,
         `${caller}(${JSON.stringify(key)}): ttl must be a positive number of seconds`,
+      );
+    }
+    // Tag sets and namespace versions live there (in Redis and, for versions, in L1): an entry
+    // would overwrite or shadow them.
+    if (key.startsWith(TAG_SET_SEGMENT) || key.startsWith(NAMESPACE_KEY_SEGMENT)) {
+      throw new WalpurgeError(
+        ErrorCode.ConfigInvalid,
+        `${caller}(${JSON.stringify(key)}): keys starting with '${TAG_SET_SEGMENT}' or '${NAMESPACE_KEY_SEGMENT}' are walpurge's tag sets and namespace versions`,
       );
     }
     if (opts.refresh !== 'on-invalidate') return;

@@ -205,5 +205,10 @@ describe('versioned namespaces', () => {
     await expect(
       client.get('home', home.loader, { ttl: 600, namespaces: ['catalog'], refresh: 'on-invalidate' }),
     ).rejects.toThrow("refresh: 'on-invalidate' cannot be combined with namespaces");
+    // Keys where walpurge keeps namespace versions and tag sets are refused, not shadowed.
+    for (const reserved of ['ns:catalog', 'tag:t'])
+      await expect(client.get(reserved, home.loader, { ttl: 600 })).rejects.toThrow(
+        "keys starting with 'tag:' or 'ns:' are walpurge's tag sets and namespace versions",
+      );
   });
 });

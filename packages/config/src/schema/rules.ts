@@ -13,10 +13,24 @@ const template = z.string().superRefine((text, ctx) => {
 export const RuleOperation = z.enum(['insert', 'update', 'delete', 'truncate']);
 export type RuleOperation = z.infer<typeof RuleOperation>;
 
+/**
+ * `tag:` and `ns:` under redis.keyPrefix hold walpurge's tag sets and namespace versions: a key or
+ * pattern there would delete them (a tag set's members then never purged, a version reset).
+ */
+const RESERVED_SEGMENTS = ['tag:', 'ns:'] as const;
+const cacheEntryTemplate = template.superRefine((text, ctx) => {
+  const reserved = RESERVED_SEGMENTS.find((segment) => text.startsWith(segment));
+  if (reserved)
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${text}" starts with '${reserved}', where walpurge keeps its ${reserved === 'tag:' ? 'tag sets' : 'namespace versions'}: use tags or namespaces for those, and another prefix for cache entries`,
+    });
+});
+
 export const RedisTargets = z.strictObject({
-  keys: z.array(template).default([]).describe('Exact keys to UNLINK.'),
+  keys: z.array(cacheEntryTemplate).default([]).describe('Exact keys to UNLINK.'),
   patterns: z
-    .array(template)
+    .array(cacheEntryTemplate)
     .default([])
     .describe('Glob patterns purged with SCAN MATCH + UNLINK; row values are glob-escaped.'),
   tags: z
@@ -26,9 +40,7 @@ export const RedisTargets = z.strictObject({
   namespaces: z
     .array(template)
     .default([])
-    .describe(
-      'Versioned key namespaces (read by @walpurge/client) whose version is bumped to the commit LSN.',
-    ),
+    .describe('Versioned key namespaces (read by @walpurge/client) whose version is given a fresh value.'),
 });
 export type RedisTargets = z.infer<typeof RedisTargets>;
 
