@@ -31,9 +31,11 @@ import {
  * write-behind upserts and deletes, write-through upserts and deletes (and partial rows, which are
  * refused at accept) on a small hot set of rows, readers fill the cache through leases, and the
  * commits come back through the pipeline (listener → Kafka → invalidator). The flusher runs as TWO
- * separate processes, as deployed: one is frozen (SIGSTOP) until BullMQ declares its jobs stalled
- * and the other re-runs them, then thawed; the other is killed with SIGKILL inside a batch and
- * started again.
+ * separate processes, as deployed, each naming its database sessions (application_name) so the test
+ * acts on one process's batch: A is frozen (SIGSTOP) inside one of its batches until BullMQ declares
+ * its jobs stalled and B takes them up, then thawed; B is killed with SIGKILL inside one of its
+ * batches and replaced by a new process. At the end A and the replacement must still run, with no
+ * fatal log.
  *
  * When the writers stop and everything has drained, every row in PostgreSQL is the last ACCEPTED
  * write (the highest version an accept returned), or absent if that was a delete, and the cache holds
@@ -69,10 +71,14 @@ rules:
       keys: ['item:{id}']
 `;
 
-type Flusher = ChildProcess & { output: string[] };
+type Flusher = ChildProcess & {
+  output: string[];
+  /** Its sessions' application_name in pg_stat_activity: tells this process's batches from the others'. */
+  appName: string;
+};
 
 /** The flusher as its own process, exactly as deployed: `main.ts --config file`. */
-function spawnFlusher(configFile: string): Flusher {
+function spawnFlusher(configFile: string, appName: string): Flusher {
   const child = spawn(
     process.execPath,
     [
@@ -88,7 +94,14 @@ function spawnFlusher(configFile: string): Flusher {
   const output: string[] = [];
   child.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  return Object.assign(child, { output });
+  return Object.assign(child, { output, appName });
+}
+
+/** A database URL whose sessions carry this application_name (libpq semantics: it overrides the client's). */
+function withAppName(url: string, appName: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set('application_name', appName);
+  return parsed.toString();
 }
 
 async function killNow(child: ChildProcess): Promise<void> {
@@ -130,7 +143,6 @@ describe('write-behind under concurrency: two flusher processes, a stall and a k
   let writer: WriteClient;
   let readerClient: CacheClient;
   let dir: string;
-  let configFile: string;
   let config: WalpurgeConfig;
   const flushers: Flusher[] = [];
 
@@ -161,9 +173,6 @@ describe('write-behind under concurrency: two flusher processes, a stall and a k
       PREFIX: prefix,
     });
     dir = mkdtempSync(join(tmpdir(), 'wb-soak-'));
-    configFile = join(dir, 'walpurge.yaml');
-    // JSON is YAML: the file is what an operator would write.
-    writeFileSync(configFile, JSON.stringify({ ...config, http: { port: 0, host: '127.0.0.1' } }, null, 2));
     // The pipeline in this process (it is not what is killed); the flushers are their own processes.
     stack = await startStack(config, ['invalidator', 'listener']);
     redis = new Redis(services.redisUrl);
@@ -172,6 +181,16 @@ describe('write-behind under concurrency: two flusher processes, a stall and a k
       keys: (_table, row) => [`item:${String(row['id'])}`],
     });
   });
+
+  /** Starts a flusher process whose database sessions are named `walpurge-flusher-<label>`. */
+  function startFlusher(label: string): Flusher {
+    const appName = `walpurge-flusher-${label}`;
+    const configFile = join(dir, `walpurge-${label}.yaml`);
+    const own = { ...config, database: { ...config.database, url: withAppName(db.url, appName) } };
+    // JSON is YAML: the file is what an operator would write.
+    writeFileSync(configFile, JSON.stringify({ ...own, http: { port: 0, host: '127.0.0.1' } }, null, 2));
+    return spawnFlusher(configFile, appName);
+  }
 
   afterAll(async () => {
     for (const child of flushers) await killNow(child);
@@ -212,16 +231,24 @@ describe('write-behind under concurrency: two flusher processes, a stall and a k
         reads: 0,
       };
       const unexpected: string[] = [];
-      let stalls = 0;
-      let restarts = 0;
-      const stalledEvents = new QueueEvents(config.flusher!.queueName, {
+      /** Every job BullMQ declared stalled, and every job that became active, in order. */
+      const stalledJobs: string[] = [];
+      const activeJobs: string[] = [];
+      const queueEvents = new QueueEvents(config.flusher!.queueName, {
         connection: { url: queueRedis.url },
         prefix: writer.layout.bullPrefix,
       });
-      stalledEvents.on('stalled', () => (stalls += 1));
-      await stalledEvents.waitUntilReady();
+      queueEvents.on('stalled', ({ jobId }) => stalledJobs.push(jobId));
+      queueEvents.on('active', ({ jobId }) => activeJobs.push(jobId));
+      await queueEvents.waitUntilReady();
+      /** Jobs declared stalled while flusher A was frozen and then taken up while it still was (so by B). */
+      let stalledWhileFrozen: string[] = [];
+      let rerunWhileFrozen: string[] = [];
+      let killedInBatch: Flusher | undefined;
 
-      flushers.push(spawnFlusher(configFile), spawnFlusher(configFile));
+      const flusherA = startFlusher('a');
+      const flusherB = startFlusher('b');
+      flushers.push(flusherA, flusherB);
       const deadline = Date.now() + RUN_MS;
       // The load goes on until the freeze and the kill are done, however long they took.
       let chaosDone = false;
@@ -298,42 +325,84 @@ describe('write-behind under concurrency: two flusher processes, a stall and a k
         }),
       ];
 
-      const inFlusherTransaction = async (): Promise<boolean> => {
+      /** This flusher process (and no other) has a transaction open: it is inside a batch. */
+      const inTransaction = async (flusher: Flusher): Promise<boolean> => {
         const { rows } = await pool.query(
-          "SELECT 1 FROM pg_stat_activity WHERE application_name = 'walpurge-flusher' AND datname = current_database() AND xact_start IS NOT NULL AND state <> 'idle'",
+          "SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database() AND xact_start IS NOT NULL AND state <> 'idle'",
+          [flusher.appName],
+        );
+        return rows.length > 0;
+      };
+      const hasSession = async (flusher: Flusher): Promise<boolean> => {
+        const { rows } = await pool.query(
+          'SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()',
+          [flusher.appName],
         );
         return rows.length > 0;
       };
       const flusherOutput = (): string => flushers.map((child) => child.output.join('')).join('\n---\n');
 
       const chaos = (async () => {
-        // 1. Freeze flusher A until BullMQ declares a job stalled (the other replica re-runs it).
+        // 1. Freeze flusher A inside one of its batches until BullMQ declares its jobs stalled and
+        // flusher B takes them up. Only stalls after the SIGSTOP count: a stray one earlier proves
+        // nothing about the freeze.
         await sleep(RUN_MS * 0.2);
-        const frozen = flushers[0]!;
-        for (let attempt = 0; stalls === 0; attempt += 1) {
-          if (attempt >= 5) throw new Error(`no job was declared stalled\n${flusherOutput()}`);
-          await waitFor('a flusher inside a batch', inFlusherTransaction, {
+        for (let attempt = 0; rerunWhileFrozen.length === 0; attempt += 1) {
+          if (attempt >= 5)
+            throw new Error(
+              `freezing flusher A never got a job stalled and re-run (stalled while frozen: ${stalledWhileFrozen.join(', ')})\n${flusherOutput()}`,
+            );
+          await waitFor('flusher A inside a batch', () => inTransaction(flusherA), {
             timeoutMs: 60_000,
             intervalMs: 5,
           });
-          frozen.kill('SIGSTOP');
-          await waitFor('a stalled job', async () => stalls > 0, {
-            timeoutMs: LOCK_DURATION_MS * 6,
-            intervalMs: 50,
-          }).catch(() => undefined);
-          frozen.kill('SIGCONT');
+          flusherA.kill('SIGSTOP');
+          const stalledBefore = stalledJobs.length;
+          const activeBefore = activeJobs.length;
+          try {
+            // A is stopped: no job can become active through it, so an active event for a job that
+            // stalled now is B re-running it.
+            await waitFor(
+              'a job of frozen flusher A stalled and re-run by flusher B',
+              async () => {
+                stalledWhileFrozen = [...new Set(stalledJobs.slice(stalledBefore))];
+                const stalled = new Set(stalledWhileFrozen);
+                rerunWhileFrozen = [
+                  ...new Set(activeJobs.slice(activeBefore).filter((id) => stalled.has(id))),
+                ];
+                return rerunWhileFrozen.length > 0;
+              },
+              { timeoutMs: LOCK_DURATION_MS * 15, intervalMs: 50 },
+            ).catch(() => undefined);
+          } finally {
+            flusherA.kill('SIGCONT');
+          }
         }
-        // 2. kill -9 a flusher inside a batch, and start it again.
+        // 2. kill -9 flusher B inside one of its batches, and start a replacement.
         await sleep(Math.max(0, deadline - RUN_MS * 0.45 - Date.now()));
-        await waitFor('a flusher inside a batch', inFlusherTransaction, { timeoutMs: 60_000, intervalMs: 5 });
-        const victim = flushers.splice(1, 1)[0]!;
-        await killNow(victim);
-        flushers.push(spawnFlusher(configFile));
-        restarts += 1;
+        await waitFor('flusher B inside a batch', () => inTransaction(flusherB), {
+          timeoutMs: 60_000,
+          intervalMs: 5,
+        });
+        flushers.splice(flushers.indexOf(flusherB), 1);
+        await killNow(flusherB);
+        killedInBatch = flusherB;
+        const replacement = startFlusher('c');
+        flushers.push(replacement);
+        // PostgreSQL ended the killed process's session (rolling back its batch), and the
+        // replacement is up with its own.
+        await waitFor('the killed flusher B session gone', async () => !(await hasSession(flusherB)), {
+          timeoutMs: 60_000,
+          intervalMs: 50,
+        });
+        await waitFor('the replacement flusher connected', () => hasSession(replacement), {
+          timeoutMs: 60_000,
+          intervalMs: 50,
+        });
       })().finally(() => (chaosDone = true));
 
       await Promise.all([...loops, chaos]);
-      await stalledEvents.close();
+      await queueEvents.close();
       expect(unexpected).toEqual([]);
 
       // Drain: every accepted write-behind reached PostgreSQL (or failed, which the check shows).
@@ -402,11 +471,25 @@ describe('write-behind under concurrency: two flusher processes, a stall and a k
       console.log(
         `write-behind soak, ${RUN_MS} ms: accepted writeBehind ${counts.writeBehind}, deleteBehind ${counts.deleteBehind}, ` +
           `writeThrough ${counts.writeThrough}, deleteThrough ${counts.deleteThrough}; partial rows refused ${counts.partialRefused}; ` +
-          `reads ${counts.reads}; stalled jobs ${stalls}; flusher restarts after kill -9 ${restarts}; rows checked ${accepted.rows.size}`,
+          `reads ${counts.reads}; stalled jobs ${stalledJobs.length} (while A frozen ${stalledWhileFrozen.length}, ` +
+          `re-run by B ${rerunWhileFrozen.length}); flusher B killed in a batch: ${killedInBatch?.signalCode ?? 'no'}; ` +
+          `rows checked ${accepted.rows.size}`,
       );
       expect(problems).toEqual([]);
-      expect(stalls).toBeGreaterThan(0);
-      expect(restarts).toBe(1);
+      expect(stalledWhileFrozen.length).toBeGreaterThan(0);
+      expect(rerunWhileFrozen.length).toBeGreaterThan(0);
+      expect(killedInBatch?.signalCode).toBe('SIGKILL');
+      // The thawed flusher A and the replacement are still running, and never logged a fatal error.
+      const survivors = flushers.map((child) => ({
+        app: child.appName,
+        exitCode: child.exitCode,
+        signalCode: child.signalCode,
+        fatal: child.output.join('').includes('"level":60'),
+      }));
+      expect(survivors).toEqual([
+        { app: 'walpurge-flusher-a', exitCode: null, signalCode: null, fatal: false },
+        { app: 'walpurge-flusher-c', exitCode: null, signalCode: null, fatal: false },
+      ]);
       expect(counts.partialRefused).toBeGreaterThan(0);
     },
   );

@@ -121,7 +121,9 @@ class Flusher implements Service {
   constructor(private readonly options: FlusherOptions) {
     ({ flusher: this.flusher, databaseUrl: this.databaseUrl } = requireFlusherConfig(options.config));
     this.log = options.logger.child({ component: 'flusher' });
-    this.metrics = createFlusherMetrics(options.registry);
+    this.metrics = createFlusherMetrics(options.registry, {
+      heldSeconds: () => this.batcher?.heldSeconds() ?? 0,
+    });
     this.layout = writeBehindLayout(this.flusher.keyPrefix);
     this.clients = new QueueRedisClients(this.flusher.queueRedisUrl);
   }
@@ -545,8 +547,6 @@ class Flusher implements Service {
   }
 
   private async refreshMetrics(): Promise<void> {
-    // First: it needs no Redis, and must move while the queue Redis is slow too.
-    this.metrics.batchHeld.set(this.batcher?.heldSeconds() ?? 0);
     const redis = this.redis;
     const queue = this.queue;
     if (!redis || !queue) return;

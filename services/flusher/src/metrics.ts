@@ -2,7 +2,13 @@ import { Counter, Gauge, Histogram, latencyBuckets, type Registry } from '@walpu
 
 export type FlusherMetrics = ReturnType<typeof createFlusherMetrics>;
 
-export function createFlusherMetrics(registry: Registry) {
+/** Values read when the registry is scraped, not by the periodic refresh. */
+export interface FlusherMetricSources {
+  /** Seconds the batch in flight has been held back (Batcher.heldSeconds); 0 when none is. */
+  heldSeconds: () => number;
+}
+
+export function createFlusherMetrics(registry: Registry, sources: FlusherMetricSources) {
   const registers = [registry];
   return {
     queueJobs: new Gauge({
@@ -35,6 +41,11 @@ export function createFlusherMetrics(registry: Registry) {
       name: 'walpurge_flusher_batch_held_seconds',
       help: 'How long the batch in flight has been retried without limit because the database is unreachable or refuses every write for a server-wide reason (read-only, disk full, a lock held past lock_timeout); 0 when writes go through.',
       registers,
+      // At scrape time: the periodic refresh waits on the queue Redis (which retries without
+      // limit), so a value it set would freeze during a queue Redis outage.
+      collect() {
+        this.set(sources.heldSeconds());
+      },
     }),
     rowsFlushed: new Counter({
       name: 'walpurge_flusher_rows_flushed_total',

@@ -54,7 +54,7 @@ async function refusedFor(f: Fixture, count: number): Promise<void> {
 }
 
 describe('refused-value marker over a reader lease', () => {
-  it('a lease taken after the refused value left the cache: the fill lands only what PostgreSQL holds, never the refused value', async () => {
+  it('a lease taken after the refused value left the cache: the marker keeps the lease, and the fill lands what PostgreSQL holds', async () => {
     const f = await createFixture({
       databaseAdminUrl: services.databaseUrl,
       cacheRedisUrl: services.redisUrl,
@@ -79,14 +79,20 @@ describe('refused-value marker over a reader lease', () => {
         'the refused marker',
         async () => (await f.cache.hget(`${f.cachePrefix}item:1`, 'wv')) === refused.version,
       );
+      // The key held only the lease when the marker came: the marker joined it (wv, rf) rather than
+      // replacing it, so the lease is still the reader's.
+      expect(await f.cache.hget(`${f.cachePrefix}item:1`, 'lease')).not.toBeNull();
+      expect(await f.cache.hget(`${f.cachePrefix}item:1`, 'rf')).toBe('1');
       read.release();
       expect(await read.result).toEqual({ id: 1, value: 'good', n: 1 });
-      const cached = (await f.cached('item:1')) as Row | undefined;
-      // Nothing, or exactly the database's row: never the refused value.
-      if (cached !== undefined) expect(cached).toEqual({ id: 1, value: 'good', n: 1 });
+      // Every step above is gated, so the outcome is one: the fill (the database's row, read after the
+      // refused value left the cache) landed over the marker, which stays as its guard.
+      expect(await f.cached('item:1')).toEqual({ id: 1, value: 'good', n: 1 });
+      expect(await f.cache.hget(`${f.cachePrefix}item:1`, 'wv')).toBe(refused.version);
+      // The next reader is served that fill from the cache; its loader never runs.
       expect(
         await reader.get('item:1', async () => ({ id: 1, value: 'reloaded', n: 1 }), { ttl: 600 }),
-      ).not.toMatchObject({ value: 'refused' });
+      ).toEqual({ id: 1, value: 'good', n: 1 });
     } finally {
       await reader.close();
       await f.close();
