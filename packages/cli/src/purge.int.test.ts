@@ -180,7 +180,7 @@ describe('walpurge purge --table', () => {
     expect(code, io.err()).toBe(0);
     for (const namespace of ['all-events', 'events:click']) {
       const version = await cache.get(`${prefix}ns:${namespace}`);
-      expect(version, namespace).toMatch(/^r[\w-]+:0{16}$/);
+      expect(version, namespace).toMatch(/^r[\w-]+\.\d+:0{16}$/);
       expect(version).not.toBe(ahead);
     }
   });
@@ -200,7 +200,7 @@ describe('walpurge purge --table', () => {
     expect(code, io.err()).toBe(0);
     for (const namespace of ['all-events', 'events:click']) {
       const version = await cache.get(`${prefix}ns:${namespace}`);
-      expect(version, namespace).toMatch(/^r[\w-]+:0{16}$/);
+      expect(version, namespace).toMatch(/^r[\w-]+\.\d+:0{16}$/);
       expect(version).not.toBe(old);
     }
     expect(io.out()).toMatch(/redis namespaces\s+1: all-events/);

@@ -57,7 +57,7 @@ export function namespaceVersion(lsn: string): string {
 /**
  * KEYS[1] = version key, ARGV[1] = the event's commit LSN (16 hex digits), or '' (UNORDERED: always
  * bump), ARGV[2] = a fresh epoch. Skips the bump when the stored LSN part is at least ARGV[1];
- * otherwise stores `<fresh epoch>:<ARGV[1] or LSN 0>`. A value of another shape is always replaced.
+ * otherwise stores `<fresh epoch>.<server time>:<ARGV[1] or LSN 0>`. A value of another shape is always replaced.
  * Returns 1 when the version moved, 0 when it already was as new or newer.
  */
 export const NAMESPACE_BUMP_SCRIPT = `
@@ -70,6 +70,9 @@ if current and ARGV[1] ~= '' then
 end
 local lsn = ARGV[1]
 if lsn == '' then lsn = '${LSN_ZERO}' end
-redis.call('SET', KEYS[1], ARGV[2] .. ':' .. lsn)
+-- The server's clock joins the caller's epoch: a call resent after a lost reply (ioredis resends
+-- unanswered commands on reconnect) stores a value of its own, never the one it stored before.
+local now = redis.call('TIME')
+redis.call('SET', KEYS[1], ARGV[2] .. '.' .. now[1] .. now[2] .. ':' .. lsn)
 return 1
 `;

@@ -113,7 +113,7 @@ describe('versioned namespaces', () => {
       namespaceVersion('0/1'),
       newNamespaceEpoch(),
     );
-    expect(await admin.get(namespaceKey(prefix, 'site'))).toMatch(/^r[\w-]+:0000000000000001$/);
+    expect(await admin.get(namespaceKey(prefix, 'site'))).toMatch(/^r[\w-]+\.\d+:0000000000000001$/);
     source.state.value = 'after replay';
     expect(await get()).toBe('after replay');
     expect(source.state.calls).toBe(4);

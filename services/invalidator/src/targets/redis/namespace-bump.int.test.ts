@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { isRetriable, WalpurgeError } from '@walpurge/core';
 import {
   emptyTargets,
+  NAMESPACE_BUMP_SCRIPT,
   namespaceVersion,
   UNORDERED_NAMESPACE_VERSION,
   type PurgeTargets,
@@ -54,7 +55,7 @@ const context = () => ({ signal: new AbortController().signal });
 async function stored(key: string): Promise<{ epoch: string; lsn: string }> {
   const value = (await redis.get(key)) ?? '';
   const [epoch = '', lsn = ''] = value.split(':');
-  expect(value, key).toMatch(/^r[\w-]+:[0-9a-f]{16}$/);
+  expect(value, key).toMatch(/^r[\w-]+\.\d+:[0-9a-f]{16}$/);
   return { epoch, lsn };
 }
 
@@ -163,5 +164,32 @@ describe('namespace bumps', () => {
     } finally {
       await purger.close();
     }
+  });
+
+  it("a pattern that also matches walpurge's tag sets and namespace versions purges only cache entries", async () => {
+    const { purger, prefix } = newPurger('ns_pattern');
+    try {
+      await redis.set(`${prefix}entry`, 'cached');
+      await redis.sadd(`${prefix}tag:t`, 'entry');
+      await redis.set(`${prefix}ns:catalog`, 'rKeep:0000000000000010');
+      const targets = emptyTargets();
+      targets.redis.patterns.push('*');
+      await purger.purge(targets, context());
+      expect(await redis.exists(`${prefix}entry`)).toBe(0);
+      expect(await redis.smembers(`${prefix}tag:t`)).toEqual(['entry']);
+      expect(await redis.get(`${prefix}ns:catalog`)).toBe('rKeep:0000000000000010');
+    } finally {
+      await purger.close();
+    }
+  });
+
+  it('the same bump sent twice (a resend after a lost reply) stores two different values', async () => {
+    const key = `${uniqueName('ns_resend')}:ns:feed`;
+    prefixes.push(key);
+    const send = () => redis.eval(NAMESPACE_BUMP_SCRIPT, 1, key, UNORDERED_NAMESPACE_VERSION, 'rSameEpoch');
+    await send();
+    const first = await redis.get(key);
+    await send();
+    expect(await redis.get(key)).not.toBe(first);
   });
 });

@@ -191,7 +191,7 @@ describe('tag purge', () => {
 describe('pattern purge', () => {
   it('patterns whose common prefix ends inside a surrogate pair (two emoji) are both purged', async () => {
     const p = newPrefix('pat_emoji');
-    await redis.mset(`${p}tag:🍕:1`, 'x', `${p}tag:🍔:1`, 'x', `${p}keep`, 'x');
+    await redis.mset(`${p}food:🍕:1`, 'x', `${p}food:🍔:1`, 'x', `${p}keep`, 'x');
     const purger = new RedisPurger(new Redis(services.redisUrl), {
       keyPrefix: p,
       batchSize: 10,
@@ -199,10 +199,10 @@ describe('pattern purge', () => {
     });
     try {
       await purger.purge(
-        targets((r) => r.patterns.push('tag:🍕:*', 'tag:🍔:*')),
+        targets((r) => r.patterns.push('food:🍕:*', 'food:🍔:*')),
         { signal: signal() },
       );
-      expect(await redis.exists(`${p}tag:🍕:1`, `${p}tag:🍔:1`)).toBe(0);
+      expect(await redis.exists(`${p}food:🍕:1`, `${p}food:🍔:1`)).toBe(0);
       expect(await redis.exists(`${p}keep`)).toBe(1);
     } finally {
       await purger.close();

@@ -13,6 +13,7 @@ import { ErrorCode, WalpurgeError } from '@walpurge/core';
 import { OTHERS_PURGED, type PurgeContext, type Purger, type PurgeReport } from '../purger.js';
 import { clusterMasters } from './cluster-masters.js';
 import { classifyRedisError } from './redis-errors.js';
+import { isWalpurgeStateKey } from './walpurge-state-keys.js';
 import { PatternSweeper, type PatternSweeperOptions, type SweepObserver } from './pattern-sweeper.js';
 import { chunk, groupBySlot } from './slot-groups.js';
 import { purgeTagCluster, purgeTagStandalone } from './tag-purge.js';
@@ -71,7 +72,10 @@ export class RedisPurger implements Purger {
   ) {
     this.sweeper = new PatternSweeper(
       (signal) => this.scanNodes(signal),
-      (keys) => this.unlink(keys),
+      // A pattern may also match walpurge's own state under the prefix (a tag set, its journal, a
+      // namespace version): those are never cache entries, and deleting a tag set would make the
+      // next purge of its tag purge nothing.
+      (keys) => this.unlink(keys.filter((key) => !isWalpurgeStateKey(key, options.keyPrefix))),
       options.batchSize,
       { ...SWEEP_WINDOW_DEFAULTS, ...options.sweep, scanCount: options.scanCount },
       options.sweepObserver,
