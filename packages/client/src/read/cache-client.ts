@@ -134,9 +134,9 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
       })
     : undefined;
   const started = tracker ? tracker.start() : Promise.resolve(true);
-  let closed = false;
-  /** Aborted by close(): ends waits (warm's wait for the connection) nobody needs any more. */
+  /** Aborted by close(): the client is closed, and waits nobody needs any more (warm's wait for the connection) end. */
   const closing = new AbortController();
+  const isClosed = (): boolean => closing.signal.aborted;
   let lastFailOpenLog = -Infinity;
 
   /** One lookup's result, for the request counter and the post-purge hit ratio. */
@@ -180,21 +180,10 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
 
   /**
    * Loads with a lease held and stores the value only if the lease survived. Returns the loaded value
-   * either way: the caller asked for data, and what it read is as fresh as a database read can be.
+   * either way (the caller asked for data, and what it read is as fresh as a database read can be),
+   * and whether it was stored.
    */
   async function loadAndFill<T>(
-    key: string,
-    token: string,
-    loader: Loader<T>,
-    opts: GetOptions,
-    reason: LoadReason,
-    ticket: ReadTicket | undefined,
-  ): Promise<T> {
-    return (await loadAndFillReporting(key, token, loader, opts, reason, ticket)).value;
-  }
-
-  /** loadAndFill, also saying whether the value was stored. */
-  async function loadAndFillReporting<T>(
     key: string,
     token: string,
     loader: Loader<T>,
@@ -236,7 +225,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
         metrics.fillRejections.inc();
         logger.debug({ key }, 'fill rejected: the key was purged or re-leased while loading');
       } else {
-        if (opts.tags && opts.tags.length > 0 && !closed) pruner?.filled(opts.tags);
+        if (opts.tags && opts.tags.length > 0 && !isClosed()) pruner?.filled(opts.tags);
         if (ticket && l1) {
           l1.complete(ticket, {
             value,
@@ -285,7 +274,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
       if (result.kind === 'hit') return 'present';
       if (result.kind === 'wait' || (result.kind === 'stale' && !result.leased)) return 'leased_elsewhere';
       if (result.kind === 'leased') onFoundMissing?.();
-      const { stored } = await loadAndFillReporting(key, token, loader, opts, reason, ticket);
+      const { stored } = await loadAndFill(key, token, loader, opts, reason, ticket);
       return stored ? 'filled' : 'rejected';
     } finally {
       if (ticket && l1) l1.complete(ticket, undefined);
@@ -322,7 +311,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     opts: GetOptions,
     decided: boolean,
   ): void {
-    if (refreshing.has(key) || closed) return;
+    if (refreshing.has(key) || isClosed()) return;
     const roll = () => shouldRefreshEarly({ remainingMs, deltaMs, beta: settings.earlyRefreshBeta, random });
     if (!decided && !roll()) return;
     const token = newToken();
@@ -405,7 +394,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
           }
           case 'leased':
             if (!waited) countLookup(key, 'redis', 'miss');
-            return await loadAndFill(key, token, loader, opts, 'miss', ticket);
+            return (await loadAndFill(key, token, loader, opts, 'miss', ticket)).value;
           case 'wait': {
             if (!waited) {
               waited = true;
@@ -413,7 +402,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
               metrics.leaseWaits.inc();
             }
             const left = deadline - now();
-            if (left <= 0 || closed) {
+            if (left <= 0 || isClosed()) {
               metrics.leaseWaitTimeouts.inc();
               return await callLoader(loader, 'wait_timeout');
             }
@@ -471,17 +460,25 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     refresher.mark(key, loader, opts);
   }
 
+  /**
+   * The key an entry is stored under: with namespaces, composed once from their versions read
+   * before the loader runs, so a fill that races a bump lands under the old versions' key, which no
+   * reader composes any more.
+   */
+  async function physicalKey(logicalKey: string, namespaces: readonly string[]): Promise<string> {
+    if (namespaces.length === 0) return logicalKey;
+    const canonical = canonicalNamespaces(namespaces);
+    return composeKey(logicalKey, canonical, await namespaceVersions.read(canonical));
+  }
+
   async function get<T>(logicalKey: string, loader: Loader<T>, opts: GetOptions): Promise<T> {
-    if (closed) throw new WalpurgeError(ErrorCode.Internal, 'cache client is closed');
+    if (isClosed()) throw new WalpurgeError(ErrorCode.Internal, 'cache client is closed');
     checkOptions('get', logicalKey, loader, opts);
     let key = logicalKey;
     if (opts.namespaces && opts.namespaces.length > 0) {
-      // Composed once, from the versions read before the loader runs: a fill that races a bump
-      // lands under the old versions' key, which no reader composes any more.
-      const namespaces = canonicalNamespaces(opts.namespaces);
       if (!l1?.isActive && redis.status !== 'ready') return failOpen(loader, 'not_connected');
       try {
-        key = composeKey(logicalKey, namespaces, await namespaceVersions.read(namespaces));
+        key = await physicalKey(logicalKey, opts.namespaces);
       } catch (error) {
         const timedOut = error instanceof Error && error.name === 'RedisTimeoutError';
         return failOpen(loader, timedOut ? 'timeout' : 'error', error);
@@ -514,22 +511,16 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     get,
     metrics,
     async warm(entries, warmOptions = {}) {
-      if (closed) throw new WalpurgeError(ErrorCode.Internal, 'cache client is closed');
+      if (isClosed()) throw new WalpurgeError(ErrorCode.Internal, 'cache client is closed');
       await untilReady(redis, warmOptions.readyTimeoutMs ?? 10_000, closing.signal);
       return warmEntries(entries, warmOptions, {
         load: async (logicalKey, loader, opts) => {
           checkOptions('warm', logicalKey, loader, opts);
-          // As get() does: warm the key composed from the namespaces' current versions.
-          const namespaces = canonicalNamespaces(opts.namespaces ?? []);
-          const key =
-            namespaces.length > 0
-              ? composeKey(logicalKey, namespaces, await namespaceVersions.read(namespaces))
-              : logicalKey;
-          return loadIfAbsent(key, loader, opts, 'warm');
+          return loadIfAbsent(await physicalKey(logicalKey, opts.namespaces ?? []), loader, opts, 'warm');
         },
         metrics,
         now,
-        isClosed: () => closed,
+        isClosed,
         closedError: () => new WalpurgeError(ErrorCode.Internal, 'cache client closed during warm()'),
         track,
       });
@@ -541,8 +532,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
       return tracker?.clientId();
     },
     async close() {
-      if (closed) return;
-      closed = true;
+      if (isClosed()) return;
       closing.abort();
       await refresher?.close();
       await Promise.allSettled([...background]);
