@@ -9,3 +9,4 @@ export * from './metrics.js';
 export * from './ops-server.js';
 export * from './standalone.js';
 export * from './settles-within.js';
+export * from './token-bucket.js';

@@ -1,4 +1,4 @@
-import { errorMessage, type Logger } from '@walpurge/core';
+import { errorMessage, TokenBucket, type Logger } from '@walpurge/core';
 import { outcomeLabel, type LeasedLoad } from './leased-load.js';
 import type { ClientMetrics } from './metrics.js';
 import type { GetOptions } from './options.js';
@@ -39,13 +39,12 @@ const FAILURE_LOG_INTERVAL_MS = 10_000;
 export class HotKeyRefresher {
   /** Insertion order is read order: the first key is the least recently read. */
   private readonly hot = new Map<string, HotKey>();
-  private readonly queue: string[] = [];
+  /** Keys waiting for a refresh, in arrival order. */
   private readonly queued = new Set<string>();
   private readonly running = new Map<string, Promise<void>>();
   /** Keys invalidated again while their refresh was running: looked at once more when it ends. */
   private readonly again = new Set<string>();
-  private tokens: number;
-  private tokensAt: number;
+  private readonly rate: TokenBucket;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private failuresSinceLog = 0;
@@ -58,8 +57,7 @@ export class HotKeyRefresher {
     private readonly logger: Logger,
     private readonly now: () => number,
   ) {
-    this.tokens = settings.concurrency;
-    this.tokensAt = now();
+    this.rate = new TokenBucket(settings.ratePerSecond, settings.concurrency, { now });
   }
 
   /** A read with `refresh: 'on-invalidate'`: remember (or update) the key's loader and options. */
@@ -95,36 +93,28 @@ export class HotKeyRefresher {
     }
     if (this.queued.has(key)) return;
     this.queued.add(key);
-    this.queue.push(key);
     // Synchronously, so this process's lookup is queued on the connection before its own readers'.
     this.pump();
   }
 
   /** Starts what the concurrency and rate budgets allow; waits for a token otherwise. */
   private pump(): void {
-    while (!this.closed && this.queue.length > 0 && this.running.size < this.settings.concurrency) {
-      this.refill();
-      if (this.tokens < 1) {
-        this.wakeIn(((1 - this.tokens) / this.settings.ratePerSecond) * 1000);
+    while (!this.closed && this.queued.size > 0 && this.running.size < this.settings.concurrency) {
+      const waitMs = this.rate.reserve(1);
+      if (waitMs > 0) {
+        this.rate.refund(1); // taken again once it is there
+        this.wakeIn(waitMs);
         return;
       }
-      const key = this.queue.shift() as string;
+      const key = this.queued.values().next().value as string;
       this.queued.delete(key);
       const entry = this.hot.get(key);
-      if (!entry) continue;
-      this.tokens -= 1;
+      if (!entry) {
+        this.rate.refund(1);
+        continue;
+      }
       this.start(key, entry);
     }
-  }
-
-  private refill(): void {
-    const at = this.now();
-    const elapsedMs = Math.max(0, at - this.tokensAt);
-    this.tokensAt = at;
-    this.tokens = Math.min(
-      this.settings.concurrency,
-      this.tokens + (elapsedMs / 1000) * this.settings.ratePerSecond,
-    );
   }
 
   private wakeIn(ms: number): void {
@@ -178,7 +168,6 @@ export class HotKeyRefresher {
     this.closed = true;
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.queue.length = 0;
     this.queued.clear();
     this.again.clear();
     this.hot.clear();

@@ -1,9 +1,8 @@
-import { ErrorCode, WalpurgeError, type BackoffOptions, type Logger } from '@walpurge/core';
+import { ErrorCode, WalpurgeError, type BackoffOptions, type Clock, type Logger } from '@walpurge/core';
 import type { PurgeContext } from '../purger.js';
 import { createCdnMetrics, type CdnMetrics } from './cdn-metrics.js';
 import type { SendOptions } from './http-request.js';
 import { ProviderCircuit } from './provider-circuit.js';
-import type { Clock } from './token-bucket.js';
 
 /** What every CDN driver needs besides its own config section. */
 export interface CdnDriverOptions {

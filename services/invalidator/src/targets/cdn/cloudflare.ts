@@ -15,7 +15,7 @@ import {
 import { mapLimit, PurgeHttpError, sendWithRetry, type CallAccounting } from './http-request.js';
 import type { ProviderCircuit } from './provider-circuit.js';
 import { bucketFor, takeFromBucket } from './rate-limit.js';
-import type { TokenBucket } from './token-bucket.js';
+import type { TokenBucket } from '@walpurge/core';
 
 const PurgeResponse = z.object({
   success: z.boolean(),

@@ -4,7 +4,7 @@ import {
   CreateInvalidationCommand,
   GetInvalidationCommand,
 } from '@aws-sdk/client-cloudfront';
-import { backoffDelay, ErrorCode, sleep, WalpurgeError } from '@walpurge/core';
+import { backoffDelay, ErrorCode, sleep, WalpurgeError, type TokenBucket } from '@walpurge/core';
 import type { CloudFrontConfig } from '@walpurge/config';
 import type { PurgeTargets } from '@walpurge/rules';
 import type { PurgeContext, Purger } from '../purger.js';
@@ -14,7 +14,6 @@ import { callProvider, PurgeHttpError, type CallAccounting } from './http-reques
 import { InFlightBudget } from './in-flight-budget.js';
 import type { ProviderCircuit } from './provider-circuit.js';
 import { bucketFor, takeFromBucket } from './rate-limit.js';
-import type { TokenBucket } from './token-bucket.js';
 
 /**
  * CloudFront paths: `/users/42?x=1` for a URL, `/users/*` for a prefix. CloudFront reads a `*`

@@ -14,7 +14,7 @@ import {
 import { sendAll, type CallAccounting, type HttpPurgeRequest } from './http-request.js';
 import type { ProviderCircuit } from './provider-circuit.js';
 import { bucketFor, takeFromBucket } from './rate-limit.js';
-import type { TokenBucket } from './token-bucket.js';
+import type { TokenBucket } from '@walpurge/core';
 
 /**
  * A 400/404 on a service-level path (`/service/{id}/…`) means the service id is unknown or the

@@ -7,7 +7,7 @@ import { parseTargetUrl, providerRuntime, sendOptions, type CdnDriverOptions } f
 import { sendAll, type CallAccounting, type HttpPurgeRequest } from './http-request.js';
 import type { ProviderCircuit } from './provider-circuit.js';
 import { bucketFor, takeFromBucket } from './rate-limit.js';
-import type { TokenBucket } from './token-bucket.js';
+import type { TokenBucket } from '@walpurge/core';
 
 /**
  * A header value as the UTF-8 bytes of `text`: fetch sends each character of a header value as one

@@ -1,6 +1,5 @@
-import { ErrorCode, sleep, WalpurgeError, type Logger } from '@walpurge/core';
+import { ErrorCode, sleep, systemClock, WalpurgeError, type Clock, type Logger } from '@walpurge/core';
 import type { CdnMetrics } from './cdn-metrics.js';
-import { systemClock, type Clock } from './token-bucket.js';
 
 /**
  * An error that blames the provider account rather than the request: the credentials (401, 403)

@@ -1,6 +1,6 @@
 import type { RateLimitFigures, RateLimitOverride } from '@walpurge/config';
 import type { CdnMetrics } from './cdn-metrics.js';
-import { TokenBucket, type Clock } from './token-bucket.js';
+import { TokenBucket, type Clock } from '@walpurge/core';
 
 /**
  * The bucket for one limit: the config's override on top of the documented default. No default

@@ -1,4 +1,4 @@
-import { sleep } from '@walpurge/core';
+import { sleep } from './backoff.js';
 
 export interface Clock {
   now(): number;
