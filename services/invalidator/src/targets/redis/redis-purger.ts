@@ -182,35 +182,50 @@ export class RedisPurger implements Purger {
   }
 
   /**
-   * CDC echo of write-behind: each key is purged unless the cache already holds the committed
-   * version or a newer one (ECHO_PURGE_REPORT_SCRIPT; any other type or value is purged). One key
-   * per script call, so a cluster never sees a cross-slot script; pipelined on a standalone server.
-   * Returns how many entries were kept.
+   * Runs a one-key script once per call: pipelined on a standalone server, all in flight at once on
+   * a cluster (one key per call, so never a cross-slot script). Each call's own outcome, in order.
    */
-  private async purgeVersioned(entries: readonly VersionedKey[]): Promise<number> {
-    const prefix = this.options.keyPrefix;
-    let replies: unknown[];
+  private async evalEach(
+    script: string,
+    calls: ReadonlyArray<{ key: string; args: readonly string[] }>,
+  ): Promise<Array<{ error: unknown; reply: unknown }>> {
     if (this.isCluster) {
-      replies = await Promise.all(
-        entries.map(({ key, version }) =>
-          this.client.eval(ECHO_PURGE_REPORT_SCRIPT, 1, prefix + key, version),
-        ),
+      const settled = await Promise.allSettled(
+        calls.map(({ key, args }) => this.client.eval(script, 1, key, ...args)),
       );
-    } else {
-      const pipeline = (this.client as Redis).pipeline();
-      for (const { key, version } of entries)
-        pipeline.eval(ECHO_PURGE_REPORT_SCRIPT, 1, prefix + key, version);
-      replies = await execOrThrow(pipeline);
+      return settled.map((result) =>
+        result.status === 'fulfilled'
+          ? { error: null, reply: result.value }
+          : { error: result.reason, reply: null },
+      );
     }
-    return replies.reduce<number>((sum, reply) => sum + keptOf(reply), 0);
+    const pipeline = (this.client as Redis).pipeline();
+    for (const { key, args } of calls) pipeline.eval(script, 1, key, ...args);
+    return ((await pipeline.exec()) ?? []).map(([error, reply]) => ({ error, reply }));
   }
 
   /**
-   * Sets each namespace's version key to its version if greater (NAMESPACE_BUMP_SCRIPT; layout and
-   * why in @walpurge/rules namespace.ts). One key per script call, like purgeVersioned. A namespace
-   * without a version cannot be bumped honestly (a made-up version could sort below the current
-   * one and bump nothing): the event is refused, never silently skipped. Returns how many bumps
-   * found the version already as new or newer.
+   * CDC echo of write-behind: each key is purged unless the cache already holds the committed
+   * version or a newer one (ECHO_PURGE_REPORT_SCRIPT; any other type or value is purged). Returns
+   * how many entries were kept.
+   */
+  private async purgeVersioned(entries: readonly VersionedKey[]): Promise<number> {
+    const prefix = this.options.keyPrefix;
+    const outcomes = await this.evalEach(
+      ECHO_PURGE_REPORT_SCRIPT,
+      entries.map(({ key, version }) => ({ key: prefix + key, args: [version] })),
+    );
+    const failed = outcomes.find(({ error }) => error !== null && error !== undefined);
+    if (failed) throw failed.error;
+    return outcomes.reduce<number>((sum, { reply }) => sum + keptOf(reply), 0);
+  }
+
+  /**
+   * Gives each namespace's version key a fresh value unless it already holds this commit LSN or a
+   * newer one (NAMESPACE_BUMP_SCRIPT; layout and why in @walpurge/rules namespace.ts). A namespace
+   * without a version (an LSN, or UNORDERED) is a planning bug: the event is refused, never silently
+   * skipped. Returns how many bumps found the version already as new or newer, and the version keys
+   * of another type (the caller refuses the event once everything else is purged).
    */
   private async bumpNamespaces(
     targets: PurgeTargets,
@@ -224,28 +239,11 @@ export class RedisPurger implements Purger {
           retriable: false,
           hint: 'namespace versions are the commit LSNs of the events that bump them',
         });
-      return { key: namespaceKey(this.options.keyPrefix, namespace), version, epoch: newNamespaceEpoch() };
+      return { key: namespaceKey(this.options.keyPrefix, namespace), args: [version, newNamespaceEpoch()] };
     });
     // Each bump's own outcome: a version key of another type must not keep the others (or the
     // event's tags and patterns) from being purged.
-    let outcomes: Array<{ error: unknown; reply: unknown }>;
-    if (this.isCluster) {
-      const settled = await Promise.allSettled(
-        bumps.map(({ key, version, epoch }) =>
-          this.client.eval(NAMESPACE_BUMP_SCRIPT, 1, key, version, epoch),
-        ),
-      );
-      outcomes = settled.map((result) =>
-        result.status === 'fulfilled'
-          ? { error: null, reply: result.value }
-          : { error: result.reason, reply: null },
-      );
-    } else {
-      const pipeline = (this.client as Redis).pipeline();
-      for (const { key, version, epoch } of bumps)
-        pipeline.eval(NAMESPACE_BUMP_SCRIPT, 1, key, version, epoch);
-      outcomes = ((await pipeline.exec()) ?? []).map(([error, reply]) => ({ error, reply }));
-    }
+    const outcomes = await this.evalEach(NAMESPACE_BUMP_SCRIPT, bumps);
     const notStrings: string[] = [];
     let alreadyNewer = 0;
     outcomes.forEach(({ error, reply }, i) => {
