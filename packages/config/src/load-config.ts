@@ -94,6 +94,11 @@ function issuesToProblems(issues: z.core.$ZodIssue[], locate: ReturnType<typeof 
   return problems;
 }
 
+/** File order: by line, then column (problems without a position first). */
+function byPosition(a: ConfigProblem, b: ConfigProblem): number {
+  return (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
+}
+
 /** Parses YAML text into a validated config; every problem located by YAML path and line. */
 export function parseConfigText<S extends z.ZodType = typeof WalpurgeConfig>(
   text: string,
@@ -161,7 +166,7 @@ export function parseConfigText<S extends z.ZodType = typeof WalpurgeConfig>(
     } else envProblems.push(...missingHere);
   }
   if (envProblems.length > 0) {
-    envProblems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+    envProblems.sort(byPosition);
     throw new ConfigError(
       ErrorCode.ConfigEnvMissing,
       file,
@@ -187,7 +192,7 @@ export function parseConfigText<S extends z.ZodType = typeof WalpurgeConfig>(
     }
   }
   if (!result.success || problems.length > 0) {
-    problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+    problems.sort(byPosition);
     throw new ConfigError(ErrorCode.ConfigInvalid, file, problems);
   }
   return {
