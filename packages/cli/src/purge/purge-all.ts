@@ -185,27 +185,15 @@ export async function purgeAll(options: PurgeAllOptions): Promise<PurgeAllSummar
       }
     }
     // Tag sets are keys too: SCAN finds every set of a templated tag, a page at a time.
-    const setPrefix = keyPrefix + TAG_SET_SEGMENT;
     for (const pattern of space.redis.tagPatterns) {
-      const entry: TagPatternSummary = { pattern, tagSets: 0, sample: [] };
-      summary.redis.tagPatterns.push(entry);
       progress(`${dryRun ? 'counting' : 'purging'} tag sets matching ${pattern}`);
-      let page: string[] = [];
-      const flush = async (): Promise<void> => {
-        if (page.length === 0 || dryRun) return;
+      const found = await scanPaged(redis, keyPrefix + TAG_SET_SEGMENT, pattern, scanCount, async (tags) => {
+        if (dryRun) return;
         const targets = emptyTargets();
-        targets.redis.tags = page;
-        page = [];
+        targets.redis.tags = tags;
         await purgeOrExplain(purger, targets, signal);
-      };
-      for await (const keys of scanKeys(redis, escapeGlob(setPrefix) + pattern, scanCount, signal)) {
-        const tags = keys.map((key) => key.slice(setPrefix.length));
-        entry.tagSets += tags.length;
-        if (entry.sample.length < SAMPLE) entry.sample.push(...tags.slice(0, SAMPLE - entry.sample.length));
-        page.push(...tags);
-        if (page.length >= TAG_PAGE) await flush();
-      }
-      await flush();
+      });
+      summary.redis.tagPatterns.push({ pattern, tagSets: found.count, sample: found.sample });
     }
     await bumpNamespaces(redis, purger, keyPrefix, scanCount);
   }
@@ -243,24 +231,37 @@ export async function purgeAll(options: PurgeAllOptions): Promise<PurgeAllSummar
       progress(`bumping ${space.redis.namespaces.length} namespace(s) on redis`);
     for (let start = 0; start < space.redis.namespaces.length; start += TAG_PAGE)
       await bump(space.redis.namespaces.slice(start, start + TAG_PAGE));
-    const versionPrefix = keyPrefix + NAMESPACE_KEY_SEGMENT;
     for (const pattern of space.redis.namespacePatterns) {
-      const entry: NamespacePatternSummary = { pattern, versions: 0, sample: [] };
-      bumps.patterns.push(entry);
       progress(`${dryRun ? 'counting' : 'bumping'} namespace versions matching ${pattern}`);
-      let page: string[] = [];
-      for await (const keys of scanKeys(redis, escapeGlob(versionPrefix) + pattern, scanCount, signal)) {
-        const namespaces = keys.map((key) => key.slice(versionPrefix.length));
-        entry.versions += namespaces.length;
-        if (entry.sample.length < SAMPLE)
-          entry.sample.push(...namespaces.slice(0, SAMPLE - entry.sample.length));
-        page.push(...namespaces);
-        if (page.length >= TAG_PAGE) {
-          await bump(page);
-          page = [];
-        }
-      }
-      await bump(page);
+      const found = await scanPaged(redis, keyPrefix + NAMESPACE_KEY_SEGMENT, pattern, scanCount, bump);
+      bumps.patterns.push({ pattern, versions: found.count, sample: found.sample });
     }
+  }
+
+  /**
+   * SCANs for the keys `<prefix><pattern>` and hands their names (without `prefix`) to `page`, at
+   * most TAG_PAGE at a time, so memory stays bounded whatever their number. How many, and a sample.
+   */
+  async function scanPaged(
+    redis: Redis | Cluster,
+    prefix: string,
+    pattern: string,
+    scanCount: number,
+    page: (names: string[]) => Promise<void>,
+  ): Promise<{ count: number; sample: string[] }> {
+    const found = { count: 0, sample: [] as string[] };
+    let names: string[] = [];
+    for await (const keys of scanKeys(redis, escapeGlob(prefix) + pattern, scanCount, signal)) {
+      const batch = keys.map((key) => key.slice(prefix.length));
+      found.count += batch.length;
+      if (found.sample.length < SAMPLE) found.sample.push(...batch.slice(0, SAMPLE - found.sample.length));
+      names.push(...batch);
+      if (names.length >= TAG_PAGE) {
+        await page(names);
+        names = [];
+      }
+    }
+    if (names.length > 0) await page(names);
+    return found;
   }
 }
