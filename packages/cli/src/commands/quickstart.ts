@@ -201,7 +201,7 @@ within ${READY_TIMEOUT_MS / 1000} s.`,
           return ExitCode.Failure;
         }
         leftovers = {
-          footprint,
+          createdSchema: footprint.schema,
           slot: database.slot,
           publication: database.publication,
           historyTable: database.slotHistoryTable,

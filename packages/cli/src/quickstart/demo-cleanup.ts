@@ -1,11 +1,13 @@
 import type pg from 'pg';
 import type { Redis } from 'ioredis';
-import { sleep } from '@walpurge/core';
+import { errorMessage, sleep } from '@walpurge/core';
 import { historyTableSql } from '@walpurge/listener';
-import { DEMO_SCHEMA, type DemoFootprint } from './demo-database.js';
+import { DEMO_SCHEMA } from './demo-database.js';
 
+/** What quickstart created in a database it did not start (an existing slot or publication is refused). */
 export interface DemoLeftovers {
-  footprint: DemoFootprint;
+  /** The demo schema was missing and created here: it is dropped with all it holds. */
+  createdSchema: boolean;
   slot: string;
   publication: string;
   historyTable: string;
@@ -20,29 +22,25 @@ export async function dropDemoObjects(
   leftovers: DemoLeftovers,
   warn: (line: string) => void,
 ): Promise<void> {
-  const { footprint, slot, publication } = leftovers;
-  if (footprint.slot) {
-    const dropped = await dropSlotOnceReleased(db, slot).catch(() => false);
-    if (!dropped)
-      warn(
-        `warning: the demo's replication slot ${slot} could not be dropped and retains WAL: drop it with SELECT pg_drop_replication_slot('${slot}')`,
-      );
-    else if (!footprint.schema)
-      // The history went with a dropped schema; in a kept one, the next demo run starts a fresh slot
-      // instead of refusing the missing one.
-      await db
-        .query(`DELETE FROM ${historyTableSql(leftovers.historyTable)} WHERE slot_name = $1`, [slot])
-        .catch(() => {});
-  }
+  const { createdSchema, slot, publication } = leftovers;
+  const dropped = await dropSlotOnceReleased(db, slot).catch(() => false);
+  if (!dropped)
+    warn(
+      `warning: the demo's replication slot ${slot} could not be dropped and retains WAL: drop it with SELECT pg_drop_replication_slot('${slot}')`,
+    );
+  else if (!createdSchema)
+    // The history went with a dropped schema; in a kept one, the next demo run starts a fresh slot
+    // instead of refusing the missing one.
+    await db
+      .query(`DELETE FROM ${historyTableSql(leftovers.historyTable)} WHERE slot_name = $1`, [slot])
+      .catch(() => {});
   const statements = [
-    ...(footprint.publication ? [`DROP PUBLICATION IF EXISTS "${publication}"`] : []),
-    ...(footprint.schema ? [`DROP SCHEMA IF EXISTS ${DEMO_SCHEMA} CASCADE`] : []),
+    `DROP PUBLICATION IF EXISTS "${publication}"`,
+    ...(createdSchema ? [`DROP SCHEMA IF EXISTS ${DEMO_SCHEMA} CASCADE`] : []),
   ];
   for (const statement of statements) {
     await db.query(statement).catch((error: unknown) => {
-      warn(
-        `warning: ${statement} failed (${error instanceof Error ? error.message : String(error)}): run it yourself`,
-      );
+      warn(`warning: ${statement} failed (${errorMessage(error)}): run it yourself`);
     });
   }
 }
