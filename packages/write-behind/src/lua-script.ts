@@ -16,8 +16,8 @@ type ScriptCommand = (numberOfKeys: number, ...keysAndArgs: LuaScriptArg[]) => P
 
 /**
  * A Lua script run through ioredis's `defineCommand`, which sends EVALSHA and falls back to EVAL
- * when the server does not know the script (first use, restart, SCRIPT FLUSH, failover), routes by
- * key slot on a Cluster, and works in pipelines. The command is defined on each connection the
+ * when the server does not know the script (first use, restart, SCRIPT FLUSH, failover) and routes
+ * by key slot on a Cluster; `run` sends one call (no pipeline form yet). The command is defined on each connection the
  * first time the script runs there; its name is derived from the source, so two instances of the
  * same script share one definition.
  */
@@ -41,6 +41,7 @@ export class LuaScript {
   }
 
   private commandOn(redis: LuaScriptHost, name: string): ScriptCommand {
+    // defineCommand adds methods ioredis's types cannot know of: look them up by name.
     const methods = redis as unknown as Record<string, ScriptCommand | undefined>;
     if (typeof methods[name] !== 'function') redis.defineCommand(this.command, { lua: this.source });
     const command = methods[name];
