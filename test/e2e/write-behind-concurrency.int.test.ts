@@ -1,7 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { QueueEvents } from 'bullmq';
 import { Kafka, logLevel } from 'kafkajs';
 import { Redis } from 'ioredis';
@@ -13,11 +12,14 @@ import type { WalpurgeConfig } from '@walpurge/config';
 import { ErrorCode } from '@walpurge/core';
 import {
   createIsolatedDatabase,
+  killNow,
+  spawnServiceMain,
   startLocalRedis,
   uniqueName,
   waitFor,
   type IsolatedDatabase,
   type LocalRedis,
+  type ServiceProcess,
 } from '@walpurge/testing';
 import {
   E2E_STACK_CONFIG,
@@ -51,7 +53,6 @@ const LOCK_DURATION_MS = 2_000;
 const BARRIER_ID = 0;
 
 const services = inject('services');
-const repoRoot = resolve(import.meta.dirname, '../..');
 const name = uniqueName('soak');
 const prefix = `${name}:`;
 
@@ -71,30 +72,14 @@ rules:
       keys: ['item:{id}']
 `;
 
-type Flusher = ChildProcess & {
-  output: string[];
+type Flusher = ServiceProcess & {
   /** Its sessions' application_name in pg_stat_activity: tells this process's batches from the others'. */
   appName: string;
 };
 
-/** The flusher as its own process, exactly as deployed: `main.ts --config file`. */
+/** The flusher as its own process, exactly as deployed, naming its database sessions. */
 function spawnFlusher(configFile: string, appName: string): Flusher {
-  const child = spawn(
-    process.execPath,
-    [
-      '--conditions=@walpurge/source',
-      '--import',
-      'tsx',
-      'services/flusher/src/main.ts',
-      '--config',
-      configFile,
-    ],
-    { cwd: repoRoot, env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const output: string[] = [];
-  child.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  return Object.assign(child, { output, appName });
+  return Object.assign(spawnServiceMain('services/flusher/src/main.ts', configFile), { appName });
 }
 
 /** A database URL whose sessions carry this application_name (libpq semantics: it overrides the client's). */
@@ -102,14 +87,6 @@ function withAppName(url: string, appName: string): string {
   const parsed = new URL(url);
   parsed.searchParams.set('application_name', appName);
   return parsed.toString();
-}
-
-async function killNow(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((done) => child.once('exit', done));
-  child.kill('SIGCONT'); // a frozen process cannot die of SIGKILL any later than a running one, but be sure
-  child.kill('SIGKILL');
-  await exited;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));

@@ -25,3 +25,4 @@ export type { LogFn } from './log.js';
 export { endPool } from './end-pool.js';
 export { deleteRedisKeys } from './redis-keys.js';
 export { startFreezableProxy, type FreezableProxy } from './freezable-proxy.js';
+export { killNow, signalAndWait, spawnServiceMain, type ServiceProcess } from './service-process.js';

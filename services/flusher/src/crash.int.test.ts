@@ -1,9 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startLocalPostgres, startLocalRedis, waitFor, type LocalRedis } from '@walpurge/testing';
+import {
+  killNow,
+  spawnServiceMain,
+  startLocalPostgres,
+  startLocalRedis,
+  waitFor,
+  type LocalRedis,
+  type ServiceProcess,
+} from '@walpurge/testing';
 import {
   ITEMS_DDL,
   createFixture,
@@ -14,7 +21,6 @@ import {
 import { LatestWrites, checkFinal, checkInvariants } from './test-support/invariants.js';
 
 const services = inject('services');
-const repoRoot = resolve(import.meta.dirname, '../../..');
 let queueRedis: LocalRedis;
 
 beforeAll(async () => {
@@ -43,36 +49,6 @@ async function writeRounds(
   }
 }
 
-/** The flusher as its own process, exactly as deployed: `main.ts --config file`. */
-function spawnFlusher(configFile: string): ChildProcess & { output: string[] } {
-  const child = spawn(
-    process.execPath,
-    [
-      '--conditions=@walpurge/source',
-      '--import',
-      'tsx',
-      'services/flusher/src/main.ts',
-      '--config',
-      configFile,
-    ],
-    {
-      cwd: repoRoot,
-      env: { ...process.env, LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  const output: string[] = [];
-  child.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  return Object.assign(child, { output });
-}
-
-async function killNow(child: ChildProcess): Promise<void> {
-  const exited = new Promise((done) => child.once('exit', done));
-  child.kill('SIGKILL');
-  await exited;
-}
-
 describe('write-behind flusher under failure', () => {
   it('kill -9 mid-batch and restart: nothing lost, nothing older wins', async () => {
     const f = await createFixture({
@@ -81,7 +57,7 @@ describe('write-behind flusher under failure', () => {
       queueRedisUrl: queueRedis.url,
     });
     const dir = mkdtempSync(join(tmpdir(), 'wb-crash-'));
-    let child: (ChildProcess & { output: string[] }) | undefined;
+    let child: ServiceProcess | undefined;
     try {
       await f.pool.query(ITEMS_DDL);
       // Slow every row down a little so that a batch is in its transaction most of the time.
@@ -107,7 +83,7 @@ describe('write-behind flusher under failure', () => {
       const latest = new LatestWrites();
 
       for (let crash = 0; crash < 2; crash += 1) {
-        child = spawnFlusher(configFile);
+        child = spawnServiceMain('services/flusher/src/main.ts', configFile);
         const writing = writeRounds(f, latest, 15, 150, `c${crash}`);
         // Wait until the flusher is inside a batch transaction, then kill it without warning.
         await waitFor(
@@ -127,7 +103,7 @@ describe('write-behind flusher under failure', () => {
         expect(await checkInvariants(f, latest)).toEqual([]);
       }
 
-      child = spawnFlusher(configFile);
+      child = spawnServiceMain('services/flusher/src/main.ts', configFile);
       // Only a third of the rows is written again: the rest must come through from before the crashes.
       await writeRounds(f, latest, 3, 50, 'after');
       await f.drained(90_000);
@@ -147,7 +123,7 @@ describe('write-behind flusher under failure', () => {
       queueRedisUrl: queueRedis.url,
     });
     const dir = mkdtempSync(join(tmpdir(), 'wb-term-'));
-    let child: (ChildProcess & { output: string[] }) | undefined;
+    let child: ServiceProcess | undefined;
     try {
       await f.pool.query(ITEMS_DDL);
       const config = flusherConfig(
@@ -163,7 +139,7 @@ describe('write-behind flusher under failure', () => {
       const configFile = join(dir, 'walpurge.yaml');
       writeFileSync(configFile, JSON.stringify({ ...config, http: { port: 0, host: '127.0.0.1' } }, null, 2));
       const latest = new LatestWrites();
-      child = spawnFlusher(configFile);
+      child = spawnServiceMain('services/flusher/src/main.ts', configFile);
       const writing = writeRounds(f, latest, 10, 100, 'term');
       await waitFor(
         'rows reaching PostgreSQL',

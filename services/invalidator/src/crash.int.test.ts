@@ -1,11 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { waitFor } from '@walpurge/testing';
+import { signalAndWait, spawnServiceMain, waitFor, type ServiceProcess } from '@walpurge/testing';
 import {
   changeEvent,
   committedOffsets,
@@ -18,7 +17,6 @@ import {
 import { RecordingServer } from '../test/recording-server.js';
 
 const services = inject('services');
-const repoRoot = resolve(import.meta.dirname, '../../..');
 
 let kafka: Kafka;
 let admin: Admin;
@@ -39,35 +37,6 @@ afterAll(async () => {
   redis?.disconnect();
   rmSync(dir, { recursive: true, force: true });
 });
-
-type Child = ChildProcess & { output: string[] };
-
-/** The invalidator as its own process, exactly as deployed: `main.ts --config file`. */
-function spawnInvalidator(configFile: string): Child {
-  const child = spawn(
-    process.execPath,
-    [
-      '--conditions=@walpurge/source',
-      '--import',
-      'tsx',
-      'services/invalidator/src/main.ts',
-      '--config',
-      configFile,
-    ],
-    { cwd: repoRoot, env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const output: string[] = [];
-  child.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  return Object.assign(child, { output });
-}
-
-async function kill(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
-  child.kill(signal);
-  return exited;
-}
 
 describe('invalidator crash safety', () => {
   it('kill -9 mid-batch, repeatedly, while events keep coming: after restarts every expected key and URL is purged', async () => {
@@ -126,11 +95,11 @@ describe('invalidator crash safety', () => {
       }
     })();
 
-    let child: Child | undefined;
+    let child: ServiceProcess | undefined;
     const crashes = 3;
     try {
       for (let crash = 0; crash < crashes; crash += 1) {
-        child = spawnInvalidator(configFile);
+        child = spawnServiceMain('services/invalidator/src/main.ts', configFile);
         const current = child;
         const before = cdn.requests.length;
         await waitFor(
@@ -143,9 +112,9 @@ describe('invalidator crash safety', () => {
         ).catch((error: unknown) => {
           throw new Error(`${String(error)}\ninvalidator output:\n${current.output.join('')}`);
         });
-        await kill(current, 'SIGKILL');
+        await signalAndWait(current, 'SIGKILL');
       }
-      child = spawnInvalidator(configFile);
+      child = spawnServiceMain('services/invalidator/src/main.ts', configFile);
       producing = false;
       await produce;
       await waitForAllCommitted(admin, names.group, names.topic, 45_000).catch((error: unknown) => {
@@ -180,11 +149,11 @@ describe('invalidator crash safety', () => {
       );
 
       // A graceful stop (SIGTERM) exits cleanly.
-      expect(await kill(child, 'SIGTERM')).toBe(0);
+      expect(await signalAndWait(child, 'SIGTERM')).toBe(0);
     } finally {
       producing = false;
       await produce.catch(() => undefined);
-      if (child) await kill(child, 'SIGKILL');
+      if (child) await signalAndWait(child, 'SIGKILL');
       await producer.producer.disconnect();
       await cdn.stop();
       await deleteKeys(redis, names.prefix);

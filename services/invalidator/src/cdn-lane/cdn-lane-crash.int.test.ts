@@ -1,11 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { waitFor } from '@walpurge/testing';
+import { signalAndWait, spawnServiceMain, waitFor, type ServiceProcess } from '@walpurge/testing';
 import {
   changeEvent,
   committedOffsets,
@@ -18,7 +17,6 @@ import {
 import { RecordingServer } from '../../test/recording-server.js';
 
 const services = inject('services');
-const repoRoot = resolve(import.meta.dirname, '../../../..');
 
 let kafka: Kafka;
 let admin: Admin;
@@ -39,34 +37,6 @@ afterAll(async () => {
   redis?.disconnect();
   rmSync(dir, { recursive: true, force: true });
 });
-
-type Child = ChildProcess & { output: string[] };
-
-function spawnInvalidator(configFile: string): Child {
-  const child = spawn(
-    process.execPath,
-    [
-      '--conditions=@walpurge/source',
-      '--import',
-      'tsx',
-      'services/invalidator/src/main.ts',
-      '--config',
-      configFile,
-    ],
-    { cwd: repoRoot, env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const output: string[] = [];
-  child.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  return Object.assign(child, { output });
-}
-
-async function kill(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
-  child.kill(signal);
-  return exited;
-}
 
 describe('the CDN lane, kafka transport, kill -9', () => {
   it('CDN purges throttled (429) when the process is killed: after the restart every one arrives', async () => {
@@ -105,10 +75,10 @@ describe('the CDN lane, kafka transport, kill -9', () => {
     );
     const producer = await connectProducer(kafka);
     const ids = Array.from({ length: 30 }, (_, id) => id);
-    let child: Child | undefined;
+    let child: ServiceProcess | undefined;
     try {
       cdn.throttle(120_000, 1);
-      child = spawnInvalidator(configFile);
+      child = spawnServiceMain('services/invalidator/src/main.ts', configFile);
       const first = child;
       await redis.mset(...ids.flatMap((id) => [`${names.prefix}item:${id}`, 'stale']));
       await producer.sendEvents(
@@ -121,13 +91,13 @@ describe('the CDN lane, kafka transport, kill -9', () => {
       expect(await redis.exists(...ids.map((id) => `${names.prefix}item:${id}`))).toBe(0);
       await waitFor('the lane to meet the 429', async () => cdn.requests.length > 0, { timeoutMs: 20_000 });
       expect(cdn.succeeded).toHaveLength(0);
-      await kill(first, 'SIGKILL');
+      await signalAndWait(first, 'SIGKILL');
       // Nothing of the CDN topic was committed: the killed lane never got through.
       expect(await committedOffsets(admin, `${names.group}-cdn-http`, names.cdnTopic)).not.toContain(
         ids.length,
       );
 
-      child = spawnInvalidator(configFile);
+      child = spawnServiceMain('services/invalidator/src/main.ts', configFile);
       const second = child;
       const before = cdn.requests.length;
       await waitFor('the restarted lane to retry', async () => cdn.requests.length > before, {
@@ -140,9 +110,9 @@ describe('the CDN lane, kafka transport, kill -9', () => {
       await expect
         .poll(purged, { timeout: 30_000, interval: 200 })
         .toEqual(ids.map((id) => `/items/${id}`).sort());
-      expect(await kill(second, 'SIGTERM')).toBe(0);
+      expect(await signalAndWait(second, 'SIGTERM')).toBe(0);
     } finally {
-      if (child) await kill(child, 'SIGKILL');
+      if (child) await signalAndWait(child, 'SIGKILL');
       await producer.producer.disconnect();
       await cdn.stop();
       await deleteKeys(redis, names.prefix);
