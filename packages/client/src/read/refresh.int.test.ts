@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { uniqueName, waitFor } from '@walpurge/testing';
 import { ErrorCode } from '@walpurge/core';
 import { createCacheClient, type CacheClient } from './cache-client.js';
+import type { CacheClientOptions } from './options.js';
 
 type CounterName = 'refreshes' | 'refreshKeysDropped' | 'postPurgeReads' | 'l1Invalidations' | 'loaderCalls';
 
@@ -38,6 +39,19 @@ describe("get(..., { refresh: 'on-invalidate' })", () => {
     return redis;
   }
 
+  /** A client with L1 (refresh needs its tracking) on its own connection, ready to track. */
+  async function hotClient(prefix: string, options: Partial<CacheClientOptions> = {}): Promise<CacheClient> {
+    const client = createCacheClient({
+      redis: await connection(),
+      keyPrefix: prefix,
+      l1: true,
+      earlyRefreshBeta: 0,
+      ...options,
+    });
+    await client.ready();
+    return client;
+  }
+
   beforeAll(async () => {
     admin = new Redis(redisUrl);
     await admin.ping();
@@ -49,13 +63,7 @@ describe("get(..., { refresh: 'on-invalidate' })", () => {
 
   it('re-loads a purged hot key in the background: the next read hits without the loader', async () => {
     const prefix = `${uniqueName('refresh')}:`;
-    const client = createCacheClient({
-      redis: await connection(),
-      keyPrefix: prefix,
-      l1: true,
-      earlyRefreshBeta: 0,
-    });
-    await client.ready();
+    const client = await hotClient(prefix);
     const db = source('v1');
     expect(await client.get('hot', db.loader, HOT)).toBe('v1');
 
@@ -85,13 +93,7 @@ describe("get(..., { refresh: 'on-invalidate' })", () => {
 
   it('a key read without refresh is not re-loaded, and its next read counts as a post-purge miss', async () => {
     const prefix = `${uniqueName('norefresh')}:`;
-    const client = createCacheClient({
-      redis: await connection(),
-      keyPrefix: prefix,
-      l1: true,
-      earlyRefreshBeta: 0,
-    });
-    await client.ready();
+    const client = await hotClient(prefix);
     const db = source('v1');
     // Served from L1 once, so the process "held" the key when the purge arrives.
     await waitFor('served from L1', async () => {
@@ -116,19 +118,7 @@ describe("get(..., { refresh: 'on-invalidate' })", () => {
 
   it('two processes: one refresh per purge, the other skips', async () => {
     const prefix = `${uniqueName('refresh2')}:`;
-    const a = createCacheClient({
-      redis: await connection(),
-      keyPrefix: prefix,
-      l1: true,
-      earlyRefreshBeta: 0,
-    });
-    const b = createCacheClient({
-      redis: await connection(),
-      keyPrefix: prefix,
-      l1: true,
-      earlyRefreshBeta: 0,
-    });
-    await Promise.all([a.ready(), b.ready()]);
+    const [a, b] = await Promise.all([hotClient(prefix), hotClient(prefix)]);
     const db = source('v1');
     await a.get('hot', db.loader, HOT);
     await b.get('hot', db.loader, HOT);
@@ -167,15 +157,10 @@ describe("get(..., { refresh: 'on-invalidate' })", () => {
   it('stops refreshing a key nobody read within idleTimeoutMs', async () => {
     const prefix = `${uniqueName('refreshidle')}:`;
     let offsetMs = 0;
-    const client = createCacheClient({
-      redis: await connection(),
-      keyPrefix: prefix,
-      l1: true,
-      earlyRefreshBeta: 0,
+    const client = await hotClient(prefix, {
       refresh: { idleTimeoutMs: 60_000 },
       now: () => Date.now() + offsetMs,
     });
-    await client.ready();
     const db = source('v1');
     await client.get('hot', db.loader, HOT);
     offsetMs = 120_000; // two idle timeouts later, nobody read it
@@ -202,13 +187,7 @@ describe("get(..., { refresh: 'on-invalidate' })", () => {
 
   it('a failing refresh is counted, not thrown, and a later purge refreshes again', async () => {
     const prefix = `${uniqueName('refreshfail')}:`;
-    const client = createCacheClient({
-      redis: await connection(),
-      keyPrefix: prefix,
-      l1: true,
-      earlyRefreshBeta: 0,
-    });
-    await client.ready();
+    const client = await hotClient(prefix);
     let fail = false;
     const loader = async () => {
       if (fail) throw new Error('database down');
@@ -234,13 +213,7 @@ describe("get(..., { refresh: 'on-invalidate' })", () => {
 
   it('close() awaits the refresh in flight and starts none after', async () => {
     const prefix = `${uniqueName('refreshclose')}:`;
-    const client = createCacheClient({
-      redis: await connection(),
-      keyPrefix: prefix,
-      l1: true,
-      earlyRefreshBeta: 0,
-    });
-    await client.ready();
+    const client = await hotClient(prefix);
     let calls = 0;
     let open = () => {};
     const gate = new Promise<void>((resolve) => (open = resolve));
@@ -273,13 +246,7 @@ describe("get(..., { refresh: 'on-invalidate' })", () => {
 
   it('warm() with refresh: a warmed key is refreshed after its purge without having been read', async () => {
     const prefix = `${uniqueName('warmrefresh')}:`;
-    const client = createCacheClient({
-      redis: await connection(),
-      keyPrefix: prefix,
-      l1: true,
-      earlyRefreshBeta: 0,
-    });
-    await client.ready();
+    const client = await hotClient(prefix);
     const db = source('v1');
     expect(await client.warm([{ key: 'hot', loader: db.loader, ...HOT }])).toMatchObject({ loaded: 1 });
     db.state.value = 'v2';
