@@ -20,8 +20,8 @@ import { createCacheClient } from '@walpurge/client';
 import { WalpurgeConfig } from '@walpurge/config';
 import { createLogger, createMetricsRegistry } from '@walpurge/core';
 import { createInvalidator } from '@walpurge/invalidator';
-import type { ChangeEvent } from '@walpurge/protocol';
 import { startLocalRedis } from '@walpurge/testing';
+import { benchUpdate } from './support/change-events.js';
 import { describeDistribution, distribution, envNumber, loadLine, machineLine } from './support/report.js';
 
 const KEYSPACES = (process.env['BENCH_KEYSPACES'] ?? '1000000,10000000').split(',').map(Number);
@@ -29,28 +29,6 @@ const ENTRIES = envNumber('BENCH_ENTRIES', 10_000);
 const ROUNDS = envNumber('BENCH_ROUNDS', 5);
 const CONCURRENCY = envNumber('BENCH_CONCURRENCY', 200);
 const PREFIX = 'bench:';
-
-let lsn = 0x1000;
-function change(table: string): ChangeEvent {
-  lsn += 0x10;
-  return {
-    v: 1,
-    op: 'u',
-    source: {
-      db: 'bench',
-      schema: 'public',
-      table,
-      lsn: `0/${lsn.toString(16).toUpperCase()}`,
-      xid: 1,
-      commitTs: new Date().toISOString(),
-      origin: null,
-    },
-    key: { id: 1 },
-    before: null,
-    after: { id: 1 },
-    unchanged: [],
-  };
-}
 
 /** Unrelated keys `unrelated:<n>` up to `to`: DEBUG POPULATE if allowed, else 1000 per MSET. */
 async function fill(redis: Redis, from: number, to: number): Promise<'DEBUG POPULATE' | 'MSET'> {
@@ -131,7 +109,7 @@ async function main(): Promise<void> {
           });
           const cachedLoads = loads;
           const bumpStarted = performance.now();
-          await invalidator.handle([change('products')]);
+          await invalidator.handle([benchUpdate('products', 1)]);
           bumpMs.push(performance.now() - bumpStarted);
           await forEach(ENTRIES, async (i) => {
             await client.get(`catalog:item:${i}`, loader, { ttl: 600, namespaces: ['catalog'] });
@@ -145,7 +123,7 @@ async function main(): Promise<void> {
             await redis.mset(...args);
           }
           const patternStarted = performance.now();
-          await invalidator.handle([change('prices')]);
+          await invalidator.handle([benchUpdate('prices', 1)]);
           patternMs.push(performance.now() - patternStarted);
           for (let i = 0; i < ENTRIES; i += 1000) {
             const keys = Array.from(

@@ -19,6 +19,7 @@ import { createLogger, createMetricsRegistry, type Registry } from '@walpurge/co
 import { createInvalidator } from '@walpurge/invalidator';
 import type { ChangeEvent } from '@walpurge/protocol';
 import { startLocalRedis } from '@walpurge/testing';
+import { benchUpdate } from './support/change-events.js';
 import {
   describeDistribution,
   distribution,
@@ -32,28 +33,6 @@ const KEYSPACES = (process.env['BENCH_KEYSPACES'] ?? '1000000,10000000').split('
 const SECONDS = envNumber('BENCH_SECONDS', 20);
 const STREAMS = envNumber('BENCH_STREAMS', 4);
 const BATCH = envNumber('BENCH_BATCH', 100);
-
-let lsn = 0x1000;
-function event(table: string, id: number): ChangeEvent {
-  lsn += 0x10;
-  return {
-    v: 1,
-    op: 'u',
-    source: {
-      db: 'bench',
-      schema: 'public',
-      table,
-      lsn: `0/${lsn.toString(16).toUpperCase()}`,
-      xid: 1,
-      commitTs: new Date().toISOString(),
-      origin: null,
-    },
-    key: { id },
-    before: null,
-    after: { id },
-    unchanged: [],
-  };
-}
 
 /** `count` unrelated keys, 1000 per MSET, 100 MSETs per round trip. */
 async function fill(redis: Redis, from: number, to: number): Promise<void> {
@@ -101,7 +80,7 @@ async function phase(
         const keys = ids.map(keyOf);
         await redis.mset(...keys.flatMap((key) => [key, 'cached']));
         written.push(...keys);
-        const batch = ids.map((id) => event(table, id));
+        const batch = ids.map((id) => benchUpdate(table, id));
         await handle(batch);
         const done = Date.now();
         for (const e of batch) latencyMs.push(done - Date.parse(e.source.commitTs));
