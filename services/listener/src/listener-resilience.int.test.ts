@@ -256,6 +256,15 @@ describe('listener resilience and observability', () => {
         async () => ((await metricValue(registry, 'walpurge_listener_slot_retained_wal_bytes')) ?? 0) > 0,
         { timeoutMs: 15_000 },
       );
+      // Two instances (or slots) side by side stay apart: every slot gauge names its slot and database
+      // (safe WAL only exists under a max_slot_wal_keep_size, so it may have no series at all).
+      const labelSets = async (name: string): Promise<unknown[]> =>
+        ((await registry.getSingleMetric(name)?.get())?.values ?? []).map((sample) => sample.labels);
+      for (const name of SLOT_GAUGES)
+        expect(await labelSets(name), name).toEqual([{ slot, database: db.name }]);
+      expect([[], [{ slot, database: db.name }]]).toContainEqual(
+        await labelSets('walpurge_listener_slot_safe_wal_bytes'),
+      );
       const lagBytes = await metricValue(registry, 'walpurge_listener_replication_lag_bytes');
       expect(lagBytes).toBeGreaterThanOrEqual(0);
       expect(lagBytes).toBeLessThan(1024 ** 3);

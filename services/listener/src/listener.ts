@@ -12,7 +12,13 @@ import {
 } from '@walpurge/core';
 import { formatLsn, type ChangeSink } from '@walpurge/protocol';
 import { createKafkaSink } from './kafka/kafka-sink.js';
-import { clearStreamingGauges, createListenerMetrics, type ListenerMetrics } from './metrics.js';
+import {
+  clearStreamingGauges,
+  createListenerMetrics,
+  sessionMetrics,
+  type ListenerMetrics,
+  type SlotLabels,
+} from './metrics.js';
 import { classifyPgError } from './setup/pg-errors.js';
 import { prepareDatabase, type PreparedDatabase } from './setup/prepare.js';
 import { parseTableName, tablesToPublish, type TableName } from './setup/table-names.js';
@@ -200,18 +206,21 @@ class WalpurgeListener implements Listener {
     while (!stopSignal.aborted) {
       let streamedSince: number | undefined;
       let session: ReplicationSession | undefined;
+      let slotLabels: SlotLabels | undefined;
       try {
         prepared ??= await this.prepare();
         const sink = this.sink as ListenerSink;
         await sink.connect?.();
         const slotLsn = prepared.slot.confirmedFlushLsn ?? 0n;
         const startLsn = this.durable !== undefined && this.durable > slotLsn ? this.durable : slotLsn;
+        slotLabels = { slot: this.database.slot, database: prepared.database };
+        const metrics = sessionMetrics(this.metrics, slotLabels);
         const monitor = new SlotMonitor({
           url: this.database.url,
           slot: this.database.slot,
           pollIntervalMs: Math.min(5000, Math.max(1000, this.database.statusIntervalMs)),
           heartbeatIntervalMs: this.database.heartbeatIntervalMs,
-          metrics: this.metrics,
+          metrics,
           logger: this.log,
         });
         const history = new HistoryRecorder({
@@ -241,7 +250,7 @@ class WalpurgeListener implements Listener {
           deadAfterIntervals: this.database.deadAfterIntervals,
           drainTimeoutMs: this.tuning.drainTimeoutMs,
           logger: this.log,
-          metrics: this.metrics,
+          metrics,
           onStreaming: () => {
             streamedSince = Date.now();
             this.everStreamed = true;
@@ -264,7 +273,7 @@ class WalpurgeListener implements Listener {
           await monitor.stop();
           await history.close();
           // Stopped, reconnecting or (slot taken) standby: no stale slot figures from this pod.
-          clearStreamingGauges(this.metrics);
+          clearStreamingGauges(this.metrics, slotLabels);
         }
       } catch (error) {
         prepared = undefined;

@@ -11,19 +11,27 @@ function getOrCreate<M extends Metric>(registry: Registry, name: string, create:
   return (registry.getSingleMetric(name) as M | undefined) ?? create();
 }
 
+/** Which slot a slot gauge describes: two walpurge instances (or slots) side by side stay apart. */
+export interface SlotLabels {
+  slot: string;
+  /** The database the slot belongs to (current_database() of the listener's connection). */
+  database: string;
+}
+type SlotLabel = keyof SlotLabels;
+
 /**
- * A gauge about the slot this instance streams from. A labelless prom-client gauge reports 0 from
- * birth; these report nothing until a streaming session sets them (see clearStreamingGauges), so a
- * standby pod never shows a lag or a safe-WAL figure of its own.
+ * A gauge about the slot this instance streams from, labelled with the slot and its database. It
+ * reports nothing until a streaming session sets it (see clearStreamingGauges), so a standby pod
+ * never shows a lag or a safe-WAL figure of its own.
  */
 // Takes `{ name, help }` like prom-client itself, which also keeps the names greppable for the
 // deploy tests that check every metric an alert or dashboard uses exists in the code.
-function slotGauge(registry: Registry, { name, help }: { name: string; help: string }): Gauge<string> {
-  return getOrCreate(registry, name, () => {
-    const gauge = new Gauge({ name, help, registers: [registry] });
-    gauge.remove();
-    return gauge;
-  });
+function slotGauge(registry: Registry, { name, help }: { name: string; help: string }): Gauge<SlotLabel> {
+  return getOrCreate(
+    registry,
+    name,
+    () => new Gauge<SlotLabel>({ name, help, labelNames: ['slot', 'database'], registers: [registry] }),
+  );
 }
 
 export function createListenerMetrics(registry: Registry) {
@@ -155,28 +163,42 @@ export function createListenerMetrics(registry: Registry) {
 }
 export type ListenerMetrics = ReturnType<typeof createListenerMetrics>;
 
+/** The slot gauges of ListenerMetrics. */
+const SLOT_GAUGES = [
+  'lagBytes',
+  'lagSeconds',
+  'retainedWalBytes',
+  'safeWalBytes',
+  'durableLsn',
+  'pendingEvents',
+  'pendingBytes',
+] as const;
+type SlotGaugeKey = (typeof SLOT_GAUGES)[number];
+
+/** The metrics one streaming session writes: the slot gauges bound to that session's slot. */
+export type SessionMetrics = Omit<ListenerMetrics, SlotGaugeKey> &
+  Record<SlotGaugeKey, Gauge.Internal<SlotLabel>>;
+
+export function sessionMetrics(metrics: ListenerMetrics, labels: SlotLabels): SessionMetrics {
+  const bound = Object.fromEntries(SLOT_GAUGES.map((key) => [key, metrics[key].labels(labels)])) as Record<
+    SlotGaugeKey,
+    Gauge.Internal<SlotLabel>
+  >;
+  return { ...metrics, ...bound };
+}
+
 /**
  * Called whenever this instance stops streaming (stop, reconnect, slot taken over: standby). The
  * slot gauges describe a slot this instance no longer reads: kept, they would go on reporting the
  * last lag, retained WAL or safe-WAL figure of a stopped or standby pod, and alerts on max() or on
- * `safe_wal_bytes` nearing 0 would read them. So they are removed (no sample until the next
- * session sets them), not zeroed: 0 safe WAL bytes would itself be an alarm. `streaming` stays, at 0.
+ * `safe_wal_bytes` nearing 0 would read them. So that slot's series are removed (no sample until
+ * the next session sets them), not zeroed: 0 safe WAL bytes would itself be an alarm. `streaming`
+ * stays, at 0.
  */
-export function clearStreamingGauges(metrics: ListenerMetrics): void {
+export function clearStreamingGauges(metrics: ListenerMetrics, labels: SlotLabels): void {
   metrics.streaming.set(0);
-  for (const gauge of [
-    metrics.lagBytes,
-    metrics.lagSeconds,
-    metrics.retainedWalBytes,
-    metrics.safeWalBytes,
-    metrics.durableLsn,
-    metrics.pendingEvents,
-    metrics.pendingBytes,
-  ]) {
-    gauge.remove();
-  }
+  for (const key of SLOT_GAUGES) metrics[key].remove(labels);
 }
-
 export function createKafkaSinkMetrics(registry: Registry) {
   const registers = [registry];
   return {

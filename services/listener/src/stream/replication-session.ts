@@ -13,7 +13,7 @@ import { ChangeAssembler } from '../decode/change-assembler.js';
 import type { RelationMessage } from '../decode/pgoutput-messages.js';
 import { WalpurgePgoutputPlugin, type DecodedMessage } from '../decode/pgoutput-plugin.js';
 import { REPLICATION_SESSION_OPTIONS, TypeConverters } from '../decode/value-converters.js';
-import type { ListenerMetrics } from '../metrics.js';
+import type { SessionMetrics } from '../metrics.js';
 import type { PreparedDatabase } from '../setup/prepare.js';
 import { RelationCatalog } from '../setup/relation-catalog.js';
 import { AckPipeline } from './ack-pipeline.js';
@@ -40,7 +40,7 @@ export interface SessionOptions {
   /** How long a stop waits for in-flight sink calls before abandoning them (they replay later). */
   drainTimeoutMs: number;
   logger: Logger;
-  metrics: ListenerMetrics;
+  metrics: SessionMetrics;
   onStreaming(): void;
   onDurable(lsn: bigint): void;
   /**

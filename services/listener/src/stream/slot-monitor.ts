@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { errorMessage, type Logger } from '@walpurge/core';
-import type { ListenerMetrics } from '../metrics.js';
+import type { SessionMetrics } from '../metrics.js';
 import { closeSidePool, sidePool } from '../setup/side-pool.js';
 
 export interface SlotMonitorOptions {
@@ -9,7 +9,7 @@ export interface SlotMonitorOptions {
   pollIntervalMs: number;
   /** 0 = no heartbeats. */
   heartbeatIntervalMs: number;
-  metrics: ListenerMetrics;
+  metrics: SessionMetrics;
   logger: Logger;
 }
 
