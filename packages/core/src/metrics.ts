@@ -11,8 +11,9 @@ export function createMetricsRegistry(
 ): Registry {
   const registry = new Registry();
   if (options.labels) registry.setDefaultLabels(options.labels);
-  if (options.defaultMetrics ?? true)
-    collectDefaultMetrics({ register: registry, prefix: 'walpurge_process_' });
+  // Unprefixed (process_cpu_seconds_total, nodejs_heap_size_used_bytes…): the names every Node.js
+  // dashboard and alert already queries; the job/pod labels say which process they come from.
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
   return registry;
 }
 

@@ -30,7 +30,7 @@ import {
 import { BatchWriter } from './batch-writer.js';
 import { Batcher } from './batcher.js';
 import { FlushConnection } from './flush-connection.js';
-import { createFlusherMetrics, type FlusherMetrics } from './metrics.js';
+import { createFlusherMetrics, setCounterTotal, type FlusherMetrics } from './metrics.js';
 import { assertQueueRedisSafe } from './queue-redis-safety.js';
 import { QueueRedisClients } from './queue-redis-clients.js';
 import { reconcilePending } from './reconciler.js';
@@ -560,10 +560,8 @@ class Flusher implements Service {
     this.metrics.pendingRows.set(pendingRows);
     const oldestMs = oldest[1] === undefined ? undefined : Number(oldest[1]);
     this.metrics.oldestPendingAge.set(oldestMs === undefined ? 0 : Math.max(0, Date.now() - oldestMs) / 1000);
-    const accepted = Number(stats[0] ?? 0);
-    const written = Number(stats[1] ?? 0);
-    this.metrics.writesAccepted.set(accepted);
-    this.metrics.coalescingRatio.set(written > 0 ? accepted / written : 0);
+    setCounterTotal(this.metrics.queueWritesAccepted, Number(stats[0] ?? 0));
+    setCounterTotal(this.metrics.queueRowsWritten, Number(stats[1] ?? 0));
   }
 
   /** On its own short session: the flush session is reserved for batch transactions. */

@@ -27,14 +27,17 @@ export function createFlusherMetrics(registry: Registry, sources: FlusherMetricS
       help: 'Age of the oldest write accepted but not yet written to PostgreSQL.',
       registers,
     }),
-    writesAccepted: new Gauge({
-      name: 'walpurge_flusher_writes_accepted',
-      help: 'Write-behind writes accepted by all clients since the queue was created (counter kept in the queue Redis).',
+    // Queue-wide totals kept in the queue Redis (every flusher pod reports the same value: aggregate
+    // them with max, not sum). Their rates' quotient is the write coalescing: accepted writes per row
+    // write, derived in PromQL rather than exported as a ratio that cannot be aggregated.
+    queueWritesAccepted: new Counter({
+      name: 'walpurge_flusher_queue_writes_accepted_total',
+      help: 'Write-behind writes accepted by all clients since the queue was created (kept in the queue Redis; the same on every flusher).',
       registers,
     }),
-    coalescingRatio: new Gauge({
-      name: 'walpurge_flusher_coalescing_ratio',
-      help: 'Accepted writes per database row write since the queue was created (higher = more coalescing).',
+    queueRowsWritten: new Counter({
+      name: 'walpurge_flusher_queue_rows_written_total',
+      help: 'Row writes all flushers sent to PostgreSQL since the queue was created (kept in the queue Redis; the same on every flusher).',
       registers,
     }),
     batchHeld: new Gauge({
@@ -94,4 +97,14 @@ export function createFlusherMetrics(registry: Registry, sources: FlusherMetricS
       registers,
     }),
   };
+}
+
+/**
+ * Sets a counter to a total kept elsewhere (the queue Redis): prom-client counters only go up by
+ * inc(). Should the total ever drop (the queue was deleted), Prometheus sees a counter reset, as it
+ * would after a restart.
+ */
+export function setCounterTotal(counter: Counter, total: number): void {
+  counter.reset();
+  counter.inc(Math.max(0, total));
 }

@@ -59,11 +59,6 @@ export function createInvalidatorMetrics(registry: Registry) {
       help: 'Distinct entries sent to targets after coalescing.',
       registers,
     }),
-    coalescingRatio: new Gauge({
-      name: 'walpurge_invalidator_coalescing_ratio',
-      help: 'Planned ÷ sent entries of the last batch (≥ 1; higher means more duplicates saved).',
-      registers,
-    }),
     unknownValues: new Counter({
       name: 'walpurge_invalidator_unknown_values_total',
       help: 'Templates that could not be rendered (unchanged TOAST, missing old value, truncate, a value that would widen the purge), by rule and reason.',

@@ -1,8 +1,15 @@
 /**
  * Metric names the code registers, found at test time: every `name: 'walpurge_…'` in the shipped
- * sources of services/ and packages/, plus the default process metrics createMetricsRegistry adds.
+ * sources of services/ and packages/, plus the default process metrics createMetricsRegistry adds;
+ * and the metrics every factory actually registers, with their real type and label names.
  */
-import { createMetricsRegistry } from '@walpurge/core';
+import { createMetricsRegistry, type Registry } from '@walpurge/core';
+import { createClientMetrics } from '../../../packages/client/src/read/metrics.js';
+import { createFlusherMetrics } from '../../../services/flusher/src/metrics.js';
+import { createCdnLaneMetrics } from '../../../services/invalidator/src/cdn-lane/lane-metrics.js';
+import { createInvalidatorMetrics } from '../../../services/invalidator/src/metrics.js';
+import { createCdnMetrics } from '../../../services/invalidator/src/targets/cdn/cdn-metrics.js';
+import { createKafkaSinkMetrics, createListenerMetrics } from '../../../services/listener/src/metrics.js';
 import { productionSources } from './workspace.js';
 
 export interface RegisteredMetric {
@@ -83,3 +90,38 @@ export const TARGET_LABELS = new Set([
   'le',
   'quantile',
 ]);
+
+/** Every metric factory of the shipped code, each run once on one registry (default metrics included). */
+export function registryOfEveryMetric(): Registry {
+  const registry = createMetricsRegistry();
+  createListenerMetrics(registry);
+  createKafkaSinkMetrics(registry);
+  createInvalidatorMetrics(registry);
+  createCdnLaneMetrics(registry);
+  createCdnMetrics(registry);
+  createFlusherMetrics(registry, { heldSeconds: () => 0 });
+  createClientMetrics(registry);
+  return registry;
+}
+
+export interface InstantiatedMetric {
+  name: string;
+  /** prom-client's type: counter, gauge, histogram or summary. */
+  type: string;
+  labelNames: string[];
+}
+
+/** What registryOfEveryMetric() registers, read from prom-client's own metric objects. */
+export async function instantiatedMetrics(): Promise<Map<string, InstantiatedMetric>> {
+  const registry = registryOfEveryMetric();
+  const types = new Map(
+    (await registry.getMetricsAsJSON()).map((metric) => [metric.name, String(metric.type)]),
+  );
+  const metrics = new Map<string, InstantiatedMetric>();
+  for (const metric of registry.getMetricsAsArray()) {
+    // prom-client keeps the constructor's labelNames on the object; its typings leave it out.
+    const { name, labelNames = [] } = metric as unknown as { name: string; labelNames?: string[] };
+    metrics.set(name, { name, type: types.get(name) ?? 'unknown', labelNames: [...labelNames] });
+  }
+  return metrics;
+}

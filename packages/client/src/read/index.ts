@@ -13,7 +13,7 @@ export {
 } from './serializer.js';
 export { shouldRefreshEarly, jitteredTtlMs } from './xfetch.js';
 export { entryKey, tagSetKey } from './keys.js';
-export { hitRatioOf, type ClientMetrics } from './metrics.js';
+export type { ClientMetrics } from './metrics.js';
 export {
   type WarmEntry,
   type WarmOptions,

@@ -1,9 +1,9 @@
-import { Counter, Gauge, Histogram, latencyBuckets, type Registry } from '@walpurge/core';
+import { Counter, Histogram, latencyBuckets, type Registry } from '@walpurge/core';
 
 /**
- * Read-side metrics. Hit rate per level is exported ready-made (`walpurge_client_hit_ratio`), computed
- * at scrape time from `walpurge_client_requests_total`. Get-or-create so several clients can share
- * one registry.
+ * Read-side metrics. Get-or-create so several clients can share one registry. No hit-ratio gauge:
+ * a ratio cannot be summed over pods or windows, so the hit rate is derived in PromQL from
+ * `walpurge_client_requests_total` (docs/client.md, "Metrics").
  */
 export interface ClientMetrics {
   requests: Counter<'level' | 'result'>;
@@ -27,25 +27,6 @@ export interface ClientMetrics {
   refreshKeysDropped: Counter<'reason'>;
   postPurgeReads: Counter<'refresh' | 'result'>;
   loaderDuration: Histogram;
-  /** (hits + stale served) / lookups, per level; NaN-free: 0 before the first lookup. */
-  hitRatio: Gauge<'level'>;
-}
-
-export const CACHE_LEVELS = ['l1', 'redis'] as const;
-
-/** Hit ratio of one level from the request counter's values: a stale value served counts as a hit. */
-export function hitRatioOf(
-  values: ReadonlyArray<{ labels: Partial<Record<string, string | number>>; value: number }>,
-  level: string,
-): number {
-  let served = 0;
-  let total = 0;
-  for (const { labels, value } of values) {
-    if (labels['level'] !== level) continue;
-    total += value;
-    if (labels['result'] === 'hit' || labels['result'] === 'stale') served += value;
-  }
-  return total === 0 ? 0 : served / total;
 }
 
 export function createClientMetrics(registry: Registry): ClientMetrics {
@@ -68,22 +49,8 @@ export function createClientMetrics(registry: Registry): ClientMetrics {
     'Cache lookups by level (l1, redis) and result (hit, stale, miss)',
     ['level', 'result'],
   );
-  const ratioName = 'walpurge_client_hit_ratio';
-  const hitRatio =
-    (registry.getSingleMetric(ratioName) as Gauge<'level'> | undefined) ??
-    new Gauge<'level'>({
-      name: ratioName,
-      help: 'Share of lookups answered from this level (hits and stale values served) since start',
-      labelNames: ['level'],
-      registers: [registry],
-      async collect() {
-        const { values } = await requests.get();
-        for (const level of CACHE_LEVELS) this.set({ level }, hitRatioOf(values, level));
-      },
-    });
   return {
     requests,
-    hitRatio,
     staleServed: counter(
       'walpurge_client_stale_served_total',
       'Soft-expired values served inside the stale-while-revalidate window',

@@ -85,7 +85,6 @@ export class PurgeExecutor {
     }
     this.metrics.entriesPlanned.inc(accumulator.added);
     this.metrics.entriesSent.inc(accumulator.unique);
-    if (accumulator.unique > 0) this.metrics.coalescingRatio.set(accumulator.added / accumulator.unique);
     return { targets: accumulator.toTargets(), plans };
   }
 
