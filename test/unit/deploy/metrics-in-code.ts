@@ -27,7 +27,8 @@ function labelNamesAt(text: string, at: number): string[] {
   return [...list.matchAll(/['"`]([A-Za-z_]\w*)['"`]/g)].map((match) => match[1] ?? '');
 }
 
-export async function registeredMetrics(): Promise<Map<string, RegisteredMetric>> {
+/** Metrics named in the shipped sources (`name: 'walpurge_…'`), found by reading them. */
+export function scannedMetrics(): Map<string, RegisteredMetric> {
   const metrics = new Map<string, RegisteredMetric>();
   for (const { path, text } of productionSources()) {
     for (const match of text.matchAll(
@@ -48,15 +49,21 @@ export async function registeredMetrics(): Promise<Map<string, RegisteredMetric>
         metrics.set(name, { name, type: 'unknown', file: path, labelNames: labelNamesAt(text, match.index) });
     }
   }
-  const registry = createMetricsRegistry();
-  for (const metric of await registry.getMetricsAsJSON()) {
-    const labelNames = [...new Set(metric.values.flatMap((value) => Object.keys(value.labels)))];
-    metrics.set(metric.name, {
-      name: metric.name,
-      type: String(metric.type),
-      file: 'prom-client default metrics',
-      labelNames,
-    });
+  return metrics;
+}
+
+/** The scanned metrics, with the type and labels the factories really register, and the default metrics. */
+export async function registeredMetrics(): Promise<Map<string, RegisteredMetric>> {
+  const metrics = scannedMetrics();
+  const sources = productionSources();
+  // What the factories really register (default metrics included) wins over the source scan: its
+  // type and label names are prom-client's own, even for metrics made through a helper.
+  for (const metric of (await instantiatedMetrics()).values()) {
+    const file =
+      metrics.get(metric.name)?.file ??
+      sources.find(({ text }) => text.includes(`'${metric.name}'`))?.path ??
+      'prom-client default metrics';
+    metrics.set(metric.name, { ...metric, file });
   }
   return metrics;
 }
@@ -74,11 +81,15 @@ export function baseMetricName(
   return undefined;
 }
 
+/** The label the ServiceMonitor makes of the pods' app.kubernetes.io/instance (podTargetLabels). */
+export const INSTANCE_LABEL = 'app_kubernetes_io_instance';
+
 /**
  * Labels every series has without the code setting them: Prometheus' target labels, the ones the
- * ServiceMonitor relabels in (role, pod), and the histogram bucket label.
+ * ServiceMonitor relabels in (role, pod, the installation), and the histogram bucket label.
  */
 export const TARGET_LABELS = new Set([
+  INSTANCE_LABEL,
   'namespace',
   'pod',
   'service',

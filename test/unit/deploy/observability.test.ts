@@ -10,6 +10,7 @@ import { readYamlDocuments, renderKustomization, type K8sObject } from './kustom
 import { validateAgainstSchema } from './k8s-schemas.js';
 import {
   baseMetricName,
+  INSTANCE_LABEL,
   registeredMetrics,
   TARGET_LABELS,
   type RegisteredMetric,
@@ -58,7 +59,8 @@ function checkExpression(expression: string, where: string): string[] {
   const facts = parsePromql(expression);
   expect(facts.errors, `${where}: PromQL syntax error in ${expression}`).toEqual([]);
   const used: string[] = [];
-  for (const series of facts.metrics.filter((name) => name.startsWith('walpurge_'))) {
+  // Everything but Prometheus' own `up`: walpurge's metrics and the default process_/nodejs_ ones.
+  for (const series of facts.metrics.filter((name) => name !== 'up')) {
     const base = baseMetricName(series, metrics);
     expect(base, `${where}: ${series} is not registered by any service or package`).toBeDefined();
     if (base) used.push(base);
@@ -101,12 +103,42 @@ function checkTemplateLabels(expression: string, template: string, pattern: RegE
     expect(available, `${where}: ${match[0]} is not a label of ${expression}`).toContain(match[1]);
 }
 
+/** Where runbook_url points: docs/runbook.md in the project's canonical repository. */
+const RUNBOOK_URL = 'https://github.com/walpurge/walpurge/blob/main/docs/runbook.md';
+
+/** GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces as hyphens. */
+function headingAnchor(heading: string): string {
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+    .replace(/\s/g, '-');
+}
+
+/**
+ * The labels that say which alert instance fires. A `by (…)` must keep namespace and the
+ * installation; slot gauges also their slot and database. Without an aggregation the series' own
+ * labels (all target labels included) stay.
+ */
+function missingIdentity(expression: string): string[] {
+  const { resultLabels, metrics: used } = parsePromql(expression);
+  if (!resultLabels) return [];
+  const wanted = ['namespace', INSTANCE_LABEL];
+  if (used.some((series) => metrics.get(series)?.labelNames.includes('slot')))
+    wanted.push('slot', 'database');
+  return wanted.filter((label) => !resultLabels.includes(label));
+}
+
 const Alert = z.strictObject({
   alert: z.string().regex(/^Walpurge[A-Z]\w+$/),
   expr: z.string(),
   for: z.string().regex(/^\d+[smh]$/),
   labels: z.strictObject({ severity: z.enum(['warning', 'critical']) }),
-  annotations: z.strictObject({ summary: z.string().min(10), description: z.string().min(10) }),
+  annotations: z.strictObject({
+    summary: z.string().min(10),
+    description: z.string().min(10),
+    runbook_url: z.string().startsWith(`${RUNBOOK_URL}#`),
+  }),
 });
 
 describe('PrometheusRule alerts', () => {
@@ -129,6 +161,32 @@ describe('PrometheusRule alerts', () => {
 
   it('queries only metrics and labels the code registers', () => {
     for (const alert of alerts) checkExpression(String(alert.expr), String(alert.alert));
+  });
+
+  it('fires per installation (namespace and app_kubernetes_io_instance), per slot and database for slot metrics', () => {
+    for (const alert of alerts) expect(missingIdentity(String(alert.expr)), String(alert.alert)).toEqual([]);
+    // The check itself: a namespace-wide aggregation, or one dropping the slot, is caught.
+    expect(missingIdentity('max by (namespace) (walpurge_flusher_batch_held_seconds) > 1')).toEqual([
+      INSTANCE_LABEL,
+    ]);
+    expect(
+      missingIdentity(
+        `max by (namespace, ${INSTANCE_LABEL}) (walpurge_listener_slot_retained_wal_bytes) > 1`,
+      ),
+    ).toEqual(['slot', 'database']);
+  });
+
+  it('links every alert to its own section of docs/runbook.md', () => {
+    const anchors = [...readRepoFile('docs/runbook.md').matchAll(/^#{2,3} (.+)$/gm)].map((match) =>
+      headingAnchor(match[1] ?? ''),
+    );
+    for (const alert of alerts) {
+      const url = String(alert.annotations?.['runbook_url']);
+      expect(url, String(alert.alert)).toBe(`${RUNBOOK_URL}#${headingAnchor(String(alert.alert))}`);
+      expect(anchors, `docs/runbook.md has a heading ${String(alert.alert)}`).toContain(
+        url.slice(url.indexOf('#') + 1),
+      );
+    }
   });
 
   it('templates only labels its expression keeps', () => {
