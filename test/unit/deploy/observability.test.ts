@@ -263,7 +263,7 @@ describe('Grafana dashboard deploy/grafana/walpurge.json', () => {
     // Query variables (label_values(metric, label)) read registered metrics too.
     for (const variable of dashboard.templating.list) {
       const definition = typeof variable['definition'] === 'string' ? variable['definition'] : '';
-      const metric = /label_values\((\w+),/.exec(definition)?.[1];
+      const metric = /label_values\((\w+)[{,]/.exec(definition)?.[1];
       if (variable.type === 'query')
         expect(metric && baseMetricName(metric, metrics), `variable ${variable.name}`).toBeTruthy();
     }
@@ -289,6 +289,33 @@ describe('Grafana dashboard deploy/grafana/walpurge.json', () => {
       .map((series) => baseMetricName(series, metrics))
       .filter((name): name is string => name !== undefined);
     for (const name of alerted) expect(used, `dashboard shows ${name}`).toContain(name);
+  });
+
+  it('shows one installation: an instance variable from app_kubernetes_io_instance filters every query', () => {
+    const instance = dashboard.templating.list.find((variable) => variable.name === 'instance');
+    expect(instance?.type).toBe('query');
+    expect(String(instance?.['definition'])).toMatch(
+      new RegExp(`^label_values\\(\\w+\\{[^}]*\\}, ${INSTANCE_LABEL}\\)$`),
+    );
+    // One installation and namespace at a time: panels sum and max over what the variables select.
+    for (const variable of [instance, dashboard.templating.list.find(({ name }) => name === 'namespace')])
+      expect([variable?.['multi'], variable?.['includeAll']], variable?.name).toEqual([false, false]);
+    let selectors = 0;
+    for (const panel of dashboard.panels) {
+      for (const target of panel.targets ?? []) {
+        const facts = parsePromql(target.expr.replace(/\$__\w+/g, '5m'));
+        for (const metric of facts.metrics) {
+          selectors += 1;
+          const filters = facts.matchers
+            .filter((matcher) => matcher.metric === metric)
+            .map(({ label, op, value }) => `${label}${op}${value}`);
+          expect(filters, `${panel.title} ${target.refId}: ${metric}`).toEqual(
+            expect.arrayContaining(['namespace=$namespace', `${INSTANCE_LABEL}=$instance`]),
+          );
+        }
+      }
+    }
+    expect(selectors).toBeGreaterThan(50);
   });
 
   it('names legend series only by labels their query keeps', () => {
