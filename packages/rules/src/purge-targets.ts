@@ -65,7 +65,7 @@ export function isEmptyTargets(targets: PurgeTargets): boolean {
 /**
  * Collects targets from many plans, sending each distinct entry once: this is the coalescing of a
  * batch (a hot row updated 500 times in a window is purged once). `added` counts entries before
- * de-duplication so callers can report the coalescing ratio.
+ * de-duplication so callers can count entries planned and sent (their quotient is the coalescing).
  */
 export class TargetAccumulator {
   private readonly redis = {

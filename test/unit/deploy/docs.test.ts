@@ -9,6 +9,7 @@ import type { IPrometheusRule } from '@kubernetes-models/prometheus-operator/mon
 import { readYamlDocuments, renderKustomization, type Json } from './kustomize.js';
 import { baseMetricName, registeredMetrics } from './metrics-in-code.js';
 import { parseInvocation } from './cli-spec.js';
+import { parsePromql } from './promql.js';
 import {
   configKeyExists,
   configKeyReferences,
@@ -123,19 +124,98 @@ describe('docs/deployment.md', () => {
   });
 
   it('shows only walpurge commands and flags the CLI accepts', () => {
-    const inline = [...guide.matchAll(/`(walpurge [^`]+)`/g)].map((match) => match[1] ?? '');
-    const blocks = [...guide.matchAll(/```(?:sh|bash|shell)\n([\s\S]*?)```/g)].flatMap((match) =>
-      (match[1] ?? '').split('\n').filter((line) => line.trim().startsWith('walpurge ')),
+    expectValidInvocations(guide, 3);
+  });
+});
+
+/** `walpurge …` in inline code and shell blocks must parse with the CLI's own option specs. */
+function expectValidInvocations(text: string, atLeast: number): void {
+  const inline = [...text.matchAll(/`(walpurge [^`]+)`/g)].map((match) => match[1] ?? '');
+  const blocks = [...text.matchAll(/```(?:sh|bash|shell)\n([\s\S]*?)```/g)].flatMap((match) =>
+    (match[1] ?? '').split('\n').filter((line) => line.trim().startsWith('walpurge ')),
+  );
+  const invocations = [...inline, ...blocks];
+  expect(invocations.length).toBeGreaterThan(atLeast);
+  for (const line of invocations) {
+    const argv = line
+      .replace(/\s+#.*$/, '')
+      .trim()
+      .split(/\s+/)
+      .slice(1);
+    expect(() => parseInvocation(argv), line).not.toThrow();
+  }
+}
+
+describe('docs/runbook.md', () => {
+  const runbook = readRepoFile('docs/runbook.md');
+
+  it('shows only walpurge commands and flags the CLI accepts', () => {
+    expectValidInvocations(runbook, 15);
+  });
+
+  it('names only metrics the code registers, config options walpurge.yaml has and files that exist', async () => {
+    const metrics = await registeredMetrics();
+    const current = runbook.slice(0, runbook.indexOf('## Metric changes in 0.2'));
+    for (const match of current.matchAll(/\bwalpurge_[a-z0-9_]+\b/g))
+      expect(baseMetricName(match[0], metrics), `metric ${match[0]}`).toBeDefined();
+    for (const key of configKeyReferences(runbook))
+      expect(configKeyExists(key), `config key ${key}`).toBe(true);
+    for (const [, path] of runbook.matchAll(/`((?:deploy|docs)\/[^`\s]*)`/g))
+      expect(existsSync(repoPath(path ?? '')), path).toBe(true);
+  });
+
+  it('gives PromQL that parses and selects registered metrics', async () => {
+    const metrics = await registeredMetrics();
+    const blocks = [...runbook.matchAll(/```promql\n([\s\S]*?)```/g)].flatMap((match) =>
+      (match[1] ?? '').split('\n').filter((line) => line.trim() !== ''),
     );
-    const invocations = [...inline, ...blocks];
-    expect(invocations.length).toBeGreaterThan(3);
-    for (const line of invocations) {
-      const argv = line
-        .replace(/\s+#.*$/, '')
-        .trim()
-        .split(/\s+/)
-        .slice(1);
-      expect(() => parseInvocation(argv), line).not.toThrow();
+    const inline = [...runbook.matchAll(/`([^`\n]*\(\s*walpurge_[^`\n]*)`/g)].map((match) =>
+      (match[1] ?? '').replace(/\\\|/g, '|'),
+    );
+    expect(blocks.length).toBeGreaterThan(10);
+    for (const expression of [...blocks, ...inline]) {
+      const facts = parsePromql(expression);
+      expect(facts.errors, expression).toEqual([]);
+      for (const series of facts.metrics)
+        expect(baseMetricName(series, metrics), `${series} in ${expression}`).toBeDefined();
+    }
+  });
+
+  it('lists every 0.2 rename: the old names are gone, the replacements registered', async () => {
+    const metrics = await registeredMetrics();
+    const section = runbook.slice(runbook.indexOf('## Metric changes in 0.2'));
+    const rows = [...section.matchAll(/^\| `(walpurge_[a-z0-9_]+)(?:\{[^}]*\})?` +\| (.+) \|$/gm)];
+    expect(rows.map((row) => row[1])).toEqual([
+      'walpurge_invalidator_coalescing_ratio',
+      'walpurge_flusher_coalescing_ratio',
+      'walpurge_flusher_writes_accepted',
+      'walpurge_client_hit_ratio',
+    ]);
+    for (const [, old, replacement] of rows) {
+      expect(metrics.has(old ?? ''), `${old} is still registered`).toBe(false);
+      const expression = /`([^`]+)`/.exec(replacement ?? '')?.[1]?.replace(/\\\|/g, '|') ?? '';
+      const facts = parsePromql(expression);
+      expect(facts.errors, expression).toEqual([]);
+      for (const series of facts.metrics)
+        expect(metrics.has(series), `${series} (replacing ${old})`).toBe(true);
+    }
+    expect([...metrics.keys()].filter((name) => name.startsWith('walpurge_process_'))).toEqual([]);
+
+    // Nothing else in the repository still names an old metric (docs, manifests, examples, benchmarks).
+    const old = [...rows.map((row) => row[1] ?? ''), 'walpurge_process_'];
+    const files = [
+      'README.md',
+      ...readdirSync(repoPath('docs')).map((name) => `docs/${name}`),
+      ...deployFiles('deploy'),
+      ...deployFiles('examples'),
+      ...deployFiles('test/bench'),
+    ].filter((file) => /\.(md|ya?ml|json|ts)$/.test(file));
+    for (const file of files) {
+      const text =
+        file === 'docs/runbook.md'
+          ? runbook.slice(0, runbook.indexOf('## Metric changes'))
+          : readRepoFile(file);
+      for (const name of old) expect(text.includes(name), `${file} names ${name}`).toBe(false);
     }
   });
 });

@@ -348,6 +348,12 @@ describe.each(variants)('deploy/k8s $name', (variant) => {
     }
   });
 
+  it('labels every pod with its installation (app.kubernetes.io/instance), which metrics and alerts aggregate by', () => {
+    expect(deployments(objects).length).toBeGreaterThan(0);
+    for (const deployment of deployments(objects))
+      expect(podLabels(deployment)['app.kubernetes.io/instance'], nameOf(deployment)).toBe('walpurge');
+  });
+
   it('gives every Deployment exactly one disruption budget, and scrapes them all through one Service', () => {
     const budgets = objectsOfKind<IPodDisruptionBudget>(objects, 'PodDisruptionBudget');
     const services = objectsOfKind<IService>(objects, 'Service');
@@ -495,6 +501,8 @@ describe.each(
         selects(monitor.spec.selector.matchLabels, service.metadata?.labels ?? {}),
       );
       expect(selected.map(nameOf)).toEqual(['walpurge-metrics']);
+      // Every series gets app_kubernetes_io_instance, the label alerts and the dashboard aggregate by.
+      expect(monitor.spec.podTargetLabels).toContain('app.kubernetes.io/instance');
       expect(monitor.spec.endpoints?.length).toBeGreaterThan(0);
       for (const endpoint of monitor.spec.endpoints ?? []) {
         expect(opsServerPaths()).toContain(endpoint.path);

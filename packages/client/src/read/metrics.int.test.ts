@@ -5,7 +5,7 @@ import { uniqueName, waitFor } from '@walpurge/testing';
 import { createCacheClient } from './cache-client.js';
 
 /**
- * Read-side metrics as a scrape sees them: per level hits, misses and hit ratio; stale served, lease
+ * Read-side metrics as a scrape sees them: per level hits and misses; stale served, lease
  * waits, loader calls and fill rejections. Each is produced on purpose and then asserted.
  */
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
