@@ -4,17 +4,9 @@
  */
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { configKeyExists, configKeyReferences, readRepoFile, repoPath } from './workspace.js';
+import { anchorOf, configKeyExists, configKeyReferences, readRepoFile, repoPath } from './workspace.js';
 
 const doc = readRepoFile('docs/architecture.md');
-
-/** GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes. */
-function anchorOf(heading: string): string {
-  return heading
-    .toLowerCase()
-    .replace(/[^\p{L}\p{N} _-]/gu, '')
-    .replace(/ /g, '-');
-}
 
 describe('docs/architecture.md', () => {
   it('names only files that exist', () => {

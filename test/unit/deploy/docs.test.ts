@@ -13,6 +13,7 @@ import { parsePromql } from './promql.js';
 import {
   configKeyExists,
   configKeyReferences,
+  headingAnchors,
   productionSources,
   readRepoFile,
   repoPath,
@@ -151,6 +152,15 @@ describe('docs/runbook.md', () => {
 
   it('shows only walpurge commands and flags the CLI accepts', () => {
     expectValidInvocations(runbook, 15);
+  });
+
+  it('links only to documents and headings that exist', () => {
+    const links = [...runbook.matchAll(/\]\(([\w.-]+\.md)?(?:#([\w-]+))?\)/g)];
+    expect(links.length).toBeGreaterThan(10);
+    for (const [link, file, anchor] of links) {
+      const target = file ? readRepoFile(`docs/${file}`) : runbook;
+      if (anchor) expect(headingAnchors(target), link).toContain(anchor);
+    }
   });
 
   it('names only metrics the code registers, config options walpurge.yaml has and files that exist', async () => {

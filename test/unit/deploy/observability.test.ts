@@ -16,7 +16,7 @@ import {
   type RegisteredMetric,
 } from './metrics-in-code.js';
 import { expandGrafanaVariables, parsePromql } from './promql.js';
-import { productionSources, readRepoFile, repoPath } from './workspace.js';
+import { anchorOf, headingAnchors, productionSources, readRepoFile, repoPath } from './workspace.js';
 
 let metrics: Map<string, RegisteredMetric>;
 beforeAll(async () => {
@@ -106,15 +106,6 @@ function checkTemplateLabels(expression: string, template: string, pattern: RegE
 /** Where runbook_url points: docs/runbook.md in the project's canonical repository. */
 const RUNBOOK_URL = 'https://github.com/walpurge/walpurge/blob/main/docs/runbook.md';
 
-/** GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces as hyphens. */
-function headingAnchor(heading: string): string {
-  return heading
-    .trim()
-    .toLowerCase()
-    .replace(/[^\p{L}\p{N}\s_-]/gu, '')
-    .replace(/\s/g, '-');
-}
-
 /**
  * The labels that say which alert instance fires. A `by (…)` must keep namespace and the
  * installation; slot gauges also their slot and database. Without an aggregation the series' own
@@ -177,12 +168,10 @@ describe('PrometheusRule alerts', () => {
   });
 
   it('links every alert to its own section of docs/runbook.md', () => {
-    const anchors = [...readRepoFile('docs/runbook.md').matchAll(/^#{2,3} (.+)$/gm)].map((match) =>
-      headingAnchor(match[1] ?? ''),
-    );
+    const anchors = headingAnchors(readRepoFile('docs/runbook.md'));
     for (const alert of alerts) {
       const url = String(alert.annotations?.['runbook_url']);
-      expect(url, String(alert.alert)).toBe(`${RUNBOOK_URL}#${headingAnchor(String(alert.alert))}`);
+      expect(url, String(alert.alert)).toBe(`${RUNBOOK_URL}#${anchorOf(String(alert.alert))}`);
       expect(anchors, `docs/runbook.md has a heading ${String(alert.alert)}`).toContain(
         url.slice(url.indexOf('#') + 1),
       );

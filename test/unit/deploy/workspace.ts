@@ -179,3 +179,17 @@ export function configKeyReferences(text: string): string[] {
     (reference) => !/\.(ya?ml|json|[cm]?[jt]s|sql|md)$/.test(reference), // file names (flusher.yaml)
   );
 }
+
+/** GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes. */
+export function anchorOf(heading: string): string {
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N} _-]/gu, '')
+    .replace(/ /g, '-');
+}
+
+/** The anchors of a Markdown document's headings. */
+export function headingAnchors(markdown: string): string[] {
+  return [...markdown.matchAll(/^#+ (.+)$/gm)].map((match) => anchorOf(match[1] ?? ''));
+}
