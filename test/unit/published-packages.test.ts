@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import semver from 'semver';
 import { describe, expect, it } from 'vitest';
@@ -72,4 +72,27 @@ describe('published packages', () => {
       expect(JSON.stringify(manifest.publishConfig)).not.toContain('src/');
     },
   );
+});
+
+describe('docs/publishing.md', () => {
+  const doc = readFileSync(join(repoRoot, 'docs', 'publishing.md'), 'utf8');
+
+  it('lists exactly the published packages in its table', () => {
+    const listed = [...doc.matchAll(/^\| `((?:@walpurge\/)?[\w-]+)`/gm)].map((match) => match[1]);
+    expect(listed.sort()).toEqual([...names].sort());
+  });
+
+  it('names root scripts and files that exist', () => {
+    const { scripts } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    const runs = [...doc.matchAll(/pnpm run ([\w:-]+)/g)].map((match) => match[1] ?? '');
+    expect(runs.length).toBeGreaterThan(0);
+    for (const script of runs) expect(scripts, script).toHaveProperty([script]);
+    const files = [...doc.matchAll(/`((?:test|packages|examples)\/[\w./-]+\.ts)`/g)].map(
+      (match) => match[1] ?? '',
+    );
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) expect(existsSync(join(repoRoot, file)), file).toBe(true);
+  });
 });
