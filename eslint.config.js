@@ -13,7 +13,8 @@ export default tseslint.config(
       'eslint.config.js',
       'deploy/**/*.js',
       // Application code to copy: it imports the published packages, which are not resolvable from
-      // examples/ inside this workspace (type-checked by hand against them; see examples/README.md).
+      // examples/ inside this workspace (type-checked against the packed tarballs by
+      // test/e2e/npm-install.int.test.ts).
       'examples/**/*.ts',
     ],
   },

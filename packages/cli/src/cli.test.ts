@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { commands, runCli } from './cli.js';
 import { parseCommandArgs } from './command.js';
@@ -15,6 +16,17 @@ function configFile(name: string, text: string): string {
 }
 
 describe('walpurge command frame', () => {
+  it('prints the version of its own package.json with --version and -v', async () => {
+    const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    for (const flag of ['--version', '-v']) {
+      const io = captureIo();
+      expect(await runCli([flag], io)).toBe(0);
+      expect(io.out()).toBe(`${manifest.version}\n`);
+    }
+  });
+
   it('prints the command list and exits 2 without a command', async () => {
     const io = captureIo();
     expect(await runCli([], io)).toBe(2);

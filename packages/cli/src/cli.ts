@@ -9,8 +9,7 @@ import { statusCommand } from './commands/status.js';
 import { dlqListCommand, dlqRedriveCommand } from './commands/dlq.js';
 import { slotDropCommand, slotResetCommand } from './commands/slot.js';
 import { quickstartCommand } from './commands/quickstart.js';
-
-export const VERSION = '0.1.0';
+import { cliVersion } from './version.js';
 
 export const commands: readonly CommandSpec[] = [
   quickstartCommand,
@@ -73,7 +72,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       return ExitCode.Ok;
     }
     if (first === '--version' || first === '-v') {
-      writeLine(io.stdout, VERSION);
+      writeLine(io.stdout, cliVersion());
       return ExitCode.Ok;
     }
     const found = findCommand(argv);

@@ -16,20 +16,28 @@ export interface WalpurgeProcess {
   killNow(): Promise<void>;
 }
 
+export interface SpawnWalpurgeOptions {
+  /** An installed `walpurge` bin (e.g. node_modules/.bin/walpurge of an npm install) and where to run it. */
+  installed?: { bin: string; cwd: string };
+}
+
 /**
- * The real `walpurge` command as its own process (from source, so it is never a stale build), for
- * tests that need what only a process has: kill -9, signals, exit codes, stdout a person reads.
+ * The real `walpurge` command as its own process (from source, so it is never a stale build, unless
+ * `installed` names a packaged one), for tests that need what only a process has: kill -9, signals,
+ * exit codes, stdout a person reads.
  */
-export function spawnWalpurge(args: string[], env: Record<string, string | undefined>): WalpurgeProcess {
-  const child = spawn(
-    process.execPath,
-    ['--conditions=@walpurge/source', '--import', 'tsx', mainTs, ...args],
-    {
-      cwd: repoRoot,
-      env: { PATH: process.env['PATH'], HOME: process.env['HOME'], ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+export function spawnWalpurge(
+  args: string[],
+  env: Record<string, string | undefined>,
+  options: SpawnWalpurgeOptions = {},
+): WalpurgeProcess {
+  const { installed } = options;
+  const entry = installed ? [installed.bin] : ['--conditions=@walpurge/source', '--import', 'tsx', mainTs];
+  const child = spawn(process.execPath, [...entry, ...args], {
+    cwd: installed?.cwd ?? repoRoot,
+    env: { PATH: process.env['PATH'], HOME: process.env['HOME'], ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let all = '';
   let out = '';
   child.stdout?.on('data', (chunk: Buffer) => {
