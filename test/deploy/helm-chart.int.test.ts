@@ -173,6 +173,15 @@ const cases: Case[] = [
     topology: 'kafka',
     crossCheck: true,
   },
+  {
+    // README's quickstart: `helm install walpurge … --set credentials.existingSecret=… --set topology=embedded`.
+    id: 'README quickstart',
+    release: 'walpurge',
+    namespace: 'default',
+    values: { credentials: { existingSecret: 'walpurge-credentials' }, topology: 'embedded' },
+    topology: 'embedded',
+    crossCheck: true,
+  },
   ...(['shop', 'blog'] as const).map((release): Case => ({
     id: `two releases: ${release}`,
     release,
@@ -438,6 +447,29 @@ describe.each(cases.filter((helmCase) => helmCase.kustomize))(
     });
   },
 );
+
+describe('deploy/helm Secrets', () => {
+  it('reads only Secret keys docs/deployment.md names', () => {
+    const guide = readRepoFile('docs/deployment.md');
+    const keys = new Set<string>();
+    // secretKeyRef (pod env) and KEDA's secretTargetRef entries: {name, key}; inline Secret keys.
+    const visit = (node: unknown): void => {
+      if (Array.isArray(node)) return node.forEach(visit);
+      if (!node || typeof node !== 'object') return;
+      const record = node as Record<string, unknown>;
+      if (typeof record['key'] === 'string' && typeof record['name'] === 'string') keys.add(record['key']);
+      Object.values(record).forEach(visit);
+    };
+    for (const { objects } of renders.values())
+      for (const object of objects) {
+        if (object.kind === 'Secret')
+          Object.keys((object['stringData'] ?? {}) as object).forEach((key) => keys.add(key));
+        else visit(object['spec']);
+      }
+    expect(keys.size).toBeGreaterThan(4);
+    for (const key of keys) expect(guide, key).toContain(`\`${key}\``);
+  });
+});
 
 describe('deploy/helm KEDA', () => {
   it('takes brokers, topic, group, TLS and SASL from the kafka values walpurge.yaml is rendered from', () => {
