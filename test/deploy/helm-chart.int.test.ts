@@ -22,20 +22,10 @@ import {
   type K8sObject,
 } from '../unit/deploy/kustomize.js';
 import {
-  checkAutoscalers,
-  checkBudgetsAndService,
-  checkDrainGrace,
-  checkEmbeddedTopology,
-  checkEnvironment,
+  checkAgainstCode,
   checkImage,
-  checkKafkaTopology,
   checkKedaTriggers,
-  checkPodSecurityAndResources,
-  checkPortsAndProbes,
-  checkReferences,
-  checkRolesAndConfig,
   checkSchemas,
-  checkServiceMonitors,
   walpurgePods,
   type WalpurgePod,
 } from '../unit/deploy/manifest-checks.js';
@@ -298,22 +288,7 @@ describe.each(cases)('deploy/helm $id', (helmCase) => {
   });
 
   it.runIf(helmCase.crossCheck)('passes the deploy/k8s cross-checks against the code', () => {
-    const { objects } = render(helmCase.id);
-    checkRolesAndConfig(objects);
-    checkPortsAndProbes(objects);
-    checkEnvironment(objects);
-    checkPodSecurityAndResources(objects);
-    checkDrainGrace(objects);
-    checkReferences(objects);
-    checkBudgetsAndService(objects);
-    checkAutoscalers(objects);
-    if (helmCase.topology === 'embedded') checkEmbeddedTopology(objects);
-    else {
-      if (walpurgePods(objects).some((pod) => pod.role === 'flusher')) checkKafkaTopology(objects);
-      checkKedaTriggers(objects);
-    }
-    if (objectsOfKind(objects, 'ServiceMonitor').length > 0)
-      expect(checkServiceMonitors(objects)).toHaveLength(1);
+    checkAgainstCode(render(helmCase.id).objects);
   });
 });
 

@@ -499,3 +499,28 @@ function checkKafkaTriggerAuth(
     });
   }
 }
+
+/**
+ * Every check of a rendered setup against the code, in one call (for renderers that test many value
+ * sets): pods, config, probes, env, security, drain, references, budgets, autoscalers, KEDA triggers,
+ * scraping and the topology's shape.
+ */
+export function checkAgainstCode(objects: readonly K8sObject[]): void {
+  checkRolesAndConfig(objects);
+  checkPortsAndProbes(objects);
+  checkEnvironment(objects);
+  checkPodSecurityAndResources(objects);
+  checkDrainGrace(objects);
+  checkReferences(objects);
+  checkBudgetsAndService(objects);
+  checkAutoscalers(objects);
+  const roles = walpurgePods(objects).map((pod) => pod.role);
+  if (roles.includes('all')) checkEmbeddedTopology(objects);
+  else {
+    // The listener pair and scaled consumers; without write-behind there is no flusher to count.
+    if (roles.includes('flusher')) checkKafkaTopology(objects);
+    checkKedaTriggers(objects);
+  }
+  if (objects.some((object) => object.kind === 'ServiceMonitor'))
+    expect(checkServiceMonitors(objects)).toHaveLength(1);
+}
