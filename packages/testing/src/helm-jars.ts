@@ -1,11 +1,12 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { copyRuntimeClasspath, ensureCachedDirectory, walpurgeCacheDir } from './maven-cache.js';
 import type { LogFn } from './log.js';
 
 /**
- * helm-java bundles Helm's own Go library (built for linux-amd64) behind a Java API: the chart tests
- * run real `helm lint` and `helm template` without downloading a helm binary.
+ * helm-java bundles Helm's own Go library behind a Java API: the chart tests run real `helm lint` and
+ * `helm template` without downloading a helm binary. Its pom picks the native library for the
+ * platform mvn runs on (linux/darwin amd64 and arm64, windows amd64) through OS-activated profiles.
  */
 export const HELM_JAVA_VERSION = '0.0.15';
 
@@ -15,35 +16,34 @@ export interface HelmJarsOptions {
   log?: LogFn;
 }
 
+/** Native library jars of helm-java: `<os>-<arch>-<version>.jar`. */
+const NATIVE_JAR = /^(linux|darwin|windows)-(amd64|arm64)-/;
+
 /**
- * The classpath of helm-java (its API, lib-api, the linux-amd64 native library and JNA): a directory
+ * The classpath of helm-java (its API, lib-api, this platform's native library and JNA): a directory
  * of jars fetched from Maven Central with `mvn` once per machine and reused by every later run.
  */
 export async function ensureHelmJars(opts: HelmJarsOptions = {}): Promise<string> {
-  if (process.platform !== 'linux' || process.arch !== 'x64')
-    throw new Error(
-      `helm-java ships Helm's library for linux-amd64 only here; this is ${process.platform}-${process.arch}`,
-    );
   const dest = await ensureCachedDirectory({
     cacheDir: opts.cacheDir ?? walpurgeCacheDir(),
-    name: `helm-java-${HELM_JAVA_VERSION}`,
+    name: `helm-java-${HELM_JAVA_VERSION}-${process.platform}-${process.arch}`,
     label: 'helm-java',
     log: opts.log,
     fill: async (staging) => {
       opts.log?.(`helm-java: fetching com.marcnuri.helm-java:helm-java:${HELM_JAVA_VERSION} with mvn`);
       await copyRuntimeClasspath({
         artifactId: 'helm-java-runtime',
-        purpose: "helm-java and Helm's native library for linux-amd64",
+        purpose: "helm-java and Helm's native library for this platform",
         dependencies: [
           { groupId: 'com.marcnuri.helm-java', artifactId: 'helm-java', version: HELM_JAVA_VERSION },
-          { groupId: 'com.marcnuri.helm-java', artifactId: 'linux-amd64', version: HELM_JAVA_VERSION },
         ],
         staging,
         why: 'helm-java (the Helm chart tests)',
       });
-      const jar = `linux-amd64-${HELM_JAVA_VERSION}.jar`;
-      if (!existsSync(join(staging, 'libs', jar)))
-        throw new Error(`mvn finished but ${jar} is missing from ${staging}/libs`);
+      if (!readdirSync(join(staging, 'libs')).some((jar) => NATIVE_JAR.test(jar)))
+        throw new Error(
+          `mvn resolved helm-java but no native library for ${process.platform}-${process.arch} (helm-java ships linux/darwin amd64 and arm64, windows amd64)`,
+        );
     },
   });
   const libs = join(dest, 'libs');
