@@ -118,6 +118,17 @@ const cases: Case[] = [
     crossCheck: true,
   },
   {
+    id: 'kafka with KEDA, a TLS queue Redis without password',
+    release: 'shop',
+    namespace,
+    values: {
+      credentials: { ...inlineCredentials, queueRedisUrl: 'rediss://default@queue.example.internal:6380' },
+      autoscaling: { mode: 'keda' },
+    },
+    topology: 'kafka',
+    crossCheck: true,
+  },
+  {
     id: 'kafka without autoscaling or budgets, image by digest',
     release: 'shop',
     namespace,
@@ -472,6 +483,21 @@ describe('deploy/helm KEDA', () => {
       QUEUE_REDIS_ADDRESS: 'queue.example.internal:6379',
       QUEUE_REDIS_PASSWORD: 'queue-secret',
     });
+  });
+});
+
+describe('deploy/helm KEDA queue Redis', () => {
+  it('connects with TLS and no password when the URL says so', () => {
+    const { objects } = render('kafka with KEDA, a TLS queue Redis without password');
+    const secret = objects.find((object) => object.kind === 'Secret');
+    expect(secret?.['stringData']).toMatchObject({
+      QUEUE_REDIS_ADDRESS: 'queue.example.internal:6380',
+      QUEUE_REDIS_PASSWORD: '',
+    });
+    const flusher = objectsOfKind<IScaledObject>(objects, 'ScaledObject').find((scaled) =>
+      nameOf(scaled).endsWith('-flusher'),
+    );
+    expect(flusher?.spec?.triggers[0]?.metadata['enableTLS']).toBe('true');
   });
 });
 
