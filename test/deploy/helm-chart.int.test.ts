@@ -225,9 +225,20 @@ const refusals: { id: string; values: JsonObject; error: RegExp }[] = [
     error: /keda needs the rendered config/,
   },
   {
+    // values.schema.json: Helm checks values before any template runs.
     id: 'unknown topology',
     values: { credentials: inlineCredentials, topology: 'sidecar' },
-    error: /topology must be kafka or embedded/,
+    error: /topology.*must be one of the following: "kafka", "embedded"/,
+  },
+  {
+    id: 'a misspelt value',
+    values: { credentials: inlineCredentials, autoscaling: { mod: 'keda' } },
+    error: /autoscaling.*Additional property mod is not allowed/,
+  },
+  {
+    id: 'a SASL mechanism walpurge does not have',
+    values: { credentials: inlineCredentials, kafka: { sasl: { mechanism: 'gssapi' } } },
+    error: /kafka\.sasl\.mechanism.*must be one of the following/,
   },
   {
     // What Helm's YAML 1.1 parser makes of an unquoted `on:` key in a values file.
