@@ -275,7 +275,11 @@ function render(id: string): HelmRender {
 describe.each(cases)('deploy/helm $id', (helmCase) => {
   it('passes helm lint --strict and renders with helm template', () => {
     const { lint, objects } = render(helmCase.id);
-    expect(lint, helmCase.id).toEqual({ failed: false, messages: expect.any(Array) as unknown });
+    expect(lint, helmCase.id).toEqual({
+      failed: false,
+      messages: expect.any(Array) as unknown,
+      failures: [],
+    });
     if ('messages' in lint)
       for (const message of lint.messages) expect(message, 'lint message').toMatch(/^\[INFO\]/);
     expect(objects.length).toBeGreaterThan(0);
@@ -580,10 +584,15 @@ describe('deploy/helm values', () => {
     expect(annotations('two releases: shop')).toEqual(annotations('kafka with KEDA and monitoring'));
   });
 
-  it.each(refused)('refuses $id with a clear error', (refusal) => {
+  it.each(refused)('refuses $id with a clear error, in helm template and helm lint', (refusal) => {
     const result = renders.get(refusal.id);
     expect(result?.manifest).toBeUndefined();
     expect(result?.templateError).toMatch(refusal.error);
+    // Lint fails on schema errors, and only logs a template's `fail`.
+    const lint = result?.lint;
+    if (!lint || 'error' in lint) throw new Error(`${refusal.id}: no lint result`);
+    const reported = [...lint.messages.filter((message) => message.startsWith('[ERROR]')), ...lint.failures];
+    expect(reported.join('\n')).toMatch(refusal.error);
   });
 });
 

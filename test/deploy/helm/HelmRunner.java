@@ -9,6 +9,10 @@
 // A template job writes the rendered manifests to OUT_FILE; a lint job writes `failed=<bool>` and
 // then one message per line. A job that throws writes the error to OUT_FILE.error instead, and the
 // runner goes on with the next job (a failing values case must not hide the others).
+//
+// Helm's library logs to the process's stderr, and lint reports a template's `fail` only there (as
+// "[INFO] Fail: ..."): the runner prints "walpurge-helm-job N" to stderr before job N (counting from
+// 0), so the caller can tell which job logged what.
 import com.marcnuri.helm.Helm;
 import com.marcnuri.helm.LintResult;
 import java.nio.charset.StandardCharsets;
@@ -21,8 +25,10 @@ public class HelmRunner {
   public static void main(String[] args) throws Exception {
     if (args.length != 1) throw new IllegalArgumentException("usage: HelmRunner JOBS_FILE");
     List<String> jobs = Files.readAllLines(Paths.get(args[0]), StandardCharsets.UTF_8);
+    int index = 0;
     for (String line : jobs) {
       if (line.isBlank()) continue;
+      System.err.println("walpurge-helm-job " + index++);
       String[] job = line.split("\t", -1);
       Path out = Paths.get(job[job.length - 1]);
       try {

@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { parse as parseYaml, stringify } from 'yaml';
+import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ensureHelmJars, HELM_JAVA_VERSION, walpurgeCacheDir } from '@walpurge/testing';
 import {
@@ -51,8 +51,11 @@ export interface HelmCaseResult {
   /** `helm template` output, or undefined when it failed (see templateError). */
   manifest?: string;
   templateError?: string;
-  /** `helm lint --strict` of the chart with this case's values as its values.yaml. */
-  lint: { failed: boolean; messages: string[] } | { error: string };
+  /**
+   * `helm lint --strict` of the chart with this case's values as its values.yaml. Lint does not fail
+   * on a template's `fail` (it only logs it): `failures` holds those log lines.
+   */
+  lint: { failed: boolean; messages: string[]; failures: string[] } | { error: string };
 }
 
 export interface HelmRender extends HelmCaseResult {
@@ -65,7 +68,7 @@ const CachedResults = z.record(
     manifest: z.string().optional(),
     templateError: z.string().optional(),
     lint: z.union([
-      z.object({ failed: z.boolean(), messages: z.array(z.string()) }),
+      z.object({ failed: z.boolean(), messages: z.array(z.string()), failures: z.array(z.string()) }),
       z.object({ error: z.string() }),
     ]),
   }),
@@ -106,6 +109,18 @@ function cacheKey(chartDir: string, cases: readonly HelmCase[]): string {
   return hash.digest('hex').slice(0, 32);
 }
 
+/** The runner's stderr split at its "walpurge-helm-job N" markers: job index → lines it logged. */
+function jobLogs(stderr: string): Map<number, string[]> {
+  const logs = new Map<number, string[]>();
+  let current: string[] | undefined;
+  for (const line of stderr.split('\n')) {
+    const marker = /^walpurge-helm-job (\d+)$/.exec(line);
+    if (marker) logs.set(Number(marker[1]), (current = []));
+    else current?.push(line);
+  }
+  return logs;
+}
+
 /** Lints and templates every case in one JVM; results by case id. */
 async function runJvm(chartDir: string, cases: readonly HelmCase[]): Promise<Record<string, HelmCaseResult>> {
   const libs = await ensureHelmJars();
@@ -120,7 +135,8 @@ async function runJvm(chartDir: string, cases: readonly HelmCase[]): Promise<Rec
       // helm lint takes no values file here: lint a copy whose values.yaml has the case merged in.
       const chart = join(dir, 'chart');
       cpSync(chartDir, chart, { recursive: true });
-      writeFileSync(join(chart, 'values.yaml'), stringify(mergeValues(baseValues, helmCase.values)));
+      // JSON, which Helm's YAML 1.1 reader takes as is (a YAML dump would leave keys like `on` bare).
+      writeFileSync(join(chart, 'values.yaml'), JSON.stringify(mergeValues(baseValues, helmCase.values)));
       jobs.push(['lint', chart, join(dir, 'lint.txt')].join('\t'));
       jobs.push(
         [
@@ -134,10 +150,12 @@ async function runJvm(chartDir: string, cases: readonly HelmCase[]): Promise<Rec
       );
     });
     writeFileSync(join(work, 'jobs.tsv'), `${jobs.join('\n')}\n`);
-    await promisify(execFile)('java', ['-cp', `${libs}/*`, RUNNER, join(work, 'jobs.tsv')], {
-      timeout: JVM_TIMEOUT_MS,
-      maxBuffer: 64 * 1024 * 1024,
-    });
+    const { stderr } = await promisify(execFile)(
+      'java',
+      ['-cp', `${libs}/*`, RUNNER, join(work, 'jobs.tsv')],
+      { timeout: JVM_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024 },
+    );
+    const logs = jobLogs(stderr);
     const results: Record<string, HelmCaseResult> = {};
     cases.forEach((helmCase, index) => {
       const dir = join(work, String(index));
@@ -151,7 +169,12 @@ async function runJvm(chartDir: string, cases: readonly HelmCase[]): Promise<Rec
         lint:
           lintText === undefined
             ? { error: read('lint.txt.error') ?? 'no lint result' }
-            : { failed: status !== 'failed=false', messages },
+            : {
+                failed: status !== 'failed=false',
+                messages,
+                // Lint jobs are the even ones (lint, then template, per case).
+                failures: (logs.get(index * 2) ?? []).filter((line) => line.includes('[INFO] Fail:')),
+              },
       };
     });
     return results;
