@@ -1,6 +1,7 @@
 #!/bin/sh
 # Makes sure the binaries the test environment and quickstart start locally are present:
-# PostgreSQL server (initdb/postgres), redis-server, java and mvn (Kafka broker from Maven Central).
+# PostgreSQL server (initdb/postgres), redis-server, a JDK and mvn (Kafka broker and helm-java from
+# Maven Central).
 # Installs missing ones with apt-get when running as root on Debian/Ubuntu; otherwise says what to install.
 set -eu
 missing=""
@@ -11,7 +12,9 @@ have_pg() {
 have_pg || missing="$missing postgresql"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 if [ "${WALPURGE_SKIP_KAFKA:-}" != "1" ]; then
-  command -v java >/dev/null 2>&1 || missing="$missing default-jre-headless"
+  # A JDK, not only a JRE: the Helm chart tests run a single-file Java program (java File.java),
+  # which needs the compiler module.
+  command -v javac >/dev/null 2>&1 || missing="$missing default-jdk-headless"
   command -v mvn >/dev/null 2>&1 || missing="$missing maven"
 fi
 [ -z "$missing" ] && exit 0

@@ -10,6 +10,7 @@ export { startLocalRedis, type LocalRedis, type LocalRedisOptions } from './loca
 export { startLocalRedisCluster, type LocalRedisCluster } from './local-redis-cluster.js';
 export { startLocalKafka, type LocalKafka, type LocalKafkaOptions } from './local-kafka.js';
 export { ensureKafkaJars, KAFKA_VERSION, type KafkaJarsOptions } from './kafka-jars.js';
+export { ensureHelmJars, HELM_JAVA_VERSION, type HelmJarsOptions } from './helm-jars.js';
 export { walpurgeCacheDir } from './maven-cache.js';
 export {
   ensurePostgresBinaries,

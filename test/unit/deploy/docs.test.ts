@@ -5,6 +5,8 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
 import type { IPrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import { readYamlDocuments, renderKustomization, type Json } from './kustomize.js';
 import { baseMetricName, registeredMetrics } from './metrics-in-code.js';
@@ -227,6 +229,32 @@ describe('docs/runbook.md', () => {
           : readRepoFile(file);
       for (const name of old) expect(text.includes(name), `${file} names ${name}`).toBe(false);
     }
+  });
+});
+
+describe('docs/deployment.md, Helm section', () => {
+  const section = /\n## Helm\n([\s\S]*?)\n## /.exec(guide)?.[1] ?? '';
+  const rows = section.split('\n').filter((line) => line.startsWith('|'));
+  const named = (key: string): boolean => section.includes(`\`${key}\``);
+  /** A table row naming `group` names `key` too (per-role keys are listed in their group's row). */
+  const inGroupRow = (group: string, key: string): boolean =>
+    rows.some((row) => row.includes(`\`${group}\``) && row.includes(`\`${key}\``));
+
+  it('documents every value of deploy/helm/walpurge/values.yaml', () => {
+    const values = z
+      .record(z.string(), z.unknown())
+      .parse(parseYaml(readRepoFile('deploy/helm/walpurge/values.yaml')));
+    expect(rows.length).toBeGreaterThan(10);
+    for (const [key, value] of Object.entries(values)) {
+      const children = value && typeof value === 'object' && !Array.isArray(value) ? Object.keys(value) : [];
+      expect(named(key) || children.every((child) => named(`${key}.${child}`)), key).toBe(true);
+      // config and kafka are walpurge.yaml's own sections (docs/configuration.md documents their
+      // keys); the security contexts are Kubernetes objects passed through as they are.
+      if (['config', 'kafka', 'podSecurityContext', 'securityContext'].includes(key)) continue;
+      for (const child of children)
+        expect(named(`${key}.${child}`) || inGroupRow(key, child), `${key}.${child}`).toBe(true);
+    }
+    expect(named('config.existingConfigMap')).toBe(true);
   });
 });
 

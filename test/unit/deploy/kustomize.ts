@@ -77,7 +77,13 @@ function clone<T>(value: T): T {
 }
 
 export function readYamlDocuments(file: string): Json[] {
-  const documents = parseAllDocuments(readFileSync(file, 'utf8'));
+  return parseYamlDocuments(readFileSync(file, 'utf8'), file);
+}
+
+/** The non-empty documents of a YAML stream (`origin` names it in errors). */
+export function parseYamlDocuments(text: string, origin: string): Json[] {
+  const file = origin;
+  const documents = parseAllDocuments(text);
   if (!Array.isArray(documents)) throw new Error(`${file}: not a YAML stream`);
   const values: Json[] = [];
   for (const document of documents) {
@@ -89,7 +95,7 @@ export function readYamlDocuments(file: string): Json[] {
   return values;
 }
 
-function asK8sObject(value: Json, file: string): K8sObject {
+export function asK8sObject(value: Json, file: string): K8sObject {
   const parsed = K8sObjectSchema.safeParse(value);
   if (!parsed.success)
     throw new Error(`${file}: not a Kubernetes object (${parsed.error.issues[0]?.message ?? ''})`);

@@ -126,3 +126,72 @@ export function parsePromql(expression: string): PromqlFacts {
   facts.resultLabels = facts.errors.length === 0 ? resultLabels(tree.topNode, text) : undefined;
   return facts;
 }
+
+/** What `editSelectors` may do to one `{label op "value"}` of a selector. */
+export type MatcherEdit = (matcher: LabelMatcher) => string | undefined;
+
+export interface SelectorEdits {
+  /** Sets `label="value"` on every vector selector: replaces the value where the label is matched
+   * already, adds the matcher otherwise. */
+  setOnEverySelector?: { label: string; value: string };
+  /** Returns a new value for a matcher, or undefined to keep it. */
+  replaceValue?: MatcherEdit;
+}
+
+/**
+ * Rewrites the vector selectors of `expression` through Prometheus' grammar (never by matching the
+ * text): each edit is a splice at a position the parser reports, so everything else (functions,
+ * grouping, comparisons, whitespace) stays byte for byte. Throws on a syntax error.
+ */
+export function editSelectors(expression: string, edits: SelectorEdits): string {
+  const tree = parser.parse(expression);
+  const text = (node: SyntaxNode): string => expression.slice(node.from, node.to);
+  const splices: { from: number; to: number; insert: string }[] = [];
+  const quoted = (value: string): string => JSON.stringify(value);
+  tree.iterate({
+    enter(ref) {
+      if (ref.type.isError) throw new Error(`PromQL syntax error at ${ref.from}: ${expression}`);
+      if (ref.name !== 'VectorSelector') return undefined;
+      const node = ref.node;
+      const identifier = node.getChild('Identifier');
+      const metric = identifier ? text(identifier) : '';
+      const block = node.getChild('LabelMatchers');
+      let labelSet = false;
+      const matchers: SyntaxNode[] = [];
+      for (let child = block?.firstChild ?? null; child; child = child.nextSibling)
+        if (child.name.endsWith('LabelMatcher')) matchers.push(child);
+      for (const child of matchers) {
+        const label = child.getChild('LabelName');
+        const op = child.getChild('MatchOp');
+        const value = child.getChild('StringLiteral');
+        if (!label || !op || !value) continue;
+        const matcher = { metric, label: text(label), op: text(op), value: unquote(text(value)) };
+        const target = edits.setOnEverySelector;
+        if (target && matcher.label === target.label) {
+          labelSet = true;
+          splices.push({ from: op.from, to: value.to, insert: `=${quoted(target.value)}` });
+          continue;
+        }
+        const replaced = edits.replaceValue?.(matcher);
+        if (replaced !== undefined)
+          splices.push({ from: value.from, to: value.to, insert: quoted(replaced) });
+      }
+      const target = edits.setOnEverySelector;
+      if (target && !labelSet) {
+        const added = `${target.label}=${quoted(target.value)}`;
+        if (block)
+          splices.push({
+            from: block.from + 1,
+            to: block.from + 1,
+            insert: matchers.length > 0 ? `${added}, ` : added,
+          });
+        else splices.push({ from: node.to, to: node.to, insert: `{${added}}` });
+      }
+      return false;
+    },
+  });
+  let result = expression;
+  for (const splice of splices.sort((a, b) => b.from - a.from))
+    result = result.slice(0, splice.from) + splice.insert + result.slice(splice.to);
+  return result;
+}

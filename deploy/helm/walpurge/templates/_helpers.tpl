@@ -1,0 +1,117 @@
+{{/* Chart name (app.kubernetes.io/name). */}}
+{{- define "walpurge.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Prefix of every object name: unique per release, so releases share a namespace. */}}
+{{- define "walpurge.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Selector labels: the release (instance) decides, so two releases never select each other's pods. */}}
+{{- define "walpurge.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "walpurge.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The Kubernetes recommended labels, on every object. */}}
+{{- define "walpurge.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "walpurge.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: walpurge
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "walpurge.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "walpurge.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "walpurge.credentialsSecret" -}}
+{{- default (printf "%s-credentials" (include "walpurge.fullname" .)) .Values.credentials.existingSecret }}
+{{- end }}
+
+{{- define "walpurge.configMapName" -}}
+{{- default (printf "%s-config" (include "walpurge.fullname" .)) .Values.config.existingConfigMap }}
+{{- end }}
+
+{{- define "walpurge.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Whether the flusher runs: config.flusher is set (or the config comes from an existing ConfigMap). */}}
+{{- define "walpurge.hasFlusher" -}}
+{{- if or .Values.config.existingConfigMap .Values.config.flusher }}true{{ end }}
+{{- end }}
+
+{{/*
+The roles this topology runs, as a dict role → values key. kafka: listener, invalidator and
+(with config.flusher) flusher; embedded: one all-in-one process.
+*/}}
+{{- define "walpurge.roles" -}}
+{{- if eq .Values.topology "kafka" }}
+listener: listener
+invalidator: invalidator
+{{- if include "walpurge.hasFlusher" . }}
+flusher: flusher
+{{- end }}
+{{- else if eq .Values.topology "embedded" }}
+all: allInOne
+{{- else }}
+{{- fail (printf "topology must be kafka or embedded, not %q" .Values.topology) }}
+{{- end }}
+{{- end }}
+
+{{/*
+walpurge.yaml as rendered into the ConfigMap: config (without existingConfigMap) plus the transport
+the topology implies and, for kafka, the kafka values (shared with the KEDA trigger).
+*/}}
+{{- define "walpurge.configFile" -}}
+{{- $config := omit .Values.config "existingConfigMap" }}
+{{- if hasKey $config "transport" }}
+{{- fail "config.transport: leave it out, the chart derives it from topology (kafka or embedded → inline)" }}
+{{- end }}
+{{- if hasKey $config "kafka" }}
+{{- fail "config.kafka: set the top-level `kafka` values instead; the KEDA trigger reads the same values" }}
+{{- end }}
+{{- range $i, $rule := $config.rules | default list }}
+{{- if hasKey $rule "true" }}
+{{- fail (printf "config.rules[%d]: quote the key 'on' ('on': [insert, update]); Helm reads values as YAML 1.1, where a bare on is the boolean true" $i) }}
+{{- end }}
+{{- end }}
+{{- $file := dict "transport" (ternary "kafka" "inline" (eq .Values.topology "kafka")) }}
+{{- if eq .Values.topology "kafka" }}
+{{- $kafka := omit .Values.kafka "sasl" }}
+{{- if .Values.kafka.sasl.mechanism }}
+{{- $_ := set $kafka "sasl" (dict "mechanism" .Values.kafka.sasl.mechanism "username" "${KAFKA_SASL_USERNAME}" "password" "${KAFKA_SASL_PASSWORD}") }}
+{{- end }}
+{{- $_ := set $file "kafka" $kafka }}
+{{- end }}
+{{- if not $config.flusher }}
+{{- $config = omit $config "flusher" }}
+{{- end }}
+{{- toYaml (merge $file $config) }}
+{{- end }}
+
+{{/* The ops server's port: config.http.port, else walpurge's default. */}}
+{{- define "walpurge.httpPort" -}}
+{{- $http := .Values.config.http | default dict }}
+{{- $http.port | default 9464 }}
+{{- end }}

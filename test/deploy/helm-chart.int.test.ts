@@ -1,0 +1,705 @@
+/**
+ * deploy/helm/walpurge checked by real Helm (helm-java: `helm lint --strict` and `helm template` over a
+ * matrix of values, one JVM for all of it), every rendered object validated against the Kubernetes
+ * schemas and run through the same cross-checks as deploy/k8s (ports, probes, env, config, roles,
+ * autoscalers, scraping: test/unit/deploy/manifest-checks.ts), compared with the Kustomize render,
+ * and two releases in one namespace rendered side by side.
+ *
+ * Integration project: it needs java (with its compiler, for the single-file runner) and mvn, once
+ * per machine, to fetch helm-java from Maven Central.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import type { IService } from 'kubernetes-models/v1/Service';
+import type { IScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
+import type { IPrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
+import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
+import {
+  renderKustomization,
+  readYamlDocuments,
+  type JsonObject,
+  type K8sObject,
+} from '../unit/deploy/kustomize.js';
+import {
+  checkAgainstCode,
+  checkImage,
+  checkKedaTriggers,
+  checkSchemas,
+  walpurgePods,
+  type WalpurgePod,
+} from '../unit/deploy/manifest-checks.js';
+import { deployments, nameOf, objectsOfKind, podLabels, selects } from '../unit/deploy/pod-spec.js';
+import { baseMetricName, registeredMetrics } from '../unit/deploy/metrics-in-code.js';
+import { parsePromql } from '../unit/deploy/promql.js';
+import {
+  CHART_DIR,
+  INSTANCE_LABEL,
+  METRICS_SERVICE_PLACEHOLDER,
+  RELEASE_PLACEHOLDER,
+  RULES_SOURCE,
+  releaseExpression,
+} from '../unit/deploy/helm-chart-files.js';
+import { readRepoFile, repoPath } from '../unit/deploy/workspace.js';
+import { renderHelmCases, type HelmCase, type HelmRender } from './helm/helm.js';
+
+const chartDir = repoPath(CHART_DIR);
+const namespace = 'apps';
+
+const inlineCredentials = {
+  databaseUrl: 'postgres://walpurge:secret@db.example.internal:5432/app',
+  redisUrl: 'redis://cache.example.internal:6379',
+  queueRedisUrl: 'redis://:queue-secret@queue.example.internal:6379',
+};
+const monitoring = {
+  serviceMonitor: { enabled: true },
+  prometheusRule: { enabled: true },
+  grafanaDashboard: { enabled: true },
+};
+
+interface Case extends HelmCase {
+  topology: 'kafka' | 'embedded';
+  /** Runs the deploy/k8s cross-checks (needs the rendered ConfigMap). */
+  crossCheck: boolean;
+  /** Kustomize render of the same setup, compared with this one. */
+  kustomize?: { dir: string; components?: string[] };
+}
+
+const cases: Case[] = [
+  {
+    id: 'kafka defaults (HPA)',
+    release: 'shop',
+    namespace,
+    values: { credentials: inlineCredentials },
+    topology: 'kafka',
+    crossCheck: true,
+    kustomize: { dir: 'overlays/kafka' },
+  },
+  {
+    id: 'kafka with KEDA and monitoring',
+    release: 'shop',
+    namespace,
+    values: { credentials: inlineCredentials, autoscaling: { mode: 'keda' }, ...monitoring },
+    topology: 'kafka',
+    crossCheck: true,
+    kustomize: {
+      dir: 'overlays/kafka',
+      components: ['../../components/keda', '../../components/monitoring'],
+    },
+  },
+  {
+    id: 'kafka with SASL/TLS, KEDA, existing Secret, no flusher, placement, extra env and volumes',
+    release: 'blog-walpurge',
+    namespace,
+    values: {
+      fullnameOverride: '',
+      credentials: { existingSecret: 'blog-secrets', cdnSecret: 'blog-cdn' },
+      kafka: {
+        brokers: ['b-1.kafka:9093', 'b-2.kafka:9093'],
+        ssl: true,
+        sasl: { mechanism: 'scram-sha-512' },
+      },
+      config: { flusher: null, log: { level: 'debug' } },
+      autoscaling: { mode: 'keda', invalidator: { minReplicas: 1, maxReplicas: 6 } },
+      tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'cdc', effect: 'NoSchedule' }],
+      nodeSelector: { 'kubernetes.io/arch': 'amd64' },
+      extraEnv: [{ name: 'LOG_LEVEL', value: 'debug' }],
+      extraVolumes: [{ name: 'ca', secret: { secretName: 'kafka-ca' } }],
+      extraVolumeMounts: [{ name: 'ca', mountPath: '/etc/kafka-ca', readOnly: true }],
+      invalidator: {
+        resources: { requests: { cpu: '500m', memory: '512Mi' }, limits: { memory: '2Gi' } },
+        affinity: { nodeAffinity: {} },
+        podAnnotations: { 'example.com/team': 'cdc' },
+      },
+      listener: { probes: { startup: { failureThreshold: 60 } } },
+      ...monitoring,
+    },
+    topology: 'kafka',
+    crossCheck: true,
+  },
+  {
+    id: 'kafka with KEDA, a TLS queue Redis without password',
+    release: 'shop',
+    namespace,
+    values: {
+      credentials: { ...inlineCredentials, queueRedisUrl: 'rediss://default@queue.example.internal:6380' },
+      autoscaling: { mode: 'keda' },
+    },
+    topology: 'kafka',
+    crossCheck: true,
+  },
+  {
+    id: 'kafka without autoscaling or budgets, image by digest',
+    release: 'shop',
+    namespace,
+    values: {
+      credentials: inlineCredentials,
+      autoscaling: { mode: 'none' },
+      podDisruptionBudget: { enabled: false },
+      image: { repository: 'registry.example.com/walpurge', digest: `sha256:${'a'.repeat(64)}` },
+    },
+    topology: 'kafka',
+    crossCheck: false,
+  },
+  {
+    id: 'embedded',
+    release: 'shop',
+    namespace,
+    values: { topology: 'embedded', credentials: inlineCredentials },
+    topology: 'embedded',
+    crossCheck: true,
+    kustomize: { dir: 'overlays/embedded' },
+  },
+  {
+    id: 'embedded with monitoring and an existing ConfigMap',
+    release: 'shop',
+    namespace,
+    values: {
+      topology: 'embedded',
+      credentials: inlineCredentials,
+      config: { existingConfigMap: 'shop-rules' },
+      ...monitoring,
+    },
+    topology: 'embedded',
+    crossCheck: false,
+  },
+  {
+    id: 'kafka defaults, one rule changed',
+    release: 'shop',
+    namespace,
+    values: {
+      credentials: inlineCredentials,
+      config: { rules: [{ table: 'public.posts', redis: { keys: ['post:v2:{id}'] } }] },
+    },
+    topology: 'kafka',
+    crossCheck: true,
+  },
+  {
+    // README's quickstart: `helm install walpurge … --set credentials.existingSecret=… --set topology=embedded`.
+    id: 'README quickstart',
+    release: 'walpurge',
+    namespace: 'default',
+    values: { credentials: { existingSecret: 'walpurge-credentials' }, topology: 'embedded' },
+    topology: 'embedded',
+    crossCheck: true,
+  },
+  ...(['shop', 'blog'] as const).map((release): Case => ({
+    id: `two releases: ${release}`,
+    release,
+    namespace,
+    values: { credentials: inlineCredentials, autoscaling: { mode: 'keda' }, ...monitoring },
+    topology: 'kafka',
+    crossCheck: true,
+  })),
+];
+
+/** Values the chart must refuse, with the error it gives. */
+const refusals: { id: string; values: JsonObject; error: RegExp }[] = [
+  {
+    id: 'no credentials',
+    values: {},
+    error: /set credentials\.existingSecret, or credentials\.databaseUrl/,
+  },
+  {
+    id: 'more invalidators than partitions',
+    values: { credentials: inlineCredentials, autoscaling: { invalidator: { maxReplicas: 13 } } },
+    error: /maxReplicas \(13\) exceeds kafka\.partitions \(12\)/,
+  },
+  {
+    id: 'kafka typed into config',
+    values: { credentials: inlineCredentials, config: { kafka: { brokers: ['x:9092'] } } },
+    error: /config\.kafka: set the top-level `kafka` values/,
+  },
+  {
+    id: 'transport typed into config',
+    values: { credentials: inlineCredentials, config: { transport: 'inline' } },
+    error: /config\.transport: leave it out/,
+  },
+  {
+    id: 'KEDA with an existing ConfigMap',
+    values: {
+      credentials: inlineCredentials,
+      autoscaling: { mode: 'keda' },
+      config: { existingConfigMap: 'x' },
+    },
+    error: /keda needs the rendered config/,
+  },
+  {
+    // values.schema.json: Helm checks values before any template runs.
+    id: 'unknown topology',
+    values: { credentials: inlineCredentials, topology: 'sidecar' },
+    error: /topology.*must be one of the following: "kafka", "embedded"/,
+  },
+  {
+    id: 'a misspelt value',
+    values: { credentials: inlineCredentials, autoscaling: { mod: 'keda' } },
+    error: /autoscaling.*Additional property mod is not allowed/,
+  },
+  {
+    id: 'a SASL mechanism walpurge does not have',
+    values: { credentials: inlineCredentials, kafka: { sasl: { mechanism: 'gssapi' } } },
+    error: /kafka\.sasl\.mechanism.*must be one of the following/,
+  },
+  {
+    // What Helm's YAML 1.1 parser makes of an unquoted `on:` key in a values file.
+    id: 'a rule with a bare on key',
+    values: {
+      credentials: inlineCredentials,
+      config: { rules: [{ table: 'public.x', true: ['update'] }] },
+    },
+    error: /config\.rules\[0\]: quote the key 'on'/,
+  },
+];
+const refused: (HelmCase & { error: RegExp })[] = refusals.map((refusal) => ({
+  ...refusal,
+  release: 'shop',
+  namespace,
+}));
+
+let renders: Map<string, HelmRender>;
+beforeAll(async () => {
+  const started = Date.now();
+  renders = await renderHelmCases(chartDir, [...cases, ...refused]);
+  console.info(
+    `helm: ${cases.length + refused.length} cases linted and rendered in ${Date.now() - started} ms`,
+  );
+}, 600_000);
+
+function render(id: string): HelmRender {
+  const result = renders.get(id);
+  if (!result) throw new Error(`no render for ${id}`);
+  if (result.templateError) throw new Error(`${id}: helm template failed: ${result.templateError}`);
+  return result;
+}
+
+describe.each(cases)('deploy/helm $id', (helmCase) => {
+  it('passes helm lint --strict and renders with helm template', () => {
+    const { lint, objects } = render(helmCase.id);
+    expect(lint, helmCase.id).toEqual({
+      failed: false,
+      messages: expect.any(Array) as unknown,
+      failures: [],
+    });
+    if ('messages' in lint)
+      for (const message of lint.messages) expect(message, 'lint message').toMatch(/^\[INFO\]/);
+    expect(objects.length).toBeGreaterThan(0);
+  });
+
+  it('renders objects that all match their Kubernetes schema, named after the release', () => {
+    const { objects } = render(helmCase.id);
+    checkSchemas(objects);
+    for (const object of objects)
+      expect(object.metadata.name, object.kind).toMatch(new RegExp(`^${helmCase.release}`));
+  });
+
+  it('labels every object with the Kubernetes recommended labels and selects by instance', () => {
+    const { objects } = render(helmCase.id);
+    for (const object of objects) {
+      const labels = (object.metadata['labels'] ?? {}) as Record<string, string>;
+      const where = `${object.kind}/${object.metadata.name}`;
+      expect(labels['app.kubernetes.io/name'], where).toBe('walpurge');
+      expect(labels['app.kubernetes.io/instance'], where).toBe(helmCase.release);
+      expect(labels['app.kubernetes.io/version'], where).toMatch(/^\d+\.\d+\.\d+/);
+      expect(labels['app.kubernetes.io/part-of'], where).toBe('walpurge');
+      expect(labels['app.kubernetes.io/managed-by'], where).toBe('Helm');
+    }
+    for (const deployment of deployments(objects)) {
+      const selector = deployment.spec?.selector.matchLabels ?? {};
+      expect(selector['app.kubernetes.io/instance']).toBe(helmCase.release);
+      expect(selector['app.kubernetes.io/component']).toBe(
+        podLabels(deployment)['app.kubernetes.io/component'],
+      );
+      expect(selects(selector, podLabels(deployment))).toBe(true);
+    }
+  });
+
+  it.runIf(helmCase.crossCheck)('passes the deploy/k8s cross-checks against the code', () => {
+    checkAgainstCode(render(helmCase.id).objects);
+  });
+});
+
+describe('deploy/helm defaults', () => {
+  it('run the image built from deploy/Dockerfile, tagged with the CLI version (the chart appVersion)', () => {
+    checkImage(render('kafka defaults (HPA)').objects);
+  });
+
+  it('render the image by digest when one is set', () => {
+    for (const deployment of deployments(
+      render('kafka without autoscaling or budgets, image by digest').objects,
+    ))
+      expect(deployment.spec?.template.spec?.containers[0]?.image).toBe(
+        `registry.example.com/walpurge@sha256:${'a'.repeat(64)}`,
+      );
+  });
+});
+
+/** Pod-spec parts both renderers must agree on, per role. */
+function comparable(pod: WalpurgePod, autoscaled: boolean): JsonObject {
+  const spec = pod.deployment.spec;
+  const podSpec = spec?.template.spec;
+  const container = pod.container;
+  return JSON.parse(
+    JSON.stringify({
+      replicas: autoscaled ? 'autoscaled' : spec?.replicas,
+      strategy: spec?.strategy,
+      args: container.args,
+      ports: container.ports,
+      probes: [container.startupProbe, container.livenessProbe, container.readinessProbe],
+      resources: container.resources,
+      securityContext: container.securityContext,
+      podSecurityContext: podSpec?.securityContext,
+      terminationGracePeriodSeconds: podSpec?.terminationGracePeriodSeconds,
+      automountServiceAccountToken: podSpec?.automountServiceAccountToken,
+      volumeMounts: container.volumeMounts,
+      tmp: podSpec?.volumes?.find((volume) => volume.name === 'tmp'),
+      // Secret keys the pods read (the chart writes settings into walpurge.yaml where Kustomize
+      // passes them through a generated env ConfigMap: compared through the parsed config below).
+      secretEnv: (container.env ?? [])
+        .filter((variable) => variable.valueFrom?.secretKeyRef)
+        .map((variable) => `${variable.name}←${variable.valueFrom?.secretKeyRef?.key}`),
+      // Embedded (transport inline) reads no kafka section: Kustomize's base file keeps one for the
+      // Kafka overlay, the chart renders it only for the kafka topology.
+      config: pod.config.transport === 'inline' ? { ...pod.config, kafka: undefined } : pod.config,
+    }),
+  ) as JsonObject;
+}
+
+function scalerSpec(object: K8sObject): JsonObject {
+  const spec = structuredClone(object['spec']) as JsonObject & {
+    scaleTargetRef?: JsonObject;
+    triggers?: JsonObject[];
+  };
+  delete spec.scaleTargetRef;
+  for (const trigger of spec.triggers ?? []) {
+    delete trigger['authenticationRef'];
+    const metadata = trigger['metadata'] as JsonObject;
+    // The chart states TLS explicitly; Kustomize leaves KEDA's default (disable).
+    if (metadata['tls'] === 'disable') delete metadata['tls'];
+  }
+  return spec;
+}
+
+describe.each(cases.filter((helmCase) => helmCase.kustomize))(
+  'deploy/helm $id matches deploy/k8s',
+  (helmCase) => {
+    const kustomizeSetup = helmCase.kustomize ?? { dir: '' };
+    const kustomized = renderKustomization(
+      repoPath('deploy/k8s', kustomizeSetup.dir),
+      kustomizeSetup.components ? { components: kustomizeSetup.components } : {},
+    ).objects;
+
+    it('runs the same roles with the same pod specs and the same parsed walpurge.yaml', () => {
+      const { objects } = render(helmCase.id);
+      const byRole = (list: readonly K8sObject[]): Map<string, JsonObject> => {
+        const scaled = new Set(
+          list
+            .filter((object) => ['HorizontalPodAutoscaler', 'ScaledObject'].includes(object.kind))
+            .map((object) => (object['spec'] as { scaleTargetRef: { name: string } }).scaleTargetRef.name),
+        );
+        return new Map(
+          walpurgePods(list).map((pod) => [pod.role, comparable(pod, scaled.has(nameOf(pod.deployment)))]),
+        );
+      };
+      const chart = byRole(objects);
+      const kustomize = byRole(kustomized);
+      expect([...chart.keys()].sort()).toEqual([...kustomize.keys()].sort());
+      for (const [role, parts] of chart) expect(parts, role).toEqual(kustomize.get(role));
+    });
+
+    it('renders the same kinds, disruption budgets, autoscalers and scrape endpoints', () => {
+      const { objects } = render(helmCase.id);
+      const kinds = (list: readonly K8sObject[]): string[] =>
+        list
+          .filter((object) => !(object.kind === 'Secret' || object.kind === 'ConfigMap'))
+          .map((object) => object.kind)
+          .sort();
+      expect(kinds(objects)).toEqual(kinds(kustomized));
+      const component = (object: K8sObject): string =>
+        ((object.metadata['labels'] ?? {}) as Record<string, string>)['app.kubernetes.io/component'] ?? '';
+      const specs = (
+        list: readonly K8sObject[],
+        kind: string,
+        strip: (o: K8sObject) => JsonObject,
+      ): Map<string, JsonObject> =>
+        new Map(
+          list.filter((object) => object.kind === kind).map((object) => [component(object), strip(object)]),
+        );
+      const budget = (object: K8sObject): JsonObject => {
+        const spec = structuredClone(object['spec']) as JsonObject;
+        delete spec['selector'];
+        return spec;
+      };
+      // The all-in-one Deployment is the listener's in Kustomize (patched), its own role in the chart.
+      const rename = (map: Map<string, JsonObject>): Map<string, JsonObject> =>
+        new Map(
+          [...map].map(([key, value]) => [
+            helmCase.topology === 'embedded' && key === 'listener' ? 'all' : key,
+            value,
+          ]),
+        );
+      expect(specs(objects, 'PodDisruptionBudget', budget)).toEqual(
+        rename(specs(kustomized, 'PodDisruptionBudget', budget)),
+      );
+      for (const kind of ['HorizontalPodAutoscaler', 'ScaledObject'])
+        expect(specs(objects, kind, scalerSpec), kind).toEqual(specs(kustomized, kind, scalerSpec));
+      const endpoints = (list: readonly K8sObject[]): unknown =>
+        objectsOfKind<IServiceMonitor>(list, 'ServiceMonitor').map((monitor) => monitor.spec.endpoints);
+      expect(endpoints(objects)).toEqual(endpoints(kustomized));
+    });
+  },
+);
+
+describe('deploy/helm Secrets', () => {
+  it('reads only Secret keys docs/deployment.md names', () => {
+    const guide = readRepoFile('docs/deployment.md');
+    const keys = new Set<string>();
+    // secretKeyRef (pod env) and KEDA's secretTargetRef entries: {name, key}; inline Secret keys.
+    const visit = (node: unknown): void => {
+      if (Array.isArray(node)) return node.forEach(visit);
+      if (!node || typeof node !== 'object') return;
+      const record = node as Record<string, unknown>;
+      if (typeof record['key'] === 'string' && typeof record['name'] === 'string') keys.add(record['key']);
+      Object.values(record).forEach(visit);
+    };
+    for (const { objects } of renders.values())
+      for (const object of objects) {
+        if (object.kind === 'Secret')
+          Object.keys((object['stringData'] ?? {}) as object).forEach((key) => keys.add(key));
+        else visit(object['spec']);
+      }
+    expect(keys.size).toBeGreaterThan(4);
+    for (const key of keys) expect(guide, key).toContain(`\`${key}\``);
+  });
+});
+
+describe('deploy/helm KEDA', () => {
+  it('takes brokers, topic, group, TLS and SASL from the kafka values walpurge.yaml is rendered from', () => {
+    const { objects } = render(
+      'kafka with SASL/TLS, KEDA, existing Secret, no flusher, placement, extra env and volumes',
+    );
+    expect(checkKedaTriggers(objects)).toBe(1);
+    const [scaled] = objectsOfKind<IScaledObject>(objects, 'ScaledObject');
+    expect(scaled?.spec?.triggers[0]?.metadata).toMatchObject({
+      bootstrapServers: 'b-1.kafka:9093,b-2.kafka:9093',
+      tls: 'enable',
+      sasl: 'scram_sha512',
+    });
+    const [pod] = walpurgePods(objects).filter((candidate) => candidate.role === 'invalidator');
+    expect(pod?.config.kafka?.sasl?.mechanism).toBe('scram-sha-512');
+    expect(pod?.config.kafka?.ssl).toBe(true);
+  });
+
+  it('gives the flusher trigger the queue Redis of the same URL', () => {
+    const { objects } = render('kafka with KEDA and monitoring');
+    expect(checkKedaTriggers(objects)).toBe(2);
+    const secret = objects.find((object) => object.kind === 'Secret');
+    expect(secret?.['stringData']).toMatchObject({
+      QUEUE_REDIS_URL: inlineCredentials.queueRedisUrl,
+      QUEUE_REDIS_ADDRESS: 'queue.example.internal:6379',
+      QUEUE_REDIS_PASSWORD: 'queue-secret',
+    });
+  });
+});
+
+describe('deploy/helm KEDA queue Redis', () => {
+  it('connects with TLS and no password when the URL says so', () => {
+    const { objects } = render('kafka with KEDA, a TLS queue Redis without password');
+    const secret = objects.find((object) => object.kind === 'Secret');
+    expect(secret?.['stringData']).toMatchObject({
+      QUEUE_REDIS_ADDRESS: 'queue.example.internal:6380',
+      QUEUE_REDIS_PASSWORD: '',
+    });
+    const flusher = objectsOfKind<IScaledObject>(objects, 'ScaledObject').find((scaled) =>
+      nameOf(scaled).endsWith('-flusher'),
+    );
+    expect(flusher?.spec?.triggers[0]?.metadata['enableTLS']).toBe('true');
+  });
+});
+
+describe('deploy/helm values', () => {
+  const id = 'kafka with SASL/TLS, KEDA, existing Secret, no flusher, placement, extra env and volumes';
+
+  it('applies per-role and shared placement, env, volumes, resources, probes and annotations', () => {
+    const pods = walpurgePods(render(id).objects);
+    expect(pods.map((pod) => pod.role).sort()).toEqual(['invalidator', 'listener']);
+    for (const pod of pods) {
+      const spec = pod.deployment.spec?.template.spec;
+      expect(spec?.tolerations?.[0]?.key).toBe('dedicated');
+      expect(spec?.nodeSelector).toEqual({ 'kubernetes.io/arch': 'amd64' });
+      expect(pod.container.env?.some((variable) => variable.name === 'LOG_LEVEL')).toBe(true);
+      expect(pod.container.volumeMounts?.some((mount) => mount.mountPath === '/etc/kafka-ca')).toBe(true);
+      expect(spec?.volumes?.some((volume) => volume.secret?.secretName === 'kafka-ca')).toBe(true);
+      expect(pod.container.envFrom?.[0]?.secretRef?.name).toBe('blog-cdn');
+      expect(
+        pod.container.env?.find((variable) => variable.name === 'DATABASE_URL')?.valueFrom?.secretKeyRef
+          ?.name,
+      ).toBe('blog-secrets');
+      expect(pod.config.flusher, 'config.flusher: null removes the flusher').toBeUndefined();
+      expect(pod.config.log.level).toBe('debug');
+    }
+    const invalidator = pods.find((pod) => pod.role === 'invalidator');
+    expect(invalidator?.container.resources?.limits?.['memory']).toBe('2Gi');
+    expect(invalidator?.deployment.spec?.template.spec?.affinity).toEqual({ nodeAffinity: {} });
+    expect(invalidator?.deployment.spec?.template.metadata?.annotations?.['example.com/team']).toBe('cdc');
+    const listener = pods.find((pod) => pod.role === 'listener');
+    expect(listener?.container.startupProbe?.failureThreshold).toBe(60);
+    expect(listener?.container.startupProbe?.httpGet?.path, 'probe values merge').toBe('/healthz');
+    expect(listener?.deployment.spec?.template.spec?.affinity?.podAntiAffinity).toBeDefined();
+    expect(
+      render(id).objects.some((object) => object.kind === 'Secret'),
+      'existingSecret: none rendered',
+    ).toBe(false);
+  });
+
+  it('mounts an existing ConfigMap instead of rendering one', () => {
+    const { objects } = render('embedded with monitoring and an existing ConfigMap');
+    expect(
+      objects.some((object) => object.kind === 'ConfigMap' && object.metadata.name.endsWith('-config')),
+    ).toBe(false);
+    for (const deployment of deployments(objects)) {
+      const volume = deployment.spec?.template.spec?.volumes?.find(
+        (candidate) => candidate.name === 'config',
+      );
+      expect(volume?.configMap?.name).toBe('shop-rules');
+      expect(deployment.spec?.template.metadata?.annotations?.['checksum/config']).toBeUndefined();
+    }
+  });
+
+  it('rolls every Deployment when a rule changes (checksum/config), and only then', () => {
+    const annotations = (caseId: string): Map<string, string | undefined> =>
+      new Map(
+        deployments(render(caseId).objects).map((deployment: IDeployment) => [
+          nameOf(deployment),
+          deployment.spec?.template.metadata?.annotations?.['checksum/config'],
+        ]),
+      );
+    const before = annotations('kafka defaults (HPA)');
+    const after = annotations('kafka defaults, one rule changed');
+    expect(before.size).toBe(3);
+    for (const [name, checksum] of before) {
+      expect(checksum, name).toMatch(/^[0-9a-f]{64}$/);
+      expect(after.get(name), `${name} rolls`).not.toBe(checksum);
+    }
+    // Same values, same checksum: nothing rolls on a plain upgrade.
+    expect(annotations('two releases: shop')).toEqual(annotations('kafka with KEDA and monitoring'));
+  });
+
+  it.each(refused)('refuses $id with a clear error, in helm template and helm lint', (refusal) => {
+    const result = renders.get(refusal.id);
+    expect(result?.manifest).toBeUndefined();
+    expect(result?.templateError).toMatch(refusal.error);
+    // Lint fails on schema errors, and only logs a template's `fail`.
+    const lint = result?.lint;
+    if (!lint || 'error' in lint) throw new Error(`${refusal.id}: no lint result`);
+    const reported = [...lint.messages.filter((message) => message.startsWith('[ERROR]')), ...lint.failures];
+    expect(reported.join('\n')).toMatch(refusal.error);
+  });
+});
+
+describe('deploy/helm monitoring', () => {
+  let metrics: Awaited<ReturnType<typeof registeredMetrics>>;
+  beforeAll(async () => {
+    metrics = await registeredMetrics();
+  });
+
+  it('alerts on its own release only: the Kustomize rules with an instance matcher on every selector', () => {
+    const { objects } = render('kafka with KEDA and monitoring');
+    const [rule] = objectsOfKind<IPrometheusRule>(objects, 'PrometheusRule');
+    const [source] = readYamlDocuments(repoPath(RULES_SOURCE)) as unknown as IPrometheusRule[];
+    const exprs = (value: IPrometheusRule | undefined): string[] =>
+      (value?.spec.groups ?? []).flatMap((group) => group.rules ?? []).map((alert) => String(alert.expr));
+    const service = objectsOfKind<IService>(objects, 'Service').map(nameOf);
+    expect(service).toEqual(['shop-walpurge-metrics']);
+    const expected = exprs(source).map((expr) =>
+      releaseExpression(expr)
+        .replaceAll(RELEASE_PLACEHOLDER, 'shop')
+        .replaceAll(METRICS_SERVICE_PLACEHOLDER, service[0] ?? ''),
+    );
+    expect(exprs(rule)).toEqual(expected);
+    for (const expr of exprs(rule)) {
+      const facts = parsePromql(expr);
+      expect(facts.errors, expr).toEqual([]);
+      for (const metric of facts.metrics) {
+        if (metric !== 'up')
+          expect(baseMetricName(metric, metrics), `${metric} is registered by the code`).toBeDefined();
+        const instance = facts.matchers.filter(
+          (matcher) => matcher.metric === metric && matcher.label === INSTANCE_LABEL,
+        );
+        expect(
+          instance.map((matcher) => `${matcher.op}${matcher.value}`),
+          `${metric} in ${expr}`,
+        ).toContain('=shop');
+      }
+      for (const matcher of facts.matchers.filter((candidate) => candidate.label === 'service'))
+        expect(service).toContain(matcher.value);
+    }
+  });
+
+  it('labels every scraped series with its release (podTargetLabels) and ships the dashboard', () => {
+    const { objects } = render('kafka with KEDA and monitoring');
+    const [monitor] = objectsOfKind<IServiceMonitor>(objects, 'ServiceMonitor');
+    expect(monitor?.spec.podTargetLabels).toEqual(['app.kubernetes.io/instance']);
+    expect(monitor?.spec.selector.matchLabels?.['app.kubernetes.io/instance']).toBe('shop');
+    const dashboard = objects.find(
+      (object) => object.kind === 'ConfigMap' && object.metadata.name === 'shop-walpurge-dashboard',
+    );
+    const data = (dashboard?.['data'] ?? {}) as Record<string, string>;
+    expect(data['walpurge.json']).toBe(readRepoFile('deploy/grafana/walpurge.json'));
+    expect(dashboard?.metadata['labels']).toMatchObject({ grafana_dashboard: '1' });
+  });
+});
+
+describe('deploy/helm two releases in one namespace', () => {
+  const shop = (): K8sObject[] => render('two releases: shop').objects;
+  const blog = (): K8sObject[] => render('two releases: blog').objects;
+
+  it('render no colliding object names', () => {
+    const ids = (objects: K8sObject[]): string[] =>
+      objects.map((object) => `${object.kind}/${object.metadata.name}`);
+    const shared = ids(shop()).filter((id) => ids(blog()).includes(id));
+    expect(shared).toEqual([]);
+  });
+
+  it("never select each other's pods (Deployments, Services, budgets, autoscalers) or Services (ServiceMonitors)", () => {
+    for (const [own, other] of [
+      [shop(), blog()],
+      [blog(), shop()],
+    ] as const) {
+      const otherPods = deployments(other).map(podLabels);
+      const otherServices = objectsOfKind<IService>(other, 'Service').map(
+        (service) => service.metadata?.labels ?? {},
+      );
+      const selectors = [
+        ...deployments(own).map((deployment) => deployment.spec?.selector.matchLabels),
+        ...objectsOfKind<IService>(own, 'Service').map((service) => service.spec?.selector),
+        ...objectsOfKind<IPodDisruptionBudget>(own, 'PodDisruptionBudget').map(
+          (budget) => budget.spec?.selector?.matchLabels,
+        ),
+      ];
+      expect(selectors.length).toBeGreaterThan(5);
+      for (const selector of selectors)
+        for (const labels of otherPods)
+          expect(selects(selector, labels), JSON.stringify(selector)).toBe(false);
+      for (const monitor of objectsOfKind<IServiceMonitor>(own, 'ServiceMonitor'))
+        for (const labels of otherServices)
+          expect(selects(monitor.spec.selector.matchLabels, labels)).toBe(false);
+      const ownDeployments = new Set(deployments(own).map(nameOf));
+      for (const scaled of objectsOfKind<IScaledObject>(own, 'ScaledObject'))
+        expect(ownDeployments).toContain(scaled.spec?.scaleTargetRef.name);
+    }
+  });
+
+  it('alert on disjoint series', () => {
+    const instances = (objects: K8sObject[]): Set<string> =>
+      new Set(
+        objectsOfKind<IPrometheusRule>(objects, 'PrometheusRule')
+          .flatMap((rule) => rule.spec.groups ?? [])
+          .flatMap((group) => group.rules ?? [])
+          .flatMap((alert) => parsePromql(String(alert.expr)).matchers)
+          .filter((matcher) => matcher.label === INSTANCE_LABEL)
+          .map((matcher) => matcher.value),
+      );
+    expect(instances(shop())).toEqual(new Set(['shop']));
+    expect(instances(blog())).toEqual(new Set(['blog']));
+  });
+});
