@@ -17,6 +17,13 @@ export {
   type PostgresBinariesOptions,
   type PostgresVersion,
 } from './postgres-binaries.js';
+export {
+  PG_VERSION_ENV_VAR,
+  SYSTEM_POSTGRES_MAJOR,
+  TEST_POSTGRES_MAJORS,
+  requestedPostgresMajor,
+  testPostgresVersion,
+} from './postgres-version-choice.js';
 export { SERVICE_ENV_VARS, servicesFromEnv, servicesToEnv } from './from-env.js';
 export { uniqueName, createIsolatedDatabase, withDatabase, type IsolatedDatabase } from './isolation.js';
 export { waitFor, WaitForAbortError, type WaitForOptions } from './wait-for.js';

@@ -18,6 +18,7 @@ export { TypeConverters, REPLICATION_SESSION_OPTIONS, type PgTypeRow } from './d
 export { loadTypes } from './setup/catalog.js';
 export { checkStatusInterval, readWalSenderTimeoutMs } from './setup/wal-sender-timeout.js';
 export {
+  partialPublication,
   publicationCoverage,
   type PublicationFacts,
   type TableCoverage,

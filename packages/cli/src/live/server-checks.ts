@@ -1,6 +1,11 @@
 import type pg from 'pg';
 import type { ConfigProblem, DatabaseConfig } from '@walpurge/config';
-import { checkStatusInterval, publicationCoverage, readWalSenderTimeoutMs } from '@walpurge/listener';
+import {
+  checkStatusInterval,
+  partialPublication,
+  publicationCoverage,
+  readWalSenderTimeoutMs,
+} from '@walpurge/listener';
 import type { TableInfo } from './table-catalog.js';
 
 type ProblemAt = (path: ReadonlyArray<PropertyKey>, message: string) => ConfigProblem;
@@ -89,6 +94,11 @@ export async function checkServer(
           `publication '${database.publication}' does not include ${missing.join(', ')} (fix: ALTER PUBLICATION ${database.publication} ADD TABLE ${missing.join(', ')})`,
         ),
       );
+    }
+    for (const table of publication.tables) {
+      const partial = partialPublication(database.publication, table);
+      if (partial)
+        problems.push(problemAt(['database', 'publication'], `${partial.message} (fix: ${partial.fix})`));
     }
   } else if (!database.createPublication) {
     problems.push(
