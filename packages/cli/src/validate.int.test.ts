@@ -7,9 +7,12 @@ import {
   createIsolatedDatabase,
   findPostgresBinDir,
   startLocalPostgres,
+  startLocalPrimaryWithStandby,
   uniqueName,
+  waitFor,
   type IsolatedDatabase,
   type LocalPostgres,
+  type LocalPrimaryWithStandby,
 } from '@walpurge/testing';
 import { runCli } from './cli.js';
 import { captureIo } from './testing/capture-io.js';
@@ -346,12 +349,12 @@ describe('walpurge validate: row filters and column lists (PostgreSQL 15+)', () 
     'reports an existing publication with %s at database.publication (a syntax error before 15)',
     async (_, table, what) => {
       const publication = uniqueName('partial');
-      const create = sql(database.url, `CREATE PUBLICATION ${publication} FOR TABLE ${table}`);
+      const create = `CREATE PUBLICATION ${publication} FOR TABLE ${table}`;
       if ((await serverMajor(database.url)) < 15) {
-        await expect(create).rejects.toThrow(/syntax error/);
+        await expect(sql(database.url, create)).rejects.toThrow(/syntax error/);
         return;
       }
-      await create;
+      await sql(database.url, create);
       try {
         const file = configFile(
           'partial.yaml',
@@ -367,6 +370,38 @@ describe('walpurge validate: row filters and column lists (PostgreSQL 15+)', () 
       }
     },
   );
+});
+
+// A hot standby of the version under test: walpurge needs the primary on every version, even where
+// PostgreSQL (16+) could decode on the standby.
+describe('walpurge validate against a standby', () => {
+  let pair: LocalPrimaryWithStandby | undefined;
+  beforeAll(async () => {
+    pair = await startLocalPrimaryWithStandby();
+    await sql(pair.primary.url, 'CREATE TABLE users (id int PRIMARY KEY, email text)');
+  }, 120_000);
+  afterAll(async () => {
+    await pair?.stop();
+  });
+
+  it('reports a standby at database.url', async () => {
+    const file = configFile('standby.yaml', rules('  - table: users\n    redis: { keys: ["user:{id}"] }\n'));
+    const url = pair?.standby.url ?? '';
+    await waitFor('the standby to replay the table', async () => {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        return (await client.query("SELECT 1 FROM pg_class WHERE relname = 'users'")).rowCount === 1;
+      } finally {
+        await client.end();
+      }
+    });
+    const result = await validate(file, url);
+    expect(result.err).toBe(
+      `${file}: 1 problem\n  ${file}:2:8: database.url: the server at database.url is a standby (in recovery): walpurge streams from the primary only (fix: point database.url at the primary (with PostgreSQL 17 failover slots, database.failoverSlot keeps the slot on standbys for a promotion))\n`,
+    );
+    expect(result.code).toBe(1);
+  });
 });
 
 describe('walpurge validate against a server with wal_level=replica', () => {

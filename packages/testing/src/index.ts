@@ -6,6 +6,7 @@ export {
   type LocalPostgres,
   type LocalPostgresOptions,
 } from './local-postgres.js';
+export { startLocalPrimaryWithStandby, type LocalPrimaryWithStandby } from './local-standby.js';
 export { startLocalRedis, type LocalRedis, type LocalRedisOptions } from './local-redis.js';
 export { startLocalRedisCluster, type LocalRedisCluster } from './local-redis-cluster.js';
 export { startLocalKafka, type LocalKafka, type LocalKafkaOptions } from './local-kafka.js';

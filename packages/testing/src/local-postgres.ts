@@ -52,6 +52,8 @@ export interface LocalPostgres {
   port: number;
   dataDir: string;
   logFile: string;
+  /** Where its `initdb` and `postgres` are (the client tools of the same version sit beside them). */
+  binDir: string;
   stop(): Promise<void>;
 }
 
@@ -88,7 +90,7 @@ export async function startLocalPostgres(opts: LocalPostgresOptions = {}): Promi
     opts.binDir ??
     (version !== undefined ? await ensurePostgresBinaries(version, { log }) : findPostgresBinDir());
   // initdb and postgres refuse to run as root; as root we hand everything to the postgres user.
-  const runAs = isRoot() ? requirePostgresUser() : undefined;
+  const runAs = postgresRunAs();
 
   for (let attempt = 1; ; attempt++) {
     const port = opts.port ?? (await freePort());
@@ -185,6 +187,7 @@ async function startOnce(
       port,
       dataDir,
       logFile,
+      binDir,
       stop: () =>
         (stopped ??= (async () => {
           await proc.stop();
@@ -195,6 +198,11 @@ async function startOnce(
     await removeBase();
     throw err;
   }
+}
+
+/** The `postgres` system user as root (initdb and postgres refuse to run as root), else undefined. */
+export function postgresRunAs(): SystemUser | undefined {
+  return isRoot() ? requirePostgresUser() : undefined;
 }
 
 /** PATH first (an explicit choice), else the highest Debian/Ubuntu packaged version. */

@@ -23,6 +23,7 @@ export {
   type PublicationFacts,
   type TableCoverage,
 } from './setup/publication-coverage.js';
+export { standbyServer } from './setup/preflight.js';
 export { readSlot, ensureSlot, type SlotState } from './setup/slot.js';
 export {
   checkSlotIdentity,

@@ -8,9 +8,38 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { WalpurgeError } from '@walpurge/core';
 import { ErrorCode } from '@walpurge/core';
-import { createIsolatedDatabase, uniqueName, type IsolatedDatabase } from '@walpurge/testing';
+import {
+  createIsolatedDatabase,
+  startLocalPrimaryWithStandby,
+  uniqueName,
+  waitFor,
+  type IsolatedDatabase,
+  type LocalPrimaryWithStandby,
+} from '@walpurge/testing';
 import { listenerConfig, newListener, startListener } from './test-support/harness.js';
 import { RecordingSink } from './testing/recording-sink.js';
+
+async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function startError(config: ReturnType<typeof listenerConfig>): Promise<WalpurgeError> {
+  const listener = newListener({ config, sink: new RecordingSink() });
+  try {
+    await listener.start(new AbortController().signal);
+  } catch (error) {
+    return error as WalpurgeError;
+  } finally {
+    await listener.stop();
+  }
+  throw new Error('start succeeded but should have failed');
+}
 
 describe('PostgreSQL version differences', () => {
   let db: IsolatedDatabase;
@@ -31,21 +60,6 @@ describe('PostgreSQL version differences', () => {
     await db?.drop();
   });
 
-  async function startError(publication: string): Promise<WalpurgeError> {
-    const listener = newListener({
-      config: listenerConfig(db.url, publication, ['items']),
-      sink: new RecordingSink(),
-    });
-    try {
-      await listener.start(new AbortController().signal);
-    } catch (error) {
-      return error as WalpurgeError;
-    } finally {
-      await listener.stop();
-    }
-    throw new Error('start succeeded but should have failed');
-  }
-
   // A row filter or column list on an existing publication hides changes: the entries derived from
   // rows outside the filter, or from columns outside the list, would never be purged.
   it.each([
@@ -63,7 +77,7 @@ describe('PostgreSQL version differences', () => {
       return;
     }
     await client.query(statement);
-    const error = await startError(publication);
+    const error = await startError(listenerConfig(db.url, publication, ['items']));
     expect(error.code).toBe(ErrorCode.PublicationMismatch);
     expect(error.message).toContain(message);
     expect(error.hint).toContain(`ALTER PUBLICATION "${publication}" SET TABLE "public"."items"`);
@@ -111,5 +125,75 @@ describe('PostgreSQL version differences', () => {
     } finally {
       await client.query('SELECT pg_drop_replication_slot($1)', [probe]);
     }
+  });
+});
+
+// A dedicated primary and hot standby of the version under test (WALPURGE_TEST_PG_VERSION).
+describe('a standby (logical decoding on standbys: PostgreSQL 16+)', () => {
+  let pair: LocalPrimaryWithStandby;
+  let primary: LocalPrimaryWithStandby['primary'];
+  let standby: LocalPrimaryWithStandby['standby'];
+  let major: number;
+
+  beforeAll(async () => {
+    pair = await startLocalPrimaryWithStandby({ standbySettings: { hot_standby_feedback: 'on' } });
+    ({ primary, standby } = pair);
+    major = await withClient(primary.url, async (client) => {
+      await client.query(
+        'CREATE TABLE items (id int PRIMARY KEY); CREATE PUBLICATION standby_pub FOR TABLE items',
+      );
+      const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
+      return Math.floor(Number(rows[0]?.v) / 10000);
+    });
+    await withClient(standby.url, (client) =>
+      waitFor('the standby to replay the publication', async () => {
+        const { rowCount } = await client.query("SELECT 1 FROM pg_publication WHERE pubname = 'standby_pub'");
+        return rowCount === 1;
+      }),
+    );
+  });
+
+  afterAll(async () => {
+    await pair?.stop();
+  });
+
+  it('PostgreSQL creates a logical slot on a standby from 16 on only; walpurge waits on a standby on every version, saying it needs the primary', async () => {
+    await withClient(standby.url, async (client) => {
+      const create = client.query("SELECT pg_create_logical_replication_slot('on_standby', 'pgoutput')");
+      if (major < 16) {
+        await expect(create).rejects.toThrow(/logical decoding cannot be used while in recovery/);
+        return;
+      }
+      // Creation waits for the primary's next running-transactions record: ask for one until done.
+      let created = false;
+      const done = create.then(() => (created = true));
+      await withClient(primary.url, async (writer) => {
+        while (!created) {
+          await writer.query('SELECT pg_log_standby_snapshot()');
+          await Promise.race([done, new Promise((resolve) => setTimeout(resolve, 200))]);
+        }
+      });
+      await client.query("SELECT pg_drop_replication_slot('on_standby')");
+    });
+
+    // The harness names the publication after the slot: the one replayed from the primary. A
+    // standby may be tomorrow's primary (a cluster endpoint mid-failover), so the listener waits and
+    // says why rather than exiting; it never creates a slot there.
+    const listener = newListener({
+      config: listenerConfig(standby.url, 'standby_pub', ['items']),
+      sink: new RecordingSink(),
+    });
+    try {
+      await listener.start(new AbortController().signal);
+      await waitFor('the listener to say it waits for the primary', () =>
+        Promise.resolve(listener.notReadyReason()?.includes('is a standby (in recovery)') === true),
+      );
+    } finally {
+      await listener.stop();
+    }
+    const slots = await withClient(standby.url, (client) =>
+      client.query('SELECT 1 FROM pg_replication_slots'),
+    );
+    expect(slots.rowCount).toBe(0);
   });
 });

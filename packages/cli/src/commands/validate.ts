@@ -15,7 +15,7 @@ import { connectDatabase, describeDatabase } from '../live/connect-database.js';
 import { patternWarnings } from '../live/pattern-cost.js';
 import { loadTableCatalog } from '../live/table-catalog.js';
 import { rulePublicationProblems } from '../live/rule-publication.js';
-import { checkServer } from '../live/server-checks.js';
+import { checkServer, standbyProblem } from '../live/server-checks.js';
 import { checkSlot } from '../live/slot-checks.js';
 import { cdnQueueTableProblems, deadLetterTableProblems } from '../live/state-table-checks.js';
 import { flusherConfigProblems, flusherTableProblems, queueRedisProblems } from '../live/flusher-checks.js';
@@ -98,24 +98,28 @@ unreachable is an error unless --offline).`,
             publication: config.database.publication,
           })),
         );
-        problems.push(...(await checkServer(client, config.database, catalog, loaded.problemAt)));
-        problems.push(
-          ...(await rulePublicationProblems(
-            client,
-            config.database,
-            config.rules,
-            loaded.problemAt,
-            warnings,
-          )),
-        );
-        const slot = await checkSlot(client, config.database, loaded.problemAt);
-        problems.push(...slot.problems);
-        warnings.push(...slot.warnings);
-        if (config.transport === 'inline')
-          problems.push(...(await deadLetterTableProblems(client, config.database, loaded.problemAt)));
-        if (config.transport === 'inline' && config.cdn)
-          problems.push(...(await cdnQueueTableProblems(client, config.database, loaded.problemAt)));
-        problems.push(...(await flusherTableProblems(client, config, loaded.problemAt)));
+        const standby = await standbyProblem(client, loaded.problemAt);
+        if (standby) problems.push(standby);
+        else {
+          problems.push(...(await checkServer(client, config.database, catalog, loaded.problemAt)));
+          problems.push(
+            ...(await rulePublicationProblems(
+              client,
+              config.database,
+              config.rules,
+              loaded.problemAt,
+              warnings,
+            )),
+          );
+          const slot = await checkSlot(client, config.database, loaded.problemAt);
+          problems.push(...slot.problems);
+          warnings.push(...slot.warnings);
+          if (config.transport === 'inline')
+            problems.push(...(await deadLetterTableProblems(client, config.database, loaded.problemAt)));
+          if (config.transport === 'inline' && config.cdn)
+            problems.push(...(await cdnQueueTableProblems(client, config.database, loaded.problemAt)));
+          problems.push(...(await flusherTableProblems(client, config, loaded.problemAt)));
+        }
         estimate = await estimatePurges(config, compiled, client);
       } finally {
         await client.end().catch(() => {});
