@@ -1,6 +1,7 @@
 #!/bin/sh
 # README's test command (`npm test`): installs everything, then type-check, lint, unit and integration
-# tests against real PostgreSQL, Redis and Kafka started by test/global-setup.ts.
+# tests against real PostgreSQL, Redis and Kafka started by test/global-setup.ts, then the
+# version-dependent integration tests on every other PostgreSQL major (test/bin/test-pg-versions.ts).
 set -eu
 cd "$(dirname "$0")/../.."
 . test/bin/pnpm.sh
@@ -21,6 +22,11 @@ step "unit + integration tests (vitest)"
 mkdir -p test-results
 status=0
 $PNPM exec vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json || status=$?
-node test/bin/summary.mjs test-results/vitest.json || status=1
+step "PostgreSQL 13, 14, 16, 17, 18: version-dependent integration tests"
+# Fetches each missing build from Maven Central first (~15 MB each, once per machine), then one
+# vitest run per major writing test-results/vitest-pg<MAJOR>.json (stale ones removed first).
+$PNPM exec tsx --conditions=@walpurge/source test/bin/test-pg-versions.ts || status=1
+step "summary"
+node test/bin/summary.mjs test-results/vitest.json test-results/vitest-pg*.json || status=1
 step "done"
 exit $status

@@ -3,11 +3,10 @@
  * test/bin/pg-version-subset.ts): 17+ creates the slot with failover (so standbys with
  * sync_replication_slots carry it) and streams from it; older servers cannot, and the listener says so.
  */
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { WalpurgeConfig } from '@walpurge/config';
 import { createLogger } from '@walpurge/core';
-import { createIsolatedDatabase, uniqueName, type IsolatedDatabase } from '@walpurge/testing';
+import { createIsolatedDatabase, uniqueName, withPgClient, type IsolatedDatabase } from '@walpurge/testing';
 import { startListener } from './test-support/harness.js';
 import { RecordingSink } from './testing/recording-sink.js';
 
@@ -18,23 +17,13 @@ function failoverConfig(url: string, slot: string): WalpurgeConfig {
   });
 }
 
-async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
 describe('database.failoverSlot', () => {
   let db: IsolatedDatabase;
   let version: number;
 
   beforeAll(async () => {
     db = await createIsolatedDatabase(inject('services').databaseUrl, 'failover');
-    version = await withClient(db.url, async (client) => {
+    version = await withPgClient(db.url, async (client) => {
       await client.query('CREATE TABLE items (id int PRIMARY KEY)');
       const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
       return Number(rows[0]?.v);
@@ -61,7 +50,7 @@ describe('database.failoverSlot', () => {
         level: 40,
         msg: expect.stringContaining('database.failoverSlot needs PostgreSQL 17'),
       });
-      await withClient(db.url, async (client) => {
+      await withPgClient(db.url, async (client) => {
         // to_jsonb: pg_replication_slots has no failover column before 17.
         const { rows } = await client.query<{ failover: boolean | null }>(
           "SELECT (to_jsonb(s) ->> 'failover')::boolean AS failover FROM pg_replication_slots s WHERE slot_name = $1",

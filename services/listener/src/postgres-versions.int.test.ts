@@ -6,40 +6,18 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { WalpurgeError } from '@walpurge/core';
 import { ErrorCode } from '@walpurge/core';
 import {
   createIsolatedDatabase,
   startLocalPrimaryWithStandby,
   uniqueName,
   waitFor,
+  withPgClient,
   type IsolatedDatabase,
   type LocalPrimaryWithStandby,
 } from '@walpurge/testing';
-import { listenerConfig, newListener, startListener } from './test-support/harness.js';
+import { listenerConfig, newListener, startError, startListener } from './test-support/harness.js';
 import { RecordingSink } from './testing/recording-sink.js';
-
-async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
-async function startError(config: ReturnType<typeof listenerConfig>): Promise<WalpurgeError> {
-  const listener = newListener({ config, sink: new RecordingSink() });
-  try {
-    await listener.start(new AbortController().signal);
-  } catch (error) {
-    return error as WalpurgeError;
-  } finally {
-    await listener.stop();
-  }
-  throw new Error('start succeeded but should have failed');
-}
 
 describe('PostgreSQL version differences', () => {
   let db: IsolatedDatabase;
@@ -77,7 +55,10 @@ describe('PostgreSQL version differences', () => {
       return;
     }
     await client.query(statement);
-    const error = await startError(listenerConfig(db.url, publication, ['items']));
+    const error = await startError({
+      config: listenerConfig(db.url, publication, ['items']),
+      sink: new RecordingSink(),
+    });
     expect(error.code).toBe(ErrorCode.PublicationMismatch);
     expect(error.message).toContain(message);
     expect(error.hint).toContain(`ALTER PUBLICATION "${publication}" SET TABLE "public"."items"`);
@@ -138,14 +119,14 @@ describe('a standby (logical decoding on standbys: PostgreSQL 16+)', () => {
   beforeAll(async () => {
     pair = await startLocalPrimaryWithStandby({ standbySettings: { hot_standby_feedback: 'on' } });
     ({ primary, standby } = pair);
-    major = await withClient(primary.url, async (client) => {
+    major = await withPgClient(primary.url, async (client) => {
       await client.query(
         'CREATE TABLE items (id int PRIMARY KEY); CREATE PUBLICATION standby_pub FOR TABLE items',
       );
       const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
       return Math.floor(Number(rows[0]?.v) / 10000);
     });
-    await withClient(standby.url, (client) =>
+    await withPgClient(standby.url, (client) =>
       waitFor('the standby to replay the publication', async () => {
         const { rowCount } = await client.query("SELECT 1 FROM pg_publication WHERE pubname = 'standby_pub'");
         return rowCount === 1;
@@ -158,7 +139,7 @@ describe('a standby (logical decoding on standbys: PostgreSQL 16+)', () => {
   });
 
   it('PostgreSQL creates a logical slot on a standby from 16 on only; walpurge waits on a standby on every version, saying it needs the primary', async () => {
-    await withClient(standby.url, async (client) => {
+    await withPgClient(standby.url, async (client) => {
       const create = client.query("SELECT pg_create_logical_replication_slot('on_standby', 'pgoutput')");
       if (major < 16) {
         await expect(create).rejects.toThrow(/logical decoding cannot be used while in recovery/);
@@ -167,7 +148,7 @@ describe('a standby (logical decoding on standbys: PostgreSQL 16+)', () => {
       // Creation waits for the primary's next running-transactions record: ask for one until done.
       let created = false;
       const done = create.then(() => (created = true));
-      await withClient(primary.url, async (writer) => {
+      await withPgClient(primary.url, async (writer) => {
         while (!created) {
           await writer.query('SELECT pg_log_standby_snapshot()');
           await Promise.race([done, new Promise((resolve) => setTimeout(resolve, 200))]);
@@ -191,7 +172,7 @@ describe('a standby (logical decoding on standbys: PostgreSQL 16+)', () => {
     } finally {
       await listener.stop();
     }
-    const slots = await withClient(standby.url, (client) =>
+    const slots = await withPgClient(standby.url, (client) =>
       client.query('SELECT 1 FROM pg_replication_slots'),
     );
     expect(slots.rowCount).toBe(0);
