@@ -18,9 +18,23 @@ step "lint (eslint)"
 $PNPM exec eslint . --max-warnings 0
 step "format (prettier --check)"
 $PNPM exec prettier --check . --log-level warn
-step "unit + integration tests (vitest)"
+step "test services (PostgreSQL, Redis, Kafka)"
 mkdir -p test-results
 status=0
+# Started once for the full suite and the version subset (Kafka's start is the slow part); the
+# subset takes Redis and Kafka from here and starts its own PostgreSQL per version. tsx is run
+# directly so that the trap's signal reaches dev-env, which then stops everything it started.
+services_env=test-results/services.env
+rm -f "$services_env"
+node_modules/.bin/tsx --conditions=@walpurge/source test/bin/dev-env.ts "$services_env" >test-results/services.log 2>&1 &
+services_pid=$!
+trap 'kill "$services_pid" 2>/dev/null; wait "$services_pid" 2>/dev/null' EXIT
+while [ ! -s "$services_env" ]; do
+  if ! kill -0 "$services_pid" 2>/dev/null; then cat test-results/services.log; exit 1; fi
+  sleep 1
+done
+. "./$services_env"
+step "unit + integration tests (vitest)"
 $PNPM exec vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json || status=$?
 step "PostgreSQL 13, 14, 16, 17, 18: version-dependent integration tests"
 # Fetches each missing build from Maven Central first (~15 MB each, once per machine), then one

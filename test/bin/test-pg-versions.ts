@@ -12,6 +12,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   ensurePostgresBinaries,
   PG_VERSION_ENV_VAR,
@@ -24,6 +25,8 @@ import {
 } from '@walpurge/testing';
 import { PG_VERSION_SUBSET } from './pg-version-subset.js';
 
+// Paths below (the subset, vitest, the reports) are relative to the repository root.
+process.chdir(fileURLToPath(new URL('../..', import.meta.url)));
 const RESULTS = 'test-results';
 const log = (line: string): void => void process.stdout.write(`[pg-versions] ${line}\n`);
 
