@@ -22,13 +22,14 @@ step "test services (PostgreSQL, Redis, Kafka)"
 mkdir -p test-results
 status=0
 # Started once for the full suite and the version subset (Kafka's start is the slow part); the
-# subset takes Redis and Kafka from here and starts its own PostgreSQL per version. tsx is run
-# directly so that the trap's signal reaches dev-env, which then stops everything it started.
+# subset takes Redis and Kafka from here and starts its own PostgreSQL per version. node runs
+# dev-env itself (tsx as a loader, not a wrapper process) so that the trap's SIGTERM reaches it and
+# it stops everything it started.
 services_env=test-results/services.env
 rm -f "$services_env"
-node_modules/.bin/tsx --conditions=@walpurge/source test/bin/dev-env.ts "$services_env" >test-results/services.log 2>&1 &
+node --import tsx --conditions=@walpurge/source test/bin/dev-env.ts "$services_env" >test-results/services.log 2>&1 &
 services_pid=$!
-trap 'kill "$services_pid" 2>/dev/null; wait "$services_pid" 2>/dev/null' EXIT
+trap 'rc=$?; kill "$services_pid" 2>/dev/null; wait "$services_pid" 2>/dev/null; exit $rc' EXIT
 while [ ! -s "$services_env" ]; do
   if ! kill -0 "$services_pid" 2>/dev/null; then cat test-results/services.log; exit 1; fi
   sleep 1
