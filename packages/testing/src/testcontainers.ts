@@ -7,6 +7,8 @@ import type { StartedService } from './types.js';
 
 // Same images and server settings as the local processes, so a test cannot tell them apart.
 const POSTGRES_IMAGE = 'postgres:16';
+const postgresImage = (major: number | undefined): string =>
+  major === undefined ? POSTGRES_IMAGE : `postgres:${major}`;
 const REDIS_IMAGE = 'redis:7';
 const KAFKA_IMAGE = 'apache/kafka:3.9.1';
 const READY_TIMEOUT_MS = 120_000;
@@ -33,9 +35,10 @@ export async function dockerIsReachable(): Promise<boolean> {
   }
 }
 
-export async function startContainerPostgres(): Promise<StartedService> {
+/** `major`: the official image of that PostgreSQL major instead of the default one. */
+export async function startContainerPostgres(major?: number): Promise<StartedService> {
   const { GenericContainer, Wait } = await import('testcontainers');
-  const container = await new GenericContainer(POSTGRES_IMAGE)
+  const container = await new GenericContainer(postgresImage(major))
     .withEnvironment({ POSTGRES_PASSWORD: 'postgres', POSTGRES_HOST_AUTH_METHOD: 'trust' })
     .withCommand([
       'postgres',

@@ -18,10 +18,12 @@ export { TypeConverters, REPLICATION_SESSION_OPTIONS, type PgTypeRow } from './d
 export { loadTypes } from './setup/catalog.js';
 export { checkStatusInterval, readWalSenderTimeoutMs } from './setup/wal-sender-timeout.js';
 export {
+  partialPublication,
   publicationCoverage,
   type PublicationFacts,
   type TableCoverage,
 } from './setup/publication-coverage.js';
+export { standbyServer } from './setup/preflight.js';
 export { readSlot, ensureSlot, type SlotState } from './setup/slot.js';
 export {
   checkSlotIdentity,

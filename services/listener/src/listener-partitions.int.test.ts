@@ -1,6 +1,5 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { WalpurgeError } from '@walpurge/core';
 import { ErrorCode, createLogger, createMetricsRegistry } from '@walpurge/core';
 import type { ChangeEvent } from '@walpurge/protocol';
 import { createIsolatedDatabase, uniqueName, waitFor, type IsolatedDatabase } from '@walpurge/testing';
@@ -8,7 +7,7 @@ import type { Listener } from './listener.js';
 import {
   listenerConfig,
   metricValue,
-  newListener,
+  startError,
   startListener,
   type TestListenerOptions,
 } from './test-support/harness.js';
@@ -22,18 +21,6 @@ function summary(events: readonly ChangeEvent[]): string[] {
     (event) =>
       `${event.source.schema}.${event.source.table} ${event.op} ${JSON.stringify(event.key)} ${JSON.stringify(event.after)}`,
   );
-}
-
-async function startError(options: TestListenerOptions): Promise<WalpurgeError> {
-  const listener = newListener(options);
-  try {
-    await listener.start(new AbortController().signal);
-  } catch (error) {
-    return error as WalpurgeError;
-  } finally {
-    await listener.stop();
-  }
-  throw new Error('expected the listener to refuse to start');
 }
 
 describe('listener: partitioned tables', () => {

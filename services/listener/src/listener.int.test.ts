@@ -10,8 +10,8 @@ import {
   listenerConfig as configFor,
   metricValue,
   newListener,
+  startError,
   startListener,
-  type TestListenerOptions,
 } from './test-support/harness.js';
 import { RecordingSink } from './testing/recording-sink.js';
 
@@ -418,18 +418,6 @@ describe('listener setup checks', () => {
   });
 
   const roleName = uniqueName('norepl');
-
-  async function startError(options: TestListenerOptions): Promise<WalpurgeError> {
-    const listener = newListener(options);
-    try {
-      await listener.start(new AbortController().signal);
-    } catch (error) {
-      return error as WalpurgeError;
-    } finally {
-      await listener.stop();
-    }
-    throw new Error('start succeeded but should have failed');
-  }
 
   it('refuses a table without primary key, naming it and the fix, and publishes nothing', async () => {
     const slot = uniqueName('keyless');

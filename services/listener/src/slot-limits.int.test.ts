@@ -10,21 +10,14 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, createMetricsRegistry, ErrorCode, type WalpurgeError } from '@walpurge/core';
 import { startLocalPostgres, uniqueName, waitFor, type LocalPostgres } from '@walpurge/testing';
-import { listenerConfig, metricValue, newListener, startListener } from './test-support/harness.js';
+import { listenerConfig, metricValue, startError, startListener } from './test-support/harness.js';
 import { RecordingSink } from './testing/recording-sink.js';
 
 const SETTINGS = { max_replication_slots: 3, max_slot_wal_keep_size: '1MB', wal_keep_size: 0 };
 
-async function startError(url: string, slot: string): Promise<WalpurgeError> {
-  const listener = newListener({ config: listenerConfig(url, slot, ['items']), sink: new RecordingSink() });
-  try {
-    await listener.start(new AbortController().signal);
-  } catch (error) {
-    return error as WalpurgeError;
-  } finally {
-    await listener.stop();
-  }
-  throw new Error('start succeeded but should have failed');
+/** The error a listener of table items on `url` fails to start with. */
+function startItemsError(url: string, slot: string): Promise<WalpurgeError> {
+  return startError({ config: listenerConfig(url, slot, ['items']), sink: new RecordingSink() });
 }
 
 describe('listener against server limits (dedicated PostgreSQL)', () => {
@@ -56,7 +49,7 @@ describe('listener against server limits (dedicated PostgreSQL)', () => {
     for (const name of fillers)
       await client.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [name]);
     try {
-      const error = await startError(server.url, uniqueName('nofree'));
+      const error = await startItemsError(server.url, uniqueName('nofree'));
       expect(error.code).toBe(ErrorCode.SlotCapacity);
       expect(error.message).toContain('3 of max_replication_slots=3');
       expect(error.hint).toContain('max_replication_slots');
@@ -69,7 +62,7 @@ describe('listener against server limits (dedicated PostgreSQL)', () => {
     const slot = uniqueName('foreign');
     await client.query("SELECT pg_create_logical_replication_slot($1, 'test_decoding')", [slot]);
     try {
-      const error = await startError(server.url, slot);
+      const error = await startItemsError(server.url, slot);
       expect(error.code).toBe(ErrorCode.DatabaseSetup);
       expect(error.message).toContain('test_decoding');
       expect(error.hint).toContain('database.slot');
@@ -145,7 +138,7 @@ describe('listener against server limits (dedicated PostgreSQL)', () => {
       await listener.stop();
     }
     // A restart does not quietly create a new slot or stream from the broken one.
-    const again = await startError(server.url, slot);
+    const again = await startItemsError(server.url, slot);
     expect(again.code).toBe(ErrorCode.SlotInvalidated);
     await client.query('SELECT pg_drop_replication_slot($1)', [slot]);
   });
@@ -160,7 +153,7 @@ describe('listener against server limits (dedicated PostgreSQL)', () => {
       settings: { ...SETTINGS, wal_level: 'replica' },
     });
     await connect();
-    const error = await startError(server.url, uniqueName('wal'));
+    const error = await startItemsError(server.url, uniqueName('wal'));
     expect(error.code).toBe(ErrorCode.WalLevel);
     expect(error.message).toContain("'replica'");
     expect(error.hint).toContain("ALTER SYSTEM SET wal_level = 'logical'");

@@ -1,4 +1,5 @@
-import { ConfigError, type ConfigProblem } from '@walpurge/config';
+import type pg from 'pg';
+import { ConfigError, type ConfigProblem, type DatabaseConfig, type WalpurgeConfig } from '@walpurge/config';
 import { ErrorCode } from '@walpurge/core';
 import {
   cdnSupportsPrefixes,
@@ -7,15 +8,16 @@ import {
   ruleWarnings,
   truncateProblems,
   validateRulesAgainstSchema,
+  type ProblemAt,
 } from '@walpurge/rules';
 import { ExitCode, UsageError, writeLine } from '../cli-io.js';
 import { configOption, jsonOption, stringOption, type CommandSpec, type OptionValues } from '../command.js';
 import { loadCliConfig } from '../load-cli-config.js';
 import { connectDatabase, describeDatabase } from '../live/connect-database.js';
 import { patternWarnings } from '../live/pattern-cost.js';
-import { loadTableCatalog } from '../live/table-catalog.js';
+import { loadTableCatalog, type TableInfo } from '../live/table-catalog.js';
 import { rulePublicationProblems } from '../live/rule-publication.js';
-import { checkServer } from '../live/server-checks.js';
+import { checkServer, standbyProblem } from '../live/server-checks.js';
 import { checkSlot } from '../live/slot-checks.js';
 import { cdnQueueTableProblems, deadLetterTableProblems } from '../live/state-table-checks.js';
 import { flusherConfigProblems, flusherTableProblems, queueRedisProblems } from '../live/flusher-checks.js';
@@ -98,24 +100,9 @@ unreachable is an error unless --offline).`,
             publication: config.database.publication,
           })),
         );
-        problems.push(...(await checkServer(client, config.database, catalog, loaded.problemAt)));
         problems.push(
-          ...(await rulePublicationProblems(
-            client,
-            config.database,
-            config.rules,
-            loaded.problemAt,
-            warnings,
-          )),
+          ...(await serverProblems(client, config, config.database, catalog, loaded.problemAt, warnings)),
         );
-        const slot = await checkSlot(client, config.database, loaded.problemAt);
-        problems.push(...slot.problems);
-        warnings.push(...slot.warnings);
-        if (config.transport === 'inline')
-          problems.push(...(await deadLetterTableProblems(client, config.database, loaded.problemAt)));
-        if (config.transport === 'inline' && config.cdn)
-          problems.push(...(await cdnQueueTableProblems(client, config.database, loaded.problemAt)));
-        problems.push(...(await flusherTableProblems(client, config, loaded.problemAt)));
         estimate = await estimatePurges(config, compiled, client);
       } finally {
         await client.end().catch(() => {});
@@ -187,4 +174,34 @@ function scanRateOption(options: OptionValues): { statedRate?: number } {
 function formatWarning(file: string, warning: ConfigProblem): string {
   const at = warning.line === undefined ? file : `${file}:${warning.line}:${warning.column ?? 1}`;
   return `${at}: warning: ${warning.path ? `${warning.path}: ` : ''}${warning.message}`;
+}
+
+/**
+ * The checks of the server walpurge streams from: settings, role, publication, slot, state tables.
+ * A standby is reported alone: the rest would describe a server walpurge does not use, and some
+ * (the WAL position) fail during recovery.
+ */
+async function serverProblems(
+  client: pg.Client,
+  config: WalpurgeConfig,
+  database: DatabaseConfig,
+  catalog: Map<string, TableInfo>,
+  problemAt: ProblemAt,
+  warnings: ConfigProblem[],
+): Promise<ConfigProblem[]> {
+  const standby = await standbyProblem(client, problemAt);
+  if (standby) return [standby];
+  const problems = [
+    ...(await checkServer(client, database, catalog, problemAt)),
+    ...(await rulePublicationProblems(client, database, config.rules, problemAt, warnings)),
+  ];
+  const slot = await checkSlot(client, database, problemAt);
+  problems.push(...slot.problems);
+  warnings.push(...slot.warnings);
+  if (config.transport === 'inline')
+    problems.push(...(await deadLetterTableProblems(client, database, problemAt)));
+  if (config.transport === 'inline' && config.cdn)
+    problems.push(...(await cdnQueueTableProblems(client, database, problemAt)));
+  problems.push(...(await flusherTableProblems(client, config, problemAt)));
+  return problems;
 }

@@ -1,9 +1,30 @@
 import type pg from 'pg';
 import type { ConfigProblem, DatabaseConfig } from '@walpurge/config';
-import { checkStatusInterval, publicationCoverage, readWalSenderTimeoutMs } from '@walpurge/listener';
+import {
+  checkStatusInterval,
+  partialPublication,
+  publicationCoverage,
+  readWalSenderTimeoutMs,
+  standbyServer,
+} from '@walpurge/listener';
 import type { TableInfo } from './table-catalog.js';
 
 type ProblemAt = (path: ReadonlyArray<PropertyKey>, message: string) => ConfigProblem;
+
+/**
+ * A standby at database.url: walpurge needs the primary (the listener waits for a promotion). The
+ * other server checks describe a server walpurge will not use (and some, reading the WAL position,
+ * fail in recovery), so validate skips them.
+ */
+export async function standbyProblem(
+  client: pg.Client,
+  problemAt: ProblemAt,
+): Promise<ConfigProblem | undefined> {
+  const { rows } = await client.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby');
+  if (rows[0]?.standby !== true) return undefined;
+  const standby = standbyServer();
+  return problemAt(['database', 'url'], `${standby.message} (fix: ${standby.hint ?? ''})`);
+}
 
 /**
  * What the listener needs from the server and its role: logical WAL, the REPLICATION attribute, a
@@ -89,6 +110,11 @@ export async function checkServer(
           `publication '${database.publication}' does not include ${missing.join(', ')} (fix: ALTER PUBLICATION ${database.publication} ADD TABLE ${missing.join(', ')})`,
         ),
       );
+    }
+    for (const table of publication.tables) {
+      const partial = partialPublication(database.publication, table);
+      if (partial)
+        problems.push(problemAt(['database', 'publication'], `${partial.message} (fix: ${partial.fix})`));
     }
   } else if (!database.createPublication) {
     problems.push(

@@ -18,16 +18,18 @@ export async function checkServer(client: Client): Promise<ServerFacts> {
     rolsuper: boolean;
     rolreplication: boolean;
     rds_replication: boolean;
+    in_recovery: boolean;
   }>(
     `SELECT current_setting('wal_level') AS wal_level, current_database() AS database,
             current_setting('server_version_num')::int AS version, current_user AS "user",
-            r.rolsuper, r.rolreplication,
+            r.rolsuper, r.rolreplication, pg_is_in_recovery() AS in_recovery,
             coalesce((SELECT pg_has_role(current_user, g.oid, 'member') FROM pg_roles g WHERE g.rolname = 'rds_replication'), false) AS rds_replication
        FROM pg_roles r WHERE r.rolname = current_user`,
   );
   const facts = rows[0];
   if (!facts)
     throw new WalpurgeError(ErrorCode.DatabaseSetup, 'could not read the current role from pg_roles');
+  if (facts.in_recovery) throw standbyServer();
   if (facts.wal_level !== 'logical') {
     throw new WalpurgeError(
       ErrorCode.WalLevel,
@@ -161,6 +163,22 @@ export function assertReplicaIdentity(tables: readonly TableFacts[]): void {
     {
       hint: `add a primary key, or run ALTER TABLE ${name} REPLICA IDENTITY FULL (old values of every column), or ALTER TABLE ${name} REPLICA IDENTITY USING INDEX <unique index on NOT NULL columns>`,
       details: { tables: bad.map(formatTableName) },
+    },
+  );
+}
+
+/**
+ * walpurge writes on its database (publication, slot history) and streams from the primary; a
+ * logical slot on a standby (PostgreSQL 16+) would also be lost on failover unless synchronized.
+ * Retriable: a standby behind a cluster endpoint may be promoted in a moment.
+ */
+export function standbyServer(): WalpurgeError {
+  return new WalpurgeError(
+    ErrorCode.DatabaseSetup,
+    'the server at database.url is a standby (in recovery): walpurge streams from the primary only',
+    {
+      retriable: true,
+      hint: 'point database.url at the primary (with PostgreSQL 17 failover slots, database.failoverSlot keeps the slot on standbys for a promotion)',
     },
   );
 }

@@ -1,5 +1,5 @@
 import type { ClientBase } from 'pg';
-import type { TableName } from './table-names.js';
+import { quoteIdent, quoteTable, type TableName } from './table-names.js';
 
 export interface TableCoverage extends TableName {
   /** An ordinary or partitioned table of that name exists. */
@@ -14,6 +14,10 @@ export interface TableCoverage extends TableName {
    * partitioned table whose partitions are members one by one is not (a new partition would be missed).
    */
   published: boolean;
+  /** PostgreSQL 15+: the publication's row filter for it (or the ancestor it is published through). */
+  rowFilter: string | null;
+  /** PostgreSQL 15+: the publication's column list for it, null when every column is published. */
+  columnList: string[] | null;
 }
 
 export interface PublicationFacts {
@@ -47,6 +51,15 @@ export async function publicationCoverage(
       ? `OR EXISTS (SELECT 1 FROM pg_publication_namespace pn JOIN pg_class a ON a.relnamespace = pn.pnnspid
                      WHERE pn.pnpubid = $3::oid AND a.oid = ANY (up.chain))`
       : '';
+  // Row filters and column lists (pg_publication_rel.prqual / prattrs) exist from PostgreSQL 15 on.
+  const member = `FROM pg_publication_rel pr WHERE pr.prpubid = $3::oid AND pr.prrelid = ANY (up.chain)`;
+  const filters =
+    version >= 150000
+      ? `(SELECT pg_get_expr(pr.prqual, pr.prrelid) ${member} AND pr.prqual IS NOT NULL LIMIT 1) AS row_filter,
+         (SELECT array(SELECT a.attname::text FROM pg_attribute a
+                        WHERE a.attrelid = pr.prrelid AND a.attnum = ANY (pr.prattrs::int2[]) ORDER BY a.attnum)
+            ${member} AND pr.prattrs IS NOT NULL LIMIT 1) AS column_list`
+      : 'NULL::text AS row_filter, NULL::text[] AS column_list';
   const { rows } = await client.query<{
     schema: string;
     table: string;
@@ -55,13 +68,16 @@ export async function publicationCoverage(
     root_schema: string | null;
     root_table: string | null;
     published: boolean;
+    row_filter: string | null;
+    column_list: string[] | null;
   }>(
     `SELECT w.schema, w.table, c.oid IS NOT NULL AS exists, coalesce(c.relkind = 'p', false) AS partitioned,
             rn.nspname AS root_schema, r.relname AS root_table,
             c.oid IS NOT NULL AND $3::oid IS NOT NULL AND (
               $4::boolean
               OR EXISTS (SELECT 1 FROM pg_publication_rel pr WHERE pr.prpubid = $3::oid AND pr.prrelid = ANY (up.chain))
-              ${inSchema}) AS published
+              ${inSchema}) AS published,
+            ${filters}
        FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(schema, "table", ord)
        LEFT JOIN pg_namespace n ON n.nspname = w.schema
        LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.table AND c.relkind IN ('r', 'p')
@@ -91,7 +107,32 @@ export async function publicationCoverage(
           ? { schema: row.root_schema, table: row.root_table }
           : null,
       published: row.published,
+      rowFilter: row.row_filter,
+      columnList: row.column_list,
     })),
+  };
+}
+
+/**
+ * Why a table's changes reach walpurge only in part (a row filter or column list of an existing
+ * publication, PostgreSQL 15+): entries derived from rows outside the filter, or from columns outside
+ * the list, would never be purged. Undefined when the whole table is published.
+ */
+export function partialPublication(
+  publication: string,
+  table: TableCoverage,
+): { message: string; fix: string } | undefined {
+  const name = `${table.schema}.${table.table}`;
+  const what =
+    table.rowFilter !== null
+      ? `only the rows of ${name} matching WHERE ${table.rowFilter}`
+      : table.columnList !== null
+        ? `only the columns ${table.columnList.join(', ')} of ${name}`
+        : undefined;
+  if (what === undefined) return undefined;
+  return {
+    message: `publication "${publication}" publishes ${what}: changes outside it never reach walpurge, so the cache entries they affect would never be purged`,
+    fix: `ALTER PUBLICATION ${quoteIdent(publication)} SET TABLE ${quoteTable(table)} (without WHERE or a column list; it replaces the publication's table list, so name its other tables too), or give walpurge a publication of its own (database.publication)`,
   };
 }
 

@@ -1,6 +1,6 @@
 import type { ClientBase } from 'pg';
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
-import { publicationCoverage } from './publication-coverage.js';
+import { partialPublication, publicationCoverage } from './publication-coverage.js';
 import { formatTableName, quoteIdent, quoteTable, type TableName } from './table-names.js';
 
 export interface PublicationOptions {
@@ -66,6 +66,10 @@ export async function ensurePublication(client: ClientBase, options: Publication
       },
     );
   }
+  const partial = coverage.tables
+    .map((table) => partialPublication(options.name, table))
+    .find((problem) => problem !== undefined);
+  if (partial) throw new WalpurgeError(ErrorCode.PublicationMismatch, partial.message, { hint: partial.fix });
   if (coverage.viaRoot && coverage.tables.some((table) => table.partitioned || table.partitionRoot)) {
     options.warn(
       `publication "${options.name}" has publish_via_partition_root = true: PostgreSQL does not publish a TRUNCATE of a single partition, so caches derived from a truncated partition will not be purged`,

@@ -4,7 +4,13 @@
  */
 import type pg from 'pg';
 import { WalpurgeConfig } from '@walpurge/config';
-import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@walpurge/core';
+import {
+  createLogger,
+  createMetricsRegistry,
+  type Logger,
+  type Registry,
+  type WalpurgeError,
+} from '@walpurge/core';
 import type { ChangeEvent } from '@walpurge/protocol';
 import { waitFor } from '@walpurge/testing';
 import { createListener, type Listener, type ListenerOptions } from '../listener.js';
@@ -55,6 +61,19 @@ export function newListener(options: TestListenerOptions): Listener {
     onFatal: () => {},
     ...options,
   });
+}
+
+/** The error a listener's start fails with (configuration, setup); fails the test if it starts. */
+export async function startError(options: TestListenerOptions): Promise<WalpurgeError> {
+  const listener = newListener(options);
+  try {
+    await listener.start(new AbortController().signal);
+  } catch (error) {
+    return error as WalpurgeError;
+  } finally {
+    await listener.stop();
+  }
+  throw new Error('expected the listener to refuse to start');
 }
 
 /** Starts a listener and waits until it streams. */
