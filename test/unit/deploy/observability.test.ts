@@ -6,11 +6,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { IPrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
-import { readYamlDocuments, renderKustomization, type K8sObject } from './kustomize.js';
+import { readYamlDocuments, type K8sObject } from './kustomize.js';
 import { validateAgainstSchema } from './k8s-schemas.js';
 import {
   baseMetricName,
   INSTANCE_LABEL,
+  PART_OF_LABEL,
   registeredMetrics,
   TARGET_LABELS,
   type RegisteredMetric,
@@ -33,12 +34,11 @@ function isLabelValueInPackage(value: string, registeredIn: string): boolean {
   );
 }
 
-/** Services the manifests render: `up{service="…"}` must name one of them. */
-const renderedServices = new Set(
-  renderKustomization(repoPath('deploy/k8s/overlays/kafka'))
-    .objects.filter((object) => object.kind === 'Service')
-    .map((object) => object.metadata.name),
-);
+/**
+ * Target labels that carry a resource's name (the Service's, the scrape job's): a kustomize namePrefix,
+ * a Helm release or a hand-written scrape config renames them, so no query may match on them.
+ */
+const RESOURCE_NAME_LABELS = new Set(['service', 'job', 'endpoint']);
 
 /** Labels of the result series: the aggregation's `by`, or the selected metrics' own labels. */
 function outputLabels(expression: string): Set<string> {
@@ -60,14 +60,23 @@ function checkExpression(expression: string, where: string): string[] {
   expect(facts.errors, `${where}: PromQL syntax error in ${expression}`).toEqual([]);
   const used: string[] = [];
   // Everything but Prometheus' own `up`: walpurge's metrics and the default process_/nodejs_ ones.
+  if (facts.metrics.includes('up'))
+    expect(
+      facts.matchers.some(({ metric, label }) => metric === 'up' && label === PART_OF_LABEL),
+      `${where}: up without {${PART_OF_LABEL}="walpurge"} counts every target Prometheus scrapes`,
+    ).toBe(true);
   for (const series of facts.metrics.filter((name) => name !== 'up')) {
     const base = baseMetricName(series, metrics);
     expect(base, `${where}: ${series} is not registered by any service or package`).toBeDefined();
     if (base) used.push(base);
   }
   for (const { metric, label, op, value } of facts.matchers) {
-    if (metric === 'up' && label === 'service')
-      expect(renderedServices, `${where}: up{service="${value}"} names no rendered Service`).toContain(value);
+    expect(
+      RESOURCE_NAME_LABELS.has(label),
+      `${where}: ${metric}{${label}${op}"${value}"} depends on a resource's name; select by the pods' labels`,
+    ).toBe(false);
+    // Prometheus' `up` exists for every target: only the pods' part-of label tells walpurge's apart.
+    if (metric === 'up' && label === PART_OF_LABEL) expect(`${op}${value}`).toBe('=walpurge');
     const base = baseMetricName(metric, metrics);
     if (!base) continue;
     const own = metrics.get(base)?.labelNames ?? [];
@@ -249,12 +258,13 @@ describe('Grafana dashboard deploy/grafana/walpurge.json', () => {
     expect(dashboard.templating.list.find((variable) => variable.name === 'datasource')?.type).toBe(
       'datasource',
     );
-    // Query variables (label_values(metric, label)) read registered metrics too.
-    for (const variable of dashboard.templating.list) {
+    // Query variables (label_values(selector, label)) select like panels do: registered metrics, or
+    // walpurge's `up` by its part-of label, never by a resource's name.
+    for (const variable of dashboard.templating.list.filter(({ type }) => type === 'query')) {
       const definition = typeof variable['definition'] === 'string' ? variable['definition'] : '';
-      const metric = /label_values\((\w+)[{,]/.exec(definition)?.[1];
-      if (variable.type === 'query')
-        expect(metric && baseMetricName(metric, metrics), `variable ${variable.name}`).toBeTruthy();
+      const selector = /^label_values\((\w+(?:\{[^}]*\})?), \w+\)$/.exec(definition)?.[1];
+      expect(selector, `variable ${variable.name}: ${definition}`).toBeDefined();
+      checkExpression(expandGrafanaVariables(selector ?? ''), `variable ${variable.name}`);
     }
   });
 
