@@ -298,4 +298,24 @@ describe('alert rules under Prometheus’ rule engine (promtool)', () => {
       [{ alertname: 'WalpurgeWriteBehindFailures', evalTime: '25m', expected: [] }],
     );
   });
+
+  it('WalpurgeCloudFrontPathsOverFreeTier adds up every installation (the free paths are per AWS account)', async () => {
+    const paths = (instance: string): Record<string, string> =>
+      target(instance, `${instance}-invalidator`, 'invalidator');
+    await expectAlerts(
+      'cloudfront',
+      [
+        series('walpurge_cdn_cloudfront_paths_total', paths('walpurge'), '0+10x60'),
+        series('walpurge_cdn_cloudfront_paths_total', paths('walpurge-b'), '0+10x60'),
+      ],
+      // 600 paths each in the hour: neither installation is over 1,000 alone, both together are.
+      [
+        {
+          alertname: 'WalpurgeCloudFrontPathsOverFreeTier',
+          evalTime: '60m',
+          expected: [{ labels: { severity: 'warning' } }],
+        },
+      ],
+    );
+  });
 });
