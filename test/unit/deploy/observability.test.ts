@@ -341,3 +341,61 @@ describe('Grafana dashboard deploy/grafana/walpurge.json', () => {
     expect(legends).toBeGreaterThan(0);
   });
 });
+
+/**
+ * Values every pod of a role reports alike (kept in the queue Redis or read from the queue, the slot
+ * gauges of the active listener and, during a hand-over, its successor): a `sum` over pods multiplies
+ * them by the pod count. They aggregate with max (or min).
+ */
+const REPORTED_BY_EVERY_POD = [
+  'walpurge_flusher_queue_jobs',
+  'walpurge_flusher_pending_rows',
+  'walpurge_flusher_oldest_pending_age_seconds',
+  'walpurge_flusher_queue_writes_accepted_total',
+  'walpurge_flusher_queue_rows_written_total',
+  'walpurge_cdn_queue_depth',
+  'walpurge_cdn_queue_oldest_age_seconds',
+  'walpurge_listener_slot_retained_wal_bytes',
+  'walpurge_listener_slot_safe_wal_bytes',
+  'walpurge_listener_replication_lag_seconds',
+  'walpurge_listener_replication_lag_bytes',
+  // A partition's previous consumer keeps its last value after a rebalance.
+  'walpurge_invalidator_consumer_lag_messages',
+];
+
+describe('queue-wide and slot-wide values', () => {
+  it('are never summed over pods in alerts, the dashboard or the runbook', async () => {
+    const registered = await registeredMetrics();
+    for (const name of REPORTED_BY_EVERY_POD) expect(registered.has(name), name).toBe(true);
+    const [rule] = readYamlDocuments(
+      repoPath('deploy/k8s/components/monitoring/prometheusrule.yaml'),
+    ) as unknown as IPrometheusRule[];
+    const dashboard = JSON.parse(readRepoFile('deploy/grafana/walpurge.json')) as unknown;
+    const runbook = readRepoFile('docs/runbook.md');
+    const expressions = [
+      ...(rule?.spec.groups ?? []).flatMap((group) => group.rules ?? []).map((alert) => String(alert.expr)),
+      ...[...JSON.stringify(dashboard).matchAll(/"expr":"((?:[^"\\]|\\.)*)"/g)].map((match) =>
+        expandGrafanaVariables(JSON.parse(`"${match[1] ?? ''}"`) as string),
+      ),
+      ...[...runbook.matchAll(/```promql\n([\s\S]*?)```/g)].flatMap((match) =>
+        (match[1] ?? '').split('\n').filter((line) => line.trim() !== ''),
+      ),
+      ...[...runbook.matchAll(/`([^`\n]*\(\s*walpurge_[^`\n]*)`/g)].map((match) =>
+        (match[1] ?? '').replace(/\\\|/g, '|'),
+      ),
+    ];
+    expect(expressions.length).toBeGreaterThan(60);
+    for (const expression of expressions) {
+      const summed = parsePromql(expression).summed.map((series) => baseMetricName(series, registered));
+      for (const name of REPORTED_BY_EVERY_POD) expect(summed, expression).not.toContain(name);
+    }
+    // The check itself: a sum over pods is caught, a sum of per-partition maxima is not.
+    expect(parsePromql('sum by (state) (walpurge_flusher_queue_jobs)').summed).toEqual([
+      'walpurge_flusher_queue_jobs',
+    ]);
+    expect(
+      parsePromql('sum by (topic) (max by (topic, partition) (walpurge_invalidator_consumer_lag_messages))')
+        .summed,
+    ).toEqual([]);
+  });
+});
