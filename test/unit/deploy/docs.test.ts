@@ -152,8 +152,23 @@ function expectValidInvocations(text: string, atLeast: number): void {
   }
 }
 
+/** The runbook's list of metric renames, which other documents link to by its anchor. */
+const METRIC_CHANGES_HEADING = '## Metric changes since 0.1.0';
+const METRIC_CHANGES_ANCHOR = 'metric-changes-since-010';
+
 describe('docs/runbook.md', () => {
   const runbook = readRepoFile('docs/runbook.md');
+
+  it('keeps the metric changes section under its anchor, which the other documents link to', () => {
+    expect(runbook).toContain(`\n${METRIC_CHANGES_HEADING}\n`);
+    expect(headingAnchors(runbook)).toContain(METRIC_CHANGES_ANCHOR);
+    for (const doc of ['docs/client.md', 'docs/configuration.md', 'docs/deployment.md']) {
+      const links = [...readRepoFile(doc).matchAll(/\]\(runbook\.md#([\w-]+)\)/g)].map((match) => match[1]);
+      expect(links, doc).toContain(METRIC_CHANGES_ANCHOR);
+      for (const anchor of links)
+        expect(headingAnchors(runbook), `${doc}: runbook.md#${anchor}`).toContain(anchor);
+    }
+  });
 
   describe('one-off Job for repairs (Running the CLI)', () => {
     const block = /```yaml\n(# walpurge-cli\.yaml[\s\S]*?)```/.exec(runbook)?.[1];
@@ -229,7 +244,7 @@ describe('docs/runbook.md', () => {
 
   it('names only metrics the code registers, config options walpurge.yaml has and files that exist', async () => {
     const metrics = await registeredMetrics();
-    const current = runbook.slice(0, runbook.indexOf('## Metric changes in 0.2'));
+    const current = runbook.slice(0, runbook.indexOf(METRIC_CHANGES_HEADING));
     for (const match of current.matchAll(/\bwalpurge_[a-z0-9_]+\b/g))
       expect(baseMetricName(match[0], metrics), `metric ${match[0]}`).toBeDefined();
     for (const key of configKeyReferences(runbook))
@@ -255,9 +270,9 @@ describe('docs/runbook.md', () => {
     }
   });
 
-  it('lists every 0.2 rename: the old names are gone, the replacements registered', async () => {
+  it('lists every rename since 0.1.0: the old names are gone, the replacements registered', async () => {
     const metrics = await registeredMetrics();
-    const section = runbook.slice(runbook.indexOf('## Metric changes in 0.2'));
+    const section = runbook.slice(runbook.indexOf(METRIC_CHANGES_HEADING));
     const rows = [...section.matchAll(/^\| `(walpurge_[a-z0-9_]+)(?:\{[^}]*\})?` +\| (.+) \|$/gm)];
     expect(rows.map((row) => row[1])).toEqual([
       'walpurge_invalidator_coalescing_ratio',
