@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { findExecutable, isExecutable } from './executables.js';
 import { ensureCachedDirectory, walpurgeCacheDir } from './maven-cache.js';
@@ -15,7 +15,7 @@ export interface PromtoolOptions {
  * Prometheus' `promtool` (rule checks and `promtool test rules`, the real rule engine), in order:
  * $WALPURGE_PROMTOOL, `promtool` on PATH, else extracted once per machine from Debian's `prometheus`
  * package: `apt-get download` fetches the .deb without installing the daemon, `dpkg-deb -x` unpacks
- * it into the cache and only usr/bin/promtool is used (a static Go binary).
+ * it and only usr/bin/promtool (a static Go binary) is kept in the cache.
  */
 export async function ensurePromtool(opts: PromtoolOptions = {}): Promise<string> {
   const explicit = process.env['WALPURGE_PROMTOOL'];
@@ -41,11 +41,15 @@ export async function ensurePromtool(opts: PromtoolOptions = {}): Promise<string
         cwd: staging,
         logFile: join(staging, 'dpkg-deb.log'),
       });
+      // Keep promtool alone (the package is ~110 MB unpacked, mostly the daemon).
+      renameSync(join(staging, 'root', 'usr', 'bin', 'promtool'), join(staging, 'promtool'));
+      rmSync(join(staging, 'root'), { recursive: true, force: true });
+      rmSync(join(staging, deb), { force: true });
       fetched = true;
     },
   });
-  const promtool = join(dest, 'root', 'usr', 'bin', 'promtool');
-  if (!isExecutable(promtool)) throw new Error(`${dest} holds no usr/bin/promtool: remove it to fetch again`);
+  const promtool = join(dest, 'promtool');
+  if (!isExecutable(promtool)) throw new Error(`${dest} holds no promtool: remove it to fetch again`);
   if (fetched) opts.log?.(`promtool: extracted to ${promtool} in ${Date.now() - started} ms`);
   return promtool;
 }
