@@ -13,6 +13,7 @@ export { startLocalKafka, type LocalKafka, type LocalKafkaOptions } from './loca
 export { ensureKafkaJars, KAFKA_VERSION, type KafkaJarsOptions } from './kafka-jars.js';
 export { ensureHelmJars, HELM_JAVA_VERSION, type HelmJarsOptions } from './helm-jars.js';
 export { walpurgeCacheDir } from './maven-cache.js';
+export { ensurePromtool, type PromtoolOptions } from './promtool.js';
 export {
   ensurePostgresBinaries,
   POSTGRES_BINARY_VERSIONS,

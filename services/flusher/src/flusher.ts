@@ -30,7 +30,7 @@ import {
 import { BatchWriter } from './batch-writer.js';
 import { Batcher } from './batcher.js';
 import { FlushConnection } from './flush-connection.js';
-import { createFlusherMetrics, setCounterTotal, type FlusherMetrics } from './metrics.js';
+import { createFlusherMetrics, type FlusherMetrics } from './metrics.js';
 import { assertQueueRedisSafe } from './queue-redis-safety.js';
 import { QueueRedisClients } from './queue-redis-clients.js';
 import { reconcilePending } from './reconciler.js';
@@ -560,8 +560,8 @@ class Flusher implements Service {
     this.metrics.pendingRows.set(pendingRows);
     const oldestMs = oldest[1] === undefined ? undefined : Number(oldest[1]);
     this.metrics.oldestPendingAge.set(oldestMs === undefined ? 0 : Math.max(0, Date.now() - oldestMs) / 1000);
-    setCounterTotal(this.metrics.queueWritesAccepted, Number(stats[0] ?? 0));
-    setCounterTotal(this.metrics.queueRowsWritten, Number(stats[1] ?? 0));
+    this.metrics.queueWritesAccepted.setTotal(Number(stats[0] ?? 0));
+    this.metrics.queueRowsWritten.setTotal(Number(stats[1] ?? 0));
   }
 
   /** On its own short session: the flush session is reserved for batch transactions. */

@@ -28,14 +28,14 @@ export function createFlusherMetrics(registry: Registry, sources: FlusherMetricS
       registers,
     }),
     // Queue-wide totals kept in the queue Redis (every flusher pod reports the same value: aggregate
-    // them with max, not sum). Their rates' quotient is the write coalescing: accepted writes per row
+    // them with max, not sum). Absent until the first refresh has read them. Their rates' quotient is the write coalescing: accepted writes per row
     // write, derived in PromQL rather than exported as a ratio that cannot be aggregated.
-    queueWritesAccepted: new Counter({
+    queueWritesAccepted: new QueueTotalCounter({
       name: 'walpurge_flusher_queue_writes_accepted_total',
       help: 'Write-behind writes accepted by all clients since the queue was created (kept in the queue Redis; the same on every flusher).',
       registers,
     }),
-    queueRowsWritten: new Counter({
+    queueRowsWritten: new QueueTotalCounter({
       name: 'walpurge_flusher_queue_rows_written_total',
       help: 'Row writes all flushers sent to PostgreSQL since the queue was created (kept in the queue Redis; the same on every flusher).',
       registers,
@@ -100,11 +100,23 @@ export function createFlusherMetrics(registry: Registry, sources: FlusherMetricS
 }
 
 /**
- * Sets a counter to a total kept elsewhere (the queue Redis): prom-client counters only go up by
- * inc(). Should the total ever drop (the queue was deleted), Prometheus sees a counter reset, as it
- * would after a restart.
+ * A counter mirroring a total kept elsewhere (the queue Redis); prom-client counters only go up by
+ * inc(). Exposes no sample until setTotal() was first called: prom-client would show 0 from creation,
+ * and a scrape before the first refresh (which waits on BullMQ and the queue Redis) would record 0
+ * then N, a spike of N in rate() on every start. Should the total ever drop (the queue was deleted),
+ * Prometheus sees a counter reset, as it would after a restart.
  */
-export function setCounterTotal(counter: Counter, total: number): void {
-  counter.reset();
-  counter.inc(Math.max(0, total));
+export class QueueTotalCounter extends Counter {
+  private known = false;
+
+  setTotal(total: number): void {
+    this.reset();
+    this.inc(Math.max(0, total));
+    this.known = true;
+  }
+
+  override async get(): ReturnType<Counter['get']> {
+    const metric = await super.get();
+    return this.known ? metric : { ...metric, values: [] };
+  }
 }

@@ -8,7 +8,11 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { IPrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
-import { readYamlDocuments, renderKustomization, type Json } from './kustomize.js';
+import type { IJob } from 'kubernetes-models/batch/v1/Job';
+import type { IEnvFromSource } from 'kubernetes-models/v1/EnvFromSource';
+import { readYamlDocuments, renderKustomization, type Json, type K8sObject } from './kustomize.js';
+import { validateAgainstSchema } from './k8s-schemas.js';
+import { deployments, nameOf, walpurgeContainer } from './pod-spec.js';
 import { baseMetricName, registeredMetrics } from './metrics-in-code.js';
 import { parseInvocation } from './cli-spec.js';
 import { parsePromql } from './promql.js';
@@ -149,8 +153,82 @@ function expectValidInvocations(text: string, atLeast: number): void {
   }
 }
 
+/** The runbook's list of metric renames, which other documents link to by its anchor. */
+const METRIC_CHANGES_HEADING = '## Metric changes since 0.1.0';
+const METRIC_CHANGES_ANCHOR = 'metric-changes-since-010';
+
 describe('docs/runbook.md', () => {
   const runbook = readRepoFile('docs/runbook.md');
+
+  it('keeps the metric changes section under its anchor, which the other documents link to', () => {
+    expect(runbook).toContain(`\n${METRIC_CHANGES_HEADING}\n`);
+    expect(headingAnchors(runbook)).toContain(METRIC_CHANGES_ANCHOR);
+    for (const doc of ['docs/client.md', 'docs/configuration.md', 'docs/deployment.md']) {
+      const links = [...readRepoFile(doc).matchAll(/\]\(runbook\.md#([\w-]+)\)/g)].map((match) => match[1]);
+      expect(links, doc).toContain(METRIC_CHANGES_ANCHOR);
+      for (const anchor of links)
+        expect(headingAnchors(runbook), `${doc}: runbook.md#${anchor}`).toContain(anchor);
+    }
+  });
+
+  describe('one-off Job for repairs (Running the CLI)', () => {
+    const block = /```yaml\n(# walpurge-cli\.yaml[\s\S]*?)```/.exec(runbook)?.[1];
+    const job = parseYaml(block ?? '') as IJob & K8sObject;
+
+    it('is a valid Job running a command the CLI accepts', () => {
+      expect(block).toBeDefined();
+      expect(() => validateAgainstSchema(job)).not.toThrow();
+      const [container] = job.spec?.template.spec?.containers ?? [];
+      expect(() => parseInvocation(container?.args ?? [])).not.toThrow();
+      // Not picked up by the metrics Service, the budgets or the alerts.
+      expect(job.spec?.template.metadata?.labels?.['app.kubernetes.io/name']).not.toBe('walpurge');
+    });
+
+    it.each(['overlays/kafka', 'overlays/embedded'])(
+      'has the listener pods’ credentials, config mount and writable /tmp; the jsonpath finds the ConfigMaps (%s)',
+      (overlay) => {
+        const { objects, generatedNames } = renderKustomization(repoPath('deploy/k8s', overlay));
+        const listener = deployments(objects).find(
+          (deployment) => nameOf(deployment) === 'walpurge-listener',
+        );
+        const pod = listener?.spec?.template.spec;
+        const container = listener ? walpurgeContainer(listener) : undefined;
+        const cli = job.spec?.template.spec?.containers[0];
+        expect(cli?.env).toEqual(container?.env);
+        const secretRefs = (refs: IEnvFromSource[] | undefined): unknown[] =>
+          (refs ?? []).filter((ref) => ref.secretRef);
+        expect(secretRefs(cli?.envFrom)).toEqual(secretRefs(container?.envFrom));
+        for (const path of ['/etc/walpurge', '/tmp'])
+          expect(cli?.volumeMounts?.map((mount) => mount.mountPath)).toContain(path);
+        expect(job.spec?.template.spec?.serviceAccountName).toBe(pod?.serviceAccountName);
+        // What the documented jsonpath reads: volumes[0] and envFrom[0].
+        expect(pod?.volumes?.[0]?.configMap?.name).toBe(generatedNames.get('walpurge-config'));
+        expect(container?.envFrom?.[0]?.configMapRef?.name).toBe(generatedNames.get('walpurge-env'));
+        expect(runbook).toContain(
+          '{.spec.template.spec.volumes[0].configMap.name} {.spec.template.spec.containers[0].envFrom[0].configMapRef.name}',
+        );
+      },
+    );
+
+    it('repairs confirm with --yes (no terminal in a Job) and purge --table checkpoints under /tmp', () => {
+      const commands = [
+        ...[...runbook.matchAll(/`(walpurge [^`]+)`/g)].map((match) => match[1] ?? ''),
+        ...[...runbook.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((match) =>
+          (match[1] ?? '').split('\n').filter((line) => line.startsWith('walpurge ')),
+        ),
+      ].map((line) => line.replace(/\s+#.*$/, ''));
+      const repairs = commands.filter(
+        (line) => /^walpurge (slot (drop|reset)|purge)\b/.test(line) && !line.includes('--dry-run'),
+      );
+      expect(repairs.length).toBeGreaterThan(4);
+      for (const line of repairs) {
+        // A slot reset's name alone, quoted in prose as the thing the next start asks for, is no call.
+        if (line === 'walpurge slot reset --purge-all') continue;
+        expect(line, line).toContain('--yes');
+        if (line.includes('--table')) expect(line, line).toMatch(/--checkpoint \/tmp\//);
+      }
+    });
+  });
 
   it('shows only walpurge commands and flags the CLI accepts', () => {
     expectValidInvocations(runbook, 15);
@@ -167,7 +245,7 @@ describe('docs/runbook.md', () => {
 
   it('names only metrics the code registers, config options walpurge.yaml has and files that exist', async () => {
     const metrics = await registeredMetrics();
-    const current = runbook.slice(0, runbook.indexOf('## Metric changes in 0.2'));
+    const current = runbook.slice(0, runbook.indexOf(METRIC_CHANGES_HEADING));
     for (const match of current.matchAll(/\bwalpurge_[a-z0-9_]+\b/g))
       expect(baseMetricName(match[0], metrics), `metric ${match[0]}`).toBeDefined();
     for (const key of configKeyReferences(runbook))
@@ -193,9 +271,9 @@ describe('docs/runbook.md', () => {
     }
   });
 
-  it('lists every 0.2 rename: the old names are gone, the replacements registered', async () => {
+  it('lists every rename since 0.1.0: the old names are gone, the replacements registered', async () => {
     const metrics = await registeredMetrics();
-    const section = runbook.slice(runbook.indexOf('## Metric changes in 0.2'));
+    const section = runbook.slice(runbook.indexOf(METRIC_CHANGES_HEADING));
     const rows = [...section.matchAll(/^\| `(walpurge_[a-z0-9_]+)(?:\{[^}]*\})?` +\| (.+) \|$/gm)];
     expect(rows.map((row) => row[1])).toEqual([
       'walpurge_invalidator_coalescing_ratio',

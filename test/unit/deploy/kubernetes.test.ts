@@ -4,11 +4,11 @@
  * config key checked against the code that will run (./manifest-checks.ts, shared with the Helm chart
  * tests).
  */
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { renderKustomization, type Rendered } from './kustomize.js';
+import { renderKustomization, type K8sObject, type Rendered } from './kustomize.js';
 import {
   checkAutoscalers,
   checkBudgetsAndService,
@@ -25,7 +25,10 @@ import {
   checkSchemas,
   checkServiceMonitors,
 } from './manifest-checks.js';
-import { deployments, nameOf, podLabels } from './pod-spec.js';
+import { deployments, nameOf, objectsOfKind, podLabels, selects } from './pod-spec.js';
+import type { IService } from 'kubernetes-models/v1/Service';
+import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { repoPath } from './workspace.js';
 
 interface Variant {
@@ -208,5 +211,100 @@ describe('deploy/k8s layout', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('two installations in one namespace (docs/deployment.md recipe)', () => {
+  const recipeHeader = '# deploy/k8s/overlays/walpurge-b/kustomization.yaml';
+  const recipe = new RegExp(`\`\`\`yaml\\n(${recipeHeader}[\\s\\S]*?)\`\`\``).exec(
+    readFileSync(repoPath('docs/deployment.md'), 'utf8'),
+  )?.[1];
+
+  /** The first installation (kafka overlay with monitoring) and the documented second one, rendered. */
+  function renderBoth(): { first: K8sObject[]; second: K8sObject[] } {
+    const copy = mkdtempSync(join(tmpdir(), 'walpurge-k8s-'));
+    try {
+      cpSync(k8sDir, copy, { recursive: true });
+      const kafka = `${copy}/overlays/kafka/kustomization.yaml`;
+      const enabled = readFileSync(kafka, 'utf8').replace(
+        '  # - ../../components/monitoring',
+        '  - ../../components/monitoring',
+      );
+      expect(enabled).toContain('  - ../../components/monitoring');
+      writeFileSync(kafka, enabled);
+      const second = `${copy}/overlays/walpurge-b`;
+      mkdirSync(second);
+      writeFileSync(`${second}/kustomization.yaml`, recipe ?? '');
+      writeFileSync(
+        `${second}/walpurge.yaml`,
+        readFileSync(`${copy}/base/walpurge.yaml`, 'utf8').replace('slot: walpurge', 'slot: walpurge_b'),
+      );
+      return {
+        first: renderKustomization(`${copy}/overlays/kafka`).objects,
+        second: renderKustomization(second).objects,
+      };
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+  }
+
+  it('is in the docs', () => {
+    expect(recipe).toBeDefined();
+  });
+
+  it('renders apart: no shared object name; each Service, budget and ServiceMonitor picks its own installation only', () => {
+    const { first, second } = renderBoth();
+    const ids = (objects: K8sObject[]): string[] =>
+      objects.map((object) => `${object.kind}/${object.metadata.name}`);
+    expect(ids(second).filter((id) => ids(first).includes(id))).toEqual([]);
+    const all = [...first, ...second];
+    const pods = deployments(all).map((deployment) => ({
+      name: nameOf(deployment),
+      labels: podLabels(deployment),
+    }));
+    // Which installation rendered an object: its pods must carry that instance value.
+    const installation = new Map<object, string>([
+      ...first.map((object): [object, string] => [object, 'walpurge']),
+      ...second.map((object): [object, string] => [object, 'walpurge-b']),
+    ]);
+    const instanceOf = (object: object): string | undefined => installation.get(object);
+    for (const deployment of deployments(all))
+      expect(podLabels(deployment)['app.kubernetes.io/instance'], nameOf(deployment)).toBe(
+        instanceOf(deployment),
+      );
+
+    // Deployments keep their unscoped selectors (immutable); a ReplicaSet only adopts orphans, so
+    // the overlap is harmless there. Services and budgets decide scraping and evictions.
+    for (const service of objectsOfKind<IService>(all, 'Service')) {
+      const selected = pods.filter((pod) => selects(service.spec?.selector, pod.labels));
+      expect(selected.length, nameOf(service)).toBeGreaterThan(0);
+      for (const pod of selected)
+        expect(pod.labels['app.kubernetes.io/instance'], `${nameOf(service)} selects ${pod.name}`).toBe(
+          instanceOf(service),
+        );
+    }
+    // The eviction API refuses a pod under two budgets: every pod has at most one, of its installation.
+    const budgets = objectsOfKind<IPodDisruptionBudget>(all, 'PodDisruptionBudget');
+    for (const pod of pods) {
+      const covering = budgets.filter((budget) =>
+        selects(budget.spec?.selector?.matchLabels as Record<string, string> | undefined, pod.labels),
+      );
+      expect(covering.map(nameOf), pod.name).toHaveLength(1);
+      expect(covering.map(instanceOf), pod.name).toEqual([pod.labels['app.kubernetes.io/instance']]);
+    }
+    const services = objectsOfKind<IService>(all, 'Service');
+    const monitors = objectsOfKind<IServiceMonitor>(all, 'ServiceMonitor');
+    expect(monitors).toHaveLength(2);
+    for (const monitor of monitors) {
+      const selected = services.filter((service) =>
+        selects(
+          monitor.spec.selector.matchLabels,
+          (service.metadata?.labels ?? {}) as Record<string, string>,
+        ),
+      );
+      expect(selected.map(instanceOf), nameOf(monitor)).toEqual([instanceOf(monitor)]);
+    }
+    // One copy of the alert rules: they already fire per installation.
+    expect(objectsOfKind(all, 'PrometheusRule')).toHaveLength(1);
   });
 });

@@ -2,7 +2,9 @@
  * A minimal offline `kustomize build` for the features deploy/k8s uses (no kubectl or kustomize binary
  * here): resources (files and directories), components, configMapGenerator (create/merge/replace,
  * files and literals, content-hash suffix with reference rewriting in pod templates), strategic-merge
- * `patches` from files (one patch per file, `$patch: delete`), `images` and `namespace`.
+ * `patches` from files (one patch per file, `$patch: delete`), `images`, `namespace`, `namePrefix`
+ * (with the references kustomize follows for these manifests: ConfigMaps, ServiceAccounts, HPA
+ * targets) and `labels` (with `includeSelectors`: the selectors and pod templates of built-in kinds).
  *
  * Anything else in a kustomization throws, so a manifest change that this renderer would silently get
  * wrong fails the tests instead. The hash is not kustomize's exact algorithm; only its role matters
@@ -45,6 +47,12 @@ const Image = z.strictObject({
   digest: z.string().optional(),
 });
 
+const Labels = z.strictObject({
+  pairs: z.record(z.string(), z.string()),
+  includeSelectors: z.boolean().default(false),
+  includeTemplates: z.boolean().default(false),
+});
+
 const Kustomization = z.strictObject({
   apiVersion: z.enum(['kustomize.config.k8s.io/v1beta1', 'kustomize.config.k8s.io/v1alpha1']),
   kind: z.enum(['Kustomization', 'Component']),
@@ -54,6 +62,8 @@ const Kustomization = z.strictObject({
   configMapGenerator: z.array(Generator).nullish(),
   patches: z.array(Patch).nullish(),
   images: z.array(Image).nullish(),
+  namePrefix: z.string().optional(),
+  labels: z.array(Labels).nullish(),
 });
 type Kustomization = z.infer<typeof Kustomization>;
 
@@ -247,6 +257,77 @@ function applyImages(objects: K8sObject[], images: z.infer<typeof Image>[]): voi
 }
 
 /**
+ * Prefixes every object's name and the references kustomize's name-reference rules rewrite for the
+ * kinds deploy/ uses: ConfigMaps (volumes, envFrom, env), the pods' ServiceAccount and an HPA's
+ * target. A Secret not built here (walpurge-credentials) keeps its name, as in kustomize; so does
+ * whatever a custom resource refers to (a KEDA ScaledObject's target).
+ */
+function applyNamePrefix(acc: Accumulator, prefix: string): void {
+  const renamed = new Map<string, string>();
+  for (const object of acc.objects) {
+    const name = object.metadata.name;
+    renamed.set(`${object.kind}/${name}`, `${prefix}${name}`);
+    object.metadata.name = `${prefix}${name}`;
+    if (acc.generated.delete(name)) acc.generated.add(`${prefix}${name}`);
+  }
+  const rename = (holder: Json, field: string, kind: string): void => {
+    if (!isObject(holder) || typeof holder[field] !== 'string') return;
+    holder[field] = renamed.get(`${kind}/${holder[field]}`) ?? holder[field];
+  };
+  const visit = (node: Json): void => {
+    if (Array.isArray(node)) {
+      for (const item of node) visit(item);
+      return;
+    }
+    if (!isObject(node)) return;
+    rename(node['configMap'] ?? null, 'name', 'ConfigMap');
+    rename(node['configMapRef'] ?? null, 'name', 'ConfigMap');
+    rename(node['configMapKeyRef'] ?? null, 'name', 'ConfigMap');
+    rename(node, 'serviceAccountName', 'ServiceAccount');
+    for (const value of Object.values(node)) visit(value);
+  };
+  for (const object of acc.objects) {
+    if (object.kind === 'HorizontalPodAutoscaler') {
+      const target = isObject(object['spec'] ?? null)
+        ? (object['spec'] as JsonObject)['scaleTargetRef']
+        : null;
+      if (isObject(target ?? null)) rename(target ?? null, 'name', String((target as JsonObject)['kind']));
+    }
+    if (object.kind !== 'ConfigMap') visit(object['spec'] ?? null);
+  }
+}
+
+/** Where kustomize's `labels` with includeSelectors writes, per built-in kind (CRDs: none). */
+const SELECTOR_PATHS: Record<string, string[][]> = {
+  Service: [['spec', 'selector']],
+  Deployment: [['spec', 'selector', 'matchLabels']],
+  PodDisruptionBudget: [['spec', 'selector', 'matchLabels']],
+};
+const TEMPLATE_PATHS: Record<string, string[][]> = {
+  Deployment: [['spec', 'template', 'metadata', 'labels']],
+};
+
+function labelMap(object: JsonObject, path: string[]): JsonObject {
+  let node: JsonObject = object;
+  for (const field of path) {
+    const next = node[field];
+    if (!isObject(next ?? null)) node[field] = {};
+    node = node[field] as JsonObject;
+  }
+  return node;
+}
+
+function applyLabels(objects: K8sObject[], labels: z.infer<typeof Labels>): void {
+  for (const object of objects) {
+    const paths = [['metadata', 'labels']];
+    if (labels.includeSelectors) paths.push(...(SELECTOR_PATHS[object.kind] ?? []));
+    if (labels.includeSelectors || labels.includeTemplates)
+      paths.push(...(TEMPLATE_PATHS[object.kind] ?? []));
+    for (const path of paths) Object.assign(labelMap(object, path), labels.pairs);
+  }
+}
+
+/**
  * Builds one kustomization. A Component is built on top of the resources accumulated so far
  * (`inherited`): its generators merge into them and its patches may target them.
  */
@@ -283,6 +364,8 @@ function accumulate(dir: string, options: RenderOptions, top: boolean, inherited
     acc.objects = applyPatch(acc.objects, asK8sObject(documents[0] ?? null, origin), origin);
   }
   applyImages(acc.objects, kustomization.images ?? []);
+  if (kustomization.namePrefix) applyNamePrefix(acc, kustomization.namePrefix);
+  for (const labels of kustomization.labels ?? []) applyLabels(acc.objects, labels);
   if (kustomization.namespace) {
     for (const object of acc.objects) object.metadata['namespace'] = kustomization.namespace;
   }

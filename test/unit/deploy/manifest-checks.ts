@@ -447,6 +447,11 @@ export function checkServiceMonitors(objects: readonly K8sObject[]): IServiceMon
     expect(selected.map(nameOf), `${nameOf(monitor)} selects one Service`).toHaveLength(1);
     // Every series gets app_kubernetes_io_instance, the label alerts and the dashboard aggregate by.
     expect(monitor.spec.podTargetLabels).toContain('app.kubernetes.io/instance');
+    // …and app_kubernetes_io_part_of, by which alerts and the dashboard select walpurge's `up`
+    // without naming the Service; every pod must carry it.
+    expect(monitor.spec.podTargetLabels).toContain('app.kubernetes.io/part-of');
+    for (const deployment of deployments(objects))
+      expect(podLabels(deployment)['app.kubernetes.io/part-of'], nameOf(deployment)).toBe('walpurge');
     expect(monitor.spec.endpoints?.length).toBeGreaterThan(0);
     for (const endpoint of monitor.spec.endpoints ?? []) {
       expect(opsServerPaths()).toContain(endpoint.path);

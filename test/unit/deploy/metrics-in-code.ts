@@ -83,6 +83,8 @@ export function baseMetricName(
 
 /** The label the ServiceMonitor makes of the pods' app.kubernetes.io/instance (podTargetLabels). */
 export const INSTANCE_LABEL = 'app_kubernetes_io_instance';
+/** The label the ServiceMonitor makes of the pods' app.kubernetes.io/part-of (walpurge on every pod). */
+export const PART_OF_LABEL = 'app_kubernetes_io_part_of';
 
 /**
  * Labels every series has without the code setting them: Prometheus' target labels, the ones the
@@ -90,6 +92,7 @@ export const INSTANCE_LABEL = 'app_kubernetes_io_instance';
  */
 export const TARGET_LABELS = new Set([
   INSTANCE_LABEL,
+  PART_OF_LABEL,
   'namespace',
   'pod',
   'service',

@@ -6,11 +6,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { IPrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
-import { readYamlDocuments, renderKustomization, type K8sObject } from './kustomize.js';
+import { readYamlDocuments, type K8sObject } from './kustomize.js';
 import { validateAgainstSchema } from './k8s-schemas.js';
 import {
   baseMetricName,
   INSTANCE_LABEL,
+  PART_OF_LABEL,
   registeredMetrics,
   TARGET_LABELS,
   type RegisteredMetric,
@@ -33,12 +34,11 @@ function isLabelValueInPackage(value: string, registeredIn: string): boolean {
   );
 }
 
-/** Services the manifests render: `up{service="…"}` must name one of them. */
-const renderedServices = new Set(
-  renderKustomization(repoPath('deploy/k8s/overlays/kafka'))
-    .objects.filter((object) => object.kind === 'Service')
-    .map((object) => object.metadata.name),
-);
+/**
+ * Target labels that carry a resource's name (the Service's, the scrape job's): a kustomize namePrefix,
+ * a Helm release or a hand-written scrape config renames them, so no query may match on them.
+ */
+const RESOURCE_NAME_LABELS = new Set(['service', 'job', 'endpoint']);
 
 /** Labels of the result series: the aggregation's `by`, or the selected metrics' own labels. */
 function outputLabels(expression: string): Set<string> {
@@ -60,14 +60,23 @@ function checkExpression(expression: string, where: string): string[] {
   expect(facts.errors, `${where}: PromQL syntax error in ${expression}`).toEqual([]);
   const used: string[] = [];
   // Everything but Prometheus' own `up`: walpurge's metrics and the default process_/nodejs_ ones.
+  if (facts.metrics.includes('up'))
+    expect(
+      facts.matchers.some(({ metric, label }) => metric === 'up' && label === PART_OF_LABEL),
+      `${where}: up without {${PART_OF_LABEL}="walpurge"} counts every target Prometheus scrapes`,
+    ).toBe(true);
   for (const series of facts.metrics.filter((name) => name !== 'up')) {
     const base = baseMetricName(series, metrics);
     expect(base, `${where}: ${series} is not registered by any service or package`).toBeDefined();
     if (base) used.push(base);
   }
   for (const { metric, label, op, value } of facts.matchers) {
-    if (metric === 'up' && label === 'service')
-      expect(renderedServices, `${where}: up{service="${value}"} names no rendered Service`).toContain(value);
+    expect(
+      RESOURCE_NAME_LABELS.has(label),
+      `${where}: ${metric}{${label}${op}"${value}"} depends on a resource's name; select by the pods' labels`,
+    ).toBe(false);
+    // Prometheus' `up` exists for every target: only the pods' part-of label tells walpurge's apart.
+    if (metric === 'up' && label === PART_OF_LABEL) expect(`${op}${value}`).toBe('=walpurge');
     const base = baseMetricName(metric, metrics);
     if (!base) continue;
     const own = metrics.get(base)?.labelNames ?? [];
@@ -120,6 +129,9 @@ function missingIdentity(expression: string): string[] {
   return wanted.filter((label) => !resultLabels.includes(label));
 }
 
+/** Alerts on a provider account's quota: the installations share it, so they are added up. */
+const ACROSS_INSTALLATIONS = new Set(['WalpurgeCloudFrontPathsOverFreeTier']);
+
 const Alert = z.strictObject({
   alert: z.string().regex(/^Walpurge[A-Z]\w+$/),
   expr: z.string(),
@@ -155,7 +167,11 @@ describe('PrometheusRule alerts', () => {
   });
 
   it('fires per installation (namespace and app_kubernetes_io_instance), per slot and database for slot metrics', () => {
-    for (const alert of alerts) expect(missingIdentity(String(alert.expr)), String(alert.alert)).toEqual([]);
+    for (const alert of alerts.filter(({ alert }) => !ACROSS_INSTALLATIONS.has(String(alert))))
+      expect(missingIdentity(String(alert.expr)), String(alert.alert)).toEqual([]);
+    // A quota of the provider account adds every installation up, keeping no label at all.
+    for (const alert of alerts.filter(({ alert }) => ACROSS_INSTALLATIONS.has(String(alert))))
+      expect(parsePromql(String(alert.expr)).resultLabels, String(alert.alert)).toEqual([]);
     // The check itself: a namespace-wide aggregation, or one dropping the slot, is caught.
     expect(missingIdentity('max by (namespace) (walpurge_flusher_batch_held_seconds) > 1')).toEqual([
       INSTANCE_LABEL,
@@ -249,12 +265,13 @@ describe('Grafana dashboard deploy/grafana/walpurge.json', () => {
     expect(dashboard.templating.list.find((variable) => variable.name === 'datasource')?.type).toBe(
       'datasource',
     );
-    // Query variables (label_values(metric, label)) read registered metrics too.
-    for (const variable of dashboard.templating.list) {
+    // Query variables (label_values(selector, label)) select like panels do: registered metrics, or
+    // walpurge's `up` by its part-of label, never by a resource's name.
+    for (const variable of dashboard.templating.list.filter(({ type }) => type === 'query')) {
       const definition = typeof variable['definition'] === 'string' ? variable['definition'] : '';
-      const metric = /label_values\((\w+)[{,]/.exec(definition)?.[1];
-      if (variable.type === 'query')
-        expect(metric && baseMetricName(metric, metrics), `variable ${variable.name}`).toBeTruthy();
+      const selector = /^label_values\((\w+(?:\{[^}]*\})?), \w+\)$/.exec(definition)?.[1];
+      expect(selector, `variable ${variable.name}: ${definition}`).toBeDefined();
+      checkExpression(expandGrafanaVariables(selector ?? ''), `variable ${variable.name}`);
     }
   });
 
@@ -322,5 +339,63 @@ describe('Grafana dashboard deploy/grafana/walpurge.json', () => {
       }
     }
     expect(legends).toBeGreaterThan(0);
+  });
+});
+
+/**
+ * Values every pod of a role reports alike (kept in the queue Redis or read from the queue, the slot
+ * gauges of the active listener and, during a hand-over, its successor): a `sum` over pods multiplies
+ * them by the pod count. They aggregate with max (or min).
+ */
+const REPORTED_BY_EVERY_POD = [
+  'walpurge_flusher_queue_jobs',
+  'walpurge_flusher_pending_rows',
+  'walpurge_flusher_oldest_pending_age_seconds',
+  'walpurge_flusher_queue_writes_accepted_total',
+  'walpurge_flusher_queue_rows_written_total',
+  'walpurge_cdn_queue_depth',
+  'walpurge_cdn_queue_oldest_age_seconds',
+  'walpurge_listener_slot_retained_wal_bytes',
+  'walpurge_listener_slot_safe_wal_bytes',
+  'walpurge_listener_replication_lag_seconds',
+  'walpurge_listener_replication_lag_bytes',
+  // A partition's previous consumer keeps its last value after a rebalance.
+  'walpurge_invalidator_consumer_lag_messages',
+];
+
+describe('queue-wide and slot-wide values', () => {
+  it('are never summed over pods in alerts, the dashboard or the runbook', async () => {
+    const registered = await registeredMetrics();
+    for (const name of REPORTED_BY_EVERY_POD) expect(registered.has(name), name).toBe(true);
+    const [rule] = readYamlDocuments(
+      repoPath('deploy/k8s/components/monitoring/prometheusrule.yaml'),
+    ) as unknown as IPrometheusRule[];
+    const dashboard = JSON.parse(readRepoFile('deploy/grafana/walpurge.json')) as unknown;
+    const runbook = readRepoFile('docs/runbook.md');
+    const expressions = [
+      ...(rule?.spec.groups ?? []).flatMap((group) => group.rules ?? []).map((alert) => String(alert.expr)),
+      ...[...JSON.stringify(dashboard).matchAll(/"expr":"((?:[^"\\]|\\.)*)"/g)].map((match) =>
+        expandGrafanaVariables(JSON.parse(`"${match[1] ?? ''}"`) as string),
+      ),
+      ...[...runbook.matchAll(/```promql\n([\s\S]*?)```/g)].flatMap((match) =>
+        (match[1] ?? '').split('\n').filter((line) => line.trim() !== ''),
+      ),
+      ...[...runbook.matchAll(/`([^`\n]*\(\s*walpurge_[^`\n]*)`/g)].map((match) =>
+        (match[1] ?? '').replace(/\\\|/g, '|'),
+      ),
+    ];
+    expect(expressions.length).toBeGreaterThan(60);
+    for (const expression of expressions) {
+      const summed = parsePromql(expression).summed.map((series) => baseMetricName(series, registered));
+      for (const name of REPORTED_BY_EVERY_POD) expect(summed, expression).not.toContain(name);
+    }
+    // The check itself: a sum over pods is caught, a sum of per-partition maxima is not.
+    expect(parsePromql('sum by (state) (walpurge_flusher_queue_jobs)').summed).toEqual([
+      'walpurge_flusher_queue_jobs',
+    ]);
+    expect(
+      parsePromql('sum by (topic) (max by (topic, partition) (walpurge_invalidator_consumer_lag_messages))')
+        .summed,
+    ).toEqual([]);
   });
 });

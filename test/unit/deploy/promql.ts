@@ -29,6 +29,8 @@ export interface PromqlFacts {
    * → [a, b]; `sum(…)` → []); undefined when the result keeps the selected series' own labels.
    */
   resultLabels: string[] | undefined;
+  /** Metrics whose nearest enclosing aggregation is `sum` or `count` (adds up what pods report). */
+  summed: string[];
 }
 
 /** Grafana variables replaced by values of the right kind, so the expression parses as PromQL. */
@@ -80,6 +82,17 @@ function resultLabels(node: SyntaxNode | null, text: (node: SyntaxNode) => strin
   }
 }
 
+/** The operator (sum, max…) of the innermost aggregation around `node`, if any. */
+function nearestAggregation(node: SyntaxNode, text: (node: SyntaxNode) => string): string | undefined {
+  for (let parent = node.parent; parent; parent = parent.parent) {
+    if (parent.name === 'AggregateExpr') {
+      const op = parent.getChild('AggregateOp');
+      return op ? text(op).toLowerCase() : undefined;
+    }
+  }
+  return undefined;
+}
+
 /** Children of a node that are expressions (not punctuation or the function's name). */
 function childExpressions(node: SyntaxNode): SyntaxNode[] {
   const children: SyntaxNode[] = [];
@@ -92,7 +105,14 @@ function childExpressions(node: SyntaxNode): SyntaxNode[] {
 export function parsePromql(expression: string): PromqlFacts {
   const tree = parser.parse(expression);
   const text = (node: SyntaxNode): string => expression.slice(node.from, node.to);
-  const facts: PromqlFacts = { errors: [], metrics: [], matchers: [], grouping: [], resultLabels: undefined };
+  const facts: PromqlFacts = {
+    errors: [],
+    metrics: [],
+    matchers: [],
+    grouping: [],
+    resultLabels: undefined,
+    summed: [],
+  };
   let currentMetric: string | undefined;
   tree.iterate({
     enter(ref) {
@@ -102,6 +122,9 @@ export function parsePromql(expression: string): PromqlFacts {
         const identifier = node.getChild('Identifier');
         currentMetric = identifier ? text(identifier) : undefined;
         if (currentMetric) facts.metrics.push(currentMetric);
+        const aggregation = nearestAggregation(node, text);
+        if (currentMetric && (aggregation === 'sum' || aggregation === 'count'))
+          facts.summed.push(currentMetric);
       }
       if (ref.name === 'LabelName' && node.parent?.name === 'GroupingLabels') facts.grouping.push(text(node));
       if (ref.name.endsWith('LabelMatcher') && currentMetric) {
