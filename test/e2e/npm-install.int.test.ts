@@ -51,6 +51,8 @@ const run = promisify(execFile);
 const work = mkdtempSync(join(tmpdir(), 'walpurge-npm-install-'));
 const tarballs = join(work, 'tarballs');
 const app = join(work, 'app');
+/** The documented client-only install: @walpurge/client (its internal packages) and ioredis, nothing else. */
+const clientApp = join(work, 'client-app');
 const fixtures = join(import.meta.dirname, 'npm-install');
 const slot = uniqueName('npm_install');
 const prefix = `${slot}:`;
@@ -108,6 +110,28 @@ async function exec(
   }
 }
 
+/** What README.md tells an application to install beside `@walpurge/client` (e.g. `ioredis@5`). */
+function readmeClientInstall(): string[] {
+  const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+  const line = /^npm install @walpurge\/client ([^#\n]+)/m.exec(readme);
+  if (!line?.[1]) throw new Error('README.md has no `npm install @walpurge/client …` line');
+  return line[1].trim().split(/\s+/);
+}
+
+/** The tarballs of `name` and of every published package it depends on (the registry would resolve those). */
+function tarballsOf(name: string): string[] {
+  const byName = new Map(published.map((pkg) => [pkg.manifest.name, pkg.manifest]));
+  const needed = new Set<string>();
+  const visit = (current: string): void => {
+    const manifest = byName.get(current);
+    if (!manifest || needed.has(current)) return;
+    needed.add(current);
+    for (const dependency of Object.keys(manifest.dependencies ?? {})) visit(dependency);
+  };
+  visit(name);
+  return packs.filter((pack) => needed.has(pack.name)).map((pack) => pack.filename);
+}
+
 async function succeed(command: string, args: string[], cwd: string): Promise<string> {
   const result = await exec(command, args, cwd);
   if (result.code !== 0)
@@ -147,32 +171,45 @@ beforeAll(async () => {
   expect(relative(repoRoot, work).startsWith('..'), `${work} must be outside the workspace`).toBe(true);
   mkdirSync(tarballs);
   mkdirSync(app);
+  mkdirSync(clientApp);
   await timed('pnpm pack', () => packPublishedPackages(tarballs));
   packs = await Promise.all(readdirSync(tarballs).map((name) => readTarball(join(tarballs, name))));
 
-  writeFileSync(
-    join(app, 'package.json'),
-    JSON.stringify({ name: 'walpurge-install-check', version: '1.0.0', private: true, type: 'module' }),
-  );
+  for (const [dir, name] of [
+    [app, 'walpurge-install-check'],
+    [clientApp, 'walpurge-client-install-check'],
+  ] as const)
+    writeFileSync(
+      join(dir, 'package.json'),
+      JSON.stringify({ name, version: '1.0.0', private: true, type: 'module' }),
+    );
   const devDependencies = readRootManifest().devDependencies ?? {};
   const typescript = `typescript@${devDependencies['typescript'] ?? 'latest'}`;
   const nodeTypes = `@types/node@${devDependencies['@types/node'] ?? 'latest'}`;
   const pgTypes = `@types/pg@${devDependencies['@types/pg'] ?? 'latest'}`;
-  await timed('npm install', () =>
-    succeed(
-      'npm',
-      [
-        'install',
-        '--no-audit',
-        '--no-fund',
-        '--prefer-offline',
-        ...packs.map((pack) => pack.filename),
-        typescript,
-        nodeTypes,
-        pgTypes,
-      ],
-      app,
-    ),
+  const npmInstall = ['install', '--no-audit', '--no-fund', '--prefer-offline'];
+  // The application's third-party packages exactly as README.md says to install them.
+  const clientPeers = readmeClientInstall();
+  await timed('npm install (both apps)', () =>
+    Promise.all([
+      succeed(
+        'npm',
+        [
+          ...npmInstall,
+          ...packs.map((pack) => pack.filename),
+          ...clientPeers,
+          typescript,
+          nodeTypes,
+          pgTypes,
+        ],
+        app,
+      ),
+      succeed(
+        'npm',
+        [...npmInstall, ...tarballsOf('@walpurge/client'), ...clientPeers, typescript, nodeTypes],
+        clientApp,
+      ),
+    ]),
   );
 
   database = await createIsolatedDatabase(services.databaseUrl, 'npm_install');
@@ -227,6 +264,15 @@ describe('the packed tarballs', () => {
           /(^|\/)(src|test-fixtures)\/|\.test\.|\.tsbuildinfo$|\.map$/.test(file),
       );
       expect(unexpected, pack.name).toEqual([]);
+    }
+  });
+
+  it('leave the application one ioredis, the one it installed (the client shares it as a peer)', () => {
+    for (const dir of [app, clientApp]) {
+      const copies = readdirSync(join(dir, 'node_modules'), { recursive: true, encoding: 'utf8' }).filter(
+        (path) => /(^|\/)node_modules\/ioredis$|^ioredis$/.test(path),
+      );
+      expect(copies, dir).toEqual(['ioredis']);
     }
   });
 
@@ -445,4 +491,51 @@ describe('@walpurge/client, installed from npm', () => {
       expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
     },
   );
+});
+
+describe('@walpurge/client alone, installed as README.md says (no CLI, no bullmq or pg)', () => {
+  it('an ESM app reads through Redis', async () => {
+    copyFileSync(join(fixtures, 'esm-app.mjs'), join(clientApp, 'esm-app.mjs'));
+    const result = await exec('node', ['esm-app.mjs'], clientApp, {
+      REDIS_URL: services.redisUrl,
+      KEY_PREFIX: `${prefix}client-only:`,
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ first: { id: 1, sku: 'from-loader' }, loads: 1 });
+  });
+
+  it('a strict TypeScript app using the reads and HTTP entry points type-checks, declarations included', async () => {
+    copyFileSync(join(fixtures, 'ts-reads-app.ts'), join(clientApp, 'ts-reads-app.ts'));
+    writeFileSync(
+      join(clientApp, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          target: 'es2022',
+          strict: true,
+          noUncheckedIndexedAccess: true,
+          exactOptionalPropertyTypes: true,
+          skipLibCheck: false,
+          noEmit: true,
+          types: ['node'],
+        },
+        files: ['ts-reads-app.ts'],
+      }),
+    );
+    const result = await exec('npx', ['--no-install', 'tsc', '-p', 'tsconfig.json'], clientApp);
+    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+  });
+
+  it('importing /write without bullmq and pg fails with the error docs/client.md names', async () => {
+    const result = await exec(
+      'node',
+      ['--input-type=module', '-e', "await import('@walpurge/client/write')"],
+      clientApp,
+    );
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/Cannot find package '(bullmq|pg)'/);
+    const doc = readFileSync(join(repoRoot, 'docs', 'client.md'), 'utf8');
+    expect(doc).toContain("`Cannot find package 'bullmq'` (or `'pg'`)");
+  });
 });

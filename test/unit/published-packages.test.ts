@@ -74,6 +74,29 @@ describe('published packages', () => {
   );
 });
 
+/**
+ * A package whose public API takes the application's own ioredis, pg or bullmq object must share
+ * that copy: as a dependency npm may install a second version beside the application's (two sets of
+ * types, TS2322 on `createCacheClient({ redis })`; two copies at run time).
+ */
+const USER_INSTANCES: Record<string, string[]> = {
+  '@walpurge/client': ['ioredis', 'pg', 'bullmq'],
+  '@walpurge/write-behind': ['ioredis', 'pg'],
+};
+
+describe("packages that take the application's client objects", () => {
+  it.each(Object.entries(USER_INSTANCES))('%s has them as peer dependencies only', (name, peers) => {
+    const manifest = byName.get(name);
+    expect(manifest, name).toBeDefined();
+    for (const peer of peers) {
+      expect(manifest?.dependencies ?? {}, `${name} → ${peer}`).not.toHaveProperty([peer]);
+      expect(manifest?.peerDependencies ?? {}, `${name} → ${peer}`).toHaveProperty([peer]);
+      // The workspace still installs it, for the package's own build and tests.
+      expect(manifest?.devDependencies ?? {}, `${name} → ${peer}`).toHaveProperty([peer]);
+    }
+  });
+});
+
 describe('docs/publishing.md', () => {
   const doc = readFileSync(join(repoRoot, 'docs', 'publishing.md'), 'utf8');
 
