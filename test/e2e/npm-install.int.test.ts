@@ -6,6 +6,7 @@ import {
   mkdtempSync,
   readFileSync,
   readdirSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -267,6 +268,13 @@ describe('the packed tarballs', () => {
     }
   });
 
+  it('walpurge carries the quickstart examples (a pack made with --ignore-scripts would not)', () => {
+    const files = (name: string): string[] => packs.find((pack) => pack.name === name)?.files ?? [];
+    expect(files('walpurge')).toEqual(
+      expect.arrayContaining(['examples/walpurge.yaml', 'examples/demo/schema.sql']),
+    );
+  });
+
   it('leave the application one ioredis, the one it installed (the client shares it as a peer)', () => {
     for (const dir of [app, clientApp]) {
       const copies = readdirSync(join(dir, 'node_modules'), { recursive: true, encoding: 'utf8' }).filter(
@@ -428,6 +436,28 @@ describe('npx walpurge quickstart, installed from npm', () => {
     const result = await walpurge(['quickstart', '--config', 'quickstart.yaml', '--duration', '1', '--yes']);
     expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
     expect(result.stdout).toContain('demo schema walpurge_demo ready (examples/demo/schema.sql)');
+  });
+
+  it("without its packaged examples, fails in one line and never reads the project's own examples/", async () => {
+    // A package published with --ignore-scripts has no examples/; the repository's examples/ is then
+    // four levels up from dist/quickstart, which in an install is the user's project.
+    const packaged = join(app, 'node_modules', 'walpurge', 'examples');
+    const aside = `${packaged}.aside`;
+    mkdirSync(join(app, 'examples', 'demo'), { recursive: true });
+    writeFileSync(join(app, 'examples', 'demo', 'schema.sql'), 'CREATE TABLE must_not_exist (id int);');
+    writeFileSync(join(app, 'examples', 'walpurge.yaml'), readFileSync(join(packaged, 'walpurge.yaml')));
+    renameSync(packaged, aside);
+    try {
+      const result = await walpurge(['quickstart', '--duration', '1', '--yes']);
+      expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(1);
+      expect(result.stderr).toContain('the walpurge package has no examples/');
+      expect(result.stderr).not.toMatch(/^\s+at /m);
+      const created = await db.query(`SELECT to_regclass('must_not_exist') AS t`);
+      expect(created.rows[0]).toEqual({ t: null });
+    } finally {
+      renameSync(aside, packaged);
+      rmSync(join(app, 'examples'), { recursive: true, force: true });
+    }
   });
 
   it('without DATABASE_URL and REDIS_URL, says the local servers need a checkout (the test tooling is not installed)', async () => {
