@@ -252,7 +252,7 @@ afterAll(async () => {
 });
 
 describe('the packed tarballs', () => {
-  it('are one per published package: built output, LICENSE (and the quickstart examples) only', () => {
+  it('are one per published package: built output, LICENSE (and the quickstart examples, the config schema) only', () => {
     expect(packs.map((pack) => pack.name).sort()).toEqual(published.map((pkg) => pkg.manifest.name).sort());
     for (const pack of packs) {
       const { files } = pack;
@@ -261,18 +261,27 @@ describe('the packed tarballs', () => {
       expect(files, pack.name).toContain('package.json');
       const unexpected = files.filter(
         (file) =>
-          !/^(dist\/|bin\/walpurge\.js$|examples\/|package\.json$|LICENSE$)/.test(file) ||
-          /(^|\/)(src|test-fixtures)\/|\.test\.|\.tsbuildinfo$|\.map$/.test(file),
+          !/^(dist\/|bin\/walpurge\.js$|examples\/|walpurge\.schema\.json$|package\.json$|LICENSE$)/.test(
+            file,
+          ) || /(^|\/)(src|test-fixtures)\/|\.test\.|\.tsbuildinfo$|\.map$/.test(file),
       );
       expect(unexpected, pack.name).toEqual([]);
     }
   });
 
-  it('walpurge carries the quickstart examples (a pack made with --ignore-scripts would not)', () => {
+  it('walpurge carries the quickstart examples and @walpurge/config the JSON Schema', () => {
     const files = (name: string): string[] => packs.find((pack) => pack.name === name)?.files ?? [];
     expect(files('walpurge')).toEqual(
       expect.arrayContaining(['examples/walpurge.yaml', 'examples/demo/schema.sql']),
     );
+    expect(files('@walpurge/config')).toContain('walpurge.schema.json');
+  });
+
+  it('the packaged example config points its editor schema at a file that is installed', () => {
+    const example = join(app, 'node_modules', 'walpurge', 'examples', 'walpurge.yaml');
+    const schema = /\$schema=(\S+)/.exec(readFileSync(example, 'utf8'))?.[1];
+    expect(schema).toBeDefined();
+    expect(existsSync(join(dirname(example), schema ?? '')), schema).toBe(true);
   });
 
   it('leave the application one ioredis, the one it installed (the client shares it as a peer)', () => {
