@@ -284,6 +284,17 @@ describe('the packed tarballs', () => {
     expect(existsSync(join(dirname(example), schema ?? '')), schema).toBe(true);
   });
 
+  it('reference no source map (none is shipped, so a bundler would warn about each)', () => {
+    for (const { manifest } of published) {
+      const dir = join(app, 'node_modules', manifest.name);
+      const referencing = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter(
+        (file) =>
+          /\.(js|ts)$/.test(file) && readFileSync(join(dir, file), 'utf8').includes('sourceMappingURL'),
+      );
+      expect(referencing, manifest.name).toEqual([]);
+    }
+  });
+
   it('leave the application one ioredis, the one it installed (the client shares it as a peer)', () => {
     for (const dir of [app, clientApp]) {
       const copies = readdirSync(join(dir, 'node_modules'), { recursive: true, encoding: 'utf8' }).filter(
