@@ -118,4 +118,13 @@ describe('docs/publishing.md', () => {
     expect(files.length).toBeGreaterThan(0);
     for (const file of files) expect(existsSync(join(repoRoot, file)), file).toBe(true);
   });
+
+  it('publishes from CI only: pnpm publish with --no-git-checks, after checking the tag is on main', () => {
+    const publishes = [...doc.matchAll(/`(pnpm -r publish [^`]+)`/g)].map((match) => match[1]);
+    expect(publishes.length).toBeGreaterThan(0);
+    // A tag checkout is a detached HEAD, which pnpm 10 refuses without it (ERR_PNPM_GIT_UNKNOWN_BRANCH).
+    for (const command of publishes) expect(command).toContain('--no-git-checks');
+    expect(doc).toContain('git merge-base --is-ancestor "$GITHUB_SHA" origin/main');
+    expect(doc).toContain('NPM_CONFIG_PROVENANCE=true');
+  });
 });
