@@ -39,11 +39,12 @@ import { publishedPackages, readRootManifest, repoRoot } from '../release/worksp
 
 /**
  * What a new user gets from npm: every published package packed by `pnpm pack` (workspace:* turned
- * into the release version), installed with plain npm into an empty directory outside the workspace,
- * then the CLI run (--version, --help, validate, an embedded `run` that purges a real change,
- * quickstart) and the client imported by an ESM app and type-checked by a strict TypeScript app.
- * Third-party packages come from the npm registry: ~30 s in all with a warm npm cache; a cold one
- * adds 10-15 s to download ~110 packages.
+ * into the release version), installed with plain npm into empty directories outside the workspace
+ * (one app with everything, one with only the client and the peers README.md names), then the CLI
+ * run (--version, --help, validate, an embedded `run` that purges a real change, quickstart) and the
+ * client imported by ESM apps and type-checked by strict TypeScript apps. Third-party packages come
+ * from the npm registry: 28-47 s in all with a warm npm cache on a busy 2-core machine (85 s at load
+ * average 8); a cold cache adds 10-15 s to download ~110 packages.
  */
 const services = inject('services');
 const root = readRootManifest();
