@@ -16,6 +16,8 @@ export default tseslint.config(
       // examples/ inside this workspace (type-checked against the packed tarballs by
       // test/e2e/npm-install.int.test.ts).
       'examples/**/*.ts',
+      // The copy of examples/ that the walpurge package's prepack makes (gitignored; postpack removes it).
+      'packages/cli/examples/**',
     ],
   },
   js.configs.recommended,

@@ -6,6 +6,7 @@ import {
   mkdtempSync,
   readFileSync,
   readdirSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -38,11 +39,12 @@ import { publishedPackages, readRootManifest, repoRoot } from '../release/worksp
 
 /**
  * What a new user gets from npm: every published package packed by `pnpm pack` (workspace:* turned
- * into the release version), installed with plain npm into an empty directory outside the workspace,
- * then the CLI run (--version, --help, validate, an embedded `run` that purges a real change,
- * quickstart) and the client imported by an ESM app and type-checked by a strict TypeScript app.
- * Third-party packages come from the npm registry: ~30 s in all with a warm npm cache; a cold one
- * adds 10-15 s to download ~110 packages.
+ * into the release version), installed with plain npm into empty directories outside the workspace
+ * (one app with everything, one with only the client and the peers README.md names), then the CLI
+ * run (--version, --help, validate, an embedded `run` that purges a real change, quickstart) and the
+ * client imported by ESM apps and type-checked by strict TypeScript apps. Third-party packages come
+ * from the npm registry: 28-47 s in all with a warm npm cache on a busy 2-core machine (85 s at load
+ * average 8); a cold cache adds 10-15 s to download ~110 packages.
  */
 const services = inject('services');
 const root = readRootManifest();
@@ -51,6 +53,8 @@ const run = promisify(execFile);
 const work = mkdtempSync(join(tmpdir(), 'walpurge-npm-install-'));
 const tarballs = join(work, 'tarballs');
 const app = join(work, 'app');
+/** The documented client-only install: @walpurge/client (its internal packages) and ioredis, nothing else. */
+const clientApp = join(work, 'client-app');
 const fixtures = join(import.meta.dirname, 'npm-install');
 const slot = uniqueName('npm_install');
 const prefix = `${slot}:`;
@@ -108,6 +112,28 @@ async function exec(
   }
 }
 
+/** What README.md tells an application to install beside `@walpurge/client` (e.g. `ioredis@5`). */
+function readmeClientInstall(): string[] {
+  const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+  const line = /^npm install @walpurge\/client ([^#\n]+)/m.exec(readme);
+  if (!line?.[1]) throw new Error('README.md has no `npm install @walpurge/client …` line');
+  return line[1].trim().split(/\s+/);
+}
+
+/** The tarballs of `name` and of every published package it depends on (the registry would resolve those). */
+function tarballsOf(name: string): string[] {
+  const byName = new Map(published.map((pkg) => [pkg.manifest.name, pkg.manifest]));
+  const needed = new Set<string>();
+  const visit = (current: string): void => {
+    const manifest = byName.get(current);
+    if (!manifest || needed.has(current)) return;
+    needed.add(current);
+    for (const dependency of Object.keys(manifest.dependencies ?? {})) visit(dependency);
+  };
+  visit(name);
+  return packs.filter((pack) => needed.has(pack.name)).map((pack) => pack.filename);
+}
+
 async function succeed(command: string, args: string[], cwd: string): Promise<string> {
   const result = await exec(command, args, cwd);
   if (result.code !== 0)
@@ -147,32 +173,45 @@ beforeAll(async () => {
   expect(relative(repoRoot, work).startsWith('..'), `${work} must be outside the workspace`).toBe(true);
   mkdirSync(tarballs);
   mkdirSync(app);
+  mkdirSync(clientApp);
   await timed('pnpm pack', () => packPublishedPackages(tarballs));
   packs = await Promise.all(readdirSync(tarballs).map((name) => readTarball(join(tarballs, name))));
 
-  writeFileSync(
-    join(app, 'package.json'),
-    JSON.stringify({ name: 'walpurge-install-check', version: '1.0.0', private: true, type: 'module' }),
-  );
+  for (const [dir, name] of [
+    [app, 'walpurge-install-check'],
+    [clientApp, 'walpurge-client-install-check'],
+  ] as const)
+    writeFileSync(
+      join(dir, 'package.json'),
+      JSON.stringify({ name, version: '1.0.0', private: true, type: 'module' }),
+    );
   const devDependencies = readRootManifest().devDependencies ?? {};
   const typescript = `typescript@${devDependencies['typescript'] ?? 'latest'}`;
   const nodeTypes = `@types/node@${devDependencies['@types/node'] ?? 'latest'}`;
   const pgTypes = `@types/pg@${devDependencies['@types/pg'] ?? 'latest'}`;
-  await timed('npm install', () =>
-    succeed(
-      'npm',
-      [
-        'install',
-        '--no-audit',
-        '--no-fund',
-        '--prefer-offline',
-        ...packs.map((pack) => pack.filename),
-        typescript,
-        nodeTypes,
-        pgTypes,
-      ],
-      app,
-    ),
+  const npmInstall = ['install', '--no-audit', '--no-fund', '--prefer-offline'];
+  // The application's third-party packages exactly as README.md says to install them.
+  const clientPeers = readmeClientInstall();
+  await timed('npm install (both apps)', () =>
+    Promise.all([
+      succeed(
+        'npm',
+        [
+          ...npmInstall,
+          ...packs.map((pack) => pack.filename),
+          ...clientPeers,
+          typescript,
+          nodeTypes,
+          pgTypes,
+        ],
+        app,
+      ),
+      succeed(
+        'npm',
+        [...npmInstall, ...tarballsOf('@walpurge/client'), ...clientPeers, typescript, nodeTypes],
+        clientApp,
+      ),
+    ]),
   );
 
   database = await createIsolatedDatabase(services.databaseUrl, 'npm_install');
@@ -214,7 +253,7 @@ afterAll(async () => {
 });
 
 describe('the packed tarballs', () => {
-  it('are one per published package: built output, LICENSE (and the quickstart examples) only', () => {
+  it('are one per published package: built output, LICENSE (and the quickstart examples, the config schema) only', () => {
     expect(packs.map((pack) => pack.name).sort()).toEqual(published.map((pkg) => pkg.manifest.name).sort());
     for (const pack of packs) {
       const { files } = pack;
@@ -223,10 +262,46 @@ describe('the packed tarballs', () => {
       expect(files, pack.name).toContain('package.json');
       const unexpected = files.filter(
         (file) =>
-          !/^(dist\/|bin\/walpurge\.js$|examples\/|package\.json$|LICENSE$)/.test(file) ||
-          /(^|\/)(src|test-fixtures)\/|\.test\.|\.tsbuildinfo$|\.map$/.test(file),
+          !/^(dist\/|bin\/walpurge\.js$|examples\/|walpurge\.schema\.json$|package\.json$|LICENSE$)/.test(
+            file,
+          ) || /(^|\/)(src|test-fixtures)\/|\.test\.|\.tsbuildinfo$|\.map$/.test(file),
       );
       expect(unexpected, pack.name).toEqual([]);
+    }
+  });
+
+  it('walpurge carries the quickstart examples and @walpurge/config the JSON Schema', () => {
+    const files = (name: string): string[] => packs.find((pack) => pack.name === name)?.files ?? [];
+    expect(files('walpurge')).toEqual(
+      expect.arrayContaining(['examples/walpurge.yaml', 'examples/demo/schema.sql']),
+    );
+    expect(files('@walpurge/config')).toContain('walpurge.schema.json');
+  });
+
+  it('the packaged example config points its editor schema at a file that is installed', () => {
+    const example = join(app, 'node_modules', 'walpurge', 'examples', 'walpurge.yaml');
+    const schema = /\$schema=(\S+)/.exec(readFileSync(example, 'utf8'))?.[1];
+    expect(schema).toBeDefined();
+    expect(existsSync(join(dirname(example), schema ?? '')), schema).toBe(true);
+  });
+
+  it('reference no source map (none is shipped, so a bundler would warn about each)', () => {
+    for (const { manifest } of published) {
+      const dir = join(app, 'node_modules', manifest.name);
+      const referencing = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter(
+        (file) =>
+          /\.(js|ts)$/.test(file) && readFileSync(join(dir, file), 'utf8').includes('sourceMappingURL'),
+      );
+      expect(referencing, manifest.name).toEqual([]);
+    }
+  });
+
+  it('leave the application one ioredis, the one it installed (the client shares it as a peer)', () => {
+    for (const dir of [app, clientApp]) {
+      const copies = readdirSync(join(dir, 'node_modules'), { recursive: true, encoding: 'utf8' }).filter(
+        (path) => /(^|\/)node_modules\/ioredis$|^ioredis$/.test(path),
+      );
+      expect(copies, dir).toEqual(['ioredis']);
     }
   });
 
@@ -384,6 +459,28 @@ describe('npx walpurge quickstart, installed from npm', () => {
     expect(result.stdout).toContain('demo schema walpurge_demo ready (examples/demo/schema.sql)');
   });
 
+  it("without its packaged examples, fails in one line and never reads the project's own examples/", async () => {
+    // A package published with --ignore-scripts has no examples/; the repository's examples/ is then
+    // four levels up from dist/quickstart, which in an install is the user's project.
+    const packaged = join(app, 'node_modules', 'walpurge', 'examples');
+    const aside = `${packaged}.aside`;
+    mkdirSync(join(app, 'examples', 'demo'), { recursive: true });
+    writeFileSync(join(app, 'examples', 'demo', 'schema.sql'), 'CREATE TABLE must_not_exist (id int);');
+    writeFileSync(join(app, 'examples', 'walpurge.yaml'), readFileSync(join(packaged, 'walpurge.yaml')));
+    renameSync(packaged, aside);
+    try {
+      const result = await walpurge(['quickstart', '--duration', '1', '--yes']);
+      expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(1);
+      expect(result.stderr).toContain('the walpurge package has no examples/');
+      expect(result.stderr).not.toMatch(/^\s+at /m);
+      const created = await db.query(`SELECT to_regclass('must_not_exist') AS t`);
+      expect(created.rows[0]).toEqual({ t: null });
+    } finally {
+      renameSync(aside, packaged);
+      rmSync(join(app, 'examples'), { recursive: true, force: true });
+    }
+  });
+
   it('without DATABASE_URL and REDIS_URL, says the local servers need a checkout (the test tooling is not installed)', async () => {
     const result = await walpurge(['quickstart', '--duration', '1', '--yes'], {
       DATABASE_URL: '',
@@ -445,4 +542,51 @@ describe('@walpurge/client, installed from npm', () => {
       expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
     },
   );
+});
+
+describe('@walpurge/client alone, installed as README.md says (no CLI, no bullmq or pg)', () => {
+  it('an ESM app reads through Redis', async () => {
+    copyFileSync(join(fixtures, 'esm-app.mjs'), join(clientApp, 'esm-app.mjs'));
+    const result = await exec('node', ['esm-app.mjs'], clientApp, {
+      REDIS_URL: services.redisUrl,
+      KEY_PREFIX: `${prefix}client-only:`,
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ first: { id: 1, sku: 'from-loader' }, loads: 1 });
+  });
+
+  it('a strict TypeScript app using the reads and HTTP entry points type-checks, declarations included', async () => {
+    copyFileSync(join(fixtures, 'ts-reads-app.ts'), join(clientApp, 'ts-reads-app.ts'));
+    writeFileSync(
+      join(clientApp, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          target: 'es2022',
+          strict: true,
+          noUncheckedIndexedAccess: true,
+          exactOptionalPropertyTypes: true,
+          skipLibCheck: false,
+          noEmit: true,
+          types: ['node'],
+        },
+        files: ['ts-reads-app.ts'],
+      }),
+    );
+    const result = await exec('npx', ['--no-install', 'tsc', '-p', 'tsconfig.json'], clientApp);
+    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+  });
+
+  it('importing /write without bullmq and pg fails with the error docs/client.md names', async () => {
+    const result = await exec(
+      'node',
+      ['--input-type=module', '-e', "await import('@walpurge/client/write')"],
+      clientApp,
+    );
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/Cannot find package '(bullmq|pg)'/);
+    const doc = readFileSync(join(repoRoot, 'docs', 'client.md'), 'utf8');
+    expect(doc).toContain("`Cannot find package 'bullmq'` (or `'pg'`)");
+  });
 });

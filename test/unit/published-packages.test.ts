@@ -74,6 +74,29 @@ describe('published packages', () => {
   );
 });
 
+/**
+ * A package whose public API takes the application's own ioredis, pg or bullmq object must share
+ * that copy: as a dependency npm may install a second version beside the application's (two sets of
+ * types, TS2322 on `createCacheClient({ redis })`; two copies at run time).
+ */
+const USER_INSTANCES: Record<string, string[]> = {
+  '@walpurge/client': ['ioredis', 'pg', 'bullmq'],
+  '@walpurge/write-behind': ['ioredis', 'pg'],
+};
+
+describe("packages that take the application's client objects", () => {
+  it.each(Object.entries(USER_INSTANCES))('%s has them as peer dependencies only', (name, peers) => {
+    const manifest = byName.get(name);
+    expect(manifest, name).toBeDefined();
+    for (const peer of peers) {
+      expect(manifest?.dependencies ?? {}, `${name} → ${peer}`).not.toHaveProperty([peer]);
+      expect(manifest?.peerDependencies ?? {}, `${name} → ${peer}`).toHaveProperty([peer]);
+      // The workspace still installs it, for the package's own build and tests.
+      expect(manifest?.devDependencies ?? {}, `${name} → ${peer}`).toHaveProperty([peer]);
+    }
+  });
+});
+
 describe('docs/publishing.md', () => {
   const doc = readFileSync(join(repoRoot, 'docs', 'publishing.md'), 'utf8');
 
@@ -94,5 +117,14 @@ describe('docs/publishing.md', () => {
     );
     expect(files.length).toBeGreaterThan(0);
     for (const file of files) expect(existsSync(join(repoRoot, file)), file).toBe(true);
+  });
+
+  it('publishes from CI only: pnpm publish with --no-git-checks, after checking the tag is on main', () => {
+    const publishes = [...doc.matchAll(/`(pnpm -r publish [^`]+)`/g)].map((match) => match[1]);
+    expect(publishes.length).toBeGreaterThan(0);
+    // A tag checkout is a detached HEAD, which pnpm 10 refuses without it (ERR_PNPM_GIT_UNKNOWN_BRANCH).
+    for (const command of publishes) expect(command).toContain('--no-git-checks');
+    expect(doc).toContain('git merge-base --is-ancestor "$GITHUB_SHA" origin/main');
+    expect(doc).toContain('NPM_CONFIG_PROVENANCE=true');
   });
 });

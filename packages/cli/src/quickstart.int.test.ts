@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { createIsolatedDatabase, uniqueName, waitFor } from '@walpurge/testing';
-import { exampleConfigPath } from './quickstart/demo-files.js';
+import { demoFiles } from './quickstart/demo-files.js';
 import { spawnWalpurge, type WalpurgeProcess } from './testing/walpurge-process.js';
 import { captureIo } from './testing/capture-io.js';
 import { runCli } from './cli.js';
@@ -119,7 +119,7 @@ describe('walpurge quickstart', () => {
       });
       // The example rules, with a slot and key prefix of their own on the shared servers.
       const config = join(dir, 'walpurge.yaml');
-      const example = readFileSync(exampleConfigPath, 'utf8');
+      const example = readFileSync(demoFiles().config, 'utf8');
       const own = example
         .replace('slot: walpurge_demo', `slot: ${slot}`)
         .replace('publication: walpurge_demo', `publication: ${slot}`)
@@ -226,7 +226,7 @@ describe('walpurge quickstart', () => {
       const config = join(dir, 'walpurge.yaml');
       writeFileSync(
         config,
-        readFileSync(exampleConfigPath, 'utf8')
+        readFileSync(demoFiles().config, 'utf8')
           .replace('slot: walpurge_demo', `slot: ${slot}`)
           .replace('publication: walpurge_demo', `publication: ${slot}`)
           .replace('  url: ${REDIS_URL}\n', `  url: \${REDIS_URL}\n  keyPrefix: '${slot}:'\n`),

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { ExitCode, UsageError, writeLine, type CliIo } from '../cli-io.js';
 import { stringOption, type CommandSpec, type OptionValues } from '../command.js';
 import { provideDemoStack, type DemoStack } from '../quickstart/local-stack.js';
-import { exampleConfigPath } from '../quickstart/demo-files.js';
+import { demoFiles } from '../quickstart/demo-files.js';
 import {
   DEMO_KEY_PREFIX,
   DEMO_SCHEMA,
@@ -126,6 +126,8 @@ within ${READY_TIMEOUT_MS / 1000} s.`,
     const duration = parsePositive(stringOption(options, 'duration'), 'duration');
     const interval = parsePositive(stringOption(options, 'interval'), 'interval') ?? 0.5;
     const httpPort = parsePort(options, 'quickstart') ?? 0;
+    // Before anything is started: an install without its examples fails here, in one line.
+    const demo = demoFiles();
     const say = (line = ''): void => writeLine(io.stdout, line);
     let quiet = false;
     // Service logs go to stderr so the terminal shows the demo; muted during teardown, when the
@@ -153,7 +155,7 @@ within ${READY_TIMEOUT_MS / 1000} s.`,
           `  using ${io.env['DATABASE_URL'] ? `DATABASE_URL (${describeDatabase(stack.databaseUrl)})` : ''}${io.env['DATABASE_URL'] && io.env['REDIS_URL'] ? ' and ' : ''}${io.env['REDIS_URL'] ? 'REDIS_URL' : ''}`,
         );
 
-      const configPath = stringOption(options, 'config') ?? exampleConfigPath;
+      const configPath = stringOption(options, 'config') ?? demo.config;
       const loaded = parseConfigText(await readFile(configPath, 'utf8'), configPath, {
         env: {
           ...io.env,
