@@ -129,6 +129,39 @@ const cases: Case[] = [
     crossCheck: true,
   },
   {
+    id: 'kafka with KEDA, a queue Redis ACL user with an encoded password and DB 3',
+    release: 'shop',
+    namespace,
+    values: {
+      credentials: { ...inlineCredentials, queueRedisUrl: 'redis://qu:p%40ss%3Aw@queue:6379/3' },
+      autoscaling: { mode: 'keda' },
+    },
+    topology: 'kafka',
+    crossCheck: true,
+  },
+  {
+    id: 'kafka with KEDA, a queue Redis URL without port',
+    release: 'shop',
+    namespace,
+    values: {
+      credentials: { ...inlineCredentials, queueRedisUrl: 'redis://:pw@queue.example.internal' },
+      autoscaling: { mode: 'keda' },
+    },
+    topology: 'kafka',
+    crossCheck: true,
+  },
+  {
+    id: 'kafka with KEDA, an existing Secret for a TLS queue Redis on DB 2',
+    release: 'shop',
+    namespace,
+    values: {
+      credentials: { existingSecret: 'shop-secrets', queueRedis: { tls: true, databaseIndex: 2 } },
+      autoscaling: { mode: 'keda' },
+    },
+    topology: 'kafka',
+    crossCheck: true,
+  },
+  {
     id: 'kafka without autoscaling or budgets, image by digest',
     release: 'shop',
     namespace,
@@ -375,6 +408,9 @@ function scalerSpec(object: K8sObject): JsonObject {
     const metadata = trigger['metadata'] as JsonObject;
     // The chart states TLS explicitly; Kustomize leaves KEDA's default (disable).
     if (metadata['tls'] === 'disable') delete metadata['tls'];
+    // Likewise the queue Redis's DB index and TLS, at KEDA's defaults (DB 0, no TLS) here.
+    if (metadata['databaseIndex'] === '0') delete metadata['databaseIndex'];
+    if (metadata['enableTLS'] === 'false') delete metadata['enableTLS'];
   }
   return spec;
 }
@@ -507,12 +543,62 @@ describe('deploy/helm KEDA queue Redis', () => {
     const secret = objects.find((object) => object.kind === 'Secret');
     expect(secret?.['stringData']).toMatchObject({
       QUEUE_REDIS_ADDRESS: 'queue.example.internal:6380',
+      QUEUE_REDIS_USERNAME: 'default',
       QUEUE_REDIS_PASSWORD: '',
     });
     const flusher = objectsOfKind<IScaledObject>(objects, 'ScaledObject').find((scaled) =>
       nameOf(scaled).endsWith('-flusher'),
     );
     expect(flusher?.spec?.triggers[0]?.metadata['enableTLS']).toBe('true');
+  });
+});
+
+describe('deploy/helm KEDA queue Redis from the URL', () => {
+  const flusherTrigger = (objects: K8sObject[]): Record<string, string> | undefined =>
+    objectsOfKind<IScaledObject>(objects, 'ScaledObject').find((scaled) =>
+      nameOf(scaled).endsWith('-flusher'),
+    )?.spec?.triggers[0]?.metadata as Record<string, string> | undefined;
+  const auth = (objects: K8sObject[]): Record<string, string> =>
+    Object.fromEntries(
+      (
+        (objects.find((object) => object.metadata.name.endsWith('-queue-redis'))?.['spec'] ?? {}) as {
+          secretTargetRef?: { parameter: string; key: string }[];
+        }
+      ).secretTargetRef?.map((ref) => [ref.parameter, ref.key]) ?? [],
+    );
+
+  it("decodes the password, keeps the ACL user and reads the URL's DB index", () => {
+    const { objects } = render('kafka with KEDA, a queue Redis ACL user with an encoded password and DB 3');
+    const secret = objects.find((object) => object.kind === 'Secret');
+    expect(secret?.['stringData']).toMatchObject({
+      QUEUE_REDIS_ADDRESS: 'queue:6379',
+      QUEUE_REDIS_USERNAME: 'qu',
+      QUEUE_REDIS_PASSWORD: 'p@ss:w',
+    });
+    expect(auth(objects)).toEqual({
+      address: 'QUEUE_REDIS_ADDRESS',
+      username: 'QUEUE_REDIS_USERNAME',
+      password: 'QUEUE_REDIS_PASSWORD',
+    });
+    expect(flusherTrigger(objects)).toMatchObject({ databaseIndex: '3', enableTLS: 'false' });
+  });
+
+  it("gives an address without port Redis's default port 6379", () => {
+    const { objects } = render('kafka with KEDA, a queue Redis URL without port');
+    const secret = objects.find((object) => object.kind === 'Secret');
+    expect(secret?.['stringData']).toMatchObject({
+      QUEUE_REDIS_ADDRESS: 'queue.example.internal:6379',
+      QUEUE_REDIS_USERNAME: '',
+      QUEUE_REDIS_PASSWORD: 'pw',
+    });
+    expect(flusherTrigger(objects)).toMatchObject({ databaseIndex: '0' });
+  });
+
+  it('takes TLS and the DB index from credentials.queueRedis with an existing Secret', () => {
+    const { objects } = render('kafka with KEDA, an existing Secret for a TLS queue Redis on DB 2');
+    expect(objects.some((object) => object.kind === 'Secret')).toBe(false);
+    expect(flusherTrigger(objects)).toMatchObject({ databaseIndex: '2', enableTLS: 'true' });
+    expect(auth(objects)['username']).toBe('QUEUE_REDIS_USERNAME');
   });
 });
 

@@ -115,3 +115,52 @@ the topology implies and, for kafka, the kafka values (shared with the KEDA trig
 {{- $http := .Values.config.http | default dict }}
 {{- $http.port | default 9464 }}
 {{- end }}
+
+{{/*
+Percent-decoding of a URL part (Helm has no urldecode): ioredis decodes the user and password of
+QUEUE_REDIS_URL, so KEDA, which takes them as they are, must get them decoded too. ASCII only: a
+non-ASCII password goes into an existing Secret as QUEUE_REDIS_PASSWORD.
+*/}}
+{{- define "walpurge.percentDecode" -}}
+{{- $table := dict }}
+{{- range $code := until 128 }}
+{{- $_ := set $table (printf "%02X" $code) (printf "%c" $code) }}
+{{- end }}
+{{- $parts := splitList "%" . }}
+{{- first $parts }}
+{{- range rest $parts }}
+{{- $char := get $table (upper (trunc 2 .)) }}
+{{- if or (lt (len .) 2) (not $char) }}
+{{- fail "credentials.queueRedisUrl: a %-escape that is not ASCII (%00-%7F): put the decoded password into an existing Secret (QUEUE_REDIS_PASSWORD)" }}
+{{- end }}
+{{- $char }}{{ substr 2 -1 . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The queue Redis as KEDA's Redis scaler takes it, which reads no URL: address (host:port, Redis's
+6379 when the URL has no port), decoded username and password, DB index (the URL's path) and TLS
+(rediss://). From credentials.queueRedisUrl, or with an existing Secret from credentials.queueRedis
+(its Secret holds the address, username and password keys itself).
+*/}}
+{{- define "walpurge.queueRedis" -}}
+{{- if .Values.credentials.existingSecret }}
+{{- $q := .Values.credentials.queueRedis | default dict }}
+{{- toYaml (dict "tls" ($q.tls | default false) "databaseIndex" (int ($q.databaseIndex | default 0))) }}
+{{- else }}
+{{- $url := urlParse .Values.credentials.queueRedisUrl }}
+{{- if not (has $url.scheme (list "redis" "rediss")) }}
+{{- fail (printf "credentials.queueRedisUrl: a redis:// or rediss:// URL, not %q" $url.scheme) }}
+{{- end }}
+{{- $userinfo := $url.userinfo | default "" }}
+{{- /* user:password@, :password@ or user@ (no password); Go's URL writer escapes ':' in both. */}}
+{{- $user := index (splitn ":" 2 $userinfo) "_0" }}
+{{- $password := ternary (index (splitn ":" 2 $userinfo) "_1") "" (contains ":" $userinfo) }}
+{{- $db := trimPrefix "/" $url.path | default "0" }}
+{{- if not (regexMatch "^[0-9]+$" $db) }}
+{{- fail (printf "credentials.queueRedisUrl: the path must be a DB index (/3), not %q" $url.path) }}
+{{- end }}
+{{- $address := ternary $url.host (printf "%s:6379" $url.host) (regexMatch ":[0-9]+$" $url.host) }}
+{{- toYaml (dict "address" $address "username" (include "walpurge.percentDecode" $user) "password" (include "walpurge.percentDecode" $password) "databaseIndex" (int $db) "tls" (eq $url.scheme "rediss")) }}
+{{- end }}
+{{- end }}
