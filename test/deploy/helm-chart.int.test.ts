@@ -68,7 +68,7 @@ interface Case extends HelmCase {
 const cases: Case[] = [
   {
     id: 'kafka defaults (HPA)',
-    release: 'shop',
+    release: 'walpurge',
     namespace,
     values: { credentials: inlineCredentials },
     topology: 'kafka',
@@ -77,7 +77,7 @@ const cases: Case[] = [
   },
   {
     id: 'kafka with KEDA and monitoring',
-    release: 'shop',
+    release: 'walpurge',
     namespace,
     values: { credentials: inlineCredentials, autoscaling: { mode: 'keda' }, ...monitoring },
     topology: 'kafka',
@@ -176,7 +176,7 @@ const cases: Case[] = [
   },
   {
     id: 'embedded',
-    release: 'shop',
+    release: 'walpurge',
     namespace,
     values: { topology: 'embedded', credentials: inlineCredentials },
     topology: 'embedded',
@@ -199,7 +199,7 @@ const cases: Case[] = [
   {
     // The defaults' config with other values changed: resources, replicas, scaling, monitoring.
     id: 'kafka defaults, values outside config changed',
-    release: 'shop',
+    release: 'walpurge',
     namespace,
     values: {
       credentials: inlineCredentials,
@@ -213,7 +213,7 @@ const cases: Case[] = [
   },
   {
     id: 'kafka defaults, one rule changed',
-    release: 'shop',
+    release: 'walpurge',
     namespace,
     values: {
       credentials: inlineCredentials,
@@ -706,7 +706,7 @@ describe('deploy/helm monitoring', () => {
   });
 
   it('alerts on its own release only: the Kustomize rules with an instance matcher on every selector', () => {
-    const { objects } = render('kafka with KEDA and monitoring');
+    const { objects } = render('two releases: shop');
     const [rule] = objectsOfKind<IPrometheusRule>(objects, 'PrometheusRule');
     const [source] = readYamlDocuments(repoPath(RULES_SOURCE)) as unknown as IPrometheusRule[];
     const exprs = (value: IPrometheusRule | undefined): string[] =>
@@ -739,7 +739,7 @@ describe('deploy/helm monitoring', () => {
   });
 
   it('labels every scraped series with its release (podTargetLabels) and ships the dashboard', () => {
-    const { objects } = render('kafka with KEDA and monitoring');
+    const { objects } = render('two releases: shop');
     const [monitor] = objectsOfKind<IServiceMonitor>(objects, 'ServiceMonitor');
     expect(monitor?.spec.podTargetLabels).toEqual(['app.kubernetes.io/instance']);
     expect(monitor?.spec.selector.matchLabels?.['app.kubernetes.io/instance']).toBe('shop');
@@ -755,6 +755,33 @@ describe('deploy/helm monitoring', () => {
 describe('deploy/helm two releases in one namespace', () => {
   const shop = (): K8sObject[] => render('two releases: shop').objects;
   const blog = (): K8sObject[] => render('two releases: blog').objects;
+
+  it('use their own slot, publication, topics, consumer group and write-behind queue by default', () => {
+    const names = (objects: K8sObject[]): Record<string, string | undefined> => {
+      const config = walpurgePods(objects).find((pod) => pod.role === 'invalidator')?.config;
+      return {
+        slot: config?.database.slot,
+        publication: config?.database.publication,
+        topic: config?.kafka?.topic,
+        cdnTopic: config?.kafka?.cdnTopic,
+        deadLetterTopic: config?.kafka?.deadLetterTopic,
+        consumerGroup: config?.kafka?.consumerGroup,
+        queue: config?.flusher?.keyPrefix,
+      };
+    };
+    // PostgreSQL slot and publication names take [a-z0-9_] only: the release's '-' becomes '_'.
+    expect(names(shop())).toEqual({
+      slot: 'shop_walpurge',
+      publication: 'shop_walpurge',
+      topic: 'shop-walpurge.changes',
+      cdnTopic: 'shop-walpurge.cdn',
+      deadLetterTopic: 'shop-walpurge.dlq',
+      consumerGroup: 'shop-walpurge-invalidator',
+      queue: 'shop-walpurge:wb:',
+    });
+    const blogNames = names(blog());
+    for (const [key, value] of Object.entries(names(shop()))) expect(blogNames[key], key).not.toBe(value);
+  });
 
   it('render no colliding object names', () => {
     const ids = (objects: K8sObject[]): string[] =>

@@ -96,9 +96,21 @@ the topology implies and, for kafka, the kafka values (shared with the KEDA trig
 {{- fail (printf "config.rules[%d]: quote the key 'on' ('on': [insert, update]); Helm reads values as YAML 1.1, where a bare on is the boolean true" $i) }}
 {{- end }}
 {{- end }}
+{{- $names := include "walpurge.resourceNames" . | fromYaml }}
+{{- $config = deepCopy $config }}
+{{- $database := $config.database | default dict }}
+{{- $_ := set $database "slot" ($database.slot | default $names.slot) }}
+{{- $_ := set $database "publication" ($database.publication | default $names.publication) }}
+{{- $_ := set $config "database" $database }}
+{{- if $config.flusher }}
+{{- $_ := set $config.flusher "keyPrefix" ($config.flusher.keyPrefix | default $names.keyPrefix) }}
+{{- end }}
 {{- $file := dict "transport" (ternary "kafka" "inline" (eq .Values.topology "kafka")) }}
 {{- if eq .Values.topology "kafka" }}
 {{- $kafka := omit .Values.kafka "sasl" }}
+{{- range $key := list "topic" "cdnTopic" "deadLetterTopic" "consumerGroup" }}
+{{- $_ := set $kafka $key (get $kafka $key | default (get $names $key)) }}
+{{- end }}
 {{- if .Values.kafka.sasl.mechanism }}
 {{- $_ := set $kafka "sasl" (dict "mechanism" .Values.kafka.sasl.mechanism "username" "${KAFKA_SASL_USERNAME}" "password" "${KAFKA_SASL_PASSWORD}") }}
 {{- end }}
@@ -163,4 +175,26 @@ The queue Redis as KEDA's Redis scaler takes it, which reads no URL: address (ho
 {{- $address := ternary $url.host (printf "%s:6379" $url.host) (regexMatch ":[0-9]+$" $url.host) }}
 {{- toYaml (dict "address" $address "username" (include "walpurge.percentDecode" $user) "password" (include "walpurge.percentDecode" $password) "databaseIndex" (int $db) "tls" (eq $url.scheme "rediss")) }}
 {{- end }}
+{{- end }}
+
+{{/*
+Names a release owns on shared PostgreSQL, Kafka and queue Redis, from its full name unless set:
+two releases never stream one slot, join one consumer group (each purging the other's partitions
+with its own rules) or drain one write-behind queue. For the release `walpurge` they are walpurge's
+own defaults. PostgreSQL slot and publication names take [a-z0-9_] only: other characters become _.
+*/}}
+{{- define "walpurge.resourceNames" -}}
+{{- $fullname := include "walpurge.fullname" . }}
+{{- $pg := regexReplaceAll "[^a-z0-9_]" (lower $fullname) "_" }}
+{{- if regexMatch "^[0-9]" $pg }}{{ $pg = printf "_%s" $pg }}{{ end }}
+{{- $kafka := .Values.kafka }}
+{{- $database := .Values.config.database | default dict }}
+{{- $flusher := .Values.config.flusher | default dict }}
+topic: {{ $kafka.topic | default (printf "%s.changes" $fullname) | quote }}
+cdnTopic: {{ $kafka.cdnTopic | default (printf "%s.cdn" $fullname) | quote }}
+deadLetterTopic: {{ $kafka.deadLetterTopic | default (printf "%s.dlq" $fullname) | quote }}
+consumerGroup: {{ $kafka.consumerGroup | default (printf "%s-invalidator" $fullname) | quote }}
+slot: {{ $database.slot | default $pg | quote }}
+publication: {{ $database.publication | default $pg | quote }}
+keyPrefix: {{ $flusher.keyPrefix | default (printf "%s:wb:" $fullname) | quote }}
 {{- end }}
