@@ -212,6 +212,14 @@ const cases: Case[] = [
     crossCheck: true,
   },
   {
+    id: 'alerts with a scrape of your own that adds the release labels',
+    release: 'shop',
+    namespace,
+    values: { credentials: inlineCredentials, prometheusRule: { enabled: true, ownScrape: true } },
+    topology: 'kafka',
+    crossCheck: true,
+  },
+  {
     id: 'kafka defaults, one rule changed',
     release: 'walpurge',
     namespace,
@@ -287,6 +295,12 @@ const refusals: { id: string; values: JsonObject; error: RegExp }[] = [
     id: 'a SASL mechanism walpurge does not have',
     values: { credentials: inlineCredentials, kafka: { sasl: { mechanism: 'gssapi' } } },
     error: /kafka\.sasl\.mechanism.*must be one of the following/,
+  },
+  {
+    // Its alerts match app_kubernetes_io_instance, which only the ServiceMonitor's podTargetLabels add.
+    id: 'alerts without the ServiceMonitor',
+    values: { credentials: inlineCredentials, prometheusRule: { enabled: true } },
+    error: /prometheusRule\.enabled needs serviceMonitor\.enabled/,
   },
   {
     // What Helm's YAML 1.1 parser makes of an unquoted `on:` key in a values file.
@@ -741,7 +755,12 @@ describe('deploy/helm monitoring', () => {
   it('labels every scraped series with its release (podTargetLabels) and ships the dashboard', () => {
     const { objects } = render('two releases: shop');
     const [monitor] = objectsOfKind<IServiceMonitor>(objects, 'ServiceMonitor');
-    expect(monitor?.spec.podTargetLabels).toEqual(['app.kubernetes.io/instance']);
+    expect(monitor?.spec.podTargetLabels).toEqual([
+      'app.kubernetes.io/instance',
+      'app.kubernetes.io/part-of',
+    ]);
+    for (const deployment of deployments(objects))
+      expect(podLabels(deployment)['app.kubernetes.io/part-of']).toBe('walpurge');
     expect(monitor?.spec.selector.matchLabels?.['app.kubernetes.io/instance']).toBe('shop');
     const dashboard = objects.find(
       (object) => object.kind === 'ConfigMap' && object.metadata.name === 'shop-walpurge-dashboard',
