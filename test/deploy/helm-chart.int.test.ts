@@ -220,6 +220,28 @@ const cases: Case[] = [
     crossCheck: true,
   },
   {
+    id: 'one replica of every role',
+    release: 'shop',
+    namespace,
+    values: {
+      credentials: inlineCredentials,
+      autoscaling: { mode: 'none' },
+      listener: { replicas: 1 },
+      invalidator: { replicas: 1 },
+      flusher: { replicas: 1 },
+    },
+    topology: 'kafka',
+    crossCheck: false,
+  },
+  {
+    id: 'embedded, one replica',
+    release: 'shop',
+    namespace,
+    values: { topology: 'embedded', credentials: inlineCredentials, allInOne: { replicas: 1 } },
+    topology: 'embedded',
+    crossCheck: false,
+  },
+  {
     id: 'kafka defaults, one rule changed',
     release: 'walpurge',
     namespace,
@@ -301,6 +323,19 @@ const refusals: { id: string; values: JsonObject; error: RegExp }[] = [
     id: 'alerts without the ServiceMonitor',
     values: { credentials: inlineCredentials, prometheusRule: { enabled: true } },
     error: /prometheusRule\.enabled needs serviceMonitor\.enabled/,
+  },
+  {
+    id: 'an HPA with minReplicas 0',
+    values: { credentials: inlineCredentials, autoscaling: { flusher: { minReplicas: 0 } } },
+    error: /autoscaling\.flusher\.minReplicas must be at least 1 with autoscaling\.mode hpa/,
+  },
+  {
+    id: 'an autoscaler with minReplicas above maxReplicas',
+    values: {
+      credentials: inlineCredentials,
+      autoscaling: { mode: 'keda', invalidator: { minReplicas: 5, maxReplicas: 3 } },
+    },
+    error: /autoscaling\.invalidator\.minReplicas \(5\) exceeds its maxReplicas \(3\)/,
   },
   {
     // What Helm's YAML 1.1 parser makes of an unquoted `on:` key in a values file.
@@ -630,6 +665,29 @@ describe('deploy/helm KEDA queue Redis from the URL', () => {
     expect(objects.some((object) => object.kind === 'Secret')).toBe(false);
     expect(flusherTrigger(objects)).toMatchObject({ databaseIndex: '2', enableTLS: 'true' });
     expect(auth(objects)['username']).toBe('QUEUE_REDIS_USERNAME');
+  });
+});
+
+describe('deploy/helm disruption budgets', () => {
+  const budgets = (id: string): Record<string, unknown> =>
+    Object.fromEntries(
+      objectsOfKind<IPodDisruptionBudget>(render(id).objects, 'PodDisruptionBudget').map((budget) => [
+        budget.metadata?.labels?.['app.kubernetes.io/component'],
+        budget.spec?.minAvailable ?? `maxUnavailable ${budget.spec?.maxUnavailable}`,
+      ]),
+    );
+
+  it('never block a drain: one listener or all-in-one pod gets no budget (minAvailable 1 would block it)', () => {
+    expect(budgets('one replica of every role')).toEqual({
+      invalidator: 'maxUnavailable 1',
+      flusher: 'maxUnavailable 1',
+    });
+    expect(budgets('embedded, one replica')).toEqual({});
+  });
+
+  it('keep one of an active/standby pair', () => {
+    expect(budgets('kafka defaults (HPA)')).toMatchObject({ listener: 1 });
+    expect(budgets('embedded')).toEqual({ all: 1 });
   });
 });
 
