@@ -41,7 +41,14 @@ import {
   releaseExpression,
 } from '../unit/deploy/helm-chart-files.js';
 import { readRepoFile, repoPath } from '../unit/deploy/workspace.js';
-import { HELM_TIMEOUT_MS, renderHelmCases, type HelmCase, type HelmRender } from './helm/helm.js';
+import { documentedHelmInstall } from './helm/documented-install.js';
+import {
+  HELM_TIMEOUT_MS,
+  mergeValues,
+  renderHelmCases,
+  type HelmCase,
+  type HelmRender,
+} from './helm/helm.js';
 
 const chartDir = repoPath(CHART_DIR);
 const namespace = 'apps';
@@ -64,6 +71,9 @@ interface Case extends HelmCase {
   /** Kustomize render of the same setup, compared with this one. */
   kustomize?: { dir: string; components?: string[] };
 }
+
+/** Every case but the documented commands runs an image from a registry, as the chart requires. */
+const image = { image: { repository: 'registry.example.com/walpurge' } };
 
 const cases: Case[] = [
   {
@@ -252,15 +262,16 @@ const cases: Case[] = [
     topology: 'kafka',
     crossCheck: true,
   },
-  {
-    // README's quickstart: `helm install walpurge … --set credentials.existingSecret=… --set topology=embedded`.
-    id: 'README quickstart',
-    release: 'walpurge',
-    namespace: 'default',
-    values: { credentials: { existingSecret: 'walpurge-credentials' }, topology: 'embedded' },
-    topology: 'embedded',
-    crossCheck: true,
-  },
+  // The install commands of README.md and docs/deployment.md, as they are written.
+  ...(['README.md', 'docs/deployment.md'] as const).map((file): Case => {
+    const command = documentedHelmInstall(readRepoFile(file), file);
+    return {
+      id: `${file} helm install`,
+      ...command,
+      topology: command.values['topology'] === 'embedded' ? 'embedded' : 'kafka',
+      crossCheck: true,
+    };
+  }),
   ...(['shop', 'blog'] as const).map((release): Case => ({
     id: `two releases: ${release}`,
     release,
@@ -271,8 +282,17 @@ const cases: Case[] = [
   })),
 ];
 
+for (const helmCase of cases)
+  if (!helmCase.id.endsWith('helm install')) helmCase.values = mergeValues(image, helmCase.values);
+
 /** Values the chart must refuse, with the error it gives. */
 const refusals: { id: string; values: JsonObject; error: RegExp }[] = [
+  {
+    // docker.io/library/walpurge does not exist: the chart makes the user name the image they pushed.
+    id: 'no image repository',
+    values: { credentials: inlineCredentials, image: { repository: '' } },
+    error: /image\.repository: set the image you built from deploy\/Dockerfile/,
+  },
   {
     id: 'no credentials',
     values: {},
@@ -349,6 +369,7 @@ const refusals: { id: string; values: JsonObject; error: RegExp }[] = [
 ];
 const refused: (HelmCase & { error: RegExp })[] = refusals.map((refusal) => ({
   ...refusal,
+  values: mergeValues(image, refusal.values),
   release: 'shop',
   namespace,
 }));
@@ -837,8 +858,8 @@ describe('deploy/helm two releases in one namespace', () => {
     const names = (objects: K8sObject[]): Record<string, string | undefined> => {
       const config = walpurgePods(objects).find((pod) => pod.role === 'invalidator')?.config;
       return {
-        slot: config?.database.slot,
-        publication: config?.database.publication,
+        slot: config?.database?.slot,
+        publication: config?.database?.publication,
         topic: config?.kafka?.topic,
         cdnTopic: config?.kafka?.cdnTopic,
         deadLetterTopic: config?.kafka?.deadLetterTopic,

@@ -49,6 +49,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{- define "walpurge.image" -}}
+{{- if not .Values.image.repository }}
+{{- fail "image.repository: set the image you built from deploy/Dockerfile and pushed (--set image.repository=registry.example.com/walpurge); no public walpurge image exists" }}
+{{- end }}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
 {{- else }}
