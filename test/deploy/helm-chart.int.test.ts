@@ -845,7 +845,7 @@ describe('deploy/helm monitoring', () => {
       (object) => object.kind === 'ConfigMap' && object.metadata.name === 'shop-walpurge-dashboard',
     );
     const data = (dashboard?.['data'] ?? {}) as Record<string, string>;
-    expect(data['walpurge.json']).toBe(readRepoFile('deploy/grafana/walpurge.json'));
+    expect(data['walpurge.json']).toBe(readRepoFile(`${CHART_DIR}/files/walpurge.json`));
     expect(dashboard?.metadata['labels']).toMatchObject({ grafana_dashboard: '1' });
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The Helm chart's copies of sources it shares with deploy/k8s (Helm reads no file outside the
  * chart): the alert rules, rewritten so each release alerts on its own series only, and the Grafana
- * dashboard as is. `pnpm run deploy:sync` writes them; a test fails while they are stale.
+ * dashboard, its queries rewritten to find every release's series. `pnpm run deploy:sync` writes them; a test fails while they are stale.
  */
 import { isMap, isScalar, isSeq, parseDocument, Document, type YAMLMap } from 'yaml';
 import { editSelectors } from './promql.js';
@@ -57,10 +57,53 @@ export function chartPrometheusRules(source: string): string {
   return out.toString({ lineWidth: 0 });
 }
 
+/** The label the ServiceMonitor's podTargetLabels: [app.kubernetes.io/part-of] gives every series. */
+export const PART_OF_LABEL = 'app_kubernetes_io_part_of';
+/** The Kustomize Service's name, which a release's Service (`<fullname>-metrics`) does not have. */
+const KUSTOMIZE_SERVICE = 'walpurge-metrics';
+
+/**
+ * A dashboard query for every release: a `service="walpurge-metrics"` matcher (the Kustomize Service;
+ * each release's is `<fullname>-metrics`) becomes `app_kubernetes_io_part_of="walpurge"`, which every
+ * walpurge series of any release carries. Grafana's `label_values(selector, label)` is not PromQL:
+ * its selector is edited on its own.
+ */
+export function chartDashboardQuery(query: string): string {
+  // Panel queries use Grafana's [$__rate_interval], which PromQL's grammar refuses: only queries
+  // with a service matcher have anything to rewrite.
+  if (!/\bservice\s*=/.test(query)) return query;
+  const labelValues = /^(label_values\()(.*)(,\s*[A-Za-z_][A-Za-z0-9_]*\))$/s.exec(query);
+  if (labelValues) return `${labelValues[1]}${chartDashboardQuery(labelValues[2] ?? '')}${labelValues[3]}`;
+  return editSelectors(query, {
+    replaceMatcher: (matcher) =>
+      matcher.label === 'service' && matcher.value === KUSTOMIZE_SERVICE
+        ? `${PART_OF_LABEL}="walpurge"`
+        : undefined,
+  });
+}
+
+/** The dashboard with its queries made release-independent; the rest of the file byte for byte. */
+export function chartDashboard(source: string): string {
+  const queries = new Set<string>();
+  const visit = (node: unknown, key?: string): void => {
+    if (typeof node === 'string') {
+      if (key === 'expr' || key === 'query' || key === 'definition') queries.add(node);
+    } else if (Array.isArray(node)) node.forEach((item) => visit(item));
+    else if (node && typeof node === 'object')
+      for (const [childKey, child] of Object.entries(node)) visit(child, childKey);
+  };
+  visit(JSON.parse(source));
+  let result = source;
+  // Whole JSON string literals are replaced, so only those strings change.
+  for (const query of queries)
+    result = result.replaceAll(JSON.stringify(query), JSON.stringify(chartDashboardQuery(query)));
+  return result;
+}
+
 /** Chart path → content, as `pnpm run deploy:sync` writes them. */
 export function chartSharedFiles(): Map<string, string> {
   return new Map([
     [`${CHART_DIR}/files/prometheus-rules.yaml`, chartPrometheusRules(readRepoFile(RULES_SOURCE))],
-    [`${CHART_DIR}/files/walpurge.json`, readRepoFile(DASHBOARD_SOURCE)],
+    [`${CHART_DIR}/files/walpurge.json`, chartDashboard(readRepoFile(DASHBOARD_SOURCE))],
   ]);
 }
