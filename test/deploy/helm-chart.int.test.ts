@@ -252,6 +252,22 @@ const cases: Case[] = [
     crossCheck: false,
   },
   {
+    // walpurge substitutes ${VAR}s before it validates, and retypes numbers and booleans.
+    id: 'config numbers and booleans as ${VAR}s',
+    release: 'shop',
+    namespace,
+    values: {
+      credentials: inlineCredentials,
+      config: {
+        redis: { url: '${REDIS_URL}', cluster: '${REDIS_CLUSTER:-false}' },
+        database: { heartbeatIntervalMs: '${HEARTBEAT_MS}' },
+      },
+      kafka: { ssl: '${KAFKA_SSL}' },
+    },
+    topology: 'kafka',
+    crossCheck: false,
+  },
+  {
     id: 'kafka defaults, one rule changed',
     release: 'walpurge',
     namespace,
@@ -356,6 +372,25 @@ const refusals: { id: string; values: JsonObject; error: RegExp }[] = [
       autoscaling: { mode: 'keda', invalidator: { minReplicas: 5, maxReplicas: 3 } },
     },
     error: /autoscaling\.invalidator\.minReplicas \(5\) exceeds its maxReplicas \(3\)/,
+  },
+  {
+    // values.schema.json embeds walpurge.schema.json for config and kafka.
+    id: 'a misspelt config section',
+    values: { credentials: inlineCredentials, config: { databse: { url: '${DATABASE_URL}' } } },
+    error: /config.*Additional property databse is not allowed/,
+  },
+  {
+    id: 'a misspelt key of a rule',
+    values: {
+      credentials: inlineCredentials,
+      config: { rules: [{ table: 'public.posts', redis: { kyes: ['post:{id}'] } }] },
+    },
+    error: /config\.rules\.0\.redis.*Additional property kyes is not allowed/,
+  },
+  {
+    id: 'a misspelt kafka value',
+    values: { credentials: inlineCredentials, kafka: { topics: 'x' } },
+    error: /kafka.*Additional property topics is not allowed/,
   },
   {
     // What Helm's YAML 1.1 parser makes of an unquoted `on:` key in a values file.

@@ -100,10 +100,109 @@ export function chartDashboard(source: string): string {
   return result;
 }
 
+export const CONFIG_SCHEMA_SOURCE = 'packages/config/walpurge.schema.json';
+export const VALUES_SCHEMA = `${CHART_DIR}/values.schema.json`;
+
+type Schema = Record<string, unknown>;
+const isSchema = (value: unknown): value is Schema =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** A whole-string `${VAR}` (or `${VAR:-default}`, `${file:…}`), which walpurge substitutes and retypes. */
+const ENV_REFERENCE: Schema = { type: 'string', pattern: '^\\$\\{[^}]+\\}$' };
+
+/**
+ * Every scalar of walpurge's schema (a typed leaf, enum or const) also takes a `${VAR}`: walpurge
+ * substitutes them before it validates, and retypes a substituted number or boolean.
+ */
+function allowEnvReferences(schema: Schema): Schema {
+  const result: Schema = {};
+  for (const [key, value] of Object.entries(schema)) {
+    if (key === 'properties' && isSchema(value))
+      result[key] = Object.fromEntries(
+        Object.entries(value).map(([name, child]) => [
+          name,
+          isSchema(child) ? allowEnvReferences(child) : child,
+        ]),
+      );
+    else if (['items', 'additionalProperties'].includes(key) && isSchema(value))
+      result[key] = allowEnvReferences(value);
+    else if (['oneOf', 'anyOf', 'allOf'].includes(key) && Array.isArray(value))
+      result[key] = value.map((child: unknown) => (isSchema(child) ? allowEnvReferences(child) : child));
+    else result[key] = value;
+  }
+  const scalar =
+    'enum' in schema ||
+    'const' in schema ||
+    ['string', 'integer', 'number', 'boolean'].includes(String(schema['type']));
+  if (!scalar) return result;
+  const { description, default: fallback, ...rest } = result;
+  return {
+    ...(description === undefined ? {} : { description }),
+    ...(fallback === undefined ? {} : { default: fallback }),
+    anyOf: [rest, ENV_REFERENCE],
+  };
+}
+
+/** `schema` or an empty string, for names the chart derives from the release when left empty. */
+const orEmpty = (schema: unknown): Schema => ({ anyOf: [schema, { const: '' }] });
+
+function child(schema: Schema, ...path: string[]): Schema {
+  let node: unknown = schema;
+  for (const key of path)
+    node = isSchema(node) && isSchema(node['properties']) ? node['properties'][key] : undefined;
+  if (!isSchema(node)) throw new Error(`${CONFIG_SCHEMA_SOURCE}: no ${path.join('.')}`);
+  return node;
+}
+
+/**
+ * values.schema.json with its `config` and `kafka` taken from walpurge.schema.json (so a misspelt
+ * config key is refused before anything renders), adapted to the chart's values: names the chart
+ * derives may be empty, `flusher: null` runs none, `config.existingConfigMap` is the chart's, the
+ * chart's kafka.sasl holds only the mechanism (the credentials come from the Secret), and
+ * `config.transport`, `config.kafka` and a rule's YAML 1.1 `true` key pass the schema so the
+ * templates refuse them with their own clearer message.
+ */
+export function chartValuesSchema(valuesSchema: string, configSchema: string): string {
+  const values = JSON.parse(valuesSchema) as Schema;
+  const walpurge = allowEnvReferences(JSON.parse(configSchema) as Schema);
+  const { $schema: _schema, $id: _id, title: _title, ...config } = walpurge;
+  const properties = structuredClone(config['properties']) as Record<string, Schema>;
+  const kafka = structuredClone(properties['kafka']) as Schema;
+  const kafkaProperties = kafka['properties'] as Record<string, unknown>;
+  for (const name of ['topic', 'cdnTopic', 'deadLetterTopic', 'consumerGroup'])
+    kafkaProperties[name] = orEmpty(child(kafka, name));
+  kafkaProperties['sasl'] = child(values, 'kafka', 'sasl');
+  const database = child({ properties }, 'database');
+  for (const name of ['slot', 'publication'])
+    (database['properties'] as Record<string, unknown>)[name] = orEmpty(child(database, name));
+  const flusher = child({ properties }, 'flusher');
+  (flusher['properties'] as Record<string, unknown>)['keyPrefix'] = orEmpty(child(flusher, 'keyPrefix'));
+  properties['flusher'] = { anyOf: [flusher, { type: 'null' }] };
+  const rule = (properties['rules'] as Schema)['items'] as Schema;
+  (rule['properties'] as Record<string, unknown>)['true'] = {
+    description: "What Helm's YAML 1.1 makes of a bare `on` key: the chart refuses it with a hint.",
+  };
+  properties['transport'] = { description: 'Refused by the chart: it follows `topology`.' };
+  properties['kafka'] = { description: 'Refused by the chart: set the top-level `kafka` values.' };
+  properties['existingConfigMap'] = child(values, 'config', 'existingConfigMap');
+  const valueProperties = values['properties'] as Record<string, unknown>;
+  valueProperties['kafka'] = {
+    ...kafka,
+    description: `walpurge.yaml's kafka section (generated from ${CONFIG_SCHEMA_SOURCE}); empty names default to the release's.`,
+  };
+  valueProperties['config'] = {
+    ...config,
+    properties,
+    description: `walpurge.yaml (generated from ${CONFIG_SCHEMA_SOURCE}), plus existingConfigMap.`,
+  };
+  return `${JSON.stringify(values, null, 2)}\n`;
+}
+
 /** Chart path → content, as `pnpm run deploy:sync` writes them. */
 export function chartSharedFiles(): Map<string, string> {
   return new Map([
     [`${CHART_DIR}/files/prometheus-rules.yaml`, chartPrometheusRules(readRepoFile(RULES_SOURCE))],
     [`${CHART_DIR}/files/walpurge.json`, chartDashboard(readRepoFile(DASHBOARD_SOURCE))],
+    [VALUES_SCHEMA, chartValuesSchema(readRepoFile(VALUES_SCHEMA), readRepoFile(CONFIG_SCHEMA_SOURCE))],
   ]);
 }
