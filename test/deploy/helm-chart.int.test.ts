@@ -64,6 +64,37 @@ const monitoring = {
   grafanaDashboard: { enabled: true },
 };
 
+/** Queue Redis URLs and what the flusher's KEDA trigger must read from each (Secret keys, metadata). */
+const queueRedisUrls = [
+  {
+    what: 'a TLS queue Redis without password',
+    url: 'rediss://default@queue.example.internal:6380',
+    secret: {
+      QUEUE_REDIS_ADDRESS: 'queue.example.internal:6380',
+      QUEUE_REDIS_USERNAME: 'default',
+      QUEUE_REDIS_PASSWORD: '',
+    },
+    trigger: { databaseIndex: '0', enableTLS: 'true' },
+  },
+  {
+    // ioredis decodes the password and uses the user and DB; KEDA takes them as they are given.
+    what: 'a queue Redis ACL user with an encoded password and DB 3',
+    url: 'redis://qu:p%40ss%3Aw@queue:6379/3',
+    secret: { QUEUE_REDIS_ADDRESS: 'queue:6379', QUEUE_REDIS_USERNAME: 'qu', QUEUE_REDIS_PASSWORD: 'p@ss:w' },
+    trigger: { databaseIndex: '3', enableTLS: 'false' },
+  },
+  {
+    what: 'a queue Redis URL without port',
+    url: 'redis://:pw@queue.example.internal',
+    secret: {
+      QUEUE_REDIS_ADDRESS: 'queue.example.internal:6379',
+      QUEUE_REDIS_USERNAME: '',
+      QUEUE_REDIS_PASSWORD: 'pw',
+    },
+    trigger: { databaseIndex: '0', enableTLS: 'false' },
+  },
+];
+
 interface Case extends HelmCase {
   topology: 'kafka' | 'embedded';
   /** Runs the deploy/k8s cross-checks (needs the rendered ConfigMap). */
@@ -127,39 +158,14 @@ const cases: Case[] = [
     topology: 'kafka',
     crossCheck: true,
   },
-  {
-    id: 'kafka with KEDA, a TLS queue Redis without password',
+  ...queueRedisUrls.map(({ what, url }): Case => ({
+    id: `kafka with KEDA, ${what}`,
     release: 'shop',
     namespace,
-    values: {
-      credentials: { ...inlineCredentials, queueRedisUrl: 'rediss://default@queue.example.internal:6380' },
-      autoscaling: { mode: 'keda' },
-    },
+    values: { credentials: { ...inlineCredentials, queueRedisUrl: url }, autoscaling: { mode: 'keda' } },
     topology: 'kafka',
     crossCheck: true,
-  },
-  {
-    id: 'kafka with KEDA, a queue Redis ACL user with an encoded password and DB 3',
-    release: 'shop',
-    namespace,
-    values: {
-      credentials: { ...inlineCredentials, queueRedisUrl: 'redis://qu:p%40ss%3Aw@queue:6379/3' },
-      autoscaling: { mode: 'keda' },
-    },
-    topology: 'kafka',
-    crossCheck: true,
-  },
-  {
-    id: 'kafka with KEDA, a queue Redis URL without port',
-    release: 'shop',
-    namespace,
-    values: {
-      credentials: { ...inlineCredentials, queueRedisUrl: 'redis://:pw@queue.example.internal' },
-      autoscaling: { mode: 'keda' },
-    },
-    topology: 'kafka',
-    crossCheck: true,
-  },
+  })),
   {
     id: 'kafka with KEDA, an existing Secret for a TLS queue Redis on DB 2',
     release: 'shop',
@@ -660,22 +666,6 @@ describe('deploy/helm KEDA', () => {
 });
 
 describe('deploy/helm KEDA queue Redis', () => {
-  it('connects with TLS and no password when the URL says so', () => {
-    const { objects } = render('kafka with KEDA, a TLS queue Redis without password');
-    const secret = objects.find((object) => object.kind === 'Secret');
-    expect(secret?.['stringData']).toMatchObject({
-      QUEUE_REDIS_ADDRESS: 'queue.example.internal:6380',
-      QUEUE_REDIS_USERNAME: 'default',
-      QUEUE_REDIS_PASSWORD: '',
-    });
-    const flusher = objectsOfKind<IScaledObject>(objects, 'ScaledObject').find((scaled) =>
-      nameOf(scaled).endsWith('-flusher'),
-    );
-    expect(flusher?.spec?.triggers[0]?.metadata['enableTLS']).toBe('true');
-  });
-});
-
-describe('deploy/helm KEDA queue Redis from the URL', () => {
   const flusherTrigger = (objects: K8sObject[]): Record<string, string> | undefined =>
     objectsOfKind<IScaledObject>(objects, 'ScaledObject').find((scaled) =>
       nameOf(scaled).endsWith('-flusher'),
@@ -689,31 +679,18 @@ describe('deploy/helm KEDA queue Redis from the URL', () => {
       ).secretTargetRef?.map((ref) => [ref.parameter, ref.key]) ?? [],
     );
 
-  it("decodes the password, keeps the ACL user and reads the URL's DB index", () => {
-    const { objects } = render('kafka with KEDA, a queue Redis ACL user with an encoded password and DB 3');
-    const secret = objects.find((object) => object.kind === 'Secret');
-    expect(secret?.['stringData']).toMatchObject({
-      QUEUE_REDIS_ADDRESS: 'queue:6379',
-      QUEUE_REDIS_USERNAME: 'qu',
-      QUEUE_REDIS_PASSWORD: 'p@ss:w',
-    });
+  const secretData = (objects: K8sObject[]): unknown =>
+    objects.find((object) => object.kind === 'Secret')?.['stringData'];
+
+  it.each(queueRedisUrls)('reads user, decoded password, address, DB and TLS of $url', (queue) => {
+    const { objects } = render(`kafka with KEDA, ${queue.what}`);
+    expect(secretData(objects)).toMatchObject(queue.secret);
+    expect(flusherTrigger(objects)).toMatchObject(queue.trigger);
     expect(auth(objects)).toEqual({
       address: 'QUEUE_REDIS_ADDRESS',
       username: 'QUEUE_REDIS_USERNAME',
       password: 'QUEUE_REDIS_PASSWORD',
     });
-    expect(flusherTrigger(objects)).toMatchObject({ databaseIndex: '3', enableTLS: 'false' });
-  });
-
-  it("gives an address without port Redis's default port 6379", () => {
-    const { objects } = render('kafka with KEDA, a queue Redis URL without port');
-    const secret = objects.find((object) => object.kind === 'Secret');
-    expect(secret?.['stringData']).toMatchObject({
-      QUEUE_REDIS_ADDRESS: 'queue.example.internal:6379',
-      QUEUE_REDIS_USERNAME: '',
-      QUEUE_REDIS_PASSWORD: 'pw',
-    });
-    expect(flusherTrigger(objects)).toMatchObject({ databaseIndex: '0' });
   });
 
   it('takes TLS and the DB index from credentials.queueRedis with an existing Secret', () => {
