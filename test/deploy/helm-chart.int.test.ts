@@ -38,10 +38,18 @@ import {
   METRICS_SERVICE_PLACEHOLDER,
   RELEASE_PLACEHOLDER,
   RULES_SOURCE,
+  isAcrossInstallations,
   releaseExpression,
 } from '../unit/deploy/helm-chart-files.js';
 import { readRepoFile, repoPath } from '../unit/deploy/workspace.js';
-import { renderHelmCases, type HelmCase, type HelmRender } from './helm/helm.js';
+import { documentedHelmInstall } from './helm/documented-install.js';
+import {
+  HELM_TIMEOUT_MS,
+  mergeValues,
+  renderHelmCases,
+  type HelmCase,
+  type HelmRender,
+} from './helm/helm.js';
 
 const chartDir = repoPath(CHART_DIR);
 const namespace = 'apps';
@@ -57,6 +65,37 @@ const monitoring = {
   grafanaDashboard: { enabled: true },
 };
 
+/** Queue Redis URLs and what the flusher's KEDA trigger must read from each (Secret keys, metadata). */
+const queueRedisUrls = [
+  {
+    what: 'a TLS queue Redis without password',
+    url: 'rediss://default@queue.example.internal:6380',
+    secret: {
+      QUEUE_REDIS_ADDRESS: 'queue.example.internal:6380',
+      QUEUE_REDIS_USERNAME: 'default',
+      QUEUE_REDIS_PASSWORD: '',
+    },
+    trigger: { databaseIndex: '0', enableTLS: 'true' },
+  },
+  {
+    // ioredis decodes the password and uses the user and DB; KEDA takes them as they are given.
+    what: 'a queue Redis ACL user with an encoded password and DB 3',
+    url: 'redis://qu:p%40ss%3Aw@queue:6379/3',
+    secret: { QUEUE_REDIS_ADDRESS: 'queue:6379', QUEUE_REDIS_USERNAME: 'qu', QUEUE_REDIS_PASSWORD: 'p@ss:w' },
+    trigger: { databaseIndex: '3', enableTLS: 'false' },
+  },
+  {
+    what: 'a queue Redis URL without port',
+    url: 'redis://:pw@queue.example.internal',
+    secret: {
+      QUEUE_REDIS_ADDRESS: 'queue.example.internal:6379',
+      QUEUE_REDIS_USERNAME: '',
+      QUEUE_REDIS_PASSWORD: 'pw',
+    },
+    trigger: { databaseIndex: '0', enableTLS: 'false' },
+  },
+];
+
 interface Case extends HelmCase {
   topology: 'kafka' | 'embedded';
   /** Runs the deploy/k8s cross-checks (needs the rendered ConfigMap). */
@@ -65,10 +104,13 @@ interface Case extends HelmCase {
   kustomize?: { dir: string; components?: string[] };
 }
 
+/** Every case but the documented commands runs an image from a registry, as the chart requires. */
+const image = { image: { repository: 'registry.example.com/walpurge' } };
+
 const cases: Case[] = [
   {
     id: 'kafka defaults (HPA)',
-    release: 'shop',
+    release: 'walpurge',
     namespace,
     values: { credentials: inlineCredentials },
     topology: 'kafka',
@@ -77,7 +119,7 @@ const cases: Case[] = [
   },
   {
     id: 'kafka with KEDA and monitoring',
-    release: 'shop',
+    release: 'walpurge',
     namespace,
     values: { credentials: inlineCredentials, autoscaling: { mode: 'keda' }, ...monitoring },
     topology: 'kafka',
@@ -117,12 +159,20 @@ const cases: Case[] = [
     topology: 'kafka',
     crossCheck: true,
   },
+  ...queueRedisUrls.map(({ what, url }): Case => ({
+    id: `kafka with KEDA, ${what}`,
+    release: 'shop',
+    namespace,
+    values: { credentials: { ...inlineCredentials, queueRedisUrl: url }, autoscaling: { mode: 'keda' } },
+    topology: 'kafka',
+    crossCheck: true,
+  })),
   {
-    id: 'kafka with KEDA, a TLS queue Redis without password',
+    id: 'kafka with KEDA, an existing Secret for a TLS queue Redis on DB 2',
     release: 'shop',
     namespace,
     values: {
-      credentials: { ...inlineCredentials, queueRedisUrl: 'rediss://default@queue.example.internal:6380' },
+      credentials: { existingSecret: 'shop-secrets', queueRedis: { tls: true, databaseIndex: 2 } },
       autoscaling: { mode: 'keda' },
     },
     topology: 'kafka',
@@ -143,7 +193,7 @@ const cases: Case[] = [
   },
   {
     id: 'embedded',
-    release: 'shop',
+    release: 'walpurge',
     namespace,
     values: { topology: 'embedded', credentials: inlineCredentials },
     topology: 'embedded',
@@ -164,8 +214,69 @@ const cases: Case[] = [
     crossCheck: false,
   },
   {
-    id: 'kafka defaults, one rule changed',
+    // The defaults' config with other values changed: resources, replicas, scaling, monitoring.
+    id: 'kafka defaults, values outside config changed',
+    release: 'walpurge',
+    namespace,
+    values: {
+      credentials: inlineCredentials,
+      invalidator: { replicas: 3, resources: { requests: { cpu: '1', memory: '512Mi' } } },
+      autoscaling: { mode: 'none' },
+      podAnnotations: { 'example.com/owner': 'cdc' },
+      ...monitoring,
+    },
+    topology: 'kafka',
+    crossCheck: true,
+  },
+  {
+    id: 'alerts with a scrape of your own that adds the release labels',
     release: 'shop',
+    namespace,
+    values: { credentials: inlineCredentials, prometheusRule: { enabled: true, ownScrape: true } },
+    topology: 'kafka',
+    crossCheck: true,
+  },
+  {
+    id: 'one replica of every role',
+    release: 'shop',
+    namespace,
+    values: {
+      credentials: inlineCredentials,
+      autoscaling: { mode: 'none' },
+      listener: { replicas: 1 },
+      invalidator: { replicas: 1 },
+      flusher: { replicas: 1 },
+    },
+    topology: 'kafka',
+    crossCheck: false,
+  },
+  {
+    id: 'embedded, one replica',
+    release: 'shop',
+    namespace,
+    values: { topology: 'embedded', credentials: inlineCredentials, allInOne: { replicas: 1 } },
+    topology: 'embedded',
+    crossCheck: false,
+  },
+  {
+    // walpurge substitutes ${VAR}s before it validates, and retypes numbers and booleans.
+    id: 'config numbers and booleans as ${VAR}s',
+    release: 'shop',
+    namespace,
+    values: {
+      credentials: inlineCredentials,
+      config: {
+        redis: { url: '${REDIS_URL}', cluster: '${REDIS_CLUSTER:-false}' },
+        database: { heartbeatIntervalMs: '${HEARTBEAT_MS}' },
+      },
+      kafka: { ssl: '${KAFKA_SSL}' },
+    },
+    topology: 'kafka',
+    crossCheck: false,
+  },
+  {
+    id: 'kafka defaults, one rule changed',
+    release: 'walpurge',
     namespace,
     values: {
       credentials: inlineCredentials,
@@ -174,15 +285,16 @@ const cases: Case[] = [
     topology: 'kafka',
     crossCheck: true,
   },
-  {
-    // README's quickstart: `helm install walpurge … --set credentials.existingSecret=… --set topology=embedded`.
-    id: 'README quickstart',
-    release: 'walpurge',
-    namespace: 'default',
-    values: { credentials: { existingSecret: 'walpurge-credentials' }, topology: 'embedded' },
-    topology: 'embedded',
-    crossCheck: true,
-  },
+  // The install commands of README.md and docs/deployment.md, as they are written.
+  ...(['README.md', 'docs/deployment.md'] as const).map((file): Case => {
+    const command = documentedHelmInstall(readRepoFile(file), file);
+    return {
+      id: `${file} helm install`,
+      ...command,
+      topology: command.values['topology'] === 'embedded' ? 'embedded' : 'kafka',
+      crossCheck: true,
+    };
+  }),
   ...(['shop', 'blog'] as const).map((release): Case => ({
     id: `two releases: ${release}`,
     release,
@@ -193,8 +305,17 @@ const cases: Case[] = [
   })),
 ];
 
+for (const helmCase of cases)
+  if (!helmCase.id.endsWith('helm install')) helmCase.values = mergeValues(image, helmCase.values);
+
 /** Values the chart must refuse, with the error it gives. */
 const refusals: { id: string; values: JsonObject; error: RegExp }[] = [
+  {
+    // docker.io/library/walpurge does not exist: the chart makes the user name the image they pushed.
+    id: 'no image repository',
+    values: { credentials: inlineCredentials, image: { repository: '' } },
+    error: /image\.repository: set the image you built from deploy\/Dockerfile/,
+  },
   {
     id: 'no credentials',
     values: {},
@@ -241,6 +362,44 @@ const refusals: { id: string; values: JsonObject; error: RegExp }[] = [
     error: /kafka\.sasl\.mechanism.*must be one of the following/,
   },
   {
+    // Its alerts match app_kubernetes_io_instance, which only the ServiceMonitor's podTargetLabels add.
+    id: 'alerts without the ServiceMonitor',
+    values: { credentials: inlineCredentials, prometheusRule: { enabled: true } },
+    error: /prometheusRule\.enabled needs serviceMonitor\.enabled/,
+  },
+  {
+    id: 'an HPA with minReplicas 0',
+    values: { credentials: inlineCredentials, autoscaling: { flusher: { minReplicas: 0 } } },
+    error: /autoscaling\.flusher\.minReplicas must be at least 1 with autoscaling\.mode hpa/,
+  },
+  {
+    id: 'an autoscaler with minReplicas above maxReplicas',
+    values: {
+      credentials: inlineCredentials,
+      autoscaling: { mode: 'keda', invalidator: { minReplicas: 5, maxReplicas: 3 } },
+    },
+    error: /autoscaling\.invalidator\.minReplicas \(5\) exceeds its maxReplicas \(3\)/,
+  },
+  {
+    // values.schema.json embeds walpurge.schema.json for config and kafka.
+    id: 'a misspelt config section',
+    values: { credentials: inlineCredentials, config: { databse: { url: '${DATABASE_URL}' } } },
+    error: /config.*Additional property databse is not allowed/,
+  },
+  {
+    id: 'a misspelt key of a rule',
+    values: {
+      credentials: inlineCredentials,
+      config: { rules: [{ table: 'public.posts', redis: { kyes: ['post:{id}'] } }] },
+    },
+    error: /config\.rules\.0\.redis.*Additional property kyes is not allowed/,
+  },
+  {
+    id: 'a misspelt kafka value',
+    values: { credentials: inlineCredentials, kafka: { topics: 'x' } },
+    error: /kafka.*Additional property topics is not allowed/,
+  },
+  {
     // What Helm's YAML 1.1 parser makes of an unquoted `on:` key in a values file.
     id: 'a rule with a bare on key',
     values: {
@@ -252,6 +411,7 @@ const refusals: { id: string; values: JsonObject; error: RegExp }[] = [
 ];
 const refused: (HelmCase & { error: RegExp })[] = refusals.map((refusal) => ({
   ...refusal,
+  values: mergeValues(image, refusal.values),
   release: 'shop',
   namespace,
 }));
@@ -263,7 +423,9 @@ beforeAll(async () => {
   console.info(
     `helm: ${cases.length + refused.length} cases linted and rendered in ${Date.now() - started} ms`,
   );
-}, 600_000);
+  // Longer than a first run's Maven fetch of helm-java (ensureHelmJars) plus the JVM's own
+  // timeout, so a slow fetch fails with Maven's log instead of vitest's hook timeout.
+}, HELM_TIMEOUT_MS);
 
 function render(id: string): HelmRender {
   const result = renders.get(id);
@@ -375,6 +537,9 @@ function scalerSpec(object: K8sObject): JsonObject {
     const metadata = trigger['metadata'] as JsonObject;
     // The chart states TLS explicitly; Kustomize leaves KEDA's default (disable).
     if (metadata['tls'] === 'disable') delete metadata['tls'];
+    // Likewise the queue Redis's DB index and TLS, at KEDA's defaults (DB 0, no TLS) here.
+    if (metadata['databaseIndex'] === '0') delete metadata['databaseIndex'];
+    if (metadata['enableTLS'] === 'false') delete metadata['enableTLS'];
   }
   return spec;
 }
@@ -502,17 +667,61 @@ describe('deploy/helm KEDA', () => {
 });
 
 describe('deploy/helm KEDA queue Redis', () => {
-  it('connects with TLS and no password when the URL says so', () => {
-    const { objects } = render('kafka with KEDA, a TLS queue Redis without password');
-    const secret = objects.find((object) => object.kind === 'Secret');
-    expect(secret?.['stringData']).toMatchObject({
-      QUEUE_REDIS_ADDRESS: 'queue.example.internal:6380',
-      QUEUE_REDIS_PASSWORD: '',
-    });
-    const flusher = objectsOfKind<IScaledObject>(objects, 'ScaledObject').find((scaled) =>
+  const flusherTrigger = (objects: K8sObject[]): Record<string, string> | undefined =>
+    objectsOfKind<IScaledObject>(objects, 'ScaledObject').find((scaled) =>
       nameOf(scaled).endsWith('-flusher'),
+    )?.spec?.triggers[0]?.metadata as Record<string, string> | undefined;
+  const auth = (objects: K8sObject[]): Record<string, string> =>
+    Object.fromEntries(
+      (
+        (objects.find((object) => object.metadata.name.endsWith('-queue-redis'))?.['spec'] ?? {}) as {
+          secretTargetRef?: { parameter: string; key: string }[];
+        }
+      ).secretTargetRef?.map((ref) => [ref.parameter, ref.key]) ?? [],
     );
-    expect(flusher?.spec?.triggers[0]?.metadata['enableTLS']).toBe('true');
+
+  const secretData = (objects: K8sObject[]): unknown =>
+    objects.find((object) => object.kind === 'Secret')?.['stringData'];
+
+  it.each(queueRedisUrls)('reads user, decoded password, address, DB and TLS of $url', (queue) => {
+    const { objects } = render(`kafka with KEDA, ${queue.what}`);
+    expect(secretData(objects)).toMatchObject(queue.secret);
+    expect(flusherTrigger(objects)).toMatchObject(queue.trigger);
+    expect(auth(objects)).toEqual({
+      address: 'QUEUE_REDIS_ADDRESS',
+      username: 'QUEUE_REDIS_USERNAME',
+      password: 'QUEUE_REDIS_PASSWORD',
+    });
+  });
+
+  it('takes TLS and the DB index from credentials.queueRedis with an existing Secret', () => {
+    const { objects } = render('kafka with KEDA, an existing Secret for a TLS queue Redis on DB 2');
+    expect(objects.some((object) => object.kind === 'Secret')).toBe(false);
+    expect(flusherTrigger(objects)).toMatchObject({ databaseIndex: '2', enableTLS: 'true' });
+    expect(auth(objects)['username']).toBe('QUEUE_REDIS_USERNAME');
+  });
+});
+
+describe('deploy/helm disruption budgets', () => {
+  const budgets = (id: string): Record<string, unknown> =>
+    Object.fromEntries(
+      objectsOfKind<IPodDisruptionBudget>(render(id).objects, 'PodDisruptionBudget').map((budget) => [
+        budget.metadata?.labels?.['app.kubernetes.io/component'],
+        budget.spec?.minAvailable ?? `maxUnavailable ${budget.spec?.maxUnavailable}`,
+      ]),
+    );
+
+  it('never block a drain: one listener or all-in-one pod gets no budget (minAvailable 1 would block it)', () => {
+    expect(budgets('one replica of every role')).toEqual({
+      invalidator: 'maxUnavailable 1',
+      flusher: 'maxUnavailable 1',
+    });
+    expect(budgets('embedded, one replica')).toEqual({});
+  });
+
+  it('keep one of an active/standby pair', () => {
+    expect(budgets('kafka defaults (HPA)')).toMatchObject({ listener: 1 });
+    expect(budgets('embedded')).toEqual({ all: 1 });
   });
 });
 
@@ -580,8 +789,8 @@ describe('deploy/helm values', () => {
       expect(checksum, name).toMatch(/^[0-9a-f]{64}$/);
       expect(after.get(name), `${name} rolls`).not.toBe(checksum);
     }
-    // Same values, same checksum: nothing rolls on a plain upgrade.
-    expect(annotations('two releases: shop')).toEqual(annotations('kafka with KEDA and monitoring'));
+    // Same config, other values changed: the pods' spec may change, but not walpurge.yaml's checksum.
+    expect(annotations('kafka defaults, values outside config changed')).toEqual(before);
   });
 
   it.each(refused)('refuses $id with a clear error, in helm template and helm lint', (refusal) => {
@@ -603,7 +812,7 @@ describe('deploy/helm monitoring', () => {
   });
 
   it('alerts on its own release only: the Kustomize rules with an instance matcher on every selector', () => {
-    const { objects } = render('kafka with KEDA and monitoring');
+    const { objects } = render('two releases: shop');
     const [rule] = objectsOfKind<IPrometheusRule>(objects, 'PrometheusRule');
     const [source] = readYamlDocuments(repoPath(RULES_SOURCE)) as unknown as IPrometheusRule[];
     const exprs = (value: IPrometheusRule | undefined): string[] =>
@@ -611,12 +820,16 @@ describe('deploy/helm monitoring', () => {
     const service = objectsOfKind<IService>(objects, 'Service').map(nameOf);
     expect(service).toEqual(['shop-walpurge-metrics']);
     const expected = exprs(source).map((expr) =>
-      releaseExpression(expr)
-        .replaceAll(RELEASE_PLACEHOLDER, 'shop')
-        .replaceAll(METRICS_SERVICE_PLACEHOLDER, service[0] ?? ''),
+      isAcrossInstallations(expr)
+        ? expr
+        : releaseExpression(expr)
+            .replaceAll(RELEASE_PLACEHOLDER, 'shop')
+            .replaceAll(METRICS_SERVICE_PLACEHOLDER, service[0] ?? ''),
     );
     expect(exprs(rule)).toEqual(expected);
-    for (const expr of exprs(rule)) {
+    // The alerts that add up across installations on purpose (helm-chart-files.test.ts lists them)
+    // are the same in every release; all others see the release's own series only.
+    for (const expr of exprs(rule).filter((candidate) => !isAcrossInstallations(candidate))) {
       const facts = parsePromql(expr);
       expect(facts.errors, expr).toEqual([]);
       for (const metric of facts.metrics) {
@@ -636,15 +849,20 @@ describe('deploy/helm monitoring', () => {
   });
 
   it('labels every scraped series with its release (podTargetLabels) and ships the dashboard', () => {
-    const { objects } = render('kafka with KEDA and monitoring');
+    const { objects } = render('two releases: shop');
     const [monitor] = objectsOfKind<IServiceMonitor>(objects, 'ServiceMonitor');
-    expect(monitor?.spec.podTargetLabels).toEqual(['app.kubernetes.io/instance']);
+    expect(monitor?.spec.podTargetLabels).toEqual([
+      'app.kubernetes.io/instance',
+      'app.kubernetes.io/part-of',
+    ]);
+    for (const deployment of deployments(objects))
+      expect(podLabels(deployment)['app.kubernetes.io/part-of']).toBe('walpurge');
     expect(monitor?.spec.selector.matchLabels?.['app.kubernetes.io/instance']).toBe('shop');
     const dashboard = objects.find(
       (object) => object.kind === 'ConfigMap' && object.metadata.name === 'shop-walpurge-dashboard',
     );
     const data = (dashboard?.['data'] ?? {}) as Record<string, string>;
-    expect(data['walpurge.json']).toBe(readRepoFile('deploy/grafana/walpurge.json'));
+    expect(data['walpurge.json']).toBe(readRepoFile(`${CHART_DIR}/files/walpurge.json`));
     expect(dashboard?.metadata['labels']).toMatchObject({ grafana_dashboard: '1' });
   });
 });
@@ -652,6 +870,33 @@ describe('deploy/helm monitoring', () => {
 describe('deploy/helm two releases in one namespace', () => {
   const shop = (): K8sObject[] => render('two releases: shop').objects;
   const blog = (): K8sObject[] => render('two releases: blog').objects;
+
+  it('use their own slot, publication, topics, consumer group and write-behind queue by default', () => {
+    const names = (objects: K8sObject[]): Record<string, string | undefined> => {
+      const config = walpurgePods(objects).find((pod) => pod.role === 'invalidator')?.config;
+      return {
+        slot: config?.database?.slot,
+        publication: config?.database?.publication,
+        topic: config?.kafka?.topic,
+        cdnTopic: config?.kafka?.cdnTopic,
+        deadLetterTopic: config?.kafka?.deadLetterTopic,
+        consumerGroup: config?.kafka?.consumerGroup,
+        queue: config?.flusher?.keyPrefix,
+      };
+    };
+    // PostgreSQL slot and publication names take [a-z0-9_] only: the release's '-' becomes '_'.
+    expect(names(shop())).toEqual({
+      slot: 'shop_walpurge',
+      publication: 'shop_walpurge',
+      topic: 'shop-walpurge.changes',
+      cdnTopic: 'shop-walpurge.cdn',
+      deadLetterTopic: 'shop-walpurge.dlq',
+      consumerGroup: 'shop-walpurge-invalidator',
+      queue: 'shop-walpurge:wb:',
+    });
+    const blogNames = names(blog());
+    for (const [key, value] of Object.entries(names(shop()))) expect(blogNames[key], key).not.toBe(value);
+  });
 
   it('render no colliding object names', () => {
     const ids = (objects: K8sObject[]): string[] =>

@@ -12,7 +12,7 @@ export { startLocalRedisCluster, type LocalRedisCluster } from './local-redis-cl
 export { startLocalKafka, type LocalKafka, type LocalKafkaOptions } from './local-kafka.js';
 export { ensureKafkaJars, KAFKA_VERSION, type KafkaJarsOptions } from './kafka-jars.js';
 export { ensureHelmJars, HELM_JAVA_VERSION, type HelmJarsOptions } from './helm-jars.js';
-export { walpurgeCacheDir } from './maven-cache.js';
+export { FETCH_TIMEOUT_MS, walpurgeCacheDir } from './maven-cache.js';
 export { ensurePromtool, type PromtoolOptions } from './promtool.js';
 export {
   ensurePostgresBinaries,

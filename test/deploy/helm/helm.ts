@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ensureHelmJars, HELM_JAVA_VERSION, walpurgeCacheDir } from '@walpurge/testing';
+import { ensureHelmJars, FETCH_TIMEOUT_MS, HELM_JAVA_VERSION, walpurgeCacheDir } from '@walpurge/testing';
 import {
   asK8sObject,
   parseYamlDocuments,
@@ -35,8 +35,15 @@ import {
   type K8sObject,
 } from '../../unit/deploy/kustomize.js';
 
-const RUNNER = join(dirname(fileURLToPath(import.meta.url)), 'HelmRunner.java');
+const THIS_FILE = fileURLToPath(import.meta.url);
+const RUNNER = join(dirname(THIS_FILE), 'HelmRunner.java');
 const JVM_TIMEOUT_MS = 300_000;
+/**
+ * Longest renderHelmCases may take: a first run's Maven fetch (or the wait for another process's,
+ * which gives up a minute after the fetch's own timeout), then the JVM. A test hook waiting for it
+ * needs longer, so a slow fetch fails with Maven's log rather than a bare hook timeout.
+ */
+export const HELM_TIMEOUT_MS = FETCH_TIMEOUT_MS + 60_000 + JVM_TIMEOUT_MS + 60_000;
 
 export interface HelmCase {
   /** Unique within one run; names the case in results and messages. */
@@ -103,7 +110,11 @@ function chartFiles(dir: string, root = dir): { path: string; text: string }[] {
 
 function cacheKey(chartDir: string, cases: readonly HelmCase[]): string {
   const hash = createHash('sha256');
-  hash.update(`helm-java ${HELM_JAVA_VERSION}\n`).update(readFileSync(RUNNER));
+  // This file too: how results are read from the runner's output is part of what is cached.
+  hash
+    .update(`helm-java ${HELM_JAVA_VERSION}\n`)
+    .update(readFileSync(RUNNER))
+    .update(readFileSync(THIS_FILE));
   for (const { path, text } of chartFiles(chartDir)) hash.update(`\0${path}\0${text}`);
   hash.update(JSON.stringify(cases));
   return hash.digest('hex').slice(0, 32);

@@ -6,9 +6,15 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { IPrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
+import { parse as parseYaml } from 'yaml';
 import {
+  CHART_DIR,
+  chartDashboardQuery,
   chartSharedFiles,
+  DASHBOARD_SOURCE,
   INSTANCE_LABEL,
+  isAcrossInstallations,
+  PART_OF_LABEL,
   METRICS_SERVICE_PLACEHOLDER,
   RELEASE_PLACEHOLDER,
   RULES_SOURCE,
@@ -16,7 +22,7 @@ import {
 } from './helm-chart-files.js';
 import { readYamlDocuments } from './kustomize.js';
 import { parsePromql } from './promql.js';
-import { repoPath } from './workspace.js';
+import { readRepoFile, repoPath } from './workspace.js';
 
 describe('deploy/helm/walpurge/files', () => {
   it.each([...chartSharedFiles()])('%s is up to date (run `pnpm run deploy:sync`)', (path, expected) => {
@@ -42,6 +48,64 @@ describe('deploy/helm/walpurge/files', () => {
           .map((matcher) => JSON.stringify(matcher));
       expect(strip(after), expr).toEqual(strip(before));
     }
+  });
+
+  it("keeps the release in every alert's labels, so Alertmanager tells two releases apart", () => {
+    const spec = parseYaml(
+      readRepoFile(`${CHART_DIR}/files/prometheus-rules.yaml`),
+    ) as IPrometheusRule['spec'];
+    const rules = (spec.groups ?? []).flatMap((group) => group.rules ?? []);
+    const across = rules.filter((rule) => isAcrossInstallations(String(rule.expr)));
+    // Only the CloudFront free tier (per AWS account) adds up across installations, and unchanged.
+    expect(across.map((rule) => rule.alert)).toEqual(['WalpurgeCloudFrontPathsOverFreeTier']);
+    expect(across.map((rule) => String(rule.expr))).toEqual([
+      'sum(increase(walpurge_cdn_cloudfront_paths_total[30d])) > 1000',
+    ]);
+    const exprs = rules.filter((rule) => !across.includes(rule)).map((rule) => String(rule.expr));
+    expect(exprs.length).toBeGreaterThan(10);
+    for (const expr of exprs) {
+      const facts = parsePromql(expr);
+      expect(facts.errors, expr).toEqual([]);
+      // A `by (…)` must keep the instance label; no aggregation (undefined) keeps the series' labels,
+      // and every selector matches the instance (the rewrite above).
+      if (facts.resultLabels) expect(facts.resultLabels, expr).toContain(INSTANCE_LABEL);
+      else expect(expr, expr).not.toMatch(/\bwithout\b/);
+      for (const metric of facts.metrics)
+        expect(
+          facts.matchers.some((matcher) => matcher.metric === metric && matcher.label === INSTANCE_LABEL),
+          `${metric} in ${expr}`,
+        ).toBe(true);
+    }
+  });
+
+  it("finds every release's series in the dashboard copy: no query selects the Kustomize Service", () => {
+    type Variable = { name: string; type: string; definition?: string; query?: { query?: string } };
+    type Dashboard = {
+      templating: { list: Variable[] };
+      panels: { targets?: { expr?: string }[] }[];
+    };
+    const source = JSON.parse(readRepoFile(DASHBOARD_SOURCE)) as Dashboard;
+    const copy = JSON.parse(readRepoFile(`${CHART_DIR}/files/walpurge.json`)) as Dashboard;
+    const queries = (dashboard: Dashboard): string[] => [
+      ...dashboard.templating.list
+        .filter((variable) => variable.type === 'query')
+        .flatMap((variable) => [variable.definition ?? '', variable.query?.query ?? '']),
+      ...dashboard.panels.flatMap((panel) => panel.targets ?? []).map((target) => target.expr ?? ''),
+    ];
+    expect(queries(copy)).toEqual(queries(source).map(chartDashboardQuery));
+    for (const query of queries(copy)) expect(query).not.toMatch(/\bservice\s*=/);
+    const instance = copy.templating.list.find((variable) => variable.name === 'instance');
+    expect(instance?.definition).toMatch(new RegExp(`${PART_OF_LABEL}="walpurge".*\\b${INSTANCE_LABEL}\\)$`));
+  });
+
+  it.each([
+    [
+      'label_values(up{service="walpurge-metrics"}, namespace)',
+      `label_values(up{${PART_OF_LABEL}="walpurge"}, namespace)`,
+    ],
+    ['sum(walpurge_a{service="other"})', 'sum(walpurge_a{service="other"})'],
+  ])('makes the dashboard query %s release-independent', (query, expected) => {
+    expect(chartDashboardQuery(query)).toBe(expected);
   });
 
   it.each([

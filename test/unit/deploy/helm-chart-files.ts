@@ -1,10 +1,10 @@
 /**
  * The Helm chart's copies of sources it shares with deploy/k8s (Helm reads no file outside the
  * chart): the alert rules, rewritten so each release alerts on its own series only, and the Grafana
- * dashboard as is. `pnpm run deploy:sync` writes them; a test fails while they are stale.
+ * dashboard, its queries rewritten to find every release's series. `pnpm run deploy:sync` writes them; a test fails while they are stale.
  */
 import { isMap, isScalar, isSeq, parseDocument, Document, type YAMLMap } from 'yaml';
-import { editSelectors } from './promql.js';
+import { editSelectors, parsePromql } from './promql.js';
 import { readRepoFile } from './workspace.js';
 
 export const CHART_DIR = 'deploy/helm/walpurge';
@@ -29,6 +29,12 @@ export function releaseExpression(expression: string): string {
   });
 }
 
+/** An aggregation whose result drops the instance label: one figure for all installations. */
+export function isAcrossInstallations(expression: string): boolean {
+  const { resultLabels } = parsePromql(expression);
+  return resultLabels !== undefined && !resultLabels.includes(INSTANCE_LABEL);
+}
+
 /** `spec` of the Kustomize PrometheusRule, every alert's expr made per release. */
 export function chartPrometheusRules(source: string): string {
   const document = parseDocument(source);
@@ -44,7 +50,10 @@ export function chartPrometheusRules(source: string): string {
       const expr = isMap(rule) ? rule.get('expr', true) : undefined;
       if (!isScalar(expr) || typeof expr.value !== 'string')
         throw new Error(`${RULES_SOURCE}: a rule without a string expr`);
-      expr.value = releaseExpression(expr.value);
+      // An alert that adds up across installations on purpose (its `by (…)` leaves the instance
+      // out, e.g. a CDN quota per account) stays as it is: every release then raises the same
+      // alert with the same labels, which Alertmanager merges into one.
+      if (!isAcrossInstallations(expr.value)) expr.value = releaseExpression(expr.value);
       alerts += 1;
     }
   }
@@ -57,10 +66,152 @@ export function chartPrometheusRules(source: string): string {
   return out.toString({ lineWidth: 0 });
 }
 
+/** The label the ServiceMonitor's podTargetLabels: [app.kubernetes.io/part-of] gives every series. */
+export const PART_OF_LABEL = 'app_kubernetes_io_part_of';
+/** The Kustomize Service's name, which a release's Service (`<fullname>-metrics`) does not have. */
+const KUSTOMIZE_SERVICE = 'walpurge-metrics';
+
+/**
+ * A dashboard query for every release: a `service="walpurge-metrics"` matcher (the Kustomize Service;
+ * each release's is `<fullname>-metrics`) becomes `app_kubernetes_io_part_of="walpurge"`, which every
+ * walpurge series of any release carries. Grafana's `label_values(selector, label)` is not PromQL:
+ * its selector is edited on its own.
+ */
+export function chartDashboardQuery(query: string): string {
+  // Panel queries use Grafana's [$__rate_interval], which PromQL's grammar refuses: only queries
+  // with a service matcher have anything to rewrite.
+  if (!/\bservice\s*=/.test(query)) return query;
+  const labelValues = /^(label_values\()(.*)(,\s*[A-Za-z_][A-Za-z0-9_]*\))$/s.exec(query);
+  if (labelValues) return `${labelValues[1]}${chartDashboardQuery(labelValues[2] ?? '')}${labelValues[3]}`;
+  return editSelectors(query, {
+    replaceMatcher: (matcher) =>
+      matcher.label === 'service' && matcher.value === KUSTOMIZE_SERVICE
+        ? `${PART_OF_LABEL}="walpurge"`
+        : undefined,
+  });
+}
+
+/** The dashboard with its queries made release-independent; the rest of the file byte for byte. */
+export function chartDashboard(source: string): string {
+  const queries = new Set<string>();
+  const visit = (node: unknown, key?: string): void => {
+    if (typeof node === 'string') {
+      if (key === 'expr' || key === 'query' || key === 'definition') queries.add(node);
+    } else if (Array.isArray(node)) node.forEach((item) => visit(item));
+    else if (node && typeof node === 'object')
+      for (const [childKey, child] of Object.entries(node)) visit(child, childKey);
+  };
+  visit(JSON.parse(source));
+  let result = source;
+  // Whole JSON string literals are replaced, so only those strings change.
+  for (const query of queries)
+    result = result.replaceAll(JSON.stringify(query), JSON.stringify(chartDashboardQuery(query)));
+  return result;
+}
+
+export const CONFIG_SCHEMA_SOURCE = 'packages/config/walpurge.schema.json';
+export const VALUES_SCHEMA = `${CHART_DIR}/values.schema.json`;
+
+type Schema = Record<string, unknown>;
+const isSchema = (value: unknown): value is Schema =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** A whole-string `${VAR}` (or `${VAR:-default}`, `${file:…}`), which walpurge substitutes and retypes. */
+const ENV_REFERENCE: Schema = { type: 'string', pattern: '^\\$\\{[^}]+\\}$' };
+
+/**
+ * Every scalar of walpurge's schema (a typed leaf, enum or const) also takes a `${VAR}`: walpurge
+ * substitutes them before it validates, and retypes a substituted number or boolean.
+ */
+function allowEnvReferences(schema: Schema): Schema {
+  const result: Schema = {};
+  for (const [key, value] of Object.entries(schema)) {
+    if (key === 'properties' && isSchema(value))
+      result[key] = Object.fromEntries(
+        Object.entries(value).map(([name, child]) => [
+          name,
+          isSchema(child) ? allowEnvReferences(child) : child,
+        ]),
+      );
+    else if (['items', 'additionalProperties'].includes(key) && isSchema(value))
+      result[key] = allowEnvReferences(value);
+    else if (['oneOf', 'anyOf', 'allOf'].includes(key) && Array.isArray(value))
+      result[key] = value.map((child: unknown) => (isSchema(child) ? allowEnvReferences(child) : child));
+    else result[key] = value;
+  }
+  const scalar =
+    'enum' in schema ||
+    'const' in schema ||
+    ['string', 'integer', 'number', 'boolean'].includes(String(schema['type']));
+  if (!scalar) return result;
+  const { description, default: fallback, ...rest } = result;
+  return {
+    ...(description === undefined ? {} : { description }),
+    ...(fallback === undefined ? {} : { default: fallback }),
+    anyOf: [rest, ENV_REFERENCE],
+  };
+}
+
+/** `schema` or an empty string, for names the chart derives from the release when left empty. */
+const orEmpty = (schema: unknown): Schema => ({ anyOf: [schema, { const: '' }] });
+
+function child(schema: Schema, ...path: string[]): Schema {
+  let node: unknown = schema;
+  for (const key of path)
+    node = isSchema(node) && isSchema(node['properties']) ? node['properties'][key] : undefined;
+  if (!isSchema(node)) throw new Error(`${CONFIG_SCHEMA_SOURCE}: no ${path.join('.')}`);
+  return node;
+}
+
+/**
+ * values.schema.json with its `config` and `kafka` taken from walpurge.schema.json (so a misspelt
+ * config key is refused before anything renders), adapted to the chart's values: names the chart
+ * derives may be empty, `flusher: null` runs none, `config.existingConfigMap` is the chart's, the
+ * chart's kafka.sasl holds only the mechanism (the credentials come from the Secret), and
+ * `config.transport`, `config.kafka` and a rule's YAML 1.1 `true` key pass the schema so the
+ * templates refuse them with their own clearer message.
+ */
+export function chartValuesSchema(valuesSchema: string, configSchema: string): string {
+  const values = JSON.parse(valuesSchema) as Schema;
+  const walpurge = allowEnvReferences(JSON.parse(configSchema) as Schema);
+  const { $schema: _schema, $id: _id, title: _title, ...config } = walpurge;
+  const properties = structuredClone(config['properties']) as Record<string, Schema>;
+  const kafka = structuredClone(properties['kafka']) as Schema;
+  const kafkaProperties = kafka['properties'] as Record<string, unknown>;
+  for (const name of ['topic', 'cdnTopic', 'deadLetterTopic', 'consumerGroup'])
+    kafkaProperties[name] = orEmpty(child(kafka, name));
+  kafkaProperties['sasl'] = child(values, 'kafka', 'sasl');
+  const database = child({ properties }, 'database');
+  for (const name of ['slot', 'publication'])
+    (database['properties'] as Record<string, unknown>)[name] = orEmpty(child(database, name));
+  const flusher = child({ properties }, 'flusher');
+  (flusher['properties'] as Record<string, unknown>)['keyPrefix'] = orEmpty(child(flusher, 'keyPrefix'));
+  properties['flusher'] = { anyOf: [flusher, { type: 'null' }] };
+  const rule = (properties['rules'] as Schema)['items'] as Schema;
+  (rule['properties'] as Record<string, unknown>)['true'] = {
+    description: "What Helm's YAML 1.1 makes of a bare `on` key: the chart refuses it with a hint.",
+  };
+  properties['transport'] = { description: 'Refused by the chart: it follows `topology`.' };
+  properties['kafka'] = { description: 'Refused by the chart: set the top-level `kafka` values.' };
+  properties['existingConfigMap'] = child(values, 'config', 'existingConfigMap');
+  const valueProperties = values['properties'] as Record<string, unknown>;
+  valueProperties['kafka'] = {
+    ...kafka,
+    description: `walpurge.yaml's kafka section (generated from ${CONFIG_SCHEMA_SOURCE}); empty names default to the release's.`,
+  };
+  valueProperties['config'] = {
+    ...config,
+    properties,
+    description: `walpurge.yaml (generated from ${CONFIG_SCHEMA_SOURCE}), plus existingConfigMap.`,
+  };
+  return `${JSON.stringify(values, null, 2)}\n`;
+}
+
 /** Chart path → content, as `pnpm run deploy:sync` writes them. */
 export function chartSharedFiles(): Map<string, string> {
   return new Map([
     [`${CHART_DIR}/files/prometheus-rules.yaml`, chartPrometheusRules(readRepoFile(RULES_SOURCE))],
-    [`${CHART_DIR}/files/walpurge.json`, readRepoFile(DASHBOARD_SOURCE)],
+    [`${CHART_DIR}/files/walpurge.json`, chartDashboard(readRepoFile(DASHBOARD_SOURCE))],
+    [VALUES_SCHEMA, chartValuesSchema(readRepoFile(VALUES_SCHEMA), readRepoFile(CONFIG_SCHEMA_SOURCE))],
   ]);
 }

@@ -159,6 +159,8 @@ export interface SelectorEdits {
   setOnEverySelector?: { label: string; value: string };
   /** Returns a new value for a matcher, or undefined to keep it. */
   replaceValue?: MatcherEdit;
+  /** Returns a whole new matcher (`label="value"`) for a matcher, or undefined to keep it. */
+  replaceMatcher?: MatcherEdit;
 }
 
 /**
@@ -193,6 +195,11 @@ export function editSelectors(expression: string, edits: SelectorEdits): string 
         if (target && matcher.label === target.label) {
           labelSet = true;
           splices.push({ from: op.from, to: value.to, insert: `=${quoted(target.value)}` });
+          continue;
+        }
+        const matcherText = edits.replaceMatcher?.(matcher);
+        if (matcherText !== undefined) {
+          splices.push({ from: child.from, to: child.to, insert: matcherText });
           continue;
         }
         const replaced = edits.replaceValue?.(matcher);

@@ -49,6 +49,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{- define "walpurge.image" -}}
+{{- if not .Values.image.repository }}
+{{- fail "image.repository: set the image you built from deploy/Dockerfile and pushed (--set image.repository=registry.example.com/walpurge); no public walpurge image exists" }}
+{{- end }}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
 {{- else }}
@@ -96,9 +99,21 @@ the topology implies and, for kafka, the kafka values (shared with the KEDA trig
 {{- fail (printf "config.rules[%d]: quote the key 'on' ('on': [insert, update]); Helm reads values as YAML 1.1, where a bare on is the boolean true" $i) }}
 {{- end }}
 {{- end }}
+{{- $names := include "walpurge.resourceNames" . | fromYaml }}
+{{- $config = deepCopy $config }}
+{{- $database := $config.database | default dict }}
+{{- $_ := set $database "slot" ($database.slot | default $names.slot) }}
+{{- $_ := set $database "publication" ($database.publication | default $names.publication) }}
+{{- $_ := set $config "database" $database }}
+{{- if $config.flusher }}
+{{- $_ := set $config.flusher "keyPrefix" ($config.flusher.keyPrefix | default $names.keyPrefix) }}
+{{- end }}
 {{- $file := dict "transport" (ternary "kafka" "inline" (eq .Values.topology "kafka")) }}
 {{- if eq .Values.topology "kafka" }}
 {{- $kafka := omit .Values.kafka "sasl" }}
+{{- range $key := list "topic" "cdnTopic" "deadLetterTopic" "consumerGroup" }}
+{{- $_ := set $kafka $key (get $kafka $key | default (get $names $key)) }}
+{{- end }}
 {{- if .Values.kafka.sasl.mechanism }}
 {{- $_ := set $kafka "sasl" (dict "mechanism" .Values.kafka.sasl.mechanism "username" "${KAFKA_SASL_USERNAME}" "password" "${KAFKA_SASL_PASSWORD}") }}
 {{- end }}
@@ -114,4 +129,75 @@ the topology implies and, for kafka, the kafka values (shared with the KEDA trig
 {{- define "walpurge.httpPort" -}}
 {{- $http := .Values.config.http | default dict }}
 {{- $http.port | default 9464 }}
+{{- end }}
+
+{{/*
+Percent-decoding of a URL part (Helm has no urldecode): ioredis decodes the user and password of
+QUEUE_REDIS_URL, so KEDA, which takes them as they are, must get them decoded too. ASCII only: a
+non-ASCII password goes into an existing Secret as QUEUE_REDIS_PASSWORD.
+*/}}
+{{- define "walpurge.percentDecode" -}}
+{{- $table := dict }}
+{{- range $code := until 128 }}
+{{- $_ := set $table (printf "%02X" $code) (printf "%c" $code) }}
+{{- end }}
+{{- $parts := splitList "%" . }}
+{{- first $parts }}
+{{- range rest $parts }}
+{{- $char := get $table (upper (trunc 2 .)) }}
+{{- if or (lt (len .) 2) (not $char) }}
+{{- fail "credentials.queueRedisUrl: a %-escape that is not ASCII (%00-%7F): put the decoded password into an existing Secret (QUEUE_REDIS_PASSWORD)" }}
+{{- end }}
+{{- $char }}{{ substr 2 -1 . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The queue Redis as KEDA's Redis scaler takes it, which reads no URL: address (host:port, Redis's
+6379 when the URL has no port), decoded username and password, DB index (the URL's path) and TLS
+(rediss://). From credentials.queueRedisUrl, or with an existing Secret from credentials.queueRedis
+(its Secret holds the address, username and password keys itself).
+*/}}
+{{- define "walpurge.queueRedis" -}}
+{{- if .Values.credentials.existingSecret }}
+{{- $q := .Values.credentials.queueRedis | default dict }}
+{{- toYaml (dict "tls" ($q.tls | default false) "databaseIndex" (int ($q.databaseIndex | default 0))) }}
+{{- else }}
+{{- $url := urlParse .Values.credentials.queueRedisUrl }}
+{{- if not (has $url.scheme (list "redis" "rediss")) }}
+{{- fail (printf "credentials.queueRedisUrl: a redis:// or rediss:// URL, not %q" $url.scheme) }}
+{{- end }}
+{{- $userinfo := $url.userinfo | default "" }}
+{{- /* user:password@, :password@ or user@ (no password); Go's URL writer escapes ':' in both. */}}
+{{- $user := index (splitn ":" 2 $userinfo) "_0" }}
+{{- $password := ternary (index (splitn ":" 2 $userinfo) "_1") "" (contains ":" $userinfo) }}
+{{- $db := trimPrefix "/" $url.path | default "0" }}
+{{- if not (regexMatch "^[0-9]+$" $db) }}
+{{- fail (printf "credentials.queueRedisUrl: the path must be a DB index (/3), not %q" $url.path) }}
+{{- end }}
+{{- $address := ternary $url.host (printf "%s:6379" $url.host) (regexMatch ":[0-9]+$" $url.host) }}
+{{- toYaml (dict "address" $address "username" (include "walpurge.percentDecode" $user) "password" (include "walpurge.percentDecode" $password) "databaseIndex" (int $db) "tls" (eq $url.scheme "rediss")) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Names a release owns on shared PostgreSQL, Kafka and queue Redis, from its full name unless set:
+two releases never stream one slot, join one consumer group (each purging the other's partitions
+with its own rules) or drain one write-behind queue. For the release `walpurge` they are walpurge's
+own defaults. PostgreSQL slot and publication names take [a-z0-9_] only: other characters become _.
+*/}}
+{{- define "walpurge.resourceNames" -}}
+{{- $fullname := include "walpurge.fullname" . }}
+{{- $pg := regexReplaceAll "[^a-z0-9_]" (lower $fullname) "_" }}
+{{- if regexMatch "^[0-9]" $pg }}{{ $pg = printf "_%s" $pg }}{{ end }}
+{{- $kafka := .Values.kafka }}
+{{- $database := .Values.config.database | default dict }}
+{{- $flusher := .Values.config.flusher | default dict }}
+topic: {{ $kafka.topic | default (printf "%s.changes" $fullname) | quote }}
+cdnTopic: {{ $kafka.cdnTopic | default (printf "%s.cdn" $fullname) | quote }}
+deadLetterTopic: {{ $kafka.deadLetterTopic | default (printf "%s.dlq" $fullname) | quote }}
+consumerGroup: {{ $kafka.consumerGroup | default (printf "%s-invalidator" $fullname) | quote }}
+slot: {{ $database.slot | default $pg | quote }}
+publication: {{ $database.publication | default $pg | quote }}
+keyPrefix: {{ $flusher.keyPrefix | default (printf "%s:wb:" $fullname) | quote }}
 {{- end }}
