@@ -6,6 +6,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { Rule } from '@walpurge/config';
 import { ErrorCode } from '@walpurge/core';
 import {
   createIsolatedDatabase,
@@ -39,6 +40,21 @@ describe('PostgreSQL version differences', () => {
     await db?.drop();
   });
 
+  /**
+   * Creates `CREATE PUBLICATION <name> <definition>` and returns its name, on 15+; before, checks the
+   * row filter or column list it names is a syntax error and returns undefined.
+   */
+  const createFilteredPublication = async (definition: string): Promise<string | undefined> => {
+    const publication = uniqueName('pub');
+    const statement = `CREATE PUBLICATION ${publication} ${definition}`;
+    if (major < 15) {
+      await expect(client.query(statement)).rejects.toThrow(/syntax error/);
+      return undefined;
+    }
+    await client.query(statement);
+    return publication;
+  };
+
   // A row filter or column list on an existing publication hides changes: the entries derived from
   // rows outside the filter, or from columns outside the list, would never be purged.
   it.each([
@@ -47,15 +63,9 @@ describe('PostgreSQL version differences', () => {
       'items WHERE (id > 10)',
       'publishes only the rows of public.items matching WHERE (id > 10)',
     ],
-    ['a column list', 'items (id, title)', 'publishes only the columns id, title of public.items'],
   ])('refuses a publication with %s (PostgreSQL 15+; a syntax error before)', async (_, table, message) => {
-    const publication = uniqueName('filtered');
-    const statement = `CREATE PUBLICATION ${publication} FOR TABLE ${table}`;
-    if (major < 15) {
-      await expect(client.query(statement)).rejects.toThrow(/syntax error/);
-      return;
-    }
-    await client.query(statement);
+    const publication = await createFilteredPublication(`FOR TABLE ${table}`);
+    if (publication === undefined) return;
     const error = await startError({
       config: listenerConfig(db.url, publication, ['items']),
       sink: new RecordingSink(),
@@ -64,6 +74,37 @@ describe('PostgreSQL version differences', () => {
     expect(error.message).toContain(message);
     expect(error.hint).toContain(`ALTER PUBLICATION "${publication}" SET TABLE "public"."items"`);
   });
+
+  // A column list only leaves the dropped columns' values out of the changes it sends: refused when
+  // the rules read one of them, accepted when it keeps every column they read.
+  it.each([
+    [
+      'without body',
+      'items (id, title)',
+      'publishes only the columns id, title of public.items, but the rules read body',
+    ],
+    ['naming every column', 'items (id, title, body)', undefined],
+  ])(
+    'checks a column list %s against the columns the rules read (PostgreSQL 15+)',
+    async (_, table, message) => {
+      const publication = await createFilteredPublication(`FOR TABLE ${table}`);
+      if (publication === undefined) return;
+      const config = {
+        ...listenerConfig(db.url, publication, ['items']),
+        rules: [
+          Rule.parse({ table: 'items', on: ['insert'], redis: { keys: ['item:{id}', 'body:{body}'] } }),
+        ],
+      };
+      if (message === undefined) {
+        await (await startListener({ config, sink: new RecordingSink() })).stop();
+        return;
+      }
+      const error = await startError({ config, sink: new RecordingSink() });
+      expect(error.code).toBe(ErrorCode.PublicationMismatch);
+      expect(error.message).toContain(message);
+      expect(error.hint).toContain('or with a column list that keeps body');
+    },
+  );
 
   // PostgreSQL applies the filter of the relation a change is published as: without
   // publish_via_partition_root each partition's own, with it the topmost published ancestor's; and
@@ -77,13 +118,8 @@ describe('PostgreSQL version differences', () => {
 
     /** Creates the publication (15+) and returns the coverage of `tables`; undefined before 15. */
     const coverageWith = async (definition: string, tables: string[]) => {
-      const publication = uniqueName('pub');
-      const statement = `CREATE PUBLICATION ${publication} ${definition}`;
-      if (major < 15) {
-        await expect(client.query(statement)).rejects.toThrow(/syntax error/);
-        return undefined;
-      }
-      await client.query(statement);
+      const publication = await createFilteredPublication(definition);
+      if (publication === undefined) return undefined;
       const coverage = await publicationCoverage(
         client,
         publication,

@@ -149,29 +149,26 @@ export async function publicationCoverage(
       table: row.table,
       exists: row.exists,
       partitioned: row.partitioned,
-      partitionRoot:
-        row.root_schema !== null && row.root_table !== null
-          ? { schema: row.root_schema, table: row.root_table }
-          : null,
+      partitionRoot: nameOrNull(row.root_schema, row.root_table),
       published: row.published,
       rowFilter: row.row_filter,
       columnList: row.column_list,
-      partialVia:
-        row.via_schema !== null && row.via_table !== null
-          ? { schema: row.via_schema, table: row.via_table }
-          : null,
+      partialVia: nameOrNull(row.via_schema, row.via_table),
     })),
   };
 }
 
 /**
- * Why a table's changes reach walpurge only in part (a row filter or column list of an existing
- * publication, PostgreSQL 15+): entries derived from rows outside the filter, or from columns outside
- * the list, would never be purged. Undefined when the whole table is published.
+ * Why a table's changes reach walpurge only in part (PostgreSQL 15+), undefined when they do not:
+ * a row filter hides every change to rows outside it, so the entries derived from those rows would
+ * never be purged. A column list still lets every change through, only without the values of the
+ * columns it drops: a problem only when the rules read one of those (`columnsRead`, from
+ * columnsReadByTable), whose templates would then never render.
  */
 export function partialPublication(
   publication: string,
   table: TableCoverage,
+  columnsRead: readonly string[],
 ): { message: string; fix: string } | undefined {
   const via = table.partialVia ?? table;
   const name = formatTableName(table);
@@ -181,17 +178,24 @@ export function partialPublication(
       : table.partitioned
         ? `${formatTableName(via)} (a partition of ${name})`
         : `${formatTableName(via)} (which ${name} is published as)`;
-  const what =
+  const listed = table.columnList;
+  const dropped = listed === null ? [] : columnsRead.filter((column) => !listed.includes(column));
+  const message =
     table.rowFilter !== null
-      ? `only the rows of ${viaName} matching WHERE ${table.rowFilter}`
-      : table.columnList !== null
-        ? `only the columns ${table.columnList.join(', ')} of ${viaName}`
+      ? `publication "${publication}" publishes only the rows of ${viaName} matching WHERE ${table.rowFilter}: changes to other rows never reach walpurge, so the cache entries they affect would never be purged`
+      : listed !== null && dropped.length > 0
+        ? `publication "${publication}" publishes only the columns ${listed.join(', ')} of ${viaName}, but the rules read ${dropped.join(', ')}: changes arrive without those values, so the entries derived from them would never be purged`
         : undefined;
-  if (what === undefined) return undefined;
+  if (message === undefined) return undefined;
   return {
-    message: `publication "${publication}" publishes ${what}: changes outside it never reach walpurge, so the cache entries they affect would never be purged`,
-    fix: `ALTER PUBLICATION ${quoteIdent(publication)} SET TABLE ${quoteTable(via)} (without WHERE or a column list; it replaces the publication's table list, so name its other tables too), or give walpurge a publication of its own (database.publication)`,
+    message,
+    fix: `ALTER PUBLICATION ${quoteIdent(publication)} SET TABLE ${quoteTable(via)} (without WHERE${dropped.length > 0 ? ', or with a column list that keeps ' + dropped.join(', ') : ' or a column list'}; it replaces the publication's table list, so name its other tables too), or give walpurge a publication of its own (database.publication)`,
   };
+}
+
+/** A relation the query found through an outer join (both null when there is none). */
+function nameOrNull(schema: string | null, table: string | null): TableName | null {
+  return schema !== null && table !== null ? { schema, table } : null;
 }
 
 async function serverVersion(client: ClientBase): Promise<number> {
