@@ -359,7 +359,7 @@ describe('walpurge validate: row filters and column lists (PostgreSQL 15+)', () 
     [
       'a column list without a column the rules read',
       'users (id, email)',
-      'publishes only the columns id, email of public.users, but the rules read name: changes arrive without those values, so the entries derived from them would never be purged ' +
+      'publishes only the columns id, email of public.users, but walpurge reads name: changes arrive without those values, so the entries derived from them would never be purged ' +
         fix(', or with a column list that keeps name'),
     ],
     ['a column list with every column the rules read', 'users (id, name)', undefined],

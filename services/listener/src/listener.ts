@@ -187,7 +187,7 @@ class WalpurgeListener implements Listener {
       config: this.database,
       tables: this.tables,
       ruleTables: this.options.config.rules.map((rule) => parseTableName(rule.table)),
-      columnsRead: columnsReadByTable(this.options.config.rules),
+      columnsRead: columnsReadByTable(this.options.config),
       configuredTables: (this.database.tables ?? []).length > 0,
       logger: this.log,
       slotMustExist: this.everStreamed,

@@ -81,7 +81,7 @@ describe('PostgreSQL version differences', () => {
     [
       'without body',
       'items (id, title)',
-      'publishes only the columns id, title of public.items, but the rules read body',
+      'publishes only the columns id, title of public.items, but walpurge reads body',
     ],
     ['naming every column', 'items (id, title, body)', undefined],
   ])(

@@ -152,7 +152,7 @@ refusing; run it again. Without --yes you must type the slot name to confirm.`,
       const result = await resetSlot({
         database,
         tables: tablesToPublish(config),
-        columnsRead: columnsReadByTable(config.rules),
+        columnsRead: columnsReadByTable(config),
         acceptUnpurgeable: options['accept-unpurgeable'] === true,
         onProgress: (line) => writeLine(io.stderr, line),
         purgeAll: async () => {

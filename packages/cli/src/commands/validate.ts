@@ -198,7 +198,7 @@ async function serverProblems(
   const standby = await standbyProblem(client, problemAt);
   if (standby) return [standby];
   const problems = [
-    ...(await checkServer(client, database, catalog, problemAt, columnsReadByTable(config.rules))),
+    ...(await checkServer(client, database, catalog, problemAt, columnsReadByTable(config))),
     ...(await rulePublicationProblems(client, database, config.rules, problemAt, warnings)),
   ];
   const slot = await checkSlot(client, database, problemAt);

@@ -36,7 +36,7 @@ export async function checkServer(
   database: DatabaseConfig,
   tables: ReadonlyMap<string, TableInfo>,
   problemAt: ProblemAt,
-  /** The columns the rules read, by `schema.table` (columnsReadByTable). */
+  /** The columns walpurge reads (rules, flusher version column), by `schema.table` (columnsReadByTable). */
   columnsRead: ReadonlyMap<string, readonly string[]>,
 ): Promise<ConfigProblem[]> {
   const problems: ConfigProblem[] = [];

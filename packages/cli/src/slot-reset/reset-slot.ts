@@ -19,7 +19,7 @@ export interface ResetSlotOptions {
   database: DatabaseConfig;
   /** Tables the publication must hold (created with them when missing, as the listener would). */
   tables: readonly TableName[];
-  /** The columns the rules read, by `schema.table` (columnsReadByTable): a column list must keep them. */
+  /** The columns walpurge reads (rules, flusher version column), by `schema.table` (columnsReadByTable): a column list must keep them. */
   columnsRead: ReadonlyMap<string, readonly string[]>;
   /**
    * Purges everything the rules can derive (`purgeAll`). Runs after the new slot exists, so every

@@ -44,7 +44,7 @@ export interface PrepareOptions {
   tables: readonly TableName[];
   /** rules[i].table at index i: each must reach the listener under that name. */
   ruleTables: readonly TableName[];
-  /** The columns the rules read, by `schema.table` (columnsReadByTable). */
+  /** The columns walpurge reads (rules, flusher version column), by `schema.table` (columnsReadByTable). */
   columnsRead: ReadonlyMap<string, readonly string[]>;
   /** Whether `tables` comes from database.tables (else from the rules). */
   configuredTables: boolean;

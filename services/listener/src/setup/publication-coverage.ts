@@ -162,7 +162,7 @@ export async function publicationCoverage(
  * Why a table's changes reach walpurge only in part (PostgreSQL 15+), undefined when they do not:
  * a row filter hides every change to rows outside it, so the entries derived from those rows would
  * never be purged. A column list still lets every change through, only without the values of the
- * columns it drops: a problem only when the rules read one of those (`columnsRead`, from
+ * columns it drops: a problem only when walpurge reads one of those (`columnsRead`, from
  * columnsReadByTable), whose templates would then never render.
  */
 export function partialPublication(
@@ -184,7 +184,7 @@ export function partialPublication(
     table.rowFilter !== null
       ? `publication "${publication}" publishes only the rows of ${viaName} matching WHERE ${table.rowFilter}: changes to other rows never reach walpurge, so the cache entries they affect would never be purged`
       : listed !== null && dropped.length > 0
-        ? `publication "${publication}" publishes only the columns ${listed.join(', ')} of ${viaName}, but the rules read ${dropped.join(', ')}: changes arrive without those values, so the entries derived from them would never be purged`
+        ? `publication "${publication}" publishes only the columns ${listed.join(', ')} of ${viaName}, but walpurge reads ${dropped.join(', ')}: changes arrive without those values, so the entries derived from them would never be purged`
         : undefined;
   if (message === undefined) return undefined;
   return {

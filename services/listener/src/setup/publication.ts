@@ -7,7 +7,7 @@ export interface PublicationOptions {
   name: string;
   create: boolean;
   tables: readonly TableName[];
-  /** The columns the rules read, by `schema.table` (columnsReadByTable): a column list must keep them. */
+  /** The columns walpurge reads (rules, flusher version column), by `schema.table` (columnsReadByTable): a column list must keep them. */
   columnsRead: ReadonlyMap<string, readonly string[]>;
   /** Problems that do not stop walpurge but that an operator should fix. */
   warn(message: string, hint: string): void;
