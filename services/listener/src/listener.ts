@@ -1,4 +1,4 @@
-import type { DatabaseConfig, WalpurgeConfig } from '@walpurge/config';
+import { columnsReadByTable, type DatabaseConfig, type WalpurgeConfig } from '@walpurge/config';
 import {
   ErrorCode,
   WalpurgeError,
@@ -193,6 +193,7 @@ class WalpurgeListener implements Listener {
       config: this.database,
       tables: this.tables,
       ruleTables: this.options.config.rules.map((rule) => parseTableName(rule.table)),
+      columnsRead: columnsReadByTable(this.options.config),
       configuredTables: (this.database.tables ?? []).length > 0,
       logger: this.log,
       slotMustExist: this.everStreamed,

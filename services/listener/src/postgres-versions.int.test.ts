@@ -6,6 +6,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { Rule } from '@walpurge/config';
 import { ErrorCode } from '@walpurge/core';
 import {
   createIsolatedDatabase,
@@ -16,6 +17,7 @@ import {
   type IsolatedDatabase,
   type LocalPrimaryWithStandby,
 } from '@walpurge/testing';
+import { publicationCoverage } from './setup/publication-coverage.js';
 import { listenerConfig, newListener, startError, startListener } from './test-support/harness.js';
 import { RecordingSink } from './testing/recording-sink.js';
 
@@ -38,6 +40,21 @@ describe('PostgreSQL version differences', () => {
     await db?.drop();
   });
 
+  /**
+   * Creates `CREATE PUBLICATION <name> <definition>` and returns its name, on 15+; before, checks the
+   * row filter or column list it names is a syntax error and returns undefined.
+   */
+  const createFilteredPublication = async (definition: string): Promise<string | undefined> => {
+    const publication = uniqueName('pub');
+    const statement = `CREATE PUBLICATION ${publication} ${definition}`;
+    if (major < 15) {
+      await expect(client.query(statement)).rejects.toThrow(/syntax error/);
+      return undefined;
+    }
+    await client.query(statement);
+    return publication;
+  };
+
   // A row filter or column list on an existing publication hides changes: the entries derived from
   // rows outside the filter, or from columns outside the list, would never be purged.
   it.each([
@@ -46,15 +63,9 @@ describe('PostgreSQL version differences', () => {
       'items WHERE (id > 10)',
       'publishes only the rows of public.items matching WHERE (id > 10)',
     ],
-    ['a column list', 'items (id, title)', 'publishes only the columns id, title of public.items'],
   ])('refuses a publication with %s (PostgreSQL 15+; a syntax error before)', async (_, table, message) => {
-    const publication = uniqueName('filtered');
-    const statement = `CREATE PUBLICATION ${publication} FOR TABLE ${table}`;
-    if (major < 15) {
-      await expect(client.query(statement)).rejects.toThrow(/syntax error/);
-      return;
-    }
-    await client.query(statement);
+    const publication = await createFilteredPublication(`FOR TABLE ${table}`);
+    if (publication === undefined) return;
     const error = await startError({
       config: listenerConfig(db.url, publication, ['items']),
       sink: new RecordingSink(),
@@ -62,6 +73,124 @@ describe('PostgreSQL version differences', () => {
     expect(error.code).toBe(ErrorCode.PublicationMismatch);
     expect(error.message).toContain(message);
     expect(error.hint).toContain(`ALTER PUBLICATION "${publication}" SET TABLE "public"."items"`);
+  });
+
+  // A column list only leaves the dropped columns' values out of the changes it sends: refused when
+  // the rules read one of them, accepted when it keeps every column they read.
+  it.each([
+    [
+      'without body',
+      'items (id, title)',
+      'publishes only the columns id, title of public.items, but walpurge reads body',
+    ],
+    ['naming every column', 'items (id, title, body)', undefined],
+  ])(
+    'checks a column list %s against the columns the rules read (PostgreSQL 15+)',
+    async (_, table, message) => {
+      const publication = await createFilteredPublication(`FOR TABLE ${table}`);
+      if (publication === undefined) return;
+      const config = {
+        ...listenerConfig(db.url, publication, ['items']),
+        rules: [
+          Rule.parse({ table: 'items', on: ['insert'], redis: { keys: ['item:{id}', 'body:{body}'] } }),
+        ],
+      };
+      if (message === undefined) {
+        await (await startListener({ config, sink: new RecordingSink() })).stop();
+        return;
+      }
+      const error = await startError({ config, sink: new RecordingSink() });
+      expect(error.code).toBe(ErrorCode.PublicationMismatch);
+      expect(error.message).toContain(message);
+      expect(error.hint).toContain('or with a column list that keeps body');
+    },
+  );
+
+  // PostgreSQL applies the filter of the relation a change is published as: without
+  // publish_via_partition_root each partition's own, with it the topmost published ancestor's; and
+  // none for a table whose schema is a member too. Before 15 there are no filters at all.
+  describe('row filters on partitions and schema members (PostgreSQL 15+)', () => {
+    beforeAll(async () => {
+      await client.query(`CREATE TABLE ev (id int PRIMARY KEY, kind text) PARTITION BY RANGE (id);
+        CREATE TABLE ev1 PARTITION OF ev FOR VALUES FROM (0) TO (100);
+        CREATE TABLE ev2 PARTITION OF ev FOR VALUES FROM (100) TO (200)`);
+    });
+
+    /** Creates the publication (15+) and returns the coverage of `tables`; undefined before 15. */
+    const coverageWith = async (definition: string, tables: string[]) => {
+      const publication = await createFilteredPublication(definition);
+      if (publication === undefined) return undefined;
+      const coverage = await publicationCoverage(
+        client,
+        publication,
+        tables.map((table) => ({ schema: 'public', table })),
+      );
+      return { publication, coverage };
+    };
+
+    it("refuses a partition's own filter when the partitioned table is published without publish_via_partition_root", async () => {
+      const created = await coverageWith('FOR TABLE ev, ev1 WHERE (id > 10)', ['ev']);
+      if (!created) return;
+      // What PostgreSQL does: ev1's filter drops the row, so nothing is sent.
+      const probe = uniqueName('probe');
+      await client.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [probe]);
+      try {
+        await client.query("INSERT INTO ev VALUES (1, 'hidden')");
+        const { rows } = await client.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL,
+             'proto_version', '1', 'publication_names', $2) WHERE get_byte(data, 0) = ascii('I')`,
+          [probe, created.publication],
+        );
+        expect(rows[0]?.n).toBe(0);
+      } finally {
+        await client.query('SELECT pg_drop_replication_slot($1)', [probe]);
+        await client.query('TRUNCATE ev');
+      }
+      expect(created.coverage.tables[0]).toMatchObject({
+        rowFilter: '(id > 10)',
+        partialVia: { table: 'ev1' },
+      });
+      const error = await startError({
+        config: listenerConfig(db.url, created.publication, ['ev']),
+        sink: new RecordingSink(),
+      });
+      expect(error.code).toBe(ErrorCode.PublicationMismatch);
+      expect(error.message).toContain(
+        'publishes only the rows of public.ev1 (a partition of public.ev) matching WHERE (id > 10)',
+      );
+      expect(error.hint).toContain(`ALTER PUBLICATION "${created.publication}" SET TABLE "public"."ev1"`);
+    });
+
+    it("ignores a partition's filter under publish_via_partition_root when its root is published unfiltered", async () => {
+      const created = await coverageWith(
+        'FOR TABLE ev, ev1 WHERE (id > 10) WITH (publish_via_partition_root = true)',
+        ['ev', 'ev1'],
+      );
+      if (!created) return;
+      expect(created.coverage.tables.map((table) => table.rowFilter)).toEqual([null, null]);
+    });
+
+    it("uses the root's filter under publish_via_partition_root, also for a partition", async () => {
+      const created = await coverageWith(
+        'FOR TABLE ev WHERE (id > 5), ev1 WITH (publish_via_partition_root = true)',
+        ['ev', 'ev1'],
+      );
+      if (!created) return;
+      expect(created.coverage.tables.map((table) => table.rowFilter)).toEqual(['(id > 5)', '(id > 5)']);
+    });
+
+    it('ignores a table filter when the table is published through its schema too', async () => {
+      const created = await coverageWith('FOR TABLES IN SCHEMA public, TABLE items WHERE (id > 10)', [
+        'items',
+      ]);
+      if (!created) return;
+      expect(created.coverage.tables[0]?.rowFilter).toBeNull();
+      const listener = await startListener({
+        config: listenerConfig(db.url, created.publication, ['items']),
+        sink: new RecordingSink(),
+      });
+      await listener.stop();
+    });
   });
 
   it('streams with pgoutput proto_version 1 on every version; the server accepts up to 1 (13), 2 (14), 3 (15), 4 (16+)', async () => {

@@ -140,6 +140,9 @@ describe('listener against server limits (dedicated PostgreSQL)', () => {
     // A restart does not quietly create a new slot or stream from the broken one.
     const again = await startItemsError(server.url, slot);
     expect(again.code).toBe(ErrorCode.SlotInvalidated);
+    // The cause on every version: 17+ says wal_removed, 16 only sets conflicting (the column for
+    // standby conflicts), 13-15 only wal_status = 'lost'.
+    expect(again.message).toContain('was invalidated (wal_removed)');
     await client.query('SELECT pg_drop_replication_slot($1)', [slot]);
   });
 

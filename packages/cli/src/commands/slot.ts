@@ -1,3 +1,4 @@
+import { columnsReadByTable } from '@walpurge/config';
 import { ErrorCode, WalpurgeError, createLogger } from '@walpurge/core';
 import { formatLsn } from '@walpurge/protocol';
 import { ExitCode, UsageError, writeLine, type CliIo } from '../cli-io.js';
@@ -151,6 +152,7 @@ refusing; run it again. Without --yes you must type the slot name to confirm.`,
       const result = await resetSlot({
         database,
         tables: tablesToPublish(config),
+        columnsRead: columnsReadByTable(config),
         acceptUnpurgeable: options['accept-unpurgeable'] === true,
         onProgress: (line) => writeLine(io.stderr, line),
         purgeAll: async () => {

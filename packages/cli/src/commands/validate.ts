@@ -1,5 +1,11 @@
 import type pg from 'pg';
-import { ConfigError, type ConfigProblem, type DatabaseConfig, type WalpurgeConfig } from '@walpurge/config';
+import {
+  columnsReadByTable,
+  ConfigError,
+  type ConfigProblem,
+  type DatabaseConfig,
+  type WalpurgeConfig,
+} from '@walpurge/config';
 import { ErrorCode } from '@walpurge/core';
 import {
   cdnSupportsPrefixes,
@@ -192,7 +198,7 @@ async function serverProblems(
   const standby = await standbyProblem(client, problemAt);
   if (standby) return [standby];
   const problems = [
-    ...(await checkServer(client, database, catalog, problemAt)),
+    ...(await checkServer(client, database, catalog, problemAt, columnsReadByTable(config))),
     ...(await rulePublicationProblems(client, database, config.rules, problemAt, warnings)),
   ];
   const slot = await checkSlot(client, database, problemAt);

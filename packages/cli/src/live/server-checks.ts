@@ -36,6 +36,8 @@ export async function checkServer(
   database: DatabaseConfig,
   tables: ReadonlyMap<string, TableInfo>,
   problemAt: ProblemAt,
+  /** The columns walpurge reads (rules, flusher version column), by `schema.table` (columnsReadByTable). */
+  columnsRead: ReadonlyMap<string, readonly string[]>,
 ): Promise<ConfigProblem[]> {
   const problems: ConfigProblem[] = [];
   const settings = await client.query<{
@@ -112,7 +114,11 @@ export async function checkServer(
       );
     }
     for (const table of publication.tables) {
-      const partial = partialPublication(database.publication, table);
+      const partial = partialPublication(
+        database.publication,
+        table,
+        columnsRead.get(`${table.schema}.${table.table}`) ?? [],
+      );
       if (partial)
         problems.push(problemAt(['database', 'publication'], `${partial.message} (fix: ${partial.fix})`));
     }

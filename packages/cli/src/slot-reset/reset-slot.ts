@@ -19,6 +19,8 @@ export interface ResetSlotOptions {
   database: DatabaseConfig;
   /** Tables the publication must hold (created with them when missing, as the listener would). */
   tables: readonly TableName[];
+  /** The columns walpurge reads (rules, flusher version column), by `schema.table` (columnsReadByTable): a column list must keep them. */
+  columnsRead: ReadonlyMap<string, readonly string[]>;
   /**
    * Purges everything the rules can derive (`purgeAll`). Runs after the new slot exists, so every
    * change from then on is streamed, and before the history accepts the slot, so no listener can
@@ -89,6 +91,7 @@ export async function resetSlot(options: ResetSlotOptions): Promise<ResetSlotRes
       name: database.publication,
       create: database.createPublication,
       tables: options.tables,
+      columnsRead: options.columnsRead,
       warn: (message, hint) => progress(`warning: ${message} (${hint})`),
     });
     const { slot, created } = await ensureSlot(client, database.slot, server.database, { failover });

@@ -44,6 +44,8 @@ export interface PrepareOptions {
   tables: readonly TableName[];
   /** rules[i].table at index i: each must reach the listener under that name. */
   ruleTables: readonly TableName[];
+  /** The columns walpurge reads (rules, flusher version column), by `schema.table` (columnsReadByTable). */
+  columnsRead: ReadonlyMap<string, readonly string[]>;
   /** Whether `tables` comes from database.tables (else from the rules). */
   configuredTables: boolean;
   logger: Logger;
@@ -83,6 +85,7 @@ export async function prepareDatabase(options: PrepareOptions): Promise<Prepared
       name: config.publication,
       create: config.createPublication,
       tables: options.tables,
+      columnsRead: options.columnsRead,
       warn: (message, hint) => logger.warn({ publication: config.publication, hint }, message),
     });
     if (created)

@@ -7,6 +7,8 @@ export interface PublicationOptions {
   name: string;
   create: boolean;
   tables: readonly TableName[];
+  /** The columns walpurge reads (rules, flusher version column), by `schema.table` (columnsReadByTable): a column list must keep them. */
+  columnsRead: ReadonlyMap<string, readonly string[]>;
   /** Problems that do not stop walpurge but that an operator should fix. */
   warn(message: string, hint: string): void;
 }
@@ -67,7 +69,9 @@ export async function ensurePublication(client: ClientBase, options: Publication
     );
   }
   const partial = coverage.tables
-    .map((table) => partialPublication(options.name, table))
+    .map((table) =>
+      partialPublication(options.name, table, options.columnsRead.get(formatTableName(table)) ?? []),
+    )
     .find((problem) => problem !== undefined);
   if (partial) throw new WalpurgeError(ErrorCode.PublicationMismatch, partial.message, { hint: partial.fix });
   if (coverage.viaRoot && coverage.tables.some((table) => table.partitioned || table.partitionRoot)) {

@@ -14,7 +14,7 @@ export interface SlotState {
   restartLsn: bigint | null;
   /** PostgreSQL 13+: reserved | extended | unreserved | lost. */
   walStatus: string | null;
-  /** PostgreSQL 16+ `conflicting`, 17+ `invalidation_reason`. */
+  /** 17+ `invalidation_reason`; before, wal_removed for wal_status 'lost' and 16's `conflicting` otherwise. */
   invalidationReason: string | null;
   /** PostgreSQL 17+: synchronized to standbys (sync_replication_slots); null before 17. */
   failover: boolean | null;
@@ -33,7 +33,13 @@ export async function readSlot(client: ClientBase, name: string): Promise<SlotSt
     const value = text(key);
     return value === null ? null : parseLsn(value);
   };
-  const conflicting = slot['conflicting'] === true ? 'conflict with recovery' : null;
+  const walStatus = text('wal_status');
+  // 17+ names the cause. Before, a slot that lost WAL (max_slot_wal_keep_size) shows only
+  // wal_status = 'lost', and 16 also sets `conflicting`, which otherwise means a standby's slot lost
+  // rows it needed to recovery: 'lost' is the WAL removal either way.
+  const reason =
+    text('invalidation_reason') ??
+    (walStatus === 'lost' ? 'wal_removed' : slot['conflicting'] === true ? 'conflict with recovery' : null);
   return {
     name,
     plugin: text('plugin'),
@@ -43,8 +49,8 @@ export async function readSlot(client: ClientBase, name: string): Promise<SlotSt
     activePid: typeof slot['active_pid'] === 'number' ? slot['active_pid'] : null,
     confirmedFlushLsn: lsn('confirmed_flush_lsn'),
     restartLsn: lsn('restart_lsn'),
-    walStatus: text('wal_status'),
-    invalidationReason: text('invalidation_reason') ?? conflicting,
+    walStatus,
+    invalidationReason: reason,
     failover: typeof slot['failover'] === 'boolean' ? slot['failover'] : null,
   };
 }
