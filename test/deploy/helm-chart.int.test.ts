@@ -45,6 +45,7 @@ import { readRepoFile, repoPath } from '../unit/deploy/workspace.js';
 import { documentedHelmInstall } from './helm/documented-install.js';
 import {
   HELM_TIMEOUT_MS,
+  isObject,
   mergeValues,
   renderHelmCases,
   type HelmCase,
@@ -305,8 +306,23 @@ const cases: Case[] = [
   })),
 ];
 
+/**
+ * The write-behind queue a release other than `walpurge` must name (the chart refuses to guess:
+ * @walpurge/client's queuePrefix defaults to walpurge:wb:), one per release.
+ */
+const queueOf = (release: string): JsonObject => ({
+  config: { flusher: { keyPrefix: `${release}:wb:` } },
+});
+const required = (release: string, values: JsonObject): JsonObject => {
+  const config = values['config'];
+  // mergeValues drops a null: a case without flusher (flusher: null) must keep it.
+  const withoutFlusher = isObject(config) && config['flusher'] === null;
+  return release === 'walpurge' || withoutFlusher ? image : mergeValues(image, queueOf(release));
+};
+
 for (const helmCase of cases)
-  if (!helmCase.id.endsWith('helm install')) helmCase.values = mergeValues(image, helmCase.values);
+  if (!helmCase.id.endsWith('helm install'))
+    helmCase.values = mergeValues(required(helmCase.release, helmCase.values), helmCase.values);
 
 /** Values the chart must refuse, with the error it gives. */
 const refusals: { id: string; values: JsonObject; error: RegExp }[] = [
@@ -408,10 +424,17 @@ const refusals: { id: string; values: JsonObject; error: RegExp }[] = [
     },
     error: /config\.rules\[0\]: quote the key 'on'/,
   },
+  {
+    // The application's write client would queue under walpurge:wb:, which this flusher never drains.
+    id: 'a flusher without keyPrefix in a release not named walpurge',
+    values: { credentials: inlineCredentials, config: { flusher: { keyPrefix: '' } } },
+    error:
+      /config\.flusher\.keyPrefix: set it to the queuePrefix your application's write client uses \(docs\/client\.md\)/,
+  },
 ];
 const refused: (HelmCase & { error: RegExp })[] = refusals.map((refusal) => ({
   ...refusal,
-  values: mergeValues(image, refusal.values),
+  values: mergeValues(required('shop', refusal.values), refusal.values),
   release: 'shop',
   namespace,
 }));
@@ -871,7 +894,7 @@ describe('deploy/helm two releases in one namespace', () => {
   const shop = (): K8sObject[] => render('two releases: shop').objects;
   const blog = (): K8sObject[] => render('two releases: blog').objects;
 
-  it('use their own slot, publication, topics, consumer group and write-behind queue by default', () => {
+  it('use their own slot, publication, topics and consumer group by default, and the queues they are given', () => {
     const names = (objects: K8sObject[]): Record<string, string | undefined> => {
       const config = walpurgePods(objects).find((pod) => pod.role === 'invalidator')?.config;
       return {
@@ -892,7 +915,7 @@ describe('deploy/helm two releases in one namespace', () => {
       cdnTopic: 'shop-walpurge.cdn',
       deadLetterTopic: 'shop-walpurge.dlq',
       consumerGroup: 'shop-walpurge-invalidator',
-      queue: 'shop-walpurge:wb:',
+      queue: 'shop:wb:',
     });
     const blogNames = names(blog());
     for (const [key, value] of Object.entries(names(shop()))) expect(blogNames[key], key).not.toBe(value);

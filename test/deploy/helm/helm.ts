@@ -81,7 +81,7 @@ const CachedResults = z.record(
   }),
 );
 
-function isObject(value: Json | undefined): value is JsonObject {
+export function isObject(value: Json | undefined): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
@@ -147,7 +147,12 @@ async function runJvm(chartDir: string, cases: readonly HelmCase[]): Promise<Rec
       const chart = join(dir, 'chart');
       cpSync(chartDir, chart, { recursive: true });
       // JSON, which Helm's YAML 1.1 reader takes as is (a YAML dump would leave keys like `on` bare).
-      writeFileSync(join(chart, 'values.yaml'), JSON.stringify(mergeValues(baseValues, helmCase.values)));
+      // Lint renders as the release `test-release`: give it the case's full name for the release
+      // `walpurge`, the one release whose write-behind queue has a default (the chart refuses others).
+      const lintValues = mergeValues(baseValues, helmCase.values);
+      if (helmCase.release === 'walpurge' && !lintValues['fullnameOverride'])
+        lintValues['fullnameOverride'] = 'walpurge';
+      writeFileSync(join(chart, 'values.yaml'), JSON.stringify(lintValues));
       jobs.push(['lint', chart, join(dir, 'lint.txt')].join('\t'));
       jobs.push(
         [

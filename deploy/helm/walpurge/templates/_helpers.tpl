@@ -183,8 +183,9 @@ The queue Redis as KEDA's Redis scaler takes it, which reads no URL: address (ho
 {{/*
 Names a release owns on shared PostgreSQL, Kafka and queue Redis, from its full name unless set:
 two releases never stream one slot, join one consumer group (each purging the other's partitions
-with its own rules) or drain one write-behind queue. For the release `walpurge` they are walpurge's
-own defaults. PostgreSQL slot and publication names take [a-z0-9_] only: other characters become _.
+with its own rules). For the release `walpurge` they are walpurge's own defaults. The write-behind
+queue (flusher.keyPrefix) has no per-release default: see below. PostgreSQL slot and publication
+names take [a-z0-9_] only: other characters become _.
 */}}
 {{- define "walpurge.resourceNames" -}}
 {{- $fullname := include "walpurge.fullname" . }}
@@ -199,5 +200,13 @@ deadLetterTopic: {{ $kafka.deadLetterTopic | default (printf "%s.dlq" $fullname)
 consumerGroup: {{ $kafka.consumerGroup | default (printf "%s-invalidator" $fullname) | quote }}
 slot: {{ $database.slot | default $pg | quote }}
 publication: {{ $database.publication | default $pg | quote }}
-keyPrefix: {{ $flusher.keyPrefix | default (printf "%s:wb:" $fullname) | quote }}
+{{- /*
+The write-behind queue is the one exception: the application's write client (@walpurge/client,
+queuePrefix) defaults to walpurge:wb:, so a per-release default would leave its writes queued where
+no flusher drains them. Only the release `walpurge` may keep the default; others must say it.
+*/}}
+{{- if and .Values.config.flusher (not .Values.config.existingConfigMap) (not $flusher.keyPrefix) (ne $fullname "walpurge") }}
+{{- fail (printf "config.flusher.keyPrefix: set it to the queuePrefix your application's write client uses (docs/client.md), e.g. %s:wb:; only the release walpurge defaults to walpurge:wb:" $fullname) }}
+{{- end }}
+keyPrefix: {{ $flusher.keyPrefix | default "walpurge:wb:" | quote }}
 {{- end }}
