@@ -425,6 +425,16 @@ const refusals: { id: string; values: JsonObject; error: RegExp }[] = [
     error: /config\.rules\[0\]: quote the key 'on'/,
   },
   {
+    // urlParse's own error would print the URL, password and all (checked below: not in the error).
+    id: 'a queue Redis URL with a bad %-escape in its password',
+    values: {
+      credentials: { ...inlineCredentials, queueRedisUrl: 'redis://:pa%zzword@queue:6379' },
+      autoscaling: { mode: 'keda' },
+    },
+    error:
+      /credentials\.queueRedisUrl: a redis:\/\/ or rediss:\/\/ URL without spaces, every % followed by two hex digits/,
+  },
+  {
     // The application's write client would queue under walpurge:wb:, which this flusher never drains.
     id: 'a flusher without keyPrefix in a release not named walpurge',
     values: { credentials: inlineCredentials, config: { flusher: { keyPrefix: '' } } },
@@ -825,6 +835,15 @@ describe('deploy/helm values', () => {
     if (!lint || 'error' in lint) throw new Error(`${refusal.id}: no lint result`);
     const reported = [...lint.messages.filter((message) => message.startsWith('[ERROR]')), ...lint.failures];
     expect(reported.join('\n')).toMatch(refusal.error);
+  });
+
+  it('never prints the queue Redis password of a URL it refuses', () => {
+    const result = renders.get('a queue Redis URL with a bad %-escape in its password');
+    const lint = result?.lint;
+    if (!result?.templateError || !lint || 'error' in lint) throw new Error('no refusal rendered');
+    const output = [result.templateError, ...lint.messages, ...lint.failures].join('\n');
+    expect(output).toMatch(/credentials\.queueRedisUrl/);
+    expect(output).not.toContain('zzword');
   });
 });
 

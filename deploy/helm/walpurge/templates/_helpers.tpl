@@ -163,7 +163,15 @@ The queue Redis as KEDA's Redis scaler takes it, which reads no URL: address (ho
 {{- $q := .Values.credentials.queueRedis | default dict }}
 {{- toYaml (dict "tls" ($q.tls | default false) "databaseIndex" (int ($q.databaseIndex | default 0))) }}
 {{- else }}
-{{- $url := urlParse .Values.credentials.queueRedisUrl }}
+{{- /*
+urlParse's own error quotes the whole URL, password included: refuse a bad one first, and never
+parse it (helm lint logs a `fail` and renders on).
+*/}}
+{{- $valid := regexMatch "^rediss?://([^%\\s]|%[0-9A-Fa-f]{2})*$" .Values.credentials.queueRedisUrl }}
+{{- if not $valid }}
+{{- fail "credentials.queueRedisUrl: a redis:// or rediss:// URL without spaces, every % followed by two hex digits (percent-encode a % in the password as %25)" }}
+{{- end }}
+{{- $url := urlParse (ternary .Values.credentials.queueRedisUrl "redis://refused" $valid) }}
 {{- if not (has $url.scheme (list "redis" "rediss")) }}
 {{- fail (printf "credentials.queueRedisUrl: a redis:// or rediss:// URL, not %q" $url.scheme) }}
 {{- end }}
