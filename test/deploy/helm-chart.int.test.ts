@@ -424,6 +424,22 @@ const refusals: { id: string; values: JsonObject; error: RegExp }[] = [
     },
     error: /config\.rules\[0\]: quote the key 'on'/,
   },
+  ...(
+    [
+      ['kafka.topic', { kafka: { topic: '${TOPIC}' } }],
+      ['kafka.brokers', { kafka: { brokers: ['${KAFKA_BROKERS}'] } }],
+      ['kafka.partitions', { kafka: { partitions: '${PARTITIONS}' } }],
+      ['config.flusher.keyPrefix', { config: { flusher: { keyPrefix: '${QUEUE_PREFIX}' } } }],
+      ['kafka.ssl', { kafka: { ssl: '${KAFKA_SSL}' }, autoscaling: { mode: 'keda' } }],
+    ] satisfies [string, JsonObject][]
+  ).map(([key, values]) => ({
+    // KEDA would get the literal text and never scale; walpurge alone substitutes ${VAR}s.
+    id: `a \${VAR} in ${key}, which the chart reads itself`,
+    values: { credentials: inlineCredentials, ...values },
+    error: new RegExp(
+      `${key.replaceAll('.', '\\.')}: the chart reads this value itself .*: give it literally`,
+    ),
+  })),
   {
     // urlParse's own error would print the URL, password and all (checked below: not in the error).
     id: 'a queue Redis URL with a bad %-escape in its password',

@@ -196,6 +196,7 @@ queue (flusher.keyPrefix) has no per-release default: see below. PostgreSQL slot
 names take [a-z0-9_] only: other characters become _.
 */}}
 {{- define "walpurge.resourceNames" -}}
+{{- include "walpurge.literalValues" . }}
 {{- $fullname := include "walpurge.fullname" . }}
 {{- $pg := regexReplaceAll "[^a-z0-9_]" (lower $fullname) "_" }}
 {{- if regexMatch "^[0-9]" $pg }}{{ $pg = printf "_%s" $pg }}{{ end }}
@@ -217,4 +218,24 @@ no flusher drains them. Only the release `walpurge` may keep the default; others
 {{- fail (printf "config.flusher.keyPrefix: set it to the queuePrefix your application's write client uses (docs/client.md), e.g. %s:wb:; only the release walpurge defaults to walpurge:wb:" $fullname) }}
 {{- end }}
 keyPrefix: {{ $flusher.keyPrefix | default "walpurge:wb:" | quote }}
+{{- end }}
+
+{{/*
+Values the chart reads itself, not only walpurge: KEDA's triggers, the partition check, the names
+above. walpurge substitutes a ${VAR} when it loads walpurge.yaml; the chart and KEDA never do, so a
+${VAR} there would reach KEDA as the literal text (it then never scales).
+*/}}
+{{- define "walpurge.literalValues" -}}
+{{- $kafka := .Values.kafka }}
+{{- $database := .Values.config.database | default dict }}
+{{- $flusher := .Values.config.flusher | default dict }}
+{{- $read := dict "kafka.topic" $kafka.topic "kafka.cdnTopic" $kafka.cdnTopic "kafka.deadLetterTopic" $kafka.deadLetterTopic "kafka.consumerGroup" $kafka.consumerGroup "kafka.brokers" $kafka.brokers "kafka.partitions" $kafka.partitions "config.database.slot" $database.slot "config.database.publication" $database.publication "config.flusher.keyPrefix" $flusher.keyPrefix "config.flusher.queueName" $flusher.queueName }}
+{{- if eq .Values.autoscaling.mode "keda" }}
+{{- $_ := set $read "kafka.ssl" $kafka.ssl }}
+{{- end }}
+{{- range $key := keys $read | sortAlpha }}
+{{- if contains "${" (toString (get $read $key)) }}
+{{- fail (printf "%s: the chart reads this value itself (KEDA, autoscaling, names), where no ${VAR} is substituted: give it literally" $key) }}
+{{- end }}
+{{- end }}
 {{- end }}
