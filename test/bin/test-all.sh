@@ -31,12 +31,15 @@ status=0
 # dev-env itself (tsx as a loader, not a wrapper process) so that the trap's SIGTERM reaches it and
 # it stops everything it started.
 services_env=test-results/services.env
+services_log=test-results/services.log
 rm -f "$services_env"
-node --import tsx --conditions=@walpurge/source test/bin/dev-env.ts "$services_env" >test-results/services.log 2>&1 &
+node --import tsx --conditions=@walpurge/source test/bin/dev-env.ts "$services_env" >"$services_log" 2>&1 &
 services_pid=$!
 step_pid=
 # set +e: a kill or wait that fails here must not replace the script's exit status with its own.
-trap 'rc=$?; set +e; stop "$step_pid" "$services_pid"; exit $rc' EXIT
+# A failed run shows the services log's end: a service that died mid-run explains failures there.
+trap 'rc=$?; set +e; stop "$step_pid" "$services_pid"; [ "$rc" -eq 0 ] || show_services_log; exit $rc' EXIT
+show_services_log() { printf '\n==> end of %s\n' "$services_log"; tail -n 40 "$services_log"; }
 stop() {
   for pid in "$@"; do [ -z "$pid" ] || kill "$pid" 2>/dev/null; done
   for pid in "$@"; do [ -z "$pid" ] || wait "$pid" 2>/dev/null; done
@@ -49,8 +52,19 @@ run() {
   wait "$step_pid" || { rc=$?; step_pid=; return $rc; }
   step_pid=
 }
+# Progress: the log's new lines as they come (a first run fetches Kafka from Maven Central, which
+# takes minutes). The limit is generous for that fetch on a slow CI runner; a hang still ends.
+services_limit=900
+services_started=$(date +%s)
+shown=0
 while [ ! -s "$services_env" ]; do
-  if ! kill -0 "$services_pid" 2>/dev/null; then cat test-results/services.log; exit 1; fi
+  lines=$(wc -l <"$services_log")
+  if [ "$lines" -gt "$shown" ]; then sed -n "$((shown + 1)),${lines}p" "$services_log"; shown=$lines; fi
+  if ! kill -0 "$services_pid" 2>/dev/null; then echo "test services failed to start"; exit 1; fi
+  if [ "$(( $(date +%s) - services_started ))" -gt "$services_limit" ]; then
+    echo "test services not ready after ${services_limit} s"
+    exit 1
+  fi
   sleep 1
 done
 . "./$services_env"
