@@ -6,7 +6,7 @@
  *   . ENV_FILE   # in another shell: exports WALPURGE_TEST_* for the global setup to pick up
  *
  * WALPURGE_TEST_PG_VERSION=13|14|15|16|17|18 picks the PostgreSQL major (docs/postgresql.md).
- * Ctrl-C (or SIGTERM) stops and removes everything it started.
+ * Ctrl-C (or SIGTERM) stops and removes everything it started, and so does its parent's exit.
  */
 import { writeFile, rm } from 'node:fs/promises';
 import { servicesToEnv, startTestEnvironment } from '@walpurge/testing';
@@ -29,4 +29,20 @@ const stop = async (): Promise<void> => {
 };
 process.on('SIGINT', () => void stop());
 process.on('SIGTERM', () => void stop());
-setInterval(() => {}, 1 << 30);
+// A parent killed without running its cleanup (test-all.sh by SIGKILL, a CI runner's timeout)
+// would leave us and everything we started running forever: our children's pdeathsig only fires
+// when we die. So we stop once the parent is gone. Node caches process.ppid at startup, so the
+// check is a signal-0 probe of that pid (ESRCH: gone); the interval also keeps us alive.
+const parent = process.ppid;
+setInterval(() => {
+  if (!parentAlive(parent)) void stop();
+}, 1000);
+
+function parentAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}

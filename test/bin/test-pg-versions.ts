@@ -9,7 +9,8 @@
  * Builds missing from the cache are fetched from Maven Central first. Reports go to
  * test-results/vitest-pg<MAJOR>.json, read by summary.mjs; the exit status is 1 if any run failed.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,10 +48,22 @@ for (const major of majors) {
 }
 
 const env = await startTestEnvironment({ postgres: false, log });
+// Stopped (test-all.sh's exit trap, Ctrl-C): end the running vitest (its PostgreSQL dies with it)
+// and stop Redis/Kafka if we started them, instead of leaving them to run on without us.
+let interrupted: NodeJS.Signals | undefined;
+let running: ChildProcess | undefined;
+const interrupt = (signal: NodeJS.Signals): void => {
+  interrupted ??= signal;
+  running?.kill('SIGTERM');
+};
+process.on('SIGTERM', interrupt);
+process.on('SIGINT', interrupt);
+process.on('SIGHUP', interrupt);
 const results: { major: string; ms: number; code: number }[] = [];
 try {
   const shared = servicesToEnv(env.urls);
   for (const major of majors) {
+    if (interrupted) break;
     log(`PostgreSQL ${major}: ${PG_VERSION_SUBSET.length} test files`);
     const started = Date.now();
     const code = await runVitest(major, shared);
@@ -61,6 +74,10 @@ try {
   }
 } finally {
   await env.stop();
+}
+if (interrupted) {
+  log(`stopped by ${interrupted}`);
+  process.exit(128 + osConstants.signals[interrupted]);
 }
 const failed = results.filter((result) => result.code !== 0).map((result) => result.major);
 log(
@@ -90,6 +107,7 @@ function runVitest(major: string, shared: Record<string, string>): Promise<numbe
   ];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { env: childEnv, stdio: 'inherit' });
+    running = child;
     child.on('error', reject);
     child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
   });
