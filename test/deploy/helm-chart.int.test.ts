@@ -16,6 +16,7 @@ import type { IScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/Sca
 import type { IPrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import {
+  isObject,
   renderKustomization,
   readYamlDocuments,
   type JsonObject,
@@ -45,7 +46,6 @@ import { readRepoFile, repoPath } from '../unit/deploy/workspace.js';
 import { documentedHelmInstall } from './helm/documented-install.js';
 import {
   HELM_TIMEOUT_MS,
-  isObject,
   mergeValues,
   renderHelmCases,
   type HelmCase,

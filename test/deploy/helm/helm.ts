@@ -29,8 +29,8 @@ import { z } from 'zod';
 import { ensureHelmJars, FETCH_TIMEOUT_MS, HELM_JAVA_VERSION, walpurgeCacheDir } from '@walpurge/testing';
 import {
   asK8sObject,
+  isObject,
   parseYamlDocuments,
-  type Json,
   type JsonObject,
   type K8sObject,
 } from '../../unit/deploy/kustomize.js';
@@ -80,10 +80,6 @@ const CachedResults = z.record(
     ]),
   }),
 );
-
-export function isObject(value: Json | undefined): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** Helm's coalescing of a values file over values.yaml: maps merge, `null` deletes, the rest replaces. */
 export function mergeValues(base: JsonObject, override: JsonObject): JsonObject {

@@ -4,7 +4,10 @@
  * dashboard, its queries rewritten to find every release's series. `pnpm run deploy:sync` writes them; a test fails while they are stale.
  */
 import { isMap, isScalar, isSeq, parseDocument, Document, type YAMLMap } from 'yaml';
+import { INSTANCE_LABEL, PART_OF_LABEL } from './metrics-in-code.js';
 import { editSelectors, parsePromql } from './promql.js';
+
+export { INSTANCE_LABEL, PART_OF_LABEL };
 import { readRepoFile } from './workspace.js';
 
 export const CHART_DIR = 'deploy/helm/walpurge';
@@ -14,8 +17,6 @@ export const DASHBOARD_SOURCE = 'deploy/grafana/walpurge.json';
 /** Replaced by templates/prometheusrule.yaml with the release name and its metrics Service. */
 export const RELEASE_PLACEHOLDER = '__WALPURGE_HELM_RELEASE__';
 export const METRICS_SERVICE_PLACEHOLDER = '__WALPURGE_HELM_METRICS_SERVICE__';
-/** The label the ServiceMonitor's podTargetLabels: [app.kubernetes.io/instance] gives every series. */
-export const INSTANCE_LABEL = 'app_kubernetes_io_instance';
 
 /**
  * One release's expression: every selector matches its instance (so two releases in one namespace
@@ -66,8 +67,6 @@ export function chartPrometheusRules(source: string): string {
   return out.toString({ lineWidth: 0 });
 }
 
-/** The label the ServiceMonitor's podTargetLabels: [app.kubernetes.io/part-of] gives every series. */
-export const PART_OF_LABEL = 'app_kubernetes_io_part_of';
 /** The Kustomize Service's name, which a release's Service (`<fullname>-metrics`) does not have. */
 const KUSTOMIZE_SERVICE = 'walpurge-metrics';
 

@@ -78,7 +78,7 @@ export interface Rendered {
   generatedNames: Map<string, string>;
 }
 
-function isObject(value: unknown): value is JsonObject {
+export function isObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 

@@ -28,9 +28,9 @@ function labelNamesAt(text: string, at: number): string[] {
 }
 
 /** Metrics named in the shipped sources (`name: 'walpurge_…'`), found by reading them. */
-export function scannedMetrics(): Map<string, RegisteredMetric> {
+export function scannedMetrics(sources = productionSources()): Map<string, RegisteredMetric> {
   const metrics = new Map<string, RegisteredMetric>();
-  for (const { path, text } of productionSources()) {
+  for (const { path, text } of sources) {
     for (const match of text.matchAll(
       /new (Counter|Gauge|Histogram|Summary)\(\s*\{\s*name:\s*['"`](walpurge_[a-z0-9_]+)['"`]/g,
     )) {
@@ -52,10 +52,20 @@ export function scannedMetrics(): Map<string, RegisteredMetric> {
   return metrics;
 }
 
-/** The scanned metrics, with the type and labels the factories really register, and the default metrics. */
-export async function registeredMetrics(): Promise<Map<string, RegisteredMetric>> {
-  const metrics = scannedMetrics();
+let registered: Promise<ReadonlyMap<string, RegisteredMetric>> | undefined;
+
+/**
+ * The scanned metrics, with the type and labels the factories really register, and the default
+ * metrics. Computed once per test file (it reads every source and runs every metric factory).
+ */
+export function registeredMetrics(): Promise<ReadonlyMap<string, RegisteredMetric>> {
+  registered ??= findRegisteredMetrics();
+  return registered;
+}
+
+async function findRegisteredMetrics(): Promise<ReadonlyMap<string, RegisteredMetric>> {
   const sources = productionSources();
+  const metrics = scannedMetrics(sources);
   // What the factories really register (default metrics included) wins over the source scan: its
   // type and label names are prom-client's own, even for metrics made through a helper.
   for (const metric of (await instantiatedMetrics()).values()) {
