@@ -15,13 +15,8 @@ import type { IService } from 'kubernetes-models/v1/Service';
 import type { IScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
 import type { IPrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
-import {
-  isObject,
-  renderKustomization,
-  readYamlDocuments,
-  type JsonObject,
-  type K8sObject,
-} from '../unit/deploy/kustomize.js';
+import { sourceAlertRules } from '../unit/deploy/alert-source.js';
+import { isObject, renderKustomization, type JsonObject, type K8sObject } from '../unit/deploy/kustomize.js';
 import {
   checkAgainstCode,
   checkImage,
@@ -38,7 +33,6 @@ import {
   INSTANCE_LABEL,
   METRICS_SERVICE_PLACEHOLDER,
   RELEASE_PLACEHOLDER,
-  RULES_SOURCE,
   isAcrossInstallations,
   releaseExpression,
 } from '../unit/deploy/helm-chart-files.js';
@@ -872,18 +866,19 @@ describe('deploy/helm monitoring', () => {
   it('alerts on its own release only: the Kustomize rules with an instance matcher on every selector', () => {
     const { objects } = render('two releases: shop');
     const [rule] = objectsOfKind<IPrometheusRule>(objects, 'PrometheusRule');
-    const [source] = readYamlDocuments(repoPath(RULES_SOURCE)) as unknown as IPrometheusRule[];
     const exprs = (value: IPrometheusRule | undefined): string[] =>
       (value?.spec.groups ?? []).flatMap((group) => group.rules ?? []).map((alert) => String(alert.expr));
     const service = objectsOfKind<IService>(objects, 'Service').map(nameOf);
     expect(service).toEqual(['shop-walpurge-metrics']);
-    const expected = exprs(source).map((expr) =>
-      isAcrossInstallations(expr)
-        ? expr
-        : releaseExpression(expr)
-            .replaceAll(RELEASE_PLACEHOLDER, 'shop')
-            .replaceAll(METRICS_SERVICE_PLACEHOLDER, service[0] ?? ''),
-    );
+    const expected = sourceAlertRules()
+      .map(({ expr }) => String(expr))
+      .map((expr) =>
+        isAcrossInstallations(expr)
+          ? expr
+          : releaseExpression(expr)
+              .replaceAll(RELEASE_PLACEHOLDER, 'shop')
+              .replaceAll(METRICS_SERVICE_PLACEHOLDER, service[0] ?? ''),
+      );
     expect(exprs(rule)).toEqual(expected);
     // The alerts that add up across installations on purpose (helm-chart-files.test.ts lists them)
     // are the same in every release; all others see the release's own series only.

@@ -16,11 +16,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { ensurePromtool } from '@walpurge/testing';
+import { RULES_SOURCE } from './alert-source.js';
 import { readYamlDocuments } from './kustomize.js';
 import { repoPath } from './workspace.js';
 
 const run = promisify(execFile);
-const rulesFile = repoPath('deploy/k8s/components/monitoring/prometheusrule.yaml');
+const rulesFile = repoPath(RULES_SOURCE);
 
 const RuleGroups = z.array(
   z.looseObject({

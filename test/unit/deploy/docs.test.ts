@@ -7,10 +7,10 @@ import { existsSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import type { IPrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import type { IJob } from 'kubernetes-models/batch/v1/Job';
 import type { IEnvFromSource } from 'kubernetes-models/v1/EnvFromSource';
-import { readYamlDocuments, renderKustomization, type Json, type K8sObject } from './kustomize.js';
+import { sourceAlertRules } from './alert-source.js';
+import { renderKustomization, type Json, type K8sObject } from './kustomize.js';
 import { validateAgainstSchema } from './k8s-schemas.js';
 import { deployments, nameOf, walpurgeContainer } from './pod-spec.js';
 import { baseMetricName, registeredMetrics } from './metrics-in-code.js';
@@ -100,12 +100,7 @@ describe('docs/deployment.md', () => {
   });
 
   it('explains every alert', () => {
-    const [rule] = readYamlDocuments(
-      repoPath('deploy/k8s/components/monitoring/prometheusrule.yaml'),
-    ) as unknown as IPrometheusRule[];
-    const alerts = (rule?.spec.groups ?? [])
-      .flatMap((group) => group.rules ?? [])
-      .map((alert) => String(alert.alert));
+    const alerts = sourceAlertRules().map((alert) => String(alert.alert));
     expect(alerts.length).toBeGreaterThan(0);
     for (const alert of alerts) expect(guide, alert).toContain(`\`${alert}\``);
   });

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { IPrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import { parse as parseYaml } from 'yaml';
+import { sourceAlertRules } from './alert-source.js';
 import {
   CHART_DIR,
   chartDashboardQuery,
@@ -17,10 +18,8 @@ import {
   PART_OF_LABEL,
   METRICS_SERVICE_PLACEHOLDER,
   RELEASE_PLACEHOLDER,
-  RULES_SOURCE,
   releaseExpression,
 } from './helm-chart-files.js';
-import { readYamlDocuments } from './kustomize.js';
 import { parsePromql } from './promql.js';
 import { readRepoFile, repoPath } from './workspace.js';
 
@@ -30,10 +29,7 @@ describe('deploy/helm/walpurge/files', () => {
   });
 
   it('keeps every alert of the source, each expression changed only by the release matchers', () => {
-    const [source] = readYamlDocuments(repoPath(RULES_SOURCE)) as unknown as IPrometheusRule[];
-    const exprs = (source?.spec.groups ?? [])
-      .flatMap((group) => group.rules ?? [])
-      .map((rule) => String(rule.expr));
+    const exprs = sourceAlertRules().map((rule) => String(rule.expr));
     expect(exprs.length).toBeGreaterThan(0);
     for (const expr of exprs) {
       const before = parsePromql(expr);

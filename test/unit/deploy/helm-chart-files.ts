@@ -4,14 +4,14 @@
  * dashboard, its queries rewritten to find every release's series. `pnpm run deploy:sync` writes them; a test fails while they are stale.
  */
 import { isMap, isScalar, isSeq, parseDocument, Document, type YAMLMap } from 'yaml';
+import { RULES_SOURCE } from './alert-source.js';
 import { INSTANCE_LABEL, PART_OF_LABEL } from './metrics-in-code.js';
 import { editSelectors, parsePromql } from './promql.js';
 
-export { INSTANCE_LABEL, PART_OF_LABEL };
+export { INSTANCE_LABEL, PART_OF_LABEL, RULES_SOURCE };
 import { readRepoFile } from './workspace.js';
 
 export const CHART_DIR = 'deploy/helm/walpurge';
-export const RULES_SOURCE = 'deploy/k8s/components/monitoring/prometheusrule.yaml';
 export const DASHBOARD_SOURCE = 'deploy/grafana/walpurge.json';
 
 /** Replaced by templates/prometheusrule.yaml with the release name and its metrics Service. */

@@ -6,6 +6,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { IPrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
+import { RULES_SOURCE, sourceAlertRules } from './alert-source.js';
 import { readYamlDocuments, type K8sObject } from './kustomize.js';
 import { validateAgainstSchema } from './k8s-schemas.js';
 import {
@@ -145,7 +146,7 @@ const Alert = z.strictObject({
 });
 
 describe('PrometheusRule alerts', () => {
-  const file = repoPath('deploy/k8s/components/monitoring/prometheusrule.yaml');
+  const file = repoPath(RULES_SOURCE);
   const [document] = readYamlDocuments(file) as K8sObject[];
   const rule = document as unknown as IPrometheusRule & K8sObject;
 
@@ -286,11 +287,7 @@ describe('Grafana dashboard deploy/grafana/walpurge.json', () => {
           used.add(name);
       }
     }
-    const [rule] = readYamlDocuments(
-      repoPath('deploy/k8s/components/monitoring/prometheusrule.yaml'),
-    ) as unknown as IPrometheusRule[];
-    const alerted = (rule?.spec.groups ?? [])
-      .flatMap((group) => group.rules ?? [])
+    const alerted = sourceAlertRules()
       .flatMap((alert) => parsePromql(String(alert.expr)).metrics)
       .map((series) => baseMetricName(series, metrics))
       .filter((name): name is string => name !== undefined);
@@ -366,13 +363,10 @@ const REPORTED_BY_EVERY_POD = [
 describe('queue-wide and slot-wide values', () => {
   it('are never summed over pods in alerts, the dashboard or the runbook', async () => {
     for (const name of REPORTED_BY_EVERY_POD) expect(metrics.has(name), name).toBe(true);
-    const [rule] = readYamlDocuments(
-      repoPath('deploy/k8s/components/monitoring/prometheusrule.yaml'),
-    ) as unknown as IPrometheusRule[];
     const dashboard = JSON.parse(readRepoFile('deploy/grafana/walpurge.json')) as unknown;
     const runbook = readRepoFile('docs/runbook.md');
     const expressions = [
-      ...(rule?.spec.groups ?? []).flatMap((group) => group.rules ?? []).map((alert) => String(alert.expr)),
+      ...sourceAlertRules().map((alert) => String(alert.expr)),
       ...[...JSON.stringify(dashboard).matchAll(/"expr":"((?:[^"\\]|\\.)*)"/g)].map((match) =>
         expandGrafanaVariables(JSON.parse(`"${match[1] ?? ''}"`) as string),
       ),
