@@ -107,16 +107,14 @@ export function createFlusherMetrics(registry: Registry, sources: FlusherMetricS
  * Prometheus sees a counter reset, as it would after a restart.
  */
 export class QueueTotalCounter extends Counter {
-  private known = false;
+  constructor(configuration: ConstructorParameters<typeof Counter>[0]) {
+    super(configuration);
+    // An unlabelled counter starts with a 0 sample; removing it leaves none until setTotal().
+    this.remove();
+  }
 
   setTotal(total: number): void {
     this.reset();
     this.inc(Math.max(0, total));
-    this.known = true;
-  }
-
-  override async get(): ReturnType<Counter['get']> {
-    const metric = await super.get();
-    return this.known ? metric : { ...metric, values: [] };
   }
 }
