@@ -17,7 +17,6 @@ import {
   createListenerMetrics,
   sessionMetrics,
   type ListenerMetrics,
-  type SlotLabels,
 } from './metrics.js';
 import { classifyPgError } from './setup/pg-errors.js';
 import { prepareDatabase, type PreparedDatabase } from './setup/prepare.js';
@@ -207,14 +206,13 @@ class WalpurgeListener implements Listener {
     while (!stopSignal.aborted) {
       let streamedSince: number | undefined;
       let session: ReplicationSession | undefined;
-      let slotLabels: SlotLabels | undefined;
       try {
         prepared ??= await this.prepare();
         const sink = this.sink as ListenerSink;
         await sink.connect?.();
         const slotLsn = prepared.slot.confirmedFlushLsn ?? 0n;
         const startLsn = this.durable !== undefined && this.durable > slotLsn ? this.durable : slotLsn;
-        slotLabels = { slot: this.database.slot, database: prepared.database };
+        const slotLabels = { slot: this.database.slot, database: prepared.database };
         const metrics = sessionMetrics(this.metrics, slotLabels);
         const monitor = new SlotMonitor({
           url: this.database.url,
