@@ -1,6 +1,6 @@
 import { readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { findExecutable, isExecutable } from './executables.js';
+import { findExecutable, isExecutable, isRoot } from './executables.js';
 import { ensureCachedDirectory, walpurgeCacheDir } from './maven-cache.js';
 import { runToCompletion } from './processes.js';
 import type { LogFn } from './log.js';
@@ -66,7 +66,7 @@ async function downloadPrometheusDeb(staging: string): Promise<void> {
     await download();
   } catch (err) {
     // A fresh container has no package lists yet; only root may fetch them (as ensure-system-deps.sh).
-    if (process.getuid?.() !== 0) {
+    if (!isRoot()) {
       throw new Error(
         `apt-get download prometheus failed; run \`apt-get update\` as root or put promtool on PATH (or set WALPURGE_PROMTOOL): ${String(err)}`,
       );
