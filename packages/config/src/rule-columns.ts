@@ -1,7 +1,5 @@
-import type { WalpurgeConfig } from './schema/index.js';
+import { qualified, type WalpurgeConfig } from './schema/index.js';
 import { parseTemplate } from './template.js';
-
-const qualify = (table: string): string => (table.includes('.') ? table : `public.${table}`);
 
 /**
  * The row columns walpurge reads from each table's changes, keyed by `schema.table` ('table' is
@@ -13,8 +11,8 @@ const qualify = (table: string): string => (table.includes('.') ? table : `publi
 export function columnsReadByTable(config: Pick<WalpurgeConfig, 'rules' | 'flusher'>): Map<string, string[]> {
   const byTable = new Map<string, Set<string>>();
   const columnsOf = (table: string): Set<string> => {
-    const columns = byTable.get(qualify(table)) ?? new Set<string>();
-    byTable.set(qualify(table), columns);
+    const columns = byTable.get(qualified(table)) ?? new Set<string>();
+    byTable.set(qualified(table), columns);
     return columns;
   };
   for (const rule of config.rules) {

@@ -114,11 +114,7 @@ export async function checkServer(
       );
     }
     for (const table of publication.tables) {
-      const partial = partialPublication(
-        database.publication,
-        table,
-        columnsRead.get(`${table.schema}.${table.table}`) ?? [],
-      );
+      const partial = partialPublication(database.publication, table, columnsRead);
       if (partial)
         problems.push(problemAt(['database', 'publication'], `${partial.message} (fix: ${partial.fix})`));
     }

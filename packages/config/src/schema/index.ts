@@ -55,7 +55,8 @@ export function crossSectionProblems(raw: unknown): Array<{ path: PropertyKey[];
   return problems;
 }
 
-const qualified = (name: string): string => (name.includes('.') ? name : `public.${name}`);
+/** `schema.table` for a table name as rules write it ('table' is public.table). */
+export const qualified = (name: string): string => (name.includes('.') ? name : `public.${name}`);
 
 /**
  * A rule on the dead-letter table would feed refusals back into the pipeline: each stored refusal

@@ -168,10 +168,11 @@ export async function publicationCoverage(
 export function partialPublication(
   publication: string,
   table: TableCoverage,
-  columnsRead: readonly string[],
+  columnsReadByTable: ReadonlyMap<string, readonly string[]>,
 ): { message: string; fix: string } | undefined {
   const via = table.partialVia ?? table;
   const name = formatTableName(table);
+  const columnsRead = columnsReadByTable.get(name) ?? [];
   const viaName =
     formatTableName(via) === name
       ? name

@@ -69,9 +69,7 @@ export async function ensurePublication(client: ClientBase, options: Publication
     );
   }
   const partial = coverage.tables
-    .map((table) =>
-      partialPublication(options.name, table, options.columnsRead.get(formatTableName(table)) ?? []),
-    )
+    .map((table) => partialPublication(options.name, table, options.columnsRead))
     .find((problem) => problem !== undefined);
   if (partial) throw new WalpurgeError(ErrorCode.PublicationMismatch, partial.message, { hint: partial.fix });
   if (coverage.viaRoot && coverage.tables.some((table) => table.partitioned || table.partitionRoot)) {
