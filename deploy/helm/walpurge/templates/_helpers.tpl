@@ -102,17 +102,17 @@ the topology implies and, for kafka, the kafka values (shared with the KEDA trig
 {{- $names := include "walpurge.resourceNames" . | fromYaml }}
 {{- $config = deepCopy $config }}
 {{- $database := $config.database | default dict }}
-{{- $_ := set $database "slot" ($database.slot | default $names.slot) }}
-{{- $_ := set $database "publication" ($database.publication | default $names.publication) }}
+{{- $_ := set $database "slot" $names.slot }}
+{{- $_ := set $database "publication" $names.publication }}
 {{- $_ := set $config "database" $database }}
 {{- if $config.flusher }}
-{{- $_ := set $config.flusher "keyPrefix" ($config.flusher.keyPrefix | default $names.keyPrefix) }}
+{{- $_ := set $config.flusher "keyPrefix" $names.keyPrefix }}
 {{- end }}
 {{- $file := dict "transport" (ternary "kafka" "inline" (eq .Values.topology "kafka")) }}
 {{- if eq .Values.topology "kafka" }}
 {{- $kafka := omit .Values.kafka "sasl" }}
 {{- range $key := list "topic" "cdnTopic" "deadLetterTopic" "consumerGroup" }}
-{{- $_ := set $kafka $key (get $kafka $key | default (get $names $key)) }}
+{{- $_ := set $kafka $key (get $names $key) }}
 {{- end }}
 {{- if .Values.kafka.sasl.mechanism }}
 {{- $_ := set $kafka "sasl" (dict "mechanism" .Values.kafka.sasl.mechanism "username" "${KAFKA_SASL_USERNAME}" "password" "${KAFKA_SASL_PASSWORD}") }}
@@ -172,9 +172,6 @@ parse it (helm lint logs a `fail` and renders on).
 {{- fail "credentials.queueRedisUrl: a redis:// or rediss:// URL without spaces, every % followed by two hex digits (percent-encode a % in the password as %25)" }}
 {{- end }}
 {{- $url := urlParse (ternary .Values.credentials.queueRedisUrl "redis://refused" $valid) }}
-{{- if not (has $url.scheme (list "redis" "rediss")) }}
-{{- fail (printf "credentials.queueRedisUrl: a redis:// or rediss:// URL, not %q" $url.scheme) }}
-{{- end }}
 {{- $userinfo := $url.userinfo | default "" }}
 {{- /* user:password@, :password@ or user@ (no password); Go's URL writer escapes ':' in both. */}}
 {{- $user := index (splitn ":" 2 $userinfo) "_0" }}
