@@ -28,7 +28,7 @@ export {
   testPostgresVersion,
 } from './postgres-version-choice.js';
 export { SERVICE_ENV_VARS, servicesFromEnv, servicesToEnv } from './from-env.js';
-export { withPgClient } from './postgres-client.js';
+export { serverMajor, withPgClient } from './postgres-client.js';
 export { uniqueName, createIsolatedDatabase, withDatabase, type IsolatedDatabase } from './isolation.js';
 export { waitFor, WaitForAbortError, type WaitForOptions } from './wait-for.js';
 export { freePort } from './ports.js';
