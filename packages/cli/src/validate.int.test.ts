@@ -401,15 +401,12 @@ describe('walpurge validate against a standby', () => {
   it('reports a standby at database.url', async () => {
     const file = configFile('standby.yaml', rules('  - table: users\n    redis: { keys: ["user:{id}"] }\n'));
     const url = pair?.standby.url ?? '';
-    await waitFor('the standby to replay the table', async () => {
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      try {
-        return (await client.query("SELECT 1 FROM pg_class WHERE relname = 'users'")).rowCount === 1;
-      } finally {
-        await client.end();
-      }
-    });
+    await withPgClient(url, (client) =>
+      waitFor('the standby to replay the table', async () => {
+        const { rowCount } = await client.query("SELECT 1 FROM pg_class WHERE relname = 'users'");
+        return rowCount === 1;
+      }),
+    );
     const result = await validate(file, url);
     expect(result.err).toBe(
       `${file}: 1 problem\n  ${file}:2:8: database.url: the server at database.url is a standby (in recovery): walpurge streams from the primary only (fix: point database.url at the primary (with PostgreSQL 17 failover slots, database.failoverSlot keeps the slot on standbys for a promotion))\n`,
