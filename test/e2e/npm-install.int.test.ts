@@ -35,7 +35,12 @@ import {
   type WalpurgeProcess,
 } from '../../packages/cli/src/testing/walpurge-process.js';
 import { packPublishedPackages } from '../release/pack-published.js';
-import { publishedPackages, readRootManifest, repoRoot } from '../release/workspace-packages.js';
+import {
+  publishedPackages,
+  readRootManifest,
+  repoRoot,
+  runtimeClosure,
+} from '../release/workspace-packages.js';
 
 /**
  * What a new user gets from npm: every published package packed by `pnpm pack` (workspace:* turned
@@ -122,15 +127,7 @@ function readmeClientInstall(): string[] {
 
 /** The tarballs of `name` and of every published package it depends on (the registry would resolve those). */
 function tarballsOf(name: string): string[] {
-  const byName = new Map(published.map((pkg) => [pkg.manifest.name, pkg.manifest]));
-  const needed = new Set<string>();
-  const visit = (current: string): void => {
-    const manifest = byName.get(current);
-    if (!manifest || needed.has(current)) return;
-    needed.add(current);
-    for (const dependency of Object.keys(manifest.dependencies ?? {})) visit(dependency);
-  };
-  visit(name);
+  const needed = runtimeClosure([name]);
   return packs.filter((pack) => needed.has(pack.name)).map((pack) => pack.filename);
 }
 
