@@ -182,7 +182,7 @@ beforeAll(async () => {
       join(dir, 'package.json'),
       JSON.stringify({ name, version: '1.0.0', private: true, type: 'module' }),
     );
-  const devDependencies = readRootManifest().devDependencies ?? {};
+  const devDependencies = root.devDependencies ?? {};
   const typescript = `typescript@${devDependencies['typescript'] ?? 'latest'}`;
   const nodeTypes = `@types/node@${devDependencies['@types/node'] ?? 'latest'}`;
   const pgTypes = `@types/pg@${devDependencies['@types/pg'] ?? 'latest'}`;
