@@ -9,7 +9,7 @@
  * Ctrl-C (or SIGTERM) stops and removes everything it started, and so does its parent's exit.
  */
 import { writeFile, rm } from 'node:fs/promises';
-import { servicesToEnv, startTestEnvironment } from '@walpurge/testing';
+import { isAlive, servicesToEnv, startTestEnvironment } from '@walpurge/testing';
 
 const envFile = process.argv[2] ?? '.walpurge/dev-env.sh';
 const env = await startTestEnvironment();
@@ -35,14 +35,5 @@ process.on('SIGTERM', () => void stop());
 // check is a signal-0 probe of that pid (ESRCH: gone); the interval also keeps us alive.
 const parent = process.ppid;
 setInterval(() => {
-  if (!parentAlive(parent)) void stop();
+  if (!isAlive(parent)) void stop();
 }, 1000);
-
-function parentAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}

@@ -30,8 +30,9 @@ for (const { dir, manifest } of publishedPackages()) {
     access: 'public',
     ...(manifest.exports ? { exports: publishedExports(manifest.exports) } : {}),
   };
-  updateManifest(dir, { ...sharedFields(dir), publishConfig });
+  const shared = sharedFields(dir);
+  updateManifest(dir, { ...shared, publishConfig });
   // npm shows and ships a package's own LICENSE file; pnpm pack does not add the root one.
   copyFileSync(join(repoRoot, 'LICENSE'), join(repoRoot, dir, 'LICENSE'));
-  console.log(`${manifest.name}@${sharedFields(dir).version} (${dir})`);
+  console.log(`${manifest.name}@${shared.version} (${dir})`);
 }

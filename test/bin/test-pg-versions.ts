@@ -32,15 +32,18 @@ const RESULTS = 'test-results';
 const log = (line: string): void => void process.stdout.write(`[pg-versions] ${line}\n`);
 
 const majors = process.argv.length > 2 ? process.argv.slice(2) : otherMajors();
-for (const major of majors) testPostgresVersion({ [PG_VERSION_ENV_VAR]: major }); // refuses unknown ones
+// Resolved up front: refuses unknown majors before anything is deleted or fetched.
+const versions = majors.map((major) => ({
+  major,
+  version: testPostgresVersion({ [PG_VERSION_ENV_VAR]: major }),
+}));
 
 mkdirSync(RESULTS, { recursive: true });
 for (const stale of readdirSync(RESULTS).filter((name) => /^vitest-pg\d+\.json$/.test(name)))
   rmSync(join(RESULTS, stale));
 
 // Fetched before anything starts, so a download shows as such and is not counted as test time.
-for (const major of majors) {
-  const version = testPostgresVersion({ [PG_VERSION_ENV_VAR]: major });
+for (const { major, version } of versions) {
   if (version === undefined) continue;
   const started = Date.now();
   const bin = await ensurePostgresBinaries(version, { log });
@@ -67,10 +70,9 @@ try {
     log(`PostgreSQL ${major}: ${PG_VERSION_SUBSET.length} test files`);
     const started = Date.now();
     const code = await runVitest(major, shared);
-    results.push({ major, ms: Date.now() - started, code });
-    log(
-      `PostgreSQL ${major}: ${code === 0 ? 'passed' : 'FAILED'} in ${Math.round((Date.now() - started) / 1000)} s`,
-    );
+    const ms = Date.now() - started;
+    results.push({ major, ms, code });
+    log(`PostgreSQL ${major}: ${code === 0 ? 'passed' : 'FAILED'} in ${Math.round(ms / 1000)} s`);
   }
 } finally {
   await env.stop();

@@ -35,7 +35,12 @@ import {
   type WalpurgeProcess,
 } from '../../packages/cli/src/testing/walpurge-process.js';
 import { packPublishedPackages } from '../release/pack-published.js';
-import { publishedPackages, readRootManifest, repoRoot } from '../release/workspace-packages.js';
+import {
+  publishedPackages,
+  readRootManifest,
+  repoRoot,
+  runtimeClosure,
+} from '../release/workspace-packages.js';
 
 /**
  * What a new user gets from npm: every published package packed by `pnpm pack` (workspace:* turned
@@ -122,15 +127,7 @@ function readmeClientInstall(): string[] {
 
 /** The tarballs of `name` and of every published package it depends on (the registry would resolve those). */
 function tarballsOf(name: string): string[] {
-  const byName = new Map(published.map((pkg) => [pkg.manifest.name, pkg.manifest]));
-  const needed = new Set<string>();
-  const visit = (current: string): void => {
-    const manifest = byName.get(current);
-    if (!manifest || needed.has(current)) return;
-    needed.add(current);
-    for (const dependency of Object.keys(manifest.dependencies ?? {})) visit(dependency);
-  };
-  visit(name);
+  const needed = runtimeClosure([name]);
   return packs.filter((pack) => needed.has(pack.name)).map((pack) => pack.filename);
 }
 
@@ -185,7 +182,7 @@ beforeAll(async () => {
       join(dir, 'package.json'),
       JSON.stringify({ name, version: '1.0.0', private: true, type: 'module' }),
     );
-  const devDependencies = readRootManifest().devDependencies ?? {};
+  const devDependencies = root.devDependencies ?? {};
   const typescript = `typescript@${devDependencies['typescript'] ?? 'latest'}`;
   const nodeTypes = `@types/node@${devDependencies['@types/node'] ?? 'latest'}`;
   const pgTypes = `@types/pg@${devDependencies['@types/pg'] ?? 'latest'}`;

@@ -77,6 +77,28 @@ export function publishedPackages(): WorkspacePackage[] {
   return workspacePackages().filter((pkg) => pkg.manifest.private !== true);
 }
 
+/** The packages a package needs installed to run: its dependencies and peerDependencies. */
+export function runtimeDependencies(manifest: Manifest): string[] {
+  return [...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.peerDependencies ?? {})];
+}
+
+/**
+ * `names` and every workspace package they need at run time, transitively (third-party packages are
+ * left out: the registry resolves those).
+ */
+export function runtimeClosure(names: readonly string[]): Set<string> {
+  const byName = new Map(workspacePackages().map((pkg) => [pkg.manifest.name, pkg.manifest]));
+  const needed = new Set<string>();
+  const visit = (name: string): void => {
+    const manifest = byName.get(name);
+    if (!manifest || needed.has(name)) return;
+    needed.add(name);
+    for (const dependency of runtimeDependencies(manifest)) visit(dependency);
+  };
+  for (const name of names) visit(name);
+  return needed;
+}
+
 /** What a published package must carry from the root package.json (its own directory filled in). */
 export function sharedFields(dir: string): Pick<Manifest, 'version' | 'license' | 'repository' | 'engines'> {
   const root = readRootManifest();

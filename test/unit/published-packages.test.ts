@@ -7,9 +7,10 @@ import {
   publishedPackages,
   readRootManifest,
   repoRoot,
+  runtimeClosure,
+  runtimeDependencies,
   sharedFields,
   workspacePackages,
-  type Manifest,
 } from '../release/workspace-packages.js';
 
 /** What users install; everything else published is there because these two need it at run time. */
@@ -20,20 +21,9 @@ const published = publishedPackages();
 const names = new Set(published.map((pkg) => pkg.manifest.name));
 const byName = new Map(workspacePackages().map((pkg) => [pkg.manifest.name, pkg.manifest]));
 
-function runtimeDependencies(manifest: Manifest): string[] {
-  return [...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.peerDependencies ?? {})];
-}
-
 describe('published packages', () => {
   it('are exactly the CLI, the client and the workspace packages they need at run time', () => {
-    const needed = new Set<string>();
-    const visit = (name: string): void => {
-      const manifest = byName.get(name);
-      if (!manifest || needed.has(name)) return;
-      needed.add(name);
-      for (const dependency of runtimeDependencies(manifest)) visit(dependency);
-    };
-    for (const name of ENTRY_PACKAGES) visit(name);
+    const needed = runtimeClosure(ENTRY_PACKAGES);
     expect([...names].sort()).toEqual([...needed].sort());
     expect(names.has('@walpurge/testing')).toBe(false);
   });

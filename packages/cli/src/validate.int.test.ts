@@ -6,10 +6,12 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   createIsolatedDatabase,
   findPostgresBinDir,
+  serverMajor,
   startLocalPostgres,
   startLocalPrimaryWithStandby,
   uniqueName,
   waitFor,
+  withPgClient,
   type IsolatedDatabase,
   type LocalPostgres,
   type LocalPrimaryWithStandby,
@@ -19,6 +21,8 @@ import { captureIo } from './testing/capture-io.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'walpurge-validate-'));
 let database: IsolatedDatabase;
+/** The major version of the server under test (WALPURGE_TEST_PG_VERSION; see docs/postgresql.md). */
+let major: number;
 
 async function sql(url: string, text: string): Promise<void> {
   const client = new pg.Client({ connectionString: url });
@@ -49,6 +53,7 @@ async function validate(file: string, url: string): Promise<{ code: number; out:
 
 beforeAll(async () => {
   database = await createIsolatedDatabase(inject('services').databaseUrl, 'cli_validate');
+  major = await withPgClient(database.url, serverMajor);
   await sql(
     database.url,
     `CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, name text);
@@ -170,7 +175,6 @@ describe('walpurge validate against the live database', () => {
       ),
     );
     const result = await validate(file, database.url);
-    const major = await serverMajor(database.url);
     // 18 can publish them (publish_generated_columns, tested below); older servers never send them.
     const why =
       major >= 18
@@ -329,18 +333,6 @@ describe('walpurge validate: privileges and publications', () => {
   });
 });
 
-/** The major version of the server under test (WALPURGE_TEST_PG_VERSION; see docs/postgresql.md). */
-async function serverMajor(url: string): Promise<number> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
-    return Math.floor(Number(rows[0]?.v) / 10000);
-  } finally {
-    await client.end();
-  }
-}
-
 describe('walpurge validate: row filters and column lists (PostgreSQL 15+)', () => {
   // The rule reads id and name: a column list dropping name leaves {name} unrenderable, one keeping
   // both (email is not read) loses nothing walpurge needs.
@@ -368,7 +360,7 @@ describe('walpurge validate: row filters and column lists (PostgreSQL 15+)', () 
     async (_, table, problem) => {
       const publication = uniqueName('partial');
       const create = `CREATE PUBLICATION ${publication} FOR TABLE ${table}`;
-      if ((await serverMajor(database.url)) < 15) {
+      if (major < 15) {
         await expect(sql(database.url, create)).rejects.toThrow(/syntax error/);
         return;
       }
@@ -409,15 +401,12 @@ describe('walpurge validate against a standby', () => {
   it('reports a standby at database.url', async () => {
     const file = configFile('standby.yaml', rules('  - table: users\n    redis: { keys: ["user:{id}"] }\n'));
     const url = pair?.standby.url ?? '';
-    await waitFor('the standby to replay the table', async () => {
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      try {
-        return (await client.query("SELECT 1 FROM pg_class WHERE relname = 'users'")).rowCount === 1;
-      } finally {
-        await client.end();
-      }
-    });
+    await withPgClient(url, (client) =>
+      waitFor('the standby to replay the table', async () => {
+        const { rowCount } = await client.query("SELECT 1 FROM pg_class WHERE relname = 'users'");
+        return rowCount === 1;
+      }),
+    );
     const result = await validate(file, url);
     expect(result.err).toBe(
       `${file}: 1 problem\n  ${file}:2:8: database.url: the server at database.url is a standby (in recovery): walpurge streams from the primary only (fix: point database.url at the primary (with PostgreSQL 17 failover slots, database.failoverSlot keeps the slot on standbys for a promotion))\n`,

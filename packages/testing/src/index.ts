@@ -28,10 +28,11 @@ export {
   testPostgresVersion,
 } from './postgres-version-choice.js';
 export { SERVICE_ENV_VARS, servicesFromEnv, servicesToEnv } from './from-env.js';
-export { withPgClient } from './postgres-client.js';
+export { serverMajor, withPgClient } from './postgres-client.js';
 export { uniqueName, createIsolatedDatabase, withDatabase, type IsolatedDatabase } from './isolation.js';
 export { waitFor, WaitForAbortError, type WaitForOptions } from './wait-for.js';
 export { freePort } from './ports.js';
+export { isAlive } from './processes.js';
 export type { LogFn } from './log.js';
 export { endPool } from './end-pool.js';
 export { deleteRedisKeys } from './redis-keys.js';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { withPgClient, quoteIdent } from './postgres-client.js';
+import { quoteIdent, serverMajor, withPgClient } from './postgres-client.js';
 import { waitFor } from './wait-for.js';
 
 /**
@@ -82,11 +82,8 @@ async function dropIsolatedDatabase(adminUrl: string, url: string, name: string)
   );
 
   await withPgClient(adminUrl, async (client) => {
-    const { rows } = await client.query<{ major: number }>(
-      "SELECT current_setting('server_version_num')::int / 10000 AS major",
-    );
     // FORCE (PostgreSQL 13+) also ends sessions that connected after our terminate above.
-    const force = (rows[0]?.major ?? 0) >= 13 ? ' WITH (FORCE)' : '';
+    const force = (await serverMajor(client)) >= 13 ? ' WITH (FORCE)' : '';
     await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}${force}`);
   });
 }

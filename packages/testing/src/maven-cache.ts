@@ -12,7 +12,7 @@ import {
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { findExecutable } from './executables.js';
-import { runToCompletion } from './processes.js';
+import { isAlive, runToCompletion } from './processes.js';
 import { sleep } from './wait-for.js';
 import type { LogFn } from './log.js';
 
@@ -191,14 +191,14 @@ function tryLock(lock: string): boolean {
 }
 
 function isStale(lock: string): boolean {
+  let owner: number;
   try {
     if (Date.now() - statSync(lock).mtimeMs > LOCK_STALE_MS) return true;
-    const owner = Number(readFileSync(join(lock, 'owner'), 'utf8').trim());
-    if (!Number.isInteger(owner) || owner <= 0) return false;
-    process.kill(owner, 0);
+    owner = Number(readFileSync(join(lock, 'owner'), 'utf8').trim());
+  } catch {
+    // ENOENT: the lock was just released, or its owner file is not written yet; wait a little.
     return false;
-  } catch (err) {
-    // ESRCH: the owner died mid-fetch. ENOENT: the owner file is not written yet; wait a little.
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
+  // A dead owner died mid-fetch.
+  return Number.isInteger(owner) && owner > 0 && !isAlive(owner);
 }

@@ -13,6 +13,12 @@ export async function withPgClient<T>(url: string, work: (client: pg.Client) => 
   }
 }
 
+/** The server's major version (e.g. 17), from server_version_num so betas and distro suffixes parse too. */
+export async function serverMajor(client: pg.Client): Promise<number> {
+  const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
+  return Math.floor(Number(rows[0]?.v) / 10000);
+}
+
 /** Double-quotes an identifier for SQL that cannot take it as a bind parameter (CREATE DATABASE). */
 export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;

@@ -171,3 +171,16 @@ export function indent(text: string): string {
     .map((line) => `    | ${line}`)
     .join('\n');
 }
+
+/**
+ * Whether a process with this pid exists: a signal-0 probe. Only ESRCH means gone; EPERM (someone
+ * else's process) and anything else count as alive, so callers never reap on doubt.
+ */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { trackDirectory } from './cleanup.js';
 import type { SystemUser } from './executables.js';
+import { isAlive } from './processes.js';
 
 const PREFIX = 'walpurge-';
 const OWNER_FILE = '.walpurge-owner-pid';
@@ -81,15 +82,6 @@ export function sweepStaleTempDirs(): void {
     } catch {
       // best effort
     }
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -6,7 +6,13 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { WalpurgeConfig } from '@walpurge/config';
 import { createLogger } from '@walpurge/core';
-import { createIsolatedDatabase, uniqueName, withPgClient, type IsolatedDatabase } from '@walpurge/testing';
+import {
+  createIsolatedDatabase,
+  serverMajor,
+  uniqueName,
+  withPgClient,
+  type IsolatedDatabase,
+} from '@walpurge/testing';
 import { startListener } from './test-support/harness.js';
 import { RecordingSink } from './testing/recording-sink.js';
 
@@ -19,14 +25,13 @@ function failoverConfig(url: string, slot: string): WalpurgeConfig {
 
 describe('database.failoverSlot', () => {
   let db: IsolatedDatabase;
-  let version: number;
+  let major: number;
 
   beforeAll(async () => {
     db = await createIsolatedDatabase(inject('services').databaseUrl, 'failover');
-    version = await withPgClient(db.url, async (client) => {
+    major = await withPgClient(db.url, async (client) => {
       await client.query('CREATE TABLE items (id int PRIMARY KEY)');
-      const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
-      return Number(rows[0]?.v);
+      return serverMajor(client);
     });
   });
 
@@ -56,7 +61,7 @@ describe('database.failoverSlot', () => {
           "SELECT (to_jsonb(s) ->> 'failover')::boolean AS failover FROM pg_replication_slots s WHERE slot_name = $1",
           [slot],
         );
-        if (version >= 170000) {
+        if (major >= 17) {
           expect(rows).toEqual([{ failover: true }]);
           expect(warnings).not.toContainEqual(warning);
         } else {

@@ -10,6 +10,7 @@ import { Rule } from '@walpurge/config';
 import { ErrorCode } from '@walpurge/core';
 import {
   createIsolatedDatabase,
+  serverMajor,
   startLocalPrimaryWithStandby,
   uniqueName,
   waitFor,
@@ -31,8 +32,7 @@ describe('PostgreSQL version differences', () => {
     client = new pg.Client({ connectionString: db.url });
     await client.connect();
     await client.query('CREATE TABLE items (id int PRIMARY KEY, title text, body text)');
-    const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
-    major = Math.floor(Number(rows[0]?.v) / 10000);
+    major = await serverMajor(client);
   });
 
   afterAll(async () => {
@@ -252,8 +252,7 @@ describe('a standby (logical decoding on standbys: PostgreSQL 16+)', () => {
       await client.query(
         'CREATE TABLE items (id int PRIMARY KEY); CREATE PUBLICATION standby_pub FOR TABLE items',
       );
-      const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
-      return Math.floor(Number(rows[0]?.v) / 10000);
+      return serverMajor(client);
     });
     await withPgClient(standby.url, (client) =>
       waitFor('the standby to replay the publication', async () => {
