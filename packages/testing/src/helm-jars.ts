@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { copyRuntimeClasspath, ensureCachedDirectory, walpurgeCacheDir } from './maven-cache.js';
+import { copyRuntimeClasspath, ensureCachedDirectory } from './maven-cache.js';
 import type { LogFn } from './log.js';
 
 /**
@@ -25,7 +25,7 @@ const NATIVE_JAR = /^(linux|darwin|windows)-(amd64|arm64)-/;
  */
 export async function ensureHelmJars(opts: HelmJarsOptions = {}): Promise<string> {
   const dest = await ensureCachedDirectory({
-    cacheDir: opts.cacheDir ?? walpurgeCacheDir(),
+    cacheDir: opts.cacheDir,
     name: `helm-java-${HELM_JAVA_VERSION}-${process.platform}-${process.arch}`,
     label: 'helm-java',
     log: opts.log,

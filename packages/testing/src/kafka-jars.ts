@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { copyRuntimeClasspath, ensureCachedDirectory, walpurgeCacheDir } from './maven-cache.js';
+import { copyRuntimeClasspath, ensureCachedDirectory } from './maven-cache.js';
 import type { LogFn } from './log.js';
 
 export const KAFKA_VERSION = '3.9.1';
@@ -29,7 +29,7 @@ export async function ensureKafkaJars(opts: KafkaJarsOptions = {}): Promise<stri
   const started = Date.now();
   let fetched = false;
   const dest = await ensureCachedDirectory({
-    cacheDir: opts.cacheDir ?? walpurgeCacheDir(),
+    cacheDir: opts.cacheDir,
     name: `kafka-${version}`,
     label: 'kafka',
     log: opts.log,

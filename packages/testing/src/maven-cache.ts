@@ -25,8 +25,8 @@ export function walpurgeCacheDir(): string {
 }
 
 export interface CachedDirectoryOptions {
-  /** Parent of the cached directory. */
-  cacheDir: string;
+  /** Parent of the cached directory; walpurgeCacheDir() when omitted. */
+  cacheDir?: string | undefined;
   /** Name of the cached directory inside `cacheDir`. */
   name: string;
   /** For log and error lines ("kafka", "postgres 17"). */
@@ -44,11 +44,12 @@ export interface CachedDirectoryOptions {
  * the others wait for the marker file.
  */
 export async function ensureCachedDirectory(opts: CachedDirectoryOptions): Promise<string> {
-  const dest = join(opts.cacheDir, opts.name);
+  const cacheDir = opts.cacheDir ?? walpurgeCacheDir();
+  const dest = join(cacheDir, opts.name);
   const marker = join(dest, '.complete');
   if (existsSync(marker)) return dest;
 
-  mkdirSync(opts.cacheDir, { recursive: true });
+  mkdirSync(cacheDir, { recursive: true });
   const lock = `${dest}.lock`;
   const deadline = Date.now() + FETCH_TIMEOUT_MS + 60_000;
   let announcedWait = false;
@@ -64,7 +65,7 @@ export async function ensureCachedDirectory(opts: CachedDirectoryOptions): Promi
   }
   try {
     if (existsSync(marker)) return dest;
-    removeAbandonedStagingDirs(opts.cacheDir, `${opts.name}.staging-`);
+    removeAbandonedStagingDirs(cacheDir, `${opts.name}.staging-`);
     const staging = mkdtempSync(`${dest}.staging-`);
     try {
       await opts.fill(staging);

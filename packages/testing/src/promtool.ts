@@ -1,7 +1,7 @@
 import { readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { findExecutable, isExecutable, isRoot } from './executables.js';
-import { ensureCachedDirectory, walpurgeCacheDir } from './maven-cache.js';
+import { ensureCachedDirectory } from './maven-cache.js';
 import { runToCompletion } from './processes.js';
 import type { LogFn } from './log.js';
 
@@ -28,7 +28,7 @@ export async function ensurePromtool(opts: PromtoolOptions = {}): Promise<string
   const started = Date.now();
   let fetched = false;
   const dest = await ensureCachedDirectory({
-    cacheDir: opts.cacheDir ?? walpurgeCacheDir(),
+    cacheDir: opts.cacheDir,
     name: 'promtool-deb',
     label: 'promtool',
     log: opts.log,
