@@ -37,7 +37,7 @@ import { refusingTarget } from './dead-letter/refusing-target.js';
 import { ChangeConsumer } from './kafka/change-consumer.js';
 import { DeadLetterQueue } from './kafka/dead-letter.js';
 import { KafkaDeadLetterSink, refusalHeadersOf } from './kafka/dead-letter-sink.js';
-import { createKafka, ensureTopics } from './kafka/kafka-client.js';
+import { createKafka, ensureTopics } from '@walpurge/kafka';
 import { createInvalidatorMetrics, sweepObserver } from './metrics.js';
 import { Coalescer } from './pipeline/coalescer.js';
 import { isolatePoison } from './pipeline/isolate-poison.js';
@@ -242,7 +242,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
         ]);
       }
       signal.throwIfAborted();
-      kafka = createKafka(config.kafka, logger);
+      kafka = createKafka(config.kafka, { logger });
       await ensureTopics(kafka, config.kafka, logger);
       producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
       await producer.connect();

@@ -1,5 +1,5 @@
-import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
 import type { KafkaConfig } from '@walpurge/config';
+import { createKafka, type KafkaClient } from '@walpurge/kafka';
 import { connectKafka } from '../live/connection-errors.js';
 
 export interface KafkaStatus {
@@ -13,27 +13,16 @@ export interface KafkaStatus {
   deadLetters: number;
 }
 
-export function kafkaClient(config: KafkaConfig, clientSuffix: string): Kafka {
-  return new Kafka({
-    clientId: `${config.clientId}-${clientSuffix}`,
-    brokers: config.brokers,
-    ssl: config.ssl,
-    ...(config.sasl
-      ? {
-          sasl: {
-            mechanism: config.sasl.mechanism,
-            username: config.sasl.username,
-            password: config.sasl.password,
-          } as SASLOptions,
-        }
-      : {}),
-    logLevel: logLevel.NOTHING,
-    connectionTimeout: 3_000,
+/** The CLI's Kafka clients: quiet (errors are reported by the command), and quick to give up. */
+export function kafkaClient(config: KafkaConfig, clientSuffix: string): KafkaClient {
+  return createKafka(config, {
+    clientSuffix,
+    connectionTimeoutMs: 3_000,
     retry: { retries: 2, initialRetryTime: 200 },
   });
 }
 
-async function topicSize(admin: ReturnType<Kafka['admin']>, topic: string): Promise<number> {
+async function topicSize(admin: ReturnType<KafkaClient['admin']>, topic: string): Promise<number> {
   const topics = await admin.listTopics();
   if (!topics.includes(topic)) return 0;
   const offsets = await admin.fetchTopicOffsets(topic);

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { KafkaConfig } from '@walpurge/config';
 import { uniqueName } from '@walpurge/testing';
 import { changeEvent, endOffsets, kafkaClient, logger } from '../../test/harness.js';
-import { ensureTopics } from '../kafka/kafka-client.js';
+import { ensureTopics } from '@walpurge/kafka';
 import { KafkaCdnQueue } from './kafka-cdn-queue.js';
 
 /** The kafka CDN queue against a real broker and a CDN topic created as the invalidator creates it. */

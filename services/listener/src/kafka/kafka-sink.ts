@@ -10,7 +10,7 @@ import {
   type TopicConfigReader,
 } from '@walpurge/protocol';
 import { createKafkaSinkMetrics, type KafkaSinkMetrics } from '../metrics.js';
-import { createKafkaClient } from './kafka-client.js';
+import { createKafka } from '@walpurge/kafka';
 import { fitMessage, fitsBatch } from './message-size.js';
 
 export { toKafkaMessage } from './message-size.js';
@@ -112,7 +112,7 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
     : undefined;
   const maxBatch = options.maxBatchMessages ?? 5000;
   const maxBytes = options.maxMessageBytes ?? config.maxMessageBytes;
-  const kafka = createKafkaClient(config, logger);
+  const kafka = createKafka(config, { logger });
   const queue: Pending[] = [];
   let producer: Producer | undefined;
   let connecting: Promise<Producer> | undefined;

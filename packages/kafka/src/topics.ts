@@ -1,33 +1,8 @@
-import { Kafka, logLevel, type Admin, type LogEntry, type SASLOptions } from 'kafkajs';
+import type { Admin } from 'kafkajs';
+import type { KafkaClient } from './kafka-client.js';
 import type { KafkaConfig } from '@walpurge/config';
 import type { Logger } from '@walpurge/core';
 import { walpurgeTopic, type TopicSpec } from '@walpurge/protocol';
-
-/** kafkajs with its log lines routed into our (redacting) pino logger. */
-export function createKafka(config: KafkaConfig, logger: Logger): Kafka {
-  const log = logger.child({ component: 'kafkajs' });
-  const sasl: SASLOptions | undefined = config.sasl
-    ? ({
-        mechanism: config.sasl.mechanism,
-        username: config.sasl.username,
-        password: config.sasl.password,
-      } as SASLOptions)
-    : undefined;
-  return new Kafka({
-    clientId: config.clientId,
-    brokers: config.brokers,
-    ssl: config.ssl,
-    ...(sasl ? { sasl } : {}),
-    logLevel: logLevel.WARN,
-    logCreator: () => (entry: LogEntry) => {
-      const { message, ...rest } = entry.log;
-      const fields = { namespace: entry.namespace, ...rest };
-      if (entry.level === logLevel.ERROR) log.error(fields, message);
-      else if (entry.level === logLevel.WARN) log.warn(fields, message);
-      else log.debug(fields, message);
-    },
-  });
-}
 
 /** kafkajs ConfigResourceTypes.TOPIC. */
 const TOPIC_RESOURCE = 2;
@@ -53,7 +28,7 @@ export async function topicRetentionMs(admin: Admin, topic: string): Promise<num
  * would then restart from the earliest offset left). An existing CDN topic with a finite retention
  * is logged at warn level.
  */
-export async function ensureTopics(kafka: Kafka, config: KafkaConfig, logger?: Logger): Promise<void> {
+export async function ensureTopics(kafka: KafkaClient, config: KafkaConfig, logger?: Logger): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {

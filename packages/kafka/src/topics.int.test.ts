@@ -4,7 +4,8 @@ import { KafkaConfig } from '@walpurge/config';
 import { createLogger } from '@walpurge/core';
 import { topicMaxMessageBytes } from '@walpurge/protocol';
 import { uniqueName } from '@walpurge/testing';
-import { createKafka, ensureTopics } from './kafka-client.js';
+import { createKafka } from './kafka-client.js';
+import { ensureTopics } from './topics.js';
 
 const services = inject('services');
 
@@ -18,7 +19,7 @@ describe('invalidator topics', () => {
       partitions: 1,
       maxMessageBytes: 3_000_000,
     });
-    await ensureTopics(createKafka(config, createLogger({ level: 'silent' })), config);
+    await ensureTopics(createKafka(config, { logger: createLogger({ level: 'silent' }) }), config);
     const admin = new kafkajs.Kafka({
       brokers: services.kafkaBrokers,
       logLevel: kafkajs.logLevel.NOTHING,
