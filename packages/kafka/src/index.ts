@@ -1,2 +1,4 @@
 export * from './kafka-client.js';
+export * from './replication.js';
+export * from './topic-durability.js';
 export * from './topics.js';

@@ -243,7 +243,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
       }
       signal.throwIfAborted();
       kafka = createKafka(config.kafka, { logger });
-      await ensureTopics(kafka, config.kafka, logger);
+      await ensureTopics(kafka, config.kafka, { logger, registry: options.registry });
       producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
       await producer.connect();
       deadLetterTopic = new DeadLetterQueue({

@@ -4,13 +4,12 @@ import { ErrorCode, WalpurgeError, errorMessage, type Logger, type Registry } fr
 import {
   qualifiedTable,
   topicMaxMessageBytes,
-  walpurgeTopic,
   type ChangeEvent,
   type ChangeSink,
   type TopicConfigReader,
 } from '@walpurge/protocol';
 import { createKafkaSinkMetrics, type KafkaSinkMetrics } from '../metrics.js';
-import { createKafka } from '@walpurge/kafka';
+import { createKafka, ensureTopics } from '@walpurge/kafka';
 import { fitMessage, fitsBatch } from './message-size.js';
 
 export { toKafkaMessage } from './message-size.js';
@@ -127,31 +126,13 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
     const admin = kafka.admin();
     await admin.connect();
     try {
-      const topics = await admin.listTopics();
-      if (!topics.includes(config.topic)) {
-        // A topic we create accepts what the sink may send: raising kafka.maxMessageBytes above
-        // Kafka's default needs no manual topic change. Existing topics are left alone (checked below).
-        const created = await admin.createTopics({
-          topics: [
-            walpurgeTopic({
-              topic: config.topic,
-              numPartitions: config.partitions,
-              replicationFactor: config.replicationFactor,
-              maxMessageBytes: maxBytes,
-            }),
-          ],
-          waitForLeaders: true,
-        });
-        if (created)
-          logger.info(
-            {
-              topic: config.topic,
-              partitions: config.partitions,
-              replicationFactor: config.replicationFactor,
-            },
-            'created Kafka topic',
-          );
-      }
+      // Created as the invalidator creates it (replication, min.insync.replicas, a size limit that
+      // accepts what the sink may send); an existing topic is left alone, its durability checked.
+      await ensureTopics(
+        kafka,
+        { ...config, maxMessageBytes: maxBytes },
+        { topics: ['changes'], logger, registry: options.registry },
+      );
       await assertTopicAccepts(admin, config.topic, maxBytes, logger);
       topicReady = true;
     } finally {
