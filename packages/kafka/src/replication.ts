@@ -30,31 +30,48 @@ export interface ReplicationSettings {
   minInsyncReplicas?: number | undefined;
 }
 
+export interface ReplicationProblem {
+  /** The kafka.* setting at fault. */
+  setting: 'replicationFactor' | 'minInsyncReplicas';
+  message: string;
+  hint: string;
+}
+
 /**
- * The replication of the topics to create on a cluster of `brokers` live brokers. Refuses an explicit
- * replication factor above the broker count (Kafka's own refusal, "Replication factor: 5 larger than
- * available brokers: 1", comes wrapped in kafkajs's "Topic creation errors" and names no setting) and
- * a min.insync.replicas above the replication factor (every acks=all write would be refused).
+ * The replication of the topics to create on a cluster of `brokers` live brokers, or why there is
+ * none: an explicit replication factor above the broker count (Kafka's own refusal, "Replication
+ * factor: 5 larger than available brokers: 1", comes wrapped in kafkajs's "Topic creation errors" and
+ * names no setting), or a min.insync.replicas above the replication factor (every acks=all write
+ * would be refused).
  */
-export function resolveReplication(settings: ReplicationSettings, brokers: number): Replication {
+export function replicationFor(
+  settings: ReplicationSettings,
+  brokers: number,
+): Replication | ReplicationProblem {
   const explicit = settings.replicationFactor;
   if (explicit !== undefined && explicit > brokers)
-    throw new WalpurgeError(
-      ErrorCode.ConfigInvalid,
-      `kafka.replicationFactor is ${explicit} but the Kafka cluster has ${brokers} live broker${brokers === 1 ? '' : 's'}: walpurge cannot create its topics`,
-      {
-        hint: `set kafka.replicationFactor to ${brokers} or less, or leave it unset (min(${DEFAULT_MAX_REPLICATION_FACTOR}, brokers)); or start the missing brokers`,
-      },
-    );
+    return {
+      setting: 'replicationFactor',
+      message: `kafka.replicationFactor is ${explicit} but the Kafka cluster has ${brokers} live broker${brokers === 1 ? '' : 's'}: walpurge cannot create its topics`,
+      hint: `set kafka.replicationFactor to ${brokers} or less, or leave it unset (min(${DEFAULT_MAX_REPLICATION_FACTOR}, brokers)); or start the missing brokers`,
+    };
   const replicationFactor = explicit ?? Math.max(1, Math.min(DEFAULT_MAX_REPLICATION_FACTOR, brokers));
   const minInsyncReplicas = settings.minInsyncReplicas ?? matchingMinInsyncReplicas(replicationFactor);
   if (minInsyncReplicas > replicationFactor)
-    throw new WalpurgeError(
-      ErrorCode.ConfigInvalid,
-      `kafka.minInsyncReplicas is ${minInsyncReplicas}, above the replication factor ${replicationFactor}${explicit === undefined ? ` (min(${DEFAULT_MAX_REPLICATION_FACTOR}, ${brokers} brokers))` : ''}: Kafka would refuse every write`,
-      { hint: `set kafka.minInsyncReplicas to ${replicationFactor} or less, or leave it unset` },
-    );
+    return {
+      setting: 'minInsyncReplicas',
+      message: `kafka.minInsyncReplicas is ${minInsyncReplicas}, above the replication factor ${replicationFactor}${explicit === undefined ? ` (min(${DEFAULT_MAX_REPLICATION_FACTOR}, ${brokers} brokers))` : ''}: Kafka would refuse every write`,
+      hint: `set kafka.minInsyncReplicas to ${replicationFactor} or less, or leave it unset`,
+    };
   return { replicationFactor, minInsyncReplicas };
+}
+
+/** replicationFor, refusing to start on a problem. */
+export function resolveReplication(settings: ReplicationSettings, brokers: number): Replication {
+  const resolved = replicationFor(settings, brokers);
+  if ('setting' in resolved)
+    throw new WalpurgeError(ErrorCode.ConfigInvalid, resolved.message, { hint: resolved.hint });
+  return resolved;
 }
 
 export interface TopicReplication {

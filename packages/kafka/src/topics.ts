@@ -4,7 +4,13 @@ import type { KafkaConfig } from '@walpurge/config';
 import type { Logger, Registry } from '@walpurge/core';
 import { KAFKA_DEFAULT_MAX_MESSAGE_BYTES } from '@walpurge/protocol';
 import { resolveReplication, type Replication } from './replication.js';
-import { checkTopicDurability, liveBrokerCount, type TopicDurability } from './topic-durability.js';
+import { assessDurability } from './replication.js';
+import {
+  checkTopicDurability,
+  liveBrokerCount,
+  readTopicReplication,
+  type TopicDurability,
+} from './topic-durability.js';
 
 /** kafkajs ConfigResourceTypes.TOPIC. */
 const TOPIC_RESOURCE = 2;
@@ -146,4 +152,40 @@ export async function ensureTopics(
   } finally {
     await admin.disconnect();
   }
+}
+
+export interface WalpurgeTopicsState {
+  brokers: number;
+  /** walpurge's topics that do not exist yet (created at start). */
+  missing: Array<{ which: WalpurgeTopic; topic: string }>;
+  /** The existing ones, with their replication and its verdict. */
+  existing: Array<TopicDurability & { which: WalpurgeTopic }>;
+}
+
+/**
+ * What `walpurge validate` and `walpurge status` report about walpurge's topics: which exist, and
+ * whether their replication makes acks=all meaningless (as the roles warn at start). Throws when the
+ * cluster cannot be read.
+ */
+export async function readWalpurgeTopics(admin: Admin, config: KafkaConfig): Promise<WalpurgeTopicsState> {
+  const existingNames = new Set(await admin.listTopics());
+  const brokers = await liveBrokerCount(admin);
+  const all = ALL_WALPURGE_TOPICS.map((which) => ({ which, topic: walpurgeTopicName(config, which) }));
+  const present = all.filter(({ topic }) => existingNames.has(topic));
+  const whichOf = new Map(present.map(({ which, topic }) => [topic, which]));
+  const replication = await readTopicReplication(
+    admin,
+    present.map(({ topic }) => topic),
+    brokers,
+  );
+  const bootstrap = config.brokers[0] ?? '<broker>';
+  return {
+    brokers,
+    missing: all.filter(({ topic }) => !existingNames.has(topic)),
+    existing: replication.map((topic) => ({
+      ...topic,
+      which: whichOf.get(topic.topic) as WalpurgeTopic,
+      verdict: assessDurability(topic, bootstrap),
+    })),
+  };
 }

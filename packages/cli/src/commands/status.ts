@@ -63,7 +63,29 @@ function describeKafka(status: Status): Array<[string, string]> {
         : `${kafka.consumerLag} events (group ${kafka.consumerGroup}, ${kafka.partitions.length} partitions)`,
     ],
     ['dead-letter events', `${kafka.deadLetters} in ${kafka.deadLetterTopic}`],
+    ['topic durability', describeDurability(kafka)],
   ];
+}
+
+function describeDurability(kafka: KafkaStatus): string {
+  const unsafe = kafka.durability.filter(({ verdict }) => !verdict.safe);
+  if (unsafe.length > 0)
+    return unsafe
+      .map(
+        ({ topic, replicationFactor, minInsyncReplicas }) =>
+          `${topic}: acks=all is meaningless (replication factor ${replicationFactor}, min.insync.replicas ${minInsyncReplicas}; walpurge validate says how to fix it)`,
+      )
+      .join('; ');
+  if (kafka.durability.length === 0) return `no walpurge topic yet (${kafka.brokers} brokers)`;
+  const settings = [
+    ...new Set(
+      kafka.durability.map(
+        ({ replicationFactor, minInsyncReplicas }) =>
+          `replication factor ${replicationFactor}, min.insync.replicas ${minInsyncReplicas}`,
+      ),
+    ),
+  ];
+  return `ok (${settings.join('; ')}; ${kafka.brokers} brokers)`;
 }
 
 function describeCdnQueue(status: Status): Array<[string, string]> {
@@ -102,9 +124,9 @@ export const statusCommand: CommandSpec = {
   usage: 'walpurge status [--config FILE] [--json]',
   options: { config: configOption, json: jsonOption },
   details: `Reads PostgreSQL (pg_replication_slots; database.deadLetterTable, and database.cdnQueueTable when
-a cdn section exists, when transport is inline), Kafka (consumer-group offsets, dead-letter topic) when
-transport is kafka, and the write-behind queue when a flusher section exists. Exit 1 when the
-database cannot be reached; parts that cannot be reached otherwise are reported, not fatal.`,
+a cdn section exists, when transport is inline), Kafka (consumer-group offsets, dead-letter topic, the
+topics' replication and whether it makes acks=all meaningless) when transport is kafka, and the
+write-behind queue when a flusher section exists. Exit 1 when the database cannot be reached; parts that cannot be reached otherwise are reported, not fatal.`,
   async run({ io, options }) {
     const { config } = await loadCliConfig(options, io);
     if (!config.database) throw new UsageError('the config has no database section', 'status');
