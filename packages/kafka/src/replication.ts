@@ -39,9 +39,8 @@ export interface ReplicationProblem {
 
 /**
  * The replication of the topics to create on a cluster of `brokers` live brokers, or why there is
- * none: an explicit replication factor above the broker count (Kafka's own refusal, "Replication
- * factor: 5 larger than available brokers: 1", comes wrapped in kafkajs's "Topic creation errors" and
- * names no setting), or a min.insync.replicas above the replication factor (every acks=all write
+ * none: an explicit replication factor above the broker count (kafkajs reports Kafka's refusal as
+ * "Topic creation errors" around "Replication-factor is invalid", naming neither number nor setting), or a min.insync.replicas above the replication factor (every acks=all write
  * would be refused).
  */
 export function replicationFor(
