@@ -110,9 +110,7 @@ async function unsafeGauge(registry: Registry): Promise<Record<string, number>> 
   );
 }
 
-async function validate(
-  walpurge: WalpurgeConfig,
-): Promise<{
+async function validate(walpurge: WalpurgeConfig): Promise<{
   code: number;
   problems: Array<{ path: string; message: string }>;
   warnings: Array<{ path: string; message: string }>;
@@ -210,8 +208,7 @@ describe('Kafka topic replication on a 3-broker cluster', () => {
   it('refuses an explicit replication factor above the broker count at start, naming both numbers; validate says so too', async () => {
     const topics = names('toolarge');
     const walpurge = config(topics, { replicationFactor: 5 });
-    const message =
-      'kafka.replicationFactor is 5 but the Kafka cluster has 3 live brokers: walpurge cannot create its topics';
+    const message = `kafka.replicationFactor is 5 but the Kafka cluster at ${cluster.brokers.join(', ')} has 3 live brokers: walpurge cannot create its topics`;
     await expect(startListenerSink(walpurge)).rejects.toThrow(message);
     await expect(startInvalidator(walpurge)).rejects.toThrow(message);
     expect(await admin.listTopics()).not.toContain(topics.topic);

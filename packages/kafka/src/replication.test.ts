@@ -24,8 +24,8 @@ describe('resolveReplication', () => {
   });
 
   it('refuses an explicit replication factor above the broker count, naming both', () => {
-    expect(() => resolveReplication({ replicationFactor: 5 }, 3)).toThrow(
-      'kafka.replicationFactor is 5 but the Kafka cluster has 3 live brokers: walpurge cannot create its topics',
+    expect(() => resolveReplication({ replicationFactor: 5, brokers: ['k1:9092', 'k2:9092'] }, 3)).toThrow(
+      'kafka.replicationFactor is 5 but the Kafka cluster at k1:9092, k2:9092 has 3 live brokers: walpurge cannot create its topics',
     );
     expect(() => resolveReplication({ replicationFactor: 5 }, 3)).toThrow(WalpurgeError);
   });

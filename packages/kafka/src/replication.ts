@@ -28,6 +28,8 @@ export interface ReplicationSettings {
   replicationFactor?: number | undefined;
   /** kafka.minInsyncReplicas; unset: matchingMinInsyncReplicas. */
   minInsyncReplicas?: number | undefined;
+  /** kafka.brokers, named in the refusal. */
+  brokers?: readonly string[];
 }
 
 export interface ReplicationProblem {
@@ -48,10 +50,13 @@ export function replicationFor(
   brokers: number,
 ): Replication | ReplicationProblem {
   const explicit = settings.replicationFactor;
+  const cluster = settings.brokers?.length
+    ? `the Kafka cluster at ${settings.brokers.join(', ')}`
+    : 'the Kafka cluster';
   if (explicit !== undefined && explicit > brokers)
     return {
       setting: 'replicationFactor',
-      message: `kafka.replicationFactor is ${explicit} but the Kafka cluster has ${brokers} live broker${brokers === 1 ? '' : 's'}: walpurge cannot create its topics`,
+      message: `kafka.replicationFactor is ${explicit} but ${cluster} has ${brokers} live broker${brokers === 1 ? '' : 's'}: walpurge cannot create its topics`,
       hint: `set kafka.replicationFactor to ${brokers} or less, or leave it unset (min(${DEFAULT_MAX_REPLICATION_FACTOR}, brokers)); or start the missing brokers`,
     };
   const replicationFactor = explicit ?? Math.max(1, Math.min(DEFAULT_MAX_REPLICATION_FACTOR, brokers));
