@@ -13,7 +13,7 @@ import { createLogger, createMetricsRegistry, type Registry } from '@walpurge/co
 import { createInvalidator } from '@walpurge/invalidator';
 import { readTopicReplication } from '@walpurge/kafka';
 import { createKafkaSink } from '@walpurge/listener';
-import { startLocalKafkaCluster, uniqueName, type LocalKafkaCluster } from '@walpurge/testing';
+import { startLocalKafkaCluster, uniqueName, waitFor, type LocalKafkaCluster } from '@walpurge/testing';
 import { runCli } from './cli.js';
 import { captureIo } from './testing/capture-io.js';
 
@@ -217,5 +217,32 @@ describe('Kafka topic replication on a 3-broker cluster', () => {
     expect(validated.problems).toEqual([
       expect.objectContaining({ path: 'kafka.replicationFactor', message: expect.stringContaining(message) }),
     ]);
+  });
+  // Last: it changes the cluster-wide default the other cases rely on.
+  it("counts the brokers' default min.insync.replicas for a topic without its own", async () => {
+    const topics = names('brokerdefault');
+    await admin.createTopics({
+      topics: [{ topic: topics.topic, numPartitions: 1, replicationFactor: 3 }],
+      waitForLeaders: true,
+    });
+    // Each broker's own default (kafkajs ConfigResourceTypes.BROKER; it refuses the cluster-wide one).
+    const { brokers } = await admin.describeCluster();
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: brokers.map(({ nodeId }) => ({
+        type: 4,
+        name: String(nodeId),
+        configEntries: [{ name: 'min.insync.replicas', value: '2' }],
+      })),
+    });
+    await waitFor('the brokers to apply the new default', async () => {
+      const [replication] = await readTopicReplication(admin, [topics.topic], 3);
+      return replication?.minInsyncReplicas === 2;
+    });
+    const { logger, lines } = capturingLogger();
+    const registry = createMetricsRegistry({ defaultMetrics: false });
+    await startListenerSink(config(topics), logger, registry);
+    expect(lines.filter((line) => line.msg.includes('acks=all'))).toEqual([]);
+    expect(await unsafeGauge(registry)).toEqual({ [topics.topic]: 0 });
   });
 });
