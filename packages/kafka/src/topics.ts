@@ -119,21 +119,15 @@ export async function ensureTopics(
     const which = options.topics ?? ALL_WALPURGE_TOPICS;
     const names = which.map((topic) => walpurgeTopicName(config, topic));
     const missing = which.filter((topic) => !existing.has(walpurgeTopicName(config, topic)));
-    let created: Replication | undefined;
-    if (missing.length > 0) {
-      created = resolveReplication(config, brokers);
-      const replication = created;
-      const topics = missing.map((topic) => walpurgeTopicSpec(config, topic, replication));
-      try {
-        await admin.createTopics({ topics, waitForLeaders: true });
+    const created = missing.length > 0 ? resolveReplication(config, brokers) : undefined;
+    if (created) {
+      const topics = missing.map((topic) => walpurgeTopicSpec(config, topic, created));
+      // false: another instance created some of them in between (kafkajs ignores "already exists").
+      if (await admin.createTopics({ topics, waitForLeaders: true }))
         logger?.info(
-          { topics: topics.map((topic) => topic.topic), ...replication, brokers },
+          { topics: topics.map((topic) => topic.topic), ...created, brokers },
           'created Kafka topics',
         );
-      } catch (error) {
-        // Another instance may have created them in between.
-        if (!(error instanceof Error) || !/already exists/i.test(error.message)) throw error;
-      }
     }
     if (which.includes('cdn') && existing.has(config.cdnTopic)) {
       const retentionMs = await topicRetentionMs(admin, config.cdnTopic).catch(() => undefined);
