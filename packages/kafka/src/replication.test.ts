@@ -68,9 +68,38 @@ describe('assessDurability', () => {
   it('warns about min.insync.replicas 1 with several replicas, with the kafka-configs.sh command', () => {
     expect(assessDurability({ ...topic, minInsyncReplicas: 1 }, 'b:9092')).toEqual({
       safe: false,
+      kind: 'meaningless',
       reason:
         'min.insync.replicas is 1 with 3 replicas: once the in-sync replicas shrink to the leader, acks=all waits for the leader alone',
       fix: 'kafka-configs.sh --bootstrap-server b:9092 --alter --entity-type topics --entity-name t --add-config min.insync.replicas=2',
     });
+  });
+
+  it('flags a min.insync.replicas above the replication factor (a broker default too): every acks=all write is refused', () => {
+    expect(assessDurability({ ...topic, replicationFactor: 2, minInsyncReplicas: 3 }, 'b:9092')).toEqual({
+      safe: false,
+      kind: 'refused',
+      reason:
+        'min.insync.replicas is 3, above its 2 replicas: Kafka refuses every acks=all write (NOT_ENOUGH_REPLICAS) and the listener retries forever, holding its replication slot',
+      fix: 'kafka-configs.sh --bootstrap-server b:9092 --alter --entity-type topics --entity-name t --add-config min.insync.replicas=2',
+    });
+    // Even on a single broker, where one replica is otherwise the best there is.
+    expect(
+      assessDurability({ ...topic, replicationFactor: 1, minInsyncReplicas: 2, brokers: 1 }, 'b'),
+    ).toMatchObject({ safe: false, kind: 'refused' });
+  });
+
+  it('warns, without calling it unsafe, about fewer replicas than min(3, brokers)', () => {
+    const verdict = assessDurability({ ...topic, replicationFactor: 2, minInsyncReplicas: 2 }, 'b:9092');
+    expect(verdict).toMatchObject({
+      safe: true,
+      fewerReplicas: {
+        reason: expect.stringContaining('2 replicas on a cluster of 3 brokers (walpurge creates 3'),
+        fix: expect.stringContaining('raise its replication factor to 3 with kafka-reassign-partitions.sh'),
+      },
+    });
+    expect(
+      assessDurability({ ...topic, replicationFactor: 2, minInsyncReplicas: 2, brokers: 2 }, 'b'),
+    ).toEqual({ safe: true });
   });
 });

@@ -42,8 +42,9 @@ export interface ReplicationProblem {
 /**
  * The replication of the topics to create on a cluster of `brokers` live brokers, or why there is
  * none: an explicit replication factor above the broker count (kafkajs reports Kafka's refusal as
- * "Topic creation errors" around "Replication-factor is invalid", naming neither number nor setting), or a min.insync.replicas above the replication factor (every acks=all write
- * would be refused).
+ * "Topic creation errors" around "Replication-factor is invalid", naming neither number nor
+ * setting), or a min.insync.replicas above the replication factor (every acks=all write would be
+ * refused).
  */
 export function replicationFor(
   settings: ReplicationSettings,
@@ -88,32 +89,83 @@ export interface TopicReplication {
   brokers: number;
 }
 
-export type DurabilityVerdict = { safe: true; note?: string } | { safe: false; reason: string; fix: string };
+export type DurabilityVerdict =
+  | {
+      safe: true;
+      /** Said once at info level (a single-broker cluster). */
+      note?: string;
+      /** Fewer replicas than the cluster could hold, yet acks=all still means two copies: a warning. */
+      fewerReplicas?: { reason: string; fix: string };
+    }
+  | {
+      safe: false;
+      /**
+       * meaningless: acks=all may mean the leader alone; refused: Kafka refuses every acks=all write
+       * (min.insync.replicas above the replication factor), so the listener retries forever.
+       */
+      kind: 'meaningless' | 'refused';
+      reason: string;
+      fix: string;
+    };
+
+/** The headline of an unsafe verdict, as logs, validate and status print it. */
+export function unsafeHeadline(kind: 'meaningless' | 'refused'): string {
+  return kind === 'refused' ? 'every acks=all write is refused' : 'acks=all is meaningless';
+}
+
+function configsCommand(bootstrap: string, topic: string, minInsyncReplicas: number): string {
+  return `kafka-configs.sh --bootstrap-server ${bootstrap} --alter --entity-type topics --entity-name ${topic} --add-config min.insync.replicas=${minInsyncReplicas}`;
+}
+
+function reassignCommand(bootstrap: string): string {
+  return `kafka-reassign-partitions.sh --bootstrap-server ${bootstrap} --execute --reassignment-json-file <one more replica per partition>`;
+}
 
 /**
  * Whether acks=all means what walpurge relies on (a change acknowledged is held by more than one
- * broker) for an existing topic. Unsafe: one replica on a cluster that could hold more, or
- * min.insync.replicas 1 with several replicas (once the ISR shrinks to the leader, acks=all waits for
- * the leader alone). A single-broker cluster can do no better than RF 1: safe, with a note.
+ * broker) for an existing topic. Unsafe: a min.insync.replicas above the replication factor (its own
+ * or the brokers' default: Kafka then refuses every acks=all write with NOT_ENOUGH_REPLICAS), one
+ * replica on a cluster that could hold more, or min.insync.replicas 1 with several replicas (once the
+ * ISR shrinks to the leader, acks=all waits for the leader alone). A single-broker cluster can do no
+ * better than RF 1: safe, with a note. Fewer replicas than min(3, brokers) otherwise: safe, with a
+ * warning (a topic created while a broker was down keeps its replication factor for good).
  */
 export function assessDurability(topic: TopicReplication, bootstrap: string): DurabilityVerdict {
   const { replicationFactor, minInsyncReplicas, brokers } = topic;
+  if (minInsyncReplicas > replicationFactor)
+    return {
+      safe: false,
+      kind: 'refused',
+      reason: `min.insync.replicas is ${minInsyncReplicas}, above its ${replicationFactor} replica${replicationFactor === 1 ? '' : 's'}: Kafka refuses every acks=all write (NOT_ENOUGH_REPLICAS) and the listener retries forever, holding its replication slot`,
+      fix: configsCommand(bootstrap, topic.topic, matchingMinInsyncReplicas(replicationFactor)),
+    };
   if (replicationFactor <= 1 && brokers <= 1)
     return {
       safe: true,
       note: 'single-broker Kafka cluster: every topic has one copy, nothing better is possible',
     };
+  const wanted = Math.min(brokers, DEFAULT_MAX_REPLICATION_FACTOR);
   if (replicationFactor <= 1)
     return {
       safe: false,
+      kind: 'meaningless',
       reason: `one replica on a cluster of ${brokers} brokers: a change acknowledged with acks=all is on one broker only`,
-      fix: `raise its replication factor with kafka-reassign-partitions.sh --bootstrap-server ${bootstrap} --execute --reassignment-json-file <one more replica per partition>, then kafka-configs.sh --bootstrap-server ${bootstrap} --alter --entity-type topics --entity-name ${topic.topic} --add-config min.insync.replicas=${matchingMinInsyncReplicas(Math.min(brokers, DEFAULT_MAX_REPLICATION_FACTOR))}`,
+      fix: `raise its replication factor with ${reassignCommand(bootstrap)}, then ${configsCommand(bootstrap, topic.topic, matchingMinInsyncReplicas(wanted))}`,
     };
   if (minInsyncReplicas <= 1)
     return {
       safe: false,
+      kind: 'meaningless',
       reason: `min.insync.replicas is ${minInsyncReplicas} with ${replicationFactor} replicas: once the in-sync replicas shrink to the leader, acks=all waits for the leader alone`,
-      fix: `kafka-configs.sh --bootstrap-server ${bootstrap} --alter --entity-type topics --entity-name ${topic.topic} --add-config min.insync.replicas=${matchingMinInsyncReplicas(replicationFactor)}`,
+      fix: configsCommand(bootstrap, topic.topic, matchingMinInsyncReplicas(replicationFactor)),
+    };
+  if (replicationFactor < wanted)
+    return {
+      safe: true,
+      fewerReplicas: {
+        reason: `${replicationFactor} replicas on a cluster of ${brokers} brokers (walpurge creates ${wanted}; a topic created while a broker was down keeps fewer for good)`,
+        fix: `raise its replication factor to ${wanted} with ${reassignCommand(bootstrap)}`,
+      },
     };
   return { safe: true };
 }

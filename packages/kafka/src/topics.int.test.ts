@@ -1,12 +1,13 @@
 import kafkajs from 'kafkajs';
 import { describe, expect, inject, it } from 'vitest';
+import { waitFor } from '@walpurge/testing';
 import { KafkaConfig } from '@walpurge/config';
 import { createLogger, createMetricsRegistry } from '@walpurge/core';
-import { topicMaxMessageBytes } from '@walpurge/protocol';
+import { topicMaxMessageBytes } from './topic-config.js';
 import { uniqueName } from '@walpurge/testing';
 import { createKafka } from './kafka-client.js';
 import { readTopicReplication } from './topic-durability.js';
-import { ensureTopics } from './topics.js';
+import { ensureTopics, watchWalpurgeTopics } from './topics.js';
 
 const services = inject('services');
 
@@ -78,6 +79,61 @@ describe('topic replication on a single broker', () => {
       await admin
         .deleteTopics({ topics: [config.topic, config.deadLetterTopic, config.cdnTopic] })
         .catch(() => {});
+      await admin.disconnect();
+    }
+  });
+});
+
+describe('topic durability re-check', () => {
+  it('flags a min.insync.replicas above the replication factor, and clears the gauge once an operator fixed it', async () => {
+    const config = topicConfig();
+    const admin = testAdmin();
+    await admin.connect();
+    const lines: Array<{ level: number; msg: string }> = [];
+    const logger = createLogger({
+      level: 'info',
+      destination: {
+        write: (line: string) => lines.push(JSON.parse(line) as { level: number; msg: string }),
+      },
+    });
+    const registry = createMetricsRegistry({ defaultMetrics: false });
+    const gauge = async () =>
+      (await registry.getSingleMetric('walpurge_kafka_topic_unsafe_durability')?.get())?.values.find(
+        (value) => value.labels['topic'] === config.topic,
+      )?.value;
+    const options = { topics: ['changes'] as const, logger, registry, verdicts: new Map<string, string>() };
+    let watch: { stop(): void } | undefined;
+    try {
+      await admin.createTopics({
+        topics: [
+          {
+            topic: config.topic,
+            numPartitions: 1,
+            replicationFactor: 1,
+            configEntries: [{ name: 'min.insync.replicas', value: '2' }],
+          },
+        ],
+        waitForLeaders: true,
+      });
+      await ensureTopics(createKafka(config), config, options);
+      expect(await gauge()).toBe(1);
+      expect(lines.filter((line) => line.level === 40).map((line) => line.msg)).toEqual([
+        `Kafka topic ${config.topic}: every acks=all write is refused: min.insync.replicas is 2, above its 1 replica: Kafka refuses every acks=all write (NOT_ENOUGH_REPLICAS) and the listener retries forever, holding its replication slot`,
+      ]);
+      watch = watchWalpurgeTopics(createKafka(config), config, { ...options, intervalMs: 200 });
+      await admin.alterConfigs({
+        validateOnly: false,
+        resources: [
+          { type: 2, name: config.topic, configEntries: [{ name: 'min.insync.replicas', value: '1' }] },
+        ],
+      });
+      await waitFor('the re-check to clear the gauge', async () => (await gauge()) === 0);
+      // Logged once when it changed, not at every re-check.
+      expect(lines.filter((line) => line.msg.includes('replication now safe'))).toHaveLength(1);
+      expect(lines.filter((line) => line.level === 40)).toHaveLength(1);
+    } finally {
+      watch?.stop();
+      await admin.deleteTopics({ topics: [config.topic] }).catch(() => {});
       await admin.disconnect();
     }
   });

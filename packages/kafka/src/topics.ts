@@ -3,31 +3,20 @@ import type { KafkaClient } from './kafka-client.js';
 import type { KafkaConfig } from '@walpurge/config';
 import type { Logger, Registry } from '@walpurge/core';
 import { KAFKA_DEFAULT_MAX_MESSAGE_BYTES } from '@walpurge/protocol';
-import { resolveReplication, type Replication } from './replication.js';
-import { assessDurability } from './replication.js';
+import {
+  assessDurability,
+  DEFAULT_MAX_REPLICATION_FACTOR,
+  resolveReplication,
+  type Replication,
+} from './replication.js';
+import { topicRetentionMs } from './topic-config.js';
 import {
   checkTopicDurability,
   liveBrokerCount,
   readTopicReplication,
+  watchTopicDurability,
   type TopicDurability,
 } from './topic-durability.js';
-
-/** kafkajs ConfigResourceTypes.TOPIC. */
-const TOPIC_RESOURCE = 2;
-
-/**
- * The CDN topic's retention.ms as set (its own or the broker's default), undefined when unknown.
- * -1 keeps entries until deleted by hand.
- */
-export async function topicRetentionMs(admin: Admin, topic: string): Promise<number | undefined> {
-  const { resources } = await admin.describeConfigs({
-    includeSynonyms: false,
-    resources: [{ type: TOPIC_RESOURCE, name: topic, configNames: ['retention.ms'] }],
-  });
-  const entry = resources[0]?.configEntries.find((config) => config.configName === 'retention.ms');
-  const value = Number(entry?.configValue);
-  return entry?.configValue && Number.isFinite(value) ? value : undefined;
-}
 
 /** The topics walpurge creates: the listener needs only the change topic, the invalidator all three. */
 export type WalpurgeTopic = 'changes' | 'cdn' | 'deadLetters';
@@ -90,6 +79,11 @@ export interface EnsureTopicsOptions {
   registry?: Registry | undefined;
   /** Default: all three. */
   topics?: readonly WalpurgeTopic[];
+  /**
+   * Each topic's last durability verdict: pass the same map to watchWalpurgeTopics so that the
+   * periodic re-check logs only what changed since start.
+   */
+  verdicts?: Map<string, string>;
 }
 
 export interface EnsuredTopics {
@@ -121,12 +115,21 @@ export async function ensureTopics(
     const missing = which.filter((topic) => !existing.has(walpurgeTopicName(config, topic)));
     const created = missing.length > 0 ? resolveReplication(config, brokers) : undefined;
     if (created) {
-      const topics = missing.map((topic) => walpurgeTopicSpec(config, topic, created));
-      // false: another instance created some of them in between (kafkajs ignores "already exists").
-      if (await admin.createTopics({ topics, waitForLeaders: true }))
-        logger?.info(
-          { topics: topics.map((topic) => topic.topic), ...created, brokers },
-          'created Kafka topics',
+      const made: string[] = [];
+      // One at a time: kafkajs resolves false (and skips waiting for leaders) as soon as one topic of
+      // the request already existed, created meanwhile by another instance.
+      for (const topic of missing.map((name) => walpurgeTopicSpec(config, name, created)))
+        if (await admin.createTopics({ topics: [topic], waitForLeaders: true })) made.push(topic.topic);
+      if (made.length > 0) logger?.info({ topics: made, ...created, brokers }, 'created Kafka topics');
+      if (
+        made.length > 0 &&
+        config.replicationFactor === undefined &&
+        brokers > 1 &&
+        brokers < DEFAULT_MAX_REPLICATION_FACTOR
+      )
+        logger?.warn(
+          { topics: made, brokers, replicationFactor: created.replicationFactor },
+          `created Kafka topics with replication factor ${created.replicationFactor}: the cluster lists only ${brokers} live brokers; if one is down, these topics keep fewer replicas for good (Kafka never adds replicas by itself): raise them with kafka-reassign-partitions.sh once it is back`,
         );
     }
     if (which.includes('cdn') && existing.has(config.cdnTopic)) {
@@ -141,11 +144,34 @@ export async function ensureTopics(
       logger,
       registry: options.registry,
       bootstrap: config.brokers[0] ?? '<broker>',
+      previous: options.verdicts,
     });
     return { brokers, ...(created ? { created } : {}), durability };
   } finally {
     await admin.disconnect();
   }
+}
+
+/**
+ * The periodic re-check of walpurge's topics' durability (see watchTopicDurability), for a role that
+ * called ensureTopics with the same options. stop() on shutdown.
+ */
+export function watchWalpurgeTopics(
+  kafka: KafkaClient,
+  config: KafkaConfig,
+  options: EnsureTopicsOptions & { intervalMs?: number } = {},
+): { stop(): void } {
+  return watchTopicDurability(
+    kafka,
+    (options.topics ?? ALL_WALPURGE_TOPICS).map((topic) => walpurgeTopicName(config, topic)),
+    {
+      logger: options.logger,
+      registry: options.registry,
+      bootstrap: config.brokers[0] ?? '<broker>',
+      previous: options.verdicts,
+      ...(options.intervalMs === undefined ? {} : { intervalMs: options.intervalMs }),
+    },
+  );
 }
 
 export interface WalpurgeTopicsState {

@@ -1,4 +1,5 @@
 import { errorMessage } from '@walpurge/core';
+import { unsafeHeadline } from '@walpurge/kafka';
 import { ExitCode, UsageError, writeLine } from '../cli-io.js';
 import { configOption, jsonOption, type CommandSpec } from '../command.js';
 import { loadCliConfig } from '../load-cli-config.js';
@@ -68,14 +69,18 @@ function describeKafka(status: Status): Array<[string, string]> {
 }
 
 function describeDurability(kafka: KafkaStatus): string {
-  const unsafe = kafka.durability.filter(({ verdict }) => !verdict.safe);
-  if (unsafe.length > 0)
-    return unsafe
-      .map(
-        ({ topic, replicationFactor, minInsyncReplicas }) =>
-          `${topic}: acks=all is meaningless (replication factor ${replicationFactor}, min.insync.replicas ${minInsyncReplicas}; walpurge validate says how to fix it)`,
-      )
-      .join('; ');
+  if (kafka.durabilityError !== undefined) return `durability unknown: ${kafka.durabilityError}`;
+  const flagged = kafka.durability.flatMap(({ verdict, topic, replicationFactor, minInsyncReplicas }) => {
+    const problem = verdict.safe
+      ? verdict.fewerReplicas && 'fewer replicas than the cluster allows'
+      : unsafeHeadline(verdict.kind);
+    return problem
+      ? [
+          `${topic}: ${problem} (replication factor ${replicationFactor}, min.insync.replicas ${minInsyncReplicas}; walpurge validate says how to fix it)`,
+        ]
+      : [];
+  });
+  if (flagged.length > 0) return flagged.join('; ');
   if (kafka.durability.length === 0) return `no walpurge topic yet (${kafka.brokers} brokers)`;
   const settings = [
     ...new Set(

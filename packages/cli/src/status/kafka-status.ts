@@ -1,4 +1,5 @@
 import type { KafkaConfig } from '@walpurge/config';
+import { errorMessage } from '@walpurge/core';
 import { createKafka, readWalpurgeTopics, type KafkaClient, type TopicDurability } from '@walpurge/kafka';
 import { connectKafka } from '../live/connection-errors.js';
 
@@ -11,10 +12,12 @@ export interface KafkaStatus {
   deadLetterTopic: string;
   /** Messages currently held by the dead-letter topic (high − low watermarks). */
   deadLetters: number;
-  /** Live brokers in the cluster. */
+  /** Live brokers in the cluster (0 when durabilityError says why it is unknown). */
   brokers: number;
   /** walpurge's existing topics: replication and whether it makes acks=all meaningless. */
   durability: TopicDurability[];
+  /** Why the topics' replication could not be read (Describe or DescribeConfigs denied, say). */
+  durabilityError?: string;
 }
 
 /** The CLI's Kafka clients: quiet (errors are reported by the command), and quick to give up. */
@@ -36,9 +39,14 @@ async function topicSize(admin: ReturnType<KafkaClient['admin']>, topic: string)
 async function topicDurability(
   admin: ReturnType<KafkaClient['admin']>,
   config: KafkaConfig,
-): Promise<Pick<KafkaStatus, 'brokers' | 'durability'>> {
-  const { brokers, existing } = await readWalpurgeTopics(admin, config);
-  return { brokers, durability: existing.map(({ which: _which, ...topic }) => topic) };
+): Promise<Pick<KafkaStatus, 'brokers' | 'durability' | 'durabilityError'>> {
+  try {
+    const { brokers, existing } = await readWalpurgeTopics(admin, config);
+    return { brokers, durability: existing.map(({ which: _which, ...topic }) => topic) };
+  } catch (error) {
+    // Lag and dead letters need less than DescribeConfigs: they are still worth showing.
+    return { brokers: 0, durability: [], durabilityError: errorMessage(error) };
+  }
 }
 
 export async function readKafkaStatus(config: KafkaConfig): Promise<KafkaStatus> {
