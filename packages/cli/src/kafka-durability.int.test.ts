@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import kafkajs, { type Admin } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import { WalpurgeConfig } from '@walpurge/config';
 import { createLogger, createMetricsRegistry, type Registry } from '@walpurge/core';
 import { createInvalidator } from '@walpurge/invalidator';
@@ -150,6 +150,66 @@ describe('Kafka topic replication on a 3-broker cluster', () => {
     );
     expect(unsafeLines).toEqual([]);
     expect((await validate(walpurge)).warnings).toEqual([]);
+
+    // Every topic exists: an impossible replication factor blocks nothing yet, but is worth a warning.
+    const tooLarge = await validate(config(topics, { replicationFactor: 5 }));
+    expect(tooLarge.code).toBe(0);
+    expect(tooLarge.warnings).toEqual([
+      expect.objectContaining({
+        path: 'kafka.replicationFactor',
+        message: expect.stringContaining(
+          'has 3 live brokers: walpurge cannot create its topics (fix: set kafka.replicationFactor to 3 or less',
+        ),
+      }),
+    ]);
+  });
+
+  it('refuses in validate, and warns and counts at start, a topic whose min.insync.replicas is above its replication factor; warns about fewer replicas than the cluster allows', async () => {
+    const topics = names('refused');
+    await admin.createTopics({
+      topics: [
+        {
+          topic: topics.topic,
+          numPartitions: 1,
+          replicationFactor: 2,
+          configEntries: [{ name: 'min.insync.replicas', value: '3' }],
+        },
+        {
+          topic: topics.deadLetterTopic,
+          numPartitions: 1,
+          replicationFactor: 2,
+          configEntries: [{ name: 'min.insync.replicas', value: '2' }],
+        },
+      ],
+      waitForLeaders: true,
+    });
+    const walpurge = config(topics);
+    const { logger, lines } = capturingLogger();
+    const registry = createMetricsRegistry({ defaultMetrics: false });
+    await startListenerSink(walpurge, logger, registry);
+    expect(lines.filter((line) => line.level === 40).map((line) => line.msg)).toEqual([
+      `Kafka topic ${topics.topic}: every acks=all write is refused: min.insync.replicas is 3, above its 2 replicas: Kafka refuses every acks=all write (NOT_ENOUGH_REPLICAS) and the listener retries forever, holding its replication slot`,
+    ]);
+    expect(await unsafeGauge(registry)).toEqual({ [topics.topic]: 1 });
+
+    const validated = await validate(walpurge);
+    expect(validated.code).toBe(1);
+    expect(validated.problems).toEqual([
+      expect.objectContaining({
+        path: 'kafka.topic',
+        message: expect.stringContaining(
+          `Kafka topic ${topics.topic} (replication factor 2, min.insync.replicas 3, 3 brokers): every acks=all write is refused`,
+        ),
+      }),
+    ]);
+    expect(validated.warnings).toEqual([
+      expect.objectContaining({
+        path: 'kafka.deadLetterTopic',
+        message: expect.stringContaining(
+          `Kafka topic ${topics.deadLetterTopic} (replication factor 2, min.insync.replicas 2, 3 brokers): fewer replicas than the cluster allows`,
+        ),
+      }),
+    ]);
   });
 
   it('warns at listener and invalidator start about an existing topic with min.insync.replicas 1, counts it, and validate and status show it', async () => {
@@ -218,7 +278,7 @@ describe('Kafka topic replication on a 3-broker cluster', () => {
       expect.objectContaining({ path: 'kafka.replicationFactor', message: expect.stringContaining(message) }),
     ]);
   });
-  // Last: it changes the cluster-wide default the other cases rely on.
+  // Last: it changes the cluster-wide default the other cases rely on (restored when it ends).
   it("counts the brokers' default min.insync.replicas for a topic without its own", async () => {
     const topics = names('brokerdefault');
     await admin.createTopics({
@@ -227,18 +287,20 @@ describe('Kafka topic replication on a 3-broker cluster', () => {
     });
     // Each broker's own default (kafkajs ConfigResourceTypes.BROKER; it refuses the cluster-wide one).
     const { brokers } = await admin.describeCluster();
-    await admin.alterConfigs({
-      validateOnly: false,
-      resources: brokers.map(({ nodeId }) => ({
-        type: 4,
-        name: String(nodeId),
-        configEntries: [{ name: 'min.insync.replicas', value: '2' }],
-      })),
-    });
-    await waitFor('the brokers to apply the new default', async () => {
-      const [replication] = await readTopicReplication(admin, [topics.topic], 3);
-      return replication?.minInsyncReplicas === 2;
-    });
+    const setBrokerDefault = async (configEntries: Array<{ name: string; value: string }>) => {
+      await admin.alterConfigs({
+        validateOnly: false,
+        resources: brokers.map(({ nodeId }) => ({ type: 4, name: String(nodeId), configEntries })),
+      });
+      const expected = Number(configEntries[0]?.value ?? 1);
+      await waitFor('the brokers to apply the default', async () => {
+        const [replication] = await readTopicReplication(admin, [topics.topic], 3);
+        return replication?.minInsyncReplicas === expected;
+      });
+    };
+    // Restored (no dynamic broker setting, as the cluster started) whatever the outcome.
+    onTestFinished(() => setBrokerDefault([]));
+    await setBrokerDefault([{ name: 'min.insync.replicas', value: '2' }]);
     const { logger, lines } = capturingLogger();
     const registry = createMetricsRegistry({ defaultMetrics: false });
     await startListenerSink(config(topics), logger, registry);

@@ -1,7 +1,7 @@
 import kafkajs from 'kafkajs';
 import { newClusterId, startLocalKafka, type LocalKafka, type LocalKafkaOptions } from './local-kafka.js';
 import { freePort } from './ports.js';
-import { waitFor } from './wait-for.js';
+import { describeError, waitFor } from './wait-for.js';
 
 export interface LocalKafkaClusterOptions extends Pick<
   LocalKafkaOptions,
@@ -26,6 +26,19 @@ export interface LocalKafkaCluster {
 export async function startLocalKafkaCluster(opts: LocalKafkaClusterOptions): Promise<LocalKafkaCluster> {
   if (opts.brokers < 2)
     throw new Error('a local Kafka cluster needs at least 2 brokers (startLocalKafka for one)');
+  // The nodes need each other's ports up front, which turns off startLocalKafka's own retry: a port
+  // taken between freePort and the bind is retried here instead, with fresh ports for every node.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (error) {
+      if (attempt < 3 && /already in use/i.test(describeError(error))) continue;
+      throw error;
+    }
+  }
+}
+
+async function startOnce(opts: LocalKafkaClusterOptions): Promise<LocalKafkaCluster> {
   const { brokers: count, ...common } = opts;
   const clusterId = newClusterId();
   const controllerPort = await freePort();

@@ -129,9 +129,10 @@ export const statusCommand: CommandSpec = {
   usage: 'walpurge status [--config FILE] [--json]',
   options: { config: configOption, json: jsonOption },
   details: `Reads PostgreSQL (pg_replication_slots; database.deadLetterTable, and database.cdnQueueTable when
-a cdn section exists, when transport is inline), Kafka (consumer-group offsets, dead-letter topic, the
-topics' replication and whether it makes acks=all meaningless) when transport is kafka, and the
-write-behind queue when a flusher section exists. Exit 1 when the database cannot be reached; parts that cannot be reached otherwise are reported, not fatal.`,
+a cdn section exists, when transport is inline), Kafka (consumer-group offsets, dead-letter topic,
+the topics' replication and whether it makes acks=all meaningless) when transport is kafka, and the
+write-behind queue when a flusher section exists. Exit 1 when the database cannot be reached; parts
+that cannot be reached otherwise are reported, not fatal.`,
   async run({ io, options }) {
     const { config } = await loadCliConfig(options, io);
     if (!config.database) throw new UsageError('the config has no database section', 'status');

@@ -63,9 +63,11 @@ With a flusher section, it checks what the flusher would refuse at start-up: the
 tables (primary key, bigint version column) and a queue Redis that keeps writes (noeviction, AOF;
 unreachable is an error unless --offline).
 With transport kafka, it reads walpurge's topics as the roles do at start: a replication factor the
-cluster cannot give to a topic still to create is an error; an existing topic whose replication
-makes acks=all meaningless (one replica on several brokers, or min.insync.replicas 1 with several
-replicas) is a warning with the command that fixes it; unreachable brokers are a warning.`,
+cluster cannot give is an error when a topic is still to create (a warning when all exist); an
+existing topic whose min.insync.replicas is above its replication factor is an error (every write
+refused); one whose replication makes acks=all meaningless (one replica on several brokers, or
+min.insync.replicas 1 with several replicas) or that has fewer replicas than min(3, brokers) is a
+warning with the command that fixes it; unreachable brokers are a warning.`,
   async run({ io, options }) {
     const json = options['json'] === true;
     let loaded;
