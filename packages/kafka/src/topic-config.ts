@@ -3,7 +3,7 @@ import type { Admin } from 'kafkajs';
 /** kafkajs ConfigResourceTypes.TOPIC. */
 export const TOPIC_RESOURCE = 2;
 
-/** The part of a kafkajs Admin that reads topic settings (structural, so fakes-free tests can pass one). */
+/** The part of a kafkajs Admin that reads topic settings. */
 export type TopicConfigReader = Pick<Admin, 'describeConfigs'>;
 
 /**
