@@ -223,6 +223,28 @@ rules: []
     expect(() => parseConfigText(text('ops.refused', 'public.refused'), 'w.yaml', { env: {} })).not.toThrow();
   });
 
+  it('refuses kafka.minInsyncReplicas above kafka.replicationFactor, at its line; leaves both unset by default', () => {
+    const text = (kafka: string[]): string =>
+      ['transport: kafka', 'kafka:', '  brokers: [k:9092]', ...kafka, 'rules: []'].join('\n');
+    const error = problemsOf(() =>
+      parseConfigText(text(['  replicationFactor: 2', '  minInsyncReplicas: 3']), 'w.yaml', { env: {} }),
+    );
+    expect(error.problems).toEqual([
+      expect.objectContaining({
+        path: 'kafka.minInsyncReplicas',
+        line: 5,
+        message:
+          'min.insync.replicas 3 is above kafka.replicationFactor 2: Kafka would refuse every write (acks=all)',
+      }),
+    ]);
+    const { kafka } = parseConfigText(text([]), 'w.yaml', { env: {} }).config;
+    expect(kafka?.replicationFactor).toBeUndefined();
+    expect(kafka?.minInsyncReplicas).toBeUndefined();
+    expect(() =>
+      parseConfigText(text(['  replicationFactor: 3', '  minInsyncReplicas: 3']), 'w.yaml', { env: {} }),
+    ).not.toThrow();
+  });
+
   it('says plainly when the file does not exist', async () => {
     const error = await loadConfig('/nonexistent/walpurge.yaml').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);

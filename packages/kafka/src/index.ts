@@ -1,2 +1,5 @@
 export * from './kafka-client.js';
+export * from './replication.js';
+export * from './topic-config.js';
+export * from './topic-durability.js';
 export * from './topics.js';

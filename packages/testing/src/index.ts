@@ -10,6 +10,11 @@ export { startLocalPrimaryWithStandby, type LocalPrimaryWithStandby } from './lo
 export { startLocalRedis, type LocalRedis, type LocalRedisOptions } from './local-redis.js';
 export { startLocalRedisCluster, type LocalRedisCluster } from './local-redis-cluster.js';
 export { startLocalKafka, type LocalKafka, type LocalKafkaOptions } from './local-kafka.js';
+export {
+  startLocalKafkaCluster,
+  type LocalKafkaCluster,
+  type LocalKafkaClusterOptions,
+} from './local-kafka-cluster.js';
 export { ensureKafkaJars, KAFKA_VERSION, type KafkaJarsOptions } from './kafka-jars.js';
 export { ensureHelmJars, HELM_JAVA_VERSION, type HelmJarsOptions } from './helm-jars.js';
 export { FETCH_TIMEOUT_MS, walpurgeCacheDir } from './maven-cache.js';

@@ -23,6 +23,8 @@ export interface LocalKafkaOptions {
   javaOpts?: string[];
   /** Extra server.properties entries, overriding the defaults. */
   settings?: Record<string, string | number | boolean>;
+  /** KRaft cluster id the storage is formatted with; nodes of one cluster share it. Default: a new one. */
+  clusterId?: string;
 }
 
 export interface LocalKafka {
@@ -103,7 +105,7 @@ async function startOnce(
         'kafka.tools.StorageTool',
         'format',
         '-t',
-        newClusterId(),
+        opts.clusterId ?? newClusterId(),
         '-c',
         serverProperties,
       ],
@@ -207,7 +209,7 @@ log4j.logger.kafka.log.LogCleaner=WARN
  * Kafka cluster ids are 16 random bytes in URL-safe base64 (22 characters). A leading '-' would
  * be read as an option by the storage tool's argument parser, as Kafka's own generator avoids too.
  */
-function newClusterId(): string {
+export function newClusterId(): string {
   for (;;) {
     const id = randomBytes(16).toString('base64url');
     if (!id.startsWith('-')) return id;

@@ -37,7 +37,7 @@ import { refusingTarget } from './dead-letter/refusing-target.js';
 import { ChangeConsumer } from './kafka/change-consumer.js';
 import { DeadLetterQueue } from './kafka/dead-letter.js';
 import { KafkaDeadLetterSink, refusalHeadersOf } from './kafka/dead-letter-sink.js';
-import { createKafka, ensureTopics } from '@walpurge/kafka';
+import { createKafka, ensureTopics, watchWalpurgeTopics } from '@walpurge/kafka';
 import { createInvalidatorMetrics, sweepObserver } from './metrics.js';
 import { Coalescer } from './pipeline/coalescer.js';
 import { isolatePoison } from './pipeline/isolate-poison.js';
@@ -106,6 +106,8 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
   let consumer: ChangeConsumer | undefined;
   let kafka: Kafka | undefined;
   let producer: Producer | undefined;
+  /** The periodic re-check of the topics' durability (stopped first on shutdown). */
+  let durabilityWatch: { stop(): void } | undefined;
   let deadLetterSink: DeadLetterSink | undefined = options.deadLetters;
   let tableSink: PostgresDeadLetterSink | undefined;
   let started = false;
@@ -243,7 +245,9 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
       }
       signal.throwIfAborted();
       kafka = createKafka(config.kafka, { logger });
-      await ensureTopics(kafka, config.kafka, logger);
+      const topicOptions = { logger, registry: options.registry, verdicts: new Map<string, string>() };
+      await ensureTopics(kafka, config.kafka, topicOptions);
+      durabilityWatch = watchWalpurgeTopics(kafka, config.kafka, topicOptions);
       producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
       await producer.connect();
       deadLetterTopic = new DeadLetterQueue({
@@ -322,6 +326,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
   }
 
   async function stopAll(): Promise<void> {
+    durabilityWatch?.stop();
     // Let the in-flight batch finish and commit; abandon it (uncommitted, so replayed) past the deadline.
     const deadline = setTimeout(() => {
       logger.warn(

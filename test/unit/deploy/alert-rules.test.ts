@@ -261,6 +261,35 @@ describe('alert rules under Prometheus’ rule engine (promtool)', () => {
     );
   });
 
+  it('WalpurgeKafkaTopicUnsafeDurability fires once per topic, though the listener and the invalidator both report it', async () => {
+    const unsafe = (pod: string, role: string, topic: string, values: string): ReturnType<typeof series> =>
+      series('walpurge_kafka_topic_unsafe_durability', { ...target('walpurge', pod, role), topic }, values);
+    await expectAlerts(
+      'kafka-durability',
+      [
+        unsafe('listener-a', 'listener', 'walpurge.changes', '1x20'),
+        unsafe('invalidator-a', 'invalidator', 'walpurge.changes', '1x20'),
+        unsafe('invalidator-a', 'invalidator', 'walpurge.cdn', '0x20'),
+      ],
+      [
+        {
+          alertname: 'WalpurgeKafkaTopicUnsafeDurability',
+          evalTime: '10m',
+          expected: [
+            {
+              labels: {
+                ...shop,
+                app_kubernetes_io_instance: 'walpurge',
+                topic: 'walpurge.changes',
+                severity: 'warning',
+              },
+            },
+          ],
+        },
+      ],
+    );
+  });
+
   it('a queue-wide value reported by every flusher pod counts once (max, not sum)', async () => {
     const flusher = (pod: string): Record<string, string> => target('walpurge', pod, 'flusher');
     await expectAlerts(

@@ -5,6 +5,7 @@
  */
 import { createMetricsRegistry, type Registry } from '@walpurge/core';
 import { createClientMetrics } from '../../../packages/client/src/read/metrics.js';
+import { createKafkaTopicMetrics } from '../../../packages/kafka/src/topic-durability.js';
 import { createFlusherMetrics } from '../../../services/flusher/src/metrics.js';
 import { createCdnLaneMetrics } from '../../../services/invalidator/src/cdn-lane/lane-metrics.js';
 import { createInvalidatorMetrics } from '../../../services/invalidator/src/metrics.js';
@@ -120,6 +121,7 @@ export function registryOfEveryMetric(): Registry {
   const registry = createMetricsRegistry();
   createListenerMetrics(registry);
   createKafkaSinkMetrics(registry);
+  createKafkaTopicMetrics(registry);
   createInvalidatorMetrics(registry);
   createCdnLaneMetrics(registry);
   createCdnMetrics(registry);

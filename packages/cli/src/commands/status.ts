@@ -1,4 +1,5 @@
 import { errorMessage } from '@walpurge/core';
+import { unsafeHeadline } from '@walpurge/kafka';
 import { ExitCode, UsageError, writeLine } from '../cli-io.js';
 import { configOption, jsonOption, type CommandSpec } from '../command.js';
 import { loadCliConfig } from '../load-cli-config.js';
@@ -63,7 +64,33 @@ function describeKafka(status: Status): Array<[string, string]> {
         : `${kafka.consumerLag} events (group ${kafka.consumerGroup}, ${kafka.partitions.length} partitions)`,
     ],
     ['dead-letter events', `${kafka.deadLetters} in ${kafka.deadLetterTopic}`],
+    ['topic durability', describeDurability(kafka)],
   ];
+}
+
+function describeDurability(kafka: KafkaStatus): string {
+  if (kafka.durabilityError !== undefined) return `durability unknown: ${kafka.durabilityError}`;
+  const flagged = kafka.durability.flatMap(({ verdict, topic, replicationFactor, minInsyncReplicas }) => {
+    const problem = verdict.safe
+      ? verdict.fewerReplicas && 'fewer replicas than the cluster allows'
+      : unsafeHeadline(verdict.kind);
+    return problem
+      ? [
+          `${topic}: ${problem} (replication factor ${replicationFactor}, min.insync.replicas ${minInsyncReplicas}; walpurge validate says how to fix it)`,
+        ]
+      : [];
+  });
+  if (flagged.length > 0) return flagged.join('; ');
+  if (kafka.durability.length === 0) return `no walpurge topic yet (${kafka.brokers} brokers)`;
+  const settings = [
+    ...new Set(
+      kafka.durability.map(
+        ({ replicationFactor, minInsyncReplicas }) =>
+          `replication factor ${replicationFactor}, min.insync.replicas ${minInsyncReplicas}`,
+      ),
+    ),
+  ];
+  return `ok (${settings.join('; ')}; ${kafka.brokers} brokers)`;
 }
 
 function describeCdnQueue(status: Status): Array<[string, string]> {
@@ -102,9 +129,10 @@ export const statusCommand: CommandSpec = {
   usage: 'walpurge status [--config FILE] [--json]',
   options: { config: configOption, json: jsonOption },
   details: `Reads PostgreSQL (pg_replication_slots; database.deadLetterTable, and database.cdnQueueTable when
-a cdn section exists, when transport is inline), Kafka (consumer-group offsets, dead-letter topic) when
-transport is kafka, and the write-behind queue when a flusher section exists. Exit 1 when the
-database cannot be reached; parts that cannot be reached otherwise are reported, not fatal.`,
+a cdn section exists, when transport is inline), Kafka (consumer-group offsets, dead-letter topic,
+the topics' replication and whether it makes acks=all meaningless) when transport is kafka, and the
+write-behind queue when a flusher section exists. Exit 1 when the database cannot be reached; parts
+that cannot be reached otherwise are reported, not fatal.`,
   async run({ io, options }) {
     const { config } = await loadCliConfig(options, io);
     if (!config.database) throw new UsageError('the config has no database section', 'status');

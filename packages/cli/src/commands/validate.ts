@@ -27,6 +27,7 @@ import { checkServer, standbyProblem } from '../live/server-checks.js';
 import { checkSlot } from '../live/slot-checks.js';
 import { cdnQueueTableProblems, deadLetterTableProblems } from '../live/state-table-checks.js';
 import { flusherConfigProblems, flusherTableProblems, queueRedisProblems } from '../live/flusher-checks.js';
+import { kafkaTopicChecks } from '../live/kafka-checks.js';
 import { estimatePurges, type PurgeEstimate } from '../purge-estimate/purge-estimate.js';
 
 export const validateCommand: CommandSpec = {
@@ -60,7 +61,13 @@ each purge waits for (DBSIZE of the cache Redis and a short SCAN sample, or --sc
 where a tag per row would serve; an unreachable cache Redis only skips that estimate.
 With a flusher section, it checks what the flusher would refuse at start-up: the write-behind
 tables (primary key, bigint version column) and a queue Redis that keeps writes (noeviction, AOF;
-unreachable is an error unless --offline).`,
+unreachable is an error unless --offline).
+With transport kafka, it reads walpurge's topics as the roles do at start: a replication factor the
+cluster cannot give is an error when a topic is still to create (a warning when all exist); an
+existing topic whose min.insync.replicas is above its replication factor is an error (every write
+refused); one whose replication makes acks=all meaningless (one replica on several brokers, or
+min.insync.replicas 1 with several replicas) or that has fewer replicas than min(3, brokers) is a
+warning with the command that fixes it; unreachable brokers are a warning.`,
   async run({ io, options }) {
     const json = options['json'] === true;
     let loaded;
@@ -117,6 +124,12 @@ unreachable is an error unless --offline).`,
     }
     // The flusher's queue Redis must keep accepted writes, as the flusher itself checks at start-up.
     if (options['offline'] !== true) problems.push(...(await queueRedisProblems(config, loaded.problemAt)));
+    // The topics' replication, as the roles check it at start.
+    if (options['offline'] !== true) {
+      const kafka = await kafkaTopicChecks(config, loaded.problemAt);
+      problems.push(...kafka.problems);
+      warnings.push(...kafka.warnings);
+    }
     // CDN purge volume per provider vs its limits (per event only without a database).
     estimate ??= await estimatePurges(config, compiled, undefined);
     warnings.push(...(estimate?.warnings ?? []));

@@ -1,5 +1,6 @@
 import type { KafkaConfig } from '@walpurge/config';
-import { createKafka, type KafkaClient } from '@walpurge/kafka';
+import { errorMessage } from '@walpurge/core';
+import { createKafka, readWalpurgeTopics, type KafkaClient, type TopicDurability } from '@walpurge/kafka';
 import { connectKafka } from '../live/connection-errors.js';
 
 export interface KafkaStatus {
@@ -11,6 +12,12 @@ export interface KafkaStatus {
   deadLetterTopic: string;
   /** Messages currently held by the dead-letter topic (high − low watermarks). */
   deadLetters: number;
+  /** Live brokers in the cluster (0 when durabilityError says why it is unknown). */
+  brokers: number;
+  /** walpurge's existing topics: replication and whether it makes acks=all meaningless. */
+  durability: TopicDurability[];
+  /** Why the topics' replication could not be read (Describe or DescribeConfigs denied, say). */
+  durabilityError?: string;
 }
 
 /** The CLI's Kafka clients: quiet (errors are reported by the command), and quick to give up. */
@@ -27,6 +34,19 @@ async function topicSize(admin: ReturnType<KafkaClient['admin']>, topic: string)
   if (!topics.includes(topic)) return 0;
   const offsets = await admin.fetchTopicOffsets(topic);
   return offsets.reduce((sum, partition) => sum + (Number(partition.high) - Number(partition.low)), 0);
+}
+
+async function topicDurability(
+  admin: ReturnType<KafkaClient['admin']>,
+  config: KafkaConfig,
+): Promise<Pick<KafkaStatus, 'brokers' | 'durability' | 'durabilityError'>> {
+  try {
+    const { brokers, existing } = await readWalpurgeTopics(admin, config);
+    return { brokers, durability: existing.map(({ which: _which, ...topic }) => topic) };
+  } catch (error) {
+    // Lag and dead letters need less than DescribeConfigs: they are still worth showing.
+    return { brokers: 0, durability: [], durabilityError: errorMessage(error) };
+  }
 }
 
 export async function readKafkaStatus(config: KafkaConfig): Promise<KafkaStatus> {
@@ -63,6 +83,7 @@ export async function readKafkaStatus(config: KafkaConfig): Promise<KafkaStatus>
       partitions,
       deadLetterTopic: config.deadLetterTopic,
       deadLetters: await topicSize(admin, config.deadLetterTopic),
+      ...(await topicDurability(admin, config)),
     };
   } finally {
     await admin.disconnect().catch(() => {});

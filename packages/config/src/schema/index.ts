@@ -52,7 +52,22 @@ export function crossSectionProblems(raw: unknown): Array<{ path: PropertyKey[];
     problems.push({ path: ['kafka'], message: "transport is 'kafka' but no kafka section is configured" });
   }
   problems.push(...deadLetterTableRuleProblems(config));
+  problems.push(...kafkaReplicationProblems(config['kafka']));
   return problems;
+}
+
+/** An explicit min.insync.replicas above the replication factor would refuse every acks=all write. */
+function kafkaReplicationProblems(kafka: unknown): Array<{ path: PropertyKey[]; message: string }> {
+  if (!kafka || typeof kafka !== 'object') return [];
+  const { replicationFactor, minInsyncReplicas } = kafka as Record<string, unknown>;
+  if (typeof replicationFactor !== 'number' || typeof minInsyncReplicas !== 'number') return [];
+  if (minInsyncReplicas <= replicationFactor) return [];
+  return [
+    {
+      path: ['kafka', 'minInsyncReplicas'],
+      message: `min.insync.replicas ${minInsyncReplicas} is above kafka.replicationFactor ${replicationFactor}: Kafka would refuse every write (acks=all)`,
+    },
+  ];
 }
 
 /** `schema.table` for a table name as rules write it ('table' is public.table). */

@@ -10,7 +10,16 @@ export const KafkaConfig = z.strictObject({
     .default('walpurge.changes')
     .describe('Topic the listener writes change events to (and the invalidator reads).'),
   partitions: positiveInt.default(6).describe('Partitions when walpurge creates the topic.'),
-  replicationFactor: positiveInt.default(1).describe('Replication factor when walpurge creates topics.'),
+  replicationFactor: positiveInt
+    .optional()
+    .describe(
+      'Replication factor of the topics walpurge creates. Unset: min(3, brokers in the cluster). Above the broker count, walpurge refuses to start when it has a topic to create.',
+    ),
+  minInsyncReplicas: positiveInt
+    .optional()
+    .describe(
+      'min.insync.replicas of the topics walpurge creates. Unset: 1 at replication factor 1, 2 at replication factor 2, else the replication factor minus 1 (one broker may be down without blocking writes, and acks=all still means two copies). At most the replication factor.',
+    ),
   deadLetterTopic: z
     .string()
     .min(1)

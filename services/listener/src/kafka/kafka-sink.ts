@@ -1,16 +1,16 @@
 import kafkajs, { type Message, type Producer } from 'kafkajs';
 import type { KafkaConfig } from '@walpurge/config';
 import { ErrorCode, WalpurgeError, errorMessage, type Logger, type Registry } from '@walpurge/core';
-import {
-  qualifiedTable,
-  topicMaxMessageBytes,
-  walpurgeTopic,
-  type ChangeEvent,
-  type ChangeSink,
-  type TopicConfigReader,
-} from '@walpurge/protocol';
+import { qualifiedTable, type ChangeEvent, type ChangeSink } from '@walpurge/protocol';
 import { createKafkaSinkMetrics, type KafkaSinkMetrics } from '../metrics.js';
-import { createKafka } from '@walpurge/kafka';
+import {
+  createKafka,
+  ensureTopics,
+  topicMaxMessageBytes,
+  watchWalpurgeTopics,
+  type EnsureTopicsOptions,
+  type TopicConfigReader,
+} from '@walpurge/kafka';
 import { fitMessage, fitsBatch } from './message-size.js';
 
 export { toKafkaMessage } from './message-size.js';
@@ -117,6 +117,7 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
   let producer: Producer | undefined;
   let connecting: Promise<Producer> | undefined;
   let topicReady = false;
+  let durabilityWatch: { stop(): void } | undefined;
   let sending = false;
   let closed = false;
   /** Set by a failed publish; later calls are refused with it until `connect` (the replay) clears it. */
@@ -124,39 +125,25 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
 
   async function ensureTopic(): Promise<void> {
     if (topicReady) return;
+    // Created as the invalidator creates it (replication, min.insync.replicas, a size limit that
+    // accepts what the sink may send); an existing topic is left alone, its durability checked.
+    const topicConfig = { ...config, maxMessageBytes: maxBytes };
+    const ensureOptions: EnsureTopicsOptions = {
+      topics: ['changes'],
+      logger,
+      registry: options.registry,
+      verdicts: new Map(),
+    };
+    await ensureTopics(kafka, topicConfig, ensureOptions);
     const admin = kafka.admin();
     await admin.connect();
     try {
-      const topics = await admin.listTopics();
-      if (!topics.includes(config.topic)) {
-        // A topic we create accepts what the sink may send: raising kafka.maxMessageBytes above
-        // Kafka's default needs no manual topic change. Existing topics are left alone (checked below).
-        const created = await admin.createTopics({
-          topics: [
-            walpurgeTopic({
-              topic: config.topic,
-              numPartitions: config.partitions,
-              replicationFactor: config.replicationFactor,
-              maxMessageBytes: maxBytes,
-            }),
-          ],
-          waitForLeaders: true,
-        });
-        if (created)
-          logger.info(
-            {
-              topic: config.topic,
-              partitions: config.partitions,
-              replicationFactor: config.replicationFactor,
-            },
-            'created Kafka topic',
-          );
-      }
       await assertTopicAccepts(admin, config.topic, maxBytes, logger);
-      topicReady = true;
     } finally {
       await admin.disconnect().catch(() => {});
     }
+    topicReady = true;
+    if (!closed) durabilityWatch ??= watchWalpurgeTopics(kafka, topicConfig, ensureOptions);
   }
 
   async function openProducer(): Promise<Producer> {
@@ -336,6 +323,7 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
     },
     async close() {
       closed = true;
+      durabilityWatch?.stop();
       for (const pending of queue.splice(0))
         pending.reject(new WalpurgeError(ErrorCode.Aborted, 'Kafka sink closed', { retriable: true }));
       await connecting?.catch(() => undefined);
