@@ -15,7 +15,13 @@ import {
   type PendingWrite,
   type WriteBehindLayout,
 } from '@walpurge/write-behind';
-import type { FlusherConfig, WalpurgeConfig } from '@walpurge/config';
+import {
+  pgConnectionOptions,
+  queueRedisConnection,
+  type DatabaseConnection,
+  type FlusherConfig,
+  type WalpurgeConfig,
+} from '@walpurge/config';
 import {
   ErrorCode,
   WalpurgeError,
@@ -68,7 +74,7 @@ export type FlushOutcome = 'flushed' | 'requeued' | 'nothing-pending';
 
 export function requireFlusherConfig(config: WalpurgeConfig): {
   flusher: FlusherConfig;
-  databaseUrl: string;
+  database: DatabaseConnection;
 } {
   if (!config.flusher) {
     throw new WalpurgeError(
@@ -85,7 +91,7 @@ export function requireFlusherConfig(config: WalpurgeConfig): {
       'the flusher role needs a `database` section in walpurge.yaml',
     );
   }
-  return { flusher: config.flusher, databaseUrl: config.database.url };
+  return { flusher: config.flusher, database: config.database };
 }
 
 /**
@@ -102,7 +108,7 @@ class Flusher implements Service {
   private readonly log: Logger;
   private readonly metrics: FlusherMetrics;
   private readonly flusher: FlusherConfig;
-  private readonly databaseUrl: string;
+  private readonly database: DatabaseConnection;
   private readonly layout: WriteBehindLayout;
   private readonly clients: QueueRedisClients;
   private readonly inFlight = new Set<InFlightJob>();
@@ -119,13 +125,13 @@ class Flusher implements Service {
   private redisAbandoned = false;
 
   constructor(private readonly options: FlusherOptions) {
-    ({ flusher: this.flusher, databaseUrl: this.databaseUrl } = requireFlusherConfig(options.config));
+    ({ flusher: this.flusher, database: this.database } = requireFlusherConfig(options.config));
     this.log = options.logger.child({ component: 'flusher' });
     this.metrics = createFlusherMetrics(options.registry, {
       heldSeconds: () => this.batcher?.heldSeconds() ?? 0,
     });
     this.layout = writeBehindLayout(this.flusher.keyPrefix);
-    this.clients = new QueueRedisClients(this.flusher.queueRedisUrl);
+    this.clients = new QueueRedisClients(queueRedisConnection(this.flusher));
   }
 
   async start(signal: AbortSignal): Promise<void> {
@@ -161,7 +167,8 @@ class Flusher implements Service {
       );
 
     this.connection = new FlushConnection({
-      url: this.databaseUrl,
+      url: this.database.url,
+      ssl: this.database.ssl,
       origin: config.markOrigin ? config.replicationOrigin : undefined,
       logger: this.log,
     });
@@ -566,7 +573,7 @@ class Flusher implements Service {
 
   /** On its own short session: the flush session is reserved for batch transactions. */
   private async pruneTombstones(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.databaseUrl, connectionTimeoutMillis: 5_000 });
+    const client = new pg.Client({ ...pgConnectionOptions(this.database), connectionTimeoutMillis: 5_000 });
     client.on('error', () => undefined);
     try {
       await client.connect();

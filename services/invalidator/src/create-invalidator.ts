@@ -5,6 +5,7 @@ import {
   ConfigError,
   WRITE_BEHIND_DEFAULTS,
   formatPath,
+  pgConnectionOptions,
   type ConfigProblem,
   type WalpurgeConfig,
 } from '@walpurge/config';
@@ -135,7 +136,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
     ruleWarnings(rules.rules, problemAt).forEach(logRuleWarning);
     if (!config.database || options.validateSchema === false || config.rules.length === 0) return;
     const client = new pg.Client({
-      connectionString: config.database.url,
+      ...pgConnectionOptions(config.database),
       application_name: 'walpurge-invalidator',
     });
     await client.connect();
@@ -202,7 +203,12 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
             'CDN purges are queued in a table of the source database with the inline transport (database.cdnQueueTable), but no database section is configured',
         },
       ]);
-    return { kind: 'table', url: config.database.url, table: config.database.cdnQueueTable };
+    return {
+      kind: 'table',
+      url: config.database.url,
+      ssl: config.database.ssl,
+      table: config.database.cdnQueueTable,
+    };
   }
 
   async function start(signal: AbortSignal): Promise<void> {
@@ -217,6 +223,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
     if (!deadLetterSink && options.consume === 'none' && config.database) {
       tableSink = new PostgresDeadLetterSink({
         url: config.database.url,
+        ssl: config.database.ssl,
         table: config.database.deadLetterTable,
         metrics,
         logger,

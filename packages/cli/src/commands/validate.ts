@@ -95,7 +95,7 @@ unreachable is an error unless --offline).`,
     if (options['offline'] === true) live = 'skipped (--offline)';
     else if (config.database) {
       const offlineProblems = problems.length;
-      const client = await connectDatabase(config.database.url);
+      const client = await connectDatabase(config.database);
       try {
         const catalog = await loadTableCatalog(
           client,

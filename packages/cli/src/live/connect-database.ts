@@ -1,5 +1,14 @@
 import pg from 'pg';
-import { ErrorCode, WalpurgeError, errorMessage, redactSecrets, sqlState } from '@walpurge/core';
+import { pgConnectionOptions, type DatabaseConnection } from '@walpurge/config';
+import {
+  DATABASE_TLS,
+  ErrorCode,
+  WalpurgeError,
+  describeTlsFailure,
+  errorMessage,
+  redactSecrets,
+  sqlState,
+} from '@walpurge/core';
 import { connectionReason } from './connection-errors.js';
 
 /** host:port/db of a connection URL, password-free, for messages. */
@@ -18,11 +27,11 @@ export function describeDatabase(url: string): string {
  * ("cannot reach PostgreSQL at host:port/db: connection refused"), never a driver stack trace.
  */
 export async function connectDatabase(
-  url: string,
+  database: DatabaseConnection,
   options: { timeoutMs?: number; /** Startup `options` (`-c name=value …`). */ sessionOptions?: string } = {},
 ): Promise<pg.Client> {
   const client = new pg.Client({
-    connectionString: url,
+    ...pgConnectionOptions(database),
     connectionTimeoutMillis: options.timeoutMs ?? 5_000,
     application_name: 'walpurge-cli',
     ...(options.sessionOptions ? { options: options.sessionOptions } : {}),
@@ -33,9 +42,12 @@ export async function connectDatabase(
     await client.connect();
   } catch (error) {
     await client.end().catch(() => {});
+    const address = describeDatabase(database.url);
+    const tls = describeTlsFailure(error, 'PostgreSQL', address, DATABASE_TLS);
+    if (tls) throw new WalpurgeError(ErrorCode.DatabaseUnreachable, tls, { retriable: false, cause: error });
     throw new WalpurgeError(
       ErrorCode.DatabaseUnreachable,
-      `cannot reach PostgreSQL at ${describeDatabase(url)}: ${databaseFailureReason(error)}`,
+      `cannot reach PostgreSQL at ${address}: ${databaseFailureReason(error)}`,
       {
         retriable: true,
         cause: error,

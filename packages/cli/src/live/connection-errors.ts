@@ -1,4 +1,11 @@
-import { ErrorCode, WalpurgeError, errorMessage, redactSecrets } from '@walpurge/core';
+import {
+  ErrorCode,
+  WalpurgeError,
+  describeTlsFailure,
+  errorMessage,
+  redactSecrets,
+  type TlsSettings,
+} from '@walpurge/core';
 
 const REASONS: Record<string, string> = {
   ECONNREFUSED: 'connection refused',
@@ -82,8 +89,15 @@ export async function connectKafka(
   }
 }
 
-export function redisUnavailable(error: unknown, what: string, address?: string): WalpurgeError {
+export function redisUnavailable(
+  error: unknown,
+  what: string,
+  address: string | undefined,
+  tlsSettings: TlsSettings,
+): WalpurgeError {
   const where = address ?? socketAddress(error) ?? 'the configured address';
+  const tls = describeTlsFailure(error, what, where, tlsSettings);
+  if (tls) return new WalpurgeError(ErrorCode.RedisUnavailable, tls, { retriable: false, cause: error });
   const reason = connectionReason(error) ?? redactSecrets(errorMessage(error).split('\n')[0] ?? '');
   return new WalpurgeError(ErrorCode.RedisUnavailable, `cannot reach ${what} at ${where}: ${reason}`, {
     retriable: true,

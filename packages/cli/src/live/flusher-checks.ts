@@ -1,8 +1,20 @@
 import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { describeWriteTable } from '@walpurge/write-behind';
-import type { ConfigProblem, WalpurgeConfig } from '@walpurge/config';
-import { errorMessage, isWalpurgeError, redactSecrets } from '@walpurge/core';
+import {
+  queueRedisConnection,
+  redisTlsOptions,
+  type ConfigProblem,
+  type WalpurgeConfig,
+} from '@walpurge/config';
+import {
+  QUEUE_REDIS_TLS,
+  describeTlsFailure,
+  errorMessage,
+  isWalpurgeError,
+  redactSecrets,
+} from '@walpurge/core';
+import { describeRedis } from './queue-redis.js';
 import { inspectQueueRedis } from '@walpurge/flusher';
 
 type ProblemAt = (path: ReadonlyArray<PropertyKey>, message: string) => ConfigProblem;
@@ -71,6 +83,7 @@ export async function queueRedisProblems(
   const flusher = config.flusher;
   if (!flusher || flusher.allowUnsafeRedis) return [];
   const redis = new Redis(flusher.queueRedisUrl, {
+    ...redisTlsOptions(queueRedisConnection(flusher)),
     lazyConnect: true,
     maxRetriesPerRequest: 0,
     connectTimeout: 5_000,
@@ -82,10 +95,11 @@ export async function queueRedisProblems(
     const { problems } = await inspectQueueRedis(redis);
     return problems.map((problem) => problemAt(['flusher', 'queueRedisUrl'], `queue Redis: ${problem}`));
   } catch (error) {
+    const tls = describeTlsFailure(error, 'the queue Redis', describeRedis(flusher.queueRedisUrl), QUEUE_REDIS_TLS);
     return [
       problemAt(
-        ['flusher', 'queueRedisUrl'],
-        `queue Redis unreachable: ${redactSecrets(errorMessage(error))}`,
+        ['flusher', tls ? 'queueRedisTls' : 'queueRedisUrl'],
+        tls ?? `queue Redis unreachable: ${redactSecrets(errorMessage(error))}`,
       ),
     ];
   } finally {

@@ -1,4 +1,6 @@
 import { Redis } from 'ioredis';
+import { redisTlsOptions, type RedisConnection } from '@walpurge/config';
+import type { TlsSettings } from '@walpurge/core';
 import { redisUnavailable } from './connection-errors.js';
 
 /** host:port of a Redis URL, password-free, for messages. */
@@ -15,8 +17,13 @@ export function describeRedis(url: string): string {
  * One connection for a one-shot operator command: fails fast with a one-line error instead of
  * ioredis' default of reconnecting (and queueing commands) forever.
  */
-export async function connectOnce(url: string, what: string): Promise<Redis> {
-  const redis = new Redis(url, {
+export async function connectOnce(
+  connection: RedisConnection,
+  what: string,
+  tlsSettings: TlsSettings,
+): Promise<Redis> {
+  const redis = new Redis(connection.url, {
+    ...redisTlsOptions(connection),
     lazyConnect: true,
     connectTimeout: 3_000,
     maxRetriesPerRequest: 1,
@@ -29,7 +36,7 @@ export async function connectOnce(url: string, what: string): Promise<Redis> {
     await redis.connect();
   } catch (error) {
     redis.disconnect();
-    throw redisUnavailable(socketError ?? error, what, describeRedis(url));
+    throw redisUnavailable(socketError ?? error, what, describeRedis(connection.url), tlsSettings);
   }
   return redis;
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PostgresIdentifier, milliseconds, positiveInt, qualifiedName } from './common.js';
+import { RedisTlsConfig, redisTlsProblem } from './tls.js';
 
 /**
  * Defaults the flusher shares with the code that must agree with it without reading its section:
@@ -19,8 +20,11 @@ export const FlusherConfig = z.strictObject({
     .string()
     .min(1)
     .describe(
-      'Redis holding the write-behind queue and pending writes. Must keep data (maxmemory-policy noeviction, appendonly yes); never the LRU cache Redis.',
+      'Redis holding the write-behind queue and pending writes (redis:// or rediss:// for TLS). Must keep data (maxmemory-policy noeviction, appendonly yes); never the LRU cache Redis.',
     ),
+  queueRedisTls: RedisTlsConfig.optional().describe(
+    'TLS to the queue Redis, as `redis.tls`. Needs a rediss:// `queueRedisUrl`.',
+  ),
   allowUnsafeRedis: z
     .boolean()
     .default(false)
@@ -156,6 +160,9 @@ export const FlusherConfig = z.strictObject({
   metricsIntervalMs: milliseconds
     .default(5_000)
     .describe('How often queue depth and oldest pending age are refreshed.'),
+}).superRefine((flusher, ctx) => {
+  const problem = redisTlsProblem(flusher.queueRedisUrl, flusher.queueRedisTls);
+  if (problem) ctx.addIssue({ code: 'custom', path: ['queueRedisTls'], message: problem });
 });
 export type FlusherConfig = z.infer<typeof FlusherConfig>;
 export type FlusherConfigInput = z.input<typeof FlusherConfig>;
