@@ -29,7 +29,9 @@ async function withQueue<T>(
   fn: (queue: Queue<FlushJobData>, redis: Redis) => Promise<T>,
 ): Promise<T> {
   const { flusher } = requireFlusherConfig(options.config);
-  const redis = options.redis ?? new Redis(flusher.queueRedisUrl, {
+  const redis =
+    options.redis ??
+    new Redis(flusher.queueRedisUrl, {
       ...redisTlsOptions(queueRedisConnection(flusher)),
       maxRetriesPerRequest: 3,
     });

@@ -133,7 +133,11 @@ database.deadLetterTable. Oldest first. TIME is ISO-8601 (2026-01-31T12:00:00Z) 
       refuseSelectorsForWrites(options, command);
       if (!config.flusher)
         throw new UsageError('--source writes needs a flusher section in the config', command);
-      const redis = await connectOnce(queueRedisConnection(config.flusher), 'the queue Redis', QUEUE_REDIS_TLS);
+      const redis = await connectOnce(
+        queueRedisConnection(config.flusher),
+        'the queue Redis',
+        QUEUE_REDIS_TLS,
+      );
       const failed = await listFailedWrites({ config, limit, redis }).finally(() => redis.disconnect());
       if (json) writeLine(io.stdout, JSON.stringify(failed, null, 2));
       else if (failed.length === 0) writeLine(io.stdout, 'no failed writes');
@@ -200,7 +204,11 @@ writes: re-queues failed write-behind jobs; each writes the row's latest pending
       refuseSelectorsForWrites(options, command);
       if (!config.flusher)
         throw new UsageError('--source writes needs a flusher section in the config', command);
-      const redis = await connectOnce(queueRedisConnection(config.flusher), 'the queue Redis', QUEUE_REDIS_TLS);
+      const redis = await connectOnce(
+        queueRedisConnection(config.flusher),
+        'the queue Redis',
+        QUEUE_REDIS_TLS,
+      );
       const { redriven } = await redriveFailedWrites({
         config,
         redis,

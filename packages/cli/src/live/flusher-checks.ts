@@ -95,7 +95,12 @@ export async function queueRedisProblems(
     const { problems } = await inspectQueueRedis(redis);
     return problems.map((problem) => problemAt(['flusher', 'queueRedisUrl'], `queue Redis: ${problem}`));
   } catch (error) {
-    const tls = describeTlsFailure(error, 'the queue Redis', describeRedis(flusher.queueRedisUrl), QUEUE_REDIS_TLS);
+    const tls = describeTlsFailure(
+      error,
+      'the queue Redis',
+      describeRedis(flusher.queueRedisUrl),
+      QUEUE_REDIS_TLS,
+    );
     return [
       problemAt(
         ['flusher', tls ? 'queueRedisTls' : 'queueRedisUrl'],

@@ -25,7 +25,10 @@ export function connectCacheRedis(
   };
   if (!cluster) return new Redis(connection.url, { ...options, ...redisTlsOptions(connection) });
   const { seed, redisOptions } = redisClusterSeed(connection);
-  return new Cluster([seed], { enableOfflineQueue: offlineQueue, redisOptions: { ...options, ...redisOptions } });
+  return new Cluster([seed], {
+    enableOfflineQueue: offlineQueue,
+    redisOptions: { ...options, ...redisOptions },
+  });
 }
 
 /** A key prefix the connection itself would add (it would hide keys from tag sets and tracking). */

@@ -520,9 +520,7 @@ export function createWriteClientFromConfig(
     maxRetriesPerRequest: null,
   });
   const pool =
-    withDatabase !== false && config.database
-      ? new pg.Pool(pgConnectionOptions(config.database))
-      : undefined;
+    withDatabase !== false && config.database ? new pg.Pool(pgConnectionOptions(config.database)) : undefined;
   return new WriteClient({
     ...rest,
     ...(keys ? { keys } : {}),

@@ -64,7 +64,9 @@ export function databaseSslProblems(connection: DatabaseConnection): Array<[stri
     if (inUrl !== undefined && inConfig !== undefined && inUrl !== inConfig)
       problems.push([
         `ssl.${field}`,
-        `database.url says ${parameter}=${field === 'key' ? '…' : inUrl} but database.ssl.${field} differs: set it in one place`,
+        field === 'key'
+          ? `database.url has an sslkey and database.ssl.key names another file: set it in one place`
+          : `database.url says ${parameter}=${inUrl} but database.ssl.${field} is ${inConfig}: set it in one place`,
       ]);
   }
   const merged = { ...fromUrl, ...definedFields(connection.ssl) };
@@ -76,7 +78,10 @@ export function databaseSslProblems(connection: DatabaseConnection): Array<[stri
   if ((merged.cert === undefined) !== (merged.key === undefined))
     problems.push(['ssl', 'a client certificate needs both cert (sslcert) and key (sslkey)']);
   if (merged.mode === 'disable' && (merged.ca ?? merged.cert ?? merged.key) !== undefined)
-    problems.push(['ssl', 'sslmode disable uses no certificates: remove ca, cert and key, or choose another mode']);
+    problems.push([
+      'ssl',
+      'sslmode disable uses no certificates: remove ca, cert and key, or choose another mode',
+    ]);
   return problems;
 }
 

@@ -17,7 +17,7 @@ export const DatabaseSslConfig = z
       "PEM file of the CA certificate(s) the server's certificate must chain to: your own CA, or the provider's bundle (several certificates in one file). As the URL's sslrootcert. Default: Node's public CAs.",
     ),
     cert: CertificateFile.optional().describe(
-      'PEM file of the client certificate, for pg_hba `cert` or `clientcert=verify-full`. As the URL\'s sslcert. Needs `key`.',
+      "PEM file of the client certificate, for pg_hba `cert` or `clientcert=verify-full`. As the URL's sslcert. Needs `key`.",
     ),
     key: PrivateKeyFile.optional().describe(
       "PEM file of the private key of `cert` (unencrypted). As the URL's sslkey. Never logged, nor its path.",

@@ -3,12 +3,9 @@ import { RedisTlsConfig, redisTlsProblem } from './tls.js';
 
 export const RedisConfig = z
   .strictObject({
-    url: z
-      .string()
-      .min(1)
-      .describe('Cache Redis URL (redis:// or rediss:// for TLS). Usually ${REDIS_URL}.'),
+    url: z.string().min(1).describe('Cache Redis URL (redis:// or rediss:// for TLS). Usually ${REDIS_URL}.'),
     tls: RedisTlsConfig.optional().describe(
-      'TLS to the cache Redis: CA, client certificate, expected name. Needs a rediss:// `url`; rediss:// alone verifies against Node\'s public CAs.',
+      "TLS to the cache Redis: CA, client certificate, expected name. Needs a rediss:// `url`; rediss:// alone verifies against Node's public CAs.",
     ),
     cluster: z.boolean().default(false).describe('Treat `url` as a seed node of a Redis Cluster.'),
     keyPrefix: z

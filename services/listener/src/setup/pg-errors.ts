@@ -1,4 +1,11 @@
-import { DATABASE_TLS, ErrorCode, WalpurgeError, describeTlsFailure, errorMessage, sqlState } from '@walpurge/core';
+import {
+  DATABASE_TLS,
+  ErrorCode,
+  WalpurgeError,
+  describeTlsFailure,
+  errorMessage,
+  sqlState,
+} from '@walpurge/core';
 
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED',
