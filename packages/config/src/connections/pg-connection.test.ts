@@ -101,7 +101,7 @@ describe('PostgreSQL TLS options (database.url + database.ssl)', () => {
       'walpurge.yaml:4:5: database.ssl.ca: sslmode verify-ca needs a CA (database.ssl.ca or sslrootcert): against the public CAs any certificate they issued would pass',
     ]);
     expect(problems(`  url: postgres://u@db/app\n  ssl:\n    cert: ${cert}\n`)).toEqual([
-      'walpurge.yaml:3:3: database.ssl: a client certificate needs both cert (sslcert) and key (sslkey)',
+      'walpurge.yaml:4:5: database.ssl: a client certificate needs both cert (sslcert) and key (sslkey)',
     ]);
   });
 
