@@ -1,3 +1,5 @@
+import { WalpurgeError, type ErrorCode } from './errors.js';
+
 /**
  * Why a TLS connection failed, in words an operator can act on, from the error Node's tls module
  * (or a driver wrapping it) raised. One table for PostgreSQL and Redis, CLI and daemon.
@@ -63,16 +65,41 @@ function classify(code: string, message: string): TlsFailure | undefined {
   return undefined;
 }
 
+/**
+ * What is known of the connection that failed. A TLS 1.3 server refusing a missing client
+ * certificate often shows as a reset after the handshake, not as an alert: with TLS on and no
+ * client certificate, a reset is reported as that likely cause.
+ */
+export interface TlsAttempt {
+  tls: boolean;
+  clientCertificate: boolean;
+}
+
 /** The TLS failure somewhere in the error's chain, or undefined for any other error. */
-export function tlsFailure(error: unknown): TlsFailure | undefined {
-  for (const coded of chain(error)) {
+export function tlsFailure(error: unknown, attempt?: TlsAttempt): TlsFailure | undefined {
+  const links = chain(error);
+  for (const coded of links) {
     const code = typeof coded.code === 'string' ? coded.code : '';
     const message = typeof coded.message === 'string' ? coded.message : '';
     const failure = classify(code, message);
     if (failure) return failure;
   }
+  // A plain Redis port reads the ClientHello as a command and waits for the rest of it.
+  if (attempt?.tls && links.some((coded) => coded.code === 'ETIMEDOUT'))
+    return {
+      kind: 'no-tls',
+      reason:
+        'no TLS handshake within the connect timeout (a port without TLS never answers one; or the host is unreachable)',
+    };
+  if (attempt?.tls && !attempt.clientCertificate && links.some((coded) => RESET.has(String(coded.code))))
+    return {
+      kind: 'client-certificate',
+      reason: 'the server closed the connection during TLS set-up (does it require a client certificate?)',
+    };
   return undefined;
 }
+
+const RESET = new Set(['ECONNRESET', 'EPIPE']);
 
 /** Where the settings a fix touches live, e.g. `database.ssl` or `redis.tls`. */
 export interface TlsSettings {
@@ -103,8 +130,9 @@ export function describeTlsFailure(
   what: string,
   address: string,
   settings: TlsSettings,
+  attempt?: TlsAttempt,
 ): string | undefined {
-  const failure = tlsFailure(error);
+  const failure = tlsFailure(error, attempt);
   if (!failure) return undefined;
   return `TLS to ${what} at ${address} failed: ${failure.reason}; ${tlsFix(failure.kind, settings)}`;
 }
@@ -121,3 +149,13 @@ export const QUEUE_REDIS_TLS: TlsSettings = {
   section: 'flusher.queueRedisTls',
   otherName: 'set flusher.queueRedisTls.servername to the name it carries',
 };
+
+/** The TLS failure as a non-retriable WalpurgeError with `code`, or undefined for other errors. */
+export function tlsError(
+  error: unknown,
+  code: ErrorCode,
+  where: { what: string; address: string; settings: TlsSettings; attempt?: TlsAttempt },
+): WalpurgeError | undefined {
+  const line = describeTlsFailure(error, where.what, where.address, where.settings, where.attempt);
+  return line === undefined ? undefined : new WalpurgeError(code, line, { retriable: false, cause: error });
+}

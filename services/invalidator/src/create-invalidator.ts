@@ -4,14 +4,17 @@ import {
   CdnConfig,
   ConfigError,
   WRITE_BEHIND_DEFAULTS,
+  databaseAddress,
   formatPath,
   pgConnectionOptions,
   type ConfigProblem,
   type WalpurgeConfig,
 } from '@walpurge/config';
 import {
+  DATABASE_TLS,
   ErrorCode,
   isRetriable,
+  tlsError,
   WalpurgeError,
   type BackoffOptions,
   type Logger,
@@ -139,7 +142,11 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
       ...pgConnectionOptions(config.database),
       application_name: 'walpurge-invalidator',
     });
-    await client.connect();
+    await client.connect().catch((error: unknown) => {
+      const address = databaseAddress(config.database!.url);
+      const where = { what: 'PostgreSQL', address, settings: DATABASE_TLS };
+      throw tlsError(error, ErrorCode.DatabaseUnreachable, where) ?? error;
+    });
     let problems: ConfigProblem[];
     const warnings: ConfigProblem[] = [];
     try {

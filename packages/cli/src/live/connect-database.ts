@@ -1,26 +1,17 @@
 import pg from 'pg';
-import { pgConnectionOptions, type DatabaseConnection } from '@walpurge/config';
+import { databaseAddress, pgConnectionOptions, type DatabaseConnection } from '@walpurge/config';
 import {
   DATABASE_TLS,
   ErrorCode,
   WalpurgeError,
-  describeTlsFailure,
+  tlsError,
   errorMessage,
   redactSecrets,
   sqlState,
 } from '@walpurge/core';
 import { connectionReason } from './connection-errors.js';
 
-/** host:port/db of a connection URL, password-free, for messages. */
-export function describeDatabase(url: string): string {
-  try {
-    const parsed = new URL(url);
-    const db = parsed.pathname.replace(/^\//, '') || '(default db)';
-    return `${parsed.hostname}:${parsed.port || '5432'}/${db}`;
-  } catch {
-    return redactSecrets(url);
-  }
-}
+export { databaseAddress as describeDatabase } from '@walpurge/config';
 
 /**
  * Opens one connection for an operator command. Failure is a single-line WalpurgeError
@@ -42,16 +33,18 @@ export async function connectDatabase(
     await client.connect();
   } catch (error) {
     await client.end().catch(() => {});
-    const address = describeDatabase(database.url);
-    const tls = describeTlsFailure(error, 'PostgreSQL', address, DATABASE_TLS);
-    if (tls) throw new WalpurgeError(ErrorCode.DatabaseUnreachable, tls, { retriable: false, cause: error });
-    throw new WalpurgeError(
-      ErrorCode.DatabaseUnreachable,
-      `cannot reach PostgreSQL at ${address}: ${databaseFailureReason(error)}`,
-      {
-        retriable: true,
-        cause: error,
-      },
+    const address = databaseAddress(database.url);
+    throw (
+      tlsError(error, ErrorCode.DatabaseUnreachable, {
+        what: 'PostgreSQL',
+        address,
+        settings: DATABASE_TLS,
+      }) ??
+      new WalpurgeError(
+        ErrorCode.DatabaseUnreachable,
+        `cannot reach PostgreSQL at ${address}: ${databaseFailureReason(error)}`,
+        { retriable: true, cause: error },
+      )
     );
   }
   return client;

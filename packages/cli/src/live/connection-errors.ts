@@ -1,9 +1,10 @@
 import {
   ErrorCode,
   WalpurgeError,
-  describeTlsFailure,
+  tlsError,
   errorMessage,
   redactSecrets,
+  type TlsAttempt,
   type TlsSettings,
 } from '@walpurge/core';
 
@@ -94,10 +95,17 @@ export function redisUnavailable(
   what: string,
   address: string | undefined,
   tlsSettings: TlsSettings,
+  { attempt }: { attempt?: TlsAttempt } = {},
 ): WalpurgeError {
   const where = address ?? socketAddress(error) ?? 'the configured address';
-  const tls = describeTlsFailure(error, what, where, tlsSettings);
-  if (tls) return new WalpurgeError(ErrorCode.RedisUnavailable, tls, { retriable: false, cause: error });
+  const settings = tlsSettings;
+  const tls = tlsError(error, ErrorCode.RedisUnavailable, {
+    what,
+    address: where,
+    settings,
+    ...(attempt ? { attempt } : {}),
+  });
+  if (tls) return tls;
   const reason = connectionReason(error) ?? redactSecrets(errorMessage(error).split('\n')[0] ?? '');
   return new WalpurgeError(ErrorCode.RedisUnavailable, `cannot reach ${what} at ${where}: ${reason}`, {
     retriable: true,

@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { describeWriteTable } from '@walpurge/write-behind';
 import {
   queueRedisConnection,
+  redisTlsAttempt,
   redisTlsOptions,
   type ConfigProblem,
   type WalpurgeConfig,
@@ -89,22 +90,25 @@ export async function queueRedisProblems(
     connectTimeout: 5_000,
     retryStrategy: () => null,
   });
-  redis.on('error', () => undefined);
+  // Without retries, connect() rejects with "Connection is closed."; the socket error says why.
+  let socketError: unknown;
+  redis.on('error', (error: unknown) => (socketError ??= error));
   try {
     await redis.connect();
     const { problems } = await inspectQueueRedis(redis);
     return problems.map((problem) => problemAt(['flusher', 'queueRedisUrl'], `queue Redis: ${problem}`));
   } catch (error) {
     const tls = describeTlsFailure(
-      error,
+      socketError ?? error,
       'the queue Redis',
       describeRedis(flusher.queueRedisUrl),
       QUEUE_REDIS_TLS,
+      redisTlsAttempt(queueRedisConnection(flusher)),
     );
     return [
       problemAt(
-        ['flusher', tls ? 'queueRedisTls' : 'queueRedisUrl'],
-        tls ?? `queue Redis unreachable: ${redactSecrets(errorMessage(error))}`,
+        ['flusher', tls && flusher.queueRedisTls ? 'queueRedisTls' : 'queueRedisUrl'],
+        tls ?? `queue Redis unreachable: ${redactSecrets(errorMessage(socketError ?? error))}`,
       ),
     ];
   } finally {

@@ -1,17 +1,9 @@
 import { Redis } from 'ioredis';
-import { redisTlsOptions, type RedisConnection } from '@walpurge/config';
+import { redisAddress, redisTlsAttempt, redisTlsOptions, type RedisConnection } from '@walpurge/config';
 import type { TlsSettings } from '@walpurge/core';
 import { redisUnavailable } from './connection-errors.js';
 
-/** host:port of a Redis URL, password-free, for messages. */
-export function describeRedis(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.hostname}:${parsed.port || '6379'}`;
-  } catch {
-    return 'the configured address';
-  }
-}
+export { redisAddress as describeRedis } from '@walpurge/config';
 
 /**
  * One connection for a one-shot operator command: fails fast with a one-line error instead of
@@ -36,7 +28,9 @@ export async function connectOnce(
     await redis.connect();
   } catch (error) {
     redis.disconnect();
-    throw redisUnavailable(socketError ?? error, what, describeRedis(connection.url), tlsSettings);
+    throw redisUnavailable(socketError ?? error, what, redisAddress(connection.url), tlsSettings, {
+      attempt: redisTlsAttempt(connection),
+    });
   }
   return redis;
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, formatProblem } from '../config-error.js';
 import { parseConfigText } from '../load-config.js';
+import { WalpurgeConfig } from '../schema/index.js';
 import { effectiveSslMode, pgConnectionOptions } from './pg-connection.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'walpurge-pg-tls-'));
@@ -20,7 +21,7 @@ writeFileSync(cert, certificate);
 writeFileSync(key, '-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n');
 writeFileSync(notPem, 'hello\n');
 
-function parse(database: string): ReturnType<typeof parseConfigText> {
+function parse(database: string): ReturnType<typeof parseConfigText<typeof WalpurgeConfig>> {
   return parseConfigText(`database:\n${database}`, 'walpurge.yaml', { env: {} });
 }
 

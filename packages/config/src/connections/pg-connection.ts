@@ -131,9 +131,10 @@ export function pgConnectionOptions(connection: DatabaseConnection): PgConnectio
   return { connectionString, ssl: tls };
 }
 
-/** `host:port` of a database URL, for error messages. */
+/** `host:port/database` of a database URL, password-free, for messages. */
 export function databaseAddress(url: string): string {
   const parsed = parseUrl(url);
   if (!parsed) return 'the configured database';
-  return `${parsed.hostname || 'localhost'}:${parsed.port || '5432'}`;
+  const database = parsed.pathname.replace(/^\//, '') || '(default db)';
+  return `${parsed.hostname || 'localhost'}:${parsed.port || '5432'}/${database}`;
 }

@@ -49,13 +49,18 @@ export function redisClusterSeed(connection: RedisConnection): {
   };
 }
 
+/** Whether the connection uses TLS and presents a client certificate (to explain its failures). */
+export function redisTlsAttempt(connection: RedisConnection): { tls: boolean; clientCertificate: boolean } {
+  return { tls: /^rediss:\/\//i.test(connection.url), clientCertificate: connection.tls?.cert !== undefined };
+}
+
 /** `host:port` of a Redis URL, for error messages. */
 export function redisAddress(url: string): string {
   try {
     const parsed = new URL(url);
     return `${parsed.hostname}:${parsed.port || '6379'}`;
   } catch {
-    return 'the configured Redis';
+    return 'the configured address';
   }
 }
 

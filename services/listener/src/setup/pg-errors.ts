@@ -1,11 +1,4 @@
-import {
-  DATABASE_TLS,
-  ErrorCode,
-  WalpurgeError,
-  describeTlsFailure,
-  errorMessage,
-  sqlState,
-} from '@walpurge/core';
+import { DATABASE_TLS, ErrorCode, WalpurgeError, tlsError, errorMessage, sqlState } from '@walpurge/core';
 
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED',
@@ -27,8 +20,13 @@ export function classifyPgError(
 ): WalpurgeError {
   if (error instanceof WalpurgeError) return error;
   // A certificate problem is configuration: retrying cannot help, so the start fails with it.
-  const tls = describeTlsFailure(error, 'PostgreSQL', context.address ?? 'database.url', DATABASE_TLS);
-  if (tls) return new WalpurgeError(ErrorCode.DatabaseUnreachable, tls, { retriable: false, cause: error });
+  const address = context.address ?? 'database.url';
+  const tls = tlsError(error, ErrorCode.DatabaseUnreachable, {
+    what: 'PostgreSQL',
+    address,
+    settings: DATABASE_TLS,
+  });
+  if (tls) return tls;
   const state = sqlState(error);
   const message = errorMessage(error);
   const nodeCode = error && typeof error === 'object' && 'code' in error ? String(error.code) : undefined;
