@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, formatProblem } from '../config-error.js';
 import { parseConfigText } from '../load-config.js';
-import { WalpurgeConfig } from '../schema/index.js';
+import type { WalpurgeConfig } from '../schema/index.js';
 import { effectiveSslMode, pgConnectionOptions } from './pg-connection.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'walpurge-pg-tls-'));
