@@ -24,21 +24,19 @@ const UNTRUSTED = new Set([
 interface Coded {
   code?: unknown;
   message?: unknown;
-  cause?: unknown;
-  errors?: unknown;
 }
 
-/** The error, its causes and AggregateError parts. */
-function chain(error: unknown): Coded[] {
-  const out: Coded[] = [];
+/** The error, its causes and AggregateError parts (drivers wrap; IPv4+IPv6 attempts aggregate). */
+export function errorChain<T extends object = Record<string, unknown>>(error: unknown): T[] {
+  const out: T[] = [];
   const queue: unknown[] = [error];
   while (queue.length > 0 && out.length < 10) {
     const next = queue.shift();
     if (typeof next !== 'object' || next === null) continue;
-    const coded = next as Coded;
-    out.push(coded);
-    if (coded.cause) queue.push(coded.cause);
-    if (Array.isArray(coded.errors)) queue.push(...(coded.errors as unknown[]));
+    out.push(next as T);
+    const { cause, errors } = next as { cause?: unknown; errors?: unknown };
+    if (cause) queue.push(cause);
+    if (Array.isArray(errors)) queue.push(...(errors as unknown[]));
   }
   return out;
 }
@@ -77,7 +75,7 @@ export interface TlsAttempt {
 
 /** The TLS failure somewhere in the error's chain, or undefined for any other error. */
 export function tlsFailure(error: unknown, attempt?: TlsAttempt): TlsFailure | undefined {
-  const links = chain(error);
+  const links = errorChain<Coded>(error);
   for (const coded of links) {
     const code = typeof coded.code === 'string' ? coded.code : '';
     const message = typeof coded.message === 'string' ? coded.message : '';

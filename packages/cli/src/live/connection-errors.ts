@@ -1,6 +1,7 @@
 import {
   ErrorCode,
   WalpurgeError,
+  errorChain,
   tlsError,
   errorMessage,
   redactSecrets,
@@ -23,24 +24,10 @@ interface Failure {
   port?: unknown;
   broker?: unknown;
   name?: unknown;
-  cause?: unknown;
-  errors?: unknown;
 }
 
-/** The error and its causes (kafkajs wraps twice, AggregateError holds one per address tried). */
-function chain(error: unknown): Failure[] {
-  const out: Failure[] = [];
-  const queue: unknown[] = [error];
-  while (queue.length > 0 && out.length < 10) {
-    const next = queue.shift();
-    if (typeof next !== 'object' || next === null) continue;
-    const failure = next as Failure;
-    out.push(failure);
-    if (failure.cause) queue.push(failure.cause);
-    if (Array.isArray(failure.errors)) queue.push(...(failure.errors as unknown[]));
-  }
-  return out;
-}
+// kafkajs wraps twice, AggregateError holds one per address tried.
+const chain = (error: unknown): Failure[] => errorChain<Failure>(error);
 
 /** "connection refused" for a socket error anywhere in the chain, else undefined. */
 export function connectionReason(error: unknown): string | undefined {
