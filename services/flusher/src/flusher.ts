@@ -16,17 +16,24 @@ import {
   type WriteBehindLayout,
 } from '@walpurge/write-behind';
 import {
+  databaseAddress,
   pgConnectionOptions,
   queueRedisConnection,
+  redisAddress,
+  redisTlsAttempt,
   type DatabaseConnection,
   type FlusherConfig,
   type WalpurgeConfig,
 } from '@walpurge/config';
 import {
+  DATABASE_TLS,
   ErrorCode,
+  QUEUE_REDIS_TLS,
   WalpurgeError,
   errorMessage,
   isRetriable,
+  tlsError,
+  tlsFailure,
   retry,
   settlesWithin,
   type Logger,
@@ -148,7 +155,23 @@ class Flusher implements Service {
     const config = this.flusher;
     this.redis = this.clients.create({ lazyConnect: true });
     this.logRepeatedErrors(this.redis, 'warn', 'queue Redis connection error');
-    await this.redis.connect();
+    const queue = queueRedisConnection(config);
+    // connect() rejects with "Connection is closed."; the socket error says why.
+    let socketError: unknown;
+    const noteError = (error: unknown): unknown => (socketError ??= error);
+    this.redis.on('error', noteError);
+    await this.redis
+      .connect()
+      .catch((error: unknown) => {
+        const where = {
+          what: 'the queue Redis',
+          address: redisAddress(queue.url),
+          settings: QUEUE_REDIS_TLS,
+        };
+        const attempt = redisTlsAttempt(queue);
+        throw tlsError(socketError ?? error, ErrorCode.RedisUnavailable, { ...where, attempt }) ?? error;
+      })
+      .finally(() => this.redis?.off('error', noteError));
     if (config.allowUnsafeRedis) {
       await assertQueueRedisSafe(this.redis).catch((error: unknown) =>
         this.log.warn(
@@ -172,13 +195,21 @@ class Flusher implements Service {
       origin: config.markOrigin ? config.replicationOrigin : undefined,
       logger: this.log,
     });
+    // A certificate problem is configuration: the start fails with it instead of retrying.
     await retry(() => this.prepareDatabase(), {
       signal,
       initialMs: config.retryInitialMs,
       maxMs: config.retryMaxMs,
-      isRetriable,
+      isRetriable: (error) => tlsFailure(error) === undefined && isRetriable(error),
       onRetry: (error, attempt, delayMs) =>
         this.log.warn({ err: error, attempt, delayMs }, 'database not ready for the flusher; retrying'),
+    }).catch((error: unknown) => {
+      const where = {
+        what: 'PostgreSQL',
+        address: databaseAddress(this.database.url),
+        settings: DATABASE_TLS,
+      };
+      throw tlsError(error, ErrorCode.DatabaseUnreachable, where) ?? error;
     });
 
     const writer = new BatchWriter(this.connection, config.versionColumn, config.tombstoneTable);

@@ -71,4 +71,35 @@ describe('write-behind flusher over TLS', () => {
       await f.close();
     }
   });
+
+  it('a certificate problem fails the start with one line, for the queue Redis and for PostgreSQL', async () => {
+    const options = {
+      databaseAdminUrl: postgres.url,
+      databaseUrl: postgres.url,
+      cacheRedisUrl: services.redisUrl,
+      queueRedisUrl: queueRedis.tlsUrl!,
+      flusher: { queueRedisTls: { ca: certs.caFile, cert: certs.clientCertFile, key: certs.clientKeyFile } },
+    };
+    const queueAddress = queueRedis.tlsUrl!.replace('rediss://', '');
+    const wrongQueueCa = await createFixture({ ...options, databaseSsl: { ca: certs.caFile } });
+    try {
+      await expect(
+        wrongQueueCa.startFlusher({
+          queueRedisTls: { ca: certs.otherCaFile, cert: certs.clientCertFile, key: certs.clientKeyFile },
+        }),
+      ).rejects.toThrow(
+        `TLS to the queue Redis at ${queueAddress} failed: the server's certificate is not signed by a trusted CA (SELF_SIGNED_CERT_IN_CHAIN); set flusher.queueRedisTls.ca`,
+      );
+    } finally {
+      await wrongQueueCa.close();
+    }
+    const wrongDatabaseCa = await createFixture({ ...options, databaseSsl: { ca: certs.otherCaFile } });
+    try {
+      await expect(wrongDatabaseCa.startFlusher()).rejects.toThrow(
+        `TLS to PostgreSQL at 127.0.0.1:${postgres.port}/postgres failed: the server's certificate is not signed by a trusted CA (SELF_SIGNED_CERT_IN_CHAIN); set database.ssl.ca`,
+      );
+    } finally {
+      await wrongDatabaseCa.close();
+    }
+  });
 });
