@@ -11,7 +11,7 @@ export const DatabaseSslConfig = z
       .enum(SSL_MODES)
       .optional()
       .describe(
-        "As libpq's sslmode: disable (no TLS), require (TLS without checking the certificate; with `ca`, as verify-ca), verify-ca (the certificate must chain to `ca`), verify-full (and name the host). Default: verify-full when `ca`, `cert` or `key` is set or the URL asks for TLS, else disable. The URL's sslmode is read too; when both are set they must agree.",
+        "As libpq's sslmode: disable (no TLS), require (TLS without checking the certificate; with `ca`, as verify-ca), verify-ca (the certificate must chain to `ca`), verify-full (and name the host). Default: the URL's sslmode; without one, verify-full when a CA, certificate or key is given (here or in the URL), else disable. When both this and the URL's sslmode are set they must agree.",
       ),
     ca: CaFile.optional().describe(
       "PEM file of the CA certificate(s) the server's certificate must chain to: your own CA, or the provider's bundle (several certificates in one file). As the URL's sslrootcert. Default: Node's public CAs.",
