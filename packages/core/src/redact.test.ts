@@ -43,4 +43,47 @@ describe('secret redaction', () => {
     expect(output).toContain('db.internal:5432');
     expect(output).toContain('"component":"listener"');
   });
+
+  it('masks TLS key material and key file paths, but keeps CA paths and cache keys', () => {
+    const config = {
+      database: {
+        url: 'postgres://app:Pa55@db:5432/app?sslmode=verify-full&sslkey=/etc/walpurge/client.key',
+        ssl: { mode: 'verify-full', ca: '/etc/walpurge/ca.pem', cert: '/etc/c.pem', key: '/etc/k.pem' },
+      },
+      redis: { tls: { ca: '/etc/rca.pem', key: '/etc/rk.pem', passphrase: 'pp' } },
+      flusher: { queueRedisTls: { key: '/etc/qk.pem' } },
+      purge: { key: 'user:1' },
+    };
+    expect(redactDeep(config)).toEqual({
+      database: {
+        url: `postgres://app:${REDACTED}@db:5432/app?sslmode=verify-full&sslkey=${REDACTED}`,
+        ssl: { mode: 'verify-full', ca: '/etc/walpurge/ca.pem', cert: '/etc/c.pem', key: REDACTED },
+      },
+      redis: { tls: { ca: '/etc/rca.pem', key: REDACTED, passphrase: REDACTED } },
+      flusher: { queueRedisTls: { key: REDACTED } },
+      purge: { key: 'user:1' },
+    });
+  });
+
+  it('masks PEM private keys wherever they appear in text', () => {
+    const pem = '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----';
+    const rsa = '-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----';
+    expect(redactSecrets(`key: ${pem} cert follows`)).toBe(`key: ${REDACTED} cert follows`);
+    expect(redactSecrets(rsa)).toBe(REDACTED);
+    // Cut short (a truncated log line): everything from the header on.
+    expect(redactSecrets('x -----BEGIN EC PRIVATE KEY-----\nMHcCAQEE')).toBe(`x ${REDACTED}`);
+    const certificate = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----';
+    expect(redactSecrets(certificate)).toBe(certificate);
+  });
+
+  it('never logs the key of a TLS options object handed to a driver', () => {
+    const { logger, lines } = captureLogger();
+    const key = '-----BEGIN PRIVATE KEY-----\nS3CRETKEYBYTES\n-----END PRIVATE KEY-----';
+    logger.warn({ ssl: { ca: 'CA', key }, tls: { key: '/run/secrets/redis.key' } }, 'connecting');
+    logger.error({ err: new Error(`bad key ${key}`) }, 'failed');
+    const output = lines.join('');
+    expect(output).not.toContain('S3CRETKEYBYTES');
+    expect(output).not.toContain('/run/secrets/redis.key');
+    expect(output).toContain('"ca":"CA"');
+  });
 });

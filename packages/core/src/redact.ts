@@ -3,15 +3,27 @@
  * we know in advance, so we also scrub values: passwords inside connection URLs and token-looking
  * query parameters, wherever they appear (messages, error texts, nested objects).
  */
-const SECRET_KEY = /pass(word)?|secret|token|api[-_]?key|authorization|credential|private[-_]?key/i;
+const SECRET_KEY =
+  /pass(word|phrase)?|secret|token|api[-_]?key|authorization|credential|private[-_]?key|ssl[-_]?key/i;
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)([^\s@/]+)@/gi;
+// sslkey names the client key file: its path is kept out of logs like the key itself.
 const QUERY_SECRET =
-  /([?&](?:password|pass|token|secret|api[-_]?key|access[-_]?token|sslpassword)=)[^&\s]+/gi;
+  /([?&](?:password|pass|token|secret|api[-_]?key|access[-_]?token|sslpassword|sslkey)=)[^&\s]+/gi;
+const PEM_PRIVATE_KEY = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?(?:-----END \1PRIVATE KEY-----|$)/g;
+/**
+ * TLS settings (`database.ssl`, `redis.tls`, `flusher.queueRedisTls`, node's `ssl`/`tls` options):
+ * inside them `key` is a private key or its file's path, not a cache key, and is masked.
+ */
+const TLS_SECTION = /^(ssl|tls|[a-zA-Z]+Tls)$/;
+const TLS_SECRET_FIELDS = new Set(['key', 'pfx', 'passphrase']);
 
 export const REDACTED = '[redacted]';
 
 export function redactSecrets(text: string): string {
-  return text.replace(URL_PASSWORD, `$1${REDACTED}@`).replace(QUERY_SECRET, `$1${REDACTED}`);
+  return text
+    .replace(URL_PASSWORD, `$1${REDACTED}@`)
+    .replace(QUERY_SECRET, `$1${REDACTED}`)
+    .replace(PEM_PRIVATE_KEY, REDACTED);
 }
 
 export function isSecretKey(key: string): boolean {
@@ -37,7 +49,17 @@ export function redactDeep(value: unknown, seen = new WeakSet<object>()): unknow
   if (value instanceof Date || Buffer.isBuffer(value)) return value;
   const out: Record<string, unknown> = {};
   for (const [key, inner] of Object.entries(value)) {
-    out[key] = isSecretKey(key) && inner !== null && inner !== undefined ? REDACTED : redactDeep(inner, seen);
+    if (isSecretKey(key) && inner !== null && inner !== undefined) out[key] = REDACTED;
+    else if (TLS_SECTION.test(key) && inner !== null && typeof inner === 'object' && !Array.isArray(inner))
+      out[key] = redactTlsSection(inner as Record<string, unknown>, seen);
+    else out[key] = redactDeep(inner, seen);
   }
   return out;
+}
+
+function redactTlsSection(section: Record<string, unknown>, seen: WeakSet<object>): unknown {
+  const masked: Record<string, unknown> = {};
+  for (const [key, inner] of Object.entries(section))
+    masked[key] = TLS_SECRET_FIELDS.has(key) && inner !== undefined ? REDACTED : inner;
+  return redactDeep(masked, seen);
 }

@@ -1,4 +1,12 @@
-import { chownSync, existsSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  realpathSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   findExecutable,
@@ -44,6 +52,13 @@ export interface LocalPostgresOptions {
    * from here, e.g. above 2^31 to test code that reads OIDs as signed integers.
    */
   nextOid?: number;
+  /**
+   * Serve TLS (ssl = on) with these PEM files (copied beside the cluster, readable by the server
+   * only); `caFile` is what client certificates must chain to. Plain connections keep working.
+   */
+  tls?: { certFile: string; keyFile: string; caFile?: string };
+  /** pg_hba.conf lines put before the trust-everything ones (first match wins), e.g. `hostssl … cert`. */
+  hbaPrefix?: string;
 }
 
 export interface LocalPostgres {
@@ -148,7 +163,7 @@ async function startOnce(
           { cwd: base.path, logFile: join(base.path, 'pg_resetwal.log'), runAs, timeoutMs: 60_000 },
         );
       }
-      writeFileSync(join(dataDir, 'pg_hba.conf'), TRUST_EVERYTHING_HBA);
+      writeFileSync(join(dataDir, 'pg_hba.conf'), `${opts.hbaPrefix ?? ''}${TRUST_EVERYTHING_HBA}`);
       if (runAs) chownSync(join(dataDir, 'pg_hba.conf'), runAs.uid, runAs.gid);
     }
 
@@ -156,6 +171,7 @@ async function startOnce(
       ...DEFAULT_SETTINGS,
       listen_addresses: '127.0.0.1',
       unix_socket_directories: base.path,
+      ...(opts.tls ? tlsSettings(opts.tls, base.path, runAs) : {}),
       ...opts.settings,
     };
     const args = ['-D', dataDir, '-p', String(port)];
@@ -198,6 +214,25 @@ async function startOnce(
     await removeBase();
     throw err;
   }
+}
+
+/** Copies the TLS files where the server reads them: it refuses a key others can read. */
+function tlsSettings(
+  tls: NonNullable<LocalPostgresOptions['tls']>,
+  dir: string,
+  runAs: SystemUser | undefined,
+): Record<string, string> {
+  const copies = { ssl_cert_file: tls.certFile, ssl_key_file: tls.keyFile, ssl_ca_file: tls.caFile };
+  const settings: Record<string, string> = { ssl: 'on' };
+  for (const [setting, source] of Object.entries(copies)) {
+    if (source === undefined) continue;
+    const target = join(dir, `${setting}.pem`);
+    copyFileSync(source, target);
+    chmodSync(target, 0o600);
+    if (runAs) chownSync(target, runAs.uid, runAs.gid);
+    settings[setting] = target;
+  }
+  return settings;
 }
 
 /** The `postgres` system user as root (initdb and postgres refuse to run as root), else undefined. */

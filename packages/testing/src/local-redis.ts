@@ -16,11 +16,18 @@ export interface LocalRedisOptions {
   persistent?: boolean;
   log?: LogFn;
   startTimeoutMs?: number;
+  /**
+   * Also serve TLS on a port of its own (`tlsUrl`), with these PEM files; `authClients` demands a
+   * client certificate signed by `caFile`. The plain port stays open for readiness checks.
+   */
+  tls?: { certFile: string; keyFile: string; caFile: string; authClients?: boolean };
 }
 
 export interface LocalRedis {
   url: string;
   port: number;
+  /** rediss:// URL of the TLS port, when started with `tls`. */
+  tlsUrl?: string;
   logFile: string;
   stop(): Promise<void>;
 }
@@ -57,16 +64,40 @@ async function startOnce(
     : ['--appendonly', 'no'];
   // One option and its value per line.
   // prettier-ignore
+  const tlsPort = opts.tls ? await freePort() : undefined;
+  const tls =
+    opts.tls && tlsPort !== undefined
+      ? [
+          '--tls-port',
+          String(tlsPort),
+          '--tls-cert-file',
+          opts.tls.certFile,
+          '--tls-key-file',
+          opts.tls.keyFile,
+          '--tls-ca-cert-file',
+          opts.tls.caFile,
+          '--tls-auth-clients',
+          opts.tls.authClients ? 'yes' : 'no',
+        ]
+      : [];
   const args = [
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--dir', dir.path,
-    '--save', '',
+    '--port',
+    String(port),
+    ...tls,
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir.path,
+    '--save',
+    '',
     ...durability,
     // Explicit although it is Redis' default: BullMQ refuses to trust any other policy.
-    '--maxmemory-policy', 'noeviction',
-    '--daemonize', 'no',
-    '--logfile', '',
+    '--maxmemory-policy',
+    'noeviction',
+    '--daemonize',
+    'no',
+    '--logfile',
+    '',
   ];
   const proc = spawnManaged('redis-server', binary, args, { cwd: dir.path, logFile, stopTimeoutMs: 5_000 });
   try {
@@ -83,6 +114,7 @@ async function startOnce(
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
+    ...(tlsPort !== undefined ? { tlsUrl: `rediss://127.0.0.1:${tlsPort}` } : {}),
     logFile,
     stop: () =>
       (stopped ??= (async () => {

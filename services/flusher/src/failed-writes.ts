@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { parsePendingWrite, writeBehindLayout, type FlushJobData } from '@walpurge/write-behind';
-import type { WalpurgeConfig } from '@walpurge/config';
+import { queueRedisConnection, redisTlsOptions, type WalpurgeConfig } from '@walpurge/config';
 import { requireFlusherConfig } from './flusher.js';
 
 export interface FailedWrite {
@@ -29,7 +29,12 @@ async function withQueue<T>(
   fn: (queue: Queue<FlushJobData>, redis: Redis) => Promise<T>,
 ): Promise<T> {
   const { flusher } = requireFlusherConfig(options.config);
-  const redis = options.redis ?? new Redis(flusher.queueRedisUrl, { maxRetriesPerRequest: 3 });
+  const redis =
+    options.redis ??
+    new Redis(flusher.queueRedisUrl, {
+      ...redisTlsOptions(queueRedisConnection(flusher)),
+      maxRetriesPerRequest: 3,
+    });
   const queue = new Queue<FlushJobData>(flusher.queueName, {
     connection: redis,
     prefix: writeBehindLayout(flusher.keyPrefix).bullPrefix,

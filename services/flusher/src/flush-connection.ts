@@ -2,9 +2,11 @@ import pg from 'pg';
 import { ErrorCode, WalpurgeError, isWalpurgeError, type Logger } from '@walpurge/core';
 import { setupReplicationOrigin } from './origin.js';
 import { SessionUnavailableError } from './sql-errors.js';
+import { pgConnectionOptions, type DatabaseSslConfig } from '@walpurge/config';
 
 export interface FlushConnectionOptions {
   url: string;
+  ssl?: DatabaseSslConfig | undefined;
   /** Replication origin to mark transactions with; undefined = unmarked. */
   origin: string | undefined;
   logger: Logger;
@@ -46,7 +48,7 @@ export class FlushConnection {
 
   private async open(): Promise<pg.Client> {
     const client = new pg.Client({
-      connectionString: this.options.url,
+      ...pgConnectionOptions(this.options),
       connectionTimeoutMillis: 5_000,
       keepAlive: true,
       application_name: 'walpurge-flusher',

@@ -15,12 +15,25 @@ import {
   type PendingWrite,
   type WriteBehindLayout,
 } from '@walpurge/write-behind';
-import type { FlusherConfig, WalpurgeConfig } from '@walpurge/config';
 import {
+  databaseAddress,
+  pgConnectionOptions,
+  queueRedisConnection,
+  redisAddress,
+  redisTlsAttempt,
+  type DatabaseConnection,
+  type FlusherConfig,
+  type WalpurgeConfig,
+} from '@walpurge/config';
+import {
+  DATABASE_TLS,
   ErrorCode,
+  QUEUE_REDIS_TLS,
   WalpurgeError,
   errorMessage,
   isRetriable,
+  tlsError,
+  tlsFailure,
   retry,
   settlesWithin,
   type Logger,
@@ -68,7 +81,7 @@ export type FlushOutcome = 'flushed' | 'requeued' | 'nothing-pending';
 
 export function requireFlusherConfig(config: WalpurgeConfig): {
   flusher: FlusherConfig;
-  databaseUrl: string;
+  database: DatabaseConnection;
 } {
   if (!config.flusher) {
     throw new WalpurgeError(
@@ -85,7 +98,7 @@ export function requireFlusherConfig(config: WalpurgeConfig): {
       'the flusher role needs a `database` section in walpurge.yaml',
     );
   }
-  return { flusher: config.flusher, databaseUrl: config.database.url };
+  return { flusher: config.flusher, database: config.database };
 }
 
 /**
@@ -102,7 +115,7 @@ class Flusher implements Service {
   private readonly log: Logger;
   private readonly metrics: FlusherMetrics;
   private readonly flusher: FlusherConfig;
-  private readonly databaseUrl: string;
+  private readonly database: DatabaseConnection;
   private readonly layout: WriteBehindLayout;
   private readonly clients: QueueRedisClients;
   private readonly inFlight = new Set<InFlightJob>();
@@ -119,13 +132,13 @@ class Flusher implements Service {
   private redisAbandoned = false;
 
   constructor(private readonly options: FlusherOptions) {
-    ({ flusher: this.flusher, databaseUrl: this.databaseUrl } = requireFlusherConfig(options.config));
+    ({ flusher: this.flusher, database: this.database } = requireFlusherConfig(options.config));
     this.log = options.logger.child({ component: 'flusher' });
     this.metrics = createFlusherMetrics(options.registry, {
       heldSeconds: () => this.batcher?.heldSeconds() ?? 0,
     });
     this.layout = writeBehindLayout(this.flusher.keyPrefix);
-    this.clients = new QueueRedisClients(this.flusher.queueRedisUrl);
+    this.clients = new QueueRedisClients(queueRedisConnection(this.flusher));
   }
 
   async start(signal: AbortSignal): Promise<void> {
@@ -142,7 +155,23 @@ class Flusher implements Service {
     const config = this.flusher;
     this.redis = this.clients.create({ lazyConnect: true });
     this.logRepeatedErrors(this.redis, 'warn', 'queue Redis connection error');
-    await this.redis.connect();
+    const queue = queueRedisConnection(config);
+    // connect() rejects with "Connection is closed."; the socket error says why.
+    let socketError: unknown;
+    const noteError = (error: unknown): unknown => (socketError ??= error);
+    this.redis.on('error', noteError);
+    await this.redis
+      .connect()
+      .catch((error: unknown) => {
+        const where = {
+          what: 'the queue Redis',
+          address: redisAddress(queue.url),
+          settings: QUEUE_REDIS_TLS,
+        };
+        const attempt = redisTlsAttempt(queue);
+        throw tlsError(socketError ?? error, ErrorCode.RedisUnavailable, { ...where, attempt }) ?? error;
+      })
+      .finally(() => this.redis?.off('error', noteError));
     if (config.allowUnsafeRedis) {
       await assertQueueRedisSafe(this.redis).catch((error: unknown) =>
         this.log.warn(
@@ -161,17 +190,26 @@ class Flusher implements Service {
       );
 
     this.connection = new FlushConnection({
-      url: this.databaseUrl,
+      url: this.database.url,
+      ssl: this.database.ssl,
       origin: config.markOrigin ? config.replicationOrigin : undefined,
       logger: this.log,
     });
+    // A certificate problem is configuration: the start fails with it instead of retrying.
     await retry(() => this.prepareDatabase(), {
       signal,
       initialMs: config.retryInitialMs,
       maxMs: config.retryMaxMs,
-      isRetriable,
+      isRetriable: (error) => tlsFailure(error) === undefined && isRetriable(error),
       onRetry: (error, attempt, delayMs) =>
         this.log.warn({ err: error, attempt, delayMs }, 'database not ready for the flusher; retrying'),
+    }).catch((error: unknown) => {
+      const where = {
+        what: 'PostgreSQL',
+        address: databaseAddress(this.database.url),
+        settings: DATABASE_TLS,
+      };
+      throw tlsError(error, ErrorCode.DatabaseUnreachable, where) ?? error;
     });
 
     const writer = new BatchWriter(this.connection, config.versionColumn, config.tombstoneTable);
@@ -566,7 +604,7 @@ class Flusher implements Service {
 
   /** On its own short session: the flush session is reserved for batch transactions. */
   private async pruneTombstones(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.databaseUrl, connectionTimeoutMillis: 5_000 });
+    const client = new pg.Client({ ...pgConnectionOptions(this.database), connectionTimeoutMillis: 5_000 });
     client.on('error', () => undefined);
     try {
       await client.connect();

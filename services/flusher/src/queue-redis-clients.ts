@@ -1,5 +1,6 @@
 import { Redis, type Command, type RedisOptions } from 'ioredis';
 import { settlesWithin } from '@walpurge/core';
+import { redisTlsOptions, type RedisConnection } from '@walpurge/config';
 
 /**
  * What every command on the queue Redis fails with once shutdown has given up on it. Deliberately
@@ -53,18 +54,19 @@ class TrackedRedis extends Redis {
 export class QueueRedisClients {
   private readonly state: SharedState = { abandoned: false, clients: new Set() };
 
-  constructor(private readonly url: string) {}
+  constructor(private readonly connection: RedisConnection) {}
 
   create(options: RedisOptions = {}): Redis {
     return new TrackedRedis(
       this.state,
       {
+        ...redisTlsOptions(this.connection),
         ...options,
         maxRetriesPerRequest: null,
         // ioredis' default backoff, until shutdown gives up on the server.
         retryStrategy: (times: number) => (this.state.abandoned ? null : Math.min(times * 50, 2_000)),
       },
-      this.url,
+      this.connection.url,
     );
   }
 

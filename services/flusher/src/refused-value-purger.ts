@@ -1,6 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { CACHE_PURGE_REFUSED_SCRIPT, REFUSED_MARKER_TTL_MS } from '@walpurge/write-behind';
-import type { RedisConfig } from '@walpurge/config';
+import { redisClusterSeed, redisTlsOptions, type RedisConfig } from '@walpurge/config';
 
 /**
  * Write-behind caches a value when it is accepted, before PostgreSQL has seen it. When PostgreSQL
@@ -19,17 +19,10 @@ export class RefusedValuePurger {
       retryStrategy: (attempt) => Math.min(100 * 2 ** attempt, 2_000),
     };
     if (config.cluster) {
-      const url = new URL(config.url);
-      this.redis = new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
-        redisOptions: {
-          ...base,
-          ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
-          ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
-          ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
-        },
-      });
+      const { seed, redisOptions } = redisClusterSeed(config);
+      this.redis = new Cluster([seed], { redisOptions: { ...base, ...redisOptions } });
     } else {
-      this.redis = new Redis(config.url, base);
+      this.redis = new Redis(config.url, { ...base, ...redisTlsOptions(config) });
     }
     // Errors surface on the purge call (counted and logged there); do not crash on 'error'.
     this.redis.on('error', () => undefined);

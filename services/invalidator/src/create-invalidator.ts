@@ -4,13 +4,17 @@ import {
   CdnConfig,
   ConfigError,
   WRITE_BEHIND_DEFAULTS,
+  databaseAddress,
   formatPath,
+  pgConnectionOptions,
   type ConfigProblem,
   type WalpurgeConfig,
 } from '@walpurge/config';
 import {
+  DATABASE_TLS,
   ErrorCode,
   isRetriable,
+  tlsError,
   WalpurgeError,
   type BackoffOptions,
   type Logger,
@@ -137,10 +141,14 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
     ruleWarnings(rules.rules, problemAt).forEach(logRuleWarning);
     if (!config.database || options.validateSchema === false || config.rules.length === 0) return;
     const client = new pg.Client({
-      connectionString: config.database.url,
+      ...pgConnectionOptions(config.database),
       application_name: 'walpurge-invalidator',
     });
-    await client.connect();
+    await client.connect().catch((error: unknown) => {
+      const address = databaseAddress(config.database!.url);
+      const where = { what: 'PostgreSQL', address, settings: DATABASE_TLS };
+      throw tlsError(error, ErrorCode.DatabaseUnreachable, where) ?? error;
+    });
     let problems: ConfigProblem[];
     const warnings: ConfigProblem[] = [];
     try {
@@ -204,7 +212,12 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
             'CDN purges are queued in a table of the source database with the inline transport (database.cdnQueueTable), but no database section is configured',
         },
       ]);
-    return { kind: 'table', url: config.database.url, table: config.database.cdnQueueTable };
+    return {
+      kind: 'table',
+      url: config.database.url,
+      ssl: config.database.ssl,
+      table: config.database.cdnQueueTable,
+    };
   }
 
   async function start(signal: AbortSignal): Promise<void> {
@@ -219,6 +232,7 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
     if (!deadLetterSink && options.consume === 'none' && config.database) {
       tableSink = new PostgresDeadLetterSink({
         url: config.database.url,
+        ssl: config.database.ssl,
         table: config.database.deadLetterTable,
         metrics,
         logger,

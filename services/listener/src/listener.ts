@@ -1,4 +1,9 @@
-import { columnsReadByTable, type DatabaseConfig, type WalpurgeConfig } from '@walpurge/config';
+import {
+  columnsReadByTable,
+  databaseAddress,
+  type DatabaseConfig,
+  type WalpurgeConfig,
+} from '@walpurge/config';
 import {
   ErrorCode,
   WalpurgeError,
@@ -130,6 +135,7 @@ class WalpurgeListener implements Listener {
       const wrapped = classifyPgError(error, {
         slot: this.database.slot,
         publication: this.database.publication,
+        address: databaseAddress(this.database.url),
       });
       if (!wrapped.retriable) {
         await this.closeSink();
@@ -215,7 +221,7 @@ class WalpurgeListener implements Listener {
         const slotLabels = { slot: this.database.slot, database: prepared.database };
         const metrics = sessionMetrics(this.metrics, slotLabels);
         const monitor = new SlotMonitor({
-          url: this.database.url,
+          connection: this.database,
           slot: this.database.slot,
           pollIntervalMs: Math.min(5000, Math.max(1000, this.database.statusIntervalMs)),
           heartbeatIntervalMs: this.database.heartbeatIntervalMs,
@@ -223,7 +229,7 @@ class WalpurgeListener implements Listener {
           logger: this.log,
         });
         const history = new HistoryRecorder({
-          url: this.database.url,
+          connection: this.database,
           table: prepared.history.table,
           slot: this.database.slot,
           systemIdentifier: prepared.history.systemIdentifier,
@@ -235,7 +241,7 @@ class WalpurgeListener implements Listener {
           onError: (error) => session?.fail(error),
         });
         session = new ReplicationSession({
-          url: this.database.url,
+          connection: this.database,
           slot: this.database.slot,
           publication: this.database.publication,
           startLsn,
@@ -280,6 +286,7 @@ class WalpurgeListener implements Listener {
         const wrapped = classifyPgError(error, {
           slot: this.database.slot,
           publication: this.database.publication,
+          address: databaseAddress(this.database.url),
         });
         if (!wrapped.retriable) {
           this.fatal(wrapped);

@@ -1,5 +1,10 @@
-import { createLogger, type Logger } from '@walpurge/core';
-import type { KafkaConfig, WalpurgeConfig } from '@walpurge/config';
+import { QUEUE_REDIS_TLS, createLogger, type Logger } from '@walpurge/core';
+import {
+  queueRedisConnection,
+  type DatabaseConnection,
+  type KafkaConfig,
+  type WalpurgeConfig,
+} from '@walpurge/config';
 import type { DeadLetterSelection } from '@walpurge/invalidator';
 import { listFailedWrites, redriveFailedWrites } from '@walpurge/flusher';
 import { ExitCode, UsageError, writeLine, type CliIo } from '../cli-io.js';
@@ -47,7 +52,7 @@ function refuseSelectorsForWrites(options: OptionValues, command: string): void 
 
 type Where =
   | { kind: 'kafka'; config: WalpurgeConfig & { kafka: KafkaConfig } }
-  | { kind: 'table'; config: WalpurgeConfig; url: string; table: string };
+  | { kind: 'table'; config: WalpurgeConfig; database: DatabaseConnection; table: string };
 
 /** Where this deployment keeps its dead letters: the topic with Kafka, the table inline. */
 function whereDeadLetters(config: WalpurgeConfig, command: string): Where {
@@ -60,7 +65,7 @@ function whereDeadLetters(config: WalpurgeConfig, command: string): Where {
       'transport: inline keeps dead letters in database.deadLetterTable: the config needs a database section',
       command,
     );
-  return { kind: 'table', config, url: config.database.url, table: config.database.deadLetterTable };
+  return { kind: 'table', config, database: config.database, table: config.database.deadLetterTable };
 }
 
 function describeWhere(where: Where): string {
@@ -74,7 +79,7 @@ async function selectedEntries(
 ): Promise<DeadLetterEntry[]> {
   if (where.kind === 'kafka')
     return (await readDeadLetterTopic(where.config, selection, limit)).map((letter) => letter.entry);
-  const client = await connectDeadLetterTable(where.url);
+  const client = await connectDeadLetterTable(where.database);
   try {
     return (await listTableDeadLetters(client, where.table, selection, limit)).map(entryOfRow);
   } finally {
@@ -128,7 +133,11 @@ database.deadLetterTable. Oldest first. TIME is ISO-8601 (2026-01-31T12:00:00Z) 
       refuseSelectorsForWrites(options, command);
       if (!config.flusher)
         throw new UsageError('--source writes needs a flusher section in the config', command);
-      const redis = await connectOnce(config.flusher.queueRedisUrl, 'the queue Redis');
+      const redis = await connectOnce(
+        queueRedisConnection(config.flusher),
+        'the queue Redis',
+        QUEUE_REDIS_TLS,
+      );
       const failed = await listFailedWrites({ config, limit, redis }).finally(() => redis.disconnect());
       if (json) writeLine(io.stdout, JSON.stringify(failed, null, 2));
       else if (failed.length === 0) writeLine(io.stdout, 'no failed writes');
@@ -195,7 +204,11 @@ writes: re-queues failed write-behind jobs; each writes the row's latest pending
       refuseSelectorsForWrites(options, command);
       if (!config.flusher)
         throw new UsageError('--source writes needs a flusher section in the config', command);
-      const redis = await connectOnce(config.flusher.queueRedisUrl, 'the queue Redis');
+      const redis = await connectOnce(
+        queueRedisConnection(config.flusher),
+        'the queue Redis',
+        QUEUE_REDIS_TLS,
+      );
       const { redriven } = await redriveFailedWrites({
         config,
         redis,
@@ -244,7 +257,7 @@ writes: re-queues failed write-behind jobs; each writes the row's latest pending
       io,
       'interrupted: rows not yet redriven stay in the table; run the same command again to resume',
     );
-    const client = await connectDeadLetterTable(where.url);
+    const client = await connectDeadLetterTable(where.database);
     try {
       const result = await redriveTableDeadLetters({
         config,

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type pg from 'pg';
-import { parseConfigText } from '@walpurge/config';
+import { parseConfigText, redisTlsOptions } from '@walpurge/config';
 import { createLogger, sleep } from '@walpurge/core';
 import { compileRules } from '@walpurge/rules';
 import { readFile } from 'node:fs/promises';
@@ -184,7 +184,7 @@ within ${READY_TIMEOUT_MS / 1000} s.`,
       redisUrl = redisConfig.url;
       demoPrefix = redisConfig.keyPrefix;
 
-      db = await connectDatabase(database.url);
+      db = await connectDatabase(database);
       if (database.url !== stack.startedDatabaseUrl) {
         const footprint = await demoFootprint(db, database.slot, database.publication);
         // Someone else's slot or publication (or one a killed demo left behind) is never taken over.
@@ -214,7 +214,7 @@ within ${READY_TIMEOUT_MS / 1000} s.`,
       if (!config.cdn)
         say("  no cdn section: the rules' CDN entries are computed (see walpurge explain) but not sent");
 
-      redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3 });
+      redis = new Redis(config.redis.url, { ...redisTlsOptions(config.redis), maxRetriesPerRequest: 3 });
       redis.on('error', () => {});
       const report = new InvalidationReport(
         say,

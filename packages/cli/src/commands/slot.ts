@@ -67,7 +67,7 @@ is refused.`,
       }))
     )
       return ExitCode.Failure;
-    const client = await connectDatabase(config.database.url);
+    const client = await connectDatabase(config.database);
     try {
       const found = await client.query<{ active: boolean; active_pid: number | null }>(
         'SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = $1',

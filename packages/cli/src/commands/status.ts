@@ -136,7 +136,7 @@ that cannot be reached otherwise are reported, not fatal.`,
   async run({ io, options }) {
     const { config } = await loadCliConfig(options, io);
     if (!config.database) throw new UsageError('the config has no database section', 'status');
-    const client = await connectDatabase(config.database.url);
+    const client = await connectDatabase(config.database);
     let slot: SlotStatus;
     let deadLetterTable: DeadLetterTableStatus | null = null;
     let cdnQueue: Status['cdnQueue'] = null;

@@ -102,7 +102,7 @@ warning with the command that fixes it; unreachable brokers are a warning.`,
     if (options['offline'] === true) live = 'skipped (--offline)';
     else if (config.database) {
       const offlineProblems = problems.length;
-      const client = await connectDatabase(config.database.url);
+      const client = await connectDatabase(config.database);
       try {
         const catalog = await loadTableCatalog(
           client,

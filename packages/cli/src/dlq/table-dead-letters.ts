@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { WalpurgeConfig } from '@walpurge/config';
+import { pgConnectionOptions, type DatabaseConnection, type WalpurgeConfig } from '@walpurge/config';
 import { createMetricsRegistry, errorMessage, isWalpurgeError, type Logger } from '@walpurge/core';
 import {
   createInvalidator,
@@ -52,8 +52,8 @@ function entryOfLetter(id: string, letter: DeadLetter): DeadLetterEntry {
   };
 }
 
-export async function connectDeadLetterTable(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, application_name: 'walpurge-dlq' });
+export async function connectDeadLetterTable(database: DatabaseConnection): Promise<pg.Client> {
+  const client = new pg.Client({ ...pgConnectionOptions(database), application_name: 'walpurge-dlq' });
   await client.connect();
   return client;
 }

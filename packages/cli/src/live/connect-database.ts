@@ -1,28 +1,28 @@
 import pg from 'pg';
-import { ErrorCode, WalpurgeError, errorMessage, redactSecrets, sqlState } from '@walpurge/core';
+import { databaseAddress, pgConnectionOptions, type DatabaseConnection } from '@walpurge/config';
+import {
+  DATABASE_TLS,
+  ErrorCode,
+  WalpurgeError,
+  tlsError,
+  errorMessage,
+  redactSecrets,
+  sqlState,
+} from '@walpurge/core';
 import { connectionReason } from './connection-errors.js';
 
-/** host:port/db of a connection URL, password-free, for messages. */
-export function describeDatabase(url: string): string {
-  try {
-    const parsed = new URL(url);
-    const db = parsed.pathname.replace(/^\//, '') || '(default db)';
-    return `${parsed.hostname}:${parsed.port || '5432'}/${db}`;
-  } catch {
-    return redactSecrets(url);
-  }
-}
+export { databaseAddress as describeDatabase } from '@walpurge/config';
 
 /**
  * Opens one connection for an operator command. Failure is a single-line WalpurgeError
  * ("cannot reach PostgreSQL at host:port/db: connection refused"), never a driver stack trace.
  */
 export async function connectDatabase(
-  url: string,
+  database: DatabaseConnection,
   options: { timeoutMs?: number; /** Startup `options` (`-c name=value …`). */ sessionOptions?: string } = {},
 ): Promise<pg.Client> {
   const client = new pg.Client({
-    connectionString: url,
+    ...pgConnectionOptions(database),
     connectionTimeoutMillis: options.timeoutMs ?? 5_000,
     application_name: 'walpurge-cli',
     ...(options.sessionOptions ? { options: options.sessionOptions } : {}),
@@ -33,13 +33,18 @@ export async function connectDatabase(
     await client.connect();
   } catch (error) {
     await client.end().catch(() => {});
-    throw new WalpurgeError(
-      ErrorCode.DatabaseUnreachable,
-      `cannot reach PostgreSQL at ${describeDatabase(url)}: ${databaseFailureReason(error)}`,
-      {
-        retriable: true,
-        cause: error,
-      },
+    const address = databaseAddress(database.url);
+    throw (
+      tlsError(error, ErrorCode.DatabaseUnreachable, {
+        what: 'PostgreSQL',
+        address,
+        settings: DATABASE_TLS,
+      }) ??
+      new WalpurgeError(
+        ErrorCode.DatabaseUnreachable,
+        `cannot reach PostgreSQL at ${address}: ${databaseFailureReason(error)}`,
+        { retriable: true, cause: error },
+      )
     );
   }
   return client;

@@ -1,6 +1,6 @@
 import { Kafka, logLevel } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { WalpurgeError } from '@walpurge/core';
+import { QUEUE_REDIS_TLS, WalpurgeError } from '@walpurge/core';
 import { freePort } from '@walpurge/testing';
 import { asConnectionError } from './connection-errors.js';
 import { connectOnce } from './queue-redis.js';
@@ -34,7 +34,11 @@ describe('connection failures as one operator line', () => {
 
   it('a Redis that is not there fails at once, naming the address and not the password', async () => {
     const port = await freePort();
-    const error = await connectOnce(`redis://:s3cret@127.0.0.1:${port}`, 'the queue Redis').then(
+    const error = await connectOnce(
+      { url: `redis://:s3cret@127.0.0.1:${port}` },
+      'the queue Redis',
+      QUEUE_REDIS_TLS,
+    ).then(
       () => undefined,
       (failure: unknown) => failure,
     );

@@ -1,4 +1,13 @@
-import { ErrorCode, WalpurgeError, errorMessage, redactSecrets } from '@walpurge/core';
+import {
+  ErrorCode,
+  WalpurgeError,
+  errorChain,
+  tlsError,
+  errorMessage,
+  redactSecrets,
+  type TlsAttempt,
+  type TlsSettings,
+} from '@walpurge/core';
 
 const REASONS: Record<string, string> = {
   ECONNREFUSED: 'connection refused',
@@ -15,24 +24,10 @@ interface Failure {
   port?: unknown;
   broker?: unknown;
   name?: unknown;
-  cause?: unknown;
-  errors?: unknown;
 }
 
-/** The error and its causes (kafkajs wraps twice, AggregateError holds one per address tried). */
-function chain(error: unknown): Failure[] {
-  const out: Failure[] = [];
-  const queue: unknown[] = [error];
-  while (queue.length > 0 && out.length < 10) {
-    const next = queue.shift();
-    if (typeof next !== 'object' || next === null) continue;
-    const failure = next as Failure;
-    out.push(failure);
-    if (failure.cause) queue.push(failure.cause);
-    if (Array.isArray(failure.errors)) queue.push(...(failure.errors as unknown[]));
-  }
-  return out;
-}
+// kafkajs wraps twice, AggregateError holds one per address tried.
+const chain = (error: unknown): Failure[] => errorChain<Failure>(error);
 
 /** "connection refused" for a socket error anywhere in the chain, else undefined. */
 export function connectionReason(error: unknown): string | undefined {
@@ -82,8 +77,22 @@ export async function connectKafka(
   }
 }
 
-export function redisUnavailable(error: unknown, what: string, address?: string): WalpurgeError {
+export function redisUnavailable(
+  error: unknown,
+  what: string,
+  address: string | undefined,
+  tlsSettings: TlsSettings,
+  { attempt }: { attempt?: TlsAttempt } = {},
+): WalpurgeError {
   const where = address ?? socketAddress(error) ?? 'the configured address';
+  const settings = tlsSettings;
+  const tls = tlsError(error, ErrorCode.RedisUnavailable, {
+    what,
+    address: where,
+    settings,
+    ...(attempt ? { attempt } : {}),
+  });
+  if (tls) return tls;
   const reason = connectionReason(error) ?? redactSecrets(errorMessage(error).split('\n')[0] ?? '');
   return new WalpurgeError(ErrorCode.RedisUnavailable, `cannot reach ${what} at ${where}: ${reason}`, {
     retriable: true,

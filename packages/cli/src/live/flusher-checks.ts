@@ -1,8 +1,21 @@
 import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { describeWriteTable } from '@walpurge/write-behind';
-import type { ConfigProblem, WalpurgeConfig } from '@walpurge/config';
-import { errorMessage, isWalpurgeError, redactSecrets } from '@walpurge/core';
+import {
+  queueRedisConnection,
+  redisTlsAttempt,
+  redisTlsOptions,
+  type ConfigProblem,
+  type WalpurgeConfig,
+} from '@walpurge/config';
+import {
+  QUEUE_REDIS_TLS,
+  describeTlsFailure,
+  errorMessage,
+  isWalpurgeError,
+  redactSecrets,
+} from '@walpurge/core';
+import { describeRedis } from './queue-redis.js';
 import { inspectQueueRedis } from '@walpurge/flusher';
 
 type ProblemAt = (path: ReadonlyArray<PropertyKey>, message: string) => ConfigProblem;
@@ -71,21 +84,31 @@ export async function queueRedisProblems(
   const flusher = config.flusher;
   if (!flusher || flusher.allowUnsafeRedis) return [];
   const redis = new Redis(flusher.queueRedisUrl, {
+    ...redisTlsOptions(queueRedisConnection(flusher)),
     lazyConnect: true,
     maxRetriesPerRequest: 0,
     connectTimeout: 5_000,
     retryStrategy: () => null,
   });
-  redis.on('error', () => undefined);
+  // Without retries, connect() rejects with "Connection is closed."; the socket error says why.
+  let socketError: unknown;
+  redis.on('error', (error: unknown) => (socketError ??= error));
   try {
     await redis.connect();
     const { problems } = await inspectQueueRedis(redis);
     return problems.map((problem) => problemAt(['flusher', 'queueRedisUrl'], `queue Redis: ${problem}`));
   } catch (error) {
+    const tls = describeTlsFailure(
+      socketError ?? error,
+      'the queue Redis',
+      describeRedis(flusher.queueRedisUrl),
+      QUEUE_REDIS_TLS,
+      redisTlsAttempt(queueRedisConnection(flusher)),
+    );
     return [
       problemAt(
-        ['flusher', 'queueRedisUrl'],
-        `queue Redis unreachable: ${redactSecrets(errorMessage(error))}`,
+        ['flusher', tls && flusher.queueRedisTls ? 'queueRedisTls' : 'queueRedisUrl'],
+        tls ?? `queue Redis unreachable: ${redactSecrets(errorMessage(socketError ?? error))}`,
       ),
     ];
   } finally {

@@ -1,22 +1,21 @@
 import { Redis } from 'ioredis';
+import { redisAddress, redisTlsAttempt, redisTlsOptions, type RedisConnection } from '@walpurge/config';
+import type { TlsSettings } from '@walpurge/core';
 import { redisUnavailable } from './connection-errors.js';
 
-/** host:port of a Redis URL, password-free, for messages. */
-export function describeRedis(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.hostname}:${parsed.port || '6379'}`;
-  } catch {
-    return 'the configured address';
-  }
-}
+export { redisAddress as describeRedis } from '@walpurge/config';
 
 /**
  * One connection for a one-shot operator command: fails fast with a one-line error instead of
  * ioredis' default of reconnecting (and queueing commands) forever.
  */
-export async function connectOnce(url: string, what: string): Promise<Redis> {
-  const redis = new Redis(url, {
+export async function connectOnce(
+  connection: RedisConnection,
+  what: string,
+  tlsSettings: TlsSettings,
+): Promise<Redis> {
+  const redis = new Redis(connection.url, {
+    ...redisTlsOptions(connection),
     lazyConnect: true,
     connectTimeout: 3_000,
     maxRetriesPerRequest: 1,
@@ -29,7 +28,9 @@ export async function connectOnce(url: string, what: string): Promise<Redis> {
     await redis.connect();
   } catch (error) {
     redis.disconnect();
-    throw redisUnavailable(socketError ?? error, what, describeRedis(url));
+    throw redisUnavailable(socketError ?? error, what, redisAddress(connection.url), tlsSettings, {
+      attempt: redisTlsAttempt(connection),
+    });
   }
   return redis;
 }

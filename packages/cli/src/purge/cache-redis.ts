@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
-import type { RedisConfig } from '@walpurge/config';
-import type { Logger } from '@walpurge/core';
+import { redisTlsAttempt, type RedisConfig } from '@walpurge/config';
+import { REDIS_TLS, type Logger } from '@walpurge/core';
 import { connectRedis } from '@walpurge/invalidator';
 import { redisUnavailable } from '../live/connection-errors.js';
 import { describeRedis } from '../live/queue-redis.js';
@@ -21,7 +21,9 @@ export async function openCacheRedis(config: RedisConfig, logger: Logger): Promi
     return client;
   } catch (error) {
     client.disconnect();
-    throw redisUnavailable(socketError ?? error, 'the cache Redis', describeRedis(config.url));
+    throw redisUnavailable(socketError ?? error, 'the cache Redis', describeRedis(config.url), REDIS_TLS, {
+      attempt: redisTlsAttempt(config),
+    });
   } finally {
     client.off('error', onError);
   }

@@ -172,7 +172,7 @@ export async function purgeTable(options: PurgeTableOptions): Promise<PurgeTable
   const [schema, table] = qualified.split('.') as [string, string];
   const where = options.where?.trim() ? options.where.trim() : undefined;
   // Read-only: --where is the user's SQL, and this command never writes to the database.
-  const client: pg.Client = await connectDatabase(config.database.url, {
+  const client: pg.Client = await connectDatabase(config.database, {
     sessionOptions: `${REPLICATION_SESSION_OPTIONS} -c default_transaction_read_only=on`,
   });
   let purgers: Purger[] = [];

@@ -55,7 +55,7 @@ export interface ResetSlotResult {
 export async function resetSlot(options: ResetSlotOptions): Promise<ResetSlotResult> {
   const { database } = options;
   const progress = options.onProgress ?? ((): void => {});
-  const client = await connectDatabase(database.url);
+  const client = await connectDatabase(database);
   try {
     const { rows } = await client.query<{ database: string; version: number }>(
       "SELECT current_database() AS database, current_setting('server_version_num')::int AS version",

@@ -1,5 +1,6 @@
 import { writeBehindLayout } from '@walpurge/write-behind';
-import type { WalpurgeConfig } from '@walpurge/config';
+import { queueRedisConnection, type WalpurgeConfig } from '@walpurge/config';
+import { QUEUE_REDIS_TLS } from '@walpurge/core';
 import { listFailedWrites } from '@walpurge/flusher';
 import { connectOnce } from '../live/queue-redis.js';
 
@@ -21,7 +22,7 @@ export async function readWriteBehindStatus(
 ): Promise<WriteBehindStatus | null> {
   if (!config.flusher) return null;
   const layout = writeBehindLayout(config.flusher.keyPrefix);
-  const redis = await connectOnce(config.flusher.queueRedisUrl, 'the queue Redis');
+  const redis = await connectOnce(queueRedisConnection(config.flusher), 'the queue Redis', QUEUE_REDIS_TLS);
   try {
     const [pending, oldest] = await Promise.all([
       redis.zcard(layout.index),

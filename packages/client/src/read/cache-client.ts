@@ -68,7 +68,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
   const ownsRedis = typeof options.redis === 'string';
   const redis =
     typeof options.redis === 'string'
-      ? connectCacheRedis(options.redis, options.cluster ?? false, settings.redisTimeoutMs)
+      ? connectCacheRedis({ url: options.redis }, options.cluster ?? false, settings.redisTimeoutMs)
       : options.redis;
   if (ownKeyPrefix(redis)) {
     throw new WalpurgeError(

@@ -1,14 +1,16 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { redisClusterSeed, redisTlsOptions, type RedisConnection } from '@walpurge/config';
 
 /** The cache Redis: one server, or a Redis Cluster (`redis.cluster: true` in walpurge.yaml). */
 export type CacheRedis = Redis | Cluster;
 
 /**
  * A connection the client owns, from a URL: a standalone server, or (cluster) a seed node from
- * which the rest of the cluster is discovered. Credentials and TLS in the URL apply to every node.
+ * which the rest of the cluster is discovered. Credentials in the URL and TLS (rediss://, `redis.tls`)
+ * apply to every node.
  */
 export function connectCacheRedis(
-  url: string,
+  connection: RedisConnection,
   cluster: boolean,
   timeoutMs: number,
   /** offlineQueue: queue commands while connecting (writers) instead of failing them (readers fail open). */
@@ -21,16 +23,11 @@ export function connectCacheRedis(
     enableOfflineQueue: offlineQueue,
     connectionName: 'walpurge-client',
   };
-  if (!cluster) return new Redis(url, options);
-  const parsed = new URL(url);
-  return new Cluster([{ host: parsed.hostname, port: Number(parsed.port || 6379) }], {
+  if (!cluster) return new Redis(connection.url, { ...options, ...redisTlsOptions(connection) });
+  const { seed, redisOptions } = redisClusterSeed(connection);
+  return new Cluster([seed], {
     enableOfflineQueue: offlineQueue,
-    redisOptions: {
-      ...options,
-      ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
-      ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
-      ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
-    },
+    redisOptions: { ...options, ...redisOptions },
   });
 }
 

@@ -3,7 +3,12 @@ import { Redis } from 'ioredis';
 import { connectCacheRedis, type CacheRedis } from '../read/cache-redis.js';
 import pg from 'pg';
 import { ErrorCode, WalpurgeError, errorMessage } from '@walpurge/core';
-import type { WalpurgeConfig } from '@walpurge/config';
+import {
+  pgConnectionOptions,
+  queueRedisConnection,
+  redisTlsOptions,
+  type WalpurgeConfig,
+} from '@walpurge/config';
 import type { Serializer } from '../read/serializer.js';
 import { CacheWriter, type EntryLifetime } from './cache-writer.js';
 import { jitteredTtlMs } from '../read/xfetch.js';
@@ -508,13 +513,14 @@ export function createWriteClientFromConfig(
   const { rowKeys, withDatabase, ...rest } = options;
   const keys = options.keys ?? (rowKeys ? keysFromRules(config, rowKeys) : undefined);
   const cacheRedis = config.redis.cluster
-    ? connectCacheRedis(config.redis.url, true, 0, { offlineQueue: true })
-    : new Redis(config.redis.url, { lazyConnect: false });
-  const queueRedis = new Redis(flusher.queueRedisUrl, { maxRetriesPerRequest: null });
+    ? connectCacheRedis(config.redis, true, 0, { offlineQueue: true })
+    : new Redis(config.redis.url, { ...redisTlsOptions(config.redis), lazyConnect: false });
+  const queueRedis = new Redis(flusher.queueRedisUrl, {
+    ...redisTlsOptions(queueRedisConnection(flusher)),
+    maxRetriesPerRequest: null,
+  });
   const pool =
-    withDatabase !== false && config.database
-      ? new pg.Pool({ connectionString: config.database.url })
-      : undefined;
+    withDatabase !== false && config.database ? new pg.Pool(pgConnectionOptions(config.database)) : undefined;
   return new WriteClient({
     ...rest,
     ...(keys ? { keys } : {}),

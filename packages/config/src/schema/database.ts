@@ -1,11 +1,18 @@
 import { z } from 'zod';
+import { databaseSslProblems } from '../connections/pg-connection.js';
 import { PostgresIdentifier, milliseconds, positiveInt, qualifiedName } from './common.js';
+import { DatabaseSslConfig } from './database-ssl.js';
 
-export const DatabaseConfig = z.strictObject({
+const DatabaseFields = z.strictObject({
   url: z
     .string()
     .min(1)
-    .describe('PostgreSQL connection URL (the role needs REPLICATION). Usually ${DATABASE_URL}.'),
+    .describe(
+      'PostgreSQL connection URL (the role needs REPLICATION). Usually ${DATABASE_URL}. Its sslmode, sslrootcert, sslcert and sslkey are honoured as `ssl` says.',
+    ),
+  ssl: DatabaseSslConfig.optional().describe(
+    'TLS to PostgreSQL (every connection: replication, side pools, the flusher, the CLI). Combines with the TLS parameters of `url`; a value set in both places must be the same.',
+  ),
   slot: PostgresIdentifier.default('walpurge').describe(
     'Logical replication slot walpurge reads from; created when missing.',
   ),
@@ -64,5 +71,10 @@ export const DatabaseConfig = z.strictObject({
     .describe(
       'Inline transport: table (created when missing) holding CDN purges still to do, one row per event and CDN provider, written before the LSN is acknowledged. Keep it out of the publication.',
     ),
+});
+
+export const DatabaseConfig = DatabaseFields.superRefine((database, ctx) => {
+  for (const [field, message] of databaseSslProblems(database))
+    ctx.addIssue({ code: 'custom', path: field.split('.'), message });
 });
 export type DatabaseConfig = z.infer<typeof DatabaseConfig>;

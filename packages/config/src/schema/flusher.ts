@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PostgresIdentifier, milliseconds, positiveInt, qualifiedName } from './common.js';
+import { RedisTlsConfig, redisTlsProblem } from './tls.js';
 
 /**
  * Defaults the flusher shares with the code that must agree with it without reading its section:
@@ -13,14 +14,16 @@ export const WRITE_BEHIND_DEFAULTS = {
   replicationOrigin: 'walpurge_write_behind',
 } as const;
 
-/** The write-behind flusher: BullMQ queue on a data-keeping Redis → batched, version-guarded upserts. */
-export const FlusherConfig = z.strictObject({
+const FlusherFields = z.strictObject({
   queueRedisUrl: z
     .string()
     .min(1)
     .describe(
-      'Redis holding the write-behind queue and pending writes. Must keep data (maxmemory-policy noeviction, appendonly yes); never the LRU cache Redis.',
+      'Redis holding the write-behind queue and pending writes (redis:// or rediss:// for TLS). Must keep data (maxmemory-policy noeviction, appendonly yes); never the LRU cache Redis.',
     ),
+  queueRedisTls: RedisTlsConfig.optional().describe(
+    'TLS to the queue Redis, as `redis.tls`. Needs a rediss:// `queueRedisUrl`.',
+  ),
   allowUnsafeRedis: z
     .boolean()
     .default(false)
@@ -156,6 +159,12 @@ export const FlusherConfig = z.strictObject({
   metricsIntervalMs: milliseconds
     .default(5_000)
     .describe('How often queue depth and oldest pending age are refreshed.'),
+});
+
+/** The write-behind flusher: BullMQ queue on a data-keeping Redis → batched, version-guarded upserts. */
+export const FlusherConfig = FlusherFields.superRefine((flusher, ctx) => {
+  const problem = redisTlsProblem(flusher.queueRedisUrl, flusher.queueRedisTls);
+  if (problem) ctx.addIssue({ code: 'custom', path: ['queueRedisTls'], message: problem });
 });
 export type FlusherConfig = z.infer<typeof FlusherConfig>;
 export type FlusherConfigInput = z.input<typeof FlusherConfig>;

@@ -10,6 +10,8 @@ import { CdnConfig } from './cdn.js';
 
 export * from './common.js';
 export * from './database.js';
+export * from './database-ssl.js';
+export * from './tls.js';
 export * from './kafka.js';
 export * from './redis.js';
 export * from './http.js';

@@ -2,7 +2,14 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createWriteClient, type WriteClient } from '@walpurge/client/write';
 import { writeBehindLayout } from '@walpurge/write-behind';
-import { WalpurgeConfig, type FlusherConfigInput } from '@walpurge/config';
+import {
+  WalpurgeConfig,
+  pgConnectionOptions,
+  queueRedisConnection,
+  redisTlsOptions,
+  type DatabaseSslConfig,
+  type FlusherConfigInput,
+} from '@walpurge/config';
 import { createLogger, createMetricsRegistry, type Registry, type Service } from '@walpurge/core';
 import { createIsolatedDatabase, uniqueName, waitFor, type IsolatedDatabase } from '@walpurge/testing';
 import { createFlusher } from '../flusher.js';
@@ -21,6 +28,8 @@ export interface FixtureOptions {
   flusher?: Partial<FlusherConfigInput>;
   /** Use this database instead of creating an isolated one. */
   databaseUrl?: string;
+  /** `database.ssl` of the config; the fixture's own pool connects with it too. */
+  databaseSsl?: DatabaseSslConfig;
 }
 
 export interface Fixture {
@@ -51,7 +60,7 @@ export function flusherConfig(
   overrides: Partial<FlusherConfigInput> = {},
 ): WalpurgeConfig {
   return WalpurgeConfig.parse({
-    database: { url: databaseUrl },
+    database: { url: databaseUrl, ...(options.databaseSsl ? { ssl: options.databaseSsl } : {}) },
     redis: { url: options.cacheRedisUrl, keyPrefix: `${prefix}:cache:` },
     log: { level: 'warn' },
     flusher: {
@@ -76,10 +85,13 @@ export async function createFixture(options: FixtureOptions): Promise<Fixture> {
   const databaseUrl = options.databaseUrl ?? db!.url;
   const prefix = uniqueName('wb');
   const config = flusherConfig(options, databaseUrl, prefix);
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
+  const pool = new pg.Pool({ ...pgConnectionOptions(config.database!), max: 4 });
   pool.on('error', () => undefined);
   const cache = new Redis(options.cacheRedisUrl);
-  const queue = new Redis(options.queueRedisUrl, { maxRetriesPerRequest: null });
+  const queue = new Redis(options.queueRedisUrl, {
+    ...redisTlsOptions(queueRedisConnection(config.flusher!)),
+    maxRetriesPerRequest: null,
+  });
   const layout = writeBehindLayout(config.flusher!.keyPrefix);
   const client = createWriteClient({
     cacheRedis: cache,

@@ -1,5 +1,5 @@
 import type { Kafka, Producer } from 'kafkajs';
-import type { CdnConfig, InvalidatorConfig } from '@walpurge/config';
+import type { CdnConfig, DatabaseSslConfig, InvalidatorConfig } from '@walpurge/config';
 import type { BackoffOptions, Logger, Registry } from '@walpurge/core';
 import type { CompiledRules } from '@walpurge/rules';
 import type { DeadLetterSink } from '../dead-letter/dead-letter-sink.js';
@@ -26,7 +26,7 @@ export type CdnQueueLocation =
       /** Where a CDN topic record that is not a change event goes (reason undecodable). */
       deadLetterTopic: DeadLetterQueue;
     }
-  | { kind: 'table'; url: string; table: string };
+  | { kind: 'table'; url: string; ssl?: DatabaseSslConfig | undefined; table: string };
 
 export interface CdnLanesOptions {
   queue: CdnQueueLocation;
@@ -106,6 +106,7 @@ export function createCdnLanes(options: CdnLanesOptions): CdnLanes {
   }
   const table = new PostgresCdnQueue({
     url: queue.url,
+    ssl: queue.ssl,
     table: queue.table,
     rules: options.rules,
     providers,

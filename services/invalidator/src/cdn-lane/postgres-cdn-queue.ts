@@ -15,6 +15,7 @@ import { decodeChangeEventV1, encodeChangeEvent, type ChangeEvent } from '@walpu
 import type { CompiledRules } from '@walpurge/rules';
 import type { Purger } from '../targets/purger.js';
 import { CdnQueueError, type CdnEnqueuer, type CdnQueueEntry } from './cdn-queue.js';
+import { pgConnectionOptions, type DatabaseSslConfig } from '@walpurge/config';
 
 export { stateTableSql as queueTableSql } from '../state-table-sql.js';
 
@@ -55,6 +56,7 @@ export interface LaneLock {
 
 export interface PostgresCdnQueueOptions {
   url: string;
+  ssl?: DatabaseSslConfig | undefined;
   table: string;
   rules: CompiledRules;
   /** The CDN purgers: a row is written per event and provider that has something to purge. */
@@ -83,7 +85,7 @@ export class PostgresCdnQueue implements CdnEnqueuer {
   constructor(private readonly options: PostgresCdnQueueOptions) {
     this.sql = stateTableSql(options.table);
     const settings = {
-      connectionString: options.url,
+      ...pgConnectionOptions(options),
       idleTimeoutMillis: 30_000,
       // Without it a connect to an unreachable database waits for the OS (minutes), stops included.
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
@@ -221,7 +223,7 @@ export class PostgresCdnQueue implements CdnEnqueuer {
    */
   async tryLaneLock(provider: string): Promise<LaneLock | undefined> {
     const client = new pg.Client({
-      connectionString: this.options.url,
+      ...pgConnectionOptions(this.options),
       application_name: 'walpurge-cdn-lane-lock',
       // This side notices a dead server after ~10 s idle plus the OS probes; the other side (the
       // server dropping a dead holder's lock) is bounded by its tcp_keepalives_* / tcp_user_timeout

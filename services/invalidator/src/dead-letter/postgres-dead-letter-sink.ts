@@ -14,6 +14,7 @@ import type { InvalidatorMetrics } from '../metrics.js';
 import type { DeadLetter, DeadLetterSink } from './dead-letter-sink.js';
 import { deadLetterTableSql, ensureDeadLetterTable } from './dead-letter-table.js';
 import { isTransientPgError } from './transient-pg-error.js';
+import { pgConnectionOptions, type DatabaseSslConfig } from '@walpurge/config';
 
 /** Kept of an error message in the row (the full one is logged). */
 const ERROR_CHARS = 2_000;
@@ -49,6 +50,7 @@ export async function insertDeadLetter(
 
 export interface PostgresDeadLetterSinkOptions {
   url: string;
+  ssl?: DatabaseSslConfig | undefined;
   /** `database.deadLetterTable`. */
   table: string;
   metrics: InvalidatorMetrics;
@@ -69,7 +71,7 @@ export class PostgresDeadLetterSink implements DeadLetterSink {
 
   constructor(private readonly options: PostgresDeadLetterSinkOptions) {
     this.pool = new pg.Pool({
-      connectionString: options.url,
+      ...pgConnectionOptions(options),
       application_name: 'walpurge-dead-letters',
       // Refusals are rare: one connection, kept only while in use.
       max: 2,

@@ -1,4 +1,4 @@
-import { ErrorCode, WalpurgeError, errorMessage, sqlState } from '@walpurge/core';
+import { DATABASE_TLS, ErrorCode, WalpurgeError, tlsError, errorMessage, sqlState } from '@walpurge/core';
 
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED',
@@ -16,9 +16,17 @@ const CONNECTION_CODES = new Set([
  */
 export function classifyPgError(
   error: unknown,
-  context: { slot: string; publication: string },
+  context: { slot: string; publication: string; /** host:port, for TLS failures. */ address?: string },
 ): WalpurgeError {
   if (error instanceof WalpurgeError) return error;
+  // A certificate problem is configuration: retrying cannot help, so the start fails with it.
+  const address = context.address ?? 'database.url';
+  const tls = tlsError(error, ErrorCode.DatabaseUnreachable, {
+    what: 'PostgreSQL',
+    address,
+    settings: DATABASE_TLS,
+  });
+  if (tls) return tls;
   const state = sqlState(error);
   const message = errorMessage(error);
   const nodeCode = error && typeof error === 'object' && 'code' in error ? String(error.code) : undefined;

@@ -25,6 +25,7 @@ import {
 } from './slot-history.js';
 import { formatTableName, type TableName } from './table-names.js';
 import { checkStatusInterval, readWalSenderTimeoutMs } from './wal-sender-timeout.js';
+import { databaseAddress, pgConnectionOptions } from '@walpurge/config';
 
 export interface PreparedDatabase {
   database: string;
@@ -60,9 +61,13 @@ export interface PrepareOptions {
  */
 export async function prepareDatabase(options: PrepareOptions): Promise<PreparedDatabase> {
   const { config, logger } = options;
-  const context = { slot: config.slot, publication: config.publication };
+  const context = {
+    slot: config.slot,
+    publication: config.publication,
+    address: databaseAddress(config.url),
+  };
   const client = new pg.Client({
-    connectionString: config.url,
+    ...pgConnectionOptions(config),
     application_name: 'walpurge-listener-setup',
     connectionTimeoutMillis: 10_000,
     keepAlive: true,

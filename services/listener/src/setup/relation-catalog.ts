@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { settlesWithin } from '@walpurge/core';
 import type { TableName } from './table-names.js';
+import { pgConnectionOptions, type DatabaseConnection } from '@walpurge/config';
 
 /** Longest a catalog lookup may take before the session ends with its error (and reconnects). */
 const CATALOG_QUERY_TIMEOUT_MS = 10_000;
@@ -64,7 +65,7 @@ export class RelationCatalog {
   private query = '';
 
   constructor(
-    private readonly url: string,
+    private readonly connection: DatabaseConnection,
     private readonly publication: string,
   ) {}
 
@@ -99,7 +100,7 @@ export class RelationCatalog {
     if (this.client) return Promise.resolve(this.client);
     this.connecting ??= (async () => {
       const client = new pg.Client({
-        connectionString: this.url,
+        ...pgConnectionOptions(this.connection),
         application_name: 'walpurge-listener-catalog',
         connectionTimeoutMillis: 10_000,
         // A hung lookup holds the replication socket paused: it must fail as itself (and the session

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { settlesWithin } from '@walpurge/core';
+import { pgConnectionOptions, type DatabaseConnection } from '@walpurge/config';
 
 /** Longest a query on a side connection may take; past it the query fails with its own error. */
 const SIDE_QUERY_TIMEOUT_MS = 10_000;
@@ -11,9 +12,9 @@ const SIDE_CLOSE_MS = 1000;
  * (failover, network partition) must neither hold a query until TCP gives up, some 15 minutes
  * later (TCP keepalive, query_timeout), nor hold the listener's stop or reconnect (closeSidePool).
  */
-export function sidePool(url: string, applicationName: string): pg.Pool {
+export function sidePool(connection: DatabaseConnection, applicationName: string): pg.Pool {
   const pool = new pg.Pool({
-    connectionString: url,
+    ...pgConnectionOptions(connection),
     max: 1,
     application_name: applicationName,
     idleTimeoutMillis: 30_000,

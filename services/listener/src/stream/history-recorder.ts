@@ -2,9 +2,10 @@ import type pg from 'pg';
 import { ErrorCode, WalpurgeError, errorMessage, type Logger } from '@walpurge/core';
 import { closeSidePool, sidePool } from '../setup/side-pool.js';
 import { recordDurableLsn } from '../setup/slot-history.js';
+import type { DatabaseConnection } from '@walpurge/config';
 
 export interface HistoryRecorderOptions {
-  url: string;
+  connection: DatabaseConnection;
   table: string;
   slot: string;
   systemIdentifier: string;
@@ -41,7 +42,7 @@ export class HistoryRecorder {
   constructor(private readonly options: HistoryRecorderOptions) {
     this.value = options.recorded;
     this.wanted = options.recorded;
-    this.pool = sidePool(options.url, 'walpurge-listener-history');
+    this.pool = sidePool(options.connection, 'walpurge-listener-history');
   }
 
   /** Highest position that may be reported to the slot. */

@@ -20,9 +20,10 @@ import { AckPipeline } from './ack-pipeline.js';
 import { chunkByteLimit, pendingEventBytes } from './pending-bytes.js';
 import { assertSupportedLibrary, replicationSocket, type ReplicationSocket } from './replication-socket.js';
 import { SilenceWatchdog } from './silence-watchdog.js';
+import { pgConnectionOptions, type DatabaseConnection } from '@walpurge/config';
 
 export interface SessionOptions {
-  url: string;
+  connection: DatabaseConnection;
   slot: string;
   publication: string;
   /** Last durable LSN: streaming resumes here (PostgreSQL uses the later of it and the slot's). */
@@ -142,7 +143,7 @@ export class ReplicationSession {
       types: new TypeConverters(options.prepared.types),
       primaryKeys: options.prepared.primaryKeys,
     });
-    this.catalog = new RelationCatalog(options.url, options.publication);
+    this.catalog = new RelationCatalog(options.connection, options.publication);
     this.pipeline = new AckPipeline({
       sink: options.sink,
       maxConcurrent: options.maxConcurrentPublishes,
@@ -165,7 +166,7 @@ export class ReplicationSession {
 
     const service = new LogicalReplicationService(
       {
-        connectionString: options.url,
+        ...pgConnectionOptions(options.connection),
         application_name: 'walpurge-listener',
         options: REPLICATION_SESSION_OPTIONS,
         // Lets the kernel notice a dead peer while we send nothing; the watchdog covers the rest.

@@ -2,9 +2,10 @@ import type pg from 'pg';
 import { errorMessage, type Logger } from '@walpurge/core';
 import type { SessionMetrics } from '../metrics.js';
 import { closeSidePool, sidePool } from '../setup/side-pool.js';
+import type { DatabaseConnection } from '@walpurge/config';
 
 export interface SlotMonitorOptions {
-  url: string;
+  connection: DatabaseConnection;
   slot: string;
   pollIntervalMs: number;
   /** 0 = no heartbeats. */
@@ -26,7 +27,7 @@ export class SlotMonitor {
   private stopped = false;
 
   constructor(private readonly options: SlotMonitorOptions) {
-    this.pool = sidePool(options.url, 'walpurge-listener-monitor');
+    this.pool = sidePool(options.connection, 'walpurge-listener-monitor');
   }
 
   start(): void {

@@ -1,6 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '@walpurge/core';
-import type { RedisConfig } from '@walpurge/config';
+import { redisClusterSeed, redisTlsOptions, type RedisConfig } from '@walpurge/config';
 
 /**
  * The cache Redis. Commands fail fast while it is unreachable (the purge loop owns retries and
@@ -16,18 +16,10 @@ export function connectRedis(config: RedisConfig, logger: Logger): Redis | Clust
   };
   let client: Redis | Cluster;
   if (config.cluster) {
-    const url = new URL(config.url);
-    client = new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
-      enableAutoPipelining: true,
-      redisOptions: {
-        ...base,
-        ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
-        ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
-        ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
-      },
-    });
+    const { seed, redisOptions } = redisClusterSeed(config);
+    client = new Cluster([seed], { enableAutoPipelining: true, redisOptions: { ...base, ...redisOptions } });
   } else {
-    client = new Redis(config.url, base);
+    client = new Redis(config.url, { ...base, ...redisTlsOptions(config) });
   }
   let lastLogged = 0;
   client.on('error', (error: unknown) => {

@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { DATABASE_TLS, REDIS_TLS, describeTlsFailure, tlsFailure } from './tls-errors.js';
+
+/** The shape of what node:tls raises: an Error with an OpenSSL or Node code. */
+function tlsSocketError(code: string, message = code): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+describe('TLS failures as one line', () => {
+  it('names the reason and the option to change, through wrapping causes', () => {
+    const wrapped = new Error('connect failed', { cause: tlsSocketError('CERT_HAS_EXPIRED') });
+    expect(describeTlsFailure(wrapped, 'PostgreSQL', 'db:5432/app', DATABASE_TLS)).toBe(
+      "TLS to PostgreSQL at db:5432/app failed: the server's certificate has expired; renew the server's certificate",
+    );
+    expect(
+      describeTlsFailure(
+        tlsSocketError('DEPTH_ZERO_SELF_SIGNED_CERT'),
+        'the cache Redis',
+        'c:6380',
+        REDIS_TLS,
+      ),
+    ).toBe(
+      "TLS to the cache Redis at c:6380 failed: the server's certificate is not signed by a trusted CA (DEPTH_ZERO_SELF_SIGNED_CERT); set redis.tls.ca to the CA (or the provider's bundle) that signed the server's certificate",
+    );
+  });
+
+  it('leaves errors that are not about TLS alone', () => {
+    expect(tlsFailure(tlsSocketError('ECONNREFUSED'))).toBeUndefined();
+    // A reset counts only on a TLS connection without a client certificate.
+    expect(
+      tlsFailure(tlsSocketError('ECONNRESET'), { tls: false, clientCertificate: false }),
+    ).toBeUndefined();
+    expect(tlsFailure(tlsSocketError('ECONNRESET'), { tls: true, clientCertificate: true })).toBeUndefined();
+    expect(tlsFailure(tlsSocketError('ECONNRESET'), { tls: true, clientCertificate: false })?.kind).toBe(
+      'client-certificate',
+    );
+  });
+});
