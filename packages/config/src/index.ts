@@ -6,3 +6,4 @@ export * from './config-error.js';
 export * from './load-config.js';
 export * from './json-schema.js';
 export * from './cdn-plans.js';
+export * from './kafka-files.js';

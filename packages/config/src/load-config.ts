@@ -5,6 +5,7 @@ import { ErrorCode } from '@walpurge/core';
 import { ConfigError, formatPath, type ConfigProblem } from './config-error.js';
 import { substituteEnv, type SecretFileReader } from './env-substitution.js';
 import { crossSectionProblems, WalpurgeConfig } from './schema/index.js';
+import { resolveKafkaFiles } from './kafka-files.js';
 
 export interface LoadedConfig<T = WalpurgeConfig> {
   config: T;
@@ -190,6 +191,12 @@ export function parseConfigText<S extends z.ZodType = typeof WalpurgeConfig>(
       if (skipped.has(String(extra.path[0]))) continue;
       problems.push({ path: formatPath(extra.path), message: extra.message, ...locate(extra.path) });
     }
+  }
+  // Only once the section is valid: a path can only be checked when it is a string.
+  const kafka = result.success ? (result.data as { kafka?: WalpurgeConfig['kafka'] }).kafka : undefined;
+  if (kafka && typeof kafka === 'object' && 'brokers' in kafka) {
+    for (const extra of resolveKafkaFiles(kafka, file))
+      problems.push({ path: formatPath(extra.path), message: extra.message, ...locate(extra.path) });
   }
   if (!result.success || problems.length > 0) {
     problems.sort(byPosition);

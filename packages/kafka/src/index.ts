@@ -1,2 +1,3 @@
 export * from './kafka-client.js';
 export * from './topics.js';
+export * from './kafka-security.js';

@@ -1,11 +1,7 @@
-import kafkajs, {
-  type KafkaConfig as KafkaJsConfig,
-  type LogEntry,
-  type RetryOptions,
-  type SASLOptions,
-} from 'kafkajs';
+import kafkajs, { type KafkaConfig as KafkaJsConfig, type LogEntry, type RetryOptions } from 'kafkajs';
 import type { KafkaConfig } from '@walpurge/config';
-import type { Logger } from '@walpurge/core';
+import { REDACTED, redactDeep, type Logger } from '@walpurge/core';
+import { kafkaSecrets, saslOptions, tlsOptions, type OauthBearerProvider } from './kafka-security.js';
 
 const { Kafka, logLevel } = kafkajs;
 export type KafkaClient = InstanceType<typeof Kafka>;
@@ -17,15 +13,38 @@ export interface KafkaClientOptions {
   clientSuffix?: string;
   connectionTimeoutMs?: number;
   retry?: RetryOptions;
+  /**
+   * OAUTHBEARER tokens for library users who build them in code (kafkajs's contract: resolves to
+   * `{ value: token }`); wins over kafka.sasl.tokenProvider, and alone selects OAUTHBEARER.
+   */
+  oauthBearerProvider?: OauthBearerProvider;
+}
+
+/** Replaces every known secret value inside the strings of a log entry. */
+function scrubber(secrets: ReadonlySet<string>): (value: unknown) => unknown {
+  const scrub = (value: unknown): unknown => {
+    if (typeof value === 'string') {
+      let out = value;
+      for (const secret of secrets) out = out.split(secret).join(REDACTED);
+      return out;
+    }
+    if (Array.isArray(value)) return value.map(scrub);
+    if (value && typeof value === 'object')
+      return Object.fromEntries(Object.entries(redactDeep(value) as object).map(([k, v]) => [k, scrub(v)]));
+    return value;
+  };
+  return scrub;
 }
 
 /** kafkajs log entries into our pino logger; its chatty INFO lines become debug. */
-function kafkaLogCreator(logger: Logger) {
+function kafkaLogCreator(logger: Logger, secrets: ReadonlySet<string>) {
   const log = logger.child({ component: 'kafkajs' });
+  const scrub = scrubber(secrets);
   return () =>
     ({ namespace, level, log: entry }: LogEntry): void => {
-      const { message, ...extra } = entry;
-      const fields = { kafka: namespace, ...extra };
+      const { message: raw, ...extra } = entry;
+      const message = scrub(raw) as string;
+      const fields = { kafka: namespace, ...(scrub(extra) as object) };
       // The listener's sink limits retries on purpose (a failed send makes it replay from its durable
       // LSN: at-least-once, not exactly-once), so kafkajs's warning about it is noise for operators.
       if (typeof message === 'string' && message.startsWith('Limiting retries for the idempotent producer'))
@@ -42,22 +61,28 @@ function kafkaLogCreator(logger: Logger) {
  * brokers, TLS and SASL settings are read in one place.
  */
 export function createKafka(config: KafkaConfig, options: KafkaClientOptions = {}): KafkaClient {
+  const secrets = new Set(kafkaSecrets(config));
+  const provider = options.oauthBearerProvider;
+  const sasl = saslOptions(config.sasl, provider);
+  if (sasl?.mechanism === 'oauthbearer') {
+    // Tokens are known only once fetched: each one joins the secrets scrubbed from kafkajs's lines.
+    const fetchToken = sasl.oauthBearerProvider;
+    sasl.oauthBearerProvider = async () => {
+      const token = await fetchToken();
+      if (token.value.length >= 4) secrets.add(token.value);
+      return token;
+    };
+  }
   const kafkaOptions: KafkaJsConfig = {
     clientId: options.clientSuffix ? `${config.clientId}-${options.clientSuffix}` : config.clientId,
     brokers: config.brokers,
-    ssl: config.ssl,
+    ssl: tlsOptions(config.ssl),
     connectionTimeout: options.connectionTimeoutMs ?? 5_000,
+    ...(sasl ? { sasl } : {}),
     ...(options.retry ? { retry: options.retry } : {}),
     ...(options.logger
-      ? { logLevel: logLevel.INFO, logCreator: kafkaLogCreator(options.logger) }
+      ? { logLevel: logLevel.INFO, logCreator: kafkaLogCreator(options.logger, secrets) }
       : { logLevel: logLevel.NOTHING }),
   };
-  if (config.sasl) {
-    kafkaOptions.sasl = {
-      mechanism: config.sasl.mechanism,
-      username: config.sasl.username,
-      password: config.sasl.password,
-    } as SASLOptions;
-  }
   return new Kafka(kafkaOptions);
 }
