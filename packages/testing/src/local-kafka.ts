@@ -3,6 +3,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findExecutable, isExecutable } from './executables.js';
 import { ensureKafkaJars, KAFKA_VERSION } from './kafka-jars.js';
+import {
+  scramFormatArgs,
+  securedListeners,
+  securitySettings,
+  type KafkaSecurityOptions,
+  type SecuredListeners,
+} from './local-kafka-security.js';
 import { defaultLog, prefixed, type LogFn } from './log.js';
 import { freePort } from './ports.js';
 import { indent, readTail, runToCompletion, spawnManaged } from './processes.js';
@@ -23,6 +30,8 @@ export interface LocalKafkaOptions {
   javaOpts?: string[];
   /** Extra server.properties entries, overriding the defaults. */
   settings?: Record<string, string | number | boolean>;
+  /** Secured listeners besides the PLAINTEXT one (which stays, for readiness and inter-broker). */
+  security?: KafkaSecurityOptions;
 }
 
 export interface LocalKafka {
@@ -30,6 +39,8 @@ export interface LocalKafka {
   port: number;
   /** The broker's own log4j output; kept in the temp dir until `stop()`. */
   logFile: string;
+  /** host:port of each secured listener, when `security` was given. */
+  secured?: SecuredListeners;
   stop(): Promise<void>;
 }
 
@@ -74,6 +85,7 @@ async function startOnce(
   opts: LocalKafkaOptions,
 ): Promise<LocalKafka> {
   const dir = makeTempDir('kafka');
+  const secured = opts.security ? await securedListeners() : undefined;
   const logFile = join(dir.path, 'server.log');
   const consoleFile = join(dir.path, 'console.log');
   const serverProperties = join(dir.path, 'server.properties');
@@ -81,7 +93,12 @@ async function startOnce(
   mkdirSync(join(dir.path, 'logs'));
   writeFileSync(
     serverProperties,
-    renderProperties(serverSettings(dir.path, port, controllerPort, opts.settings)),
+    renderProperties(
+      serverSettings(dir.path, port, controllerPort, {
+        ...(opts.security && secured ? securitySettings(opts.security, port, controllerPort, secured) : {}),
+        ...opts.settings,
+      }),
+    ),
   );
   writeFileSync(log4jProperties, log4jConfig(logFile));
 
@@ -106,6 +123,7 @@ async function startOnce(
         newClusterId(),
         '-c',
         serverProperties,
+        ...(opts.security ? scramFormatArgs(opts.security) : []),
       ],
       { cwd: dir.path, logFile: consoleFile, timeoutMs: 120_000 },
     );
@@ -130,7 +148,7 @@ async function startOnce(
     throw new Error(message, { cause: err });
   }
 
-  return { brokers, port, logFile, stop: stopper(proc.stop, dir) };
+  return { brokers, port, logFile, ...(secured ? { secured } : {}), stop: stopper(proc.stop, dir) };
 }
 
 function stopper(stopProcess: () => Promise<void>, dir: TempDir): () => Promise<void> {

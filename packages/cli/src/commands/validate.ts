@@ -27,6 +27,7 @@ import { checkServer, standbyProblem } from '../live/server-checks.js';
 import { checkSlot } from '../live/slot-checks.js';
 import { cdnQueueTableProblems, deadLetterTableProblems } from '../live/state-table-checks.js';
 import { flusherConfigProblems, flusherTableProblems, queueRedisProblems } from '../live/flusher-checks.js';
+import { kafkaProblems } from '../live/kafka-checks.js';
 import { estimatePurges, type PurgeEstimate } from '../purge-estimate/purge-estimate.js';
 
 export const validateCommand: CommandSpec = {
@@ -60,7 +61,9 @@ each purge waits for (DBSIZE of the cache Redis and a short SCAN sample, or --sc
 where a tag per row would serve; an unreachable cache Redis only skips that estimate.
 With a flusher section, it checks what the flusher would refuse at start-up: the write-behind
 tables (primary key, bigint version column) and a queue Redis that keeps writes (noeviction, AOF;
-unreachable is an error unless --offline).`,
+unreachable is an error unless --offline). With transport: kafka, it connects to the brokers as the
+roles do (TLS, SASL): a refused certificate or password, or unreachable brokers, is an error unless
+--offline.`,
   async run({ io, options }) {
     const json = options['json'] === true;
     let loaded;
@@ -117,6 +120,8 @@ unreachable is an error unless --offline).`,
     }
     // The flusher's queue Redis must keep accepted writes, as the flusher itself checks at start-up.
     if (options['offline'] !== true) problems.push(...(await queueRedisProblems(config, loaded.problemAt)));
+    // The brokers, as the roles will connect (TLS, SASL): transport kafka only.
+    if (options['offline'] !== true) problems.push(...(await kafkaProblems(config, loaded.problemAt)));
     // CDN purge volume per provider vs its limits (per event only without a database).
     estimate ??= await estimatePurges(config, compiled, undefined);
     warnings.push(...(estimate?.warnings ?? []));
