@@ -16,6 +16,8 @@ import {
   type LocalKafka,
   type SecuredListeners,
 } from '@walpurge/testing';
+import { runCli } from './cli.js';
+import { captureIo } from './testing/capture-io.js';
 import { spawnWalpurge, waitUntilReady } from './testing/walpurge-process.js';
 
 /**
@@ -158,5 +160,97 @@ describe('Kafka security: a real change through a secured broker', () => {
       // The token itself: its payload part, which no other text carries.
       expect(output).not.toMatch(/eyJzdWIiOiJ3YWxwdXJnZS/);
     });
+  });
+});
+
+/** `walpurge validate` of a config with only a kafka section (no database: no live database checks). */
+async function validate(kafkaYaml: string): Promise<{ code: number; out: string; err: string }> {
+  const file = join(dir, `${uniqueName('validate')}.yaml`);
+  writeFileSync(file, `transport: kafka\nkafka:\n  ${kafkaYaml}\n`);
+  const io = captureIo(env());
+  const code = await runCli(['validate', '--config', file], io);
+  return { code, out: io.out(), err: io.err() };
+}
+
+describe('Kafka security: refusals as one line naming the broker and the reason', () => {
+  it('validate passes a good secured config', async () => {
+    const result = await validate(
+      `brokers: ['${secured.mtls}']\n  ssl:\n    ca: ca.pem\n    cert: ${certificates.clientCert}\n    key: ${certificates.clientKey}`,
+    );
+    expect(result.err).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.out).toMatch(/OK/);
+  });
+
+  const cases: Array<[string, () => string, RegExp]> = [
+    [
+      'a CA that did not sign the broker certificate',
+      () => `brokers: ['${secured.ssl}']\n  ssl:\n    ca: ${certificates.otherCa}`,
+      /not signed by a trusted CA.*kafka\.ssl\.ca/,
+    ],
+    [
+      'a host name the certificate does not carry',
+      () => `brokers: ['${secured.ssl}']\n  ssl:\n    ca: ca.pem\n    servername: kafka.example.com`,
+      /does not name this host.*kafka\.ssl\.servername/,
+    ],
+    [
+      'a wrong SASL password',
+      () =>
+        `brokers: ['${secured.sasl}']\n  sasl:\n    mechanism: scram-sha-512\n    username: ${user}\n    password: wrong-${password}`,
+      /SASL: authentication failed.*kafka\.sasl\.password/,
+    ],
+    [
+      'no client certificate on the mTLS listener',
+      () => `brokers: ['${secured.mtls}']\n  ssl:\n    ca: ca.pem`,
+      /refused the client certificate \(or requires one\).*kafka\.ssl\.cert/,
+    ],
+    [
+      'TLS to a plaintext listener',
+      () => `brokers: ['${broker.brokers[0] ?? ''}']\n  ssl:\n    ca: ca.pem`,
+      /closed the connection during the TLS handshake.*kafka\.ssl: false/,
+    ],
+  ];
+  for (const [what, kafkaYaml, reason] of cases) {
+    it(`validate refuses ${what}`, async () => {
+      const yaml = kafkaYaml();
+      const broker = /brokers: \['([^']+)'\]/.exec(yaml)?.[1] ?? '';
+      const result = await validate(yaml);
+      expect(result.code).toBe(1);
+      const lines = result.err.split('\n').filter((line) => line.includes('refused the connection'));
+      expect(lines, result.err).toHaveLength(1);
+      expect(lines[0]).toContain(`Kafka at ${broker} refused the connection`);
+      expect(lines[0]).toMatch(reason);
+      expect(result.err).not.toContain(password);
+    });
+  }
+
+  it('validate refuses a key file that is not a PEM key, with its line', async () => {
+    const result = await validate(
+      `brokers: ['${secured.mtls}']\n  ssl:\n    ca: ca.pem\n    cert: ${certificates.clientCert}\n    key: ${certificates.clientCert}`,
+    );
+    expect(result.code).toBe(1);
+    expect(result.err).toMatch(/:7:\d+: kafka\.ssl\.key: .* holds a PEM CERTIFICATE, not a private key/);
+  });
+
+  it('walpurge run with a wrong password stops at start with the one line', async () => {
+    const id = `${name}_badpw`;
+    const config = writeConfig(id, {
+      broker: secured.sasl,
+      yaml: `sasl:\n    mechanism: plain\n    username: ${user}\n    password: not-the-password`,
+    });
+    const io = captureIo(env());
+    const port = String(await freePort());
+    const code = await runCli(['run', '--config', config, '--http-port', port, '--log-level', 'silent'], io);
+    expect(code).toBe(1);
+    expect(io.err()).toMatch(
+      new RegExp(`Kafka at ${secured.sasl} refused the connection: SASL: authentication failed`),
+    );
+
+    // walpurge status says the same in its kafka line.
+    const statusIo = captureIo(env());
+    await runCli(['status', '--config', config], statusIo);
+    expect(statusIo.out()).toMatch(
+      new RegExp(`kafka +unavailable: Kafka at ${secured.sasl} refused the connection: SASL: authentication failed`),
+    );
   });
 });

@@ -84,5 +84,30 @@ export function createKafka(config: KafkaConfig, options: KafkaClientOptions = {
       ? { logLevel: logLevel.INFO, logCreator: kafkaLogCreator(options.logger, secrets) }
       : { logLevel: logLevel.NOTHING }),
   };
-  return new Kafka(kafkaOptions);
+  return withBrokersOnErrors(new Kafka(kafkaOptions), config.brokers);
+}
+
+/**
+ * kafkajs's SASL errors do not say which brokers refused: every client's connect() failure carries
+ * the configured brokers (`brokers`), so the one line an operator reads can name them.
+ */
+function withBrokersOnErrors(kafka: KafkaClient, brokers: readonly string[]): KafkaClient {
+  const annotate = <T extends { connect(): Promise<void> }>(client: T): T => {
+    const connect = client.connect.bind(client);
+    client.connect = async () => {
+      try {
+        await connect();
+      } catch (error) {
+        if (error && typeof error === 'object' && !('brokers' in error))
+          Object.defineProperty(error, 'brokers', { value: [...brokers], enumerable: false });
+        throw error;
+      }
+    };
+    return client;
+  };
+  const { producer, consumer, admin } = kafka;
+  kafka.producer = (config) => annotate(producer.call(kafka, config));
+  kafka.consumer = (config) => annotate(consumer.call(kafka, config));
+  kafka.admin = (config) => annotate(admin.call(kafka, config));
+  return kafka;
 }

@@ -48,9 +48,10 @@ const TLS_CODES: Record<string, SecurityFailure> = {
     reason: 'TLS: the broker requires a client certificate',
     hint: 'set kafka.ssl.cert and kafka.ssl.key (mTLS)',
   },
+  // What a broker with ssl.client.auth=required answers to a missing certificate too.
   ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: {
-    reason: 'TLS: the broker refused the client certificate',
-    hint: "check kafka.ssl.cert and kafka.ssl.key, and that the brokers' truststore holds their CA",
+    reason: 'TLS: the broker refused the client certificate (or requires one)',
+    hint: "set kafka.ssl.cert and kafka.ssl.key (mTLS), signed by a CA the brokers' truststore holds",
   },
   ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE: {
     reason: 'TLS: the broker refused the handshake',
@@ -60,6 +61,11 @@ const TLS_CODES: Record<string, SecurityFailure> = {
     reason: 'TLS: the broker does not trust the client certificate',
     hint: "check kafka.ssl.cert and kafka.ssl.key, and that the brokers' truststore holds their CA",
   },
+};
+// A Kafka listener without TLS closes the connection on our TLS ClientHello, without an answer.
+const TLS_CLOSED: SecurityFailure = {
+  reason: 'TLS: the broker closed the connection during the TLS handshake (a listener without TLS?)',
+  hint: 'set kafka.ssl: false for a plaintext listener, or use the TLS listener port',
 };
 const SASL_TEXTS: Array<[RegExp, SecurityFailure]> = [
   [
@@ -96,6 +102,7 @@ export function securityFailure(error: unknown): SecurityFailure | undefined {
     for (const [code, known] of Object.entries(TLS_CODES)) if (message.includes(code)) return known;
     if (/unable to verify the first certificate|self.signed certificate/i.test(message)) return TLS_UNKNOWN_CA;
     if (/wrong version number/i.test(message)) return TLS_CODES['ERR_SSL_WRONG_VERSION_NUMBER'];
+    if (/disconnected before secure TLS connection/i.test(message)) return TLS_CLOSED;
     if (/certificate required/i.test(message)) return TLS_CODES['ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED'];
     for (const [pattern, known] of SASL_TEXTS) if (pattern.test(message)) return known;
   }
@@ -121,6 +128,8 @@ interface Failure {
   address?: unknown;
   port?: unknown;
   broker?: unknown;
+  /** Set by @walpurge/kafka's clients on a failed connect(): the configured brokers. */
+  brokers?: unknown;
   name?: unknown;
   cause?: unknown;
   errors?: unknown;
@@ -161,6 +170,7 @@ function isKafkaError(error: unknown): boolean {
 function socketAddress(error: unknown): string | undefined {
   for (const failure of chain(error)) {
     if (typeof failure.broker === 'string') return failure.broker;
+    if (Array.isArray(failure.brokers) && failure.brokers.length > 0) return failure.brokers.join(', ');
     if (typeof failure.address === 'string' && failure.port !== undefined)
       return `${failure.address}:${String(failure.port)}`;
   }
