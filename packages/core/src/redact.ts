@@ -8,6 +8,10 @@ const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)([^\s@/]+)@/gi;
 const QUERY_SECRET =
   /([?&](?:password|pass|token|secret|api[-_]?key|access[-_]?token|sslpassword)=)[^&\s]+/gi;
 
+/** TLS settings (kafka.ssl): their key, certificate and CA files are masked, paths or PEM text alike. */
+const TLS_CONTAINER = /^(ssl|tls)$/i;
+const TLS_FILE = /^(ca|cert|key|pfx)$/i;
+
 export const REDACTED = '[redacted]';
 
 export function redactSecrets(text: string): string {
@@ -38,6 +42,12 @@ export function redactDeep(value: unknown, seen = new WeakSet<object>()): unknow
   const out: Record<string, unknown> = {};
   for (const [key, inner] of Object.entries(value)) {
     out[key] = isSecretKey(key) && inner !== null && inner !== undefined ? REDACTED : redactDeep(inner, seen);
+    if (TLS_CONTAINER.test(key) && out[key] && typeof out[key] === 'object') maskTlsFiles(out[key]);
   }
   return out;
+}
+
+function maskTlsFiles(tls: object): void {
+  for (const [key, inner] of Object.entries(tls))
+    if (TLS_FILE.test(key) && inner !== undefined) (tls as Record<string, unknown>)[key] = REDACTED;
 }

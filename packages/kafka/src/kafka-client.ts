@@ -36,8 +36,8 @@ function scrubber(secrets: ReadonlySet<string>): (value: unknown) => unknown {
   return scrub;
 }
 
-/** kafkajs log entries into our pino logger; its chatty INFO lines become debug. */
-function kafkaLogCreator(logger: Logger, secrets: ReadonlySet<string>) {
+/** kafkajs log entries into our pino logger, known secret values scrubbed; its chatty INFO lines become debug. */
+export function kafkaLogCreator(logger: Logger, secrets: ReadonlySet<string>) {
   const log = logger.child({ component: 'kafkajs' });
   const scrub = scrubber(secrets);
   return () =>
