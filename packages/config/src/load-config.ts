@@ -222,7 +222,15 @@ function retypeWhereWanted(
   substituted: ReadonlySet<Scalar>,
 ): boolean {
   let changed = false;
-  for (const issue of issues) {
+  // A union (kafka.ssl: boolean or an object) reports the wanted types inside its branches.
+  const typeIssues = issues.flatMap((issue) =>
+    issue.code === 'invalid_union'
+      ? issue.errors.flat().flatMap((inner) =>
+          inner.code === 'invalid_type' && inner.path.length === 0 ? [{ ...inner, path: issue.path }] : [],
+        )
+      : [issue],
+  );
+  for (const issue of typeIssues) {
     if (issue.code !== 'invalid_type') continue;
     const node = doc.getIn(issue.path, true);
     if (!isScalar(node) || !substituted.has(node) || typeof node.value !== 'string') continue;

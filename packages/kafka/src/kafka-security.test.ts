@@ -88,7 +88,7 @@ describe("kafkajs's log lines", () => {
       sasl: { mechanism: 'plain', username: 'app', password: 'sasl-pass-7' },
     });
     const secrets = new Set([...kafkaSecrets(config), 'eyJ.token.value']);
-    const log = kafkaLogCreator(createLogger({ destination, level: 'trace' }), secrets)(kafkajs.logLevel.ERROR);
+    const log = kafkaLogCreator(createLogger({ destination, level: "trace" }), secrets)();
     log({
       namespace: 'Connection',
       level: kafkajs.logLevel.ERROR,
