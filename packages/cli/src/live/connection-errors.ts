@@ -69,17 +69,17 @@ const TLS_CLOSED: SecurityFailure = {
 };
 const SASL_TEXTS: Array<[RegExp, SecurityFailure]> = [
   [
-    /Authentication failed|invalid (username|credentials)|SASL .* authentication failed/i,
-    {
-      reason: 'SASL: authentication failed (wrong user name, password or token)',
-      hint: 'check kafka.sasl.username and kafka.sasl.password (or the token kafka.sasl.tokenProvider returns)',
-    },
-  ],
-  [
-    /not support the requested SASL mechanism|UNSUPPORTED_SASL_MECHANISM|SASL mechanism .* not supported/i,
+    /mechanism is not supported by the server|UNSUPPORTED_SASL_MECHANISM/i,
     {
       reason: 'SASL: the broker does not offer this mechanism',
       hint: "set kafka.sasl.mechanism to one the broker's listener enables (sasl.enabled.mechanisms)",
+    },
+  ],
+  [
+    /Authentication failed|invalid (username|credentials)|SASL \S+ authentication failed/i,
+    {
+      reason: 'SASL: authentication failed (wrong user name, password or token)',
+      hint: 'check kafka.sasl.username and kafka.sasl.password (or the token kafka.sasl.tokenProvider returns)',
     },
   ],
   [
