@@ -83,15 +83,13 @@ const MODES: Array<[string, Security]> = [
       yaml: `ssl:\n    ca: ${certificates.ca}\n    cert: ${certificates.clientCert}\n    key: ${certificates.clientKey}`,
     }),
   ],
-  ...(['plain', 'scram-sha-256', 'scram-sha-512'] as const).map(
-    (mechanism): [string, Security] => [
-      `SASL ${mechanism}`,
-      (l) => ({
-        broker: l.sasl,
-        yaml: `sasl:\n    mechanism: ${mechanism}\n    username: ${user}\n    password: \${KAFKA_PASSWORD}`,
-      }),
-    ],
-  ),
+  ...(['plain', 'scram-sha-256', 'scram-sha-512'] as const).map((mechanism): [string, Security] => [
+    `SASL ${mechanism}`,
+    (l) => ({
+      broker: l.sasl,
+      yaml: `sasl:\n    mechanism: ${mechanism}\n    username: ${user}\n    password: \${KAFKA_PASSWORD}`,
+    }),
+  ]),
   [
     'SASL oauthbearer through the token-provider module',
     (l) => ({ broker: l.sasl, yaml: 'sasl:\n    mechanism: oauthbearer\n    tokenProvider: ./token.mjs' }),
@@ -155,7 +153,13 @@ describe('Kafka security: a real change through a secured broker', () => {
       }
       const output = walpurge.output();
       expect(output).toContain('kafkajs');
-      for (const secret of [password, certificates.clientKey, certificates.clientCert, certificates.ca, 'token.mjs'])
+      for (const secret of [
+        password,
+        certificates.clientKey,
+        certificates.clientCert,
+        certificates.ca,
+        'token.mjs',
+      ])
         expect(output).not.toContain(secret);
       // The token itself: its payload part, which no other text carries.
       expect(output).not.toMatch(/eyJzdWIiOiJ3YWxwdXJnZS/);
@@ -250,7 +254,9 @@ describe('Kafka security: refusals as one line naming the broker and the reason'
     const statusIo = captureIo(env());
     await runCli(['status', '--config', config], statusIo);
     expect(statusIo.out()).toMatch(
-      new RegExp(`kafka +unavailable: Kafka at ${secured.sasl} refused the connection: SASL: authentication failed`),
+      new RegExp(
+        `kafka +unavailable: Kafka at ${secured.sasl} refused the connection: SASL: authentication failed`,
+      ),
     );
   });
 });

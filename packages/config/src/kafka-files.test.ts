@@ -16,14 +16,17 @@ writeFileSync(join(dir, 'client.key'), KEY);
 writeFileSync(join(dir, 'token.mjs'), 'export default async () => ({ value: "t" });\n');
 
 function parse(kafka: string) {
-  return parseConfigText(`transport: kafka\nkafka:\n  brokers: ['k:9093']\n${kafka}`, configFile, { env: {} });
+  return parseConfigText(`transport: kafka\nkafka:\n  brokers: ['k:9093']\n${kafka}`, configFile, {
+    env: {},
+  });
 }
 
 function problems(kafka: string): string[] {
   try {
     parse(kafka);
   } catch (error) {
-    if (error instanceof ConfigError) return error.problems.map((p) => `${p.line ?? '?'}: ${p.path}: ${p.message}`);
+    if (error instanceof ConfigError)
+      return error.problems.map((p) => `${p.line ?? '?'}: ${p.path}: ${p.message}`);
     throw error;
   }
   return [];
@@ -50,9 +53,7 @@ describe('kafka TLS files and the token provider in the config', () => {
 
   it('refuses unreadable, non-PEM and mismatched files, each with its line', () => {
     writeFileSync(join(dir, 'notes.txt'), 'hello');
-    expect(
-      problems('  ssl:\n    ca: missing.pem\n    cert: notes.txt\n    key: client.pem\n'),
-    ).toEqual([
+    expect(problems('  ssl:\n    ca: missing.pem\n    cert: notes.txt\n    key: client.pem\n')).toEqual([
       `5: kafka.ssl.ca: cannot read ${join(dir, 'missing.pem')}: file not found`,
       `6: kafka.ssl.cert: ${join(dir, 'notes.txt')} is not a PEM file (no -----BEGIN …----- block)`,
       `7: kafka.ssl.key: ${join(dir, 'client.pem')} holds a PEM CERTIFICATE, not a private key`,

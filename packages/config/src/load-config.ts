@@ -225,9 +225,11 @@ function retypeWhereWanted(
   // A union (kafka.ssl: boolean or an object) reports the wanted types inside its branches.
   const typeIssues = issues.flatMap((issue) =>
     issue.code === 'invalid_union'
-      ? issue.errors.flat().flatMap((inner) =>
-          inner.code === 'invalid_type' && inner.path.length === 0 ? [{ ...inner, path: issue.path }] : [],
-        )
+      ? issue.errors
+          .flat()
+          .flatMap((inner) =>
+            inner.code === 'invalid_type' && inner.path.length === 0 ? [{ ...inner, path: issue.path }] : [],
+          )
       : [issue],
   );
   for (const issue of typeIssues) {

@@ -32,7 +32,13 @@ describe('secret redaction', () => {
   });
 
   it('masks the files and passphrase of TLS settings (kafka.ssl), not its other fields', () => {
-    const ssl = { ca: '/etc/ca.pem', cert: '/etc/c.pem', key: '/etc/k.pem', passphrase: 'pp', servername: 'k' };
+    const ssl = {
+      ca: '/etc/ca.pem',
+      cert: '/etc/c.pem',
+      key: '/etc/k.pem',
+      passphrase: 'pp',
+      servername: 'k',
+    };
     expect(redactDeep({ kafka: { ssl, brokers: ['k:9093'] } })).toEqual({
       kafka: {
         ssl: { ca: REDACTED, cert: REDACTED, key: REDACTED, passphrase: REDACTED, servername: 'k' },

@@ -60,7 +60,10 @@ describe('kafka TLS and SASL options', () => {
 
   it('a programmatic provider wins over the module, and alone selects OAUTHBEARER', async () => {
     const provider = async () => ({ value: 'from-code' });
-    expect(saslOptions(undefined, provider)).toEqual({ mechanism: 'oauthbearer', oauthBearerProvider: provider });
+    expect(saslOptions(undefined, provider)).toEqual({
+      mechanism: 'oauthbearer',
+      oauthBearerProvider: provider,
+    });
     const sasl = saslOptions({ mechanism: 'oauthbearer', tokenProvider: '/nowhere.mjs' }, provider);
     expect(sasl?.mechanism === 'oauthbearer' && (await sasl.oauthBearerProvider())).toEqual({
       value: 'from-code',
@@ -84,11 +87,16 @@ describe("kafkajs's log lines", () => {
     });
     const config = KafkaConfig.parse({
       brokers: ['k:9093'],
-      ssl: { ca: '/etc/kafka/ca.pem', cert: '/etc/kafka/client.pem', key: '/etc/kafka/client.key', passphrase: 'key-pass-9' },
+      ssl: {
+        ca: '/etc/kafka/ca.pem',
+        cert: '/etc/kafka/client.pem',
+        key: '/etc/kafka/client.key',
+        passphrase: 'key-pass-9',
+      },
       sasl: { mechanism: 'plain', username: 'app', password: 'sasl-pass-7' },
     });
     const secrets = new Set([...kafkaSecrets(config), 'eyJ.token.value']);
-    const log = kafkaLogCreator(createLogger({ destination, level: "trace" }), secrets)();
+    const log = kafkaLogCreator(createLogger({ destination, level: 'trace' }), secrets)();
     log({
       namespace: 'Connection',
       level: kafkajs.logLevel.ERROR,

@@ -100,7 +100,8 @@ export function securityFailure(error: unknown): SecurityFailure | undefined {
     const message = (failure as { message?: unknown }).message;
     if (typeof message !== 'string') continue;
     for (const [code, known] of Object.entries(TLS_CODES)) if (message.includes(code)) return known;
-    if (/unable to verify the first certificate|self.signed certificate/i.test(message)) return TLS_UNKNOWN_CA;
+    if (/unable to verify the first certificate|self.signed certificate/i.test(message))
+      return TLS_UNKNOWN_CA;
     if (/wrong version number/i.test(message)) return TLS_CODES['ERR_SSL_WRONG_VERSION_NUMBER'];
     if (/disconnected before secure TLS connection/i.test(message)) return TLS_CLOSED;
     if (/certificate required/i.test(message)) return TLS_CODES['ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED'];
@@ -116,11 +117,15 @@ export function kafkaRefused(
   brokers?: readonly string[],
 ): WalpurgeError {
   const where = socketAddress(error) ?? brokers?.join(', ') ?? 'the configured brokers';
-  return new WalpurgeError(ErrorCode.KafkaUnavailable, `Kafka at ${where} refused the connection: ${failure.reason}`, {
-    retriable: false,
-    cause: error,
-    hint: failure.hint,
-  });
+  return new WalpurgeError(
+    ErrorCode.KafkaUnavailable,
+    `Kafka at ${where} refused the connection: ${failure.reason}`,
+    {
+      retriable: false,
+      cause: error,
+      hint: failure.hint,
+    },
+  );
 }
 
 interface Failure {

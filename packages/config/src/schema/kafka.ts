@@ -11,7 +11,9 @@ export const KafkaTlsFiles = z.strictObject({
     ),
   cert: pemFile
     .optional()
-    .describe('PEM file of the client certificate, for brokers that require mTLS (ssl.client.auth=required).'),
+    .describe(
+      'PEM file of the client certificate, for brokers that require mTLS (ssl.client.auth=required).',
+    ),
   key: pemFile.optional().describe('PEM file of the private key of `cert`.'),
   passphrase: z
     .string()
@@ -28,7 +30,7 @@ export const KafkaTlsFiles = z.strictObject({
     .boolean()
     .default(true)
     .describe(
-      'Verify the brokers\' certificates. false accepts any certificate (an attacker in the path can read everything): for a test cluster only.',
+      "Verify the brokers' certificates. false accepts any certificate (an attacker in the path can read everything): for a test cluster only.",
     ),
 });
 export type KafkaTlsFiles = z.infer<typeof KafkaTlsFiles>;
