@@ -65,11 +65,18 @@ export function createKafka(config: KafkaConfig, options: KafkaClientOptions = {
   const provider = options.oauthBearerProvider;
   const sasl = saslOptions(config.sasl, provider);
   if (sasl?.mechanism === 'oauthbearer') {
-    // Tokens are known only once fetched: each one joins the secrets scrubbed from kafkajs's lines.
+    // Tokens are known only once fetched: the current one joins the secrets scrubbed from kafkajs's
+    // lines, replacing the one before (a long-running client refreshes them for days).
     const fetchToken = sasl.oauthBearerProvider;
+    const configured = new Set(secrets);
+    let lastToken: string | undefined;
     sasl.oauthBearerProvider = async () => {
       const token = await fetchToken();
-      if (token.value.length >= 4) secrets.add(token.value);
+      if (token.value.length >= 4) {
+        if (lastToken !== undefined && !configured.has(lastToken)) secrets.delete(lastToken);
+        secrets.add(token.value);
+        lastToken = token.value;
+      }
       return token;
     };
   }
