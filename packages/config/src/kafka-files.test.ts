@@ -63,6 +63,13 @@ describe('kafka TLS files and the token provider in the config', () => {
     ]);
   });
 
+  it('leaves the files of a section the role never reads unchecked (a flusher pod)', () => {
+    const text = 'transport: kafka\nkafka:\n  brokers: [k:9093]\n  ssl:\n    ca: missing.pem\n';
+    expect(() => parseConfigText(text, configFile, { env: {} })).toThrow(ConfigError);
+    const { config } = parseConfigText(text, configFile, { env: {}, unusedSections: new Set(['kafka']) });
+    expect(config.kafka?.ssl).toEqual({ ca: 'missing.pem', rejectUnauthorized: true });
+  });
+
   it('refuses a cert without its key, and SASL without username or password', () => {
     expect(problems('  ssl:\n    cert: client.pem\n')).toEqual([
       '5: kafka.ssl: cert and key go together: give both for mTLS, or neither',

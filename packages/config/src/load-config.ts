@@ -192,9 +192,10 @@ export function parseConfigText<S extends z.ZodType = typeof WalpurgeConfig>(
       problems.push({ path: formatPath(extra.path), message: extra.message, ...locate(extra.path) });
     }
   }
-  // Only once the section is valid: a path can only be checked when it is a string.
+  // Only once the section is valid (a path can only be checked when it is a string), and not for a
+  // role that never reads it: a flusher pod need not mount the Kafka certificates.
   const kafka = result.success ? (result.data as { kafka?: WalpurgeConfig['kafka'] }).kafka : undefined;
-  if (kafka && typeof kafka === 'object' && 'brokers' in kafka) {
+  if (kafka && typeof kafka === 'object' && 'brokers' in kafka && !unusedSections.has('kafka')) {
     for (const extra of resolveKafkaFiles(kafka, file))
       problems.push({ path: formatPath(extra.path), message: extra.message, ...locate(extra.path) });
   }

@@ -20,20 +20,23 @@ export interface KafkaClientOptions {
   oauthBearerProvider?: OauthBearerProvider;
 }
 
-/** Replaces every known secret value inside the strings of a log entry. */
+/**
+ * Replaces every known secret value inside the strings of a log entry, after the logger's own
+ * redaction (secret-named keys, URL passwords), which cannot know a password or a path by value.
+ */
 function scrubber(secrets: ReadonlySet<string>): (value: unknown) => unknown {
-  const scrub = (value: unknown): unknown => {
+  const replace = (value: unknown): unknown => {
     if (typeof value === 'string') {
       let out = value;
       for (const secret of secrets) out = out.split(secret).join(REDACTED);
       return out;
     }
-    if (Array.isArray(value)) return value.map(scrub);
+    if (Array.isArray(value)) return value.map(replace);
     if (value && typeof value === 'object')
-      return Object.fromEntries(Object.entries(redactDeep(value) as object).map(([k, v]) => [k, scrub(v)]));
+      return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, replace(inner)]));
     return value;
   };
-  return scrub;
+  return (value) => replace(redactDeep(value));
 }
 
 /** kafkajs log entries into our pino logger, known secret values scrubbed; its chatty INFO lines become debug. */
