@@ -220,9 +220,9 @@ describe('Kafka security: refusals as one line naming the broker and the reason'
       const broker = /brokers: \['([^']+)'\]/.exec(yaml)?.[1] ?? '';
       const result = await validate(yaml);
       expect(result.code).toBe(1);
-      const lines = result.err.split('\n').filter((line) => line.includes('refused the connection'));
+      const lines = result.err.split('\n').filter((line) => line.includes('cannot connect to Kafka at'));
       expect(lines, result.err).toHaveLength(1);
-      expect(lines[0]).toContain(`Kafka at ${broker} refused the connection`);
+      expect(lines[0]).toContain(`cannot connect to Kafka at ${broker}: `);
       expect(lines[0]).toMatch(reason);
       expect(result.err).not.toContain(password);
     });
@@ -236,6 +236,27 @@ describe('Kafka security: refusals as one line naming the broker and the reason'
     expect(result.err).toMatch(/:7:\d+: kafka\.ssl\.key: .* holds a PEM CERTIFICATE, not a private key/);
   });
 
+  // Helm and Kubernetes run each role alone: a listener must stop on a refusal too, not retry it.
+  for (const role of ['listener', 'invalidator'] as const) {
+    it(`walpurge run --role ${role} with a wrong password exits 1 with the one line`, async () => {
+      const id = `${name}_badpw_${role}`;
+      const config = writeConfig(id, {
+        broker: secured.sasl,
+        yaml: `sasl:\n    mechanism: plain\n    username: ${user}\n    password: not-the-password`,
+      });
+      const io = captureIo(env());
+      const port = String(await freePort());
+      const code = await runCli(
+        ['run', '--role', role, '--config', config, '--http-port', port, '--log-level', 'silent'],
+        io,
+      );
+      expect(code).toBe(1);
+      expect(io.err()).toMatch(
+        new RegExp(`cannot connect to Kafka at ${secured.sasl}: SASL: authentication failed`),
+      );
+    }, 60_000);
+  }
+
   it('walpurge run with a wrong password stops at start with the one line', async () => {
     const id = `${name}_badpw`;
     const config = writeConfig(id, {
@@ -247,7 +268,7 @@ describe('Kafka security: refusals as one line naming the broker and the reason'
     const code = await runCli(['run', '--config', config, '--http-port', port, '--log-level', 'silent'], io);
     expect(code).toBe(1);
     expect(io.err()).toMatch(
-      new RegExp(`Kafka at ${secured.sasl} refused the connection: SASL: authentication failed`),
+      new RegExp(`cannot connect to Kafka at ${secured.sasl}: SASL: authentication failed`),
     );
 
     // walpurge status says the same in its kafka line.
@@ -255,7 +276,7 @@ describe('Kafka security: refusals as one line naming the broker and the reason'
     await runCli(['status', '--config', config], statusIo);
     expect(statusIo.out()).toMatch(
       new RegExp(
-        `kafka +unavailable: Kafka at ${secured.sasl} refused the connection: SASL: authentication failed`,
+        `kafka +unavailable: cannot connect to Kafka at ${secured.sasl}: SASL: authentication failed`,
       ),
     );
   });

@@ -7,7 +7,7 @@ export interface KafkaFileProblem {
   message: string;
 }
 
-const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----/;
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----/g;
 const EXPECTED: Record<'ca' | 'cert' | 'key', RegExp> = {
   ca: /CERTIFICATE/,
   cert: /CERTIFICATE/,
@@ -18,7 +18,8 @@ const EXPECTED: Record<'ca' | 'cert' | 'key', RegExp> = {
  * Makes kafka's file paths (TLS PEM files, the OAUTHBEARER token provider) absolute against the
  * config file's directory, as a user reads them next to walpurge.yaml, and checks that each can be
  * read and (PEM files) holds what its option names: a wrong file is refused by `validate` and at
- * start with its line, not later by the TLS handshake of every connection.
+ * start with its line, not later by the TLS handshake of every connection. Problems name the option
+ * (the loader prefixes it with its line), never the path: key paths stay out of logs.
  */
 export function resolveKafkaFiles(kafka: KafkaConfig, configFile: string): KafkaFileProblem[] {
   const base = dirname(resolve(configFile));
@@ -47,10 +48,14 @@ function unreadable(path: string): string | undefined {
     return undefined;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    return `cannot read ${path}: ${code === 'ENOENT' ? 'file not found' : (code ?? (error as Error).message)}`;
+    return `cannot read the file: ${code === 'ENOENT' ? 'file not found' : (code ?? 'unreadable')}`;
   }
 }
 
+/**
+ * A PEM file holds what its option names when any of its blocks does: `openssl ecparam -genkey`
+ * writes EC PARAMETERS before the key, and a combined file holds a key and certificates in any order.
+ */
 function pemProblem(path: string, expected: RegExp): string | undefined {
   let text: string;
   try {
@@ -58,9 +63,9 @@ function pemProblem(path: string, expected: RegExp): string | undefined {
   } catch {
     return unreadable(path);
   }
-  const block = PEM_BLOCK.exec(text);
-  if (!block) return `${path} is not a PEM file (no -----BEGIN …----- block)`;
-  if (!expected.test(block[1] ?? ''))
-    return `${path} holds a PEM ${block[1] ?? ''}, not a ${expected.source.toLowerCase()}`;
+  const blocks = [...text.matchAll(PEM_BLOCK)].map((block) => block[1] ?? '');
+  if (blocks.length === 0) return 'the file is not a PEM file (no -----BEGIN …----- block)';
+  if (!blocks.some((block) => expected.test(block)))
+    return `the file holds a PEM ${blocks.join(' and ')}, not a ${expected.source.toLowerCase()}`;
   return undefined;
 }

@@ -1,6 +1,7 @@
 import kafkajs, { type KafkaConfig as KafkaJsConfig, type LogEntry, type RetryOptions } from 'kafkajs';
 import type { KafkaConfig } from '@walpurge/config';
-import { REDACTED, redactDeep, type Logger } from '@walpurge/core';
+import { REDACTED, type Logger } from '@walpurge/core';
+import { classifyConnectError } from './kafka-refusals.js';
 import { kafkaSecrets, saslOptions, tlsOptions, type OauthBearerProvider } from './kafka-security.js';
 
 const { Kafka, logLevel } = kafkajs;
@@ -21,8 +22,8 @@ export interface KafkaClientOptions {
 }
 
 /**
- * Replaces every known secret value inside the strings of a log entry, after the logger's own
- * redaction (secret-named keys, URL passwords), which cannot know a password or a path by value.
+ * Replaces every known secret value inside the strings of a log entry. The logger redacts secret-named
+ * keys and URL passwords itself when it writes the line; it cannot know a password or a path by value.
  */
 function scrubber(secrets: ReadonlySet<string>): (value: unknown) => unknown {
   const replace = (value: unknown): unknown => {
@@ -36,7 +37,7 @@ function scrubber(secrets: ReadonlySet<string>): (value: unknown) => unknown {
       return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, replace(inner)]));
     return value;
   };
-  return (value) => replace(redactDeep(value));
+  return replace;
 }
 
 /** kafkajs log entries into our pino logger, known secret values scrubbed; its chatty INFO lines become debug. */
@@ -98,8 +99,9 @@ export function createKafka(config: KafkaConfig, options: KafkaClientOptions = {
 }
 
 /**
- * kafkajs's SASL errors do not say which brokers refused: every client's connect() failure carries
- * the configured brokers (`brokers`), so the one line an operator reads can name them.
+ * Every client's connect() failure carries the configured brokers (`brokers`: kafkajs's SASL errors
+ * do not say which broker refused), and a TLS or SASL refusal becomes one non-retriable line. Only
+ * connect() is classified: a broker that closes an established connection (a restart) is an outage.
  */
 function withBrokersOnErrors(kafka: KafkaClient, brokers: readonly string[]): KafkaClient {
   const annotate = <T extends { connect(): Promise<void> }>(client: T): T => {
@@ -110,7 +112,7 @@ function withBrokersOnErrors(kafka: KafkaClient, brokers: readonly string[]): Ka
       } catch (error) {
         if (error && typeof error === 'object' && !('brokers' in error))
           Object.defineProperty(error, 'brokers', { value: [...brokers], enumerable: false });
-        throw error;
+        throw classifyConnectError(error, brokers);
       }
     };
     return client;

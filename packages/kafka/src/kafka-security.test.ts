@@ -56,6 +56,15 @@ describe('kafka TLS and SASL options', () => {
     await expect(moduleTokenProvider(noDefault)()).rejects.toThrow('has no default export function');
     const wrongShape = file('string.mjs', "export default async () => 'tok';\n");
     await expect(moduleTokenProvider(wrongShape)()).rejects.toThrow('returned no { value: string }');
+    const broken = file('broken-import.mjs', "import 'walpurge-no-such-package';\n");
+    const failure = await moduleTokenProvider(broken)().then(
+      () => undefined,
+      (error: unknown) => (error as Error).message,
+    );
+    expect(failure).toMatch(
+      /^kafka\.sasl\.tokenProvider: cannot import the module: .*walpurge-no-such-package/,
+    );
+    expect(failure).not.toContain(dir);
   });
 
   it('a programmatic provider wins over the module, and alone selects OAUTHBEARER', async () => {
@@ -73,6 +82,9 @@ describe('kafka TLS and SASL options', () => {
       username: 'u',
       password: 'p',
     });
+    expect(() => saslOptions({ mechanism: 'plain', username: 'u', password: 'p' }, provider)).toThrow(
+      'an oauthBearerProvider was given but kafka.sasl.mechanism is plain',
+    );
   });
 });
 

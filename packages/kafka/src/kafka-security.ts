@@ -41,7 +41,10 @@ export function tlsOptions(ssl: KafkaConfig['ssl']): boolean | ConnectionOptions
   };
 }
 
-/** kafkajs `sasl` from kafka.sasl; a programmatic provider wins over the configured module. */
+/**
+ * kafkajs `sasl` from kafka.sasl; a programmatic provider wins over the configured module, and is
+ * refused next to a password mechanism.
+ */
 export function saslOptions(
   sasl: KafkaConfig['sasl'],
   provider: OauthBearerProvider | undefined,
@@ -56,6 +59,14 @@ export function saslOptions(
       oauthBearerProvider: provider ?? moduleTokenProvider(sasl.tokenProvider),
     };
   }
+  if (provider) {
+    // Dropping it silently would authenticate with the password while the caller expects tokens.
+    throw new WalpurgeError(
+      ErrorCode.ConfigInvalid,
+      `an oauthBearerProvider was given but kafka.sasl.mechanism is ${sasl.mechanism}`,
+      { retriable: false, hint: 'set kafka.sasl.mechanism: oauthbearer, or leave kafka.sasl out' },
+    );
+  }
   return { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password } as SASLOptions;
 }
 
@@ -63,7 +74,26 @@ export function saslOptions(
 export function moduleTokenProvider(modulePath: string): OauthBearerProvider {
   let loaded: Promise<OauthBearerProvider> | undefined;
   const load = async (): Promise<OauthBearerProvider> => {
-    const module = (await import(pathToFileURL(modulePath).href)) as { default?: unknown };
+    const url = pathToFileURL(modulePath).href;
+    let module: { default?: unknown };
+    try {
+      module = (await import(url)) as { default?: unknown };
+    } catch (error) {
+      // Node's text names the module's path; the option is enough (paths stay out of logs).
+      const reason = (errorMessage(error).split('\n')[0] ?? '')
+        .split(url)
+        .join('the module')
+        .split(modulePath)
+        .join('the module');
+      throw new WalpurgeError(
+        ErrorCode.ConfigInvalid,
+        `kafka.sasl.tokenProvider: cannot import the module: ${reason}`,
+        {
+          retriable: false,
+          hint: 'walpurge validate checks the module; its imports must resolve from its directory',
+        },
+      );
+    }
     if (typeof module.default !== 'function') {
       throw new WalpurgeError(
         ErrorCode.ConfigInvalid,

@@ -42,14 +42,21 @@ export const KafkaTls = z.union([
   }),
 ]);
 
+/** "password is required for mechanism plain", not zod's "expected string, received undefined". */
+const requiredString = (field: string, mechanism: string) => {
+  const required = `${field} is required for mechanism ${mechanism}`;
+  return z
+    .string({ error: (issue) => (issue.input === undefined ? required : `${field} must be a string`) })
+    .min(1, required);
+};
+
 const passwordSasl = <M extends 'plain' | 'scram-sha-256' | 'scram-sha-512'>(mechanism: M) =>
   z.strictObject({
     mechanism: z.literal(mechanism),
-    username: z.string().min(1, 'username is required').describe('SASL user name.'),
-    password: z
-      .string()
-      .min(1, 'password is required')
-      .describe('SASL password. Usually ${KAFKA_PASSWORD}; never logged.'),
+    username: requiredString('username', mechanism).describe('SASL user name.'),
+    password: requiredString('password', mechanism).describe(
+      'SASL password. Usually ${KAFKA_PASSWORD}; never logged.',
+    ),
   });
 
 export const KafkaSasl = z.discriminatedUnion('mechanism', [
