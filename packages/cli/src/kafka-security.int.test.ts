@@ -204,6 +204,12 @@ describe('Kafka security: refusals as one line naming the broker and the reason'
       /SASL: authentication failed.*kafka\.sasl\.password/,
     ],
     [
+      'a mechanism the listener does not enable',
+      () =>
+        `brokers: ['${secured.saslPlainOnly}']\n  sasl:\n    mechanism: scram-sha-512\n    username: ${user}\n    password: ${password}`,
+      /SASL: the broker does not offer this mechanism.*kafka\.sasl\.mechanism/,
+    ],
+    [
       'no client certificate on the mTLS listener',
       () => `brokers: ['${secured.mtls}']\n  ssl:\n    ca: ca.pem`,
       /refused the client certificate \(or requires one\).*kafka\.ssl\.cert/,

@@ -60,7 +60,7 @@ const TLS_CLOSED: SecurityFailure = {
 };
 const SASL_TEXTS: Array<[RegExp, SecurityFailure]> = [
   [
-    /mechanism is not supported by the server|UNSUPPORTED_SASL_MECHANISM/i,
+    /mechanism is not supported by the server|does not support the requested SASL mechanism|UNSUPPORTED_SASL_MECHANISM/i,
     {
       reason: 'SASL: the broker does not offer this mechanism',
       hint: "set kafka.sasl.mechanism to one the broker's listener enables (sasl.enabled.mechanisms)",

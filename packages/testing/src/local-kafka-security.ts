@@ -16,6 +16,8 @@ export interface SecuredListeners {
   mtls: string;
   /** SASL_PLAINTEXT with PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER (unsecured JWS tokens). */
   sasl: string;
+  /** SASL_PLAINTEXT enabling PLAIN alone, for "mechanism not offered". */
+  saslPlainOnly: string;
 }
 
 export async function securedListeners(): Promise<SecuredListeners> {
@@ -23,6 +25,7 @@ export async function securedListeners(): Promise<SecuredListeners> {
     ssl: `127.0.0.1:${await freePort()}`,
     mtls: `127.0.0.1:${await freePort()}`,
     sasl: `127.0.0.1:${await freePort()}`,
+    saslPlainOnly: `127.0.0.1:${await freePort()}`,
   };
 }
 
@@ -40,7 +43,7 @@ export function securitySettings(
   secured: SecuredListeners,
 ): Record<string, string> {
   const { certificates } = security;
-  const listeners = `PLAINTEXT://127.0.0.1:${port},SSL://${secured.ssl},MTLS://${secured.mtls},SASL://${secured.sasl}`;
+  const listeners = `PLAINTEXT://127.0.0.1:${port},SSL://${secured.ssl},MTLS://${secured.mtls},SASL://${secured.sasl},SASLPLAIN://${secured.saslPlainOnly}`;
   const plainUsers = security.users
     .map((user) => `user_${user.username}=${jaasQuote(user.password)}`)
     .join(' ');
@@ -54,12 +57,14 @@ export function securitySettings(
     listeners: `${listeners},CONTROLLER://127.0.0.1:${controllerPort}`,
     'advertised.listeners': listeners,
     'listener.security.protocol.map':
-      'CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,SASL:SASL_PLAINTEXT',
+      'CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,SASL:SASL_PLAINTEXT,SASLPLAIN:SASL_PLAINTEXT',
     ...tls('ssl'),
     ...tls('mtls'),
     'listener.name.mtls.ssl.client.auth': 'required',
     'sasl.enabled.mechanisms': 'PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER',
     'listener.name.sasl.plain.sasl.jaas.config': `org.apache.kafka.common.security.plain.PlainLoginModule required ${plainUsers};`,
+    'listener.name.saslplain.sasl.enabled.mechanisms': 'PLAIN',
+    'listener.name.saslplain.plain.sasl.jaas.config': `org.apache.kafka.common.security.plain.PlainLoginModule required ${plainUsers};`,
     'listener.name.sasl.scram-sha-256.sasl.jaas.config':
       'org.apache.kafka.common.security.scram.ScramLoginModule required;',
     'listener.name.sasl.scram-sha-512.sasl.jaas.config':
