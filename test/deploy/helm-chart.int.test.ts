@@ -9,6 +9,7 @@
  * per machine, to fetch helm-java from Maven Central.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import type { IService } from 'kubernetes-models/v1/Service';
@@ -172,6 +173,44 @@ const cases: Case[] = [
     },
     topology: 'kafka',
     crossCheck: true,
+  },
+  {
+    id: 'kafka with KEDA and a TLS object (servername, system CAs)',
+    release: 'shop',
+    namespace,
+    values: {
+      credentials: inlineCredentials,
+      kafka: { ssl: { servername: 'kafka.example.internal' } },
+      autoscaling: { mode: 'keda' },
+    },
+    topology: 'kafka',
+    crossCheck: true,
+  },
+  {
+    // Files mounted through extraVolumes; walpurge reads them, the chart never does (no KEDA).
+    id: 'kafka with mTLS files, an encrypted key and OAUTHBEARER (HPA)',
+    release: 'shop',
+    namespace,
+    values: {
+      credentials: {
+        databaseUrl: inlineCredentials.databaseUrl,
+        redisUrl: inlineCredentials.redisUrl,
+        queueRedisUrl: inlineCredentials.queueRedisUrl,
+      },
+      kafka: {
+        ssl: {
+          ca: '/etc/kafka-tls/ca.pem',
+          cert: '/etc/kafka-tls/tls.crt',
+          key: '/etc/kafka-tls/tls.key',
+          passphrase: '${KAFKA_KEY_PASSPHRASE}',
+        },
+        sasl: { mechanism: 'oauthbearer', tokenProvider: '/opt/walpurge-hooks/token.mjs' },
+      },
+      extraVolumes: [{ name: 'kafka-tls', secret: { secretName: 'kafka-tls' } }],
+      extraVolumeMounts: [{ name: 'kafka-tls', mountPath: '/etc/kafka-tls', readOnly: true }],
+    },
+    topology: 'kafka',
+    crossCheck: false,
   },
   {
     id: 'kafka without autoscaling or budgets, image by digest',
@@ -435,6 +474,27 @@ const refusals: { id: string; values: JsonObject; error: RegExp }[] = [
     ),
   })),
   {
+    id: 'KEDA with kafka.ssl files (and a ${VAR} passphrase), which its trigger cannot read',
+    values: {
+      credentials: inlineCredentials,
+      kafka: {
+        ssl: { ca: '/etc/kafka-tls/ca.pem', cert: '/c.pem', key: '/k.pem', passphrase: '${P}' },
+      },
+      autoscaling: { mode: 'keda' },
+    },
+    error:
+      /kafka\.ssl\.ca\/cert\/key with autoscaling\.mode keda: KEDA's kafka trigger cannot read the files/,
+  },
+  {
+    id: 'KEDA with OAUTHBEARER, which its trigger cannot take',
+    values: {
+      credentials: inlineCredentials,
+      kafka: { sasl: { mechanism: 'oauthbearer', tokenProvider: '/opt/walpurge-hooks/token.mjs' } },
+      autoscaling: { mode: 'keda' },
+    },
+    error: /kafka\.sasl\.mechanism "oauthbearer" with autoscaling\.mode keda: .*no token-provider hook/,
+  },
+  {
     // urlParse's own error would print the URL, password and all (checked below: not in the error).
     id: 'a queue Redis URL with a bad %-escape in its password',
     values: {
@@ -695,6 +755,32 @@ describe('deploy/helm KEDA', () => {
     const [pod] = walpurgePods(objects).filter((candidate) => candidate.role === 'invalidator');
     expect(pod?.config.kafka?.sasl?.mechanism).toBe('scram-sha-512');
     expect(pod?.config.kafka?.ssl).toBe(true);
+  });
+
+  it('enables TLS for a kafka.ssl object too', () => {
+    const { objects } = render('kafka with KEDA and a TLS object (servername, system CAs)');
+    expect(checkKedaTriggers(objects)).toBe(2);
+    const [scaled] = objectsOfKind<IScaledObject>(objects, 'ScaledObject');
+    expect(scaled?.spec?.triggers[0]?.metadata['tls']).toBe('enable');
+  });
+
+  it('renders files and OAUTHBEARER for walpurge alone, with no SASL credentials asked for', () => {
+    const { objects } = render('kafka with mTLS files, an encrypted key and OAUTHBEARER (HPA)');
+    // Parsed as YAML, not loaded: the files and the passphrase exist only in the pods.
+    const configMap = objects.find((object) => object.kind === 'ConfigMap');
+    const config = parseYaml(
+      String((configMap?.['data'] as Record<string, unknown> | undefined)?.['walpurge.yaml']),
+    ) as { kafka: { sasl: unknown; ssl: unknown } };
+    expect(config.kafka.sasl).toEqual({
+      mechanism: 'oauthbearer',
+      tokenProvider: '/opt/walpurge-hooks/token.mjs',
+    });
+    expect(config.kafka.ssl).toMatchObject({
+      ca: '/etc/kafka-tls/ca.pem',
+      key: '/etc/kafka-tls/tls.key',
+    });
+    const secret = objects.find((object) => object.kind === 'Secret');
+    expect(Object.keys((secret?.['stringData'] ?? {}) as object)).not.toContain('KAFKA_SASL_PASSWORD');
   });
 
   it('gives the flusher trigger the queue Redis of the same URL', () => {

@@ -5,6 +5,7 @@ import { ErrorCode } from '@walpurge/core';
 import { ConfigError, formatPath, type ConfigProblem } from './config-error.js';
 import { substituteEnv, type SecretFileReader } from './env-substitution.js';
 import { crossSectionProblems, WalpurgeConfig } from './schema/index.js';
+import { resolveKafkaFiles } from './kafka-files.js';
 
 export interface LoadedConfig<T = WalpurgeConfig> {
   config: T;
@@ -191,6 +192,13 @@ export function parseConfigText<S extends z.ZodType = typeof WalpurgeConfig>(
       problems.push({ path: formatPath(extra.path), message: extra.message, ...locate(extra.path) });
     }
   }
+  // Only once the section is valid (a path can only be checked when it is a string), and not for a
+  // role that never reads it: a flusher pod need not mount the Kafka certificates.
+  const kafka = result.success ? (result.data as { kafka?: WalpurgeConfig['kafka'] }).kafka : undefined;
+  if (kafka && typeof kafka === 'object' && 'brokers' in kafka && !unusedSections.has('kafka')) {
+    for (const extra of resolveKafkaFiles(kafka, file))
+      problems.push({ path: formatPath(extra.path), message: extra.message, ...locate(extra.path) });
+  }
   if (!result.success || problems.length > 0) {
     problems.sort(byPosition);
     throw new ConfigError(ErrorCode.ConfigInvalid, file, problems);
@@ -215,7 +223,17 @@ function retypeWhereWanted(
   substituted: ReadonlySet<Scalar>,
 ): boolean {
   let changed = false;
-  for (const issue of issues) {
+  // A union (kafka.ssl: boolean or an object) reports the wanted types inside its branches.
+  const typeIssues = issues.flatMap((issue) =>
+    issue.code === 'invalid_union'
+      ? issue.errors
+          .flat()
+          .flatMap((inner) =>
+            inner.code === 'invalid_type' && inner.path.length === 0 ? [{ ...inner, path: issue.path }] : [],
+          )
+      : [issue],
+  );
+  for (const issue of typeIssues) {
     if (issue.code !== 'invalid_type') continue;
     const node = doc.getIn(issue.path, true);
     if (!isScalar(node) || !substituted.has(node) || typeof node.value !== 'string') continue;

@@ -18,6 +18,7 @@ export const ErrorCode = {
   SlotBusy: 'WP_SLOT_BUSY',
   Replication: 'WP_REPLICATION',
   KafkaUnavailable: 'WP_KAFKA_UNAVAILABLE',
+  KafkaSecurity: 'WP_KAFKA_SECURITY',
   RedisUnavailable: 'WP_REDIS_UNAVAILABLE',
   RedisUnsafeForQueue: 'WP_REDIS_UNSAFE_FOR_QUEUE',
   PurgeFailed: 'WP_PURGE_FAILED',

@@ -1,4 +1,5 @@
 export * from './errors.js';
+export * from './error-chain.js';
 export * from './sql-state.js';
 export * from './lifecycle.js';
 export * from './signals.js';

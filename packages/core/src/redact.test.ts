@@ -31,6 +31,25 @@ describe('secret redaction', () => {
     expect(out).toEqual({ cdn: { apiToken: REDACTED, zoneId: 'z1' }, list: [{ password: REDACTED }] });
   });
 
+  it('masks the files and passphrase of TLS settings (kafka.ssl), not its other fields', () => {
+    const ssl = {
+      ca: '/etc/ca.pem',
+      cert: '/etc/c.pem',
+      key: '/etc/k.pem',
+      passphrase: 'pp',
+      servername: 'k',
+    };
+    expect(redactDeep({ kafka: { ssl, brokers: ['k:9093'] } })).toEqual({
+      kafka: {
+        ssl: { ca: REDACTED, cert: REDACTED, key: REDACTED, passphrase: REDACTED, servername: 'k' },
+        brokers: ['k:9093'],
+      },
+    });
+    expect(redactDeep({ ssl: true })).toEqual({ ssl: true });
+    // A Redis cache key named `key` elsewhere is not a TLS file.
+    expect(redactDeep({ key: 'item:1' })).toEqual({ key: 'item:1' });
+  });
+
   it('never writes a secret to the log stream: fields, messages, nested config and errors', () => {
     const { logger, lines } = captureLogger();
     const url = 'postgres://app:Pa55w0rd!@db.internal:5432/app';

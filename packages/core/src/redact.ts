@@ -11,11 +11,12 @@ const QUERY_SECRET =
   /([?&](?:password|pass|token|secret|api[-_]?key|access[-_]?token|sslpassword|sslkey)=)[^&\s]+/gi;
 const PEM_PRIVATE_KEY = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?(?:-----END \1PRIVATE KEY-----|$)/g;
 /**
- * TLS settings (`database.ssl`, `redis.tls`, `flusher.queueRedisTls`, node's `ssl`/`tls` options):
- * inside them `key` is a private key or its file's path, not a cache key, and is masked.
+ * TLS settings (`database.ssl`, `kafka.ssl`, `redis.tls`, `flusher.queueRedisTls`, node's `ssl`/`tls`
+ * options): inside them `key` is a private key or its file's path, not a cache key; it, the passphrase
+ * and the certificate and CA files (paths or PEM text alike) are masked.
  */
 const TLS_SECTION = /^(ssl|tls|[a-zA-Z]+Tls)$/;
-const TLS_SECRET_FIELDS = new Set(['key', 'pfx', 'passphrase']);
+const TLS_SECRET_FIELDS = new Set(['key', 'pfx', 'passphrase', 'ca', 'cert']);
 
 export const REDACTED = '[redacted]';
 

@@ -1,3 +1,4 @@
+import { errorChain } from './error-chain.js';
 import { WalpurgeError, type ErrorCode } from './errors.js';
 
 /**
@@ -24,21 +25,6 @@ const UNTRUSTED = new Set([
 interface Coded {
   code?: unknown;
   message?: unknown;
-}
-
-/** The error, its causes and AggregateError parts (drivers wrap; IPv4+IPv6 attempts aggregate). */
-export function errorChain<T extends object = Record<string, unknown>>(error: unknown): T[] {
-  const out: T[] = [];
-  const queue: unknown[] = [error];
-  while (queue.length > 0 && out.length < 10) {
-    const next = queue.shift();
-    if (typeof next !== 'object' || next === null) continue;
-    out.push(next as T);
-    const { cause, errors } = next as { cause?: unknown; errors?: unknown };
-    if (cause) queue.push(cause);
-    if (Array.isArray(errors)) queue.push(...(errors as unknown[]));
-  }
-  return out;
 }
 
 function classify(code: string, message: string): TlsFailure | undefined {
@@ -75,7 +61,7 @@ export interface TlsAttempt {
 
 /** The TLS failure somewhere in the error's chain, or undefined for any other error. */
 export function tlsFailure(error: unknown, attempt?: TlsAttempt): TlsFailure | undefined {
-  const links = errorChain<Coded>(error);
+  const links = errorChain(error);
   for (const coded of links) {
     const code = typeof coded.code === 'string' ? coded.code : '';
     const message = typeof coded.message === 'string' ? coded.message : '';

@@ -1,11 +1,8 @@
-import kafkajs, {
-  type KafkaConfig as KafkaJsConfig,
-  type LogEntry,
-  type RetryOptions,
-  type SASLOptions,
-} from 'kafkajs';
+import kafkajs, { type KafkaConfig as KafkaJsConfig, type LogEntry, type RetryOptions } from 'kafkajs';
 import type { KafkaConfig } from '@walpurge/config';
-import type { Logger } from '@walpurge/core';
+import { REDACTED, type Logger } from '@walpurge/core';
+import { classifyConnectError } from './kafka-refusals.js';
+import { kafkaSecrets, saslOptions, tlsOptions, type OauthBearerProvider } from './kafka-security.js';
 
 const { Kafka, logLevel } = kafkajs;
 export type KafkaClient = InstanceType<typeof Kafka>;
@@ -17,15 +14,41 @@ export interface KafkaClientOptions {
   clientSuffix?: string;
   connectionTimeoutMs?: number;
   retry?: RetryOptions;
+  /**
+   * OAUTHBEARER tokens for library users who build them in code (kafkajs's contract: resolves to
+   * `{ value: token }`); wins over kafka.sasl.tokenProvider, and alone selects OAUTHBEARER.
+   */
+  oauthBearerProvider?: OauthBearerProvider;
 }
 
-/** kafkajs log entries into our pino logger; its chatty INFO lines become debug. */
-function kafkaLogCreator(logger: Logger) {
+/**
+ * Replaces every known secret value inside the strings of a log entry. The logger redacts secret-named
+ * keys and URL passwords itself when it writes the line; it cannot know a password or a path by value.
+ */
+function scrubber(secrets: ReadonlySet<string>): (value: unknown) => unknown {
+  const replace = (value: unknown): unknown => {
+    if (typeof value === 'string') {
+      let out = value;
+      for (const secret of secrets) out = out.split(secret).join(REDACTED);
+      return out;
+    }
+    if (Array.isArray(value)) return value.map(replace);
+    if (value && typeof value === 'object')
+      return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, replace(inner)]));
+    return value;
+  };
+  return replace;
+}
+
+/** kafkajs log entries into our pino logger, known secret values scrubbed; its chatty INFO lines become debug. */
+export function kafkaLogCreator(logger: Logger, secrets: ReadonlySet<string>) {
   const log = logger.child({ component: 'kafkajs' });
+  const scrub = scrubber(secrets);
   return () =>
     ({ namespace, level, log: entry }: LogEntry): void => {
-      const { message, ...extra } = entry;
-      const fields = { kafka: namespace, ...extra };
+      const { message: raw, ...extra } = entry;
+      const message = scrub(raw) as string;
+      const fields = { kafka: namespace, ...(scrub(extra) as object) };
       // The listener's sink limits retries on purpose (a failed send makes it replay from its durable
       // LSN: at-least-once, not exactly-once), so kafkajs's warning about it is noise for operators.
       if (typeof message === 'string' && message.startsWith('Limiting retries for the idempotent producer'))
@@ -42,22 +65,61 @@ function kafkaLogCreator(logger: Logger) {
  * brokers, TLS and SASL settings are read in one place.
  */
 export function createKafka(config: KafkaConfig, options: KafkaClientOptions = {}): KafkaClient {
+  const secrets = new Set(kafkaSecrets(config));
+  const provider = options.oauthBearerProvider;
+  const sasl = saslOptions(config.sasl, provider);
+  if (sasl?.mechanism === 'oauthbearer') {
+    // Tokens are known only once fetched: the current one joins the secrets scrubbed from kafkajs's
+    // lines, replacing the one before (a long-running client refreshes them for days).
+    const fetchToken = sasl.oauthBearerProvider;
+    const configured = new Set(secrets);
+    let lastToken: string | undefined;
+    sasl.oauthBearerProvider = async () => {
+      const token = await fetchToken();
+      if (token.value.length >= 4) {
+        if (lastToken !== undefined && !configured.has(lastToken)) secrets.delete(lastToken);
+        secrets.add(token.value);
+        lastToken = token.value;
+      }
+      return token;
+    };
+  }
   const kafkaOptions: KafkaJsConfig = {
     clientId: options.clientSuffix ? `${config.clientId}-${options.clientSuffix}` : config.clientId,
     brokers: config.brokers,
-    ssl: config.ssl,
+    ssl: tlsOptions(config.ssl),
     connectionTimeout: options.connectionTimeoutMs ?? 5_000,
+    ...(sasl ? { sasl } : {}),
     ...(options.retry ? { retry: options.retry } : {}),
     ...(options.logger
-      ? { logLevel: logLevel.INFO, logCreator: kafkaLogCreator(options.logger) }
+      ? { logLevel: logLevel.INFO, logCreator: kafkaLogCreator(options.logger, secrets) }
       : { logLevel: logLevel.NOTHING }),
   };
-  if (config.sasl) {
-    kafkaOptions.sasl = {
-      mechanism: config.sasl.mechanism,
-      username: config.sasl.username,
-      password: config.sasl.password,
-    } as SASLOptions;
-  }
-  return new Kafka(kafkaOptions);
+  return withBrokersOnErrors(new Kafka(kafkaOptions), config.brokers);
+}
+
+/**
+ * Every client's connect() failure carries the configured brokers (`brokers`: kafkajs's SASL errors
+ * do not say which broker refused), and a TLS or SASL refusal becomes one non-retriable line. Only
+ * connect() is classified: a broker that closes an established connection (a restart) is an outage.
+ */
+function withBrokersOnErrors(kafka: KafkaClient, brokers: readonly string[]): KafkaClient {
+  const annotate = <T extends { connect(): Promise<void> }>(client: T): T => {
+    const connect = client.connect.bind(client);
+    client.connect = async () => {
+      try {
+        await connect();
+      } catch (error) {
+        if (error && typeof error === 'object' && !('brokers' in error))
+          Object.defineProperty(error, 'brokers', { value: [...brokers], enumerable: false });
+        throw classifyConnectError(error, brokers);
+      }
+    };
+    return client;
+  };
+  const { producer, consumer, admin } = kafka;
+  kafka.producer = (config) => annotate(producer.call(kafka, config));
+  kafka.consumer = (config) => annotate(consumer.call(kafka, config));
+  kafka.admin = (config) => annotate(admin.call(kafka, config));
+  return kafka;
 }

@@ -48,3 +48,5 @@ export { endPool } from './end-pool.js';
 export { deleteRedisKeys } from './redis-keys.js';
 export { startFreezableProxy, type FreezableProxy } from './freezable-proxy.js';
 export { killNow, signalAndWait, spawnServiceMain, type ServiceProcess } from './service-process.js';
+export { makeKafkaCertificates, type KafkaCertificates } from './kafka-certificates.js';
+export type { KafkaSecurityOptions, SecuredListeners } from './local-kafka-security.js';

@@ -3,6 +3,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findExecutable, isExecutable } from './executables.js';
 import { ensureKafkaJars, KAFKA_VERSION } from './kafka-jars.js';
+import {
+  scramFormatArgs,
+  securedListeners,
+  securitySettings,
+  type KafkaSecurityOptions,
+  type SecuredListeners,
+} from './local-kafka-security.js';
 import { defaultLog, prefixed, type LogFn } from './log.js';
 import { freePort } from './ports.js';
 import { indent, readTail, runToCompletion, spawnManaged } from './processes.js';
@@ -25,6 +32,8 @@ export interface LocalKafkaOptions {
   settings?: Record<string, string | number | boolean>;
   /** KRaft cluster id the storage is formatted with; nodes of one cluster share it. Default: a new one. */
   clusterId?: string;
+  /** Secured listeners besides the PLAINTEXT one (which stays, for readiness and inter-broker). */
+  security?: KafkaSecurityOptions;
 }
 
 export interface LocalKafka {
@@ -32,6 +41,8 @@ export interface LocalKafka {
   port: number;
   /** The broker's own log4j output; kept in the temp dir until `stop()`. */
   logFile: string;
+  /** host:port of each secured listener, when `security` was given. */
+  secured?: SecuredListeners;
   stop(): Promise<void>;
 }
 
@@ -76,6 +87,7 @@ async function startOnce(
   opts: LocalKafkaOptions,
 ): Promise<LocalKafka> {
   const dir = makeTempDir('kafka');
+  const secured = opts.security ? await securedListeners() : undefined;
   const logFile = join(dir.path, 'server.log');
   const consoleFile = join(dir.path, 'console.log');
   const serverProperties = join(dir.path, 'server.properties');
@@ -83,7 +95,12 @@ async function startOnce(
   mkdirSync(join(dir.path, 'logs'));
   writeFileSync(
     serverProperties,
-    renderProperties(serverSettings(dir.path, port, controllerPort, opts.settings)),
+    renderProperties(
+      serverSettings(dir.path, port, controllerPort, {
+        ...(opts.security && secured ? securitySettings(opts.security, port, controllerPort, secured) : {}),
+        ...opts.settings,
+      }),
+    ),
   );
   writeFileSync(log4jProperties, log4jConfig(logFile));
 
@@ -108,6 +125,7 @@ async function startOnce(
         opts.clusterId ?? newClusterId(),
         '-c',
         serverProperties,
+        ...(opts.security ? scramFormatArgs(opts.security) : []),
       ],
       { cwd: dir.path, logFile: consoleFile, timeoutMs: 120_000 },
     );
@@ -132,7 +150,7 @@ async function startOnce(
     throw new Error(message, { cause: err });
   }
 
-  return { brokers, port, logFile, stop: stopper(proc.stop, dir) };
+  return { brokers, port, logFile, ...(secured ? { secured } : {}), stop: stopper(proc.stop, dir) };
 }
 
 function stopper(stopProcess: () => Promise<void>, dir: TempDir): () => Promise<void> {

@@ -129,27 +129,37 @@ export function opsServerPaths(): string[] {
   return [...new Set([...source.matchAll(/path === '(\/[a-z]+)'/g)].map((match) => match[1] ?? ''))];
 }
 
-const JsonSchemaNode: z.ZodType<{ properties?: Record<string, unknown>; items?: unknown }> = z.looseObject({
+const JsonSchemaNode: z.ZodType<{
+  properties?: Record<string, unknown>;
+  items?: unknown;
+  anyOf?: unknown[];
+  oneOf?: unknown[];
+}> = z.looseObject({
   properties: z.record(z.string(), z.unknown()).optional(),
   items: z.unknown().optional(),
+  anyOf: z.array(z.unknown()).optional(),
+  oneOf: z.array(z.unknown()).optional(),
 });
+
+/** The node under `segments`, through items and every branch of a union (kafka.ssl, kafka.sasl). */
+function hasPath(node: unknown, segments: readonly string[]): boolean {
+  if (segments.length === 0) return true;
+  const parsed = JsonSchemaNode.safeParse(node);
+  if (!parsed.success) return false;
+  const { properties, items, anyOf, oneOf } = parsed.data;
+  const [segment, ...rest] = segments as [string, ...string[]];
+  const itemProperties = JsonSchemaNode.safeParse(items ?? {}).data?.properties;
+  const next = properties?.[segment] ?? itemProperties?.[segment];
+  if (next !== undefined && hasPath(next, rest)) return true;
+  return [...(anyOf ?? []), ...(oneOf ?? [])].some((branch) => hasPath(branch, segments));
+}
 
 /**
  * Whether `section.key.sub` is an option of walpurge.yaml, per the JSON Schema generated from the
  * config's zod schema (packages/config/walpurge.schema.json; test/unit/config-docs keeps it current).
  */
 export function configKeyExists(path: string): boolean {
-  let node: unknown = JSON.parse(readRepoFile('packages/config/walpurge.schema.json'));
-  for (const segment of path.split('.')) {
-    const parsed = JsonSchemaNode.safeParse(node);
-    if (!parsed.success) return false;
-    const { properties, items } = parsed.data;
-    const itemProperties = JsonSchemaNode.safeParse(items ?? {}).data?.properties;
-    const next = properties?.[segment] ?? itemProperties?.[segment];
-    if (next === undefined) return false;
-    node = next;
-  }
-  return true;
+  return hasPath(JSON.parse(readRepoFile('packages/config/walpurge.schema.json')), path.split('.'));
 }
 
 /** Top-level sections of walpurge.yaml that take nested options. */

@@ -114,7 +114,9 @@ the topology implies and, for kafka, the kafka values (shared with the KEDA trig
 {{- range $key := list "topic" "cdnTopic" "deadLetterTopic" "consumerGroup" }}
 {{- $_ := set $kafka $key (get $names $key) }}
 {{- end }}
-{{- if .Values.kafka.sasl.mechanism }}
+{{- if eq .Values.kafka.sasl.mechanism "oauthbearer" }}
+{{- $_ := set $kafka "sasl" (dict "mechanism" "oauthbearer" "tokenProvider" (.Values.kafka.sasl.tokenProvider | required "kafka.sasl.tokenProvider: the absolute path of the token-provider module in the image or a mounted volume (docs/deployment.md)")) }}
+{{- else if .Values.kafka.sasl.mechanism }}
 {{- $_ := set $kafka "sasl" (dict "mechanism" .Values.kafka.sasl.mechanism "username" "${KAFKA_SASL_USERNAME}" "password" "${KAFKA_SASL_PASSWORD}") }}
 {{- end }}
 {{- $_ := set $file "kafka" $kafka }}
@@ -227,7 +229,8 @@ ${VAR} there would reach KEDA as the literal text (it then never scales).
 {{- $database := .Values.config.database | default dict }}
 {{- $flusher := .Values.config.flusher | default dict }}
 {{- $read := dict "kafka.topic" $kafka.topic "kafka.cdnTopic" $kafka.cdnTopic "kafka.deadLetterTopic" $kafka.deadLetterTopic "kafka.consumerGroup" $kafka.consumerGroup "kafka.brokers" $kafka.brokers "kafka.partitions" $kafka.partitions "config.database.slot" $database.slot "config.database.publication" $database.publication "config.flusher.keyPrefix" $flusher.keyPrefix "config.flusher.queueName" $flusher.queueName }}
-{{- if eq .Values.autoscaling.mode "keda" }}
+{{- /* KEDA reads whether TLS is on: a boolean. An object's files and passphrase are walpurge's alone. */}}
+{{- if and (eq .Values.autoscaling.mode "keda") (not (kindIs "map" $kafka.ssl)) }}
 {{- $_ := set $read "kafka.ssl" $kafka.ssl }}
 {{- end }}
 {{- range $key := keys $read | sortAlpha }}
@@ -235,4 +238,12 @@ ${VAR} there would reach KEDA as the literal text (it then never scales).
 {{- fail (printf "%s: the chart reads this value itself (KEDA, autoscaling, names), where no ${VAR} is substituted: give it literally" $key) }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+"true" when kafka.sasl takes a user name and password from the credentials Secret (plain, SCRAM):
+OAUTHBEARER's token comes from its tokenProvider module instead.
+*/}}
+{{- define "walpurge.kafkaSaslCredentials" -}}
+{{- if and (eq .Values.topology "kafka") .Values.kafka.sasl.mechanism (ne .Values.kafka.sasl.mechanism "oauthbearer") }}true{{ end }}
 {{- end }}

@@ -62,12 +62,14 @@ where a tag per row would serve; an unreachable cache Redis only skips that esti
 With a flusher section, it checks what the flusher would refuse at start-up: the write-behind
 tables (primary key, bigint version column) and a queue Redis that keeps writes (noeviction, AOF;
 unreachable is an error unless --offline).
-With transport kafka, it reads walpurge's topics as the roles do at start: a replication factor the
-cluster cannot give is an error when a topic is still to create (a warning when all exist); an
+With transport kafka, it connects to the brokers as the roles do (TLS, SASL): a refused
+certificate or password, or unreachable brokers, is an error unless --offline. It then reads
+walpurge's topics as the roles do at start: a replication factor the cluster cannot give is an
+error when a topic is still to create (a warning when all exist); an
 existing topic whose min.insync.replicas is above its replication factor is an error (every write
 refused); one whose replication makes acks=all meaningless (one replica on several brokers, or
 min.insync.replicas 1 with several replicas) or that has fewer replicas than min(3, brokers) is a
-warning with the command that fixes it; unreachable brokers are a warning.`,
+warning with the command that fixes it.`,
   async run({ io, options }) {
     const json = options['json'] === true;
     let loaded;
@@ -124,7 +126,7 @@ warning with the command that fixes it; unreachable brokers are a warning.`,
     }
     // The flusher's queue Redis must keep accepted writes, as the flusher itself checks at start-up.
     if (options['offline'] !== true) problems.push(...(await queueRedisProblems(config, loaded.problemAt)));
-    // The topics' replication, as the roles check it at start.
+    // The brokers as the roles connect (TLS, SASL), then the topics' replication as they check it.
     if (options['offline'] !== true) {
       const kafka = await kafkaTopicChecks(config, loaded.problemAt);
       problems.push(...kafka.problems);

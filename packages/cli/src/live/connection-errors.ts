@@ -2,9 +2,10 @@ import {
   ErrorCode,
   WalpurgeError,
   errorChain,
-  tlsError,
   errorMessage,
+  failedAddress,
   redactSecrets,
+  tlsError,
   type TlsAttempt,
   type TlsSettings,
 } from '@walpurge/core';
@@ -18,20 +19,9 @@ const REASONS: Record<string, string> = {
   EHOSTUNREACH: 'host unreachable',
 };
 
-interface Failure {
-  code?: unknown;
-  address?: unknown;
-  port?: unknown;
-  broker?: unknown;
-  name?: unknown;
-}
-
-// kafkajs wraps twice, AggregateError holds one per address tried.
-const chain = (error: unknown): Failure[] => errorChain<Failure>(error);
-
 /** "connection refused" for a socket error anywhere in the chain, else undefined. */
 export function connectionReason(error: unknown): string | undefined {
-  for (const failure of chain(error)) {
+  for (const failure of errorChain(error)) {
     if (typeof failure.code === 'string' && REASONS[failure.code]) return REASONS[failure.code];
   }
   const text = errorMessage(error);
@@ -40,23 +30,13 @@ export function connectionReason(error: unknown): string | undefined {
 }
 
 function isKafkaError(error: unknown): boolean {
-  return chain(error).some(
+  return errorChain(error).some(
     (failure) => typeof failure.name === 'string' && failure.name.startsWith('KafkaJS'),
   );
 }
 
-/** host:port the socket error names, when it names one. */
-function socketAddress(error: unknown): string | undefined {
-  for (const failure of chain(error)) {
-    if (typeof failure.broker === 'string') return failure.broker;
-    if (typeof failure.address === 'string' && failure.port !== undefined)
-      return `${failure.address}:${String(failure.port)}`;
-  }
-  return undefined;
-}
-
 export function kafkaUnavailable(error: unknown, brokers?: readonly string[]): WalpurgeError {
-  const where = brokers?.join(', ') ?? socketAddress(error) ?? 'the configured brokers';
+  const where = brokers?.join(', ') ?? failedAddress(error) ?? 'the configured brokers';
   const reason = connectionReason(error) ?? redactSecrets(errorMessage(error).split('\n')[0] ?? '');
   return new WalpurgeError(ErrorCode.KafkaUnavailable, `cannot reach Kafka at ${where}: ${reason}`, {
     retriable: true,
@@ -73,6 +53,8 @@ export async function connectKafka(
   try {
     await client.connect();
   } catch (error) {
+    // TLS and SASL refusals arrive classified by @walpurge/kafka's clients (a WalpurgeError).
+    if (error instanceof WalpurgeError) throw error;
     throw connectionReason(error) ? kafkaUnavailable(error, brokers) : error;
   }
 }
@@ -84,12 +66,11 @@ export function redisUnavailable(
   tlsSettings: TlsSettings,
   { attempt }: { attempt?: TlsAttempt } = {},
 ): WalpurgeError {
-  const where = address ?? socketAddress(error) ?? 'the configured address';
-  const settings = tlsSettings;
+  const where = address ?? failedAddress(error) ?? 'the configured address';
   const tls = tlsError(error, ErrorCode.RedisUnavailable, {
     what,
     address: where,
-    settings,
+    settings: tlsSettings,
     ...(attempt ? { attempt } : {}),
   });
   if (tls) return tls;
@@ -106,6 +87,7 @@ export function redisUnavailable(
  */
 export function asConnectionError(error: unknown): WalpurgeError | undefined {
   if (error instanceof WalpurgeError) return undefined;
-  if (isKafkaError(error) && connectionReason(error)) return kafkaUnavailable(error);
+  if (!isKafkaError(error)) return undefined;
+  if (connectionReason(error)) return kafkaUnavailable(error);
   return undefined;
 }

@@ -1,5 +1,5 @@
 import type { ConfigProblem, WalpurgeConfig } from '@walpurge/config';
-import { errorMessage } from '@walpurge/core';
+import { errorMessage, isWalpurgeError, redactSecrets } from '@walpurge/core';
 import { readWalpurgeTopics, replicationFor, unsafeHeadline } from '@walpurge/kafka';
 import { kafkaClient } from '../status/kafka-status.js';
 import { connectKafka } from './connection-errors.js';
@@ -14,8 +14,10 @@ const TOPIC_KEYS = { changes: 'topic', cdn: 'cdnTopic', deadLetters: 'deadLetter
  * when every topic exists, as nothing is created until one is deleted), an existing topic whose
  * min.insync.replicas is above its replication factor (a problem: every write would be refused), and
  * one whose replication makes acks=all meaningless or has fewer replicas than the cluster allows (a
- * warning, as the roles log it). An unreachable cluster is only a warning: the other checks need no
- * Kafka.
+ * warning, as the roles log it). First it connects as the roles will (TLS, SASL): a wrong CA, host
+ * name, client certificate or password, or unreachable brokers, is a problem naming the broker and the
+ * reason, found here instead of by the first role to start. A failure reading the topics once
+ * connected (a missing Describe permission) is only a warning, as the roles treat it.
  */
 export async function kafkaTopicChecks(
   config: WalpurgeConfig,
@@ -26,6 +28,13 @@ export async function kafkaTopicChecks(
   const admin = kafkaClient(kafka, 'validate').admin();
   try {
     await connectKafka(admin, kafka.brokers);
+  } catch (error) {
+    await admin.disconnect().catch(() => {});
+    const message = redactSecrets(errorMessage(error));
+    const hint = isWalpurgeError(error) && error.hint ? ` (${error.hint})` : '';
+    return { problems: [problemAt(['kafka'], `${message}${hint}`)], warnings: [] };
+  }
+  try {
     const state = await readWalpurgeTopics(admin, kafka);
     const problems: ConfigProblem[] = [];
     const warnings: ConfigProblem[] = [];

@@ -9,6 +9,7 @@ import {
 } from '@walpurge/core';
 import type { SkippedSection, WalpurgeConfig } from '@walpurge/config';
 import { ExitCode, type CliIo } from '../cli-io.js';
+import { reportError } from '../report-error.js';
 import { composeServices, type ComposeOptions, type ReadyService } from './compose-services.js';
 import type { Role } from './roles.js';
 
@@ -154,7 +155,12 @@ export function runUntilStopped(
         },
       });
     }
-    void running.fatal.then(() => stopWith(ExitCode.Failure));
+    // The same one line (and hint) a failed start prints: a role that meets a refusal after it
+    // started (the listener connects to Kafka at its first batch) must say why it stopped too.
+    void running.fatal.then((error) => {
+      reportError(error, io);
+      stopWith(ExitCode.Failure);
+    });
     if (io.signal?.aborted) stopWith(ExitCode.Ok);
     else io.signal?.addEventListener('abort', () => stopWith(ExitCode.Ok), { once: true });
   });

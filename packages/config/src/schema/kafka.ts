@@ -1,6 +1,80 @@
 import { z } from 'zod';
 import { positiveInt } from './common.js';
 
+const pemFile = z.string().min(1);
+
+export const KafkaTlsFiles = z.strictObject({
+  ca: pemFile
+    .optional()
+    .describe(
+      "PEM file of the CA certificate(s) that signed the brokers' certificates; replaces the system CAs. Read once at start.",
+    ),
+  cert: pemFile
+    .optional()
+    .describe(
+      'PEM file of the client certificate, for brokers that require mTLS (ssl.client.auth=required).',
+    ),
+  key: pemFile.optional().describe('PEM file of the private key of `cert`.'),
+  passphrase: z
+    .string()
+    .optional()
+    .describe('Passphrase of an encrypted `key`. Usually ${KAFKA_KEY_PASSPHRASE}; never logged.'),
+  servername: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "Host name the brokers' certificates must carry (TLS SNI and verification), when it is not the host of `brokers`.",
+    ),
+  rejectUnauthorized: z
+    .boolean()
+    .default(true)
+    .describe(
+      "Verify the brokers' certificates. false accepts any certificate (an attacker in the path can read everything): for a test cluster only.",
+    ),
+});
+export type KafkaTlsFiles = z.infer<typeof KafkaTlsFiles>;
+
+export const KafkaTls = z.union([
+  z.boolean(),
+  KafkaTlsFiles.refine((tls) => (tls.cert === undefined) === (tls.key === undefined), {
+    message: 'cert and key go together: give both for mTLS, or neither',
+  }),
+]);
+
+/** "password is required for mechanism plain", not zod's "expected string, received undefined". */
+const requiredString = (field: string, mechanism: string) => {
+  const required = `${field} is required for mechanism ${mechanism}`;
+  return z
+    .string({ error: (issue) => (issue.input === undefined ? required : `${field} must be a string`) })
+    .min(1, required);
+};
+
+const passwordSasl = <M extends 'plain' | 'scram-sha-256' | 'scram-sha-512'>(mechanism: M) =>
+  z.strictObject({
+    mechanism: z.literal(mechanism),
+    username: requiredString('username', mechanism).describe('SASL user name.'),
+    password: requiredString('password', mechanism).describe(
+      'SASL password. Usually ${KAFKA_PASSWORD}; never logged.',
+    ),
+  });
+
+export const KafkaSasl = z.discriminatedUnion('mechanism', [
+  passwordSasl('plain'),
+  passwordSasl('scram-sha-256'),
+  passwordSasl('scram-sha-512'),
+  z.strictObject({
+    mechanism: z.literal('oauthbearer'),
+    tokenProvider: z
+      .string()
+      .min(1)
+      .describe(
+        'ES module (path relative to the config file) whose default export is an async function returning { value: "<token>" }: called at every (re)authentication, so it fetches or refreshes the token (AWS MSK IAM, OIDC client credentials). Tokens are never logged.',
+      ),
+  }),
+]);
+export type KafkaSasl = z.infer<typeof KafkaSasl>;
+
 export const KafkaConfig = z.strictObject({
   brokers: z.array(z.string().min(1)).min(1).describe('Bootstrap brokers, host:port.'),
   clientId: z.string().default('walpurge').describe('Kafka client id.'),
@@ -45,14 +119,11 @@ export const KafkaConfig = z.strictObject({
     .describe(
       'Largest message walpurge produces: bigger change events drop their largest columns, bigger dead letters are cut to a stub. Topics walpurge creates accept it.',
     ),
-  ssl: z.boolean().default(false).describe('Use TLS to the brokers.'),
-  sasl: z
-    .strictObject({
-      mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
-      username: z.string(),
-      password: z.string(),
-    })
-    .optional()
-    .describe('SASL authentication.'),
+  ssl: KafkaTls.default(false).describe(
+    'TLS to the brokers: false (plaintext), true (TLS, verified against the system CAs), or an object with PEM files (paths relative to the config file).',
+  ),
+  sasl: KafkaSasl.optional().describe(
+    'SASL authentication: plain, scram-sha-256, scram-sha-512 (username, password) or oauthbearer (tokenProvider). Use with ssl, or credentials cross the network in clear.',
+  ),
 });
 export type KafkaConfig = z.infer<typeof KafkaConfig>;

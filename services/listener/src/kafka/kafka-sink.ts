@@ -160,8 +160,9 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
       producer = created;
       return created;
     } catch (error) {
-      // A refusal about the topic itself is not an outage: retrying would not change it.
-      if (error instanceof WalpurgeError && error.code === ErrorCode.ConfigInvalid) throw error;
+      // A refusal about the topic itself, or a TLS/SASL refusal (classified by @walpurge/kafka's
+      // connect()), is not an outage: retrying would not change it, so the role stops with its line.
+      if (error instanceof WalpurgeError && !error.retriable) throw error;
       throw new WalpurgeError(
         ErrorCode.KafkaUnavailable,
         `cannot connect to Kafka (${config.brokers.join(', ')}): ${errorMessage(error)}`,
