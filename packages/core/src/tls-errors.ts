@@ -22,11 +22,6 @@ const UNTRUSTED = new Set([
   'CERT_UNTRUSTED',
 ]);
 
-interface Coded {
-  code?: unknown;
-  message?: unknown;
-}
-
 function classify(code: string, message: string): TlsFailure | undefined {
   if (UNTRUSTED.has(code))
     return { kind: 'untrusted', reason: `the server's certificate is not signed by a trusted CA (${code})` };
