@@ -10,3 +10,4 @@ export * from './ops-server.js';
 export * from './standalone.js';
 export * from './settles-within.js';
 export * from './token-bucket.js';
+export * from './tracing.js';

@@ -3,6 +3,7 @@ import { ErrorCode, WalpurgeError } from '@walpurge/core';
 import {
   KAFKA_BATCH_OVERHEAD,
   encodeChangeEvent,
+  kafkaHeaderBytes,
   kafkaRecordBytes,
   messageKey,
   qualifiedTable,
@@ -72,8 +73,23 @@ function without(row: Row | null, column: string): Row | null {
  * them purge the rule's fallback instead (a rule without one skips that entry, counted as an unknown
  * value). Key columns are never left out, so templates on the key always render.
  * Throws a non-retriable error when even the key alone does not fit.
+ *
+ * `extraHeaders` (the trace context, when tracing is on) are added to the message and counted
+ * against `maxBytes` like the others.
  */
-export function fitMessage(event: ChangeEvent, maxBytes: number): SizedMessage {
+export function fitMessage(
+  event: ChangeEvent,
+  maxBytes: number,
+  extraHeaders?: Readonly<Record<string, string>>,
+): SizedMessage {
+  if (extraHeaders === undefined) return fitPlainMessage(event, maxBytes);
+  const extra = kafkaHeaderBytes(extraHeaders);
+  const fitted = fitPlainMessage(event, maxBytes - extra);
+  const headers = { ...fitted.message.headers, ...extraHeaders };
+  return { ...fitted, message: { ...fitted.message, headers }, bytes: fitted.bytes + extra };
+}
+
+function fitPlainMessage(event: ChangeEvent, maxBytes: number): SizedMessage {
   const message = kafkaMessageOf(event);
   const bytes = kafkaRecordBytes(message);
   if (fitsBatch(bytes, maxBytes)) return { message, bytes, omitted: [] };

@@ -1,4 +1,12 @@
-import { backoffDelay, ErrorCode, sleep, WalpurgeError, type BackoffOptions } from '@walpurge/core';
+import {
+  activeTracer,
+  backoffDelay,
+  ErrorCode,
+  inSpan,
+  sleep,
+  WalpurgeError,
+  type BackoffOptions,
+} from '@walpurge/core';
 import type { CallOutcome, CdnMetrics } from './cdn-metrics.js';
 import type { ProviderCircuit } from './provider-circuit.js';
 
@@ -157,10 +165,13 @@ export async function callProvider<T>(
   call: CallAccounting | undefined,
 ): Promise<T> {
   if (!call) return send();
+  // Not per record: one look-up per API call, each of which carries a batch of purges.
+  const tracer = activeTracer('@walpurge/invalidator');
+  const attributes = { 'walpurge.cdn.kind': call.kind, 'walpurge.count': call.items };
   const attempt = async (): Promise<T> => {
     await call.throttle?.(signal);
     try {
-      const result = await send();
+      const result = await inSpan(tracer, `walpurge.cdn.${call.provider}`, { attributes }, send);
       call.metrics.apiCalls.inc({ provider: call.provider, kind: call.kind, outcome: 'success' });
       call.metrics.items.inc({ provider: call.provider, kind: call.kind }, call.items);
       return result;
