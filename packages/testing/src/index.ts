@@ -38,3 +38,4 @@ export { endPool } from './end-pool.js';
 export { deleteRedisKeys } from './redis-keys.js';
 export { startFreezableProxy, type FreezableProxy } from './freezable-proxy.js';
 export { killNow, signalAndWait, spawnServiceMain, type ServiceProcess } from './service-process.js';
+export { installInMemoryTracing, type InMemoryTracing } from './in-memory-tracing.js';

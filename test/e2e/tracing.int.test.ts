@@ -1,0 +1,234 @@
+import { SpanKind } from '@opentelemetry/api';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import kafkajs from 'kafkajs';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parseLsn } from '@walpurge/protocol';
+import {
+  createIsolatedDatabase,
+  installInMemoryTracing,
+  uniqueName,
+  waitFor,
+  type InMemoryTracing,
+  type IsolatedDatabase,
+} from '@walpurge/testing';
+import { E2E_STACK_CONFIG, parseE2eConfig, startStack, type WalpurgeStack } from './support/walpurge-stack.js';
+
+/**
+ * Traces from commit to purge, on real PostgreSQL, Kafka and Redis: the listener's transaction span
+ * (commit LSN, xid), its context in the Kafka record's traceparent header, the invalidator's batch
+ * span linked to it and the per-target child spans under the batch; embedded, the same tree in one
+ * process. And with tracing off, records carry no trace header.
+ */
+const services = inject('services');
+
+const CONFIG = `${E2E_STACK_CONFIG}rules:
+  - table: public.users
+    on: [update]
+    oldValues: ignore-missing
+    redis:
+      keys: ['user:{id}']
+      patterns: ['user:{id}:*']
+      tags: ['team-{team_id}']
+`;
+
+interface Database {
+  db: IsolatedDatabase;
+  sql: pg.Client;
+}
+
+async function usersDatabase(): Promise<Database> {
+  const db = await createIsolatedDatabase(services.databaseUrl, 'e2e_tracing');
+  const sql = new pg.Client({ connectionString: db.url });
+  await sql.connect();
+  await sql.query('CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL, team_id int NOT NULL)');
+  await sql.query(`INSERT INTO users VALUES (1, 'ann', 7)`);
+  return { db, sql };
+}
+
+/** A committed UPDATE: its xid (as pgoutput sends it, 32 bits) and the WAL positions around it. */
+async function committedUpdate(
+  sql: pg.Client,
+  name: string,
+): Promise<{ xid: number; walBefore: bigint; walAfter: bigint }> {
+  const before = await sql.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+  await sql.query('BEGIN');
+  await sql.query('UPDATE users SET name = $1 WHERE id = 1', [name]);
+  const { rows } = await sql.query<{ xid: string }>('SELECT (txid_current() % 4294967296)::text AS xid');
+  await sql.query('COMMIT');
+  const after = await sql.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+  return {
+    xid: Number(rows[0]?.xid),
+    walBefore: parseLsn(before.rows[0]?.lsn ?? ''),
+    walAfter: parseLsn(after.rows[0]?.lsn ?? ''),
+  };
+}
+
+interface Received {
+  headers: Record<string, string>;
+}
+
+/** Reads a topic from the beginning into memory. */
+async function consumeTopic(topic: string): Promise<{ received: Received[]; stop(): Promise<void> }> {
+  const kafka = new kafkajs.Kafka({
+    clientId: 'tracing-test',
+    brokers: services.kafkaBrokers,
+    logLevel: kafkajs.logLevel.NOTHING,
+  });
+  const consumer = kafka.consumer({ groupId: uniqueName('tracing_reader') });
+  const received: Received[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      const headers: Record<string, string> = {};
+      for (const [header, value] of Object.entries(message.headers ?? {})) headers[header] = String(value);
+      received.push({ headers });
+    },
+  });
+  return { received, stop: () => consumer.disconnect() };
+}
+
+async function deleteTopics(topics: string[]): Promise<void> {
+  const admin = new kafkajs.Kafka({ brokers: services.kafkaBrokers, logLevel: kafkajs.logLevel.NOTHING }).admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics }).catch(() => undefined);
+  await admin.disconnect();
+}
+
+function stackConfig(transport: 'kafka' | 'inline', name: string, url: string) {
+  return parseE2eConfig(CONFIG, {
+    TRANSPORT: transport,
+    DATABASE_URL: url,
+    NAME: name,
+    KAFKA_BROKER: services.kafkaBrokers[0] ?? '',
+    REDIS_URL: services.redisUrl,
+    PREFIX: `${name}:`,
+  });
+}
+
+const WAIT = { timeoutMs: 60_000, intervalMs: 50 };
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-0[01]$/;
+
+const modes = [
+  { transport: 'kafka', roles: ['invalidator', 'listener'] },
+  { transport: 'inline', roles: ['all'] },
+] as const;
+
+describe.each(modes)('tracing on, transport: $transport', ({ transport, roles }) => {
+  const name = uniqueName(`trace_${transport}`);
+  let tracing: InMemoryTracing;
+  let database: Database;
+  let stack: WalpurgeStack | undefined;
+  let topic: { received: Received[]; stop(): Promise<void> } | undefined;
+
+  beforeAll(async () => {
+    tracing = installInMemoryTracing();
+    database = await usersDatabase();
+    stack = await startStack(stackConfig(transport, name, database.db.url), roles);
+    if (transport === 'kafka') topic = await consumeTopic(name);
+  });
+
+  afterAll(async () => {
+    await topic?.stop();
+    await stack?.stop();
+    await tracing?.uninstall();
+    await database?.sql.end();
+    await database?.db.drop();
+    if (transport === 'kafka') await deleteTopics([name, `${name}_dlq`, `${name}_cdn`]);
+  });
+
+  it('an UPDATE gives a transaction span, a batch span linked to it and target spans under the batch', async () => {
+    const { xid, walBefore, walAfter } = await committedUpdate(database.sql, 'bob');
+    const spans = (): ReadableSpan[] => tracing.spans();
+
+    const transaction = await waitFor(
+      `the transaction span of xid ${xid}`,
+      async () =>
+        spans().find((span) => span.name === 'walpurge.transaction' && span.attributes['walpurge.xid'] === xid),
+      WAIT,
+    );
+    expect(transaction.kind).toBe(SpanKind.PRODUCER);
+    const lsn = parseLsn(String(transaction.attributes['walpurge.commit_lsn']));
+    expect(lsn).toBeGreaterThanOrEqual(walBefore);
+    expect(lsn).toBeLessThan(walAfter);
+    expect(transaction.attributes['walpurge.change_count']).toBe(1);
+    expect(transaction.attributes['walpurge.tables']).toEqual(['public.users']);
+    expect(Date.parse(String(transaction.attributes['walpurge.commit_time']))).not.toBeNaN();
+    const { traceId, spanId } = transaction.spanContext();
+
+    const linksToTransaction = (span: ReadableSpan): boolean =>
+      span.links.some((link) => link.context.traceId === traceId && link.context.spanId === spanId);
+    const batch = await waitFor(
+      'a batch span linked to the transaction',
+      async () => spans().find((span) => span.name === 'walpurge.batch' && linksToTransaction(span)),
+      WAIT,
+    );
+    expect(batch.attributes['walpurge.event_count']).toBeGreaterThanOrEqual(1);
+    if (transport === 'inline') {
+      // One process: the batch is part of the transaction's own trace, under its span.
+      expect(batch.spanContext().traceId).toBe(traceId);
+      expect(batch.parentSpanContext?.spanId).toBe(spanId);
+    } else {
+      expect(transaction.attributes['messaging.destination.name']).toBe(name);
+      // The record of this update: the one whose traceparent names the transaction's trace.
+      const record = await waitFor(
+        'the record with a traceparent header',
+        async () =>
+          topic?.received.find(
+            (message) => TRACEPARENT.exec(message.headers['traceparent'] ?? '')?.[1] === traceId,
+          ),
+        WAIT,
+      );
+      expect(TRACEPARENT.exec(record.headers['traceparent'] ?? '')?.[2]).toBe(spanId);
+      expect(parseLsn(record.headers['lsn'] ?? '')).toBe(lsn);
+    }
+
+    for (const kind of ['keys', 'patterns', 'tags']) {
+      const child = spans().find(
+        (span) =>
+          span.name === `walpurge.redis.${kind}` && span.parentSpanContext?.spanId === batch.spanContext().spanId,
+      );
+      expect(child, `walpurge.redis.${kind} under the batch span`).toBeDefined();
+      expect(child?.spanContext().traceId).toBe(batch.spanContext().traceId);
+      expect(child?.attributes['db.system.name']).toBe('redis');
+      expect(child?.attributes['walpurge.count']).toBe(1);
+    }
+  });
+});
+
+describe('tracing off', () => {
+  const name = uniqueName('trace_off');
+  let database: Database;
+  let stack: WalpurgeStack | undefined;
+  let topic: { received: Received[]; stop(): Promise<void> } | undefined;
+
+  beforeAll(async () => {
+    database = await usersDatabase();
+    stack = await startStack(stackConfig('kafka', name, database.db.url), ['listener']);
+    topic = await consumeTopic(name);
+  });
+
+  afterAll(async () => {
+    await topic?.stop();
+    await stack?.stop();
+    await database?.sql.end();
+    await database?.db.drop();
+    await deleteTopics([name]);
+  });
+
+  it('no record carries a traceparent header', async () => {
+    await committedUpdate(database.sql, 'cy');
+    await committedUpdate(database.sql, 'di');
+    const received = await waitFor(
+      'both updates on the topic',
+      async () => ((topic?.received.length ?? 0) >= 2 ? topic?.received : undefined),
+      WAIT,
+    );
+    for (const message of received) {
+      expect(message.headers['lsn']).toBeDefined();
+      expect(message.headers['traceparent']).toBeUndefined();
+      expect(message.headers['tracestate']).toBeUndefined();
+    }
+  });
+});
