@@ -12,7 +12,12 @@ import {
   type InMemoryTracing,
   type IsolatedDatabase,
 } from '@walpurge/testing';
-import { E2E_STACK_CONFIG, parseE2eConfig, startStack, type WalpurgeStack } from './support/walpurge-stack.js';
+import {
+  E2E_STACK_CONFIG,
+  parseE2eConfig,
+  startStack,
+  type WalpurgeStack,
+} from './support/walpurge-stack.js';
 
 /**
  * Traces from commit to purge, on real PostgreSQL, Kafka and Redis: the listener's transaction span
@@ -90,7 +95,10 @@ async function consumeTopic(topic: string): Promise<{ received: Received[]; stop
 }
 
 async function deleteTopics(topics: string[]): Promise<void> {
-  const admin = new kafkajs.Kafka({ brokers: services.kafkaBrokers, logLevel: kafkajs.logLevel.NOTHING }).admin();
+  const admin = new kafkajs.Kafka({
+    brokers: services.kafkaBrokers,
+    logLevel: kafkajs.logLevel.NOTHING,
+  }).admin();
   await admin.connect();
   await admin.deleteTopics({ topics }).catch(() => undefined);
   await admin.disconnect();
@@ -145,7 +153,9 @@ describe.each(modes)('tracing on, transport: $transport', ({ transport, roles })
     const transaction = await waitFor(
       `the transaction span of xid ${xid}`,
       async () =>
-        spans().find((span) => span.name === 'walpurge.transaction' && span.attributes['walpurge.xid'] === xid),
+        spans().find(
+          (span) => span.name === 'walpurge.transaction' && span.attributes['walpurge.xid'] === xid,
+        ),
       WAIT,
     );
     expect(transaction.kind).toBe(SpanKind.PRODUCER);
@@ -187,7 +197,8 @@ describe.each(modes)('tracing on, transport: $transport', ({ transport, roles })
     for (const kind of ['keys', 'patterns', 'tags']) {
       const child = spans().find(
         (span) =>
-          span.name === `walpurge.redis.${kind}` && span.parentSpanContext?.spanId === batch.spanContext().spanId,
+          span.name === `walpurge.redis.${kind}` &&
+          span.parentSpanContext?.spanId === batch.spanContext().spanId,
       );
       expect(child, `walpurge.redis.${kind} under the batch span`).toBeDefined();
       expect(child?.spanContext().traceId).toBe(batch.spanContext().traceId);

@@ -6,7 +6,13 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { z } from 'zod';
-import { createIsolatedDatabase, freePort, uniqueName, waitFor, type IsolatedDatabase } from '@walpurge/testing';
+import {
+  createIsolatedDatabase,
+  freePort,
+  uniqueName,
+  waitFor,
+  type IsolatedDatabase,
+} from '@walpurge/testing';
 import { spawnWalpurge, waitUntilReady, type WalpurgeProcess } from './testing/walpurge-process.js';
 
 /**
@@ -167,7 +173,9 @@ it('exports the transaction, batch and Redis spans over OTLP/HTTP, and SIGTERM f
   );
   expect(batch, 'a walpurge.batch span linked to the transaction').toBeDefined();
   expect(batch?.parentSpanId).toBe(transaction?.spanId);
-  const keys = spans.find((span) => span.name === 'walpurge.redis.keys' && span.parentSpanId === batch?.spanId);
+  const keys = spans.find(
+    (span) => span.name === 'walpurge.redis.keys' && span.parentSpanId === batch?.spanId,
+  );
   expect(keys, 'walpurge.redis.keys under the batch').toBeDefined();
   expect(attribute(keys?.attributes ?? [], 'walpurge.count')).toBe('1');
 });

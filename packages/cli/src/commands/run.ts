@@ -28,7 +28,9 @@ export const runCommand: CommandSpec = {
   details: `--role all with transport: inline is the embedded mode: the listener hands committed changes to the
 invalidator in-process and acknowledges them to PostgreSQL only after their purges succeeded.
 With transport: kafka the roles talk through Kafka and can run as separate processes.
-SIGTERM/SIGINT drain and stop gracefully (a second signal exits at once).`,
+SIGTERM/SIGINT drain and stop gracefully (a second signal exits at once).
+Tracing is off unless the standard OTEL_* variables turn it on (OTEL_TRACES_EXPORTER, or
+OTEL_EXPORTER_OTLP_ENDPOINT); see docs/tracing.md.`,
   async run({ io, options }) {
     const role = (stringOption(options, 'role') ?? 'all') as Role;
     // Before anything else: services decide once, when built, whether they trace.

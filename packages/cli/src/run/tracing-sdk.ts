@@ -2,7 +2,12 @@ import { context, propagation, trace, type TextMapPropagator } from '@openteleme
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  defaultResource,
+  detectResources,
+  envDetector,
+  resourceFromAttributes,
+} from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
@@ -72,7 +77,9 @@ export function startTracing(env: Record<string, string | undefined>, role: Role
     };
   const processors: SpanProcessor[] = [];
   if (plan.otlpUrl !== undefined)
-    processors.push(new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: plan.otlpUrl }), ...plan.batch }));
+    processors.push(
+      new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: plan.otlpUrl }), ...plan.batch }),
+    );
   if (plan.console) processors.push(new SimpleSpanProcessor({ exporter: new ConsoleSpanExporter() }));
   const resource = defaultResource()
     .merge(resourceFromAttributes({ [ATTR_SERVICE_VERSION]: cliVersion() }))
@@ -95,8 +102,7 @@ export function startTracing(env: Record<string, string | undefined>, role: Role
   return {
     enabled: true,
     log: (logger) => {
-      const sampling =
-        plan.sampler.endsWith('traceidratio') ? `${plan.sampler} ${plan.ratio}` : plan.sampler;
+      const sampling = plan.sampler.endsWith('traceidratio') ? `${plan.sampler} ${plan.ratio}` : plan.sampler;
       logger.info(
         { tracing: true, serviceName: plan.serviceName, sampler: plan.sampler, ratio: plan.ratio },
         `tracing on: spans of ${plan.serviceName} exported to ${destinations.join(' and ')}, sampler ${sampling}`,

@@ -76,7 +76,12 @@ export class ChangeAssembler {
           origin: null,
           sources: new Map(),
         };
-        return { type: 'begin', xid: message.xid, commitTimeMs: Number(message.commitTimeMicros / 1000n), lsn };
+        return {
+          type: 'begin',
+          xid: message.xid,
+          commitTimeMs: Number(message.commitTimeMicros / 1000n),
+          lsn,
+        };
       }
       case 'origin':
         if (this.transaction) this.transaction.origin = message.name;
