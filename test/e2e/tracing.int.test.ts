@@ -12,6 +12,7 @@ import {
   type InMemoryTracing,
   type IsolatedDatabase,
 } from '@walpurge/testing';
+import { RecordingServer } from '../../services/invalidator/test/recording-server.js';
 import {
   E2E_STACK_CONFIG,
   parseE2eConfig,
@@ -27,7 +28,12 @@ import {
  */
 const services = inject('services');
 
-const CONFIG = `${E2E_STACK_CONFIG}rules:
+/** The CDN queue topic is the suite's own too (the shared config leaves it at its default). */
+const CONFIG = `${E2E_STACK_CONFIG.replace('  deadLetterTopic: ${NAME}_dlq\n', '  deadLetterTopic: ${NAME}_dlq\n  cdnTopic: ${NAME}_cdn\n')}cdn:
+  http:
+    endpoint: \${CDN_ENDPOINT}
+  coalesceWindowMs: 50
+rules:
   - table: public.users
     on: [update]
     oldValues: ignore-missing
@@ -35,6 +41,8 @@ const CONFIG = `${E2E_STACK_CONFIG}rules:
       keys: ['user:{id}']
       patterns: ['user:{id}:*']
       tags: ['team-{team_id}']
+    cdn:
+      urls: ['https://cdn.test/users/{id}']
 `;
 
 interface Database {
@@ -104,8 +112,9 @@ async function deleteTopics(topics: string[]): Promise<void> {
   await admin.disconnect();
 }
 
-function stackConfig(transport: 'kafka' | 'inline', name: string, url: string) {
+function stackConfig(transport: 'kafka' | 'inline', name: string, url: string, cdnEndpoint: string) {
   return parseE2eConfig(CONFIG, {
+    CDN_ENDPOINT: cdnEndpoint,
     TRANSPORT: transport,
     DATABASE_URL: url,
     NAME: name,
@@ -129,11 +138,13 @@ describe.each(modes)('tracing on, transport: $transport', ({ transport, roles })
   let database: Database;
   let stack: WalpurgeStack | undefined;
   let topic: { received: Received[]; stop(): Promise<void> } | undefined;
+  const cdn = new RecordingServer();
 
   beforeAll(async () => {
     tracing = installInMemoryTracing();
     database = await usersDatabase();
-    stack = await startStack(stackConfig(transport, name, database.db.url), roles);
+    const endpoint = await cdn.start();
+    stack = await startStack(stackConfig(transport, name, database.db.url, endpoint), roles);
     if (transport === 'kafka') topic = await consumeTopic(name);
   });
 
@@ -141,6 +152,7 @@ describe.each(modes)('tracing on, transport: $transport', ({ transport, roles })
     await topic?.stop();
     await stack?.stop();
     await tracing?.uninstall();
+    await cdn.stop();
     await database?.sql.end();
     await database?.db.drop();
     if (transport === 'kafka') await deleteTopics([name, `${name}_dlq`, `${name}_cdn`]);
@@ -205,6 +217,21 @@ describe.each(modes)('tracing on, transport: $transport', ({ transport, roles })
       expect(child?.attributes['db.system.name']).toBe('redis');
       expect(child?.attributes['walpurge.count']).toBe(1);
     }
+
+    // The CDN work is queued under the batch; the lane's call to the provider is a span of its own.
+    const enqueue = spans().find(
+      (span) =>
+        span.name === 'walpurge.cdn.enqueue' && span.parentSpanContext?.spanId === batch.spanContext().spanId,
+    );
+    expect(enqueue?.attributes['walpurge.event_count']).toBe(1);
+    const cdnCall = await waitFor(
+      'the CDN call span',
+      async () => spans().find((span) => span.name === 'walpurge.cdn.http'),
+      WAIT,
+    );
+    expect(cdnCall.attributes['walpurge.cdn.kind']).toBe('urls');
+    expect(cdnCall.attributes['walpurge.count']).toBe(1);
+    expect(cdn.requests.some((request) => request.path === '/users/1')).toBe(true);
   });
 });
 
@@ -216,7 +243,7 @@ describe('tracing off', () => {
 
   beforeAll(async () => {
     database = await usersDatabase();
-    stack = await startStack(stackConfig('kafka', name, database.db.url), ['listener']);
+    stack = await startStack(stackConfig('kafka', name, database.db.url, 'http://127.0.0.1:9'), ['listener']);
     topic = await consumeTopic(name);
   });
 
