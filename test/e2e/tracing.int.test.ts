@@ -12,6 +12,7 @@ import {
   type InMemoryTracing,
   type IsolatedDatabase,
 } from '@walpurge/testing';
+import { readTopic } from '../../services/invalidator/test/harness.js';
 import { RecordingServer } from '../../services/invalidator/test/recording-server.js';
 import {
   E2E_STACK_CONFIG,
@@ -77,36 +78,15 @@ async function committedUpdate(
   };
 }
 
-interface Received {
-  headers: Record<string, string>;
-}
-
-/** Reads a topic from the beginning into memory. */
-async function consumeTopic(topic: string): Promise<{ received: Received[]; stop(): Promise<void> }> {
-  const kafka = new kafkajs.Kafka({
-    clientId: 'tracing-test',
-    brokers: services.kafkaBrokers,
-    logLevel: kafkajs.logLevel.NOTHING,
-  });
-  const consumer = kafka.consumer({ groupId: uniqueName('tracing_reader') });
-  const received: Received[] = [];
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      const headers: Record<string, string> = {};
-      for (const [header, value] of Object.entries(message.headers ?? {})) headers[header] = String(value);
-      received.push({ headers });
-    },
-  });
-  return { received, stop: () => consumer.disconnect() };
-}
+const kafka = new kafkajs.Kafka({
+  clientId: 'tracing-test',
+  brokers: services.kafkaBrokers,
+  logLevel: kafkajs.logLevel.NOTHING,
+});
+type Topic = Awaited<ReturnType<typeof readTopic>>;
 
 async function deleteTopics(topics: string[]): Promise<void> {
-  const admin = new kafkajs.Kafka({
-    brokers: services.kafkaBrokers,
-    logLevel: kafkajs.logLevel.NOTHING,
-  }).admin();
+  const admin = kafka.admin();
   await admin.connect();
   await admin.deleteTopics({ topics }).catch(() => undefined);
   await admin.disconnect();
@@ -137,7 +117,7 @@ describe.each(modes)('tracing on, transport: $transport', ({ transport, roles })
   let tracing: InMemoryTracing;
   let database: Database;
   let stack: WalpurgeStack | undefined;
-  let topic: { received: Received[]; stop(): Promise<void> } | undefined;
+  let topic: Topic | undefined;
   const cdn = new RecordingServer();
 
   beforeAll(async () => {
@@ -145,7 +125,7 @@ describe.each(modes)('tracing on, transport: $transport', ({ transport, roles })
     database = await usersDatabase();
     const endpoint = await cdn.start();
     stack = await startStack(stackConfig(transport, name, database.db.url, endpoint), roles);
-    if (transport === 'kafka') topic = await consumeTopic(name);
+    if (transport === 'kafka') topic = await readTopic(kafka, name);
   });
 
   afterAll(async () => {
@@ -197,7 +177,7 @@ describe.each(modes)('tracing on, transport: $transport', ({ transport, roles })
       const record = await waitFor(
         'the record with a traceparent header',
         async () =>
-          topic?.received.find(
+          topic?.messages.find(
             (message) => TRACEPARENT.exec(message.headers['traceparent'] ?? '')?.[1] === traceId,
           ),
         WAIT,
@@ -239,12 +219,12 @@ describe('tracing off', () => {
   const name = uniqueName('trace_off');
   let database: Database;
   let stack: WalpurgeStack | undefined;
-  let topic: { received: Received[]; stop(): Promise<void> } | undefined;
+  let topic: Topic | undefined;
 
   beforeAll(async () => {
     database = await usersDatabase();
     stack = await startStack(stackConfig('kafka', name, database.db.url, 'http://127.0.0.1:9'), ['listener']);
-    topic = await consumeTopic(name);
+    topic = await readTopic(kafka, name);
   });
 
   afterAll(async () => {
@@ -260,7 +240,7 @@ describe('tracing off', () => {
     await committedUpdate(database.sql, 'di');
     const received = await waitFor(
       'both updates on the topic',
-      async () => ((topic?.received.length ?? 0) >= 2 ? topic?.received : undefined),
+      async () => ((topic?.messages.length ?? 0) >= 2 ? topic?.messages : undefined),
       WAIT,
     );
     for (const message of received) {
