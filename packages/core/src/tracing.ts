@@ -1,4 +1,5 @@
 import {
+  ProxyTracerProvider,
   SpanStatusCode,
   isSpanContextValid,
   trace,
@@ -7,22 +8,32 @@ import {
   type Span,
   type SpanKind,
   type Tracer,
+  type TracerProvider,
 } from '@opentelemetry/api';
 import { errorMessage } from './errors.js';
 
+/** Whether each tracer provider seen so far is a real one (see activeTracer). */
+const realProviders = new WeakMap<TracerProvider, boolean>();
+
 /**
  * The tracer `name` when a tracer provider is installed (`walpurge run` with tracing turned on, or
- * a test), else undefined: callers check once, when they are built, and then skip every tracing
- * step, so a process without tracing builds no span, header or context per record.
+ * a test), else undefined: callers check when they are built and then skip every tracing step, so
+ * a process without tracing builds no span, header or context per record.
  *
  * The API's global provider is a no-op until an SDK registers one, and its no-op tracer gives a
  * root span the invalid (all-zero) span context, while any SDK gives even an unsampled span real
- * ids. The probe is never ended, so it is never exported.
+ * ids. Probed once per provider; the probe is never ended, so it is never exported.
  */
 export function activeTracer(name: string): Tracer | undefined {
-  const tracer = trace.getTracer(name);
-  const probe = tracer.startSpan('walpurge.probe', { root: true });
-  return isSpanContextValid(probe.spanContext()) ? tracer : undefined;
+  const global = trace.getTracerProvider();
+  const provider = global instanceof ProxyTracerProvider ? global.getDelegate() : global;
+  let real = realProviders.get(provider);
+  if (real === undefined) {
+    const probe = provider.getTracer('@walpurge/core').startSpan('walpurge.probe', { root: true });
+    real = isSpanContextValid(probe.spanContext());
+    realProviders.set(provider, real);
+  }
+  return real ? trace.getTracer(name) : undefined;
 }
 
 /** Marks a span failed: status ERROR with the one-line message, and the exception as an event. */

@@ -165,7 +165,6 @@ export async function callProvider<T>(
   call: CallAccounting | undefined,
 ): Promise<T> {
   if (!call) return send();
-  // Not per record: one look-up per API call, each of which carries a batch of purges.
   const tracer = activeTracer('@walpurge/invalidator');
   const attributes = { 'walpurge.cdn.kind': call.kind, 'walpurge.count': call.items };
   const attempt = async (): Promise<T> => {
