@@ -211,6 +211,15 @@ describe.each(modes)('tracing on, transport: $transport', ({ transport, roles })
     );
     expect(cdnCall.attributes['walpurge.cdn.kind']).toBe('urls');
     expect(cdnCall.attributes['walpurge.count']).toBe(1);
+    // Under the lane's batch span, a trace of its own; the CDN topic carries the transaction's
+    // context to it (the embedded mode's queue table does not).
+    const laneBatch = spans().find(
+      (span) =>
+        span.name === 'walpurge.cdn.batch' && span.spanContext().spanId === cdnCall.parentSpanContext?.spanId,
+    );
+    expect(laneBatch?.attributes['walpurge.cdn.provider']).toBe('http');
+    expect(laneBatch?.parentSpanContext).toBeUndefined();
+    expect(laneBatch && linksToTransaction(laneBatch)).toBe(transport === 'kafka');
     expect(cdn.requests.some((request) => request.path === '/users/1')).toBe(true);
   });
 });

@@ -43,6 +43,8 @@ export function recordSpanError(span: Span, error: unknown): void {
 }
 
 export interface SpanOptions {
+  /** A new trace, whatever span is active. */
+  root?: boolean;
   attributes?: Attributes;
   links?: Link[];
   kind?: SpanKind;

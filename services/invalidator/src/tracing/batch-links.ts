@@ -1,6 +1,5 @@
-import { context, trace, type Link, type SpanContext } from '@opentelemetry/api';
-import type { ChangeEvent } from '@walpurge/protocol';
-import { spanContextOfHeaders, type RecordHeaders } from '@walpurge/protocol';
+import { ROOT_CONTEXT, context, trace, type Link, type SpanContext } from '@opentelemetry/api';
+import { spanContextOfHeaders, traceHeaders, type ChangeEvent, type RecordHeaders } from '@walpurge/protocol';
 
 /** Most links a batch span carries; the others are counted in `walpurge.links.dropped`. */
 export const MAX_BATCH_LINKS = 128;
@@ -15,6 +14,15 @@ const origins = new WeakMap<ChangeEvent, SpanContext>();
 export function rememberOrigin(event: ChangeEvent, headers: RecordHeaders | undefined): void {
   const origin = spanContextOfHeaders(headers);
   if (origin) origins.set(event, origin);
+}
+
+/**
+ * The trace headers a record re-sent for `event` (the CDN queue topic) carries: those of the
+ * listener span it came from when known, else the caller's active span's.
+ */
+export function originHeaders(event: ChangeEvent): Record<string, string> {
+  const origin = origins.get(event);
+  return traceHeaders(origin ? trace.setSpanContext(ROOT_CONTEXT, origin) : context.active());
 }
 
 /**

@@ -1,3 +1,4 @@
+import { SpanKind } from '@opentelemetry/api';
 import {
   activeTracer,
   backoffDelay,
@@ -170,7 +171,8 @@ export async function callProvider<T>(
   const attempt = async (): Promise<T> => {
     await call.throttle?.(signal);
     try {
-      const result = await inSpan(tracer, `walpurge.cdn.${call.provider}`, { attributes }, send);
+      const span = { kind: SpanKind.CLIENT, attributes };
+      const result = await inSpan(tracer, `walpurge.cdn.${call.provider}`, span, send);
       call.metrics.apiCalls.inc({ provider: call.provider, kind: call.kind, outcome: 'success' });
       call.metrics.items.inc({ provider: call.provider, kind: call.kind }, call.items);
       return result;
