@@ -62,13 +62,16 @@ function attribute(attributes: ReadonlyArray<z.infer<typeof KeyValue>>, key: str
   return value?.stringValue ?? (value?.intValue === undefined ? undefined : String(value.intValue));
 }
 
-function receivedSpans(): Array<OtlpSpan & { serviceName: string | undefined }> {
+function receivedSpans(): Array<
+  OtlpSpan & { serviceName: string | undefined; environment: string | undefined }
+> {
   return exports.flatMap((body) =>
     ExportRequest.parse(body).resourceSpans.flatMap((resourceSpans) =>
       resourceSpans.scopeSpans.flatMap((scope) =>
         scope.spans.map((span) => ({
           ...span,
           serviceName: attribute(resourceSpans.resource.attributes, 'service.name'),
+          environment: attribute(resourceSpans.resource.attributes, 'deployment.environment.name'),
         })),
       ),
     ),
@@ -134,6 +137,7 @@ it('exports the transaction, batch and Redis spans over OTLP/HTTP, and SIGTERM f
     OTEL_TRACES_EXPORTER: 'otlp',
     OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiverPort}`,
     OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+    OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=e2e',
     // Nothing is exported on a timer during the test: only the shutdown can send the spans.
     OTEL_BSP_SCHEDULE_DELAY: '600000',
   });
@@ -163,6 +167,7 @@ it('exports the transaction, batch and Redis spans over OTLP/HTTP, and SIGTERM f
   );
   expect(transaction, `a walpurge.transaction span of xid ${xid} among ${spans.length}`).toBeDefined();
   expect(transaction?.serviceName).toBe('walpurge-all');
+  expect(transaction?.environment).toBe('e2e');
   expect(attribute(transaction?.attributes ?? [], 'walpurge.commit_lsn')).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
   expect(attribute(transaction?.attributes ?? [], 'walpurge.change_count')).toBe('1');
 

@@ -43,6 +43,7 @@ export type TracingPlan =
   | { enabled: false; reason: string }
   | {
       enabled: true;
+      /** OTEL_SERVICE_NAME, else `walpurge-<role>` (service.name in OTEL_RESOURCE_ATTRIBUTES wins over the latter). */
       serviceName: string;
       /** Where OTLP/HTTP spans go (the traces URL), when `otlp` is an exporter. */
       otlpUrl: string | undefined;

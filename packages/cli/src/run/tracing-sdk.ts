@@ -55,8 +55,8 @@ function sampler(name: SamplerName, ratio: number): Sampler {
   }
 }
 
-function propagator(names: TracingPlan & { enabled: true }): TextMapPropagator {
-  const parts: TextMapPropagator[] = names.propagators.map((name) =>
+function propagator(plan: TracingPlan & { enabled: true }): TextMapPropagator {
+  const parts: TextMapPropagator[] = plan.propagators.map((name) =>
     name === 'tracecontext' ? new W3CTraceContextPropagator() : new W3CBaggagePropagator(),
   );
   return new CompositePropagator({ propagators: parts });
@@ -81,10 +81,17 @@ export function startTracing(env: Record<string, string | undefined>, role: Role
       new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: plan.otlpUrl }), ...plan.batch }),
     );
   if (plan.console) processors.push(new SimpleSpanProcessor({ exporter: new ConsoleSpanExporter() }));
+  // The specification's order: OTEL_SERVICE_NAME, then service.name in OTEL_RESOURCE_ATTRIBUTES
+  // (both read by envDetector), then walpurge's default.
   const resource = defaultResource()
-    .merge(resourceFromAttributes({ [ATTR_SERVICE_VERSION]: cliVersion() }))
-    .merge(detectResources({ detectors: [envDetector] }))
-    .merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: plan.serviceName }));
+    .merge(
+      resourceFromAttributes({
+        [ATTR_SERVICE_NAME]: plan.serviceName,
+        [ATTR_SERVICE_VERSION]: cliVersion(),
+      }),
+    )
+    .merge(detectResources({ detectors: [envDetector] }));
+  const serviceName = String(resource.attributes[ATTR_SERVICE_NAME] ?? plan.serviceName);
   const provider = new TracerProvider({
     resource,
     sampler: sampler(plan.sampler, plan.ratio),
@@ -104,8 +111,8 @@ export function startTracing(env: Record<string, string | undefined>, role: Role
     log: (logger) => {
       const sampling = plan.sampler.endsWith('traceidratio') ? `${plan.sampler} ${plan.ratio}` : plan.sampler;
       logger.info(
-        { tracing: true, serviceName: plan.serviceName, sampler: plan.sampler, ratio: plan.ratio },
-        `tracing on: spans of ${plan.serviceName} exported to ${destinations.join(' and ')}, sampler ${sampling}`,
+        { tracing: true, serviceName, sampler: plan.sampler, ratio: plan.ratio },
+        `tracing on: spans of ${serviceName} exported to ${destinations.join(' and ')}, sampler ${sampling}`,
       );
       for (const warning of plan.warnings) logger.warn(`tracing: ${warning}`);
     },
