@@ -1,4 +1,4 @@
-import type { Tracer } from '@opentelemetry/api';
+import { SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import {
   ECHO_PURGE_REPORT_SCRIPT,
@@ -117,7 +117,7 @@ export class RedisPurger implements Purger {
       targets.redis.namespaces.length,
       () => this.bumpNamespaces(targets),
     );
-    const notSets = await this.traced('tags', tags.length, async () => {
+    const notSets = await this.traced('tags', tags.length, async (span) => {
       const refused: string[] = [];
       for (const tag of tags) {
         if (context.signal.aborted) break;
@@ -128,6 +128,9 @@ export class RedisPurger implements Purger {
           refused.push(tagSetKey(prefix, tag));
         }
       }
+      // The others are purged; the event is refused once the rest of its purge is done (below).
+      if (refused.length > 0)
+        span?.setStatus({ code: SpanStatusCode.ERROR, message: `not a tag set: ${refused.join(', ')}` });
       return refused;
     });
     if (patterns.length > 0 && !context.signal.aborted) {
@@ -165,7 +168,7 @@ export class RedisPurger implements Purger {
   }
 
   /** `work` in a `walpurge.redis.<kind>` span when tracing is on and there is something to purge. */
-  private traced<T>(kind: string, count: number, work: () => Promise<T>): Promise<T> {
+  private traced<T>(kind: string, count: number, work: (span?: Span) => Promise<T>): Promise<T> {
     if (count === 0) return work();
     const attributes = { 'db.system.name': 'redis', 'walpurge.count': count };
     return inSpan(this.tracer, `walpurge.redis.${kind}`, { attributes }, work);
