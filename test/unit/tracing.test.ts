@@ -9,7 +9,7 @@ import {
   rememberOrigin,
 } from '../../services/invalidator/src/tracing/batch-links.js';
 
-/** The tracing helpers the services share: whether to trace at all, spans around work, links. */
+/** The tracing functions the services share: whether to trace at all, spans around work, links. */
 let tracing: InMemoryTracing | undefined;
 
 afterEach(async () => {
