@@ -1,6 +1,6 @@
 import { ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
-import { activeTracer, inSpan } from '@walpurge/core';
+import { activeTracer, inSpan, recordSpanError } from '@walpurge/core';
 import { spanContextOfHeaders, traceHeaders, type ChangeEvent } from '@walpurge/protocol';
 import { installInMemoryTracing, type InMemoryTracing } from '@walpurge/testing';
 import {
@@ -69,6 +69,29 @@ describe('inSpan', () => {
     expect(outer?.status).toEqual({ code: SpanStatusCode.ERROR, message: 'purge refused: WRONGTYPE' });
     expect(outer?.events.map((e) => e.name)).toEqual(['exception']);
     expect(outer?.attributes['walpurge.count']).toBe(2);
+  });
+});
+
+describe('recordSpanError', () => {
+  it('scrubs passwords and tokens from the status message, the exception message and the stack', () => {
+    tracing = installInMemoryTracing();
+    const span = activeTracer('test')!.startSpan('walpurge.redis.keys');
+    const error = new TypeError(
+      'connect to redis://app:hunter2@cache:6379 failed, see https://cdn.test/purge?token=abc123',
+    );
+    recordSpanError(span, error);
+    span.end();
+    const [ended] = tracing.spans();
+    const exported = JSON.stringify({ status: ended?.status, events: ended?.events });
+    expect(exported).not.toContain('hunter2');
+    expect(exported).not.toContain('abc123');
+    expect(ended?.status.message).toBe(
+      'connect to redis://app:[redacted]@cache:6379 failed, see https://cdn.test/purge?token=[redacted]',
+    );
+    const attributes = ended?.events[0]?.attributes;
+    expect(attributes?.['exception.type']).toBe('TypeError');
+    expect(attributes?.['exception.message']).toBe(ended?.status.message);
+    expect(String(attributes?.['exception.stacktrace'])).toContain('redis://app:[redacted]@cache:6379');
   });
 });
 

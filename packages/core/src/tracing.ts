@@ -11,6 +11,7 @@ import {
   type TracerProvider,
 } from '@opentelemetry/api';
 import { errorMessage } from './errors.js';
+import { redactSecrets } from './redact.js';
 
 /** Whether each tracer provider seen so far is a real one (see activeTracer). */
 const realProviders = new WeakMap<TracerProvider, boolean>();
@@ -36,10 +37,23 @@ export function activeTracer(name: string): Tracer | undefined {
   return real ? trace.getTracer(name) : undefined;
 }
 
-/** Marks a span failed: status ERROR with the one-line message, and the exception as an event. */
+/**
+ * Marks a span failed: status ERROR with the one-line message, and the exception as an event.
+ * Spans leave the process like log lines do, so they get the same scrubbing (connection URLs with
+ * passwords, token query parameters) in the message and the stack.
+ */
 export function recordSpanError(span: Span, error: unknown): void {
-  span.recordException(error instanceof Error ? error : errorMessage(error));
-  span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(error) });
+  const message = redactSecrets(errorMessage(error));
+  span.recordException(
+    error instanceof Error
+      ? {
+          name: error.name,
+          message,
+          ...(error.stack !== undefined ? { stack: redactSecrets(error.stack) } : {}),
+        }
+      : message,
+  );
+  span.setStatus({ code: SpanStatusCode.ERROR, message });
 }
 
 export interface SpanOptions {
