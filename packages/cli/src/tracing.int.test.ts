@@ -31,7 +31,8 @@ let redis: Redis;
 let receiver: Server;
 let receiverPort: number;
 let walpurge: WalpurgeProcess | undefined;
-const exports: unknown[] = [];
+/** The bodies POSTed to /v1/traces, with their content type. */
+const exports: Array<{ contentType: string | undefined; body: Buffer }> = [];
 
 /** OTLP/JSON (opentelemetry-proto's JSON mapping), the parts this test reads. */
 const AnyValue = z.object({
@@ -65,8 +66,8 @@ function attribute(attributes: ReadonlyArray<z.infer<typeof KeyValue>>, key: str
 function receivedSpans(): Array<
   OtlpSpan & { serviceName: string | undefined; environment: string | undefined }
 > {
-  return exports.flatMap((body) =>
-    ExportRequest.parse(body).resourceSpans.flatMap((resourceSpans) =>
+  return exports.flatMap(({ body }) =>
+    ExportRequest.parse(JSON.parse(body.toString('utf8'))).resourceSpans.flatMap((resourceSpans) =>
       resourceSpans.scopeSpans.flatMap((scope) =>
         scope.spans.map((span) => ({
           ...span,
@@ -90,9 +91,8 @@ beforeAll(async () => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
-      // The exporter sends OTLP/HTTP JSON; anything else would fail the parse below, loudly.
       if (request.method === 'POST' && request.url === '/v1/traces')
-        exports.push(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+        exports.push({ contentType: request.headers['content-type'], body: Buffer.concat(chunks) });
       response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
   });
@@ -129,11 +129,33 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-it('exports the transaction, batch and Redis spans over OTLP/HTTP, and SIGTERM flushes them', async () => {
+async function startTracedWalpurge(otel: Record<string, string>): Promise<WalpurgeProcess> {
   const opsPort = await freePort();
   walpurge = spawnWalpurge(['run', '--config', configFile, '--http-port', String(opsPort)], {
     DATABASE_URL: database.url,
     REDIS_URL: services.redisUrl,
+    ...otel,
+  });
+  await waitUntilReady(opsPort, walpurge, 60_000);
+  return walpurge;
+}
+
+/** Commits an UPDATE of item 1 and waits until walpurge purged its key; returns the xid. */
+async function commitAndWaitForPurge(sku: string): Promise<string | undefined> {
+  await redis.set(`${prefix}item:1`, 'stale');
+  await db.query('BEGIN');
+  await db.query(`UPDATE items SET sku = $1 WHERE id = 1`, [sku]);
+  const { rows } = await db.query<{ xid: string }>('SELECT (txid_current() % 4294967296)::text AS xid');
+  await db.query('COMMIT');
+  await waitFor('item:1 purged', async () => (await redis.exists(`${prefix}item:1`)) === 0, {
+    timeoutMs: 60_000,
+    intervalMs: 50,
+  });
+  return rows[0]?.xid;
+}
+
+it('exports the transaction, batch and Redis spans over OTLP/HTTP, and SIGTERM flushes them', async () => {
+  walpurge = await startTracedWalpurge({
     OTEL_TRACES_EXPORTER: 'otlp',
     OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiverPort}`,
     OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
@@ -141,26 +163,17 @@ it('exports the transaction, batch and Redis spans over OTLP/HTTP, and SIGTERM f
     // Nothing is exported on a timer during the test: only the shutdown can send the spans.
     OTEL_BSP_SCHEDULE_DELAY: '600000',
   });
-  await waitUntilReady(opsPort, walpurge, 60_000);
   expect(walpurge.output()).toContain(
     `tracing on: spans of walpurge-all exported to http://127.0.0.1:${receiverPort}/v1/traces (OTLP http/json)`,
   );
 
-  await redis.set(`${prefix}item:1`, 'stale');
-  await db.query('BEGIN');
-  await db.query(`UPDATE items SET sku = 'b' WHERE id = 1`);
-  const { rows } = await db.query<{ xid: string }>('SELECT (txid_current() % 4294967296)::text AS xid');
-  await db.query('COMMIT');
-  const xid = rows[0]?.xid;
-  await waitFor('item:1 purged', async () => (await redis.exists(`${prefix}item:1`)) === 0, {
-    timeoutMs: 60_000,
-    intervalMs: 50,
-  });
+  const xid = await commitAndWaitForPurge('b');
   expect(exports).toHaveLength(0);
 
   walpurge.child.kill('SIGTERM');
   expect(await walpurge.exited).toBe(0);
 
+  expect(exports.every(({ contentType }) => contentType === 'application/json')).toBe(true);
   const spans = receivedSpans();
   const transaction = spans.find(
     (span) => span.name === 'walpurge.transaction' && attribute(span.attributes, 'walpurge.xid') === xid,
@@ -183,4 +196,41 @@ it('exports the transaction, batch and Redis spans over OTLP/HTTP, and SIGTERM f
   );
   expect(keys, 'walpurge.redis.keys under the batch').toBeDefined();
   expect(attribute(keys?.attributes ?? [], 'walpurge.count')).toBe('1');
+});
+
+it('sends http/protobuf by default', async () => {
+  exports.length = 0;
+  walpurge = await startTracedWalpurge({
+    OTEL_TRACES_EXPORTER: 'otlp',
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiverPort}`,
+    OTEL_BSP_SCHEDULE_DELAY: '600000',
+  });
+  expect(walpurge.output()).toContain(`/v1/traces (OTLP http/protobuf)`);
+  await commitAndWaitForPurge('c');
+  walpurge.child.kill('SIGTERM');
+  expect(await walpurge.exited).toBe(0);
+  expect(exports.length).toBeGreaterThan(0);
+  expect(exports.map(({ contentType }) => contentType)).toEqual(exports.map(() => 'application/x-protobuf'));
+  // Protobuf keeps strings as they are: span names, attribute keys and the service name show.
+  const body = Buffer.concat(exports.map((request) => request.body));
+  for (const text of ['walpurge.transaction', 'walpurge.commit_lsn', 'walpurge.batch', 'walpurge-all'])
+    expect(body.includes(text), text).toBe(true);
+});
+
+it('logs failed exports as a warning when the collector is unreachable', async () => {
+  const closedPort = await freePort();
+  walpurge = await startTracedWalpurge({
+    OTEL_TRACES_EXPORTER: 'otlp',
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${closedPort}`,
+    OTEL_EXPORTER_OTLP_TIMEOUT: '1000',
+    OTEL_BSP_SCHEDULE_DELAY: '100',
+  });
+  await commitAndWaitForPurge('d');
+  const running = walpurge;
+  await waitFor('an export warning', () => /"level":40[^\n]*"msg":"tracing: /.test(running.output()), {
+    timeoutMs: 60_000,
+    intervalMs: 100,
+  });
+  running.child.kill('SIGTERM');
+  expect(await running.exited).toBe(0);
 });

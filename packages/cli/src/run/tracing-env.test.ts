@@ -68,20 +68,31 @@ describe('tracingPlan', () => {
     });
   });
 
-  it('warns about a protocol other than http/json and propagators it does not know', () => {
-    const plan = tracingPlan(
+  it('sends http/protobuf by default, http/json when asked, and warns about propagators it does not know', () => {
+    const plan = tracingPlan({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_PROPAGATORS: 'tracecontext,b3' }, 'all');
+    expect(plan.enabled && plan.protocol).toBe('http/protobuf');
+    expect(plan.enabled && plan.warnings).toEqual(['propagator b3 is not supported and ignored']);
+    expect(plan.enabled && plan.propagators).toEqual(['tracecontext']);
+    const json = tracingPlan(
       {
         OTEL_TRACES_EXPORTER: 'otlp',
-        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
-        OTEL_PROPAGATORS: 'tracecontext,b3',
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
       },
       'all',
     );
-    expect(plan.enabled && plan.warnings).toEqual([
-      'OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf is not supported: spans are sent as http/json',
-      'propagator b3 is not supported and ignored',
-    ]);
-    expect(plan.enabled && plan.propagators).toEqual(['tracecontext']);
+    expect(json.enabled && json.protocol).toBe('http/json');
+  });
+
+  it('refuses grpc when tracing is on, saying what to use instead', () => {
+    expect(() =>
+      tracingPlan({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, 'all'),
+    ).toThrow(
+      new UsageError(
+        "tracing: OTEL_EXPORTER_OTLP_PROTOCOL: grpc is not supported; use http/protobuf (the collector's port 4318)",
+        'run',
+      ),
+    );
   });
 
   it('refuses an unknown exporter, sampler or a malformed endpoint in one line naming the variable', () => {
@@ -91,12 +102,26 @@ describe('tracingPlan', () => {
         'run',
       ),
     );
-    expect(() => tracingPlan({ OTEL_TRACES_SAMPLER: 'sometimes' }, 'all')).toThrow(
-      /^tracing: OTEL_TRACES_SAMPLER: /,
-    );
+    expect(() =>
+      tracingPlan({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_TRACES_SAMPLER: 'sometimes' }, 'all'),
+    ).toThrow(/^tracing: OTEL_TRACES_SAMPLER: /);
     expect(() => tracingPlan({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector' }, 'all')).toThrow(
       /^tracing: OTEL_EXPORTER_OTLP_ENDPOINT: /,
     );
+  });
+
+  it('ignores stray or malformed OTEL_* variables while tracing is off', () => {
+    const stray = {
+      OTEL_TRACES_SAMPLER: 'xray',
+      OTEL_TRACES_SAMPLER_ARG: 'half',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+      OTEL_BSP_SCHEDULE_DELAY: '-1',
+    };
+    expect(tracingPlan(stray, 'all')).toMatchObject({ enabled: false });
+    expect(tracingPlan({ ...stray, OTEL_TRACES_EXPORTER: 'otlp', OTEL_SDK_DISABLED: 'true' }, 'all')).toEqual(
+      { enabled: false, reason: 'OTEL_SDK_DISABLED=true' },
+    );
+    expect(tracingPlan({ ...stray, OTEL_TRACES_EXPORTER: 'none' }, 'all')).toMatchObject({ enabled: false });
   });
 
   it('implements every sampler docs/tracing.md lists', () => {

@@ -47,6 +47,8 @@ export type TracingPlan =
       serviceName: string;
       /** Where OTLP/HTTP spans go (the traces URL), when `otlp` is an exporter. */
       otlpUrl: string | undefined;
+      /** How OTLP spans are encoded: the specification's default http/protobuf, or http/json. */
+      protocol: OtlpProtocol;
       console: boolean;
       sampler: SamplerName;
       ratio: number;
@@ -69,6 +71,32 @@ const SUPPORTED_EXPORTERS = new Set(['otlp', 'console', 'none']);
  * set; OTEL_SDK_DISABLED=true, or OTEL_TRACES_EXPORTER=none, turns it off whatever else is set.
  */
 export function tracingPlan(env: Record<string, string | undefined>, role: Role): TracingPlan {
+  // On or off first, from the raw values: a stray OTEL_* variable must not stop a process that
+  // does not trace at all. The variables are checked only when tracing is on.
+  if (env['OTEL_SDK_DISABLED']?.trim().toLowerCase() === 'true')
+    return { enabled: false, reason: 'OTEL_SDK_DISABLED=true' };
+  const endpointSet = [env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'], env['OTEL_EXPORTER_OTLP_ENDPOINT']].some(
+    (value) => value !== undefined && value !== '',
+  );
+  const exporters =
+    env['OTEL_TRACES_EXPORTER'] !== undefined
+      ? list(env['OTEL_TRACES_EXPORTER'])
+      : endpointSet
+        ? ['otlp']
+        : [];
+  if (exporters.length === 0)
+    return {
+      enabled: false,
+      reason: 'neither OTEL_TRACES_EXPORTER nor OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set',
+    };
+  if (exporters.includes('none')) return { enabled: false, reason: 'OTEL_TRACES_EXPORTER=none' };
+  const unknown = exporters.filter((name) => !SUPPORTED_EXPORTERS.has(name));
+  if (unknown.length > 0)
+    throw new UsageError(
+      `tracing: OTEL_TRACES_EXPORTER: unsupported exporter ${unknown.join(', ')} (walpurge exports otlp over HTTP, console, or none)`,
+      'run',
+    );
+
   const parsed = TracingEnv.safeParse(env);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -78,32 +106,8 @@ export function tracingPlan(env: Record<string, string | undefined>, role: Role)
     );
   }
   const vars = parsed.data;
-  if (vars.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true')
-    return { enabled: false, reason: 'OTEL_SDK_DISABLED=true' };
-  const endpoint = vars.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? vars.OTEL_EXPORTER_OTLP_ENDPOINT;
-  const exporters =
-    vars.OTEL_TRACES_EXPORTER !== undefined
-      ? list(vars.OTEL_TRACES_EXPORTER)
-      : endpoint !== undefined
-        ? ['otlp']
-        : [];
-  const unknown = exporters.filter((name) => !SUPPORTED_EXPORTERS.has(name));
-  if (unknown.length > 0)
-    throw new UsageError(
-      `tracing: OTEL_TRACES_EXPORTER: unsupported exporter ${unknown.join(', ')} (walpurge exports otlp over HTTP, console, or none)`,
-      'run',
-    );
-  if (exporters.length === 0)
-    return {
-      enabled: false,
-      reason: 'neither OTEL_TRACES_EXPORTER nor OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set',
-    };
-  if (exporters.includes('none')) return { enabled: false, reason: 'OTEL_TRACES_EXPORTER=none' };
-
   const warnings: string[] = [];
-  const protocol = vars.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? vars.OTEL_EXPORTER_OTLP_PROTOCOL;
-  if (protocol !== undefined && protocol !== 'http/json')
-    warnings.push(`OTEL_EXPORTER_OTLP_PROTOCOL=${protocol} is not supported: spans are sent as http/json`);
+  const protocol = otlpProtocol(vars.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? vars.OTEL_EXPORTER_OTLP_PROTOCOL);
   const propagators: Array<'tracecontext' | 'baggage'> = [];
   for (const name of list(vars.OTEL_PROPAGATORS ?? 'tracecontext,baggage')) {
     if (name === 'tracecontext' || name === 'baggage') propagators.push(name);
@@ -113,6 +117,7 @@ export function tracingPlan(env: Record<string, string | undefined>, role: Role)
     enabled: true,
     serviceName: vars.OTEL_SERVICE_NAME ?? `walpurge-${role}`,
     otlpUrl: exporters.includes('otlp') ? otlpTracesUrl(vars) : undefined,
+    protocol,
     console: exporters.includes('console'),
     sampler: vars.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on',
     ratio: vars.OTEL_TRACES_SAMPLER_ARG ?? 1,
@@ -127,6 +132,20 @@ export function tracingPlan(env: Record<string, string | undefined>, role: Role)
     },
     warnings,
   };
+}
+
+export type OtlpProtocol = 'http/protobuf' | 'http/json';
+
+/** OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL: http/protobuf (the specification's default) or http/json. */
+function otlpProtocol(value: string | undefined): OtlpProtocol {
+  const protocol = value?.trim().toLowerCase() || 'http/protobuf';
+  if (protocol === 'http/protobuf' || protocol === 'http/json') return protocol;
+  throw new UsageError(
+    protocol === 'grpc'
+      ? "tracing: OTEL_EXPORTER_OTLP_PROTOCOL: grpc is not supported; use http/protobuf (the collector's port 4318)"
+      : `tracing: OTEL_EXPORTER_OTLP_PROTOCOL: unknown protocol ${protocol} (walpurge sends http/protobuf or http/json)`,
+    'run',
+  );
 }
 
 /** The spec's rule: the signal-specific URL as it is, else the base endpoint + /v1/traces. */

@@ -1,7 +1,8 @@
 import { context, propagation, trace, type TextMapPropagator } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPProtobufTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import {
   defaultResource,
   detectResources,
@@ -24,6 +25,7 @@ import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic
 import { redactSecrets, settlesWithin, type Logger } from '@walpurge/core';
 import { cliVersion } from '../version.js';
 import type { Role } from './roles.js';
+import { bridgeTracingDiagnostics } from './tracing-diagnostics.js';
 import { tracingPlan, type SamplerName, type TracingPlan } from './tracing-env.js';
 
 /** The tracing of one `walpurge run`: says at start what it does, flushes its spans at the end. */
@@ -76,10 +78,13 @@ export function startTracing(env: Record<string, string | undefined>, role: Role
       shutdown: () => Promise.resolve(),
     };
   const processors: SpanProcessor[] = [];
-  if (plan.otlpUrl !== undefined)
-    processors.push(
-      new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: plan.otlpUrl }), ...plan.batch }),
-    );
+  if (plan.otlpUrl !== undefined) {
+    const exporter =
+      plan.protocol === 'http/json'
+        ? new OTLPJsonTraceExporter({ url: plan.otlpUrl })
+        : new OTLPProtobufTraceExporter({ url: plan.otlpUrl });
+    processors.push(new BatchSpanProcessor({ exporter, ...plan.batch }));
+  }
   if (plan.console) processors.push(new SimpleSpanProcessor({ exporter: new ConsoleSpanExporter() }));
   // The specification's order: OTEL_SERVICE_NAME, then service.name in OTEL_RESOURCE_ATTRIBUTES
   // (both read by envDetector), then walpurge's default.
@@ -102,13 +107,15 @@ export function startTracing(env: Record<string, string | undefined>, role: Role
   propagation.setGlobalPropagator(propagator(plan));
   trace.setGlobalTracerProvider(provider);
   const destinations = [
-    ...(plan.otlpUrl !== undefined ? [`${redactSecrets(plan.otlpUrl)} (OTLP http/json)`] : []),
+    ...(plan.otlpUrl !== undefined ? [`${redactSecrets(plan.otlpUrl)} (OTLP ${plan.protocol})`] : []),
     ...(plan.console ? ['the console'] : []),
   ];
   let stopping: Promise<void> | undefined;
+  let unbridge: (() => void) | undefined;
   return {
     enabled: true,
     log: (logger) => {
+      unbridge ??= bridgeTracingDiagnostics(logger);
       const sampling = plan.sampler.endsWith('traceidratio') ? `${plan.sampler} ${plan.ratio}` : plan.sampler;
       logger.info(
         { tracing: true, serviceName, sampler: plan.sampler, ratio: plan.ratio },
@@ -119,6 +126,7 @@ export function startTracing(env: Record<string, string | undefined>, role: Role
     shutdown: () =>
       (stopping ??= (async () => {
         await settlesWithin(provider.shutdown(), SHUTDOWN_TIMEOUT_MS);
+        unbridge?.();
         trace.disable();
         propagation.disable();
         context.disable();
