@@ -227,7 +227,7 @@ it('logs failed exports as a warning when the collector is unreachable', async (
   });
   await commitAndWaitForPurge('d');
   const running = walpurge;
-  await waitFor('an export warning', () => /"level":40[^\n]*"msg":"tracing: /.test(running.output()), {
+  await waitFor('an export warning', async () => /"level":40[^\n]*"msg":"tracing: /.test(running.output()), {
     timeoutMs: 60_000,
     intervalMs: 100,
   });
