@@ -82,17 +82,19 @@ export function fitMessage(
   maxBytes: number,
   extraHeaders?: Readonly<Record<string, string>>,
 ): SizedMessage {
-  if (extraHeaders === undefined) return fitPlainMessage(event, maxBytes);
+  if (extraHeaders === undefined) return fitPlainMessage(event, maxBytes, 0);
   const extra = kafkaHeaderBytes(extraHeaders);
-  const fitted = fitPlainMessage(event, maxBytes - extra);
+  const fitted = fitPlainMessage(event, maxBytes, extra);
   const headers = { ...fitted.message.headers, ...extraHeaders };
   return { ...fitted, message: { ...fitted.message, headers }, bytes: fitted.bytes + extra };
 }
 
-function fitPlainMessage(event: ChangeEvent, maxBytes: number): SizedMessage {
+/** The message without `extraHeaders`, fitted into `maxBytes` less the `reserved` bytes they take. */
+function fitPlainMessage(event: ChangeEvent, maxBytes: number, reserved: number): SizedMessage {
+  const budget = maxBytes - reserved;
   const message = kafkaMessageOf(event);
   const bytes = kafkaRecordBytes(message);
-  if (fitsBatch(bytes, maxBytes)) return { message, bytes, omitted: [] };
+  if (fitsBatch(bytes, budget)) return { message, bytes, omitted: [] };
 
   const keyColumns = new Set(Object.keys(event.key ?? {}));
   const sizes = new Map<string, number>();
@@ -110,11 +112,11 @@ function fitPlainMessage(event: ChangeEvent, maxBytes: number): SizedMessage {
     omitted.push(column);
     const smaller = toKafkaMessage(reduced, omitted);
     const smallerBytes = kafkaRecordBytes(smaller);
-    if (fitsBatch(smallerBytes, maxBytes)) return { message: smaller, bytes: smallerBytes, omitted };
+    if (fitsBatch(smallerBytes, budget)) return { message: smaller, bytes: smallerBytes, omitted };
   }
   throw new WalpurgeError(
     ErrorCode.EventInvalid,
-    `a change event of ${qualifiedTable(event)} at ${event.source.lsn} does not fit into a Kafka message of ${maxBytes} bytes even without its non-key columns`,
+    `a change event of ${qualifiedTable(event)} at ${event.source.lsn} does not fit into a Kafka message of ${maxBytes} bytes${reserved > 0 ? ` (${reserved} of them for its trace headers)` : ''} even without its non-key columns`,
     {
       retriable: false,
       hint: "raise the topic's max.message.bytes (and the broker's message.max.bytes) and kafka.maxMessageBytes, or shorten the table's key columns",
