@@ -120,7 +120,11 @@ export class AckPipeline {
 
   /** Ends, as failed, the spans of transactions that will not become durable (the session ends). */
   abandonSpans(reason: unknown): void {
-    for (let i = this.head; i < this.items.length; i += 1) {
+    this.failSpansFrom(this.head, reason);
+  }
+
+  private failSpansFrom(start: number, reason: unknown): void {
+    for (let i = start; i < this.items.length; i += 1) {
       const item = this.items[i] as Item;
       if (item.span) endFailed(item.span, reason);
       item.span = undefined;
@@ -173,10 +177,11 @@ export class AckPipeline {
       this.completeHead();
     } else {
       item.state = 'failed';
+      // No transaction from this chunk on becomes durable in this session: their spans end failed.
+      // Earlier chunks still in flight may yet succeed, and their spans end as usual.
+      this.failSpansFrom(Math.max(this.head, this.items.indexOf(item, this.head)), error);
       if (!this.failed) {
         this.failed = true;
-        // No transaction from here on becomes durable in this session: their spans end failed.
-        this.abandonSpans(error);
         this.options.onFailure(error);
       }
     }
