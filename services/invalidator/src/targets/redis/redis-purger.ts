@@ -10,7 +10,7 @@ import {
   type PurgeTargets,
   type VersionedKey,
 } from '@walpurge/rules';
-import { activeTracer, ErrorCode, inSpan, WalpurgeError } from '@walpurge/core';
+import { activeTracer, ErrorCode, inSpan, recordSpanError, WalpurgeError } from '@walpurge/core';
 import { OTHERS_PURGED, type PurgeContext, type Purger, type PurgeReport } from '../purger.js';
 import { clusterMasters } from './cluster-masters.js';
 import { classifyRedisError } from './redis-errors.js';
@@ -129,8 +129,9 @@ export class RedisPurger implements Purger {
         }
       }
       // The others are purged; the event is refused once the rest of its purge is done (below).
-      if (refused.length > 0)
-        span?.setStatus({ code: SpanStatusCode.ERROR, message: `not a tag set: ${refused.join(', ')}` });
+      if (span && refused.length > 0) recordSpanError(span, `not a tag set: ${refused.join(', ')}`);
+      else if (span && context.signal.aborted)
+        span.setStatus({ code: SpanStatusCode.ERROR, message: 'aborted before every tag was purged' });
       return refused;
     });
     if (patterns.length > 0 && !context.signal.aborted) {
@@ -169,7 +170,7 @@ export class RedisPurger implements Purger {
 
   /** `work` in a `walpurge.redis.<kind>` span when tracing is on and there is something to purge. */
   private traced<T>(kind: string, count: number, work: (span?: Span) => Promise<T>): Promise<T> {
-    if (count === 0) return work();
+    if (count === 0 || !this.tracer) return work();
     const attributes = { 'db.system.name': 'redis', 'walpurge.count': count };
     return inSpan(this.tracer, `walpurge.redis.${kind}`, { attributes }, work);
   }
