@@ -167,12 +167,23 @@ export async function callProvider<T>(
 ): Promise<T> {
   if (!call) return send();
   const tracer = activeTracer('@walpurge/invalidator');
-  const attributes = { 'walpurge.cdn.kind': call.kind, 'walpurge.count': call.items };
+  // Tracing off: no span options built per call.
+  const traced = tracer
+    ? (): Promise<T> =>
+        inSpan(
+          tracer,
+          `walpurge.cdn.${call.provider}`,
+          {
+            kind: SpanKind.CLIENT,
+            attributes: { 'walpurge.cdn.kind': call.kind, 'walpurge.count': call.items },
+          },
+          send,
+        )
+    : send;
   const attempt = async (): Promise<T> => {
     await call.throttle?.(signal);
     try {
-      const span = { kind: SpanKind.CLIENT, attributes };
-      const result = await inSpan(tracer, `walpurge.cdn.${call.provider}`, span, send);
+      const result = await traced();
       call.metrics.apiCalls.inc({ provider: call.provider, kind: call.kind, outcome: 'success' });
       call.metrics.items.inc({ provider: call.provider, kind: call.kind }, call.items);
       return result;
