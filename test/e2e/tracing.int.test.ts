@@ -162,16 +162,26 @@ describe.each(modes)('tracing on, transport: $transport', ({ transport, roles })
     const linksToTransaction = (span: ReadableSpan): boolean =>
       span.links.some((link) => link.context.traceId === traceId && link.context.spanId === spanId);
     const batch = await waitFor(
-      'a batch span linked to the transaction',
-      async () => spans().find((span) => span.name === 'walpurge.batch' && linksToTransaction(span)),
+      'a batch span under or linked to the transaction',
+      async () =>
+        spans().find(
+          (span) =>
+            span.name === 'walpurge.batch' &&
+            (linksToTransaction(span) || span.parentSpanContext?.spanId === spanId),
+        ),
       WAIT,
     );
     expect(batch.attributes['walpurge.event_count']).toBeGreaterThanOrEqual(1);
     if (transport === 'inline') {
-      // One process: the batch is part of the transaction's own trace, under its span.
+      // One process: the batch is part of the transaction's own trace, under its span (not
+      // linked to it as well).
       expect(batch.spanContext().traceId).toBe(traceId);
       expect(batch.parentSpanContext?.spanId).toBe(spanId);
+      expect(linksToTransaction(batch)).toBe(false);
     } else {
+      // A batch serves many transactions: a root of its own, linked to each.
+      expect(batch.parentSpanContext).toBeUndefined();
+      expect(linksToTransaction(batch)).toBe(true);
       expect(transaction.attributes['messaging.destination.name']).toBe(name);
       // The record of this update: the one whose traceparent names the transaction's trace.
       const record = await waitFor(

@@ -1,4 +1,4 @@
-import { ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
 import { activeTracer, inSpan, recordSpanError } from '@walpurge/core';
 import { spanContextOfHeaders, traceHeaders, type ChangeEvent } from '@walpurge/protocol';
@@ -126,5 +126,17 @@ describe('trace headers and batch links', () => {
     expect(links).toHaveLength(MAX_BATCH_LINKS);
     expect(dropped).toBe(2);
     expect(new Set(links.map((link) => link.context.spanId)).size).toBe(MAX_BATCH_LINKS);
+  });
+
+  it('does not link the batch to its parent, the active span', () => {
+    tracing = installInMemoryTracing();
+    const tracer = activeTracer('test')!;
+    const parent = trace.setSpan(ROOT_CONTEXT, tracer.startSpan('walpurge.transaction parent'));
+    const other = trace.setSpan(ROOT_CONTEXT, tracer.startSpan('walpurge.transaction other'));
+    const [mine, theirs] = [event(1), event(2)];
+    rememberOrigin(mine, traceHeaders(parent));
+    rememberOrigin(theirs, traceHeaders(other));
+    const { links } = context.with(parent, () => batchLinks([mine, theirs]));
+    expect(links.map((link) => link.context.spanId)).toEqual([trace.getSpanContext(other)?.spanId]);
   });
 });

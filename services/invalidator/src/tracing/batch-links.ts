@@ -27,14 +27,17 @@ export function originHeaders(event: ChangeEvent): Record<string, string> {
 
 /**
  * Links of a batch span: one per distinct listener span among the events (the events of one
- * transaction share it), plus the caller's active span (the inline transport calls the invalidator
- * inside the transaction's span), at most `max`; `dropped` counts the rest.
+ * transaction share it), at most `max`; `dropped` counts the rest. The caller's active span, the
+ * batch's parent (the inline transport calls the invalidator inside the transaction's span), is
+ * not linked again.
  */
 export function batchLinks(
   events: readonly ChangeEvent[],
   max = MAX_BATCH_LINKS,
 ): { links: Link[]; dropped: number } {
   const seen = new Set<string>();
+  const parent = trace.getSpanContext(context.active());
+  if (parent) seen.add(`${parent.traceId}-${parent.spanId}`);
   const links: Link[] = [];
   let dropped = 0;
   const add = (origin: SpanContext | undefined): void => {
@@ -45,7 +48,6 @@ export function batchLinks(
     if (links.length < max) links.push({ context: origin });
     else dropped += 1;
   };
-  add(trace.getSpanContext(context.active()));
   for (const event of events) add(origins.get(event));
   return { links, dropped };
 }
