@@ -181,6 +181,35 @@ describe('tag purge', () => {
       await tracing.uninstall();
     }
   });
+  it('an abort before every tag was purged ends the walpurge.redis.tags span failed', async () => {
+    const p = newPrefix('tag_abort');
+    await redis.sadd(`${p}tag:one`, 'page:1');
+    const tracing = installInMemoryTracing();
+    const purger = new RedisPurger(new Redis(services.redisUrl), {
+      keyPrefix: p,
+      batchSize: 10,
+      scanCount: 10,
+    });
+    try {
+      const aborted = new AbortController();
+      aborted.abort(new Error('stopping'));
+      await expect(
+        purger.purge(
+          targets((r) => r.tags.push('one')),
+          { signal: aborted.signal },
+        ),
+      ).rejects.toThrow('stopping');
+      expect(tracing.spans().find((span) => span.name === 'walpurge.redis.tags')?.status).toEqual({
+        code: SpanStatusCode.ERROR,
+        message: 'aborted before every tag was purged',
+      });
+      expect(await redis.scard(`${p}tag:one`)).toBe(1);
+    } finally {
+      await purger.close();
+      await tracing.uninstall();
+    }
+  });
+
   it('a tag set larger than Lua can unpack at once is purged with large batch and scan settings', async () => {
     const p = newPrefix('tag_big_page');
     const members = range(9_000).map((i) => `page:${i}`);
