@@ -12,3 +12,4 @@ export * from './standalone.js';
 export * from './settles-within.js';
 export * from './token-bucket.js';
 export * from './tls-errors.js';
+export * from './tracing.js';

@@ -5,3 +5,4 @@ export * from './transport.js';
 export * from './debezium.js';
 export * from './kafka-record-size.js';
 export * from './kafka-topics.js';
+export * from './trace-headers.js';

@@ -50,3 +50,4 @@ export { startFreezableProxy, type FreezableProxy } from './freezable-proxy.js';
 export { killNow, signalAndWait, spawnServiceMain, type ServiceProcess } from './service-process.js';
 export { makeKafkaCertificates, type KafkaCertificates } from './kafka-certificates.js';
 export type { KafkaSecurityOptions, SecuredListeners } from './local-kafka-security.js';
+export { installInMemoryTracing, type InMemoryTracing } from './in-memory-tracing.js';

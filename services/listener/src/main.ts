@@ -1,6 +1,8 @@
 /**
  * Standalone listener: `node dist/main.js --config walpurge.yaml`, the same as `walpurge run --role
- * listener`. Options also from env: WALPURGE_CONFIG, WALPURGE_HTTP_PORT, LOG_LEVEL.
+ * listener` but without tracing: the OpenTelemetry SDK is set up by `walpurge run` only, which keeps
+ * this package on @opentelemetry/api (docs/tracing.md). Options also from env: WALPURGE_CONFIG,
+ * WALPURGE_HTTP_PORT, LOG_LEVEL.
  */
 import { loadConfig } from '@walpurge/config';
 import { runStandalone } from '@walpurge/core';

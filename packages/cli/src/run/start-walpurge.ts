@@ -12,6 +12,7 @@ import { ExitCode, type CliIo } from '../cli-io.js';
 import { reportError } from '../report-error.js';
 import { composeServices, type ComposeOptions, type ReadyService } from './compose-services.js';
 import type { Role } from './roles.js';
+import type { Tracing } from './tracing-sdk.js';
 
 export interface RunningWalpurge {
   readonly services: readonly ReadyService[];
@@ -37,6 +38,8 @@ export interface StartOptions {
   configFile?: string;
   /** Config sections this role left out (their variables unset), logged at start. */
   skippedSections?: readonly SkippedSection[];
+  /** `walpurge run`'s tracing (startTracing): logged at start, its spans flushed after the services stopped. */
+  tracing?: Tracing;
 }
 
 /** Starts a role's services behind one ops server (/metrics, /healthz, /readyz). Used by `run` and `quickstart`. */
@@ -48,6 +51,7 @@ export async function startWalpurge(options: StartOptions): Promise<RunningWalpu
       level: options.logLevel ?? config.log.level,
       ...(config.log.pretty !== undefined ? { pretty: config.log.pretty } : {}),
     });
+  options.tracing?.log(logger);
   for (const { section, variables } of options.skippedSections ?? [])
     logger.info(
       { section, variables, role: options.role },
@@ -112,6 +116,8 @@ export async function startWalpurge(options: StartOptions): Promise<RunningWalpu
           await group.stop();
         } finally {
           await ops.close();
+          // After the services: the spans of the last transactions and batches go out too.
+          await options.tracing?.shutdown();
         }
       })()),
   };

@@ -1,8 +1,9 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
-import type { Logger } from '@walpurge/core';
+import { activeTracer, type Logger } from '@walpurge/core';
 import { decodeChangeEventV1 } from '@walpurge/protocol';
 import type { DeadLetterQueue } from '../kafka/dead-letter.js';
 import { chunk } from '../targets/redis/slot-groups.js';
+import { rememberOrigin } from '../tracing/batch-links.js';
 import type { CdnQueueEntry } from './cdn-queue.js';
 import type { LaneBatch } from './lane-batch.js';
 import type { CdnLaneMetrics } from './lane-metrics.js';
@@ -39,6 +40,8 @@ export class KafkaCdnLane {
   private readonly consumer: Consumer;
   private readonly abort = new AbortController();
   private readonly heartbeatMs: number;
+  /** Tracing on: each entry's record trace context is kept for the lane batch span's links. */
+  private readonly tracing = activeTracer('@walpurge/invalidator') !== undefined;
   /** Timestamp of the oldest message of the batch in flight, for the age gauge while it is blocked. */
   private inFlightSince: number | undefined;
   /** When the group's lag was first seen above 0 (cleared when it is 0): the age when nothing is in flight. */
@@ -169,9 +172,11 @@ export class KafkaCdnLane {
         const entries: CdnQueueEntry[] = [];
         for (const message of messages) {
           try {
+            const event = decodeChangeEventV1(message.value ?? '');
+            if (this.tracing) rememberOrigin(event, message.headers);
             entries.push({
               id: message.offset,
-              event: decodeChangeEventV1(message.value ?? ''),
+              event,
               enqueuedAt: Number(message.timestamp),
               record: { topic: batch.topic, partition: batch.partition, message },
             });

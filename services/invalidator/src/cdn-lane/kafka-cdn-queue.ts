@@ -1,5 +1,12 @@
 import type { Message, Producer } from 'kafkajs';
-import { backoffDelay, errorMessage, sleep, type BackoffOptions, type Logger } from '@walpurge/core';
+import {
+  activeTracer,
+  backoffDelay,
+  errorMessage,
+  sleep,
+  type BackoffOptions,
+  type Logger,
+} from '@walpurge/core';
 import {
   encodeChangeEvent,
   KAFKA_BATCH_OVERHEAD,
@@ -9,6 +16,7 @@ import {
   type ChangeEvent,
 } from '@walpurge/protocol';
 import { isTooLargeError } from '../kafka/dead-letter-size.js';
+import { originHeaders } from '../tracing/batch-links.js';
 import { CdnQueueError, type CdnEnqueuer } from './cdn-queue.js';
 
 /**
@@ -43,6 +51,9 @@ export function splitByBytes(messages: readonly Message[], maxBytes: number): Me
  * each within kafka.maxMessageBytes (never below Kafka's default), in order.
  */
 export class KafkaCdnQueue implements CdnEnqueuer {
+  /** Tracing on: each record carries its event's trace context, for the lane's links. */
+  private readonly tracing = activeTracer('@walpurge/invalidator') !== undefined;
+
   constructor(
     private readonly options: {
       producer: Producer;
@@ -55,7 +66,11 @@ export class KafkaCdnQueue implements CdnEnqueuer {
   ) {}
 
   async enqueue(events: readonly ChangeEvent[], signal: AbortSignal): Promise<void> {
-    const messages = events.map((event) => ({ key: messageKey(event), value: encodeChangeEvent(event) }));
+    const messages: Message[] = events.map((event) => ({
+      key: messageKey(event),
+      value: encodeChangeEvent(event),
+      ...(this.tracing ? { headers: originHeaders(event) } : {}),
+    }));
     const maxBytes = Math.max(this.options.maxMessageBytes, KAFKA_DEFAULT_MAX_MESSAGE_BYTES);
     for (const send of splitByBytes(messages, maxBytes)) await this.send(send, signal);
   }

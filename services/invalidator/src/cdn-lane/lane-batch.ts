@@ -1,6 +1,9 @@
+import { SpanKind, type Tracer } from '@opentelemetry/api';
 import {
+  activeTracer,
   backoffDelay,
   errorMessage,
+  inSpan,
   isWalpurgeError,
   sleep,
   type BackoffOptions,
@@ -19,6 +22,7 @@ import type { InvalidatorMetrics } from '../metrics.js';
 import type { Purger } from '../targets/purger.js';
 import type { CdnQueueEntry } from './cdn-queue.js';
 import type { CdnLaneMetrics } from './lane-metrics.js';
+import { batchLinks } from '../tracing/batch-links.js';
 
 export interface LaneBatchOptions {
   /** The provider this lane purges on (one lane per provider). */
@@ -55,11 +59,28 @@ class PermanentFailure {
  * or dead-lettered (the caller then acknowledges them all), and rejects only when the signal aborts.
  */
 export class LaneBatch {
+  /** Tracing on only: a `walpurge.cdn.batch` span per run, the provider calls its children. */
+  private readonly tracer: Tracer | undefined = activeTracer('@walpurge/invalidator');
+
   constructor(private readonly options: LaneBatchOptions) {}
 
   async run(entries: readonly CdnQueueEntry[], signal: AbortSignal): Promise<void> {
     const planned = entries.map((entry) => ({ entry, plan: this.options.rules.planPurges(entry.event) }));
-    await this.purgeOrBisect(planned, signal);
+    if (!this.tracer) return this.purgeOrBisect(planned, signal);
+    // Its own trace: the lane works from its durable queue, apart from the batches that queued the
+    // entries; it links to their origins when the queue carries them (the CDN topic does).
+    const { links, dropped } = batchLinks(entries.map((entry) => entry.event));
+    const attributes = {
+      'walpurge.cdn.provider': this.options.purger.name,
+      'walpurge.event_count': entries.length,
+      'walpurge.links.dropped': dropped,
+    };
+    return inSpan(
+      this.tracer,
+      'walpurge.cdn.batch',
+      { kind: SpanKind.CONSUMER, root: true, links, attributes },
+      () => this.purgeOrBisect(planned, signal),
+    );
   }
 
   private async purgeOrBisect(

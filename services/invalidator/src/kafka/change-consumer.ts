@@ -1,12 +1,13 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { InvalidatorConfig, KafkaConfig } from '@walpurge/config';
-import { isRetriable, type Logger } from '@walpurge/core';
+import { activeTracer, isRetriable, type Logger } from '@walpurge/core';
 import { decodeAnyChangeEvent, type ChangeEvent } from '@walpurge/protocol';
 import { isCdnQueueError } from '../cdn-lane/cdn-queue.js';
 import type { InvalidatorMetrics } from '../metrics.js';
 import type { Coalescer } from '../pipeline/coalescer.js';
 import { isolatePoison } from '../pipeline/isolate-poison.js';
 import { chunk } from '../targets/redis/slot-groups.js';
+import { rememberOrigin } from '../tracing/batch-links.js';
 import type { DeadLetterQueue } from './dead-letter.js';
 
 export interface ChangeConsumerOptions {
@@ -33,6 +34,8 @@ export class ChangeConsumer {
   private readonly consumer: Consumer;
   private joined = false;
   private readonly heartbeatMs: number;
+  /** Tracing on: each event's record trace context is kept for its batch span's links. */
+  private readonly tracing = activeTracer('@walpurge/invalidator') !== undefined;
 
   constructor(private readonly options: ChangeConsumerOptions) {
     const { sessionTimeoutMs } = options.invalidatorConfig;
@@ -104,6 +107,7 @@ export class ChangeConsumer {
           try {
             const event = decodeAnyChangeEvent(message.value, message.key);
             if (event) {
+              if (this.tracing) rememberOrigin(event, message.headers);
               events.push(event);
               eventMessages.push(message);
             }

@@ -1,6 +1,9 @@
+import { SpanKind, type Tracer } from '@opentelemetry/api';
 import {
+  activeTracer,
   backoffDelay,
   errorMessage,
+  inSpan,
   isRetriable,
   sleep,
   type BackoffOptions,
@@ -21,6 +24,7 @@ import type { CdnEnqueuer } from '../cdn-lane/cdn-queue.js';
 import type { InvalidatorMetrics } from '../metrics.js';
 import { refusedAfterOthersPurged, type Purger } from '../targets/purger.js';
 import { markRefusedBy } from '../dead-letter/refusing-target.js';
+import { batchLinks } from '../tracing/batch-links.js';
 
 /**
  * Events → rules → one coalesced set of targets → the Redis purgers, then the CDN work. With a CDN
@@ -33,6 +37,9 @@ import { markRefusedBy } from '../dead-letter/refusing-target.js';
  * aborts. A non-retriable failure rejects, so the caller can isolate the poison event.
  */
 export class PurgeExecutor {
+  /** Tracing on only: the `walpurge.batch` spans. */
+  private readonly tracer: Tracer | undefined = activeTracer('@walpurge/invalidator');
+
   constructor(
     private readonly rules: CompiledRules,
     private readonly purgers: readonly Purger[],
@@ -90,6 +97,23 @@ export class PurgeExecutor {
 
   async handle(events: readonly ChangeEvent[], signal: AbortSignal): Promise<void> {
     if (events.length === 0) return;
+    if (!this.tracer) return this.handleBatch(events, signal);
+    // A batch mixes events of many transactions: it links to their listener spans (a child of one
+    // only with the inline transport, whose call comes from inside that transaction's span).
+    const { links, dropped } = batchLinks(events);
+    return inSpan(
+      this.tracer,
+      'walpurge.batch',
+      {
+        kind: SpanKind.CONSUMER,
+        links,
+        attributes: { 'walpurge.event_count': events.length, 'walpurge.links.dropped': dropped },
+      },
+      () => this.handleBatch(events, signal),
+    );
+  }
+
+  private async handleBatch(events: readonly ChangeEvent[], signal: AbortSignal): Promise<void> {
     this.metrics.batchEvents.observe(events.length);
     const { targets, plans } = this.planEach(events);
     const cdnEvents = events.filter((_, i) => hasCdnTargets(plans[i]));
@@ -114,7 +138,14 @@ export class PurgeExecutor {
       throw error;
     }
     if (this.cdnQueue) {
-      if (cdnEvents.length > 0) await this.cdnQueue.enqueue(cdnEvents, signal);
+      const queue = this.cdnQueue;
+      if (cdnEvents.length > 0)
+        await inSpan(
+          this.tracer,
+          'walpurge.cdn.enqueue',
+          { attributes: { 'walpurge.event_count': cdnEvents.length } },
+          () => queue.enqueue(cdnEvents, signal),
+        );
     } else {
       await this.purgeStage('cdn', targets, signal);
     }

@@ -18,7 +18,7 @@ export interface AssemblerOptions {
 }
 
 export type AssemblerOutput =
-  | { type: 'begin'; xid: number; commitTimeMs: number }
+  | { type: 'begin'; xid: number; commitTimeMs: number; lsn: string }
   | { type: 'events'; events: ChangeEvent[] }
   | { type: 'commit'; endLsn: bigint; commitTimeMs: number };
 
@@ -67,15 +67,22 @@ export class ChangeAssembler {
 
   apply(message: PgoutputMessage): AssemblerOutput | undefined {
     switch (message.tag) {
-      case 'begin':
+      case 'begin': {
+        const lsn = formatLsn(message.finalLsn);
         this.transaction = {
           xid: message.xid,
-          lsn: formatLsn(message.finalLsn),
+          lsn,
           commitTs: new Date(Number(message.commitTimeMicros / 1000n)).toISOString(),
           origin: null,
           sources: new Map(),
         };
-        return { type: 'begin', xid: message.xid, commitTimeMs: Number(message.commitTimeMicros / 1000n) };
+        return {
+          type: 'begin',
+          xid: message.xid,
+          commitTimeMs: Number(message.commitTimeMicros / 1000n),
+          lsn,
+        };
+      }
       case 'origin':
         if (this.transaction) this.transaction.origin = message.name;
         return undefined;

@@ -1,7 +1,15 @@
+import { context, trace } from '@opentelemetry/api';
 import kafkajs, { type Message, type Producer } from 'kafkajs';
 import type { KafkaConfig } from '@walpurge/config';
-import { ErrorCode, WalpurgeError, errorMessage, type Logger, type Registry } from '@walpurge/core';
-import { qualifiedTable, type ChangeEvent, type ChangeSink } from '@walpurge/protocol';
+import {
+  ErrorCode,
+  WalpurgeError,
+  activeTracer,
+  errorMessage,
+  type Logger,
+  type Registry,
+} from '@walpurge/core';
+import { qualifiedTable, traceHeaders, type ChangeEvent, type ChangeSink } from '@walpurge/protocol';
 import { createKafkaSinkMetrics, type KafkaSinkMetrics } from '../metrics.js';
 import {
   createKafka,
@@ -113,6 +121,8 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
   const maxBatch = options.maxBatchMessages ?? 5000;
   const maxBytes = options.maxMessageBytes ?? config.maxMessageBytes;
   const kafka = createKafka(config, { logger });
+  // Decided once: without tracing no header is built and nothing is allocated per record.
+  const tracing = activeTracer('@walpurge/listener') !== undefined;
   const queue: Pending[] = [];
   let producer: Producer | undefined;
   let connecting: Promise<Producer> | undefined;
@@ -255,11 +265,27 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
     }
   }
 
+  /**
+   * The trace context of the caller's span (the listener's transaction), one set of headers for
+   * every record of the call; the span also learns where its records go.
+   */
+  function currentTraceHeaders(): Record<string, string> | undefined {
+    const active = context.active();
+    trace.getSpan(active)?.setAttributes({
+      'messaging.system': 'kafka',
+      'messaging.destination.name': config.topic,
+      'messaging.operation.type': 'send',
+    });
+    const headers = traceHeaders(active);
+    return Object.keys(headers).length > 0 ? headers : undefined;
+  }
+
   function toMessages(events: readonly ChangeEvent[]): { messages: Message[]; sizes: number[] } {
     const messages: Message[] = [];
     const sizes: number[] = [];
+    const extraHeaders = tracing ? currentTraceHeaders() : undefined;
     for (const event of events) {
-      const { message, bytes, omitted } = fitMessage(event, maxBytes);
+      const { message, bytes, omitted } = fitMessage(event, maxBytes, extraHeaders);
       if (omitted.length > 0) {
         metrics?.oversized.inc();
         logger.warn(

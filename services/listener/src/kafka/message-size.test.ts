@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, type WalpurgeError } from '@walpurge/core';
-import { decodeChangeEventV1, type ChangeEvent } from '@walpurge/protocol';
+import { KAFKA_BATCH_OVERHEAD, decodeChangeEventV1, type ChangeEvent } from '@walpurge/protocol';
 import { OMITTED_HEADER, fitMessage } from './message-size.js';
 
 function event(row: Record<string, unknown>, key: Record<string, unknown> = { id: 1 }): ChangeEvent {
@@ -60,5 +60,24 @@ describe('fitMessage (events bigger than one Kafka message)', () => {
     expect(error?.code).toBe(ErrorCode.EventInvalid);
     expect(error?.retriable).toBe(false);
     expect(error?.hint).toContain('max.message.bytes');
+  });
+
+  it('counts the trace headers against maxBytes: an event that fits only without them loses columns', () => {
+    const doc = event({ body: 'b'.repeat(5_000), title: 'old' });
+    const maxBytes = fitMessage(doc, 1_000_000).bytes + KAFKA_BATCH_OVERHEAD;
+    expect(fitMessage(doc, maxBytes).omitted).toEqual([]);
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const traced = fitMessage(doc, maxBytes, { traceparent });
+    expect(traced.omitted).toEqual(['body']);
+    expect(traced.message.headers?.['traceparent']).toBe(traceparent);
+    expect(traced.bytes + KAFKA_BATCH_OVERHEAD).toBeLessThanOrEqual(maxBytes);
+  });
+
+  it('names the configured maxBytes when the key does not fit beside the trace headers', () => {
+    expect(() =>
+      fitMessage(event({ title: 'x' }, { id: 'k'.repeat(3000) }), 1000, {
+        traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+      }),
+    ).toThrow(/does not fit into a Kafka message of 1000 bytes \(\d+ of them for its trace headers\)/);
   });
 });

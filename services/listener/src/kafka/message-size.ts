@@ -3,6 +3,7 @@ import { ErrorCode, WalpurgeError } from '@walpurge/core';
 import {
   KAFKA_BATCH_OVERHEAD,
   encodeChangeEvent,
+  kafkaHeaderBytes,
   kafkaRecordBytes,
   messageKey,
   qualifiedTable,
@@ -72,11 +73,28 @@ function without(row: Row | null, column: string): Row | null {
  * them purge the rule's fallback instead (a rule without one skips that entry, counted as an unknown
  * value). Key columns are never left out, so templates on the key always render.
  * Throws a non-retriable error when even the key alone does not fit.
+ *
+ * `extraHeaders` (the trace context, when tracing is on) are added to the message and counted
+ * against `maxBytes` like the others.
  */
-export function fitMessage(event: ChangeEvent, maxBytes: number): SizedMessage {
+export function fitMessage(
+  event: ChangeEvent,
+  maxBytes: number,
+  extraHeaders?: Readonly<Record<string, string>>,
+): SizedMessage {
+  if (extraHeaders === undefined) return fitPlainMessage(event, maxBytes, 0);
+  const extra = kafkaHeaderBytes(extraHeaders);
+  const fitted = fitPlainMessage(event, maxBytes, extra);
+  const headers = { ...fitted.message.headers, ...extraHeaders };
+  return { ...fitted, message: { ...fitted.message, headers }, bytes: fitted.bytes + extra };
+}
+
+/** The message without `extraHeaders`, fitted into `maxBytes` less the `reserved` bytes they take. */
+function fitPlainMessage(event: ChangeEvent, maxBytes: number, reserved: number): SizedMessage {
+  const budget = maxBytes - reserved;
   const message = kafkaMessageOf(event);
   const bytes = kafkaRecordBytes(message);
-  if (fitsBatch(bytes, maxBytes)) return { message, bytes, omitted: [] };
+  if (fitsBatch(bytes, budget)) return { message, bytes, omitted: [] };
 
   const keyColumns = new Set(Object.keys(event.key ?? {}));
   const sizes = new Map<string, number>();
@@ -94,11 +112,11 @@ export function fitMessage(event: ChangeEvent, maxBytes: number): SizedMessage {
     omitted.push(column);
     const smaller = toKafkaMessage(reduced, omitted);
     const smallerBytes = kafkaRecordBytes(smaller);
-    if (fitsBatch(smallerBytes, maxBytes)) return { message: smaller, bytes: smallerBytes, omitted };
+    if (fitsBatch(smallerBytes, budget)) return { message: smaller, bytes: smallerBytes, omitted };
   }
   throw new WalpurgeError(
     ErrorCode.EventInvalid,
-    `a change event of ${qualifiedTable(event)} at ${event.source.lsn} does not fit into a Kafka message of ${maxBytes} bytes even without its non-key columns`,
+    `a change event of ${qualifiedTable(event)} at ${event.source.lsn} does not fit into a Kafka message of ${maxBytes} bytes${reserved > 0 ? ` (${reserved} of them for its trace headers)` : ''} even without its non-key columns`,
     {
       retriable: false,
       hint: "raise the topic's max.message.bytes (and the broker's message.max.bytes) and kafka.maxMessageBytes, or shorten the table's key columns",

@@ -1,7 +1,9 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { describe, expect, it } from 'vitest';
+import { ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { ChangeEvent, ChangeSink } from '@walpurge/protocol';
+import { installInMemoryTracing, type InMemoryTracing } from '@walpurge/testing';
 import { AckPipeline } from './ack-pipeline.js';
 
 const event = { v: 1, op: 'c' } as unknown as ChangeEvent;
@@ -151,5 +153,63 @@ describe('AckPipeline', () => {
     await new Promise((resolve) => setTimeout(resolve, 0)); // WeakRefs hold their target until the job ends
     gc();
     expect(refs.map((ref) => ref.deref() === undefined)).toEqual([true, true, true]);
+  });
+});
+
+describe('AckPipeline transaction spans', () => {
+  let tracing: InMemoryTracing | undefined;
+  afterEach(async () => {
+    await tracing?.uninstall();
+    tracing = undefined;
+  });
+
+  /** A transaction's last-chunk trace, its span named after it. */
+  function transaction(name: string) {
+    const span = trace.getTracer('test').startSpan(name);
+    return { context: trace.setSpan(ROOT_CONTEXT, span), span };
+  }
+  const status = (name: string) => tracing?.spans().find((span) => span.name === name)?.status;
+
+  it('ends a span once durable, fails the failed transaction and the later ones, not an earlier one still in flight', async () => {
+    tracing = installInMemoryTracing();
+    const { sink, calls } = controlledSink();
+    const durable: bigint[] = [];
+    const pipeline = new AckPipeline({
+      sink,
+      maxConcurrent: 8,
+      onDurable: (lsn) => durable.push(lsn),
+      onFailure: () => {},
+    });
+    pipeline.push([event], 100n, undefined, 0, transaction('A'));
+    pipeline.push([event], 200n, undefined, 0, transaction('B'));
+    pipeline.push([event], 300n, undefined, 0, transaction('C'));
+    calls[1]?.reject(new Error('broker lost'));
+    await tick();
+    expect(status('B')).toEqual({ code: SpanStatusCode.ERROR, message: 'broker lost' });
+    expect(status('C')?.code).toBe(SpanStatusCode.ERROR);
+    expect(status('A')).toBeUndefined(); // still publishing, not ended
+    calls[0]?.resolve();
+    await tick();
+    expect(durable).toEqual([100n]);
+    expect(status('A')?.code).toBe(SpanStatusCode.UNSET);
+    const failed = tracing.spans().find((span) => span.name === 'B');
+    expect(failed?.events.map((e) => e.name)).toEqual(['exception']);
+  });
+
+  it('ends the spans still open as failed when the session stops', async () => {
+    tracing = installInMemoryTracing();
+    const { sink, calls } = controlledSink();
+    const pipeline = new AckPipeline({ sink, maxConcurrent: 8, onDurable: () => {}, onFailure: () => {} });
+    pipeline.push([event], 100n, undefined, 0, transaction('A'));
+    pipeline.push([event], 200n, undefined, 0, transaction('B'));
+    calls[0]?.resolve();
+    await tick();
+    pipeline.abandonSpans('the replication session stopped before the commit was durable');
+    expect(status('A')?.code).toBe(SpanStatusCode.UNSET);
+    expect(status('B')).toEqual({
+      code: SpanStatusCode.ERROR,
+      message: 'the replication session stopped before the commit was durable',
+    });
+    expect(tracing.spans()).toHaveLength(2);
   });
 });

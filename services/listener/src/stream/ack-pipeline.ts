@@ -1,3 +1,5 @@
+import { context, type Context, type Span } from '@opentelemetry/api';
+import { recordSpanError } from '@walpurge/core';
 import type { ChangeEvent, ChangeSink } from '@walpurge/protocol';
 
 export interface AckPipelineOptions {
@@ -26,6 +28,16 @@ interface Item {
   /** Commit time of the chunk's transaction (on every chunk of it; none on idle markers). */
   commitTimeMs: number | undefined;
   state: 'waiting' | 'publishing' | 'done' | 'failed';
+  /** Tracing on: the context the sink is called in (its transaction's span), see ChunkTrace. */
+  trace: Context | undefined;
+  /** Tracing on, a transaction's last chunk: its span, ended once the commit is durable. */
+  span: Span | undefined;
+}
+
+/** The transaction span a chunk belongs to; `span` only on the transaction's last chunk. */
+export interface ChunkTrace {
+  context: Context;
+  span?: Span;
 }
 
 const NO_EVENTS: readonly ChangeEvent[] = [];
@@ -74,15 +86,49 @@ export class AckPipeline {
     return undefined;
   }
 
-  /** `bytes`: the events' encoded size, counted in pendingBytes until the sink acknowledges them. */
-  push(events: readonly ChangeEvent[], ackLsn?: bigint, commitTimeMs?: number, bytes = 0): void {
-    if (this.failed) return;
+  /**
+   * `bytes`: the events' encoded size, counted in pendingBytes until the sink acknowledges them.
+   * `trace` (tracing on): the sink is called in its context, and its span (on a transaction's last
+   * chunk) ends when the commit is durable, or fails with the pipeline.
+   */
+  push(
+    events: readonly ChangeEvent[],
+    ackLsn?: bigint,
+    commitTimeMs?: number,
+    bytes = 0,
+    trace?: ChunkTrace,
+  ): void {
+    if (this.failed) {
+      if (trace?.span) endFailed(trace.span, 'the sink failed before this transaction was handed over');
+      return;
+    }
     const empty = events.length === 0;
-    this.items.push({ events, bytes, ackLsn, commitTimeMs, state: empty ? 'done' : 'waiting' });
+    this.items.push({
+      events,
+      bytes,
+      ackLsn,
+      commitTimeMs,
+      state: empty ? 'done' : 'waiting',
+      trace: trace?.context,
+      span: trace?.span,
+    });
     this.pending += events.length;
     this.pendingByteCount += bytes;
     if (empty) this.completeHead();
     this.startMore();
+  }
+
+  /** Ends, as failed, the spans of transactions that will not become durable (the session ends). */
+  abandonSpans(reason: unknown): void {
+    this.failSpansFrom(this.head, reason);
+  }
+
+  private failSpansFrom(start: number, reason: unknown): void {
+    for (let i = start; i < this.items.length; i += 1) {
+      const item = this.items[i] as Item;
+      if (item.span) endFailed(item.span, reason);
+      item.span = undefined;
+    }
   }
 
   /** Resolves once no sink call is in flight (after a failure or when stopping). */
@@ -104,7 +150,12 @@ export class AckPipeline {
       this.inFlight += 1;
       let publishing: Promise<void>;
       try {
-        publishing = this.options.sink.publish(item.events, this.options.signal);
+        // The sink sees the transaction's span as the active one: the Kafka sink puts it in the
+        // records' traceparent header, the inline invalidator makes its batch span a child of it.
+        const { sink, signal } = this.options;
+        publishing = item.trace
+          ? context.with(item.trace, () => sink.publish(item.events, signal))
+          : sink.publish(item.events, signal);
       } catch (error) {
         publishing = Promise.reject(error);
       }
@@ -126,6 +177,9 @@ export class AckPipeline {
       this.completeHead();
     } else {
       item.state = 'failed';
+      // No transaction from this chunk on becomes durable in this session: their spans end failed.
+      // Earlier chunks still in flight may yet succeed, and their spans end as usual.
+      this.failSpansFrom(Math.max(this.head, this.items.indexOf(item, this.head)), error);
       if (!this.failed) {
         this.failed = true;
         this.options.onFailure(error);
@@ -145,6 +199,9 @@ export class AckPipeline {
       const item = this.items[this.head] as Item;
       if (item.state !== 'done') break;
       this.head += 1;
+      item.span?.end();
+      item.span = undefined;
+      item.trace = undefined;
       if (item.ackLsn !== undefined) this.options.onDurable(item.ackLsn, item.commitTimeMs);
     }
     // Compact now and then so a long-running session does not keep every finished item.
@@ -154,4 +211,9 @@ export class AckPipeline {
       this.head = 0;
     }
   }
+}
+
+function endFailed(span: Span, error: unknown): void {
+  recordSpanError(span, error);
+  span.end();
 }

@@ -4,6 +4,7 @@ import {
   ErrorCode,
   WalpurgeError,
   errorMessage,
+  activeTracer,
   isWalpurgeError,
   settlesWithin,
   type Logger,
@@ -21,6 +22,7 @@ import { chunkByteLimit, pendingEventBytes } from './pending-bytes.js';
 import { assertSupportedLibrary, replicationSocket, type ReplicationSocket } from './replication-socket.js';
 import { SilenceWatchdog } from './silence-watchdog.js';
 import { pgConnectionOptions, type DatabaseConnection } from '@walpurge/config';
+import { TransactionTracing } from './transaction-tracing.js';
 
 export interface SessionOptions {
   connection: DatabaseConnection;
@@ -97,10 +99,14 @@ export class ReplicationSession {
   private rejectRun!: (error: unknown) => void;
   private readonly log: Logger;
   private readonly watchdog: SilenceWatchdog;
+  /** Tracing on only: the transaction spans (see TransactionTracing). */
+  private readonly transactions: TransactionTracing | undefined;
 
   constructor(private readonly options: SessionOptions) {
     this.durable = options.startLsn;
     this.log = options.logger;
+    const tracer = activeTracer('@walpurge/listener');
+    this.transactions = tracer && new TransactionTracing(tracer, options.prepared.database);
     this.watchdog = new SilenceWatchdog({
       statusIntervalMs: Math.max(100, options.statusIntervalMs),
       intervals: options.deadAfterIntervals,
@@ -310,8 +316,10 @@ export class ReplicationSession {
         this.chunk = [];
         this.chunkBytes = 0;
         this.commitTimeMs = output.commitTimeMs;
+        this.transactions?.begin(output.xid, output.lsn, output.commitTimeMs);
         break;
       case 'events':
+        this.transactions?.changed(output.events);
         for (const event of output.events) {
           this.chunk.push(event);
           this.chunkBytes += pendingEventBytes(event);
@@ -323,14 +331,26 @@ export class ReplicationSession {
           ) {
             // A big transaction streams to the sink in chunks; its commit is acknowledged after the last.
             // Each chunk carries the commit time, so lag in seconds shows while a huge one is in flight.
-            this.pipeline.push(this.chunk, undefined, this.commitTimeMs, this.chunkBytes);
+            this.pipeline.push(
+              this.chunk,
+              undefined,
+              this.commitTimeMs,
+              this.chunkBytes,
+              this.transactions?.chunk(false),
+            );
             this.chunk = [];
             this.chunkBytes = 0;
           }
         }
         break;
       case 'commit':
-        this.pipeline.push(this.chunk, output.endLsn, output.commitTimeMs, this.chunkBytes);
+        this.pipeline.push(
+          this.chunk,
+          output.endLsn,
+          output.commitTimeMs,
+          this.chunkBytes,
+          this.transactions?.chunk(true),
+        );
         this.chunk = [];
         this.chunkBytes = 0;
         break;
@@ -544,6 +564,9 @@ export class ReplicationSession {
     this.sendStatus(true);
     for (const timer of this.timers) clearInterval(timer);
     this.flushMetrics();
+    const unfinished = error ?? 'the replication session stopped before the commit was durable';
+    this.transactions?.abandon(unfinished);
+    this.pipeline.abandonSpans(unfinished);
     this.streamingNow = false;
     // A paused socket never sees the server's end of the connection, so closing would hang.
     const socket = this.socket();

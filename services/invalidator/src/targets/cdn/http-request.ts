@@ -1,4 +1,13 @@
-import { backoffDelay, ErrorCode, sleep, WalpurgeError, type BackoffOptions } from '@walpurge/core';
+import { SpanKind } from '@opentelemetry/api';
+import {
+  activeTracer,
+  backoffDelay,
+  ErrorCode,
+  inSpan,
+  sleep,
+  WalpurgeError,
+  type BackoffOptions,
+} from '@walpurge/core';
 import type { CallOutcome, CdnMetrics } from './cdn-metrics.js';
 import type { ProviderCircuit } from './provider-circuit.js';
 
@@ -157,10 +166,24 @@ export async function callProvider<T>(
   call: CallAccounting | undefined,
 ): Promise<T> {
   if (!call) return send();
+  const tracer = activeTracer('@walpurge/invalidator');
+  // Tracing off: no span options built per call.
+  const traced = tracer
+    ? (): Promise<T> =>
+        inSpan(
+          tracer,
+          `walpurge.cdn.${call.provider}`,
+          {
+            kind: SpanKind.CLIENT,
+            attributes: { 'walpurge.cdn.kind': call.kind, 'walpurge.count': call.items },
+          },
+          send,
+        )
+    : send;
   const attempt = async (): Promise<T> => {
     await call.throttle?.(signal);
     try {
-      const result = await send();
+      const result = await traced();
       call.metrics.apiCalls.inc({ provider: call.provider, kind: call.kind, outcome: 'success' });
       call.metrics.items.inc({ provider: call.provider, kind: call.kind }, call.items);
       return result;

@@ -4,7 +4,15 @@ import { WalpurgeConfig } from '@walpurge/config';
 import { createMetricsRegistry, ErrorCode, isRetriable, WalpurgeError } from '@walpurge/core';
 import type { ChangeEvent } from '@walpurge/protocol';
 import { emptyTargets, type PurgeTargets } from '@walpurge/rules';
-import { freePort, startLocalRedis, uniqueName, waitFor, type LocalRedis } from '@walpurge/testing';
+import { SpanStatusCode } from '@opentelemetry/api';
+import {
+  freePort,
+  installInMemoryTracing,
+  startLocalRedis,
+  uniqueName,
+  waitFor,
+  type LocalRedis,
+} from '@walpurge/testing';
 import { changeEvent, deleteKeys, logger } from '../../../test/harness.js';
 import { createInvalidator } from '../../create-invalidator.js';
 import { PatternSweeper, type PatternSweeperOptions } from './pattern-sweeper.js';
@@ -130,6 +138,8 @@ describe('tag purge', () => {
       `${p}keep`,
       'x',
     );
+    // Traced: the refused tag marks the walpurge.redis.tags span failed, the others not.
+    const tracing = installInMemoryTracing();
     const purger = new RedisPurger(new Redis(services.redisUrl), {
       keyPrefix: p,
       batchSize: 10,
@@ -156,10 +166,50 @@ describe('tag purge', () => {
       );
       expect(await redis.get(`${p}tag:broken`)).toBe('a string, not a set');
       expect(await redis.exists(`${p}keep`)).toBe(1);
+      const spans = tracing.spans();
+      const tagsSpan = spans.find((span) => span.name === 'walpurge.redis.tags');
+      expect(tagsSpan?.status).toEqual({
+        code: SpanStatusCode.ERROR,
+        message: `not a tag set: ${p}tag:broken`,
+      });
+      expect(tagsSpan?.events.map((event) => event.name)).toEqual(['exception']);
+      expect(spans.find((span) => span.name === 'walpurge.redis.keys')?.status.code).toBe(
+        SpanStatusCode.UNSET,
+      );
     } finally {
       await purger.close();
+      await tracing.uninstall();
     }
   });
+  it('an abort before every tag was purged ends the walpurge.redis.tags span failed', async () => {
+    const p = newPrefix('tag_abort');
+    await redis.sadd(`${p}tag:one`, 'page:1');
+    const tracing = installInMemoryTracing();
+    const purger = new RedisPurger(new Redis(services.redisUrl), {
+      keyPrefix: p,
+      batchSize: 10,
+      scanCount: 10,
+    });
+    try {
+      const aborted = new AbortController();
+      aborted.abort(new Error('stopping'));
+      await expect(
+        purger.purge(
+          targets((r) => r.tags.push('one')),
+          { signal: aborted.signal },
+        ),
+      ).rejects.toThrow('stopping');
+      expect(tracing.spans().find((span) => span.name === 'walpurge.redis.tags')?.status).toEqual({
+        code: SpanStatusCode.ERROR,
+        message: 'aborted before every tag was purged',
+      });
+      expect(await redis.scard(`${p}tag:one`)).toBe(1);
+    } finally {
+      await purger.close();
+      await tracing.uninstall();
+    }
+  });
+
   it('a tag set larger than Lua can unpack at once is purged with large batch and scan settings', async () => {
     const p = newPrefix('tag_big_page');
     const members = range(9_000).map((i) => `page:${i}`);

@@ -1,3 +1,4 @@
+import { SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import {
   ECHO_PURGE_REPORT_SCRIPT,
@@ -9,7 +10,7 @@ import {
   type PurgeTargets,
   type VersionedKey,
 } from '@walpurge/rules';
-import { ErrorCode, WalpurgeError } from '@walpurge/core';
+import { activeTracer, ErrorCode, inSpan, recordSpanError, WalpurgeError } from '@walpurge/core';
 import { OTHERS_PURGED, type PurgeContext, type Purger, type PurgeReport } from '../purger.js';
 import { clusterMasters } from './cluster-masters.js';
 import { classifyRedisError } from './redis-errors.js';
@@ -65,6 +66,8 @@ export class RedisPurger implements Purger {
   readonly stage = 'redis' as const;
 
   private readonly sweeper: PatternSweeper;
+  /** Tracing on only: a child span of the batch per kind of target (walpurge.redis.<kind>). */
+  private readonly tracer: Tracer | undefined = activeTracer('@walpurge/invalidator');
 
   constructor(
     private readonly client: Redis | Cluster,
@@ -104,24 +107,40 @@ export class RedisPurger implements Purger {
 
   private async purgeAll(targets: PurgeTargets, context: PurgeContext): Promise<PurgeReport> {
     const prefix = this.options.keyPrefix;
-    await this.unlink(targets.redis.keys.map((key) => prefix + key));
-    const echoKept = targets.redis.versioned ? await this.purgeVersioned(targets.redis.versioned) : 0;
-    const { alreadyNewer: namespacesAlreadyNewer, notStrings } = await this.bumpNamespaces(targets);
-    const notSets: string[] = [];
-    for (const tag of targets.redis.tags) {
-      if (context.signal.aborted) break;
-      try {
-        await this.purgeTag(tag);
-      } catch (error) {
-        if (!isWrongType(error)) throw error;
-        notSets.push(tagSetKey(prefix, tag));
+    const { keys, versioned, tags, patterns } = targets.redis;
+    const echoKept = await this.traced('keys', keys.length + (versioned?.length ?? 0), async () => {
+      await this.unlink(keys.map((key) => prefix + key));
+      return versioned ? await this.purgeVersioned(versioned) : 0;
+    });
+    const { alreadyNewer: namespacesAlreadyNewer, notStrings } = await this.traced(
+      'namespaces',
+      targets.redis.namespaces.length,
+      () => this.bumpNamespaces(targets),
+    );
+    const notSets = await this.traced('tags', tags.length, async (span) => {
+      const refused: string[] = [];
+      for (const tag of tags) {
+        if (context.signal.aborted) break;
+        try {
+          await this.purgeTag(tag);
+        } catch (error) {
+          if (!isWrongType(error)) throw error;
+          refused.push(tagSetKey(prefix, tag));
+        }
       }
-    }
-    if (targets.redis.patterns.length > 0 && !context.signal.aborted) {
+      // The others are purged; the event is refused once the rest of its purge is done (below).
+      if (span && refused.length > 0) recordSpanError(span, `not a tag set: ${refused.join(', ')}`);
+      else if (span && context.signal.aborted)
+        span.setStatus({ code: SpanStatusCode.ERROR, message: 'aborted before every tag was purged' });
+      return refused;
+    });
+    if (patterns.length > 0 && !context.signal.aborted) {
       const prefix = escapeGlob(this.options.keyPrefix);
-      await this.sweeper.sweep(
-        targets.redis.patterns.map((pattern) => prefix + pattern),
-        context.signal,
+      await this.traced('patterns', patterns.length, () =>
+        this.sweeper.sweep(
+          patterns.map((pattern) => prefix + pattern),
+          context.signal,
+        ),
       );
     }
     context.signal.throwIfAborted();
@@ -147,6 +166,13 @@ export class RedisPurger implements Purger {
       });
     }
     return { echoKept, namespacesAlreadyNewer };
+  }
+
+  /** `work` in a `walpurge.redis.<kind>` span when tracing is on and there is something to purge. */
+  private traced<T>(kind: string, count: number, work: (span?: Span) => Promise<T>): Promise<T> {
+    if (count === 0 || !this.tracer) return work();
+    const attributes = { 'db.system.name': 'redis', 'walpurge.count': count };
+    return inSpan(this.tracer, `walpurge.redis.${kind}`, { attributes }, work);
   }
 
   /**
