@@ -2,6 +2,8 @@ import type pg from 'pg';
 import {
   columnsReadByTable,
   ConfigError,
+  databaseSslWarning,
+  tlsFileProblems,
   type ConfigProblem,
   type DatabaseConfig,
   type WalpurgeConfig,
@@ -65,7 +67,7 @@ unreachable is an error unless --offline).`,
     const json = options['json'] === true;
     let loaded;
     try {
-      loaded = await loadCliConfig(options, io);
+      loaded = await loadCliConfig(options, io, { tlsFiles: 'skip' });
     } catch (error) {
       if (json && error instanceof ConfigError) {
         writeLine(
@@ -88,11 +90,21 @@ unreachable is an error unless --offline).`,
     const flusherChecks = flusherConfigProblems(config, loaded.problemAt);
     problems.push(...flusherChecks.problems);
     warnings.push(...flusherChecks.warnings);
+    // TLS files: where validate runs offline (CI) they may exist only where walpurge runs.
+    const tlsFiles = tlsFileProblems(config).map((file) => loaded.problemAt(file.path, file.message));
+    if (options['offline'] === true) warnings.push(...tlsFiles);
+    else problems.push(...tlsFiles);
+    const sslWarning = config.database ? databaseSslWarning(config.database) : undefined;
+    if (sslWarning) warnings.push(loaded.problemAt(['database', 'url'], sslWarning));
+    // A live check over a connection whose TLS files are missing would only repeat the problem.
+    const filesMissing = (section: string): boolean => tlsFiles.some((file) => file.path.startsWith(section));
+    const databaseFilesMissing = filesMissing('database');
     let estimate: PurgeEstimate | undefined;
     let live: 'skipped (--offline)' | 'skipped (no database section)' | 'passed' | 'failed' =
       'skipped (no database section)';
 
     if (options['offline'] === true) live = 'skipped (--offline)';
+    else if (config.database && databaseFilesMissing) live = 'failed';
     else if (config.database) {
       const offlineProblems = problems.length;
       const client = await connectDatabase(config.database);
@@ -116,7 +128,8 @@ unreachable is an error unless --offline).`,
       live = problems.length === offlineProblems ? 'passed' : 'failed';
     }
     // The flusher's queue Redis must keep accepted writes, as the flusher itself checks at start-up.
-    if (options['offline'] !== true) problems.push(...(await queueRedisProblems(config, loaded.problemAt)));
+    if (options['offline'] !== true && !filesMissing('flusher'))
+      problems.push(...(await queueRedisProblems(config, loaded.problemAt)));
     // CDN purge volume per provider vs its limits (per event only without a database).
     estimate ??= await estimatePurges(config, compiled, undefined);
     warnings.push(...(estimate?.warnings ?? []));
@@ -125,7 +138,9 @@ unreachable is an error unless --offline).`,
       ...(await patternWarnings({
         rules: compiled,
         problemAt: loaded.problemAt,
-        ...(config.redis && options['offline'] !== true ? { redis: config.redis } : {}),
+        ...(config.redis && options['offline'] !== true && !filesMissing('redis')
+          ? { redis: config.redis }
+          : {}),
         ...scanRateOption(options),
       })),
     );
