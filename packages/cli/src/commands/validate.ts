@@ -2,6 +2,7 @@ import type pg from 'pg';
 import {
   columnsReadByTable,
   ConfigError,
+  databaseAddress,
   databaseSslWarning,
   tlsFileProblems,
   type ConfigProblem,
@@ -21,7 +22,7 @@ import {
 import { ExitCode, UsageError, writeLine } from '../cli-io.js';
 import { configOption, jsonOption, stringOption, type CommandSpec, type OptionValues } from '../command.js';
 import { loadCliConfig } from '../load-cli-config.js';
-import { connectDatabase, describeDatabase } from '../live/connect-database.js';
+import { connectDatabase } from '../live/connect-database.js';
 import { patternWarnings } from '../live/pattern-cost.js';
 import { loadTableCatalog, type TableInfo } from '../live/table-catalog.js';
 import { rulePublicationProblems } from '../live/rule-publication.js';
@@ -170,7 +171,7 @@ unreachable is an error unless --offline).`,
       throw new ConfigError(ErrorCode.SchemaMismatch, file, problems);
     }
     const target =
-      config.database && live === 'passed' ? ` against ${describeDatabase(config.database.url)}` : '';
+      config.database && live === 'passed' ? ` against ${databaseAddress(config.database.url)}` : '';
     writeLine(
       io.stdout,
       `${file}: OK (${config.rules.length} rule${config.rules.length === 1 ? '' : 's'}; live checks${target} ${live})`,

@@ -85,11 +85,10 @@ export function redisUnavailable(
   { attempt }: { attempt?: TlsAttempt } = {},
 ): WalpurgeError {
   const where = address ?? socketAddress(error) ?? 'the configured address';
-  const settings = tlsSettings;
   const tls = tlsError(error, ErrorCode.RedisUnavailable, {
     what,
     address: where,
-    settings,
+    settings: tlsSettings,
     ...(attempt ? { attempt } : {}),
   });
   if (tls) return tls;
