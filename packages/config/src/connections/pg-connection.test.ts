@@ -88,6 +88,12 @@ describe('PostgreSQL TLS options (database.url + database.ssl)', () => {
     });
   });
 
+  it('refuses TLS settings for a URL it cannot read, instead of dropping them', () => {
+    expect(problems(`  url: postgres://u@db:port/app\n  ssl:\n    ca: ${ca}\n`)).toEqual([
+      'walpurge.yaml:2:8: database.url: cannot be read as a URL, so database.ssl cannot apply to it: fix the URL',
+    ]);
+  });
+
   it('refuses sslnegotiation=direct (it would replace the TLS options)', () => {
     expect(problems('  url: postgres://u@db/app?sslnegotiation=direct\n')).toEqual([
       'walpurge.yaml:2:8: database.url: sslnegotiation=direct is not supported: remove it (walpurge starts TLS with the usual SSLRequest)',
