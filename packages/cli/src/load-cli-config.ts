@@ -8,6 +8,8 @@ export const CONFIG_TEXT_VARIABLE = 'WALPURGE_CONFIG_YAML';
 export interface CliConfigOptions {
   /** Sections the running role never reads; see SECTIONS_NOT_READ_BY. */
   unusedSections?: ReadonlySet<string>;
+  /** 'skip': missing TLS files do not refuse the config (`validate` reports them, `explain` needs none). */
+  tlsFiles?: 'check' | 'skip';
 }
 
 /**
@@ -17,9 +19,13 @@ export interface CliConfigOptions {
 export function loadCliConfig(
   options: OptionValues,
   io: CliIo,
-  { unusedSections }: CliConfigOptions = {},
+  { unusedSections, tlsFiles }: CliConfigOptions = {},
 ): Promise<LoadedConfig> {
-  const parse = { env: io.env, ...(unusedSections ? { unusedSections } : {}) };
+  const parse = {
+    env: io.env,
+    ...(unusedSections ? { unusedSections } : {}),
+    ...(tlsFiles ? { tlsFiles } : {}),
+  };
   const file = stringOption(options, 'config');
   const text = io.env[CONFIG_TEXT_VARIABLE];
   if (text !== undefined && text.trim() !== '') {

@@ -6,6 +6,7 @@ import { ConfigError, formatPath, type ConfigProblem } from './config-error.js';
 import { substituteEnv, type SecretFileReader } from './env-substitution.js';
 import { crossSectionProblems, WalpurgeConfig } from './schema/index.js';
 import { resolveKafkaFiles } from './kafka-files.js';
+import { resolveTlsFiles, tlsFileProblems } from './tls-files.js';
 
 export interface LoadedConfig<T = WalpurgeConfig> {
   config: T;
@@ -37,6 +38,12 @@ export interface ParseOptions {
   unusedSections?: ReadonlySet<string>;
   /** Reads `${file:…}` and `*_FILE` secrets; default: the file system. */
   readSecretFile?: SecretFileReader;
+  /**
+   * Whether a missing or non-PEM TLS file (database.ssl, the URL's sslrootcert…, redis.tls,
+   * flusher.queueRedisTls) refuses the config (default), or is left to the caller (`validate`
+   * reports them itself; `explain` needs no certificates).
+   */
+  tlsFiles?: 'check' | 'skip';
 }
 
 function locator(doc: Document, lineCounter: LineCounter) {
@@ -198,6 +205,13 @@ export function parseConfigText<S extends z.ZodType = typeof WalpurgeConfig>(
   if (kafka && typeof kafka === 'object' && 'brokers' in kafka && !unusedSections.has('kafka')) {
     for (const extra of resolveKafkaFiles(kafka, file))
       problems.push({ path: formatPath(extra.path), message: extra.message, ...locate(extra.path) });
+  }
+  if (result.success && !options.schema) {
+    const config = result.data as WalpurgeConfig;
+    resolveTlsFiles(config, file);
+    if (options.tlsFiles !== 'skip')
+      for (const extra of tlsFileProblems(config, unusedSections))
+        problems.push({ path: formatPath(extra.path), message: extra.message, ...locate(extra.path) });
   }
   if (!result.success || problems.length > 0) {
     problems.sort(byPosition);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DATABASE_TLS, REDIS_TLS, describeTlsFailure, tlsFailure } from './tls-errors.js';
+import { ErrorCode } from './errors.js';
+import { DATABASE_TLS, REDIS_TLS, describeTlsFailure, tlsError, tlsFailure } from './tls-errors.js';
 
 /** The shape of what node:tls raises: an Error with an OpenSSL or Node code. */
 function tlsSocketError(code: string, message = code): Error {
@@ -33,6 +34,35 @@ describe('TLS failures as one line', () => {
     expect(tlsFailure(tlsSocketError('ECONNRESET'), { tls: true, clientCertificate: true })).toBeUndefined();
     expect(tlsFailure(tlsSocketError('ECONNRESET'), { tls: true, clientCertificate: false })?.kind).toBe(
       'client-certificate',
+    );
+  });
+
+  it('a timeout over TLS names both causes: an unreachable host or a port without TLS', () => {
+    const line = describeTlsFailure(tlsSocketError('ETIMEDOUT'), 'the cache Redis', 'c:6380', REDIS_TLS, {
+      tls: true,
+      clientCertificate: false,
+    });
+    expect(line).toBe(
+      'TLS to the cache Redis at c:6380 failed: no answer within the connect timeout (the host is unreachable, or the port does not speak TLS and waits for more); check that the host and port are reachable and serve TLS',
+    );
+  });
+
+  it('only certificate verdicts stay fatal once a connection has worked', () => {
+    const where = { what: 'PostgreSQL', address: 'db:5432/app', settings: DATABASE_TLS };
+    const noTls = tlsSocketError('ERR_SSL_WRONG_VERSION_NUMBER');
+    expect(tlsError(noTls, ErrorCode.DatabaseUnreachable, where)?.retriable).toBe(false);
+    expect(
+      tlsError(noTls, ErrorCode.DatabaseUnreachable, { ...where, connectedBefore: true })?.retriable,
+    ).toBe(true);
+    const untrusted = tlsSocketError('SELF_SIGNED_CERT_IN_CHAIN');
+    expect(
+      tlsError(untrusted, ErrorCode.DatabaseUnreachable, { ...where, connectedBefore: true })?.retriable,
+    ).toBe(false);
+  });
+
+  it('a handshake failure alert names every cause it may have', () => {
+    expect(tlsFailure(tlsSocketError('ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE'))?.reason).toBe(
+      'the server refused the handshake (ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE): a client certificate it does not accept, or no TLS version or cipher in common',
     );
   });
 });

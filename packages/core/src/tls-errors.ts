@@ -5,11 +5,18 @@ import { WalpurgeError, type ErrorCode } from './errors.js';
  * Why a TLS connection failed, in words an operator can act on, from the error Node's tls module
  * (or a driver wrapping it) raised. One table for PostgreSQL and Redis, CLI and daemon.
  */
-export type TlsFailureKind = 'untrusted' | 'hostname' | 'expired' | 'no-tls' | 'client-certificate';
+export type TlsFailureKind =
+  'untrusted' | 'hostname' | 'expired' | 'no-tls' | 'no-answer' | 'client-certificate';
 
 export interface TlsFailure {
   kind: TlsFailureKind;
   reason: string;
+  /**
+   * A verdict on a certificate (untrusted, wrong name, expired, client certificate refused): the
+   * same every time. Otherwise (no TLS on the port, a timeout, a reset) a proxy in the middle of a
+   * failover can cause it too, so it is retriable once a connection has worked.
+   */
+  verdict: boolean;
 }
 
 const UNTRUSTED = new Set([
@@ -23,6 +30,16 @@ const UNTRUSTED = new Set([
 ]);
 
 function classify(code: string, message: string): TlsFailure | undefined {
+  const verdict = certificateVerdict(code, message);
+  if (verdict) return { ...verdict, verdict: true };
+  if (/WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|HTTP_REQUEST|UNKNOWN_PROTOCOL/.test(code))
+    return { kind: 'no-tls', reason: 'the server does not speak TLS on this port', verdict: false };
+  if (/server does not support SSL/i.test(message))
+    return { kind: 'no-tls', reason: 'the server does not accept TLS (ssl = off)', verdict: false };
+  return undefined;
+}
+
+function certificateVerdict(code: string, message: string): Omit<TlsFailure, 'verdict'> | undefined {
   if (UNTRUSTED.has(code))
     return { kind: 'untrusted', reason: `the server's certificate is not signed by a trusted CA (${code})` };
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
@@ -33,12 +50,13 @@ function classify(code: string, message: string): TlsFailure | undefined {
   if (code === 'CERT_HAS_EXPIRED') return { kind: 'expired', reason: "the server's certificate has expired" };
   if (code === 'CERT_NOT_YET_VALID')
     return { kind: 'expired', reason: "the server's certificate is not valid yet (check the clocks)" };
-  if (/ALERT_CERTIFICATE_REQUIRED|ALERT_BAD_CERTIFICATE|ALERT_UNKNOWN_CA|ALERT_HANDSHAKE_FAILURE/.test(code))
+  if (/ALERT_CERTIFICATE_REQUIRED|ALERT_BAD_CERTIFICATE|ALERT_UNKNOWN_CA/.test(code))
     return { kind: 'client-certificate', reason: `the server refused the client certificate (${code})` };
-  if (/WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|HTTP_REQUEST|UNKNOWN_PROTOCOL/.test(code))
-    return { kind: 'no-tls', reason: 'the server does not speak TLS on this port' };
-  if (/server does not support SSL/i.test(message))
-    return { kind: 'no-tls', reason: 'the server does not accept TLS (ssl = off)' };
+  if (/ALERT_HANDSHAKE_FAILURE/.test(code))
+    return {
+      kind: 'client-certificate',
+      reason: `the server refused the handshake (${code}): a client certificate it does not accept, or no TLS version or cipher in common`,
+    };
   if (/requires a valid client certificate|certificate authentication failed/i.test(message))
     return { kind: 'client-certificate', reason: `the server refused the login: ${message}` };
   return undefined;
@@ -64,16 +82,19 @@ export function tlsFailure(error: unknown, attempt?: TlsAttempt): TlsFailure | u
     if (failure) return failure;
   }
   // A plain Redis port reads the ClientHello as a command and waits for the rest of it.
+  // ioredis' connect timeout does not tell a TCP connect from a handshake that never completes.
   if (attempt?.tls && links.some((coded) => coded.code === 'ETIMEDOUT'))
     return {
-      kind: 'no-tls',
+      kind: 'no-answer',
       reason:
-        'no TLS handshake within the connect timeout (a port without TLS never answers one; or the host is unreachable)',
+        'no answer within the connect timeout (the host is unreachable, or the port does not speak TLS and waits for more)',
+      verdict: false,
     };
   if (attempt?.tls && !attempt.clientCertificate && links.some((coded) => RESET.has(String(coded.code))))
     return {
       kind: 'client-certificate',
       reason: 'the server closed the connection during TLS set-up (does it require a client certificate?)',
+      verdict: false,
     };
   return undefined;
 }
@@ -98,6 +119,8 @@ export function tlsFix(kind: TlsFailureKind, settings: TlsSettings): string {
       return "renew the server's certificate";
     case 'no-tls':
       return 'enable TLS on the server, or connect without it';
+    case 'no-answer':
+      return 'check that the host and port are reachable and serve TLS';
     case 'client-certificate':
       return `set ${settings.section}.cert and ${settings.section}.key to a client certificate the server accepts`;
   }
@@ -112,7 +135,10 @@ export function describeTlsFailure(
   attempt?: TlsAttempt,
 ): string | undefined {
   const failure = tlsFailure(error, attempt);
-  if (!failure) return undefined;
+  return failure && formatTlsFailure(failure, what, address, settings);
+}
+
+function formatTlsFailure(failure: TlsFailure, what: string, address: string, settings: TlsSettings): string {
   return `TLS to ${what} at ${address} failed: ${failure.reason}; ${tlsFix(failure.kind, settings)}`;
 }
 
@@ -129,12 +155,24 @@ export const QUEUE_REDIS_TLS: TlsSettings = {
   otherName: 'set flusher.queueRedisTls.servername to the name it carries',
 };
 
-/** The TLS failure as a non-retriable WalpurgeError with `code`, or undefined for other errors. */
+/**
+ * The TLS failure as a WalpurgeError with `code`, or undefined for other errors. Not retriable,
+ * except, once a connection has worked (`connectedBefore`), what is no verdict on a certificate.
+ */
 export function tlsError(
   error: unknown,
   code: ErrorCode,
-  where: { what: string; address: string; settings: TlsSettings; attempt?: TlsAttempt },
+  where: {
+    what: string;
+    address: string;
+    settings: TlsSettings;
+    attempt?: TlsAttempt;
+    connectedBefore?: boolean;
+  },
 ): WalpurgeError | undefined {
-  const line = describeTlsFailure(error, where.what, where.address, where.settings, where.attempt);
-  return line === undefined ? undefined : new WalpurgeError(code, line, { retriable: false, cause: error });
+  const failure = tlsFailure(error, where.attempt);
+  if (!failure) return undefined;
+  const line = formatTlsFailure(failure, where.what, where.address, where.settings);
+  const retriable = where.connectedBefore === true && !failure.verdict;
+  return new WalpurgeError(code, line, { retriable, cause: error });
 }

@@ -62,8 +62,6 @@ async function startOnce(
   const durability = opts.persistent
     ? ['--appendonly', 'yes', '--appendfsync', 'everysec']
     : ['--appendonly', 'no'];
-  // One option and its value per line.
-  // prettier-ignore
   const tlsPort = opts.tls ? await freePort() : undefined;
   const tls =
     opts.tls && tlsPort !== undefined
@@ -80,6 +78,8 @@ async function startOnce(
           opts.tls.authClients ? 'yes' : 'no',
         ]
       : [];
+  // One option and its value per line.
+  // prettier-ignore
   const args = [
     '--port',
     String(port),

@@ -17,6 +17,7 @@ import {
 } from '@walpurge/write-behind';
 import {
   databaseAddress,
+  databaseSslWarning,
   pgConnectionOptions,
   queueRedisConnection,
   redisAddress,
@@ -152,6 +153,8 @@ class Flusher implements Service {
   }
 
   private async startAll(signal: AbortSignal): Promise<void> {
+    const sslWarning = databaseSslWarning(this.database);
+    if (sslWarning) this.log.warn(sslWarning);
     const config = this.flusher;
     this.redis = this.clients.create({ lazyConnect: true });
     this.logRepeatedErrors(this.redis, 'warn', 'queue Redis connection error');

@@ -1,6 +1,7 @@
 import {
   columnsReadByTable,
   databaseAddress,
+  databaseSslWarning,
   type DatabaseConfig,
   type WalpurgeConfig,
 } from '@walpurge/config';
@@ -125,6 +126,8 @@ class WalpurgeListener implements Listener {
 
   async start(signal: AbortSignal): Promise<void> {
     signal.addEventListener('abort', () => this.stopController.abort(), { once: true });
+    const sslWarning = databaseSslWarning(this.database);
+    if (sslWarning) this.log.warn(sslWarning);
     this.sink = this.options.sink ?? this.createDefaultSink();
     // Configuration and permission problems fail the start with a clear error; an unreachable
     // database or a busy slot (standby) does not: the loop keeps trying in the background.
@@ -287,6 +290,7 @@ class WalpurgeListener implements Listener {
           slot: this.database.slot,
           publication: this.database.publication,
           address: databaseAddress(this.database.url),
+          connectedBefore: this.everStreamed,
         });
         if (!wrapped.retriable) {
           this.fatal(wrapped);

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCode } from '@walpurge/core';
+import { ErrorCode, createLogger } from '@walpurge/core';
 import {
   makeTestCertificates,
   startLocalPostgres,
@@ -75,5 +75,35 @@ describe('listener over TLS', () => {
         `^TLS to PostgreSQL at 127\\.0\\.0\\.1:${postgres.port}/postgres failed: the server's certificate is not signed by a trusted CA \\((UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN)\\); set database\\.ssl\\.ca to the CA \\(or the provider's bundle\\) that signed the server's certificate$`,
       ),
     );
+  });
+
+  it('no-verify streams encrypted and warns at start that nothing is checked', async () => {
+    const slot = uniqueName('tls');
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: 'warn',
+      pretty: false,
+      destination: { write: (l) => lines.push(l) },
+    });
+    const listener = await startListener({
+      config: tlsConfig(slot, { mode: 'no-verify' }),
+      sink: new RecordingSink(),
+      logger,
+    });
+    try {
+      const warnings = lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
+      expect(warnings).toContain(
+        "sslmode no-verify: encrypted, but the server's certificate is not checked: anyone on the path can impersonate it; use verify-full with `ca`",
+      );
+      const { rows } = await db.query<{ ssl: boolean }>(
+        `SELECT s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+          WHERE a.application_name = 'walpurge-listener'`,
+      );
+      expect(rows.length).toBeGreaterThan(0);
+      expect(rows.every((row) => row.ssl)).toBe(true);
+    } finally {
+      await listener.stop();
+      await db.query('SELECT pg_drop_replication_slot($1)', [slot]).catch(() => {});
+    }
   });
 });

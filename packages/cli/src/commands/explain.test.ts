@@ -348,3 +348,28 @@ describe('walpurge explain', () => {
     expect(result.out).toBe('');
   });
 });
+
+describe('explain and TLS files', () => {
+  it('does not read certificate files, which may exist only where walpurge runs', async () => {
+    const withTls = join(dir, 'with-tls.yaml');
+    writeFileSync(
+      withTls,
+      `redis:
+  url: rediss://127.0.0.1:1
+  tls:
+    ca: certs/not-mounted-here.pem
+rules:
+  - table: users
+    redis: { keys: ['user:{id}'] }
+`,
+    );
+    const io = captureIo({});
+    const code = await runCli(
+      ['explain', '--config', withTls, '--table', 'users', '--op', 'c', '--after', '{"id":1}'],
+      io,
+    );
+    expect(io.err()).toBe('');
+    expect(code).toBe(0);
+    expect(io.out()).toContain('user:1');
+  });
+});

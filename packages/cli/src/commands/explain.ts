@@ -216,7 +216,7 @@ export const explainCommand: CommandSpec = {
 Uses the rules of the config only; no database, Redis or CDN is contacted.`,
   async run({ io, options }) {
     const event = eventFromOptions(options);
-    const { config, problemAt } = await loadCliConfig(options, io);
+    const { config, problemAt } = await loadCliConfig(options, io, { tlsFiles: 'skip' });
     const truncateOptions = { cdnPrefixPurge: cdnSupportsPrefixes(config.cdn) };
     const rules = compileRules(config.rules, truncateOptions);
     const plan = rules.planPurges(event);

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type pg from 'pg';
-import { parseConfigText, redisTlsOptions } from '@walpurge/config';
+import { databaseAddress, parseConfigText, redisTlsOptions } from '@walpurge/config';
 import { createLogger, sleep } from '@walpurge/core';
 import { compileRules } from '@walpurge/rules';
 import { readFile } from 'node:fs/promises';
@@ -19,7 +19,7 @@ import { dropDemoObjects, removeDemoKeys, type DemoLeftovers } from '../quicksta
 import { DemoWriter } from '../quickstart/demo-writer.js';
 import { InvalidationReport } from '../quickstart/invalidation-report.js';
 import { startWalpurge, type RunningWalpurge } from '../run/start-walpurge.js';
-import { connectDatabase, describeDatabase } from '../live/connect-database.js';
+import { connectDatabase } from '../live/connect-database.js';
 import { httpPortOption, logLevelOption, parsePort } from './shared-options.js';
 
 function parsePositive(text: string | undefined, name: string): number | undefined {
@@ -152,7 +152,7 @@ within ${READY_TIMEOUT_MS / 1000} s.`,
       for (const line of stack.started) say(`  started ${line}`);
       if (stack.started.length < 2)
         say(
-          `  using ${io.env['DATABASE_URL'] ? `DATABASE_URL (${describeDatabase(stack.databaseUrl)})` : ''}${io.env['DATABASE_URL'] && io.env['REDIS_URL'] ? ' and ' : ''}${io.env['REDIS_URL'] ? 'REDIS_URL' : ''}`,
+          `  using ${io.env['DATABASE_URL'] ? `DATABASE_URL (${databaseAddress(stack.databaseUrl)})` : ''}${io.env['DATABASE_URL'] && io.env['REDIS_URL'] ? ' and ' : ''}${io.env['REDIS_URL'] ? 'REDIS_URL' : ''}`,
         );
 
       const configPath = stringOption(options, 'config') ?? demo.config;
@@ -194,11 +194,11 @@ within ${READY_TIMEOUT_MS / 1000} s.`,
         ];
         if (taken.length > 0)
           throw new UsageError(
-            `${taken.join(' and ')} already exist${taken.length === 1 ? 's' : ''} in ${describeDatabase(database.url)}: quickstart uses only what it creates. Set another database.slot / database.publication with --config, or drop a leftover demo's: ${footprint.slot ? '' : `SELECT pg_drop_replication_slot('${database.slot}'); `}${footprint.publication ? '' : `DROP PUBLICATION ${database.publication};`}`.trim(),
+            `${taken.join(' and ')} already exist${taken.length === 1 ? 's' : ''} in ${databaseAddress(database.url)}: quickstart uses only what it creates. Set another database.slot / database.publication with --config, or drop a leftover demo's: ${footprint.slot ? '' : `SELECT pg_drop_replication_slot('${database.slot}'); `}${footprint.publication ? '' : `DROP PUBLICATION ${database.publication};`}`.trim(),
             'quickstart',
           );
         const what = describeFootprint(footprint, database.slot, database.publication);
-        if (!(await consentToCreate(io, options, describeDatabase(database.url), what))) {
+        if (!(await consentToCreate(io, options, databaseAddress(database.url), what))) {
           writeLine(io.stderr, 'not confirmed; nothing created');
           return ExitCode.Failure;
         }

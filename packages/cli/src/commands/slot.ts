@@ -1,10 +1,10 @@
-import { columnsReadByTable } from '@walpurge/config';
+import { columnsReadByTable, databaseAddress } from '@walpurge/config';
 import { ErrorCode, WalpurgeError, createLogger } from '@walpurge/core';
 import { formatLsn } from '@walpurge/protocol';
 import { ExitCode, UsageError, writeLine, type CliIo } from '../cli-io.js';
 import { configOption, stringOption, type CommandSpec } from '../command.js';
 import { loadCliConfig } from '../load-cli-config.js';
-import { connectDatabase, describeDatabase } from '../live/connect-database.js';
+import { connectDatabase } from '../live/connect-database.js';
 import { purgeAll } from '../purge/purge-all.js';
 import { renderPurgeAllSummary } from '../purge/render-purge-all.js';
 import { stopSignal } from '../purge/stop-signal.js';
@@ -53,7 +53,7 @@ is refused.`,
     const { config } = await loadCliConfig(options, io);
     if (!config.database) throw new UsageError('the config has no database section', 'slot drop');
     const slot = stringOption(options, 'slot') ?? config.database.slot;
-    const question = `Drop replication slot '${slot}' on ${describeDatabase(config.database.url)}? Type its name to confirm: `;
+    const question = `Drop replication slot '${slot}' on ${databaseAddress(config.database.url)}? Type its name to confirm: `;
     const yes = options['yes'] === true;
     const what = 'drop a slot';
     if (
@@ -134,7 +134,7 @@ refusing; run it again. Without --yes you must type the slot name to confirm.`,
     const { config } = await loadCliConfig(options, io);
     const database = config.database;
     if (!database) throw new UsageError('the config has no database section', 'slot reset');
-    const question = `Re-create replication slot '${database.slot}' on ${describeDatabase(database.url)} and purge every cache entry the rules derive? Type the slot name to confirm: `;
+    const question = `Re-create replication slot '${database.slot}' on ${databaseAddress(database.url)} and purge every cache entry the rules derive? Type the slot name to confirm: `;
     const yes = options['yes'] === true;
     const what = 'reset a slot and purge every cache entry';
     const answer = database.slot;

@@ -2,6 +2,9 @@ import type pg from 'pg';
 import {
   columnsReadByTable,
   ConfigError,
+  databaseAddress,
+  databaseSslWarning,
+  tlsFileProblems,
   type ConfigProblem,
   type DatabaseConfig,
   type WalpurgeConfig,
@@ -19,7 +22,7 @@ import {
 import { ExitCode, UsageError, writeLine } from '../cli-io.js';
 import { configOption, jsonOption, stringOption, type CommandSpec, type OptionValues } from '../command.js';
 import { loadCliConfig } from '../load-cli-config.js';
-import { connectDatabase, describeDatabase } from '../live/connect-database.js';
+import { connectDatabase } from '../live/connect-database.js';
 import { patternWarnings } from '../live/pattern-cost.js';
 import { loadTableCatalog, type TableInfo } from '../live/table-catalog.js';
 import { rulePublicationProblems } from '../live/rule-publication.js';
@@ -74,7 +77,7 @@ warning with the command that fixes it.`,
     const json = options['json'] === true;
     let loaded;
     try {
-      loaded = await loadCliConfig(options, io);
+      loaded = await loadCliConfig(options, io, { tlsFiles: 'skip' });
     } catch (error) {
       if (json && error instanceof ConfigError) {
         writeLine(
@@ -97,11 +100,21 @@ warning with the command that fixes it.`,
     const flusherChecks = flusherConfigProblems(config, loaded.problemAt);
     problems.push(...flusherChecks.problems);
     warnings.push(...flusherChecks.warnings);
+    // TLS files: where validate runs offline (CI) they may exist only where walpurge runs.
+    const tlsFiles = tlsFileProblems(config).map((file) => loaded.problemAt(file.path, file.message));
+    if (options['offline'] === true) warnings.push(...tlsFiles);
+    else problems.push(...tlsFiles);
+    const sslWarning = config.database ? databaseSslWarning(config.database) : undefined;
+    if (sslWarning) warnings.push(loaded.problemAt(['database', 'url'], sslWarning));
+    // A live check over a connection whose TLS files are missing would only repeat the problem.
+    const filesMissing = (section: string): boolean => tlsFiles.some((file) => file.path.startsWith(section));
+    const databaseFilesMissing = filesMissing('database');
     let estimate: PurgeEstimate | undefined;
     let live: 'skipped (--offline)' | 'skipped (no database section)' | 'passed' | 'failed' =
       'skipped (no database section)';
 
     if (options['offline'] === true) live = 'skipped (--offline)';
+    else if (config.database && databaseFilesMissing) live = 'failed';
     else if (config.database) {
       const offlineProblems = problems.length;
       const client = await connectDatabase(config.database);
@@ -125,7 +138,8 @@ warning with the command that fixes it.`,
       live = problems.length === offlineProblems ? 'passed' : 'failed';
     }
     // The flusher's queue Redis must keep accepted writes, as the flusher itself checks at start-up.
-    if (options['offline'] !== true) problems.push(...(await queueRedisProblems(config, loaded.problemAt)));
+    if (options['offline'] !== true && !filesMissing('flusher'))
+      problems.push(...(await queueRedisProblems(config, loaded.problemAt)));
     // The brokers as the roles connect (TLS, SASL), then the topics' replication as they check it.
     if (options['offline'] !== true) {
       const kafka = await kafkaTopicChecks(config, loaded.problemAt);
@@ -140,7 +154,9 @@ warning with the command that fixes it.`,
       ...(await patternWarnings({
         rules: compiled,
         problemAt: loaded.problemAt,
-        ...(config.redis && options['offline'] !== true ? { redis: config.redis } : {}),
+        ...(config.redis && options['offline'] !== true && !filesMissing('redis')
+          ? { redis: config.redis }
+          : {}),
         ...scanRateOption(options),
       })),
     );
@@ -170,7 +186,7 @@ warning with the command that fixes it.`,
       throw new ConfigError(ErrorCode.SchemaMismatch, file, problems);
     }
     const target =
-      config.database && live === 'passed' ? ` against ${describeDatabase(config.database.url)}` : '';
+      config.database && live === 'passed' ? ` against ${databaseAddress(config.database.url)}` : '';
     writeLine(
       io.stdout,
       `${file}: OK (${config.rules.length} rule${config.rules.length === 1 ? '' : 's'}; live checks${target} ${live})`,

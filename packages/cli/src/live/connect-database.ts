@@ -11,8 +11,6 @@ import {
 } from '@walpurge/core';
 import { connectionReason } from './connection-errors.js';
 
-export { databaseAddress as describeDatabase } from '@walpurge/config';
-
 /**
  * Opens one connection for an operator command. Failure is a single-line WalpurgeError
  * ("cannot reach PostgreSQL at host:port/db: connection refused"), never a driver stack trace.

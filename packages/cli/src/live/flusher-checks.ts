@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { describeWriteTable } from '@walpurge/write-behind';
 import {
   queueRedisConnection,
+  redisAddress,
   redisTlsAttempt,
   redisTlsOptions,
   type ConfigProblem,
@@ -15,7 +16,6 @@ import {
   isWalpurgeError,
   redactSecrets,
 } from '@walpurge/core';
-import { describeRedis } from './queue-redis.js';
 import { inspectQueueRedis } from '@walpurge/flusher';
 
 type ProblemAt = (path: ReadonlyArray<PropertyKey>, message: string) => ConfigProblem;
@@ -101,7 +101,7 @@ export async function queueRedisProblems(
     const tls = describeTlsFailure(
       socketError ?? error,
       'the queue Redis',
-      describeRedis(flusher.queueRedisUrl),
+      redisAddress(flusher.queueRedisUrl),
       QUEUE_REDIS_TLS,
       redisTlsAttempt(queueRedisConnection(flusher)),
     );

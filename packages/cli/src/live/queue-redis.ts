@@ -3,8 +3,6 @@ import { redisAddress, redisTlsAttempt, redisTlsOptions, type RedisConnection } 
 import type { TlsSettings } from '@walpurge/core';
 import { redisUnavailable } from './connection-errors.js';
 
-export { redisAddress as describeRedis } from '@walpurge/config';
-
 /**
  * One connection for a one-shot operator command: fails fast with a one-line error instead of
  * ioredis' default of reconnecting (and queueing commands) forever.

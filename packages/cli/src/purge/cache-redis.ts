@@ -1,9 +1,8 @@
 import type { Cluster, Redis } from 'ioredis';
-import { redisTlsAttempt, type RedisConfig } from '@walpurge/config';
+import { redisAddress, redisTlsAttempt, type RedisConfig } from '@walpurge/config';
 import { REDIS_TLS, type Logger } from '@walpurge/core';
 import { connectRedis } from '@walpurge/invalidator';
 import { redisUnavailable } from '../live/connection-errors.js';
-import { describeRedis } from '../live/queue-redis.js';
 
 /**
  * The cache Redis as the invalidator connects to it, checked with a PING so an unreachable server
@@ -21,7 +20,7 @@ export async function openCacheRedis(config: RedisConfig, logger: Logger): Promi
     return client;
   } catch (error) {
     client.disconnect();
-    throw redisUnavailable(socketError ?? error, 'the cache Redis', describeRedis(config.url), REDIS_TLS, {
+    throw redisUnavailable(socketError ?? error, 'the cache Redis', redisAddress(config.url), REDIS_TLS, {
       attempt: redisTlsAttempt(config),
     });
   } finally {

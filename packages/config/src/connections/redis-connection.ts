@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
-import type { RedisTlsConfig } from '../schema/tls.js';
+import { redisTlsProblem, type RedisTlsConfig } from '../schema/tls.js';
+import { readPemFile } from './pg-connection.js';
 
 /** What a Redis connection needs: the URL and its optional TLS section. */
 export interface RedisConnection {
@@ -19,16 +19,14 @@ export interface RedisTlsOptions {
  * `servername` included).
  */
 export function redisTlsOptions(connection: RedisConnection): RedisTlsOptions {
-  if (!/^rediss:\/\//i.test(connection.url)) {
-    if (connection.tls !== undefined)
-      throw new Error('Redis TLS settings need a rediss:// URL (redis:// connects without TLS)');
-    return {};
-  }
+  const problem = redisTlsProblem(connection.url, connection.tls);
+  if (problem) throw new Error(`Redis ${problem}`);
+  if (!/^rediss:\/\//i.test(connection.url)) return {};
   const settings = connection.tls;
   const tls: ConnectionOptions = {};
-  if (settings?.ca !== undefined) tls.ca = readFileSync(settings.ca, 'utf8');
-  if (settings?.cert !== undefined) tls.cert = readFileSync(settings.cert, 'utf8');
-  if (settings?.key !== undefined) tls.key = readFileSync(settings.key, 'utf8');
+  if (settings?.ca !== undefined) tls.ca = readPemFile(settings.ca, 'certificate');
+  if (settings?.cert !== undefined) tls.cert = readPemFile(settings.cert, 'certificate');
+  if (settings?.key !== undefined) tls.key = readPemFile(settings.key, 'private key');
   if (settings?.servername !== undefined) tls.servername = settings.servername;
   return { tls };
 }

@@ -16,7 +16,14 @@ const CONNECTION_CODES = new Set([
  */
 export function classifyPgError(
   error: unknown,
-  context: { slot: string; publication: string; /** host:port, for TLS failures. */ address?: string },
+  context: {
+    slot: string;
+    publication: string;
+    /** host:port, for TLS failures. */
+    address?: string;
+    /** A session has worked: a TLS failure that is no certificate verdict is then retriable. */
+    connectedBefore?: boolean;
+  },
 ): WalpurgeError {
   if (error instanceof WalpurgeError) return error;
   // A certificate problem is configuration: retrying cannot help, so the start fails with it.
@@ -25,6 +32,7 @@ export function classifyPgError(
     what: 'PostgreSQL',
     address,
     settings: DATABASE_TLS,
+    connectedBefore: context.connectedBefore === true,
   });
   if (tls) return tls;
   const state = sqlState(error);
