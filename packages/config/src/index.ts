@@ -8,5 +8,4 @@ export * from './json-schema.js';
 export * from './cdn-plans.js';
 export * from './connections/pg-connection.js';
 export * from './connections/redis-connection.js';
-export * from './kafka-files.js';
 export * from './tls-files.js';

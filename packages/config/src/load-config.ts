@@ -5,7 +5,6 @@ import { ErrorCode } from '@walpurge/core';
 import { ConfigError, formatPath, type ConfigProblem } from './config-error.js';
 import { substituteEnv, type SecretFileReader } from './env-substitution.js';
 import { crossSectionProblems, WalpurgeConfig } from './schema/index.js';
-import { resolveKafkaFiles } from './kafka-files.js';
 import { resolveTlsFiles, tlsFileProblems } from './tls-files.js';
 
 export interface LoadedConfig<T = WalpurgeConfig> {
@@ -40,8 +39,9 @@ export interface ParseOptions {
   readSecretFile?: SecretFileReader;
   /**
    * Whether a missing or non-PEM TLS file (database.ssl, the URL's sslrootcert…, redis.tls,
-   * flusher.queueRedisTls) refuses the config (default), or is left to the caller (`validate`
-   * reports them itself; `explain` needs no certificates).
+   * flusher.queueRedisTls, kafka.ssl) or a missing Kafka token module refuses the config (default),
+   * or is left to the caller (`validate` reports them itself; `explain` needs no certificates).
+   * Sections in `unusedSections` are not checked.
    */
   tlsFiles?: 'check' | 'skip';
 }
@@ -198,13 +198,6 @@ export function parseConfigText<S extends z.ZodType = typeof WalpurgeConfig>(
       if (skipped.has(String(extra.path[0]))) continue;
       problems.push({ path: formatPath(extra.path), message: extra.message, ...locate(extra.path) });
     }
-  }
-  // Only once the section is valid (a path can only be checked when it is a string), and not for a
-  // role that never reads it: a flusher pod need not mount the Kafka certificates.
-  const kafka = result.success ? (result.data as { kafka?: WalpurgeConfig['kafka'] }).kafka : undefined;
-  if (kafka && typeof kafka === 'object' && 'brokers' in kafka && !unusedSections.has('kafka')) {
-    for (const extra of resolveKafkaFiles(kafka, file))
-      problems.push({ path: formatPath(extra.path), message: extra.message, ...locate(extra.path) });
   }
   if (result.success && !options.schema) {
     const config = result.data as WalpurgeConfig;

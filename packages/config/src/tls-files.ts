@@ -9,7 +9,7 @@ export interface TlsFileProblem {
   message: string;
 }
 
-type TlsSections = Partial<Pick<WalpurgeConfig, 'database' | 'redis' | 'flusher'>>;
+type TlsSections = Partial<Pick<WalpurgeConfig, 'database' | 'redis' | 'flusher' | 'kafka'>>;
 type PemKind = 'certificate' | 'private key';
 
 const KIND: Record<'ca' | 'cert' | 'key', PemKind> = {
@@ -17,27 +17,70 @@ const KIND: Record<'ca' | 'cert' | 'key', PemKind> = {
   cert: 'certificate',
   key: 'private key',
 };
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----/g;
 const EXPECTED: Record<PemKind, RegExp> = {
-  certificate: /-----BEGIN CERTIFICATE-----/,
-  'private key': /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/,
+  certificate: /^CERTIFICATE$/,
+  'private key': /^(?:[A-Z0-9]+ )?PRIVATE KEY$/,
 };
+const ENCRYPTED = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/;
+
+function readProblem(error: unknown, what: string, shown: string): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  return `cannot read the ${what} (${code === 'ENOENT' ? 'file not found' : (code ?? 'unreadable')})${shown}`;
+}
 
 /**
- * Why a PEM file cannot serve, or undefined. A key's path is never printed: the option names it,
- * and paths to keys stay out of logs.
+ * Why a PEM file cannot serve, or undefined. It serves when any of its blocks has the kind: `openssl
+ * ecparam -genkey` writes EC PARAMETERS before the key, and a combined file holds a key and
+ * certificates in any order. An encrypted key serves only where a passphrase option exists
+ * (kafka.ssl.passphrase; PostgreSQL and Redis have none). A key's path is never printed: the option
+ * names it, and paths to keys stay out of logs.
  */
-export function pemFileProblem(path: string, kind: PemKind): string | undefined {
+export function pemFileProblem(
+  path: string,
+  kind: PemKind,
+  { passphraseOption = false }: { passphraseOption?: boolean } = {},
+): string | undefined {
   const shown = kind === 'private key' ? '' : `: ${path}`;
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    return `cannot read the ${kind} file (${code === 'ENOENT' ? 'file not found' : (code ?? 'unreadable')})${shown}`;
+    return readProblem(error, `${kind} file`, shown);
   }
-  if (kind === 'private key' && /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(text))
+  if (kind === 'private key' && !passphraseOption && ENCRYPTED.test(text))
     return 'the private key file is encrypted and walpurge takes no passphrase: decrypt it (openssl pkey -in <file> -out <new file>)';
-  return EXPECTED[kind].test(text) ? undefined : `the ${kind} file holds no PEM ${kind}${shown}`;
+  const blocks = [...text.matchAll(PEM_BLOCK)].map((block) => block[1] ?? '');
+  if (blocks.length === 0) return `the ${kind} file holds no PEM ${kind}${shown}`;
+  if (!blocks.some((block) => EXPECTED[kind].test(block)))
+    return `the ${kind} file holds a PEM ${blocks.join(' and ')}, not a ${kind}${shown}`;
+  return undefined;
+}
+
+/** The OAUTHBEARER token module must be readable; its path is never printed (the option names it). */
+function tokenProviderProblem(path: string): string | undefined {
+  try {
+    readFileSync(path);
+    return undefined;
+  } catch (error) {
+    return readProblem(error, 'token provider module', '');
+  }
+}
+
+function kafkaFileProblems(kafka: NonNullable<TlsSections['kafka']>): TlsFileProblem[] {
+  const problems: TlsFileProblem[] = [];
+  if (typeof kafka.ssl === 'object')
+    for (const field of ['ca', 'cert', 'key'] as const) {
+      const path = kafka.ssl[field];
+      const problem =
+        path === undefined ? undefined : pemFileProblem(path, KIND[field], { passphraseOption: true });
+      if (problem) problems.push({ path: ['kafka', 'ssl', field], message: problem });
+    }
+  if (kafka.sasl?.mechanism === 'oauthbearer') {
+    const problem = tokenProviderProblem(kafka.sasl.tokenProvider);
+    if (problem) problems.push({ path: ['kafka', 'sasl', 'tokenProvider'], message: problem });
+  }
+  return problems;
 }
 
 function redisTlsFileProblems(tls: RedisTlsConfig | undefined, at: PropertyKey[]): TlsFileProblem[] {
@@ -52,7 +95,9 @@ function redisTlsFileProblems(tls: RedisTlsConfig | undefined, at: PropertyKey[]
 
 /**
  * The TLS files of the database (database.ssl and the URL's sslrootcert/sslcert/sslkey, reported at
- * `url`), the cache Redis and the queue Redis that cannot be read or hold no PEM of their kind.
+ * `url`), the cache Redis, the queue Redis and Kafka (kafka.ssl, the OAUTHBEARER token module) that
+ * cannot be read or hold no PEM of their kind, except in the sections the role never reads (a flusher
+ * pod need not mount the Kafka certificates).
  * `validate` reports them (offline: as warnings), and the start refuses them.
  */
 export function tlsFileProblems(
@@ -60,7 +105,7 @@ export function tlsFileProblems(
   unusedSections: ReadonlySet<string> = new Set(),
 ): TlsFileProblem[] {
   const problems: TlsFileProblem[] = [];
-  const { database, redis, flusher } = config;
+  const { database, redis, flusher, kafka } = config;
   if (database && !unusedSections.has('database')) {
     for (const file of urlSslFiles(database.url)) {
       const problem = pemFileProblem(file.path, KIND[file.field]);
@@ -76,18 +121,20 @@ export function tlsFileProblems(
     problems.push(...redisTlsFileProblems(redis.tls, ['redis', 'tls']));
   if (flusher && !unusedSections.has('flusher'))
     problems.push(...redisTlsFileProblems(flusher.queueRedisTls, ['flusher', 'queueRedisTls']));
+  if (kafka && !unusedSections.has('kafka')) problems.push(...kafkaFileProblems(kafka));
   return problems;
 }
 
 /**
- * Makes the TLS file paths of the config absolute against the config file's directory, as a user
+ * Makes the TLS file paths of the config (and the OAUTHBEARER token module) absolute against the config file's directory, as a user
  * reads them next to walpurge.yaml. The URL's sslrootcert, sslcert and sslkey keep libpq's rule
  * (the working directory).
  */
 export function resolveTlsFiles(config: TlsSections, configFile: string): void {
   const base = dirname(resolve(configFile));
   const absolute = (path: string): string => (isAbsolute(path) ? path : resolve(base, path));
-  const sections = [config.database?.ssl, config.redis?.tls, config.flusher?.queueRedisTls];
+  const kafkaSsl = typeof config.kafka?.ssl === 'object' ? config.kafka.ssl : undefined;
+  const sections = [config.database?.ssl, config.redis?.tls, config.flusher?.queueRedisTls, kafkaSsl];
   for (const section of sections) {
     if (!section) continue;
     for (const field of ['ca', 'cert', 'key'] as const) {
@@ -95,4 +142,6 @@ export function resolveTlsFiles(config: TlsSections, configFile: string): void {
       if (path !== undefined) section[field] = absolute(path);
     }
   }
+  const sasl = config.kafka?.sasl;
+  if (sasl?.mechanism === 'oauthbearer') sasl.tokenProvider = absolute(sasl.tokenProvider);
 }

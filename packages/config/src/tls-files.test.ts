@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from './config-error.js';
 import { parseConfigText } from './load-config.js';
+import { tlsFileProblems } from './tls-files.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'walpurge-kafka-files-'));
+const dir = mkdtempSync(join(tmpdir(), 'walpurge-tls-files-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const configFile = join(dir, 'walpurge.yaml');
 const CERT = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
@@ -15,9 +16,10 @@ writeFileSync(join(dir, 'client.pem'), CERT);
 writeFileSync(join(dir, 'client.key'), KEY);
 writeFileSync(join(dir, 'token.mjs'), 'export default async () => ({ value: "t" });\n');
 
-function parse(kafka: string) {
+function parse(kafka: string, options: { tlsFiles?: 'check' | 'skip' } = {}) {
   return parseConfigText(`transport: kafka\nkafka:\n  brokers: ['k:9093']\n${kafka}`, configFile, {
     env: {},
+    ...options,
   });
 }
 
@@ -32,7 +34,7 @@ function problems(kafka: string): string[] {
   return [];
 }
 
-describe('kafka TLS files and the token provider in the config', () => {
+describe('TLS files and the Kafka token provider in the config', () => {
   it('resolves paths against the config file directory', () => {
     const { config } = parse(
       '  ssl:\n    ca: ca.pem\n    cert: ./client.pem\n    key: client.key\n  sasl:\n    mechanism: oauthbearer\n    tokenProvider: token.mjs\n',
@@ -54,12 +56,16 @@ describe('kafka TLS files and the token provider in the config', () => {
   it('refuses unreadable, non-PEM and mismatched files, each with its line', () => {
     writeFileSync(join(dir, 'notes.txt'), 'hello');
     expect(problems('  ssl:\n    ca: missing.pem\n    cert: notes.txt\n    key: client.pem\n')).toEqual([
-      '5: kafka.ssl.ca: cannot read the file: file not found',
-      '6: kafka.ssl.cert: the file is not a PEM file (no -----BEGIN …----- block)',
-      '7: kafka.ssl.key: the file holds a PEM CERTIFICATE, not a private key',
+      `5: kafka.ssl.ca: cannot read the certificate file (file not found): ${join(dir, 'missing.pem')}`,
+      `6: kafka.ssl.cert: the certificate file holds no PEM certificate: ${join(dir, 'notes.txt')}`,
+      '7: kafka.ssl.key: the private key file holds a PEM CERTIFICATE, not a private key',
     ]);
+    // The module may hold a secret's location: the option names it, its path is not printed.
     expect(problems('  sasl:\n    mechanism: oauthbearer\n    tokenProvider: nope.mjs\n')).toEqual([
-      '6: kafka.sasl.tokenProvider: cannot read the file: file not found',
+      '6: kafka.sasl.tokenProvider: cannot read the token provider module (file not found)',
+    ]);
+    expect(problems('  sasl:\n    mechanism: oauthbearer\n    tokenProvider: .\n')).toEqual([
+      '6: kafka.sasl.tokenProvider: cannot read the token provider module (EISDIR)',
     ]);
   });
 
@@ -72,7 +78,7 @@ describe('kafka TLS files and the token provider in the config', () => {
     expect(problems('  ssl:\n    cert: key-then-cert.pem\n    key: ec.key\n')).toEqual([]);
     expect(problems('  ssl:\n    cert: cert-then-key.pem\n    key: cert-then-key.pem\n')).toEqual([]);
     expect(problems('  ssl:\n    ca: ec.key\n')).toEqual([
-      '5: kafka.ssl.ca: the file holds a PEM EC PARAMETERS and EC PRIVATE KEY, not a certificate',
+      `5: kafka.ssl.ca: the certificate file holds a PEM EC PARAMETERS and EC PRIVATE KEY, not a certificate: ${join(dir, 'ec.key')}`,
     ]);
   });
 
@@ -80,7 +86,39 @@ describe('kafka TLS files and the token provider in the config', () => {
     const text = 'transport: kafka\nkafka:\n  brokers: [k:9093]\n  ssl:\n    ca: missing.pem\n';
     expect(() => parseConfigText(text, configFile, { env: {} })).toThrow(ConfigError);
     const { config } = parseConfigText(text, configFile, { env: {}, unusedSections: new Set(['kafka']) });
-    expect(config.kafka?.ssl).toEqual({ ca: 'missing.pem', rejectUnauthorized: true });
+    expect(config.kafka?.ssl).toEqual({ ca: join(dir, 'missing.pem'), rejectUnauthorized: true });
+  });
+
+  it('leaves the files to the caller with tlsFiles: skip (explain, validate)', () => {
+    const { config } = parse(
+      '  ssl:\n    ca: missing.pem\n  sasl:\n    mechanism: oauthbearer\n    tokenProvider: nope.mjs\n',
+      {
+        tlsFiles: 'skip',
+      },
+    );
+    expect(tlsFileProblems(config).map((p) => [p.path.join('.'), p.message])).toEqual([
+      ['kafka.ssl.ca', `cannot read the certificate file (file not found): ${join(dir, 'missing.pem')}`],
+      ['kafka.sasl.tokenProvider', 'cannot read the token provider module (file not found)'],
+    ]);
+    expect(tlsFileProblems(config, new Set(['kafka']))).toEqual([]);
+  });
+
+  it('accepts an encrypted key only where a passphrase option exists (kafka.ssl.key, not redis.tls.key)', () => {
+    const ENCRYPTED = '-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIF\n-----END ENCRYPTED PRIVATE KEY-----\n';
+    const LEGACY =
+      '-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00\n\nMIIE\n-----END RSA PRIVATE KEY-----\n';
+    writeFileSync(join(dir, 'encrypted.key'), ENCRYPTED);
+    writeFileSync(join(dir, 'legacy.key'), LEGACY);
+    expect(problems('  ssl:\n    cert: client.pem\n    key: encrypted.key\n    passphrase: s\n')).toEqual([]);
+    expect(problems('  ssl:\n    cert: client.pem\n    key: legacy.key\n    passphrase: s\n')).toEqual([]);
+    const redis = (key: string): string[] =>
+      tlsFileProblems({
+        redis: { url: 'rediss://r:6380', tls: { cert: join(dir, 'client.pem'), key: join(dir, key) } },
+      } as Parameters<typeof tlsFileProblems>[0]).map((p) => `${p.path.join('.')}: ${p.message}`);
+    const refusal =
+      'redis.tls.key: the private key file is encrypted and walpurge takes no passphrase: decrypt it (openssl pkey -in <file> -out <new file>)';
+    expect(redis('encrypted.key')).toEqual([refusal]);
+    expect(redis('legacy.key')).toEqual([refusal]);
   });
 
   it('refuses a cert without its key, and SASL without username or password', () => {
