@@ -372,4 +372,33 @@ rules:
     expect(code).toBe(0);
     expect(io.out()).toContain('user:1');
   });
+
+  it('does not read Kafka certificate files nor the token module', async () => {
+    const withKafka = join(dir, 'with-kafka-tls.yaml');
+    writeFileSync(
+      withKafka,
+      `transport: kafka
+kafka:
+  brokers: ['127.0.0.1:1']
+  ssl:
+    ca: certs/not-mounted-here.pem
+  sasl:
+    mechanism: oauthbearer
+    tokenProvider: not-mounted-here.mjs
+redis:
+  url: redis://127.0.0.1:1
+rules:
+  - table: users
+    redis: { keys: ['user:{id}'] }
+`,
+    );
+    const io = captureIo({});
+    const code = await runCli(
+      ['explain', '--config', withKafka, '--table', 'users', '--op', 'c', '--after', '{"id":1}'],
+      io,
+    );
+    expect(io.err()).toBe('');
+    expect(code).toBe(0);
+    expect(io.out()).toContain('user:1');
+  });
 });

@@ -141,7 +141,7 @@ warning with the command that fixes it.`,
     if (options['offline'] !== true && !filesMissing('flusher'))
       problems.push(...(await queueRedisProblems(config, loaded.problemAt)));
     // The brokers as the roles connect (TLS, SASL), then the topics' replication as they check it.
-    if (options['offline'] !== true) {
+    if (options['offline'] !== true && !filesMissing('kafka')) {
       const kafka = await kafkaTopicChecks(config, loaded.problemAt);
       problems.push(...kafka.problems);
       warnings.push(...kafka.warnings);
