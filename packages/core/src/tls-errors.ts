@@ -45,7 +45,7 @@ function certificateVerdict(code: string, message: string): Omit<TlsFailure, 've
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
     return {
       kind: 'hostname',
-      reason: `the server's certificate does not name this host (${message.replace(/^Hostname\/IP does not match certificate's altnames: /, '')})`,
+      reason: `the server's certificate does not name this host (${message.replace(/^.*Hostname\/IP does not match certificate's altnames: /, '')})`,
     };
   if (code === 'CERT_HAS_EXPIRED') return { kind: 'expired', reason: "the server's certificate has expired" };
   if (code === 'CERT_NOT_YET_VALID')

@@ -102,17 +102,21 @@ export function createKafka(config: KafkaConfig, options: KafkaClientOptions = {
  * Every client's connect() failure carries the configured brokers (`brokers`: kafkajs's SASL errors
  * do not say which broker refused), and a TLS or SASL refusal becomes one non-retriable line. Only
  * connect() is classified: a broker that closes an established connection (a restart) is an outage.
+ * Once any client of this Kafka has connected, the settings are known to work: a handshake closed
+ * or reset later (a broker restarting) is retriable; certificate and SASL verdicts stay fatal.
  */
 function withBrokersOnErrors(kafka: KafkaClient, brokers: readonly string[]): KafkaClient {
+  let connectedBefore = false;
   const annotate = <T extends { connect(): Promise<void> }>(client: T): T => {
     const connect = client.connect.bind(client);
     client.connect = async () => {
       try {
         await connect();
+        connectedBefore = true;
       } catch (error) {
         if (error && typeof error === 'object' && !('brokers' in error))
           Object.defineProperty(error, 'brokers', { value: [...brokers], enumerable: false });
-        throw classifyConnectError(error, brokers);
+        throw classifyConnectError(error, brokers, connectedBefore);
       }
     };
     return client;
