@@ -259,6 +259,22 @@ describe('Kafka security: refusals as one line naming the broker and the reason'
     );
   });
 
+  it('validate warns about kafka.ssl.rejectUnauthorized: false, and refuses it next to a ca', async () => {
+    const unchecked = await validate(`brokers: ['${secured.ssl}']\n  ssl:\n    rejectUnauthorized: false`);
+    expect(unchecked.code, unchecked.err).toBe(0);
+    expect(unchecked.err).toMatch(
+      /:\d+:\d+: warning: kafka\.ssl\.rejectUnauthorized: kafka\.ssl\.rejectUnauthorized: false: encrypted, but the brokers' certificates are not checked/,
+    );
+    const both = await validate(
+      `brokers: ['${secured.ssl}']\n  ssl:\n    ca: ca.pem\n    rejectUnauthorized: false`,
+      '--offline',
+    );
+    expect(both.code).toBe(1);
+    expect(both.err).toMatch(
+      /:\d+:\d+: kafka\.ssl\.rejectUnauthorized: rejectUnauthorized: false checks no certificate: remove ca, or remove rejectUnauthorized/,
+    );
+  });
+
   // Helm and Kubernetes run each role alone: a listener must stop on a refusal too, not retry it.
   for (const role of ['listener', 'invalidator'] as const) {
     it(`walpurge run --role ${role} with a wrong password exits 1 with the one line`, async () => {

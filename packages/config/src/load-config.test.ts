@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from './config-error.js';
+import { kafkaSslWarning } from './connections/kafka-tls-warning.js';
 import { loadConfig, parseConfigText } from './load-config.js';
 
 const valid = `
@@ -243,6 +244,25 @@ rules: []
     expect(() =>
       parseConfigText(text(['  replicationFactor: 3', '  minInsyncReplicas: 3']), 'w.yaml', { env: {} }),
     ).not.toThrow();
+  });
+
+  it('refuses kafka.ssl.rejectUnauthorized: false next to a ca, at its line; warns about it alone', () => {
+    const text = (ssl: string[]): string =>
+      ['transport: kafka', 'kafka:', '  brokers: [k:9093]', '  ssl:', ...ssl, 'rules: []'].join('\n');
+    const error = problemsOf(() =>
+      parseConfigText(text(['    ca: ca.pem', '    rejectUnauthorized: false']), 'w.yaml', { env: {} }),
+    );
+    expect(error.problems).toEqual([
+      expect.objectContaining({
+        path: 'kafka.ssl.rejectUnauthorized',
+        line: 6,
+        message: 'rejectUnauthorized: false checks no certificate: remove ca, or remove rejectUnauthorized',
+      }),
+    ]);
+    const unchecked = parseConfigText(text(['    rejectUnauthorized: false']), 'w.yaml', { env: {} }).config;
+    expect(kafkaSslWarning(unchecked.kafka)).toMatch(/^kafka\.ssl\.rejectUnauthorized: false: encrypted, but/);
+    const checked = parseConfigText(text(['    servername: kafka.example.com']), 'w.yaml', { env: {} }).config;
+    expect(kafkaSslWarning(checked.kafka)).toBeUndefined();
   });
 
   it('says plainly when the file does not exist', async () => {

@@ -5,6 +5,8 @@ import {
   ConfigError,
   WRITE_BEHIND_DEFAULTS,
   databaseAddress,
+  databaseSslWarning,
+  kafkaSslWarning,
   formatPath,
   pgConnectionOptions,
   type ConfigProblem,
@@ -140,6 +142,8 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
     if (truncate.length > 0) refuse(truncate);
     ruleWarnings(rules.rules, problemAt).forEach(logRuleWarning);
     if (!config.database || options.validateSchema === false || config.rules.length === 0) return;
+    const sslWarning = databaseSslWarning(config.database);
+    if (sslWarning) logger.warn(sslWarning);
     const client = new pg.Client({
       ...pgConnectionOptions(config.database),
       application_name: 'walpurge-invalidator',
@@ -258,6 +262,8 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
         ]);
       }
       signal.throwIfAborted();
+      const kafkaWarning = kafkaSslWarning(config.kafka);
+      if (kafkaWarning) logger.warn(kafkaWarning);
       kafka = createKafka(config.kafka, { logger });
       const topicOptions = { logger, registry: options.registry, verdicts: new Map<string, string>() };
       await ensureTopics(kafka, config.kafka, topicOptions);

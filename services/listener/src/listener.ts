@@ -2,6 +2,7 @@ import {
   columnsReadByTable,
   databaseAddress,
   databaseSslWarning,
+  kafkaSslWarning,
   type DatabaseConfig,
   type WalpurgeConfig,
 } from '@walpurge/config';
@@ -186,6 +187,8 @@ class WalpurgeListener implements Listener {
       );
     }
     this.ownsSink = true;
+    const sslWarning = kafkaSslWarning(kafka);
+    if (sslWarning) this.log.warn(sslWarning);
     return createKafkaSink({ config: kafka, logger: this.options.logger, registry: this.options.registry });
   }
 

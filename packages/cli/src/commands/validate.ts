@@ -4,6 +4,7 @@ import {
   ConfigError,
   databaseAddress,
   databaseSslWarning,
+  kafkaSslWarning,
   tlsFileProblems,
   type ConfigProblem,
   type DatabaseConfig,
@@ -106,6 +107,8 @@ warning with the command that fixes it.`,
     else problems.push(...tlsFiles);
     const sslWarning = config.database ? databaseSslWarning(config.database) : undefined;
     if (sslWarning) warnings.push(loaded.problemAt(['database', 'url'], sslWarning));
+    const kafkaWarning = kafkaSslWarning(config.kafka);
+    if (kafkaWarning) warnings.push(loaded.problemAt(['kafka', 'ssl', 'rejectUnauthorized'], kafkaWarning));
     // A live check over a connection whose TLS files are missing would only repeat the problem.
     const filesMissing = (section: string): boolean => tlsFiles.some((file) => file.path.startsWith(section));
     const databaseFilesMissing = filesMissing('database');

@@ -39,6 +39,10 @@ export const KafkaTls = z.union([
   z.boolean(),
   KafkaTlsFiles.refine((tls) => (tls.cert === undefined) === (tls.key === undefined), {
     message: 'cert and key go together: give both for mTLS, or neither',
+  }).refine((tls) => tls.rejectUnauthorized || tls.ca === undefined, {
+    // As database.ssl refuses no-verify next to a ca: one of the two is not what was meant.
+    message: 'rejectUnauthorized: false checks no certificate: remove ca, or remove rejectUnauthorized',
+    path: ['rejectUnauthorized'],
   }),
 ]);
 
