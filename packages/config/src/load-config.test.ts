@@ -260,8 +260,12 @@ rules: []
       }),
     ]);
     const unchecked = parseConfigText(text(['    rejectUnauthorized: false']), 'w.yaml', { env: {} }).config;
-    expect(kafkaSslWarning(unchecked.kafka)).toMatch(/^kafka\.ssl\.rejectUnauthorized: false: encrypted, but/);
-    const checked = parseConfigText(text(['    servername: kafka.example.com']), 'w.yaml', { env: {} }).config;
+    expect(kafkaSslWarning(unchecked.kafka)).toMatch(
+      /^kafka\.ssl\.rejectUnauthorized: false: encrypted, but/,
+    );
+    const checked = parseConfigText(text(['    servername: kafka.example.com']), 'w.yaml', {
+      env: {},
+    }).config;
     expect(kafkaSslWarning(checked.kafka)).toBeUndefined();
   });
 

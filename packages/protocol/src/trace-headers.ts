@@ -8,7 +8,7 @@ import {
 } from '@opentelemetry/api';
 
 /** The W3C trace-context header a produced change record carries when tracing is on. */
-export const TRACEPARENT_HEADER = 'traceparent';
+const TRACEPARENT_HEADER = 'traceparent';
 
 type HeaderValue = Buffer | string | ReadonlyArray<Buffer | string> | undefined;
 /** Kafka record headers as kafkajs reads them (structural, so this package needs no kafkajs). */

@@ -38,7 +38,7 @@ function measuredSlowSink(topic: string) {
     connect: () => kafka.connect(),
     close: () => kafka.close(),
     async publish(events: readonly ChangeEvent[], signal?: AbortSignal) {
-      const sizes = events.map(pendingEventBytes);
+      const sizes = events.map((event) => pendingEventBytes(event));
       const bytes = sizes.reduce((sum, size) => sum + size, 0);
       stats.largestEvent = Math.max(stats.largestEvent, ...sizes);
       stats.heldBytes += bytes;

@@ -28,6 +28,17 @@ describe('pendingEventBytes', () => {
     expect(pendingEventBytes(big)).toBeGreaterThan(200_000);
   });
 
+  it('counts the traceparent header the sink adds when tracing is on', () => {
+    const small = event({ body: 'x' });
+    const traced = toKafkaMessage(small);
+    traced.headers = {
+      ...traced.headers,
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    };
+    expect(pendingEventBytes(small, true)).toBe(kafkaRecordBytes(traced));
+    expect(pendingEventBytes(small, true)).toBeGreaterThan(pendingEventBytes(small) + 55);
+  });
+
   it('falls back to an upper-bound estimate instead of throwing when the event cannot be encoded', () => {
     const unencodable = event({
       body: 'x'.repeat(1000),

@@ -322,7 +322,7 @@ export class ReplicationSession {
         this.transactions?.changed(output.events);
         for (const event of output.events) {
           this.chunk.push(event);
-          this.chunkBytes += pendingEventBytes(event);
+          this.chunkBytes += pendingEventBytes(event, this.transactions !== undefined);
           const label = `${event.source.schema}.${event.source.table}\u0000${event.op}`;
           this.eventCounts.set(label, (this.eventCounts.get(label) ?? 0) + 1);
           if (
