@@ -30,7 +30,7 @@ export const KafkaTlsFiles = z.strictObject({
     .boolean()
     .default(true)
     .describe(
-      "Verify the brokers' certificates. false accepts any certificate (an attacker in the path can read everything): for a test cluster only.",
+      "Verify the brokers' certificates. false accepts any certificate (an attacker in the path can read everything): for a test cluster only; validate and the start warn, and it is refused next to `ca`.",
     ),
 });
 export type KafkaTlsFiles = z.infer<typeof KafkaTlsFiles>;
