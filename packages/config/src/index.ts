@@ -8,4 +8,5 @@ export * from './json-schema.js';
 export * from './cdn-plans.js';
 export * from './connections/pg-connection.js';
 export * from './connections/redis-connection.js';
+export * from './connections/redis-tls-verdict.js';
 export * from './tls-files.js';

@@ -205,7 +205,8 @@ export function pgConnectionOptions(connection: DatabaseConnection): PgConnectio
   const connectionString = formatUrl(url);
   if (mode === 'disable') return { connectionString, ssl: false };
   const tls: ConnectionOptions = {};
-  if (merged.ca !== undefined) tls.ca = readPemFile(merged.ca, 'certificate', databaseFileOption(connection, 'ca'));
+  if (merged.ca !== undefined)
+    tls.ca = readPemFile(merged.ca, 'certificate', databaseFileOption(connection, 'ca'));
   if (merged.cert !== undefined)
     tls.cert = readPemFile(merged.cert, 'certificate', databaseFileOption(connection, 'cert'));
   if (merged.key !== undefined)
