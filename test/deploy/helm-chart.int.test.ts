@@ -485,12 +485,14 @@ const refusals: { id: string; values: JsonObject; error: RegExp }[] = [
     error:
       /kafka\.ssl\.ca\/cert\/key with autoscaling\.mode keda: KEDA's kafka trigger cannot read the files/,
   },
-  ...[{ servername: 'kafka.example.internal' }, { rejectUnauthorized: false }].map((ssl) => ({
-    id: `KEDA with kafka.ssl ${JSON.stringify(ssl)}, which its trigger cannot follow`,
-    values: { credentials: inlineCredentials, kafka: { ssl }, autoscaling: { mode: 'keda' } },
-    error:
-      /kafka\.ssl\.servername or kafka\.ssl\.rejectUnauthorized: false with autoscaling\.mode keda: .*never scale/,
-  })),
+  ...([{ servername: 'kafka.example.internal' }, { rejectUnauthorized: false }] as JsonObject[]).map(
+    (ssl) => ({
+      id: `KEDA with kafka.ssl ${JSON.stringify(ssl)}, which its trigger cannot follow`,
+      values: { credentials: inlineCredentials, kafka: { ssl }, autoscaling: { mode: 'keda' } },
+      error:
+        /kafka\.ssl\.servername or kafka\.ssl\.rejectUnauthorized: false with autoscaling\.mode keda: .*never scale/,
+    }),
+  ),
   {
     id: 'KEDA with a queue Redis private CA, which its redis trigger cannot read',
     values: {
