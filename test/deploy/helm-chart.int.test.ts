@@ -175,12 +175,12 @@ const cases: Case[] = [
     crossCheck: true,
   },
   {
-    id: 'kafka with KEDA and a TLS object (servername, system CAs)',
+    id: 'kafka with KEDA and a TLS object (system CAs)',
     release: 'shop',
     namespace,
     values: {
       credentials: inlineCredentials,
-      kafka: { ssl: { servername: 'kafka.example.internal' } },
+      kafka: { ssl: { rejectUnauthorized: true } },
       autoscaling: { mode: 'keda' },
     },
     topology: 'kafka',
@@ -485,6 +485,24 @@ const refusals: { id: string; values: JsonObject; error: RegExp }[] = [
     error:
       /kafka\.ssl\.ca\/cert\/key with autoscaling\.mode keda: KEDA's kafka trigger cannot read the files/,
   },
+  ...([{ servername: 'kafka.example.internal' }, { rejectUnauthorized: false }] as JsonObject[]).map(
+    (ssl) => ({
+      id: `KEDA with kafka.ssl ${JSON.stringify(ssl)}, which its trigger cannot follow`,
+      values: { credentials: inlineCredentials, kafka: { ssl }, autoscaling: { mode: 'keda' } },
+      error:
+        /kafka\.ssl\.servername or kafka\.ssl\.rejectUnauthorized: false with autoscaling\.mode keda: .*never scale/,
+    }),
+  ),
+  {
+    id: 'KEDA with a queue Redis private CA, which its redis trigger cannot read',
+    values: {
+      credentials: inlineCredentials,
+      config: { flusher: { queueRedisTls: { ca: '/etc/queue-tls/ca.pem' } } },
+      autoscaling: { mode: 'keda' },
+    },
+    error:
+      /config\.flusher\.queueRedisTls ca\/cert\/key\/servername with autoscaling\.mode keda: .*never scale/,
+  },
   {
     id: 'KEDA with OAUTHBEARER, which its trigger cannot take',
     values: {
@@ -758,7 +776,7 @@ describe('deploy/helm KEDA', () => {
   });
 
   it('enables TLS for a kafka.ssl object too', () => {
-    const { objects } = render('kafka with KEDA and a TLS object (servername, system CAs)');
+    const { objects } = render('kafka with KEDA and a TLS object (system CAs)');
     expect(checkKedaTriggers(objects)).toBe(2);
     const [scaled] = objectsOfKind<IScaledObject>(objects, 'ScaledObject');
     expect(scaled?.spec?.triggers[0]?.metadata['tls']).toBe('enable');

@@ -56,8 +56,8 @@ describe('TLS files and the Kafka token provider in the config', () => {
   it('refuses unreadable, non-PEM and mismatched files, each with its line', () => {
     writeFileSync(join(dir, 'notes.txt'), 'hello');
     expect(problems('  ssl:\n    ca: missing.pem\n    cert: notes.txt\n    key: client.pem\n')).toEqual([
-      `5: kafka.ssl.ca: cannot read the certificate file (file not found): ${join(dir, 'missing.pem')}`,
-      `6: kafka.ssl.cert: the certificate file holds no PEM certificate: ${join(dir, 'notes.txt')}`,
+      '5: kafka.ssl.ca: cannot read the certificate file (file not found)',
+      '6: kafka.ssl.cert: the certificate file holds no PEM certificate',
       '7: kafka.ssl.key: the private key file holds a PEM CERTIFICATE, not a private key',
     ]);
     // The module may hold a secret's location: the option names it, its path is not printed.
@@ -78,7 +78,7 @@ describe('TLS files and the Kafka token provider in the config', () => {
     expect(problems('  ssl:\n    cert: key-then-cert.pem\n    key: ec.key\n')).toEqual([]);
     expect(problems('  ssl:\n    cert: cert-then-key.pem\n    key: cert-then-key.pem\n')).toEqual([]);
     expect(problems('  ssl:\n    ca: ec.key\n')).toEqual([
-      `5: kafka.ssl.ca: the certificate file holds a PEM EC PARAMETERS and EC PRIVATE KEY, not a certificate: ${join(dir, 'ec.key')}`,
+      '5: kafka.ssl.ca: the certificate file holds a PEM EC PARAMETERS and EC PRIVATE KEY, not a certificate',
     ]);
   });
 
@@ -97,7 +97,7 @@ describe('TLS files and the Kafka token provider in the config', () => {
       },
     );
     expect(tlsFileProblems(config).map((p) => [p.path.join('.'), p.message])).toEqual([
-      ['kafka.ssl.ca', `cannot read the certificate file (file not found): ${join(dir, 'missing.pem')}`],
+      ['kafka.ssl.ca', 'cannot read the certificate file (file not found)'],
       ['kafka.sasl.tokenProvider', 'cannot read the token provider module (file not found)'],
     ]);
     expect(tlsFileProblems(config, new Set(['kafka']))).toEqual([]);

@@ -24,36 +24,35 @@ const EXPECTED: Record<PemKind, RegExp> = {
 };
 const ENCRYPTED = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/;
 
-function readProblem(error: unknown, what: string, shown: string): string {
+function readProblem(error: unknown, what: string): string {
   const code = (error as NodeJS.ErrnoException).code;
-  return `cannot read the ${what} (${code === 'ENOENT' ? 'file not found' : (code ?? 'unreadable')})${shown}`;
+  return `cannot read the ${what} (${code === 'ENOENT' ? 'file not found' : (code ?? 'unreadable')})`;
 }
 
 /**
  * Why a PEM file cannot serve, or undefined. It serves when any of its blocks has the kind: `openssl
  * ecparam -genkey` writes EC PARAMETERS before the key, and a combined file holds a key and
  * certificates in any order. An encrypted key serves only where a passphrase option exists
- * (kafka.ssl.passphrase; PostgreSQL and Redis have none). A key's path is never printed: the option
- * names it, and paths to keys stay out of logs.
+ * (kafka.ssl.passphrase; PostgreSQL and Redis have none). No path is printed (CA, certificate or
+ * key): the option and its line name the file, as the logger masks these paths.
  */
-export function pemFileProblem(
+function pemFileProblem(
   path: string,
   kind: PemKind,
   { passphraseOption = false }: { passphraseOption?: boolean } = {},
 ): string | undefined {
-  const shown = kind === 'private key' ? '' : `: ${path}`;
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    return readProblem(error, `${kind} file`, shown);
+    return readProblem(error, `${kind} file`);
   }
   if (kind === 'private key' && !passphraseOption && ENCRYPTED.test(text))
     return 'the private key file is encrypted and walpurge takes no passphrase: decrypt it (openssl pkey -in <file> -out <new file>)';
   const blocks = [...text.matchAll(PEM_BLOCK)].map((block) => block[1] ?? '');
-  if (blocks.length === 0) return `the ${kind} file holds no PEM ${kind}${shown}`;
+  if (blocks.length === 0) return `the ${kind} file holds no PEM ${kind}`;
   if (!blocks.some((block) => EXPECTED[kind].test(block)))
-    return `the ${kind} file holds a PEM ${blocks.join(' and ')}, not a ${kind}${shown}`;
+    return `the ${kind} file holds a PEM ${blocks.join(' and ')}, not a ${kind}`;
   return undefined;
 }
 
@@ -63,7 +62,7 @@ function tokenProviderProblem(path: string): string | undefined {
     readFileSync(path);
     return undefined;
   } catch (error) {
-    return readProblem(error, 'token provider module', '');
+    return readProblem(error, 'token provider module');
   }
 }
 

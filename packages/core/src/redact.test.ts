@@ -66,7 +66,7 @@ describe('secret redaction', () => {
   it("masks TLS key material and the TLS files' paths, but keeps cache keys", () => {
     const config = {
       database: {
-        url: 'postgres://app:Pa55@db:5432/app?sslmode=verify-full&sslkey=/etc/walpurge/client.key',
+        url: 'postgres://app:Pa55@db:5432/app?sslmode=verify-full&sslkey=/etc/walpurge/client.key&sslrootcert=/etc/walpurge/ca.pem&sslcert=/etc/walpurge/client.pem',
         ssl: { mode: 'verify-full', ca: '/etc/walpurge/ca.pem', cert: '/etc/c.pem', key: '/etc/k.pem' },
       },
       redis: { tls: { ca: '/etc/rca.pem', key: '/etc/rk.pem', passphrase: 'pp' } },
@@ -75,7 +75,7 @@ describe('secret redaction', () => {
     };
     expect(redactDeep(config)).toEqual({
       database: {
-        url: `postgres://app:${REDACTED}@db:5432/app?sslmode=verify-full&sslkey=${REDACTED}`,
+        url: `postgres://app:${REDACTED}@db:5432/app?sslmode=verify-full&sslkey=${REDACTED}&sslrootcert=${REDACTED}&sslcert=${REDACTED}`,
         ssl: { mode: 'verify-full', ca: REDACTED, cert: REDACTED, key: REDACTED },
       },
       redis: { tls: { ca: REDACTED, key: REDACTED, passphrase: REDACTED } },

@@ -6,9 +6,10 @@
 const SECRET_KEY =
   /pass(word|phrase)?|secret|token|api[-_]?key|authorization|credential|private[-_]?key|ssl[-_]?key/i;
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)([^\s@/]+)@/gi;
-// sslkey names the client key file: its path is kept out of logs like the key itself.
+// sslkey, sslcert and sslrootcert name TLS files: their paths are kept out of logs like the
+// ca/cert/key of a TLS section.
 const QUERY_SECRET =
-  /([?&](?:password|pass|token|secret|api[-_]?key|access[-_]?token|sslpassword|sslkey)=)[^&\s]+/gi;
+  /([?&](?:password|pass|token|secret|api[-_]?key|access[-_]?token|sslpassword|sslkey|sslcert|sslrootcert)=)[^&\s]+/gi;
 const PEM_PRIVATE_KEY = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?(?:-----END \1PRIVATE KEY-----|$)/g;
 /**
  * TLS settings (`database.ssl`, `kafka.ssl`, `redis.tls`, `flusher.queueRedisTls`, node's `ssl`/`tls`

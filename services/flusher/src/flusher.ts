@@ -186,8 +186,10 @@ class Flusher implements Service {
       await assertQueueRedisSafe(this.redis);
     }
 
-    if (this.options.config.redis) this.purger = new RefusedValuePurger(this.options.config.redis);
-    else
+    if (this.options.config.redis) {
+      this.purger = new RefusedValuePurger(this.options.config.redis);
+      await this.purger.check();
+    } else
       this.log.warn(
         'no `redis` section: values PostgreSQL refuses for good stay cached until their TTL (cannot purge them)',
       );

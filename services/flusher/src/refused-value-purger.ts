@@ -1,6 +1,12 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { CACHE_PURGE_REFUSED_SCRIPT, REFUSED_MARKER_TTL_MS } from '@walpurge/write-behind';
-import { redisClusterSeed, redisTlsOptions, type RedisConfig } from '@walpurge/config';
+import {
+  redisClusterSeed,
+  redisTlsError,
+  redisTlsOptions,
+  refuseRedisTlsVerdict,
+  type RedisConfig,
+} from '@walpurge/config';
 
 /**
  * Write-behind caches a value when it is accepted, before PostgreSQL has seen it. When PostgreSQL
@@ -11,7 +17,7 @@ import { redisClusterSeed, redisTlsOptions, type RedisConfig } from '@walpurge/c
 export class RefusedValuePurger {
   private readonly redis: Redis | Cluster;
 
-  constructor(config: RedisConfig) {
+  constructor(private readonly config: RedisConfig) {
     const base: RedisOptions = {
       // Fail fast: the caller retries through the job; a cache outage must not hold a flush slot.
       maxRetriesPerRequest: 1,
@@ -34,11 +40,20 @@ export class RefusedValuePurger {
    */
   async purge(keys: readonly string[], version: string): Promise<number> {
     let marked = 0;
-    for (const key of keys)
-      marked += Number(
-        await this.redis.eval(CACHE_PURGE_REFUSED_SCRIPT, 1, key, version, String(REFUSED_MARKER_TTL_MS)),
-      );
+    try {
+      for (const key of keys)
+        marked += Number(
+          await this.redis.eval(CACHE_PURGE_REFUSED_SCRIPT, 1, key, version, String(REFUSED_MARKER_TTL_MS)),
+        );
+    } catch (error) {
+      throw redisTlsError(error, this.config, true) ?? error;
+    }
     return marked;
+  }
+
+  /** At the flusher's start: a certificate the cache Redis' TLS rejects stops it with one line. */
+  async check(): Promise<void> {
+    await refuseRedisTlsVerdict(this.redis, this.config);
   }
 
   async close(): Promise<void> {

@@ -232,6 +232,12 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
         cdnMetrics: createCdnMetrics(options.registry),
         sweepObserver: sweepObserver(metrics),
       });
+    try {
+      for (const purger of purgers) await purger.check?.();
+    } catch (error) {
+      await Promise.all(purgers.map((purger) => purger.close().catch(() => undefined)));
+      throw error;
+    }
     const cdnPurgers = purgers.filter((purger) => purger.stage === 'cdn');
     if (!deadLetterSink && options.consume === 'none' && config.database) {
       tableSink = new PostgresDeadLetterSink({

@@ -43,7 +43,8 @@ export const validateCommand: CommandSpec = {
     config: configOption,
     offline: {
       type: 'boolean',
-      description: 'Check the file only; do not connect to the database.',
+      description:
+        'Check the file only; connect to no service (database, Redis, Kafka), and report unreadable TLS files as warnings.',
       env: 'WALPURGE_OFFLINE',
     },
     json: jsonOption,
@@ -56,6 +57,11 @@ export const validateCommand: CommandSpec = {
   },
   details: `Every problem is listed at once, as FILE:LINE:COLUMN: PATH: MESSAGE. Warnings (rules that are
 valid but may purge more, or leave entries stale) are printed to stderr and do not fail the check.
+TLS files (database.ssl and the URL's sslrootcert/sslcert/sslkey, redis.tls,
+flusher.queueRedisTls, kafka.ssl, the OAUTHBEARER token module) that cannot be read or hold no PEM
+block of their kind are errors naming the option, never the path (--offline: warnings, as the
+certificates may exist only where walpurge runs); a connection that encrypts without checking the
+server's certificate (database sslmode no-verify) is a warning.
 Live checks run when the config has a database section; an unreachable database is an error
 (exit 1) unless --offline is given.
 With a cdn section, it prints a CDN purge estimate per provider (items and API calls per second at

@@ -1,22 +1,15 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { describeWriteTable } from '@walpurge/write-behind';
 import {
   queueRedisConnection,
-  redisAddress,
   redisTlsAttempt,
-  redisTlsOptions,
   type ConfigProblem,
   type WalpurgeConfig,
 } from '@walpurge/config';
-import {
-  QUEUE_REDIS_TLS,
-  describeTlsFailure,
-  errorMessage,
-  isWalpurgeError,
-  redactSecrets,
-} from '@walpurge/core';
+import { QUEUE_REDIS_TLS, errorMessage, isWalpurgeError, tlsFailure } from '@walpurge/core';
 import { inspectQueueRedis } from '@walpurge/flusher';
+import { connectOnce } from './queue-redis.js';
 
 type ProblemAt = (path: ReadonlyArray<PropertyKey>, message: string) => ConfigProblem;
 
@@ -83,34 +76,24 @@ export async function queueRedisProblems(
 ): Promise<ConfigProblem[]> {
   const flusher = config.flusher;
   if (!flusher || flusher.allowUnsafeRedis) return [];
-  const redis = new Redis(flusher.queueRedisUrl, {
-    ...redisTlsOptions(queueRedisConnection(flusher)),
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    connectTimeout: 5_000,
-    retryStrategy: () => null,
-  });
-  // Without retries, connect() rejects with "Connection is closed."; the socket error says why.
-  let socketError: unknown;
-  redis.on('error', (error: unknown) => (socketError ??= error));
+  const queue = queueRedisConnection(flusher);
+  let redis: Redis;
   try {
-    await redis.connect();
-    const { problems } = await inspectQueueRedis(redis);
-    return problems.map((problem) => problemAt(['flusher', 'queueRedisUrl'], `queue Redis: ${problem}`));
+    redis = await connectOnce(queue, 'the queue Redis', QUEUE_REDIS_TLS);
   } catch (error) {
-    const tls = describeTlsFailure(
-      socketError ?? error,
-      'the queue Redis',
-      redisAddress(flusher.queueRedisUrl),
-      QUEUE_REDIS_TLS,
-      redisTlsAttempt(queueRedisConnection(flusher)),
-    );
+    // A TLS verdict is a matter of queueRedisTls when it is set; anything else, of the URL.
+    const cause = error instanceof Error ? error.cause : undefined;
+    const tls = tlsFailure(cause ?? error, redisTlsAttempt(queue)) !== undefined;
     return [
       problemAt(
         ['flusher', tls && flusher.queueRedisTls ? 'queueRedisTls' : 'queueRedisUrl'],
-        tls ?? `queue Redis unreachable: ${redactSecrets(errorMessage(socketError ?? error))}`,
+        errorMessage(error),
       ),
     ];
+  }
+  try {
+    const { problems } = await inspectQueueRedis(redis);
+    return problems.map((problem) => problemAt(['flusher', 'queueRedisUrl'], `queue Redis: ${problem}`));
   } finally {
     redis.disconnect();
   }

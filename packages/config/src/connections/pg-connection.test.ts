@@ -113,6 +113,26 @@ describe('PostgreSQL TLS options (database.url + database.ssl)', () => {
     });
   });
 
+  it('a file gone at a reconnect fails with one non-retriable line naming the option, never its path', () => {
+    const gone = join(dir, 'rotated-away.pem');
+    const read = (connection: Parameters<typeof pgConnectionOptions>[0]): unknown => {
+      try {
+        pgConnectionOptions(connection);
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    };
+    expect(read({ url: 'postgres://db/app', ssl: { ca: gone } })).toMatchObject({
+      code: 'WP_CONFIG_INVALID',
+      retriable: false,
+      message: 'database.ssl.ca: cannot read the certificate file (file not found)',
+    });
+    expect(read({ url: `postgres://db/app?sslrootcert=${gone}` })).toMatchObject({
+      message: 'database.url sslrootcert: cannot read the certificate file (file not found)',
+    });
+  });
+
   it('accepts a TLS config, URL and config agreeing', () => {
     const { config } = parse(
       `  url: postgres://u@db/app?sslmode=verify-full\n  ssl:\n    mode: verify-full\n    ca: ${ca}\n    cert: ${cert}\n    key: ${key}\n`,
@@ -138,15 +158,15 @@ describe('PostgreSQL TLS options (database.url + database.ssl)', () => {
     ]);
   });
 
-  it('checks the files apart from parsing: missing or non-PEM files, with their field, never a key path', () => {
+  it('checks the files apart from parsing: missing or non-PEM files, with their field, never a path', () => {
     const missing = join(dir, 'missing.pem');
     const fileProblems = (database: string): string[] =>
       tlsFileProblems(parse(database).config).map((p) => `${p.path.join('.')}: ${p.message}`);
     expect(fileProblems(`  url: postgres://u@db/app\n  ssl:\n    ca: ${missing}\n`)).toEqual([
-      `database.ssl.ca: cannot read the certificate file (file not found): ${missing}`,
+      'database.ssl.ca: cannot read the certificate file (file not found)',
     ]);
     expect(fileProblems(`  url: postgres://u@db/app\n  ssl:\n    ca: ${notPem}\n`)).toEqual([
-      `database.ssl.ca: the certificate file holds no PEM certificate: ${notPem}`,
+      'database.ssl.ca: the certificate file holds no PEM certificate',
     ]);
     expect(
       fileProblems(`  url: postgres://u@db/app\n  ssl:\n    cert: ${cert}\n    key: ${missing}\n`),
@@ -168,7 +188,7 @@ describe('PostgreSQL TLS options (database.url + database.ssl)', () => {
     );
   });
 
-  it("checks the URL's sslrootcert, sslcert and sslkey at `url`, never printing the key path", () => {
+  it("checks the URL's sslrootcert, sslcert and sslkey at `url`, never printing a path", () => {
     const missing = join(dir, 'missing.key');
     const url = `postgres://u@db/app?sslrootcert=${notPem}&sslcert=${cert}&sslkey=${missing}`;
     expect(
@@ -177,7 +197,7 @@ describe('PostgreSQL TLS options (database.url + database.ssl)', () => {
         p.message,
       ]),
     ).toEqual([
-      ['database.url', `sslrootcert: the certificate file holds no PEM certificate: ${notPem}`],
+      ['database.url', 'sslrootcert: the certificate file holds no PEM certificate'],
       ['database.url', 'sslkey: cannot read the private key file (file not found)'],
     ]);
   });

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
+import { ErrorCode, WalpurgeError } from '@walpurge/core';
 import { SSL_MODES, type DatabaseSslConfig, type SslMode } from '../schema/database-ssl.js';
 
 /** What a PostgreSQL connection needs: the URL and the optional `database.ssl` section. */
@@ -15,7 +16,7 @@ export interface PgConnectionOptions {
 }
 
 /** The URL's own TLS parameters, each mapped to the `database.ssl` field it stands for. */
-export const URL_SSL_PARAMETERS = {
+const URL_SSL_PARAMETERS = {
   sslmode: 'mode',
   sslrootcert: 'ca',
   sslcert: 'cert',
@@ -163,14 +164,27 @@ export function databaseSslWarning(connection: DatabaseConnection): string | und
   return "sslmode no-verify: encrypted, but the server's certificate is not checked: anyone on the path can impersonate it; use verify-full with `ca`";
 }
 
-/** A PEM file's text; the error names what it is, never a key's path. */
-export function readPemFile(path: string, what: 'certificate' | 'private key'): string {
+/**
+ * A PEM file's text. A file gone at a reconnect fails with one non-retriable line naming the option
+ * (never the path: the logger masks TLS file paths), not a bare fs error.
+ */
+export function readPemFile(path: string, what: 'certificate' | 'private key', option: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new Error(`cannot read the ${what} file (${code})${what === 'private key' ? '' : `: ${path}`}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'file not found' : (code ?? 'unreadable');
+    throw new WalpurgeError(ErrorCode.ConfigInvalid, `${option}: cannot read the ${what} file (${reason})`, {
+      cause: error,
+    });
   }
+}
+
+/** The option a merged TLS file came from: `database.ssl.<field>` wins over the URL's parameter. */
+function databaseFileOption(connection: DatabaseConnection, field: 'ca' | 'cert' | 'key'): string {
+  if (connection.ssl?.[field] !== undefined) return `database.ssl.${field}`;
+  const parameter = Object.entries(URL_SSL_PARAMETERS).find(([, name]) => name === field)?.[0];
+  return `database.url ${parameter ?? field}`;
 }
 
 /**
@@ -191,9 +205,12 @@ export function pgConnectionOptions(connection: DatabaseConnection): PgConnectio
   const connectionString = formatUrl(url);
   if (mode === 'disable') return { connectionString, ssl: false };
   const tls: ConnectionOptions = {};
-  if (merged.ca !== undefined) tls.ca = readPemFile(merged.ca, 'certificate');
-  if (merged.cert !== undefined) tls.cert = readPemFile(merged.cert, 'certificate');
-  if (merged.key !== undefined) tls.key = readPemFile(merged.key, 'private key');
+  if (merged.ca !== undefined)
+    tls.ca = readPemFile(merged.ca, 'certificate', databaseFileOption(connection, 'ca'));
+  if (merged.cert !== undefined)
+    tls.cert = readPemFile(merged.cert, 'certificate', databaseFileOption(connection, 'cert'));
+  if (merged.key !== undefined)
+    tls.key = readPemFile(merged.key, 'private key', databaseFileOption(connection, 'key'));
   if (mode === 'no-verify') tls.rejectUnauthorized = false;
   else if (mode === 'verify-ca') tls.checkServerIdentity = () => undefined;
   return { connectionString, ssl: tls };

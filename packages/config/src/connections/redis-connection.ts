@@ -6,6 +6,8 @@ import { readPemFile } from './pg-connection.js';
 export interface RedisConnection {
   url: string;
   tls?: RedisTlsConfig | undefined;
+  /** Where its TLS options live, for messages; `redis.tls` unless told. */
+  tlsSection?: string;
 }
 
 /** The part of ioredis' options a connection's TLS decides: `tls` for rediss:// URLs, nothing else. */
@@ -24,9 +26,10 @@ export function redisTlsOptions(connection: RedisConnection): RedisTlsOptions {
   if (!/^rediss:\/\//i.test(connection.url)) return {};
   const settings = connection.tls;
   const tls: ConnectionOptions = {};
-  if (settings?.ca !== undefined) tls.ca = readPemFile(settings.ca, 'certificate');
-  if (settings?.cert !== undefined) tls.cert = readPemFile(settings.cert, 'certificate');
-  if (settings?.key !== undefined) tls.key = readPemFile(settings.key, 'private key');
+  const section = connection.tlsSection ?? 'redis.tls';
+  if (settings?.ca !== undefined) tls.ca = readPemFile(settings.ca, 'certificate', `${section}.ca`);
+  if (settings?.cert !== undefined) tls.cert = readPemFile(settings.cert, 'certificate', `${section}.cert`);
+  if (settings?.key !== undefined) tls.key = readPemFile(settings.key, 'private key', `${section}.key`);
   if (settings?.servername !== undefined) tls.servername = settings.servername;
   return { tls };
 }
@@ -67,5 +70,5 @@ export function queueRedisConnection(flusher: {
   queueRedisUrl: string;
   queueRedisTls?: RedisTlsConfig | undefined;
 }): RedisConnection {
-  return { url: flusher.queueRedisUrl, tls: flusher.queueRedisTls };
+  return { url: flusher.queueRedisUrl, tls: flusher.queueRedisTls, tlsSection: 'flusher.queueRedisTls' };
 }

@@ -1,20 +1,15 @@
 import { z } from 'zod';
 import { positiveInt } from './common.js';
-
-const pemFile = z.string().min(1);
+import { CaFile, CertificateFile, PrivateKeyFile } from './tls.js';
 
 export const KafkaTlsFiles = z.strictObject({
-  ca: pemFile
-    .optional()
-    .describe(
-      "PEM file of the CA certificate(s) that signed the brokers' certificates; replaces the system CAs. Read once at start.",
-    ),
-  cert: pemFile
-    .optional()
-    .describe(
-      'PEM file of the client certificate, for brokers that require mTLS (ssl.client.auth=required).',
-    ),
-  key: pemFile.optional().describe('PEM file of the private key of `cert`.'),
+  ca: CaFile.optional().describe(
+    "PEM file of the CA certificate(s) that signed the brokers' certificates; replaces the system CAs. Read once at start.",
+  ),
+  cert: CertificateFile.optional().describe(
+    'PEM file of the client certificate, for brokers that require mTLS (ssl.client.auth=required).',
+  ),
+  key: PrivateKeyFile.optional().describe('PEM file of the private key of `cert`.'),
   passphrase: z
     .string()
     .optional()

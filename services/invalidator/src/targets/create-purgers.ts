@@ -40,6 +40,7 @@ export function createPurgers(
     purgers.push(
       new RedisPurger(connectRedis(config.redis, logger), {
         keyPrefix: config.redis.keyPrefix,
+        connection: config.redis,
         batchSize: config.invalidator.redisBatchSize,
         scanCount: config.invalidator.redisScanCount,
         sweep: {

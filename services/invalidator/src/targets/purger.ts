@@ -43,5 +43,7 @@ export interface Purger {
    * undefined when it can. Absent: always ready (HTTP drivers open a connection per request).
    */
   notReadyReason?(): string | undefined;
+  /** Refuses at the start what retrying never fixes (a certificate the TLS handshake rejects). */
+  check?(): Promise<void>;
   close(): Promise<void>;
 }

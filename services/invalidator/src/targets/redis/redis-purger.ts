@@ -10,6 +10,7 @@ import {
   type PurgeTargets,
   type VersionedKey,
 } from '@walpurge/rules';
+import { redisTlsError, refuseRedisTlsVerdict, type RedisConnection } from '@walpurge/config';
 import { activeTracer, ErrorCode, inSpan, recordSpanError, WalpurgeError } from '@walpurge/core';
 import { OTHERS_PURGED, type PurgeContext, type Purger, type PurgeReport } from '../purger.js';
 import { clusterMasters } from './cluster-masters.js';
@@ -32,6 +33,8 @@ export interface RedisPurgerOptions {
   sweepObserver?: SweepObserver;
   /** How long a pattern purge waits for a cluster client's slot map before failing retriably (5 s). */
   clusterReadyTimeoutMs?: number;
+  /** The client's URL and TLS section: a TLS failure then reads as one line naming its fix. */
+  connection?: RedisConnection;
 }
 
 /** Redis' answer to a set command on a key of another type: permanent until someone deletes the key. */
@@ -101,8 +104,17 @@ export class RedisPurger implements Purger {
       return await this.purgeAll(targets, context);
     } catch (error) {
       if (context.signal.aborted) throw error;
-      throw classifyRedisError(error);
+      // Once running, a TLS failure keeps the batch retrying (dead-lettering would drop every
+      // event while the cache stays stale), under its one line.
+      const tls = this.options.connection && redisTlsError(error, this.options.connection, true);
+      throw tls
+        ? new WalpurgeError(tls.code, tls.message, { retriable: true, cause: error })
+        : classifyRedisError(error);
     }
+  }
+
+  async check(): Promise<void> {
+    if (this.options.connection) await refuseRedisTlsVerdict(this.client, this.options.connection);
   }
 
   private async purgeAll(targets: PurgeTargets, context: PurgeContext): Promise<PurgeReport> {
