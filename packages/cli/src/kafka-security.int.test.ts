@@ -46,14 +46,14 @@ export default async () => {
 `;
 
 beforeAll(async () => {
-  certificates = makeKafkaCertificates();
+  certificates = await makeKafkaCertificates();
   [broker, database] = await Promise.all([
     startLocalKafka({ security: { certificates, users: [{ username: user, password }] } }),
     createIsolatedDatabase(services.databaseUrl, 'kafka_sec'),
   ]);
   if (!broker.secured) throw new Error('the broker has no secured listeners');
   secured = broker.secured;
-  copyFileSync(certificates.ca, join(dir, 'ca.pem'));
+  copyFileSync(certificates.caFile, join(dir, 'ca.pem'));
   writeFileSync(join(dir, 'token.mjs'), TOKEN_MODULE);
   db = new pg.Client({ connectionString: database.url });
   await db.connect();
@@ -68,7 +68,7 @@ afterAll(async () => {
   cache?.disconnect();
   await database?.drop();
   await broker?.stop();
-  await certificates?.dir.remove();
+  await certificates?.remove();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -80,7 +80,7 @@ const MODES: Array<[string, Security]> = [
     'mTLS with a client certificate',
     (l) => ({
       broker: l.mtls,
-      yaml: `ssl:\n    ca: ${certificates.ca}\n    cert: ${certificates.clientCert}\n    key: ${certificates.clientKey}`,
+      yaml: `ssl:\n    ca: ${certificates.caFile}\n    cert: ${certificates.clientCertFile}\n    key: ${certificates.clientKeyFile}`,
     }),
   ],
   ...(['plain', 'scram-sha-256', 'scram-sha-512'] as const).map((mechanism): [string, Security] => [
@@ -155,9 +155,9 @@ describe('Kafka security: a real change through a secured broker', () => {
       expect(output).toContain('kafkajs');
       for (const secret of [
         password,
-        certificates.clientKey,
-        certificates.clientCert,
-        certificates.ca,
+        certificates.clientKeyFile,
+        certificates.clientCertFile,
+        certificates.caFile,
         'token.mjs',
       ])
         expect(output).not.toContain(secret);
@@ -182,7 +182,7 @@ async function validate(
 describe('Kafka security: refusals as one line naming the broker and the reason', () => {
   it('validate passes a good secured config', async () => {
     const result = await validate(
-      `brokers: ['${secured.mtls}']\n  ssl:\n    ca: ca.pem\n    cert: ${certificates.clientCert}\n    key: ${certificates.clientKey}`,
+      `brokers: ['${secured.mtls}']\n  ssl:\n    ca: ca.pem\n    cert: ${certificates.clientCertFile}\n    key: ${certificates.clientKeyFile}`,
     );
     expect(result.err).toBe('');
     expect(result.code).toBe(0);
@@ -192,7 +192,7 @@ describe('Kafka security: refusals as one line naming the broker and the reason'
   const cases: Array<[string, () => string, RegExp]> = [
     [
       'a CA that did not sign the broker certificate',
-      () => `brokers: ['${secured.ssl}']\n  ssl:\n    ca: ${certificates.otherCa}`,
+      () => `brokers: ['${secured.ssl}']\n  ssl:\n    ca: ${certificates.otherCaFile}`,
       /not signed by a trusted CA.*kafka\.ssl\.ca/,
     ],
     [
@@ -239,7 +239,7 @@ describe('Kafka security: refusals as one line naming the broker and the reason'
 
   it('validate refuses a key file that is not a PEM key, with its line', async () => {
     const result = await validate(
-      `brokers: ['${secured.mtls}']\n  ssl:\n    ca: ca.pem\n    cert: ${certificates.clientCert}\n    key: ${certificates.clientCert}`,
+      `brokers: ['${secured.mtls}']\n  ssl:\n    ca: ca.pem\n    cert: ${certificates.clientCertFile}\n    key: ${certificates.clientCertFile}`,
     );
     expect(result.code).toBe(1);
     expect(result.err).toMatch(
@@ -247,10 +247,10 @@ describe('Kafka security: refusals as one line naming the broker and the reason'
     );
     // The brokers are not tried with a file that cannot serve; the key's path is never printed.
     expect(result.err).not.toContain('cannot connect to Kafka');
-    expect(result.err).not.toContain(certificates.clientCert);
+    expect(result.err).not.toContain(certificates.clientCertFile);
     // In CI the certificates may exist only where walpurge runs: offline, a warning.
     const offline = await validate(
-      `brokers: ['${secured.mtls}']\n  ssl:\n    ca: ca.pem\n    cert: ${certificates.clientCert}\n    key: ${certificates.clientCert}`,
+      `brokers: ['${secured.mtls}']\n  ssl:\n    ca: ca.pem\n    cert: ${certificates.clientCertFile}\n    key: ${certificates.clientCertFile}`,
       '--offline',
     );
     expect(offline.code).toBe(0);

@@ -51,7 +51,7 @@ export function securitySettings(
     [`listener.name.${listener}.ssl.keystore.type`]: 'PEM',
     [`listener.name.${listener}.ssl.keystore.location`]: certificates.brokerKeystore,
     [`listener.name.${listener}.ssl.truststore.type`]: 'PEM',
-    [`listener.name.${listener}.ssl.truststore.location`]: certificates.ca,
+    [`listener.name.${listener}.ssl.truststore.location`]: certificates.caFile,
   });
   return {
     listeners: `${listeners},CONTROLLER://127.0.0.1:${controllerPort}`,
