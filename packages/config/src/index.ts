@@ -6,6 +6,7 @@ export * from './config-error.js';
 export * from './load-config.js';
 export * from './json-schema.js';
 export * from './cdn-plans.js';
+export * from './connections/pem-file.js';
 export * from './connections/pg-connection.js';
 export * from './connections/redis-connection.js';
 export * from './connections/kafka-tls-warning.js';

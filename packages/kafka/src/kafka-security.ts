@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { ConnectionOptions } from 'node:tls';
 import type { OauthbearerProviderResponse, SASLOptions } from 'kafkajs';
-import type { KafkaConfig } from '@walpurge/config';
+import { readPemFile, type KafkaConfig } from '@walpurge/config';
 import { ErrorCode, WalpurgeError, errorMessage } from '@walpurge/core';
 
 /** kafkajs's OAUTHBEARER contract: called at every (re)authentication, returns the token to send. */
@@ -18,15 +17,7 @@ export function tlsOptions(ssl: KafkaConfig['ssl']): boolean | ConnectionOptions
   const read = (option: 'ca' | 'cert' | 'key'): string | undefined => {
     const path = ssl[option];
     if (path === undefined) return undefined;
-    try {
-      return readFileSync(path, 'utf8');
-    } catch (error) {
-      throw new WalpurgeError(
-        ErrorCode.ConfigInvalid,
-        `cannot read the file of kafka.ssl.${option}: ${(error as NodeJS.ErrnoException).code ?? errorMessage(error)}`,
-        { retriable: false, hint: `check kafka.ssl.${option} (walpurge validate shows the path)` },
-      );
-    }
+    return readPemFile(path, option === 'key' ? 'private key' : 'certificate', `kafka.ssl.${option}`);
   };
   const ca = read('ca');
   const cert = read('cert');

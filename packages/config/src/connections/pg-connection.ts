@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
-import { ErrorCode, WalpurgeError } from '@walpurge/core';
+import { readPemFile } from './pem-file.js';
 import { SSL_MODES, type DatabaseSslConfig, type SslMode } from '../schema/database-ssl.js';
 
 /** What a PostgreSQL connection needs: the URL and the optional `database.ssl` section. */
@@ -162,22 +161,6 @@ export function effectiveSslMode(connection: DatabaseConnection): SslMode {
 export function databaseSslWarning(connection: DatabaseConnection): string | undefined {
   if (effectiveSslMode(connection) !== 'no-verify') return undefined;
   return "sslmode no-verify: encrypted, but the server's certificate is not checked: anyone on the path can impersonate it; use verify-full with `ca`";
-}
-
-/**
- * A PEM file's text. A file gone at a reconnect fails with one non-retriable line naming the option
- * (never the path: the logger masks TLS file paths), not a bare fs error.
- */
-export function readPemFile(path: string, what: 'certificate' | 'private key', option: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'file not found' : (code ?? 'unreadable');
-    throw new WalpurgeError(ErrorCode.ConfigInvalid, `${option}: cannot read the ${what} file (${reason})`, {
-      cause: error,
-    });
-  }
 }
 
 /** The option a merged TLS file came from: `database.ssl.<field>` wins over the URL's parameter. */

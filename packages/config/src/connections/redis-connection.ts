@@ -1,6 +1,6 @@
 import type { ConnectionOptions } from 'node:tls';
 import { redisTlsProblem, type RedisTlsConfig } from '../schema/tls.js';
-import { readPemFile } from './pg-connection.js';
+import { readPemFile } from './pem-file.js';
 
 /** What a Redis connection needs: the URL and its optional TLS section. */
 export interface RedisConnection {
