@@ -4,7 +4,7 @@ import { parseTemplate } from './template.js';
 /**
  * The row columns walpurge reads from each table's changes, keyed by `schema.table` ('table' is
  * public.table): those in the rules' templates (keys, patterns, tags, namespaces, CDN targets,
- * fallbacks) and when.changed, and the flusher's version column on its tables (how the invalidator
+ * fallbacks), when.changed and the rule's version column, and the flusher's version column on its tables (how the invalidator
  * recognises its own write echoing back). A publication's column list must keep these: PostgreSQL
  * still sends a change to other columns, but without the dropped columns' values.
  */
@@ -22,6 +22,8 @@ export function columnsReadByTable(config: Pick<WalpurgeConfig, 'rules' | 'flush
         for (const source of sources)
           for (const field of parseTemplate(source).fields) columns.add(field.column);
     for (const column of rule.when?.changed ?? []) columns.add(column);
+    // The consistency observer reads the committed row's version from the change itself.
+    if (rule.version) columns.add(rule.version);
   }
   const flusher = config.flusher;
   if (flusher) for (const table of flusher.tables) columnsOf(table).add(flusher.versionColumn);

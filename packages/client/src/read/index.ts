@@ -13,6 +13,7 @@ export {
 } from './serializer.js';
 export { shouldRefreshEarly, jitteredTtlMs } from './xfetch.js';
 export { entryKey, tagSetKey } from './keys.js';
+export { ENTRY_FIELDS } from './entry-layout.js';
 export type { ClientMetrics } from './metrics.js';
 export {
   type WarmEntry,

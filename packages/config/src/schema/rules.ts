@@ -75,6 +75,13 @@ export const Rule = z.strictObject({
     .enum(['required', 'ignore-missing'])
     .optional()
     .describe("An update's old {col} value the identity does not send: refused, or accepted."),
+  version: z
+    .string()
+    .regex(/^[A-Za-z_][\w$]*$/, 'must be a column name')
+    .optional()
+    .describe(
+      "Column that orders the row's versions (a counter, or updated_at set by every write); lets the consistency observer compare a cached entry with the committed row.",
+    ),
   redis: RedisTargets.optional().describe('Redis entries derived from the row.'),
   cdn: CdnTargets.optional().describe('CDN entries derived from the row.'),
   fallback: z
