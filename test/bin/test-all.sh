@@ -69,12 +69,29 @@ while [ ! -s "$services_env" ]; do
 done
 . "./$services_env"
 step "unit + integration tests (vitest)"
-run node node_modules/vitest/vitest.mjs run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json || status=$?
+# The summary judges the run from the reports (a vitest exit status alone cannot tell a flake).
+rerun_report=test-results/vitest-rerun.json
+rm -f "$rerun_report" test-results/vitest.json
+vitest_status=0
+run node node_modules/vitest/vitest.mjs run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json || vitest_status=$?
+if [ "$vitest_status" -ne 0 ]; then
+  # One rerun of at most three files whose tests failed: a test that fails again fails the run; one
+  # that passes alone is printed as FLAKY by the summary. More failed files means something broke.
+  failed_files=$(node test/bin/failed-files.mjs test-results/vitest.json)
+  count=$(printf '%s' "$failed_files" | grep -c . || true)
+  if [ "$count" -ge 1 ] && [ "$count" -le 3 ]; then
+    step "rerun, once, of the $count file(s) with failed tests"
+    # shellcheck disable=SC2086 # one path per word: the test files' names have no spaces
+    run node node_modules/vitest/vitest.mjs run --reporter=default --reporter=json --outputFile.json="$rerun_report" $failed_files || true
+  elif [ "$count" -eq 0 ]; then
+    status=$vitest_status # failed outside any test: no rerun can vouch for it
+  fi
+fi
 step "PostgreSQL 13, 14, 16, 17, 18: version-dependent integration tests"
 # Fetches each missing build from Maven Central first (~15 MB each, once per machine), then one
 # vitest run per major writing test-results/vitest-pg<MAJOR>.json (stale ones removed first).
 run node --import tsx --conditions=@walpurge/source test/bin/test-pg-versions.ts || status=1
 step "summary"
-node test/bin/summary.mjs test-results/vitest.json test-results/vitest-pg*.json || status=1
+node test/bin/summary.mjs --rerun "$rerun_report" test-results/vitest.json test-results/vitest-pg*.json || status=1
 step "done"
 exit $status
