@@ -19,6 +19,7 @@ interface ChildResult {
   count: number;
   errors: string[];
   leaseWaits: number;
+  failOpens: number;
 }
 
 /** A worker process and its stdout lines, so the test can wait for "ready" and read the result. */
@@ -81,6 +82,8 @@ describe('stampede protection across processes', () => {
       keyPrefix: prefix,
       coalesce: false,
       leases: { ttlMs: 30_000 },
+      // As in the workers: a loaded machine must not turn slow round trips into fail-open loads.
+      redisTimeoutMs: 10_000,
     });
     for (const worker of workers) worker.child.stdin?.write('go\n');
     const local = await Promise.all(
@@ -99,6 +102,12 @@ describe('stampede protection across processes', () => {
     const remote = await Promise.all(workers.map(async (w) => JSON.parse(await w.nextLine()) as ChildResult));
     await client.close();
 
+    // A fail-open load (Redis too slow) runs the loader by design; none may happen here, and if one
+    // does the failure says so rather than only "the loader ran 22 times".
+    const failOpens =
+      (await client.metrics.failOpen.get()).values.reduce((sum, v) => sum + v.value, 0) +
+      remote.reduce((sum, r) => sum + r.failOpens, 0);
+    expect(failOpens, 'get() calls that failed open to the loader').toBe(0);
     expect(await redis.get(`${prefix}loader-runs`)).toBe('1');
     const values = new Set([...local.map((v) => JSON.stringify(v)), ...remote.flatMap((r) => r.values)]);
     expect(values.size).toBe(1);
