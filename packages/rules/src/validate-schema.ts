@@ -283,8 +283,9 @@ function changedNoOpWarning(
 
 /**
  * Checks rules against the live schema: unknown tables and columns (in templates and
- * `when.changed`), a `version` column that is missing, does not order versions or is not sent, generated columns replication does not send, and templates that need old values
- * the table's REPLICA IDENTITY cannot deliver (on deletes, `{old.col}`, and the old entry of an update).
+ * `when.changed`), a `version` column that is missing, does not order versions or is not sent,
+ * generated columns replication does not send, and templates that need old values the table's
+ * REPLICA IDENTITY cannot deliver (on deletes, `{old.col}`, and the old entry of an update).
  * Returns located problems naming the rule, e.g.
  * `rules[2].redis.keys[0]: unknown column 'emial' in public.users`. An empty list means all good.
  */
