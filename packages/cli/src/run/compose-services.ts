@@ -4,6 +4,7 @@ import type { ChangeEvent } from '@walpurge/protocol';
 import { createListener } from '@walpurge/listener';
 import { createInvalidator } from '@walpurge/invalidator';
 import { createFlusher } from '@walpurge/flusher';
+import { createInspector, type Inspector } from '@walpurge/inspector';
 import type { ProblemAt } from '@walpurge/rules';
 import { UsageError } from '../cli-io.js';
 import type { Role } from './roles.js';
@@ -13,6 +14,10 @@ export type ReadyService = Service & {
   /** Why the service is not ready, for /readyz (services that can tell). */
   notReadyReason?(): string | undefined;
 };
+
+/** The consistency observer among a role's services, if it runs (served at GET /inspect). */
+export const findInspector = (services: readonly ReadyService[]): Inspector | undefined =>
+  services.find((service): service is Inspector => service.name === 'inspector' && 'report' in service);
 
 export interface ComposeOptions {
   role: Role;
@@ -50,7 +55,7 @@ export function composeServices({
   const inline = config.transport === 'inline';
   const base = { config, logger, registry };
   const located = { ...(problemAt ? { problemAt } : {}), ...(configFile ? { configFile } : {}) };
-  if (role === 'listener' || role === 'invalidator') {
+  if (role === 'listener' || role === 'invalidator' || role === 'inspector') {
     need(
       !inline,
       `role '${role}' alone needs transport: kafka; with transport: inline the listener hands events to the invalidator in the same process (use --role all)`,
@@ -59,6 +64,8 @@ export function composeServices({
   if (role === 'listener' || role === 'all')
     need(config.database, `role '${role}' needs a database section in the config`);
   if (role === 'flusher') need(config.flusher, "role 'flusher' needs a flusher section in the config");
+  if (role === 'inspector')
+    need(config.inspect, "role 'inspector' needs an inspect section in the config (docs/consistency.md)");
 
   switch (role) {
     case 'listener':
@@ -67,20 +74,27 @@ export function composeServices({
       return [createInvalidator({ ...base, ...located, consume: 'kafka' })];
     case 'flusher':
       return [createFlusher(base)];
+    case 'inspector':
+      return [createInspector({ ...base, consume: 'kafka' })];
     case 'all': {
       const services: ReadyService[] = [];
       if (inline) {
         // Embedded mode: the listener's "durable downstream" is the purge itself, so a commit's
         // LSN is acknowledged only after invalidator.handle resolved for all of its events.
         const invalidator = createInvalidator({ ...base, ...located, consume: 'none' });
+        // The observer's tap: after the purges resolved, synchronous and bounded, never throws.
+        const inspector = config.inspect ? createInspector({ ...base, consume: 'tap' }) : undefined;
         const sink = {
           publish: async (events: readonly ChangeEvent[], signal?: AbortSignal): Promise<void> => {
             await invalidator.handle(events, signal);
+            inspector?.offer(events);
             onPurged?.(events, Date.now());
           },
         };
+        if (inspector) services.push(inspector);
         services.push(invalidator, createListener({ ...base, sink, onFatal }));
       } else {
+        if (config.inspect) services.push(createInspector({ ...base, consume: 'kafka' }));
         services.push(
           createInvalidator({ ...base, ...located, consume: 'kafka' }),
           createListener({ ...base, onFatal }),
