@@ -2,7 +2,7 @@ import type { WalpurgeConfig } from '@walpurge/config';
 import type { Logger, Registry, Service, WalpurgeError } from '@walpurge/core';
 import type { ChangeEvent } from '@walpurge/protocol';
 import { createListener } from '@walpurge/listener';
-import { createInvalidator } from '@walpurge/invalidator';
+import { createInvalidator, type Invalidator } from '@walpurge/invalidator';
 import { createFlusher } from '@walpurge/flusher';
 import { createInspector, type Inspector } from '@walpurge/inspector';
 import type { ProblemAt } from '@walpurge/rules';
@@ -31,6 +31,25 @@ export interface ComposeOptions {
   /** Locates rule problems the invalidator finds against the live schema at start. */
   problemAt?: ProblemAt;
   configFile?: string;
+}
+
+/**
+ * Embedded mode's listener sink: a commit is acknowledged once its purges resolved. The observer's
+ * tap is offered the events after that, synchronously; offer never awaits nor throws, so a slow or
+ * failing observer (its Redis unreachable) costs checks, never purges.
+ */
+export function inlineSink(
+  invalidator: Pick<Invalidator, 'handle'>,
+  inspector: Pick<Inspector, 'offer'> | undefined,
+  onPurged?: ComposeOptions['onPurged'],
+): { publish(events: readonly ChangeEvent[], signal?: AbortSignal): Promise<void> } {
+  return {
+    publish: async (events, signal) => {
+      await invalidator.handle(events, signal);
+      inspector?.offer(events);
+      onPurged?.(events, Date.now());
+    },
+  };
 }
 
 function need(condition: unknown, message: string): void {
@@ -84,21 +103,16 @@ export function composeServices({
         const invalidator = createInvalidator({ ...base, ...located, consume: 'none' });
         // The observer's tap: after the purges resolved, synchronous and bounded, never throws.
         const inspector = config.inspect ? createInspector({ ...base, consume: 'tap' }) : undefined;
-        const sink = {
-          publish: async (events: readonly ChangeEvent[], signal?: AbortSignal): Promise<void> => {
-            await invalidator.handle(events, signal);
-            inspector?.offer(events);
-            onPurged?.(events, Date.now());
-          },
-        };
+        const sink = inlineSink(invalidator, inspector, onPurged);
         if (inspector) services.push(inspector);
         services.push(invalidator, createListener({ ...base, sink, onFatal }));
       } else {
-        if (config.inspect) services.push(createInspector({ ...base, consume: 'kafka' }));
         services.push(
           createInvalidator({ ...base, ...located, consume: 'kafka' }),
           createListener({ ...base, onFatal }),
         );
+        // Its own consumer group, after the listener (which creates the topic): it only observes.
+        if (config.inspect) services.push(createInspector({ ...base, consume: 'kafka' }));
       }
       if (config.flusher) services.push(createFlusher(base));
       return services;

@@ -1,7 +1,7 @@
 import type { Consumer } from 'kafkajs';
 import type { KafkaConfig } from '@walpurge/config';
 import type { Logger } from '@walpurge/core';
-import { createKafka } from '@walpurge/kafka';
+import { createKafka, ensureTopics, type KafkaClient } from '@walpurge/kafka';
 import { decodeAnyChangeEvent, type ChangeEvent } from '@walpurge/protocol';
 import type { InspectMetrics } from '../metrics.js';
 
@@ -12,6 +12,7 @@ import type { InspectMetrics } from '../metrics.js';
  * have passed. A new group starts at the end, for the same reason (`inspect --once` reads the past).
  */
 export class KafkaSource {
+  private readonly kafka: KafkaClient;
   private readonly consumer: Consumer;
   private joined = false;
 
@@ -24,8 +25,8 @@ export class KafkaSource {
       logger: Logger;
     },
   ) {
-    const kafka = createKafka(options.kafka, { clientSuffix: 'inspector', logger: options.logger });
-    this.consumer = kafka.consumer({ groupId: options.groupId, maxWaitTimeInMs: 1_000 });
+    this.kafka = createKafka(options.kafka, { clientSuffix: 'inspector', logger: options.logger });
+    this.consumer = this.kafka.consumer({ groupId: options.groupId, maxWaitTimeInMs: 1_000 });
     const { GROUP_JOIN, CRASH, STOP, DISCONNECT } = this.consumer.events;
     this.consumer.on(GROUP_JOIN, () => (this.joined = true));
     this.consumer.on(CRASH, (event) => {
@@ -41,6 +42,8 @@ export class KafkaSource {
   }
 
   async start(): Promise<void> {
+    // Role 'inspector' may start before the listener created the topic: created the one way walpurge does.
+    await ensureTopics(this.kafka, this.options.kafka, { logger: this.options.logger, topics: ['changes'] });
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.options.kafka.topic, fromBeginning: false });
     await this.consumer.run({
