@@ -96,7 +96,8 @@ async function inspectOnce(
   const sampleRate = rateText === undefined ? (config.inspect?.sampleRate ?? 1) : Number(rateText);
   const parsed = InspectConfig.safeParse({ ...config.inspect, sampleRate });
   if (!parsed.success) throw new UsageError(`--sample-rate '${rateText ?? ''}' must be a number in (0, 1]`, COMMAND);
-  const logger = createLogger({ level: 'warn' });
+  // stdout is the report's: the observer's own lines (each inconsistency, Redis outages) go to stderr.
+  const logger = createLogger({ level: 'warn', pretty: false, destination: io.stderr });
   const metrics = createInspectMetrics(createMetricsRegistry());
   const redis = connectRedis(config.redis, logger);
   const pool = config.database ? createRowPool(config.database) : undefined;
