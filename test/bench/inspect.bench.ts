@@ -57,7 +57,11 @@ async function main(): Promise<void> {
       for (let i = 1; i <= CHANGES; i += 1000) {
         const pipeline = redis.pipeline();
         for (let id = i; id < Math.min(CHANGES + 1, i + 1000); id++)
-          pipeline.hset(`${prefix}item:${id}`, { [ENTRY_FIELDS.value]: 'j1', [ENTRY_FIELDS.version]: '1', [ENTRY_FIELDS.filledAt]: '1' });
+          pipeline.hset(`${prefix}item:${id}`, {
+            [ENTRY_FIELDS.value]: 'j1',
+            [ENTRY_FIELDS.version]: '1',
+            [ENTRY_FIELDS.filledAt]: '1',
+          });
         await pipeline.exec();
       }
     }
@@ -88,7 +92,8 @@ async function main(): Promise<void> {
     await observer.stop();
     const sdk = report.checks.find((row) => row.writer === 'sdk');
     const expected = kind === 'consistent' ? sdk?.consistent : sdk?.inconsistent;
-    if (expected !== CHANGES) throw new Error(`${kind}: expected ${CHANGES} verdicts, got ${JSON.stringify(sdk)}`);
+    if (expected !== CHANGES)
+      throw new Error(`${kind}: expected ${CHANGES} verdicts, got ${JSON.stringify(sdk)}`);
     const keys = await redis.keys(`${prefix}*`);
     for (let i = 0; i < keys.length; i += 1000) await redis.unlink(...keys.slice(i, i + 1000));
     return { perSecond: CHANGES / seconds, cpuUs: (used.user + used.system) / CHANGES };

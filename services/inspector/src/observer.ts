@@ -82,8 +82,13 @@ export class Observer {
     this.rules = compileRules(options.config.rules);
     this.sample = createSampler(inspect.sampleRate, options.random);
     this.timescales = [...inspect.timescalesMs].sort((a, b) => a - b);
-    this.scheduler = new BoundedScheduler<Task>(inspect.maxPendingChecks, (task) => this.track(this.runTask(task)));
-    this.aggregator = new ReportAggregator(this.timescales.map(timescaleLabel), inspect.maxReportedInconsistencies);
+    this.scheduler = new BoundedScheduler<Task>(inspect.maxPendingChecks, (task) =>
+      this.track(this.runTask(task)),
+    );
+    this.aggregator = new ReportAggregator(
+      this.timescales.map(timescaleLabel),
+      inspect.maxReportedInconsistencies,
+    );
   }
 
   report(): InspectReport {
@@ -178,8 +183,7 @@ export class Observer {
       }
       const layout: EntryLayout = {
         versionColumn,
-        writeVersionCounts:
-          config.flusher !== undefined && config.flusher.versionColumn === versionColumn,
+        writeVersionCounts: config.flusher !== undefined && config.flusher.versionColumn === versionColumn,
       };
       const change = changeVersionOf(event.op, event.op === 'd' ? event.before : event.after, versionColumn);
       for (const key of targets.redis.keys)
@@ -207,7 +211,8 @@ export class Observer {
       return;
     }
     for (const watch of watches) {
-      for (const timescale of this.timescales) this.scheduler.tryAdd(watch.commitMs + timescale, { watch, timescale });
+      for (const timescale of this.timescales)
+        this.scheduler.tryAdd(watch.commitMs + timescale, { watch, timescale });
       this.scheduler.tryAdd(watch.seenMs + (POLL_BACKOFF_MS[0] ?? 5), { watch, timescale: 'poll' });
     }
     this.options.metrics.pending.set(this.scheduler.size);
@@ -282,7 +287,8 @@ export class Observer {
       if (reason) this.unchecked(watch.rule.name, reason);
     };
     const first = firstLook(entry, watch.change);
-    if (first.verdict !== 'candidate') return count(first.verdict, 'reason' in first ? first.reason : undefined);
+    if (first.verdict !== 'candidate')
+      return count(first.verdict, 'reason' in first ? first.reason : undefined);
     const { pool } = this.options;
     if (!pool || entry.kind !== 'versioned') return count('unverifiable', 'no-database');
     const { source } = watch.event;

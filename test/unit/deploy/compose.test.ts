@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseConfigText, type WalpurgeConfig } from '@walpurge/config';
-import { cliEnvVars, parseInvocation, runRoles, splitRoles } from './cli-spec.js';
+import { cliEnvVars, parseInvocation, splitRoles } from './cli-spec.js';
 import { parseDockerfile } from './dockerfile.js';
 import { configEnvReferences, productionSources, readRepoFile, repoPath } from './workspace.js';
 
