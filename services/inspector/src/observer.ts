@@ -7,6 +7,7 @@ import { compileRules, emptyTargets, planRule, type CompiledRule, type CompiledR
 import { readEntry } from './check/entry-reader.js';
 import { readRowVersion } from './check/row-reader.js';
 import { createSampler } from './check/sampler.js';
+import { ThrottledLog } from './check/log-once.js';
 import { BoundedScheduler } from './check/scheduler.js';
 import {
   causeOf,
@@ -73,6 +74,7 @@ export class Observer {
   /** Per rule, the writer last seen on its keys: the writer an absent key's check is counted under. */
   private readonly ruleWriter = new Map<string, Writer>();
   private readonly timescales: readonly number[];
+  private readonly throttled = new ThrottledLog();
   private inbox: ChangeEvent[] = [];
   private draining = false;
   private stopped = false;
@@ -105,6 +107,7 @@ export class Observer {
     if (events.length > room) {
       this.options.metrics.dropped.inc({ reason: 'inbox-full' }, events.length - Math.max(room, 0));
       for (let i = Math.max(room, 0); i < events.length; i += 1) this.aggregator.dropped();
+      this.logDrop('inbox-full', events.length - Math.max(room, 0));
     }
     if (room > 0) for (const event of events.slice(0, room)) this.inbox.push(event);
     if (!this.draining && this.inbox.length > 0) {
@@ -208,6 +211,7 @@ export class Observer {
     if (!this.scheduler.hasRoom(watches.length * (this.timescales.length + 1))) {
       this.options.metrics.dropped.inc({ reason: 'max-pending-checks' });
       this.aggregator.dropped();
+      this.logDrop('max-pending-checks', 1);
       return;
     }
     for (const watch of watches) {
@@ -234,6 +238,30 @@ export class Observer {
   private unchecked(rule: string, reason: string): void {
     this.options.metrics.unchecked.inc({ rule, reason });
     this.aggregator.notChecked(reason);
+    const count = this.throttled.take(`unchecked\u0000${rule}\u0000${reason}`);
+    if (count > 0)
+      this.options.logger.info(
+        { rule, reason, count },
+        `inspect: not checked (${reason}${rule ? `, rule ${rule}` : ''}): counted in walpurge_inspect_unchecked_total`,
+      );
+  }
+
+  private logDrop(reason: string, dropped: number): void {
+    if (this.throttled.take(`dropped\u0000${reason}`) > 0)
+      this.options.logger.warn(
+        { reason, dropped },
+        `inspect: sampled changes dropped (${reason}): raise inspect.maxPendingChecks or lower inspect.sampleRate`,
+      );
+  }
+
+  private failed(target: 'redis' | 'postgres', error: unknown, key: string): void {
+    this.options.metrics.errors.inc({ target });
+    const count = this.throttled.take(`error\u0000${target}`);
+    if (count > 0)
+      this.options.logger.warn(
+        { err: error, key, target, count },
+        `inspect: ${target === 'redis' ? 'cache' : 'database'} read failed: the check is not counted`,
+      );
   }
 
   private async look(watch: Watch): Promise<EntryVersion | undefined> {
@@ -245,8 +273,7 @@ export class Observer {
       }
       return entry;
     } catch (error) {
-      this.options.metrics.errors.inc({ target: 'redis' });
-      this.options.logger.debug({ err: error, key: watch.key }, 'inspect: cache read failed');
+      this.failed('redis', error, watch.key);
       return undefined;
     }
   }
@@ -296,8 +323,7 @@ export class Observer {
     try {
       row = await readRowVersion(pool, source, watch.event.key ?? {}, watch.layout.versionColumn);
     } catch (error) {
-      this.options.metrics.errors.inc({ target: 'postgres' });
-      this.options.logger.debug({ err: error, key: watch.key }, 'inspect: row read failed');
+      this.failed('postgres', error, watch.key);
       return;
     }
     const again = await this.look(watch);
