@@ -298,7 +298,7 @@ export class Observer {
     const delay = POLL_BACKOFF_MS[watch.poll] ?? 1_000 * (watch.poll - POLL_BACKOFF_MS.length + 2);
     const next = now + delay;
     const last = watch.commitMs + (this.timescales[this.timescales.length - 1] ?? 0);
-    if (next > last) return;
+    if (next > last || this.stopped) return;
     if (!this.scheduler.tryAdd(next, { watch, timescale: 'poll' }))
       this.options.metrics.dropped.inc({ reason: 'poll' });
   }
