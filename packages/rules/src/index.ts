@@ -10,6 +10,7 @@ export * from './render.js';
 export * from './plan.js';
 export * from './compile-rules.js';
 export * from './validate-schema.js';
+export * from './version-column.js';
 export * from './rule-warnings.js';
 export * from './write-echo.js';
 export * from './truncate-safety.js';

@@ -15,6 +15,8 @@ import { jitteredTtlMs, shouldRefreshEarly } from './xfetch.js';
 import type { LeasedLoadOutcome } from './leased-load.js';
 import { PostPurgeReads } from './post-purge-reads.js';
 import { HotKeyRefresher } from './refresher.js';
+import { versionOf, type VersionResult } from './row-version.js';
+import { LogThrottle } from './log-throttle.js';
 import { untilReady, warmEntries, type WarmEntry, type WarmOptions, type WarmReport } from './warm.js';
 
 export type Loader<T> = () => Promise<T>;
@@ -24,7 +26,7 @@ export interface CacheClient {
    * Cache-aside read: L1 → Redis → loader, with leases so that only one caller in the whole fleet
    * loads a missing key and a fill that raced a purge is never stored.
    */
-  get<T>(key: string, loader: Loader<T>, options: GetOptions): Promise<T>;
+  get<T>(key: string, loader: Loader<T>, options: GetOptions<NoInfer<T>>): Promise<T>;
   /**
    * Pre-loads keys through the lease path (start-up, after a deploy): cached keys are skipped and a
    * fill that raced a purge or a write is refused, so it never overwrites a newer value. Failures are
@@ -49,8 +51,6 @@ type LoadReason =
   | 'decode_error'
   | 'warm'
   | 'refresh_on_invalidate';
-
-const FAIL_OPEN_LOG_INTERVAL_MS = 10_000;
 
 export function createCacheClient(options: CacheClientOptions): CacheClient {
   const settings = NumericOptions.parse({
@@ -137,7 +137,8 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
   /** Aborted by close(): the client is closed, and waits nobody needs any more (warm's wait for the connection) end. */
   const closing = new AbortController();
   const isClosed = (): boolean => closing.signal.aborted;
-  let lastFailOpenLog = -Infinity;
+  const failOpenLog = new LogThrottle(now);
+  const versionErrorLog = new LogThrottle(now);
 
   /** One lookup's result, for the request counter and the post-purge hit ratio. */
   function countLookup(key: string, level: 'l1' | 'redis', result: 'hit' | 'stale' | 'miss'): void {
@@ -170,12 +171,24 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
 
   function failOpen<T>(loader: Loader<T>, reason: string, error?: unknown): Promise<T> {
     metrics.failOpen.inc({ reason });
-    const at = now();
-    if (at - lastFailOpenLog >= FAIL_OPEN_LOG_INTERVAL_MS) {
-      lastFailOpenLog = at;
+    if (failOpenLog.allow()) {
       logger.warn({ reason, err: error }, 'Redis unavailable: reading through to the loader (fail open)');
     }
     return callLoader(loader, 'fail_open');
+  }
+
+  /** The row version to store with a loaded value; a broken version function is logged, not thrown. */
+  function loadedVersion<T>(key: string, opts: GetOptions<T>, value: T): VersionResult | undefined {
+    if (!opts.version) return undefined;
+    const result = versionOf(() => opts.version?.(value));
+    if (result.version !== undefined || result.reason === 'none') return result;
+    if (versionErrorLog.allow()) {
+      logger.warn(
+        { key, reason: result.reason, err: result.error },
+        `GetOptions.version ${result.reason === 'threw' ? 'threw' : 'returned an unusable version'}: the value is cached without a version (${errorMessage(result.error)})`,
+      );
+    }
+    return result;
   }
 
   /**
@@ -187,7 +200,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     key: string,
     token: string,
     loader: Loader<T>,
-    opts: GetOptions,
+    opts: GetOptions<T>,
     reason: LoadReason,
     ticket: ReadTicket | undefined,
   ): Promise<{ value: T; stored: boolean }> {
@@ -201,6 +214,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
       throw error;
     }
     const deltaMs = Math.max(0, now() - startedAt);
+    const version = loadedVersion(key, opts, value);
     let payload: Buffer;
     try {
       payload = await codec.encode(value);
@@ -220,7 +234,11 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
         physicalTtlMs,
         deltaMs,
         tags: opts.tags ?? [],
+        version: version?.version,
       });
+      if (stored && version?.version === undefined && version?.reason) {
+        metrics.fillsWithoutVersion.inc({ reason: version.reason });
+      }
       if (!stored) {
         metrics.fillRejections.inc();
         logger.debug({ key }, 'fill rejected: the key was purged or re-leased while loading');
@@ -343,7 +361,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
   async function fromRedis<T>(
     key: string,
     loader: Loader<T>,
-    opts: GetOptions,
+    opts: GetOptions<T>,
     earlyRefresh: boolean,
   ): Promise<T> {
     if (redis.status !== 'ready') return failOpen(loader, 'not_connected');
@@ -471,7 +489,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     return composeKey(logicalKey, canonical, await namespaceVersions.read(canonical));
   }
 
-  async function get<T>(logicalKey: string, loader: Loader<T>, opts: GetOptions): Promise<T> {
+  async function get<T>(logicalKey: string, loader: Loader<T>, opts: GetOptions<NoInfer<T>>): Promise<T> {
     if (isClosed()) throw new WalpurgeError(ErrorCode.Internal, 'cache client is closed');
     checkOptions('get', logicalKey, loader, opts);
     let key = logicalKey;
