@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
-import { createCacheClient, type CacheClient } from '@walpurge/client';
+import { ENTRY_FIELDS, createCacheClient, type CacheClient } from '@walpurge/client';
 import { InspectConfig, WalpurgeConfig } from '@walpurge/config';
 import { createLogger, createMetricsRegistry } from '@walpurge/core';
 import type { ChangeEvent } from '@walpurge/protocol';
@@ -100,10 +100,17 @@ afterAll(async () => {
 
 it('reads the versions and fill times the SDK stores: counter and timestamp (ms vs µs) consistent, an older entry confirmed stale', async () => {
   // Both entries of row 1 hold its current version; the timestamp one as a JS Date (milliseconds).
-  await client.get('item:1', () => load(1), { ttl: 300, version: (row) => row.ver });
-  await client.get('when:1', () => load(1), { ttl: 300, version: (row) => new Date(row.updated) });
-  // Row 2 cached, then updated with nothing purging its entries.
-  await client.get('item:2', () => load(2), { ttl: 300, version: (row) => row.ver });
+  // Row 2 is cached, then updated with nothing purging its entries. A read before the client's
+  // connection is up may fail open (load without storing): read until the three entries are stored.
+  await waitFor('the SDK to store the three entries', async () => {
+    await client.get('item:1', () => load(1), { ttl: 300, version: (row) => row.ver });
+    await client.get('when:1', () => load(1), { ttl: 300, version: (row) => new Date(row.updated) });
+    await client.get('item:2', () => load(2), { ttl: 300, version: (row) => row.ver });
+    const stored = await Promise.all(
+      ['item:1', 'when:1', 'item:2'].map((key) => redis.hget(prefix + key, ENTRY_FIELDS.version)),
+    );
+    return stored.every((version) => version !== null);
+  });
   await db.query('UPDATE items SET ver = 2 WHERE id = 2');
   observer.offer([change(await load(1)), change(await load(2))]);
   const report = await waitFor('four checks', async () => {
