@@ -16,3 +16,4 @@ export * from './write-echo.js';
 export * from './truncate-safety.js';
 export * from './cdn-url-templates.js';
 export * from './hash-slot.js';
+export * from './version-order.js';
