@@ -99,7 +99,10 @@ async function killRole(name: string, context: FaultContext, at: Date): Promise<
     const takeover = Date.now() - killedAt;
     active.start();
     await active.waitUp(false);
-    return record(active.id, `${standby?.id ?? 'no standby'} took over in ${takeover} ms; ${active.id} back as standby`);
+    return record(
+      active.id,
+      `${standby?.id ?? 'no standby'} took over in ${takeover} ms; ${active.id} back as standby`,
+    );
   }
   const role: RoleProcess | undefined = roles.all.find((candidate) => candidate.id === name);
   if (!role) throw new Error(`fault schedule names an unknown role ${name}`);

@@ -136,7 +136,10 @@ export async function startRoles(
       join(dir, `${id}.log`),
     );
   const listeners = [await make('listener-a', 'listener'), await make('listener-b', 'listener')];
-  const invalidators = [await make('invalidator-a', 'invalidator'), await make('invalidator-b', 'invalidator')];
+  const invalidators = [
+    await make('invalidator-a', 'invalidator'),
+    await make('invalidator-b', 'invalidator'),
+  ];
   const flushers = [await make('flusher-a', 'flusher'), await make('flusher-b', 'flusher')];
   const inspector = options.inspector ? await make('inspector', 'inspector') : undefined;
   const all = [...invalidators, ...(inspector ? [inspector] : []), ...flushers, ...listeners];
@@ -145,10 +148,15 @@ export async function startRoles(
   };
   try {
     const started = Date.now();
-    // Consumers first (they create the topics and join), then the first listener, so it is the
-    // active one; the second then stands by.
-    for (const role of [...invalidators, ...(inspector ? [inspector] : []), ...flushers]) role.start();
-    await Promise.all([...invalidators, ...(inspector ? [inspector] : []), ...flushers].map((r) => r.waitUp(true)));
+    // The invalidators first: they create the topics. Then the observer (its own group on the
+    // change topic) and the flushers, then the first listener, so it is the active one; the second
+    // then stands by.
+    const startAll = async (group: readonly RoleProcess[]): Promise<void> => {
+      for (const role of group) role.start();
+      await Promise.all(group.map((role) => role.waitUp(true)));
+    };
+    await startAll(invalidators);
+    await startAll([...(inspector ? [inspector] : []), ...flushers]);
     listeners[0]!.start();
     await listeners[0]!.waitUp(true);
     listeners[1]!.start();

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { WalpurgeConfig } from '@walpurge/config';
 import { createIsolatedDatabase, uniqueName, waitFor, withPgClient } from '@walpurge/testing';
 import { FULL_SCHEDULE, injectFault, SHORT_SCHEDULE, type FaultRecord, type FaultStep } from './faults.js';
-import { durationMs, fetchInspectReport, scrapeGauge, type InspectReport } from './inspect-report.js';
+import { fetchInspectReport, scrapeGauge, type InspectReport } from './inspect-report.js';
 import { buildReport, formatReport, writeReport, type SoakReport } from './report.js';
 import { startRoles, type RoleSet } from './roles.js';
 import { startSoakServices, type SoakServices } from './services.js';
@@ -30,7 +30,7 @@ export interface SoakOptions {
 }
 
 interface Profile {
-  timescales: string[];
+  timescalesMs: number[];
   schedule: readonly FaultStep[];
   /** Between two faults, ms. */
   faultIntervalMs: number;
@@ -44,7 +44,7 @@ interface Profile {
 
 const PROFILES: Record<SoakOptions['mode'], Profile> = {
   full: {
-    timescales: ['1s', '10s', '60s'],
+    timescalesMs: [1_000, 10_000, 60_000],
     schedule: FULL_SCHEDULE,
     faultIntervalMs: 20_000,
     freezeMs: 3_000,
@@ -55,9 +55,9 @@ const PROFILES: Record<SoakOptions['mode'], Profile> = {
     progressMs: 10_000,
   },
   short: {
-    timescales: ['1s', '10s'],
+    timescalesMs: [1_000, 10_000],
     schedule: SHORT_SCHEDULE,
-    faultIntervalMs: 8_000,
+    faultIntervalMs: 5_000,
     freezeMs: 2_000,
     rows: 300,
     readers: 4,
@@ -91,7 +91,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     await withPgClient(database.url, (client) => client.query(SCHEMA_SQL));
     await seedRows(database.url, profile.rows);
 
-    const configOptions = { databaseUrl: database.url, timescales: profile.timescales };
+    const configOptions = { databaseUrl: database.url, timescalesMs: profile.timescalesMs };
     const main = withoutObserver(soakConfig(services, { name, prefix }, configOptions), options.observer);
     const invalidator = options.broken
       ? withoutObserver(
@@ -141,7 +141,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       lastProgress = Date.now();
       const observed = await checkedSoFar();
       log(progressLine(startedAt, workload, observed, faults.length));
-      const checked = observed?.changesSampled ?? workload.counts.sqlCommits + workload.counts.writeBehindAccepted;
+      const checked =
+        observed?.changesSampled ?? workload.counts.sqlCommits + workload.counts.writeBehindAccepted;
       if (checked >= options.changes) break;
     }
     running = false;
@@ -150,7 +151,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     cleanups.shift();
     log(`workload stopped: ${progressLine(startedAt, workload, undefined, faults.length)}`);
 
-    const observer = roles.inspector ? await drainObserver(roles, profile.timescales, log) : null;
+    const observer = roles.inspector ? await drainObserver(roles, profile.timescalesMs, log) : null;
     const report = buildReport({
       name,
       mode: options.mode,
@@ -166,7 +167,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     log(formatReport(report));
     return report;
   } finally {
-    for (const cleanup of cleanups) await cleanup().catch((error: unknown) => log(`cleanup: ${String(error)}`));
+    for (const cleanup of cleanups)
+      await cleanup().catch((error: unknown) => log(`cleanup: ${String(error)}`));
   }
 }
 
@@ -183,11 +185,11 @@ function withoutObserver(config: Record<string, unknown>, observer: boolean): Re
  */
 async function drainObserver(
   roles: RoleSet,
-  timescales: readonly string[],
+  timescalesMs: readonly number[],
   log: (line: string) => void,
 ): Promise<InspectReport> {
   const inspector = roles.inspector!;
-  const longest = Math.max(...timescales.map((scale) => durationMs(scale) ?? 0));
+  const longest = Math.max(...timescalesMs);
   log(`waiting ${longest / 1000} s (the longest timescale) and for the observer's pending checks`);
   await sleep(longest + 2_000);
   await waitFor(

@@ -25,7 +25,8 @@ export interface ConfigOptions {
   databaseUrl: string;
   /** The SDK key template left out of the rule: what `--broken` gives the invalidators. */
   withoutKey?: string;
-  timescales: readonly string[];
+  /** When the observer checks each change after its commit, ms. */
+  timescalesMs: readonly number[];
 }
 
 /**
@@ -71,8 +72,10 @@ export function soakConfig(
     },
     inspect: {
       sampleRate: 1,
-      timescales: options.timescales,
+      timescalesMs: options.timescalesMs,
       consumerGroup: `${names.name}_inspector`,
+      // The report lists every confirmed inconsistency of a run, up to this many.
+      maxReportedInconsistencies: 1_000,
     },
     log: { level: 'warn' },
     rules: [

@@ -80,7 +80,10 @@ export async function startWorkload(options: WorkloadOptions): Promise<Workload>
   };
   const failed = (kind: string, error: unknown): void => {
     const message = error instanceof Error ? error.message : String(error);
-    const label = `${kind}: ${message.split(/[\s:]+/).slice(0, 4).join(' ')}`;
+    const label = `${kind}: ${message
+      .split(/[\s:]+/)
+      .slice(0, 4)
+      .join(' ')}`;
     counts.errors[label] = (counts.errors[label] ?? 0) + 1;
   };
 
@@ -171,8 +174,9 @@ export async function startWorkload(options: WorkloadOptions): Promise<Workload>
 export async function seedRows(databaseUrl: string, rows: number): Promise<void> {
   await withPgClient(databaseUrl, async (client) => {
     for (const table of ['items', 'wb_items'])
-      await client.query(`INSERT INTO ${table} (id, payload) SELECT g, 'seed' FROM generate_series(1, $1::int) g`, [
-        rows,
-      ]);
+      await client.query(
+        `INSERT INTO ${table} (id, payload) SELECT g, 'seed' FROM generate_series(1, $1::int) g`,
+        [rows],
+      );
   });
 }
