@@ -87,20 +87,13 @@ export async function startWorkload(options: WorkloadOptions): Promise<Workload>
     counts.errors[label] = (counts.errors[label] ?? 0) + 1;
   };
 
-  const loadItem = async (id: number): Promise<ItemRow> => {
+  const loadRow = async (table: 'items' | 'wb_items', id: number): Promise<ItemRow> => {
+    const version = table === 'items' ? VERSION_COLUMN : WRITE_BEHIND_VERSION_COLUMN;
     const { rows } = await pool.query<ItemRow>(
-      `SELECT id, ${VERSION_COLUMN} AS version, payload FROM items WHERE id = $1`,
+      `SELECT id, ${version} AS version, payload FROM ${table} WHERE id = $1`,
       [id],
     );
-    if (!rows[0]) throw new Error(`row items ${id} is missing`);
-    return rows[0];
-  };
-  const loadWriteBehindItem = async (id: number): Promise<ItemRow> => {
-    const { rows } = await pool.query<ItemRow>(
-      `SELECT id, ${WRITE_BEHIND_VERSION_COLUMN} AS version, payload FROM wb_items WHERE id = $1`,
-      [id],
-    );
-    if (!rows[0]) throw new Error(`row wb_items ${id} is missing`);
+    if (!rows[0]) throw new Error(`row ${table} ${id} is missing`);
     return rows[0];
   };
   // The entry records the version of the row it was loaded from: what the observer compares.
@@ -113,16 +106,16 @@ export async function startWorkload(options: WorkloadOptions): Promise<Workload>
     const id = pick();
     const dice = Math.random();
     if (dice < 0.45) {
-      await cache.get(keyOf(SDK_KEY, id), () => loadItem(id), readOptions);
+      await cache.get(keyOf(SDK_KEY, id), () => loadRow('items', id), readOptions);
       counts.sdkReads += 1;
     } else if (dice < 0.65) {
-      await cache.get(keyOf(WRITE_BEHIND_KEY, id), () => loadWriteBehindItem(id), readOptions);
+      await cache.get(keyOf(WRITE_BEHIND_KEY, id), () => loadRow('wb_items', id), readOptions);
       counts.sdkReads += 1;
     } else {
       const key = `${options.prefix}${keyOf(PLAIN_KEY, id)}`;
       counts.plainReads += 1;
       if ((await redis.get(key)) !== null) return;
-      const row = await loadItem(id);
+      const row = await loadRow('items', id);
       await redis.set(key, JSON.stringify(row), 'EX', TTL_SECONDS);
       counts.plainFills += 1;
     }
