@@ -97,7 +97,7 @@ export async function startWorkload(options: WorkloadOptions): Promise<Workload>
     return rows[0];
   };
   // The entry records the version of the row it was loaded from: what the observer compares.
-  const readOptions: GetOptions & { version: (row: ItemRow) => string } = {
+  const readOptions: GetOptions<ItemRow> = {
     ttl: TTL_SECONDS,
     version: (row) => row.version,
   };

@@ -6,6 +6,7 @@ import { validateCommand } from './commands/validate.js';
 import { explainCommand } from './commands/explain.js';
 import { purgeCommand } from './commands/purge.js';
 import { statusCommand } from './commands/status.js';
+import { inspectCommand } from './commands/inspect.js';
 import { dlqListCommand, dlqRedriveCommand } from './commands/dlq.js';
 import { slotDropCommand, slotResetCommand } from './commands/slot.js';
 import { quickstartCommand } from './commands/quickstart.js';
@@ -18,6 +19,7 @@ export const commands: readonly CommandSpec[] = [
   explainCommand,
   purgeCommand,
   statusCommand,
+  inspectCommand,
   dlqListCommand,
   dlqRedriveCommand,
   slotDropCommand,

@@ -61,6 +61,10 @@ beforeAll(async () => {
      ALTER TABLE products REPLICA IDENTITY FULL;
      CREATE TABLE pages (id int PRIMARY KEY, slug text NOT NULL, title text, parent_id int,
                          slug_lower text GENERATED ALWAYS AS (lower(slug)) STORED);
+     CREATE DOMAIN revision AS bigint CHECK (VALUE >= 0);
+     CREATE TABLE versioned (id int PRIMARY KEY, rev bigint, small smallint, counter integer,
+                             amount numeric, updated_at timestamptz, local_at timestamp(3), day date,
+                             domain_rev revision, note text, uid uuid, at_time time);
      CREATE TABLE pages_full (id int PRIMARY KEY, slug text NOT NULL, title text);
      ALTER TABLE pages_full REPLICA IDENTITY FULL;
      -- PostgreSQL 15's default, revoked here so that roles without privileges (tests below) are
@@ -155,6 +159,31 @@ describe('walpurge validate against the live database', () => {
         "8:57: rules[0].redis.namespaces[2]: rule 'pages': unknown column 'tilte' in public.pages",
       ],
     },
+    {
+      name: 'a version column that does not exist or does not order versions',
+      rules: [
+        '  - table: versioned',
+        '    name: by-note',
+        '    version: note',
+        '    redis: { keys: ["v:{id}"] }',
+        '  - table: versioned',
+        '    version: uid',
+        '    redis: { keys: ["u:{id}"] }',
+        '  - table: versioned',
+        '    version: at_time',
+        '    redis: { keys: ["t:{id}"] }',
+        '  - table: versioned',
+        '    version: updated',
+        '    redis: { keys: ["w:{id}"] }',
+        '',
+      ].join('\n'),
+      problems: [
+        "8:14: rules[0].version: rule 'by-note': version column 'note' of public.versioned is text, which does not order the row's versions; use a counter (smallint, integer, bigint or numeric) or a timestamp, timestamptz or date column set by every write",
+        "11:14: rules[1].version: version column 'uid' of public.versioned is uuid, which does not order the row's versions; use a counter (smallint, integer, bigint or numeric) or a timestamp, timestamptz or date column set by every write",
+        "14:14: rules[2].version: version column 'at_time' of public.versioned is time without time zone, which does not order the row's versions; use a counter (smallint, integer, bigint or numeric) or a timestamp, timestamptz or date column set by every write",
+        "17:14: rules[3].version: version column 'updated' does not exist in public.versioned; name a column every write sets (a bigint counter, or updated_at)",
+      ],
+    },
   ];
   it.each(cases)('$name → exit 1, every problem located', async (testCase) => {
     const file = configFile(`${testCase.name.replace(/\W+/g, '-')}.yaml`, rules(testCase.rules));
@@ -219,6 +248,25 @@ describe('walpurge validate against the live database', () => {
     expect(result.code).toBe(0);
   });
 
+  it('accepts a version column of every type that orders versions, a domain over one included', async () => {
+    const columns = ['rev', 'small', 'counter', 'amount', 'updated_at', 'local_at', 'day', 'domain_rev'];
+    const file = configFile(
+      'versions-ok.yaml',
+      rules(
+        columns
+          .map(
+            (column) =>
+              `  - table: versioned\n    version: ${column}\n    redis: { keys: ["${column}:{id}"] }\n`,
+          )
+          .join(''),
+      ),
+    );
+    const result = await validate(file, database.url);
+    expect(result.err).toBe('');
+    expect(result.out).toMatch(/: OK \(8 rules; live checks against .* passed\)\n$/);
+    expect(result.code).toBe(0);
+  });
+
   it('walpurge run refuses to start on the same problems, located the same way', async () => {
     const file = configFile(
       'run-unknown-column.yaml',
@@ -228,6 +276,20 @@ describe('walpurge validate against the live database', () => {
     expect(await runCli(['run', '--config', file, '--log-level', 'silent', '--http-port', '0'], io)).toBe(1);
     expect(io.err()).toBe(
       `${file}: 1 problem\n  ${file}:7:21: rules[0].redis.keys[0]: unknown column 'nmae' in public.users\nhint: fix the rules or the table definitions, then restart\n`,
+    );
+  });
+
+  it('walpurge run refuses a version column validate refuses, with the same located message', async () => {
+    const file = configFile(
+      'run-version-column.yaml',
+      `${rules('  - table: versioned\n    version: note\n    redis: { keys: ["v:{id}"] }\n')}redis:\n  url: redis://127.0.0.1:1\n`,
+    );
+    const problem = `${file}:7:14: rules[0].version: version column 'note' of public.versioned is text, which does not order the row's versions; use a counter (smallint, integer, bigint or numeric) or a timestamp, timestamptz or date column set by every write`;
+    expect((await validate(file, database.url)).err).toBe(`${file}: 1 problem\n  ${problem}\n`);
+    const io = captureIo({ DATABASE_URL: database.url });
+    expect(await runCli(['run', '--config', file, '--log-level', 'silent', '--http-port', '0'], io)).toBe(1);
+    expect(io.err()).toBe(
+      `${file}: 1 problem\n  ${problem}\nhint: fix the rules or the table definitions, then restart\n`,
     );
   });
 

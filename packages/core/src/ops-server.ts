@@ -16,6 +16,8 @@ export interface OpsServerOptions {
   liveness?: HealthCheck[];
   /** Readiness: is it doing its job right now (slot streaming, consumer joined, queue reachable)? */
   readiness?: HealthCheck[];
+  /** More GET routes answered with JSON (e.g. the consistency observer's /inspect). */
+  json?: Record<string, () => unknown>;
 }
 
 export interface OpsServer {
@@ -57,6 +59,12 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
         const result = await runChecks((path === '/healthz' ? options.liveness : options.readiness) ?? []);
         res.writeHead(result.ok ? 200 : 503, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ status: result.ok ? 'ok' : 'unavailable', checks: result.checks }));
+        return;
+      }
+      const json = path === undefined ? undefined : options.json?.[path];
+      if (json) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(json()));
         return;
       }
       res.writeHead(404, { 'content-type': 'text/plain' });

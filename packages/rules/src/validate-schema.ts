@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { ConfigProblem, Rule } from '@walpurge/config';
 import { compileRule, type CompiledRule, type CompiledTemplate } from './compile.js';
 import { partitionIdentityProblems } from './partition-identity.js';
+import { versionColumnProblem, type VersionColumnInfo } from './version-column.js';
 
 /** Anything that runs a parameterised query: a pg Client, Pool or PoolClient. */
 export interface SchemaQueryable {
@@ -17,6 +18,9 @@ const TableInfoRow = z.object({
   identity_columns: z.array(z.string()),
   toastable_columns: z.array(z.string()),
   generated_columns: z.array(z.string()),
+  /** Aligned with `columns`: each column's base type (domains resolved) and its printed type. */
+  column_base_types: z.array(z.string()),
+  column_display_types: z.array(z.string()),
 });
 type TableInfo = z.infer<typeof TableInfoRow>;
 
@@ -25,6 +29,12 @@ SELECT n.nspname || '.' || c.relname AS qualified,
        c.relreplident::text AS identity,
        array(SELECT a.attname::text FROM pg_attribute a
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) AS columns,
+       array(SELECT bt.typname::text FROM pg_attribute a
+               JOIN pg_type t ON t.oid = a.atttypid
+               JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) AS column_base_types,
+       array(SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) AS column_display_types,
        array(SELECT a.attname::text FROM pg_index i
                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
               WHERE i.indrelid = c.oid
@@ -76,6 +86,15 @@ function toastWarnings(
       `${named(rule)}'${column}' can be stored out of line (TOAST); an update that does not change a long value does not send it under REPLICA IDENTITY ${identityNames[info.identity]}, and this entry is then not purged; declare a fallback for the rule or run ALTER TABLE ${rule.table} REPLICA IDENTITY FULL`,
     ),
   );
+}
+
+/** A column's type, or undefined when the table has no such column. */
+function columnType(info: TableInfo, column: string): VersionColumnInfo | undefined {
+  const at = info.columns.indexOf(column);
+  const baseType = info.column_base_types[at];
+  const displayType = info.column_display_types[at];
+  if (at < 0 || baseType === undefined || displayType === undefined) return undefined;
+  return { baseType, displayType };
 }
 
 /** Problems name the rule itself when it has a name; the path names its position either way. */
@@ -260,7 +279,7 @@ function changedNoOpWarning(
 
 /**
  * Checks rules against the live schema: unknown tables and columns (in templates and
- * `when.changed`), generated columns replication does not send, and templates that need old values
+ * `when.changed`), a `version` column that is missing or does not order versions, generated columns replication does not send, and templates that need old values
  * the table's REPLICA IDENTITY cannot deliver (on deletes, `{old.col}`, and the old entry of an update).
  * Returns located problems naming the rule, e.g.
  * `rules[2].redis.keys[0]: unknown column 'emial' in public.users`. An empty list means all good.
@@ -306,6 +325,11 @@ export async function validateRulesAgainstSchema(
           ),
         );
     });
+    const version = rule.source.version;
+    if (version !== undefined) {
+      const message = versionColumnProblem(rule.table, version, columnType(info, version));
+      if (message) problems.push(problemAt(['rules', rule.index, 'version'], `${named(rule)}${message}`));
+    }
     const unsent = generated.sends ? [] : info.generated_columns;
     for (const template of [...rule.templates, ...rule.fallback])
       problems.push(...templateProblems(rule, template, info, problemAt, unsent));

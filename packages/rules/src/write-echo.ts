@@ -71,7 +71,8 @@ export function writeEchoVersion(event: ChangeEvent, options: WriteEchoOptions):
  * that is not a decimal integer (Lua's tonumber would read `nan`, `inf` or `1e999` as a number
  * no version is below, keeping a stale entry through every later echo). Versions are compared as
  * digit strings, exactly: as doubles, values past 2^53 would compare equal when they are not.
- * An entry kept loses its read-side lease (`lease`, `lx`), so a fill racing the commit is rejected.
+ * An entry kept loses its read-side lease (`lease`, `lx`, and `lt`, the time it was taken), so a
+ * fill racing the commit is rejected.
  */
 const ECHO_PURGE_LOOP = `
 local function digits(text)
@@ -95,7 +96,7 @@ for i = 1, #KEYS do
   if keep then
     -- A reader's lease taken before this commit may guard a load that read the row before it: its
     -- fill must not land over the value kept here (the fill script checks the lease).
-    redis.call('HDEL', KEYS[i], 'lease', 'lx')
+    redis.call('HDEL', KEYS[i], 'lease', 'lx', 'lt')
     kept = kept + 1
   else
     purged = purged + redis.call('UNLINK', KEYS[i])

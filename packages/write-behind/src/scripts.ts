@@ -121,7 +121,8 @@ return { 'failed' }
  * `wv`-only marker at the refused version, which readers see as a miss and which makes that late put
  * fail the version guard (CACHE_PUT_SCRIPT): entries holding the refused version or an older one are
  * replaced by it, missing keys get it, an entry a reader filled from the database (no `wv`) keeps its
- * value and gains the `wv` (and `rf`, as a reader's fill over a marker would). A newer accepted value (its own, higher `wv`) stays as it is. The marker
+ * value and gains the `wv` (and `rf`, as a reader's fill over a marker would; its `ver`, `ft` and `ls`
+ * still describe that value, so they stay). A newer accepted value (its own, higher `wv`) stays as it is. The marker
  * lives as long as the entry it replaces, and at least ARGV[2] ms.
  * KEYS: the row's cache keys (prefix included). ARGV: refusedVersion, markerTtlMs. Returns the number
  * of keys that were or now are markers (refused values removed, missing keys guarded).
@@ -163,9 +164,11 @@ export const REFUSED_MARKER_TTL_MS = 3_600_000;
 
 /**
  * Version-guarded cache write on the cache Redis, in the read side's entry layout (one hash per key:
- * v = payload, e = soft expiry ms, d = load time ms) plus `wv`, the version of the value. The entry is
- * replaced as a whole, which also drops any read-side lease: a fill that read the database before
- * this write is then rejected. An entry holding a newer version is left alone, so concurrent writers
+ * v = payload, e = soft expiry ms, d = load time ms, ft = when it was stored) plus `wv`, the version
+ * of the value. The entry is replaced as a whole, which also drops any read-side lease: a fill that
+ * read the database before this write is then rejected. Replacing it also drops a read-side fill's
+ * `ver` (a row version the written value may not have) and `ls` (no load produced this value), so
+ * the consistency observer never reads an older fill's fields beside the written value. An entry holding a newer version is left alone, so concurrent writers
  * (or a write-through racing a write-behind) never leave an older value behind. A delete leaves a
  * hash with only `wv` (the read side sees a miss) so a late older write cannot re-create the value.
  * KEYS: entries. ARGV: version, op (set|del), payload, softTtlMs, physicalTtlMs (0 = none).
@@ -182,7 +185,7 @@ for i = 1, #KEYS do
   if current < version then
     redis.call('DEL', KEYS[i])
     if ARGV[2] == 'set' then
-      redis.call('HSET', KEYS[i], 'v', ARGV[3], 'e', now + tonumber(ARGV[4]), 'd', 0, 'wv', ARGV[1])
+      redis.call('HSET', KEYS[i], 'v', ARGV[3], 'e', now + tonumber(ARGV[4]), 'd', 0, 'wv', ARGV[1], 'ft', now)
     else
       redis.call('HSET', KEYS[i], 'wv', ARGV[1])
     end

@@ -182,6 +182,56 @@ describe('rules against the live schema', () => {
     ]);
   });
 
+  it('refuses to start on a version column that is missing or does not order versions, and starts once it does', async () => {
+    await sql.query(
+      'CREATE TABLE IF NOT EXISTS revisions (id int PRIMARY KEY, rev bigint, updated_at timestamptz, note text)',
+    );
+    const names = uniqueNames('inv_version');
+    const rulesWith = (first: string, second: string) => [
+      { table: 'revisions', name: 'by-note', version: first, redis: { keys: ['r:{id}'] } },
+      { table: 'revisions', version: second, redis: { keys: ['q:{id}'] } },
+    ];
+    const refused = createInvalidator({
+      config: invalidatorConfig(services, names, {
+        database: { url: database.url },
+        rules: rulesWith('note', 'revision'),
+      }),
+      logger,
+      registry: createMetricsRegistry({ defaultMetrics: false }),
+      consume: 'none',
+    });
+    const error = await refused.start(new AbortController().signal).then(
+      () => undefined,
+      (thrown: unknown) => thrown,
+    );
+    await refused.stop();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).code).toBe('WP_SCHEMA_MISMATCH');
+    expect((error as ConfigError).problems.map((p) => `${p.path}: ${p.message}`)).toEqual([
+      "rules[0].version: rule 'by-note': version column 'note' of public.revisions is text, which does not order the row's versions; use a counter (smallint, integer, bigint or numeric) or a timestamp, timestamptz or date column set by every write",
+      "rules[1].version: version column 'revision' does not exist in public.revisions; name a column every write sets (a bigint counter, or updated_at)",
+    ]);
+    // The same check as `walpurge validate` (validateRulesAgainstSchema): what it accepts starts.
+    expect(
+      await validateRulesAgainstSchema(
+        rulesWith('rev', 'updated_at').map((rule) => Rule.parse(rule)),
+        sql,
+        problemAt,
+      ),
+    ).toEqual([]);
+    const accepted = createInvalidator({
+      config: invalidatorConfig(services, names, {
+        database: { url: database.url },
+        rules: rulesWith('rev', 'updated_at'),
+      }),
+      logger,
+      registry: createMetricsRegistry({ defaultMetrics: false }),
+      consume: 'none',
+    });
+    await accepted.start(new AbortController().signal);
+    await accepted.stop();
+  });
+
   it('refuses to start on a CDN url whose scheme or host comes from a row value', async () => {
     const names = uniqueNames('inv_cdn_host');
     const invalidator = createInvalidator({

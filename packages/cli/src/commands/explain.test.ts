@@ -53,6 +53,13 @@ rules:
     redis: { namespaces: ['user:{user_id}', 'orders'] }
     fallback:
       redis: { namespaces: ['users'] }
+  - name: product
+    table: products
+    version: updated_at
+    redis: { keys: ['product:{id}'] }
+  - table: products
+    on: [delete]
+    redis: { keys: ['product_gone:{id}'] }
 `,
 );
 
@@ -284,6 +291,22 @@ describe('walpurge explain', () => {
     );
   });
 
+  it("a rule's version column is shown under it; a rule without one shows none", async () => {
+    const result = await explain('--table', 'products', '--op', 'c', '--after', '{"id":3}');
+    expect(result.code).toBe(0);
+    expect(result.out).toBe(
+      'public.products insert\n' +
+        '  rule product: applies\n' +
+        '    version column: updated_at (the consistency observer compares cached entries with it)\n' +
+        '  rule rules[8] public.products: skipped (insert is not in on: [delete])\n' +
+        '\n' +
+        'redis keys:       product:3\n' +
+        PREFIX_NOTE,
+    );
+    const json = await explain('--table', 'products', '--op', 'c', '--after', '{"id":3}', '--json');
+    expect(JSON.parse(json.out)).toMatchObject({ versionColumns: { product: 'updated_at' } });
+  });
+
   it('a table without rules', async () => {
     const result = await explain('--table', 'orders', '--op', 'c', '--after', '{"id":1}');
     expect(result.code).toBe(0);
@@ -311,6 +334,7 @@ describe('walpurge explain', () => {
     expect(parsed.event.source).toMatchObject({ schema: 'public', table: 'users' });
     expect(parsed.plan.redis.keys).toEqual(['user:7', 'user_by_email:a@x']);
     expect(parsed.plan.rules).toEqual([{ rule: 'user', index: 0, purged: true }]);
+    expect(parsed).not.toHaveProperty('versionColumns'); // no rule of users declares one
   });
 
   const usage: Array<{ name: string; args: string[]; message: string }> = [

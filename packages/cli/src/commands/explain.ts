@@ -6,6 +6,7 @@ import {
   compileRules,
   namespaceKey,
   truncateProblems,
+  type CompiledRule,
   type PurgePlan,
   type UnknownReason,
 } from '@walpurge/rules';
@@ -114,15 +115,25 @@ const REASONS: Record<UnknownReason, string> = {
   'dot-segment': "value is '.' or '..', a parent URL path that could widen the purge",
 };
 
+/** Rule name -> its `version` column, for the rules of the table that declare one. */
+function versionColumns(rules: readonly CompiledRule[]): Map<string, string> {
+  const columns = new Map<string, string>();
+  for (const rule of rules)
+    if (rule.source.version !== undefined) columns.set(rule.name, rule.source.version);
+  return columns;
+}
+
 /**
  * `refused`: problems `walpurge validate` and start report for the rules of this table (e.g. a
  * truncate they cannot purge), so explain never shows a plan the daemon would not run silently.
+ * `versions`: the rules' version columns (rule name -> column), shown under each rule.
  */
 export function renderPlan(
   event: ChangeEvent,
   plan: PurgePlan,
   keyPrefix: string,
   refused: readonly ConfigProblem[] = [],
+  versions: ReadonlyMap<string, string> = new Map(),
 ): string {
   const lines: string[] = [];
   const opName = { c: 'insert', u: 'update', d: 'delete', t: 'truncate' }[event.op];
@@ -132,6 +143,9 @@ export function renderPlan(
     lines.push(
       `  rule ${outcome.rule}: ${outcome.purged ? 'applies' : `skipped (${outcome.reason ?? 'no reason given'})`}`,
     );
+    const version = versions.get(outcome.rule);
+    if (version !== undefined)
+      lines.push(`    version column: ${version} (the consistency observer compares cached entries with it)`);
   }
   lines.push('');
   const width = Math.max(...SECTIONS.map(([label]) => label.length)) + 2;
@@ -225,9 +239,14 @@ Uses the rules of the config only; no database, Redis or CDN is contacted.`,
       ...cdnUrlTemplateProblems(rules.rulesFor(table), problemAt),
       ...truncateProblems(rules.rulesFor(table), problemAt, truncateOptions),
     ];
-    if (options['json'] === true)
-      writeLine(io.stdout, JSON.stringify({ event, plan, ...(refused.length ? { refused } : {}) }, null, 2));
-    else io.stdout.write(renderPlan(event, plan, config.redis?.keyPrefix ?? '', refused));
+    const versions = versionColumns(rules.rulesFor(table));
+    if (options['json'] === true) {
+      const extra = {
+        ...(refused.length ? { refused } : {}),
+        ...(versions.size ? { versionColumns: Object.fromEntries(versions) } : {}),
+      };
+      writeLine(io.stdout, JSON.stringify({ event, plan, ...extra }, null, 2));
+    } else io.stdout.write(renderPlan(event, plan, config.redis?.keyPrefix ?? '', refused, versions));
     return ExitCode.Ok;
   },
 };

@@ -9,9 +9,9 @@ import { httpPortOption, logLevelOption, parsePort } from './shared-options.js';
 export const runCommand: CommandSpec = {
   name: 'run',
   summary:
-    'Run walpurge: the listener, the invalidator, the write-behind flusher, or all of them in one process.',
+    'Run walpurge: the listener, the invalidator, the write-behind flusher, the consistency observer, or all of them in one process.',
   usage:
-    'walpurge run [--config FILE] [--role all|listener|invalidator|flusher] [--http-port PORT] [--log-level LEVEL]',
+    'walpurge run [--config FILE] [--role all|listener|invalidator|flusher|inspector] [--http-port PORT] [--log-level LEVEL]',
   options: {
     config: configOption,
     role: {

@@ -2,8 +2,9 @@ import type { WalpurgeConfig } from '@walpurge/config';
 import type { Logger, Registry, Service, WalpurgeError } from '@walpurge/core';
 import type { ChangeEvent } from '@walpurge/protocol';
 import { createListener } from '@walpurge/listener';
-import { createInvalidator } from '@walpurge/invalidator';
+import { createInvalidator, type Invalidator } from '@walpurge/invalidator';
 import { createFlusher } from '@walpurge/flusher';
+import { createInspector, type Inspector } from '@walpurge/inspector';
 import type { ProblemAt } from '@walpurge/rules';
 import { UsageError } from '../cli-io.js';
 import type { Role } from './roles.js';
@@ -13,6 +14,10 @@ export type ReadyService = Service & {
   /** Why the service is not ready, for /readyz (services that can tell). */
   notReadyReason?(): string | undefined;
 };
+
+/** The consistency observer among a role's services, if it runs (served at GET /inspect). */
+export const findInspector = (services: readonly ReadyService[]): Inspector | undefined =>
+  services.find((service): service is Inspector => service.name === 'inspector' && 'report' in service);
 
 export interface ComposeOptions {
   role: Role;
@@ -26,6 +31,25 @@ export interface ComposeOptions {
   /** Locates rule problems the invalidator finds against the live schema at start. */
   problemAt?: ProblemAt;
   configFile?: string;
+}
+
+/**
+ * Embedded mode's listener sink: a commit is acknowledged once its purges resolved. The observer's
+ * tap is offered the events after that, synchronously; offer never awaits nor throws, so a slow or
+ * failing observer (its Redis unreachable) costs checks, never purges.
+ */
+export function inlineSink(
+  invalidator: Pick<Invalidator, 'handle'>,
+  inspector: Pick<Inspector, 'offer'> | undefined,
+  onPurged?: ComposeOptions['onPurged'],
+): { publish(events: readonly ChangeEvent[], signal?: AbortSignal): Promise<void> } {
+  return {
+    publish: async (events, signal) => {
+      await invalidator.handle(events, signal);
+      inspector?.offer(events);
+      onPurged?.(events, Date.now());
+    },
+  };
 }
 
 function need(condition: unknown, message: string): void {
@@ -50,7 +74,7 @@ export function composeServices({
   const inline = config.transport === 'inline';
   const base = { config, logger, registry };
   const located = { ...(problemAt ? { problemAt } : {}), ...(configFile ? { configFile } : {}) };
-  if (role === 'listener' || role === 'invalidator') {
+  if (role === 'listener' || role === 'invalidator' || role === 'inspector') {
     need(
       !inline,
       `role '${role}' alone needs transport: kafka; with transport: inline the listener hands events to the invalidator in the same process (use --role all)`,
@@ -59,6 +83,8 @@ export function composeServices({
   if (role === 'listener' || role === 'all')
     need(config.database, `role '${role}' needs a database section in the config`);
   if (role === 'flusher') need(config.flusher, "role 'flusher' needs a flusher section in the config");
+  if (role === 'inspector')
+    need(config.inspect, "role 'inspector' needs an inspect section in the config (docs/consistency.md)");
 
   switch (role) {
     case 'listener':
@@ -67,24 +93,26 @@ export function composeServices({
       return [createInvalidator({ ...base, ...located, consume: 'kafka' })];
     case 'flusher':
       return [createFlusher(base)];
+    case 'inspector':
+      return [createInspector({ ...base, consume: 'kafka' })];
     case 'all': {
       const services: ReadyService[] = [];
       if (inline) {
         // Embedded mode: the listener's "durable downstream" is the purge itself, so a commit's
         // LSN is acknowledged only after invalidator.handle resolved for all of its events.
         const invalidator = createInvalidator({ ...base, ...located, consume: 'none' });
-        const sink = {
-          publish: async (events: readonly ChangeEvent[], signal?: AbortSignal): Promise<void> => {
-            await invalidator.handle(events, signal);
-            onPurged?.(events, Date.now());
-          },
-        };
+        // The observer's tap: after the purges resolved, synchronous and bounded, never throws.
+        const inspector = config.inspect ? createInspector({ ...base, consume: 'tap' }) : undefined;
+        const sink = inlineSink(invalidator, inspector, onPurged);
+        if (inspector) services.push(inspector);
         services.push(invalidator, createListener({ ...base, sink, onFatal }));
       } else {
         services.push(
           createInvalidator({ ...base, ...located, consume: 'kafka' }),
           createListener({ ...base, onFatal }),
         );
+        // Its own consumer group, after the listener (which creates the topic): it only observes.
+        if (config.inspect) services.push(createInspector({ ...base, consume: 'kafka' }));
       }
       if (config.flusher) services.push(createFlusher(base));
       return services;

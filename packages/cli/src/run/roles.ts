@@ -1,4 +1,4 @@
-export const ROLES = ['all', 'listener', 'invalidator', 'flusher'] as const;
+export const ROLES = ['all', 'listener', 'invalidator', 'flusher', 'inspector'] as const;
 export type Role = (typeof ROLES)[number];
 
 /**
@@ -12,4 +12,6 @@ export const SECTIONS_NOT_READ_BY: Record<Role, ReadonlySet<string>> = {
   listener: new Set(['redis', 'cdn', 'flusher']),
   invalidator: new Set(),
   flusher: new Set(['kafka', 'cdn']),
+  // The observer reads the change topic, the cache and (to confirm) the database; never a CDN.
+  inspector: new Set(['cdn']),
 };

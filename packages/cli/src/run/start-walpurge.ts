@@ -10,7 +10,7 @@ import {
 import type { SkippedSection, WalpurgeConfig } from '@walpurge/config';
 import { ExitCode, type CliIo } from '../cli-io.js';
 import { reportError } from '../report-error.js';
-import { composeServices, type ComposeOptions, type ReadyService } from './compose-services.js';
+import { composeServices, findInspector, type ComposeOptions, type ReadyService } from './compose-services.js';
 import type { Role } from './roles.js';
 import type { Tracing } from './tracing-sdk.js';
 
@@ -76,7 +76,9 @@ export async function startWalpurge(options: StartOptions): Promise<RunningWalpu
     ...(options.configFile ? { configFile: options.configFile } : {}),
   });
   const group = new ServiceGroup(services, logger);
+  const inspector = findInspector(services);
   const ops = await startOpsServer({
+    ...(inspector ? { json: { '/inspect': () => inspector.report() } } : {}),
     port: options.httpPort ?? config.http.port,
     host: config.http.host,
     registry,

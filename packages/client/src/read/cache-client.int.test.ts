@@ -77,7 +77,8 @@ describe('createCacheClient against real Redis', () => {
     expect(calls).toBe(1);
 
     const fields = await admin.hgetall(`${prefix}user:1`);
-    expect(Object.keys(fields).sort()).toEqual(['d', 'e', 'v']);
+    // No `ver`: the get gave no version function. ft/ls: fill and load times (see entry-layout.ts).
+    expect(Object.keys(fields).sort()).toEqual(['d', 'e', 'ft', 'ls', 'v']);
     const pttl = await admin.pttl(`${prefix}user:1`);
     expect(pttl).toBeGreaterThan(80_000);
     expect(pttl).toBeLessThanOrEqual(90_000);

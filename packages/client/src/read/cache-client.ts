@@ -15,6 +15,7 @@ import { jitteredTtlMs, shouldRefreshEarly } from './xfetch.js';
 import type { LeasedLoadOutcome } from './leased-load.js';
 import { PostPurgeReads } from './post-purge-reads.js';
 import { HotKeyRefresher } from './refresher.js';
+import { versionOf, type VersionResult } from './row-version.js';
 import { untilReady, warmEntries, type WarmEntry, type WarmOptions, type WarmReport } from './warm.js';
 
 export type Loader<T> = () => Promise<T>;
@@ -24,7 +25,7 @@ export interface CacheClient {
    * Cache-aside read: L1 → Redis → loader, with leases so that only one caller in the whole fleet
    * loads a missing key and a fill that raced a purge is never stored.
    */
-  get<T>(key: string, loader: Loader<T>, options: GetOptions): Promise<T>;
+  get<T>(key: string, loader: Loader<T>, options: GetOptions<NoInfer<T>>): Promise<T>;
   /**
    * Pre-loads keys through the lease path (start-up, after a deploy): cached keys are skipped and a
    * fill that raced a purge or a write is refused, so it never overwrites a newer value. Failures are
@@ -51,6 +52,7 @@ type LoadReason =
   | 'refresh_on_invalidate';
 
 const FAIL_OPEN_LOG_INTERVAL_MS = 10_000;
+const VERSION_ERROR_LOG_INTERVAL_MS = 10_000;
 
 export function createCacheClient(options: CacheClientOptions): CacheClient {
   const settings = NumericOptions.parse({
@@ -138,6 +140,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
   const closing = new AbortController();
   const isClosed = (): boolean => closing.signal.aborted;
   let lastFailOpenLog = -Infinity;
+  let lastVersionErrorLog = -Infinity;
 
   /** One lookup's result, for the request counter and the post-purge hit ratio. */
   function countLookup(key: string, level: 'l1' | 'redis', result: 'hit' | 'stale' | 'miss'): void {
@@ -178,6 +181,22 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     return callLoader(loader, 'fail_open');
   }
 
+  /** The row version to store with a loaded value; a broken version function is logged, not thrown. */
+  function loadedVersion<T>(key: string, opts: GetOptions<T>, value: T): VersionResult | undefined {
+    if (!opts.version) return undefined;
+    const result = versionOf(() => opts.version?.(value));
+    if (result.version !== undefined || result.reason === 'none') return result;
+    const at = now();
+    if (at - lastVersionErrorLog >= VERSION_ERROR_LOG_INTERVAL_MS) {
+      lastVersionErrorLog = at;
+      logger.warn(
+        { key, reason: result.reason, err: result.error },
+        `GetOptions.version ${result.reason === 'threw' ? 'threw' : 'returned an unusable version'}: the value is cached without a version (${errorMessage(result.error)})`,
+      );
+    }
+    return result;
+  }
+
   /**
    * Loads with a lease held and stores the value only if the lease survived. Returns the loaded value
    * either way (the caller asked for data, and what it read is as fresh as a database read can be),
@@ -187,7 +206,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     key: string,
     token: string,
     loader: Loader<T>,
-    opts: GetOptions,
+    opts: GetOptions<T>,
     reason: LoadReason,
     ticket: ReadTicket | undefined,
   ): Promise<{ value: T; stored: boolean }> {
@@ -201,6 +220,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
       throw error;
     }
     const deltaMs = Math.max(0, now() - startedAt);
+    const version = loadedVersion(key, opts, value);
     let payload: Buffer;
     try {
       payload = await codec.encode(value);
@@ -220,7 +240,11 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
         physicalTtlMs,
         deltaMs,
         tags: opts.tags ?? [],
+        version: version?.version,
       });
+      if (stored && version?.version === undefined && version?.reason) {
+        metrics.fillsWithoutVersion.inc({ reason: version.reason });
+      }
       if (!stored) {
         metrics.fillRejections.inc();
         logger.debug({ key }, 'fill rejected: the key was purged or re-leased while loading');
@@ -343,7 +367,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
   async function fromRedis<T>(
     key: string,
     loader: Loader<T>,
-    opts: GetOptions,
+    opts: GetOptions<T>,
     earlyRefresh: boolean,
   ): Promise<T> {
     if (redis.status !== 'ready') return failOpen(loader, 'not_connected');
@@ -471,7 +495,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     return composeKey(logicalKey, canonical, await namespaceVersions.read(canonical));
   }
 
-  async function get<T>(logicalKey: string, loader: Loader<T>, opts: GetOptions): Promise<T> {
+  async function get<T>(logicalKey: string, loader: Loader<T>, opts: GetOptions<NoInfer<T>>): Promise<T> {
     if (isClosed()) throw new WalpurgeError(ErrorCode.Internal, 'cache client is closed');
     checkOptions('get', logicalKey, loader, opts);
     let key = logicalKey;

@@ -12,6 +12,8 @@ export const ENTRY_FIELDS = {
   version: 'ver',
   /** When the value was stored, Redis clock, epoch ms. */
   filledAt: 'ft',
+  /** When the current lease was taken, Redis clock, epoch ms (a fill copies it to loadStartedAt). */
+  leaseTakenAt: 'lt',
   /** When the load that produced the value started (its lease was taken), Redis clock, epoch ms. */
   loadStartedAt: 'ls',
   /** Write side: the version a write-behind write or delete tombstone carries. */

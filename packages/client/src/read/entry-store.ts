@@ -28,6 +28,8 @@ export interface FillInput {
   physicalTtlMs: number;
   deltaMs: number;
   tags: readonly string[];
+  /** The row's version as text (entry field `ver`); without one the fill removes any older `ver`. */
+  version?: string;
 }
 
 const getOrLease = new LuaScript(getOrLeaseScript);
@@ -80,6 +82,7 @@ export class EntryStore {
       Math.round(input.deltaMs),
       input.key,
     ];
+    if (input.version !== undefined) args.push(input.version);
     const stored = (await this.run(fill, 'fill', input.key, input.tags, args)) === 1;
     if (stored && this.splitTags && input.tags.length > 0) {
       try {

@@ -14,6 +14,7 @@ export {
 export { shouldRefreshEarly, jitteredTtlMs } from './xfetch.js';
 export { entryKey, tagSetKey } from './keys.js';
 export { ENTRY_FIELDS } from './entry-layout.js';
+export { rowVersionText, type RowVersion } from './row-version.js';
 export type { ClientMetrics } from './metrics.js';
 export {
   type WarmEntry,

@@ -7,6 +7,13 @@
  *   d     delta: how long the loader took, ms (XFetch)
  *   lease token of the caller currently allowed to fill this key
  *   lx    lease expiry, Redis clock, epoch ms (a crashed filler's lease stops blocking others)
+ *   lt    when the lease was taken, Redis clock, epoch ms (the fill copies it to ls)
+ *   ver   version of the row the value was loaded from (GetOptions.version), as text; a fill
+ *         without one removes it, so a refill never keeps an older value's version
+ *   ft    when the value was stored (filled, or put by the write side), Redis clock, epoch ms
+ *   ls    when the load that produced the value started (its lease was taken), Redis clock, epoch
+ *         ms; ls <= ft. ver, ft and ls let the consistency observer tell a purge that never
+ *         happened (ft before the commit) from a stale fill (loaded before, stored after it)
  *   wv    version, when the write side (@walpurge/client writes) put the value or a delete tombstone
  *   rf    set when a reader filled a value over a write-side tombstone: the value came from the
  *         database, possibly before the write-behind delete was flushed, so the write side's
@@ -55,7 +62,7 @@ if v then
   local remaining = tonumber(e) - now
   if remaining > 0 then return {1, v, remaining, d} end
   if leaseLeft > 0 then return {2, v, remaining, d} end
-  redis.call('HSET', key, 'lease', token, 'lx', now + leaseTtl)
+  redis.call('HSET', key, 'lease', token, 'lx', now + leaseTtl, 'lt', now)
   tag(member, leaseTtl)
   return {3, v, remaining, d}
 end
@@ -64,22 +71,27 @@ if leaseLeft > 0 then return {5, leaseLeft} end
 -- give it one it did not have), or a late older write could re-create the deleted value once it
 -- expired. A lease on nothing lives for the lease TTL.
 local ttlBefore = redis.call('PTTL', key)
-redis.call('HSET', key, 'lease', token, 'lx', now + leaseTtl)
+redis.call('HSET', key, 'lease', token, 'lx', now + leaseTtl, 'lt', now)
 if ttlBefore == -2 or (ttlBefore >= 0 and ttlBefore < leaseTtl) then redis.call('PEXPIRE', key, leaseTtl) end
 tag(member, leaseTtl)
 return {4}
 `;
 
 /**
- * Compare-and-set fill. ARGV: token, value, softTtlMs, physicalTtlMs, deltaMs, member.
+ * Compare-and-set fill. ARGV: token, value, softTtlMs, physicalTtlMs, deltaMs, member[, version].
  * Stores only if the caller's lease is still in the hash: a purge (UNLINK) or a newer lease since the
  * lease was taken means the loaded value may predate a write, so it is rejected. Reply 1 stored, 0 not.
+ * Records the fill time (ft), the lease time as the load's start (ls; absent for a lease taken by an
+ * older client without lt) and the row version (ver, removed when none is given).
  */
 export const fillScript = `${prelude}
 if redis.call('HGET', key, 'lease') ~= ARGV[1] then return 0 end
 local physical = tonumber(ARGV[4])
-redis.call('HSET', key, 'v', ARGV[2], 'e', now + tonumber(ARGV[3]), 'd', ARGV[5])
-redis.call('HDEL', key, 'lease', 'lx')
+local leasedAt = redis.call('HGET', key, 'lt')
+redis.call('HSET', key, 'v', ARGV[2], 'e', now + tonumber(ARGV[3]), 'd', ARGV[5], 'ft', now)
+if leasedAt then redis.call('HSET', key, 'ls', leasedAt) else redis.call('HDEL', key, 'ls') end
+if ARGV[7] then redis.call('HSET', key, 'ver', ARGV[7]) else redis.call('HDEL', key, 'ver') end
+redis.call('HDEL', key, 'lease', 'lx', 'lt')
 if redis.call('HEXISTS', key, 'wv') == 1 then redis.call('HSET', key, 'rf', '1') end
 redis.call('PEXPIRE', key, physical)
 tag(ARGV[6], physical)
@@ -94,7 +106,7 @@ export const refreshLeaseScript = `${prelude}
 local f = redis.call('HMGET', key, 'v', 'lease', 'lx')
 if not f[1] then return 0 end
 if f[2] and f[3] and tonumber(f[3]) > now then return 0 end
-redis.call('HSET', key, 'lease', ARGV[1], 'lx', now + tonumber(ARGV[2]))
+redis.call('HSET', key, 'lease', ARGV[1], 'lx', now + tonumber(ARGV[2]), 'lt', now)
 tag(ARGV[3], tonumber(ARGV[2]))
 return 1
 `;
@@ -106,7 +118,7 @@ return 1
  */
 export const releaseLeaseScript = `${prelude}
 if redis.call('HGET', key, 'lease') ~= ARGV[1] then return 0 end
-redis.call('HDEL', key, 'lease', 'lx')
+redis.call('HDEL', key, 'lease', 'lx', 'lt')
 if redis.call('HLEN', key) == 0 then redis.call('UNLINK', key) end
 return 1
 `;

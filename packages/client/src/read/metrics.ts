@@ -14,6 +14,7 @@ export interface ClientMetrics {
   loaderErrors: Counter;
   fillRejections: Counter;
   fillErrors: Counter;
+  fillsWithoutVersion: Counter<'reason'>;
   earlyRefreshes: Counter;
   failOpen: Counter<'reason'>;
   decodeErrors: Counter;
@@ -74,6 +75,11 @@ export function createClientMetrics(registry: Registry): ClientMetrics {
     fillErrors: counter(
       'walpurge_client_fill_errors_total',
       'Fills that failed on the Redis side (timeout, connection)',
+    ),
+    fillsWithoutVersion: counter(
+      'walpurge_client_fills_without_version_total',
+      'Values stored without a row version although GetOptions.version was given, by reason (none: it returned null/undefined; threw; invalid: an unusable version)',
+      ['reason'],
     ),
     earlyRefreshes: counter(
       'walpurge_client_early_refreshes_total',

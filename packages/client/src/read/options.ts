@@ -5,6 +5,7 @@ import type { L1Options } from './l1-cache.js';
 import type { TagPruningOptions } from './tag-pruner.js';
 import type { RefreshOptions } from './refresher.js';
 import type { CompressionOptions, Serializer } from './serializer.js';
+import type { RowVersion } from './row-version.js';
 
 export interface LeaseOptions {
   /** How long a lease blocks other fillers if its holder never fills (crash, hang), ms. Default 5,000. */
@@ -51,7 +52,8 @@ export interface CacheClientOptions {
   random?: () => number;
 }
 
-export interface GetOptions {
+/** `T`: the loader's value type, which `version` receives. */
+export interface GetOptions<T = unknown> {
   /** Seconds the value is fresh (fractions allowed), like Cache-Control max-age. */
   ttl: number;
   /** Seconds after `ttl` during which the stale value is served while one caller refreshes it. Default 0. */
@@ -71,6 +73,18 @@ export interface GetOptions {
    * purge is learnt from its invalidation tracking). Default: none.
    */
   refresh?: 'on-invalidate';
+  /**
+   * The version of the row the loaded value came from: the column named by the rule's `version`
+   * (a counter, or `updated_at`). Stored beside the value (entry field `ver`) so the consistency
+   * observer can tell a stale entry from a current one. Dates are stored as ISO-8601 (milliseconds:
+   * prefer a counter, or the column selected as text), integers as decimal text, strings as given.
+   * `null`/`undefined` stores no version. A function that throws or returns something unusable does
+   * not fail the read: the value is cached without a version and counted in
+   * `walpurge_client_fills_without_version_total{reason}`.
+   */
+  // Method syntax on purpose: the client keeps options of many value types side by side (the
+  // refresher's hot keys), and a method parameter stays assignable from GetOptions<T> to GetOptions.
+  version?(value: T): RowVersion;
 }
 
 const nonNegative = z.number().finite().nonnegative();

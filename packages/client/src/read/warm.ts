@@ -8,7 +8,7 @@ import type { GetOptions } from './options.js';
  * One key to pre-load: the same loader and options as the get() that will read it. With
  * `refresh: 'on-invalidate'` the key is also remembered for refreshing, as by such a get().
  */
-export interface WarmEntry<T = unknown> extends GetOptions {
+export interface WarmEntry<T = unknown> extends GetOptions<T> {
   key: string;
   loader: () => Promise<T>;
 }

@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { uniqueName } from '@walpurge/testing';
 import { createCacheClient } from '../read/cache-client.js';
+import { ENTRY_FIELDS } from '../read/entry-layout.js';
 import { CacheWriter } from './cache-writer.js';
 import {
   CACHE_PURGE_REFUSED_SCRIPT,
@@ -81,6 +82,26 @@ describe('write-side cache scripts on real Redis', () => {
     expect(await redis.hmget(`${prefix}row`, 'wv', 'rf')).toEqual(['7', '1']);
     expect(await purge(['row'], 7)).toBe(1); // the flushed delete's echo removes the refilled row
     expect(await redis.exists(`${prefix}row`)).toBe(0);
+    await reader.close();
+  });
+
+  it("a write-side put replaces a reader's fill whole: no fill version or load time stays beside the written value", async () => {
+    const { prefix, writer, value } = setup();
+    const reader = createCacheClient({ redis, keyPrefix: prefix, earlyRefreshBeta: 0 });
+    await reader.get('row', async () => ({ rev: 3 }), { ttl: 60, version: (row) => row.rev });
+    const filled = await redis.hmget(prefix + 'row', ENTRY_FIELDS.version, ENTRY_FIELDS.filledAt);
+    expect(filled[0]).toBe('3');
+    expect(await writer.set(['row'], { rev: 4 }, '900')).toBe(1);
+    expect(await value('row')).toEqual({ rev: 4 });
+    const written = await redis.hgetall(prefix + 'row');
+    expect(written).not.toHaveProperty(ENTRY_FIELDS.version);
+    expect(written).not.toHaveProperty(ENTRY_FIELDS.loadStartedAt);
+    expect(written[ENTRY_FIELDS.writeVersion]).toBe('900');
+    // ft: when the written value was stored, no earlier than the fill it replaced.
+    expect(Number(written[ENTRY_FIELDS.filledAt])).toBeGreaterThanOrEqual(Number(filled[1]));
+    // A delete tombstone holds no value, so no fill time either.
+    expect(await writer.delete(['row'], '901')).toBe(1);
+    expect(await redis.hgetall(prefix + 'row')).toEqual({ [ENTRY_FIELDS.writeVersion]: '901' });
     await reader.close();
   });
 

@@ -7,6 +7,7 @@ import { Rule } from './rules.js';
 import { FlusherConfig } from './flusher.js';
 import { InvalidatorConfig } from './invalidator.js';
 import { CdnConfig } from './cdn.js';
+import { InspectConfig } from './inspect.js';
 
 export * from './common.js';
 export * from './database.js';
@@ -19,6 +20,7 @@ export * from './rules.js';
 export * from './flusher.js';
 export * from './invalidator.js';
 export * from './cdn.js';
+export * from './inspect.js';
 
 /** The whole walpurge.yaml. Sections for components not in use may be omitted. */
 export const WalpurgeConfig = z.strictObject({
@@ -37,6 +39,9 @@ export const WalpurgeConfig = z.strictObject({
   invalidator: InvalidatorConfig.prefault({}).describe('Invalidator batching, retries and shutdown.'),
   cdn: CdnConfig.optional().describe('CDN purge drivers (Cloudflare, Fastly, CloudFront, generic HTTP).'),
   flusher: FlusherConfig.optional().describe('Write-behind flusher (BullMQ queue → PostgreSQL).'),
+  inspect: InspectConfig.optional().describe(
+    'Consistency observer: checks sampled changes against the cache and the database (docs/consistency.md).',
+  ),
   rules: z.array(Rule).default([]).describe('Which rows map to which cache entries.'),
 });
 export type WalpurgeConfig = z.infer<typeof WalpurgeConfig>;

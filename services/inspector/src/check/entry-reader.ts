@@ -1,0 +1,62 @@
+import type { Cluster, Redis } from 'ioredis';
+import { ENTRY_FIELDS } from '@walpurge/client';
+
+/** What a cache key holds, as far as the observer needs it. */
+export type EntrySnapshot =
+  | { kind: 'absent' }
+  /** An SDK entry hash (@walpurge/client): the fields the verdict reads, null when missing. */
+  | {
+      kind: 'hash';
+      version: string | null;
+      writeVersion: string | null;
+      filledAt: number | null;
+      loadStartedAt: number | null;
+    }
+  /** A plain string value, written by other code. */
+  | { kind: 'string'; value: string }
+  | { kind: 'other'; type: string };
+
+// TYPE then HMGET or GET in one round trip; one key, so it runs on the key's node of a Cluster.
+const READ_ENTRY = `
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'hash' then
+  return {kind, unpack(redis.call('HMGET', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]))}
+elseif kind == 'string' then
+  return {kind, redis.call('GET', KEYS[1])}
+end
+return {kind}`;
+
+const FIELDS = [
+  ENTRY_FIELDS.version,
+  ENTRY_FIELDS.writeVersion,
+  ENTRY_FIELDS.filledAt,
+  ENTRY_FIELDS.loadStartedAt,
+];
+
+const text = (value: unknown): string | null =>
+  typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : null;
+const millis = (value: unknown): number | null => {
+  const raw = text(value);
+  if (raw === null || !/^\d+$/.test(raw)) return null;
+  return Number(raw);
+};
+
+/** Reads one key (already prefixed). Throws on Redis errors (the caller counts them). */
+export async function readEntry(redis: Redis | Cluster, key: string): Promise<EntrySnapshot> {
+  const reply = (await redis.eval(READ_ENTRY, 1, key, ...FIELDS)) as unknown[];
+  const kind = text(reply[0]) ?? 'none';
+  if (kind === 'none') return { kind: 'absent' };
+  if (kind === 'hash')
+    return {
+      kind: 'hash',
+      version: text(reply[1]),
+      writeVersion: text(reply[2]),
+      filledAt: millis(reply[3]),
+      loadStartedAt: millis(reply[4]),
+    };
+  if (kind === 'string') {
+    const value = text(reply[1]);
+    return value === null ? { kind: 'absent' } : { kind: 'string', value };
+  }
+  return { kind: 'other', type: kind };
+}

@@ -1,0 +1,18 @@
+import pg from 'pg';
+import { pgConnectionOptions, type DatabaseConfig } from '@walpurge/config';
+
+/**
+ * The confirm step's connections: few (one read per candidate, rare), and sessions set to ISO dates
+ * in UTC so a timestamp version reads the same whatever the server's defaults.
+ */
+export function createRowPool(database: DatabaseConfig): pg.Pool {
+  const pool = new pg.Pool({
+    ...pgConnectionOptions(database),
+    max: 2,
+    application_name: 'walpurge-inspector',
+    options: '-c DateStyle=ISO -c TimeZone=UTC',
+    // A pool's idle client erroring (server restart) must not crash the process: the next query reconnects.
+  });
+  pool.on('error', () => undefined);
+  return pool;
+}

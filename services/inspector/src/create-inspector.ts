@@ -1,0 +1,88 @@
+import type pg from 'pg';
+import type { Cluster, Redis } from 'ioredis';
+import { InspectConfig, type WalpurgeConfig } from '@walpurge/config';
+import { ErrorCode, WalpurgeError, type Logger, type Registry, type Service } from '@walpurge/core';
+import { connectRedis } from '@walpurge/invalidator';
+import type { ChangeEvent } from '@walpurge/protocol';
+import { createRowPool } from './check/row-pool.js';
+import { createInspectMetrics } from './metrics.js';
+import { Observer } from './observer.js';
+import type { InspectReport } from './report/inspect-report.js';
+import { KafkaSource } from './source/kafka-source.js';
+import { ReportAggregator } from './report/report-aggregator.js';
+import { timescaleLabel } from './report/timescale-label.js';
+
+export interface InspectorOptions {
+  config: WalpurgeConfig;
+  logger: Logger;
+  registry: Registry;
+  /** 'kafka': its own consumer group on the change topic; 'tap': fed through `offer` (inline transport). */
+  consume: 'kafka' | 'tap';
+  /** Tests: a fixed random source for sampling. */
+  random?: () => number;
+}
+
+export type Inspector = Service & {
+  /** The in-process tap: synchronous, bounded, never throws (called after the purges of a batch). */
+  offer(events: readonly ChangeEvent[]): void;
+  report(): InspectReport;
+  isReady(): boolean;
+};
+
+/** The consistency observer as a service of role 'inspector' or 'all' (docs/consistency.md). */
+export function createInspector(options: InspectorOptions): Inspector {
+  const { config } = options;
+  const logger = options.logger.child({ component: 'inspector' });
+  if (!config.redis) throw new WalpurgeError(ErrorCode.ConfigInvalid, 'the consistency observer needs a redis section');
+  const inspect = config.inspect ?? InspectConfig.parse({});
+  const metrics = createInspectMetrics(options.registry);
+  let redis: Redis | Cluster | undefined;
+  let pool: pg.Pool | undefined;
+  let observer: Observer | undefined;
+  let source: KafkaSource | undefined;
+  let started = false;
+  const idle = new ReportAggregator(inspect.timescalesMs.map(timescaleLabel), 1);
+  const tap = (events: readonly ChangeEvent[]): void => {
+    try {
+      observer?.offer(events);
+    } catch (error) {
+      // Never into the purge path: an observer bug costs checks, not purges.
+      metrics.errors.inc({ target: 'decode' });
+      logger.warn({ err: error }, 'inspect: changes not offered');
+    }
+  };
+  return {
+    name: 'inspector',
+    offer: tap,
+    // Before start: the same report shape, all zero.
+    report: () => (observer ?? idle).report(),
+    isReady: () => started && (source?.isReady() ?? true),
+    async start() {
+      redis = connectRedis(config.redis!, logger);
+      pool = config.database ? createRowPool(config.database) : undefined;
+      if (!pool) logger.warn('inspect: no database section, candidates cannot be confirmed (unverifiable)');
+      observer = new Observer({ ...base(), redis, pool });
+      if (options.consume === 'kafka') {
+        if (!config.kafka) throw new WalpurgeError(ErrorCode.ConfigInvalid, 'the observer with transport kafka needs a kafka section');
+        source = new KafkaSource({ kafka: config.kafka, groupId: inspect.consumerGroup, offer: tap, metrics, logger });
+        await source.start();
+      }
+      started = true;
+      logger.info(
+        { sampleRate: inspect.sampleRate, timescalesMs: inspect.timescalesMs, consume: options.consume },
+        'consistency observer running',
+      );
+    },
+    async stop() {
+      started = false;
+      await source?.stop();
+      await observer?.stop();
+      await pool?.end().catch(() => undefined);
+      redis?.disconnect();
+    },
+  };
+
+  function base() {
+    return { config, inspect, metrics, logger, ...(options.random ? { random: options.random } : {}) };
+  }
+}

@@ -1,0 +1,60 @@
+import { Counter, Gauge, Histogram, type Registry } from '@walpurge/core';
+
+/** The observer's metrics; names fixed by docs/consistency.md (dashboards and the alert read them). */
+export function createInspectMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    changesSeen: new Counter({
+      name: 'walpurge_inspect_changes_seen_total',
+      help: 'Changes the consistency observer read from the change stream.',
+      registers,
+    }),
+    changesSampled: new Counter({
+      name: 'walpurge_inspect_changes_sampled_total',
+      help: 'Changes picked for checking (inspect.sampleRate).',
+      registers,
+    }),
+    checks: new Counter({
+      name: 'walpurge_inspect_checks_total',
+      help: 'Cache entries checked at commit time + timescale, by verdict (consistent|inconsistent|unverifiable).',
+      labelNames: ['rule', 'timescale', 'writer', 'verdict'] as const,
+      registers,
+    }),
+    unchecked: new Counter({
+      name: 'walpurge_inspect_unchecked_total',
+      help: 'Sampled changes (or their targets) the observer cannot check, by reason.',
+      labelNames: ['rule', 'reason'] as const,
+      registers,
+    }),
+    dropped: new Counter({
+      name: 'walpurge_inspect_dropped_total',
+      help: 'Sampled changes not checked because a bound was reached (inspect.maxPendingChecks, inbox).',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    errors: new Counter({
+      name: 'walpurge_inspect_errors_total',
+      help: 'Checks that failed on an error, by target (redis|postgres|decode); the check is counted as not made.',
+      labelNames: ['target'] as const,
+      registers,
+    }),
+    pending: new Gauge({
+      name: 'walpurge_inspect_pending_checks',
+      help: 'Checks and polls scheduled and not yet run (bounded by inspect.maxPendingChecks).',
+      registers,
+    }),
+    timeToConsistency: new Histogram({
+      name: 'walpurge_inspect_time_to_consistency_seconds',
+      help: 'From a sampled commit to the first poll that found all of its keys consistent, by writer.',
+      labelNames: ['writer'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    }),
+    lag: new Gauge({
+      name: 'walpurge_inspect_lag_seconds',
+      help: 'Now minus the commit time of the last change the observer read.',
+      registers,
+    }),
+  };
+}
+export type InspectMetrics = ReturnType<typeof createInspectMetrics>;

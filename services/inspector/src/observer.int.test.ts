@@ -1,0 +1,217 @@
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ENTRY_FIELDS } from '@walpurge/client';
+import { InspectConfig, WalpurgeConfig } from '@walpurge/config';
+import { createLogger, createMetricsRegistry } from '@walpurge/core';
+import type { ChangeEvent } from '@walpurge/protocol';
+import { createIsolatedDatabase, uniqueName, waitFor, type IsolatedDatabase } from '@walpurge/testing';
+import { createRowPool } from './check/row-pool.js';
+import { createInspectMetrics } from './metrics.js';
+import { Observer } from './observer.js';
+import type { InspectReport } from './report/inspect-report.js';
+
+/**
+ * The observer's verdicts on real PostgreSQL and Redis: entries written the way @walpurge/client
+ * writes them (ENTRY_FIELDS), plain JSON values for other writers, rows re-read to confirm.
+ */
+const services = inject('services');
+const prefix = `${uniqueName('inspect')}:`;
+let database: IsolatedDatabase;
+let db: pg.Client;
+let redis: Redis;
+let pool: pg.Pool;
+const observers: Observer[] = [];
+
+const config = WalpurgeConfig.parse({
+  redis: { url: services.redisUrl, keyPrefix: prefix },
+  rules: [
+    { name: 'items', table: 'public.items', version: 'ver', redis: { keys: ['item:{id}'] } },
+    { name: 'plain', table: 'public.plain', version: 'ver', redis: { keys: ['plain:{id}'] } },
+    { name: 'unversioned', table: 'public.items', redis: { keys: ['other:{id}'] } },
+  ],
+});
+
+function observer(inspect: Partial<InspectConfig> = {}, random?: () => number): Observer {
+  const created = new Observer({
+    config,
+    inspect: InspectConfig.parse({ sampleRate: 1, timescalesMs: [150], ...inspect }),
+    redis,
+    pool,
+    metrics: createInspectMetrics(createMetricsRegistry()),
+    logger: createLogger({ level: 'silent' }),
+    ...(random ? { random } : {}),
+  });
+  observers.push(created);
+  return created;
+}
+
+function change(table: string, op: 'c' | 'u' | 'd', id: number, ver: number): ChangeEvent {
+  const row = { id, ver: String(ver) };
+  return {
+    v: 1,
+    op,
+    source: {
+      db: database.name,
+      schema: 'public',
+      table,
+      lsn: `0/${(1000 + id).toString(16).toUpperCase()}`,
+      xid: 1,
+      commitTs: new Date().toISOString(),
+      origin: null,
+    },
+    key: { id },
+    before: op === 'c' ? null : row,
+    after: op === 'd' ? null : row,
+    unchanged: [],
+  };
+}
+
+/** An SDK entry hash as @walpurge/client stores it. */
+async function sdkEntry(key: string, fields: { ver?: string; ft?: number; ls?: number }): Promise<void> {
+  const hash: Record<string, string> = { [ENTRY_FIELDS.value]: 'j{"x":1}' };
+  if (fields.ver !== undefined) hash[ENTRY_FIELDS.version] = fields.ver;
+  if (fields.ft !== undefined) hash[ENTRY_FIELDS.filledAt] = String(fields.ft);
+  if (fields.ls !== undefined) hash[ENTRY_FIELDS.loadStartedAt] = String(fields.ls);
+  await redis.hset(prefix + key, hash);
+}
+
+const checked = (report: InspectReport): number => report.checks.reduce((sum, row) => sum + row.checked, 0);
+const row = (report: InspectReport, writer: 'sdk' | 'other') =>
+  report.checks.find((r) => r.writer === writer && r.timescale !== 'once' && r.checked > 0);
+
+async function settle(observed: Observer, expected: number): Promise<InspectReport> {
+  return waitFor(`${expected} checks`, async () => {
+    const report = observed.report();
+    return checked(report) >= expected && report;
+  });
+}
+
+beforeAll(async () => {
+  database = await createIsolatedDatabase(services.databaseUrl, 'inspect');
+  db = new pg.Client({ connectionString: database.url });
+  await db.connect();
+  await db.query('CREATE TABLE items (id int PRIMARY KEY, ver bigint NOT NULL)');
+  await db.query('CREATE TABLE plain (id int PRIMARY KEY, ver bigint NOT NULL)');
+  redis = new Redis(services.redisUrl);
+  pool = createRowPool({ ...config.database, url: database.url } as never);
+});
+
+afterAll(async () => {
+  for (const o of observers) await o.stop();
+  await pool?.end();
+  await db?.end();
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length > 0) await redis.unlink(...keys);
+  redis.disconnect();
+  await database?.drop();
+});
+
+describe('verdicts', () => {
+  it('an absent key and an entry at the change version are consistent', async () => {
+    await db.query('INSERT INTO items VALUES (1, 5), (2, 5)');
+    await sdkEntry('item:2', { ver: '5', ft: Date.now() });
+    const o = observer();
+    o.offer([change('items', 'u', 1, 5), change('items', 'u', 2, 5)]);
+    const report = await settle(o, 2);
+    expect(row(report, 'sdk')).toMatchObject({ checked: 2, consistent: 2, inconsistent: 0, atLeast: true });
+    expect(report.unchecked['rule-has-no-version']).toBe(2);
+    expect(report.inconsistencies).toEqual([]);
+  });
+
+  it('an older SDK entry the database confirms is inconsistent: purge-missing, then stale-fill', async () => {
+    await db.query('INSERT INTO items VALUES (3, 5), (4, 5)');
+    const before = Date.now() - 1_000;
+    await sdkEntry('item:3', { ver: '4', ft: before, ls: before });
+    const o = observer();
+    const stale = change('items', 'u', 3, 5);
+    const refilled = change('items', 'u', 4, 5);
+    // Filled after the commit from a load that started before it.
+    await sdkEntry('item:4', { ver: '4', ft: Date.parse(refilled.source.commitTs) + 5, ls: before });
+    o.offer([stale, refilled]);
+    const report = await settle(o, 2);
+    expect(row(report, 'sdk')).toMatchObject({ inconsistent: 2, nines: 0, atLeast: false });
+    const causes = Object.fromEntries(report.inconsistencies.map((i) => [i.key, i]));
+    expect(causes[`${prefix}item:3`]).toMatchObject({ cause: 'purge-missing', entryVersion: '4', rowVersion: '5', rule: 'items', lsn: stale.source.lsn });
+    expect(causes[`${prefix}item:4`]).toMatchObject({ cause: 'stale-fill', entryVersion: '4', rowVersion: '5' });
+  });
+
+  it('a plain JSON value of another writer is checked by its version field: other-writer', async () => {
+    await db.query('INSERT INTO plain VALUES (5, 7), (6, 7)');
+    await redis.set(`${prefix}plain:5`, JSON.stringify({ id: 5, ver: 6 }));
+    await redis.set(`${prefix}plain:6`, 'not json');
+    const o = observer();
+    o.offer([change('plain', 'u', 5, 7), change('plain', 'u', 6, 7)]);
+    const report = await settle(o, 2);
+    expect(row(report, 'other')).toMatchObject({ checked: 2, inconsistent: 1, unverifiable: 1 });
+    expect(report.inconsistencies[0]).toMatchObject({ writer: 'other', cause: 'other-writer', rowVersion: '7' });
+    expect(report.unchecked['plain-value-not-json']).toBe(1);
+    expect(row(report, 'sdk')).toBeUndefined();
+  });
+
+  it('an SDK entry without a version is unverifiable, never consistent', async () => {
+    await db.query('INSERT INTO items VALUES (7, 5)');
+    await sdkEntry('item:7', { ft: Date.now() });
+    const o = observer();
+    o.offer([change('items', 'u', 7, 5)]);
+    const report = await settle(o, 1);
+    expect(row(report, 'sdk')).toMatchObject({ checked: 1, unverifiable: 1, consistent: 0, nines: null });
+    expect(report.unchecked['entry-has-no-version']).toBe(1);
+  });
+
+  it('the confirm step rejects a candidate the database contradicts', async () => {
+    // The row holds an older version than the change claims (not monotonic), or is gone since.
+    await db.query('INSERT INTO items VALUES (8, 3)');
+    await sdkEntry('item:8', { ver: '4', ft: Date.now() - 1_000 });
+    await sdkEntry('item:9', { ver: '4', ft: Date.now() - 1_000 });
+    const o = observer();
+    o.offer([change('items', 'u', 8, 5), change('items', 'u', 9, 5)]);
+    const report = await settle(o, 2);
+    expect(row(report, 'sdk')).toMatchObject({ checked: 2, unverifiable: 2, inconsistent: 0 });
+    expect(report.unchecked['version-not-monotonic']).toBe(1);
+    expect(report.unchecked['row-deleted-since']).toBe(1);
+    expect(report.inconsistencies).toEqual([]);
+  });
+
+  it('a delete: an entry still present once the row is gone is inconsistent, an absent one consistent', async () => {
+    await sdkEntry('item:10', { ver: '5', ft: Date.now() - 1_000 });
+    const o = observer();
+    o.offer([change('items', 'd', 10, 5), change('items', 'd', 11, 5)]);
+    const report = await settle(o, 2);
+    expect(row(report, 'sdk')).toMatchObject({ checked: 2, consistent: 1, inconsistent: 1 });
+    expect(report.inconsistencies[0]).toMatchObject({ key: `${prefix}item:10`, rowVersion: null, cause: 'purge-missing' });
+  });
+
+  it('records the time to consistency of an entry purged after the commit', async () => {
+    await db.query('INSERT INTO items VALUES (12, 5)');
+    await sdkEntry('item:12', { ver: '4', ft: Date.now() - 1_000 });
+    const o = observer({ timescalesMs: [2_000] });
+    o.offer([change('items', 'u', 12, 5)]);
+    await waitFor('a poll', async () => o.report().changesSampled === 1);
+    await redis.unlink(`${prefix}item:12`);
+    const report = await settle(o, 1);
+    expect(row(report, 'sdk')).toMatchObject({ consistent: 1 });
+    expect(report.timeToConsistencyMs.sdk.count).toBe(1);
+    expect(report.timeToConsistencyMs.sdk.p50).toBeGreaterThan(0);
+  });
+});
+
+describe('sampling and the bound', () => {
+  it('checks the sampled fraction only', async () => {
+    let draw = 0;
+    const o = observer({ sampleRate: 0.5 }, () => (draw++ % 2 === 0 ? 0.1 : 0.9));
+    o.offer(Array.from({ length: 20 }, (_, i) => change('items', 'u', 100 + i, 1)));
+    const report = await settle(o, 10);
+    expect(report).toMatchObject({ changesSeen: 20, changesSampled: 10, dropped: 0 });
+    expect(row(report, 'sdk')?.checked).toBe(10);
+  });
+
+  it('drops (and counts) samples beyond maxPendingChecks instead of growing', async () => {
+    // One key and one timescale: two scheduled tasks per change, so four fit.
+    const o = observer({ maxPendingChecks: 4, timescalesMs: [1_000] });
+    o.offer(Array.from({ length: 5 }, (_, i) => change('items', 'u', 200 + i, 1)));
+    const report = await settle(o, 2);
+    expect(report).toMatchObject({ changesSampled: 5, dropped: 3 });
+    expect(row(report, 'sdk')?.checked).toBe(2);
+  });
+});

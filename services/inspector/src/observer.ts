@@ -1,0 +1,318 @@
+import type { Cluster, Redis } from 'ioredis';
+import type pg from 'pg';
+import type { WalpurgeConfig, InspectConfig } from '@walpurge/config';
+import type { Logger } from '@walpurge/core';
+import { qualifiedTable, type ChangeEvent } from '@walpurge/protocol';
+import { compileRules, emptyTargets, planRule, type CompiledRule, type CompiledRules } from '@walpurge/rules';
+import { readEntry } from './check/entry-reader.js';
+import { readRowVersion } from './check/row-reader.js';
+import { createSampler } from './check/sampler.js';
+import { BoundedScheduler } from './check/scheduler.js';
+import {
+  causeOf,
+  changeVersionOf,
+  confirm,
+  entryVersionOf,
+  firstLook,
+  type ChangeVersion,
+  type EntryLayout,
+  type EntryVersion,
+  type Writer,
+} from './check/verdict.js';
+import type { InspectMetrics } from './metrics.js';
+import { ReportAggregator } from './report/report-aggregator.js';
+import type { InspectReport } from './report/inspect-report.js';
+import { ONCE_TIMESCALE, timescaleLabel } from './report/timescale-label.js';
+
+/** One exact key of one sampled change, watched until its last timescale passed. */
+interface Watch {
+  event: ChangeEvent;
+  rule: CompiledRule;
+  layout: EntryLayout;
+  change: ChangeVersion;
+  /** As stored in Redis (keyPrefix applied). */
+  key: string;
+  commitMs: number;
+  seenMs: number;
+  /** Writer of the last entry seen under the key (an absent key has none). */
+  writer: Writer | undefined;
+  /** Index into POLL_BACKOFF_MS of the next poll; -1 once consistent or given up. */
+  poll: number;
+}
+
+type Task = { watch: Watch; timescale: number } | { watch: Watch; timescale: 'poll' };
+
+/** Time-to-consistency polls, after the change was seen (ms); then every second. */
+const POLL_BACKOFF_MS = [5, 10, 20, 50, 100, 200, 500, 1_000];
+/** Changes waiting to be planned; the tap never blocks, so beyond this they are dropped and counted. */
+const INBOX_LIMIT = 10_000;
+
+export interface ObserverOptions {
+  config: WalpurgeConfig;
+  inspect: InspectConfig;
+  redis: Redis | Cluster;
+  /** The confirm step's database; without it candidates stay unverifiable ('no-database'). */
+  pool: pg.Pool | undefined;
+  metrics: InspectMetrics;
+  logger: Logger;
+  random?: () => number;
+}
+
+/**
+ * The consistency observer's core: samples changes, derives their exact keys with the
+ * invalidator's planner, checks each key at commit + each timescale, confirms candidates against
+ * PostgreSQL, and counts. Sources (the Kafka consumer, the in-process tap, `inspect --once`) only
+ * feed it; it never writes to Redis or PostgreSQL.
+ */
+export class Observer {
+  private readonly rules: CompiledRules;
+  private readonly sample: () => boolean;
+  private readonly scheduler: BoundedScheduler<Task>;
+  private readonly aggregator: ReportAggregator;
+  private readonly inflight = new Set<Promise<void>>();
+  /** Per rule, the writer last seen on its keys: the writer an absent key's check is counted under. */
+  private readonly ruleWriter = new Map<string, Writer>();
+  private readonly timescales: readonly number[];
+  private inbox: ChangeEvent[] = [];
+  private draining = false;
+  private stopped = false;
+
+  constructor(private readonly options: ObserverOptions) {
+    const { inspect } = options;
+    this.rules = compileRules(options.config.rules);
+    this.sample = createSampler(inspect.sampleRate, options.random);
+    this.timescales = [...inspect.timescalesMs].sort((a, b) => a - b);
+    this.scheduler = new BoundedScheduler<Task>(inspect.maxPendingChecks, (task) => this.track(this.runTask(task)));
+    this.aggregator = new ReportAggregator(this.timescales.map(timescaleLabel), inspect.maxReportedInconsistencies);
+  }
+
+  report(): InspectReport {
+    return this.aggregator.report();
+  }
+
+  /**
+   * Synchronous, O(1), never throws: the in-process tap calls it on the purge path. The changes are
+   * planned later, off that path; a full inbox drops them (counted).
+   */
+  offer(events: readonly ChangeEvent[]): void {
+    if (this.stopped) return;
+    const room = INBOX_LIMIT - this.inbox.length;
+    if (events.length > room) {
+      this.options.metrics.dropped.inc({ reason: 'inbox-full' }, events.length - Math.max(room, 0));
+      for (let i = Math.max(room, 0); i < events.length; i += 1) this.aggregator.dropped();
+    }
+    if (room > 0) for (const event of events.slice(0, room)) this.inbox.push(event);
+    if (!this.draining && this.inbox.length > 0) {
+      this.draining = true;
+      setImmediate(() => this.drain());
+    }
+  }
+
+  /** `inspect --once`: checks each sampled change's keys once, now (timescale 'once'). */
+  async checkNow(events: readonly ChangeEvent[]): Promise<void> {
+    const tasks: Array<Promise<void>> = [];
+    for (const event of events)
+      for (const watch of this.admit(event, false)) tasks.push(this.check(watch, ONCE_TIMESCALE));
+    await Promise.all(tasks);
+  }
+
+  /** Forgets scheduled checks and waits for those running. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.inbox = [];
+    this.scheduler.stop();
+    this.options.metrics.pending.set(0);
+    await Promise.allSettled([...this.inflight]);
+  }
+
+  private drain(): void {
+    const events = this.inbox;
+    this.inbox = [];
+    this.draining = false;
+    for (const event of events) {
+      try {
+        this.schedule(this.admit(event, true));
+      } catch (error) {
+        this.options.metrics.errors.inc({ target: 'decode' });
+        this.options.logger.warn({ err: error, lsn: event.source.lsn }, 'inspect: change not checked');
+      }
+    }
+  }
+
+  /** Counts, samples and plans one change: the watches of its exact keys (none when not checkable). */
+  private admit(event: ChangeEvent, live: boolean): Watch[] {
+    const { metrics, config } = this.options;
+    const commitMs = Date.parse(event.source.commitTs);
+    metrics.changesSeen.inc();
+    this.aggregator.seen();
+    if (live) metrics.lag.set(Math.max(0, (Date.now() - commitMs) / 1000));
+    if (!this.sample()) return [];
+    metrics.changesSampled.inc();
+    this.aggregator.sampled();
+    if (event.op === 't') {
+      this.unchecked('', 'truncate');
+      return [];
+    }
+    const rules = this.rules.rulesFor(qualifiedTable(event));
+    if (rules.length === 0) this.unchecked('', 'no-rule');
+    const watches: Watch[] = [];
+    const prefix = config.redis?.keyPrefix ?? '';
+    for (const rule of rules) {
+      const versionColumn = rule.source.version;
+      if (!versionColumn) {
+        this.unchecked(rule.name, 'rule-has-no-version');
+        continue;
+      }
+      const targets = emptyTargets();
+      const unknown: Parameters<typeof planRule>[3] = [];
+      const outcome = planRule(rule, event, targets, unknown);
+      if (!outcome.purged) continue;
+      if (unknown.length > 0) this.unchecked(rule.name, 'unknown-value');
+      if (targets.redis.patterns.length > 0) this.unchecked(rule.name, 'pattern');
+      if (targets.redis.tags.length > 0) this.unchecked(rule.name, 'tag');
+      if (targets.redis.namespaces.length > 0) this.unchecked(rule.name, 'namespace');
+      if (targets.redis.keys.length === 0) continue;
+      if (event.key === null) {
+        this.unchecked(rule.name, 'no-primary-key');
+        continue;
+      }
+      const layout: EntryLayout = {
+        versionColumn,
+        writeVersionCounts:
+          config.flusher !== undefined && config.flusher.versionColumn === versionColumn,
+      };
+      const change = changeVersionOf(event.op, event.op === 'd' ? event.before : event.after, versionColumn);
+      for (const key of targets.redis.keys)
+        watches.push({
+          event,
+          rule,
+          layout,
+          change,
+          key: prefix + key,
+          commitMs,
+          seenMs: Date.now(),
+          writer: undefined,
+          poll: 0,
+        });
+    }
+    return watches;
+  }
+
+  private schedule(watches: Watch[]): void {
+    if (watches.length === 0) return;
+    // Every timescale plus one poll slot per key, reserved at once: a change is checked whole or not at all.
+    if (!this.scheduler.hasRoom(watches.length * (this.timescales.length + 1))) {
+      this.options.metrics.dropped.inc({ reason: 'max-pending-checks' });
+      this.aggregator.dropped();
+      return;
+    }
+    for (const watch of watches) {
+      for (const timescale of this.timescales) this.scheduler.tryAdd(watch.commitMs + timescale, { watch, timescale });
+      this.scheduler.tryAdd(watch.seenMs + (POLL_BACKOFF_MS[0] ?? 5), { watch, timescale: 'poll' });
+    }
+    this.options.metrics.pending.set(this.scheduler.size);
+  }
+
+  private track(task: Promise<void>): void {
+    this.inflight.add(task);
+    void task.finally(() => {
+      this.inflight.delete(task);
+      this.options.metrics.pending.set(this.scheduler.size);
+    });
+  }
+
+  private async runTask(task: Task): Promise<void> {
+    if (task.timescale === 'poll') await this.poll(task.watch);
+    else await this.check(task.watch, timescaleLabel(task.timescale));
+  }
+
+  private unchecked(rule: string, reason: string): void {
+    this.options.metrics.unchecked.inc({ rule, reason });
+    this.aggregator.notChecked(reason);
+  }
+
+  private async look(watch: Watch): Promise<EntryVersion | undefined> {
+    try {
+      const entry = entryVersionOf(await readEntry(this.options.redis, watch.key), watch.layout);
+      if (entry.kind !== 'absent') {
+        watch.writer = entry.writer;
+        this.ruleWriter.set(watch.rule.name, entry.writer);
+      }
+      return entry;
+    } catch (error) {
+      this.options.metrics.errors.inc({ target: 'redis' });
+      this.options.logger.debug({ err: error, key: watch.key }, 'inspect: cache read failed');
+      return undefined;
+    }
+  }
+
+  private writerOf(watch: Watch, entry: EntryVersion): Writer {
+    if (entry.kind !== 'absent') return entry.writer;
+    return watch.writer ?? this.ruleWriter.get(watch.rule.name) ?? 'sdk';
+  }
+
+  /** Time to consistency: cheap first looks on a backoff schedule until the key is consistent. */
+  private async poll(watch: Watch): Promise<void> {
+    const entry = await this.look(watch);
+    const now = Date.now();
+    if (entry && firstLook(entry, watch.change).verdict === 'consistent') {
+      const writer = this.writerOf(watch, entry);
+      const ms = Math.max(0, now - watch.commitMs);
+      this.options.metrics.timeToConsistency.observe({ writer }, ms / 1000);
+      this.aggregator.timeToConsistency(writer, ms);
+      return;
+    }
+    watch.poll += 1;
+    const delay = POLL_BACKOFF_MS[watch.poll] ?? 1_000 * (watch.poll - POLL_BACKOFF_MS.length + 2);
+    const next = now + delay;
+    const last = watch.commitMs + (this.timescales[this.timescales.length - 1] ?? 0);
+    if (next > last) return;
+    if (!this.scheduler.tryAdd(next, { watch, timescale: 'poll' }))
+      this.options.metrics.dropped.inc({ reason: 'poll' });
+  }
+
+  /** The verdict at one timescale, confirmed against PostgreSQL before it counts as inconsistent. */
+  private async check(watch: Watch, timescale: string): Promise<void> {
+    const entry = await this.look(watch);
+    if (!entry) return;
+    const writer = this.writerOf(watch, entry);
+    const count = (verdict: 'consistent' | 'inconsistent' | 'unverifiable', reason?: string): void => {
+      this.options.metrics.checks.inc({ rule: watch.rule.name, timescale, writer, verdict });
+      this.aggregator.check(timescale, writer, verdict);
+      if (reason) this.unchecked(watch.rule.name, reason);
+    };
+    const first = firstLook(entry, watch.change);
+    if (first.verdict !== 'candidate') return count(first.verdict, 'reason' in first ? first.reason : undefined);
+    const { pool } = this.options;
+    if (!pool || entry.kind !== 'versioned') return count('unverifiable', 'no-database');
+    const { source } = watch.event;
+    let row;
+    try {
+      row = await readRowVersion(pool, source, watch.event.key ?? {}, watch.layout.versionColumn);
+    } catch (error) {
+      this.options.metrics.errors.inc({ target: 'postgres' });
+      this.options.logger.debug({ err: error, key: watch.key }, 'inspect: row read failed');
+      return;
+    }
+    const again = await this.look(watch);
+    if (!again) return;
+    const confirmed = confirm(watch.change, row, again);
+    if (confirmed.verdict !== 'inconsistent')
+      return count(confirmed.verdict, 'reason' in confirmed ? confirmed.reason : undefined);
+    count('inconsistent');
+    const record = {
+      at: new Date().toISOString(),
+      key: watch.key,
+      rule: watch.rule.name,
+      lsn: source.lsn,
+      commitTs: source.commitTs,
+      timescale,
+      writer,
+      entryVersion: entry.version,
+      rowVersion: row.gone ? null : row.version,
+      cause: causeOf(writer, entry.filledAt, watch.commitMs),
+    };
+    this.aggregator.inconsistency(record);
+    this.options.logger.warn(record, `inspect: confirmed inconsistency at ${timescale}: ${record.cause}`);
+  }
+}
