@@ -1,7 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { FaultRecord } from './faults.js';
-import { checksAt, type InspectReport } from './inspect-report.js';
+import { renderReport, type InspectReport } from '@walpurge/inspector';
+import { checksAt, durationMs } from './inspect-report.js';
 import type { WorkloadCounts } from './workload.js';
 
 export interface SoakReport {
@@ -36,9 +37,30 @@ export function writeReport(file: string, report: SoakReport): void {
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
 }
 
-const pad = (text: string | number, width: number): string => String(text).padStart(width);
-const nines = (row: InspectReport['checks'][number]): string =>
-  row.nines === null ? '-' : `${row.atLeast ? '>=' : ''}${row.nines.toFixed(2)}`;
+/** Printed in full: the inconsistencies at 10 s and beyond, and this many of the rest (all are in the JSON). */
+const PRINTED_SHORT_TIMESCALE = 20;
+
+/**
+ * The inconsistencies worth a line each: every one at 10 s or later (what the soak is judged on),
+ * and the most recent few at shorter timescales (expected while a fault is on).
+ */
+function printedInconsistencies(observer: InspectReport): InspectReport['inconsistencies'] {
+  const late = (item: { timescale: string }): boolean => (durationMs(item.timescale) ?? 0) >= 10_000;
+  return [
+    ...observer.inconsistencies.filter((item) => !late(item)).slice(-PRINTED_SHORT_TIMESCALE),
+    ...observer.inconsistencies.filter(late),
+  ];
+}
+
+/** Inconsistencies counted by writer, timescale and cause: "sdk 1s purge-missing 12, …". */
+function countByCause(observer: InspectReport): string {
+  const counts = new Map<string, number>();
+  for (const item of observer.inconsistencies) {
+    const key = `${item.writer} ${item.timescale} ${item.cause}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts].map(([key, n]) => `${key} ${n}`).join(', ') || 'none';
+}
 
 /** The report as a person reads it at the end of a run. */
 export function formatReport(report: SoakReport): string {
@@ -57,29 +79,12 @@ export function formatReport(report: SoakReport): string {
   if (!observer) {
     lines.push('observer: no report (the inspector did not run)');
   } else {
+    const printed = printedInconsistencies(observer);
     lines.push(
-      `observer: ${observer.changesSeen} changes seen, ${observer.changesSampled} checked, ${observer.dropped} dropped ` +
-        `(${observer.since} .. ${observer.until})`,
-      'timescale  writer  checked      consistent   inconsistent  unverifiable  nines',
+      renderReport({ ...observer, inconsistencies: printed }).trimEnd(),
+      `inconsistencies reported: ${observer.inconsistencies.length} (${countByCause(observer)}); ` +
+        `${printed.length} printed above, all in the JSON report`,
     );
-    for (const row of observer.checks)
-      lines.push(
-        `${pad(row.timescale, 9)}  ${row.writer.padEnd(6)}  ${pad(row.checked, 11)}  ${pad(row.consistent, 11)}  ` +
-          `${pad(row.inconsistent, 12)}  ${pad(row.unverifiable, 12)}  ${nines(row)}`,
-      );
-    for (const [writer, time] of Object.entries(observer.timeToConsistencyMs))
-      lines.push(
-        `time to consistency (${writer}): ${time.count} samples, p50 ${time.p50} ms, p99 ${time.p99} ms, p99.9 ${time.p999} ms`,
-      );
-    const unchecked = Object.entries(observer.unchecked);
-    if (unchecked.length > 0)
-      lines.push(`not checked: ${unchecked.map(([reason, n]) => `${reason} ${n}`).join(', ')}`);
-    lines.push(`inconsistencies (most recent ${observer.inconsistencies.length}):`);
-    for (const item of observer.inconsistencies)
-      lines.push(
-        `  ${item.at} ${item.writer} ${item.timescale} ${item.cause} key ${item.key} rule ${item.rule} lsn ${item.lsn} ` +
-          `entry v${item.entryVersion} row v${item.rowVersion ?? 'gone'}`,
-      );
   }
   lines.push(`faults (${report.faults.length}):`);
   for (const fault of report.faults)
