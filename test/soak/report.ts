@@ -37,18 +37,19 @@ export function writeReport(file: string, report: SoakReport): void {
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
 }
 
-/** Printed in full: the inconsistencies at 10 s and beyond, and this many of the rest (all are in the JSON). */
+/** Printed: this many of the inconsistencies at 10 s and beyond, and of the rest (all are in the JSON). */
+const PRINTED_LATE = 50;
 const PRINTED_SHORT_TIMESCALE = 20;
 
 /**
- * The inconsistencies worth a line each: every one at 10 s or later (what the soak is judged on),
- * and the most recent few at shorter timescales (expected while a fault is on).
+ * The inconsistencies worth a line each: the most recent at 10 s or later (what the soak is judged
+ * on), and fewer at shorter timescales (expected while a fault is on).
  */
 function printedInconsistencies(observer: InspectReport): InspectReport['inconsistencies'] {
   const late = (item: { timescale: string }): boolean => (durationMs(item.timescale) ?? 0) >= 10_000;
   return [
     ...observer.inconsistencies.filter((item) => !late(item)).slice(-PRINTED_SHORT_TIMESCALE),
-    ...observer.inconsistencies.filter(late),
+    ...observer.inconsistencies.filter(late).slice(-PRINTED_LATE),
   ];
 }
 

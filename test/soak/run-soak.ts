@@ -32,6 +32,8 @@ export interface SoakOptions {
 
 interface Profile {
   timescalesMs: number[];
+  /** Confirmed inconsistencies the observer's report keeps: the plain key space alone makes many. */
+  reportedInconsistencies: number;
   schedule: readonly FaultStep[];
   /** Between two faults, ms. */
   faultIntervalMs: number;
@@ -46,6 +48,7 @@ interface Profile {
 const PROFILES: Record<SoakOptions['mode'], Profile> = {
   full: {
     timescalesMs: [1_000, 10_000, 60_000],
+    reportedInconsistencies: 20_000,
     schedule: FULL_SCHEDULE,
     faultIntervalMs: 20_000,
     freezeMs: 3_000,
@@ -57,6 +60,7 @@ const PROFILES: Record<SoakOptions['mode'], Profile> = {
   },
   short: {
     timescalesMs: [1_000, 10_000],
+    reportedInconsistencies: 1_000,
     schedule: SHORT_SCHEDULE,
     faultIntervalMs: 5_000,
     freezeMs: 2_000,
@@ -92,7 +96,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     await withPgClient(database.url, (client) => client.query(SCHEMA_SQL));
     await seedRows(database.url, profile.rows);
 
-    const configOptions = { databaseUrl: database.url, timescalesMs: profile.timescalesMs };
+    const configOptions = {
+      databaseUrl: database.url,
+      timescalesMs: profile.timescalesMs,
+      reportedInconsistencies: profile.reportedInconsistencies,
+    };
     const main = withoutObserver(soakConfig(services, { name, prefix }, configOptions), options.observer);
     const invalidator = options.broken
       ? withoutObserver(

@@ -27,6 +27,8 @@ export interface ConfigOptions {
   withoutKey?: string;
   /** When the observer checks each change after its commit, ms. */
   timescalesMs: readonly number[];
+  /** How many confirmed inconsistencies the observer's report keeps (the most recent). */
+  reportedInconsistencies: number;
 }
 
 /**
@@ -74,8 +76,7 @@ export function soakConfig(
       sampleRate: 1,
       timescalesMs: options.timescalesMs,
       consumerGroup: `${names.name}_inspector`,
-      // The report lists every confirmed inconsistency of a run, up to this many.
-      maxReportedInconsistencies: 1_000,
+      maxReportedInconsistencies: options.reportedInconsistencies,
     },
     log: { level: 'warn' },
     rules: [
