@@ -217,14 +217,14 @@ function progressLine(
 ): string {
   const { counts } = workload;
   const elapsed = Math.round((Date.now() - startedAt.getTime()) / 1000);
+  // Inconsistent checks per writer at each timescale, e.g. "sdk 1s/10s/60s 12/0/0".
+  const perTimescale = (report: InspectReport, writer: 'sdk' | 'other'): string => {
+    const rows = report.checks.filter((row) => row.writer === writer);
+    return `${writer} ${rows.map((row) => row.timescale).join('/')} ${rows.map((row) => row.inconsistent).join('/')}`;
+  };
   const observer = observed
-    ? ` | observer: ${observed.changesSeen} seen, ${observed.changesSampled} checked, inconsistent ` +
-      ['sdk', 'other']
-        .map(
-          (writer) =>
-            `${writer} ${observed.checks.filter((row) => row.writer === writer).reduce((sum, row) => sum + row.inconsistent, 0)}`,
-        )
-        .join(', ')
+    ? ` | observer: ${observed.changesSeen} seen, ${observed.changesSampled} checked; inconsistent ` +
+      `${perTimescale(observed, 'sdk')}, ${perTimescale(observed, 'other')}`
     : '';
   return (
     `[${elapsed}s] commits: ${counts.sqlCommits} SQL, ${counts.writeBehindAccepted} writeBehind; reads: ` +
