@@ -163,7 +163,9 @@ async function startOnce(
     try {
       await waitForKafka(brokers, timeoutMs, () => proc.exitStatus);
     } catch (err) {
-      throw new Error(`local Kafka did not come back: ${describeError(err)}\n${indent(tail())}`, { cause: err });
+      throw new Error(`local Kafka did not come back: ${describeError(err)}\n${indent(tail())}`, {
+        cause: err,
+      });
     }
   };
 
