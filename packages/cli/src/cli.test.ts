@@ -103,14 +103,14 @@ describe('walpurge command frame', () => {
       name: 'bad --role',
       argv: ['run', '--role', 'bogus'],
       stderr:
-        "walpurge run: --role must be one of all, listener, invalidator, flusher (got 'bogus')\nRun 'walpurge run --help' for usage.\n",
+        "walpurge run: --role must be one of all, listener, invalidator, flusher, inspector (got 'bogus')\nRun 'walpurge run --help' for usage.\n",
     },
     {
       name: 'bad WALPURGE_ROLE from the environment',
       argv: ['run'],
       env: { WALPURGE_ROLE: 'everything' },
       stderr:
-        "walpurge run: --role must be one of all, listener, invalidator, flusher (got 'everything')\nRun 'walpurge run --help' for usage.\n",
+        "walpurge run: --role must be one of all, listener, invalidator, flusher, inspector (got 'everything')\nRun 'walpurge run --help' for usage.\n",
     },
     {
       name: 'missing subcommand',

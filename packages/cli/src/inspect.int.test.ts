@@ -10,7 +10,13 @@ import { createLogger, createMetricsRegistry } from '@walpurge/core';
 import { createInspector, type InspectReport } from '@walpurge/inspector';
 import { createInvalidator } from '@walpurge/invalidator';
 import type { ChangeEvent } from '@walpurge/protocol';
-import { createIsolatedDatabase, freePort, uniqueName, waitFor, type IsolatedDatabase } from '@walpurge/testing';
+import {
+  createIsolatedDatabase,
+  freePort,
+  uniqueName,
+  waitFor,
+  type IsolatedDatabase,
+} from '@walpurge/testing';
 import { runCli } from './cli.js';
 import { inlineSink } from './run/compose-services.js';
 import { startWalpurge, type RunningWalpurge } from './run/start-walpurge.js';
@@ -58,17 +64,33 @@ async function cli(args: string[]): Promise<{ code: number; out: string; err: st
 }
 
 async function reportFrom(instance: RunningWalpurge): Promise<InspectReport> {
-  const { code, out, err } = await cli(['inspect', '--from', `http://127.0.0.1:${instance.opsPort}`, '--json']);
+  const { code, out, err } = await cli([
+    'inspect',
+    '--from',
+    `http://127.0.0.1:${instance.opsPort}`,
+    '--json',
+  ]);
   expect(code, err).toBe(0);
   return JSON.parse(out) as InspectReport;
 }
 
 const sdkEntry = (key: string, ver: string): Promise<number> =>
-  redis.hset(prefix + key, { [ENTRY_FIELDS.value]: 'j1', [ENTRY_FIELDS.version]: ver, [ENTRY_FIELDS.filledAt]: '1' });
+  redis.hset(prefix + key, {
+    [ENTRY_FIELDS.value]: 'j1',
+    [ENTRY_FIELDS.version]: ver,
+    [ENTRY_FIELDS.filledAt]: '1',
+  });
 const totals = (report: InspectReport, writer: 'sdk' | 'other') =>
   report.checks
     .filter((row) => row.writer === writer)
-    .reduce((sum, row) => ({ checked: sum.checked + row.checked, inconsistent: sum.inconsistent + row.inconsistent, consistent: sum.consistent + row.consistent }), { checked: 0, inconsistent: 0, consistent: 0 });
+    .reduce(
+      (sum, row) => ({
+        checked: sum.checked + row.checked,
+        inconsistent: sum.inconsistent + row.inconsistent,
+        consistent: sum.consistent + row.consistent,
+      }),
+      { checked: 0, inconsistent: 0, consistent: 0 },
+    );
 
 beforeAll(async () => {
   database = await createIsolatedDatabase(services.databaseUrl, 'inspect_cli');
@@ -110,19 +132,32 @@ describe('transport inline', () => {
     expect(report.changesSampled).toBe(3);
     expect(await redis.exists(`${prefix}item:1`)).toBe(0);
     const metrics = await (await fetch(`http://127.0.0.1:${all.opsPort}/metrics`)).text();
-    expect(metrics).toMatch(/walpurge_inspect_checks_total\{rule="items",timescale="300ms",writer="sdk",verdict="consistent"\} 3/);
+    expect(metrics).toMatch(
+      /walpurge_inspect_checks_total\{rule="items",timescale="300ms",writer="sdk",verdict="consistent"\} 3/,
+    );
     const text = await cli(['inspect', '--from', `http://127.0.0.1:${all.opsPort}`]);
     expect(text.out).toMatch(/300ms\s+sdk\s+3\s+3\s+0\s+0\s+>= 0.48 nines/);
   });
 
   it('inspect --once is refused with a line saying how', async () => {
-    const { code, err } = await cli(['inspect', '--once', '--since', '1m', '--config', configFile('inline.yaml', input())]);
+    const { code, err } = await cli([
+      'inspect',
+      '--once',
+      '--since',
+      '1m',
+      '--config',
+      configFile('inline.yaml', input()),
+    ]);
     expect(code).toBe(2);
     expect(err).toContain('--from http://host:port');
   });
 
   it("the tap never fails or delays purges: the observer's Redis unreachable, the purge still lands", async () => {
-    const config = WalpurgeConfig.parse({ ...input(), database: undefined, inspect: { sampleRate: 1, timescalesMs: [100] } });
+    const config = WalpurgeConfig.parse({
+      ...input(),
+      database: undefined,
+      inspect: { sampleRate: 1, timescalesMs: [100] },
+    });
     const logger = createLogger({ level: 'silent' });
     const registry = createMetricsRegistry({ defaultMetrics: false });
     const invalidator = createInvalidator({ config, logger, registry, consume: 'none' });
@@ -136,7 +171,15 @@ describe('transport inline', () => {
       const event: ChangeEvent = {
         v: 1,
         op: 'u',
-        source: { db: 'app', schema: 'public', table: 'items', lsn: '0/50', xid: 1, commitTs: new Date().toISOString(), origin: null },
+        source: {
+          db: 'app',
+          schema: 'public',
+          table: 'items',
+          lsn: '0/50',
+          xid: 1,
+          commitTs: new Date().toISOString(),
+          origin: null,
+        },
         key: { id: 50 },
         before: null,
         after: { id: 50, ver: '1' },
@@ -176,7 +219,14 @@ describe('transport kafka', () => {
   const broken = (): WalpurgeConfigInput => ({
     ...good(),
     inspect: inspect(`${name}-observer-b`),
-    rules: [{ name: 'kitems', table: 'public.kitems', version: 'ver', redis: { keys: ['kitem:{id}', 'extra:{id}'] } }],
+    rules: [
+      {
+        name: 'kitems',
+        table: 'public.kitems',
+        version: 'ver',
+        redis: { keys: ['kitem:{id}', 'extra:{id}'] },
+      },
+    ],
   });
 
   it("role 'all' (its own consumer) finds every change consistent; role 'inspector' catches the broken rule; inspect --once agrees", async () => {
@@ -207,7 +257,17 @@ describe('transport kafka', () => {
     expect(text.out).toContain('purge-missing');
 
     const once = async (file: string, input: WalpurgeConfigInput): Promise<InspectReport> => {
-      const result = await cli(['inspect', '--once', '--since', '10m', '--sample-rate', '1', '--json', '--config', configFile(file, input)]);
+      const result = await cli([
+        'inspect',
+        '--once',
+        '--since',
+        '10m',
+        '--sample-rate',
+        '1',
+        '--json',
+        '--config',
+        configFile(file, input),
+      ]);
       expect(result.code, result.err).toBe(0);
       return JSON.parse(result.out) as InspectReport;
     };
@@ -216,6 +276,8 @@ describe('transport kafka', () => {
     expect(totals(onceGood, 'sdk').inconsistent).toBe(0);
     expect(onceGood.checks.every((row) => row.timescale === '300ms' || row.timescale === 'once')).toBe(true);
     const onceBroken = await once('broken.yaml', broken());
-    expect(onceBroken.inconsistencies.some((i) => i.key === `${prefix}extra:1` && i.timescale === 'once')).toBe(true);
+    expect(
+      onceBroken.inconsistencies.some((i) => i.key === `${prefix}extra:1` && i.timescale === 'once'),
+    ).toBe(true);
   });
 });

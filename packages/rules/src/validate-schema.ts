@@ -88,13 +88,17 @@ function toastWarnings(
   );
 }
 
-/** A column's type, or undefined when the table has no such column. */
-function columnType(info: TableInfo, column: string): VersionColumnInfo | undefined {
+/** What the version check needs of a column, or undefined when the table has no such column. */
+function versionColumn(
+  info: TableInfo,
+  column: string,
+  unsent: readonly string[],
+): VersionColumnInfo | undefined {
   const at = info.columns.indexOf(column);
   const baseType = info.column_base_types[at];
   const displayType = info.column_display_types[at];
   if (at < 0 || baseType === undefined || displayType === undefined) return undefined;
-  return { baseType, displayType };
+  return { baseType, displayType, unsent: unsent.includes(column) };
 }
 
 /** Problems name the rule itself when it has a name; the path names its position either way. */
@@ -279,8 +283,9 @@ function changedNoOpWarning(
 
 /**
  * Checks rules against the live schema: unknown tables and columns (in templates and
- * `when.changed`), a `version` column that is missing or does not order versions, generated columns replication does not send, and templates that need old values
- * the table's REPLICA IDENTITY cannot deliver (on deletes, `{old.col}`, and the old entry of an update).
+ * `when.changed`), a `version` column that is missing, does not order versions or is not sent,
+ * generated columns replication does not send, and templates that need old values the table's
+ * REPLICA IDENTITY cannot deliver (on deletes, `{old.col}`, and the old entry of an update).
  * Returns located problems naming the rule, e.g.
  * `rules[2].redis.keys[0]: unknown column 'emial' in public.users`. An empty list means all good.
  */
@@ -325,12 +330,12 @@ export async function validateRulesAgainstSchema(
           ),
         );
     });
+    const unsent = generated.sends ? [] : info.generated_columns;
     const version = rule.source.version;
     if (version !== undefined) {
-      const message = versionColumnProblem(rule.table, version, columnType(info, version));
+      const message = versionColumnProblem(rule.table, version, versionColumn(info, version, unsent));
       if (message) problems.push(problemAt(['rules', rule.index, 'version'], `${named(rule)}${message}`));
     }
-    const unsent = generated.sends ? [] : info.generated_columns;
     for (const template of [...rule.templates, ...rule.fallback])
       problems.push(...templateProblems(rule, template, info, problemAt, unsent));
     problems.push(...generatedColumnProblems(rule, info, generated, options.publication, problemAt));

@@ -19,6 +19,8 @@ export interface VersionColumnInfo {
   baseType: string;
   /** The type as PostgreSQL prints it (format_type), for messages. */
   displayType: string;
+  /** A stored generated column the publication does not send: change events never carry it. */
+  unsent: boolean;
 }
 
 /**
@@ -33,6 +35,11 @@ export function versionColumnProblem(
   if (!info) {
     return `version column '${column}' does not exist in ${table}; name a column every write sets (a bigint counter, or updated_at)`;
   }
-  if (ORDERED_VERSION_TYPES.has(info.baseType)) return undefined;
-  return `version column '${column}' of ${table} is ${info.displayType}, which does not order the row's versions; use a counter (smallint, integer, bigint or numeric) or a timestamp, timestamptz or date column set by every write`;
+  if (!ORDERED_VERSION_TYPES.has(info.baseType)) {
+    return `version column '${column}' of ${table} is ${info.displayType}, which does not order the row's versions; use a counter (smallint, integer, bigint or numeric) or a timestamp, timestamptz or date column set by every write`;
+  }
+  if (info.unsent) {
+    return `version column '${column}' is a generated column of ${table}, which logical replication does not send, so no change carries the committed version; use a column every write sets, or (PostgreSQL 18) publish generated columns with publish_generated_columns = stored`;
+  }
+  return undefined;
 }

@@ -33,7 +33,8 @@ export type Inspector = Service & {
 export function createInspector(options: InspectorOptions): Inspector {
   const { config } = options;
   const logger = options.logger.child({ component: 'inspector' });
-  if (!config.redis) throw new WalpurgeError(ErrorCode.ConfigInvalid, 'the consistency observer needs a redis section');
+  if (!config.redis)
+    throw new WalpurgeError(ErrorCode.ConfigInvalid, 'the consistency observer needs a redis section');
   const inspect = config.inspect ?? InspectConfig.parse({});
   const metrics = createInspectMetrics(options.registry);
   let redis: Redis | Cluster | undefined;
@@ -63,8 +64,18 @@ export function createInspector(options: InspectorOptions): Inspector {
       if (!pool) logger.warn('inspect: no database section, candidates cannot be confirmed (unverifiable)');
       observer = new Observer({ ...base(), redis, pool });
       if (options.consume === 'kafka') {
-        if (!config.kafka) throw new WalpurgeError(ErrorCode.ConfigInvalid, 'the observer with transport kafka needs a kafka section');
-        source = new KafkaSource({ kafka: config.kafka, groupId: inspect.consumerGroup, offer: tap, metrics, logger });
+        if (!config.kafka)
+          throw new WalpurgeError(
+            ErrorCode.ConfigInvalid,
+            'the observer with transport kafka needs a kafka section',
+          );
+        source = new KafkaSource({
+          kafka: config.kafka,
+          groupId: inspect.consumerGroup,
+          offer: tap,
+          metrics,
+          logger,
+        });
         await source.start();
       }
       started = true;

@@ -94,7 +94,7 @@ beforeAll(async () => {
   await db.query('CREATE TABLE items (id int PRIMARY KEY, ver bigint NOT NULL)');
   await db.query('CREATE TABLE plain (id int PRIMARY KEY, ver bigint NOT NULL)');
   redis = new Redis(services.redisUrl);
-  pool = createRowPool({ ...config.database, url: database.url } as never);
+  pool = createRowPool({ url: database.url });
 });
 
 afterAll(async () => {
@@ -132,8 +132,18 @@ describe('verdicts', () => {
     const report = await settle(o, 2);
     expect(row(report, 'sdk')).toMatchObject({ inconsistent: 2, nines: 0, atLeast: false });
     const causes = Object.fromEntries(report.inconsistencies.map((i) => [i.key, i]));
-    expect(causes[`${prefix}item:3`]).toMatchObject({ cause: 'purge-missing', entryVersion: '4', rowVersion: '5', rule: 'items', lsn: stale.source.lsn });
-    expect(causes[`${prefix}item:4`]).toMatchObject({ cause: 'stale-fill', entryVersion: '4', rowVersion: '5' });
+    expect(causes[`${prefix}item:3`]).toMatchObject({
+      cause: 'purge-missing',
+      entryVersion: '4',
+      rowVersion: '5',
+      rule: 'items',
+      lsn: stale.source.lsn,
+    });
+    expect(causes[`${prefix}item:4`]).toMatchObject({
+      cause: 'stale-fill',
+      entryVersion: '4',
+      rowVersion: '5',
+    });
   });
 
   it('a plain JSON value of another writer is checked by its version field: other-writer', async () => {
@@ -144,7 +154,11 @@ describe('verdicts', () => {
     o.offer([change('plain', 'u', 5, 7), change('plain', 'u', 6, 7)]);
     const report = await settle(o, 2);
     expect(row(report, 'other')).toMatchObject({ checked: 2, inconsistent: 1, unverifiable: 1 });
-    expect(report.inconsistencies[0]).toMatchObject({ writer: 'other', cause: 'other-writer', rowVersion: '7' });
+    expect(report.inconsistencies[0]).toMatchObject({
+      writer: 'other',
+      cause: 'other-writer',
+      rowVersion: '7',
+    });
     expect(report.unchecked['plain-value-not-json']).toBe(1);
     expect(row(report, 'sdk')).toBeUndefined();
   });
@@ -179,7 +193,11 @@ describe('verdicts', () => {
     o.offer([change('items', 'd', 10, 5), change('items', 'd', 11, 5)]);
     const report = await settle(o, 2);
     expect(row(report, 'sdk')).toMatchObject({ checked: 2, consistent: 1, inconsistent: 1 });
-    expect(report.inconsistencies[0]).toMatchObject({ key: `${prefix}item:10`, rowVersion: null, cause: 'purge-missing' });
+    expect(report.inconsistencies[0]).toMatchObject({
+      key: `${prefix}item:10`,
+      rowVersion: null,
+      cause: 'purge-missing',
+    });
   });
 
   it('records the time to consistency of an entry purged after the commit', async () => {

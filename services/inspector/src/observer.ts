@@ -7,6 +7,7 @@ import { compileRules, emptyTargets, planRule, type CompiledRule, type CompiledR
 import { readEntry } from './check/entry-reader.js';
 import { readRowVersion } from './check/row-reader.js';
 import { createSampler } from './check/sampler.js';
+import { ThrottledLog } from './check/log-once.js';
 import { BoundedScheduler } from './check/scheduler.js';
 import {
   causeOf,
@@ -73,6 +74,7 @@ export class Observer {
   /** Per rule, the writer last seen on its keys: the writer an absent key's check is counted under. */
   private readonly ruleWriter = new Map<string, Writer>();
   private readonly timescales: readonly number[];
+  private readonly throttled = new ThrottledLog();
   private inbox: ChangeEvent[] = [];
   private draining = false;
   private stopped = false;
@@ -82,8 +84,13 @@ export class Observer {
     this.rules = compileRules(options.config.rules);
     this.sample = createSampler(inspect.sampleRate, options.random);
     this.timescales = [...inspect.timescalesMs].sort((a, b) => a - b);
-    this.scheduler = new BoundedScheduler<Task>(inspect.maxPendingChecks, (task) => this.track(this.runTask(task)));
-    this.aggregator = new ReportAggregator(this.timescales.map(timescaleLabel), inspect.maxReportedInconsistencies);
+    this.scheduler = new BoundedScheduler<Task>(inspect.maxPendingChecks, (task) =>
+      this.track(this.runTask(task)),
+    );
+    this.aggregator = new ReportAggregator(
+      this.timescales.map(timescaleLabel),
+      inspect.maxReportedInconsistencies,
+    );
   }
 
   report(): InspectReport {
@@ -100,6 +107,7 @@ export class Observer {
     if (events.length > room) {
       this.options.metrics.dropped.inc({ reason: 'inbox-full' }, events.length - Math.max(room, 0));
       for (let i = Math.max(room, 0); i < events.length; i += 1) this.aggregator.dropped();
+      this.logDrop('inbox-full', events.length - Math.max(room, 0));
     }
     if (room > 0) for (const event of events.slice(0, room)) this.inbox.push(event);
     if (!this.draining && this.inbox.length > 0) {
@@ -178,8 +186,7 @@ export class Observer {
       }
       const layout: EntryLayout = {
         versionColumn,
-        writeVersionCounts:
-          config.flusher !== undefined && config.flusher.versionColumn === versionColumn,
+        writeVersionCounts: config.flusher !== undefined && config.flusher.versionColumn === versionColumn,
       };
       const change = changeVersionOf(event.op, event.op === 'd' ? event.before : event.after, versionColumn);
       for (const key of targets.redis.keys)
@@ -204,10 +211,12 @@ export class Observer {
     if (!this.scheduler.hasRoom(watches.length * (this.timescales.length + 1))) {
       this.options.metrics.dropped.inc({ reason: 'max-pending-checks' });
       this.aggregator.dropped();
+      this.logDrop('max-pending-checks', 1);
       return;
     }
     for (const watch of watches) {
-      for (const timescale of this.timescales) this.scheduler.tryAdd(watch.commitMs + timescale, { watch, timescale });
+      for (const timescale of this.timescales)
+        this.scheduler.tryAdd(watch.commitMs + timescale, { watch, timescale });
       this.scheduler.tryAdd(watch.seenMs + (POLL_BACKOFF_MS[0] ?? 5), { watch, timescale: 'poll' });
     }
     this.options.metrics.pending.set(this.scheduler.size);
@@ -229,6 +238,30 @@ export class Observer {
   private unchecked(rule: string, reason: string): void {
     this.options.metrics.unchecked.inc({ rule, reason });
     this.aggregator.notChecked(reason);
+    const count = this.throttled.take(`unchecked\u0000${rule}\u0000${reason}`);
+    if (count > 0)
+      this.options.logger.info(
+        { rule, reason, count },
+        `inspect: not checked (${reason}${rule ? `, rule ${rule}` : ''}): counted in walpurge_inspect_unchecked_total`,
+      );
+  }
+
+  private logDrop(reason: string, dropped: number): void {
+    if (this.throttled.take(`dropped\u0000${reason}`) > 0)
+      this.options.logger.warn(
+        { reason, dropped },
+        `inspect: sampled changes dropped (${reason}): raise inspect.maxPendingChecks or lower inspect.sampleRate`,
+      );
+  }
+
+  private failed(target: 'redis' | 'postgres', error: unknown, key: string): void {
+    this.options.metrics.errors.inc({ target });
+    const count = this.throttled.take(`error\u0000${target}`);
+    if (count > 0)
+      this.options.logger.warn(
+        { err: error, key, target, count },
+        `inspect: ${target === 'redis' ? 'cache' : 'database'} read failed: the check is not counted`,
+      );
   }
 
   private async look(watch: Watch): Promise<EntryVersion | undefined> {
@@ -240,8 +273,7 @@ export class Observer {
       }
       return entry;
     } catch (error) {
-      this.options.metrics.errors.inc({ target: 'redis' });
-      this.options.logger.debug({ err: error, key: watch.key }, 'inspect: cache read failed');
+      this.failed('redis', error, watch.key);
       return undefined;
     }
   }
@@ -266,7 +298,7 @@ export class Observer {
     const delay = POLL_BACKOFF_MS[watch.poll] ?? 1_000 * (watch.poll - POLL_BACKOFF_MS.length + 2);
     const next = now + delay;
     const last = watch.commitMs + (this.timescales[this.timescales.length - 1] ?? 0);
-    if (next > last) return;
+    if (next > last || this.stopped) return;
     if (!this.scheduler.tryAdd(next, { watch, timescale: 'poll' }))
       this.options.metrics.dropped.inc({ reason: 'poll' });
   }
@@ -282,7 +314,8 @@ export class Observer {
       if (reason) this.unchecked(watch.rule.name, reason);
     };
     const first = firstLook(entry, watch.change);
-    if (first.verdict !== 'candidate') return count(first.verdict, 'reason' in first ? first.reason : undefined);
+    if (first.verdict !== 'candidate')
+      return count(first.verdict, 'reason' in first ? first.reason : undefined);
     const { pool } = this.options;
     if (!pool || entry.kind !== 'versioned') return count('unverifiable', 'no-database');
     const { source } = watch.event;
@@ -290,8 +323,7 @@ export class Observer {
     try {
       row = await readRowVersion(pool, source, watch.event.key ?? {}, watch.layout.versionColumn);
     } catch (error) {
-      this.options.metrics.errors.inc({ target: 'postgres' });
-      this.options.logger.debug({ err: error, key: watch.key }, 'inspect: row read failed');
+      this.failed('postgres', error, watch.key);
       return;
     }
     const again = await this.look(watch);

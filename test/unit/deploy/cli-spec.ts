@@ -23,6 +23,14 @@ export function runRoles(): readonly string[] {
   return choices;
 }
 
+/**
+ * The roles a split (Kafka) deployment runs apart: every `--role` but `all` (the embedded mode) and
+ * `inspector`, the consistency observer, which is opt-in (an `inspect` section; docs/consistency.md).
+ */
+export function splitRoles(): readonly string[] {
+  return runRoles().filter((role) => role !== 'all' && role !== 'inspector');
+}
+
 /** Every environment variable any CLI option falls back to (WALPURGE_CONFIG, LOG_LEVEL, …). */
 export function cliEnvVars(): Set<string> {
   const names = new Set<string>();

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseConfigText, type WalpurgeConfig } from '@walpurge/config';
-import { cliEnvVars, parseInvocation, runRoles } from './cli-spec.js';
+import { cliEnvVars, parseInvocation, splitRoles } from './cli-spec.js';
 import { parseDockerfile } from './dockerfile.js';
 import { configEnvReferences, productionSources, readRepoFile, repoPath } from './workspace.js';
 
@@ -81,7 +81,7 @@ const hostPort = (mapping: string): string => mapping.split(':').slice(0, -1).jo
 describe('docker-compose.yml', () => {
   it('starts every role except `all` from the one image built by deploy/Dockerfile', () => {
     const walpurge = walpurgeServices();
-    const roles = runRoles().filter((role) => role !== 'all');
+    const roles = splitRoles();
     expect(walpurge.map((entry) => entry.role).sort()).toEqual([...roles].sort());
     const images = new Set(walpurge.map((entry) => entry.service.image));
     expect(images.size, 'one image for all roles').toBe(1);

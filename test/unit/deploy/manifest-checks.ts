@@ -18,7 +18,7 @@ import type { ITriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1a
 import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import type { K8sObject } from './kustomize.js';
 import { validateAgainstSchema } from './k8s-schemas.js';
-import { cliEnvVars, parseInvocation, runRoles } from './cli-spec.js';
+import { cliEnvVars, parseInvocation, runRoles, splitRoles } from './cli-spec.js';
 import {
   deployments,
   memoryBytes,
@@ -372,7 +372,7 @@ export function checkAutoscalers(objects: readonly K8sObject[]): void {
 /** Runs each role apart: an active/standby listener pair and scaled consumers. */
 export function checkKafkaTopology(objects: readonly K8sObject[]): void {
   const pods = walpurgePods(objects);
-  const roles = runRoles().filter((role) => role !== 'all');
+  const roles = splitRoles();
   expect(pods.map((pod) => pod.role).sort()).toEqual([...roles].sort());
   const listener = pods.find((pod) => pod.role === 'listener');
   expect(listener?.deployment.spec?.replicas, 'active + standby').toBe(2);

@@ -10,6 +10,7 @@ import { createFlusherMetrics } from '../../../services/flusher/src/metrics.js';
 import { createCdnLaneMetrics } from '../../../services/invalidator/src/cdn-lane/lane-metrics.js';
 import { createInvalidatorMetrics } from '../../../services/invalidator/src/metrics.js';
 import { createCdnMetrics } from '../../../services/invalidator/src/targets/cdn/cdn-metrics.js';
+import { createInspectMetrics } from '../../../services/inspector/src/metrics.js';
 import { createKafkaSinkMetrics, createListenerMetrics } from '../../../services/listener/src/metrics.js';
 import { productionSources } from './workspace.js';
 
@@ -127,6 +128,7 @@ export function registryOfEveryMetric(): Registry {
   createCdnMetrics(registry);
   createFlusherMetrics(registry, { heldSeconds: () => 0 });
   createClientMetrics(registry);
+  createInspectMetrics(registry);
   return registry;
 }
 

@@ -41,7 +41,8 @@ export const inspectCommand: CommandSpec = {
     config: configOption,
     once: {
       type: 'boolean',
-      description: 'Read the change topic from --since up to its end now, check every sampled change once, and report.',
+      description:
+        'Read the change topic from --since up to its end now, check every sampled change once, and report.',
     },
     since: {
       type: 'string',
@@ -95,7 +96,8 @@ async function inspectOnce(
   const rateText = stringOption(options, 'sample-rate');
   const sampleRate = rateText === undefined ? (config.inspect?.sampleRate ?? 1) : Number(rateText);
   const parsed = InspectConfig.safeParse({ ...config.inspect, sampleRate });
-  if (!parsed.success) throw new UsageError(`--sample-rate '${rateText ?? ''}' must be a number in (0, 1]`, COMMAND);
+  if (!parsed.success)
+    throw new UsageError(`--sample-rate '${rateText ?? ''}' must be a number in (0, 1]`, COMMAND);
   // stdout is the report's: the observer's own lines (each inconsistency, Redis outages) go to stderr.
   const logger = createLogger({ level: 'warn', pretty: false, destination: io.stderr });
   const metrics = createInspectMetrics(createMetricsRegistry());

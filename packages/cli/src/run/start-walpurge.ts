@@ -10,7 +10,12 @@ import {
 import type { SkippedSection, WalpurgeConfig } from '@walpurge/config';
 import { ExitCode, type CliIo } from '../cli-io.js';
 import { reportError } from '../report-error.js';
-import { composeServices, findInspector, type ComposeOptions, type ReadyService } from './compose-services.js';
+import {
+  composeServices,
+  findInspector,
+  type ComposeOptions,
+  type ReadyService,
+} from './compose-services.js';
 import type { Role } from './roles.js';
 import type { Tracing } from './tracing-sdk.js';
 

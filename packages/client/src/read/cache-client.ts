@@ -16,6 +16,7 @@ import type { LeasedLoadOutcome } from './leased-load.js';
 import { PostPurgeReads } from './post-purge-reads.js';
 import { HotKeyRefresher } from './refresher.js';
 import { versionOf, type VersionResult } from './row-version.js';
+import { LogThrottle } from './log-throttle.js';
 import { untilReady, warmEntries, type WarmEntry, type WarmOptions, type WarmReport } from './warm.js';
 
 export type Loader<T> = () => Promise<T>;
@@ -50,9 +51,6 @@ type LoadReason =
   | 'decode_error'
   | 'warm'
   | 'refresh_on_invalidate';
-
-const FAIL_OPEN_LOG_INTERVAL_MS = 10_000;
-const VERSION_ERROR_LOG_INTERVAL_MS = 10_000;
 
 export function createCacheClient(options: CacheClientOptions): CacheClient {
   const settings = NumericOptions.parse({
@@ -139,8 +137,8 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
   /** Aborted by close(): the client is closed, and waits nobody needs any more (warm's wait for the connection) end. */
   const closing = new AbortController();
   const isClosed = (): boolean => closing.signal.aborted;
-  let lastFailOpenLog = -Infinity;
-  let lastVersionErrorLog = -Infinity;
+  const failOpenLog = new LogThrottle(now);
+  const versionErrorLog = new LogThrottle(now);
 
   /** One lookup's result, for the request counter and the post-purge hit ratio. */
   function countLookup(key: string, level: 'l1' | 'redis', result: 'hit' | 'stale' | 'miss'): void {
@@ -173,9 +171,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
 
   function failOpen<T>(loader: Loader<T>, reason: string, error?: unknown): Promise<T> {
     metrics.failOpen.inc({ reason });
-    const at = now();
-    if (at - lastFailOpenLog >= FAIL_OPEN_LOG_INTERVAL_MS) {
-      lastFailOpenLog = at;
+    if (failOpenLog.allow()) {
       logger.warn({ reason, err: error }, 'Redis unavailable: reading through to the loader (fail open)');
     }
     return callLoader(loader, 'fail_open');
@@ -186,9 +182,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     if (!opts.version) return undefined;
     const result = versionOf(() => opts.version?.(value));
     if (result.version !== undefined || result.reason === 'none') return result;
-    const at = now();
-    if (at - lastVersionErrorLog >= VERSION_ERROR_LOG_INTERVAL_MS) {
-      lastVersionErrorLog = at;
+    if (versionErrorLog.allow()) {
       logger.warn(
         { key, reason: result.reason, err: result.error },
         `GetOptions.version ${result.reason === 'threw' ? 'threw' : 'returned an unusable version'}: the value is cached without a version (${errorMessage(result.error)})`,

@@ -11,6 +11,7 @@ import {
 import { startLocalRedisCluster, uniqueName, waitFor, type LocalRedisCluster } from '@walpurge/testing';
 import { CacheWriter } from '../write/cache-writer.js';
 import { createCacheClient, type CacheClient } from './cache-client.js';
+import { ENTRY_FIELDS } from './entry-layout.js';
 
 /**
  * The read SDK on a real three-master Redis Cluster. Each test owns a key prefix without a hash
@@ -118,6 +119,36 @@ describe('createCacheClient on Redis Cluster', () => {
       expect(await client.get(key, db.loader, { ttl: 600, tags: ['users'] })).toBe('after the write');
       expect(await client.get(key, db.loader, { ttl: 600, tags: ['users'] })).toBe('after the write');
       expect(db.state.calls).toBe(1);
+    }
+    await client.close();
+    client = undefined;
+    seed.disconnect();
+  });
+
+  it('stores the row version, fill time and load start on every master (the entry scripts run in its slot alone)', async () => {
+    const prefix = `${uniqueName('sdk_cluster_ver')}:`;
+    const seed = new Cluster(cluster.nodes.map(({ port }) => ({ host: '127.0.0.1', port })));
+    await waitFor('the SDK cluster client to be ready', async () => seed.status === 'ready');
+    client = createCacheClient({ redis: seed, keyPrefix: prefix, earlyRefreshBeta: 0 });
+    const keys = await keyPerMaster(prefix);
+    for (const [i, key] of keys.entries()) {
+      await client.get(key, async () => ({ rev: i + 10 }), {
+        ttl: 600,
+        tags: ['users'],
+        version: (row) => BigInt(row.rev),
+      });
+      const { version, filledAt, loadStartedAt, leaseTakenAt } = ENTRY_FIELDS;
+      const [ver, ft, ls, lt] = await admin.hmget(
+        prefix + key,
+        version,
+        filledAt,
+        loadStartedAt,
+        leaseTakenAt,
+      );
+      expect(ver).toBe(String(i + 10));
+      expect(lt).toBeNull();
+      expect(Number(ls)).toBeGreaterThan(0);
+      expect(Number(ls)).toBeLessThanOrEqual(Number(ft));
     }
     await client.close();
     client = undefined;

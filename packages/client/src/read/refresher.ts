@@ -2,6 +2,7 @@ import { errorMessage, TokenBucket, type Logger } from '@walpurge/core';
 import { outcomeLabel, type LeasedLoad } from './leased-load.js';
 import type { ClientMetrics } from './metrics.js';
 import type { GetOptions } from './options.js';
+import { LogThrottle } from './log-throttle.js';
 
 export interface RefreshOptions {
   /** Most background re-loads running at once in this process. Default 4. */
@@ -23,8 +24,6 @@ interface HotKey {
   opts: GetOptions;
   lastReadAt: number;
 }
-
-const FAILURE_LOG_INTERVAL_MS = 10_000;
 
 /**
  * Refresh-on-invalidate: keys read with `refresh: 'on-invalidate'` are remembered with their loader;
@@ -48,7 +47,7 @@ export class HotKeyRefresher {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private failuresSinceLog = 0;
-  private lastFailureLog = -Infinity;
+  private readonly failureLog: LogThrottle;
 
   constructor(
     private readonly settings: RefreshSettings,
@@ -58,6 +57,7 @@ export class HotKeyRefresher {
     private readonly now: () => number,
   ) {
     this.rate = new TokenBucket(settings.ratePerSecond, settings.concurrency, { now });
+    this.failureLog = new LogThrottle(now);
   }
 
   /** A read with `refresh: 'on-invalidate'`: remember (or update) the key's loader and options. */
@@ -153,13 +153,11 @@ export class HotKeyRefresher {
   private failed(key: string, error: unknown): void {
     this.metrics.refreshes.inc({ outcome: 'failed' });
     this.failuresSinceLog += 1;
-    const at = this.now();
-    if (at - this.lastFailureLog < FAILURE_LOG_INTERVAL_MS) return;
+    if (!this.failureLog.allow()) return;
     this.logger.warn(
       { key, err: error, failures: this.failuresSinceLog },
       `refresh-on-invalidate failed: ${errorMessage(error)}`,
     );
-    this.lastFailureLog = at;
     this.failuresSinceLog = 0;
   }
 

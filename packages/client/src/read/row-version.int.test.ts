@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createLogger } from '@walpurge/core';
 import { uniqueName, waitFor } from '@walpurge/testing';
 import { createCacheClient, type CacheClient } from './cache-client.js';
 import { ENTRY_FIELDS } from './entry-layout.js';
@@ -136,7 +137,12 @@ describe('row versions in cache entries', () => {
 
   it('a version function that throws or returns something unusable: the value is cached without a version and counted', async () => {
     const prefix = `${uniqueName('rowver_broken')}:`;
-    const client = await newClient(prefix);
+    const logged: string[] = [];
+    const logger = createLogger({
+      level: 'warn',
+      destination: { write: (line: string) => logged.push(line) },
+    });
+    const client = await newClient(prefix, { logger });
     const versions: Array<{ key: string; version: () => number | null; reason: string }> = [
       {
         key: 'threw',
@@ -159,6 +165,14 @@ describe('row versions in cache entries', () => {
       expect(stored.ver).toBeNull();
       expect(stored.ft).not.toBeNull();
     }
+    // Logged, at most once per 10 s (the metric counts every one): the first, the throw, is it.
+    expect(logged).toHaveLength(1);
+    expect(JSON.parse(logged[0] ?? '{}')).toMatchObject({
+      level: 40,
+      key: 'threw',
+      reason: 'threw',
+      msg: 'GetOptions.version threw: the value is cached without a version (no such column)',
+    });
     expect(await fillsWithoutVersion(client, 'threw')).toBe(1);
     expect(await fillsWithoutVersion(client, 'invalid')).toBe(2);
     expect(await fillsWithoutVersion(client, 'none')).toBe(1);

@@ -1,11 +1,11 @@
 import pg from 'pg';
-import { pgConnectionOptions, type DatabaseConfig } from '@walpurge/config';
+import { pgConnectionOptions, type DatabaseConnection } from '@walpurge/config';
 
 /**
  * The confirm step's connections: few (one read per candidate, rare), and sessions set to ISO dates
  * in UTC so a timestamp version reads the same whatever the server's defaults.
  */
-export function createRowPool(database: DatabaseConfig): pg.Pool {
+export function createRowPool(database: DatabaseConnection): pg.Pool {
   const pool = new pg.Pool({
     ...pgConnectionOptions(database),
     max: 2,

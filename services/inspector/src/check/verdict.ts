@@ -18,11 +18,10 @@ export interface ChangeVersion {
   version: string | undefined;
 }
 
-export type FirstLook = { verdict: 'consistent' } | { verdict: 'candidate' } | { verdict: 'unverifiable'; reason: string };
+export type FirstLook =
+  { verdict: 'consistent' } | { verdict: 'candidate' } | { verdict: 'unverifiable'; reason: string };
 export type Confirmed =
-  | { verdict: 'consistent' }
-  | { verdict: 'inconsistent' }
-  | { verdict: 'unverifiable'; reason: string };
+  { verdict: 'consistent' } | { verdict: 'inconsistent' } | { verdict: 'unverifiable'; reason: string };
 
 /** A row value as version text: the listener sends int8/numeric as strings, int2/int4 as numbers. */
 export function versionText(value: unknown): string | undefined {
@@ -31,11 +30,7 @@ export function versionText(value: unknown): string | undefined {
   return undefined;
 }
 
-export function changeVersionOf(
-  op: 'c' | 'u' | 'd',
-  row: Row | null,
-  versionColumn: string,
-): ChangeVersion {
+export function changeVersionOf(op: 'c' | 'u' | 'd', row: Row | null, versionColumn: string): ChangeVersion {
   return { deleted: op === 'd', version: versionText(row?.[versionColumn]) };
 }
 

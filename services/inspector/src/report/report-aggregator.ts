@@ -88,7 +88,13 @@ export class ReportAggregator {
           };
           // Unverifiable checks prove nothing either way: the nines count only decided checks.
           const checked = row.consistent + row.inconsistent + row.unverifiable;
-          return { timescale, writer, checked, ...row, ...nines(row.consistent + row.inconsistent, row.inconsistent) };
+          return {
+            timescale,
+            writer,
+            checked,
+            ...row,
+            ...nines(row.consistent + row.inconsistent, row.inconsistent),
+          };
         }),
       ),
       timeToConsistencyMs: { sdk: this.ttc.sdk.percentiles(), other: this.ttc.other.percentiles() },

@@ -64,7 +64,9 @@ export async function readChangesSince(options: {
       eachBatch: async ({ batch }) => {
         const window = remaining.get(batch.partition);
         if (!window) return;
-        const messages = batch.messages.filter((m) => BigInt(m.offset) >= window.next && BigInt(m.offset) < window.end);
+        const messages = batch.messages.filter(
+          (m) => BigInt(m.offset) >= window.next && BigInt(m.offset) < window.end,
+        );
         await options.onBatch(decodeMessages(messages, options.metrics));
         const last = batch.messages[batch.messages.length - 1];
         if (last) window.next = BigInt(last.offset) + 1n;
@@ -74,7 +76,8 @@ export async function readChangesSince(options: {
         if (remaining.size === 0) finish();
       },
     });
-    for (const [partition, { next }] of remaining) consumer.seek({ topic, partition, offset: next.toString() });
+    for (const [partition, { next }] of remaining)
+      consumer.seek({ topic, partition, offset: next.toString() });
     await done;
     return progress;
   } finally {
