@@ -37,12 +37,13 @@ export { serverMajor, withPgClient } from './postgres-client.js';
 export { uniqueName, createIsolatedDatabase, withDatabase, type IsolatedDatabase } from './isolation.js';
 export { waitFor, WaitForAbortError, type WaitForOptions } from './wait-for.js';
 export { freePort } from './ports.js';
+export { makeTempDir, type TempDir } from './temp-dirs.js';
 export {
   makeTestCertificates,
   type TestCertificates,
   type TestCertificatesOptions,
 } from './test-certificates.js';
-export { isAlive } from './processes.js';
+export { isAlive, spawnManaged, type ManagedProcess, type SpawnOptions } from './processes.js';
 export type { LogFn } from './log.js';
 export { endPool } from './end-pool.js';
 export { deleteRedisKeys } from './redis-keys.js';

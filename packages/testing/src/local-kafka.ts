@@ -43,6 +43,11 @@ export interface LocalKafka {
   logFile: string;
   /** host:port of each secured listener, when `security` was given. */
   secured?: SecuredListeners;
+  /**
+   * Stops the broker (SIGTERM: a controlled shutdown) and starts it again on the same ports with the
+   * same data: topics, offsets and committed consumer groups survive, as in a rolling restart.
+   */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -134,23 +139,44 @@ async function startOnce(
     throw err;
   }
 
-  const proc = spawnManaged(
-    'kafka',
-    java,
-    [...(opts.javaOpts ?? DEFAULT_JAVA_OPTS), ...logging, ...classpath, 'kafka.Kafka', serverProperties],
-    { cwd: dir.path, logFile: consoleFile, stopTimeoutMs: 10_000 },
-  );
+  const launch = () =>
+    spawnManaged(
+      'kafka',
+      java,
+      [...(opts.javaOpts ?? DEFAULT_JAVA_OPTS), ...logging, ...classpath, 'kafka.Kafka', serverProperties],
+      { cwd: dir.path, logFile: consoleFile, stopTimeoutMs: 10_000 },
+    );
+  let proc = launch();
   const brokers = [`127.0.0.1:${port}`];
+  const timeoutMs = opts.startTimeoutMs ?? 120_000;
   try {
-    await waitForKafka(brokers, opts.startTimeoutMs ?? 120_000, () => proc.exitStatus);
+    await waitForKafka(brokers, timeoutMs, () => proc.exitStatus);
   } catch (err) {
     await proc.stop();
     const message = `local Kafka did not become ready: ${describeError(err)}\n${indent(tail())}`;
     await dir.remove();
     throw new Error(message, { cause: err });
   }
+  const restart = async (): Promise<void> => {
+    await proc.stop();
+    proc = launch();
+    try {
+      await waitForKafka(brokers, timeoutMs, () => proc.exitStatus);
+    } catch (err) {
+      throw new Error(`local Kafka did not come back: ${describeError(err)}\n${indent(tail())}`, {
+        cause: err,
+      });
+    }
+  };
 
-  return { brokers, port, logFile, ...(secured ? { secured } : {}), stop: stopper(proc.stop, dir) };
+  return {
+    brokers,
+    port,
+    logFile,
+    ...(secured ? { secured } : {}),
+    restart,
+    stop: stopper(() => proc.stop(), dir),
+  };
 }
 
 function stopper(stopProcess: () => Promise<void>, dir: TempDir): () => Promise<void> {

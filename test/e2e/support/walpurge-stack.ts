@@ -6,6 +6,7 @@ import { WaitForAbortError, waitFor } from '@walpurge/testing';
 // package exports only its command-line entry.
 import { startWalpurge, type RunningWalpurge } from '../../../packages/cli/src/run/start-walpurge.js';
 import type { Role } from '../../../packages/cli/src/run/roles.js';
+import { sumSamples } from './metric-samples.js';
 
 export const e2eLogger: Logger = createLogger({
   level: process.env['LOG_LEVEL'] ?? 'error',
@@ -70,17 +71,7 @@ export async function scrapeMetric(
   let total = 0;
   for (const role of stack.roles) {
     const text = await (await fetch(`http://127.0.0.1:${role.opsPort}/metrics`)).text();
-    for (const line of text.split('\n')) {
-      const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-      if (!match || match[1] !== name) continue;
-      const sample = new Map(
-        [...(match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map(
-          (m) => [m[1], m[2]] as const,
-        ),
-      );
-      if (Object.entries(labels).every(([key, value]) => sample.get(key) === value))
-        total += Number(match[3]);
-    }
+    total += sumSamples(text, name, labels) ?? 0;
   }
   return total;
 }

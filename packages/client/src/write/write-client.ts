@@ -521,6 +521,11 @@ export function createWriteClientFromConfig(
   });
   const pool =
     withDatabase !== false && config.database ? new pg.Pool(pgConnectionOptions(config.database)) : undefined;
+  // Connections this client owns: an idle one dropped by the server (a PostgreSQL restart, a Redis
+  // failover) emits 'error' with nothing in flight, which without a listener ends the application.
+  // The next write on it fails and reports the error to its caller instead.
+  for (const redis of [cacheRedis, queueRedis]) redis.on('error', () => {});
+  pool?.on('error', () => {});
   return new WriteClient({
     ...rest,
     ...(keys ? { keys } : {}),

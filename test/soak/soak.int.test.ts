@@ -1,0 +1,71 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_REPORT_FILE, runSoak } from './run-soak.js';
+import { startSoakServices, type SoakServices } from './services.js';
+
+/**
+ * The short chaos soak (`npm run soak -- --short` is the same run): its own PostgreSQL, Kafka and
+ * two Redis behind freezable proxies, every role as its own process, a takeover of the active
+ * listener, an invalidator and a flusher killed with SIGKILL, a frozen cache link. The observer
+ * (role inspector, 100% sampling) must confirm no stale SDK entry at 10 s, having checked some; and
+ * with the SDK key's purges switched off in the invalidators it must confirm stale entries, or its
+ * zero above would prove nothing.
+ */
+const log = (line: string): void => console.info(`[soak] ${line}`);
+let services: SoakServices;
+
+beforeAll(async () => {
+  services = await startSoakServices(log);
+}, 180_000);
+afterAll(async () => {
+  await services?.stop();
+}, 60_000);
+
+describe('chaos soak, short version', () => {
+  it(
+    'SDK entries with leases: 0 confirmed inconsistencies at 10 s through kill -9s, a takeover and a frozen link',
+    { timeout: 240_000 },
+    async () => {
+      const report = await runSoak({
+        mode: 'short',
+        changes: Number.POSITIVE_INFINITY,
+        durationMs: 45_000,
+        broken: false,
+        observer: true,
+        services,
+        reportFile: DEFAULT_REPORT_FILE,
+        log,
+      });
+      expect(report.faults.map((fault) => fault.kind)).toContain('kill-9');
+      expect(report.sdkCheckedAt10s).toBeGreaterThan(0);
+      // Named in the failure message: which keys, causes and versions, if any.
+      expect(
+        report.observer?.inconsistencies.filter((item) => item.writer === 'sdk' && item.timescale === '10s'),
+      ).toEqual([]);
+      expect(report.sdkInconsistentAt10s).toBe(0);
+    },
+  );
+
+  it(
+    'broken mode (SDK key purges off in the invalidators): the observer confirms stale SDK entries',
+    { timeout: 180_000 },
+    async () => {
+      const report = await runSoak({
+        mode: 'short',
+        changes: Number.POSITIVE_INFINITY,
+        durationMs: 15_000,
+        broken: true,
+        observer: true,
+        services,
+        reportFile: join(DEFAULT_REPORT_FILE, '../soak-report-broken.json'),
+        log,
+      });
+      expect(report.sdkInconsistentAt10s).toBeGreaterThan(0);
+      expect(
+        report.observer?.inconsistencies.some(
+          (item) => item.writer === 'sdk' && item.cause === 'purge-missing',
+        ),
+      ).toBe(true);
+    },
+  );
+});
