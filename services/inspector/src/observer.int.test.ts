@@ -222,6 +222,20 @@ describe('verdicts', () => {
     expect(row(report, 'sdk')).toMatchObject({ consistent: 1 });
     expect(report.timeToConsistencyMs.sdk.count).toBe(1);
     expect(report.timeToConsistencyMs.sdk.p50).toBeGreaterThan(0);
+    expect(report.timeToConsistencyMs.sdk.neverConsistent).toBe(0);
+  });
+
+  it('a key never consistent by the last timescale is counted apart, not in the time to consistency', async () => {
+    await db.query('INSERT INTO items VALUES (15, 5)');
+    await sdkEntry('item:15', { ver: '4', ft: Date.now() - 1_000 });
+    const o = observer({ timescalesMs: [300] });
+    o.offer([change('items', 'u', 15, 5)]);
+    const report = await waitFor('the polls to stop', async () => {
+      const current = o.report();
+      return current.timeToConsistencyMs.sdk.neverConsistent === 1 && checked(current) === 1 && current;
+    });
+    expect(report.timeToConsistencyMs.sdk).toMatchObject({ count: 0, neverConsistent: 1, p99: 0 });
+    expect(row(report, 'sdk')).toMatchObject({ inconsistent: 1 });
   });
 });
 

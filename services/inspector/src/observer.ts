@@ -278,12 +278,18 @@ export class Observer {
     }
   }
 
-  private writerOf(watch: Watch, entry: EntryVersion): Writer {
-    if (entry.kind !== 'absent') return entry.writer;
+  /** The entry's writer; for an absent or unreadable key, the last one seen on it or its rule. */
+  private writerOf(watch: Watch, entry: EntryVersion | undefined): Writer {
+    if (entry && entry.kind !== 'absent') return entry.writer;
     return watch.writer ?? this.ruleWriter.get(watch.rule.name) ?? 'sdk';
   }
 
-  /** Time to consistency: cheap first looks on a backoff schedule until the key is consistent. */
+  /**
+   * Time to consistency: cheap first looks on a backoff schedule until the key is consistent. Only
+   * that first consistent look is recorded; a key still not consistent (stale, unverifiable, or
+   * unreadable) when the next poll would pass the last timescale is counted as never consistent,
+   * never recorded at the horizon.
+   */
   private async poll(watch: Watch): Promise<void> {
     const entry = await this.look(watch);
     const now = Date.now();
@@ -294,13 +300,26 @@ export class Observer {
       this.aggregator.timeToConsistency(writer, ms);
       return;
     }
+    if (this.stopped) return;
     watch.poll += 1;
     const delay = POLL_BACKOFF_MS[watch.poll] ?? 1_000 * (watch.poll - POLL_BACKOFF_MS.length + 2);
     const next = now + delay;
     const last = watch.commitMs + (this.timescales[this.timescales.length - 1] ?? 0);
-    if (next > last || this.stopped) return;
+    if (next > last) return this.neverConsistent(watch, entry);
     if (!this.scheduler.tryAdd(next, { watch, timescale: 'poll' }))
       this.options.metrics.dropped.inc({ reason: 'poll' });
+  }
+
+  private neverConsistent(watch: Watch, entry: EntryVersion | undefined): void {
+    const writer = this.writerOf(watch, entry);
+    this.options.metrics.neverConsistent.inc({ writer });
+    this.aggregator.neverConsistent(writer);
+    const count = this.throttled.take(`never-consistent\u0000${writer}`);
+    if (count > 0)
+      this.options.logger.info(
+        { key: watch.key, rule: watch.rule.name, lsn: watch.event.source.lsn, writer, count },
+        'inspect: key not consistent by the last timescale: counted in walpurge_inspect_never_consistent_total, not in the time to consistency',
+      );
   }
 
   /** The verdict at one timescale, confirmed against PostgreSQL before it counts as inconsistent. */
