@@ -1,13 +1,12 @@
 import type { Cluster, Redis } from 'ioredis';
 import type pg from 'pg';
 import type { WalpurgeConfig, InspectConfig } from '@walpurge/config';
-import type { Logger } from '@walpurge/core';
+import { LogThrottle, type Logger } from '@walpurge/core';
 import { qualifiedTable, type ChangeEvent } from '@walpurge/protocol';
 import { compileRules, emptyTargets, planRule, type CompiledRule, type CompiledRules } from '@walpurge/rules';
 import { readEntry } from './check/entry-reader.js';
 import { readRowVersion } from './check/row-reader.js';
 import { createSampler } from './check/sampler.js';
-import { ThrottledLog } from './check/log-once.js';
 import { BoundedScheduler } from './check/scheduler.js';
 import {
   causeOf,
@@ -74,7 +73,8 @@ export class Observer {
   /** Per rule, the writer last seen on its keys: the writer an absent key's check is counted under. */
   private readonly ruleWriter = new Map<string, Writer>();
   private readonly timescales: readonly number[];
-  private readonly throttled = new ThrottledLog();
+  /** Skips, drops and failures repeat for every change: logged first, then once a minute with a count. */
+  private readonly throttled = new LogThrottle(60_000);
   private inbox: ChangeEvent[] = [];
   private draining = false;
   private stopped = false;
