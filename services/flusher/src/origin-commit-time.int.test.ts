@@ -1,10 +1,11 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { tombstoneTableDdl, type PendingWrite } from '@walpurge/write-behind';
+import { tombstoneTableDdl } from '@walpurge/write-behind';
 import { createLogger } from '@walpurge/core';
 import { createIsolatedDatabase, uniqueName, type IsolatedDatabase } from '@walpurge/testing';
 import { BatchWriter } from './batch-writer.js';
 import { FlushConnection } from './flush-connection.js';
+import { pendingUpsert } from './test-support/pending-write.js';
 
 /**
  * The commit time logical decoding reports for the flusher's transactions. Its session is set up
@@ -38,21 +39,6 @@ afterAll(async () => {
   await db?.drop();
 });
 
-function write(id: number, version: number): PendingWrite {
-  return {
-    rowId: `items#${id}`,
-    table: 'public.items',
-    primaryKey: { id },
-    row: { id, value: `v${version}` },
-    op: 'upsert',
-    version: String(version),
-    pendingSinceMs: Date.now(),
-    queuedJobId: undefined,
-    failedJobId: undefined,
-    cacheKeys: [],
-  };
-}
-
 /** Microseconds since the epoch, PostgreSQL's clock. */
 const databaseNow = async (): Promise<number> =>
   (await pool.query<{ us: number }>('SELECT extract(epoch FROM clock_timestamp())::float8 * 1e6 AS us'))
@@ -70,7 +56,7 @@ describe('flusher commit time', () => {
     try {
       for (let batch = 1; batch <= 3; batch += 1) {
         const before = await databaseNow();
-        await writer.write([write(batch, batch)]);
+        await writer.write([pendingUpsert('items', batch, batch)]);
         written.push({ before, after: await databaseNow() });
       }
     } finally {
