@@ -287,8 +287,7 @@ export class Observer {
   /**
    * Time to consistency: cheap first looks on a backoff schedule until the key is consistent. Only
    * that first consistent look is recorded; a key still not consistent (stale, unverifiable, or
-   * unreadable) when the next poll would pass the last timescale is counted as never consistent,
-   * never recorded at the horizon.
+   * unreadable) at the last timescale is counted as never consistent, never recorded at the horizon.
    */
   private async poll(watch: Watch): Promise<void> {
     const entry = await this.look(watch);
@@ -303,9 +302,11 @@ export class Observer {
     if (this.stopped) return;
     watch.poll += 1;
     const delay = POLL_BACKOFF_MS[watch.poll] ?? 1_000 * (watch.poll - POLL_BACKOFF_MS.length + 2);
-    const next = now + delay;
     const last = watch.commitMs + (this.timescales[this.timescales.length - 1] ?? 0);
-    if (next > last) return this.neverConsistent(watch, entry);
+    if (now >= last) return this.neverConsistent(watch, entry);
+    // The last poll is at the last timescale itself: never consistent then means what the last
+    // timescale's check would see, not "still stale a few seconds before it".
+    const next = Math.min(now + delay, last);
     if (!this.scheduler.tryAdd(next, { watch, timescale: 'poll' }))
       this.options.metrics.dropped.inc({ reason: 'poll' });
   }
