@@ -26,3 +26,5 @@ GRANT INSERT, UPDATE, DELETE ON public.users, public.products, public.categories
 GRANT EXECUTE ON FUNCTION pg_replication_origin_oid(text) TO walpurge;
 GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text) TO walpurge;
 GRANT EXECUTE ON FUNCTION pg_replication_origin_session_setup(text) TO walpurge;
+-- Each flusher transaction stamps its own commit time (see services/flusher/src/origin.ts).
+GRANT EXECUTE ON FUNCTION pg_replication_origin_xact_setup(pg_lsn, timestamptz) TO walpurge;

@@ -13,9 +13,9 @@
  * drained and its size reported.
  */
 import pg from 'pg';
-import { WalpurgeConfig } from '@walpurge/config';
+import { WalpurgeConfig, connectRedis } from '@walpurge/config';
 import { createLogger, createMetricsRegistry, type Service } from '@walpurge/core';
-import { HttpPurger, RedisPurger, connectRedis, createInvalidator, type Purger } from '@walpurge/invalidator';
+import { HttpPurger, RedisPurger, createInvalidator, type Purger } from '@walpurge/invalidator';
 import { createListener } from '@walpurge/listener';
 import type { ChangeEvent } from '@walpurge/protocol';
 import { createIsolatedDatabase, startTestEnvironment, uniqueName, waitFor } from '@walpurge/testing';

@@ -19,9 +19,9 @@
  * local ones (@walpurge/testing).
  */
 import pg from 'pg';
-import { WalpurgeConfig } from '@walpurge/config';
+import { WalpurgeConfig, connectRedis } from '@walpurge/config';
 import { createLogger, createMetricsRegistry, type Service } from '@walpurge/core';
-import { RedisPurger, connectRedis, createInvalidator, type Purger } from '@walpurge/invalidator';
+import { RedisPurger, createInvalidator, type Purger } from '@walpurge/invalidator';
 import { createListener } from '@walpurge/listener';
 import type { ChangeEvent } from '@walpurge/protocol';
 import { createIsolatedDatabase, startTestEnvironment, uniqueName, waitFor } from '@walpurge/testing';

@@ -116,6 +116,7 @@ describe('deploy/compose/postgres-init.sql: the walpurge role of docs/deployment
          ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name`,
       );
       await client.query('DELETE FROM public.categories WHERE id = 99');
+      await client.query("SELECT pg_replication_origin_xact_setup('0/0', clock_timestamp())");
       await client.query('COMMIT');
       await client.query(
         'CREATE TABLE IF NOT EXISTS public.walpurge_write_behind_tombstones (row_id text PRIMARY KEY, version bigint NOT NULL)',

@@ -9,6 +9,7 @@ export * from './cdn-plans.js';
 export * from './connections/pem-file.js';
 export * from './connections/pg-connection.js';
 export * from './connections/redis-connection.js';
+export * from './connections/cache-redis-client.js';
 export * from './connections/kafka-tls-warning.js';
 export * from './connections/redis-tls-verdict.js';
 export * from './tls-files.js';

@@ -11,5 +11,6 @@ export * from './ops-server.js';
 export * from './standalone.js';
 export * from './settles-within.js';
 export * from './token-bucket.js';
+export * from './log-throttle.js';
 export * from './tls-errors.js';
 export * from './tracing.js';

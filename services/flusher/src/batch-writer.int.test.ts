@@ -1,10 +1,11 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { tombstoneTableDdl, type PendingWrite } from '@walpurge/write-behind';
+import { tombstoneTableDdl } from '@walpurge/write-behind';
 import { createLogger } from '@walpurge/core';
 import { createIsolatedDatabase, type IsolatedDatabase } from '@walpurge/testing';
 import { BatchWriter } from './batch-writer.js';
 import { FlushConnection } from './flush-connection.js';
+import { pendingUpsert } from './test-support/pending-write.js';
 
 /**
  * The batch writer on real PostgreSQL.
@@ -37,21 +38,6 @@ afterAll(async () => {
   await db?.drop();
 });
 
-function write(table: string, id: number, version: number): PendingWrite {
-  return {
-    rowId: `${table}#${id}`,
-    table: `public.${table}`,
-    primaryKey: { id },
-    row: { id, value: `v${version}` },
-    op: 'upsert',
-    version: String(version),
-    pendingSinceMs: Date.now(),
-    queuedJobId: undefined,
-    failedJobId: undefined,
-    cacheKeys: [],
-  };
-}
-
 describe('flusher row locks', () => {
   it('two replicas writing the same rows of two tables in opposite orders do not deadlock', async () => {
     const logger = createLogger({ level: 'silent', pretty: false });
@@ -59,8 +45,8 @@ describe('flusher row locks', () => {
     try {
       const [a, b] = connections.map((c) => new BatchWriter(c, '_walpurge_version', TOMBSTONES));
       const results = await Promise.allSettled([
-        a!.write([write('items', 1, 10), write('orders', 5, 10)]),
-        b!.write([write('orders', 5, 20), write('items', 1, 20)]),
+        a!.write([pendingUpsert('items', 1, 10), pendingUpsert('orders', 5, 10)]),
+        b!.write([pendingUpsert('orders', 5, 20), pendingUpsert('items', 1, 20)]),
       ]);
       // A deadlock shows as 40P01 thrown by one of the two (the batcher would retry it).
       expect(results.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok'))).toEqual(['ok', 'ok']);
@@ -86,12 +72,12 @@ describe('flusher batch validation', () => {
         `CREATE TABLE doomed (id int PRIMARY KEY, value text, _walpurge_version bigint NOT NULL DEFAULT 0)`,
       );
       const writer = new BatchWriter(connection, '_walpurge_version', TOMBSTONES);
-      const first = await writer.write([write('doomed', 1, 30)]);
+      const first = await writer.write([pendingUpsert('doomed', 1, 30)]);
       expect(first.outcomes.get('doomed#1')).toEqual({ ok: true });
       await pool.query('DROP TABLE doomed');
       // A column the known shape lacks makes the writer read the shape again: the table is gone.
-      const late = { ...write('doomed', 2, 40), row: { id: 2, value: 'x', added: 1 } };
-      const result = await writer.write([late, write('items', 7, 40)]);
+      const late = { ...pendingUpsert('doomed', 2, 40), row: { id: 2, value: 'x', added: 1 } };
+      const result = await writer.write([late, pendingUpsert('items', 7, 40)]);
       expect(result.outcomes.get('items#7')).toEqual({ ok: true });
       expect(result.outcomes.get('doomed#2')).toMatchObject({ ok: false });
       expect((await pool.query('SELECT value FROM items WHERE id = 7')).rows).toEqual([{ value: 'v40' }]);

@@ -17,6 +17,7 @@ import {
   writeErrorKind,
 } from './sql-errors.js';
 import type { FlushConnection } from './flush-connection.js';
+import { STAMP_COMMIT_TIME } from './origin.js';
 
 export type RowOutcome =
   | { ok: true }
@@ -136,6 +137,7 @@ export class BatchWriter {
         const result = await client.query<{ deleted?: number }>(group.sql, params);
         applied += group.kind === 'delete' ? Number(result.rows[0]?.deleted ?? 0) : (result.rowCount ?? 0);
       }
+      if (this.connection.originName) await client.query(STAMP_COMMIT_TIME);
       await client.query('COMMIT');
       return applied;
     } catch (error) {

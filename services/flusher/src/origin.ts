@@ -17,6 +17,15 @@ import { ErrorCode, WalpurgeError, sqlState } from '@walpurge/core';
 
 const MAX_REPLICAS = 32;
 
+/**
+ * Stamps the current transaction's commit with the time now. With a session-level origin,
+ * PostgreSQL logs the session's origin timestamp with every commit, keeps it from the session's
+ * first commit on, and logical decoding reports it as the commit time: without this, every batch
+ * after the first would carry the commit time of the session's first one (the soak saw times to
+ * consistency of minutes). LSN 0/0 leaves the origin's progress as it was (nothing reads it).
+ */
+export const STAMP_COMMIT_TIME = "SELECT pg_replication_origin_xact_setup('0/0', clock_timestamp())";
+
 /** Sets the session's replication origin, creating it when missing; returns the name taken. */
 export async function setupReplicationOrigin(client: ClientBase, base: string): Promise<string> {
   for (let n = 1; n <= MAX_REPLICAS; n += 1) {
@@ -32,11 +41,15 @@ export async function setupReplicationOrigin(client: ClientBase, base: string): 
     }
     try {
       await client.query('SELECT pg_replication_origin_session_setup($1)', [name]);
-      return name;
     } catch (error) {
       if (sqlState(error) === '55006') continue; // in use by another flusher session
       throw originError(error);
     }
+    // Every batch runs it before COMMIT: a missing privilege shows here, at setup, not per batch.
+    await client.query(STAMP_COMMIT_TIME).catch((error: unknown) => {
+      throw originError(error);
+    });
+    return name;
   }
   throw new WalpurgeError(
     ErrorCode.DatabaseSetup,
@@ -56,7 +69,7 @@ function originError(error: unknown): unknown {
         cause: error,
         hint:
           'run it as a superuser, or GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text), ' +
-          'pg_replication_origin_session_setup(text) TO <role>; or set flusher.markOrigin: false (its writes will then purge their own cache keys)',
+          'pg_replication_origin_session_setup(text), pg_replication_origin_xact_setup(pg_lsn, timestamptz) TO <role>; or set flusher.markOrigin: false (its writes will then purge their own cache keys)',
       },
     );
   }

@@ -1,8 +1,7 @@
 import type pg from 'pg';
 import type { Cluster, Redis } from 'ioredis';
-import { InspectConfig, type WalpurgeConfig } from '@walpurge/config';
+import { InspectConfig, connectRedis, type WalpurgeConfig } from '@walpurge/config';
 import { ErrorCode, WalpurgeError, type Logger, type Registry, type Service } from '@walpurge/core';
-import { connectRedis } from '@walpurge/invalidator';
 import type { ChangeEvent } from '@walpurge/protocol';
 import { createRowPool } from './check/row-pool.js';
 import { createInspectMetrics } from './metrics.js';

@@ -45,9 +45,15 @@ export function createInspectMetrics(registry: Registry) {
     }),
     timeToConsistency: new Histogram({
       name: 'walpurge_inspect_time_to_consistency_seconds',
-      help: 'From a sampled commit to the first poll that found all of its keys consistent, by writer.',
+      help: 'From a sampled commit to the first poll that found one of its keys consistent, by writer (keys never consistent within the last timescale: walpurge_inspect_never_consistent_total).',
       labelNames: ['writer'] as const,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    }),
+    neverConsistent: new Counter({
+      name: 'walpurge_inspect_never_consistent_total',
+      help: 'Sampled keys still not consistent when their polls stopped (the last timescale after the commit), by writer: not in the time-to-consistency histogram.',
+      labelNames: ['writer'] as const,
       registers,
     }),
     lag: new Gauge({

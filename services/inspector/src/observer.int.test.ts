@@ -173,6 +173,17 @@ describe('verdicts', () => {
     expect(report.unchecked['entry-has-no-version']).toBe(1);
   });
 
+  it('an SDK hash without a value (a lease, a write-side delete tombstone) is absent: consistent', async () => {
+    const now = String(Date.now());
+    await redis.hset(`${prefix}item:13`, { [ENTRY_FIELDS.leaseTakenAt]: now, lease: 'token', lx: now });
+    await redis.hset(`${prefix}item:14`, { [ENTRY_FIELDS.writeVersion]: '3' });
+    const o = observer();
+    o.offer([change('items', 'u', 13, 5), change('items', 'd', 14, 5)]);
+    const report = await settle(o, 2);
+    expect(row(report, 'sdk')).toMatchObject({ checked: 2, consistent: 2, unverifiable: 0 });
+    expect(report.unchecked['entry-has-no-version']).toBeUndefined();
+  });
+
   it('the confirm step rejects a candidate the database contradicts', async () => {
     // The row holds an older version than the change claims (not monotonic), or is gone since.
     await db.query('INSERT INTO items VALUES (8, 3)');
@@ -211,6 +222,20 @@ describe('verdicts', () => {
     expect(row(report, 'sdk')).toMatchObject({ consistent: 1 });
     expect(report.timeToConsistencyMs.sdk.count).toBe(1);
     expect(report.timeToConsistencyMs.sdk.p50).toBeGreaterThan(0);
+    expect(report.timeToConsistencyMs.sdk.neverConsistent).toBe(0);
+  });
+
+  it('a key never consistent by the last timescale is counted apart, not in the time to consistency', async () => {
+    await db.query('INSERT INTO items VALUES (15, 5)');
+    await sdkEntry('item:15', { ver: '4', ft: Date.now() - 1_000 });
+    const o = observer({ timescalesMs: [300] });
+    o.offer([change('items', 'u', 15, 5)]);
+    const report = await waitFor('the polls to stop', async () => {
+      const current = o.report();
+      return current.timeToConsistencyMs.sdk.neverConsistent === 1 && checked(current) === 1 && current;
+    });
+    expect(report.timeToConsistencyMs.sdk).toMatchObject({ count: 0, neverConsistent: 1, p99: 0 });
+    expect(row(report, 'sdk')).toMatchObject({ inconsistent: 1 });
   });
 });
 

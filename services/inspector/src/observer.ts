@@ -1,13 +1,12 @@
 import type { Cluster, Redis } from 'ioredis';
 import type pg from 'pg';
 import type { WalpurgeConfig, InspectConfig } from '@walpurge/config';
-import type { Logger } from '@walpurge/core';
+import { LogThrottle, type Logger } from '@walpurge/core';
 import { qualifiedTable, type ChangeEvent } from '@walpurge/protocol';
 import { compileRules, emptyTargets, planRule, type CompiledRule, type CompiledRules } from '@walpurge/rules';
 import { readEntry } from './check/entry-reader.js';
 import { readRowVersion } from './check/row-reader.js';
 import { createSampler } from './check/sampler.js';
-import { ThrottledLog } from './check/log-once.js';
 import { BoundedScheduler } from './check/scheduler.js';
 import {
   causeOf,
@@ -74,7 +73,8 @@ export class Observer {
   /** Per rule, the writer last seen on its keys: the writer an absent key's check is counted under. */
   private readonly ruleWriter = new Map<string, Writer>();
   private readonly timescales: readonly number[];
-  private readonly throttled = new ThrottledLog();
+  /** Skips, drops and failures repeat for every change: logged first, then once a minute with a count. */
+  private readonly throttled = new LogThrottle(60_000);
   private inbox: ChangeEvent[] = [];
   private draining = false;
   private stopped = false;
@@ -278,12 +278,17 @@ export class Observer {
     }
   }
 
-  private writerOf(watch: Watch, entry: EntryVersion): Writer {
-    if (entry.kind !== 'absent') return entry.writer;
+  /** The entry's writer; for an absent or unreadable key, the last one seen on it or its rule. */
+  private writerOf(watch: Watch, entry: EntryVersion | undefined): Writer {
+    if (entry && entry.kind !== 'absent') return entry.writer;
     return watch.writer ?? this.ruleWriter.get(watch.rule.name) ?? 'sdk';
   }
 
-  /** Time to consistency: cheap first looks on a backoff schedule until the key is consistent. */
+  /**
+   * Time to consistency: cheap first looks on a backoff schedule until the key is consistent. Only
+   * that first consistent look is recorded; a key still not consistent (stale, unverifiable, or
+   * unreadable) at the last timescale is counted as never consistent, never recorded at the horizon.
+   */
   private async poll(watch: Watch): Promise<void> {
     const entry = await this.look(watch);
     const now = Date.now();
@@ -294,13 +299,28 @@ export class Observer {
       this.aggregator.timeToConsistency(writer, ms);
       return;
     }
+    if (this.stopped) return;
     watch.poll += 1;
     const delay = POLL_BACKOFF_MS[watch.poll] ?? 1_000 * (watch.poll - POLL_BACKOFF_MS.length + 2);
-    const next = now + delay;
     const last = watch.commitMs + (this.timescales[this.timescales.length - 1] ?? 0);
-    if (next > last || this.stopped) return;
+    if (now >= last) return this.neverConsistent(watch, entry);
+    // The last poll is at the last timescale itself: never consistent then means what the last
+    // timescale's check would see, not "still stale a few seconds before it".
+    const next = Math.min(now + delay, last);
     if (!this.scheduler.tryAdd(next, { watch, timescale: 'poll' }))
       this.options.metrics.dropped.inc({ reason: 'poll' });
+  }
+
+  private neverConsistent(watch: Watch, entry: EntryVersion | undefined): void {
+    const writer = this.writerOf(watch, entry);
+    this.options.metrics.neverConsistent.inc({ writer });
+    this.aggregator.neverConsistent(writer);
+    const count = this.throttled.take(`never-consistent\u0000${writer}`);
+    if (count > 0)
+      this.options.logger.info(
+        { key: watch.key, rule: watch.rule.name, lsn: watch.event.source.lsn, writer, count },
+        'inspect: key not consistent by the last timescale: counted in walpurge_inspect_never_consistent_total, not in the time to consistency',
+      );
   }
 
   /** The verdict at one timescale, confirmed against PostgreSQL before it counts as inconsistent. */

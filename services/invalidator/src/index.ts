@@ -1,7 +1,6 @@
 export { createInvalidator, type Invalidator, type InvalidatorOptions } from './create-invalidator.js';
 export type { Purger, PurgeContext } from './targets/purger.js';
 export { RedisPurger, type RedisPurgerOptions } from './targets/redis/redis-purger.js';
-export { connectRedis } from './targets/redis/connect.js';
 export { groupBySlot } from './targets/redis/slot-groups.js';
 export { globToRegExp } from './targets/redis/glob-regexp.js';
 export { CloudflarePurger } from './targets/cdn/cloudflare.js';

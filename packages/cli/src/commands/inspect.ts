@@ -1,4 +1,4 @@
-import { InspectConfig } from '@walpurge/config';
+import { InspectConfig, connectRedis } from '@walpurge/config';
 import { createLogger, createMetricsRegistry, errorMessage } from '@walpurge/core';
 import {
   InspectReport,
@@ -8,7 +8,6 @@ import {
   readChangesSince,
   renderReport,
 } from '@walpurge/inspector';
-import { connectRedis } from '@walpurge/invalidator';
 import { ExitCode, UsageError, writeLine } from '../cli-io.js';
 import { configOption, jsonOption, stringOption, type CommandSpec } from '../command.js';
 import { parseTime } from '../dlq/selectors.js';

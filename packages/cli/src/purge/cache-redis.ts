@@ -1,7 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
-import { redisAddress, redisTlsAttempt, type RedisConfig } from '@walpurge/config';
+import { connectRedis, redisAddress, redisTlsAttempt, type RedisConfig } from '@walpurge/config';
 import { REDIS_TLS, type Logger } from '@walpurge/core';
-import { connectRedis } from '@walpurge/invalidator';
 import { redisUnavailable } from '../live/connection-errors.js';
 
 /**

@@ -1,6 +1,14 @@
 import { NAMESPACE_KEY_SEGMENT, TAG_SET_SEGMENT } from '@walpurge/rules';
 import { randomBytes } from 'node:crypto';
-import { ErrorCode, Registry, WalpurgeError, createLogger, errorMessage, sleep } from '@walpurge/core';
+import {
+  ErrorCode,
+  LogThrottle,
+  Registry,
+  WalpurgeError,
+  createLogger,
+  errorMessage,
+  sleep,
+} from '@walpurge/core';
 import { connectCacheRedis, ownKeyPrefix } from './cache-redis.js';
 import { EntryStore, type LookupResult } from './entry-store.js';
 import { InvalidationTracker } from './invalidation-tracker.js';
@@ -16,7 +24,6 @@ import type { LeasedLoadOutcome } from './leased-load.js';
 import { PostPurgeReads } from './post-purge-reads.js';
 import { HotKeyRefresher } from './refresher.js';
 import { versionOf, type VersionResult } from './row-version.js';
-import { LogThrottle } from './log-throttle.js';
 import { untilReady, warmEntries, type WarmEntry, type WarmOptions, type WarmReport } from './warm.js';
 
 export type Loader<T> = () => Promise<T>;
@@ -137,8 +144,9 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
   /** Aborted by close(): the client is closed, and waits nobody needs any more (warm's wait for the connection) end. */
   const closing = new AbortController();
   const isClosed = (): boolean => closing.signal.aborted;
-  const failOpenLog = new LogThrottle(now);
-  const versionErrorLog = new LogThrottle(now);
+  // A failure repeating on every read is logged at most every 10 s, with the count since.
+  const failOpenLog = new LogThrottle(10_000, now);
+  const versionErrorLog = new LogThrottle(10_000, now);
 
   /** One lookup's result, for the request counter and the post-purge hit ratio. */
   function countLookup(key: string, level: 'l1' | 'redis', result: 'hit' | 'stale' | 'miss'): void {
@@ -171,8 +179,12 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
 
   function failOpen<T>(loader: Loader<T>, reason: string, error?: unknown): Promise<T> {
     metrics.failOpen.inc({ reason });
-    if (failOpenLog.allow()) {
-      logger.warn({ reason, err: error }, 'Redis unavailable: reading through to the loader (fail open)');
+    const count = failOpenLog.take();
+    if (count > 0) {
+      logger.warn(
+        { reason, err: error, count },
+        'Redis unavailable: reading through to the loader (fail open)',
+      );
     }
     return callLoader(loader, 'fail_open');
   }
@@ -182,9 +194,10 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
     if (!opts.version) return undefined;
     const result = versionOf(() => opts.version?.(value));
     if (result.version !== undefined || result.reason === 'none') return result;
-    if (versionErrorLog.allow()) {
+    const count = versionErrorLog.take();
+    if (count > 0) {
       logger.warn(
-        { key, reason: result.reason, err: result.error },
+        { key, reason: result.reason, err: result.error, count },
         `GetOptions.version ${result.reason === 'threw' ? 'threw' : 'returned an unusable version'}: the value is cached without a version (${errorMessage(result.error)})`,
       );
     }

@@ -1,8 +1,7 @@
-import { errorMessage, TokenBucket, type Logger } from '@walpurge/core';
+import { errorMessage, LogThrottle, TokenBucket, type Logger } from '@walpurge/core';
 import { outcomeLabel, type LeasedLoad } from './leased-load.js';
 import type { ClientMetrics } from './metrics.js';
 import type { GetOptions } from './options.js';
-import { LogThrottle } from './log-throttle.js';
 
 export interface RefreshOptions {
   /** Most background re-loads running at once in this process. Default 4. */
@@ -46,7 +45,6 @@ export class HotKeyRefresher {
   private readonly rate: TokenBucket;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  private failuresSinceLog = 0;
   private readonly failureLog: LogThrottle;
 
   constructor(
@@ -57,7 +55,7 @@ export class HotKeyRefresher {
     private readonly now: () => number,
   ) {
     this.rate = new TokenBucket(settings.ratePerSecond, settings.concurrency, { now });
-    this.failureLog = new LogThrottle(now);
+    this.failureLog = new LogThrottle(10_000, now);
   }
 
   /** A read with `refresh: 'on-invalidate'`: remember (or update) the key's loader and options. */
@@ -152,13 +150,9 @@ export class HotKeyRefresher {
   /** Never thrown into the application: counted, and logged at most every 10 s. */
   private failed(key: string, error: unknown): void {
     this.metrics.refreshes.inc({ outcome: 'failed' });
-    this.failuresSinceLog += 1;
-    if (!this.failureLog.allow()) return;
-    this.logger.warn(
-      { key, err: error, failures: this.failuresSinceLog },
-      `refresh-on-invalidate failed: ${errorMessage(error)}`,
-    );
-    this.failuresSinceLog = 0;
+    const failures = this.failureLog.take();
+    if (failures === 0) return;
+    this.logger.warn({ key, err: error, failures }, `refresh-on-invalidate failed: ${errorMessage(error)}`);
   }
 
   /** No refresh starts after this; the ones running are awaited (their fills still obey the lease). */

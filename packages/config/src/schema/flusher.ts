@@ -131,7 +131,7 @@ const FlusherFields = z.strictObject({
     .boolean()
     .default(true)
     .describe(
-      'Mark flusher transactions with the replication origin (needs superuser or EXECUTE on pg_replication_origin_session_setup).',
+      'Mark flusher transactions with the replication origin (needs superuser or EXECUTE on pg_replication_origin_session_setup and pg_replication_origin_xact_setup).',
     ),
   tombstoneTable: qualifiedName
     .default('walpurge_write_behind_tombstones')

@@ -4,7 +4,11 @@ import { ENTRY_FIELDS } from '@walpurge/client';
 /** What a cache key holds, as far as the observer needs it. */
 export type EntrySnapshot =
   | { kind: 'absent' }
-  /** An SDK entry hash (@walpurge/client): the fields the verdict reads, null when missing. */
+  /**
+   * An SDK entry hash (@walpurge/client) holding a value: the fields the verdict reads, null when
+   * missing. A hash without the value field (only a lease: a load in progress; only a write-side
+   * delete tombstone) serves nothing stale, so it reads as absent.
+   */
   | {
       kind: 'hash';
       version: string | null;
@@ -17,16 +21,19 @@ export type EntrySnapshot =
   | { kind: 'other'; type: string };
 
 // TYPE then HMGET or GET in one round trip; one key, so it runs on the key's node of a Cluster.
+// ARGV[1] is the value field: only tested (HEXISTS), never read, since values can be large.
 const READ_ENTRY = `
 local kind = redis.call('TYPE', KEYS[1]).ok
 if kind == 'hash' then
-  return {kind, unpack(redis.call('HMGET', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]))}
+  if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return {'none'} end
+  return {kind, unpack(redis.call('HMGET', KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]))}
 elseif kind == 'string' then
   return {kind, redis.call('GET', KEYS[1])}
 end
 return {kind}`;
 
 const FIELDS = [
+  ENTRY_FIELDS.value,
   ENTRY_FIELDS.version,
   ENTRY_FIELDS.writeVersion,
   ENTRY_FIELDS.filledAt,

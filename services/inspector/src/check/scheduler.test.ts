@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { BoundedScheduler } from './scheduler.js';
-import { ThrottledLog } from './log-once.js';
 
 describe('BoundedScheduler', () => {
   it('runs items in due order and refuses beyond its capacity', async () => {
@@ -25,16 +24,5 @@ describe('BoundedScheduler', () => {
     expect(scheduler.tryAdd(Date.now(), 2)).toBe(false);
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(ran).toEqual([]);
-  });
-});
-
-describe('ThrottledLog', () => {
-  it('reports the first occurrence, then the count once per interval', () => {
-    const log = new ThrottledLog(1_000);
-    expect(log.take('a', 0)).toBe(1);
-    expect(log.take('a', 10)).toBe(0);
-    expect(log.take('a', 20)).toBe(0);
-    expect(log.take('b', 20)).toBe(1);
-    expect(log.take('a', 1_500)).toBe(3);
   });
 });

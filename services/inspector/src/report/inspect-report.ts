@@ -1,7 +1,18 @@
 import { z } from 'zod';
 
 const Writer = z.enum(['sdk', 'other']);
-const Percentiles = z.object({ count: z.number(), p50: z.number(), p99: z.number(), p999: z.number() });
+/**
+ * Time to consistency of one writer's sampled keys: percentiles of the `count` keys seen consistent
+ * within the polling horizon (the last timescale); `neverConsistent` keys were not, and are left out
+ * of the percentiles (their time is unknown, not the horizon).
+ */
+const Percentiles = z.object({
+  count: z.number(),
+  p50: z.number(),
+  p99: z.number(),
+  p999: z.number(),
+  neverConsistent: z.number(),
+});
 
 /** The observer's report: GET /inspect, `walpurge inspect --json` (docs/consistency.md). */
 export const InspectReport = z.object({

@@ -30,9 +30,9 @@ export function renderReport(report: InspectReport): string {
   }
   for (const writer of ['sdk', 'other'] as const) {
     const t = report.timeToConsistencyMs[writer];
-    if (t.count > 0)
+    if (t.count > 0 || t.neverConsistent > 0)
       lines.push(
-        `time to consistency (${writer}): p50 ${t.p50} ms, p99 ${t.p99} ms, p99.9 ${t.p999} ms (${t.count})`,
+        `time to consistency (${writer}): p50 ${t.p50} ms, p99 ${t.p99} ms, p99.9 ${t.p999} ms (${t.count} keys); never consistent by the last timescale: ${t.neverConsistent}`,
       );
   }
   const unchecked = Object.entries(report.unchecked);

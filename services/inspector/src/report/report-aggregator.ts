@@ -35,6 +35,7 @@ export class ReportAggregator {
   private readonly unchecked: Record<string, number> = {};
   private readonly recent: Inconsistency[] = [];
   private readonly ttc = { sdk: new Reservoir(), other: new Reservoir() };
+  private readonly neverConsistentCount = { sdk: 0, other: 0 };
 
   constructor(
     private readonly timescales: readonly string[],
@@ -61,6 +62,9 @@ export class ReportAggregator {
   }
   timeToConsistency(writer: Writer, ms: number): void {
     this.ttc[writer].add(ms);
+  }
+  neverConsistent(writer: Writer): void {
+    this.neverConsistentCount[writer] += 1;
   }
   inconsistency(record: Inconsistency): void {
     this.recent.push(record);
@@ -97,7 +101,10 @@ export class ReportAggregator {
           };
         }),
       ),
-      timeToConsistencyMs: { sdk: this.ttc.sdk.percentiles(), other: this.ttc.other.percentiles() },
+      timeToConsistencyMs: {
+        sdk: { ...this.ttc.sdk.percentiles(), neverConsistent: this.neverConsistentCount.sdk },
+        other: { ...this.ttc.other.percentiles(), neverConsistent: this.neverConsistentCount.other },
+      },
       unchecked: { ...this.unchecked },
       inconsistencies: [...this.recent],
     };

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import type { Admin, Kafka } from 'kafkajs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { RedisConfig, WalpurgeConfig, type WalpurgeConfigInput } from '@walpurge/config';
+import { RedisConfig, WalpurgeConfig, connectRedis, type WalpurgeConfigInput } from '@walpurge/config';
 import { createMetricsRegistry } from '@walpurge/core';
 import { uniqueName, waitFor } from '@walpurge/testing';
 import {
@@ -25,7 +25,6 @@ import { TcpProxy } from '../../test/tcp-proxy.js';
 import { createInvalidator, type Invalidator } from '../create-invalidator.js';
 import { deadLetterHeaders } from '../kafka/dead-letter.js';
 import { RedisPurger } from '../targets/redis/redis-purger.js';
-import { connectRedis } from '../targets/redis/connect.js';
 import { queueTableSql } from './postgres-cdn-queue.js';
 
 /**

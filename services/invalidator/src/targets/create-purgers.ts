@@ -1,4 +1,4 @@
-import type { WalpurgeConfig } from '@walpurge/config';
+import { connectRedis, type WalpurgeConfig } from '@walpurge/config';
 import type { BackoffOptions, Logger } from '@walpurge/core';
 import type { CompiledRules } from '@walpurge/rules';
 import { createCdnMetrics, type CdnMetrics } from './cdn/cdn-metrics.js';
@@ -7,7 +7,6 @@ import { CloudFrontPurger } from './cdn/cloudfront.js';
 import { FastlyPurger } from './cdn/fastly.js';
 import { HttpPurger } from './cdn/generic-http.js';
 import type { Purger } from './purger.js';
-import { connectRedis } from './redis/connect.js';
 import type { SweepObserver } from './redis/pattern-sweeper.js';
 import { RedisPurger } from './redis/redis-purger.js';
 

@@ -1,9 +1,10 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '@walpurge/core';
-import { redisClusterSeed, redisTlsOptions, type RedisConfig } from '@walpurge/config';
+import type { RedisConfig } from '../schema/redis.js';
+import { redisClusterSeed, redisTlsOptions } from './redis-connection.js';
 
 /**
- * The cache Redis. Commands fail fast while it is unreachable (the purge loop owns retries and
+ * The cache Redis, as the invalidator purges it and the observer and `walpurge purge` read it. Commands fail fast while it is unreachable (the purge loop owns retries and
  * backoff, and counts them); the client keeps reconnecting in the background.
  */
 export function connectRedis(config: RedisConfig, logger: Logger): Redis | Cluster {
