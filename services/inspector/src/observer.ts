@@ -339,9 +339,13 @@ export class Observer {
     const { pool } = this.options;
     if (!pool || entry.kind !== 'versioned') return count('unverifiable', 'no-database');
     const { source } = watch.event;
+    // Without a primary key (a table read with REPLICA IDENTITY FULL and no key) there is no row to
+    // re-read: never confirmed, never counted as consistent either.
+    const key = watch.event.key ?? {};
+    if (Object.keys(key).length === 0) return count('unverifiable', 'row-has-no-key');
     let row;
     try {
-      row = await readRowVersion(pool, source, watch.event.key ?? {}, watch.layout.versionColumn);
+      row = await readRowVersion(pool, source, key, watch.layout.versionColumn);
     } catch (error) {
       this.failed('postgres', error, watch.key);
       return;
@@ -352,6 +356,8 @@ export class Observer {
     if (confirmed.verdict !== 'inconsistent')
       return count(confirmed.verdict, 'reason' in confirmed ? confirmed.reason : undefined);
     count('inconsistent');
+    // The confirming read is what was judged: the entry may have been rewritten (still stale) since.
+    const judged = again.kind === 'versioned' ? again : entry;
     const record = {
       at: new Date().toISOString(),
       key: watch.key,
@@ -360,9 +366,9 @@ export class Observer {
       commitTs: source.commitTs,
       timescale,
       writer,
-      entryVersion: entry.version,
+      entryVersion: judged.version,
       rowVersion: row.gone ? null : row.version,
-      cause: causeOf(writer, entry.filledAt, watch.commitMs),
+      cause: causeOf(judged.writer, judged.filledAt, watch.commitMs),
     };
     this.aggregator.inconsistency(record);
     this.options.logger.warn(record, `inspect: confirmed inconsistency at ${timescale}: ${record.cause}`);

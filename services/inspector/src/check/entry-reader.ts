@@ -13,6 +13,8 @@ export type EntrySnapshot =
       kind: 'hash';
       version: string | null;
       writeVersion: string | null;
+      /** `rf`: a reader filled the value over a write-side marker, so `wv` does not describe it. */
+      readerFilledOverWrite: boolean;
       filledAt: number | null;
       loadStartedAt: number | null;
     }
@@ -26,7 +28,7 @@ const READ_ENTRY = `
 local kind = redis.call('TYPE', KEYS[1]).ok
 if kind == 'hash' then
   if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return {'none'} end
-  return {kind, unpack(redis.call('HMGET', KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]))}
+  return {kind, unpack(redis.call('HMGET', KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]))}
 elseif kind == 'string' then
   return {kind, redis.call('GET', KEYS[1])}
 end
@@ -38,6 +40,7 @@ const FIELDS = [
   ENTRY_FIELDS.writeVersion,
   ENTRY_FIELDS.filledAt,
   ENTRY_FIELDS.loadStartedAt,
+  ENTRY_FIELDS.readerFilledOverWrite,
 ];
 
 const text = (value: unknown): string | null =>
@@ -60,6 +63,7 @@ export async function readEntry(redis: Redis | Cluster, key: string): Promise<En
       writeVersion: text(reply[2]),
       filledAt: millis(reply[3]),
       loadStartedAt: millis(reply[4]),
+      readerFilledOverWrite: text(reply[5]) !== null,
     };
   if (kind === 'string') {
     const value = text(reply[1]);

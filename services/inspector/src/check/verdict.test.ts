@@ -8,7 +8,14 @@ const deletion = { deleted: true, version: '5' };
 
 describe('entryVersionOf', () => {
   it("reads an SDK hash's ver, and wv only where the rule's version is the flusher's column", () => {
-    const hash = { kind: 'hash', version: null, writeVersion: '9', filledAt: 3, loadStartedAt: 2 } as const;
+    const hash = {
+      kind: 'hash',
+      version: null,
+      writeVersion: '9',
+      readerFilledOverWrite: false,
+      filledAt: 3,
+      loadStartedAt: 2,
+    } as const;
     expect(entryVersionOf(hash, layout)).toEqual({
       kind: 'unversioned',
       writer: 'sdk',
@@ -19,6 +26,29 @@ describe('entryVersionOf', () => {
       writer: 'sdk',
       version: '9',
       filledAt: 3,
+    });
+  });
+
+  it('ignores wv once a reader filled over the write-side marker (rf): wv no longer describes the value', () => {
+    const filledOver = {
+      kind: 'hash',
+      version: null,
+      writeVersion: '9',
+      readerFilledOverWrite: true,
+      filledAt: 3,
+      loadStartedAt: 2,
+    } as const;
+    expect(entryVersionOf(filledOver, { ...layout, writeVersionCounts: true })).toEqual({
+      kind: 'unversioned',
+      writer: 'sdk',
+      reason: 'entry-has-no-version',
+    });
+    // A reader's own version still counts.
+    expect(
+      entryVersionOf({ ...filledOver, version: '4' }, { ...layout, writeVersionCounts: true }),
+    ).toMatchObject({
+      kind: 'versioned',
+      version: '4',
     });
   });
 

@@ -47,7 +47,11 @@ export function entryVersionOf(entry: EntrySnapshot, layout: EntryLayout): Entry
     case 'absent':
       return entry;
     case 'hash': {
-      const version = entry.version ?? (layout.writeVersionCounts ? entry.writeVersion : null);
+      // `wv` is the write side's version; once a reader filled over it (`rf`), the value came from
+      // the database at a version `wv` does not tell, and counting `wv` could call it current.
+      const writeVersion =
+        layout.writeVersionCounts && !entry.readerFilledOverWrite ? entry.writeVersion : null;
+      const version = entry.version ?? writeVersion;
       return version === null
         ? { kind: 'unversioned', writer: 'sdk', reason: 'entry-has-no-version' }
         : { kind: 'versioned', writer: 'sdk', version, filledAt: entry.filledAt };
