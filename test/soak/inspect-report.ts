@@ -43,6 +43,7 @@ export function checksAt(
       writer,
       checked: 0,
       consistent: 0,
+      absent: 0,
       inconsistent: 0,
       unverifiable: 0,
       nines: null,

@@ -136,7 +136,7 @@ describe('transport inline', () => {
       /walpurge_inspect_checks_total\{rule="items",timescale="300ms",writer="sdk",verdict="consistent"\} 3/,
     );
     const text = await cli(['inspect', '--from', `http://127.0.0.1:${all.opsPort}`]);
-    expect(text.out).toMatch(/300ms\s+sdk\s+3\s+3\s+0\s+0\s+>= 0.48 nines/);
+    expect(text.out).toMatch(/300ms\s+sdk\s+3\s+3 \(\d\)\s+0\s+0\s+>= 0.48 nines/);
   });
 
   it('inspect --once is refused with a line saying how', async () => {

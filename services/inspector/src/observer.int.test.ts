@@ -114,7 +114,14 @@ describe('verdicts', () => {
     const o = observer();
     o.offer([change('items', 'u', 1, 5), change('items', 'u', 2, 5)]);
     const report = await settle(o, 2);
-    expect(row(report, 'sdk')).toMatchObject({ checked: 2, consistent: 2, inconsistent: 0, atLeast: true });
+    // Key 1 holds nothing: consistent, and counted apart as absent (not an entry that was checked).
+    expect(row(report, 'sdk')).toMatchObject({
+      checked: 2,
+      consistent: 2,
+      absent: 1,
+      inconsistent: 0,
+      atLeast: true,
+    });
     expect(report.unchecked['rule-has-no-version']).toBe(2);
     expect(report.inconsistencies).toEqual([]);
   });

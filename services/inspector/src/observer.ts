@@ -330,7 +330,7 @@ export class Observer {
     const writer = this.writerOf(watch, entry);
     const count = (verdict: 'consistent' | 'inconsistent' | 'unverifiable', reason?: string): void => {
       this.options.metrics.checks.inc({ rule: watch.rule.name, timescale, writer, verdict });
-      this.aggregator.check(timescale, writer, verdict);
+      this.aggregator.check(timescale, writer, verdict, verdict === 'consistent' && entry.kind === 'absent');
       if (reason) this.unchecked(watch.rule.name, reason);
     };
     const first = firstLook(entry, watch.change);

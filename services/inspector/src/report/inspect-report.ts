@@ -27,6 +27,8 @@ export const InspectReport = z.object({
       writer: Writer,
       checked: z.number(),
       consistent: z.number(),
+      /** Of the consistent checks, those that found no entry (purged, or never cached). */
+      absent: z.number(),
       inconsistent: z.number(),
       unverifiable: z.number(),
       nines: z.number().nullable(),

@@ -12,7 +12,7 @@ export function renderReport(report: InspectReport): string {
     `consistency ${report.since} .. ${report.until}`,
     `changes seen ${report.changesSeen}, sampled ${report.changesSampled}, dropped ${report.dropped}`,
     '',
-    'timescale  writer  checked  consistent  inconsistent  unverifiable  nines',
+    'timescale  writer  checked  consistent (absent)  inconsistent  unverifiable  nines',
   ];
   for (const row of report.checks) {
     if (row.checked === 0) continue;
@@ -21,7 +21,7 @@ export function renderReport(report: InspectReport): string {
         row.timescale.padEnd(9),
         row.writer.padEnd(6),
         String(row.checked).padStart(7),
-        String(row.consistent).padStart(10),
+        `${row.consistent} (${row.absent})`.padStart(19),
         String(row.inconsistent).padStart(12),
         String(row.unverifiable).padStart(12),
         percent(row.nines, row.atLeast),

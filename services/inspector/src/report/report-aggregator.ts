@@ -31,7 +31,7 @@ export class ReportAggregator {
   private changesSeen = 0;
   private changesSampled = 0;
   private droppedCount = 0;
-  private readonly counts = new Map<string, Record<Verdict, number>>();
+  private readonly counts = new Map<string, Record<Verdict | 'absent', number>>();
   private readonly unchecked: Record<string, number> = {};
   private readonly recent: Inconsistency[] = [];
   private readonly ttc = { sdk: new Reservoir(), other: new Reservoir() };
@@ -54,10 +54,12 @@ export class ReportAggregator {
   notChecked(reason: string): void {
     this.unchecked[reason] = (this.unchecked[reason] ?? 0) + 1;
   }
-  check(timescale: string, writer: Writer, verdict: Verdict): void {
+  /** `absent`: a consistent check that found no entry at all (purged, or never cached). */
+  check(timescale: string, writer: Writer, verdict: Verdict, absent = false): void {
     const id = `${timescale}\u0000${writer}`;
-    const row = this.counts.get(id) ?? { consistent: 0, inconsistent: 0, unverifiable: 0 };
+    const row = this.counts.get(id) ?? { consistent: 0, absent: 0, inconsistent: 0, unverifiable: 0 };
     row[verdict] += 1;
+    if (absent) row.absent += 1;
     this.counts.set(id, row);
   }
   timeToConsistency(writer: Writer, ms: number): void {
@@ -87,6 +89,7 @@ export class ReportAggregator {
         WRITERS.map((writer) => {
           const row = this.counts.get(`${timescale}\u0000${writer}`) ?? {
             consistent: 0,
+            absent: 0,
             inconsistent: 0,
             unverifiable: 0,
           };
