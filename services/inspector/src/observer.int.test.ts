@@ -80,11 +80,15 @@ const checked = (report: InspectReport): number => report.checks.reduce((sum, ro
 const row = (report: InspectReport, writer: 'sdk' | 'other') =>
   report.checks.find((r) => r.writer === writer && r.timescale !== 'once' && r.checked > 0);
 
-async function settle(observed: Observer, expected: number): Promise<InspectReport> {
-  return waitFor(`${expected} checks`, async () => {
-    const report = observed.report();
-    return checked(report) >= expected && report;
-  });
+async function settle(observed: Observer, expected: number, timeoutMs?: number): Promise<InspectReport> {
+  return waitFor(
+    `${expected} checks`,
+    async () => {
+      const report = observed.report();
+      return checked(report) >= expected && report;
+    },
+    timeoutMs === undefined ? {} : { timeoutMs },
+  );
 }
 
 beforeAll(async () => {
@@ -203,11 +207,12 @@ describe('verdicts', () => {
   it('records the time to consistency of an entry purged after the commit', async () => {
     await db.query('INSERT INTO items VALUES (12, 5)');
     await sdkEntry('item:12', { ver: '4', ft: Date.now() - 1_000 });
-    const o = observer({ timescalesMs: [2_000] });
+    // The check at the timescale must come after the unlink below, however loaded the machine.
+    const o = observer({ timescalesMs: [10_000] });
     o.offer([change('items', 'u', 12, 5)]);
     await waitFor('a poll', async () => o.report().changesSampled === 1);
     await redis.unlink(`${prefix}item:12`);
-    const report = await settle(o, 1);
+    const report = await settle(o, 1, 20_000);
     expect(row(report, 'sdk')).toMatchObject({ consistent: 1 });
     expect(report.timeToConsistencyMs.sdk.count).toBe(1);
     expect(report.timeToConsistencyMs.sdk.p50).toBeGreaterThan(0);
