@@ -71,8 +71,8 @@ async function main(): Promise<number> {
     observer: !options['without-observer'],
     ...(options.report ? { reportFile: options.report } : {}),
   });
-  if (report.sdkInconsistentAt10s === null) return options['without-observer'] ? 0 : 1;
-  return options.broken === report.sdkInconsistentAt10s > 0 ? 0 : 1;
+  if (report.sdkInconsistentJudged === null) return options['without-observer'] ? 0 : 1;
+  return options.broken === report.sdkInconsistentJudged > 0 ? 0 : 1;
 }
 
 main().then(
