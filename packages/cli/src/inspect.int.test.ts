@@ -6,7 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ENTRY_FIELDS } from '@walpurge/client';
 import { WalpurgeConfig, type WalpurgeConfigInput } from '@walpurge/config';
-import { createLogger, createMetricsRegistry } from '@walpurge/core';
+import { ServiceGroup, createLogger, createMetricsRegistry } from '@walpurge/core';
 import { createInspector, type InspectReport } from '@walpurge/inspector';
 import { createInvalidator } from '@walpurge/invalidator';
 import type { ChangeEvent } from '@walpurge/protocol';
@@ -18,7 +18,7 @@ import {
   type IsolatedDatabase,
 } from '@walpurge/testing';
 import { runCli } from './cli.js';
-import { inlineSink } from './run/compose-services.js';
+import { composeServices, inlineSink } from './run/compose-services.js';
 import { startWalpurge, type RunningWalpurge } from './run/start-walpurge.js';
 import { captureIo } from './testing/capture-io.js';
 
@@ -200,6 +200,79 @@ describe('transport inline', () => {
       await inspector.stop();
       await invalidator.stop();
     }
+  });
+});
+
+describe("role 'all': the observer is an extra", () => {
+  it('starts last; a failed start is logged, counted and shown at /inspect, and the purges go on, ready', async () => {
+    const slot = `${name}_extra`;
+    // The observer's own consumer cannot reach Kafka (nothing listens there): its start fails.
+    const kafka = {
+      brokers: [`127.0.0.1:${await freePort()}`],
+      topic: `${name}.extra`,
+      consumerGroup: `${name}-x`,
+    };
+    const config = WalpurgeConfig.parse({
+      ...base(slot),
+      transport: 'kafka',
+      kafka,
+      inspect: inspect(`${name}-extra-observer`),
+      rules: [{ name: 'items', table: 'public.items', version: 'ver', redis: { keys: ['item:{id}'] } }],
+    });
+    const logger = createLogger({ level: 'silent' });
+    const registry = createMetricsRegistry({ defaultMetrics: false });
+    const composed = composeServices({ role: 'all', config, logger, registry, onFatal: () => undefined });
+    expect(composed.map((service) => service.name).at(-1)).toBe('inspector');
+    // Role 'all' as composed, its Kafka-bound services aside: the purge path and the observer.
+    const invalidator = createInvalidator({
+      config,
+      logger,
+      registry: createMetricsRegistry({ defaultMetrics: false }),
+      consume: 'none',
+    });
+    const observer = composed.at(-1)!;
+    const group = new ServiceGroup([invalidator, observer], logger);
+    await group.start();
+    try {
+      expect(group.isReady()).toBe(true);
+      const report = (observer as unknown as { report(): InspectReport }).report();
+      expect(report.notRunning).toMatch(/its start failed/);
+      const failures = await registry.getSingleMetric('walpurge_inspect_start_failures_total')?.get();
+      expect(failures?.values[0]?.value).toBe(1);
+      const up = await registry.getSingleMetric('walpurge_inspect_up')?.get();
+      expect(up?.values[0]?.value).toBe(0);
+      await sdkEntry('item:70', '0');
+      const event: ChangeEvent = {
+        v: 1,
+        op: 'u',
+        source: {
+          db: 'app',
+          schema: 'public',
+          table: 'items',
+          lsn: '0/70',
+          xid: 1,
+          commitTs: new Date().toISOString(),
+          origin: null,
+        },
+        key: { id: 70 },
+        before: null,
+        after: { id: 70, ver: '1' },
+        unchanged: [],
+      };
+      await invalidator.handle([event]);
+      expect(await redis.exists(`${prefix}item:70`)).toBe(0);
+    } finally {
+      await group.stop();
+    }
+    // Role 'inspector' alone: the same failure fails the role.
+    const alone = createInspector({
+      config,
+      logger,
+      registry: createMetricsRegistry({ defaultMetrics: false }),
+      consume: 'kafka',
+    });
+    await expect(alone.start(new AbortController().signal)).rejects.toThrow();
+    await alone.stop();
   });
 });
 

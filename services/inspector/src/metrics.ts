@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from '@walpurge/core';
 
 /** The observer's metrics; names fixed by docs/consistency.md (dashboards and the alert read them). */
-export function createInspectMetrics(registry: Registry) {
+export function createInspectMetrics(registry: Registry, isUp: () => boolean = () => false) {
   const registers = [registry];
   return {
     changesSeen: new Counter({
@@ -48,6 +48,20 @@ export function createInspectMetrics(registry: Registry) {
       help: 'From a sampled commit to the first poll that found all of its keys consistent, by writer.',
       labelNames: ['writer'] as const,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    }),
+    up: new Gauge({
+      name: 'walpurge_inspect_up',
+      help: "1 while the observer runs (with transport kafka: its consumer joined its group), else 0. Its own health: it never gates the role's /readyz.",
+      registers,
+      // Read at scrape time: a rebalancing or crashed consumer shows as 0 while it lasts.
+      collect() {
+        this.set(isUp() ? 1 : 0);
+      },
+    }),
+    startFailures: new Counter({
+      name: 'walpurge_inspect_start_failures_total',
+      help: "Role 'all': starts of the observer that failed; the role runs on without it (GET /inspect says why).",
       registers,
     }),
     lag: new Gauge({

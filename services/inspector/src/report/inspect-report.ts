@@ -5,6 +5,8 @@ const Percentiles = z.object({ count: z.number(), p50: z.number(), p99: z.number
 
 /** The observer's report: GET /inspect, `walpurge inspect --json` (docs/consistency.md). */
 export const InspectReport = z.object({
+  /** Role 'all' only: why the observer is not running (its start failed); the purges go on. */
+  notRunning: z.string().optional(),
   since: z.string(),
   until: z.string(),
   changesSeen: z.number(),
