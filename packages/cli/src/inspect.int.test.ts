@@ -359,5 +359,13 @@ describe('transport kafka', () => {
     expect(
       onceBroken.inconsistencies.some((i) => i.key === `${prefix}extra:1` && i.timescale === 'once'),
     ).toBe(true);
+    // Changes younger than the smallest timescale (here all of them) are skipped and counted, not
+    // checked while their purges may be in flight.
+    const onceYoung = await once('young.yaml', {
+      ...good(),
+      inspect: inspect(`${name}-observer-c`, 3_600_000),
+    });
+    expect(totals(onceYoung, 'sdk').checked).toBe(0);
+    expect(onceYoung.unchecked['younger-than-timescale']).toBeGreaterThan(0);
   });
 });
