@@ -204,6 +204,18 @@ describe('verdicts', () => {
     });
   });
 
+  it("checks the keys of the row as it is now only: an update's old key is unchecked (old-key)", async () => {
+    // Row 30 became 31 (version 2); a new row 30 (version 1) now validly owns item:30.
+    await db.query('INSERT INTO items VALUES (31, 2), (30, 1)');
+    await sdkEntry('item:30', { ver: '1', ft: Date.now() });
+    const o = observer();
+    o.offer([{ ...change('items', 'u', 31, 2), before: { id: 30, ver: '1' } }]);
+    const report = await settle(o, 1);
+    expect(row(report, 'sdk')).toMatchObject({ checked: 1, consistent: 1, inconsistent: 0 });
+    expect(report.unchecked['old-key']).toBe(1);
+    expect(report.inconsistencies).toEqual([]);
+  });
+
   it('records the time to consistency of an entry purged after the commit', async () => {
     await db.query('INSERT INTO items VALUES (12, 5)');
     await sdkEntry('item:12', { ver: '4', ft: Date.now() - 1_000 });

@@ -189,7 +189,14 @@ export class Observer {
         writeVersionCounts: config.flusher !== undefined && config.flusher.versionColumn === versionColumn,
       };
       const change = changeVersionOf(event.op, event.op === 'd' ? event.before : event.after, versionColumn);
-      for (const key of targets.redis.keys)
+      // Only keys of the row's current side: a key rendered from an update's old values may now
+      // validly cache another row, whose version says nothing about this change.
+      const oldSide = new Set(outcome.oldSideKeys);
+      for (const key of targets.redis.keys) {
+        if (oldSide.has(key)) {
+          this.unchecked(rule.name, 'old-key');
+          continue;
+        }
         watches.push({
           event,
           rule,
@@ -201,6 +208,7 @@ export class Observer {
           writer: undefined,
           poll: 0,
         });
+      }
     }
     return watches;
   }
