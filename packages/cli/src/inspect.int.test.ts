@@ -139,6 +139,10 @@ describe('transport inline', () => {
     expect(metrics).toMatch(
       /walpurge_inspect_checks_total\{rule="items",timescale="300ms",writer="sdk",verdict="consistent"\} 3/,
     );
+    // Created at 0 at start, so that WalpurgeStaleEntryConfirmed's increase() sees the first one.
+    expect(metrics).toMatch(
+      /walpurge_inspect_checks_total\{rule="items",timescale="300ms",writer="other",verdict="inconsistent"\} 0/,
+    );
     const text = await cli(['inspect', '--from', `http://127.0.0.1:${all.opsPort}`]);
     expect(text.out).toMatch(/300ms\s+sdk\s+3\s+3\s+0\s+0\s+>= 0.48 nines/);
   });

@@ -4,8 +4,9 @@ import { InspectConfig, type WalpurgeConfig } from '@walpurge/config';
 import { ErrorCode, WalpurgeError, type Logger, type Registry, type Service } from '@walpurge/core';
 import { connectRedis } from '@walpurge/invalidator';
 import type { ChangeEvent } from '@walpurge/protocol';
+import { compileRules } from '@walpurge/rules';
 import { createRowPool } from './check/row-pool.js';
-import { createInspectMetrics } from './metrics.js';
+import { createInspectMetrics, initInconsistentSeries } from './metrics.js';
 import { Observer } from './observer.js';
 import type { InspectReport } from './report/inspect-report.js';
 import { KafkaSource } from './source/kafka-source.js';
@@ -55,6 +56,13 @@ export function createInspector(options: InspectorOptions): Inspector {
     return started && (source?.isReady() ?? true);
   }
   const idle = new ReportAggregator(inspect.timescalesMs.map(timescaleLabel), 1);
+  // The rules the observer checks (those with a version), their series at 0 for the alert.
+  const checkedRules = compileRules(config.rules).rules.filter((rule) => rule.source.version);
+  initInconsistentSeries(
+    metrics,
+    checkedRules.map((rule) => rule.name),
+    inspect.timescalesMs.map(timescaleLabel),
+  );
   const tap = (events: readonly ChangeEvent[]): void => {
     try {
       observer?.offer(events);

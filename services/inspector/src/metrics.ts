@@ -72,3 +72,19 @@ export function createInspectMetrics(registry: Registry, isUp: () => boolean = (
   };
 }
 export type InspectMetrics = ReturnType<typeof createInspectMetrics>;
+
+/**
+ * Creates each rule x timescale x writer series of walpurge_inspect_checks_total{verdict="inconsistent"}
+ * at 0. A counter series born at its first increment has no earlier sample, so `increase()` over
+ * it is 0 and WalpurgeStaleEntryConfirmed would miss the first confirmed inconsistency.
+ */
+export function initInconsistentSeries(
+  metrics: InspectMetrics,
+  rules: readonly string[],
+  timescales: readonly string[],
+): void {
+  for (const rule of rules)
+    for (const timescale of timescales)
+      for (const writer of ['sdk', 'other'] as const)
+        metrics.checks.inc({ rule, timescale, writer, verdict: 'inconsistent' }, 0);
+}
