@@ -34,13 +34,13 @@ export function createInspectMetrics(registry: Registry, isUp: () => boolean = (
     }),
     errors: new Counter({
       name: 'walpurge_inspect_errors_total',
-      help: 'Checks that failed on an error, by target (redis|postgres|decode); the check is counted as not made.',
+      help: 'Checks that failed on an error, by target (redis|postgres|decode|internal); the check is counted as not made.',
       labelNames: ['target'] as const,
       registers,
     }),
     pending: new Gauge({
       name: 'walpurge_inspect_pending_checks',
-      help: 'Checks and polls scheduled and not yet run (bounded by inspect.maxPendingChecks).',
+      help: 'Checks and polls scheduled or running (bounded by inspect.maxPendingChecks).',
       registers,
     }),
     timeToConsistency: new Histogram({

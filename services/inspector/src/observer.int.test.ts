@@ -1,3 +1,4 @@
+import { createServer, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -248,5 +249,50 @@ describe('sampling and the bound', () => {
     const report = await settle(o, 2);
     expect(report).toMatchObject({ changesSampled: 5, dropped: 3 });
     expect(row(report, 'sdk')?.checked).toBe(2);
+  });
+
+  it('counts running checks against the bound and times out reads on a frozen Redis link', async () => {
+    // A "Redis" that accepts connections and never answers: every read hangs until its deadline.
+    const sockets: Socket[] = [];
+    const frozen = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => frozen.listen(0, '127.0.0.1', resolve));
+    const port = (frozen.address() as { port: number }).port;
+    const stuck = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, lazyConnect: false });
+    stuck.on('error', () => undefined);
+    const registry = createMetricsRegistry();
+    const metrics = createInspectMetrics(registry);
+    const o = new Observer({
+      config,
+      // One key, one timescale: two slots per change.
+      inspect: InspectConfig.parse({ sampleRate: 1, timescalesMs: [100], maxPendingChecks: 4 }),
+      redis: stuck,
+      pool,
+      metrics,
+      logger: createLogger({ level: 'silent' }),
+    });
+    observers.push(o);
+    try {
+      o.offer([change('items', 'u', 300, 1)]);
+      // Both of its tasks fired and hang on the frozen link: they still hold their two slots.
+      await waitFor('two running checks', async () => (await metrics.pending.get()).values[0]?.value === 2);
+      o.offer([change('items', 'u', 301, 1), change('items', 'u', 302, 1)]);
+      await waitFor('the admissions', async () => o.report().changesSampled === 3);
+      expect(o.report().dropped).toBe(1);
+      // The hung reads fail at their deadline (counted), freeing the slots; nothing is left running.
+      await waitFor(
+        'the reads to time out',
+        async () => {
+          const errors = (await metrics.errors.get()).values.find((v) => v.labels['target'] === 'redis');
+          return (errors?.value ?? 0) >= 4 && (await metrics.pending.get()).values[0]?.value === 0;
+        },
+        { timeoutMs: 20_000 },
+      );
+      expect(checked(o.report())).toBe(0);
+    } finally {
+      await o.stop();
+      stuck.disconnect();
+      for (const socket of sockets) socket.destroy();
+      frozen.close();
+    }
   });
 });
