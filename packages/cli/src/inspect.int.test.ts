@@ -96,6 +96,25 @@ const totals = (report: InspectReport, writer: 'sdk' | 'other') =>
       { checked: 0, inconsistent: 0, consistent: 0 },
     );
 
+/** An update of items row `id` to version 1, as the listener would publish it. */
+const itemUpdate = (id: number): ChangeEvent => ({
+  v: 1,
+  op: 'u',
+  source: {
+    db: 'app',
+    schema: 'public',
+    table: 'items',
+    lsn: `0/${id}`,
+    xid: 1,
+    commitTs: new Date().toISOString(),
+    origin: null,
+  },
+  key: { id },
+  before: null,
+  after: { id, ver: '1' },
+  unchanged: [],
+});
+
 beforeAll(async () => {
   database = await createIsolatedDatabase(services.databaseUrl, 'inspect_cli');
   db = new pg.Client({ connectionString: database.url });
@@ -176,23 +195,7 @@ describe('transport inline', () => {
     await inspector.start(signal);
     try {
       await sdkEntry('item:50', '0');
-      const event: ChangeEvent = {
-        v: 1,
-        op: 'u',
-        source: {
-          db: 'app',
-          schema: 'public',
-          table: 'items',
-          lsn: '0/50',
-          xid: 1,
-          commitTs: new Date().toISOString(),
-          origin: null,
-        },
-        key: { id: 50 },
-        before: null,
-        after: { id: 50, ver: '1' },
-        unchanged: [],
-      };
+      const event = itemUpdate(50);
       await inlineSink(invalidator, inspector).publish([event]);
       expect(await redis.exists(`${prefix}item:50`)).toBe(0);
       await waitFor('the observer counting its failed reads', async () => {
@@ -246,23 +249,7 @@ describe("role 'all': the observer is an extra", () => {
       const up = await registry.getSingleMetric('walpurge_inspect_up')?.get();
       expect(up?.values[0]?.value).toBe(0);
       await sdkEntry('item:70', '0');
-      const event: ChangeEvent = {
-        v: 1,
-        op: 'u',
-        source: {
-          db: 'app',
-          schema: 'public',
-          table: 'items',
-          lsn: '0/70',
-          xid: 1,
-          commitTs: new Date().toISOString(),
-          origin: null,
-        },
-        key: { id: 70 },
-        before: null,
-        after: { id: 70, ver: '1' },
-        unchanged: [],
-      };
+      const event = itemUpdate(70);
       await invalidator.handle([event]);
       expect(await redis.exists(`${prefix}item:70`)).toBe(0);
     } finally {
