@@ -18,17 +18,33 @@ export interface SoakReport {
   faults: FaultRecord[];
   /** The observer's own report; null when the run had no observer (e.g. it never came up). */
   observer: InspectReport | null;
-  /** The figure the soak is about: confirmed stale SDK entries at the 10 s timescale. */
+  /** Confirmed stale SDK entries at the 10 s timescale (the issue's goal), always reported. */
   sdkInconsistentAt10s: number | null;
   sdkCheckedAt10s: number | null;
+  /**
+   * The timescale the run is judged at: 10 s for the full soak. The short run judges at 30 s: a
+   * kill -9'd invalidator's partitions move after its session timeout (6 s), then a rebalance and
+   * the catch-up, which a loaded 2-core machine can stretch past 10 s; its 10 s figure is printed.
+   */
+  judgedTimescale: string;
+  sdkInconsistentJudged: number | null;
+  sdkCheckedJudged: number | null;
 }
 
-export function buildReport(parts: Omit<SoakReport, 'sdkInconsistentAt10s' | 'sdkCheckedAt10s'>): SoakReport {
-  const at10s = parts.observer ? checksAt(parts.observer, 'sdk', '10s') : undefined;
+type ReportParts = Omit<
+  SoakReport,
+  'sdkInconsistentAt10s' | 'sdkCheckedAt10s' | 'sdkInconsistentJudged' | 'sdkCheckedJudged'
+>;
+
+export function buildReport(parts: ReportParts): SoakReport {
+  const at = (timescale: string) => (parts.observer ? checksAt(parts.observer, 'sdk', timescale) : undefined);
+  const [at10s, judged] = [at('10s'), at(parts.judgedTimescale)];
   return {
     ...parts,
     sdkInconsistentAt10s: at10s?.inconsistent ?? null,
     sdkCheckedAt10s: at10s?.checked ?? null,
+    sdkInconsistentJudged: judged?.inconsistent ?? null,
+    sdkCheckedJudged: judged?.checked ?? null,
   };
 }
 
@@ -92,10 +108,14 @@ export function formatReport(report: SoakReport): string {
     lines.push(`  ${fault.at} ${fault.kind} ${fault.target} (${fault.durationMs} ms): ${fault.detail}`);
   const restarts = Object.entries(report.restarts).filter(([, n]) => n > 0);
   if (restarts.length > 0) lines.push(`restarts: ${restarts.map(([id, n]) => `${id} ${n}`).join(', ')}`);
-  lines.push(
-    report.sdkCheckedAt10s === null
-      ? 'SDK at 10 s: not measured'
-      : `SDK at 10 s: ${report.sdkInconsistentAt10s} confirmed inconsistencies in ${report.sdkCheckedAt10s} checks`,
-  );
+  const figure = (timescale: string, inconsistent: number | null, checked: number | null): string =>
+    checked === null
+      ? `SDK at ${timescale}: not measured`
+      : `SDK at ${timescale}: ${inconsistent} confirmed inconsistencies in ${checked} checks`;
+  lines.push(figure('10s', report.sdkInconsistentAt10s, report.sdkCheckedAt10s));
+  if (durationMs(report.judgedTimescale) !== 10_000)
+    lines.push(
+      `${figure(report.judgedTimescale, report.sdkInconsistentJudged, report.sdkCheckedJudged)} (the figure this run is judged on)`,
+    );
   return lines.join('\n');
 }

@@ -6,11 +6,13 @@
  *
  *   npm run soak                              # until 1,000,000 changes are checked
  *   npm run soak -- --duration 10m            # or for at most this long
- *   npm run soak -- --short                   # the npm test version: fewer faults, 1 s and 10 s only
+ *   npm run soak -- --short                   # the npm test version: fewer faults, 1 s, 10 s and 30 s
  *   npm run soak -- --short --broken          # SDK key purges off: the observer must report them
  *
- * Exit code 1 when the SDK entries had a confirmed inconsistency at 10 s (not in --broken mode,
- * where that is expected and its absence is the failure).
+ * Exit code 1 when the SDK entries had a confirmed inconsistency at the judged timescale: 10 s for
+ * the full run, 30 s for --short (its 10 s figure is printed; a kill -9 plus a rebalance on a loaded
+ * CI machine can exceed 10 s). Not in --broken mode, where that is expected and its absence is the
+ * failure.
  */
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
@@ -71,8 +73,8 @@ async function main(): Promise<number> {
     observer: !options['without-observer'],
     ...(options.report ? { reportFile: options.report } : {}),
   });
-  if (report.sdkInconsistentAt10s === null) return options['without-observer'] ? 0 : 1;
-  return options.broken === report.sdkInconsistentAt10s > 0 ? 0 : 1;
+  if (report.sdkInconsistentJudged === null) return options['without-observer'] ? 0 : 1;
+  return options.broken === report.sdkInconsistentJudged > 0 ? 0 : 1;
 }
 
 main().then(

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ENTRY_FIELDS } from '@walpurge/client';
 import { WalpurgeConfig, type WalpurgeConfigInput } from '@walpurge/config';
-import { createLogger, createMetricsRegistry } from '@walpurge/core';
+import { ServiceGroup, createLogger, createMetricsRegistry } from '@walpurge/core';
 import { createInspector, type InspectReport } from '@walpurge/inspector';
 import { createInvalidator } from '@walpurge/invalidator';
 import type { ChangeEvent } from '@walpurge/protocol';
@@ -18,7 +18,7 @@ import {
   type IsolatedDatabase,
 } from '@walpurge/testing';
 import { runCli } from './cli.js';
-import { inlineSink } from './run/compose-services.js';
+import { composeServices, inlineSink } from './run/compose-services.js';
 import { startWalpurge, type RunningWalpurge } from './run/start-walpurge.js';
 import { captureIo } from './testing/capture-io.js';
 
@@ -42,7 +42,11 @@ const base = (slot: string): WalpurgeConfigInput => ({
   http: { port: 0, host: '127.0.0.1' },
   log: { level: 'fatal' },
 });
-const inspect = (group: string) => ({ sampleRate: 1, timescalesMs: [300], consumerGroup: group });
+const inspect = (group: string, timescaleMs = 300) => ({
+  sampleRate: 1,
+  timescalesMs: [timescaleMs],
+  consumerGroup: group,
+});
 
 function configFile(file: string, input: WalpurgeConfigInput): string {
   const path = join(dir, file);
@@ -92,6 +96,25 @@ const totals = (report: InspectReport, writer: 'sdk' | 'other') =>
       { checked: 0, inconsistent: 0, consistent: 0 },
     );
 
+/** An update of items row `id` to version 1, as the listener would publish it. */
+const itemUpdate = (id: number): ChangeEvent => ({
+  v: 1,
+  op: 'u',
+  source: {
+    db: 'app',
+    schema: 'public',
+    table: 'items',
+    lsn: `0/${id}`,
+    xid: 1,
+    commitTs: new Date().toISOString(),
+    origin: null,
+  },
+  key: { id },
+  before: null,
+  after: { id, ver: '1' },
+  unchanged: [],
+});
+
 beforeAll(async () => {
   database = await createIsolatedDatabase(services.databaseUrl, 'inspect_cli');
   db = new pg.Client({ connectionString: database.url });
@@ -135,6 +158,10 @@ describe('transport inline', () => {
     expect(metrics).toMatch(
       /walpurge_inspect_checks_total\{rule="items",timescale="300ms",writer="sdk",verdict="consistent"\} 3/,
     );
+    // Created at 0 at start, so that WalpurgeStaleEntryConfirmed's increase() sees the first one.
+    expect(metrics).toMatch(
+      /walpurge_inspect_checks_total\{rule="items",timescale="300ms",writer="other",verdict="inconsistent"\} 0/,
+    );
     const text = await cli(['inspect', '--from', `http://127.0.0.1:${all.opsPort}`]);
     expect(text.out).toMatch(/300ms\s+sdk\s+3\s+3 \(\d\)\s+0\s+0\s+>= 0.48 nines/);
   });
@@ -168,23 +195,7 @@ describe('transport inline', () => {
     await inspector.start(signal);
     try {
       await sdkEntry('item:50', '0');
-      const event: ChangeEvent = {
-        v: 1,
-        op: 'u',
-        source: {
-          db: 'app',
-          schema: 'public',
-          table: 'items',
-          lsn: '0/50',
-          xid: 1,
-          commitTs: new Date().toISOString(),
-          origin: null,
-        },
-        key: { id: 50 },
-        before: null,
-        after: { id: 50, ver: '1' },
-        unchanged: [],
-      };
+      const event = itemUpdate(50);
       await inlineSink(invalidator, inspector).publish([event]);
       expect(await redis.exists(`${prefix}item:50`)).toBe(0);
       await waitFor('the observer counting its failed reads', async () => {
@@ -199,6 +210,63 @@ describe('transport inline', () => {
   });
 });
 
+describe("role 'all': the observer is an extra", () => {
+  it('starts last; a failed start is logged, counted and shown at /inspect, and the purges go on, ready', async () => {
+    const slot = `${name}_extra`;
+    // The observer's own consumer cannot reach Kafka (nothing listens there): its start fails.
+    const kafka = {
+      brokers: [`127.0.0.1:${await freePort()}`],
+      topic: `${name}.extra`,
+      consumerGroup: `${name}-x`,
+    };
+    const config = WalpurgeConfig.parse({
+      ...base(slot),
+      transport: 'kafka',
+      kafka,
+      inspect: inspect(`${name}-extra-observer`),
+      rules: [{ name: 'items', table: 'public.items', version: 'ver', redis: { keys: ['item:{id}'] } }],
+    });
+    const logger = createLogger({ level: 'silent' });
+    const registry = createMetricsRegistry({ defaultMetrics: false });
+    const composed = composeServices({ role: 'all', config, logger, registry, onFatal: () => undefined });
+    expect(composed.map((service) => service.name).at(-1)).toBe('inspector');
+    // Role 'all' as composed, its Kafka-bound services aside: the purge path and the observer.
+    const invalidator = createInvalidator({
+      config,
+      logger,
+      registry: createMetricsRegistry({ defaultMetrics: false }),
+      consume: 'none',
+    });
+    const observer = composed.at(-1)!;
+    const group = new ServiceGroup([invalidator, observer], logger);
+    await group.start();
+    try {
+      expect(group.isReady()).toBe(true);
+      const report = (observer as unknown as { report(): InspectReport }).report();
+      expect(report.notRunning).toMatch(/its start failed/);
+      const failures = await registry.getSingleMetric('walpurge_inspect_start_failures_total')?.get();
+      expect(failures?.values[0]?.value).toBe(1);
+      const up = await registry.getSingleMetric('walpurge_inspect_up')?.get();
+      expect(up?.values[0]?.value).toBe(0);
+      await sdkEntry('item:70', '0');
+      const event = itemUpdate(70);
+      await invalidator.handle([event]);
+      expect(await redis.exists(`${prefix}item:70`)).toBe(0);
+    } finally {
+      await group.stop();
+    }
+    // Role 'inspector' alone: the same failure fails the role.
+    const alone = createInspector({
+      config,
+      logger,
+      registry: createMetricsRegistry({ defaultMetrics: false }),
+      consume: 'kafka',
+    });
+    await expect(alone.start(new AbortController().signal)).rejects.toThrow();
+    await alone.stop();
+  });
+});
+
 describe('transport kafka', () => {
   const slot = `${name}_kafka`;
   const kafka = {
@@ -208,11 +276,14 @@ describe('transport kafka', () => {
     cdnTopic: `${name}.cdn`,
     consumerGroup: `${name}-invalidator`,
   };
-  const good = (): WalpurgeConfigInput => ({
+  // listener -> Kafka -> invalidator can take well over 300 ms on a loaded machine: the
+  // consistent setup is judged at 10 s so its verdict does not depend on pipeline latency. The
+  // broken rule's key is never purged, so the short timescale still catches it.
+  const good = (timescaleMs = 300): WalpurgeConfigInput => ({
     ...base(slot),
     transport: 'kafka',
     kafka,
-    inspect: inspect(`${name}-observer-a`),
+    inspect: inspect(`${name}-observer-a`, timescaleMs),
     rules: [{ name: 'kitems', table: 'public.kitems', version: 'ver', redis: { keys: ['kitem:{id}'] } }],
   });
   // Broken on purpose: the observer expects 'extra:{id}' purged, which the invalidator never does.
@@ -230,7 +301,7 @@ describe('transport kafka', () => {
   });
 
   it("role 'all' (its own consumer) finds every change consistent; role 'inspector' catches the broken rule; inspect --once agrees", async () => {
-    const all = await start(good(), 'all');
+    const all = await start(good(10_000), 'all');
     const inspector = await start(broken(), 'inspector');
     await db.query('INSERT INTO kitems VALUES (1, 1)');
     await sdkEntry('extra:1', '0');
@@ -279,5 +350,13 @@ describe('transport kafka', () => {
     expect(
       onceBroken.inconsistencies.some((i) => i.key === `${prefix}extra:1` && i.timescale === 'once'),
     ).toBe(true);
+    // Changes younger than the smallest timescale (here all of them) are skipped and counted, not
+    // checked while their purges may be in flight.
+    const onceYoung = await once('young.yaml', {
+      ...good(),
+      inspect: inspect(`${name}-observer-c`, 3_600_000),
+    });
+    expect(totals(onceYoung, 'sdk').checked).toBe(0);
+    expect(onceYoung.unchecked['younger-than-timescale']).toBeGreaterThan(0);
   });
 });

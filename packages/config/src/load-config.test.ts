@@ -246,6 +246,48 @@ rules: []
     ).not.toThrow();
   });
 
+  it("refuses inspect.consumerGroup equal to the invalidators' group or a CDN lane's group, at its line", () => {
+    const text = (kafka: string[], inspect: string[]): string =>
+      [
+        'transport: kafka',
+        'kafka:',
+        '  brokers: [k:9092]',
+        ...kafka,
+        'inspect:',
+        ...inspect,
+        'rules: []',
+      ].join('\n');
+    const sameAsDefault = problemsOf(() =>
+      parseConfigText(text([], ['  consumerGroup: walpurge-invalidator']), 'w.yaml', { env: {} }),
+    );
+    expect(sameAsDefault.problems).toEqual([
+      expect.objectContaining({
+        path: 'inspect.consumerGroup',
+        line: 5,
+        message: expect.stringContaining(
+          "'walpurge-invalidator' is the invalidators' group (kafka.consumerGroup)",
+        ),
+      }),
+    ]);
+    const lane = problemsOf(() =>
+      parseConfigText(text(['  consumerGroup: purge'], ['  consumerGroup: purge-cdn-fastly']), 'w.yaml', {
+        env: {},
+      }),
+    );
+    expect(lane.problems).toEqual([
+      expect.objectContaining({
+        path: 'inspect.consumerGroup',
+        message: expect.stringContaining("a CDN lane's group (purge-cdn-<provider>)"),
+      }),
+    ]);
+    expect(() =>
+      parseConfigText(text(['  consumerGroup: purge'], ['  sampleRate: 0.5']), 'w.yaml', { env: {} }),
+    ).not.toThrow();
+    expect(() =>
+      parseConfigText(text([], ['  consumerGroup: purge-observer']), 'w.yaml', { env: {} }),
+    ).not.toThrow();
+  });
+
   it('refuses kafka.ssl.rejectUnauthorized: false next to a ca, at its line; warns about it alone', () => {
     const text = (ssl: string[]): string =>
       ['transport: kafka', 'kafka:', '  brokers: [k:9093]', '  ssl:', ...ssl, 'rules: []'].join('\n');

@@ -165,6 +165,8 @@ describe('templates by operation', () => {
     const full = pages.planPurges({ ...update, before: { id: 1, slug: 'old' } });
     expect(full.redis.keys).toEqual(['page:1', 'page_by_slug:new', 'page_by_slug:old']);
     expect(full.unknown).toBeUndefined();
+    // The consistency observer checks the row's current keys only: the old slug's is marked.
+    expect(full.rules[0]?.oldSideKeys).toEqual(['page_by_slug:old']);
   });
 
   it('oldValues: ignore-missing purges only the new entry and says so in the plan, not as unknown', () => {

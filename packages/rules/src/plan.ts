@@ -32,6 +32,11 @@ export interface RuleOutcome {
    * rule says `oldValues: ignore-missing` (shown by `walpurge explain`).
    */
   ignoredOldValues?: Array<{ path: string; template: string; column: string }>;
+  /**
+   * Redis keys rendered only from an update's old values (the entry of the row as it was): another
+   * row may validly hold such a key now, so the consistency observer does not check them.
+   */
+  oldSideKeys?: string[];
 }
 
 export interface PurgePlan extends PurgeTargets {
@@ -49,7 +54,16 @@ interface Collector {
   unknown: Array<Omit<UnknownValue, 'fallbackUsed' | 'detail'>>;
   /** Old-side renders that failed in a rule with `oldValues: ignore-missing`. */
   ignored: Array<Omit<UnknownValue, 'fallbackUsed' | 'detail'>>;
+  /** Redis keys by the side of the row they were rendered from (current: new, or old for a delete). */
+  keySides: { current: Set<string>; old: Set<string> };
 }
+
+const newCollector = (targets: PurgeTargets): Collector => ({
+  targets,
+  unknown: [],
+  ignored: [],
+  keySides: { current: new Set(), old: new Set() },
+});
 
 export type PlanOptions = TruncateOptions;
 
@@ -76,8 +90,10 @@ function renderRowChange(
 ): void {
   const primarySide = event.op === 'd' ? 'old' : 'new';
   for (const template of templates) {
+    const isKey = template.kind === 'redis.keys';
     const result = renderTemplate(template, event, primarySide);
     if (result.ok) addEntry(out.targets, template, result.text);
+    if (result.ok && isKey) out.keySides.current.add(result.text);
     else if ('unknown' in result) {
       out.unknown.push({
         rule: rule.name,
@@ -89,6 +105,7 @@ function renderRowChange(
     if (event.op === 'u' && hasRowFields(template)) {
       const previous = renderTemplate(template, event, 'old');
       if (previous.ok) addEntry(out.targets, template, previous.text);
+      if (previous.ok && isKey) out.keySides.old.add(previous.text);
       else if ('unknown' in previous && previous.unknown.reason !== 'unchanged-toast') {
         const entry = {
           rule: rule.name,
@@ -169,7 +186,7 @@ export function planRule(
       reason: `update changed none of when.changed: [${rule.changed.join(', ')}]`,
     };
   }
-  const primary: Collector = { targets, unknown: [], ignored: [] };
+  const primary = newCollector(targets);
   render(rule, rule.templates, event, primary, options);
   const fallbackUsed = primary.unknown.length > 0 && rule.fallback.length > 0;
   const report = (entry: Collector['unknown'][number], used: boolean): void => {
@@ -181,11 +198,15 @@ export function planRule(
   };
   for (const entry of primary.unknown) report(entry, fallbackUsed);
   if (fallbackUsed) {
-    const fallback: Collector = { targets, unknown: [], ignored: [] };
+    const fallback = newCollector(targets);
     render(rule, rule.fallback, event, fallback, options);
     for (const entry of fallback.unknown) report(entry, false);
+    for (const key of fallback.keySides.current) primary.keySides.current.add(key);
+    for (const key of fallback.keySides.old) primary.keySides.old.add(key);
   }
   const outcome: RuleOutcome = { ...base, purged: true };
+  const oldSideKeys = [...primary.keySides.old].filter((key) => !primary.keySides.current.has(key));
+  if (oldSideKeys.length > 0) outcome.oldSideKeys = oldSideKeys;
   if (primary.ignored.length > 0)
     outcome.ignoredOldValues = primary.ignored.map(({ path, template, column }) => ({
       path,

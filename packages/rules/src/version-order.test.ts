@@ -28,3 +28,25 @@ describe('compareVersions', () => {
     expect(compareVersions('', '1')).toBeUndefined();
   });
 });
+
+describe('compareVersions: the traps of dates and decimals', () => {
+  it('orders years 0-99 as written (not as 1900-1999, as Date.UTC would)', () => {
+    expect(compareVersions('0050-01-01', '1950-01-01')).toBe(-1);
+    expect(compareVersions('0099-12-31 23:59:59+00', '0100-01-01 00:00:00+00')).toBe(-1);
+    expect(compareVersions('0001-01-01T00:00:00Z', '0001-01-01 00:00:00+00')).toBe(0);
+    expect(compareVersions('2024-02-29', '2024-03-01')).toBe(-1);
+    expect(compareVersions('2026-13-01', '2026-01-01')).toBeUndefined();
+  });
+
+  it('compares numerics with a scale exactly, signs included', () => {
+    expect(compareVersions('42.5', '42.50')).toBe(0);
+    expect(compareVersions('42.5', '42.49999999999999999999')).toBe(1);
+    expect(compareVersions('42', '42.000')).toBe(0);
+    expect(compareVersions('42', '42.001')).toBe(-1);
+    expect(compareVersions('-1.5', '-1.25')).toBe(-1);
+    expect(compareVersions('-0.5', '0.5')).toBe(-1);
+    expect(compareVersions('-0', '0.0')).toBe(0);
+    expect(compareVersions('-3', '2')).toBe(-1);
+    expect(compareVersions('9007199254740993.1', '9007199254740993.01')).toBe(1);
+  });
+});

@@ -8,7 +8,8 @@
  */
 export type VersionOrder = -1 | 0 | 1;
 
-const INTEGER = /^[+-]?\d+$/;
+// An integer or a numeric with a scale ('42', '-7', '42.50'): compared exactly, as decimals.
+const DECIMAL = /^([+-]?)(\d+)(?:\.(\d*))?$/;
 // ISO-8601 (T) or PostgreSQL's text form (space), optional fraction and offset; a bare date too.
 const TIMESTAMP =
   /^(\d{4,})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
@@ -29,29 +30,58 @@ function offsetSeconds(offset: string | undefined): number {
   return sign * (Number(digits.slice(0, 2)) * 3600 + Number(digits.slice(2, 4) || '0') * 60);
 }
 
+/**
+ * Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). Not Date.UTC,
+ * which reads years 0-99 as 1900-1999.
+ */
+function daysFromCivil(year: bigint, month: bigint, day: bigint): bigint {
+  const y = month <= 2n ? year - 1n : year;
+  const era = (y >= 0n ? y : y - 399n) / 400n;
+  const yearOfEra = y - era * 400n;
+  const dayOfYear = (153n * (month > 2n ? month - 3n : month + 9n) + 2n) / 5n + day - 1n;
+  const dayOfEra = yearOfEra * 365n + yearOfEra / 4n - yearOfEra / 100n + dayOfYear;
+  return era * 146_097n + dayOfEra - 719_468n;
+}
+
 function parseInstant(text: string): Instant | undefined {
   const match = TIMESTAMP.exec(text.trim());
   if (!match) return undefined;
-  const [, y, mo, d, h = '0', mi = '0', s = '0', fraction = '', offset] = match;
-  const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
-  if (Number.isNaN(ms)) return undefined;
-  const seconds = BigInt(ms / 1000 - offsetSeconds(offset));
+  const [, y = '', mo, d, h = '0', mi = '0', s = '0', fraction = '', offset] = match;
+  const [month, day, hour, minute, second] = [mo, d, h, mi, s].map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 24 || minute > 59 || second > 60)
+    return undefined;
+  const days = daysFromCivil(BigInt(y), BigInt(month), BigInt(day));
+  const seconds = days * 86_400n + BigInt(hour * 3600 + minute * 60 + second - offsetSeconds(offset));
   const nanos = BigInt(fraction.padEnd(9, '0') || '0');
   return { seconds, nanos, digits: fraction.length };
 }
 
 const sign = (value: bigint): VersionOrder => (value < 0n ? -1 : value > 0n ? 1 : 0);
 
+/** Two decimals' texts as integers at the same scale (the longer fraction), or undefined. */
+function compareDecimals(a: string, b: string): VersionOrder | undefined {
+  const x = DECIMAL.exec(a);
+  const y = DECIMAL.exec(b);
+  if (!x || !y) return undefined;
+  const scale = Math.max(x[3]?.length ?? 0, y[3]?.length ?? 0);
+  const scaled = ([, minus, whole = '', fraction = '']: RegExpExecArray): bigint =>
+    (minus === '-' ? -1n : 1n) * BigInt(whole + fraction.padEnd(scale, '0'));
+  return sign(scaled(x) - scaled(y));
+}
+
 /** -1 when a is older than b, 0 equal, 1 newer; undefined when they cannot be compared. */
 export function compareVersions(a: string, b: string): VersionOrder | undefined {
   const left = a.trim();
   const right = b.trim();
-  if (INTEGER.test(left) && INTEGER.test(right)) return sign(BigInt(left) - BigInt(right));
-  // A numeric integer column's text may carry a zero scale ('42.000'): still an integer.
-  const integerOf = (text: string): string | undefined => /^([+-]?\d+)(?:\.0*)?$/.exec(text)?.[1];
-  const li = integerOf(left);
-  const ri = integerOf(right);
-  if (li !== undefined && ri !== undefined) return sign(BigInt(li) - BigInt(ri));
+  // Integers and numerics ('42', '42.000', '42.5' vs '42.50'), exactly.
+  const decimal = compareDecimals(left, right);
+  if (decimal !== undefined) return decimal;
   const x = parseInstant(left);
   const y = parseInstant(right);
   if (!x || !y) return undefined;

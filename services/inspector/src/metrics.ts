@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from '@walpurge/core';
 
 /** The observer's metrics; names fixed by docs/consistency.md (dashboards and the alert read them). */
-export function createInspectMetrics(registry: Registry) {
+export function createInspectMetrics(registry: Registry, isUp: () => boolean = () => false) {
   const registers = [registry];
   return {
     changesSeen: new Counter({
@@ -34,13 +34,13 @@ export function createInspectMetrics(registry: Registry) {
     }),
     errors: new Counter({
       name: 'walpurge_inspect_errors_total',
-      help: 'Checks that failed on an error, by target (redis|postgres|decode); the check is counted as not made.',
+      help: 'Checks that failed on an error, by target (redis|postgres|decode|internal); the check is counted as not made.',
       labelNames: ['target'] as const,
       registers,
     }),
     pending: new Gauge({
       name: 'walpurge_inspect_pending_checks',
-      help: 'Checks and polls scheduled and not yet run (bounded by inspect.maxPendingChecks).',
+      help: 'Checks and polls scheduled or running (bounded by inspect.maxPendingChecks).',
       registers,
     }),
     timeToConsistency: new Histogram({
@@ -56,6 +56,20 @@ export function createInspectMetrics(registry: Registry) {
       labelNames: ['writer'] as const,
       registers,
     }),
+    up: new Gauge({
+      name: 'walpurge_inspect_up',
+      help: "1 while the observer runs (with transport kafka: its consumer joined its group), else 0. Its own health: it never gates the role's /readyz.",
+      registers,
+      // Read at scrape time: a rebalancing or crashed consumer shows as 0 while it lasts.
+      collect() {
+        this.set(isUp() ? 1 : 0);
+      },
+    }),
+    startFailures: new Counter({
+      name: 'walpurge_inspect_start_failures_total',
+      help: "Role 'all': starts of the observer that failed; the role runs on without it (GET /inspect says why).",
+      registers,
+    }),
     lag: new Gauge({
       name: 'walpurge_inspect_lag_seconds',
       help: 'Now minus the commit time of the last change the observer read.',
@@ -64,3 +78,19 @@ export function createInspectMetrics(registry: Registry) {
   };
 }
 export type InspectMetrics = ReturnType<typeof createInspectMetrics>;
+
+/**
+ * Creates each rule x timescale x writer series of walpurge_inspect_checks_total{verdict="inconsistent"}
+ * at 0. A counter series born at its first increment has no earlier sample, so `increase()` over
+ * it is 0 and WalpurgeStaleEntryConfirmed would miss the first confirmed inconsistency.
+ */
+export function initInconsistentSeries(
+  metrics: InspectMetrics,
+  rules: readonly string[],
+  timescales: readonly string[],
+): void {
+  for (const rule of rules)
+    for (const timescale of timescales)
+      for (const writer of ['sdk', 'other'] as const)
+        metrics.checks.inc({ rule, timescale, writer, verdict: 'inconsistent' }, 0);
+}

@@ -1,3 +1,4 @@
+import { createServer, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -80,11 +81,15 @@ const checked = (report: InspectReport): number => report.checks.reduce((sum, ro
 const row = (report: InspectReport, writer: 'sdk' | 'other') =>
   report.checks.find((r) => r.writer === writer && r.timescale !== 'once' && r.checked > 0);
 
-async function settle(observed: Observer, expected: number): Promise<InspectReport> {
-  return waitFor(`${expected} checks`, async () => {
-    const report = observed.report();
-    return checked(report) >= expected && report;
-  });
+async function settle(observed: Observer, expected: number, timeoutMs?: number): Promise<InspectReport> {
+  return waitFor(
+    `${expected} checks`,
+    async () => {
+      const report = observed.report();
+      return checked(report) >= expected && report;
+    },
+    timeoutMs === undefined ? {} : { timeoutMs },
+  );
 }
 
 beforeAll(async () => {
@@ -218,14 +223,27 @@ describe('verdicts', () => {
     });
   });
 
+  it("checks the keys of the row as it is now only: an update's old key is unchecked (old-key)", async () => {
+    // Row 30 became 31 (version 2); a new row 30 (version 1) now validly owns item:30.
+    await db.query('INSERT INTO items VALUES (31, 2), (30, 1)');
+    await sdkEntry('item:30', { ver: '1', ft: Date.now() });
+    const o = observer();
+    o.offer([{ ...change('items', 'u', 31, 2), before: { id: 30, ver: '1' } }]);
+    const report = await settle(o, 1);
+    expect(row(report, 'sdk')).toMatchObject({ checked: 1, consistent: 1, inconsistent: 0 });
+    expect(report.unchecked['old-key']).toBe(1);
+    expect(report.inconsistencies).toEqual([]);
+  });
+
   it('records the time to consistency of an entry purged after the commit', async () => {
     await db.query('INSERT INTO items VALUES (12, 5)');
     await sdkEntry('item:12', { ver: '4', ft: Date.now() - 1_000 });
-    const o = observer({ timescalesMs: [2_000] });
+    // The check at the timescale must come after the unlink below, however loaded the machine.
+    const o = observer({ timescalesMs: [10_000] });
     o.offer([change('items', 'u', 12, 5)]);
     await waitFor('a poll', async () => o.report().changesSampled === 1);
     await redis.unlink(`${prefix}item:12`);
-    const report = await settle(o, 1);
+    const report = await settle(o, 1, 20_000);
     expect(row(report, 'sdk')).toMatchObject({ consistent: 1 });
     expect(report.timeToConsistencyMs.sdk.count).toBe(1);
     expect(report.timeToConsistencyMs.sdk.p50).toBeGreaterThan(0);
@@ -263,5 +281,50 @@ describe('sampling and the bound', () => {
     const report = await settle(o, 2);
     expect(report).toMatchObject({ changesSampled: 5, dropped: 3 });
     expect(row(report, 'sdk')?.checked).toBe(2);
+  });
+
+  it('counts running checks against the bound and times out reads on a frozen Redis link', async () => {
+    // A "Redis" that accepts connections and never answers: every read hangs until its deadline.
+    const sockets: Socket[] = [];
+    const frozen = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => frozen.listen(0, '127.0.0.1', resolve));
+    const port = (frozen.address() as { port: number }).port;
+    const stuck = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, lazyConnect: false });
+    stuck.on('error', () => undefined);
+    const registry = createMetricsRegistry();
+    const metrics = createInspectMetrics(registry);
+    const o = new Observer({
+      config,
+      // One key, one timescale: two slots per change.
+      inspect: InspectConfig.parse({ sampleRate: 1, timescalesMs: [100], maxPendingChecks: 4 }),
+      redis: stuck,
+      pool,
+      metrics,
+      logger: createLogger({ level: 'silent' }),
+    });
+    observers.push(o);
+    try {
+      o.offer([change('items', 'u', 300, 1)]);
+      // Both of its tasks fired and hang on the frozen link: they still hold their two slots.
+      await waitFor('two running checks', async () => (await metrics.pending.get()).values[0]?.value === 2);
+      o.offer([change('items', 'u', 301, 1), change('items', 'u', 302, 1)]);
+      await waitFor('the admissions', async () => o.report().changesSampled === 3);
+      expect(o.report().dropped).toBe(1);
+      // The hung reads fail at their deadline (counted), freeing the slots; nothing is left running.
+      await waitFor(
+        'the reads to time out',
+        async () => {
+          const errors = (await metrics.errors.get()).values.find((v) => v.labels['target'] === 'redis');
+          return (errors?.value ?? 0) >= 4 && (await metrics.pending.get()).values[0]?.value === 0;
+        },
+        { timeoutMs: 20_000 },
+      );
+      expect(checked(o.report())).toBe(0);
+    } finally {
+      await o.stop();
+      stuck.disconnect();
+      for (const socket of sockets) socket.destroy();
+      frozen.close();
+    }
   });
 });

@@ -4,6 +4,7 @@ import type { WalpurgeConfig, InspectConfig } from '@walpurge/config';
 import { LogThrottle, type Logger } from '@walpurge/core';
 import { qualifiedTable, type ChangeEvent } from '@walpurge/protocol';
 import { compileRules, emptyTargets, planRule, type CompiledRule, type CompiledRules } from '@walpurge/rules';
+import { READ_TIMEOUT_MS, withDeadline } from './check/deadline.js';
 import { readEntry } from './check/entry-reader.js';
 import { readRowVersion } from './check/row-reader.js';
 import { createSampler } from './check/sampler.js';
@@ -189,7 +190,14 @@ export class Observer {
         writeVersionCounts: config.flusher !== undefined && config.flusher.versionColumn === versionColumn,
       };
       const change = changeVersionOf(event.op, event.op === 'd' ? event.before : event.after, versionColumn);
-      for (const key of targets.redis.keys)
+      // Only keys of the row's current side: a key rendered from an update's old values may now
+      // validly cache another row, whose version says nothing about this change.
+      const oldSide = new Set(outcome.oldSideKeys);
+      for (const key of targets.redis.keys) {
+        if (oldSide.has(key)) {
+          this.unchecked(rule.name, 'old-key');
+          continue;
+        }
         watches.push({
           event,
           rule,
@@ -201,6 +209,7 @@ export class Observer {
           writer: undefined,
           poll: 0,
         });
+      }
     }
     return watches;
   }
@@ -208,7 +217,9 @@ export class Observer {
   private schedule(watches: Watch[]): void {
     if (watches.length === 0) return;
     // Every timescale plus one poll slot per key, reserved at once: a change is checked whole or not at all.
-    if (!this.scheduler.hasRoom(watches.length * (this.timescales.length + 1))) {
+    // Checks running now hold their slot too: a frozen Redis must not let admissions pile up.
+    const needed = watches.length * (this.timescales.length + 1) + this.inflight.size;
+    if (!this.scheduler.hasRoom(needed)) {
       this.options.metrics.dropped.inc({ reason: 'max-pending-checks' });
       this.aggregator.dropped();
       this.logDrop('max-pending-checks', 1);
@@ -219,14 +230,27 @@ export class Observer {
         this.scheduler.tryAdd(watch.commitMs + timescale, { watch, timescale });
       this.scheduler.tryAdd(watch.seenMs + (POLL_BACKOFF_MS[0] ?? 5), { watch, timescale: 'poll' });
     }
-    this.options.metrics.pending.set(this.scheduler.size);
+    this.setPending();
+  }
+
+  /** Scheduled plus running checks: what inspect.maxPendingChecks bounds. */
+  private setPending(): void {
+    this.options.metrics.pending.set(this.scheduler.size + this.inflight.size);
   }
 
   private track(task: Promise<void>): void {
-    this.inflight.add(task);
-    void task.finally(() => {
-      this.inflight.delete(task);
-      this.options.metrics.pending.set(this.scheduler.size);
+    // A check that throws (a bug, not a read failure: those are counted where they happen) is
+    // counted and logged here; it must never become an unhandled rejection.
+    const settled = task.catch((error: unknown) => {
+      this.options.metrics.errors.inc({ target: 'internal' });
+      if (this.throttled.take('error\u0000internal') > 0)
+        this.options.logger.warn({ err: error }, 'inspect: a check failed: it is not counted');
+    });
+    this.inflight.add(settled);
+    this.setPending();
+    void settled.finally(() => {
+      this.inflight.delete(settled);
+      this.setPending();
     });
   }
 
@@ -266,7 +290,8 @@ export class Observer {
 
   private async look(watch: Watch): Promise<EntryVersion | undefined> {
     try {
-      const entry = entryVersionOf(await readEntry(this.options.redis, watch.key), watch.layout);
+      const read = readEntry(this.options.redis, watch.key);
+      const entry = entryVersionOf(await withDeadline(read, READ_TIMEOUT_MS, 'a Redis read'), watch.layout);
       if (entry.kind !== 'absent') {
         watch.writer = entry.writer;
         this.ruleWriter.set(watch.rule.name, entry.writer);
@@ -345,7 +370,9 @@ export class Observer {
     if (Object.keys(key).length === 0) return count('unverifiable', 'row-has-no-key');
     let row;
     try {
-      row = await readRowVersion(pool, source, key, watch.layout.versionColumn);
+      // The pool's query_timeout bounds the query; the deadline bounds waiting for a connection too.
+      const read = readRowVersion(pool, source, key, watch.layout.versionColumn);
+      row = await withDeadline(read, READ_TIMEOUT_MS * 2, 'a PostgreSQL read');
     } catch (error) {
       this.failed('postgres', error, watch.key);
       return;

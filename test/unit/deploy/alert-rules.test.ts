@@ -229,6 +229,45 @@ describe('alert rules under Prometheus’ rule engine (promtool)', () => {
     );
   });
 
+  it('WalpurgeStaleEntryConfirmed fires on the first confirmed SDK inconsistency (its series starts at 0)', async () => {
+    // The observer creates each rule x timescale x writer series at 0 when it starts
+    // (initInconsistentSeries): the first inconsistency is then an increase, not a new series.
+    const checks = (writer: string, values: string): ReturnType<typeof series> =>
+      series(
+        'walpurge_inspect_checks_total',
+        {
+          ...target('walpurge', 'walpurge-inspector-a', 'inspector'),
+          rule: 'items',
+          timescale: '10s',
+          writer,
+          verdict: 'inconsistent',
+        },
+        values,
+      );
+    await expectAlerts(
+      'stale-entry-confirmed',
+      [checks('sdk', '0x5 1x15'), checks('other', '0x5 3x15')],
+      [
+        { alertname: 'WalpurgeStaleEntryConfirmed', evalTime: '4m', expected: [] },
+        {
+          alertname: 'WalpurgeStaleEntryConfirmed',
+          evalTime: '8m',
+          expected: [
+            {
+              labels: {
+                ...shop,
+                app_kubernetes_io_instance: 'walpurge',
+                rule: 'items',
+                timescale: '10s',
+                severity: 'warning',
+              },
+            },
+          ],
+        },
+      ],
+    );
+  });
+
   it('slot alerts fire per slot and database, not per installation', async () => {
     const labels = (slot: string, database: string): Record<string, string> => ({
       ...target('walpurge', 'listener-a', 'listener'),

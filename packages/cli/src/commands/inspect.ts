@@ -78,6 +78,9 @@ report with --from. Progress goes to stderr. See docs/consistency.md.`,
   },
 };
 
+/** report.unchecked's reason for the changes --once skips as too young to judge. */
+const TOO_RECENT = 'younger-than-timescale';
+
 async function inspectOnce(
   options: Parameters<CommandSpec['run']>[0]['options'],
   io: Parameters<CommandSpec['run']>[0]['io'],
@@ -105,10 +108,12 @@ async function inspectOnce(
   const observer = new Observer({ config, inspect: parsed.data, redis, pool, metrics, logger });
   try {
     let lastShown = 0;
-    await readChangesSince({
+    const minAgeMs = Math.min(...parsed.data.timescalesMs);
+    const { tooRecent } = await readChangesSince({
       kafka: config.kafka,
       groupPrefix: parsed.data.consumerGroup,
       sinceMs: since.getTime(),
+      minAgeMs,
       metrics,
       onBatch: (events) => observer.checkNow(events),
       onProgress: ({ read, total }) => {
@@ -118,7 +123,15 @@ async function inspectOnce(
         writeLine(io.stderr, `inspect: ${read}/${total} changes read`);
       },
     });
-    return observer.report();
+    const report = observer.report();
+    if (tooRecent > 0) {
+      report.unchecked[TOO_RECENT] = (report.unchecked[TOO_RECENT] ?? 0) + tooRecent;
+      writeLine(
+        io.stderr,
+        `inspect: ${tooRecent} changes committed less than ${minAgeMs} ms (the smallest timescale) before they were read were not checked: their purges may still be in flight`,
+      );
+    }
+    return report;
   } finally {
     await observer.stop();
     await pool?.end().catch(() => undefined);

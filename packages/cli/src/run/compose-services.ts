@@ -97,24 +97,28 @@ export function composeServices({
       return [createInspector({ ...base, consume: 'kafka' })];
     case 'all': {
       const services: ReadyService[] = [];
+      // The observer is an extra in this role: it starts last (after the purge path is up), a failed
+      // start is logged and counted but does not stop the role, and it never gates /readyz.
+      const inspector = config.inspect
+        ? createInspector({ ...base, consume: inline ? 'tap' : 'kafka', startFailure: 'tolerated' })
+        : undefined;
       if (inline) {
         // Embedded mode: the listener's "durable downstream" is the purge itself, so a commit's
         // LSN is acknowledged only after invalidator.handle resolved for all of its events.
         const invalidator = createInvalidator({ ...base, ...located, consume: 'none' });
-        // The observer's tap: after the purges resolved, synchronous and bounded, never throws.
-        const inspector = config.inspect ? createInspector({ ...base, consume: 'tap' }) : undefined;
+        // The observer's tap: after the purges resolved, synchronous and bounded, never throws
+        // (before the observer started, or when its start failed, it drops the events).
         const sink = inlineSink(invalidator, inspector, onPurged);
-        if (inspector) services.push(inspector);
         services.push(invalidator, createListener({ ...base, sink, onFatal }));
       } else {
         services.push(
           createInvalidator({ ...base, ...located, consume: 'kafka' }),
           createListener({ ...base, onFatal }),
         );
-        // Its own consumer group, after the listener (which creates the topic): it only observes.
-        if (config.inspect) services.push(createInspector({ ...base, consume: 'kafka' }));
       }
       if (config.flusher) services.push(createFlusher(base));
+      // Last: with Kafka its own consumer group, after the listener created the topic.
+      if (inspector) services.push(inspector);
       return services;
     }
   }

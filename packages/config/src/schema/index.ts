@@ -8,6 +8,7 @@ import { FlusherConfig } from './flusher.js';
 import { InvalidatorConfig } from './invalidator.js';
 import { CdnConfig } from './cdn.js';
 import { InspectConfig } from './inspect.js';
+import { inspectGroupProblems } from './inspect-group.js';
 
 export * from './common.js';
 export * from './database.js';
@@ -60,6 +61,7 @@ export function crossSectionProblems(raw: unknown): Array<{ path: PropertyKey[];
   }
   problems.push(...deadLetterTableRuleProblems(config));
   problems.push(...kafkaReplicationProblems(config['kafka']));
+  problems.push(...inspectGroupProblems(config));
   return problems;
 }
 

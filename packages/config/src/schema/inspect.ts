@@ -32,7 +32,7 @@ export const InspectConfig = z.strictObject({
     .min(1)
     .default('walpurge-inspector')
     .describe(
-      "transport kafka: the observer's own consumer group on the change topic (never the invalidator's, whose offsets it must not move).",
+      "transport kafka: the observer's own consumer group on the change topic. Refused when equal to kafka.consumerGroup or to a CDN lane's group (<kafka.consumerGroup>-cdn-<provider>): it would take partitions from the invalidators and lose their purges.",
     ),
   maxReportedInconsistencies: positiveInt
     .default(100)

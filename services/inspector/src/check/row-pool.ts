@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { pgConnectionOptions, type DatabaseConnection } from '@walpurge/config';
+import { READ_TIMEOUT_MS } from './deadline.js';
 
 /**
  * The confirm step's connections: few (one read per candidate, rare), and sessions set to ISO dates
@@ -11,6 +12,9 @@ export function createRowPool(database: DatabaseConnection): pg.Pool {
     max: 2,
     application_name: 'walpurge-inspector',
     options: '-c DateStyle=ISO -c TimeZone=UTC',
+    // A frozen link or a locked row fails the confirm read (counted), it does not hang the check.
+    connectionTimeoutMillis: READ_TIMEOUT_MS,
+    query_timeout: READ_TIMEOUT_MS,
     // A pool's idle client erroring (server restart) must not crash the process: the next query reconnects.
   });
   pool.on('error', () => undefined);

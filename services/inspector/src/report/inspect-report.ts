@@ -16,6 +16,8 @@ const Percentiles = z.object({
 
 /** The observer's report: GET /inspect, `walpurge inspect --json` (docs/consistency.md). */
 export const InspectReport = z.object({
+  /** Role 'all' only: why the observer is not running (its start failed); the purges go on. */
+  notRunning: z.string().optional(),
   since: z.string(),
   until: z.string(),
   changesSeen: z.number(),

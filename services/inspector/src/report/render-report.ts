@@ -9,6 +9,7 @@ const percent = (nines: number | null, atLeast: boolean): string => {
 /** `walpurge inspect`'s text: the figures an operator reads first, then the inconsistencies. */
 export function renderReport(report: InspectReport): string {
   const lines = [
+    ...(report.notRunning ? [`observer NOT running: ${report.notRunning}`] : []),
     `consistency ${report.since} .. ${report.until}`,
     `changes seen ${report.changesSeen}, sampled ${report.changesSampled}, dropped ${report.dropped}`,
     '',

@@ -9,17 +9,22 @@ import { decodeMessages } from './kafka-source.js';
 export interface ReadProgress {
   read: number;
   total: number;
+  /** Read but not handed over: committed less than `minAgeMs` before they were read. */
+  tooRecent: number;
 }
 
 /**
  * `walpurge inspect --once --since`: the change topic from the offsets at `sinceMs` to the end
  * offsets taken at start, handed over batch by batch. A throwaway consumer group (deleted after):
- * the observer's own group and the invalidator's keep their offsets.
+ * the observer's own group and the invalidator's keep their offsets. Changes committed less than
+ * `minAgeMs` (the smallest timescale) before they are read are skipped and counted: their purges
+ * may still be in flight, and checking them now would call them inconsistent.
  */
 export async function readChangesSince(options: {
   kafka: KafkaConfig;
   groupPrefix: string;
   sinceMs: number;
+  minAgeMs: number;
   onBatch: (events: ChangeEvent[]) => Promise<void>;
   onProgress?: (progress: ReadProgress) => void;
   metrics: InspectMetrics;
@@ -48,7 +53,7 @@ export async function readChangesSince(options: {
         total += end - start;
       }
     }
-    const progress = { read: 0, total: Number(total) };
+    const progress = { read: 0, total: Number(total), tooRecent: 0 };
     if (remaining.size === 0) return progress;
     let finish: () => void = () => {};
     let fail: (error: unknown) => void = () => {};
@@ -67,7 +72,11 @@ export async function readChangesSince(options: {
         const messages = batch.messages.filter(
           (m) => BigInt(m.offset) >= window.next && BigInt(m.offset) < window.end,
         );
-        await options.onBatch(decodeMessages(messages, options.metrics));
+        const cutoff = Date.now() - options.minAgeMs;
+        const events = decodeMessages(messages, options.metrics);
+        const old = events.filter((event) => Date.parse(event.source.commitTs) <= cutoff);
+        progress.tooRecent += events.length - old.length;
+        await options.onBatch(old);
         const last = batch.messages[batch.messages.length - 1];
         if (last) window.next = BigInt(last.offset) + 1n;
         progress.read += messages.length;
@@ -78,6 +87,14 @@ export async function readChangesSince(options: {
     });
     for (const [partition, { next }] of remaining)
       consumer.seek({ topic, partition, offset: next.toString() });
+    // Partitions with nothing in the window: at their end and paused, or the new group (from the
+    // beginning) would fetch their whole history only to drop it.
+    const idle = starts.map((s) => s.partition).filter((partition) => !remaining.has(partition));
+    for (const partition of idle) {
+      const end = ends.find((e) => e.partition === partition)?.high ?? '0';
+      consumer.seek({ topic, partition, offset: end });
+    }
+    if (idle.length > 0) consumer.pause([{ topic, partitions: idle }]);
     await done;
     return progress;
   } finally {
