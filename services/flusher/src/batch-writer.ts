@@ -137,7 +137,8 @@ export class BatchWriter {
         const result = await client.query<{ deleted?: number }>(group.sql, params);
         applied += group.kind === 'delete' ? Number(result.rows[0]?.deleted ?? 0) : (result.rowCount ?? 0);
       }
-      if (this.connection.originName) await client.query(STAMP_COMMIT_TIME);
+      if (this.connection.originName && this.connection.stampsCommitTime)
+        await client.query(STAMP_COMMIT_TIME);
       await client.query('COMMIT');
       return applied;
     } catch (error) {

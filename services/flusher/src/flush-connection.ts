@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { ErrorCode, WalpurgeError, isWalpurgeError, type Logger } from '@walpurge/core';
-import { setupReplicationOrigin } from './origin.js';
+import { canStampCommitTime, setupReplicationOrigin } from './origin.js';
 import { SessionUnavailableError } from './sql-errors.js';
 import { pgConnectionOptions, type DatabaseSslConfig } from '@walpurge/config';
 
@@ -22,6 +22,8 @@ export class FlushConnection {
   private connecting: Promise<pg.Client> | undefined;
   private closed = false;
   originName: string | undefined;
+  /** The session may stamp each transaction's commit time (see canStampCommitTime). */
+  stampsCommitTime = false;
 
   constructor(private readonly options: FlushConnectionOptions) {}
 
@@ -63,7 +65,10 @@ export class FlushConnection {
       // notices at its next read, holding the transaction and its row locks until then. With this
       // (PostgreSQL 14+, Linux; ignored elsewhere) it checks every second and rolls back at once.
       await client.query('SET client_connection_check_interval = 1000').catch(() => undefined);
-      if (this.options.origin) this.originName = await setupReplicationOrigin(client, this.options.origin);
+      if (this.options.origin) {
+        this.originName = await setupReplicationOrigin(client, this.options.origin);
+        this.stampsCommitTime = await canStampCommitTime(client, this.options.logger);
+      }
       // Retriable, so the batcher treats it like a lost connection (hands the rows back), never as
       // a permanent failure of the rows.
       if (this.closed)

@@ -6,6 +6,7 @@ import { createIsolatedDatabase, uniqueName, type IsolatedDatabase } from '@walp
 import { BatchWriter } from './batch-writer.js';
 import { FlushConnection } from './flush-connection.js';
 import { pendingUpsert } from './test-support/pending-write.js';
+import { capturingLogger } from './test-support/log-lines.js';
 
 /**
  * The commit time logical decoding reports for the flusher's transactions. Its session is set up
@@ -74,5 +75,37 @@ describe('flusher commit time', () => {
       expect(us).toBeGreaterThanOrEqual(written[i]!.before);
       expect(us).toBeLessThanOrEqual(written[i]!.after);
     });
+  });
+
+  it('a role without the grant to stamp commit times (set up before it was needed) still writes, and says so', async () => {
+    // The grants of docs/deployment.md before pg_replication_origin_xact_setup joined them.
+    const role = uniqueName('flusher_old_grants');
+    const roleOrigin = uniqueName('origin_old');
+    await pool.query(`CREATE ROLE ${role} LOGIN PASSWORD '${role}'`);
+    await pool.query(
+      `GRANT EXECUTE ON FUNCTION pg_replication_origin_oid(text), pg_replication_origin_create(text), pg_replication_origin_session_setup(text) TO ${role}`,
+    );
+    await pool.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON items, ${TOMBSTONES} TO ${role}`);
+    const url = new URL(db.url);
+    url.username = role;
+    url.password = role;
+    const { logger, lines } = capturingLogger('warn');
+    const connection = new FlushConnection({ url: url.toString(), origin: roleOrigin, logger });
+    try {
+      const writer = new BatchWriter(connection, '_walpurge_version', TOMBSTONES);
+      await writer.write([pendingUpsert('items', 41, 1)]);
+      expect(connection.stampsCommitTime).toBe(false);
+      expect((await pool.query('SELECT value FROM items WHERE id = 41')).rowCount).toBe(1);
+      expect(lines.some((line) => String(line.msg).includes('pg_replication_origin_xact_setup'))).toBe(true);
+    } finally {
+      await connection.close();
+      await pool
+        .query('SELECT pg_replication_origin_drop($1) WHERE pg_replication_origin_oid($1) IS NOT NULL', [
+          roleOrigin,
+        ])
+        .catch(() => undefined);
+      await pool.query(`DROP OWNED BY ${role}`).catch(() => undefined);
+      await pool.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+    }
   });
 });

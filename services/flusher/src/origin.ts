@@ -1,5 +1,5 @@
 import type { ClientBase } from 'pg';
-import { ErrorCode, WalpurgeError, sqlState } from '@walpurge/core';
+import { ErrorCode, WalpurgeError, sqlState, type Logger } from '@walpurge/core';
 
 /**
  * CDC echo marking. Every flusher transaction runs in a session set up with this PostgreSQL
@@ -26,6 +26,27 @@ const MAX_REPLICAS = 32;
  */
 export const STAMP_COMMIT_TIME = "SELECT pg_replication_origin_xact_setup('0/0', clock_timestamp())";
 
+/**
+ * Whether this session may stamp its transactions' commit time (STAMP_COMMIT_TIME), tried once at
+ * setup so a missing privilege shows there, not per batch. Without the grant (a role set up before
+ * the flusher needed it) the flusher keeps writing: its commits then carry the session's first
+ * commit time, which only skews what is measured from it (the observer's timescales and time to
+ * consistency, lag), never what is purged; it says so at every session start.
+ */
+export async function canStampCommitTime(client: ClientBase, logger: Logger): Promise<boolean> {
+  try {
+    await client.query(STAMP_COMMIT_TIME);
+    return true;
+  } catch (error) {
+    if (sqlState(error) !== '42501') throw originError(error);
+    logger.warn(
+      { err: error },
+      "flusher: may not stamp its commits with their own time (GRANT EXECUTE ON FUNCTION pg_replication_origin_xact_setup(pg_lsn, timestamptz) TO <role>): write-behind commits will carry the session's first commit time, skewing the consistency observer's timescales and lag; purges are unaffected",
+    );
+    return false;
+  }
+}
+
 /** Sets the session's replication origin, creating it when missing; returns the name taken. */
 export async function setupReplicationOrigin(client: ClientBase, base: string): Promise<string> {
   for (let n = 1; n <= MAX_REPLICAS; n += 1) {
@@ -45,10 +66,6 @@ export async function setupReplicationOrigin(client: ClientBase, base: string): 
       if (sqlState(error) === '55006') continue; // in use by another flusher session
       throw originError(error);
     }
-    // Every batch runs it before COMMIT: a missing privilege shows here, at setup, not per batch.
-    await client.query(STAMP_COMMIT_TIME).catch((error: unknown) => {
-      throw originError(error);
-    });
     return name;
   }
   throw new WalpurgeError(

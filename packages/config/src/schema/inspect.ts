@@ -25,7 +25,7 @@ export const InspectConfig = z.strictObject({
   maxPendingChecks: positiveInt
     .default(100_000)
     .describe(
-      'Bound on scheduled checks held in memory; beyond it new samples are dropped and counted (walpurge_inspect_dropped_total).',
+      'Bound on checks scheduled or running, held in memory; beyond it new samples are dropped and counted (walpurge_inspect_dropped_total).',
     ),
   consumerGroup: z
     .string()
