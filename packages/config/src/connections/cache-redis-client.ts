@@ -1,5 +1,5 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import type { Logger } from '@walpurge/core';
+import { LogThrottle, type Logger } from '@walpurge/core';
 import type { RedisConfig } from '../schema/redis.js';
 import { redisClusterSeed, redisTlsOptions } from './redis-connection.js';
 
@@ -22,13 +22,11 @@ export function connectRedis(config: RedisConfig, logger: Logger): Redis | Clust
   } else {
     client = new Redis(config.url, { ...base, ...redisTlsOptions(config) });
   }
-  let lastLogged = 0;
+  // ioredis emits an error per reconnect attempt; once every 10 s is enough to see an outage.
+  const throttle = new LogThrottle(10_000);
   client.on('error', (error: unknown) => {
-    // ioredis emits an error per reconnect attempt; once every 10 s is enough to see an outage.
-    const now = Date.now();
-    if (now - lastLogged < 10_000) return;
-    lastLogged = now;
-    logger.warn({ err: error }, 'cache Redis connection error');
+    const count = throttle.take();
+    if (count > 0) logger.warn({ err: error, count }, 'cache Redis connection error');
   });
   return client;
 }
