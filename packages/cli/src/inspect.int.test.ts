@@ -252,6 +252,10 @@ describe("role 'all': the observer is an extra", () => {
       const event = itemUpdate(70);
       await invalidator.handle([event]);
       expect(await redis.exists(`${prefix}item:70`)).toBe(0);
+      // What the inline tap offers a stopped observer is counted, not silently lost.
+      (observer as unknown as { offer(events: unknown[]): void }).offer([event, itemUpdate(71)]);
+      const dropped = await registry.getSingleMetric('walpurge_inspect_dropped_total')?.get();
+      expect(dropped?.values.find((v) => v.labels['reason'] === 'not-running')?.value).toBe(2);
     } finally {
       await group.stop();
     }

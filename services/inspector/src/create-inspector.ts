@@ -49,6 +49,8 @@ export function createInspector(options: InspectorOptions): Inspector {
   let observer: Observer | undefined;
   let source: KafkaSource | undefined;
   let started = false;
+  /** From the observer's creation (a Kafka source may deliver before start resolves) to release. */
+  let accepting = false;
   let notRunning: string | undefined;
   const tolerated = options.startFailure === 'tolerated';
   function running(): boolean {
@@ -63,8 +65,14 @@ export function createInspector(options: InspectorOptions): Inspector {
     inspect.timescalesMs.map(timescaleLabel),
   );
   const tap = (events: readonly ChangeEvent[]): void => {
+    // Role 'all' purges before the observer starts (it starts last) and after a tolerated failed
+    // start: those changes go unchecked, and the count says so.
+    if (!accepting || !observer) {
+      if (events.length > 0) metrics.dropped.inc({ reason: 'not-running' }, events.length);
+      return;
+    }
     try {
-      observer?.offer(events);
+      observer.offer(events);
     } catch (error) {
       // Never into the purge path: an observer bug costs checks, not purges.
       metrics.errors.inc({ target: 'decode' });
@@ -101,6 +109,7 @@ export function createInspector(options: InspectorOptions): Inspector {
   };
 
   async function release(): Promise<void> {
+    accepting = false;
     await source?.stop().catch(() => undefined);
     await observer?.stop();
     await pool?.end().catch(() => undefined);
@@ -114,6 +123,7 @@ export function createInspector(options: InspectorOptions): Inspector {
     pool = config.database ? createRowPool(config.database) : undefined;
     if (!pool) logger.warn('inspect: no database section, candidates cannot be confirmed (unverifiable)');
     observer = new Observer({ ...base(), redis, pool });
+    accepting = true;
     if (options.consume === 'kafka') {
       if (!config.kafka)
         throw new WalpurgeError(

@@ -28,7 +28,7 @@ export function createInspectMetrics(registry: Registry, isUp: () => boolean = (
     }),
     dropped: new Counter({
       name: 'walpurge_inspect_dropped_total',
-      help: 'Sampled changes not checked because a bound was reached (inspect.maxPendingChecks, inbox).',
+      help: 'Sampled changes not checked because a bound was reached (inspect.maxPendingChecks, inbox), or changes offered while the observer was not running (not-running, counted before sampling).',
       labelNames: ['reason'] as const,
       registers,
     }),
