@@ -29,11 +29,36 @@ export interface SoakReport {
   judgedTimescale: string;
   sdkInconsistentJudged: number | null;
   sdkCheckedJudged: number | null;
+  /**
+   * SDK checks at the judged timescale that reached no verdict (unverifiable: among them checks
+   * whose reads failed). Above INCONCLUSIVE_SHARE of the checks, the run proves nothing: an observer
+   * that cannot read sees no inconsistency either.
+   */
+  sdkUnverifiableJudged: number | null;
+  /** Checks (all writers and timescales) that could not be made because a read failed. */
+  failedChecks: number;
+}
+
+/** Share of the judged SDK checks that may go without a verdict before the run is inconclusive. */
+export const INCONCLUSIVE_SHARE = 0.1;
+
+/** Why the run cannot be judged, or undefined when it can. */
+export function inconclusive(report: SoakReport): string | undefined {
+  const { sdkCheckedJudged: checked, sdkUnverifiableJudged: unverifiable } = report;
+  if (checked === null || checked === 0) return `no SDK check was made at ${report.judgedTimescale}`;
+  if ((unverifiable ?? 0) > checked * INCONCLUSIVE_SHARE)
+    return `${unverifiable} of ${checked} SDK checks at ${report.judgedTimescale} reached no verdict (${report.failedChecks} checks failed on a read): the observer could not see, so the run proves nothing`;
+  return undefined;
 }
 
 type ReportParts = Omit<
   SoakReport,
-  'sdkInconsistentAt10s' | 'sdkCheckedAt10s' | 'sdkInconsistentJudged' | 'sdkCheckedJudged'
+  | 'sdkInconsistentAt10s'
+  | 'sdkCheckedAt10s'
+  | 'sdkInconsistentJudged'
+  | 'sdkCheckedJudged'
+  | 'sdkUnverifiableJudged'
+  | 'failedChecks'
 >;
 
 export function buildReport(parts: ReportParts): SoakReport {
@@ -45,7 +70,14 @@ export function buildReport(parts: ReportParts): SoakReport {
     sdkCheckedAt10s: at10s?.checked ?? null,
     sdkInconsistentJudged: judged?.inconsistent ?? null,
     sdkCheckedJudged: judged?.checked ?? null,
+    sdkUnverifiableJudged: judged?.unverifiable ?? null,
+    failedChecks: parts.observer ? failedChecks(parts.observer) : 0,
   };
+}
+
+/** Checks the observer could not make because a Redis or PostgreSQL read failed. */
+export function failedChecks(observer: InspectReport): number {
+  return (observer.unchecked['entry-read-failed'] ?? 0) + (observer.unchecked['row-read-failed'] ?? 0);
 }
 
 export function writeReport(file: string, report: SoakReport): void {
@@ -112,6 +144,11 @@ export function formatReport(report: SoakReport): string {
     checked === null
       ? `SDK at ${timescale}: not measured`
       : `SDK at ${timescale}: ${inconsistent} confirmed inconsistencies in ${checked} checks`;
+  lines.push(
+    `checks that failed on a read (not counted either way; in the unverifiable column): ${report.failedChecks}`,
+  );
+  const why = inconclusive(report);
+  if (why) lines.push(`INCONCLUSIVE: ${why}`);
   lines.push(figure('10s', report.sdkInconsistentAt10s, report.sdkCheckedAt10s));
   if (durationMs(report.judgedTimescale) !== 10_000)
     lines.push(

@@ -6,7 +6,7 @@ import { createIsolatedDatabase, uniqueName, waitFor, withPgClient } from '@walp
 import { FULL_SCHEDULE, injectFault, SHORT_SCHEDULE, type FaultRecord, type FaultStep } from './faults.js';
 import type { InspectReport } from '@walpurge/inspector';
 import { fetchInspectReport, scrapeGauge } from './inspect-report.js';
-import { buildReport, formatReport, writeReport, type SoakReport } from './report.js';
+import { buildReport, failedChecks, formatReport, writeReport, type SoakReport } from './report.js';
 import { startRoles, type RoleSet } from './roles.js';
 import { startSoakServices, type SoakServices } from './services.js';
 import { SCHEMA_SQL, SDK_KEY, soakConfig } from './soak-config.js';
@@ -230,8 +230,8 @@ function progressLine(
     return `${writer} ${rows.map((row) => row.timescale).join('/')} ${rows.map((row) => row.inconsistent).join('/')}`;
   };
   const observer = observed
-    ? ` | observer: ${observed.changesSeen} seen, ${observed.changesSampled} checked; inconsistent ` +
-      `${perTimescale(observed, 'sdk')}, ${perTimescale(observed, 'other')}`
+    ? ` | observer: ${observed.changesSeen} seen, ${observed.changesSampled} sampled; inconsistent ` +
+      `${perTimescale(observed, 'sdk')}, ${perTimescale(observed, 'other')}; failed checks ${failedChecks(observed)}`
     : '';
   return (
     `[${elapsed}s] commits: ${counts.sqlCommits} SQL, ${counts.writeBehindAccepted} writeBehind; reads: ` +

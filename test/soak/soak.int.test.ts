@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_REPORT_FILE, runSoak } from './run-soak.js';
+import { inconclusive } from './report.js';
 import { startSoakServices, type SoakServices } from './services.js';
 
 /**
@@ -41,6 +42,8 @@ describe('chaos soak, short version', () => {
       expect(report.faults.map((fault) => fault.kind)).toContain('kill-9');
       expect(report.judgedTimescale).toBe('30s');
       expect(report.sdkCheckedJudged).toBeGreaterThan(0);
+      // An observer that could not read would find nothing stale: the run must have seen.
+      expect(inconclusive(report)).toBeUndefined();
       // Named in the failure message: which keys, causes and versions, if any.
       expect(
         report.observer?.inconsistencies.filter((item) => item.writer === 'sdk' && item.timescale === '30s'),

@@ -10,13 +10,15 @@
  *   npm run soak -- --short --broken          # SDK key purges off: the observer must report them
  *
  * Exit code 1 when the SDK entries had a confirmed inconsistency at the judged timescale: 10 s for
- * the full run, 30 s for --short (its 10 s figure is printed; a kill -9 plus a rebalance on a loaded
+ * the full run, 30 s for --short; and when the run is inconclusive (more than 10% of those checks
+ * reached no verdict, e.g. the observer's reads failed) (its 10 s figure is printed; a kill -9 plus a rebalance on a loaded
  * CI machine can exceed 10 s). Not in --broken mode, where that is expected and its absence is the
  * failure.
  */
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { durationMs } from './inspect-report.js';
+import { inconclusive } from './report.js';
 import { runSoak } from './run-soak.js';
 
 const USAGE =
@@ -74,7 +76,10 @@ async function main(): Promise<number> {
     ...(options.report ? { reportFile: options.report } : {}),
   });
   if (report.sdkInconsistentJudged === null) return options['without-observer'] ? 0 : 1;
-  return options.broken === report.sdkInconsistentJudged > 0 ? 0 : 1;
+  if (options.broken) return report.sdkInconsistentJudged > 0 ? 0 : 1;
+  // An observer that could not read reports no inconsistency: that run fails too.
+  if (inconclusive(report) !== undefined) return 1;
+  return report.sdkInconsistentJudged === 0 ? 0 : 1;
 }
 
 main().then(

@@ -6,7 +6,13 @@ import { ENTRY_FIELDS } from '@walpurge/client';
 import { InspectConfig, WalpurgeConfig } from '@walpurge/config';
 import { createLogger, createMetricsRegistry } from '@walpurge/core';
 import type { ChangeEvent } from '@walpurge/protocol';
-import { createIsolatedDatabase, uniqueName, waitFor, type IsolatedDatabase } from '@walpurge/testing';
+import {
+  createIsolatedDatabase,
+  freePort,
+  uniqueName,
+  waitFor,
+  type IsolatedDatabase,
+} from '@walpurge/testing';
 import { createRowPool } from './check/row-pool.js';
 import { createInspectMetrics } from './metrics.js';
 import { Observer } from './observer.js';
@@ -158,6 +164,34 @@ describe('verdicts', () => {
     });
   });
 
+  it('a candidate whose confirming row read fails is shown as unverifiable (row-read-failed), never dropped', async () => {
+    // Nothing listens on this port: the confirm read fails at once.
+    const unreachable = createRowPool({ url: `postgres://postgres@127.0.0.1:${await freePort()}/none` });
+    await sdkEntry('item:9', { ver: '4', ft: Date.now() - 1_000 });
+    const o = new Observer({
+      config,
+      inspect: InspectConfig.parse({ sampleRate: 1, timescalesMs: [150] }),
+      redis,
+      pool: unreachable,
+      metrics: createInspectMetrics(createMetricsRegistry()),
+      logger: createLogger({ level: 'silent' }),
+    });
+    observers.push(o);
+    try {
+      o.offer([change('items', 'u', 9, 5)]);
+      const report = await settle(o, 1);
+      expect(row(report, 'sdk')).toMatchObject({
+        checked: 1,
+        unverifiable: 1,
+        inconsistent: 0,
+        consistent: 0,
+      });
+      expect(report.unchecked['row-read-failed']).toBe(1);
+    } finally {
+      await unreachable.end();
+    }
+  });
+
   it('a plain JSON value of another writer is checked by its version field: other-writer', async () => {
     await db.query('INSERT INTO plain VALUES (5, 7), (6, 7)');
     await redis.set(`${prefix}plain:5`, JSON.stringify({ id: 5, ver: 6 }));
@@ -283,6 +317,46 @@ describe('sampling and the bound', () => {
     expect(row(report, 'sdk')?.checked).toBe(2);
   });
 
+  it('a poll whose read fails ends the polls of its key (no read storm behind an outage); its check still runs', async () => {
+    const sockets: Socket[] = [];
+    const frozen = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => frozen.listen(0, '127.0.0.1', resolve));
+    const port = (frozen.address() as { port: number }).port;
+    const stuck = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, lazyConnect: false });
+    stuck.on('error', () => undefined);
+    const metrics = createInspectMetrics(createMetricsRegistry());
+    // The timescale (5 s) leaves room for two more polls after the first one's 2 s read deadline.
+    const o = new Observer({
+      config,
+      inspect: InspectConfig.parse({ sampleRate: 1, timescalesMs: [5_000] }),
+      redis: stuck,
+      pool,
+      metrics,
+      logger: createLogger({ level: 'silent' }),
+    });
+    observers.push(o);
+    const redisErrors = async (): Promise<number> =>
+      (await metrics.errors.get()).values.find((v) => v.labels['target'] === 'redis')?.value ?? 0;
+    try {
+      o.offer([change('items', 'u', 310, 1)]);
+      await waitFor(
+        'the check at 5 s to fail too',
+        async () => (o.report().unchecked['entry-read-failed'] ?? 0) === 1,
+        {
+          timeoutMs: 20_000,
+        },
+      );
+      // One failed poll and one failed check: no poll after the first failure.
+      expect(await redisErrors()).toBe(2);
+      expect((await metrics.pending.get()).values[0]?.value).toBe(0);
+    } finally {
+      await o.stop();
+      stuck.disconnect();
+      for (const socket of sockets) socket.destroy();
+      frozen.close();
+    }
+  });
+
   it('counts running checks against the bound and times out reads on a frozen Redis link', async () => {
     // A "Redis" that accepts connections and never answers: every read hangs until its deadline.
     const sockets: Socket[] = [];
@@ -319,7 +393,15 @@ describe('sampling and the bound', () => {
         },
         { timeoutMs: 20_000 },
       );
-      expect(checked(o.report())).toBe(0);
+      // Two timescale checks were due (changes 300 and 301; 302 was dropped): neither could be made,
+      // and both are shown as unverifiable for that reason, not left out of the report.
+      expect(row(o.report(), 'sdk')).toMatchObject({
+        checked: 2,
+        unverifiable: 2,
+        consistent: 0,
+        inconsistent: 0,
+      });
+      expect(o.report().unchecked['entry-read-failed']).toBe(2);
     } finally {
       await o.stop();
       stuck.disconnect();

@@ -316,6 +316,10 @@ export class Observer {
    */
   private async poll(watch: Watch): Promise<void> {
     const entry = await this.look(watch);
+    // A failed look (counted in errors) ends this key's polls: polling on through an outage would
+    // multiply the reads of an observer that is already behind. Its time to consistency stays
+    // unknown; its timescale checks still run and are reported.
+    if (!entry) return;
     const now = Date.now();
     if (entry && firstLook(entry, watch.change).verdict === 'consistent') {
       const writer = this.writerOf(watch, entry);
@@ -351,13 +355,15 @@ export class Observer {
   /** The verdict at one timescale, confirmed against PostgreSQL before it counts as inconsistent. */
   private async check(watch: Watch, timescale: string): Promise<void> {
     const entry = await this.look(watch);
-    if (!entry) return;
     const writer = this.writerOf(watch, entry);
     const count = (verdict: 'consistent' | 'inconsistent' | 'unverifiable', reason?: string): void => {
       this.options.metrics.checks.inc({ rule: watch.rule.name, timescale, writer, verdict });
-      this.aggregator.check(timescale, writer, verdict, verdict === 'consistent' && entry.kind === 'absent');
+      this.aggregator.check(timescale, writer, verdict, verdict === 'consistent' && entry?.kind === 'absent');
       if (reason) this.unchecked(watch.rule.name, reason);
     };
+    // A check that could not be made is shown beside the verdicts (unverifiable, with its reason),
+    // never left out of them: a stale entry behind a failed read must not vanish from the report.
+    if (!entry) return count('unverifiable', 'entry-read-failed');
     const first = firstLook(entry, watch.change);
     if (first.verdict !== 'candidate')
       return count(first.verdict, 'reason' in first ? first.reason : undefined);
@@ -375,10 +381,10 @@ export class Observer {
       row = await withDeadline(read, READ_TIMEOUT_MS * 2, 'a PostgreSQL read');
     } catch (error) {
       this.failed('postgres', error, watch.key);
-      return;
+      return count('unverifiable', 'row-read-failed');
     }
     const again = await this.look(watch);
-    if (!again) return;
+    if (!again) return count('unverifiable', 'entry-read-failed');
     const confirmed = confirm(watch.change, row, again);
     if (confirmed.verdict !== 'inconsistent')
       return count(confirmed.verdict, 'reason' in confirmed ? confirmed.reason : undefined);

@@ -51,9 +51,21 @@ const millis = (value: unknown): number | null => {
   return Number(raw);
 };
 
+const COMMAND = 'walpurgeInspectReadEntry';
+type WithReadEntry = { [COMMAND](key: string, ...fields: string[]): Promise<unknown[]> };
+
+/**
+ * The script as a defined command: EVALSHA, with ioredis loading the script on NOSCRIPT (a
+ * restarted Redis), instead of sending its text with every read.
+ */
+function withReadEntry(redis: Redis | Cluster): WithReadEntry {
+  if (!(COMMAND in redis)) redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: READ_ENTRY });
+  return redis as unknown as WithReadEntry;
+}
+
 /** Reads one key (already prefixed). Throws on Redis errors (the caller counts them). */
 export async function readEntry(redis: Redis | Cluster, key: string): Promise<EntrySnapshot> {
-  const reply = (await redis.eval(READ_ENTRY, 1, key, ...FIELDS)) as unknown[];
+  const reply = await withReadEntry(redis)[COMMAND](key, ...FIELDS);
   const kind = text(reply[0]) ?? 'none';
   if (kind === 'none') return { kind: 'absent' };
   if (kind === 'hash')

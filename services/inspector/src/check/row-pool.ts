@@ -3,13 +3,15 @@ import { pgConnectionOptions, type DatabaseConnection } from '@walpurge/config';
 import { READ_TIMEOUT_MS } from './deadline.js';
 
 /**
- * The confirm step's connections: few (one read per candidate, rare), and sessions set to ISO dates
- * in UTC so a timestamp version reads the same whatever the server's defaults.
+ * The confirm step's connections: few (one read per candidate, rare outside faults), and sessions
+ * set to ISO dates in UTC so a timestamp version reads the same whatever the server's defaults.
+ * After a fault many candidates come at once (every key whose purge was delayed): 4 connections
+ * confirm a burst of indexed reads without queueing past the read deadline.
  */
 export function createRowPool(database: DatabaseConnection): pg.Pool {
   const pool = new pg.Pool({
     ...pgConnectionOptions(database),
-    max: 2,
+    max: 4,
     application_name: 'walpurge-inspector',
     options: '-c DateStyle=ISO -c TimeZone=UTC',
     // A frozen link or a locked row fails the confirm read (counted), it does not hang the check.
