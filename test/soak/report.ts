@@ -145,7 +145,7 @@ export function formatReport(report: SoakReport): string {
       ? `SDK at ${timescale}: not measured`
       : `SDK at ${timescale}: ${inconsistent} confirmed inconsistencies in ${checked} checks`;
   lines.push(
-    `checks that failed on a read (not counted either way; in the unverifiable column): ${report.failedChecks}`,
+    `checks that failed on a read (no verdict: counted as unverifiable): ${report.failedChecks}`,
   );
   const why = inconclusive(report);
   if (why) lines.push(`INCONCLUSIVE: ${why}`);
