@@ -144,9 +144,7 @@ export function formatReport(report: SoakReport): string {
     checked === null
       ? `SDK at ${timescale}: not measured`
       : `SDK at ${timescale}: ${inconsistent} confirmed inconsistencies in ${checked} checks`;
-  lines.push(
-    `checks that failed on a read (no verdict: counted as unverifiable): ${report.failedChecks}`,
-  );
+  lines.push(`checks that failed on a read (no verdict: counted as unverifiable): ${report.failedChecks}`);
   const why = inconclusive(report);
   if (why) lines.push(`INCONCLUSIVE: ${why}`);
   lines.push(figure('10s', report.sdkInconsistentAt10s, report.sdkCheckedAt10s));
