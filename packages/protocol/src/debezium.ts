@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ChangeEventV1, Row, type ChangeEvent } from './change-event.js';
 import { UndecodableEventError } from './decode.js';
+import { checkChangeEventV1 } from './change-event-fast-check.js';
 import { formatLsn } from './lsn.js';
 
 /**
@@ -155,6 +156,8 @@ export function decodeAnyChangeEvent(
     throw new UndecodableEventError(`not JSON: ${(error as Error).message}`, error);
   }
   if (isRecord(json) && 'v' in json) {
+    const checked = checkChangeEventV1(json);
+    if (checked) return checked;
     const parsed = ChangeEventV1.safeParse(json);
     if (!parsed.success)
       throw new UndecodableEventError(`not a walpurge v1 change event: ${firstIssue(parsed.error)}`);

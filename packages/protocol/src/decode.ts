@@ -1,4 +1,5 @@
 import { ChangeEventV1, type ChangeEvent } from './change-event.js';
+import { checkChangeEventV1 } from './change-event-fast-check.js';
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
 
 /** Why a message could not be turned into a change event; goes into dead-letter headers. */
@@ -16,6 +17,10 @@ export function decodeChangeEventV1(payload: Buffer | string): ChangeEvent {
     json = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'));
   } catch (error) {
     throw new UndecodableEventError(`not JSON: ${(error as Error).message}`, error);
+  }
+  if (typeof json === 'object' && json !== null && !Array.isArray(json)) {
+    const checked = checkChangeEventV1(json as Record<string, unknown>);
+    if (checked) return checked;
   }
   const parsed = ChangeEventV1.safeParse(json);
   if (!parsed.success) {
