@@ -155,7 +155,14 @@ async function main(): Promise<void> {
   };
   const latencies = (from: number, to: number): number[] => Array.from(latencyMs.subarray(from, to + 1));
 
+  // CPU of this process (listener and invalidator) per change: on a loaded machine a steadier
+  // figure than the rate, which depends on how much of the CPU the others leave.
+  const cpuMicros = (): number => {
+    const { user, system } = process.cpuUsage();
+    return user + system;
+  };
   // Phase 1: as fast as one writer commits.
+  const maxCpuStarted = cpuMicros();
   const started = performance.now();
   for (let written = 0; written < CHANGES; written += TX_ROWS)
     await insertTx(Math.min(TX_ROWS, CHANGES - written));
@@ -165,6 +172,7 @@ async function main(): Promise<void> {
     intervalMs: 10,
   });
   const maxSeconds = (performance.now() - started) / 1000;
+  const maxCpuPerChange = (cpuMicros() - maxCpuStarted) / CHANGES;
   const maxLatency = distribution(latencies(1, CHANGES));
   const loadAfterMax = loadLine('after the max phase');
 
@@ -173,11 +181,13 @@ async function main(): Promise<void> {
   await services[1]?.stop();
   for (let written = 0; written < CHANGES; written += TX_ROWS)
     await insertTx(Math.min(TX_ROWS, CHANGES - written));
+  const catchUpCpuStarted = cpuMicros();
   const catchUpStarted = performance.now();
   services[1] = newListener();
   await services[1].start(new AbortController().signal);
   await waitFor('backlog purged', async () => purgedCount >= nextId, { timeoutMs: 600_000, intervalMs: 10 });
   const catchUpSeconds = (performance.now() - catchUpStarted) / 1000;
+  const catchUpCpuPerChange = (cpuMicros() - catchUpCpuStarted) / CHANGES;
   const loadAfterCatchUp = loadLine('after the catch-up phase');
 
   // Phase 2: a fixed rate.
@@ -203,7 +213,9 @@ async function main(): Promise<void> {
     `parameters: transport ${TRANSPORT}${TRANSPORT === 'kafka' ? `, ${PARTITIONS} partitions, ${config.invalidator.partitionsConsumedConcurrently} consumed concurrently` : ''}, coalesce window ${config.invalidator.coalesceWindowMs} ms / ${config.invalidator.maxBatchEvents} events; max phase ${CHANGES} inserts in transactions of ${TX_ROWS}; rate phase ${RATE} changes/s for ${RATE_SECONDS} s in transactions of ${RATE_TX_ROWS}`,
     `max: ${rate(CHANGES, maxSeconds)} events/s → purges sustained (${CHANGES} changes committed and purged ${maxSeconds.toFixed(2)} s after the first commit; the writer alone took ${writeSeconds.toFixed(2)} s)`,
     `max: commit → purge per change ${describeDistribution(maxLatency)} (includes queueing behind the backlog)`,
+    `max: ${maxCpuPerChange.toFixed(1)} µs of CPU per change in this process (listener and invalidator, user + system; the writer's query building included)`,
     `catch-up: ${rate(CHANGES, catchUpSeconds)} events/s → purges (a backlog of ${CHANGES} changes purged ${catchUpSeconds.toFixed(2)} s after a new listener started, connection and slot setup included)`,
+    `catch-up: ${catchUpCpuPerChange.toFixed(1)} µs of CPU per change in this process (listener and invalidator, user + system)`,
     `fixed rate ${rate(ticks * RATE_TX_ROWS, rateSeconds)} changes/s: commit → purge per change ${describeDistribution(rateLatency)}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
