@@ -1,7 +1,7 @@
 import type { ChangeEvent } from '@walpurge/protocol';
 import { qualifiedTable } from '@walpurge/protocol';
 import type { CompiledRule, CompiledTemplate } from './compile.js';
-import { emptyTargets, type PurgeTargets } from './purge-targets.js';
+import { emptyTargets, isEmptyTargets, type PurgeTargets } from './purge-targets.js';
 import { hasRowFields, renderTemplate } from './render.js';
 import { columnChanged, describeUnknownValue, type UnknownReason } from './row-values.js';
 import { truncateTarget, type TruncateOptions } from './truncate-safety.js';
@@ -67,8 +67,16 @@ const newCollector = (targets: PurgeTargets): Collector => ({
 
 export type PlanOptions = TruncateOptions;
 
+/** `redis.keys` → ['redis', 'keys'], split once per kind rather than once per rendered entry. */
+const kindParts = new Map<string, ['redis' | 'cdn', string]>();
+
 function addEntry(targets: PurgeTargets, template: CompiledTemplate, text: string): void {
-  const [section, kind] = template.kind.split('.') as ['redis' | 'cdn', string];
+  let parts = kindParts.get(template.kind);
+  if (!parts) {
+    parts = template.kind.split('.') as ['redis' | 'cdn', string];
+    kindParts.set(template.kind, parts);
+  }
+  const [section, kind] = parts;
   const list = (targets[section] as unknown as Record<string, string[]>)[kind];
   if (list && !list.includes(text)) list.push(text);
 }
@@ -226,10 +234,7 @@ export function planForRules(
   const outcomes = rules.map((rule) => planRule(rule, event, targets, unknown, options));
   const plan: PurgePlan = { ...targets, rules: outcomes };
   if (unknown.length > 0) plan.unknown = unknown;
-  const nothing = [...Object.values(targets.redis), ...Object.values(targets.cdn)].every(
-    (list) => list.length === 0,
-  );
-  if (nothing) {
+  if (isEmptyTargets(targets)) {
     if (outcomes.length === 0) plan.skipped = `no rule for table ${qualifiedTable(event)}`;
     else if (outcomes.every((outcome) => !outcome.purged))
       plan.skipped = outcomes.map((o) => `${o.rule}: ${o.reason ?? ''}`).join('; ');

@@ -60,8 +60,10 @@ export class PurgeExecutor {
   private planEach(events: readonly ChangeEvent[]): { targets: PurgeTargets; plans: PurgePlan[] } {
     const accumulator = new TargetAccumulator();
     const plans: PurgePlan[] = [];
+    // Counted per batch: a labelled counter's inc per event showed in the consumer's profile.
+    const byOp = { c: 0, u: 0, d: 0, t: 0 };
     for (const event of events) {
-      this.metrics.events.inc({ op: event.op });
+      byOp[event.op] += 1;
       const plan = this.rules.planPurges(event);
       plans.push(plan);
       accumulator.add(
@@ -90,6 +92,7 @@ export class PurgeExecutor {
         );
       }
     }
+    for (const op of operations) if (byOp[op] > 0) this.metrics.events.inc({ op }, byOp[op]);
     this.metrics.entriesPlanned.inc(accumulator.added);
     this.metrics.entriesSent.inc(accumulator.unique);
     return { targets: accumulator.toTargets(), plans };
@@ -150,8 +153,16 @@ export class PurgeExecutor {
       await this.purgeStage('cdn', targets, signal);
     }
     const now = this.now();
-    for (const event of events)
-      this.metrics.endToEndLag.observe(Math.max(0, now - Date.parse(event.source.commitTs)) / 1000);
+    // The events of a transaction share their commit time: parsed once per run of them.
+    let commitTs: string | undefined;
+    let committedAt = 0;
+    for (const event of events) {
+      if (event.source.commitTs !== commitTs) {
+        commitTs = event.source.commitTs;
+        committedAt = Date.parse(commitTs);
+      }
+      this.metrics.endToEndLag.observe(Math.max(0, now - committedAt) / 1000);
+    }
   }
 
   /**
@@ -235,6 +246,8 @@ export class PurgeExecutor {
     }
   }
 }
+
+const operations = ['c', 'u', 'd', 't'] as const;
 
 function hasCdnTargets(plan: PurgePlan | undefined): boolean {
   return plan !== undefined && cdnKinds.some((kind) => plan.cdn[kind].length > 0);
