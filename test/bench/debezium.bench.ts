@@ -15,7 +15,7 @@
  * BENCH_INSERTS (500,000) in BENCH_TX_ROWS-row transactions (500); BENCH_UPDATES (200,000) single-row
  * UPDATE transactions over BENCH_UPDATE_ROWS rows (10,000); BENCH_PARTITIONS (6) for every topic;
  * BENCH_WORKLOADS=inserts,updates picks workloads; BENCH_DEBEZIUM_UNTUNED=1 also runs Debezium on its
- * defaults. Uses WALPURGE_TEST_* services when set, else starts local ones (@walpurge/testing).
+ * defaults; BENCH_TIMEOUT_SECONDS (900) bounds each system's run. Uses WALPURGE_TEST_* services when set, else starts local ones (@walpurge/testing).
  * Results also go to test-results/bench-debezium.json.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,6 +39,7 @@ const TX_ROWS = envNumber('BENCH_TX_ROWS', 500);
 const UPDATES = envNumber('BENCH_UPDATES', 200_000);
 const UPDATE_ROWS = envNumber('BENCH_UPDATE_ROWS', 10_000);
 const PARTITIONS = envNumber('BENCH_PARTITIONS', 6);
+const TIMEOUT_SECONDS = envNumber('BENCH_TIMEOUT_SECONDS', 900);
 const UNTUNED = process.env['BENCH_DEBEZIUM_UNTUNED'] === '1';
 const WORKLOADS = (process.env['BENCH_WORKLOADS'] ?? 'inserts,updates').split(',').map((w) => w.trim());
 const repoRoot = resolve(import.meta.dirname, '../..');
@@ -63,8 +64,10 @@ interface SystemResult {
   complete: boolean;
   loadBefore: string;
   loadAfter: string;
-  /** Error lines in the process's log (a Debezium connector restart shows here). */
-  logErrors: number;
+  /** Warning and error lines in the process's log (a reconnect or a connector restart shows here). */
+  logProblems: number;
+  /** Why the run ended before the topic held every change (stall, exit, time limit). */
+  error?: string;
 }
 
 interface Running {
@@ -99,82 +102,93 @@ async function main(): Promise<void> {
     WORKLOADS.includes(w.name),
   );
 
-  const results: Array<{
-    workload: BacklogWorkload;
-    writeSeconds: number;
-    order: SystemName[];
-    systems: SystemResult[];
-  }> = [];
-  for (const [index, workload] of workloads.entries()) {
-    // Alternate who goes first, so neither always reads a backlog the other has just warmed up.
-    const order = index % 2 === 0 ? systems : [...systems.slice(1), systems[0] as SystemName];
-    results.push({
-      workload,
-      order,
-      ...(await runWorkload(workload, order, databaseUrl, kafkaBrokers, classpath, workDir)),
-    });
-  }
-  const loadAtEnd = loadLine('at the end');
-
-  const lines = [
+  const header = [
     `walpurge listener vs Debezium ${DEBEZIUM_VERSION}: catch-up of a backlog into Kafka`,
     machineLine(),
     `services: PostgreSQL ${serverVersion}, Kafka ${KAFKA_VERSION} (${env.providers['kafka']}), all on this machine; every topic ${PARTITIONS} partitions, replication factor 1, LogAppendTime`,
     loadAtStart,
-    loadAtEnd,
     'fairness: both systems read the same backlog of the same database through their own slot and publication (created before the backlog was written), write to the same broker, and run one after the other, never at once; the order alternates between workloads',
-    "catch-up: first to last record appended by the broker to the system's topic (broker clock), verified complete by reading the topic back; CPU: utime+stime of the process over that window; RSS: peak (VmHWM) of the process",
+    "catch-up: first to last record appended by the broker to the system's topic (broker clock), verified by reading the topic back (every change's (id, v) exactly once); CPU: utime+stime of the process over that window; RSS: peak (VmHWM) of the process",
   ];
-  for (const { workload, writeSeconds, order, systems: measured } of results) {
-    lines.push(
-      '',
-      `workload: ${workload.title} (backlog written in ${writeSeconds.toFixed(1)} s; run order: ${order.join(', ')})`,
-    );
-    lines.push(...table(measured));
-    for (const r of measured)
-      lines.push(
-        `  ${LABELS[r.system]}: load ${r.loadBefore} → ${r.loadAfter}; ${r.logErrors} error lines in its log`,
-      );
+  process.stdout.write(`${header.join('\n')}\n`);
+
+  const results: WorkloadResult[] = [];
+  const outFile = join(repoRoot, 'test-results', 'bench-debezium.json');
+  for (const [index, workload] of workloads.entries()) {
+    // Alternate who goes first, so neither always reads a backlog the other has just warmed up.
+    const order = index % 2 === 0 ? systems : [...systems.slice(1), systems[0] as SystemName];
+    const result: WorkloadResult = {
+      workload,
+      order,
+      ...(await runWorkload(workload, order, databaseUrl, kafkaBrokers, classpath, workDir)),
+    };
+    results.push(result);
+    // Printed and saved as each workload ends, so a later failure keeps what was measured.
+    process.stdout.write(`\n${describeWorkload(result).join('\n')}\n`);
+    writeResults(outFile, { serverVersion, loadAtStart, results });
   }
-  lines.push('', 'settings:');
+  const loadAtEnd = loadLine('at the end');
+  const lines = ['', loadAtEnd, 'settings:'];
   for (const system of systems) {
     lines.push(`  ${LABELS[system]}:`);
     for (const line of settings.get(system) ?? []) lines.push(`    ${line}`);
   }
+  lines.push(`results written to ${outFile}`);
   process.stdout.write(`${lines.join('\n')}\n`);
-
-  mkdirSync(join(repoRoot, 'test-results'), { recursive: true });
-  const outFile = join(repoRoot, 'test-results', 'bench-debezium.json');
-  writeFileSync(
-    outFile,
-    `${JSON.stringify(
-      {
-        machine: machineLine(),
-        postgres: serverVersion,
-        kafka: KAFKA_VERSION,
-        debezium: DEBEZIUM_VERSION,
-        loadAtStart,
-        loadAtEnd,
-        partitions: PARTITIONS,
-        workloads: results.map((r) => ({
-          name: r.workload.name,
-          title: r.workload.title,
-          changes: r.workload.changes,
-          writeSeconds: r.writeSeconds,
-          order: r.order,
-          systems: r.systems,
-        })),
-        settings: Object.fromEntries(settings),
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  process.stdout.write(`results written to ${outFile}\n`);
+  writeResults(outFile, { serverVersion, loadAtStart, loadAtEnd, results });
 
   await env.stop();
   if (results.some((r) => r.systems.some((s) => !s.complete)))
-    throw new Error('a topic read back incomplete: see the table');
+    throw new Error('a system failed or a topic read back incomplete: see the tables');
+}
+
+interface WorkloadResult {
+  workload: BacklogWorkload;
+  writeSeconds: number;
+  order: SystemName[];
+  systems: SystemResult[];
+}
+
+function describeWorkload({ workload, writeSeconds, order, systems: measured }: WorkloadResult): string[] {
+  return [
+    `workload: ${workload.title} (backlog written in ${writeSeconds.toFixed(1)} s; run order: ${order.join(', ')})`,
+    ...table(measured),
+    ...measured.map(
+      (r) =>
+        `  ${LABELS[r.system]}: load ${r.loadBefore} → ${r.loadAfter}; ${r.logProblems} warning/error lines in its log${r.error ? `; FAILED: ${r.error}` : ''}`,
+    ),
+  ];
+}
+
+function writeResults(
+  file: string,
+  run: {
+    serverVersion: string | undefined;
+    loadAtStart: string;
+    loadAtEnd?: string;
+    results: WorkloadResult[];
+  },
+): void {
+  mkdirSync(join(file, '..'), { recursive: true });
+  const json = {
+    machine: machineLine(),
+    postgres: run.serverVersion,
+    kafka: KAFKA_VERSION,
+    debezium: DEBEZIUM_VERSION,
+    loadAtStart: run.loadAtStart,
+    loadAtEnd: run.loadAtEnd,
+    partitions: PARTITIONS,
+    workloads: run.results.map((r) => ({
+      name: r.workload.name,
+      title: r.workload.title,
+      changes: r.workload.changes,
+      writeSeconds: r.writeSeconds,
+      order: r.order,
+      systems: r.systems,
+    })),
+    settings: Object.fromEntries(settings),
+  };
+  writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
 }
 
 async function runWorkload(
@@ -215,11 +229,11 @@ async function runWorkload(
           const yaml = walpurgeConfig(db.url, name, workload.table, brokers);
           writeFileSync(configFile, yaml);
           settings.set(system, [
-            'walpurge run --role listener --config <file>, compiled JavaScript, Node ' + process.version,
+            `walpurge run --role listener --config <file>, compiled JavaScript, Node ${process.version}; its own producer settings (acks=all, idempotent), nothing tuned in the file:`,
             ...yaml
               .trimEnd()
               .split('\n')
-              .map((l) => l.replace(db.url, '<database url>')),
+              .map((l) => l.replace(db.url, '<database url>').replaceAll(name, '<per run>')),
           ]);
           return startWalpurgeListener(configFile, join(workDir, `${name}.log`));
         }
@@ -240,7 +254,7 @@ async function runWorkload(
           pid: debezium.pid,
           alive: () => debezium.alive(),
           stop: async () => {
-            if (!settings.has(system)) settings.set(system, debezium.settings());
+            if (!settings.has(system)) settings.set(system, debezium.settings().map(withoutRunNames));
             await debezium.stop();
           },
         };
@@ -269,39 +283,48 @@ async function measure(
   const running = start();
   let atFirst: ProcessUsage | undefined;
   let atLast: ProcessUsage | undefined;
+  let error: string | undefined;
   try {
     await watchTopic({
       brokers,
       topic,
       expected: workload.changes,
+      timeoutMs: TIMEOUT_SECONDS * 1000,
       alive: () => running.alive(),
       onFirst: () => (atFirst = readProcessUsage(running.pid)),
       onLast: () => (atLast = readProcessUsage(running.pid)),
     });
+  } catch (caught) {
+    // One system failing (stalled, exited, too slow) must not lose the other's figures.
+    error = caught instanceof Error ? caught.message : String(caught);
+    atLast = readProcessUsage(running.pid) ?? atLast;
+    log(`${workload.name}: ${LABELS[system]} failed: ${error}`);
   } finally {
     await running.stop();
   }
   const loadAfter = shortLoad();
-  if (!atFirst || !atLast) throw new Error(`${system}: its CPU time could not be read from /proc`);
   const readBack = await readBackTopic(brokers, topic);
   const catchUpSeconds = Math.max(0.001, (readBack.lastAppendMs - readBack.firstAppendMs) / 1000);
+  const cpuWindow = atFirst && atLast ? atLast.cpuSeconds - atFirst.cpuSeconds : NaN;
   return {
     system,
-    changesPerSecond: workload.changes / catchUpSeconds,
+    changesPerSecond: readBack.records / catchUpSeconds,
     catchUpSeconds,
-    cpuSecondsPerMillion: ((atLast.cpuSeconds - atFirst.cpuSeconds) / workload.changes) * 1e6,
-    cpuSecondsTotal: atLast.cpuSeconds,
-    peakRssBytes: atLast.peakRssBytes,
+    cpuSecondsPerMillion: (cpuWindow / Math.max(1, readBack.records)) * 1e6,
+    cpuSecondsTotal: atLast?.cpuSeconds ?? NaN,
+    peakRssBytes: atLast?.peakRssBytes ?? NaN,
     readBack,
     complete:
+      error === undefined &&
       readBack.records === workload.changes &&
-      readBack.distinctKeys === workload.distinctKeys &&
-      readBack.emptyValues === 0,
+      readBack.distinctChanges === workload.changes &&
+      readBack.unreadable === 0,
+    ...(error === undefined ? {} : { error }),
     loadBefore,
     loadAfter,
-    logErrors: readFileSync(logFile, 'utf8')
+    logProblems: readFileSync(logFile, 'utf8')
       .split('\n')
-      .filter((line) => /\bERROR\b|"level":(50|60)\b/.test(line)).length,
+      .filter((line) => /\b(ERROR|WARN)\b|"level":(40|50|60)\b/.test(line)).length,
   };
 }
 
@@ -333,13 +356,13 @@ function table(measured: SystemResult[]): string[] {
   ];
   for (const r of measured)
     rows.push([
-      LABELS[r.system],
+      r.error ? `${LABELS[r.system]} (FAILED)` : LABELS[r.system],
       Math.round(r.changesPerSecond).toLocaleString('en-US'),
       r.catchUpSeconds.toFixed(2),
       r.cpuSecondsPerMillion.toFixed(1),
       r.cpuSecondsTotal.toFixed(1),
       (r.peakRssBytes / 2 ** 20).toFixed(0),
-      `${r.complete ? 'complete' : 'INCOMPLETE'}: ${r.readBack.records} records, ${r.readBack.distinctKeys} keys`,
+      `${r.complete ? 'complete' : 'INCOMPLETE'}: ${r.readBack.records} records, ${r.readBack.distinctChanges} distinct changes${r.readBack.unreadable > 0 ? `, ${r.readBack.unreadable} unreadable` : ''}`,
     ]);
   const walpurge = measured.find((r) => r.system === 'walpurge');
   for (const other of measured.filter((r) => r.system !== 'walpurge')) {
@@ -358,6 +381,14 @@ function table(measured: SystemResult[]): string[] {
   return rows.map(
     (row) =>
       `| ${row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join(' | ')} |`,
+  );
+}
+
+/** Settings are printed once for all workloads: what differs per run (database, slot, files) is masked. */
+function withoutRunNames(line: string): string {
+  return line.replace(
+    /^(engine (?:database\.(?:dbname|hostname|port|user|password)|offset\.storage\.file\.filename|slot\.name|publication\.name|table\.include\.list))=.*$/,
+    '$1=<per run>',
   );
 }
 

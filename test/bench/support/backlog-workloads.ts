@@ -7,8 +7,6 @@ export interface BacklogWorkload {
   table: string;
   /** Records each system must produce: one per change. */
   changes: number;
-  /** Distinct row keys among them (read back, a missing or duplicated insert shows here). */
-  distinctKeys: number;
   /** Before the slots exist: schema and rows that are not part of the backlog. */
   prepare(client: pg.Client): Promise<void>;
   /** After the slots exist: the backlog itself. */
@@ -27,7 +25,6 @@ export function insertWorkload(inserts: number, txRows: number): BacklogWorkload
     title: `${inserts.toLocaleString('en-US')} inserts in ${txRows}-row transactions`,
     table,
     changes: inserts,
-    distinctKeys: inserts,
     async prepare(client) {
       await client.query(
         `CREATE TABLE ${table} (id bigint PRIMARY KEY, v int NOT NULL, payload text NOT NULL)`,
@@ -57,7 +54,6 @@ export function updateWorkload(updates: number, rows: number): BacklogWorkload {
     title: `${updates.toLocaleString('en-US')} single-row UPDATE transactions over ${rows.toLocaleString('en-US')} rows`,
     table,
     changes: updates,
-    distinctKeys: Math.min(updates, rows),
     async prepare(client) {
       await client.query(
         `CREATE TABLE ${table} (id bigint PRIMARY KEY, v int NOT NULL, payload text NOT NULL)`,

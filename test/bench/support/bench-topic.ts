@@ -1,4 +1,5 @@
 import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { z } from 'zod';
 import { sleep } from './report.js';
 
 /**
@@ -50,13 +51,16 @@ export async function watchTopic(opts: {
   onFirst: () => void;
   onLast: () => void;
   stallMs?: number;
+  /** Gives up this long after the call, however it progresses. */
+  timeoutMs: number;
 }): Promise<TopicProgress> {
   const admin = new Kafka({ brokers: opts.brokers, logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
   try {
     let firstSeenAt: number | undefined;
     let seen = 0;
-    let progressAt = performance.now();
+    const startedAt = performance.now();
+    let progressAt = startedAt;
     for (;;) {
       const count = await topicRecordCount(admin, opts.topic);
       const now = performance.now();
@@ -77,6 +81,10 @@ export async function watchTopic(opts: {
           `the producing process exited with ${seen} of ${opts.expected} records in ${opts.topic}`,
         );
       const stallMs = opts.stallMs ?? (firstSeenAt === undefined ? 180_000 : 60_000);
+      if (now - startedAt > opts.timeoutMs)
+        throw new Error(
+          `${opts.topic}: ${seen} of ${opts.expected} records after the time limit of ${Math.round(opts.timeoutMs / 1000)} s`,
+        );
       if (now - progressAt > stallMs)
         throw new Error(
           `${opts.topic}: no progress for ${Math.round(stallMs / 1000)} s at ${seen} of ${opts.expected} records`,
@@ -88,11 +96,19 @@ export async function watchTopic(opts: {
   }
 }
 
+/**
+ * The part of a change record both formats share: walpurge's protocol v1 and Debezium's JSON envelope
+ * each carry the new row as `after`. The benchmark's tables have columns id and v (v counts the row's
+ * updates), so (id, v) names one change: a lost change or a replayed duplicate shows in their count.
+ */
+const ChangeRecordValue = z.object({ after: z.object({ id: z.number(), v: z.number() }) });
+
 export interface ReadBack {
   records: number;
-  distinctKeys: number;
-  /** Records without a value (a tombstone or an empty message): none expected here. */
-  emptyValues: number;
+  /** Distinct (after.id, after.v) among the records. */
+  distinctChanges: number;
+  /** Records whose value has no `after` row with numeric id and v (a tombstone, another shape). */
+  unreadable: number;
   /** Broker append times (LogAppendTime) of the first and last record, ms since the epoch. */
   firstAppendMs: number;
   lastAppendMs: number;
@@ -110,11 +126,11 @@ export async function readBackTopic(brokers: string[], topic: string): Promise<R
     await admin.disconnect();
   }
   const remaining = new Set([...ends].filter(([, high]) => high > 0n).map(([partition]) => partition));
-  const keys = new Set<string>();
+  const changes = new Set<string>();
   const result: ReadBack = {
     records: 0,
-    distinctKeys: 0,
-    emptyValues: 0,
+    distinctChanges: 0,
+    unreadable: 0,
     firstAppendMs: Infinity,
     lastAppendMs: -Infinity,
   };
@@ -137,8 +153,9 @@ export async function readBackTopic(brokers: string[], topic: string): Promise<R
         for (const message of batch.messages) {
           if (BigInt(message.offset) >= end) break;
           result.records += 1;
-          keys.add(message.key?.toString('latin1') ?? '');
-          if (!message.value || message.value.length === 0) result.emptyValues += 1;
+          const parsed = message.value ? parseChange(message.value) : undefined;
+          if (parsed) changes.add(`${parsed.after.id}:${parsed.after.v}`);
+          else result.unreadable += 1;
           const appended = Number(message.timestamp);
           if (appended < result.firstAppendMs) result.firstAppendMs = appended;
           if (appended > result.lastAppendMs) result.lastAppendMs = appended;
@@ -157,6 +174,15 @@ export async function readBackTopic(brokers: string[], topic: string): Promise<R
   } finally {
     await consumer.disconnect();
   }
-  result.distinctKeys = keys.size;
+  result.distinctChanges = changes.size;
   return result;
+}
+
+function parseChange(value: Buffer): z.infer<typeof ChangeRecordValue> | undefined {
+  try {
+    const parsed = ChangeRecordValue.safeParse(JSON.parse(value.toString('utf8')));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
 }
