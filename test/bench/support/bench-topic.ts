@@ -100,14 +100,16 @@ export async function watchTopic(opts: {
  * The part of a change record both formats share: walpurge's protocol v1 and Debezium's JSON envelope
  * each carry the new row as `after`. The benchmark's tables have columns id and v (v counts the row's
  * updates), so (id, v) names one change: a lost change or a replayed duplicate shows in their count.
+ * walpurge sends int8 values as strings (no precision loss), Debezium as numbers: both are accepted.
  */
-const ChangeRecordValue = z.object({ after: z.object({ id: z.number(), v: z.number() }) });
+const Integer = z.union([z.number().int(), z.string().regex(/^-?\d+$/)]);
+const ChangeRecordValue = z.object({ after: z.object({ id: Integer, v: Integer }) });
 
 export interface ReadBack {
   records: number;
   /** Distinct (after.id, after.v) among the records. */
   distinctChanges: number;
-  /** Records whose value has no `after` row with numeric id and v (a tombstone, another shape). */
+  /** Records whose value has no `after` row with integer id and v (a tombstone, another shape). */
   unreadable: number;
   /** Broker append times (LogAppendTime) of the first and last record, ms since the epoch. */
   firstAppendMs: number;
@@ -154,7 +156,7 @@ export async function readBackTopic(brokers: string[], topic: string): Promise<R
           if (BigInt(message.offset) >= end) break;
           result.records += 1;
           const parsed = message.value ? parseChange(message.value) : undefined;
-          if (parsed) changes.add(`${parsed.after.id}:${parsed.after.v}`);
+          if (parsed) changes.add(`${String(parsed.after.id)}:${String(parsed.after.v)}`);
           else result.unreadable += 1;
           const appended = Number(message.timestamp);
           if (appended < result.firstAppendMs) result.firstAppendMs = appended;
