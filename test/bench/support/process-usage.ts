@@ -1,0 +1,37 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+/** What a child process has used so far, read from /proc (Linux). */
+export interface ProcessUsage {
+  /** User + system CPU time of the process (all its threads). */
+  cpuSeconds: number;
+  /** Peak resident set size (VmHWM). */
+  peakRssBytes: number;
+}
+
+let clockTicks: number | undefined;
+
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    const text = execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim();
+    const value = Number(text);
+    clockTicks = Number.isFinite(value) && value > 0 ? value : 100;
+  }
+  return clockTicks;
+}
+
+/** undefined once the process is gone. */
+export function readProcessUsage(pid: number): ProcessUsage | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces: fields are counted after its closing parenthesis,
+    // where field 3 (state) comes first, so utime (14) and stime (15) are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const hwm = /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
+    return { cpuSeconds: ticks / ticksPerSecond(), peakRssBytes: Number(hwm ?? NaN) * 1024 };
+  } catch {
+    return undefined;
+  }
+}
