@@ -83,6 +83,24 @@ async function sdkEntry(key: string, fields: { ver?: string; ft?: number; ls?: n
   await redis.hset(prefix + key, hash);
 }
 
+/** A "Redis" that accepts connections and never answers: every read hangs until its deadline. */
+async function frozenRedis(): Promise<{ redis: Redis; close(): void }> {
+  const sockets: Socket[] = [];
+  const frozen = createServer((socket) => sockets.push(socket));
+  await new Promise<void>((resolve) => frozen.listen(0, '127.0.0.1', resolve));
+  const port = (frozen.address() as { port: number }).port;
+  const redis = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, lazyConnect: false });
+  redis.on('error', () => undefined);
+  return {
+    redis,
+    close() {
+      redis.disconnect();
+      for (const socket of sockets) socket.destroy();
+      frozen.close();
+    },
+  };
+}
+
 const checked = (report: InspectReport): number => report.checks.reduce((sum, row) => sum + row.checked, 0);
 const row = (report: InspectReport, writer: 'sdk' | 'other') =>
   report.checks.find((r) => r.writer === writer && r.timescale !== 'once' && r.checked > 0);
@@ -318,12 +336,7 @@ describe('sampling and the bound', () => {
   });
 
   it('a poll whose read fails ends the polls of its key (no read storm behind an outage); its check still runs', async () => {
-    const sockets: Socket[] = [];
-    const frozen = createServer((socket) => sockets.push(socket));
-    await new Promise<void>((resolve) => frozen.listen(0, '127.0.0.1', resolve));
-    const port = (frozen.address() as { port: number }).port;
-    const stuck = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, lazyConnect: false });
-    stuck.on('error', () => undefined);
+    const { redis: stuck, close } = await frozenRedis();
     const metrics = createInspectMetrics(createMetricsRegistry());
     // The timescale (5 s) leaves room for two more polls after the first one's 2 s read deadline.
     const o = new Observer({
@@ -351,20 +364,12 @@ describe('sampling and the bound', () => {
       expect((await metrics.pending.get()).values[0]?.value).toBe(0);
     } finally {
       await o.stop();
-      stuck.disconnect();
-      for (const socket of sockets) socket.destroy();
-      frozen.close();
+      close();
     }
   });
 
   it('counts running checks against the bound and times out reads on a frozen Redis link', async () => {
-    // A "Redis" that accepts connections and never answers: every read hangs until its deadline.
-    const sockets: Socket[] = [];
-    const frozen = createServer((socket) => sockets.push(socket));
-    await new Promise<void>((resolve) => frozen.listen(0, '127.0.0.1', resolve));
-    const port = (frozen.address() as { port: number }).port;
-    const stuck = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, lazyConnect: false });
-    stuck.on('error', () => undefined);
+    const { redis: stuck, close } = await frozenRedis();
     const registry = createMetricsRegistry();
     const metrics = createInspectMetrics(registry);
     const o = new Observer({
@@ -404,9 +409,7 @@ describe('sampling and the bound', () => {
       expect(o.report().unchecked['entry-read-failed']).toBe(2);
     } finally {
       await o.stop();
-      stuck.disconnect();
-      for (const socket of sockets) socket.destroy();
-      frozen.close();
+      close();
     }
   });
 });
