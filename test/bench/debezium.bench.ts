@@ -20,8 +20,13 @@
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import pg from 'pg';
-import { KAFKA_VERSION, createIsolatedDatabase, startTestEnvironment, uniqueName } from '@walpurge/testing';
+import {
+  KAFKA_VERSION,
+  createIsolatedDatabase,
+  startTestEnvironment,
+  uniqueName,
+  withPgClient,
+} from '@walpurge/testing';
 import { createBenchTopic, readBackTopic, watchTopic, type ReadBack } from './support/bench-topic.js';
 import { insertWorkload, updateWorkload, type BacklogWorkload } from './support/backlog-workloads.js';
 import {
@@ -31,7 +36,7 @@ import {
   type DebeziumProfile,
 } from './support/debezium-engine.js';
 import { readProcessUsage, type ProcessUsage } from './support/process-usage.js';
-import { deleteTopics, envNumber, loadLine, machineLine } from './support/report.js';
+import { deleteTopics, envNumber, loadAverages, loadLine, machineLine } from './support/report.js';
 import { buildWalpurge, startWalpurgeListener } from './support/walpurge-listener-process.js';
 
 const INSERTS = envNumber('BENCH_INSERTS', 500_000);
@@ -85,7 +90,7 @@ async function main(): Promise<void> {
   buildWalpurge(log);
   const env = await startTestEnvironment({ redis: false, log: () => {} });
   const { databaseUrl, kafkaBrokers } = env.urls as { databaseUrl: string; kafkaBrokers: string[] };
-  const serverVersion = await withClient(
+  const serverVersion = await withPgClient(
     databaseUrl,
     async (c) => (await c.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version,
   );
@@ -205,7 +210,7 @@ async function runWorkload(
   );
   try {
     log(`${workload.name}: preparing the table and a slot, publication and topic per system…`);
-    await withClient(db.url, async (client) => {
+    await withPgClient(db.url, async (client) => {
       await workload.prepare(client);
       for (const name of names.values()) {
         await client.query(`CREATE PUBLICATION ${name} FOR TABLE ${workload.table}`);
@@ -216,7 +221,7 @@ async function runWorkload(
 
     log(`${workload.name}: writing the backlog (${workload.title})…`);
     const writeStarted = performance.now();
-    await withClient(db.url, (client) => workload.write(client));
+    await withPgClient(db.url, (client) => workload.write(client));
     const writeSeconds = (performance.now() - writeStarted) / 1000;
 
     const measured: SystemResult[] = [];
@@ -279,7 +284,7 @@ async function measure(
   brokers: string[],
   logFile: string,
 ): Promise<SystemResult> {
-  const loadBefore = shortLoad();
+  const loadBefore = loadAverages();
   const running = start();
   let atFirst: ProcessUsage | undefined;
   let atLast: ProcessUsage | undefined;
@@ -302,7 +307,7 @@ async function measure(
   } finally {
     await running.stop();
   }
-  const loadAfter = shortLoad();
+  const loadAfter = loadAverages();
   const readBack = await readBackTopic(brokers, topic);
   const catchUpSeconds = Math.max(0.001, (readBack.lastAppendMs - readBack.firstAppendMs) / 1000);
   const cpuWindow = atFirst && atLast ? atLast.cpuSeconds - atFirst.cpuSeconds : NaN;
@@ -390,22 +395,6 @@ function withoutRunNames(line: string): string {
     /^(engine (?:database\.(?:dbname|hostname|port|user|password)|offset\.storage\.file\.filename|slot\.name|publication\.name|table\.include\.list))=.*$/,
     '$1=<per run>',
   );
-}
-
-function shortLoad(): string {
-  return loadLine('')
-    .replace(/^load average : /, '')
-    .replace(/ \(1\/5\/15 min.*$/, '');
-}
-
-async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
 }
 
 main().then(

@@ -321,7 +321,7 @@ export class Observer {
     // unknown; its timescale checks still run and are reported.
     if (!entry) return;
     const now = Date.now();
-    if (entry && firstLook(entry, watch.change).verdict === 'consistent') {
+    if (firstLook(entry, watch.change).verdict === 'consistent') {
       const writer = this.writerOf(watch, entry);
       const ms = Math.max(0, now - watch.commitMs);
       this.options.metrics.timeToConsistency.observe({ writer }, ms / 1000);
@@ -340,7 +340,7 @@ export class Observer {
       this.options.metrics.dropped.inc({ reason: 'poll' });
   }
 
-  private neverConsistent(watch: Watch, entry: EntryVersion | undefined): void {
+  private neverConsistent(watch: Watch, entry: EntryVersion): void {
     const writer = this.writerOf(watch, entry);
     this.options.metrics.neverConsistent.inc({ writer });
     this.aggregator.neverConsistent(writer);

@@ -47,12 +47,17 @@ export function machineLine(): string {
   return `machine: ${cpu[0]?.model ?? 'unknown cpu'} × ${cpu.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os.platform()} ${os.release()}, node ${process.version}`;
 }
 
-/** The machine is shared: every figure is printed with the load it was measured under. */
-export function loadLine(label: string): string {
-  return `load average ${label}: ${os
+/** The 1, 5 and 15 minute load averages, e.g. "1.81 4.02 8.20". */
+export function loadAverages(): string {
+  return os
     .loadavg()
     .map((l) => l.toFixed(2))
-    .join(' ')} (1/5/15 min, ${os.cpus().length} cores)`;
+    .join(' ');
+}
+
+/** The machine is shared: every figure is printed with the load it was measured under. */
+export function loadLine(label: string): string {
+  return `load average ${label}: ${loadAverages()} (1/5/15 min, ${os.cpus().length} cores)`;
 }
 
 export function rate(count: number, seconds: number): string {
