@@ -164,6 +164,22 @@ describe('Kafka topic replication on a 3-broker cluster', () => {
     ]);
   });
 
+  it('starts every role when several start at once on topics none has created yet (a first deploy)', async () => {
+    // The loser of the creation race used to read the topic's metadata from a broker the new topic
+    // had not reached yet, and exit with "This server does not host this topic-partition".
+    for (let round = 0; round < 3; round++) {
+      const walpurge = config(names(`durability-race-${round}`));
+      await Promise.all([
+        startInvalidator(walpurge),
+        startInvalidator(walpurge),
+        startListenerSink(walpurge),
+        startListenerSink(walpurge),
+      ]);
+      const [metadata] = (await admin.fetchTopicMetadata({ topics: [walpurge.kafka!.topic] })).topics;
+      expect(metadata?.partitions.map((partition) => partition.replicas.length)).toEqual([3, 3]);
+    }
+  });
+
   it('refuses in validate, and warns and counts at start, a topic whose min.insync.replicas is above its replication factor; warns about fewer replicas than the cluster allows', async () => {
     const topics = names('refused');
     await admin.createTopics({

@@ -10,6 +10,7 @@ import {
   type Replication,
 } from './replication.js';
 import { topicRetentionMs } from './topic-config.js';
+import { waitForTopicLeaders } from './topic-leaders.js';
 import {
   checkTopicDurability,
   liveBrokerCount,
@@ -116,10 +117,16 @@ export async function ensureTopics(
     const created = missing.length > 0 ? resolveReplication(config, brokers) : undefined;
     if (created) {
       const made: string[] = [];
-      // One at a time: kafkajs resolves false (and skips waiting for leaders) as soon as one topic of
-      // the request already existed, created meanwhile by another instance.
-      for (const topic of missing.map((name) => walpurgeTopicSpec(config, name, created)))
-        if (await admin.createTopics({ topics: [topic], waitForLeaders: true })) made.push(topic.topic);
+      const specs = missing.map((name) => walpurgeTopicSpec(config, name, created));
+      // One at a time: kafkajs resolves false as soon as one topic of the request already existed,
+      // created meanwhile by another instance.
+      for (const topic of specs)
+        if (await admin.createTopics({ topics: [topic], waitForLeaders: false })) made.push(topic.topic);
+      // Whoever created them, they are not usable (nor readable below) before they have leaders.
+      await waitForTopicLeaders(
+        admin,
+        specs.map((spec) => spec.topic),
+      );
       if (made.length > 0) logger?.info({ topics: made, ...created, brokers }, 'created Kafka topics');
       if (
         made.length > 0 &&
