@@ -38,9 +38,13 @@ export const FULL_SCHEDULE: readonly FaultStep[] = [
   { kind: 'restart', service: 'postgres' },
 ];
 
-/** The short version (npm test): a takeover, a consumer and a flusher killed, a frozen cache link. */
+/**
+ * The short version (npm test): a takeover, a Kafka broker restarted, a consumer and a flusher
+ * killed, a frozen cache link.
+ */
 export const SHORT_SCHEDULE: readonly FaultStep[] = [
   { kind: 'kill-9', role: 'active-listener' },
+  { kind: 'restart', service: 'kafka' },
   { kind: 'kill-9', role: 'invalidator-a' },
   { kind: 'freeze', service: 'cache-redis' },
   { kind: 'kill-9', role: 'flusher-a' },
@@ -73,8 +77,8 @@ export async function injectFault(step: FaultStep, context: FaultContext): Promi
     return record(step.service, `link frozen ${context.freezeMs} ms (open, silent), then thawed`);
   }
   if (step.kind === 'restart') {
-    await context.services.restart(step.service);
-    return record(step.service, step.service === 'postgres' ? 'fast shutdown, start' : 'stop, start');
+    const detail = await context.services.restart(step.service);
+    return record(step.service, detail);
   }
   return killRole(step.role, context, at);
 }

@@ -1,14 +1,13 @@
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
+import { startSoakKafka, type SoakKafka } from './soak-kafka.js';
 import {
   freePort,
   makeTempDir,
   startFreezableProxy,
-  startLocalKafka,
   startLocalPostgres,
   startLocalRedis,
   type FreezableProxy,
-  type LocalKafka,
   type LocalPostgres,
   type LocalRedis,
   type TempDir,
@@ -25,13 +24,16 @@ export type ServiceName = 'postgres' | 'kafka' | 'cache-redis' | 'queue-redis';
 export interface SoakServices {
   /** URLs through the proxies: what every client is given. */
   readonly databaseUrl: string;
-  readonly kafkaBroker: string;
+  readonly kafkaBrokers: string[];
   readonly cacheRedisUrl: string;
   readonly queueRedisUrl: string;
   freeze(service: ServiceName): void;
   thaw(service: ServiceName): void;
-  /** Stops the service and starts it again on the same port (PostgreSQL: fast shutdown, same data). */
-  restart(service: 'postgres' | 'kafka' | 'cache-redis'): Promise<void>;
+  /**
+   * Stops the service and starts it again on the same port (PostgreSQL: fast shutdown, same data;
+   * Kafka: the next broker in turn, a rolling restart). Resolves to what was done.
+   */
+  restart(service: 'postgres' | 'kafka' | 'cache-redis'): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -41,18 +43,14 @@ export async function startSoakServices(log: (line: string) => void): Promise<So
   chmodSync(pgHome.path, 0o755);
   const pgDataDir = join(pgHome.path, 'data');
   const pgPort = await freePort();
-  const kafkaPort = await freePort();
-  const proxies = {
-    postgres: await startFreezableProxy({ host: '127.0.0.1', port: pgPort }),
-    kafka: await startFreezableProxy({ host: '127.0.0.1', port: kafkaPort }),
-  };
+  const postgresProxy = await startFreezableProxy({ host: '127.0.0.1', port: pgPort });
   let postgres: LocalPostgres | undefined;
-  let kafka: LocalKafka | undefined;
+  let kafka: SoakKafka | undefined;
   let cacheRedis: LocalRedis | undefined;
   let queueRedis: LocalRedis | undefined;
   const stopAll = async (): Promise<void> => {
     await Promise.allSettled([postgres?.stop(), kafka?.stop(), cacheRedis?.stop(), queueRedis?.stop()]);
-    await Promise.allSettled(Object.values(proxies).map((proxy) => proxy.close()));
+    await postgresProxy.close();
     await pgHome.remove();
   };
   const startPostgres = (): Promise<LocalPostgres> =>
@@ -61,11 +59,7 @@ export async function startSoakServices(log: (line: string) => void): Promise<So
     const started = Date.now();
     [postgres, kafka, cacheRedis, queueRedis] = await Promise.all([
       startPostgres(),
-      // Clients are told the proxy's address (metadata), or they would bypass it after bootstrap.
-      startLocalKafka({
-        port: kafkaPort,
-        settings: { 'advertised.listeners': `PLAINTEXT://127.0.0.1:${proxies.kafka.port}` },
-      }),
+      startSoakKafka(),
       startLocalRedis(),
       startLocalRedis({ persistent: true }),
     ]);
@@ -76,11 +70,11 @@ export async function startSoakServices(log: (line: string) => void): Promise<So
   }
   const cacheProxy = await startFreezableProxy({ host: '127.0.0.1', port: cacheRedis.port });
   const queueProxy = await startFreezableProxy({ host: '127.0.0.1', port: queueRedis.port });
-  const byName: Record<ServiceName, FreezableProxy> = {
-    postgres: proxies.postgres,
-    kafka: proxies.kafka,
-    'cache-redis': cacheProxy,
-    'queue-redis': queueProxy,
+  const byName: Record<ServiceName, FreezableProxy[]> = {
+    postgres: [postgresProxy],
+    kafka: kafka.proxies,
+    'cache-redis': [cacheProxy],
+    'queue-redis': [queueProxy],
   };
   const cacheRedisPort = cacheRedis.port;
   const ensure = <T>(service: T | undefined): T => {
@@ -89,22 +83,23 @@ export async function startSoakServices(log: (line: string) => void): Promise<So
   };
 
   return {
-    databaseUrl: proxies.postgres.urlFor(ensure(postgres).url),
-    kafkaBroker: `127.0.0.1:${proxies.kafka.port}`,
+    databaseUrl: postgresProxy.urlFor(ensure(postgres).url),
+    kafkaBrokers: kafka.brokers,
     cacheRedisUrl: cacheProxy.urlFor(cacheRedis.url),
     queueRedisUrl: queueProxy.urlFor(queueRedis.url),
-    freeze: (service) => byName[service].freeze(),
-    thaw: (service) => byName[service].thaw(),
+    freeze: (service) => byName[service].forEach((proxy) => proxy.freeze()),
+    thaw: (service) => byName[service].forEach((proxy) => proxy.thaw()),
     async restart(service) {
-      if (service === 'kafka') return ensure(kafka).restart();
+      if (service === 'kafka') return ensure(kafka).restartNext();
       if (service === 'postgres') {
         await ensure(postgres).stop();
         postgres = await startPostgres();
-        return;
+        return 'fast shutdown, start';
       }
       // A cache restarts empty (no persistence): an empty cache is a consistent one.
       await ensure(cacheRedis).stop();
       cacheRedis = await startLocalRedis({ port: cacheRedisPort });
+      return 'stop, start (empty)';
     },
     async stop() {
       await Promise.allSettled([cacheProxy.close(), queueProxy.close()]);

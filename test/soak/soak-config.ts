@@ -51,11 +51,14 @@ export function soakConfig(
       statusIntervalMs: 500,
     },
     kafka: {
-      brokers: [services.kafkaBroker],
+      brokers: services.kafkaBrokers,
       topic: names.name,
       deadLetterTopic: `${names.name}_dlq`,
       consumerGroup: names.name,
       partitions: 4,
+      // As production runs it: a broker restart moves leadership, and acks=all still needs two copies.
+      replicationFactor: 3,
+      minInsyncReplicas: 2,
     },
     redis: { url: services.cacheRedisUrl, keyPrefix: names.prefix },
     http: { host: '127.0.0.1' },

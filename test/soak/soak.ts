@@ -70,7 +70,7 @@ async function main(): Promise<number> {
     mode: options.short ? 'short' : 'full',
     changes: options.changes,
     // Without --duration the full run goes on until --changes are checked; a day is the backstop.
-    durationMs: options.duration ?? (options.short ? 60_000 : 24 * 3_600_000),
+    durationMs: options.duration ?? (options.short ? 80_000 : 24 * 3_600_000),
     broken: options.broken,
     observer: !options['without-observer'],
     ...(options.report ? { reportFile: options.report } : {}),
