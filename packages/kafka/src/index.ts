@@ -5,3 +5,4 @@ export * from './topic-durability.js';
 export * from './topics.js';
 export * from './kafka-security.js';
 export * from './kafka-refusals.js';
+export * from './commit-batch.js';

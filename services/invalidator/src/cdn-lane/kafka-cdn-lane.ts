@@ -1,5 +1,6 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { activeTracer, type Logger } from '@walpurge/core';
+import { commitBatchOffset } from '@walpurge/kafka';
 import { decodeChangeEventV1 } from '@walpurge/protocol';
 import type { DeadLetterQueue } from '../kafka/dead-letter.js';
 import { chunk } from '../targets/redis/slot-groups.js';
@@ -149,13 +150,8 @@ export class KafkaCdnLane {
     }
   }
 
-  private async eachBatch({
-    batch,
-    resolveOffset,
-    heartbeat,
-    isRunning,
-    isStale,
-  }: EachBatchPayload): Promise<void> {
+  private async eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
     const { provider, metrics, logger } = this.options;
     const signal = this.abort.signal;
     const beat = setInterval(() => heartbeat().catch(() => undefined), this.heartbeatMs);
@@ -200,9 +196,7 @@ export class KafkaCdnLane {
         const last = (messages[messages.length - 1] as KafkaMessage).offset;
         resolveOffset(last);
         const next = BigInt(last) + 1n;
-        await this.consumer.commitOffsets([
-          { topic: batch.topic, partition: batch.partition, offset: next.toString() },
-        ]);
+        await commitBatchOffset(payload, next);
         const lag = BigInt(batch.highWatermark) - next;
         metrics.depth.set({ provider }, Number(lag > 0n ? lag : 0n));
         this.inFlightSince = undefined;

@@ -1,6 +1,7 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { InvalidatorConfig, KafkaConfig } from '@walpurge/config';
 import { activeTracer, isRetriable, type Logger } from '@walpurge/core';
+import { commitBatchOffset } from '@walpurge/kafka';
 import { decodeAnyChangeEvent, type ChangeEvent } from '@walpurge/protocol';
 import { isCdnQueueError } from '../cdn-lane/cdn-queue.js';
 import type { InvalidatorMetrics } from '../metrics.js';
@@ -87,13 +88,8 @@ export class ChangeConsumer {
     await this.consumer.disconnect();
   }
 
-  private async eachBatch({
-    batch,
-    resolveOffset,
-    heartbeat,
-    isRunning,
-    isStale,
-  }: EachBatchPayload): Promise<void> {
+  private async eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
     const { purgeSignal, logger } = this.options;
     // Purges may be retried for a long time while a target is down: keep the group membership alive.
     const beat = setInterval(() => heartbeat().catch(() => undefined), this.heartbeatMs);
@@ -119,7 +115,7 @@ export class ChangeConsumer {
         const last = (messages[messages.length - 1] as KafkaMessage).offset;
         resolveOffset(last);
         const next = (BigInt(last) + 1n).toString();
-        await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+        await commitBatchOffset(payload, next);
         const lag = BigInt(batch.highWatermark) - BigInt(next);
         this.options.metrics.consumerLag.set(
           { topic: batch.topic, partition: String(batch.partition) },
