@@ -31,8 +31,9 @@ export interface SoakReport {
   sdkCheckedJudged: number | null;
   /**
    * SDK checks at the judged timescale that reached no verdict (unverifiable: among them checks
-   * whose reads failed). Above INCONCLUSIVE_SHARE of the checks, the run proves nothing: an observer
-   * that cannot read sees no inconsistency either.
+   * whose reads failed, and checks that started too late to judge, `checked-late`). Above
+   * INCONCLUSIVE_SHARE of the checks, the run proves nothing: an observer that cannot read (or
+   * reads too late) sees no inconsistency either.
    */
   sdkUnverifiableJudged: number | null;
   /** Checks (all writers and timescales) that could not be made because a read failed. */
@@ -47,7 +48,7 @@ export function inconclusive(report: SoakReport): string | undefined {
   const { sdkCheckedJudged: checked, sdkUnverifiableJudged: unverifiable } = report;
   if (checked === null || checked === 0) return `no SDK check was made at ${report.judgedTimescale}`;
   if ((unverifiable ?? 0) > checked * INCONCLUSIVE_SHARE)
-    return `${unverifiable} of ${checked} SDK checks at ${report.judgedTimescale} reached no verdict (${report.failedChecks} checks failed on a read): the observer could not see, so the run proves nothing`;
+    return `${unverifiable} of ${checked} SDK checks at ${report.judgedTimescale} reached no verdict (${report.failedChecks} checks failed on a read, ${report.observer?.unchecked['checked-late'] ?? 0} started too late to judge): the observer could not see, so the run proves nothing`;
   return undefined;
 }
 

@@ -45,9 +45,15 @@ export function createInspectMetrics(registry: Registry, isUp: () => boolean = (
     }),
     timeToConsistency: new Histogram({
       name: 'walpurge_inspect_time_to_consistency_seconds',
-      help: 'From a sampled commit to the first poll that found one of its keys consistent, by writer (keys never consistent within the last timescale: walpurge_inspect_never_consistent_total).',
+      help: 'From a sampled commit to the first poll that found one of its keys consistent, by writer (keys never consistent within the last timescale: walpurge_inspect_never_consistent_total; changes the observer received over 1 s late: walpurge_inspect_time_to_consistency_skipped_total).',
       labelNames: ['writer'] as const,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    }),
+    timeToConsistencySkipped: new Counter({
+      name: 'walpurge_inspect_time_to_consistency_skipped_total',
+      help: "Sampled keys found consistent whose change reached the observer more than 1 s after its commit, by writer: their time to consistency is unknown (it would be the observer's lag), so not in the histogram.",
+      labelNames: ['writer'] as const,
       registers,
     }),
     neverConsistent: new Counter({

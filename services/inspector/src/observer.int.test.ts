@@ -39,13 +39,17 @@ const config = WalpurgeConfig.parse({
   ],
 });
 
-function observer(inspect: Partial<InspectConfig> = {}, random?: () => number): Observer {
+function observer(
+  inspect: Partial<InspectConfig> = {},
+  random?: () => number,
+  metrics = createInspectMetrics(createMetricsRegistry()),
+): Observer {
   const created = new Observer({
     config,
     inspect: InspectConfig.parse({ sampleRate: 1, timescalesMs: [150], ...inspect }),
     redis,
     pool,
-    metrics: createInspectMetrics(createMetricsRegistry()),
+    metrics,
     logger: createLogger({ level: 'silent' }),
     ...(random ? { random } : {}),
   });
@@ -72,6 +76,22 @@ function change(table: string, op: 'c' | 'u' | 'd', id: number, ver: number): Ch
     after: op === 'd' ? null : row,
     unchanged: [],
   };
+}
+
+/** The change as the observer receives it `ms` after its commit (a lagging consumer, a starved loop). */
+function seenLate(event: ChangeEvent, ms: number): ChangeEvent {
+  return { ...event, source: { ...event.source, commitTs: new Date(Date.now() - ms).toISOString() } };
+}
+
+/** A counter's value for the series whose labels include `labels`. */
+async function counted(
+  counter: { get(): Promise<{ values: Array<{ labels: object; value: number }> }> },
+  labels: Record<string, string>,
+): Promise<number> {
+  const { values } = await counter.get();
+  const matches = (series: object): boolean =>
+    Object.entries(labels).every(([name, value]) => (series as Record<string, unknown>)[name] === value);
+  return values.filter((v) => matches(v.labels)).reduce((sum, v) => sum + v.value, 0);
 }
 
 /** An SDK entry hash as @walpurge/client stores it. */
@@ -313,6 +333,58 @@ describe('verdicts', () => {
     });
     expect(report.timeToConsistencyMs.sdk).toMatchObject({ count: 0, neverConsistent: 1, p99: 0 });
     expect(row(report, 'sdk')).toMatchObject({ inconsistent: 1 });
+  });
+});
+
+describe('an observer that sees a change late', () => {
+  it('does not call a check that starts past its tolerance consistent (checked-late); a confirmed stale entry is still inconsistent', async () => {
+    await db.query('INSERT INTO items VALUES (41, 5)');
+    await sdkEntry('item:41', { ver: '4', ft: Date.now() - 10_000 });
+    const metrics = createInspectMetrics(createMetricsRegistry());
+    // Due at commit + 300 ms (tolerance 250 ms), received 5 s after the commit: the checks start
+    // some 4.7 s late. Key 40 is absent (consistent on time), key 41 stale.
+    const o = observer({ timescalesMs: [300] }, undefined, metrics);
+    o.offer([seenLate(change('items', 'u', 40, 5), 5_000), seenLate(change('items', 'u', 41, 5), 5_000)]);
+    const report = await settle(o, 2);
+    expect(row(report, 'sdk')).toMatchObject({
+      checked: 2,
+      consistent: 0,
+      absent: 0,
+      inconsistent: 1,
+      unverifiable: 1,
+    });
+    expect(report.unchecked['checked-late']).toBe(1);
+    expect(report.inconsistencies).toMatchObject([{ key: `${prefix}item:41`, timescale: '300ms' }]);
+    expect(await counted(metrics.unchecked, { rule: 'items', reason: 'checked-late' })).toBe(1);
+    expect(await counted(metrics.checks, { timescale: '300ms', verdict: 'unverifiable' })).toBe(1);
+    expect(await counted(metrics.checks, { timescale: '300ms', verdict: 'consistent' })).toBe(0);
+  });
+
+  it('inspect --once checks old changes now, on purpose: it has no due time to be late for', async () => {
+    const o = observer({ timescalesMs: [300] });
+    await o.checkNow([seenLate(change('items', 'u', 43, 5), 60_000)]);
+    const report = o.report();
+    expect(report.checks.find((r) => r.timescale === 'once' && r.writer === 'sdk')).toMatchObject({
+      checked: 1,
+      consistent: 1,
+    });
+    expect(report.unchecked['checked-late']).toBeUndefined();
+    expect(report.arrivalLagMs.count).toBe(0);
+  });
+
+  it("leaves its time to consistency out (the observer's lag, not the system's), counts it, and reports the arrival lag", async () => {
+    const metrics = createInspectMetrics(createMetricsRegistry());
+    // Received 2 s after the commit: its first poll finds the absent key consistent at once, but
+    // "2 s" would be the observer's lag. Its check, due 3 s later, is on time: judged as usual.
+    const o = observer({ timescalesMs: [5_000] }, undefined, metrics);
+    o.offer([seenLate(change('items', 'u', 42, 5), 2_000)]);
+    const report = await settle(o, 1, 20_000);
+    expect(row(report, 'sdk')).toMatchObject({ checked: 1, consistent: 1 });
+    expect(report.timeToConsistencyMs.sdk).toMatchObject({ count: 0, skippedLate: 1, neverConsistent: 0 });
+    expect(await counted(metrics.timeToConsistencySkipped, { writer: 'sdk' })).toBe(1);
+    expect(report.arrivalLagMs.count).toBe(1);
+    expect(report.arrivalLagMs.p50).toBeGreaterThanOrEqual(2_000);
+    expect(report.arrivalLagMs.p99).toBe(report.arrivalLagMs.p50);
   });
 });
 

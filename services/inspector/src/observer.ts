@@ -6,6 +6,7 @@ import { qualifiedTable, type ChangeEvent } from '@walpurge/protocol';
 import { compileRules, emptyTargets, planRule, type CompiledRule, type CompiledRules } from '@walpurge/rules';
 import { READ_TIMEOUT_MS, withDeadline } from './check/deadline.js';
 import { readEntry } from './check/entry-reader.js';
+import { lateToleranceMs, SEEN_LATE_MS } from './check/lateness.js';
 import { readRowVersion } from './check/row-reader.js';
 import { createSampler } from './check/sampler.js';
 import { BoundedScheduler } from './check/scheduler.js';
@@ -152,12 +153,15 @@ export class Observer {
   private admit(event: ChangeEvent, live: boolean): Watch[] {
     const { metrics, config } = this.options;
     const commitMs = Date.parse(event.source.commitTs);
+    const seenMs = Date.now();
     metrics.changesSeen.inc();
     this.aggregator.seen();
-    if (live) metrics.lag.set(Math.max(0, (Date.now() - commitMs) / 1000));
+    if (live) metrics.lag.set(Math.max(0, (seenMs - commitMs) / 1000));
     if (!this.sample()) return [];
     metrics.changesSampled.inc();
     this.aggregator.sampled();
+    // `inspect --once` reads old changes on purpose: their age is not the observer's lag.
+    if (live) this.aggregator.arrivalLag(Math.max(0, seenMs - commitMs));
     if (event.op === 't') {
       this.unchecked('', 'truncate');
       return [];
@@ -205,7 +209,7 @@ export class Observer {
           change,
           key: prefix + key,
           commitMs,
-          seenMs: Date.now(),
+          seenMs,
           writer: undefined,
           poll: 0,
         });
@@ -256,7 +260,7 @@ export class Observer {
 
   private async runTask(task: Task): Promise<void> {
     if (task.timescale === 'poll') await this.poll(task.watch);
-    else await this.check(task.watch, timescaleLabel(task.timescale));
+    else await this.check(task.watch, timescaleLabel(task.timescale), task.timescale);
   }
 
   private unchecked(rule: string, reason: string): void {
@@ -323,6 +327,13 @@ export class Observer {
     const now = Date.now();
     if (firstLook(entry, watch.change).verdict === 'consistent') {
       const writer = this.writerOf(watch, entry);
+      // Seen late, the first poll was late too: the figure would be the observer's lag, not the
+      // system's. Counted so the percentiles' sample is not silently smaller.
+      if (watch.seenMs - watch.commitMs > SEEN_LATE_MS) {
+        this.options.metrics.timeToConsistencySkipped.inc({ writer });
+        this.aggregator.timeToConsistencySkipped(writer);
+        return;
+      }
       const ms = Math.max(0, now - watch.commitMs);
       this.options.metrics.timeToConsistency.observe({ writer }, ms / 1000);
       this.aggregator.timeToConsistency(writer, ms);
@@ -352,11 +363,20 @@ export class Observer {
       );
   }
 
-  /** The verdict at one timescale, confirmed against PostgreSQL before it counts as inconsistent. */
-  private async check(watch: Watch, timescale: string): Promise<void> {
+  /**
+   * The verdict at one timescale, confirmed against PostgreSQL before it counts as inconsistent.
+   * `timescaleMs`: the check due at commit + timescaleMs (none for `inspect --once`, checked now).
+   */
+  private async check(watch: Watch, timescale: string, timescaleMs?: number): Promise<void> {
+    // Measured as the check starts, before any read: what it sees is the cache at that moment.
+    const late =
+      timescaleMs !== undefined && Date.now() - (watch.commitMs + timescaleMs) > lateToleranceMs(timescaleMs);
     const entry = await this.look(watch);
     const writer = this.writerOf(watch, entry);
     const count = (verdict: 'consistent' | 'inconsistent' | 'unverifiable', reason?: string): void => {
+      // Consistent at commit + T + lateness says nothing about T: a purge may have landed since.
+      // Stale more than T after the commit, though, fails T's standard too: that verdict stands.
+      if (late && verdict === 'consistent') return count('unverifiable', 'checked-late');
       this.options.metrics.checks.inc({ rule: watch.rule.name, timescale, writer, verdict });
       this.aggregator.check(timescale, writer, verdict, verdict === 'consistent' && entry?.kind === 'absent');
       if (reason) this.unchecked(watch.rule.name, reason);

@@ -4,7 +4,9 @@ const Writer = z.enum(['sdk', 'other']);
 /**
  * Time to consistency of one writer's sampled keys: percentiles of the `count` keys seen consistent
  * within the polling horizon (the last timescale); `neverConsistent` keys were not, and are left out
- * of the percentiles (their time is unknown, not the horizon).
+ * of the percentiles (their time is unknown, not the horizon). `skippedLate` keys were consistent,
+ * but their change reached the observer more than 1 s after its commit: their time is the
+ * observer's lag, so unknown too, and left out.
  */
 const Percentiles = z.object({
   count: z.number(),
@@ -12,6 +14,7 @@ const Percentiles = z.object({
   p99: z.number(),
   p999: z.number(),
   neverConsistent: z.number(),
+  skippedLate: z.number(),
 });
 
 /** The observer's report: GET /inspect, `walpurge inspect --json` (docs/consistency.md). */
@@ -38,6 +41,8 @@ export const InspectReport = z.object({
     }),
   ),
   timeToConsistencyMs: z.object({ sdk: Percentiles, other: Percentiles }),
+  /** The observer's own lag: commit to receiving each sampled change (not `inspect --once`). */
+  arrivalLagMs: z.object({ count: z.number(), p50: z.number(), p99: z.number() }),
   unchecked: z.record(z.string(), z.number()),
   inconsistencies: z.array(
     z.object({

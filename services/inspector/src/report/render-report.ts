@@ -31,11 +31,20 @@ export function renderReport(report: InspectReport): string {
   }
   for (const writer of ['sdk', 'other'] as const) {
     const t = report.timeToConsistencyMs[writer];
-    if (t.count > 0 || t.neverConsistent > 0)
+    if (t.count > 0 || t.neverConsistent > 0 || t.skippedLate > 0)
       lines.push(
-        `time to consistency (${writer}): p50 ${t.p50} ms, p99 ${t.p99} ms, p99.9 ${t.p999} ms (${t.count} keys); never consistent by the last timescale: ${t.neverConsistent}`,
+        `time to consistency (${writer}): p50 ${t.p50} ms, p99 ${t.p99} ms, p99.9 ${t.p999} ms (${t.count} keys); never consistent by the last timescale: ${t.neverConsistent}` +
+          (t.skippedLate > 0
+            ? `; observer saw the change late (time to consistency unknown): ${t.skippedLate}`
+            : ''),
       );
   }
+  // Beside the time to consistency: a reader can tell the system's latency from the observer's.
+  const lag = report.arrivalLagMs;
+  if (lag.count > 0)
+    lines.push(
+      `observer arrival lag (commit to seen): p50 ${lag.p50} ms, p99 ${lag.p99} ms (${lag.count} changes)`,
+    );
   const unchecked = Object.entries(report.unchecked);
   if (unchecked.length > 0)
     lines.push('', `not checked: ${unchecked.map(([reason, count]) => `${reason} ${count}`).join(', ')}`);

@@ -5,16 +5,19 @@ type Verdict = 'consistent' | 'inconsistent' | 'unverifiable';
 const WRITERS: readonly Writer[] = ['sdk', 'other'];
 /** Samples kept per writer for the time-to-consistency percentiles (reservoir: memory stays bounded). */
 const RESERVOIR = 20_000;
+/** Samples kept of the observer's arrival lag: it only needs to show p50/p99, not a tail. */
+const ARRIVAL_RESERVOIR = 5_000;
 
 class Reservoir {
   private readonly values: number[] = [];
   private seen = 0;
+  constructor(private readonly size = RESERVOIR) {}
   add(value: number): void {
     this.seen += 1;
-    if (this.values.length < RESERVOIR) this.values.push(value);
+    if (this.values.length < this.size) this.values.push(value);
     else {
       const slot = Math.floor(Math.random() * this.seen);
-      if (slot < RESERVOIR) this.values[slot] = value;
+      if (slot < this.size) this.values[slot] = value;
     }
   }
   percentiles(): { count: number; p50: number; p99: number; p999: number } {
@@ -36,6 +39,8 @@ export class ReportAggregator {
   private readonly recent: Inconsistency[] = [];
   private readonly ttc = { sdk: new Reservoir(), other: new Reservoir() };
   private readonly neverConsistentCount = { sdk: 0, other: 0 };
+  private readonly skippedLateCount = { sdk: 0, other: 0 };
+  private readonly arrival = new Reservoir(ARRIVAL_RESERVOIR);
 
   constructor(
     private readonly timescales: readonly string[],
@@ -67,6 +72,14 @@ export class ReportAggregator {
   }
   neverConsistent(writer: Writer): void {
     this.neverConsistentCount[writer] += 1;
+  }
+  /** A key found consistent whose change the observer saw too late to time it. */
+  timeToConsistencySkipped(writer: Writer): void {
+    this.skippedLateCount[writer] += 1;
+  }
+  /** Commit to the observer receiving a sampled change (ms). */
+  arrivalLag(ms: number): void {
+    this.arrival.add(ms);
   }
   inconsistency(record: Inconsistency): void {
     this.recent.push(record);
@@ -105,11 +118,25 @@ export class ReportAggregator {
         }),
       ),
       timeToConsistencyMs: {
-        sdk: { ...this.ttc.sdk.percentiles(), neverConsistent: this.neverConsistentCount.sdk },
-        other: { ...this.ttc.other.percentiles(), neverConsistent: this.neverConsistentCount.other },
+        sdk: this.timeToConsistencyOf('sdk'),
+        other: this.timeToConsistencyOf('other'),
       },
+      arrivalLagMs: this.arrivalLagMs(),
       unchecked: { ...this.unchecked },
       inconsistencies: [...this.recent],
     };
+  }
+
+  private timeToConsistencyOf(writer: Writer): InspectReport['timeToConsistencyMs'][Writer] {
+    return {
+      ...this.ttc[writer].percentiles(),
+      neverConsistent: this.neverConsistentCount[writer],
+      skippedLate: this.skippedLateCount[writer],
+    };
+  }
+
+  private arrivalLagMs(): InspectReport['arrivalLagMs'] {
+    const { count, p50, p99 } = this.arrival.percentiles();
+    return { count, p50, p99 };
   }
 }
