@@ -17,7 +17,14 @@ import type { IScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/Sca
 import type { IPrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { sourceAlertRules } from '../unit/deploy/alert-source.js';
-import { isObject, renderKustomization, type JsonObject, type K8sObject } from '../unit/deploy/kustomize.js';
+import {
+  isObject,
+  renderEditedKustomization,
+  renderKustomization,
+  withInspectSection,
+  type JsonObject,
+  type K8sObject,
+} from '../unit/deploy/kustomize.js';
 import {
   checkAgainstCode,
   checkImage,
@@ -96,9 +103,15 @@ interface Case extends HelmCase {
   topology: 'kafka' | 'embedded';
   /** Runs the deploy/k8s cross-checks (needs the rendered ConfigMap). */
   crossCheck: boolean;
-  /** Kustomize render of the same setup, compared with this one. */
-  kustomize?: { dir: string; components?: string[] };
+  /**
+   * Kustomize render of the same setup, compared with this one; `inspect`: with the `inspect`
+   * section of base/walpurge.yaml uncommented, as its comment says to turn the observer on.
+   */
+  kustomize?: { dir: string; components?: string[]; inspect?: boolean };
 }
+
+/** The observer's settings of deploy/k8s/base/walpurge.yaml's commented-out `inspect` section. */
+const inspect = { sampleRate: 0.01, timescalesMs: [1000, 10000, 60000], maxPendingChecks: 100000 };
 
 /** Every case but the documented commands runs an image from a registry, as the chart requires. */
 const image = { image: { repository: 'registry.example.com/walpurge' } };
@@ -224,6 +237,70 @@ const cases: Case[] = [
     },
     topology: 'kafka',
     crossCheck: false,
+  },
+  {
+    id: 'kafka with the consistency observer',
+    release: 'walpurge',
+    namespace,
+    values: { credentials: inlineCredentials, config: { inspect } },
+    topology: 'kafka',
+    crossCheck: true,
+    kustomize: {
+      dir: 'overlays/kafka',
+      components: ['../../components/hpa', '../../components/inspector'],
+      inspect: true,
+    },
+  },
+  {
+    id: 'kafka with the consistency observer at its defaults, KEDA and monitoring',
+    release: 'shop',
+    namespace,
+    values: {
+      credentials: inlineCredentials,
+      config: { inspect: {} },
+      autoscaling: { mode: 'keda' },
+      inspector: { resources: { requests: { cpu: '200m', memory: '256Mi' }, limits: { memory: '1Gi' } } },
+      ...monitoring,
+    },
+    topology: 'kafka',
+    crossCheck: true,
+  },
+  {
+    id: 'kafka with the consistency observer in a group of its own choosing',
+    release: 'shop',
+    namespace,
+    values: { credentials: inlineCredentials, config: { inspect: { consumerGroup: 'shop-consistency' } } },
+    topology: 'kafka',
+    crossCheck: true,
+  },
+  {
+    // The chart cannot see the ConfigMap's sections: config.inspect is the switch alone.
+    id: 'kafka with an existing ConfigMap and the observer switched on',
+    release: 'shop',
+    namespace,
+    values: {
+      credentials: inlineCredentials,
+      config: { existingConfigMap: 'shop-rules', inspect: {} },
+    },
+    topology: 'kafka',
+    crossCheck: false,
+  },
+  {
+    id: 'kafka with an existing ConfigMap',
+    release: 'shop',
+    namespace,
+    values: { credentials: inlineCredentials, config: { existingConfigMap: 'shop-rules' } },
+    topology: 'kafka',
+    crossCheck: false,
+  },
+  {
+    id: 'embedded with the consistency observer (in-process)',
+    release: 'walpurge',
+    namespace,
+    values: { topology: 'embedded', credentials: inlineCredentials, config: { inspect } },
+    topology: 'embedded',
+    crossCheck: true,
+    kustomize: { dir: 'overlays/embedded', inspect: true },
   },
   {
     id: 'embedded',
@@ -522,6 +599,19 @@ const refusals: { id: string; values: JsonObject; error: RegExp }[] = [
     error:
       /credentials\.queueRedisUrl: a redis:\/\/ or rediss:\/\/ URL without spaces, every % followed by two hex digits/,
   },
+  ...(['shop-purge', 'shop-purge-cdn-fastly'] as const).map((group) => ({
+    // The observer would take partitions from the invalidators (or a CDN lane): purges lost.
+    id: `the observer in the consumer group ${group}`,
+    values: {
+      credentials: inlineCredentials,
+      // Named, not derived: helm lint renders another release, whose derived names differ.
+      kafka: { consumerGroup: 'shop-purge' },
+      config: { inspect: { consumerGroup: group } },
+    },
+    error: new RegExp(
+      `config\\.inspect\\.consumerGroup: "${group}" is the invalidators' consumer group or one of its CDN lanes'`,
+    ),
+  })),
   {
     // The application's write client would queue under walpurge:wb:, which this flusher never drains.
     id: 'a flusher without keyPrefix in a release not named walpurge',
@@ -669,9 +759,16 @@ describe.each(cases.filter((helmCase) => helmCase.kustomize))(
   'deploy/helm $id matches deploy/k8s',
   (helmCase) => {
     const kustomizeSetup = helmCase.kustomize ?? { dir: '' };
-    const kustomized = renderKustomization(
-      repoPath('deploy/k8s', kustomizeSetup.dir),
-      kustomizeSetup.components ? { components: kustomizeSetup.components } : {},
+    const options = kustomizeSetup.components ? { components: kustomizeSetup.components } : {};
+    const kustomized = (
+      kustomizeSetup.inspect
+        ? renderEditedKustomization(
+            repoPath('deploy/k8s'),
+            kustomizeSetup.dir,
+            { 'base/walpurge.yaml': withInspectSection },
+            options,
+          )
+        : renderKustomization(repoPath('deploy/k8s', kustomizeSetup.dir), options)
     ).objects;
 
     it('runs the same roles with the same pod specs and the same parsed walpurge.yaml', () => {
@@ -846,6 +943,118 @@ describe('deploy/helm KEDA queue Redis', () => {
     expect(objects.some((object) => object.kind === 'Secret')).toBe(false);
     expect(flusherTrigger(objects)).toMatchObject({ databaseIndex: '2', enableTLS: 'true' });
     expect(auth(objects)['username']).toBe('QUEUE_REDIS_USERNAME');
+  });
+});
+
+describe('deploy/helm consistency observer (role inspector)', () => {
+  const roles = (id: string): string[] =>
+    walpurgePods(render(id).objects)
+      .map((pod) => pod.role)
+      .sort();
+  const inspectorOf = (id: string): WalpurgePod => {
+    const pod = walpurgePods(render(id).objects).find((candidate) => candidate.role === 'inspector');
+    if (!pod) throw new Error(`${id}: no inspector Deployment`);
+    return pod;
+  };
+
+  it('runs only with config.inspect, in the kafka topology', () => {
+    expect(roles('kafka defaults (HPA)')).toEqual(['flusher', 'invalidator', 'listener']);
+    expect(roles('kafka with the consistency observer')).toEqual([
+      'flusher',
+      'inspector',
+      'invalidator',
+      'listener',
+    ]);
+    // Embedded: the all-in-one process runs it; no Deployment of its own.
+    expect(roles('embedded with the consistency observer (in-process)')).toEqual(['all']);
+    const [all] = walpurgePods(render('embedded with the consistency observer (in-process)').objects);
+    expect(all?.config.inspect).toMatchObject(inspect);
+  });
+
+  it('runs walpurge run --role inspector with the consumer probes, labels and one replica', () => {
+    const pod = inspectorOf('kafka with the consistency observer');
+    expect(nameOf(pod.deployment)).toBe('walpurge-inspector');
+    expect(pod.container.args).toEqual([
+      'run',
+      '--config',
+      '/etc/walpurge/walpurge.yaml',
+      '--role',
+      'inspector',
+    ]);
+    expect(pod.deployment.spec?.replicas).toBe(1);
+    expect(pod.container.startupProbe?.httpGet?.path).toBe('/healthz');
+    expect(pod.container.livenessProbe?.httpGet?.path).toBe('/healthz');
+    // Role inspector alone is not ready while its consumer is not (docs/consistency.md).
+    expect(pod.container.readinessProbe?.httpGet?.path).toBe('/readyz');
+    expect(pod.deployment.spec?.selector.matchLabels).toEqual({
+      'app.kubernetes.io/name': 'walpurge',
+      'app.kubernetes.io/instance': 'walpurge',
+      'app.kubernetes.io/component': 'inspector',
+    });
+    expect(podLabels(pod.deployment)).toMatchObject({
+      'app.kubernetes.io/component': 'inspector',
+      'app.kubernetes.io/part-of': 'walpurge',
+    });
+    expect(pod.container.resources).toEqual({
+      requests: { cpu: '100m', memory: '192Mi' },
+      limits: { memory: '512Mi' },
+    });
+    expect(pod.config.inspect).toMatchObject(inspect);
+  });
+
+  it("gets its own consumer group: <fullname>-inspector unless given, never the invalidators'", () => {
+    expect(inspectorOf('kafka with the consistency observer').config.inspect?.consumerGroup).toBe(
+      'walpurge-inspector',
+    );
+    const shop = inspectorOf('kafka with the consistency observer at its defaults, KEDA and monitoring');
+    expect(shop.config.inspect?.consumerGroup).toBe('shop-walpurge-inspector');
+    expect(shop.config.kafka?.consumerGroup).toBe('shop-walpurge-invalidator');
+    expect(
+      inspectorOf('kafka with the consistency observer in a group of its own choosing').config.inspect
+        ?.consumerGroup,
+    ).toBe('shop-consistency');
+  });
+
+  it('has a budget, is scraped like every pod and is never autoscaled', () => {
+    const { objects } = render('kafka with the consistency observer at its defaults, KEDA and monitoring');
+    const pod = inspectorOf('kafka with the consistency observer at its defaults, KEDA and monitoring');
+    expect(pod.container.resources?.limits?.['memory'], 'inspector values apply').toBe('1Gi');
+    const budgets = objectsOfKind<IPodDisruptionBudget>(objects, 'PodDisruptionBudget').filter((budget) =>
+      selects(budget.spec?.selector?.matchLabels, podLabels(pod.deployment)),
+    );
+    expect(budgets.map((budget) => [nameOf(budget), budget.spec?.maxUnavailable])).toEqual([
+      ['shop-walpurge-inspector', 1],
+    ]);
+    const services = objectsOfKind<IService>(objects, 'Service').filter((service) =>
+      selects(service.spec?.selector, podLabels(pod.deployment)),
+    );
+    expect(services.map(nameOf)).toEqual(['shop-walpurge-metrics']);
+    const targets = objectsOfKind<IScaledObject>(objects, 'ScaledObject').map(
+      (scaled) => scaled.spec?.scaleTargetRef.name,
+    );
+    expect(targets.sort()).toEqual(['shop-walpurge-flusher', 'shop-walpurge-invalidator']);
+    expect(objects.filter((object) => object.kind === 'HorizontalPodAutoscaler')).toEqual([]);
+  });
+
+  it('with an existing ConfigMap, runs when config.inspect switches it on, on that ConfigMap', () => {
+    // The ConfigMap is not rendered: the roles are read from the Deployments' names.
+    const names = (id: string): string[] => deployments(render(id).objects).map(nameOf).sort();
+    expect(names('kafka with an existing ConfigMap')).toEqual([
+      'shop-walpurge-flusher',
+      'shop-walpurge-invalidator',
+      'shop-walpurge-listener',
+    ]);
+    const { objects } = render('kafka with an existing ConfigMap and the observer switched on');
+    expect(names('kafka with an existing ConfigMap and the observer switched on')).toContain(
+      'shop-walpurge-inspector',
+    );
+    const inspector = deployments(objects).find(
+      (deployment) => nameOf(deployment) === 'shop-walpurge-inspector',
+    );
+    expect(inspector?.spec?.template.spec?.containers[0]?.args).toContain('inspector');
+    expect(
+      inspector?.spec?.template.spec?.volumes?.find((volume) => volume.name === 'config')?.configMap?.name,
+    ).toBe('shop-rules');
   });
 });
 

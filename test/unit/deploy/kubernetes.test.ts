@@ -8,7 +8,13 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { renderKustomization, type K8sObject, type Rendered } from './kustomize.js';
+import {
+  renderEditedKustomization,
+  renderKustomization,
+  withInspectSection,
+  type K8sObject,
+  type Rendered,
+} from './kustomize.js';
 import {
   checkAutoscalers,
   checkBudgetsAndService,
@@ -24,6 +30,7 @@ import {
   checkRolesAndConfig,
   checkSchemas,
   checkServiceMonitors,
+  walpurgePods,
 } from './manifest-checks.js';
 import { deployments, nameOf, objectsOfKind, podLabels, selects } from './pod-spec.js';
 import type { IService } from 'kubernetes-models/v1/Service';
@@ -37,6 +44,8 @@ interface Variant {
   topology: 'kafka' | 'embedded';
   /** Replaces the overlay's `components` (optional components rendered too). */
   components?: string[];
+  /** base/walpurge.yaml with its `inspect` section uncommented (the consistency observer on). */
+  inspect?: boolean;
 }
 
 const variants: Variant[] = [
@@ -53,7 +62,20 @@ const variants: Variant[] = [
     topology: 'kafka',
     components: ['../../components/hpa', '../../components/monitoring'],
   },
+  {
+    name: 'kafka overlay with the consistency observer',
+    dir: 'overlays/kafka',
+    topology: 'kafka',
+    components: ['../../components/hpa', '../../components/inspector', '../../components/monitoring'],
+    inspect: true,
+  },
   { name: 'embedded overlay', dir: 'overlays/embedded', topology: 'embedded' },
+  {
+    name: 'embedded overlay with the consistency observer (in-process)',
+    dir: 'overlays/embedded',
+    topology: 'embedded',
+    inspect: true,
+  },
   {
     name: 'embedded overlay with monitoring',
     dir: 'overlays/embedded',
@@ -63,11 +85,12 @@ const variants: Variant[] = [
 ];
 
 const k8sDir = repoPath('deploy/k8s');
-const render = (variant: Variant): Rendered =>
-  renderKustomization(
-    `${k8sDir}/${variant.dir}`,
-    variant.components ? { components: variant.components } : {},
-  );
+const render = (variant: Variant): Rendered => {
+  const options = variant.components ? { components: variant.components } : {};
+  return variant.inspect
+    ? renderEditedKustomization(k8sDir, variant.dir, { 'base/walpurge.yaml': withInspectSection }, options)
+    : renderKustomization(`${k8sDir}/${variant.dir}`, options);
+};
 
 describe.each(variants)('deploy/k8s $name', (variant) => {
   const rendered = render(variant);
@@ -137,6 +160,55 @@ describe.each(
   it('scrapes the metrics Service at the ops server path', () => {
     const monitors = checkServiceMonitors(objects);
     expect(monitors).toHaveLength(1);
+  });
+});
+
+describe('deploy/k8s consistency observer (components/inspector)', () => {
+  const variant = (name: string): Variant => {
+    const found = variants.find((candidate) => candidate.name === name);
+    if (!found) throw new Error(`no variant ${name}`);
+    return found;
+  };
+
+  it('runs role inspector, one replica in its own consumer group, with a budget and no autoscaler', () => {
+    const { objects } = render(variant('kafka overlay with the consistency observer'));
+    const inspector = walpurgePods(objects).find((pod) => pod.role === 'inspector');
+    expect(inspector?.container.args).toEqual([
+      'run',
+      '--config',
+      '/etc/walpurge/walpurge.yaml',
+      '--role',
+      'inspector',
+    ]);
+    expect(inspector?.deployment.spec?.replicas).toBe(1);
+    expect(inspector?.container.readinessProbe?.httpGet?.path).toBe('/readyz');
+    expect(inspector?.config.inspect?.consumerGroup).toBe('walpurge-inspector');
+    const budget = objectsOfKind<IPodDisruptionBudget>(objects, 'PodDisruptionBudget').find(
+      (candidate) => nameOf(candidate) === 'walpurge-inspector',
+    );
+    expect(budget?.spec?.maxUnavailable).toBe(1);
+    const scaled = objects
+      .filter((object) => ['HorizontalPodAutoscaler', 'ScaledObject'].includes(object.kind))
+      .map((object) => (object['spec'] as { scaleTargetRef: { name: string } }).scaleTargetRef.name);
+    expect(scaled).not.toContain('walpurge-inspector');
+  });
+
+  it('is absent without the component, and runs in-process in the embedded overlay', () => {
+    expect(walpurgePods(render(variant('kafka overlay')).objects).map((pod) => pod.role)).not.toContain(
+      'inspector',
+    );
+    const embedded = walpurgePods(
+      render(variant('embedded overlay with the consistency observer (in-process)')).objects,
+    );
+    expect(embedded.map((pod) => pod.role)).toEqual(['all']);
+    expect(embedded[0]?.config.inspect).toBeDefined();
+  });
+
+  it('refuses to be forgotten: without the inspect section the inspector pod fails the role checks', () => {
+    const { objects } = renderKustomization(`${k8sDir}/overlays/kafka`, {
+      components: ['../../components/inspector'],
+    });
+    expect(() => checkRolesAndConfig(objects)).toThrow(/inspect section/);
   });
 });
 

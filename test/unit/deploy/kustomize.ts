@@ -11,7 +11,8 @@
  * here: it changes with the content and every reference follows it.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
@@ -415,4 +416,43 @@ export function renderKustomization(dir: string, options: RenderOptions = {}): R
   }
   rewriteConfigMapReferences(acc.objects, generatedNames);
   return { objects: acc.objects, generatedNames };
+}
+
+/**
+ * walpurge.yaml with its commented-out `inspect` section (the consistency observer) turned on, as the
+ * comment in deploy/k8s/base/walpurge.yaml tells the user to: the `# inspect:` line and the `#   …`
+ * lines under it lose their `# `. Throws when the file has no such section.
+ */
+export function withInspectSection(walpurgeYaml: string): string {
+  const lines = walpurgeYaml.split('\n');
+  const start = lines.indexOf('# inspect:');
+  if (start < 0) throw new Error('walpurge.yaml has no commented-out `# inspect:` section');
+  let end = start + 1;
+  while (lines[end]?.startsWith('#   ')) end += 1;
+  return [
+    ...lines.slice(0, start),
+    ...lines.slice(start, end).map((line) => line.slice(2)),
+    ...lines.slice(end),
+  ].join('\n');
+}
+
+/**
+ * Renders `<k8sDir>/<dir>` from a temporary copy of k8sDir whose files (paths relative to k8sDir)
+ * were first changed by `edits`: a setup a user makes by editing the tree as its comments say.
+ */
+export function renderEditedKustomization(
+  k8sDir: string,
+  dir: string,
+  edits: Record<string, (text: string) => string>,
+  options: RenderOptions = {},
+): Rendered {
+  const copy = mkdtempSync(join(tmpdir(), 'walpurge-k8s-'));
+  try {
+    cpSync(k8sDir, copy, { recursive: true });
+    for (const [file, edit] of Object.entries(edits))
+      writeFileSync(join(copy, file), edit(readFileSync(join(copy, file), 'utf8')));
+    return renderKustomization(join(copy, dir), options);
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
+  }
 }

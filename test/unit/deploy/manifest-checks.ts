@@ -163,6 +163,11 @@ export function checkRolesAndConfig(objects: readonly K8sObject[]): void {
       pod.role === 'all' ? 'inline' : 'kafka',
     );
     if (pod.config.transport === 'kafka') expect(pod.config.kafka, 'kafka section').toBeDefined();
+    // The roles that refuse to start without their own section (compose-services.ts).
+    if (pod.role === 'flusher')
+      expect(pod.config.flusher, `${nameOf(pod.deployment)}: flusher section`).toBeDefined();
+    if (pod.role === 'inspector')
+      expect(pod.config.inspect, `${nameOf(pod.deployment)}: inspect section`).toBeDefined();
   }
 }
 
@@ -369,11 +374,19 @@ export function checkAutoscalers(objects: readonly K8sObject[]): void {
   }
 }
 
-/** Runs each role apart: an active/standby listener pair and scaled consumers. */
+/**
+ * Runs each role apart: an active/standby listener pair and scaled consumers, and the consistency
+ * observer (role inspector) exactly when walpurge.yaml has an `inspect` section.
+ */
 export function checkKafkaTopology(objects: readonly K8sObject[]): void {
   const pods = walpurgePods(objects);
-  const roles = splitRoles();
+  const observed = pods.some((pod) => pod.config.inspect !== undefined);
+  const roles = [...splitRoles(), ...(observed ? ['inspector'] : [])];
   expect(pods.map((pod) => pod.role).sort()).toEqual([...roles].sort());
+  const inspector = pods.find((pod) => pod.role === 'inspector');
+  // Its own group: in the invalidators' group it would take partitions from the purges.
+  if (inspector)
+    expect(inspector.config.inspect?.consumerGroup).not.toBe(inspector.config.kafka?.consumerGroup);
   const listener = pods.find((pod) => pod.role === 'listener');
   expect(listener?.deployment.spec?.replicas, 'active + standby').toBe(2);
   // A rollout must start the new pod before stopping an old one, so a standby is always there.

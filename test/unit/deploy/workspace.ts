@@ -173,6 +173,7 @@ const CONFIG_SECTIONS = [
   'http',
   'log',
   'rules',
+  'inspect',
 ];
 
 /**

@@ -65,8 +65,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-The roles this topology runs, as a dict role → values key. kafka: listener, invalidator and
-(with config.flusher) flusher; embedded: one all-in-one process.
+Whether the consistency observer runs: config.inspect is set (a map; `{}` takes walpurge's
+defaults). Unlike the flusher, an existing ConfigMap alone does not turn it on: the chart cannot
+see whether that file has an `inspect` section, and role inspector refuses to start without one,
+so every release with an existing ConfigMap and no observer would get a crash-looping Deployment.
+With existingConfigMap, config.inspect is only the switch (`inspect: {}`): the ConfigMap's own
+inspect section is what runs.
+*/}}
+{{- define "walpurge.hasInspector" -}}
+{{- if kindIs "map" .Values.config.inspect }}true{{ end }}
+{{- end }}
+
+{{/*
+The roles this topology runs, as a dict role → values key. kafka: listener, invalidator,
+(with config.flusher) flusher and (with config.inspect) the consistency observer inspector;
+embedded: one all-in-one process, which runs the observer in-process when config.inspect is set.
 */}}
 {{- define "walpurge.roles" -}}
 {{- if eq .Values.topology "kafka" }}
@@ -74,6 +87,9 @@ listener: listener
 invalidator: invalidator
 {{- if include "walpurge.hasFlusher" . }}
 flusher: flusher
+{{- end }}
+{{- if include "walpurge.hasInspector" . }}
+inspector: inspector
 {{- end }}
 {{- else if eq .Values.topology "embedded" }}
 all: allInOne
@@ -107,6 +123,9 @@ the topology implies and, for kafka, the kafka values (shared with the KEDA trig
 {{- $_ := set $config "database" $database }}
 {{- if $config.flusher }}
 {{- $_ := set $config.flusher "keyPrefix" $names.keyPrefix }}
+{{- end }}
+{{- if kindIs "map" $config.inspect }}
+{{- $_ := set $config.inspect "consumerGroup" $names.inspectConsumerGroup }}
 {{- end }}
 {{- $file := dict "transport" (ternary "kafka" "inline" (eq .Values.topology "kafka")) }}
 {{- if eq .Values.topology "kafka" }}
@@ -202,10 +221,22 @@ names take [a-z0-9_] only: other characters become _.
 {{- $kafka := .Values.kafka }}
 {{- $database := .Values.config.database | default dict }}
 {{- $flusher := .Values.config.flusher | default dict }}
+{{- $inspect := .Values.config.inspect | default dict }}
 topic: {{ $kafka.topic | default (printf "%s.changes" $fullname) | quote }}
 cdnTopic: {{ $kafka.cdnTopic | default (printf "%s.cdn" $fullname) | quote }}
 deadLetterTopic: {{ $kafka.deadLetterTopic | default (printf "%s.dlq" $fullname) | quote }}
 consumerGroup: {{ $kafka.consumerGroup | default (printf "%s-invalidator" $fullname) | quote }}
+{{- /*
+The observer's own group: `<fullname>-inspector` (walpurge's default for the release walpurge).
+walpurge refuses the invalidators' group or a CDN lane's (<consumerGroup>-cdn-<provider>), where the
+observer would take partitions from the purges: refuse it here, before every pod would.
+*/}}
+{{- $consumerGroup := $kafka.consumerGroup | default (printf "%s-invalidator" $fullname) }}
+{{- $inspectGroup := $inspect.consumerGroup | default (printf "%s-inspector" $fullname) }}
+{{- if and (kindIs "map" .Values.config.inspect) (not .Values.config.existingConfigMap) (or (eq $inspectGroup $consumerGroup) (hasPrefix (printf "%s-cdn-" $consumerGroup) $inspectGroup)) }}
+{{- fail (printf "config.inspect.consumerGroup: %q is the invalidators' consumer group or one of its CDN lanes' (kafka.consumerGroup %q): the observer would take partitions from the purges; give it its own group" $inspectGroup $consumerGroup) }}
+{{- end }}
+inspectConsumerGroup: {{ $inspectGroup | quote }}
 slot: {{ $database.slot | default $pg | quote }}
 publication: {{ $database.publication | default $pg | quote }}
 {{- /*
