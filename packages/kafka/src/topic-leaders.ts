@@ -32,8 +32,7 @@ export async function waitForTopicLeaders(
       if (leaderless.length === 0 && found.length === topics.length) return;
       last = `partitions without a leader in ${leaderless.map((topic) => topic.name).join(', ') || 'a topic not listed'}`;
     } catch (error) {
-      const type = (error as { type?: unknown }).type;
-      if (typeof type !== 'string' || !NOT_YET.has(type)) throw error;
+      if (!notYet(error)) throw error;
       last = (error as Error).message;
     }
     if (Date.now() >= deadline)
@@ -42,4 +41,14 @@ export async function waitForTopicLeaders(
       );
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
+}
+
+/** Kafka's "not yet" answer, also when kafkajs's own retries gave up on it and wrapped it. */
+function notYet(error: unknown): boolean {
+  for (let at: unknown = error, depth = 0; at && typeof at === 'object' && depth < 4; depth++) {
+    const { type, originalError, cause } = at as { type?: unknown; originalError?: unknown; cause?: unknown };
+    if (typeof type === 'string' && NOT_YET.has(type)) return true;
+    at = originalError ?? cause;
+  }
+  return false;
 }

@@ -194,9 +194,11 @@ export class KafkaCdnLane {
         }
         await this.options.batch.run(entries, signal);
         const last = (messages[messages.length - 1] as KafkaMessage).offset;
-        resolveOffset(last);
         const next = BigInt(last) + 1n;
         await commitBatchOffset(payload, next);
+        // Resolved only once committed: a commit that fails (and is not a rebalance) makes kafkajs
+        // fetch again from the resolved offset, so this chunk is delivered, purged and committed again.
+        resolveOffset(last);
         const lag = BigInt(batch.highWatermark) - next;
         metrics.depth.set({ provider }, Number(lag > 0n ? lag : 0n));
         this.inFlightSince = undefined;

@@ -113,9 +113,11 @@ export class ChangeConsumer {
         }
         await this.purge(source, events, eventMessages);
         const last = (messages[messages.length - 1] as KafkaMessage).offset;
-        resolveOffset(last);
         const next = (BigInt(last) + 1n).toString();
         await commitBatchOffset(payload, next);
+        // Resolved only once committed: a commit that fails (and is not a rebalance) makes kafkajs
+        // fetch again from the resolved offset, so this chunk is delivered, purged and committed again.
+        resolveOffset(last);
         const lag = BigInt(batch.highWatermark) - BigInt(next);
         this.options.metrics.consumerLag.set(
           { topic: batch.topic, partition: String(batch.partition) },
