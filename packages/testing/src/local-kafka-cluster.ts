@@ -116,17 +116,24 @@ async function startOnce(opts: LocalKafkaClusterOptions): Promise<LocalKafkaClus
     started.push(kafka);
     return kafka;
   };
+  /** Every node settles before a failure is thrown, so stop() reaches each one that did start. */
+  const startAll = async (some: LocalKafkaNode[]): Promise<LocalKafka[]> => {
+    const results = await Promise.allSettled(some.map(track));
+    const failed = results.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
+    return results.map((result) => (result as PromiseFulfilledResult<LocalKafka>).value);
+  };
   try {
     let nodes: LocalKafka[];
     if (quorum === 'all') {
       // A quorum of all nodes elects no leader until a majority runs: they must start together.
-      nodes = await Promise.all(nodesToStart.map(track));
+      nodes = await startAll(nodesToStart);
     } else {
       const [first, ...rest] = nodesToStart;
       if (!first) throw new Error('a local Kafka cluster needs at least 2 brokers');
-      nodes = [await track(first), ...(await Promise.all(rest.map(track)))];
+      nodes = [await track(first), ...(await startAll(rest))];
     }
-    // Promise.all settles in input order, so nodes[i] is node i + 1.
+    // Results keep input order, so nodes[i] is node i + 1.
     const brokers = nodes.flatMap((node) => node.brokers);
     await waitForBrokers(brokers, count, opts.startTimeoutMs ?? 120_000);
     return { brokers, nodes, stop };

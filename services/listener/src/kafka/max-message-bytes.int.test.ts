@@ -121,6 +121,14 @@ describe('kafka.maxMessageBytes', () => {
       }
       await listener.stop();
       running = false;
+      // Peeking needs the slot released (a stop that gave up waiting may leave PostgreSQL a moment behind).
+      await waitFor('the slot released', async () => {
+        const { rows } = await client.query<{ active: boolean }>(
+          'SELECT active FROM pg_replication_slots WHERE slot_name = $1',
+          [slot],
+        );
+        return rows[0]?.active === false;
+      });
       // Both inserts are still in the slot (not confirmed): what the slot would replay. Read from the
       // slot itself rather than compared with an LSN taken before the inserts, which other WAL
       // (the listener's own slot-history record) may pass legitimately.
