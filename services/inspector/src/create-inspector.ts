@@ -122,7 +122,12 @@ export function createInspector(options: InspectorOptions): Inspector {
     redis = connectRedis(config.redis!, logger);
     pool = config.database ? createRowPool(config.database) : undefined;
     if (!pool) logger.warn('inspect: no database section, candidates cannot be confirmed (unverifiable)');
-    observer = new Observer({ ...base(), redis, pool });
+    observer = new Observer({
+      ...base(),
+      redis,
+      pool,
+      feed: options.consume === 'tap' ? 'after-purge' : 'stream',
+    });
     accepting = true;
     if (options.consume === 'kafka') {
       if (!config.kafka)

@@ -43,6 +43,7 @@ function observer(
   inspect: Partial<InspectConfig> = {},
   random?: () => number,
   metrics = createInspectMetrics(createMetricsRegistry()),
+  feed?: 'stream' | 'after-purge',
 ): Observer {
   const created = new Observer({
     config,
@@ -52,6 +53,7 @@ function observer(
     metrics,
     logger: createLogger({ level: 'silent' }),
     ...(random ? { random } : {}),
+    ...(feed ? { feed } : {}),
   });
   observers.push(created);
   return created;
@@ -385,6 +387,16 @@ describe('an observer that sees a change late', () => {
     expect(report.arrivalLagMs.count).toBe(1);
     expect(report.arrivalLagMs.p50).toBeGreaterThanOrEqual(2_000);
     expect(report.arrivalLagMs.p99).toBe(report.arrivalLagMs.p50);
+  });
+
+  it("fed after the purges (embedded mode's tap), times the system: a late offer is the purge path's delay, sampled", async () => {
+    const metrics = createInspectMetrics(createMetricsRegistry());
+    const o = observer({ timescalesMs: [5_000] }, undefined, metrics, 'after-purge');
+    o.offer([seenLate(change('items', 'u', 44, 5), 2_000)]);
+    const report = await settle(o, 1, 20_000);
+    expect(report.timeToConsistencyMs.sdk).toMatchObject({ count: 1, skippedLate: 0 });
+    expect(report.timeToConsistencyMs.sdk.p50).toBeGreaterThanOrEqual(2_000);
+    expect(report.arrivalLagMs.count).toBe(0);
   });
 });
 

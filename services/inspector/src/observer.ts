@@ -58,6 +58,13 @@ export interface ObserverOptions {
   metrics: InspectMetrics;
   logger: Logger;
   random?: () => number;
+  /**
+   * `stream` (default): changes arrive from the change stream (the Kafka consumer), independent of
+   * the purges: how long after its commit one arrives is the observer's own lag. `after-purge`: the
+   * in-process tap of embedded mode offers each batch once its purges are done, so that delay is
+   * the purge path's, and the first poll right after it times the system, not the observer.
+   */
+  feed?: 'stream' | 'after-purge';
 }
 
 /**
@@ -71,6 +78,8 @@ export class Observer {
   private readonly sample: () => boolean;
   private readonly scheduler: BoundedScheduler<Task>;
   private readonly aggregator: ReportAggregator;
+  /** Changes come from the stream, not after their purges (see ObserverOptions.feed). */
+  private readonly fromStream: boolean;
   private readonly inflight = new Set<Promise<void>>();
   /** Per rule, the writer last seen on its keys: the writer an absent key's check is counted under. */
   private readonly ruleWriter = new Map<string, Writer>();
@@ -84,6 +93,7 @@ export class Observer {
   constructor(private readonly options: ObserverOptions) {
     const { inspect } = options;
     this.rules = compileRules(options.config.rules);
+    this.fromStream = (options.feed ?? 'stream') === 'stream';
     this.sample = createSampler(inspect.sampleRate, options.random);
     this.timescales = [...inspect.timescalesMs].sort((a, b) => a - b);
     this.scheduler = new BoundedScheduler<Task>(inspect.maxPendingChecks, (task) =>
@@ -160,8 +170,9 @@ export class Observer {
     if (!this.sample()) return [];
     metrics.changesSampled.inc();
     this.aggregator.sampled();
-    // `inspect --once` reads old changes on purpose: their age is not the observer's lag.
-    if (live) this.aggregator.arrivalLag(Math.max(0, seenMs - commitMs));
+    // `inspect --once` reads old changes on purpose: their age is not the observer's lag; nor is
+    // the delay of a change offered after its purges.
+    if (live && this.fromStream) this.aggregator.arrivalLag(Math.max(0, seenMs - commitMs));
     if (event.op === 't') {
       this.unchecked('', 'truncate');
       return [];
@@ -329,7 +340,7 @@ export class Observer {
       const writer = this.writerOf(watch, entry);
       // Seen late, the first poll was late too: the figure would be the observer's lag, not the
       // system's. Counted so the percentiles' sample is not silently smaller.
-      if (watch.seenMs - watch.commitMs > SEEN_LATE_MS) {
+      if (this.fromStream && watch.seenMs - watch.commitMs > SEEN_LATE_MS) {
         this.options.metrics.timeToConsistencySkipped.inc({ writer });
         this.aggregator.timeToConsistencySkipped(writer);
         return;

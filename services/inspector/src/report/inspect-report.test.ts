@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nines } from './inspect-report.js';
+import { InspectReport, nines } from './inspect-report.js';
 import { renderReport } from './render-report.js';
 import { ReportAggregator } from './report-aggregator.js';
 import { createSampler } from '../check/sampler.js';
@@ -46,5 +46,25 @@ describe('the report of an observer that saw changes late', () => {
     );
     expect(text).toContain('observer arrival lag (commit to seen): p50 4 ms, p99 40000 ms (3 changes)');
     expect(text).not.toContain('time to consistency (other)');
+  });
+});
+
+describe('InspectReport', () => {
+  it("reads an older observer's report, which lacks skippedLate and arrivalLagMs (walpurge inspect --from)", () => {
+    const current = new ReportAggregator(['1s'], 10).report();
+    const { arrivalLagMs: _arrival, ...older } = current;
+    const withoutSkipped = (t: (typeof current.timeToConsistencyMs)['sdk']) => {
+      const { skippedLate: _skipped, ...rest } = t;
+      return rest;
+    };
+    const parsed = InspectReport.parse({
+      ...older,
+      timeToConsistencyMs: {
+        sdk: withoutSkipped(current.timeToConsistencyMs.sdk),
+        other: withoutSkipped(current.timeToConsistencyMs.other),
+      },
+    });
+    expect(parsed.arrivalLagMs).toEqual({ count: 0, p50: 0, p99: 0 });
+    expect(parsed.timeToConsistencyMs.sdk.skippedLate).toBe(0);
   });
 });

@@ -14,7 +14,8 @@ const Percentiles = z.object({
   p99: z.number(),
   p999: z.number(),
   neverConsistent: z.number(),
-  skippedLate: z.number(),
+  // Defaults: `walpurge inspect --from` may read an older observer's report, which lacks them.
+  skippedLate: z.number().default(0),
 });
 
 /** The observer's report: GET /inspect, `walpurge inspect --json` (docs/consistency.md). */
@@ -42,7 +43,9 @@ export const InspectReport = z.object({
   ),
   timeToConsistencyMs: z.object({ sdk: Percentiles, other: Percentiles }),
   /** The observer's own lag: commit to receiving each sampled change (not `inspect --once`). */
-  arrivalLagMs: z.object({ count: z.number(), p50: z.number(), p99: z.number() }),
+  arrivalLagMs: z
+    .object({ count: z.number(), p50: z.number(), p99: z.number() })
+    .default({ count: 0, p50: 0, p99: 0 }),
   unchecked: z.record(z.string(), z.number()),
   inconsistencies: z.array(
     z.object({
