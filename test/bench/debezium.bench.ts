@@ -46,6 +46,8 @@ const UPDATE_ROWS = envNumber('BENCH_UPDATE_ROWS', 10_000);
 const PARTITIONS = envNumber('BENCH_PARTITIONS', 6);
 const TIMEOUT_SECONDS = envNumber('BENCH_TIMEOUT_SECONDS', 900);
 const UNTUNED = process.env['BENCH_DEBEZIUM_UNTUNED'] === '1';
+/** BENCH_SYSTEMS=walpurge (comma-separated) runs only those systems: for profiling one side, no ratio. */
+const ONLY_SYSTEMS = process.env['BENCH_SYSTEMS']?.split(',').map((s) => s.trim());
 const WORKLOADS = (process.env['BENCH_WORKLOADS'] ?? 'inserts,updates').split(',').map((w) => w.trim());
 const repoRoot = resolve(import.meta.dirname, '../..');
 
@@ -102,7 +104,7 @@ async function main(): Promise<void> {
     'walpurge',
     'debezium-tuned',
     ...(UNTUNED ? (['debezium-defaults'] as const) : []),
-  ];
+  ].filter((system) => ONLY_SYSTEMS === undefined || ONLY_SYSTEMS.includes(system));
   const workloads = [insertWorkload(INSERTS, TX_ROWS), updateWorkload(UPDATES, UPDATE_ROWS)].filter((w) =>
     WORKLOADS.includes(w.name),
   );

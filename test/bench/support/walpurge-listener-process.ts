@@ -26,9 +26,14 @@ export interface ListenerProcess {
   stop(): Promise<void>;
 }
 
-/** `walpurge run --role listener --config <file>`, its output to `logFile`. */
+/**
+ * `walpurge run --role listener --config <file>`, its output to `logFile`. BENCH_NODE_ARGS (split on
+ * spaces) go to node before the script, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the
+ * listener (node refuses --cpu-prof in NODE_OPTIONS).
+ */
 export function startWalpurgeListener(configFile: string, logFile: string): ListenerProcess {
-  const child = spawn(process.execPath, [cliMain, 'run', '--role', 'listener', '--config', configFile], {
+  const nodeArgs = (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter((arg) => arg !== '');
+  const child = spawn(process.execPath, [...nodeArgs, cliMain, 'run', '--role', 'listener', '--config', configFile], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
