@@ -15,7 +15,9 @@
  * BENCH_INSERTS (500,000) in BENCH_TX_ROWS-row transactions (500); BENCH_UPDATES (200,000) single-row
  * UPDATE transactions over BENCH_UPDATE_ROWS rows (10,000); BENCH_PARTITIONS (6) for every topic;
  * BENCH_WORKLOADS=inserts,updates picks workloads; BENCH_DEBEZIUM_UNTUNED=1 also runs Debezium on its
- * defaults; BENCH_TIMEOUT_SECONDS (900) bounds each system's run. Uses WALPURGE_TEST_* services when set, else starts local ones (@walpurge/testing).
+ * defaults; BENCH_TIMEOUT_SECONDS (900) bounds each system's run; BENCH_SYSTEMS=walpurge runs only the
+ * named systems; BENCH_PRODUCER_THREAD=0 runs the listener with kafka.producerThread: false;
+ * BENCH_NODE_ARGS go to the listener's node (e.g. --cpu-prof). Uses WALPURGE_TEST_* services when set, else starts local ones (@walpurge/testing).
  * Results also go to test-results/bench-debezium.json.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -48,6 +50,8 @@ const TIMEOUT_SECONDS = envNumber('BENCH_TIMEOUT_SECONDS', 900);
 const UNTUNED = process.env['BENCH_DEBEZIUM_UNTUNED'] === '1';
 /** BENCH_SYSTEMS=walpurge (comma-separated) runs only those systems: for profiling one side, no ratio. */
 const ONLY_SYSTEMS = process.env['BENCH_SYSTEMS']?.split(',').map((s) => s.trim());
+/** BENCH_PRODUCER_THREAD=0: the listener's producer on its main thread (kafka.producerThread: false). */
+const PRODUCER_THREAD = process.env['BENCH_PRODUCER_THREAD'] !== '0';
 const WORKLOADS = (process.env['BENCH_WORKLOADS'] ?? 'inserts,updates').split(',').map((w) => w.trim());
 const repoRoot = resolve(import.meta.dirname, '../..');
 
@@ -100,11 +104,9 @@ async function main(): Promise<void> {
   const workDir = join(repoRoot, 'test-results', 'bench-debezium-logs');
   rmSync(workDir, { recursive: true, force: true });
   mkdirSync(workDir, { recursive: true });
-  const systems: SystemName[] = [
-    'walpurge',
-    'debezium-tuned',
-    ...(UNTUNED ? (['debezium-defaults'] as const) : []),
-  ].filter((system) => ONLY_SYSTEMS === undefined || ONLY_SYSTEMS.includes(system));
+  const systems = (
+    ['walpurge', 'debezium-tuned', ...(UNTUNED ? ['debezium-defaults'] : [])] as SystemName[]
+  ).filter((system) => ONLY_SYSTEMS === undefined || ONLY_SYSTEMS.includes(system));
   const workloads = [insertWorkload(INSERTS, TX_ROWS), updateWorkload(UPDATES, UPDATE_ROWS)].filter((w) =>
     WORKLOADS.includes(w.name),
   );
@@ -348,7 +350,7 @@ kafka:
   brokers: [${brokers.map((b) => `'${b}'`).join(', ')}]
   topic: ${name}
   partitions: ${PARTITIONS}
-  deadLetterTopic: ${name}.dlq
+  deadLetterTopic: ${name}.dlq${PRODUCER_THREAD ? '' : '\n  producerThread: false'}
 http:
   port: 0
   host: 127.0.0.1

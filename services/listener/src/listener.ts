@@ -73,7 +73,7 @@ export interface ListenerTuning {
 export const defaultListenerTuning: ListenerTuning = {
   batchSize: 1000,
   maxPendingEvents: 20_000,
-  maxConcurrentPublishes: 64,
+  maxConcurrentPublishes: 20_000,
   drainTimeoutMs: 30_000,
 };
 

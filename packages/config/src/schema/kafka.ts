@@ -118,6 +118,12 @@ export const KafkaConfig = z.strictObject({
     .describe(
       'Largest message walpurge produces: bigger change events drop their largest columns, bigger dead letters are cut to a stub. Topics walpurge creates accept it.',
     ),
+  producerThread: z
+    .boolean()
+    .default(true)
+    .describe(
+      "The listener's producer (record batching, CRCs, partitioning, the socket) runs in its own worker thread, beside the decoding of the replication stream, so the listener uses two cores. false: both on one thread (one core, less memory).",
+    ),
   ssl: KafkaTls.default(false).describe(
     'TLS to the brokers: false (plaintext), true (TLS, verified against the system CAs), or an object with PEM files (paths relative to the config file).',
   ),

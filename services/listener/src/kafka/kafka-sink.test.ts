@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { KafkaConfig, WalpurgeConfig } from '@walpurge/config';
 import { ErrorCode, createLogger, type WalpurgeError } from '@walpurge/core';
@@ -70,5 +71,37 @@ describe('Kafka sink after a failed publish', () => {
     expect(first.retriable).toBe(false);
     expect(second).toBe(first);
     await sink.close();
+  });
+});
+
+describe('Kafka sink: calls withdrawn by their signal', () => {
+  it('withdraws every queued call of an aborted signal at once, with one abort listener for all of them', async () => {
+    const sink = createKafkaSink({ config: KafkaConfig.parse({ brokers }), logger });
+    const controller = new AbortController();
+    const outcome = (promise: Promise<void>): Promise<unknown> =>
+      promise.then(
+        () => 'published',
+        (e: unknown) => e,
+      );
+    // The first call is taken into a produce request at once (waiting for the unreachable broker):
+    // started, it can no longer be withdrawn. The thousand behind it are only queued.
+    let firstSettled = false;
+    const first = outcome(sink.publish([insert('first')], controller.signal)).finally(() => {
+      firstSettled = true;
+    });
+    const queued = Array.from({ length: 1000 }, (_, i) =>
+      outcome(sink.publish([insert(String(i))], controller.signal)),
+    );
+    // One listener, not one per call: registering and removing one per transaction is what the
+    // listener's thousands of single-row transactions in flight cannot afford.
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
+    controller.abort();
+    const withdrawn = await Promise.all(queued);
+    expect(withdrawn.every((e) => (e as WalpurgeError).code === ErrorCode.Aborted)).toBe(true);
+    expect(firstSettled).toBe(false);
+    // Closing ends it (the sink's own refusal, not the abort's); the connect attempt to the
+    // unreachable broker is left to fail in the background.
+    void sink.close();
+    expect(((await first) as WalpurgeError).message).toBe('Kafka sink closed');
   });
 });

@@ -1,5 +1,5 @@
 import { context, trace } from '@opentelemetry/api';
-import kafkajs, { type Message, type Producer } from 'kafkajs';
+import type { Message } from 'kafkajs';
 import type { KafkaConfig } from '@walpurge/config';
 import {
   ErrorCode,
@@ -20,10 +20,10 @@ import {
   type TopicConfigReader,
 } from '@walpurge/kafka';
 import { fitMessage, fitsBatch } from './message-size.js';
+import { listenerProducerConfig } from './producer-settings.js';
+import { ThreadProducer, type SinkProducer } from './producer-thread.js';
 
 export { toKafkaMessage } from './message-size.js';
-
-const { Partitioners } = kafkajs;
 
 export interface KafkaSinkOptions {
   config: KafkaConfig;
@@ -37,6 +37,11 @@ export interface KafkaSinkOptions {
    * (the `kafka.maxMessageBytes` key, 1,000,000 unless set).
    */
   maxMessageBytes?: number;
+  /**
+   * Run the producer in its own worker thread (default: `config.producerThread`), so that its work
+   * per record runs beside the main thread's decoding instead of taking turns with it.
+   */
+  producerThread?: boolean;
 }
 
 /** A ChangeSink whose overlapping `publish` calls become durable in call order. */
@@ -59,6 +64,8 @@ interface Pending {
   sent: number;
   /** Part of it is (or was) in a produce request: it can no longer be withdrawn. */
   started: boolean;
+  /** The caller's: once aborted, the call is withdrawn unless started. */
+  signal: AbortSignal | undefined;
   resolve(): void;
   reject(error: unknown): void;
 }
@@ -124,8 +131,9 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
   // Decided once: without tracing no header is built and nothing is allocated per record.
   const tracing = activeTracer('@walpurge/listener') !== undefined;
   const queue: Pending[] = [];
-  let producer: Producer | undefined;
-  let connecting: Promise<Producer> | undefined;
+  const producerThread = options.producerThread ?? config.producerThread;
+  let producer: SinkProducer | undefined;
+  let connecting: Promise<SinkProducer> | undefined;
   let topicReady = false;
   let durabilityWatch: { stop(): void } | undefined;
   let sending = false;
@@ -156,20 +164,18 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
     if (!closed) durabilityWatch ??= watchWalpurgeTopics(kafka, topicConfig, ensureOptions);
   }
 
-  async function openProducer(): Promise<Producer> {
+  async function openProducer(): Promise<SinkProducer> {
+    let created: SinkProducer | undefined;
     try {
       await ensureTopic();
-      const created = kafka.producer({
-        idempotent: true,
-        maxInFlightRequests: 1,
-        allowAutoTopicCreation: false,
-        createPartitioner: Partitioners.DefaultPartitioner,
-        retry: { retries: 8 },
-      });
+      created = producerThread
+        ? new ThreadProducer(config, logger)
+        : kafka.producer(listenerProducerConfig());
       await created.connect();
       producer = created;
       return created;
     } catch (error) {
+      await created?.disconnect().catch(() => {});
       // A refusal about the topic itself, or a TLS/SASL refusal (classified by @walpurge/kafka's
       // connect()), is not an outage: retrying would not change it, so the role stops with its line.
       if (error instanceof WalpurgeError && !error.retriable) throw error;
@@ -185,7 +191,7 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
     }
   }
 
-  function getProducer(): Promise<Producer> {
+  function getProducer(): Promise<SinkProducer> {
     if (producer) return Promise.resolve(producer);
     connecting ??= openProducer().finally(() => {
       connecting = undefined;
@@ -198,6 +204,33 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
     const old = producer;
     producer = undefined;
     await old?.disconnect().catch(() => {});
+  }
+
+  /**
+   * One abort listener per signal, not per call: the listener keeps thousands of small calls (one
+   * per transaction) queued at once, and a listener each would cost a registration and a removal
+   * per transaction. Calls not yet sent when their signal aborts are withdrawn (once sent, Kafka
+   * decides).
+   */
+  const watchedSignals = new WeakSet<AbortSignal>();
+  function watchAbort(signal: AbortSignal): void {
+    if (watchedSignals.has(signal)) return;
+    watchedSignals.add(signal);
+    signal.addEventListener(
+      'abort',
+      () => {
+        const withdrawn: Pending[] = [];
+        const kept: Pending[] = [];
+        for (const pending of queue)
+          (pending.signal === signal && !pending.started ? withdrawn : kept).push(pending);
+        if (withdrawn.length === 0) return;
+        queue.length = 0;
+        for (const pending of kept) queue.push(pending);
+        for (const pending of withdrawn)
+          pending.reject(new WalpurgeError(ErrorCode.Aborted, 'publish aborted', { retriable: true }));
+      },
+      { once: true },
+    );
   }
 
   /** The next produce request: from the queue's head, up to maxBatch messages and maxBytes. */
@@ -322,29 +355,8 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
         return Promise.reject(error);
       }
       return new Promise<void>((resolve, reject) => {
-        // Not sent yet when the caller gives up: withdraw it (once sent, Kafka decides).
-        const onAbort = (): void => {
-          const index = queue.indexOf(pending);
-          if (index >= 0 && !pending.started) {
-            queue.splice(index, 1);
-            pending.reject(new WalpurgeError(ErrorCode.Aborted, 'publish aborted', { retriable: true }));
-          }
-        };
-        const pending: Pending = {
-          ...encoded,
-          sent: 0,
-          started: false,
-          resolve: () => {
-            signal?.removeEventListener('abort', onAbort);
-            resolve();
-          },
-          reject: (error) => {
-            signal?.removeEventListener('abort', onAbort);
-            reject(error);
-          },
-        };
-        queue.push(pending);
-        signal?.addEventListener('abort', onAbort, { once: true });
+        queue.push({ ...encoded, sent: 0, started: false, signal, resolve, reject });
+        if (signal !== undefined) watchAbort(signal);
         void pump();
       });
     },

@@ -1,0 +1,201 @@
+import type { Worker } from 'node:worker_threads';
+import kafkajs from 'kafkajs';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { KafkaConfig } from '@walpurge/config';
+import { ErrorCode, WalpurgeError, createLogger } from '@walpurge/core';
+import type { ChangeEvent } from '@walpurge/protocol';
+import { uniqueName } from '@walpurge/testing';
+import { testLogger } from '../test-support/harness.js';
+import { createKafkaSink } from './kafka-sink.js';
+import { toKafkaMessage } from './message-size.js';
+import { ThreadProducer } from './producer-thread.js';
+
+const services = inject('services');
+const topics: string[] = [];
+
+afterAll(async () => {
+  const admin = new kafkajs.Kafka({
+    brokers: services.kafkaBrokers,
+    logLevel: kafkajs.logLevel.NOTHING,
+  }).admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics }).catch(() => {});
+  await admin.disconnect();
+});
+
+function update(id: number, version: number): ChangeEvent {
+  return {
+    v: 1,
+    op: 'u',
+    source: {
+      db: 'app',
+      schema: 'public',
+      table: 'docs',
+      lsn: `0/${(1000 + version).toString(16).toUpperCase()}`,
+      xid: version,
+      commitTs: new Date(Date.UTC(2026, 11, 6, 12, 0, 0, version)).toISOString(),
+      origin: null,
+    },
+    key: { id },
+    before: null,
+    after: { id, version, body: 'é'.repeat(id % 7) },
+    unchanged: [],
+  };
+}
+
+interface ReadRecord {
+  partition: number;
+  key: string;
+  value: string;
+  headers: Record<string, string>;
+  timestamp: string;
+}
+
+async function readTopic(topic: string, count: number): Promise<ReadRecord[]> {
+  const kafka = new kafkajs.Kafka({ brokers: services.kafkaBrokers, logLevel: kafkajs.logLevel.NOTHING });
+  const consumer = kafka.consumer({ groupId: uniqueName('read') });
+  const records: ReadRecord[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const done = new Promise<void>((resolve) => {
+    void consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        records.push({
+          partition,
+          key: message.key?.toString() ?? '',
+          value: message.value?.toString() ?? '',
+          headers: Object.fromEntries(
+            Object.entries(message.headers ?? {}).map(([name, value]) => [name, String(value)]),
+          ),
+          timestamp: message.timestamp,
+        });
+        if (records.length >= count) resolve();
+      },
+    });
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      done,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`read ${records.length} of ${count} records`)), 30_000);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    await consumer.disconnect();
+  }
+  return records;
+}
+
+describe('listener: the Kafka producer in its own thread', () => {
+  it('writes what the in-process producer writes: same partitions, same order per row, same records', async () => {
+    // 300 rows changed 3 times each, in publish calls of uneven sizes (one per transaction).
+    const events = [1, 2, 3].flatMap((version) =>
+      Array.from({ length: 300 }, (_, id) => update(id, version * 1000 + id)),
+    );
+    const calls: ChangeEvent[][] = [];
+    for (let start = 0, size = 1; start < events.length; start += size, size = (size % 17) + 1)
+      calls.push(events.slice(start, start + size));
+
+    const read: Record<string, ReadRecord[]> = {};
+    for (const producerThread of [true, false]) {
+      const topic = uniqueName(producerThread ? 'thread' : 'inline');
+      topics.push(topic);
+      const sink = createKafkaSink({
+        config: KafkaConfig.parse({ brokers: services.kafkaBrokers, topic, partitions: 6 }),
+        logger: testLogger,
+        producerThread,
+      });
+      await sink.connect();
+      await Promise.all(calls.map((call) => sink.publish(call)));
+      await sink.close();
+      read[String(producerThread)] = await readTopic(topic, events.length);
+    }
+    const threaded = read['true'] as ReadRecord[];
+    const inProcess = read['false'] as ReadRecord[];
+    expect(threaded).toHaveLength(events.length);
+    const byPartition = (records: ReadRecord[]): ReadRecord[][] =>
+      [0, 1, 2, 3, 4, 5].map((p) => records.filter((r) => r.partition === p));
+    // The same key → partition mapping (a rolling upgrade must not move a row) and the same order.
+    expect(byPartition(threaded)).toEqual(byPartition(inProcess));
+    expect(byPartition(threaded).filter((records) => records.length > 0).length).toBeGreaterThan(1);
+    // Each record is exactly the message the sink built (key, JSON value, headers, commit time).
+    const expected = new Map(events.map((event) => [toKafkaMessage(event).key as string, event]));
+    for (const record of threaded.filter((r) => r.key.endsWith(':{"id":5}'))) {
+      const event = JSON.parse(record.value) as ChangeEvent;
+      expect(record.headers).toEqual({ table: 'public.docs', op: 'u', lsn: event.source.lsn });
+      expect(record.timestamp).toBe(String(Date.parse(event.source.commitTs)));
+      expect(expected.get(record.key)?.key).toEqual(event.key);
+    }
+    const versions = threaded
+      .filter((r) => r.key.endsWith(':{"id":5}'))
+      .map((r) => (JSON.parse(r.value) as ChangeEvent).after?.['version']);
+    expect(versions).toEqual([1005, 2005, 3005]);
+  });
+
+  it('fails a request in flight, retriably, when its thread dies: no send waits forever', async () => {
+    const topic = uniqueName('dies');
+    topics.push(topic);
+    const config = KafkaConfig.parse({ brokers: services.kafkaBrokers, topic });
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: 'info',
+      pretty: false,
+      destination: { write: (l) => lines.push(l) },
+    });
+    const admin = new kafkajs.Kafka({
+      brokers: services.kafkaBrokers,
+      logLevel: kafkajs.logLevel.NOTHING,
+    }).admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    await admin.disconnect();
+
+    const producer = new ThreadProducer(config, logger);
+    await producer.connect();
+    const messages = Array.from({ length: 20_000 }, (_, id) => toKafkaMessage(update(id, id)));
+    const sending = producer.send({ topic, acks: -1, messages });
+    await (producer as unknown as { worker: Worker }).worker.terminate();
+    const error = await sending.then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    expect(error).toBeInstanceOf(WalpurgeError);
+    expect(error).toMatchObject({ code: ErrorCode.KafkaUnavailable, retriable: true });
+    expect((error as Error).message).toMatch(/^the Kafka producer thread stopped/);
+    // And every later request, at once, instead of posting to a dead thread.
+    await expect(producer.send({ topic, acks: -1, messages: messages.slice(0, 1) })).rejects.toThrow(
+      /the Kafka producer thread stopped/,
+    );
+    await producer.disconnect();
+    expect(lines.some((line) => line.includes('the Kafka producer thread stopped'))).toBe(true);
+  });
+
+  it("writes kafkajs's own log lines through the main logger, and a refused connect crosses back", async () => {
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: 'debug',
+      pretty: false,
+      destination: { write: (l) => lines.push(l) },
+    });
+    // Nothing listens on port 9: every connection attempt is refused.
+    const producer = new ThreadProducer(
+      KafkaConfig.parse({ brokers: ['127.0.0.1:9'] }),
+      logger.child({ role: 'test' }),
+    );
+    const error = await producer.connect().then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    await producer.disconnect();
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(/ECONNREFUSED|Connection error|connect/i);
+    const kafkajsLines = lines
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((entry) => entry['component'] === 'kafkajs');
+    expect(kafkajsLines.length).toBeGreaterThan(0);
+    // Written by the main thread's logger: its bindings are on every relayed line.
+    expect(kafkajsLines.every((entry) => entry['role'] === 'test')).toBe(true);
+  }, 60_000);
+});
