@@ -271,8 +271,14 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
           metrics?.messages.inc(count);
           metrics?.bytes.inc(bytes);
           for (const { pending, end } of slices) pending.sent = end;
-          while (queue.length > 0 && (queue[0] as Pending).sent === (queue[0] as Pending).messages.length)
-            (queue.shift() as Pending).resolve();
+          // One splice per request: shifting them one by one is quadratic with thousands queued.
+          let finished = 0;
+          while (finished < queue.length) {
+            const pending = queue[finished] as Pending;
+            if (pending.sent < pending.messages.length) break;
+            finished += 1;
+          }
+          for (const pending of queue.splice(0, finished)) pending.resolve();
         } catch (error) {
           metrics?.errors.inc();
           const failed = queue.splice(0);
@@ -355,9 +361,17 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
         return Promise.reject(error);
       }
       return new Promise<void>((resolve, reject) => {
-        queue.push({ ...encoded, sent: 0, started: false, signal, resolve, reject });
+        queue.push({
+          messages: encoded.messages,
+          sizes: encoded.sizes,
+          sent: 0,
+          started: false,
+          signal,
+          resolve,
+          reject,
+        });
         if (signal !== undefined) watchAbort(signal);
-        void pump();
+        if (!sending) void pump();
       });
     },
     async close() {
