@@ -30,6 +30,7 @@ import {
   envNumber,
   loadLine,
   machineLine,
+  peakRssLine,
   paced,
   rate,
 } from './support/report.js';
@@ -168,6 +169,7 @@ async function main(): Promise<void> {
     `throughput: ${rate(CHANGES, throughputSeconds)} changes/s sustained (${CHANGES} changes acknowledged by Kafka ${throughputSeconds.toFixed(2)} s after the first commit; the writer alone took ${writeSeconds.toFixed(2)} s)`,
     `catch-up: ${rate(CHANGES, catchUpSeconds)} changes/s (a backlog of ${CHANGES} changes streamed and acknowledged by Kafka ${catchUpSeconds.toFixed(2)} s after a new listener started, connection and slot setup included)`,
     `latency at ${rate(ticks * RATE_TX_ROWS, rateSeconds)} changes/s (commit → Kafka ack per transaction): ${describeDistribution(distribution(latencies))}`,
+    peakRssLine(),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 

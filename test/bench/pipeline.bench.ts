@@ -32,6 +32,7 @@ import {
   envNumber,
   loadLine,
   machineLine,
+  peakRssLine,
   paced,
   rate,
 } from './support/report.js';
@@ -217,6 +218,7 @@ async function main(): Promise<void> {
     `catch-up: ${rate(CHANGES, catchUpSeconds)} events/s → purges (a backlog of ${CHANGES} changes purged ${catchUpSeconds.toFixed(2)} s after a new listener started, connection and slot setup included)`,
     `catch-up: ${catchUpCpuPerChange.toFixed(1)} µs of CPU per change in this process (listener and invalidator, user + system)`,
     `fixed rate ${rate(ticks * RATE_TX_ROWS, rateSeconds)} changes/s: commit → purge per change ${describeDistribution(rateLatency)}`,
+    peakRssLine(),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 

@@ -47,6 +47,15 @@ export function machineLine(): string {
   return `machine: ${cpu[0]?.model ?? 'unknown cpu'} × ${cpu.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os.platform()} ${os.release()}, node ${process.version}`;
 }
 
+/**
+ * Peak resident memory of this benchmark process so far (the roles it runs in-process, its writer
+ * and its bookkeeping together: an upper bound for the roles), for benchmarks that run in-process.
+ */
+export function peakRssLine(): string {
+  const peakMiB = process.resourceUsage().maxRSS / 1024;
+  return `peak RSS of this process: ${peakMiB.toFixed(0)} MiB (roles, writer and benchmark bookkeeping together)`;
+}
+
 /** The 1, 5 and 15 minute load averages, e.g. "1.81 4.02 8.20". */
 export function loadAverages(): string {
   return os
