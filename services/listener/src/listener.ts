@@ -64,7 +64,12 @@ export interface ListenerTuning {
    * the per-event overhead of many tiny events.
    */
   maxPendingEvents: number;
-  /** Sink calls in flight at once, for sinks that preserve call order (others get 1). */
+  /**
+   * Sink calls in flight at once, for sinks that preserve call order (others get 1). One call per
+   * transaction: the Kafka sink batches the calls in flight into its produce requests, so this caps
+   * how many single-row transactions one request can carry. Memory stays bounded by the pending
+   * limits, not by this.
+   */
   maxConcurrentPublishes: number;
   /** How long a stop waits for in-flight sink calls. */
   drainTimeoutMs: number;
