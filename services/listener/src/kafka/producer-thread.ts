@@ -19,6 +19,8 @@ export interface SinkProducer {
   disconnect(): Promise<void>;
 }
 
+const DISCONNECT_TIMEOUT_MS = 5_000;
+
 const PINO_LEVELS: Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = {
   10: 'trace',
   20: 'debug',
@@ -62,9 +64,21 @@ export class ThreadProducer implements SinkProducer {
     return this.request({ type: 'send', id: this.nextId++, topic: request.topic, records }, transfer);
   }
 
+  /**
+   * A polite disconnect (the producer closes its connections), bounded: a failed send waits for this
+   * before the listener replays, so a thread that does not answer is terminated after a while.
+   */
   async disconnect(): Promise<void> {
-    if (this.stopped === undefined)
-      await this.request({ type: 'disconnect', id: this.nextId++ }).catch(() => {});
+    if (this.stopped === undefined) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.request({ type: 'disconnect', id: this.nextId++ }).catch(() => {}),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, DISCONNECT_TIMEOUT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     this.stopped ??= new Error('disconnected');
     await this.worker.terminate();
   }
