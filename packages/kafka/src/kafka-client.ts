@@ -19,6 +19,17 @@ export interface KafkaClientOptions {
    * `{ value: token }`); wins over kafka.sasl.tokenProvider, and alone selects OAUTHBEARER.
    */
   oauthBearerProvider?: OauthBearerProvider;
+  /**
+   * kafkajs `ssl` already read by `tlsOptions` (another thread's client: the PEM files are read once
+   * per process start, and every client of the process uses the same certificates).
+   */
+  tls?: ReturnType<typeof tlsOptions>;
+  /**
+   * Another client of this process has connected with these settings (a client started later for
+   * the same process, e.g. in a worker thread): a closed or reset handshake is then an outage, not
+   * a refusal of the settings (see withBrokersOnErrors).
+   */
+  connectedBefore?: boolean;
 }
 
 /**
@@ -87,7 +98,7 @@ export function createKafka(config: KafkaConfig, options: KafkaClientOptions = {
   const kafkaOptions: KafkaJsConfig = {
     clientId: options.clientSuffix ? `${config.clientId}-${options.clientSuffix}` : config.clientId,
     brokers: config.brokers,
-    ssl: tlsOptions(config.ssl),
+    ssl: options.tls ?? tlsOptions(config.ssl),
     connectionTimeout: options.connectionTimeoutMs ?? 5_000,
     ...(sasl ? { sasl } : {}),
     ...(options.retry ? { retry: options.retry } : {}),
@@ -95,7 +106,7 @@ export function createKafka(config: KafkaConfig, options: KafkaClientOptions = {
       ? { logLevel: logLevel.INFO, logCreator: kafkaLogCreator(options.logger, secrets) }
       : { logLevel: logLevel.NOTHING }),
   };
-  return withBrokersOnErrors(new Kafka(kafkaOptions), config.brokers);
+  return withBrokersOnErrors(new Kafka(kafkaOptions), config.brokers, options.connectedBefore ?? false);
 }
 
 /**
@@ -105,8 +116,12 @@ export function createKafka(config: KafkaConfig, options: KafkaClientOptions = {
  * Once any client of this Kafka has connected, the settings are known to work: a handshake closed
  * or reset later (a broker restarting) is retriable; certificate and SASL verdicts stay fatal.
  */
-function withBrokersOnErrors(kafka: KafkaClient, brokers: readonly string[]): KafkaClient {
-  let connectedBefore = false;
+function withBrokersOnErrors(
+  kafka: KafkaClient,
+  brokers: readonly string[],
+  connectedAtStart: boolean,
+): KafkaClient {
+  let connectedBefore = connectedAtStart;
   const annotate = <T extends { connect(): Promise<void> }>(client: T): T => {
     const connect = client.connect.bind(client);
     client.connect = async () => {

@@ -36,6 +36,12 @@ import { SlotMonitor } from './stream/slot-monitor.js';
 export interface ListenerSink extends ChangeSink {
   /** Overlapping publish calls become durable in call order, so the listener may pipeline them. */
   readonly preservesCallOrder?: boolean;
+  /**
+   * With preservesCallOrder: how many calls it takes in flight at once (default: the listener's
+   * tuning, 64). A sink that batches the calls in flight into shared requests (the Kafka sink)
+   * takes many more: with one call per transaction, this caps the transactions one request carries.
+   */
+  readonly maxCallsInFlight?: number;
   connect?(): Promise<void>;
   close?(): Promise<void>;
 }
@@ -65,10 +71,8 @@ export interface ListenerTuning {
    */
   maxPendingEvents: number;
   /**
-   * Sink calls in flight at once, for sinks that preserve call order (others get 1). One call per
-   * transaction: the Kafka sink batches the calls in flight into its produce requests, so this caps
-   * how many single-row transactions one request can carry. Memory stays bounded by the pending
-   * limits, not by this.
+   * Sink calls in flight at once, for sinks that preserve call order and do not say how many they
+   * take (ListenerSink.maxCallsInFlight); others get 1.
    */
   maxConcurrentPublishes: number;
   /** How long a stop waits for in-flight sink calls. */
@@ -78,7 +82,7 @@ export interface ListenerTuning {
 export const defaultListenerTuning: ListenerTuning = {
   batchSize: 1000,
   maxPendingEvents: 20_000,
-  maxConcurrentPublishes: 20_000,
+  maxConcurrentPublishes: 64,
   drainTimeoutMs: 30_000,
 };
 
@@ -258,7 +262,10 @@ class WalpurgeListener implements Listener {
           startLsn,
           prepared,
           sink,
-          maxConcurrentPublishes: sink.preservesCallOrder === true ? this.tuning.maxConcurrentPublishes : 1,
+          maxConcurrentPublishes:
+            sink.preservesCallOrder === true
+              ? (sink.maxCallsInFlight ?? this.tuning.maxConcurrentPublishes)
+              : 1,
           batchSize: this.tuning.batchSize,
           maxPendingEvents: Math.max(this.tuning.maxPendingEvents, this.tuning.batchSize * 2),
           maxPendingBytes: this.database.maxPendingBytes,

@@ -33,10 +33,14 @@ export interface ListenerProcess {
  */
 export function startWalpurgeListener(configFile: string, logFile: string): ListenerProcess {
   const nodeArgs = (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter((arg) => arg !== '');
-  const child = spawn(process.execPath, [...nodeArgs, cliMain, 'run', '--role', 'listener', '--config', configFile], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, cliMain, 'run', '--role', 'listener', '--config', configFile],
+    {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const log = createWriteStream(logFile);
   child.stdout.pipe(log, { end: false });
   child.stderr.pipe(log, { end: false });

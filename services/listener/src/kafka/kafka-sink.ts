@@ -14,6 +14,7 @@ import { createKafkaSinkMetrics, type KafkaSinkMetrics } from '../metrics.js';
 import {
   createKafka,
   ensureTopics,
+  tlsOptions,
   topicMaxMessageBytes,
   watchWalpurgeTopics,
   type EnsureTopicsOptions,
@@ -47,6 +48,12 @@ export interface KafkaSinkOptions {
 /** A ChangeSink whose overlapping `publish` calls become durable in call order. */
 export interface KafkaSink extends ChangeSink {
   readonly preservesCallOrder: true;
+  /**
+   * Calls it takes in flight: one per transaction, batched together into its produce requests, so
+   * thousands of single-row transactions share one request. Memory stays bounded by the listener's
+   * pending limits (each call holds at least one event), not by this.
+   */
+  readonly maxCallsInFlight: number;
   /** The size limit in force (from the config or the option), for logs and tests. */
   readonly maxMessageBytes: number;
   /**
@@ -119,6 +126,9 @@ async function assertTopicAccepts(
   );
 }
 
+/** At the listener's default maxPendingEvents: the pending limits, not this, bound what waits. */
+const MAX_CALLS_IN_FLIGHT = 20_000;
+
 export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
   const { config } = options;
   const logger = options.logger.child({ component: 'kafka-sink' });
@@ -127,7 +137,9 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
     : undefined;
   const maxBatch = options.maxBatchMessages ?? 5000;
   const maxBytes = options.maxMessageBytes ?? config.maxMessageBytes;
-  const kafka = createKafka(config, { logger });
+  // Read once: the producer thread takes the same TLS material instead of reading the files again.
+  const tls = tlsOptions(config.ssl);
+  const kafka = createKafka(config, { logger, tls });
   // Decided once: without tracing no header is built and nothing is allocated per record.
   const tracing = activeTracer('@walpurge/listener') !== undefined;
   const queue: Pending[] = [];
@@ -169,7 +181,9 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
     try {
       await ensureTopic();
       created = producerThread
-        ? new ThreadProducer(config, logger)
+        ? // Created only once this sink's admin has connected (ensureTopic): a handshake reset on the
+          // thread's first connect is a broker restarting, not a refusal of the settings.
+          new ThreadProducer(config, logger, { tls, connectedBefore: true })
         : kafka.producer(listenerProducerConfig());
       await created.connect();
       producer = created;
@@ -340,6 +354,7 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
 
   return {
     preservesCallOrder: true,
+    maxCallsInFlight: MAX_CALLS_IN_FLIGHT,
     maxMessageBytes: maxBytes,
     async connect() {
       if (closed) throw new WalpurgeError(ErrorCode.Aborted, 'Kafka sink is closed');
@@ -353,6 +368,8 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
           new WalpurgeError(ErrorCode.Aborted, 'Kafka sink is closed', { retriable: true }),
         );
       if (failure !== undefined) return Promise.reject(failure);
+      if (signal?.aborted === true)
+        return Promise.reject(new WalpurgeError(ErrorCode.Aborted, 'publish aborted', { retriable: true }));
       let encoded: { messages: Message[]; sizes: number[] };
       try {
         encoded = toMessages(events);

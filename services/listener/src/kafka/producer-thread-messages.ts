@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls';
 import type { Message } from 'kafkajs';
 import type { KafkaConfig } from '@walpurge/config';
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
@@ -12,6 +13,10 @@ export interface ProducerThreadData {
   config: KafkaConfig;
   /** The main logger's level: the thread's kafkajs lines below it are not even sent over. */
   logLevel: string;
+  /** kafkajs `ssl` as the main thread read it from the PEM files (read once per process start). */
+  tls: boolean | ConnectionOptions;
+  /** The process has connected with these settings before: a reset handshake is an outage. */
+  connectedBefore: boolean;
 }
 
 /**
@@ -94,48 +99,58 @@ export type FromProducerThread =
   /** One JSON line of the thread's logger (kafkajs's own lines), for the main logger to write. */
   | { type: 'log'; line: string };
 
-/** An error as it crosses the thread boundary: what callers look at (code, retriable, hint). */
+/** An error as it crosses the thread boundary: what callers look at (code, retriable, hint), and its chain for logs. */
 export interface SerializedError {
   name: string;
   message: string;
+  stack?: string;
   code?: ErrorCode;
   retriable?: boolean;
   hint?: string;
   details?: Record<string, unknown>;
+  cause?: SerializedError;
 }
 
-export function serializeError(error: unknown): SerializedError {
+/** Causes kept across the boundary: enough for a log line, bounded against a cyclic chain. */
+const MAX_CAUSES = 5;
+
+export function serializeError(error: unknown, depth = 0): SerializedError {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
+  const cause =
+    error.cause !== undefined && depth < MAX_CAUSES ? serializeError(error.cause, depth + 1) : undefined;
+  const common = {
+    name: error.name,
+    message: error.message,
+    ...(error.stack === undefined ? {} : { stack: error.stack }),
+    ...(cause === undefined ? {} : { cause }),
+  };
   if (error instanceof WalpurgeError)
     return {
-      name: error.name,
-      message: error.message,
+      ...common,
       code: error.code,
       retriable: error.retriable,
       ...(error.hint === undefined ? {} : { hint: error.hint }),
       ...(error.details === undefined ? {} : { details: safeDetails(error.details) }),
     };
-  if (error instanceof Error) {
-    const retriable = (error as { retriable?: unknown }).retriable;
-    return {
-      name: error.name,
-      message: error.message,
-      ...(typeof retriable === 'boolean' ? { retriable } : {}),
-    };
-  }
-  return { name: 'Error', message: String(error) };
+  const retriable = (error as { retriable?: unknown }).retriable;
+  return { ...common, ...(typeof retriable === 'boolean' ? { retriable } : {}) };
 }
 
 /** The error again on the main thread: a WalpurgeError keeps its code, retriability and hint. */
 export function deserializeError(serialized: SerializedError): Error {
-  if (serialized.code !== undefined)
-    return new WalpurgeError(serialized.code, serialized.message, {
-      retriable: serialized.retriable ?? false,
-      ...(serialized.hint === undefined ? {} : { hint: serialized.hint }),
-      ...(serialized.details === undefined ? {} : { details: serialized.details }),
-    });
-  const error = new Error(serialized.message);
+  const cause = serialized.cause === undefined ? undefined : deserializeError(serialized.cause);
+  const error =
+    serialized.code !== undefined
+      ? new WalpurgeError(serialized.code, serialized.message, {
+          retriable: serialized.retriable ?? false,
+          ...(serialized.hint === undefined ? {} : { hint: serialized.hint }),
+          ...(serialized.details === undefined ? {} : { details: serialized.details }),
+          ...(cause === undefined ? {} : { cause }),
+        })
+      : new Error(serialized.message, cause === undefined ? undefined : { cause });
   error.name = serialized.name;
-  if (serialized.retriable !== undefined)
+  if (serialized.stack !== undefined) error.stack = serialized.stack;
+  if (serialized.code === undefined && serialized.retriable !== undefined)
     Object.defineProperty(error, 'retriable', { value: serialized.retriable, enumerable: false });
   return error;
 }

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import type { Worker } from 'node:worker_threads';
 import kafkajs from 'kafkajs';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -8,6 +9,7 @@ import { uniqueName } from '@walpurge/testing';
 import { testLogger } from '../test-support/harness.js';
 import { createKafkaSink } from './kafka-sink.js';
 import { toKafkaMessage } from './message-size.js';
+import type * as ThreadProducerModule from './producer-thread.js';
 import { ThreadProducer } from './producer-thread.js';
 
 const services = inject('services');
@@ -88,6 +90,14 @@ async function readTopic(topic: string, count: number): Promise<ReadRecord[]> {
   return records;
 }
 
+async function createTopic(topic: string): Promise<void> {
+  const kafka = new kafkajs.Kafka({ brokers: services.kafkaBrokers, logLevel: kafkajs.logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+  await admin.disconnect();
+}
+
 describe('listener: the Kafka producer in its own thread', () => {
   it('writes what the in-process producer writes: same partitions, same order per row, same records', async () => {
     // 300 rows changed 3 times each, in publish calls of uneven sizes (one per transaction).
@@ -144,15 +154,8 @@ describe('listener: the Kafka producer in its own thread', () => {
       pretty: false,
       destination: { write: (l) => lines.push(l) },
     });
-    const admin = new kafkajs.Kafka({
-      brokers: services.kafkaBrokers,
-      logLevel: kafkajs.logLevel.NOTHING,
-    }).admin();
-    await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
-    await admin.disconnect();
-
-    const producer = new ThreadProducer(config, logger);
+    await createTopic(topic);
+    const producer = new ThreadProducer(config, logger, { tls: false, connectedBefore: true });
     await producer.connect();
     const messages = Array.from({ length: 20_000 }, (_, id) => toKafkaMessage(update(id, id)));
     const sending = producer.send({ topic, acks: -1, messages });
@@ -172,25 +175,70 @@ describe('listener: the Kafka producer in its own thread', () => {
     expect(lines.some((line) => line.includes('the Kafka producer thread stopped'))).toBe(true);
   });
 
-  it("writes kafkajs's own log lines through the main logger, and a refused connect crosses back", async () => {
+  it('fails a request still in flight when it is disconnected, instead of leaving it pending', async () => {
+    const topic = uniqueName('disconnect');
+    topics.push(topic);
+    await createTopic(topic);
+    const config = KafkaConfig.parse({ brokers: services.kafkaBrokers, topic });
+    const producer = new ThreadProducer(config, testLogger, { tls: false, connectedBefore: true });
+    await producer.connect();
+    const messages = Array.from({ length: 20_000 }, (_, id) => toKafkaMessage(update(id, id)));
+    const sending = producer.send({ topic, acks: -1, messages }).then(
+      () => 'sent',
+      (error: unknown) => error,
+    );
+    await producer.disconnect();
+    // Either it made it before the disconnect, or it failed retriably: never left pending.
+    const outcome = await sending;
+    if (outcome !== 'sent') expect(outcome).toMatchObject({ retriable: true });
+  });
+
+  it('says a thread that cannot start is not an outage: not retriable, with the way out', async () => {
+    // The thread's logger refuses an unknown level at load: the thread dies before its first answer.
+    const logger = createLogger({ level: 'silent', pretty: false });
+    const broken = Object.create(logger, { level: { value: 'no-such-level' } }) as typeof logger;
+    const config = KafkaConfig.parse({ brokers: services.kafkaBrokers });
+    const producer = new ThreadProducer(config, broken, { tls: false, connectedBefore: true });
+    const error = await producer.connect().then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    await producer.disconnect();
+    expect(error).toBeInstanceOf(WalpurgeError);
+    expect(error).toMatchObject({ code: ErrorCode.Internal, retriable: false });
+    expect((error as WalpurgeError).message).toMatch(/^the Kafka producer thread could not start/);
+    expect((error as WalpurgeError).hint).toContain('kafka.producerThread: false');
+  });
+
+  it("relays kafkajs's log lines, and a reset TLS handshake stays an outage once the process has connected", async () => {
+    // A "broker" that drops every connection at once: a TLS handshake to it is reset, as when a
+    // broker restarts. The sink starts its thread only after its own admin connected, so the thread
+    // must count this as an outage (retriable), not as a refusal of the TLS settings (fatal).
+    const dropper = net.createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => dropper.listen(0, '127.0.0.1', resolve));
+    const port = (dropper.address() as net.AddressInfo).port;
     const lines: string[] = [];
     const logger = createLogger({
       level: 'debug',
       pretty: false,
       destination: { write: (l) => lines.push(l) },
     });
-    // Nothing listens on port 9: every connection attempt is refused.
-    const producer = new ThreadProducer(
-      KafkaConfig.parse({ brokers: ['127.0.0.1:9'] }),
-      logger.child({ role: 'test' }),
-    );
-    const error = await producer.connect().then(
-      () => undefined,
-      (caught: unknown) => caught,
-    );
-    await producer.disconnect();
-    expect(error).toBeInstanceOf(Error);
-    expect((error as Error).message).toMatch(/ECONNREFUSED|Connection error|connect/i);
+    try {
+      const config = KafkaConfig.parse({ brokers: [`127.0.0.1:${port}`], ssl: true });
+      const producer = new ThreadProducer(config, logger.child({ role: 'test' }), {
+        tls: true,
+        connectedBefore: true,
+      });
+      const error = await producer.connect().then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
+      await producer.disconnect();
+      expect(error).toBeInstanceOf(WalpurgeError);
+      expect(error).toMatchObject({ code: ErrorCode.KafkaUnavailable, retriable: true });
+    } finally {
+      dropper.close();
+    }
     const kafkajsLines = lines
       .map((line) => JSON.parse(line) as Record<string, unknown>)
       .filter((entry) => entry['component'] === 'kafkajs');
@@ -198,4 +246,19 @@ describe('listener: the Kafka producer in its own thread', () => {
     // Written by the main thread's logger: its bindings are on every relayed line.
     expect(kafkajsLines.every((entry) => entry['role'] === 'test')).toBe(true);
   }, 60_000);
+
+  it('starts from the compiled entry as shipped (dist), not only from the TypeScript sources', async () => {
+    const topic = uniqueName('compiled');
+    topics.push(topic);
+    await createTopic(topic);
+    const compiledUrl = new URL('../../dist/kafka/producer-thread.js', import.meta.url).href;
+    const compiled = (await import(compiledUrl)) as typeof ThreadProducerModule;
+    const config = KafkaConfig.parse({ brokers: services.kafkaBrokers, topic });
+    const producer = new compiled.ThreadProducer(config, testLogger, { tls: false, connectedBefore: true });
+    await producer.connect();
+    await producer.send({ topic, acks: -1, messages: [toKafkaMessage(update(1, 1))] });
+    await producer.disconnect();
+    const [record] = await readTopic(topic, 1);
+    expect(record?.key).toBe('public.docs:{"id":1}');
+  });
 });

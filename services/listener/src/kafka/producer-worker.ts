@@ -26,7 +26,12 @@ const logger = createLogger({
   pretty: false,
   destination: { write: (line: string) => post({ type: 'log', line }) },
 });
-const producer: Producer = createKafka(data.config, { logger }).producer(listenerProducerConfig());
+// The main thread's TLS material and connect history: this client is one more of the same process.
+const producer: Producer = createKafka(data.config, {
+  logger,
+  tls: data.tls,
+  connectedBefore: data.connectedBefore,
+}).producer(listenerProducerConfig());
 
 async function handle(request: ToProducerThread): Promise<void> {
   switch (request.type) {

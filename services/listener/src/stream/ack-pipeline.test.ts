@@ -196,6 +196,37 @@ describe('AckPipeline transaction spans', () => {
     expect(failed?.events.map((e) => e.name)).toEqual(['exception']);
   });
 
+  it('fails each span once, whatever order many calls fail in, across compactions', async () => {
+    tracing = installInMemoryTracing();
+    const { sink, calls } = controlledSink();
+    const pipeline = new AckPipeline({ sink, maxConcurrent: 1000, onDurable: () => {}, onFailure: () => {} });
+    for (let i = 0; i < 500; i += 1)
+      pipeline.push([event], BigInt(i + 1), undefined, 0, transaction(`T${i}`));
+    // The first 300 become durable: more than half, so the pipeline compacts its items (indexes shift).
+    for (let i = 0; i < 300; i += 1) calls[i]?.resolve();
+    await tick();
+    calls[450]?.reject(new Error('later first'));
+    await tick();
+    calls[320]?.reject(new Error('earlier next'));
+    for (let i = 499; i > 450; i -= 1) calls[i]?.reject(new Error('behind'));
+    await tick();
+    pipeline.abandonSpans('stopped');
+    const spans = tracing.spans();
+    expect(spans).toHaveLength(500);
+    expect(new Set(spans.map((span) => span.name)).size).toBe(500);
+    const code = (i: number) => status(`T${i}`)?.code;
+    expect([0, 150, 299].map(code)).toEqual([
+      SpanStatusCode.UNSET,
+      SpanStatusCode.UNSET,
+      SpanStatusCode.UNSET,
+    ]);
+    expect(status('T450')?.message).toBe('later first');
+    expect(status('T320')?.message).toBe('earlier next');
+    expect(status('T400')?.message).toBe('earlier next');
+    expect(status('T499')?.message).toBe('later first');
+    expect(status('T300')?.message).toBe('stopped');
+  });
+
   it('ends the spans still open as failed when the session stops', async () => {
     tracing = installInMemoryTracing();
     const { sink, calls } = controlledSink();

@@ -32,6 +32,8 @@ interface Item {
   trace: Context | undefined;
   /** Tracing on, a transaction's last chunk: its span, ended once the commit is durable. */
   span: Span | undefined;
+  /** Position in push order, for its index in `items` (see AckPipeline.base). */
+  seq: number;
 }
 
 /** The transaction span a chunk belongs to; `span` only on the transaction's last chunk. */
@@ -49,6 +51,11 @@ const NO_EVENTS: readonly ChangeEvent[] = [];
  */
 export class AckPipeline {
   private readonly items: Item[] = [];
+  /** Sequence number of items[0]: an item's index is its `seq` minus this (no search per settle). */
+  private base = 0;
+  /** Items [spansFailedFrom, spansFailedTo) have had their spans ended as failed (none: undefined). */
+  private spansFailedFrom: number | undefined;
+  private spansFailedTo = 0;
   private head = 0;
   private nextToStart = 0;
   private inFlight = 0;
@@ -111,6 +118,7 @@ export class AckPipeline {
       state: empty ? 'done' : 'waiting',
       trace: trace?.context,
       span: trace?.span,
+      seq: this.base + this.items.length,
     });
     this.pending += events.length;
     this.pendingByteCount += bytes;
@@ -123,8 +131,25 @@ export class AckPipeline {
     this.failSpansFrom(this.head, reason);
   }
 
+  /**
+   * Ends the spans from `start` on as failed. Every item behind a failure fails with it: the range
+   * already ended is remembered, so thousands of calls failing one after the other cost one pass
+   * over the items, not one each.
+   */
   private failSpansFrom(start: number, reason: unknown): void {
-    for (let i = start; i < this.items.length; i += 1) {
+    const from = this.spansFailedFrom;
+    if (from === undefined) {
+      this.failSpans(start, this.items.length, reason);
+    } else {
+      this.failSpans(start, from, reason);
+      this.failSpans(this.spansFailedTo, this.items.length, reason);
+    }
+    this.spansFailedFrom = Math.min(start, from ?? start);
+    this.spansFailedTo = this.items.length;
+  }
+
+  private failSpans(start: number, end: number, reason: unknown): void {
+    for (let i = start; i < end; i += 1) {
       const item = this.items[i] as Item;
       if (item.span) endFailed(item.span, reason);
       item.span = undefined;
@@ -179,7 +204,7 @@ export class AckPipeline {
       item.state = 'failed';
       // No transaction from this chunk on becomes durable in this session: their spans end failed.
       // Earlier chunks still in flight may yet succeed, and their spans end as usual.
-      this.failSpansFrom(Math.max(this.head, this.items.indexOf(item, this.head)), error);
+      this.failSpansFrom(Math.max(this.head, item.seq - this.base), error);
       if (!this.failed) {
         this.failed = true;
         this.options.onFailure(error);
@@ -208,6 +233,11 @@ export class AckPipeline {
     if (this.head > 256 && this.head * 2 > this.items.length) {
       this.items.splice(0, this.head);
       this.nextToStart = Math.max(0, this.nextToStart - this.head);
+      this.base += this.head;
+      if (this.spansFailedFrom !== undefined) {
+        this.spansFailedFrom = Math.max(0, this.spansFailedFrom - this.head);
+        this.spansFailedTo = Math.max(0, this.spansFailedTo - this.head);
+      }
       this.head = 0;
     }
   }

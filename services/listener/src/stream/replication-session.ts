@@ -113,7 +113,7 @@ export class ReplicationSession {
       walSenderTimeoutMs: options.prepared.walSenderTimeoutMs,
       onDead: (silentMs) => this.onSilence(silentMs),
     });
-    // One abort listener per in-flight sink call (up to maxConcurrentPublishes), removed as each settles.
+    // Sinks may listen to this signal (the Kafka sink once, others once per call in flight).
     setMaxListeners(0, this.sinkAbort.signal);
   }
 
