@@ -11,6 +11,13 @@ export const InvalidatorConfig = z.strictObject({
   maxBatchEvents: positiveInt
     .default(1000)
     .describe('Purge as soon as this many events are waiting, even inside the coalescing window.'),
+  // Counted in bytes, not events: a fetch of 1 MB rows holds as much as a thousand times more small ones.
+  maxFetchBytes: positiveInt
+    .min(1024)
+    .default(10 * 1024 * 1024)
+    .describe(
+      "Memory budget of a Kafka invalidator: most bytes of change events one fetch from the brokers brings in (each partition's share at most 1 MiB, or this when smaller). An event larger than this is still fetched, alone, so nothing stalls. The heap holds a few times this (decoded events, purge plans).",
+    ),
   partitionsConsumedConcurrently: positiveInt
     .default(4)
     .describe('Kafka partitions processed in parallel (order is kept within each partition).'),

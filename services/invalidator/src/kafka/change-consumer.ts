@@ -11,6 +11,9 @@ import { chunk } from '../targets/redis/slot-groups.js';
 import { rememberOrigin } from '../tracing/batch-links.js';
 import type { DeadLetterQueue } from './dead-letter.js';
 
+/** kafkajs's (and Kafka's) default share of one partition in a fetch. */
+const MAX_PARTITION_FETCH_BYTES = 1024 * 1024;
+
 export interface ChangeConsumerOptions {
   kafka: Kafka;
   kafkaConfig: KafkaConfig;
@@ -49,6 +52,9 @@ export class ChangeConsumer {
       heartbeatInterval: this.heartbeatMs,
       // An idle fetch long-polls this long, and a graceful stop waits for it: keep shutdowns short.
       maxWaitTimeInMs: 1_000,
+      // The memory bound, in bytes (the broker still returns a first record larger than these).
+      maxBytes: options.invalidatorConfig.maxFetchBytes,
+      maxBytesPerPartition: Math.min(MAX_PARTITION_FETCH_BYTES, options.invalidatorConfig.maxFetchBytes),
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
     });
     const { GROUP_JOIN, CRASH, STOP, DISCONNECT } = this.consumer.events;
