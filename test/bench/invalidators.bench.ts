@@ -5,9 +5,10 @@
  *
  *   npm run bench:invalidators        (BENCH_* variables below change the parameters)
  *
- * Per run a fresh topic and consumer group: BENCH_CHANGES (200,000) protocol-v1 update events are
- * written straight to the topic as the listener writes them (toKafkaMessage, murmur2 partitioner),
- * each purging one Redis key through the rule `bench:{id}`, and all those keys are set beforehand.
+ * Per run a fresh topic and consumer group (deleted afterwards, with the run's Redis keys):
+ * BENCH_CHANGES (200,000) protocol-v1 update events are written straight to the topic as the
+ * listener writes them (toKafkaMessage, murmur2 partitioner), each purging one Redis key through the
+ * rule `bench:{id}`, and all those keys are set beforehand.
  * Then the processes start; the benchmark's own member of the group holds the partitions until all of
  * them have joined, so that none starts alone (support/group-gate.ts). Throughput is measured on the
  * offsets the group commits (an invalidator commits a chunk only after its purges succeeded): from
@@ -29,7 +30,7 @@ import { KAFKA_VERSION, deleteRedisKeys, startTestEnvironment, uniqueName } from
 import { createBenchTopic } from './support/bench-topic.js';
 import { writeChangeBacklog } from './support/change-backlog.js';
 import { benchUpdate } from './support/change-events.js';
-import { watchGroupCatchUp, type GroupCatchUp } from './support/consumer-group.js';
+import { deleteGroup, watchGroupCatchUp, type GroupCatchUp } from './support/consumer-group.js';
 import { openGroupGate } from './support/group-gate.js';
 import { readProcessUsage, type ProcessUsage } from './support/process-usage.js';
 import { countExistingKeys, writeKeys } from './support/redis-keys.js';
@@ -198,6 +199,7 @@ async function measure(
   } finally {
     await deleteRedisKeys(redis, prefix);
     await deleteTopics(brokers, topics);
+    await deleteGroup(brokers, name);
   }
 }
 

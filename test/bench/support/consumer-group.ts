@@ -81,3 +81,16 @@ export async function watchGroupCatchUp(opts: {
     await admin.disconnect();
   }
 }
+
+/** Benchmarks create uniquely named groups on a possibly shared broker: remove them once their members left. */
+export async function deleteGroup(brokers: string[], groupId: string): Promise<void> {
+  const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin();
+  try {
+    await admin.connect();
+    await admin.deleteGroups([groupId]);
+  } catch {
+    // Best effort: an empty group's offsets expire on their own (offsets.retention.minutes).
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
