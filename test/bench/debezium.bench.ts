@@ -39,7 +39,7 @@ import {
 } from './support/debezium-engine.js';
 import { readProcessUsage, type ProcessUsage } from './support/process-usage.js';
 import { deleteTopics, envNumber, loadAverages, loadLine, machineLine } from './support/report.js';
-import { buildWalpurge, startWalpurgeListener } from './support/walpurge-listener-process.js';
+import { buildWalpurge, startWalpurge } from './support/walpurge-process.js';
 
 const INSERTS = envNumber('BENCH_INSERTS', 500_000);
 const TX_ROWS = envNumber('BENCH_TX_ROWS', 500);
@@ -244,7 +244,7 @@ async function runWorkload(
               .split('\n')
               .map((l) => l.replace(db.url, '<database url>').replaceAll(name, '<per run>')),
           ]);
-          return startWalpurgeListener(configFile, join(workDir, `${name}.log`));
+          return startWalpurge('listener', configFile, join(workDir, `${name}.log`));
         }
         const profile: DebeziumProfile = system === 'debezium-tuned' ? 'tuned' : 'defaults';
         const debezium = startDebezium({

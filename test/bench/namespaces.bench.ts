@@ -22,6 +22,7 @@ import { createLogger, createMetricsRegistry } from '@walpurge/core';
 import { createInvalidator } from '@walpurge/invalidator';
 import { startLocalRedis } from '@walpurge/testing';
 import { benchUpdate } from './support/change-events.js';
+import { writeKeys } from './support/redis-keys.js';
 import { describeDistribution, distribution, envNumber, loadLine, machineLine } from './support/report.js';
 
 const KEYSPACES = (process.env['BENCH_KEYSPACES'] ?? '1000000,10000000').split(',').map(Number);
@@ -37,15 +38,7 @@ async function fill(redis: Redis, from: number, to: number): Promise<'DEBUG POPU
     await redis.call('DEBUG', 'POPULATE', String(to), 'unrelated', '8');
     return 'DEBUG POPULATE';
   } catch {
-    for (let i = from; i < to; i += 100_000) {
-      const pipeline = redis.pipeline();
-      for (let j = i; j < Math.min(to, i + 100_000); j += 1000) {
-        const args: string[] = [];
-        for (let k = j; k < Math.min(to, j + 1000); k++) args.push(`unrelated:${k}`, 'v');
-        pipeline.mset(...args);
-      }
-      await pipeline.exec();
-    }
+    await writeKeys(redis, from, to, (k) => `unrelated:${k}`);
     return 'MSET';
   }
 }

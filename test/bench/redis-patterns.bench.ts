@@ -20,6 +20,7 @@ import { createInvalidator } from '@walpurge/invalidator';
 import type { ChangeEvent } from '@walpurge/protocol';
 import { startLocalRedis } from '@walpurge/testing';
 import { benchUpdate } from './support/change-events.js';
+import { writeKeys } from './support/redis-keys.js';
 import {
   describeDistribution,
   distribution,
@@ -33,19 +34,6 @@ const KEYSPACES = (process.env['BENCH_KEYSPACES'] ?? '1000000,10000000').split('
 const SECONDS = envNumber('BENCH_SECONDS', 20);
 const STREAMS = envNumber('BENCH_STREAMS', 4);
 const BATCH = envNumber('BENCH_BATCH', 100);
-
-/** `count` unrelated keys, 1000 per MSET, 100 MSETs per round trip. */
-async function fill(redis: Redis, from: number, to: number): Promise<void> {
-  for (let i = from; i < to; i += 100_000) {
-    const pipeline = redis.pipeline();
-    for (let j = i; j < Math.min(to, i + 100_000); j += 1000) {
-      const args: string[] = [];
-      for (let k = j; k < Math.min(to, j + 1000); k++) args.push(`unrelated:${k}`, 'v');
-      pipeline.mset(...args);
-    }
-    await pipeline.exec();
-  }
-}
 
 async function metric(registry: Registry, name: string): Promise<number> {
   const values = (await registry.getSingleMetric(name.replace(/_(sum|count)$/, ''))?.get())?.values ?? [];
@@ -107,7 +95,7 @@ async function main(): Promise<void> {
     let filled = 0;
     for (const keyspace of KEYSPACES) {
       const fillStarted = performance.now();
-      await fill(redis, filled, keyspace);
+      await writeKeys(redis, filled, keyspace, (k) => `unrelated:${k}`);
       filled = keyspace;
       const dbsize = await redis.dbsize();
       console.log(

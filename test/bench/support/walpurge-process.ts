@@ -1,12 +1,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { Role } from 'walpurge';
 
 const repoRoot = resolve(import.meta.dirname, '../../..');
 const cliMain = join(repoRoot, 'packages/cli/dist/main.js');
 
 /**
- * Compiles the repository (`tsc -b packages/cli`, incremental) so the listener runs as it ships, from JavaScript:
+ * Compiles the repository (`tsc -b packages/cli`, incremental) so walpurge runs as it ships, from JavaScript:
  * no on-the-fly TypeScript compiler in the measured process's CPU or memory.
  */
 export function buildWalpurge(log: (line: string) => void): void {
@@ -18,7 +19,7 @@ export function buildWalpurge(log: (line: string) => void): void {
   if (built.status !== 0) throw new Error(`tsc -b failed with exit code ${built.status ?? built.signal}`);
 }
 
-export interface ListenerProcess {
+export interface WalpurgeProcess {
   readonly child: ChildProcess;
   readonly pid: number;
   alive(): boolean;
@@ -27,15 +28,15 @@ export interface ListenerProcess {
 }
 
 /**
- * `walpurge run --role listener --config <file>`, its output to `logFile`. BENCH_NODE_ARGS (split on
+ * `walpurge run --role <role> --config <file>`, its output to `logFile`. BENCH_NODE_ARGS (split on
  * spaces) go to node before the script, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the
- * listener (node refuses --cpu-prof in NODE_OPTIONS).
+ * process (node refuses --cpu-prof in NODE_OPTIONS).
  */
-export function startWalpurgeListener(configFile: string, logFile: string): ListenerProcess {
+export function startWalpurge(role: Role, configFile: string, logFile: string): WalpurgeProcess {
   const nodeArgs = (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter((arg) => arg !== '');
   const child = spawn(
     process.execPath,
-    [...nodeArgs, cliMain, 'run', '--role', 'listener', '--config', configFile],
+    [...nodeArgs, cliMain, 'run', '--role', role, '--config', configFile],
     {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
