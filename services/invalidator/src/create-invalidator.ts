@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Kafka, Producer } from 'kafkajs';
+import kafkajs, { type Kafka, type Producer } from 'kafkajs';
 import {
   CdnConfig,
   ConfigError,
@@ -274,7 +274,12 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
       const topicOptions = { logger, registry: options.registry, verdicts: new Map<string, string>() };
       await ensureTopics(kafka, config.kafka, topicOptions);
       durabilityWatch = watchWalpurgeTopics(kafka, config.kafka, topicOptions);
-      producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      producer = kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        // kafkajs 2's default, named so that it does not warn about it at every start.
+        createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+      });
       await producer.connect();
       deadLetterTopic = new DeadLetterQueue({
         producer,

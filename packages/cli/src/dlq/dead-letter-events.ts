@@ -4,7 +4,7 @@ import { errorMessage } from '@walpurge/core';
 import { deadLetterHeaders, matchedRuleNames, type DeadLetterSelection } from '@walpurge/invalidator';
 import { decodeAnyChangeEvent, qualifiedTable, type ChangeEvent } from '@walpurge/protocol';
 import { cdnSupportsPrefixes, compileRules, type CompiledRules } from '@walpurge/rules';
-import type { IHeaders, KafkaMessage } from 'kafkajs';
+import kafkajs, { type IHeaders, type KafkaMessage } from 'kafkajs';
 import { kafkaClient } from '../status/kafka-status.js';
 import { connectKafka } from '../live/connection-errors.js';
 import { selects, type DeadLetterEntry } from './dead-letter-entry.js';
@@ -168,7 +168,13 @@ export async function redriveTopicDeadLetters(
   progress: (done: number, total: number) => void,
 ): Promise<number> {
   if (letters.length === 0) return 0;
-  const producer = kafkaClient(config, 'dlq-redrive').producer({ idempotent: true, maxInFlightRequests: 1 });
+  const producer = kafkaClient(config, 'dlq-redrive').producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    // The listener's partitioner (kafkajs 2's default, named so that it does not warn): a redriven
+    // event lands in its row's partition, behind the row's earlier changes.
+    createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+  });
   await connectKafka(producer, config.brokers);
   let done = 0;
   try {
