@@ -4,7 +4,7 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  * Files that load the whole machine for minutes: the short soak runs its own PostgreSQL, three Kafka
  * brokers and seven walpurge processes (about 4 minutes). Beside it, other files' deadlines fail on a
  * 2-core machine (seen: a unit test's process spawns past 20 s), and its own verdicts are timed.
- * Started after every other file has started, it shares the machine with one last file at most.
+ * Started after every other file has started, it shares the machine only with the last ones to end.
  */
 const HEAVY_FILES = ['test/soak/soak.int.test.ts'];
 
