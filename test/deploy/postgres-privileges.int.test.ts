@@ -180,13 +180,16 @@ describe('deploy/compose/postgres-init.sql: the walpurge role of docs/deployment
       const exited = runCli(['run', '--config', configFile, '--role', 'all', '--http-port', '0'], cli);
       try {
         // Wait for the listener to stream its slot, so the update below is after the slot's start.
+        // A slot is active from the start of its creation, which waits for every transaction then
+        // running on the server (other test files' too) before it has its start point: until then
+        // confirmed_flush_lsn is null, and a change committed meanwhile is before the slot's start.
         const streaming = async (): Promise<boolean> =>
           withClient(database.url, async (client) => {
-            const { rows } = await client.query<{ active: boolean }>(
-              'SELECT active FROM pg_replication_slots WHERE slot_name = $1',
+            const { rows } = await client.query<{ active: boolean; started: boolean }>(
+              'SELECT active, confirmed_flush_lsn IS NOT NULL AS started FROM pg_replication_slots WHERE slot_name = $1',
               [runSlot],
             );
-            return rows[0]?.active === true;
+            return rows[0]?.active === true && rows[0].started;
           });
         await waitFor(streaming, () => `slot ${runSlot} never became active:\n${cli.output()}`);
         await redis.set(`${prefix}:user:1`, 'cached');
