@@ -16,7 +16,7 @@
  * UPDATE transactions over BENCH_UPDATE_ROWS rows (10,000); BENCH_PARTITIONS (6) for every topic;
  * BENCH_WORKLOADS=inserts,updates picks workloads; BENCH_DEBEZIUM_UNTUNED=1 also runs Debezium on its
  * defaults; BENCH_TIMEOUT_SECONDS (900) bounds each system's run; BENCH_SYSTEMS=walpurge runs only the
- * named systems; BENCH_PRODUCER_THREAD=0 runs the listener with kafka.producerThread: false;
+ * named systems; BENCH_PRODUCER_THREAD=1 runs the listener with kafka.producerThread: true;
  * BENCH_NODE_ARGS go to the listener's node (e.g. --cpu-prof). Uses WALPURGE_TEST_* services when set, else starts local ones (@walpurge/testing).
  * Results also go to test-results/bench-debezium.json.
  */
@@ -50,8 +50,8 @@ const TIMEOUT_SECONDS = envNumber('BENCH_TIMEOUT_SECONDS', 900);
 const UNTUNED = process.env['BENCH_DEBEZIUM_UNTUNED'] === '1';
 /** BENCH_SYSTEMS=walpurge (comma-separated) runs only those systems: for profiling one side, no ratio. */
 const ONLY_SYSTEMS = process.env['BENCH_SYSTEMS']?.split(',').map((s) => s.trim());
-/** BENCH_PRODUCER_THREAD=0: the listener's producer on its main thread (kafka.producerThread: false). */
-const PRODUCER_THREAD = process.env['BENCH_PRODUCER_THREAD'] !== '0';
+/** BENCH_PRODUCER_THREAD=1: the listener's producer in its own thread (kafka.producerThread: true). */
+const PRODUCER_THREAD = process.env['BENCH_PRODUCER_THREAD'] === '1';
 const WORKLOADS = (process.env['BENCH_WORKLOADS'] ?? 'inserts,updates').split(',').map((w) => w.trim());
 const repoRoot = resolve(import.meta.dirname, '../..');
 
@@ -350,7 +350,7 @@ kafka:
   brokers: [${brokers.map((b) => `'${b}'`).join(', ')}]
   topic: ${name}
   partitions: ${PARTITIONS}
-  deadLetterTopic: ${name}.dlq${PRODUCER_THREAD ? '' : '\n  producerThread: false'}
+  deadLetterTopic: ${name}.dlq${PRODUCER_THREAD ? '\n  producerThread: true' : ''}
 http:
   port: 0
   host: 127.0.0.1

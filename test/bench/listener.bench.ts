@@ -41,6 +41,8 @@ const RATE = envNumber('BENCH_RATE', 5000);
 const RATE_SECONDS = envNumber('BENCH_RATE_SECONDS', 20);
 const RATE_TX_ROWS = envNumber('BENCH_RATE_TX_ROWS', 10);
 const PARTITIONS = envNumber('BENCH_PARTITIONS', 6);
+/** BENCH_PRODUCER_THREAD=1: the producer in its own thread (kafka.producerThread: true). */
+const PRODUCER_THREAD = process.env['BENCH_PRODUCER_THREAD'] === '1';
 
 async function main(): Promise<void> {
   const loadBefore = loadLine('before');
@@ -65,7 +67,7 @@ async function main(): Promise<void> {
       heartbeatIntervalMs: 0,
       statusIntervalMs: 1000,
     },
-    kafka: { brokers: kafkaBrokers, topic: slot, partitions: PARTITIONS },
+    kafka: { brokers: kafkaBrokers, topic: slot, partitions: PARTITIONS, producerThread: PRODUCER_THREAD },
   });
 
   // Wraps the real Kafka sink to time each transaction from its commit to Kafka's acknowledgement.
@@ -165,7 +167,7 @@ async function main(): Promise<void> {
     loadAfterThroughput,
     loadAfterCatchUp,
     loadLine('at the end'),
-    `parameters: ${CHANGES} inserts in transactions of ${TX_ROWS} rows, ${PARTITIONS} partitions; then ${RATE} changes/s for ${RATE_SECONDS} s in transactions of ${RATE_TX_ROWS} rows`,
+    `parameters: ${CHANGES} inserts in transactions of ${TX_ROWS} rows, ${PARTITIONS} partitions, producer ${PRODUCER_THREAD ? 'in its own thread' : 'on the main thread'}; then ${RATE} changes/s for ${RATE_SECONDS} s in transactions of ${RATE_TX_ROWS} rows`,
     `throughput: ${rate(CHANGES, throughputSeconds)} changes/s sustained (${CHANGES} changes acknowledged by Kafka ${throughputSeconds.toFixed(2)} s after the first commit; the writer alone took ${writeSeconds.toFixed(2)} s)`,
     `catch-up: ${rate(CHANGES, catchUpSeconds)} changes/s (a backlog of ${CHANGES} changes streamed and acknowledged by Kafka ${catchUpSeconds.toFixed(2)} s after a new listener started, connection and slot setup included)`,
     `latency at ${rate(ticks * RATE_TX_ROWS, rateSeconds)} changes/s (commit → Kafka ack per transaction): ${describeDistribution(distribution(latencies))}`,
