@@ -4,13 +4,13 @@ import { KafkaConfig } from '@walpurge/config';
 import { ErrorCode, type WalpurgeError } from '@walpurge/core';
 import { createKafka } from './kafka-client.js';
 
-// A "broker" that drops every connection at once: a TLS handshake to it is reset, as when a broker
-// restarts, or as when the port speaks no TLS at all.
+// A "broker" that drops every connection once the client's TLS hello arrives (destroyed before it,
+// the client would see a plain ECONNRESET instead): a TLS handshake reset, as when a broker restarts.
 let dropper: net.Server;
 let broker = '';
 
 beforeAll(async () => {
-  dropper = net.createServer((socket) => socket.destroy());
+  dropper = net.createServer((socket) => socket.once('data', () => socket.destroy()));
   await new Promise<void>((resolve) => dropper.listen(0, '127.0.0.1', resolve));
   broker = `127.0.0.1:${(dropper.address() as net.AddressInfo).port}`;
 });

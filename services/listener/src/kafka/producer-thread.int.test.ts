@@ -211,10 +211,11 @@ describe('listener: the Kafka producer in its own thread', () => {
   });
 
   it("relays kafkajs's log lines, and a reset TLS handshake stays an outage once the process has connected", async () => {
-    // A "broker" that drops every connection at once: a TLS handshake to it is reset, as when a
-    // broker restarts. The sink starts its thread only after its own admin connected, so the thread
+    // A "broker" that drops every connection once the client's TLS hello arrives (destroyed before
+    // it, the client would see a plain ECONNRESET instead): a TLS handshake reset, as when a broker
+    // restarts. The sink starts its thread only after its own admin connected, so the thread
     // must count this as an outage (retriable), not as a refusal of the TLS settings (fatal).
-    const dropper = net.createServer((socket) => socket.destroy());
+    const dropper = net.createServer((socket) => socket.once('data', () => socket.destroy()));
     await new Promise<void>((resolve) => dropper.listen(0, '127.0.0.1', resolve));
     const port = (dropper.address() as net.AddressInfo).port;
     const lines: string[] = [];
