@@ -29,6 +29,7 @@ import {
   deleteTopics,
   describeDistribution,
   distribution,
+  envNonNegative,
   envNumber,
   loadLine,
   machineLine,
@@ -44,6 +45,8 @@ const RATE = envNumber('BENCH_RATE', 5000);
 const RATE_SECONDS = envNumber('BENCH_RATE_SECONDS', 20);
 const RATE_TX_ROWS = envNumber('BENCH_RATE_TX_ROWS', 10);
 const PARTITIONS = envNumber('BENCH_PARTITIONS', 6);
+const COALESCE_MS = envNonNegative('BENCH_COALESCE_MS', 10);
+const CONCURRENT_PARTITIONS = envNumber('BENCH_CONCURRENT_PARTITIONS', 4);
 
 async function main(): Promise<void> {
   const loadBefore = loadLine('before');
@@ -77,6 +80,7 @@ async function main(): Promise<void> {
           },
         }
       : {}),
+    invalidator: { coalesceWindowMs: COALESCE_MS, partitionsConsumedConcurrently: CONCURRENT_PARTITIONS },
     redis: { url: redisUrl, keyPrefix: `${name}:` },
     rules: [{ table: 'bench', on: ['insert'], redis: { keys: ['bench:{id}:{t}'] } }],
   });

@@ -3,11 +3,19 @@ import { Kafka, logLevel } from 'kafkajs';
 
 /** A positive number from the environment (benchmark parameter), or the default. */
 export function envNumber(name: string, fallback: number): number {
+  return envBounded(name, fallback, (value) => value > 0, 'a positive number');
+}
+
+/** A number ≥ 0 from the environment (a benchmark parameter where 0 means "off"), or the default. */
+export function envNonNegative(name: string, fallback: number): number {
+  return envBounded(name, fallback, (value) => value >= 0, 'a number ≥ 0');
+}
+
+function envBounded(name: string, fallback: number, accept: (value: number) => boolean, what: string): number {
   const text = process.env[name];
   if (text === undefined || text === '') return fallback;
   const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0)
-    throw new Error(`${name} must be a positive number, got '${text}'`);
+  if (!Number.isFinite(value) || !accept(value)) throw new Error(`${name} must be ${what}, got '${text}'`);
   return value;
 }
 
