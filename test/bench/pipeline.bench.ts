@@ -15,7 +15,9 @@
  * Phase 1 (max): BENCH_CHANGES changes as fast as one writer commits them (transactions of
  * BENCH_TX_ROWS rows); as one writer may be the limit, the same number of changes is then committed
  * while the listener is stopped and the pipeline's catch-up is timed. Phase 2 (fixed rate):
- * BENCH_RATE changes/s for BENCH_RATE_SECONDS in transactions of BENCH_RATE_TX_ROWS rows. Uses WALPURGE_TEST_* services when set, else starts
+ * BENCH_RATE changes/s for BENCH_RATE_SECONDS in transactions of BENCH_RATE_TX_ROWS rows. The
+ * invalidator's BENCH_COALESCE_MS (coalesceWindowMs) and BENCH_CONCURRENT_PARTITIONS
+ * (partitionsConsumedConcurrently) default to walpurge's own defaults. Uses WALPURGE_TEST_* services when set, else starts
  * local ones (@walpurge/testing).
  */
 import pg from 'pg';
@@ -45,8 +47,13 @@ const RATE = envNumber('BENCH_RATE', 5000);
 const RATE_SECONDS = envNumber('BENCH_RATE_SECONDS', 20);
 const RATE_TX_ROWS = envNumber('BENCH_RATE_TX_ROWS', 10);
 const PARTITIONS = envNumber('BENCH_PARTITIONS', 6);
-const COALESCE_MS = envNonNegative('BENCH_COALESCE_MS', 10);
-const CONCURRENT_PARTITIONS = envNumber('BENCH_CONCURRENT_PARTITIONS', 4);
+/** Invalidator settings the run overrides (BENCH_COALESCE_MS, BENCH_CONCURRENT_PARTITIONS); else walpurge's defaults. */
+const INVALIDATOR = {
+  ...(process.env['BENCH_COALESCE_MS'] ? { coalesceWindowMs: envNonNegative('BENCH_COALESCE_MS', 0) } : {}),
+  ...(process.env['BENCH_CONCURRENT_PARTITIONS']
+    ? { partitionsConsumedConcurrently: envNumber('BENCH_CONCURRENT_PARTITIONS', 1) }
+    : {}),
+};
 
 async function main(): Promise<void> {
   const loadBefore = loadLine('before');
@@ -80,7 +87,7 @@ async function main(): Promise<void> {
           },
         }
       : {}),
-    invalidator: { coalesceWindowMs: COALESCE_MS, partitionsConsumedConcurrently: CONCURRENT_PARTITIONS },
+    invalidator: INVALIDATOR,
     redis: { url: redisUrl, keyPrefix: `${name}:` },
     rules: [{ table: 'bench', on: ['insert'], redis: { keys: ['bench:{id}:{t}'] } }],
   });

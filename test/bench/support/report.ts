@@ -11,7 +11,12 @@ export function envNonNegative(name: string, fallback: number): number {
   return envBounded(name, fallback, (value) => value >= 0, 'a number ≥ 0');
 }
 
-function envBounded(name: string, fallback: number, accept: (value: number) => boolean, what: string): number {
+function envBounded(
+  name: string,
+  fallback: number,
+  accept: (value: number) => boolean,
+  what: string,
+): number {
   const text = process.env[name];
   if (text === undefined || text === '') return fallback;
   const value = Number(text);

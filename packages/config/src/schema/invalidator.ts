@@ -3,10 +3,12 @@ import { milliseconds, positiveInt } from './common.js';
 
 /** How the invalidator batches, retries and drains. Defaults favour low latency over throughput. */
 export const InvalidatorConfig = z.strictObject({
+  // 0 by default: a timed window is paid once per round of partitions (kafkajs fetches again only
+  // when every partition of a fetch is done), and 10 ms made the p50 at 5,000 changes/s 30 ms.
   coalesceWindowMs: milliseconds
-    .default(10)
+    .default(0)
     .describe(
-      'Collect events for at most this long before purging, so the same key purged by many events is sent once.',
+      'Collect events for at most this long before purging, so the same key purged by many events is sent once. 0 merges only what arrives together (the partitions of one fetch) and adds no wait; a window adds up to itself per round of partitions to every change.',
     ),
   maxBatchEvents: positiveInt
     .default(1000)

@@ -1,7 +1,6 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { InvalidatorConfig, KafkaConfig } from '@walpurge/config';
 import { activeTracer, isRetriable, type Logger } from '@walpurge/core';
-import { commitBatchOffset } from '@walpurge/kafka';
 import { decodeAnyChangeEvent, type ChangeEvent } from '@walpurge/protocol';
 import { isCdnQueueError } from '../cdn-lane/cdn-queue.js';
 import type { InvalidatorMetrics } from '../metrics.js';
@@ -10,6 +9,7 @@ import { isolatePoison } from '../pipeline/isolate-poison.js';
 import { chunk } from '../targets/redis/slot-groups.js';
 import { rememberOrigin } from '../tracing/batch-links.js';
 import type { DeadLetterQueue } from './dead-letter.js';
+import { PipelinedCommits } from './pipelined-commits.js';
 
 /** kafkajs's (and Kafka's) default share of one partition in a fetch. */
 const MAX_PARTITION_FETCH_BYTES = 1024 * 1024;
@@ -32,7 +32,8 @@ export interface ChangeConsumerOptions {
  * The consumer group loop. Per partition, messages are handled in offset order in chunks of at most
  * `maxBatchEvents`; a chunk's offset is committed only after all its purges (and dead-letter sends)
  * succeeded. A failing target therefore stalls the partition — backpressure — and nothing past the
- * failure is committed; after a crash the group replays from the last commit.
+ * failure is committed; after a crash the group replays from the last commit. The commit itself is
+ * not awaited before the next chunk or fetch (PipelinedCommits); a graceful stop waits for it.
  */
 export class ChangeConsumer {
   private readonly consumer: Consumer;
@@ -40,6 +41,7 @@ export class ChangeConsumer {
   private readonly heartbeatMs: number;
   /** Tracing on: each event's record trace context is kept for its batch span's links. */
   private readonly tracing = activeTracer('@walpurge/invalidator') !== undefined;
+  private readonly commits = new PipelinedCommits();
 
   constructor(private readonly options: ChangeConsumerOptions) {
     const { sessionTimeoutMs } = options.invalidatorConfig;
@@ -60,6 +62,7 @@ export class ChangeConsumer {
     const { GROUP_JOIN, CRASH, STOP, DISCONNECT } = this.consumer.events;
     this.consumer.on(GROUP_JOIN, (event) => {
       this.joined = true;
+      this.commits.rejoined();
       options.logger.info(
         { memberId: event.payload.memberId, assignment: event.payload.memberAssignment },
         'joined the consumer group',
@@ -89,9 +92,23 @@ export class ChangeConsumer {
     });
   }
 
-  /** Waits for the in-flight batch to finish and commit (kafkajs stops between batches), then leaves the group. */
+  /**
+   * Waits for the in-flight batch to finish and its commits (kafkajs stops between batches, and
+   * eachBatch drains the commits once kafkajs stops running), then leaves the group.
+   */
   async stop(): Promise<void> {
+    await this.drainCommits();
     await this.consumer.disconnect();
+  }
+
+  private async drainCommits(): Promise<void> {
+    const error = await this.commits.drain();
+    if (error !== undefined) {
+      this.options.logger.warn(
+        { err: error },
+        'the last purged offsets could not be committed before stopping; those events will be purged again after the restart',
+      );
+    }
   }
 
   private async eachBatch(payload: EachBatchPayload): Promise<void> {
@@ -102,6 +119,8 @@ export class ChangeConsumer {
     try {
       for (const messages of chunk(batch.messages, this.options.invalidatorConfig.maxBatchEvents)) {
         if (!isRunning() || isStale()) return;
+        // A commit of an earlier chunk failed: leave eachBatch as an awaited commit would have.
+        this.commits.throwIfFailed();
         const source = { topic: batch.topic, partition: batch.partition };
         const events: ChangeEvent[] = [];
         const eventMessages: KafkaMessage[] = [];
@@ -120,20 +139,24 @@ export class ChangeConsumer {
         await this.purge(source, events, eventMessages);
         const last = (messages[messages.length - 1] as KafkaMessage).offset;
         const next = (BigInt(last) + 1n).toString();
-        await commitBatchOffset(payload, next);
-        // Resolved only once committed: a commit that fails (and is not a rebalance) makes kafkajs
-        // fetch again from the resolved offset, so this chunk is delivered, purged and committed again.
+        // Purged: kafkajs may fetch past it, and its offset is committed in the background.
         resolveOffset(last);
+        this.commits.commit(payload, next);
         const lag = BigInt(batch.highWatermark) - BigInt(next);
         this.options.metrics.consumerLag.set(
           { topic: batch.topic, partition: String(batch.partition) },
           Number(lag > 0n ? lag : 0n),
         );
-        logger.debug({ partition: batch.partition, offset: next, events: events.length }, 'committed');
+        logger.debug(
+          { partition: batch.partition, offset: next, events: events.length },
+          'purged; committing',
+        );
         await heartbeat().catch(() => undefined);
       }
     } finally {
       clearInterval(beat);
+      // kafkajs is stopping: it leaves the group once eachBatch returns, so commit what was purged first.
+      if (!isRunning()) await this.drainCommits();
     }
   }
 

@@ -43,6 +43,18 @@ describe('Coalescer', () => {
     expect(settled).toBe(2);
   });
 
+  it('with a 0 ms window, merges what is submitted in the same turn and nothing later', async () => {
+    const runs: number[][] = [];
+    const coalescer = new Coalescer(
+      async (events) => void runs.push(events.map((e) => e.key?.['id'] as number)),
+      0,
+      1000,
+    );
+    await Promise.all([coalescer.submit([ev(1)]), coalescer.submit([ev(2), ev(3)])]);
+    await coalescer.submit([ev(4)]);
+    expect(runs).toEqual([[1, 2, 3], [4]]);
+  });
+
   it('flushes at maxEvents without waiting for the window', async () => {
     const runs: number[] = [];
     const coalescer = new Coalescer(async (events) => void runs.push(events.length), 60_000, 3);
