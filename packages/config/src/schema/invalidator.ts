@@ -20,9 +20,13 @@ export const InvalidatorConfig = z.strictObject({
     .describe(
       "Memory budget of a Kafka invalidator: most bytes of change events one fetch from the brokers brings in (each partition's share at most 1 MiB, or this when smaller). An event larger than this is still fetched, alone, so nothing stalls. The heap holds a few times this (decoded events, purge plans).",
     ),
+  // Above the partitions a process holds: kafkajs fetches again only when every partition of a
+  // fetch is done, and partitions beyond this limit wait for a second round (4 of 6 cost latency).
   partitionsConsumedConcurrently: positiveInt
-    .default(4)
-    .describe('Kafka partitions processed in parallel (order is kept within each partition).'),
+    .default(16)
+    .describe(
+      'Kafka partitions processed in parallel (order is kept within each partition). Keep it at least the partitions one process holds: the rest of a fetch waits for a second round.',
+    ),
   retryInitialMs: milliseconds
     .default(100)
     .describe('First delay before retrying a failed purge; doubles up to retryMaxMs, with jitter.'),
