@@ -76,7 +76,11 @@ async function main(): Promise<void> {
   const timedSink = (registry: Registry): ListenerSink => {
     const kafka = createKafkaSink({ config: config.kafka!, logger, registry });
     return {
+      // What the listener asks of the real sink is forwarded: how many calls it takes in flight
+      // and how it weighs events against the memory budget.
       preservesCallOrder: true,
+      maxCallsInFlight: kafka.maxCallsInFlight,
+      eventBytes: (event, traced) => kafka.eventBytes(event, traced),
       connect: () => kafka.connect(),
       close: () => kafka.close(),
       async publish(events: readonly ChangeEvent[], signal?: AbortSignal) {

@@ -17,7 +17,7 @@ import {
   type Registry,
   type Service,
 } from '@walpurge/core';
-import { formatLsn, type ChangeSink } from '@walpurge/protocol';
+import { formatLsn, type ChangeEvent, type ChangeSink } from '@walpurge/protocol';
 import { createKafkaSink } from './kafka/kafka-sink.js';
 import {
   clearStreamingGauges,
@@ -29,6 +29,7 @@ import { classifyPgError } from './setup/pg-errors.js';
 import { prepareDatabase, type PreparedDatabase } from './setup/prepare.js';
 import { parseTableName, tablesToPublish, type TableName } from './setup/table-names.js';
 import { HistoryRecorder } from './stream/history-recorder.js';
+import { decodedEventBytes } from './stream/pending-bytes.js';
 import { ReplicationSession } from './stream/replication-session.js';
 import { SlotMonitor } from './stream/slot-monitor.js';
 
@@ -42,6 +43,12 @@ export interface ListenerSink extends ChangeSink {
    * takes many more: with one call per transaction, this caps the transactions one request carries.
    */
   readonly maxCallsInFlight?: number;
+  /**
+   * What one event weighs against `database.maxPendingBytes` while this sink holds it (`traced`:
+   * with tracing on). Default: decodedEventBytes, its JSON length without encoding it. The Kafka
+   * sink weighs the record it will send (encoded once, reused when sending).
+   */
+  eventBytes?(event: ChangeEvent, traced: boolean): number;
   connect?(): Promise<void>;
   close?(): Promise<void>;
 }
@@ -269,6 +276,7 @@ class WalpurgeListener implements Listener {
           batchSize: this.tuning.batchSize,
           maxPendingEvents: Math.max(this.tuning.maxPendingEvents, this.tuning.batchSize * 2),
           maxPendingBytes: this.database.maxPendingBytes,
+          eventBytes: sink.eventBytes?.bind(sink) ?? decodedEventBytes,
           statusIntervalMs: this.database.statusIntervalMs,
           deadAfterIntervals: this.database.deadAfterIntervals,
           drainTimeoutMs: this.tuning.drainTimeoutMs,

@@ -52,6 +52,8 @@ async function main(): Promise<void> {
       : { publish: () => new Promise((resolve) => setTimeout(resolve, DISCARD_DELAY_MS)) };
   const sink: ListenerSink = {
     preservesCallOrder: inner.preservesCallOrder,
+    ...(inner.maxCallsInFlight === undefined ? {} : { maxCallsInFlight: inner.maxCallsInFlight }),
+    ...(inner.eventBytes ? { eventBytes: inner.eventBytes.bind(inner) } : {}),
     connect: () => inner.connect?.() ?? Promise.resolve(),
     close: () => inner.close?.() ?? Promise.resolve(),
     async publish(events: readonly ChangeEvent[], signal?: AbortSignal) {

@@ -20,6 +20,7 @@ import {
   type EnsureTopicsOptions,
   type TopicConfigReader,
 } from '@walpurge/kafka';
+import { pendingEventBytes } from '../stream/pending-bytes.js';
 import { fitMessage, fitsBatch } from './message-size.js';
 import { listenerProducerConfig } from './producer-settings.js';
 import { ThreadProducer, type SinkProducer } from './producer-thread.js';
@@ -56,6 +57,8 @@ export interface KafkaSink extends ChangeSink {
   readonly maxCallsInFlight: number;
   /** The size limit in force (from the config or the option), for logs and tests. */
   readonly maxMessageBytes: number;
+  /** The event's record size, encoded once and reused when it is sent (see pendingEventBytes). */
+  eventBytes(event: ChangeEvent, traced: boolean): number;
   /**
    * Creates the topic when missing and connects the producer; idempotent, retried by callers. Also
    * ends the refusal that follows a failed publish: call it before replaying.
@@ -356,6 +359,7 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
     preservesCallOrder: true,
     maxCallsInFlight: MAX_CALLS_IN_FLIGHT,
     maxMessageBytes: maxBytes,
+    eventBytes: pendingEventBytes,
     async connect() {
       if (closed) throw new WalpurgeError(ErrorCode.Aborted, 'Kafka sink is closed');
       failure = undefined;

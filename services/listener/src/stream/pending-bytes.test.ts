@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { kafkaRecordBytes, type ChangeEvent } from '@walpurge/protocol';
 import { toKafkaMessage } from '../kafka/message-size.js';
-import { chunkByteLimit, pendingEventBytes } from './pending-bytes.js';
+import { chunkByteLimit, decodedEventBytes, pendingEventBytes } from './pending-bytes.js';
 
 const event = (after: Record<string, unknown>): ChangeEvent => ({
   v: 1,
@@ -54,5 +54,32 @@ describe('pendingEventBytes', () => {
   it('flushes chunks at a quarter of the budget, at least every event', () => {
     expect(chunkByteLimit(64 * 1024 * 1024)).toBe(16 * 1024 * 1024);
     expect(chunkByteLimit(3)).toBe(1);
+  });
+});
+
+describe('decodedEventBytes (sinks that never encode the event)', () => {
+  it('is within 25% of the Kafka record for ASCII rows, and grows with them', () => {
+    for (const after of [
+      { name: 'ada', email: 'ada@example.com', score: 12.5 },
+      { body: 'x'.repeat(100_000) },
+      { doc: { tags: ['a', 'b'], nested: { depth: 2, on: true } } },
+    ]) {
+      const row = event(after);
+      const record = pendingEventBytes(row);
+      expect(Math.abs(decodedEventBytes(row) - record) / record).toBeLessThan(0.25);
+    }
+    expect(decodedEventBytes(event({ body: 'x'.repeat(100_000) }))).toBeGreaterThan(100_000);
+  });
+
+  it('counts characters, as the heap holds them, where the record counts UTF-8 bytes', () => {
+    const accented = event({ body: 'é'.repeat(100_000) });
+    expect(decodedEventBytes(accented)).toBeGreaterThan(100_000);
+    expect(decodedEventBytes(accented)).toBeLessThan(pendingEventBytes(accented));
+  });
+
+  it('never throws: a json value nested deeper than the stack counts as a large event', () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 200_000; i += 1) deep = [deep];
+    expect(decodedEventBytes(event({ doc: deep }))).toBeGreaterThanOrEqual(1024 * 1024);
   });
 });

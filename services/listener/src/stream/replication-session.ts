@@ -18,7 +18,7 @@ import type { SessionMetrics } from '../metrics.js';
 import type { PreparedDatabase } from '../setup/prepare.js';
 import { RelationCatalog } from '../setup/relation-catalog.js';
 import { AckPipeline } from './ack-pipeline.js';
-import { chunkByteLimit, pendingEventBytes } from './pending-bytes.js';
+import { chunkByteLimit } from './pending-bytes.js';
 import { assertSupportedLibrary, replicationSocket, type ReplicationSocket } from './replication-socket.js';
 import { SilenceWatchdog } from './silence-watchdog.js';
 import { pgConnectionOptions, type DatabaseConnection } from '@walpurge/config';
@@ -35,8 +35,10 @@ export interface SessionOptions {
   maxConcurrentPublishes: number;
   batchSize: number;
   maxPendingEvents: number;
-  /** Encoded bytes of pending events at which reading pauses (resumes below half). */
+  /** Bytes of pending events (as `eventBytes` weighs them) at which reading pauses (resumes below half). */
   maxPendingBytes: number;
+  /** What one event weighs against maxPendingBytes (`traced`: tracing adds a header); see ListenerSink. */
+  eventBytes(event: ChangeEvent, traced: boolean): number;
   statusIntervalMs: number;
   /** Silent status intervals after which the connection counts as dead (see SilenceWatchdog). */
   deadAfterIntervals: number;
@@ -322,7 +324,7 @@ export class ReplicationSession {
         this.transactions?.changed(output.events);
         for (const event of output.events) {
           this.chunk.push(event);
-          this.chunkBytes += pendingEventBytes(event, this.transactions !== undefined);
+          this.chunkBytes += this.options.eventBytes(event, this.transactions !== undefined);
           const label = `${event.source.schema}.${event.source.table}\u0000${event.op}`;
           this.eventCounts.set(label, (this.eventCounts.get(label) ?? 0) + 1);
           if (
