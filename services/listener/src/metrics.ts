@@ -157,7 +157,7 @@ export function createListenerMetrics(registry: Registry) {
     }),
     pendingBytes: slotGauge(registry, {
       name: 'walpurge_listener_pending_bytes',
-      help: 'Encoded size of the decoded events not yet acknowledged by the sink (bounded by database.maxPendingBytes).',
+      help: 'Size of the decoded events not yet acknowledged by the sink, as database.maxPendingBytes counts it (Kafka: record bytes; inline: JSON length).',
     }),
   };
 }

@@ -48,7 +48,7 @@ const DatabaseFields = z.strictObject({
   maxPendingBytes: positiveInt
     .default(64 * 1024 * 1024)
     .describe(
-      'Memory budget of the listener: encoded size (Kafka record bytes) of decoded events not yet acknowledged by the sink. Reading the replication stream pauses at it and resumes below half of it; the heap holds a few times this.',
+      'Memory budget of the listener: size of the decoded events not yet acknowledged by the sink (with Kafka, their record bytes; inline, the length of their JSON). Reading the replication stream pauses at it and resumes below half of it; the heap holds a few times this.',
     ),
   failoverSlot: z
     .boolean()
