@@ -54,15 +54,19 @@ interface Collector {
   unknown: Array<Omit<UnknownValue, 'fallbackUsed' | 'detail'>>;
   /** Old-side renders that failed in a rule with `oldValues: ignore-missing`. */
   ignored: Array<Omit<UnknownValue, 'fallbackUsed' | 'detail'>>;
-  /** Redis keys by the side of the row they were rendered from (current: new, or old for a delete). */
-  keySides: { current: Set<string>; old: Set<string> };
+  /**
+   * Redis keys by the side of the row they were rendered from (current: new, or old for a delete).
+   * Only updates have an old side, so other operations skip the bookkeeping (two Sets per rule and
+   * event showed in the invalidator's profile).
+   */
+  keySides: { current: Set<string>; old: Set<string> } | undefined;
 }
 
-const newCollector = (targets: PurgeTargets): Collector => ({
+const newCollector = (targets: PurgeTargets, event: ChangeEvent): Collector => ({
   targets,
   unknown: [],
   ignored: [],
-  keySides: { current: new Set(), old: new Set() },
+  keySides: event.op === 'u' ? { current: new Set(), old: new Set() } : undefined,
 });
 
 export type PlanOptions = TruncateOptions;
@@ -101,7 +105,7 @@ function renderRowChange(
     const isKey = template.kind === 'redis.keys';
     const result = renderTemplate(template, event, primarySide);
     if (result.ok) addEntry(out.targets, template, result.text);
-    if (result.ok && isKey) out.keySides.current.add(result.text);
+    if (result.ok && isKey) out.keySides?.current.add(result.text);
     else if ('unknown' in result) {
       out.unknown.push({
         rule: rule.name,
@@ -113,7 +117,7 @@ function renderRowChange(
     if (event.op === 'u' && hasRowFields(template)) {
       const previous = renderTemplate(template, event, 'old');
       if (previous.ok) addEntry(out.targets, template, previous.text);
-      if (previous.ok && isKey) out.keySides.old.add(previous.text);
+      if (previous.ok && isKey) out.keySides?.old.add(previous.text);
       else if ('unknown' in previous && previous.unknown.reason !== 'unchanged-toast') {
         const entry = {
           rule: rule.name,
@@ -171,6 +175,14 @@ function render(
   else renderRowChange(rule, templates, event, out);
 }
 
+function reportUnknown(
+  unknown: UnknownValue[],
+  entry: Collector['unknown'][number],
+  fallbackUsed: boolean,
+): void {
+  unknown.push({ ...entry, fallbackUsed, detail: describeUnknownValue({ ...entry, fallbackUsed }) });
+}
+
 /** Applies one rule to one event. Pure: the same event always yields the same plan. */
 export function planRule(
   rule: CompiledRule,
@@ -179,42 +191,41 @@ export function planRule(
   unknown: UnknownValue[],
   options: PlanOptions = {},
 ): RuleOutcome {
-  const base = { rule: rule.name, index: rule.index };
   if (!rule.operations.has(event.op)) {
     return {
-      ...base,
+      rule: rule.name,
+      index: rule.index,
       purged: false,
       reason: `${opNames[event.op]} is not in on: [${rule.source.on.join(', ')}]`,
     };
   }
   if (event.op === 'u' && rule.changed && !rule.changed.some((column) => columnChanged(event, column))) {
     return {
-      ...base,
+      rule: rule.name,
+      index: rule.index,
       purged: false,
       reason: `update changed none of when.changed: [${rule.changed.join(', ')}]`,
     };
   }
-  const primary = newCollector(targets);
+  const primary = newCollector(targets, event);
   render(rule, rule.templates, event, primary, options);
   const fallbackUsed = primary.unknown.length > 0 && rule.fallback.length > 0;
-  const report = (entry: Collector['unknown'][number], used: boolean): void => {
-    unknown.push({
-      ...entry,
-      fallbackUsed: used,
-      detail: describeUnknownValue({ ...entry, fallbackUsed: used }),
-    });
-  };
-  for (const entry of primary.unknown) report(entry, fallbackUsed);
+  for (const entry of primary.unknown) reportUnknown(unknown, entry, fallbackUsed);
   if (fallbackUsed) {
-    const fallback = newCollector(targets);
+    const fallback = newCollector(targets, event);
     render(rule, rule.fallback, event, fallback, options);
-    for (const entry of fallback.unknown) report(entry, false);
-    for (const key of fallback.keySides.current) primary.keySides.current.add(key);
-    for (const key of fallback.keySides.old) primary.keySides.old.add(key);
+    for (const entry of fallback.unknown) reportUnknown(unknown, entry, false);
+    if (primary.keySides && fallback.keySides) {
+      for (const key of fallback.keySides.current) primary.keySides.current.add(key);
+      for (const key of fallback.keySides.old) primary.keySides.old.add(key);
+    }
   }
-  const outcome: RuleOutcome = { ...base, purged: true };
-  const oldSideKeys = [...primary.keySides.old].filter((key) => !primary.keySides.current.has(key));
-  if (oldSideKeys.length > 0) outcome.oldSideKeys = oldSideKeys;
+  const outcome: RuleOutcome = { rule: rule.name, index: rule.index, purged: true };
+  const sides = primary.keySides;
+  if (sides && sides.old.size > 0) {
+    const oldSideKeys = [...sides.old].filter((key) => !sides.current.has(key));
+    if (oldSideKeys.length > 0) outcome.oldSideKeys = oldSideKeys;
+  }
   if (primary.ignored.length > 0)
     outcome.ignoredOldValues = primary.ignored.map(({ path, template, column }) => ({
       path,
@@ -231,8 +242,9 @@ export function planForRules(
 ): PurgePlan {
   const targets = emptyTargets();
   const unknown: UnknownValue[] = [];
-  const outcomes = rules.map((rule) => planRule(rule, event, targets, unknown, options));
-  const plan: PurgePlan = { ...targets, rules: outcomes };
+  const outcomes: RuleOutcome[] = [];
+  for (const rule of rules) outcomes.push(planRule(rule, event, targets, unknown, options));
+  const plan: PurgePlan = { redis: targets.redis, cdn: targets.cdn, rules: outcomes };
   if (unknown.length > 0) plan.unknown = unknown;
   if (isEmptyTargets(targets)) {
     if (outcomes.length === 0) plan.skipped = `no rule for table ${qualifiedTable(event)}`;
