@@ -8,9 +8,9 @@ import type { EachBatchPayload } from 'kafkajs';
  * When that broker restarts and the group's coordinator moves, it answers "not the correct
  * coordinator" to every retry, and the partition's purges stop until the member is evicted. Here the
  * error leaves eachBatch instead: kafkajs then finds the new coordinator and rejoins, and the batch
- * is delivered again from the last committed offset (purges are idempotent). Called from outside
- * eachBatch (a commit pipelined behind the next chunk), it must not swallow its error: the caller
- * carries it into the next eachBatch.
+ * is delivered again from the last committed offset (purges are idempotent). Resolve the batch's
+ * offset only after this returns: on any other failure kafkajs fetches again from the last resolved
+ * offset, and the chunk must come back to be committed.
  */
 export async function commitBatchOffset(
   payload: Pick<EachBatchPayload, 'batch' | 'commitOffsetsIfNecessary'>,

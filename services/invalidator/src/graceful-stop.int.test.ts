@@ -1,8 +1,7 @@
 /**
- * Offsets are committed off the fetch path (the next chunk does not wait for the previous chunk's
- * commit), so a graceful stop must still commit everything purged before it leaves the group, and
- * nothing more: otherwise the next start purges it again (harmless) or, worse, a lost commit would
- * hide a purge that never happened.
+ * A graceful stop commits everything purged before it leaves the group, and nothing more: a stop
+ * begun while the last chunk is being purged must still commit it, or the next start purges it
+ * again (harmless, but a stop that loses commits could as well lose track of a purge).
  */
 import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';

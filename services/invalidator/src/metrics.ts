@@ -90,8 +90,14 @@ export function createInvalidatorMetrics(registry: Registry) {
     }),
     consumerLag: new Gauge({
       name: 'walpurge_invalidator_consumer_lag_messages',
-      help: 'Messages behind the partition high watermark after the last processed batch.',
+      help: 'Messages behind the partition high watermark: after each processed batch, and from the brokers every stallTimeoutMs / 5 (so a consumer that stopped fetching still shows its lag).',
       labelNames: ['topic', 'partition'],
+      registers,
+    }),
+    consumerStalls: new Counter({
+      name: 'walpurge_invalidator_consumer_stalls_total',
+      help: 'Times the Kafka consumer was found fetching nothing while its partitions had changes waiting (invalidator.stallTimeoutMs), and was restarted.',
+      labelNames: ['topic'],
       registers,
     }),
     sweepDuration: new Histogram({

@@ -229,6 +229,27 @@ describe('alert rules under Prometheus’ rule engine (promtool)', () => {
     );
   });
 
+  it('WalpurgeConsumerStalled fires once per topic on a restarted stalled consumer, then clears', async () => {
+    const stalls = (pod: string, values: string): ReturnType<typeof series> =>
+      series(
+        'walpurge_invalidator_consumer_stalls_total',
+        { ...target('walpurge', pod, 'invalidator'), topic: 'changes' },
+        values,
+      );
+    const firing = {
+      labels: { ...shop, app_kubernetes_io_instance: 'walpurge', topic: 'changes', severity: 'warning' },
+    };
+    await expectAlerts(
+      'consumer-stalled',
+      [stalls('walpurge-invalidator-a', '0x5 1x40'), stalls('walpurge-invalidator-b', '0x45')],
+      [
+        { alertname: 'WalpurgeConsumerStalled', evalTime: '4m', expected: [] },
+        { alertname: 'WalpurgeConsumerStalled', evalTime: '8m', expected: [firing] },
+        { alertname: 'WalpurgeConsumerStalled', evalTime: '30m', expected: [] },
+      ],
+    );
+  });
+
   it('WalpurgeStaleEntryConfirmed fires on the first confirmed SDK inconsistency (its series starts at 0)', async () => {
     // The observer creates each rule x timescale x writer series at 0 when it starts
     // (initInconsistentSeries): the first inconsistency is then an increase, not a new series.

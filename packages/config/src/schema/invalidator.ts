@@ -38,6 +38,14 @@ export const InvalidatorConfig = z.strictObject({
     .describe(
       'On shutdown, how long an in-flight batch may take to finish (and be committed) before it is abandoned uncommitted and replayed later.',
     ),
+  stallTimeoutMs: z
+    .number()
+    .int()
+    .min(1_000)
+    .default(15_000)
+    .describe(
+      'A held partition behind its high watermark this long with no batch of it started (and none in progress) counts as a stalled consumer: it is logged, counted (walpurge_invalidator_consumer_stalls_total) and the consumer is restarted. A slow or failing purge target is not a stall (its batch is in progress).',
+    ),
   sessionTimeoutMs: z
     .number()
     .int()

@@ -1,6 +1,7 @@
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { InvalidatorConfig, KafkaConfig } from '@walpurge/config';
 import { activeTracer, isRetriable, type Logger } from '@walpurge/core';
+import { commitBatchOffset } from '@walpurge/kafka';
 import { decodeAnyChangeEvent, type ChangeEvent } from '@walpurge/protocol';
 import { isCdnQueueError } from '../cdn-lane/cdn-queue.js';
 import type { InvalidatorMetrics } from '../metrics.js';
@@ -9,7 +10,7 @@ import { isolatePoison } from '../pipeline/isolate-poison.js';
 import { chunk } from '../targets/redis/slot-groups.js';
 import { rememberOrigin } from '../tracing/batch-links.js';
 import type { DeadLetterQueue } from './dead-letter.js';
-import { PipelinedCommits } from './pipelined-commits.js';
+import { StallWatchdog } from './stall-watchdog.js';
 
 /** kafkajs's (and Kafka's) default share of one partition in a fetch. */
 const MAX_PARTITION_FETCH_BYTES = 1024 * 1024;
@@ -32,21 +33,50 @@ export interface ChangeConsumerOptions {
  * The consumer group loop. Per partition, messages are handled in offset order in chunks of at most
  * `maxBatchEvents`; a chunk's offset is committed only after all its purges (and dead-letter sends)
  * succeeded. A failing target therefore stalls the partition — backpressure — and nothing past the
- * failure is committed; after a crash the group replays from the last commit. The commit itself is
- * not awaited before the next chunk or fetch (PipelinedCommits); a graceful stop waits for it.
+ * failure is committed; after a crash the group replays from the last commit.
  */
 export class ChangeConsumer {
-  private readonly consumer: Consumer;
+  private consumer: Consumer;
   private joined = false;
   private readonly heartbeatMs: number;
   /** Tracing on: each event's record trace context is kept for its batch span's links. */
   private readonly tracing = activeTracer('@walpurge/invalidator') !== undefined;
-  private readonly commits = new PipelinedCommits();
+  /** Partitions of the change topic this member holds (from the last group join). */
+  private assigned: number[] = [];
+  private readonly lastBatchAt = new Map<number, number>();
+  private batchesInProgress = 0;
+  private readonly admin: Admin;
+  private readonly watchdog: StallWatchdog;
+  private restarting: Promise<void> | undefined;
+  private stopping = false;
 
   constructor(private readonly options: ChangeConsumerOptions) {
     const { sessionTimeoutMs } = options.invalidatorConfig;
     this.heartbeatMs = Math.min(3_000, Math.floor(sessionTimeoutMs / 3));
-    this.consumer = options.kafka.consumer({
+    this.consumer = this.createConsumer();
+    this.admin = options.kafka.admin();
+    this.watchdog = new StallWatchdog({
+      admin: this.admin,
+      groupId: options.kafkaConfig.consumerGroup,
+      topic: options.kafkaConfig.topic,
+      stallAfterMs: options.invalidatorConfig.stallTimeoutMs,
+      assigned: () => this.assigned,
+      lastBatchAt: (partition) => this.lastBatchAt.get(partition) ?? 0,
+      busy: () => this.batchesInProgress > 0,
+      onLag: (partition, lag) =>
+        options.metrics.consumerLag.set(
+          { topic: options.kafkaConfig.topic, partition: String(partition) },
+          lag,
+        ),
+      onStall: (stalled) => this.restartStalled(stalled),
+      logger: options.logger,
+    });
+  }
+
+  private createConsumer(): Consumer {
+    const { options } = this;
+    const { sessionTimeoutMs } = options.invalidatorConfig;
+    const consumer = options.kafka.consumer({
       groupId: options.kafkaConfig.consumerGroup,
       // The session timeout bounds how long a crashed member keeps its partitions (kill -9 never
       // leaves the group); heartbeats go at a third of it, as Kafka recommends.
@@ -59,21 +89,27 @@ export class ChangeConsumer {
       maxBytesPerPartition: Math.min(MAX_PARTITION_FETCH_BYTES, options.invalidatorConfig.maxFetchBytes),
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
     });
-    const { GROUP_JOIN, CRASH, STOP, DISCONNECT } = this.consumer.events;
-    this.consumer.on(GROUP_JOIN, (event) => {
+    const { GROUP_JOIN, CRASH, STOP, DISCONNECT } = consumer.events;
+    consumer.on(GROUP_JOIN, (event) => {
       this.joined = true;
-      this.commits.rejoined();
+      this.assigned = [...(event.payload.memberAssignment[options.kafkaConfig.topic] ?? [])];
       options.logger.info(
         { memberId: event.payload.memberId, assignment: event.payload.memberAssignment },
         'joined the consumer group',
       );
     });
-    this.consumer.on(CRASH, (event) => {
-      this.joined = false;
+    consumer.on(CRASH, (event) => {
+      this.left();
       options.logger.error({ err: event.payload.error, restart: event.payload.restart }, 'consumer crashed');
     });
-    this.consumer.on(STOP, () => (this.joined = false));
-    this.consumer.on(DISCONNECT, () => (this.joined = false));
+    consumer.on(STOP, () => this.left());
+    consumer.on(DISCONNECT, () => this.left());
+    return consumer;
+  }
+
+  private left(): void {
+    this.joined = false;
+    this.assigned = [];
   }
 
   isReady(): boolean {
@@ -81,6 +117,12 @@ export class ChangeConsumer {
   }
 
   async start(): Promise<void> {
+    await this.admin.connect();
+    await this.run();
+    this.watchdog.start();
+  }
+
+  private async run(): Promise<void> {
     await this.consumer.connect();
     // A new group starts at the beginning: events produced before the first start are not skipped.
     await this.consumer.subscribe({ topic: this.options.kafkaConfig.topic, fromBeginning: true });
@@ -92,35 +134,52 @@ export class ChangeConsumer {
     });
   }
 
-  /**
-   * Waits for the in-flight batch to finish and its commits (kafkajs stops between batches, and
-   * eachBatch drains the commits once kafkajs stops running), then leaves the group.
-   */
+  /** Waits for the in-flight batch to finish and commit (kafkajs stops between batches), then leaves the group. */
   async stop(): Promise<void> {
-    await this.drainCommits();
+    this.stopping = true;
+    await this.watchdog.stop();
+    await this.restarting;
     await this.consumer.disconnect();
+    await this.admin.disconnect();
   }
 
-  private async drainCommits(): Promise<void> {
-    const error = await this.commits.drain();
-    if (error !== undefined) {
-      this.options.logger.warn(
-        { err: error },
-        'the last purged offsets could not be committed before stopping; those events will be purged again after the restart',
-      );
+  /**
+   * A stalled consumer is replaced by a new one: it leaves the group (committing nothing it did not
+   * purge), and the new member joins, fetches its partitions' metadata afresh and resumes from the
+   * committed offsets. Counted, and logged at error level: purges were late by the stall.
+   */
+  private async restartStalled(
+    stalled: Array<{ partition: number; lag: number; forMs: number }>,
+  ): Promise<void> {
+    if (this.stopping) return;
+    this.options.metrics.consumerStalls.inc({ topic: this.options.kafkaConfig.topic });
+    this.options.logger.error(
+      { stalled, stallTimeoutMs: this.options.invalidatorConfig.stallTimeoutMs },
+      'the consumer stopped fetching partitions that have changes waiting: restarting it (purges of those changes were late)',
+    );
+    this.restarting = (async () => {
+      await this.consumer.disconnect();
+      if (this.stopping) return;
+      this.consumer = this.createConsumer();
+      await this.run();
+    })();
+    try {
+      await this.restarting;
+    } finally {
+      this.restarting = undefined;
     }
   }
 
   private async eachBatch(payload: EachBatchPayload): Promise<void> {
     const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
     const { purgeSignal, logger } = this.options;
+    this.lastBatchAt.set(batch.partition, Date.now());
+    this.batchesInProgress += 1;
     // Purges may be retried for a long time while a target is down: keep the group membership alive.
     const beat = setInterval(() => heartbeat().catch(() => undefined), this.heartbeatMs);
     try {
       for (const messages of chunk(batch.messages, this.options.invalidatorConfig.maxBatchEvents)) {
         if (!isRunning() || isStale()) return;
-        // A commit of an earlier chunk failed: leave eachBatch as an awaited commit would have.
-        this.commits.throwIfFailed();
         const source = { topic: batch.topic, partition: batch.partition };
         const events: ChangeEvent[] = [];
         const eventMessages: KafkaMessage[] = [];
@@ -139,24 +198,21 @@ export class ChangeConsumer {
         await this.purge(source, events, eventMessages);
         const last = (messages[messages.length - 1] as KafkaMessage).offset;
         const next = (BigInt(last) + 1n).toString();
-        // Purged: kafkajs may fetch past it, and its offset is committed in the background.
+        await commitBatchOffset(payload, next);
+        // Resolved only once committed: a commit that fails (and is not a rebalance) makes kafkajs
+        // fetch again from the resolved offset, so this chunk is delivered, purged and committed again.
         resolveOffset(last);
-        this.commits.commit(payload, next);
         const lag = BigInt(batch.highWatermark) - BigInt(next);
         this.options.metrics.consumerLag.set(
           { topic: batch.topic, partition: String(batch.partition) },
           Number(lag > 0n ? lag : 0n),
         );
-        logger.debug(
-          { partition: batch.partition, offset: next, events: events.length },
-          'purged; committing',
-        );
+        logger.debug({ partition: batch.partition, offset: next, events: events.length }, 'committed');
         await heartbeat().catch(() => undefined);
       }
     } finally {
       clearInterval(beat);
-      // kafkajs is stopping: it leaves the group once eachBatch returns, so commit what was purged first.
-      if (!isRunning()) await this.drainCommits();
+      this.batchesInProgress -= 1;
     }
   }
 
