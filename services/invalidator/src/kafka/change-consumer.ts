@@ -1,6 +1,6 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { InvalidatorConfig, KafkaConfig } from '@walpurge/config';
-import { activeTracer, isRetriable, type Logger } from '@walpurge/core';
+import { activeTracer, isRetriable, sleep, type Logger } from '@walpurge/core';
 import { commitBatchOffset } from '@walpurge/kafka';
 import { decodeAnyChangeEvent, type ChangeEvent } from '@walpurge/protocol';
 import { isCdnQueueError } from '../cdn-lane/cdn-queue.js';
@@ -158,10 +158,23 @@ export class ChangeConsumer {
       'the consumer stopped fetching partitions that have changes waiting: restarting it (purges of those changes were late)',
     );
     this.restarting = (async () => {
-      await this.consumer.disconnect();
-      if (this.stopping) return;
-      this.consumer = this.createConsumer();
-      await this.run();
+      // Until a new consumer runs (or the process stops): a restart that fails would otherwise
+      // leave no consumer at all, and no held partitions for the watchdog to find stalled.
+      for (let attempt = 1; !this.stopping; attempt += 1) {
+        try {
+          await this.consumer.disconnect();
+          if (this.stopping) return;
+          this.consumer = this.createConsumer();
+          await this.run();
+          return;
+        } catch (error) {
+          this.options.logger.error(
+            { err: error, attempt },
+            'could not restart the stalled consumer; retrying',
+          );
+          await sleep(Math.min(5_000, 500 * attempt));
+        }
+      }
     })();
     try {
       await this.restarting;
