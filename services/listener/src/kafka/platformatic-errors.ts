@@ -84,7 +84,9 @@ interface Context {
 }
 
 /** SASL verdicts in platformatic's own words (its AuthenticationError), which kafkajs's texts do not cover. */
-function saslFailure(failures: readonly Failure[]): { reason: string; hint: string; verdict: boolean } | undefined {
+function saslFailure(
+  failures: readonly Failure[],
+): { reason: string; hint: string; verdict: boolean } | undefined {
   const ids = kafkaErrorIds(failures);
   const messages = failures.map((failure) => (typeof failure.message === 'string' ? failure.message : ''));
   if (ids.includes('UNSUPPORTED_SASL_MECHANISM') || messages.some((m) => /suitable SASL mechanism/i.test(m)))
@@ -144,7 +146,9 @@ export function classifyPlatformaticError(error: unknown, context: Context): Wal
   // Its metadata request words a missing topic as a UserError of its own, without Kafka's code.
   const unknownTopic =
     ids.includes('UNKNOWN_TOPIC_OR_PARTITION') ||
-    failures.some((failure) => failure.code === 'PLT_KFK_USER' && /^Unknown topic /.test(String(failure.message)));
+    failures.some(
+      (failure) => failure.code === 'PLT_KFK_USER' && /^Unknown topic /.test(String(failure.message)),
+    );
   if (unknownTopic && ids.every((id) => id === 'UNKNOWN_TOPIC_OR_PARTITION')) {
     // The sink creates its topic (or checks it) just before the producer connects: missing then is a
     // broker whose metadata lags (retried); missing at a send means deleted (we never auto-create
@@ -169,7 +173,9 @@ export function classifyPlatformaticError(error: unknown, context: Context): Wal
     });
   // Down, refused, timed out, a leader moving, not enough in-sync replicas: an outage.
   const what =
-    context.phase === 'connect' ? `cannot connect to Kafka (${where})` : 'Kafka did not acknowledge the change events';
+    context.phase === 'connect'
+      ? `cannot connect to Kafka (${where})`
+      : 'Kafka did not acknowledge the change events';
   return new WalpurgeError(ErrorCode.KafkaUnavailable, `${what}: ${detail}`, {
     retriable: true,
     cause: error,

@@ -133,7 +133,10 @@ describe('listener: the platformatic Kafka producer', () => {
     expect(byKey.size).toBe(rows);
     for (const [key, written] of byKey) {
       // versions 1-2 by kafkajs, 3-4 by platformatic: one partition, in order.
-      expect(written.map((record) => record.version), key).toEqual([1, 2, 3, 4]);
+      expect(
+        written.map((record) => record.version),
+        key,
+      ).toEqual([1, 2, 3, 4]);
       expect(new Set(written.map((record) => record.partition)).size, key).toBe(1);
     }
     expect(new Set(records.map((record) => record.partition)).size).toBe(7);
@@ -153,7 +156,11 @@ describe('listener: the platformatic Kafka producer', () => {
       waitForLeaders: true,
     });
     await client.disconnect();
-    const config = KafkaConfig.parse({ brokers: services.kafkaBrokers, topic, producerClient: 'platformatic' });
+    const config = KafkaConfig.parse({
+      brokers: services.kafkaBrokers,
+      topic,
+      producerClient: 'platformatic',
+    });
     const producer = new PlatformaticProducer(config, { tls: false, connectedBefore: false });
     try {
       await producer.connect();
@@ -189,13 +196,19 @@ describe('listener: the platformatic Kafka producer', () => {
     const client = admin();
     await client.connect();
     await client.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
-    const config = KafkaConfig.parse({ brokers: services.kafkaBrokers, topic, producerClient: 'platformatic' });
+    const config = KafkaConfig.parse({
+      brokers: services.kafkaBrokers,
+      topic,
+      producerClient: 'platformatic',
+    });
     const producer = new PlatformaticProducer(config, { tls: false, connectedBefore: false, retries: 2 });
     try {
       await producer.connect();
       await producer.send({ topic, acks: -1, messages: [{ key: 'k', value: 'before' }] });
       await client.deleteTopics({ topics: [topic] });
-      const error = await caught(producer.send({ topic, acks: -1, messages: [{ key: 'k', value: 'after' }] }));
+      const error = await caught(
+        producer.send({ topic, acks: -1, messages: [{ key: 'k', value: 'after' }] }),
+      );
       expect(error.retriable).toBe(false);
       expect(error.code).toBe(ErrorCode.ConfigInvalid);
       expect(error.message).toContain(`Kafka topic "${topic}" does not exist`);
@@ -208,7 +221,11 @@ describe('listener: the platformatic Kafka producer', () => {
 
   it('retries a topic missing at connect (metadata lagging behind its creation)', async () => {
     const topic = uniqueName('missing');
-    const config = KafkaConfig.parse({ brokers: services.kafkaBrokers, topic, producerClient: 'platformatic' });
+    const config = KafkaConfig.parse({
+      brokers: services.kafkaBrokers,
+      topic,
+      producerClient: 'platformatic',
+    });
     const producer = new PlatformaticProducer(config, { tls: false, connectedBefore: false, retries: 2 });
     try {
       const error = await caught(producer.connect());

@@ -53,12 +53,16 @@ function saslOf(sasl: KafkaConfig['sasl']): SASLOptions | undefined {
   if (!sasl) return undefined;
   if (sasl.mechanism === 'oauthbearer')
     // Refused by validate and at start (producerClientProblems): never reached with a loaded config.
-    throw new WalpurgeError(ErrorCode.ConfigInvalid, "producerClient 'platformatic' does not support SASL oauthbearer", {
-      hint: "use producerClient 'kafkajs'",
-    });
-  const mechanism = ({ plain: 'PLAIN', 'scram-sha-256': 'SCRAM-SHA-256', 'scram-sha-512': 'SCRAM-SHA-512' } as const)[
-    sasl.mechanism
-  ];
+    throw new WalpurgeError(
+      ErrorCode.ConfigInvalid,
+      "producerClient 'platformatic' does not support SASL oauthbearer",
+      {
+        hint: "use producerClient 'kafkajs'",
+      },
+    );
+  const mechanism = (
+    { plain: 'PLAIN', 'scram-sha-256': 'SCRAM-SHA-256', 'scram-sha-512': 'SCRAM-SHA-512' } as const
+  )[sasl.mechanism];
   return { mechanism, username: sasl.username, password: sasl.password };
 }
 
@@ -106,11 +110,15 @@ export class PlatformaticProducer implements SinkProducer {
       });
     } catch (error) {
       // Options it refuses (a client id with spaces): the same on every attempt.
-      throw new WalpurgeError(ErrorCode.ConfigInvalid, `the platformatic Kafka producer refused its settings`, {
-        retriable: false,
-        cause: error,
-        hint: "check kafka.clientId, or use producerClient 'kafkajs'",
-      });
+      throw new WalpurgeError(
+        ErrorCode.ConfigInvalid,
+        `the platformatic Kafka producer refused its settings`,
+        {
+          retriable: false,
+          cause: error,
+          hint: "check kafka.clientId, or use producerClient 'kafkajs'",
+        },
+      );
     }
   }
 
