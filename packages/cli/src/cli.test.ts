@@ -275,6 +275,28 @@ describe('walpurge validate (static checks)', () => {
     );
   });
 
+  it("refuses to start the listener with kafka.producerClient 'platformatic' and SASL oauthbearer", async () => {
+    const path = configFile(
+      'platformatic-oauth.yaml',
+      [
+        'transport: kafka',
+        'kafka:',
+        "  brokers: ['127.0.0.1:9']",
+        '  producerClient: platformatic',
+        '  sasl:',
+        '    mechanism: oauthbearer',
+        '    tokenProvider: ./token.mjs',
+        'rules: []',
+        '',
+      ].join('\n'),
+    );
+    const io = captureIo();
+    expect(await runCli(['run', '--role', 'listener', '--config', path], io)).toBe(1);
+    expect(io.err()).toContain(
+      `${path}:4:19: kafka.producerClient: producerClient 'platformatic' does not support SASL oauthbearer`,
+    );
+  });
+
   it('prints problems as JSON with --json', async () => {
     const path = configFile('json.yaml', 'database:\n  url: "x"\n  slots: x\n');
     const io = captureIo();

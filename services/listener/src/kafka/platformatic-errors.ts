@@ -83,31 +83,61 @@ interface Context {
   connectedBefore: boolean;
 }
 
-/** SASL verdicts in platformatic's own words (its AuthenticationError), which kafkajs's texts do not cover. */
-function saslFailure(
+/** The broker closed or dropped the connection (or it timed out) somewhere in the chain. */
+function connectionBroke(failures: readonly Failure[]): boolean {
+  return failures.some(
+    (failure) =>
+      failure.code === 'PLT_KFK_NETWORK' ||
+      failure.code === 'PLT_KFK_TIMEOUT' ||
+      failure.code === 'ECONNRESET' ||
+      failure.code === 'EPIPE',
+  );
+}
+
+const HANDSHAKE_CLOSED = {
+  reason: 'the broker closed the connection during the handshake (TLS or SASL expected?)',
+  hint: "match kafka.ssl and kafka.sasl to the listener's security protocol",
+  verdict: false,
+};
+
+/**
+ * TLS and SASL refusals in platformatic's own words, which kafkajs's texts (securityFailure) do not
+ * cover. Its "SASL authentication failed" and "Cannot find a suitable SASL mechanism" wrap whatever
+ * broke the handshake, a restarting broker included: only Kafka's own error code is a verdict.
+ */
+function platformaticSecurityFailure(
   failures: readonly Failure[],
 ): { reason: string; hint: string; verdict: boolean } | undefined {
   const ids = kafkaErrorIds(failures);
-  const messages = failures.map((failure) => (typeof failure.message === 'string' ? failure.message : ''));
-  if (ids.includes('UNSUPPORTED_SASL_MECHANISM') || messages.some((m) => /suitable SASL mechanism/i.test(m)))
+  if (ids.includes('UNSUPPORTED_SASL_MECHANISM'))
     return {
       reason: 'SASL: the broker does not offer this mechanism',
       hint: "set kafka.sasl.mechanism to one the broker's listener enables (sasl.enabled.mechanisms)",
       verdict: true,
     };
-  if (!messages.some((m) => /SASL authentication failed|Invalid server signature/i.test(m))) return undefined;
-  // Wrapped around a closed connection: the broker dropped us mid-handshake, not a wrong password.
-  if (ids.length === 0 && failures.some((failure) => failure.code === 'PLT_KFK_NETWORK'))
+  const messages = failures.map((failure) => (typeof failure.message === 'string' ? failure.message : ''));
+  const saslFailed = messages.some((m) => /SASL authentication failed|Invalid server signature/i.test(m));
+  if (ids.includes('SASL_AUTHENTICATION_FAILED') || (saslFailed && !connectionBroke(failures)))
     return {
-      reason: 'the broker closed the connection during the handshake (TLS or SASL expected?)',
-      hint: "match kafka.ssl and kafka.sasl to the listener's security protocol",
+      reason: 'SASL: authentication failed (wrong user name or password)',
+      hint: 'check kafka.sasl.username and kafka.sasl.password',
+      verdict: true,
+    };
+  if (messages.some((m) => /TLS handshake failed/i.test(m)))
+    // A listener without TLS resets the connection on our ClientHello.
+    return {
+      reason: 'TLS: the broker closed the connection during the TLS handshake (a listener without TLS?)',
+      hint: 'set kafka.ssl: false for a plaintext listener, or use the TLS listener port',
       verdict: false,
     };
-  return {
-    reason: 'SASL: authentication failed (wrong user name or password)',
-    hint: 'check kafka.sasl.username and kafka.sasl.password',
-    verdict: true,
-  };
+  // Closed between the TCP connect and the end of the handshake (TLS, SASL): a TLS listener that
+  // got our plaintext, or a broker going down; kafkajs's "Connection closed by the server" alike.
+  if (
+    saslFailed ||
+    messages.some((m) => /suitable SASL mechanism|Connection closed while waiting for ready/i.test(m))
+  )
+    return HANDSHAKE_CLOSED;
+  return undefined;
 }
 
 /** The WalpurgeError for an error of the platformatic producer (see the rules above). */
@@ -118,7 +148,7 @@ export function classifyPlatformaticError(error: unknown, context: Context): Wal
   const detail = describePlatformaticError(error);
   const where = failedAddress(error) ?? context.brokers.join(', ');
 
-  const security = saslFailure(failures) ?? securityFailure(error);
+  const security = platformaticSecurityFailure(failures) ?? securityFailure(error);
   if (security) {
     const retriable = context.connectedBefore && !security.verdict;
     return new WalpurgeError(

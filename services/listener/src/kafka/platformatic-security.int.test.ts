@@ -118,7 +118,7 @@ const MODES: Array<[string, Security]> = [
   ]),
 ];
 
-async function refusal(security: ReturnType<Security>): Promise<WalpurgeError> {
+async function refusal(security: ReturnType<Security>, connectedBefore = false): Promise<WalpurgeError> {
   const config = KafkaConfig.parse({
     ...security,
     topic: uniqueName('refused'),
@@ -126,7 +126,7 @@ async function refusal(security: ReturnType<Security>): Promise<WalpurgeError> {
   });
   const producer = new PlatformaticProducer(config, {
     tls: tlsOptions(config.ssl),
-    connectedBefore: false,
+    connectedBefore,
     retries: 2,
   });
   try {
@@ -192,6 +192,34 @@ describe('the platformatic producer and Kafka security', () => {
     expect(error.retriable).toBe(false);
     expect(error.message).toMatch(/^cannot connect to Kafka at .*: TLS: /);
     expect(error.hint).toContain('kafka.ssl');
+  });
+
+  it('refuses TLS to a plaintext listener at the first connect; later (the settings worked) it is an outage', async () => {
+    const tlsToPlaintext = {
+      brokers: broker.brokers,
+      ssl: { ca: certificates.caFile, rejectUnauthorized: true },
+    };
+    const first = await refusal(tlsToPlaintext);
+    expect(first.code).toBe(ErrorCode.KafkaSecurity);
+    expect(first.retriable).toBe(false);
+    expect(first.message).toContain('TLS');
+    expect(first.hint).toContain('kafka.ssl');
+    const later = await refusal(tlsToPlaintext, true);
+    expect(later.code).toBe(ErrorCode.KafkaUnavailable);
+    expect(later.retriable).toBe(true);
+  });
+
+  it('refuses SASL without TLS at a TLS listener at the first connect; later it is an outage', async () => {
+    const saslToTls = {
+      brokers: [secured.ssl],
+      sasl: { mechanism: 'scram-sha-256' as const, username: user, password },
+    };
+    const first = await refusal(saslToTls);
+    expect(first.code).toBe(ErrorCode.KafkaSecurity);
+    expect(first.retriable).toBe(false);
+    expect(first.hint).toContain('kafka.ssl and kafka.sasl');
+    const later = await refusal(saslToTls, true);
+    expect(later.retriable).toBe(true);
   });
 
   it('rides out a broker restart: every event once acknowledged is in the topic, in order per row', async () => {
