@@ -128,7 +128,7 @@ export const KafkaConfig = z.strictObject({
     .enum(['kafkajs', 'platformatic'])
     .default('kafkajs')
     .describe(
-      "The Kafka client of the listener's producer. kafkajs: the default, used by every role. platformatic: @platformatic/kafka, about 40% less CPU per produced record (measured: the listener's throughput ceiling on a busy core), with the same guarantees (idempotent, acks from all in-sync replicas, one request in flight, the same key -> partition mapping). It supports TLS and SASL plain/scram-sha-256/scram-sha-512; validate refuses it with SASL oauthbearer or kafka.producerThread.",
+      "The Kafka client of the listener's producer (the other roles always use kafkajs). platformatic: @platformatic/kafka, which spends less CPU per produced record (measured: about a third less CPU per change on bulk inserts, a sixth on single-row transactions), with the same guarantees (idempotent, acks from all in-sync replicas, one request in flight, the same key -> partition mapping). It supports TLS and SASL plain/scram-sha-256/scram-sha-512; validate and the start refuse it with SASL oauthbearer or kafka.producerThread: true.",
     ),
   ssl: KafkaTls.default(false).describe(
     'TLS to the brokers: false (plaintext), true (TLS, verified against the system CAs), or an object with PEM files (paths relative to the config file).',
