@@ -21,7 +21,7 @@ import {
   type TopicConfigReader,
 } from '@walpurge/kafka';
 import { fitMessage, fitsBatch } from './message-size.js';
-import { PlatformaticProducer } from './platformatic-producer.js';
+import { nodeRunsPlatformatic } from './platformatic-node.js';
 import { listenerProducerConfig } from './producer-settings.js';
 import { ThreadProducer, type SinkProducer } from './producer-thread.js';
 
@@ -187,6 +187,12 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
       throw new WalpurgeError(ErrorCode.ConfigInvalid, `kafka.producerClient: ${problem.message}`, {
         retriable: false,
       });
+    if (config.producerClient === 'platformatic' && !nodeRunsPlatformatic(process.versions.node))
+      throw new WalpurgeError(
+        ErrorCode.ConfigInvalid,
+        `kafka.producerClient: platformatic needs Node.js 20.19.4 or later on the 20 line (this is ${process.versions.node})`,
+        { retriable: false, hint: "upgrade Node.js, or set kafka.producerClient: 'kafkajs'" },
+      );
   }
 
   async function openProducer(): Promise<SinkProducer> {
@@ -196,9 +202,11 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
       await ensureTopic();
       // Created only once this sink's admin has connected (ensureTopic): a handshake reset on the
       // producer's first connect is a broker restarting, not a refusal of the settings.
-      if (config.producerClient === 'platformatic')
+      if (config.producerClient === 'platformatic') {
+        // Loaded only when chosen: the default path neither pays for it nor needs its Node version.
+        const { PlatformaticProducer } = await import('./platformatic-producer.js');
         created = new PlatformaticProducer(config, { tls, connectedBefore: true });
-      else if (producerThread) created = new ThreadProducer(config, logger, { tls, connectedBefore: true });
+      } else if (producerThread) created = new ThreadProducer(config, logger, { tls, connectedBefore: true });
       else created = kafka.producer(listenerProducerConfig());
       await created.connect();
       producer = created;
