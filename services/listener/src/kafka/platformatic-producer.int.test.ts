@@ -3,7 +3,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { KafkaConfig } from '@walpurge/config';
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
 import type { ChangeEvent } from '@walpurge/protocol';
-import { freePort, uniqueName } from '@walpurge/testing';
+import { freePort, uniqueName, waitFor } from '@walpurge/testing';
 import { testLogger } from '../test-support/harness.js';
 import { createKafkaSink } from './kafka-sink.js';
 import { toKafkaMessage } from './message-size.js';
@@ -206,6 +206,7 @@ describe('listener: the platformatic Kafka producer', () => {
       await producer.connect();
       await producer.send({ topic, acks: -1, messages: [{ key: 'k', value: 'before' }] });
       await client.deleteTopics({ topics: [topic] });
+      await waitFor('the topic gone', async () => !(await client.listTopics()).includes(topic));
       const error = await caught(
         producer.send({ topic, acks: -1, messages: [{ key: 'k', value: 'after' }] }),
       );
@@ -234,6 +235,55 @@ describe('listener: the platformatic Kafka producer', () => {
     } finally {
       await producer.disconnect();
     }
+  });
+
+  it('after a failed send, refuses every publish until connect, then writes with a fresh producer', async () => {
+    const topic = uniqueName('replay');
+    topics.push(topic);
+    const sink = createKafkaSink({
+      config: KafkaConfig.parse({
+        brokers: services.kafkaBrokers,
+        topic,
+        partitions: 1,
+        producerClient: 'platformatic',
+      }),
+      logger: testLogger,
+    });
+    const client = admin();
+    const topicLimit = (bytes: number): Promise<unknown> =>
+      client.alterConfigs({
+        validateOnly: false,
+        resources: [
+          {
+            type: kafkajs.ConfigResourceTypes.TOPIC,
+            name: topic,
+            configEntries: [{ name: 'max.message.bytes', value: String(bytes) }],
+          },
+        ],
+      });
+    const big = (version: number): ChangeEvent => ({
+      ...update(1, version),
+      before: { body: 'x'.repeat(3000) },
+    });
+    await client.connect();
+    try {
+      await sink.connect();
+      await sink.publish([big(1)]);
+      // The topic's limit lowered under the running sink (it checked it at connect): Kafka refuses
+      // the next request for good, and the sink holds that refusal until the replay's connect.
+      await topicLimit(1000);
+      const failed = await caught(sink.publish([big(2)]));
+      expect(failed.retriable).toBe(false);
+      expect(failed.message).toContain('MESSAGE_TOO_LARGE');
+      expect(await caught(sink.publish([big(3)]))).toBe(failed);
+      await topicLimit(1_000_000);
+      await sink.connect();
+      await sink.publish([big(2), big(3)]);
+    } finally {
+      await client.disconnect();
+      await sink.close();
+    }
+    expect((await readTopic(topic, 3)).map((record) => record.version)).toEqual([1, 2, 3]);
   });
 
   it('refuses the producer thread with it, before connecting anything', async () => {
