@@ -24,7 +24,7 @@ export interface PlatformaticProducerOptions {
   retries?: number;
 }
 
-/** kafkajs's producer retry (createKafka's defaults): 300 ms doubling, at most 30 s, 8 retries. */
+/** As the kafkajs producer: listenerProducerConfig's 8 retries, kafkajs's backoff (300 ms doubling, at most 30 s). */
 const RETRIES = 8;
 const retryDelay = (_client: unknown, _operation: string, attempt: number): number => {
   const base = Math.min(300 * 2 ** Math.max(0, attempt - 1), 30_000);
