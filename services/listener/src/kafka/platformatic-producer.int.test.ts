@@ -250,8 +250,18 @@ describe('listener: the platformatic Kafka producer', () => {
       logger: testLogger,
     });
     const client = admin();
-    const topicLimit = (bytes: number): Promise<unknown> =>
-      client.alterConfigs({
+    const probe = new kafkajs.Kafka({
+      brokers: services.kafkaBrokers,
+      logLevel: kafkajs.logLevel.NOTHING,
+    }).producer({ retry: { retries: 0 } });
+    let probes = 0;
+    /**
+     * The topic's max.message.bytes set, and applied: the broker takes a moment after the admin
+     * answered, so a probe message of the same size tells (probes written are counted, then skipped;
+     * JSON, as the reader parses every value).
+     */
+    const topicLimit = async (bytes: number): Promise<void> => {
+      await client.alterConfigs({
         validateOnly: false,
         resources: [
           {
@@ -261,11 +271,27 @@ describe('listener: the platformatic Kafka producer', () => {
           },
         ],
       });
+      await waitFor(`max.message.bytes ${bytes} applied`, async () => {
+        const accepted = await probe
+          .send({
+            topic,
+            acks: -1,
+            messages: [{ key: 'probe', value: JSON.stringify({ probe: 'x'.repeat(3000) }) }],
+          })
+          .then(
+            () => true,
+            () => false,
+          );
+        if (accepted) probes += 1;
+        return accepted === bytes > 3000;
+      });
+    };
     const big = (version: number): ChangeEvent => ({
       ...update(1, version),
       before: { body: 'x'.repeat(3000) },
     });
     await client.connect();
+    await probe.connect();
     try {
       await sink.connect();
       await sink.publish([big(1)]);
@@ -280,10 +306,12 @@ describe('listener: the platformatic Kafka producer', () => {
       await sink.connect();
       await sink.publish([big(2), big(3)]);
     } finally {
+      await probe.disconnect();
       await client.disconnect();
       await sink.close();
     }
-    expect((await readTopic(topic, 3)).map((record) => record.version)).toEqual([1, 2, 3]);
+    const written = (await readTopic(topic, 3 + probes)).filter((record) => record.key !== 'probe');
+    expect(written.map((record) => record.version)).toEqual([1, 2, 3]);
   });
 
   it('refuses the producer thread with it, before connecting anything', async () => {
