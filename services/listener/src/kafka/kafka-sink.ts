@@ -190,7 +190,7 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
     if (config.producerClient === 'platformatic' && !nodeRunsPlatformatic(process.versions.node))
       throw new WalpurgeError(
         ErrorCode.ConfigInvalid,
-        `kafka.producerClient: platformatic needs Node.js 20.19.4 or later on the 20 line (this is ${process.versions.node})`,
+        `kafka.producerClient: platformatic needs Node.js 20.19.4+, 22.18+ or 24.6+ (this is ${process.versions.node})`,
         { retriable: false, hint: "upgrade Node.js, or set kafka.producerClient: 'kafkajs'" },
       );
   }
