@@ -17,6 +17,7 @@
  * BENCH_WORKLOADS=inserts,updates picks workloads; BENCH_DEBEZIUM_UNTUNED=1 also runs Debezium on its
  * defaults; BENCH_TIMEOUT_SECONDS (900) bounds each system's run; BENCH_SYSTEMS=walpurge runs only the
  * named systems; BENCH_PRODUCER_THREAD=1 runs the listener with kafka.producerThread: true;
+ * BENCH_KAFKA_CLIENT=platformatic runs it with kafka.producerClient: platformatic;
  * BENCH_NODE_ARGS go to the listener's node (e.g. --cpu-prof). Uses WALPURGE_TEST_* services when set, else starts local ones (@walpurge/testing).
  * Results also go to test-results/bench-debezium.json.
  */
@@ -38,7 +39,14 @@ import {
   type DebeziumProfile,
 } from './support/debezium-engine.js';
 import { readProcessUsage, type ProcessUsage } from './support/process-usage.js';
-import { deleteTopics, envNumber, loadAverages, loadLine, machineLine } from './support/report.js';
+import {
+  deleteTopics,
+  envNumber,
+  kafkaClientFromEnv,
+  loadAverages,
+  loadLine,
+  machineLine,
+} from './support/report.js';
 import { buildWalpurge, startWalpurge } from './support/walpurge-process.js';
 
 const INSERTS = envNumber('BENCH_INSERTS', 500_000);
@@ -52,12 +60,14 @@ const UNTUNED = process.env['BENCH_DEBEZIUM_UNTUNED'] === '1';
 const ONLY_SYSTEMS = process.env['BENCH_SYSTEMS']?.split(',').map((s) => s.trim());
 /** BENCH_PRODUCER_THREAD=1: the listener's producer in its own thread (kafka.producerThread: true). */
 const PRODUCER_THREAD = process.env['BENCH_PRODUCER_THREAD'] === '1';
+/** BENCH_KAFKA_CLIENT=platformatic: the listener's producer on @platformatic/kafka (kafka.producerClient). */
+const KAFKA_CLIENT = kafkaClientFromEnv();
 const WORKLOADS = (process.env['BENCH_WORKLOADS'] ?? 'inserts,updates').split(',').map((w) => w.trim());
 const repoRoot = resolve(import.meta.dirname, '../..');
 
 type SystemName = 'walpurge' | 'debezium-tuned' | 'debezium-defaults';
 const LABELS: Record<SystemName, string> = {
-  walpurge: 'walpurge listener',
+  walpurge: `walpurge listener (${KAFKA_CLIENT})`,
   'debezium-tuned': `Debezium ${DEBEZIUM_VERSION} tuned`,
   'debezium-defaults': `Debezium ${DEBEZIUM_VERSION} defaults`,
 };
@@ -351,6 +361,7 @@ kafka:
   topic: ${name}
   partitions: ${PARTITIONS}
   deadLetterTopic: ${name}.dlq${PRODUCER_THREAD ? '\n  producerThread: true' : ''}
+  producerClient: ${KAFKA_CLIENT}
 http:
   port: 0
   host: 127.0.0.1

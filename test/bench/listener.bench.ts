@@ -24,10 +24,12 @@ import {
   waitFor,
 } from '@walpurge/testing';
 import {
+  cpuSecondsSince,
   deleteTopics,
   describeDistribution,
   distribution,
   envNumber,
+  kafkaClientFromEnv,
   loadLine,
   machineLine,
   peakRssLine,
@@ -43,6 +45,8 @@ const RATE_TX_ROWS = envNumber('BENCH_RATE_TX_ROWS', 10);
 const PARTITIONS = envNumber('BENCH_PARTITIONS', 6);
 /** BENCH_PRODUCER_THREAD=1: the producer in its own thread (kafka.producerThread: true). */
 const PRODUCER_THREAD = process.env['BENCH_PRODUCER_THREAD'] === '1';
+/** BENCH_KAFKA_CLIENT=platformatic: the listener's producer on @platformatic/kafka (kafka.producerClient). */
+const KAFKA_CLIENT = kafkaClientFromEnv();
 
 async function main(): Promise<void> {
   const loadBefore = loadLine('before');
@@ -67,7 +71,13 @@ async function main(): Promise<void> {
       heartbeatIntervalMs: 0,
       statusIntervalMs: 1000,
     },
-    kafka: { brokers: kafkaBrokers, topic: slot, partitions: PARTITIONS, producerThread: PRODUCER_THREAD },
+    kafka: {
+      brokers: kafkaBrokers,
+      topic: slot,
+      partitions: PARTITIONS,
+      producerThread: PRODUCER_THREAD,
+      producerClient: KAFKA_CLIENT,
+    },
   });
 
   // Wraps the real Kafka sink to time each transaction from its commit to Kafka's acknowledgement.
@@ -143,12 +153,15 @@ async function main(): Promise<void> {
   for (let written = 0; written < CHANGES; written += TX_ROWS)
     await insertTx(Math.min(TX_ROWS, CHANGES - written));
   const catchUpStarted = performance.now();
+  // The writer is idle: this process's CPU is the listener's (and its producer's) alone.
+  const catchUpCpu = process.cpuUsage();
   listener = await startListener();
   await waitFor('backlog acknowledged by Kafka', async () => acked - backlogFrom >= CHANGES, {
     timeoutMs: 600_000,
     intervalMs: 20,
   });
   const catchUpSeconds = (performance.now() - catchUpStarted) / 1000;
+  const catchUpCpuSeconds = cpuSecondsSince(catchUpCpu);
   const loadAfterCatchUp = loadLine('after the catch-up phase');
 
   // Phase 2: latency at a fixed rate.
@@ -171,9 +184,9 @@ async function main(): Promise<void> {
     loadAfterThroughput,
     loadAfterCatchUp,
     loadLine('at the end'),
-    `parameters: ${CHANGES} inserts in transactions of ${TX_ROWS} rows, ${PARTITIONS} partitions, producer ${PRODUCER_THREAD ? 'in its own thread' : 'on the main thread'}; then ${RATE} changes/s for ${RATE_SECONDS} s in transactions of ${RATE_TX_ROWS} rows`,
+    `parameters: ${CHANGES} inserts in transactions of ${TX_ROWS} rows, ${PARTITIONS} partitions, producer ${KAFKA_CLIENT} ${PRODUCER_THREAD ? 'in its own thread' : 'on the main thread'}; then ${RATE} changes/s for ${RATE_SECONDS} s in transactions of ${RATE_TX_ROWS} rows`,
     `throughput: ${rate(CHANGES, throughputSeconds)} changes/s sustained (${CHANGES} changes acknowledged by Kafka ${throughputSeconds.toFixed(2)} s after the first commit; the writer alone took ${writeSeconds.toFixed(2)} s)`,
-    `catch-up: ${rate(CHANGES, catchUpSeconds)} changes/s (a backlog of ${CHANGES} changes streamed and acknowledged by Kafka ${catchUpSeconds.toFixed(2)} s after a new listener started, connection and slot setup included)`,
+    `catch-up: ${rate(CHANGES, catchUpSeconds)} changes/s (a backlog of ${CHANGES} changes streamed and acknowledged by Kafka ${catchUpSeconds.toFixed(2)} s after a new listener started, connection and slot setup included; ${((catchUpCpuSeconds / CHANGES) * 1e6).toFixed(1)} CPU-s per million changes, ${catchUpCpuSeconds.toFixed(1)} CPU-s in all)`,
     `latency at ${rate(ticks * RATE_TX_ROWS, rateSeconds)} changes/s (commit → Kafka ack per transaction): ${describeDistribution(distribution(latencies))}`,
     peakRssLine(),
   ];

@@ -255,6 +255,48 @@ describe('walpurge validate (static checks)', () => {
     expect(io.out()).toContain(`${path}: OK (1 rule;`);
   });
 
+  it("refuses kafka.producerClient 'platformatic' with the producer thread, offline, at its line", async () => {
+    const path = configFile(
+      'platformatic-thread.yaml',
+      [
+        'transport: kafka',
+        'kafka:',
+        "  brokers: ['127.0.0.1:9']",
+        '  producerClient: platformatic',
+        '  producerThread: true',
+        'rules: []',
+        '',
+      ].join('\n'),
+    );
+    const io = captureIo();
+    expect(await runCli(['validate', '--config', path, '--offline'], io)).toBe(1);
+    expect(io.err()).toContain(
+      `${path}:4:19: kafka.producerClient: producerClient 'platformatic' runs on the main thread only: remove kafka.producerThread, or use producerClient 'kafkajs'`,
+    );
+  });
+
+  it("refuses to start the listener with kafka.producerClient 'platformatic' and SASL oauthbearer", async () => {
+    const path = configFile(
+      'platformatic-oauth.yaml',
+      [
+        'transport: kafka',
+        'kafka:',
+        "  brokers: ['127.0.0.1:9']",
+        '  producerClient: platformatic',
+        '  sasl:',
+        '    mechanism: oauthbearer',
+        '    tokenProvider: ./token.mjs',
+        'rules: []',
+        '',
+      ].join('\n'),
+    );
+    const io = captureIo();
+    expect(await runCli(['run', '--role', 'listener', '--config', path], io)).toBe(1);
+    expect(io.err()).toContain(
+      `${path}:4:19: kafka.producerClient: producerClient 'platformatic' does not support SASL oauthbearer`,
+    );
+  });
+
   it('prints problems as JSON with --json', async () => {
     const path = configFile('json.yaml', 'database:\n  url: "x"\n  slots: x\n');
     const io = captureIo();

@@ -246,6 +246,63 @@ rules: []
     ).not.toThrow();
   });
 
+  it("refuses what producerClient 'platformatic' cannot honour (oauthbearer, the producer thread), at its line", () => {
+    const text = (kafka: string[]): string =>
+      ['transport: kafka', 'kafka:', '  brokers: [k:9092]', ...kafka, 'rules: []'].join('\n');
+    const oauth = problemsOf(() =>
+      parseConfigText(
+        text([
+          '  producerClient: platformatic',
+          '  sasl:',
+          '    mechanism: oauthbearer',
+          '    tokenProvider: ./t.mjs',
+        ]),
+        'w.yaml',
+        { env: {} },
+      ),
+    );
+    expect(oauth.problems).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          path: 'kafka.producerClient',
+          line: 4,
+          message:
+            "producerClient 'platformatic' does not support SASL oauthbearer (kafka.sasl.tokenProvider): use producerClient 'kafkajs', or a plain/scram mechanism",
+        }),
+      ]),
+    );
+    const thread = problemsOf(() =>
+      parseConfigText(text(['  producerClient: platformatic', '  producerThread: true']), 'w.yaml', {
+        env: {},
+      }),
+    );
+    expect(thread.problems).toEqual([
+      expect.objectContaining({
+        path: 'kafka.producerClient',
+        line: 4,
+        message:
+          "producerClient 'platformatic' runs on the main thread only: remove kafka.producerThread, or use producerClient 'kafkajs'",
+      }),
+    ]);
+    // Accepted: with TLS files and a password mechanism; kafkajs keeps everything; the default is kafkajs.
+    const accepted = parseConfigText(
+      text([
+        '  producerClient: platformatic',
+        '  sasl:',
+        '    mechanism: scram-sha-512',
+        '    username: u',
+        '    password: p',
+      ]),
+      'w.yaml',
+      { env: {} },
+    ).config;
+    expect(accepted.kafka?.producerClient).toBe('platformatic');
+    expect(() =>
+      parseConfigText(text(['  producerClient: kafkajs', '  producerThread: true']), 'w.yaml', { env: {} }),
+    ).not.toThrow();
+    expect(parseConfigText(text([]), 'w.yaml', { env: {} }).config.kafka?.producerClient).toBe('kafkajs');
+  });
+
   it("refuses inspect.consumerGroup equal to the invalidators' group or a CDN lane's group, at its line", () => {
     const text = (kafka: string[], inspect: string[]): string =>
       [

@@ -20,6 +20,8 @@ import { createKafkaSink, toKafkaMessage } from './kafka/kafka-sink.js';
 import { createListener } from './listener.js';
 
 const services = inject('services');
+/** The sink's tests run with each producer client (kafka.producerClient). */
+const CLIENTS = ['kafkajs', 'platformatic'] as const;
 const logger = createLogger({ level: process.env['LOG_LEVEL'] ?? 'silent', pretty: false });
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -56,12 +58,12 @@ async function consumeAll(topic: string): Promise<{ received: Received[]; stop()
   return { received, stop: () => consumer.disconnect() };
 }
 
-describe('Kafka sink', () => {
+describe.each(CLIENTS)('Kafka sink (%s)', (producerClient) => {
   it('creates the topic with the configured partitions and publishes keyed events with headers', async () => {
     const topic = uniqueName('sink');
     const registry = createMetricsRegistry({ defaultMetrics: false });
     const sink = createKafkaSink({
-      config: KafkaConfig.parse({ brokers: services.kafkaBrokers, topic, partitions: 3 }),
+      config: KafkaConfig.parse({ brokers: services.kafkaBrokers, topic, partitions: 3, producerClient }),
       logger,
       registry,
     });
@@ -132,13 +134,13 @@ describe('Kafka sink', () => {
   });
 });
 
-describe('Kafka sink and Kafka size limits', () => {
+describe.each(CLIENTS)('Kafka sink and Kafka size limits (%s)', (producerClient) => {
   it('splits big publish calls over several requests and slims events too big for one message', async () => {
     const topic = uniqueName('sizes');
     const registry = createMetricsRegistry({ defaultMetrics: false });
     // One partition: every message of a request lands in one record batch, which Kafka caps at 1 MiB.
     const sink = createKafkaSink({
-      config: KafkaConfig.parse({ brokers: services.kafkaBrokers, topic, partitions: 1 }),
+      config: KafkaConfig.parse({ brokers: services.kafkaBrokers, topic, partitions: 1, producerClient }),
       logger,
       registry,
     });
@@ -209,50 +211,59 @@ describe('listener → Kafka', () => {
     if (workDir) rmSync(workDir, { recursive: true, force: true });
   });
 
-  it('publishes committed changes to Kafka through the default sink', async () => {
-    const topic = uniqueName('e2e');
-    const slot = uniqueName('e2e');
-    const config = WalpurgeConfig.parse({
-      transport: 'kafka',
-      database: { url: db.url, slot, publication: slot, tables: ['counters'], heartbeatIntervalMs: 0 },
-      kafka: { brokers: services.kafkaBrokers, topic, partitions: 2 },
-    });
-    const listener = createListener({
-      config,
-      logger,
-      registry: createMetricsRegistry({ defaultMetrics: false }),
-      onFatal: () => {},
-    });
-    await listener.start(new AbortController().signal);
-    // The listener creates the topic; subscribe once it did.
-    await waitFor('streaming', async () => listener.isReady(), { timeoutMs: 30_000 });
-    const consumer = await consumeAll(topic).catch(async (error: unknown) => {
-      await listener.stop();
-      throw error;
-    });
-    try {
-      await client.query('INSERT INTO counters VALUES (-1, 1)');
-      await client.query('UPDATE counters SET version = 2 WHERE id = -1');
-      await waitFor('2 messages', async () => consumer.received.length >= 2, { timeoutMs: 60_000 });
-      expect(consumer.received.map((m) => [m.event.op, m.event.after?.['version']])).toEqual([
-        ['c', 1],
-        ['u', 2],
-      ]);
-      expect(consumer.received[0]?.headers['table']).toBe('public.counters');
-    } finally {
-      await consumer.stop();
-      await listener.stop();
-    }
-  });
+  it.each(CLIENTS)(
+    'publishes committed changes to Kafka through the default sink (%s)',
+    async (producerClient) => {
+      const topic = uniqueName('e2e');
+      const slot = uniqueName('e2e');
+      const config = WalpurgeConfig.parse({
+        transport: 'kafka',
+        database: { url: db.url, slot, publication: slot, tables: ['counters'], heartbeatIntervalMs: 0 },
+        kafka: { brokers: services.kafkaBrokers, topic, partitions: 2, producerClient },
+      });
+      const listener = createListener({
+        config,
+        logger,
+        registry: createMetricsRegistry({ defaultMetrics: false }),
+        onFatal: () => {},
+      });
+      await listener.start(new AbortController().signal);
+      // The listener creates the topic; subscribe once it did.
+      await waitFor('streaming', async () => listener.isReady(), { timeoutMs: 30_000 });
+      const consumer = await consumeAll(topic).catch(async (error: unknown) => {
+        await listener.stop();
+        throw error;
+      });
+      try {
+        // A row of its own per client: both runs share the table.
+        const id = producerClient === 'kafkajs' ? -1 : -2;
+        await client.query('INSERT INTO counters VALUES ($1, 1)', [id]);
+        await client.query('UPDATE counters SET version = 2 WHERE id = $1', [id]);
+        await waitFor('2 messages', async () => consumer.received.length >= 2, { timeoutMs: 60_000 });
+        expect(consumer.received.map((m) => [m.event.op, m.event.after?.['version']])).toEqual([
+          ['c', 1],
+          ['u', 2],
+        ]);
+        expect(consumer.received[0]?.headers['table']).toBe('public.counters');
+      } finally {
+        await consumer.stop();
+        await listener.stop();
+      }
+    },
+  );
 
-  it(
-    'loses nothing and keeps per-row order when the listener is killed -9 repeatedly',
-    { timeout: 300_000 },
-    async () => {
+  it.each(CLIENTS)(
+    'loses nothing and keeps per-row order when the listener is killed -9 repeatedly (%s)',
+    async (producerClient) => {
       const topic = uniqueName('crash');
       const slot = uniqueName('crash');
       const rows = 20;
-      await client.query('INSERT INTO counters SELECT g, 0 FROM generate_series(1, $1::int) g', [rows]);
+      // Rows of its own per client: both runs share the table.
+      const base = producerClient === 'kafkajs' ? 0 : 1000;
+      await client.query('INSERT INTO counters SELECT g, 0 FROM generate_series($1::int, $2::int) g', [
+        base + 1,
+        base + rows,
+      ]);
       const configFile = join(workDir, `${slot}.yaml`);
       writeFileSync(
         configFile,
@@ -266,7 +277,7 @@ describe('listener → Kafka', () => {
             statusIntervalMs: 500,
             heartbeatIntervalMs: 0,
           },
-          kafka: { brokers: services.kafkaBrokers, topic, partitions: 3 },
+          kafka: { brokers: services.kafkaBrokers, topic, partitions: 3, producerClient },
           log: { level: 'warn', pretty: false },
         }),
       );
@@ -314,7 +325,7 @@ describe('listener → Kafka', () => {
         while (writing) {
           const ids = Array.from(
             { length: 1 + Math.floor(Math.random() * 3) },
-            () => 1 + Math.floor(Math.random() * rows),
+            () => base + 1 + Math.floor(Math.random() * rows),
           );
           await client.query('BEGIN');
           const versions: Array<[number, number]> = [];
@@ -383,5 +394,6 @@ describe('listener → Kafka', () => {
         await consumer.stop();
       }
     },
+    300_000,
   );
 });

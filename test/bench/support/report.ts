@@ -117,3 +117,17 @@ export async function paced(
   }
   return (performance.now() - started) / 1000;
 }
+
+/** CPU seconds (user + system) this process spent since `since` (process.cpuUsage()), all threads. */
+export function cpuSecondsSince(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1e6;
+}
+
+/** BENCH_KAFKA_CLIENT: kafkajs (default) or platformatic, the listener's kafka.producerClient. */
+export function kafkaClientFromEnv(): 'kafkajs' | 'platformatic' {
+  const client = process.env['BENCH_KAFKA_CLIENT'] ?? 'kafkajs';
+  if (client !== 'kafkajs' && client !== 'platformatic')
+    throw new Error(`BENCH_KAFKA_CLIENT must be kafkajs or platformatic, not '${client}'`);
+  return client;
+}

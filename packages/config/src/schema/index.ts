@@ -9,12 +9,14 @@ import { InvalidatorConfig } from './invalidator.js';
 import { CdnConfig } from './cdn.js';
 import { InspectConfig } from './inspect.js';
 import { inspectGroupProblems } from './inspect-group.js';
+import { producerClientProblems } from './kafka-producer-client.js';
 
 export * from './common.js';
 export * from './database.js';
 export * from './database-ssl.js';
 export * from './tls.js';
 export * from './kafka.js';
+export * from './kafka-producer-client.js';
 export * from './redis.js';
 export * from './http.js';
 export * from './rules.js';
@@ -61,6 +63,7 @@ export function crossSectionProblems(raw: unknown): Array<{ path: PropertyKey[];
   }
   problems.push(...deadLetterTableRuleProblems(config));
   problems.push(...kafkaReplicationProblems(config['kafka']));
+  problems.push(...producerClientProblems(config['kafka']));
   problems.push(...inspectGroupProblems(config));
   return problems;
 }

@@ -124,6 +124,12 @@ export const KafkaConfig = z.strictObject({
     .describe(
       "Run the listener's producer (record batching, CRCs, partitioning, the socket) in its own worker thread, so that it can use a second core beside the decoding of the replication stream. Off by default: on a 2-core machine shared with PostgreSQL and Kafka it gained no throughput and cost about 150 MiB and a higher p99; try it where the listener has a core to spare.",
     ),
+  producerClient: z
+    .enum(['kafkajs', 'platformatic'])
+    .default('kafkajs')
+    .describe(
+      "The Kafka client of the listener's producer (the other roles always use kafkajs). platformatic: @platformatic/kafka, which spends less CPU per produced record (measured: about a third less CPU per change on bulk inserts, a sixth on single-row transactions), with the same guarantees (idempotent, acks from all in-sync replicas, one request in flight, the same key -> partition mapping). It supports TLS and SASL plain/scram-sha-256/scram-sha-512; validate and the start refuse it with SASL oauthbearer or kafka.producerThread: true.",
+    ),
   ssl: KafkaTls.default(false).describe(
     'TLS to the brokers: false (plaintext), true (TLS, verified against the system CAs), or an object with PEM files (paths relative to the config file).',
   ),

@@ -1,6 +1,6 @@
 import { context, trace } from '@opentelemetry/api';
 import type { Message } from 'kafkajs';
-import type { KafkaConfig } from '@walpurge/config';
+import { producerClientProblems, type KafkaConfig } from '@walpurge/config';
 import {
   ErrorCode,
   WalpurgeError,
@@ -22,6 +22,7 @@ import {
 } from '@walpurge/kafka';
 import { pendingEventBytes } from '../stream/pending-bytes.js';
 import { fitMessage, fitsBatch } from './message-size.js';
+import { nodeRunsPlatformatic } from './platformatic-node.js';
 import { listenerProducerConfig } from './producer-settings.js';
 import { ThreadProducer, type SinkProducer } from './producer-thread.js';
 
@@ -179,15 +180,37 @@ export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
     if (!closed) durabilityWatch ??= watchWalpurgeTopics(kafka, topicConfig, ensureOptions);
   }
 
+  /**
+   * validate and the config loader refuse what the platformatic client cannot honour; a config built
+   * in code (or the producerThread option) is refused here, the same way, before anything connects.
+   */
+  function assertClientSupported(): void {
+    const [problem] = producerClientProblems({ ...config, producerThread });
+    if (problem)
+      throw new WalpurgeError(ErrorCode.ConfigInvalid, `kafka.producerClient: ${problem.message}`, {
+        retriable: false,
+      });
+    if (config.producerClient === 'platformatic' && !nodeRunsPlatformatic(process.versions.node))
+      throw new WalpurgeError(
+        ErrorCode.ConfigInvalid,
+        `kafka.producerClient: platformatic needs Node.js 20.19.4+, 22.18+ or 24.6+ (this is ${process.versions.node})`,
+        { retriable: false, hint: "upgrade Node.js, or set kafka.producerClient: 'kafkajs'" },
+      );
+  }
+
   async function openProducer(): Promise<SinkProducer> {
     let created: SinkProducer | undefined;
     try {
+      assertClientSupported();
       await ensureTopic();
-      created = producerThread
-        ? // Created only once this sink's admin has connected (ensureTopic): a handshake reset on the
-          // thread's first connect is a broker restarting, not a refusal of the settings.
-          new ThreadProducer(config, logger, { tls, connectedBefore: true })
-        : kafka.producer(listenerProducerConfig());
+      // Created only once this sink's admin has connected (ensureTopic): a handshake reset on the
+      // producer's first connect is a broker restarting, not a refusal of the settings.
+      if (config.producerClient === 'platformatic') {
+        // Loaded only when chosen: the default path neither pays for it nor needs its Node version.
+        const { PlatformaticProducer } = await import('./platformatic-producer.js');
+        created = new PlatformaticProducer(config, { tls, connectedBefore: true });
+      } else if (producerThread) created = new ThreadProducer(config, logger, { tls, connectedBefore: true });
+      else created = kafka.producer(listenerProducerConfig());
       await created.connect();
       producer = created;
       return created;

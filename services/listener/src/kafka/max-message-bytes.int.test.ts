@@ -20,12 +20,12 @@ interface Received {
   event: ChangeEvent;
 }
 
-describe('kafka.maxMessageBytes', () => {
+describe.each(['kafkajs', 'platformatic'] as const)('kafka.maxMessageBytes (%s)', (producerClient) => {
   let db: IsolatedDatabase;
   let client: pg.Client;
 
   beforeAll(async () => {
-    db = await createIsolatedDatabase(services.databaseUrl, 'max_message_bytes');
+    db = await createIsolatedDatabase(services.databaseUrl, `max_message_bytes_${producerClient}`);
     client = new pg.Client({ connectionString: db.url });
     await client.connect();
     await client.query('CREATE TABLE docs (id int PRIMARY KEY, title text NOT NULL, body text)');
@@ -44,7 +44,7 @@ describe('kafka.maxMessageBytes', () => {
     const config = WalpurgeConfig.parse({
       transport: 'kafka',
       database: { url: db.url, slot, publication: slot, tables: ['docs'], heartbeatIntervalMs: 0 },
-      kafka: { brokers: services.kafkaBrokers, topic, partitions: 1, maxMessageBytes },
+      kafka: { brokers: services.kafkaBrokers, topic, partitions: 1, maxMessageBytes, producerClient },
     });
     const registry = createMetricsRegistry({ defaultMetrics: false });
     const listener = await startListener({ config, registry });
@@ -97,7 +97,7 @@ describe('kafka.maxMessageBytes', () => {
     const config = WalpurgeConfig.parse({
       transport: 'kafka',
       database: { url: db.url, slot, publication: slot, tables: ['long_keys'], heartbeatIntervalMs: 0 },
-      kafka: { brokers: services.kafkaBrokers, topic, partitions: 1, maxMessageBytes: 1024 },
+      kafka: { brokers: services.kafkaBrokers, topic, partitions: 1, maxMessageBytes: 1024, producerClient },
     });
     const registry = createMetricsRegistry({ defaultMetrics: false });
     const listener = await startListener({ config, registry });
