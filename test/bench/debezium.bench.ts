@@ -15,9 +15,11 @@
  * BENCH_INSERTS (500,000) in BENCH_TX_ROWS-row transactions (500); BENCH_UPDATES (200,000) single-row
  * UPDATE transactions over BENCH_UPDATE_ROWS rows (10,000); BENCH_PARTITIONS (6) for every topic;
  * BENCH_WORKLOADS=inserts,updates picks workloads; BENCH_DEBEZIUM_UNTUNED=1 also runs Debezium on its
- * defaults; BENCH_TIMEOUT_SECONDS (900) bounds each system's run; BENCH_SYSTEMS=walpurge runs only the
- * named systems; BENCH_PRODUCER_THREAD=1 runs the listener with kafka.producerThread: true;
- * BENCH_KAFKA_CLIENT=platformatic runs it with kafka.producerClient: platformatic;
+ * defaults; BENCH_TIMEOUT_SECONDS (900) bounds each system's run; BENCH_SYSTEMS (comma-separated, of
+ * walpurge, walpurge-platformatic, debezium-tuned, debezium-defaults) runs only the named systems;
+ * `walpurge` is the listener with its default producer client (kafkajs), `walpurge-platformatic` with
+ * kafka.producerClient: platformatic; BENCH_PRODUCER_THREAD=1 runs the kafkajs listener with
+ * kafka.producerThread: true;
  * BENCH_NODE_ARGS go to the listener's node (e.g. --cpu-prof). Uses WALPURGE_TEST_* services when set, else starts local ones (@walpurge/testing).
  * Results also go to test-results/bench-debezium.json.
  */
@@ -39,14 +41,7 @@ import {
   type DebeziumProfile,
 } from './support/debezium-engine.js';
 import { readProcessUsage, type ProcessUsage } from './support/process-usage.js';
-import {
-  deleteTopics,
-  envNumber,
-  kafkaClientFromEnv,
-  loadAverages,
-  loadLine,
-  machineLine,
-} from './support/report.js';
+import { deleteTopics, envNumber, loadAverages, loadLine, machineLine } from './support/report.js';
 import { buildWalpurge, startWalpurge } from './support/walpurge-process.js';
 
 const INSERTS = envNumber('BENCH_INSERTS', 500_000);
@@ -60,14 +55,18 @@ const UNTUNED = process.env['BENCH_DEBEZIUM_UNTUNED'] === '1';
 const ONLY_SYSTEMS = process.env['BENCH_SYSTEMS']?.split(',').map((s) => s.trim());
 /** BENCH_PRODUCER_THREAD=1: the listener's producer in its own thread (kafka.producerThread: true). */
 const PRODUCER_THREAD = process.env['BENCH_PRODUCER_THREAD'] === '1';
-/** BENCH_KAFKA_CLIENT=platformatic: the listener's producer on @platformatic/kafka (kafka.producerClient). */
-const KAFKA_CLIENT = kafkaClientFromEnv();
 const WORKLOADS = (process.env['BENCH_WORKLOADS'] ?? 'inserts,updates').split(',').map((w) => w.trim());
 const repoRoot = resolve(import.meta.dirname, '../..');
 
-type SystemName = 'walpurge' | 'debezium-tuned' | 'debezium-defaults';
+type SystemName = 'walpurge' | 'walpurge-platformatic' | 'debezium-tuned' | 'debezium-defaults';
+/** The listener's producer client per walpurge system (kafka.producerClient). */
+const WALPURGE_CLIENTS: Partial<Record<SystemName, 'kafkajs' | 'platformatic'>> = {
+  walpurge: 'kafkajs',
+  'walpurge-platformatic': 'platformatic',
+};
 const LABELS: Record<SystemName, string> = {
-  walpurge: `walpurge listener (${KAFKA_CLIENT})`,
+  walpurge: 'walpurge listener (kafkajs)',
+  'walpurge-platformatic': 'walpurge listener (platformatic)',
   'debezium-tuned': `Debezium ${DEBEZIUM_VERSION} tuned`,
   'debezium-defaults': `Debezium ${DEBEZIUM_VERSION} defaults`,
 };
@@ -115,7 +114,12 @@ async function main(): Promise<void> {
   rmSync(workDir, { recursive: true, force: true });
   mkdirSync(workDir, { recursive: true });
   const systems = (
-    ['walpurge', 'debezium-tuned', ...(UNTUNED ? ['debezium-defaults'] : [])] as SystemName[]
+    [
+      'walpurge',
+      'walpurge-platformatic',
+      'debezium-tuned',
+      ...(UNTUNED ? ['debezium-defaults'] : []),
+    ] as SystemName[]
   ).filter((system) => ONLY_SYSTEMS === undefined || ONLY_SYSTEMS.includes(system));
   const workloads = [insertWorkload(INSERTS, TX_ROWS), updateWorkload(UPDATES, UPDATE_ROWS)].filter((w) =>
     WORKLOADS.includes(w.name),
@@ -243,9 +247,10 @@ async function runWorkload(
       const name = names.get(system) as string;
       log(`${workload.name}: ${LABELS[system]} catching up…`);
       const start = (): Running => {
-        if (system === 'walpurge') {
+        const client = WALPURGE_CLIENTS[system];
+        if (client) {
           const configFile = join(workDir, `${name}.yaml`);
-          const yaml = walpurgeConfig(db.url, name, workload.table, brokers);
+          const yaml = walpurgeConfig(db.url, name, workload.table, brokers, client);
           writeFileSync(configFile, yaml);
           settings.set(system, [
             `walpurge run --role listener --config <file>, compiled JavaScript, Node ${process.version}; its own producer settings (acks=all, idempotent), nothing tuned in the file:`,
@@ -347,7 +352,13 @@ async function measure(
   };
 }
 
-function walpurgeConfig(databaseUrl: string, name: string, table: string, brokers: string[]): string {
+function walpurgeConfig(
+  databaseUrl: string,
+  name: string,
+  table: string,
+  brokers: string[],
+  client: 'kafkajs' | 'platformatic',
+): string {
   return `transport: kafka
 database:
   url: ${databaseUrl}
@@ -360,8 +371,8 @@ kafka:
   brokers: [${brokers.map((b) => `'${b}'`).join(', ')}]
   topic: ${name}
   partitions: ${PARTITIONS}
-  deadLetterTopic: ${name}.dlq${PRODUCER_THREAD ? '\n  producerThread: true' : ''}
-  producerClient: ${KAFKA_CLIENT}
+  deadLetterTopic: ${name}.dlq${PRODUCER_THREAD && client === 'kafkajs' ? '\n  producerThread: true' : ''}
+  producerClient: ${client}
 http:
   port: 0
   host: 127.0.0.1
@@ -384,19 +395,23 @@ function table(measured: SystemResult[]): string[] {
       (r.peakRssBytes / 2 ** 20).toFixed(0),
       `${r.complete ? 'complete' : 'INCOMPLETE'}: ${r.readBack.records} records, ${r.readBack.distinctChanges} distinct changes${r.readBack.unreadable > 0 ? `, ${r.readBack.unreadable} unreadable` : ''}`,
     ]);
-  const walpurge = measured.find((r) => r.system === 'walpurge');
-  for (const other of measured.filter((r) => r.system !== 'walpurge')) {
-    if (!walpurge) break;
-    rows.push([
-      `ratio walpurge / ${LABELS[other.system].replace(`Debezium ${DEBEZIUM_VERSION} `, 'Debezium ')}`,
-      (walpurge.changesPerSecond / other.changesPerSecond).toFixed(2),
-      (walpurge.catchUpSeconds / other.catchUpSeconds).toFixed(2),
-      (walpurge.cpuSecondsPerMillion / other.cpuSecondsPerMillion).toFixed(2),
-      (walpurge.cpuSecondsTotal / other.cpuSecondsTotal).toFixed(2),
-      (walpurge.peakRssBytes / other.peakRssBytes).toFixed(2),
-      '',
-    ]);
-  }
+  const short = (system: SystemName): string =>
+    LABELS[system]
+      .replace(`Debezium ${DEBEZIUM_VERSION} `, 'Debezium ')
+      .replace('walpurge listener ', 'walpurge ');
+  const isWalpurge = (r: SystemResult): boolean => WALPURGE_CLIENTS[r.system] !== undefined;
+  for (const walpurge of measured.filter(isWalpurge))
+    for (const other of measured.filter((r) => !isWalpurge(r))) {
+      rows.push([
+        `ratio ${short(walpurge.system)} / ${short(other.system)}`,
+        (walpurge.changesPerSecond / other.changesPerSecond).toFixed(2),
+        (walpurge.catchUpSeconds / other.catchUpSeconds).toFixed(2),
+        (walpurge.cpuSecondsPerMillion / other.cpuSecondsPerMillion).toFixed(2),
+        (walpurge.cpuSecondsTotal / other.cpuSecondsTotal).toFixed(2),
+        (walpurge.peakRssBytes / other.peakRssBytes).toFixed(2),
+        '',
+      ]);
+    }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));
   return rows.map(
     (row) =>
