@@ -16,7 +16,10 @@
  *
  * Bounds: the defaults (database.maxPendingBytes, invalidator.maxFetchBytes), then
  * BENCH_SMALL_PENDING_BYTES (8 MiB) for the listener and BENCH_SMALL_FETCH_BYTES (1 MiB) for the
- * invalidator. Peak RSS is VmHWM read from /proc when the last change was seen. Listener window:
+ * invalidator. Peak RSS is VmHWM read from /proc when the last change was seen; the heap, external
+ * memory and the listener's pending bytes and events are scraped from each process's /metrics every
+ * 500 ms, to tell a bound in use from memory held per event (BENCH_NODE_ARGS=--trace-gc adds the heap
+ * left after each collection to the process logs). Listener window:
  * first to last record in its topic (polled every 20 ms); invalidator window: first to last offset
  * committed by its group (polled every 50 ms). BENCH_PARTITIONS (6) per topic; BENCH_TIMEOUT_SECONDS
  * (1800) bounds each run; BENCH_NODE_ARGS go to walpurge's node. Uses WALPURGE_TEST_* services when
