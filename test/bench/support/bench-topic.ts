@@ -7,7 +7,13 @@ import { sleep } from './report.js';
  * time on every record, so the catch-up window (first change appended → last) is measured by one
  * clock that neither system controls.
  */
-export async function createBenchTopic(brokers: string[], topic: string, partitions: number): Promise<void> {
+export async function createBenchTopic(
+  brokers: string[],
+  topic: string,
+  partitions: number,
+  /** Topic-level settings beside the append time, e.g. a larger max.message.bytes. */
+  extraConfig: Record<string, string> = {},
+): Promise<void> {
   const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
   try {
@@ -18,7 +24,10 @@ export async function createBenchTopic(brokers: string[], topic: string, partiti
           topic,
           numPartitions: partitions,
           replicationFactor: 1,
-          configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }],
+          configEntries: [
+            { name: 'message.timestamp.type', value: 'LogAppendTime' },
+            ...Object.entries(extraConfig).map(([name, value]) => ({ name, value })),
+          ],
         },
       ],
     });

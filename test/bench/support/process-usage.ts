@@ -7,6 +7,8 @@ export interface ProcessUsage {
   cpuSeconds: number;
   /** Peak resident set size (VmHWM). */
   peakRssBytes: number;
+  /** Resident set size now (VmRSS). */
+  rssBytes: number;
 }
 
 let clockTicks: number | undefined;
@@ -29,8 +31,9 @@ export function readProcessUsage(pid: number): ProcessUsage | undefined {
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]);
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const hwm = /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
-    return { cpuSeconds: ticks / ticksPerSecond(), peakRssBytes: Number(hwm ?? NaN) * 1024 };
+    const kiB = (field: string): number =>
+      Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+    return { cpuSeconds: ticks / ticksPerSecond(), peakRssBytes: kiB('VmHWM'), rssBytes: kiB('VmRSS') };
   } catch {
     return undefined;
   }
