@@ -41,14 +41,18 @@ export class ChangeConsumer {
   private readonly heartbeatMs: number;
   /** Tracing on: each event's record trace context is kept for its batch span's links. */
   private readonly tracing = activeTracer('@walpurge/invalidator') !== undefined;
-  /** Partitions of the change topic this member holds (from the last group join). */
+  /** Partitions of the change topic this member holds (from the last group join; none while rebalancing). */
   private assigned: number[] = [];
+  /** Per partition, from kafkajs's batch events (which also fire for batches of control records only). */
   private readonly lastBatchAt = new Map<number, number>();
-  private batchesInProgress = 0;
+  private readonly fetchedUpTo = new Map<number, bigint>();
+  private readonly batchesInProgress = new Map<number, number>();
   private readonly admin: Admin;
   private readonly watchdog: StallWatchdog;
   private restarting: Promise<void> | undefined;
   private stopping = false;
+  /** Aborted by stop(): cuts a restart's backoff short. */
+  private readonly stopped = new AbortController();
 
   constructor(private readonly options: ChangeConsumerOptions) {
     const { sessionTimeoutMs } = options.invalidatorConfig;
@@ -62,7 +66,8 @@ export class ChangeConsumer {
       stallAfterMs: options.invalidatorConfig.stallTimeoutMs,
       assigned: () => this.assigned,
       lastBatchAt: (partition) => this.lastBatchAt.get(partition) ?? 0,
-      busy: () => this.batchesInProgress > 0,
+      fetchedUpTo: (partition) => this.fetchedUpTo.get(partition),
+      busy: (partition) => (this.batchesInProgress.get(partition) ?? 0) > 0,
       onLag: (partition, lag) =>
         options.metrics.consumerLag.set(
           { topic: options.kafkaConfig.topic, partition: String(partition) },
@@ -89,10 +94,17 @@ export class ChangeConsumer {
       maxBytesPerPartition: Math.min(MAX_PARTITION_FETCH_BYTES, options.invalidatorConfig.maxFetchBytes),
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
     });
-    const { GROUP_JOIN, CRASH, STOP, DISCONNECT } = consumer.events;
+    const { GROUP_JOIN, CRASH, STOP, DISCONNECT, REBALANCING, START_BATCH_PROCESS } = consumer.events;
+    consumer.on(START_BATCH_PROCESS, (event) => {
+      if (event.payload.topic !== options.kafkaConfig.topic) return;
+      this.lastBatchAt.set(event.payload.partition, Date.now());
+      this.fetchedUpTo.set(event.payload.partition, BigInt(event.payload.lastOffset) + 1n);
+    });
+    // Waiting in a rebalance fetches nothing, and may last: not a stall.
+    consumer.on(REBALANCING, () => this.setAssigned([]));
     consumer.on(GROUP_JOIN, (event) => {
       this.joined = true;
-      this.assigned = [...(event.payload.memberAssignment[options.kafkaConfig.topic] ?? [])];
+      this.setAssigned(event.payload.memberAssignment[options.kafkaConfig.topic] ?? []);
       options.logger.info(
         { memberId: event.payload.memberId, assignment: event.payload.memberAssignment },
         'joined the consumer group',
@@ -109,7 +121,13 @@ export class ChangeConsumer {
 
   private left(): void {
     this.joined = false;
-    this.assigned = [];
+    this.setAssigned([]);
+  }
+
+  private setAssigned(partitions: readonly number[]): void {
+    this.assigned = [...partitions];
+    this.fetchedUpTo.clear();
+    this.watchdog?.reset();
   }
 
   isReady(): boolean {
@@ -137,8 +155,11 @@ export class ChangeConsumer {
   /** Waits for the in-flight batch to finish and commit (kafkajs stops between batches), then leaves the group. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.stopped.abort();
     await this.watchdog.stop();
-    await this.restarting;
+    // A restart blocked on brokers that are away must not hold the shutdown.
+    const { stopTimeoutMs } = this.options.invalidatorConfig;
+    if (this.restarting) await Promise.race([this.restarting, sleep(stopTimeoutMs).catch(() => undefined)]);
     await this.consumer.disconnect();
     await this.admin.disconnect();
   }
@@ -146,48 +167,55 @@ export class ChangeConsumer {
   /**
    * A stalled consumer is replaced by a new one: it leaves the group (committing nothing it did not
    * purge), and the new member joins, fetches its partitions' metadata afresh and resumes from the
-   * committed offsets. Counted, and logged at error level: purges were late by the stall.
+   * committed offsets. Counted, and logged at error level: purges were late by the stall. Not
+   * awaited by the watchdog, so a restart that takes long never holds a shutdown.
    */
-  private async restartStalled(
-    stalled: Array<{ partition: number; lag: number; forMs: number }>,
-  ): Promise<void> {
-    if (this.stopping) return;
+  private restartStalled(stalled: Array<{ partition: number; lag: number; forMs: number }>): Promise<void> {
+    if (this.stopping || this.restarting) return Promise.resolve();
     this.options.metrics.consumerStalls.inc({ topic: this.options.kafkaConfig.topic });
     this.options.logger.error(
       { stalled, stallTimeoutMs: this.options.invalidatorConfig.stallTimeoutMs },
       'the consumer stopped fetching partitions that have changes waiting: restarting it (purges of those changes were late)',
     );
-    this.restarting = (async () => {
-      // Until a new consumer runs (or the process stops): a restart that fails would otherwise
-      // leave no consumer at all, and no held partitions for the watchdog to find stalled.
-      for (let attempt = 1; !this.stopping; attempt += 1) {
-        try {
-          await this.consumer.disconnect();
-          if (this.stopping) return;
-          this.consumer = this.createConsumer();
-          await this.run();
-          return;
-        } catch (error) {
+    this.restarting = this.replaceConsumer().finally(() => (this.restarting = undefined));
+    return Promise.resolve();
+  }
+
+  /** Until a new consumer runs or the process stops: a failed restart would leave no consumer at all. */
+  private async replaceConsumer(): Promise<void> {
+    const { sessionTimeoutMs } = this.options.invalidatorConfig;
+    for (let attempt = 1; !this.stopping; attempt += 1) {
+      try {
+        // A runner stuck for good may never finish leaving: after a session timeout the group has
+        // evicted it anyway (unless it still heartbeats), so the new member goes ahead.
+        const left = await Promise.race([
+          this.consumer.disconnect().then(() => true),
+          sleep(sessionTimeoutMs, this.stopped.signal).then(() => false),
+        ]);
+        if (!left)
           this.options.logger.error(
-            { err: error, attempt },
-            'could not restart the stalled consumer; retrying',
+            { sessionTimeoutMs },
+            'the stalled consumer did not leave the group in time; starting a new one beside it',
           );
-          await sleep(Math.min(5_000, 500 * attempt));
-        }
+        if (this.stopping) return;
+        this.consumer = this.createConsumer();
+        await this.run();
+        return;
+      } catch (error) {
+        if (this.stopping) return;
+        this.options.logger.error(
+          { err: error, attempt },
+          'could not restart the stalled consumer; retrying',
+        );
+        await sleep(Math.min(5_000, 500 * attempt), this.stopped.signal).catch(() => undefined);
       }
-    })();
-    try {
-      await this.restarting;
-    } finally {
-      this.restarting = undefined;
     }
   }
 
   private async eachBatch(payload: EachBatchPayload): Promise<void> {
     const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
     const { purgeSignal, logger } = this.options;
-    this.lastBatchAt.set(batch.partition, Date.now());
-    this.batchesInProgress += 1;
+    this.batchesInProgress.set(batch.partition, (this.batchesInProgress.get(batch.partition) ?? 0) + 1);
     // Purges may be retried for a long time while a target is down: keep the group membership alive.
     const beat = setInterval(() => heartbeat().catch(() => undefined), this.heartbeatMs);
     try {
@@ -225,7 +253,7 @@ export class ChangeConsumer {
       }
     } finally {
       clearInterval(beat);
-      this.batchesInProgress -= 1;
+      this.batchesInProgress.set(batch.partition, (this.batchesInProgress.get(batch.partition) ?? 1) - 1);
     }
   }
 

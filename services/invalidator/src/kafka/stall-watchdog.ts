@@ -11,8 +11,14 @@ export interface StallWatchdogOptions {
   assigned(): readonly number[];
   /** When a batch of `partition` last started (ms since epoch; 0: never). */
   lastBatchAt(partition: number): number;
-  /** Whether a batch is being handled now (a slow or failing target holds it: backpressure, not a stall). */
-  busy(): boolean;
+  /**
+   * The offset after the last record the consumer fetched of `partition` in this assignment, if
+   * any: batches of control or aborted records only (a transactional producer's commit markers)
+   * move it without reaching eachBatch or a commit.
+   */
+  fetchedUpTo(partition: number): bigint | undefined;
+  /** Whether a batch of `partition` is being handled now (a slow or failing target: backpressure, not a stall). */
+  busy(partition: number): boolean;
   /** The broker-side lag of each held partition, every check (the gauge would otherwise freeze). */
   onLag(partition: number, lag: number): void;
   /** Called once per stall; the watchdog waits for it before checking again. */
@@ -26,12 +32,14 @@ export interface StallWatchdogOptions {
  * about once in eight rolling restarts under load, with purges stopped for good and the lag gauge
  * frozen at its last value (0), since it was only set from the batches handled. Every
  * `stallAfterMs / 5` it reads the group's committed offsets and the high watermarks from the
- * brokers: a held partition whose committed offset stays behind the high watermark for
- * `stallAfterMs` while no batch of it started and none is in progress is stalled.
+ * brokers: a held partition whose position (the committed offset, or further what was fetched, or
+ * the log start when older records expired) stays behind the high watermark for `stallAfterMs`
+ * while no batch of it started and none is in progress is stalled. The clock starts at the group
+ * join: a member waiting in a rebalance holds nothing.
  */
 export class StallWatchdog {
-  /** Per partition: since when it has been behind at the same committed offset. */
-  private behind = new Map<number, { since: number; committed: string }>();
+  /** Per partition: since when it has been behind at the same position (committed/fetched). */
+  private behind = new Map<number, { since: number; mark: string }>();
   private timer: NodeJS.Timeout | undefined;
   private checking: Promise<void> | undefined;
   private stopped = false;
@@ -69,6 +77,11 @@ export class StallWatchdog {
     await this.checking;
   }
 
+  /** The group is rebalancing or was joined again: what was measured before is moot. */
+  reset(): void {
+    this.behind.clear();
+  }
+
   /** One check (exposed for tests); resolves after onStall when it found a stall. */
   async check(now = Date.now()): Promise<void> {
     const { admin, groupId, topic, stallAfterMs } = this.options;
@@ -90,25 +103,27 @@ export class StallWatchdog {
         this.behind.delete(partition);
         continue;
       }
-      // Nothing committed yet: the group starts at the beginning (low), so that is the position.
+      // Nothing committed yet, or only records since expired: kafkajs starts at the log start (low).
       const at = committed.get(partition) ?? '-1';
-      const position = BigInt(at) < 0n ? BigInt(low) : BigInt(at);
+      const fetched = this.options.fetchedUpTo(partition) ?? -1n;
+      const position = [BigInt(at), BigInt(low), fetched].reduce((a, b) => (b > a ? b : a));
       const lag = Number(BigInt(high) > position ? BigInt(high) - position : 0n);
+      const mark = `${at}/${fetched}`;
       this.options.onLag(partition, lag);
       const previous = this.behind.get(partition);
       if (lag === 0) {
         this.behind.delete(partition);
         continue;
       }
-      if (!previous || previous.committed !== at) {
-        this.behind.set(partition, { since: now, committed: at });
+      if (!previous || previous.mark !== mark) {
+        this.behind.set(partition, { since: now, mark });
         continue;
       }
       const forMs = now - previous.since;
       if (
         forMs >= stallAfterMs &&
         this.options.lastBatchAt(partition) < previous.since &&
-        !this.options.busy()
+        !this.options.busy(partition)
       )
         stalled.push({ partition, lag, forMs });
     }

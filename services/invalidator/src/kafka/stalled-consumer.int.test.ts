@@ -7,15 +7,9 @@
 import kafkajs, { type Consumer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createMetricsRegistry } from '@walpurge/core';
-import type { ChangeEvent } from '@walpurge/protocol';
-import {
-  changeEvent,
-  connectProducer,
-  invalidatorConfig,
-  logger,
-  metricValue,
-  uniqueNames,
-} from '../../test/harness.js';
+import { encodeChangeEvent, messageKey, type ChangeEvent } from '@walpurge/protocol';
+import { uniqueName } from '@walpurge/testing';
+import { changeEvent, invalidatorConfig, logger, metricValue, uniqueNames } from '../../test/harness.js';
 import { createInvalidatorMetrics } from '../metrics.js';
 import { Coalescer } from '../pipeline/coalescer.js';
 import { ChangeConsumer } from './change-consumer.js';
@@ -33,39 +27,47 @@ afterAll(async () => {
   await admin?.disconnect();
 });
 
+/** A ChangeConsumer on its own topic and group, recording the ids of the events it purges. */
+async function startRecordingConsumer(label: string) {
+  const names = uniqueNames(label);
+  const config = invalidatorConfig(services, names, {
+    partitions: 2,
+    invalidator: { stallTimeoutMs: 2_000 },
+  });
+  await admin.createTopics({ topics: [{ topic: names.topic, numPartitions: 2 }], waitForLeaders: true });
+  const registry = createMetricsRegistry({ defaultMetrics: false });
+  const handled = new Set<unknown>();
+  const record = async (events: readonly ChangeEvent[]) => {
+    for (const event of events) handled.add(event.key?.['id']);
+  };
+  const consumer = new ChangeConsumer({
+    kafka,
+    kafkaConfig: config.kafka!,
+    invalidatorConfig: config.invalidator,
+    coalescer: new Coalescer(record, 0, 1000),
+    handleEvents: record,
+    deadLetters: {} as DeadLetterQueue,
+    metrics: createInvalidatorMetrics(registry),
+    logger,
+    purgeSignal: new AbortController().signal,
+  });
+  await consumer.start();
+  await expect.poll(() => consumer.isReady(), { timeout: 30_000 }).toBe(true);
+  const events = (ids: number[]) =>
+    ids.map((id) => {
+      const event = changeEvent('u', 'items', { key: { id }, before: null, after: { id } });
+      return { key: messageKey(event), value: encodeChangeEvent(event) };
+    });
+  return { names, registry, handled, consumer, events };
+}
+
 describe('a consumer that stops fetching', () => {
   it('is found by invalidator.stallTimeoutMs, counted, logged and restarted; every change is then purged', async () => {
-    const names = uniqueNames('stalled');
-    const config = invalidatorConfig(services, names, {
-      partitions: 2,
-      invalidator: { stallTimeoutMs: 2_000 },
-    });
-    await admin.createTopics({ topics: [{ topic: names.topic, numPartitions: 2 }], waitForLeaders: true });
-    const registry = createMetricsRegistry({ defaultMetrics: false });
-    const handled = new Set<unknown>();
-    const record = async (events: readonly ChangeEvent[]) => {
-      for (const event of events) handled.add(event.key?.['id']);
-    };
-    const consumer = new ChangeConsumer({
-      kafka,
-      kafkaConfig: config.kafka!,
-      invalidatorConfig: config.invalidator,
-      coalescer: new Coalescer(record, 0, 1000),
-      handleEvents: record,
-      deadLetters: {} as DeadLetterQueue,
-      metrics: createInvalidatorMetrics(registry),
-      logger,
-      purgeSignal: new AbortController().signal,
-    });
-    const producer = await connectProducer(kafka);
-    const send = (ids: number[]) =>
-      producer.sendEvents(
-        names.topic,
-        ids.map((id) => changeEvent('u', 'items', { key: { id }, before: null, after: { id } })),
-      );
+    const { names, registry, handled, consumer, events } = await startRecordingConsumer('stalled');
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const send = (ids: number[]) => producer.send({ topic: names.topic, acks: -1, messages: events(ids) });
     try {
-      await consumer.start();
-      await expect.poll(() => consumer.isReady(), { timeout: 30_000 }).toBe(true);
       await send([1, 2, 3, 4]);
       await expect.poll(() => handled.size, { timeout: 30_000 }).toBe(4);
 
@@ -81,7 +83,30 @@ describe('a consumer that stops fetching', () => {
         .poll(() => metricValue(registry, 'walpurge_invalidator_consumer_lag_messages'), { timeout: 10_000 })
         .toBe(0);
     } finally {
-      await producer.producer.disconnect();
+      await producer.disconnect();
+      await consumer.stop();
+    }
+  });
+
+  it('is not what a transactional producer leaves: a commit marker past the last event, never committed', async () => {
+    const { names, registry, handled, consumer, events } = await startRecordingConsumer('stall_markers');
+    const producer = kafka.producer({
+      transactionalId: uniqueName('stall_tx'),
+      idempotent: true,
+      maxInFlightRequests: 1,
+    });
+    await producer.connect();
+    try {
+      const transaction = await producer.transaction();
+      await transaction.send({ topic: names.topic, acks: -1, messages: events([1, 2, 3, 4, 5, 6]) });
+      await transaction.commit();
+      await expect.poll(() => handled.size, { timeout: 30_000 }).toBe(6);
+      // Three stall timeouts with the markers unconsumed by eachBatch: no restart.
+      await new Promise((resolve) => setTimeout(resolve, 6_500));
+      expect(await metricValue(registry, 'walpurge_invalidator_consumer_stalls_total')).toBe(0);
+      expect(await metricValue(registry, 'walpurge_invalidator_consumer_lag_messages')).toBe(0);
+    } finally {
+      await producer.disconnect();
       await consumer.stop();
     }
   });

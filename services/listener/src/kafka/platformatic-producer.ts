@@ -1,4 +1,5 @@
 import { Producer, type SASLOptions } from '@platformatic/kafka';
+import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import type { Message } from 'kafkajs';
 import type { KafkaConfig } from '@walpurge/config';
@@ -18,16 +19,21 @@ export interface PlatformaticProducerOptions {
   connectedBefore: boolean;
   connectTimeoutMs?: number;
   /**
-   * Retries of each operation (default 8, as the kafkajs producer). At least 2: the client turns
+   * Retries of each operation (default 2, see RETRIES). At least 2: the client turns
    * fewer into unlimited retries for an idempotent producer.
    */
   retries?: number;
 }
 
-/** As the kafkajs producer: listenerProducerConfig's 8 retries, kafkajs's backoff (300 ms doubling, at most 30 s). */
-const RETRIES = 8;
+/**
+ * Few and short: this client looks the partition leaders up once and retries against the same
+ * leader (only a stale-metadata answer refreshes them), so 8 retries with kafkajs's backoff kept a
+ * restarting leader's partitions waiting about a minute. After these the sink fails the request
+ * (retriable) and the listener replays it on a fresh producer, which reads the metadata anew.
+ */
+const RETRIES = 2;
 const retryDelay = (_client: unknown, _operation: string, attempt: number): number => {
-  const base = Math.min(300 * 2 ** Math.max(0, attempt - 1), 30_000);
+  const base = Math.min(300 * 2 ** Math.max(0, attempt - 1), 1_000);
   // ±20% as kafkajs's factor: producers that failed together do not retry in lockstep.
   return Math.round(base * (0.8 + Math.random() * 0.4));
 };
@@ -73,6 +79,16 @@ function tlsOf(tls: ReturnType<typeof tlsOptions>): ConnectionOptions | undefine
 }
 
 /**
+ * Send each broker's host name as TLS SNI, as kafkajs does (brokers behind SNI routing, as in many
+ * managed services, refuse a handshake without it), unless kafka.ssl.servername names one (this
+ * client would put the host over it) or the brokers are addresses (SNI carries names only).
+ */
+function sendServerName(tls: ConnectionOptions | undefined, brokers: readonly string[]): boolean {
+  if (!tls || tls.servername !== undefined) return false;
+  return brokers.some((broker) => isIP(broker.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')) === 0);
+}
+
+/**
  * The listener's producer on @platformatic/kafka (kafka.producerClient: platformatic), with the
  * guarantees of the kafkajs one: idempotent (which makes the client send with acks from all in-sync
  * replicas, one request in flight per connection), bounded retries, no topic auto-creation, the same
@@ -102,10 +118,12 @@ export class PlatformaticProducer implements SinkProducer {
         connectTimeout: options.connectTimeoutMs ?? 5_000,
         // As kafkajs: the broker waits up to 30 s for the in-sync replicas, and so do we.
         timeout: 30_000,
-        requestTimeout: 30_000,
+        // A little past the broker's own 30 s, so its answer (even a timeout) arrives first.
+        requestTimeout: 35_000,
         retries: Math.max(2, options.retries ?? RETRIES),
         retryDelay,
         ...(tls ? { tls } : {}),
+        ...(sendServerName(tls, config.brokers) ? { tlsServerName: true } : {}),
         ...(sasl ? { sasl } : {}),
       });
     } catch (error) {
