@@ -47,7 +47,7 @@ const UNMEASURABLE_EVENT_BYTES = 1024 * 1024;
 /** The event's fixed fields (version, op, source with table, LSN, xid, commit time) in JSON. */
 const EVENT_ENVELOPE_BYTES = 256;
 
-const BEYOND_LATIN1 = /[^\u0000-\u00ff]/;
+const BEYOND_LATIN1 = /[\u0100-\uffff]/;
 
 /** Length of `value`'s JSON as the heap holds its strings (1 or 2 bytes per unit), escapes ignored; numbers as 8. */
 function jsonLength(value: unknown): number {
