@@ -17,7 +17,8 @@
  * while the listener is stopped and the pipeline's catch-up is timed. Phase 2 (fixed rate):
  * BENCH_RATE changes/s for BENCH_RATE_SECONDS in transactions of BENCH_RATE_TX_ROWS rows. The
  * invalidator's BENCH_COALESCE_MS (coalesceWindowMs) and BENCH_CONCURRENT_PARTITIONS
- * (partitionsConsumedConcurrently) default to walpurge's own defaults. Uses WALPURGE_TEST_* services when set, else starts
+ * (partitionsConsumedConcurrently) default to walpurge's own defaults; BENCH_KAFKA_CLIENT=platformatic
+ * sets kafka.producerClient. Uses WALPURGE_TEST_* services when set, else starts
  * local ones (@walpurge/testing).
  */
 import pg from 'pg';
@@ -33,6 +34,7 @@ import {
   distribution,
   envNonNegative,
   envNumber,
+  kafkaClientFromEnv,
   loadLine,
   machineLine,
   peakRssLine,
@@ -84,6 +86,7 @@ async function main(): Promise<void> {
             deadLetterTopic: `${name}_dlq`,
             consumerGroup: name,
             partitions: PARTITIONS,
+            producerClient: kafkaClientFromEnv(),
           },
         }
       : {}),
@@ -222,7 +225,7 @@ async function main(): Promise<void> {
     loadAfterMax,
     loadAfterCatchUp,
     loadLine('at the end'),
-    `parameters: transport ${TRANSPORT}${TRANSPORT === 'kafka' ? `, ${PARTITIONS} partitions, ${config.invalidator.partitionsConsumedConcurrently} consumed concurrently` : ''}, coalesce window ${config.invalidator.coalesceWindowMs} ms / ${config.invalidator.maxBatchEvents} events; max phase ${CHANGES} inserts in transactions of ${TX_ROWS}; rate phase ${RATE} changes/s for ${RATE_SECONDS} s in transactions of ${RATE_TX_ROWS}`,
+    `parameters: transport ${TRANSPORT}${TRANSPORT === 'kafka' ? `, ${PARTITIONS} partitions, ${config.invalidator.partitionsConsumedConcurrently} consumed concurrently, producer client ${config.kafka?.producerClient ?? 'kafkajs'}` : ''}, coalesce window ${config.invalidator.coalesceWindowMs} ms / ${config.invalidator.maxBatchEvents} events; max phase ${CHANGES} inserts in transactions of ${TX_ROWS}; rate phase ${RATE} changes/s for ${RATE_SECONDS} s in transactions of ${RATE_TX_ROWS}`,
     `max: ${rate(CHANGES, maxSeconds)} events/s → purges sustained (${CHANGES} changes committed and purged ${maxSeconds.toFixed(2)} s after the first commit; the writer alone took ${writeSeconds.toFixed(2)} s)`,
     `max: commit → purge per change ${describeDistribution(maxLatency)} (includes queueing behind the backlog)`,
     `max: ${maxCpuPerChange.toFixed(1)} µs of CPU per change in this process (listener and invalidator, user + system; the writer's query building included)`,
