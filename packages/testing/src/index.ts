@@ -52,3 +52,4 @@ export { killNow, signalAndWait, spawnServiceMain, type ServiceProcess } from '.
 export { makeKafkaCertificates, type KafkaCertificates } from './kafka-certificates.js';
 export type { KafkaSecurityOptions, SecuredListeners } from './local-kafka-security.js';
 export { installInMemoryTracing, type InMemoryTracing } from './in-memory-tracing.js';
+export { readTopicRecords } from './read-topic.js';

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { KafkaConfig } from '@walpurge/config';
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
 import type { ChangeEvent } from '@walpurge/protocol';
-import { freePort, uniqueName, waitFor } from '@walpurge/testing';
+import { freePort, readTopicRecords, uniqueName, waitFor } from '@walpurge/testing';
 import { testLogger } from '../test-support/harness.js';
 import { createKafkaSink } from './kafka-sink.js';
 import { toKafkaMessage } from './message-size.js';
@@ -55,40 +55,17 @@ interface ReadRecord {
   timestamp: string;
 }
 
-async function readTopic(topic: string, count: number): Promise<ReadRecord[]> {
-  const kafka = new kafkajs.Kafka({ brokers: services.kafkaBrokers, logLevel: kafkajs.logLevel.NOTHING });
-  const consumer = kafka.consumer({ groupId: uniqueName('read') });
-  const records: ReadRecord[] = [];
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  const done = new Promise<void>((resolve) => {
-    void consumer.run({
-      eachMessage: async ({ partition, message }) => {
-        const value = JSON.parse(message.value?.toString() ?? '{}') as { after?: { version?: number } };
-        records.push({
-          partition,
-          key: message.key?.toString() ?? '',
-          version: value.after?.version ?? -1,
-          client: String(message.headers?.['lsn'] ?? ''),
-          timestamp: message.timestamp,
-        });
-        if (records.length >= count) resolve();
-      },
-    });
+function readTopic(topic: string, count: number): Promise<ReadRecord[]> {
+  return readTopicRecords(services.kafkaBrokers, topic, count, (message, partition) => {
+    const value = JSON.parse(message.value?.toString() ?? '{}') as { after?: { version?: number } };
+    return {
+      partition,
+      key: message.key?.toString() ?? '',
+      version: value.after?.version ?? -1,
+      client: String(message.headers?.['lsn'] ?? ''),
+      timestamp: message.timestamp,
+    };
   });
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      done,
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`read ${records.length} of ${count} records`)), 60_000);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-    await consumer.disconnect();
-  }
-  return records;
 }
 
 async function caught(promise: Promise<unknown>): Promise<WalpurgeError> {

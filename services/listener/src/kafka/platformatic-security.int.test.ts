@@ -1,4 +1,3 @@
-import kafkajs from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkaConfig } from '@walpurge/config';
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
@@ -6,6 +5,7 @@ import type { ChangeEvent } from '@walpurge/protocol';
 import { tlsOptions } from '@walpurge/kafka';
 import {
   makeKafkaCertificates,
+  readTopicRecords,
   startLocalKafka,
   uniqueName,
   type KafkaCertificates,
@@ -61,36 +61,13 @@ function event(id: number, version: number): ChangeEvent {
 }
 
 /** Every (id, version) of a topic, read through the broker's plaintext listener. */
-async function versions(topic: string, count: number): Promise<Array<[number, number]>> {
-  const kafka = new kafkajs.Kafka({ brokers: broker.brokers, logLevel: kafkajs.logLevel.NOTHING });
-  const consumer = kafka.consumer({ groupId: uniqueName('read') });
-  const read: Array<[number, number]> = [];
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  const done = new Promise<void>((resolve) => {
-    void consumer.run({
-      eachMessage: async ({ message }) => {
-        const value = JSON.parse(message.value?.toString() ?? '{}') as {
-          after: { id: number; version: number };
-        };
-        read.push([value.after.id, value.after.version]);
-        if (read.length >= count) resolve();
-      },
-    });
+function versions(topic: string, count: number): Promise<Array<[number, number]>> {
+  return readTopicRecords(broker.brokers, topic, count, (message): [number, number] => {
+    const value = JSON.parse(message.value?.toString() ?? '{}') as {
+      after: { id: number; version: number };
+    };
+    return [value.after.id, value.after.version];
   });
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      done,
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`read ${read.length} of ${count} records`)), 60_000);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-    await consumer.disconnect();
-  }
-  return read;
 }
 
 type Security = () => Pick<KafkaConfig, 'brokers'> & Partial<Pick<KafkaConfig, 'ssl' | 'sasl'>>;

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { KafkaConfig } from '@walpurge/config';
 import { ErrorCode, WalpurgeError, createLogger } from '@walpurge/core';
 import type { ChangeEvent } from '@walpurge/protocol';
-import { uniqueName } from '@walpurge/testing';
+import { readTopicRecords, uniqueName } from '@walpurge/testing';
 import { testLogger } from '../test-support/harness.js';
 import { createKafkaSink } from './kafka-sink.js';
 import { toKafkaMessage } from './message-size.js';
@@ -53,41 +53,22 @@ interface ReadRecord {
   timestamp: string;
 }
 
-async function readTopic(topic: string, count: number): Promise<ReadRecord[]> {
-  const kafka = new kafkajs.Kafka({ brokers: services.kafkaBrokers, logLevel: kafkajs.logLevel.NOTHING });
-  const consumer = kafka.consumer({ groupId: uniqueName('read') });
-  const records: ReadRecord[] = [];
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  const done = new Promise<void>((resolve) => {
-    void consumer.run({
-      eachMessage: async ({ partition, message }) => {
-        records.push({
-          partition,
-          key: message.key?.toString() ?? '',
-          value: message.value?.toString() ?? '',
-          headers: Object.fromEntries(
-            Object.entries(message.headers ?? {}).map(([name, value]) => [name, String(value)]),
-          ),
-          timestamp: message.timestamp,
-        });
-        if (records.length >= count) resolve();
-      },
-    });
-  });
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      done,
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`read ${records.length} of ${count} records`)), 30_000);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-    await consumer.disconnect();
-  }
-  return records;
+function readTopic(topic: string, count: number): Promise<ReadRecord[]> {
+  return readTopicRecords(
+    services.kafkaBrokers,
+    topic,
+    count,
+    (message, partition) => ({
+      partition,
+      key: message.key?.toString() ?? '',
+      value: message.value?.toString() ?? '',
+      headers: Object.fromEntries(
+        Object.entries(message.headers ?? {}).map(([name, value]) => [name, String(value)]),
+      ),
+      timestamp: message.timestamp,
+    }),
+    30_000,
+  );
 }
 
 async function createTopic(topic: string): Promise<void> {
