@@ -12,6 +12,9 @@ import { rememberOrigin } from '../tracing/batch-links.js';
 import type { DeadLetterQueue } from './dead-letter.js';
 import { StallWatchdog } from './stall-watchdog.js';
 
+/** How often the consumer re-reads partition leaders even without an error (see createConsumer). */
+const METADATA_MAX_AGE_MS = 10_000;
+
 /** kafkajs's (and Kafka's) default share of one partition in a fetch. */
 const MAX_PARTITION_FETCH_BYTES = 1024 * 1024;
 
@@ -93,6 +96,11 @@ export class ChangeConsumer {
       maxBytes: options.invalidatorConfig.maxFetchBytes,
       maxBytesPerPartition: Math.min(MAX_PARTITION_FETCH_BYTES, options.invalidatorConfig.maxFetchBytes),
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
+      // kafkajs sends no leader epoch, so a broker that restarted and has not caught up answers for
+      // partitions it no longer leads: no error, an old high watermark, nothing to fetch. The
+      // consumer then looks caught up while changes wait on the real leader, until its metadata is
+      // refreshed (every 5 minutes by default; seen as a 30 s+ stall after a coordinator restart).
+      metadataMaxAge: METADATA_MAX_AGE_MS,
     });
     const { GROUP_JOIN, CRASH, STOP, DISCONNECT, REBALANCING, START_BATCH_PROCESS } = consumer.events;
     consumer.on(START_BATCH_PROCESS, (event) => {
