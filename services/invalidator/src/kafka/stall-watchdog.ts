@@ -27,10 +27,12 @@ export interface StallWatchdogOptions {
 }
 
 /**
- * Notices a consumer that stopped fetching while the topic has changes for it. kafkajs can come out
- * of a group coordinator move (a broker restart) joined and heartbeating but fetching nothing: seen
- * about once in eight rolling restarts under load, with purges stopped for good and the lag gauge
- * frozen at its last value (0), since it was only set from the batches handled. Every
+ * Notices a consumer that stopped fetching while the topic has changes for it: a member that stays
+ * in its group, heartbeating, with a fetch loop that no longer brings its partitions (a partition
+ * paused, a fetcher stuck) stops purging, and the lag gauge used to freeze at its last value (0),
+ * since it was only set from the batches handled. What it cannot see: a broker answering with a
+ * stale high watermark for partitions it no longer leads (the consumer's metadata refresh covers
+ * that, see ChangeConsumer), since this check asks the brokers too. Every
  * `stallAfterMs / 5` it reads the group's committed offsets and the high watermarks from the
  * brokers: a held partition whose position (the committed offset, or further what was fetched, or
  * the log start when older records expired) stays behind the high watermark for `stallAfterMs`
