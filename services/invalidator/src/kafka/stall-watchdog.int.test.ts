@@ -84,10 +84,13 @@ describe('StallWatchdog (real broker offsets)', () => {
     await admin.setOffsets({ groupId, topic, partitions: [{ partition: 0, offset: '1' }] });
     const t0 = Date.now();
 
-    const busy = watchdog(topic, groupId, { busy: () => true });
+    // A batch in progress (its target down, say): no stall, and its events still count as lag,
+    // though fetched.
+    const busy = watchdog(topic, groupId, { busy: () => true, fetchedUpTo: () => 5n });
     await busy.dog.check(t0);
     await busy.dog.check(t0 + 60_000);
     expect(busy.stalls).toEqual([]);
+    expect(busy.lags.get(0)).toBe(4);
 
     const started = watchdog(topic, groupId, { lastBatchAt: () => t0 + 1 });
     await started.dog.check(t0);

@@ -111,7 +111,11 @@ export class StallWatchdog {
       const position = [BigInt(at), BigInt(low), fetched].reduce((a, b) => (b > a ? b : a));
       const lag = Number(BigInt(high) > position ? BigInt(high) - position : 0n);
       const mark = `${at}/${fetched}`;
-      this.options.onLag(partition, lag);
+      // The gauge counts what is not purged yet: a batch in progress (a target down) is still lag;
+      // what was fetched and is no longer in progress was purged, or was only transaction markers.
+      const done = this.options.busy(partition) ? BigInt(at) : position;
+      const undone = [done, BigInt(low)].reduce((a, b) => (b > a ? b : a));
+      this.options.onLag(partition, Number(BigInt(high) > undone ? BigInt(high) - undone : 0n));
       const previous = this.behind.get(partition);
       if (lag === 0) {
         this.behind.delete(partition);
