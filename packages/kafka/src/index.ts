@@ -6,3 +6,4 @@ export * from './topics.js';
 export * from './kafka-security.js';
 export * from './kafka-refusals.js';
 export * from './commit-batch.js';
+export * from './consumer-metadata.js';

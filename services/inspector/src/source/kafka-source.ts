@@ -1,7 +1,7 @@
 import type { Consumer } from 'kafkajs';
 import type { KafkaConfig } from '@walpurge/config';
 import type { Logger } from '@walpurge/core';
-import { createKafka, ensureTopics, type KafkaClient } from '@walpurge/kafka';
+import { CONSUMER_METADATA_MAX_AGE_MS, createKafka, ensureTopics, type KafkaClient } from '@walpurge/kafka';
 import { decodeAnyChangeEvent, type ChangeEvent } from '@walpurge/protocol';
 import type { InspectMetrics } from '../metrics.js';
 
@@ -26,7 +26,12 @@ export class KafkaSource {
     },
   ) {
     this.kafka = createKafka(options.kafka, { clientSuffix: 'inspector', logger: options.logger });
-    this.consumer = this.kafka.consumer({ groupId: options.groupId, maxWaitTimeInMs: 1_000 });
+    this.consumer = this.kafka.consumer({
+      groupId: options.groupId,
+      maxWaitTimeInMs: 1_000,
+      // A restarted broker answering for partitions it no longer leads would hold the checks.
+      metadataMaxAge: CONSUMER_METADATA_MAX_AGE_MS,
+    });
     const { GROUP_JOIN, CRASH, STOP, DISCONNECT } = this.consumer.events;
     this.consumer.on(GROUP_JOIN, () => (this.joined = true));
     this.consumer.on(CRASH, (event) => {

@@ -1,6 +1,6 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { activeTracer, type Logger } from '@walpurge/core';
-import { commitBatchOffset } from '@walpurge/kafka';
+import { CONSUMER_METADATA_MAX_AGE_MS, commitBatchOffset } from '@walpurge/kafka';
 import { decodeChangeEventV1 } from '@walpurge/protocol';
 import type { DeadLetterQueue } from '../kafka/dead-letter.js';
 import { chunk } from '../targets/redis/slot-groups.js';
@@ -62,6 +62,8 @@ export class KafkaCdnLane {
       minBytes: COALESCE_MIN_BYTES,
       maxWaitTimeInMs: Math.max(100, options.coalesceWindowMs),
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
+      // A restarted broker answering for partitions it no longer leads would hold CDN purges.
+      metadataMaxAge: CONSUMER_METADATA_MAX_AGE_MS,
     });
     this.admin = options.kafka.admin();
     this.consumer.on(this.consumer.events.CRASH, (event) =>

@@ -1,7 +1,7 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { InvalidatorConfig, KafkaConfig } from '@walpurge/config';
 import { activeTracer, isRetriable, sleep, type Logger } from '@walpurge/core';
-import { commitBatchOffset } from '@walpurge/kafka';
+import { CONSUMER_METADATA_MAX_AGE_MS, commitBatchOffset } from '@walpurge/kafka';
 import { decodeAnyChangeEvent, type ChangeEvent } from '@walpurge/protocol';
 import { isCdnQueueError } from '../cdn-lane/cdn-queue.js';
 import type { InvalidatorMetrics } from '../metrics.js';
@@ -11,9 +11,6 @@ import { chunk } from '../targets/redis/slot-groups.js';
 import { rememberOrigin } from '../tracing/batch-links.js';
 import type { DeadLetterQueue } from './dead-letter.js';
 import { StallWatchdog } from './stall-watchdog.js';
-
-/** How often the consumer re-reads partition leaders even without an error (see createConsumer). */
-const METADATA_MAX_AGE_MS = 10_000;
 
 /** kafkajs's (and Kafka's) default share of one partition in a fetch. */
 const MAX_PARTITION_FETCH_BYTES = 1024 * 1024;
@@ -96,11 +93,7 @@ export class ChangeConsumer {
       maxBytes: options.invalidatorConfig.maxFetchBytes,
       maxBytesPerPartition: Math.min(MAX_PARTITION_FETCH_BYTES, options.invalidatorConfig.maxFetchBytes),
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
-      // kafkajs sends no leader epoch, so a broker that restarted and has not caught up answers for
-      // partitions it no longer leads: no error, an old high watermark, nothing to fetch. The
-      // consumer then looks caught up while changes wait on the real leader, until its metadata is
-      // refreshed (every 5 minutes by default; seen as a 30 s+ stall after a coordinator restart).
-      metadataMaxAge: METADATA_MAX_AGE_MS,
+      metadataMaxAge: CONSUMER_METADATA_MAX_AGE_MS,
     });
     const { GROUP_JOIN, CRASH, STOP, DISCONNECT, REBALANCING, START_BATCH_PROCESS } = consumer.events;
     consumer.on(START_BATCH_PROCESS, (event) => {
