@@ -57,7 +57,6 @@ export class ChangeConsumer {
   constructor(private readonly options: ChangeConsumerOptions) {
     const { sessionTimeoutMs } = options.invalidatorConfig;
     this.heartbeatMs = Math.min(3_000, Math.floor(sessionTimeoutMs / 3));
-    this.consumer = this.createConsumer();
     this.admin = options.kafka.admin();
     this.watchdog = new StallWatchdog({
       admin: this.admin,
@@ -76,6 +75,8 @@ export class ChangeConsumer {
       onStall: (stalled) => this.restartStalled(stalled),
       logger: options.logger,
     });
+    // After the watchdog: the consumer's group events reset it.
+    this.consumer = this.createConsumer();
   }
 
   private createConsumer(): Consumer {
@@ -128,7 +129,7 @@ export class ChangeConsumer {
   private setAssigned(partitions: readonly number[]): void {
     this.assigned = [...partitions];
     this.fetchedUpTo.clear();
-    this.watchdog?.reset();
+    this.watchdog.reset();
   }
 
   isReady(): boolean {

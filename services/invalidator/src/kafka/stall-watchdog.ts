@@ -108,14 +108,16 @@ export class StallWatchdog {
       // Nothing committed yet, or only records since expired: kafkajs starts at the log start (low).
       const at = committed.get(partition) ?? '-1';
       const fetched = this.options.fetchedUpTo(partition) ?? -1n;
-      const position = [BigInt(at), BigInt(low), fetched].reduce((a, b) => (b > a ? b : a));
-      const lag = Number(BigInt(high) > position ? BigInt(high) - position : 0n);
+      const position = latest(BigInt(at), BigInt(low), fetched);
+      const behindFrom = (offset: bigint): number =>
+        Number(BigInt(high) > offset ? BigInt(high) - offset : 0n);
+      const lag = behindFrom(position);
       const mark = `${at}/${fetched}`;
       // The gauge counts what is not purged yet: a batch in progress (a target down) is still lag;
       // what was fetched and is no longer in progress was purged, or was only transaction markers.
       const done = this.options.busy(partition) ? BigInt(at) : position;
-      const undone = [done, BigInt(low)].reduce((a, b) => (b > a ? b : a));
-      this.options.onLag(partition, Number(BigInt(high) > undone ? BigInt(high) - undone : 0n));
+      const undone = latest(done, BigInt(low));
+      this.options.onLag(partition, behindFrom(undone));
       const previous = this.behind.get(partition);
       if (lag === 0) {
         this.behind.delete(partition);
@@ -137,4 +139,9 @@ export class StallWatchdog {
     this.behind.clear();
     await this.options.onStall(stalled);
   }
+}
+
+/** The furthest of some offsets. */
+function latest(...offsets: bigint[]): bigint {
+  return offsets.reduce((a, b) => (b > a ? b : a));
 }
