@@ -5,6 +5,7 @@ import { ErrorCode, WalpurgeError } from '@walpurge/core';
 import type { ChangeEvent } from '@walpurge/protocol';
 import { freePort, readTopicRecords, uniqueName, waitFor } from '@walpurge/testing';
 import { testLogger } from '../test-support/harness.js';
+import { docsUpdate } from '../test-support/docs-update.js';
 import { createKafkaSink } from './kafka-sink.js';
 import { toKafkaMessage } from './message-size.js';
 import { PlatformaticProducer } from './platformatic-producer.js';
@@ -27,24 +28,9 @@ afterAll(async () => {
   await client.disconnect();
 });
 
+/** Keys with multibyte characters: partitions hash their UTF-8 bytes. */
 function update(id: number, version: number): ChangeEvent {
-  return {
-    v: 1,
-    op: 'u',
-    source: {
-      db: 'app',
-      schema: 'public',
-      table: 'docs',
-      lsn: `0/${(1000 + version).toString(16).toUpperCase()}`,
-      xid: version,
-      commitTs: new Date(Date.UTC(2026, 11, 6, 12, 0, 0, version % 1000)).toISOString(),
-      origin: null,
-    },
-    key: { id, name: `row-${'é'.repeat(id % 5)}` },
-    before: null,
-    after: { id, version },
-    unchanged: [],
-  };
+  return docsUpdate(id, version, { key: { id, name: `row-${'é'.repeat(id % 5)}` } });
 }
 
 interface ReadRecord {

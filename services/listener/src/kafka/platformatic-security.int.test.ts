@@ -13,6 +13,7 @@ import {
   type SecuredListeners,
 } from '@walpurge/testing';
 import { testLogger } from '../test-support/harness.js';
+import { docsUpdate } from '../test-support/docs-update.js';
 import { createKafkaSink } from './kafka-sink.js';
 import { PlatformaticProducer } from './platformatic-producer.js';
 
@@ -40,25 +41,7 @@ afterAll(async () => {
   await certificates?.remove();
 });
 
-function event(id: number, version: number): ChangeEvent {
-  return {
-    v: 1,
-    op: 'u',
-    source: {
-      db: 'app',
-      schema: 'public',
-      table: 'docs',
-      lsn: '0/16B3748',
-      xid: version,
-      commitTs: new Date().toISOString(),
-      origin: null,
-    },
-    key: { id },
-    before: null,
-    after: { id, version },
-    unchanged: [],
-  };
-}
+const event = docsUpdate;
 
 /** Every (id, version) of a topic, read through the broker's plaintext listener. */
 function versions(topic: string, count: number): Promise<Array<[number, number]>> {

@@ -7,6 +7,7 @@ import { ErrorCode, WalpurgeError, createLogger } from '@walpurge/core';
 import type { ChangeEvent } from '@walpurge/protocol';
 import { readTopicRecords, uniqueName } from '@walpurge/testing';
 import { testLogger } from '../test-support/harness.js';
+import { docsUpdate } from '../test-support/docs-update.js';
 import { createKafkaSink } from './kafka-sink.js';
 import { toKafkaMessage } from './message-size.js';
 import type * as ThreadProducerModule from './producer-thread.js';
@@ -26,23 +27,7 @@ afterAll(async () => {
 });
 
 function update(id: number, version: number): ChangeEvent {
-  return {
-    v: 1,
-    op: 'u',
-    source: {
-      db: 'app',
-      schema: 'public',
-      table: 'docs',
-      lsn: `0/${(1000 + version).toString(16).toUpperCase()}`,
-      xid: version,
-      commitTs: new Date(Date.UTC(2026, 11, 6, 12, 0, 0, version)).toISOString(),
-      origin: null,
-    },
-    key: { id },
-    before: null,
-    after: { id, version, body: 'é'.repeat(id % 7) },
-    unchanged: [],
-  };
+  return docsUpdate(id, version, { after: { id, version, body: 'é'.repeat(id % 7) } });
 }
 
 interface ReadRecord {
