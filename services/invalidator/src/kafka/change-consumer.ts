@@ -10,6 +10,7 @@ import { isolatePoison } from '../pipeline/isolate-poison.js';
 import { chunk } from '../targets/redis/slot-groups.js';
 import { rememberOrigin } from '../tracing/batch-links.js';
 import type { DeadLetterQueue } from './dead-letter.js';
+import { ChangeLogGaps, type ChangeLogGap } from './change-log-gaps.js';
 import { StallWatchdog } from './stall-watchdog.js';
 
 /** kafkajs's (and Kafka's) default share of one partition in a fetch. */
@@ -49,6 +50,7 @@ export class ChangeConsumer {
   private readonly batchesInProgress = new Map<number, number>();
   private readonly admin: Admin;
   private readonly watchdog: StallWatchdog;
+  private readonly gaps: ChangeLogGaps;
   private restarting: Promise<void> | undefined;
   private stopping = false;
   /** Aborted by stop(): cuts a restart's backoff short. */
@@ -75,7 +77,14 @@ export class ChangeConsumer {
       onStall: (stalled) => this.restartStalled(stalled),
       logger: options.logger,
     });
-    // After the watchdog: the consumer's group events reset it.
+    this.gaps = new ChangeLogGaps({
+      admin: this.admin,
+      groupId: options.kafkaConfig.consumerGroup,
+      topic: options.kafkaConfig.topic,
+      onGap: (gap) => this.reportGap(gap),
+      logger: options.logger,
+    });
+    // After the watchdog and the gap check: the consumer's group events reset them.
     this.consumer = this.createConsumer();
   }
 
@@ -101,12 +110,25 @@ export class ChangeConsumer {
       if (event.payload.topic !== options.kafkaConfig.topic) return;
       this.lastBatchAt.set(event.payload.partition, Date.now());
       this.fetchedUpTo.set(event.payload.partition, BigInt(event.payload.lastOffset) + 1n);
+      const { partition, firstOffset, lastOffset, batchSize } = event.payload;
+      this.gaps.fetched(partition, firstOffset, lastOffset, batchSize);
     });
     // Waiting in a rebalance fetches nothing, and may last: not a stall.
-    consumer.on(REBALANCING, () => this.setAssigned([]));
+    consumer.on(REBALANCING, () => {
+      this.setAssigned([]);
+      this.gaps.left();
+    });
     consumer.on(GROUP_JOIN, (event) => {
       this.joined = true;
-      this.setAssigned(event.payload.memberAssignment[options.kafkaConfig.topic] ?? []);
+      const partitions = event.payload.memberAssignment[options.kafkaConfig.topic] ?? [];
+      this.setAssigned(partitions);
+      // Emitted before the first fetch of this generation: nothing fetches until the committed
+      // offsets are read (see ChangeLogGaps.joined); a failed read only logs and lets go.
+      const held = [{ topic: options.kafkaConfig.topic, partitions: [...partitions] }];
+      if (partitions.length > 0) consumer.pause(held);
+      void this.gaps.joined().finally(() => {
+        if (partitions.length > 0) consumer.resume(held);
+      });
       options.logger.info(
         { memberId: event.payload.memberId, assignment: event.payload.memberAssignment },
         'joined the consumer group',
@@ -124,6 +146,21 @@ export class ChangeConsumer {
   private left(): void {
     this.joined = false;
     this.setAssigned([]);
+    this.gaps.left();
+  }
+
+  /** Changes that left the topic unpurged: entries derived from them may be stale, and nothing can purge them now. */
+  private reportGap(gap: ChangeLogGap): void {
+    const { metrics, kafkaConfig, logger } = this.options;
+    const topic = kafkaConfig.topic;
+    metrics.changeLogGaps.inc({ topic, reason: gap.reason });
+    if (gap.lost !== undefined) metrics.lostChanges.inc({ topic }, gap.lost);
+    logger.error(
+      { topic, ...gap },
+      gap.reason === 'removed'
+        ? 'changes were removed from the change topic before this group purged them (an outage longer than its retention, or records deleted): cache entries derived from them may be stale; purge them (see the runbook)'
+        : 'the change topic now starts below the offset this group had reached (deleted and re-created, or truncated): changes of the old log not yet purged are lost, how many is unknown; purge the caches it feeds (see the runbook)',
+    );
   }
 
   private setAssigned(partitions: readonly number[]): void {
@@ -217,6 +254,8 @@ export class ChangeConsumer {
   private async eachBatch(payload: EachBatchPayload): Promise<void> {
     const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
     const { purgeSignal, logger } = this.options;
+    // The committed offsets of this join are compared with the first batch: read before any commit.
+    await this.gaps.ready();
     this.batchesInProgress.set(batch.partition, (this.batchesInProgress.get(batch.partition) ?? 0) + 1);
     // Purges may be retried for a long time while a target is down: keep the group membership alive.
     const beat = setInterval(() => heartbeat().catch(() => undefined), this.heartbeatMs);
@@ -242,6 +281,7 @@ export class ChangeConsumer {
         const last = (messages[messages.length - 1] as KafkaMessage).offset;
         const next = (BigInt(last) + 1n).toString();
         await commitBatchOffset(payload, next);
+        this.gaps.committedUpTo(batch.partition, BigInt(next));
         // Resolved only once committed: a commit that fails (and is not a rebalance) makes kafkajs
         // fetch again from the resolved offset, so this chunk is delivered, purged and committed again.
         resolveOffset(last);
