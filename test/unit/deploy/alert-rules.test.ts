@@ -250,6 +250,37 @@ describe('alert rules under Prometheus’ rule engine (promtool)', () => {
     );
   });
 
+  it('WalpurgeChangesLost fires per topic and reason on a gap in the change topic, then clears after an hour', async () => {
+    const gaps = (pod: string, reason: string, values: string): ReturnType<typeof series> =>
+      series(
+        'walpurge_invalidator_change_log_gaps_total',
+        { ...target('walpurge', pod, 'invalidator'), topic: 'changes', reason },
+        values,
+      );
+    const firing = {
+      labels: {
+        ...shop,
+        app_kubernetes_io_instance: 'walpurge',
+        topic: 'changes',
+        reason: 'removed',
+        severity: 'critical',
+      },
+    };
+    await expectAlerts(
+      'changes-lost',
+      [
+        gaps('walpurge-invalidator-a', 'removed', '0x5 1x100'),
+        gaps('walpurge-invalidator-b', 'removed', '0x105'),
+        gaps('walpurge-invalidator-b', 'rewound', '0x105'),
+      ],
+      [
+        { alertname: 'WalpurgeChangesLost', evalTime: '4m', expected: [] },
+        { alertname: 'WalpurgeChangesLost', evalTime: '8m', expected: [firing] },
+        { alertname: 'WalpurgeChangesLost', evalTime: '70m', expected: [] },
+      ],
+    );
+  });
+
   it('WalpurgeStaleEntryConfirmed fires on the first confirmed SDK inconsistency (its series starts at 0)', async () => {
     // The observer creates each rule x timescale x writer series at 0 when it starts
     // (initInconsistentSeries): the first inconsistency is then an increase, not a new series.

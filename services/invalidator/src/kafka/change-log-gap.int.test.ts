@@ -7,7 +7,14 @@ import kafkajs from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createMetricsRegistry, type Registry } from '@walpurge/core';
 import { encodeChangeEvent, messageKey, type ChangeEvent } from '@walpurge/protocol';
-import { changeEvent, invalidatorConfig, logger, metricValue, uniqueNames, type Names } from '../../test/harness.js';
+import {
+  changeEvent,
+  invalidatorConfig,
+  logger,
+  metricValue,
+  uniqueNames,
+  type Names,
+} from '../../test/harness.js';
 import { createInvalidatorMetrics } from '../metrics.js';
 import { Coalescer } from '../pipeline/coalescer.js';
 import { ChangeConsumer } from './change-consumer.js';
@@ -90,7 +97,15 @@ async function recreateTopic(topic: string): Promise<void> {
   await admin.deleteTopics({ topics: [topic] });
   await expect.poll(async () => (await admin.listTopics()).includes(topic), { timeout: 30_000 }).toBe(false);
   // The broker may still be removing the old log for a moment.
-  await expect.poll(() => createTopic(topic).then(() => true).catch(() => false), { timeout: 30_000 }).toBe(true);
+  await expect
+    .poll(
+      () =>
+        createTopic(topic)
+          .then(() => true)
+          .catch(() => false),
+      { timeout: 30_000 },
+    )
+    .toBe(true);
 }
 
 const gaps = (registry: Registry, reason: string) =>
@@ -114,7 +129,9 @@ describe('changes that left the change topic before they were purged', () => {
       await expect.poll(() => second.handled.length, { timeout: 30_000 }).toBe(3);
       expect(second.handled).toEqual([8, 9, 10]);
       await expect
-        .poll(() => metricValue(second.registry, 'walpurge_invalidator_lost_changes_total'), { timeout: 10_000 })
+        .poll(() => metricValue(second.registry, 'walpurge_invalidator_lost_changes_total'), {
+          timeout: 10_000,
+        })
         .toBe(3);
       expect(await gaps(second.registry, 'removed')).toBe(1);
     } finally {
@@ -140,7 +157,9 @@ describe('changes that left the change topic before they were purged', () => {
       await expect.poll(() => consumer.handled.length, { timeout: 30_000 }).toBe(4);
       expect(consumer.handled).toEqual([1, 2, 7, 8]);
       await expect
-        .poll(() => metricValue(consumer.registry, 'walpurge_invalidator_lost_changes_total'), { timeout: 10_000 })
+        .poll(() => metricValue(consumer.registry, 'walpurge_invalidator_lost_changes_total'), {
+          timeout: 10_000,
+        })
         .toBe(4);
       expect(await gaps(consumer.registry, 'removed')).toBe(1);
     } finally {
@@ -190,7 +209,11 @@ describe('changes that left the change topic before they were purged', () => {
     const names = uniqueNames('gap_markers');
     await createTopic(names.topic);
     const consumer = await startConsumer(names);
-    const transactional = kafka.producer({ transactionalId: `${names.topic}_tx`, idempotent: true, maxInFlightRequests: 1 });
+    const transactional = kafka.producer({
+      transactionalId: `${names.topic}_tx`,
+      idempotent: true,
+      maxInFlightRequests: 1,
+    });
     await transactional.connect();
     try {
       for (const ids of [[1, 2], [3], [4, 5]]) {
