@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, latencyBuckets, type Registry } from '@walpurge/core';
 import type { SweepObserver } from './targets/redis/pattern-sweeper.js';
+import { changeLogGapMetrics } from './kafka/change-log-gap-metrics.js';
 
 export type InvalidatorMetrics = ReturnType<typeof createInvalidatorMetrics>;
 
@@ -100,18 +101,7 @@ export function createInvalidatorMetrics(registry: Registry) {
       labelNames: ['topic'],
       registers,
     }),
-    changeLogGaps: new Counter({
-      name: 'walpurge_invalidator_change_log_gaps_total',
-      help: 'Gaps found in the change topic: changes that left it before this group purged them. reason="removed": expired by retention or deleted (counted in walpurge_invalidator_lost_changes_total); reason="rewound": the topic was re-created or truncated below the group\'s position (count unknown).',
-      labelNames: ['topic', 'reason'],
-      registers,
-    }),
-    lostChanges: new Counter({
-      name: 'walpurge_invalidator_lost_changes_total',
-      help: 'Changes removed from the change topic (retention, deleted records) before this group purged them: their cache entries may be stale.',
-      labelNames: ['topic'],
-      registers,
-    }),
+    ...changeLogGapMetrics(registry),
     sweepDuration: new Histogram({
       name: 'walpurge_redis_sweep_duration_seconds',
       help: 'Duration of one pattern sweep (a SCAN walk of every Redis master serving every pattern pending when it started), by outcome (success | failure).',

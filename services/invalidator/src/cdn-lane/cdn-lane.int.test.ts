@@ -413,6 +413,71 @@ describe('the CDN lane, kafka transport', () => {
   });
 });
 
+describe('the CDN lane, kafka transport, gaps', () => {
+  it('CDN purges removed from the CDN topic before the lane read them (a finite retention) are counted and logged', async () => {
+    const names = uniqueNames('lane_gap');
+    topics.push(names.topic, names.deadLetterTopic, names.cdnTopic);
+    prefixes.push(names.prefix);
+    const { cdn, endpoint } = await startCdn();
+    const running = await startInvalidator(
+      invalidatorConfig(services, names, {
+        cdn: { http: { endpoint, concurrency: 2 }, coalesceWindowMs: 200 },
+        rules: [itemRule],
+      }),
+    );
+    const producer = await connectProducer(kafka);
+    const cdnTotal = async () => (await endOffsets(admin, names.cdnTopic)).reduce((a, b) => a + b, 0);
+    try {
+      cdn.throttle(60_000, 1);
+      await producer.sendEvents(
+        names.topic,
+        [0, 1, 2, 3, 4].map((id) => item(id)),
+      );
+      await waitFor('the lane to meet the 429', async () => cdn.requests.length > 0, { timeoutMs: 15_000 });
+      await producer.sendEvents(
+        names.topic,
+        [5, 6, 7, 8, 9, 10, 11, 12, 13, 14].map((id) => item(id)),
+      );
+      await expect.poll(cdnTotal, { timeout: 15_000 }).toBe(15);
+      // What a finite retention does while the provider is down: the oldest entries go, read or not.
+      await expect
+        .poll(
+          () =>
+            admin
+              .deleteTopicRecords({ topic: names.cdnTopic, partitions: [{ partition: 0, offset: '10' }] })
+              .then(() => true)
+              .catch(() => false),
+          { timeout: 20_000, interval: 500 },
+        )
+        .toBe(true);
+      cdn.unthrottle();
+      // Every entry is either purged or counted lost: the batch in flight when the entries expired
+      // was purged, what followed it up to offset 10 never will be, the last 5 were purged.
+      const lost = () =>
+        metricValue(running.registry, 'walpurge_invalidator_lost_changes_total', { topic: names.cdnTopic });
+      await expect
+        .poll(async () => purgedPaths(cdn).length + (await lost()), { timeout: 30_000, interval: 200 })
+        .toBe(15);
+      expect(await lost()).toBeGreaterThanOrEqual(5);
+      expect(
+        await metricValue(running.registry, 'walpurge_invalidator_change_log_gaps_total', {
+          topic: names.cdnTopic,
+          reason: 'removed',
+        }),
+      ).toBe(1);
+      // The change topic lost nothing.
+      expect(
+        await metricValue(running.registry, 'walpurge_invalidator_change_log_gaps_total', {
+          topic: names.topic,
+        }),
+      ).toBe(0);
+    } finally {
+      await producer.producer.disconnect();
+      await running.stop();
+    }
+  });
+});
+
 describe('the CDN lane, kafka transport, gauges', () => {
   it('a lane that never gets to fetch (another member holds the CDN partition) still reports depth and age', async () => {
     const names = uniqueNames('lane_gauge');

@@ -2,6 +2,7 @@ import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kaf
 import { activeTracer, type Logger } from '@walpurge/core';
 import { CONSUMER_METADATA_MAX_AGE_MS, commitBatchOffset } from '@walpurge/kafka';
 import { decodeChangeEventV1 } from '@walpurge/protocol';
+import { ChangeLogGaps } from '../kafka/change-log-gaps.js';
 import type { DeadLetterQueue } from '../kafka/dead-letter.js';
 import { chunk } from '../targets/redis/slot-groups.js';
 import { rememberOrigin } from '../tracing/batch-links.js';
@@ -51,6 +52,7 @@ export class KafkaCdnLane {
   private lagTimer: NodeJS.Timeout | undefined;
   private readonly admin: Admin;
   private adminConnected = false;
+  private readonly gaps: ChangeLogGaps;
   private measuring = false;
 
   constructor(private readonly options: KafkaCdnLaneOptions) {
@@ -66,6 +68,16 @@ export class KafkaCdnLane {
       metadataMaxAge: CONSUMER_METADATA_MAX_AGE_MS,
     });
     this.admin = options.kafka.admin();
+    // Queued purges removed from the topic unread (a finite retention outlasted by an outage).
+    this.gaps = new ChangeLogGaps({
+      admin: this.admin,
+      groupId: options.groupId,
+      topic: options.topic,
+      holds: `CDN purges for ${options.provider}`,
+      metrics: options.metrics,
+      logger: options.logger,
+    });
+    this.gaps.attach(this.consumer);
     this.consumer.on(this.consumer.events.CRASH, (event) =>
       options.logger.error(
         { err: event.payload.error, target: options.provider },
@@ -79,7 +91,8 @@ export class KafkaCdnLane {
     // the partition) still shows its backlog and WalpurgeCdnQueueLagging can fire.
     this.lagTimer = setInterval(() => void this.measureLag(), GAUGE_INTERVAL_MS);
     this.lagTimer.unref();
-    void this.measureLag();
+    // Awaited (it never throws): it connects the admin client, which the gap check needs at the join.
+    await this.measureLag();
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.options.topic, fromBeginning: true });
     this.ageTimer = setInterval(() => this.refreshAge(), 1_000);
@@ -156,6 +169,8 @@ export class KafkaCdnLane {
     const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
     const { provider, metrics, logger } = this.options;
     const signal = this.abort.signal;
+    // The committed offsets of this join are compared with the first batch: read before any commit.
+    await this.gaps.ready();
     const beat = setInterval(() => heartbeat().catch(() => undefined), this.heartbeatMs);
     try {
       for (const messages of chunk(batch.messages, this.options.maxEntriesPerBatch)) {
@@ -198,6 +213,7 @@ export class KafkaCdnLane {
         const last = (messages[messages.length - 1] as KafkaMessage).offset;
         const next = BigInt(last) + 1n;
         await commitBatchOffset(payload, next);
+        this.gaps.committedUpTo(batch.partition, next);
         // Resolved only once committed: a commit that fails (and is not a rebalance) makes kafkajs
         // fetch again from the resolved offset, so this chunk is delivered, purged and committed again.
         resolveOffset(last);

@@ -1,4 +1,5 @@
 import { Counter, Gauge, type Registry } from '@walpurge/core';
+import { changeLogGapMetrics } from '../kafka/change-log-gap-metrics.js';
 
 export type CdnLaneMetrics = ReturnType<typeof createCdnLaneMetrics>;
 
@@ -7,6 +8,8 @@ export function createCdnLaneMetrics(registry: Registry) {
   const registers = [registry];
   const existing = <T>(name: string): T | undefined => registry.getSingleMetric(name) as T | undefined;
   return {
+    /** Gaps in the CDN topic (kafka): queued purges removed before the lane read them. */
+    ...changeLogGapMetrics(registry),
     oldestAge:
       existing<Gauge<'provider'>>('walpurge_cdn_queue_oldest_age_seconds') ??
       new Gauge({

@@ -1,5 +1,6 @@
-import type { Admin } from 'kafkajs';
+import type { Admin, Consumer } from 'kafkajs';
 import type { Logger } from '@walpurge/core';
+import type { ChangeLogGapMetrics } from './change-log-gap-metrics.js';
 
 /** Why offsets of the change topic were never seen by this group. */
 export type ChangeLogGapReason =
@@ -23,7 +24,9 @@ export interface ChangeLogGapsOptions {
   admin: Pick<Admin, 'fetchOffsets' | 'fetchTopicOffsets'>;
   groupId: string;
   topic: string;
-  onGap(gap: ChangeLogGap): void;
+  /** What the topic holds, for the log: 'changes' or 'CDN purges of <provider>'. */
+  holds: string;
+  metrics: ChangeLogGapMetrics;
   logger: Logger;
 }
 
@@ -53,11 +56,36 @@ export class ChangeLogGaps {
   constructor(private readonly options: ChangeLogGapsOptions) {}
 
   /**
+   * Follows `consumer`: its fetched batches, its group joins (holding the partitions until the
+   * committed offsets are read: GROUP_JOIN is emitted before the generation's first fetch) and
+   * its leaving. Its eachBatch still awaits ready() and reports each commit (committedUpTo).
+   */
+  attach(consumer: Consumer): void {
+    const { topic } = this.options;
+    const { GROUP_JOIN, REBALANCING, START_BATCH_PROCESS, CRASH, STOP, DISCONNECT } = consumer.events;
+    consumer.on(GROUP_JOIN, (event) => {
+      const partitions = event.payload.memberAssignment[topic] ?? [];
+      const held = [{ topic, partitions: [...partitions] }];
+      if (partitions.length > 0) consumer.pause(held);
+      void this.joined().finally(() => {
+        // A consumer stopped meanwhile has nothing to resume.
+        if (partitions.length > 0) ignoreError(() => consumer.resume(held));
+      });
+    });
+    consumer.on(START_BATCH_PROCESS, (event) => {
+      const { payload } = event;
+      if (payload.topic === topic)
+        this.fetched(payload.partition, payload.firstOffset, payload.lastOffset, payload.batchSize);
+    });
+    for (const leaving of [REBALANCING, CRASH, STOP, DISCONNECT]) consumer.on(leaving, () => this.left());
+  }
+
+  /**
    * A group join: positions start again from the group's committed offsets, read now. Hold the
    * partitions' fetches until this resolves: kafkajs answers an out-of-range position by committing
    * its reset (-2, "earliest") over the group's offset, and the position it replaced is then gone.
    */
-  joined(): Promise<void> {
+  private joined(): Promise<void> {
     this.expected.clear();
     const { admin, groupId, topic, logger } = this.options;
     const committed = admin
@@ -85,7 +113,7 @@ export class ChangeLogGaps {
     await this.committed;
   }
 
-  left(): void {
+  private left(): void {
     this.expected.clear();
     this.committed = undefined;
   }
@@ -94,7 +122,7 @@ export class ChangeLogGaps {
    * A batch was fetched (kafkajs START_BATCH_PROCESS, which also fires for batches of control
    * records only). `first` is its first record's offset, control records included; null when empty.
    */
-  fetched(partition: number, first: string | null, last: string, events: number): void {
+  private fetched(partition: number, first: string | null, last: string, events: number): void {
     if (first === null) return;
     const from = this.expected.get(partition);
     const firstOffset = BigInt(first);
@@ -120,7 +148,7 @@ export class ChangeLogGaps {
     if (from === undefined || from === first) return;
     const gap = { partition, from: from.toString(), resumedAt: first.toString() };
     if (first < from) {
-      this.options.onGap({ ...gap, reason: 'rewound', lost: undefined });
+      this.report({ ...gap, reason: 'rewound', lost: undefined });
       return;
     }
     const offsets = await this.options.admin.fetchTopicOffsets(this.options.topic);
@@ -129,6 +157,27 @@ export class ChangeLogGaps {
     // offsets between were control records (transaction markers) or aborted ones.
     if (low <= from) return;
     const upTo = low < first ? low : first;
-    this.options.onGap({ ...gap, reason: 'removed', lost: Number(upTo - from) });
+    this.report({ ...gap, reason: 'removed', lost: Number(upTo - from) });
+  }
+
+  /** What left the topic unpurged: entries derived from it may be stale, and nothing can purge them now. */
+  private report(gap: ChangeLogGap): void {
+    const { metrics, topic, holds, logger } = this.options;
+    metrics.changeLogGaps.inc({ topic, reason: gap.reason });
+    if (gap.lost !== undefined) metrics.lostChanges.inc({ topic }, gap.lost);
+    logger.error(
+      { topic, ...gap },
+      gap.reason === 'removed'
+        ? `${holds} were removed from topic ${topic} before this group purged them (an outage longer than its retention, or records deleted): cache entries derived from them may be stale; purge them (see the runbook, WalpurgeChangesLost)`
+        : `topic ${topic} now starts below the offset this group had reached (deleted and re-created, or truncated): ${holds} of the old log not yet purged are lost, how many is unknown; purge what it feeds (see the runbook, WalpurgeChangesLost)`,
+    );
+  }
+}
+
+function ignoreError(action: () => void): void {
+  try {
+    action();
+  } catch {
+    // Deliberately nothing: see the caller.
   }
 }
