@@ -21,6 +21,7 @@
  * sets kafka.producerClient. Uses WALPURGE_TEST_* services when set, else starts
  * local ones (@walpurge/testing).
  */
+import os from 'node:os';
 import pg from 'pg';
 import { WalpurgeConfig, connectRedis } from '@walpurge/config';
 import { createLogger, createMetricsRegistry, type Service } from '@walpurge/core';
@@ -41,6 +42,7 @@ import {
   paced,
   rate,
 } from './support/report.js';
+import { machineBusySeconds } from './support/process-usage.js';
 
 const TRANSPORT = process.env['BENCH_TRANSPORT'] === 'inline' ? 'inline' : 'kafka';
 const CHANGES = envNumber('BENCH_CHANGES', 100_000);
@@ -197,12 +199,14 @@ async function main(): Promise<void> {
   for (let written = 0; written < CHANGES; written += TX_ROWS)
     await insertTx(Math.min(TX_ROWS, CHANGES - written));
   const catchUpCpuStarted = cpuMicros();
+  const catchUpMachineStarted = machineBusySeconds();
   const catchUpStarted = performance.now();
   services[1] = newListener();
   await services[1].start(new AbortController().signal);
   await waitFor('backlog purged', async () => purgedCount >= nextId, { timeoutMs: 600_000, intervalMs: 10 });
   const catchUpSeconds = (performance.now() - catchUpStarted) / 1000;
   const catchUpCpuPerChange = (cpuMicros() - catchUpCpuStarted) / CHANGES;
+  const catchUpMachinePerChange = ((machineBusySeconds() - catchUpMachineStarted) * 1e6) / CHANGES;
   const loadAfterCatchUp = loadLine('after the catch-up phase');
 
   // Phase 2: a fixed rate.
@@ -231,6 +235,7 @@ async function main(): Promise<void> {
     `max: ${maxCpuPerChange.toFixed(1)} µs of CPU per change in this process (listener and invalidator, user + system; the writer's query building included)`,
     `catch-up: ${rate(CHANGES, catchUpSeconds)} events/s → purges (a backlog of ${CHANGES} changes purged ${catchUpSeconds.toFixed(2)} s after a new listener started, connection and slot setup included)`,
     `catch-up: ${catchUpCpuPerChange.toFixed(1)} µs of CPU per change in this process (listener and invalidator, user + system)`,
+    `catch-up: ${catchUpMachinePerChange.toFixed(1)} µs of CPU per change on the whole machine (PostgreSQL, ${TRANSPORT === 'kafka' ? 'Kafka, ' : ''}Redis, walpurge, anything else running): ${os.availableParallelism()} cores at 100% allow at most ${rate(1e6 * os.availableParallelism(), catchUpMachinePerChange)} changes/s at this cost`,
     `fixed rate ${rate(ticks * RATE_TX_ROWS, rateSeconds)} changes/s: commit → purge per change ${describeDistribution(rateLatency)}`,
     peakRssLine(),
   ];

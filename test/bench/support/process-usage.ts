@@ -38,3 +38,15 @@ export function readProcessUsage(pid: number): ProcessUsage | undefined {
     return undefined;
   }
 }
+
+/**
+ * CPU seconds every process of the machine has used so far (user, nice, system, irq, softirq,
+ * steal from /proc/stat): with everything on one machine, what the whole pipeline costs, not
+ * only the process that measures.
+ */
+export function machineBusySeconds(): number {
+  const fields =
+    readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+  return (user + nice + system + irq + softirq + steal) / ticksPerSecond();
+}
