@@ -10,7 +10,7 @@ import { isolatePoison } from '../pipeline/isolate-poison.js';
 import { chunk } from '../targets/redis/slot-groups.js';
 import { rememberOrigin } from '../tracing/batch-links.js';
 import type { DeadLetterQueue } from './dead-letter.js';
-import { ChangeLogGaps, type ChangeLogGap } from './change-log-gaps.js';
+import { ChangeLogGaps } from './change-log-gaps.js';
 import { StallWatchdog } from './stall-watchdog.js';
 
 /** kafkajs's (and Kafka's) default share of one partition in a fetch. */
@@ -48,6 +48,8 @@ export class ChangeConsumer {
   private readonly lastBatchAt = new Map<number, number>();
   private readonly fetchedUpTo = new Map<number, bigint>();
   private readonly batchesInProgress = new Map<number, number>();
+  /** Partitions this member has set a lag series for. */
+  private readonly lagSeries = new Set<number>();
   private readonly admin: Admin;
   private readonly watchdog: StallWatchdog;
   private readonly gaps: ChangeLogGaps;
@@ -69,11 +71,7 @@ export class ChangeConsumer {
       lastBatchAt: (partition) => this.lastBatchAt.get(partition) ?? 0,
       fetchedUpTo: (partition) => this.fetchedUpTo.get(partition),
       busy: (partition) => (this.batchesInProgress.get(partition) ?? 0) > 0,
-      onLag: (partition, lag) =>
-        options.metrics.consumerLag.set(
-          { topic: options.kafkaConfig.topic, partition: String(partition) },
-          lag,
-        ),
+      onLag: (partition, lag) => this.setLag(partition, lag),
       onStall: (stalled) => this.restartStalled(stalled),
       logger: options.logger,
     });
@@ -81,7 +79,8 @@ export class ChangeConsumer {
       admin: this.admin,
       groupId: options.kafkaConfig.consumerGroup,
       topic: options.kafkaConfig.topic,
-      onGap: (gap) => this.reportGap(gap),
+      holds: 'changes',
+      metrics: options.metrics,
       logger: options.logger,
     });
     // After the watchdog and the gap check: the consumer's group events reset them.
@@ -110,25 +109,14 @@ export class ChangeConsumer {
       if (event.payload.topic !== options.kafkaConfig.topic) return;
       this.lastBatchAt.set(event.payload.partition, Date.now());
       this.fetchedUpTo.set(event.payload.partition, BigInt(event.payload.lastOffset) + 1n);
-      const { partition, firstOffset, lastOffset, batchSize } = event.payload;
-      this.gaps.fetched(partition, firstOffset, lastOffset, batchSize);
     });
     // Waiting in a rebalance fetches nothing, and may last: not a stall.
-    consumer.on(REBALANCING, () => {
-      this.setAssigned([]);
-      this.gaps.left();
-    });
+    consumer.on(REBALANCING, () => this.setAssigned([]));
     consumer.on(GROUP_JOIN, (event) => {
       this.joined = true;
-      const partitions = event.payload.memberAssignment[options.kafkaConfig.topic] ?? [];
-      this.setAssigned(partitions);
-      // Emitted before the first fetch of this generation: nothing fetches until the committed
-      // offsets are read (see ChangeLogGaps.joined); a failed read only logs and lets go.
-      const held = [{ topic: options.kafkaConfig.topic, partitions: [...partitions] }];
-      if (partitions.length > 0) consumer.pause(held);
-      void this.gaps.joined().finally(() => {
-        if (partitions.length > 0) consumer.resume(held);
-      });
+      const held = event.payload.memberAssignment[options.kafkaConfig.topic] ?? [];
+      this.setAssigned(held);
+      this.dropLagOfOthers(held);
       options.logger.info(
         { memberId: event.payload.memberId, assignment: event.payload.memberAssignment },
         'joined the consumer group',
@@ -140,33 +128,42 @@ export class ChangeConsumer {
     });
     consumer.on(STOP, () => this.left());
     consumer.on(DISCONNECT, () => this.left());
+    this.gaps.attach(consumer);
     return consumer;
   }
 
   private left(): void {
     this.joined = false;
     this.setAssigned([]);
-    this.gaps.left();
-  }
-
-  /** Changes that left the topic unpurged: entries derived from them may be stale, and nothing can purge them now. */
-  private reportGap(gap: ChangeLogGap): void {
-    const { metrics, kafkaConfig, logger } = this.options;
-    const topic = kafkaConfig.topic;
-    metrics.changeLogGaps.inc({ topic, reason: gap.reason });
-    if (gap.lost !== undefined) metrics.lostChanges.inc({ topic }, gap.lost);
-    logger.error(
-      { topic, ...gap },
-      gap.reason === 'removed'
-        ? 'changes were removed from the change topic before this group purged them (an outage longer than its retention, or records deleted): cache entries derived from them may be stale; purge them (see the runbook)'
-        : 'the change topic now starts below the offset this group had reached (deleted and re-created, or truncated): changes of the old log not yet purged are lost, how many is unknown; purge the caches it feeds (see the runbook)',
-    );
   }
 
   private setAssigned(partitions: readonly number[]): void {
     this.assigned = [...partitions];
     this.fetchedUpTo.clear();
     this.watchdog.reset();
+  }
+
+  private setLag(partition: number, lag: number): void {
+    this.lagSeries.add(partition);
+    this.options.metrics.consumerLag.set(
+      { topic: this.options.kafkaConfig.topic, partition: String(partition) },
+      lag,
+    );
+  }
+
+  /**
+   * A partition this member no longer holds is another member's to report: a series left behind
+   * would show its last lag for ever (and keep a lag alert firing). Dropped at each group join.
+   */
+  private dropLagOfOthers(held: readonly number[]): void {
+    for (const partition of this.lagSeries) {
+      if (held.includes(partition)) continue;
+      this.lagSeries.delete(partition);
+      this.options.metrics.consumerLag.remove({
+        topic: this.options.kafkaConfig.topic,
+        partition: String(partition),
+      });
+    }
   }
 
   isReady(): boolean {
@@ -286,10 +283,7 @@ export class ChangeConsumer {
         // fetch again from the resolved offset, so this chunk is delivered, purged and committed again.
         resolveOffset(last);
         const lag = BigInt(batch.highWatermark) - BigInt(next);
-        this.options.metrics.consumerLag.set(
-          { topic: batch.topic, partition: String(batch.partition) },
-          Number(lag > 0n ? lag : 0n),
-        );
+        this.setLag(batch.partition, Number(lag > 0n ? lag : 0n));
         logger.debug({ partition: batch.partition, offset: next, events: events.length }, 'committed');
         await heartbeat().catch(() => undefined);
       }

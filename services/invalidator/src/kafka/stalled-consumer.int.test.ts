@@ -9,7 +9,14 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createMetricsRegistry } from '@walpurge/core';
 import { encodeChangeEvent, messageKey, type ChangeEvent } from '@walpurge/protocol';
 import { uniqueName } from '@walpurge/testing';
-import { changeEvent, invalidatorConfig, logger, metricValue, uniqueNames } from '../../test/harness.js';
+import {
+  changeEvent,
+  invalidatorConfig,
+  logger,
+  metricValue,
+  uniqueNames,
+  type Names,
+} from '../../test/harness.js';
 import { createInvalidatorMetrics } from '../metrics.js';
 import { Coalescer } from '../pipeline/coalescer.js';
 import { ChangeConsumer } from './change-consumer.js';
@@ -28,13 +35,14 @@ afterAll(async () => {
 });
 
 /** A ChangeConsumer on its own topic and group, recording the ids of the events it purges. */
-async function startRecordingConsumer(label: string) {
-  const names = uniqueNames(label);
+async function startRecordingConsumer(label: string, joining?: Names) {
+  const names = joining ?? uniqueNames(label);
   const config = invalidatorConfig(services, names, {
     partitions: 2,
     invalidator: { stallTimeoutMs: 2_000 },
   });
-  await admin.createTopics({ topics: [{ topic: names.topic, numPartitions: 2 }], waitForLeaders: true });
+  if (!joining)
+    await admin.createTopics({ topics: [{ topic: names.topic, numPartitions: 2 }], waitForLeaders: true });
   const registry = createMetricsRegistry({ defaultMetrics: false });
   const handled = new Set<unknown>();
   const record = async (events: readonly ChangeEvent[]) => {
@@ -108,6 +116,51 @@ describe('a consumer that stops fetching', () => {
     } finally {
       await producer.disconnect();
       await consumer.stop();
+    }
+  });
+
+  it('a partition handed to another member leaves no lag series behind (it would show its last lag for ever)', async () => {
+    const first = await startRecordingConsumer('lag_series');
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const lagPartitions = async (registry: typeof first.registry) =>
+      ((await registry.getSingleMetric('walpurge_invalidator_consumer_lag_messages')?.get())?.values ?? [])
+        .map((value) => value.labels['partition'])
+        .sort();
+    try {
+      await producer.send({
+        topic: first.names.topic,
+        acks: -1,
+        messages: first.events([1, 2]).map((message, i) => ({ ...message, partition: i })),
+      });
+      await expect.poll(() => first.handled.size, { timeout: 30_000 }).toBe(2);
+      await expect.poll(() => lagPartitions(first.registry), { timeout: 10_000 }).toEqual(['0', '1']);
+
+      const second = await startRecordingConsumer('lag_series', first.names);
+      try {
+        const held = (consumer: ChangeConsumer) =>
+          (consumer as unknown as { assigned: number[] }).assigned.length;
+        await expect
+          .poll(() => [held(first.consumer), held(second.consumer)], { timeout: 30_000 })
+          .toEqual([1, 1]);
+        await expect.poll(() => lagPartitions(second.registry), { timeout: 10_000 }).toHaveLength(1);
+        // The group rebalanced: each member holds one partition and reports only its own.
+        await expect
+          .poll(
+            async () =>
+              [...(await lagPartitions(first.registry)), ...(await lagPartitions(second.registry))].sort(),
+            {
+              timeout: 30_000,
+              interval: 200,
+            },
+          )
+          .toEqual(['0', '1']);
+      } finally {
+        await second.consumer.stop();
+      }
+    } finally {
+      await producer.disconnect();
+      await first.consumer.stop();
     }
   });
 });
