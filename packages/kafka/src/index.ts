@@ -7,3 +7,5 @@ export * from './kafka-security.js';
 export * from './kafka-refusals.js';
 export * from './commit-batch.js';
 export * from './consumer-metadata.js';
+export * from './platformatic-connection.js';
+export * from './topic-ids.js';

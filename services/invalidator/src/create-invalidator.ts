@@ -43,7 +43,7 @@ import { refusingTarget } from './dead-letter/refusing-target.js';
 import { ChangeConsumer } from './kafka/change-consumer.js';
 import { DeadLetterQueue } from './kafka/dead-letter.js';
 import { KafkaDeadLetterSink, refusalHeadersOf } from './kafka/dead-letter-sink.js';
-import { createKafka, ensureTopics, watchWalpurgeTopics } from '@walpurge/kafka';
+import { TopicIdReader, createKafka, ensureTopics, watchWalpurgeTopics } from '@walpurge/kafka';
 import { createInvalidatorMetrics, sweepObserver } from './metrics.js';
 import { Coalescer } from './pipeline/coalescer.js';
 import { isolatePoison } from './pipeline/isolate-poison.js';
@@ -198,15 +198,17 @@ export function createInvalidator(options: InvalidatorOptions): Invalidator {
 
   /** Where CDN work waits for its lane: the CDN topic (kafka) or a table of the source database (inline). */
   function cdnQueueLocation(deadLetterTopic: DeadLetterQueue | undefined): CdnQueueLocation {
-    if (kafka && producer && config.kafka && deadLetterTopic)
+    const kafkaConfig = config.kafka;
+    if (kafka && producer && kafkaConfig && deadLetterTopic)
       return {
         kind: 'kafka',
         kafka,
         producer,
-        topic: config.kafka.cdnTopic,
-        consumerGroup: config.kafka.consumerGroup,
-        maxMessageBytes: config.kafka.maxMessageBytes,
+        topic: kafkaConfig.cdnTopic,
+        consumerGroup: kafkaConfig.consumerGroup,
+        maxMessageBytes: kafkaConfig.maxMessageBytes,
         deadLetterTopic,
+        topicIds: () => new TopicIdReader(kafkaConfig),
       };
     if (!config.database)
       throw new ConfigError(ErrorCode.ConfigInvalid, options.configFile ?? 'walpurge.yaml', [

@@ -4,6 +4,7 @@ import type { BackoffOptions, Logger, Registry } from '@walpurge/core';
 import type { CompiledRules } from '@walpurge/rules';
 import type { DeadLetterSink } from '../dead-letter/dead-letter-sink.js';
 import type { DeadLetterQueue } from '../kafka/dead-letter.js';
+import type { TopicIdSource } from '../kafka/topic-incarnation.js';
 import type { InvalidatorMetrics } from '../metrics.js';
 import type { Purger } from '../targets/purger.js';
 import type { CdnEnqueuer } from './cdn-queue.js';
@@ -25,6 +26,8 @@ export type CdnQueueLocation =
       maxMessageBytes: number;
       /** Where a CDN topic record that is not a change event goes (reason undecodable). */
       deadLetterTopic: DeadLetterQueue;
+      /** One reader of the CDN topic's ID per lane (a re-created topic is read from its start). */
+      topicIds?: () => TopicIdSource;
     }
   | { kind: 'table'; url: string; ssl?: DatabaseSslConfig | undefined; table: string };
 
@@ -85,6 +88,7 @@ export function createCdnLanes(options: CdnLanesOptions): CdnLanes {
               deadLetterTopic: queue.deadLetterTopic,
               logger: logger.child({ component: 'cdn-lane', target: purger.name }),
               sessionTimeoutMs: options.invalidator.sessionTimeoutMs,
+              ...(queue.topicIds ? { topicIds: queue.topicIds() } : {}),
             }),
         )
       : [];

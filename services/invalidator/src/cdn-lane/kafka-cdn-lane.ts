@@ -3,6 +3,7 @@ import { activeTracer, type Logger } from '@walpurge/core';
 import { CONSUMER_METADATA_MAX_AGE_MS, commitBatchOffset } from '@walpurge/kafka';
 import { decodeChangeEventV1 } from '@walpurge/protocol';
 import { ChangeLogGaps } from '../kafka/change-log-gaps.js';
+import type { TopicIdSource } from '../kafka/topic-incarnation.js';
 import type { DeadLetterQueue } from '../kafka/dead-letter.js';
 import { chunk } from '../targets/redis/slot-groups.js';
 import { rememberOrigin } from '../tracing/batch-links.js';
@@ -24,6 +25,8 @@ export interface KafkaCdnLaneOptions {
   coalesceWindowMs: number;
   maxEntriesPerBatch: number;
   sessionTimeoutMs: number;
+  /** The CDN topic's ID, to find it re-created under the lane (see ChangeLogGaps). */
+  topicIds?: TopicIdSource;
 }
 
 /** How often depth and age are computed from the group's committed offset, whatever the consumer does. */
@@ -76,6 +79,7 @@ export class KafkaCdnLane {
       holds: `CDN purges for ${options.provider}`,
       metrics: options.metrics,
       logger: options.logger,
+      ...(options.topicIds ? { topicIds: options.topicIds } : {}),
     });
     this.gaps.attach(this.consumer);
     this.consumer.on(this.consumer.events.CRASH, (event) =>
@@ -102,12 +106,14 @@ export class KafkaCdnLane {
       eachBatchAutoResolve: false,
       eachBatch: (payload) => this.eachBatch(payload),
     });
+    this.gaps.start();
   }
 
   /** Stops taking entries; the call in flight may finish within `timeoutMs`, else it is abandoned uncommitted. */
   async stop(timeoutMs: number): Promise<void> {
     const deadline = setTimeout(() => this.abort.abort(), timeoutMs);
     try {
+      await this.gaps.stop();
       await this.consumer.disconnect();
     } finally {
       clearTimeout(deadline);

@@ -1,7 +1,7 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { InvalidatorConfig, KafkaConfig } from '@walpurge/config';
 import { activeTracer, isRetriable, sleep, type Logger } from '@walpurge/core';
-import { CONSUMER_METADATA_MAX_AGE_MS, commitBatchOffset } from '@walpurge/kafka';
+import { CONSUMER_METADATA_MAX_AGE_MS, TopicIdReader, commitBatchOffset } from '@walpurge/kafka';
 import { decodeAnyChangeEvent, type ChangeEvent } from '@walpurge/protocol';
 import { isCdnQueueError } from '../cdn-lane/cdn-queue.js';
 import type { InvalidatorMetrics } from '../metrics.js';
@@ -12,6 +12,7 @@ import { rememberOrigin } from '../tracing/batch-links.js';
 import type { DeadLetterQueue } from './dead-letter.js';
 import { ChangeLogGaps } from './change-log-gaps.js';
 import { StallWatchdog } from './stall-watchdog.js';
+import type { TopicIdSource } from './topic-incarnation.js';
 
 /** kafkajs's (and Kafka's) default share of one partition in a fetch. */
 const MAX_PARTITION_FETCH_BYTES = 1024 * 1024;
@@ -28,6 +29,8 @@ export interface ChangeConsumerOptions {
   logger: Logger;
   /** Aborts in-flight purges (only when a graceful stop ran out of time). */
   purgeSignal: AbortSignal;
+  /** Topic IDs (default: read from the brokers); null: none, as from brokers before Kafka 2.8. */
+  topicIds?: TopicIdSource | null;
 }
 
 /**
@@ -82,6 +85,9 @@ export class ChangeConsumer {
       holds: 'changes',
       metrics: options.metrics,
       logger: options.logger,
+      ...(options.topicIds !== null
+        ? { topicIds: options.topicIds ?? new TopicIdReader(options.kafkaConfig) }
+        : {}),
     });
     // After the watchdog and the gap check: the consumer's group events reset them.
     this.consumer = this.createConsumer();
@@ -174,6 +180,7 @@ export class ChangeConsumer {
     await this.admin.connect();
     await this.run();
     this.watchdog.start();
+    this.gaps.start();
   }
 
   private async run(): Promise<void> {
@@ -193,6 +200,7 @@ export class ChangeConsumer {
     this.stopping = true;
     this.stopped.abort();
     await this.watchdog.stop();
+    await this.gaps.stop();
     // A restart blocked on brokers that are away must not hold the shutdown.
     const { stopTimeoutMs } = this.options.invalidatorConfig;
     if (this.restarting) await Promise.race([this.restarting, sleep(stopTimeoutMs).catch(() => undefined)]);

@@ -47,7 +47,11 @@ const send = (topic: string, ids: number[]) =>
   });
 
 /** A ChangeConsumer of `names`' one-partition topic and group, recording the ids it purges. */
-async function startConsumer(names: Names, target: { held?: Promise<void>; entered?: () => void } = {}) {
+async function startConsumer(
+  names: Names,
+  target: { held?: Promise<void>; entered?: () => void } = {},
+  topicIds?: null,
+) {
   const config = invalidatorConfig(services, names, {
     partitions: 1,
     invalidator: { stallTimeoutMs: 60_000, maxBatchEvents: 2 },
@@ -70,6 +74,7 @@ async function startConsumer(names: Names, target: { held?: Promise<void>; enter
     metrics: createInvalidatorMetrics(registry),
     logger,
     purgeSignal: new AbortController().signal,
+    ...(topicIds === null ? { topicIds } : {}),
   });
   await consumer.start();
   await expect.poll(() => consumer.isReady(), { timeout: 30_000 }).toBe(true);
@@ -170,7 +175,8 @@ describe('changes that left the change topic before they were purged', () => {
   it('a topic re-created shorter under a running invalidator: reported, and the new log purged from its start', async () => {
     const names = uniqueNames('gap_rewound');
     await createTopic(names.topic);
-    const consumer = await startConsumer(names);
+    // Offsets alone, as with brokers without topic IDs (before Kafka 2.8): the new ID would be found too.
+    const consumer = await startConsumer(names, {}, null);
     try {
       await send(names.topic, [1, 2, 3, 4, 5, 6]);
       await expect.poll(() => consumer.handled.length, { timeout: 30_000 }).toBe(6);
@@ -180,6 +186,26 @@ describe('changes that left the change topic before they were purged', () => {
       expect(consumer.handled.slice(6)).toEqual([11, 12]);
       await expect.poll(() => gaps(consumer.registry, 'rewound'), { timeout: 10_000 }).toBe(1);
       expect(await metricValue(consumer.registry, 'walpurge_invalidator_lost_changes_total')).toBe(0);
+    } finally {
+      await consumer.consumer.stop();
+    }
+  });
+
+  it("a topic re-created under a running invalidator, its new log past the group's position: found by its new ID, read from its start", async () => {
+    const names = uniqueNames('gap_replaced');
+    await createTopic(names.topic);
+    const consumer = await startConsumer(names);
+    try {
+      await send(names.topic, [1, 2, 3, 4, 5, 6]);
+      await expect.poll(() => consumer.handled.length, { timeout: 30_000 }).toBe(6);
+      await recreateTopic(names.topic);
+      // Ten records: kafkajs would fetch on at offset 6 of the new log, skipping 11 to 16.
+      await send(names.topic, [11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
+      const fromNewLog = () => [...new Set(consumer.handled.filter((id) => Number(id) > 10))].sort();
+      await expect
+        .poll(fromNewLog, { timeout: 30_000, interval: 200 })
+        .toEqual([11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
+      await expect.poll(() => gaps(consumer.registry, 'replaced'), { timeout: 10_000 }).toBe(1);
     } finally {
       await consumer.consumer.stop();
     }

@@ -1,10 +1,8 @@
-import { Producer, type SASLOptions } from '@platformatic/kafka';
-import { isIP } from 'node:net';
-import type { ConnectionOptions } from 'node:tls';
+import { Producer } from '@platformatic/kafka';
 import type { Message } from 'kafkajs';
 import type { KafkaConfig } from '@walpurge/config';
 import { ErrorCode, WalpurgeError } from '@walpurge/core';
-import type { tlsOptions } from '@walpurge/kafka';
+import { platformaticConnection, type tlsOptions } from '@walpurge/kafka';
 import { keyHash } from './murmur2.js';
 import { classifyPlatformaticError } from './platformatic-errors.js';
 import type { SinkProducer } from './producer-thread.js';
@@ -55,39 +53,6 @@ function partitioner(_message: unknown, key: Buffer | undefined): number {
   return keyHash(key);
 }
 
-function saslOf(sasl: KafkaConfig['sasl']): SASLOptions | undefined {
-  if (!sasl) return undefined;
-  if (sasl.mechanism === 'oauthbearer')
-    // Refused by validate and at start (producerClientProblems): never reached with a loaded config.
-    throw new WalpurgeError(
-      ErrorCode.ConfigInvalid,
-      "producerClient 'platformatic' does not support SASL oauthbearer",
-      {
-        hint: "use producerClient 'kafkajs'",
-      },
-    );
-  const mechanism = (
-    { plain: 'PLAIN', 'scram-sha-256': 'SCRAM-SHA-256', 'scram-sha-512': 'SCRAM-SHA-512' } as const
-  )[sasl.mechanism];
-  return { mechanism, username: sasl.username, password: sasl.password };
-}
-
-/** kafka.ssl as node:tls options: false is plaintext, true TLS against the system CAs. */
-function tlsOf(tls: ReturnType<typeof tlsOptions>): ConnectionOptions | undefined {
-  if (tls === false) return undefined;
-  return tls === true ? {} : tls;
-}
-
-/**
- * Send each broker's host name as TLS SNI, as kafkajs does (brokers behind SNI routing, as in many
- * managed services, refuse a handshake without it), unless kafka.ssl.servername names one (this
- * client would put the host over it) or the brokers are addresses (SNI carries names only).
- */
-function sendServerName(tls: ConnectionOptions | undefined, brokers: readonly string[]): boolean {
-  if (!tls || tls.servername !== undefined) return false;
-  return brokers.some((broker) => isIP(broker.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')) === 0);
-}
-
 /**
  * The listener's producer on @platformatic/kafka (kafka.producerClient: platformatic), with the
  * guarantees of the kafkajs one: idempotent (which makes the client send with acks from all in-sync
@@ -104,12 +69,11 @@ export class PlatformaticProducer implements SinkProducer {
     options: PlatformaticProducerOptions,
   ) {
     this.connectedBefore = options.connectedBefore;
-    const tls = tlsOf(options.tls);
-    const sasl = saslOf(config.sasl);
+    // Brokers, client id, TLS with SNI, SASL: as the kafkajs client connects.
+    const connection = platformaticConnection(config, options.tls);
     try {
       this.client = new Producer<Bytes, Bytes, string, Bytes>({
-        clientId: config.clientId,
-        bootstrapBrokers: config.brokers,
+        ...connection,
         idempotent: true,
         acks: -1,
         autocreateTopics: false,
@@ -122,9 +86,6 @@ export class PlatformaticProducer implements SinkProducer {
         requestTimeout: 35_000,
         retries: Math.max(2, options.retries ?? RETRIES),
         retryDelay,
-        ...(tls ? { tls } : {}),
-        ...(sendServerName(tls, config.brokers) ? { tlsServerName: true } : {}),
-        ...(sasl ? { sasl } : {}),
       });
     } catch (error) {
       // Options it refuses (a client id with spaces): the same on every attempt.

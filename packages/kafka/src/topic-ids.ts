@@ -1,0 +1,52 @@
+import { Admin } from '@platformatic/kafka';
+import type { KafkaConfig } from '@walpurge/config';
+import { tlsOptions } from './kafka-security.js';
+import { platformaticConnection } from './platformatic-connection.js';
+
+/** What brokers without topic IDs (before Kafka 2.8) answer. */
+const NO_ID = /^0{8}-0{4}-0{4}-0{4}-0{12}$/;
+
+/**
+ * Reads topic IDs. Kafka (2.8 and later) gives every topic an ID at creation, so a topic deleted
+ * and re-created under the same name has a new one, even when its offsets look continuous to a
+ * consumer. kafkajs speaks Metadata v6, which carries no IDs: this asks with @platformatic/kafka's
+ * admin client, connected as kafkajs is (platformaticConnection), on first use.
+ */
+export class TopicIdReader {
+  private admin: Admin | undefined;
+
+  constructor(private readonly config: KafkaConfig) {}
+
+  /**
+   * The topic's ID now; undefined when the topic does not exist at the moment, or the brokers
+   * give no IDs. Throws when the brokers cannot be asked (unreachable, refused, unsupported).
+   */
+  async read(topic: string): Promise<string | undefined> {
+    this.admin ??= new Admin({
+      ...platformaticConnection(this.config, tlsOptions(this.config.ssl)),
+      // One short try: the caller asks again at its next check.
+      retries: 1,
+      retryDelay: 200,
+      connectTimeout: 5_000,
+      timeout: 10_000,
+    });
+    try {
+      const metadata = await this.admin.metadata({
+        topics: [topic],
+        forceUpdate: true,
+        autocreateTopics: false,
+      });
+      const id = metadata.topics.get(topic)?.id;
+      return id === undefined || NO_ID.test(id) ? undefined : id;
+    } catch (error) {
+      if (error instanceof Error && /unknown topic/i.test(error.message)) return undefined;
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    const admin = this.admin;
+    this.admin = undefined;
+    await admin?.close();
+  }
+}
