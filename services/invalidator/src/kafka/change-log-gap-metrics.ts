@@ -14,7 +14,7 @@ export function changeLogGapMetrics(registry: Registry) {
       existing<Counter<'topic' | 'reason'>>('walpurge_invalidator_change_log_gaps_total') ??
       new Counter({
         name: 'walpurge_invalidator_change_log_gaps_total',
-        help: 'Gaps found in a topic the invalidator consumes (the change topic, the CDN topic): changes that left it before the group purged them. reason="removed": expired by retention or deleted (counted in walpurge_invalidator_lost_changes_total); reason="rewound": the topic was re-created or truncated below the group\'s position (count unknown).',
+        help: 'Gaps found in a topic the invalidator consumes (the change topic, the CDN topic): changes that left it before the group purged them. reason="removed": expired by retention or deleted (counted in walpurge_invalidator_lost_changes_total); reason="rewound": the topic was re-created or truncated below the group\'s position; reason="replaced": the topic has a new ID (deleted and re-created), one per partition held (counts unknown).',
         labelNames: ['topic', 'reason'],
         registers,
       }),
