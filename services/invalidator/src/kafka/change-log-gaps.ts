@@ -151,8 +151,17 @@ export class ChangeLogGaps {
     return Promise.all([committed, this.checkTopic()]).then(() => undefined);
   }
 
-  /** A new topic ID: reported, and every held partition read again from the new log's start. */
+  /** Compares the topic's ID; never rejects (a failure is logged, the next check tries again). */
   private async checkTopic(): Promise<void> {
+    try {
+      await this.followReplacement();
+    } catch (error) {
+      this.options.logger.error({ err: error, topic: this.options.topic }, "could not check the topic's ID");
+    }
+  }
+
+  /** A new topic ID: reported, and every held partition read again from the new log's start. */
+  private async followReplacement(): Promise<void> {
     if (!this.incarnation || !(await this.incarnation.replaced())) return;
     const { admin, topic, logger } = this.options;
     const partitions = [...this.held];
