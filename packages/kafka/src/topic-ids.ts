@@ -14,14 +14,16 @@ const NO_ID = /^0{8}-0{4}-0{4}-0{4}-0{12}$/;
  */
 export class TopicIdReader {
   private admin: Admin | undefined;
+  private closed = false;
 
   constructor(private readonly config: KafkaConfig) {}
 
   /**
-   * The topic's ID now; undefined when the topic does not exist at the moment, or the brokers
-   * give no IDs. Throws when the brokers cannot be asked (unreachable, refused, unsupported).
+   * The topic's ID now; undefined when the topic does not exist at the moment. Throws when the
+   * brokers cannot be asked (unreachable, refused, unsupported) or give no IDs.
    */
   async read(topic: string): Promise<string | undefined> {
+    if (this.closed) throw new Error('the topic ID reader is closed');
     this.admin ??= new Admin({
       ...platformaticConnection(this.config, tlsOptions(this.config.ssl)),
       // One short try: the caller asks again at its next check.
@@ -36,8 +38,12 @@ export class TopicIdReader {
         forceUpdate: true,
         autocreateTopics: false,
       });
-      const id = metadata.topics.get(topic)?.id;
-      return id === undefined || NO_ID.test(id) ? undefined : id;
+      const found = metadata.topics.get(topic);
+      if (!found) return undefined;
+      // Brokers before 2.8 (or a metadata version without IDs) answer with none: not a missing topic.
+      if (!found.id || NO_ID.test(found.id))
+        throw new Error(`the brokers give no topic IDs for ${topic} (Kafka before 2.8)`);
+      return found.id;
     } catch (error) {
       if (error instanceof Error && /unknown topic/i.test(error.message)) return undefined;
       throw error;
@@ -45,6 +51,7 @@ export class TopicIdReader {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const admin = this.admin;
     this.admin = undefined;
     await admin?.close();

@@ -177,6 +177,9 @@ export class KafkaCdnLane {
     const signal = this.abort.signal;
     // The committed offsets of this join are compared with the first batch: read before any commit.
     await this.gaps.ready();
+    // The start of a re-created topic, committed before anything there is purged (ChangeLogGaps).
+    const rewind = this.gaps.takeRewind(batch.partition);
+    if (rewind !== undefined) await commitBatchOffset(payload, rewind);
     const beat = setInterval(() => heartbeat().catch(() => undefined), this.heartbeatMs);
     try {
       for (const messages of chunk(batch.messages, this.options.maxEntriesPerBatch)) {
@@ -218,6 +221,8 @@ export class KafkaCdnLane {
         await this.options.batch.run(entries, signal);
         const last = (messages[messages.length - 1] as KafkaMessage).offset;
         const next = BigInt(last) + 1n;
+        // Sought elsewhere meanwhile (a re-created topic read from its start): commit nothing of this batch.
+        if (isStale()) return;
         await commitBatchOffset(payload, next);
         this.gaps.committedUpTo(batch.partition, next);
         // Resolved only once committed: a commit that fails (and is not a rebalance) makes kafkajs

@@ -150,6 +150,8 @@ export class ChangeConsumer {
   }
 
   private setLag(partition: number, lag: number): void {
+    // A reading begun before a rebalance must not bring back the series of a partition handed over.
+    if (!this.assigned.includes(partition)) return;
     this.lagSeries.add(partition);
     this.options.metrics.consumerLag.set(
       { topic: this.options.kafkaConfig.topic, partition: String(partition) },
@@ -261,6 +263,9 @@ export class ChangeConsumer {
     const { purgeSignal, logger } = this.options;
     // The committed offsets of this join are compared with the first batch: read before any commit.
     await this.gaps.ready();
+    // The start of a re-created topic, committed before anything there is purged (ChangeLogGaps).
+    const rewind = this.gaps.takeRewind(batch.partition);
+    if (rewind !== undefined) await commitBatchOffset(payload, rewind);
     this.batchesInProgress.set(batch.partition, (this.batchesInProgress.get(batch.partition) ?? 0) + 1);
     // Purges may be retried for a long time while a target is down: keep the group membership alive.
     const beat = setInterval(() => heartbeat().catch(() => undefined), this.heartbeatMs);
@@ -285,6 +290,8 @@ export class ChangeConsumer {
         await this.purge(source, events, eventMessages);
         const last = (messages[messages.length - 1] as KafkaMessage).offset;
         const next = (BigInt(last) + 1n).toString();
+        // Sought elsewhere meanwhile (a re-created topic read from its start): commit nothing of this batch.
+        if (isStale()) return;
         await commitBatchOffset(payload, next);
         this.gaps.committedUpTo(batch.partition, BigInt(next));
         // Resolved only once committed: a commit that fails (and is not a rebalance) makes kafkajs

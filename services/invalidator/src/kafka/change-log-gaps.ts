@@ -1,5 +1,5 @@
 import type { Admin, Consumer } from 'kafkajs';
-import type { Logger } from '@walpurge/core';
+import { sleep, type Logger } from '@walpurge/core';
 import type { ChangeLogGapMetrics } from './change-log-gap-metrics.js';
 import { TopicIncarnation, type TopicIdSource } from './topic-incarnation.js';
 
@@ -7,10 +7,12 @@ import { TopicIncarnation, type TopicIdSource } from './topic-incarnation.js';
 export type ChangeLogGapReason =
   /** Records removed from the log's start (retention, DeleteRecords) before they were purged. */
   | 'removed'
-  /** The log now starts below what the group had reached: the topic was re-created, or truncated. */
+  /** The log now ends below what the group had reached: the topic was re-created, or truncated. */
   | 'rewound'
   /** The topic has a new ID: deleted and re-created (what the old log still held for the group is lost). */
   | 'replaced';
+
+const REASONS: readonly ChangeLogGapReason[] = ['removed', 'rewound', 'replaced'];
 
 export interface ChangeLogGap {
   partition: number;
@@ -19,7 +21,7 @@ export interface ChangeLogGap {
   from: string;
   /** Where consumption resumed. */
   resumedAt: string;
-  /** Changes known lost ('removed'); undefined when the count cannot be known ('rewound', 'replaced'). */
+  /** Offsets known lost ('removed'); undefined when the count cannot be known ('rewound', 'replaced'). */
   lost: number | undefined;
 }
 
@@ -38,12 +40,14 @@ export interface ChangeLogGapsOptions {
 }
 
 const CHECK_TOPIC_EVERY_MS = 2_000;
+/** Reads of the brokers a check makes: tried this often, half a second apart, before it gives up. */
+const ATTEMPTS = 3;
 
 /**
- * Finds changes that left the change topic before this group purged them. kafkajs answers an
- * out-of-range fetch position by starting again at the log's start, without a word: after an
- * outage longer than the topic's retention it skips what expired, and after the topic was
- * re-created shorter it skips what the old log still held. Either leaves cache entries stale.
+ * Finds changes that left a topic before this group purged them. kafkajs answers an out-of-range
+ * fetch position by starting again at the log's start, without a word: after an outage longer
+ * than the topic's retention it skips what expired, and after the topic was re-created shorter it
+ * skips what the old log still held. Either leaves cache entries stale.
  *
  * Per partition it knows where the group is (the committed offset at a group join, then every
  * commit and every batch of control records only) and compares each fetched batch's first offset
@@ -51,14 +55,15 @@ const CHECK_TOPIC_EVERY_MS = 2_000;
  * - the same: nothing missed;
  * - further on: transaction markers (harmless) or records removed before they were read, told
  *   apart by the log start offset, read from the brokers only then;
- * - behind: the log was rewound (re-created or truncated): what was after the group's position in
- *   the old log and not purged yet is lost, and how much cannot be known.
+ * - behind, with the log now ending below the group's position: the log was rewound (re-created or
+ *   truncated), and what the old log held past that position is lost, how much cannot be known.
+ *   (Behind with the log still past it is a batch delivered again, as after a leader moved.)
  *
  * A topic deleted and re-created under a running consumer can look continuous: kafkajs fetches on
- * at its position in the new log, skipping what came before it. With topic IDs (topicIds, Kafka
- * 2.8+), the topic's ID is compared at each join and every checkTopicEveryMs: a new one is reported
- * ('replaced') and the held partitions are read again from the new log's start (purges are
- * idempotent), so only what the old log still held is lost.
+ * at its position in the new log, skipping what came before. With topic IDs (topicIds, Kafka
+ * 2.8+), the topic's ID is compared after each join and every checkTopicEveryMs: a new one is
+ * reported ('replaced') and the held partitions are read again from the new log's start (purges are
+ * idempotent); the consumer commits that start before its first purge there (takeRewind).
  */
 export class ChangeLogGaps {
   /** Per partition: the offset the next fetched batch should start at. */
@@ -66,59 +71,101 @@ export class ChangeLogGaps {
   private committed: Promise<Map<number, bigint> | undefined> | undefined;
   /** Per partition: where a seek to a re-created topic's start was asked (its batch is not a gap). */
   private readonly seekingTo = new Map<number, bigint>();
+  /** Per partition: a seek's start reached, to be committed before anything is purged there. */
+  private readonly rewinds = new Map<number, bigint>();
+  /** A new topic ID seen: the held partitions still to be sought to the new log's start. */
+  private rewindPending = false;
   private readonly incarnation: TopicIncarnation | undefined;
   private consumer: Consumer | undefined;
   private held: number[] = [];
+  /** Counts group joins: only the latest releases the partitions it held. */
+  private joins = 0;
   private timer: NodeJS.Timeout | undefined;
   private checking: Promise<void> | undefined;
 
   constructor(private readonly options: ChangeLogGapsOptions) {
     if (options.topicIds)
       this.incarnation = new TopicIncarnation(options.topic, options.topicIds, options.logger);
+    // Every series exists from the start at 0: an alert on increase() sees the first gap too.
+    const { metrics, topic } = options;
+    for (const reason of REASONS) metrics.changeLogGaps.inc({ topic, reason }, 0);
+    metrics.lostChanges.inc({ topic }, 0);
   }
 
   /** Compares the topic's ID every checkTopicEveryMs while partitions are held (no-op without topicIds). */
   start(): void {
     if (!this.incarnation || this.timer) return;
     this.timer = setInterval(() => {
-      if (this.held.length > 0)
-        this.checking ??= this.checkTopic().finally(() => (this.checking = undefined));
+      if (this.held.length > 0) this.checkTopicSoon();
     }, this.options.checkTopicEveryMs ?? CHECK_TOPIC_EVERY_MS);
     this.timer.unref();
   }
 
+  /** Stops the checks (one in flight gets a second) and closes the topic ID reader. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.checking;
+    await Promise.race([this.checking, sleep(1_000)]);
     await this.incarnation?.close();
   }
 
   /**
-   * Follows `consumer`: its fetched batches, its group joins (holding the partitions until the
-   * committed offsets are read: GROUP_JOIN is emitted before the generation's first fetch) and
-   * its leaving. Its eachBatch still awaits ready() and reports each commit (committedUpTo).
+   * Follows `consumer` (the latest one attached: a stalled consumer's late events are ignored):
+   * its fetched batches, its group joins (holding the partitions until the committed offsets are
+   * read: GROUP_JOIN is emitted before the generation's first fetch) and its leaving. Its eachBatch
+   * still awaits ready(), commits takeRewind() first, and reports each commit (committedUpTo).
    */
   attach(consumer: Consumer): void {
     const { topic } = this.options;
     const { GROUP_JOIN, REBALANCING, START_BATCH_PROCESS, CRASH, STOP, DISCONNECT } = consumer.events;
     this.consumer = consumer;
+    const current = (): boolean => consumer === this.consumer;
     consumer.on(GROUP_JOIN, (event) => {
+      if (!current()) return;
       const partitions = event.payload.memberAssignment[topic] ?? [];
       this.held = [...partitions];
+      const join = ++this.joins;
       const held = [{ topic, partitions: [...partitions] }];
       if (partitions.length > 0) consumer.pause(held);
       void this.joined().finally(() => {
-        // A consumer stopped meanwhile has nothing to resume.
-        if (partitions.length > 0) ignoreError(() => consumer.resume(held));
+        // A later join holds its own partitions; a consumer stopped meanwhile has none to resume.
+        if (join === this.joins && partitions.length > 0) ignoreError(() => consumer.resume(held));
+        // After the release: a slow ID read (brokers half away) must not hold the partitions.
+        if (join === this.joins) this.checkTopicSoon();
       });
     });
     consumer.on(START_BATCH_PROCESS, (event) => {
       const { payload } = event;
-      if (payload.topic === topic)
+      if (current() && payload.topic === topic)
         this.fetched(payload.partition, payload.firstOffset, payload.lastOffset, payload.batchSize);
     });
-    for (const leaving of [REBALANCING, CRASH, STOP, DISCONNECT]) consumer.on(leaving, () => this.left());
+    for (const leaving of [REBALANCING, CRASH, STOP, DISCONNECT])
+      consumer.on(leaving, () => {
+        if (current()) this.left();
+      });
+  }
+
+  /** Resolves once the committed offsets of this join are read: commit nothing before (they would be read instead). */
+  async ready(): Promise<void> {
+    await this.committed;
+  }
+
+  /**
+   * The start of a re-created topic this partition was sought to, when its first batch there is
+   * being handled: commit it before purging anything, so that a restart or a rebalance from now on
+   * resumes there, not at the position the group had reached in the new log before the new ID was
+   * seen. Returned once.
+   */
+  takeRewind(partition: number): bigint | undefined {
+    const offset = this.rewinds.get(partition);
+    this.rewinds.delete(partition);
+    return offset;
+  }
+
+  /** `next` was committed for `partition`. */
+  committedUpTo(partition: number, next: bigint): void {
+    // A chunk of a batch fetched before a seek: the seek's batch sets the position.
+    if (!this.seekingTo.has(partition)) this.expected.set(partition, next);
   }
 
   /**
@@ -129,9 +176,9 @@ export class ChangeLogGaps {
   private joined(): Promise<void> {
     this.expected.clear();
     this.seekingTo.clear();
+    this.rewinds.clear();
     const { admin, groupId, topic, logger } = this.options;
-    const committed = admin
-      .fetchOffsets({ groupId, topics: [topic] })
+    const committed = retrying(() => admin.fetchOffsets({ groupId, topics: [topic] }))
       .then((topics) => {
         const offsets = new Map<number, bigint>();
         // -1: nothing committed; -2: a reset kafkajs committed (crashed before its next commit).
@@ -141,69 +188,77 @@ export class ChangeLogGaps {
       })
       .catch((error: unknown) => {
         logger.warn(
-          { err: error },
-          'could not read the committed offsets at this group join: offsets missing from the change topic before this join are not checked',
+          { err: error, topic },
+          'could not read the committed offsets at this group join: records removed from the topic before this join are not checked',
         );
         return undefined;
       });
     this.committed = committed;
-    // The topic replaced since the last look (a rebalance meanwhile): read again from its start.
-    return Promise.all([committed, this.checkTopic()]).then(() => undefined);
-  }
-
-  /** Compares the topic's ID; never rejects (a failure is logged, the next check tries again). */
-  private async checkTopic(): Promise<void> {
-    try {
-      await this.followReplacement();
-    } catch (error) {
-      this.options.logger.error({ err: error, topic: this.options.topic }, "could not check the topic's ID");
-    }
-  }
-
-  /** A new topic ID: reported, and every held partition read again from the new log's start. */
-  private async followReplacement(): Promise<void> {
-    if (!this.incarnation || !(await this.incarnation.replaced())) return;
-    const { admin, topic, logger } = this.options;
-    const partitions = [...this.held];
-    const starts = await admin.fetchTopicOffsets(topic).catch((error: unknown) => {
-      logger.error(
-        { err: error, topic },
-        "could not read the re-created topic's offsets to read it from its start",
-      );
-      return [];
-    });
-    for (const partition of partitions) {
-      const from = this.expected.get(partition);
-      const low = starts.find((entry) => entry.partition === partition)?.low;
-      this.report({
-        partition,
-        reason: 'replaced',
-        from: from?.toString() ?? 'unknown',
-        resumedAt: low ?? 'unknown',
-        lost: undefined,
-      });
-      if (low === undefined || !this.consumer) continue;
-      this.seekingTo.set(partition, BigInt(low));
-      try {
-        this.consumer.seek({ topic, partition, offset: low });
-      } catch (error) {
-        // Not held any more (a rebalance): the next holder starts from the group's offsets.
-        this.seekingTo.delete(partition);
-        logger.warn({ err: error, topic, partition }, 'could not read the re-created topic from its start');
-      }
-    }
-  }
-
-  /** Resolves once the committed offsets of this join are read: commit nothing before (they would be read instead). */
-  async ready(): Promise<void> {
-    await this.committed;
+    return committed.then(() => undefined);
   }
 
   private left(): void {
     this.expected.clear();
     this.seekingTo.clear();
+    this.rewinds.clear();
     this.committed = undefined;
     this.held = [];
+  }
+
+  private checkTopicSoon(): void {
+    if (!this.incarnation) return;
+    this.checking ??= this.checkTopic().finally(() => (this.checking = undefined));
+  }
+
+  /** Compares the topic's ID, and goes on with a rewind not done yet; never rejects (failures are logged). */
+  private async checkTopic(): Promise<void> {
+    try {
+      if (await this.incarnation?.replaced()) this.replaced();
+      if (this.rewindPending) await this.rewind();
+    } catch (error) {
+      this.options.logger.error({ err: error, topic: this.options.topic }, "could not check the topic's ID");
+    }
+  }
+
+  /** A new topic ID: reported for every held partition, each to be read again from the new log's start. */
+  private replaced(): void {
+    for (const partition of this.held)
+      this.report({
+        partition,
+        reason: 'replaced',
+        from: this.expected.get(partition)?.toString() ?? 'unknown',
+        resumedAt: 'the start of the new log',
+        lost: undefined,
+      });
+    this.rewindPending = true;
+  }
+
+  /** Seeks the held partitions to the new log's start; left pending (retried at the next check) when that cannot be read. */
+  private async rewind(): Promise<void> {
+    const { admin, topic, logger } = this.options;
+    const starts = await retrying(() => admin.fetchTopicOffsets(topic)).catch((error: unknown) => {
+      logger.error(
+        { err: error, topic },
+        "could not read the re-created topic's offsets to read it from its start; retrying at the next check",
+      );
+      return undefined;
+    });
+    const consumer = this.consumer;
+    if (!starts || !consumer) return;
+    // Held now, after the wait: a partition handed over meanwhile is its new holder's to rewind.
+    for (const partition of this.held) {
+      const low = starts.find((entry) => entry.partition === partition)?.low;
+      if (low === undefined) continue;
+      this.seekingTo.set(partition, BigInt(low));
+      try {
+        consumer.seek({ topic, partition, offset: low });
+      } catch (error) {
+        this.seekingTo.delete(partition);
+        logger.warn({ err: error, topic, partition }, 'could not read the re-created topic from its start');
+        return;
+      }
+    }
+    this.rewindPending = false;
   }
 
   /**
@@ -215,9 +270,10 @@ export class ChangeLogGaps {
     const firstOffset = BigInt(first);
     const seekTarget = this.seekingTo.get(partition);
     if (seekTarget !== undefined) {
-      // Batches fetched before the seek are stale (eachBatch skips them): only the seek's counts.
+      // Batches fetched before the seek are stale (eachBatch commits nothing of them): only the seek's counts.
       if (firstOffset !== seekTarget) return;
       this.seekingTo.delete(partition);
+      if (events > 0) this.rewinds.set(partition, firstOffset);
       this.expected.set(partition, events === 0 ? BigInt(last) + 1n : firstOffset);
       return;
     }
@@ -227,31 +283,28 @@ export class ChangeLogGaps {
     if (from === firstOffset) return;
     void this.check(partition, from, firstOffset).catch((error: unknown) =>
       this.options.logger.warn(
-        { err: error, partition, first },
-        'could not check the change topic for changes missed before this batch',
+        { err: error, topic: this.options.topic, partition, first },
+        'could not check the topic for records missed before this batch',
       ),
     );
-  }
-
-  /** `next` was committed for `partition`. */
-  committedUpTo(partition: number, next: bigint): void {
-    // A chunk of the stale batch committed after a seek: the seek's batch sets the position.
-    if (!this.seekingTo.has(partition)) this.expected.set(partition, next);
   }
 
   private async check(partition: number, known: bigint | undefined, first: bigint): Promise<void> {
     // The first batch since the join: compared with what the group had committed.
     const from = known ?? (await this.committed)?.get(partition);
     if (from === undefined || from === first) return;
+    const offsets = await retrying(() => this.options.admin.fetchTopicOffsets(this.options.topic));
+    const log = offsets.find((entry) => entry.partition === partition);
     const gap = { partition, from: from.toString(), resumedAt: first.toString() };
     if (first < from) {
-      this.report({ ...gap, reason: 'rewound', lost: undefined });
+      // Rewound only when the log itself now ends below the group's position.
+      if (log && BigInt(log.high) < from) this.report({ ...gap, reason: 'rewound', lost: undefined });
       return;
     }
-    const offsets = await this.options.admin.fetchTopicOffsets(this.options.topic);
-    const low = BigInt(offsets.find((entry) => entry.partition === partition)?.low ?? '0');
-    // The log start past the group's position: records between were removed unread. Otherwise the
-    // offsets between were control records (transaction markers) or aborted ones.
+    const low = BigInt(log?.low ?? '0');
+    // The log start past the group's position: records between were removed unread (counted as
+    // offsets, which may include transaction markers). Otherwise the offsets between were control
+    // records (transaction markers) or aborted ones.
     if (low <= from) return;
     const upTo = low < first ? low : first;
     this.report({ ...gap, reason: 'removed', lost: Number(upTo - from) });
@@ -266,10 +319,21 @@ export class ChangeLogGaps {
       { topic, ...gap },
       {
         removed: `${holds} were removed from topic ${topic} before this group purged them (an outage longer than its retention, or records deleted): cache entries derived from them may be stale; purge them (see the runbook, WalpurgeChangesLost)`,
-        rewound: `topic ${topic} now starts below the offset this group had reached (deleted and re-created, or truncated): ${holds} of the old log not yet purged are lost, how many is unknown; purge what it feeds (see the runbook, WalpurgeChangesLost)`,
+        rewound: `topic ${topic} now ends below the offset this group had reached (deleted and re-created, or truncated): ${holds} of the old log not yet purged are lost, how many is unknown; purge what it feeds (see the runbook, WalpurgeChangesLost)`,
         replaced: `topic ${topic} was deleted and re-created (it has a new topic ID): it is read again from its start, and ${holds} of the old log not yet purged are lost, how many is unknown; purge what it feeds (see the runbook, WalpurgeChangesLost)`,
       }[gap.reason],
     );
+  }
+}
+
+async function retrying<T>(read: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await read();
+    } catch (error) {
+      if (attempt >= ATTEMPTS) throw error;
+      await sleep(500);
+    }
   }
 }
 
