@@ -1,7 +1,8 @@
 import type { ConsumerConfig, Kafka } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { WalpurgeConfig } from '@walpurge/config';
-import { createLogger } from '@walpurge/core';
+import { createLogger, createMetricsRegistry } from '@walpurge/core';
+import { createInvalidatorMetrics } from '../metrics.js';
 import { ChangeConsumer, type ChangeConsumerOptions } from './change-consumer.js';
 
 /** The consumer settings a ChangeConsumer asks kafkajs for, with the given invalidator section. */
@@ -24,6 +25,8 @@ function consumerSettings(invalidator: Record<string, unknown>): ConsumerConfig 
     kafkaConfig: config.kafka,
     invalidatorConfig: config.invalidator,
     logger: createLogger({ level: 'silent', pretty: false }),
+    metrics: createInvalidatorMetrics(createMetricsRegistry({ defaultMetrics: false })),
+    topicIds: null,
   } as unknown as ChangeConsumerOptions);
   if (asked === undefined) throw new Error('no consumer was created');
   return asked;
