@@ -178,8 +178,11 @@ export class KafkaCdnLane {
     // The committed offsets of this join are compared with the first batch: read before any commit.
     await this.gaps.ready();
     // The start of a re-created topic, committed before anything there is purged (ChangeLogGaps).
-    const rewind = this.gaps.takeRewind(batch.partition);
-    if (rewind !== undefined) await commitBatchOffset(payload, rewind);
+    const rewind = this.gaps.pendingRewind(batch.partition);
+    if (rewind !== undefined) {
+      await commitBatchOffset(payload, rewind);
+      this.gaps.rewindCommitted(batch.partition);
+    }
     const beat = setInterval(() => heartbeat().catch(() => undefined), this.heartbeatMs);
     try {
       for (const messages of chunk(batch.messages, this.options.maxEntriesPerBatch)) {

@@ -264,8 +264,11 @@ export class ChangeConsumer {
     // The committed offsets of this join are compared with the first batch: read before any commit.
     await this.gaps.ready();
     // The start of a re-created topic, committed before anything there is purged (ChangeLogGaps).
-    const rewind = this.gaps.takeRewind(batch.partition);
-    if (rewind !== undefined) await commitBatchOffset(payload, rewind);
+    const rewind = this.gaps.pendingRewind(batch.partition);
+    if (rewind !== undefined) {
+      await commitBatchOffset(payload, rewind);
+      this.gaps.rewindCommitted(batch.partition);
+    }
     this.batchesInProgress.set(batch.partition, (this.batchesInProgress.get(batch.partition) ?? 0) + 1);
     // Purges may be retried for a long time while a target is down: keep the group membership alive.
     const beat = setInterval(() => heartbeat().catch(() => undefined), this.heartbeatMs);

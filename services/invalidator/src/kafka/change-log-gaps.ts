@@ -63,7 +63,7 @@ const ATTEMPTS = 3;
  * at its position in the new log, skipping what came before. With topic IDs (topicIds, Kafka
  * 2.8+), the topic's ID is compared after each join and every checkTopicEveryMs: a new one is
  * reported ('replaced') and the held partitions are read again from the new log's start (purges are
- * idempotent); the consumer commits that start before its first purge there (takeRewind).
+ * idempotent); the consumer commits that start before its first purge there (pendingRewind).
  */
 export class ChangeLogGaps {
   /** Per partition: the offset the next fetched batch should start at. */
@@ -113,7 +113,7 @@ export class ChangeLogGaps {
    * Follows `consumer` (the latest one attached: a stalled consumer's late events are ignored):
    * its fetched batches, its group joins (holding the partitions until the committed offsets are
    * read: GROUP_JOIN is emitted before the generation's first fetch) and its leaving. Its eachBatch
-   * still awaits ready(), commits takeRewind() first, and reports each commit (committedUpTo).
+   * still awaits ready(), commits pendingRewind() first, and reports each commit (committedUpTo).
    */
   attach(consumer: Consumer): void {
     const { topic } = this.options;
@@ -151,15 +151,17 @@ export class ChangeLogGaps {
   }
 
   /**
-   * The start of a re-created topic this partition was sought to, when its first batch there is
-   * being handled: commit it before purging anything, so that a restart or a rebalance from now on
-   * resumes there, not at the position the group had reached in the new log before the new ID was
-   * seen. Returned once.
+   * The start of a re-created topic this partition was sought to, while its first batch there is
+   * handled: commit it before purging anything (then call rewindCommitted), so that a restart or a
+   * rebalance from now on resumes there, not where the group had got to in the new log before the
+   * new ID was seen.
    */
-  takeRewind(partition: number): bigint | undefined {
-    const offset = this.rewinds.get(partition);
+  pendingRewind(partition: number): bigint | undefined {
+    return this.rewinds.get(partition);
+  }
+
+  rewindCommitted(partition: number): void {
     this.rewinds.delete(partition);
-    return offset;
   }
 
   /** `next` was committed for `partition`. */
