@@ -5,20 +5,10 @@
  */
 import kafkajs from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createMetricsRegistry, type Registry } from '@walpurge/core';
-import { encodeChangeEvent, messageKey, type ChangeEvent } from '@walpurge/protocol';
-import {
-  changeEvent,
-  invalidatorConfig,
-  logger,
-  metricValue,
-  uniqueNames,
-  type Names,
-} from '../../test/harness.js';
-import { createInvalidatorMetrics } from '../metrics.js';
-import { Coalescer } from '../pipeline/coalescer.js';
-import { ChangeConsumer } from './change-consumer.js';
-import type { DeadLetterQueue } from './dead-letter.js';
+import type { Registry } from '@walpurge/core';
+import { encodeChangeEvent, messageKey } from '@walpurge/protocol';
+import { changeEvent, invalidatorConfig, metricValue, uniqueNames, type Names } from '../../test/harness.js';
+import { startRecordingConsumer } from '../../test/recording-consumer.js';
 
 const services = inject('services');
 const kafka = new kafkajs.Kafka({ brokers: services.kafkaBrokers, logLevel: kafkajs.logLevel.NOTHING });
@@ -47,7 +37,7 @@ const send = (topic: string, ids: number[]) =>
   });
 
 /** A ChangeConsumer of `names`' one-partition topic and group, recording the ids it purges. */
-async function startConsumer(
+function startConsumer(
   names: Names,
   target: { held?: Promise<void>; entered?: () => void } = {},
   topicIds?: null,
@@ -56,29 +46,13 @@ async function startConsumer(
     partitions: 1,
     invalidator: { stallTimeoutMs: 60_000, maxBatchEvents: 2 },
   });
-  const registry = createMetricsRegistry({ defaultMetrics: false });
-  const handled: unknown[] = [];
-  const record = async (events: readonly ChangeEvent[]) => {
-    // A purge target that is down: the partition waits behind it.
-    target.entered?.();
-    await target.held;
-    for (const event of events) handled.push(event.key?.['id']);
-  };
-  const consumer = new ChangeConsumer({
-    kafka,
-    kafkaConfig: config.kafka!,
-    invalidatorConfig: config.invalidator,
-    coalescer: new Coalescer(record, 0, 1000),
-    handleEvents: record,
-    deadLetters: {} as DeadLetterQueue,
-    metrics: createInvalidatorMetrics(registry),
-    logger,
-    purgeSignal: new AbortController().signal,
+  return startRecordingConsumer(kafka, config, {
+    beforePurge: async () => {
+      target.entered?.();
+      await target.held;
+    },
     ...(topicIds === null ? { topicIds } : {}),
   });
-  await consumer.start();
-  await expect.poll(() => consumer.isReady(), { timeout: 30_000 }).toBe(true);
-  return { registry, handled, consumer };
 }
 
 const createTopic = (topic: string) =>

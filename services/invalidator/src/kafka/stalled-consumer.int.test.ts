@@ -6,21 +6,11 @@
  */
 import kafkajs, { type Consumer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createMetricsRegistry } from '@walpurge/core';
-import { encodeChangeEvent, messageKey, type ChangeEvent } from '@walpurge/protocol';
+import { encodeChangeEvent, messageKey } from '@walpurge/protocol';
 import { uniqueName } from '@walpurge/testing';
-import {
-  changeEvent,
-  invalidatorConfig,
-  logger,
-  metricValue,
-  uniqueNames,
-  type Names,
-} from '../../test/harness.js';
-import { createInvalidatorMetrics } from '../metrics.js';
-import { Coalescer } from '../pipeline/coalescer.js';
-import { ChangeConsumer } from './change-consumer.js';
-import type { DeadLetterQueue } from './dead-letter.js';
+import { changeEvent, invalidatorConfig, metricValue, uniqueNames, type Names } from '../../test/harness.js';
+import { startRecordingConsumer } from '../../test/recording-consumer.js';
+import type { ChangeConsumer } from './change-consumer.js';
 
 const services = inject('services');
 const kafka = new kafkajs.Kafka({ brokers: services.kafkaBrokers, logLevel: kafkajs.logLevel.NOTHING });
@@ -34,8 +24,8 @@ afterAll(async () => {
   await admin?.disconnect();
 });
 
-/** A ChangeConsumer on its own topic and group, recording the ids of the events it purges. */
-async function startRecordingConsumer(label: string, joining?: Names) {
+/** A ChangeConsumer on its own topic and group (or joining `joining`'s), recording the ids it purges. */
+async function startConsumer(label: string, joining?: Names) {
   const names = joining ?? uniqueNames(label);
   const config = invalidatorConfig(services, names, {
     partitions: 2,
@@ -43,47 +33,32 @@ async function startRecordingConsumer(label: string, joining?: Names) {
   });
   if (!joining)
     await admin.createTopics({ topics: [{ topic: names.topic, numPartitions: 2 }], waitForLeaders: true });
-  const registry = createMetricsRegistry({ defaultMetrics: false });
-  const handled = new Set<unknown>();
-  const record = async (events: readonly ChangeEvent[]) => {
-    for (const event of events) handled.add(event.key?.['id']);
-  };
-  const consumer = new ChangeConsumer({
-    kafka,
-    kafkaConfig: config.kafka!,
-    invalidatorConfig: config.invalidator,
-    coalescer: new Coalescer(record, 0, 1000),
-    handleEvents: record,
-    deadLetters: {} as DeadLetterQueue,
-    metrics: createInvalidatorMetrics(registry),
-    logger,
-    purgeSignal: new AbortController().signal,
-  });
-  await consumer.start();
-  await expect.poll(() => consumer.isReady(), { timeout: 30_000 }).toBe(true);
+  const { registry, handled, consumer } = await startRecordingConsumer(kafka, config);
+  /** How many distinct events were purged. */
+  const purged = (): number => new Set(handled).size;
   const events = (ids: number[]) =>
     ids.map((id) => {
       const event = changeEvent('u', 'items', { key: { id }, before: null, after: { id } });
       return { key: messageKey(event), value: encodeChangeEvent(event) };
     });
-  return { names, registry, handled, consumer, events };
+  return { names, registry, purged, consumer, events };
 }
 
 describe('a consumer that stops fetching', () => {
   it('is found by invalidator.stallTimeoutMs, counted, logged and restarted; every change is then purged', async () => {
-    const { names, registry, handled, consumer, events } = await startRecordingConsumer('stalled');
+    const { names, registry, purged, consumer, events } = await startConsumer('stalled');
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     const send = (ids: number[]) => producer.send({ topic: names.topic, acks: -1, messages: events(ids) });
     try {
       await send([1, 2, 3, 4]);
-      await expect.poll(() => handled.size, { timeout: 30_000 }).toBe(4);
+      await expect.poll(purged, { timeout: 30_000 }).toBe(4);
 
       // Joined and heartbeating, fetching nothing.
       const inner = (consumer as unknown as { consumer: Consumer }).consumer;
       inner.pause([{ topic: names.topic }]);
       await send([5, 6, 7, 8, 9, 10]);
-      await expect.poll(() => handled.size, { timeout: 30_000, interval: 200 }).toBe(10);
+      await expect.poll(purged, { timeout: 30_000, interval: 200 }).toBe(10);
       expect(await metricValue(registry, 'walpurge_invalidator_consumer_stalls_total')).toBe(1);
       expect((consumer as unknown as { consumer: Consumer }).consumer).not.toBe(inner);
       // The gauge shows the brokers' lag, not the value left by the last batch.
@@ -97,7 +72,7 @@ describe('a consumer that stops fetching', () => {
   });
 
   it('is not what a transactional producer leaves: a commit marker past the last event, never committed', async () => {
-    const { names, registry, handled, consumer, events } = await startRecordingConsumer('stall_markers');
+    const { names, registry, purged, consumer, events } = await startConsumer('stall_markers');
     const producer = kafka.producer({
       transactionalId: uniqueName('stall_tx'),
       idempotent: true,
@@ -108,7 +83,7 @@ describe('a consumer that stops fetching', () => {
       const transaction = await producer.transaction();
       await transaction.send({ topic: names.topic, acks: -1, messages: events([1, 2, 3, 4, 5, 6]) });
       await transaction.commit();
-      await expect.poll(() => handled.size, { timeout: 30_000 }).toBe(6);
+      await expect.poll(purged, { timeout: 30_000 }).toBe(6);
       // Three stall timeouts with the markers unconsumed by eachBatch: no restart.
       await new Promise((resolve) => setTimeout(resolve, 6_500));
       expect(await metricValue(registry, 'walpurge_invalidator_consumer_stalls_total')).toBe(0);
@@ -120,7 +95,7 @@ describe('a consumer that stops fetching', () => {
   });
 
   it('a partition handed to another member leaves no lag series behind (it would show its last lag for ever)', async () => {
-    const first = await startRecordingConsumer('lag_series');
+    const first = await startConsumer('lag_series');
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     const lagPartitions = async (registry: typeof first.registry) =>
@@ -133,10 +108,10 @@ describe('a consumer that stops fetching', () => {
         acks: -1,
         messages: first.events([1, 2]).map((message, i) => ({ ...message, partition: i })),
       });
-      await expect.poll(() => first.handled.size, { timeout: 30_000 }).toBe(2);
+      await expect.poll(first.purged, { timeout: 30_000 }).toBe(2);
       await expect.poll(() => lagPartitions(first.registry), { timeout: 10_000 }).toEqual(['0', '1']);
 
-      const second = await startRecordingConsumer('lag_series', first.names);
+      const second = await startConsumer('lag_series', first.names);
       try {
         const held = (consumer: ChangeConsumer) =>
           (consumer as unknown as { assigned: number[] }).assigned.length;
