@@ -9,3 +9,4 @@ export * from './commit-batch.js';
 export * from './consumer-metadata.js';
 export * from './platformatic-connection.js';
 export * from './topic-ids.js';
+export * from './platformatic-node.js';

@@ -1,7 +1,8 @@
-import { Admin } from '@platformatic/kafka';
+import type { Admin } from '@platformatic/kafka';
 import type { KafkaConfig } from '@walpurge/config';
 import { tlsOptions } from './kafka-security.js';
 import { platformaticConnection } from './platformatic-connection.js';
+import { nodeRunsPlatformatic } from './platformatic-node.js';
 
 /** What brokers without topic IDs (before Kafka 2.8) answer. */
 const NO_ID = /^0{8}-0{4}-0{4}-0{4}-0{12}$/;
@@ -10,7 +11,9 @@ const NO_ID = /^0{8}-0{4}-0{4}-0{4}-0{12}$/;
  * Reads topic IDs. Kafka (2.8 and later) gives every topic an ID at creation, so a topic deleted
  * and re-created under the same name has a new one, even when its offsets look continuous to a
  * consumer. kafkajs speaks Metadata v6, which carries no IDs: this asks with @platformatic/kafka's
- * admin client, connected as kafkajs is (platformaticConnection), on first use.
+ * admin client, connected as kafkajs is (platformaticConnection), on first use. It is loaded only
+ * then, and only on a Node.js that runs it: every role imports this package, and walpurge itself
+ * runs on older Node.js versions than that client does.
  */
 export class TopicIdReader {
   private admin: Admin | undefined;
@@ -24,14 +27,7 @@ export class TopicIdReader {
    */
   async read(topic: string): Promise<string | undefined> {
     if (this.closed) throw new Error('the topic ID reader is closed');
-    this.admin ??= new Admin({
-      ...platformaticConnection(this.config, tlsOptions(this.config.ssl)),
-      // One short try: the caller asks again at its next check.
-      retries: 1,
-      retryDelay: 200,
-      connectTimeout: 5_000,
-      timeout: 10_000,
-    });
+    this.admin ??= await this.connect();
     try {
       const metadata = await this.admin.metadata({
         topics: [topic],
@@ -48,6 +44,22 @@ export class TopicIdReader {
       if (error instanceof Error && /unknown topic/i.test(error.message)) return undefined;
       throw error;
     }
+  }
+
+  private async connect(): Promise<Admin> {
+    if (!nodeRunsPlatformatic(process.versions.node))
+      throw new Error(
+        `topic IDs are read with @platformatic/kafka, which needs Node.js 20.19.4 or later (22.18 on 22); this is ${process.version}`,
+      );
+    const { Admin } = await import('@platformatic/kafka');
+    return new Admin({
+      ...platformaticConnection(this.config, tlsOptions(this.config.ssl)),
+      // One short try: the caller asks again at its next check.
+      retries: 1,
+      retryDelay: 200,
+      connectTimeout: 5_000,
+      timeout: 10_000,
+    });
   }
 
   async close(): Promise<void> {

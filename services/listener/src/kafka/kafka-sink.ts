@@ -14,6 +14,7 @@ import { createKafkaSinkMetrics, type KafkaSinkMetrics } from '../metrics.js';
 import {
   createKafka,
   ensureTopics,
+  nodeRunsPlatformatic,
   tlsOptions,
   topicMaxMessageBytes,
   watchWalpurgeTopics,
@@ -22,7 +23,6 @@ import {
 } from '@walpurge/kafka';
 import { pendingEventBytes } from '../stream/pending-bytes.js';
 import { fitMessage, fitsBatch } from './message-size.js';
-import { nodeRunsPlatformatic } from './platformatic-node.js';
 import { listenerProducerConfig } from './producer-settings.js';
 import { ThreadProducer, type SinkProducer } from './producer-thread.js';
 
