@@ -105,7 +105,7 @@ export class ChangeLogGaps {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
-    await Promise.race([this.checking, sleep(1_000)]);
+    if (this.checking) await Promise.race([this.checking, sleep(1_000)]);
     await this.incarnation?.close();
   }
 
