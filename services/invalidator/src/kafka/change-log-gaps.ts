@@ -40,6 +40,8 @@ export interface ChangeLogGapsOptions {
 }
 
 const CHECK_TOPIC_EVERY_MS = 2_000;
+/** The longest a group join holds its partitions for the committed offsets to be read. */
+const HOLD_MAX_MS = 3_000;
 /** Reads of the brokers a check makes: tried this often, half a second apart, before it gives up. */
 const ATTEMPTS = 3;
 
@@ -69,6 +71,8 @@ export class ChangeLogGaps {
   /** Per partition: the offset the next fetched batch should start at. */
   private readonly expected = new Map<number, bigint>();
   private committed: Promise<Map<number, bigint> | undefined> | undefined;
+  /** When this join's partitions may fetch and commit: the committed offsets read, or HOLD_MAX_MS passed. */
+  private released: Promise<void> | undefined;
   /** Per partition: where a seek to a re-created topic's start was asked (its batch is not a gap). */
   private readonly seekingTo = new Map<number, bigint>();
   /** Per partition: a seek's start reached, to be committed before anything is purged there. */
@@ -147,7 +151,7 @@ export class ChangeLogGaps {
 
   /** Resolves once the committed offsets of this join are read: commit nothing before (they would be read instead). */
   async ready(): Promise<void> {
-    await this.committed;
+    await this.released;
   }
 
   /**
@@ -180,7 +184,9 @@ export class ChangeLogGaps {
     this.seekingTo.clear();
     this.rewinds.clear();
     const { admin, groupId, topic, logger } = this.options;
-    const committed = retrying(() => admin.fetchOffsets({ groupId, topics: [topic] }))
+    // kafkajs's admin retries on its own: one call.
+    const committed = admin
+      .fetchOffsets({ groupId, topics: [topic] })
       .then((topics) => {
         const offsets = new Map<number, bigint>();
         // -1: nothing committed; -2: a reset kafkajs committed (crashed before its next commit).
@@ -196,7 +202,12 @@ export class ChangeLogGaps {
         return undefined;
       });
     this.committed = committed;
-    return committed.then(() => undefined);
+    // Brokers restarting can make the read slow: the partitions wait at most HOLD_MAX_MS, then go on
+    // (a reset kafkajs commits meanwhile is then not seen; our own commits are told apart by the
+    // log's end, see check).
+    const waited = new Promise<void>((resolve) => setTimeout(resolve, HOLD_MAX_MS).unref());
+    this.released = Promise.race([committed.then(() => undefined), waited]);
+    return this.released;
   }
 
   private left(): void {
@@ -204,6 +215,7 @@ export class ChangeLogGaps {
     this.seekingTo.clear();
     this.rewinds.clear();
     this.committed = undefined;
+    this.released = undefined;
     this.held = [];
   }
 
