@@ -1,5 +1,5 @@
 import type { Admin, Consumer } from 'kafkajs';
-import { sleep, type Logger } from '@walpurge/core';
+import { retry, sleep, type Logger } from '@walpurge/core';
 import type { ChangeLogGapMetrics } from './change-log-gap-metrics.js';
 import { TopicIncarnation, type TopicIdSource } from './topic-incarnation.js';
 
@@ -340,15 +340,9 @@ export class ChangeLogGaps {
   }
 }
 
-async function retrying<T>(read: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      return await read();
-    } catch (error) {
-      if (attempt >= ATTEMPTS) throw error;
-      await sleep(500);
-    }
-  }
+/** A read of the brokers, tried ATTEMPTS times half a second apart (core's retry, without jitter). */
+function retrying<T>(read: () => Promise<T>): Promise<T> {
+  return retry(read, { maxAttempts: ATTEMPTS, initialMs: 500, maxMs: 500, jitter: 0 });
 }
 
 function ignoreError(action: () => void): void {
